@@ -1,0 +1,284 @@
+"""Iterated convex optimization over a :class:`~multiconvex.standard_form.StandardForm`.
+
+Two drivers share one loop:
+
+* ``"jacobi"`` (R&R Def 7.1): from the current point solve *every* block
+  subproblem on its cross-section and piece (independent solves, dispatched
+  through the executor) and accept the best candidate.
+* ``"gauss-seidel"``: solve the blocks one after another, each from the point
+  left by the previous one (alternating / block-coordinate descent).
+
+A candidate is accepted only if the true (piecewise) objective does not
+increase, so the best point so far is always the current point. The
+certificate (block gaps, R&R Def 5.8) is computed at the returned point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Hashable
+
+import numpy as np
+
+from .executor import Executor, InProcessExecutor
+from .result import Certificate, HistoryEntry, Result
+from .standard_form import BlockSolution, Point, StandardForm, replace
+
+logger = logging.getLogger("multiconvex")
+
+ALGORITHMS = ("gauss-seidel", "jacobi")
+
+
+@dataclass
+class DriverOptions:
+    """Options shared by the drivers (validated by the front ends)."""
+
+    algorithm: str = "gauss-seidel"
+    max_iters: int = 100
+    tol: float = 1e-6
+    time_limit: float | None = None
+    prox: float = 0.0
+    executor: Executor = field(default_factory=InProcessExecutor)
+    verbose: bool = False
+    progress: bool | None = None
+
+
+@dataclass
+class _State:
+    """The incumbent: always the best point found so far.
+
+    Points are compared by merit: a feasible point beats an infeasible one, two
+    feasible points by objective, two infeasible points by constraint violation.
+    ``f`` is ``inf`` while the incumbent is infeasible.
+    """
+
+    x: Point
+    f: float
+    violation: float = 0.0
+    solver_time: float = 0.0
+    backends: dict[str, int] = field(default_factory=dict)
+    failures: int = 0
+
+    def record(self, sol: BlockSolution) -> None:
+        self.solver_time += sol.solve_time
+        if sol.ok and sol.backend:
+            self.backends[sol.backend] = self.backends.get(sol.backend, 0) + 1
+        if not sol.ok:
+            self.failures += 1
+
+    def offer(self, candidate: Point, merit: tuple[float, float]) -> bool:
+        """Accept ``candidate`` iff its merit is no worse (never a higher objective once feasible)."""
+        if not _no_worse(merit, (self.f, self.violation)):
+            return False
+        self.x, (self.f, self.violation) = candidate, merit
+        return True
+
+
+@dataclass
+class _Pass:
+    """What one driver step found."""
+
+    gaps: dict[str, float] | None  # block gaps at the point the step started from (None: not measured)
+    start_f: float
+    accepted: str | None
+    n_ok: int
+
+
+def _no_worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Merit order on (objective, violation); objective is inf for infeasible points."""
+    (fa, va), (fb, vb) = a, b
+    if np.isfinite(fa):
+        return fa <= fb or not np.isfinite(fb)
+    return not np.isfinite(fb) and va < vb
+
+
+def _tol_abs(tol: float, f: float) -> float:
+    return tol * max(1.0, abs(f)) if np.isfinite(f) else tol
+
+
+class _Driver:
+    def __init__(self, form: StandardForm, opts: DriverOptions):
+        self.form = form
+        self.opts = opts
+        self.names = [b.name for b in form.blocks]
+
+    # -- one pass: every block solved from the same point ---------------------------------------
+    def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:
+        form, x, f = self.form, st.x, st.f
+        tol = _tol_abs(self.opts.tol, f)
+        for i in range(len(form.blocks)):
+            form.prepare(i, x, prox=prox)
+        sols = self.opts.executor.map(form.solve_prepared, range(len(form.blocks)))
+        gaps: dict[str, float] = {}
+        best: tuple[tuple[float, float], Point, str] | None = None
+        for sol in sols:
+            st.record(sol)
+            name = self.names[sol.block]
+            if not sol.ok:
+                logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
+                gaps[name] = math.nan
+                continue
+            gaps[name] = f - sol.value if prox == 0 and np.isfinite(f) else math.nan
+        if prox == 0 and _all_within(gaps, tol):
+            accept = False  # the start point is certified: stay on it
+        for sol in sols if accept else ():
+            if sol.ok:
+                cand = replace(x, sol.values)
+                merit = form.evaluate(cand)
+                if best is None or not _no_worse(best[0], merit):
+                    best = (merit, cand, self.names[sol.block])
+        accepted = None
+        if best is not None and _strictly_better(best[0], (f, st.violation)) and st.offer(best[1], best[0]):
+            accepted = best[2]
+        n_ok = sum(s.ok for s in sols)
+        return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok)
+
+    # -- one sweep: blocks one after another ----------------------------------------------------
+    def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
+        form = self.form
+        start_f = st.f
+        accepted: list[str] = []
+        n_ok = 0
+        for i, name in enumerate(self.names):
+            sol = form.solve_block(i, st.x, prox=prox)
+            st.record(sol)
+            if not sol.ok:
+                logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
+                continue
+            n_ok += 1
+            cand = replace(st.x, sol.values)
+            if st.offer(cand, form.evaluate(cand)):
+                accepted.append(name)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok)
+
+    # -- the shared loop ------------------------------------------------------------------------
+    def run(self, x0: Point) -> Result:
+        opts, form = self.opts, self.form
+        t0 = time.perf_counter()
+        deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+        f0, v0 = form.evaluate(x0)
+        st = _State(x=x0, f=f0, violation=v0)
+        if not np.isfinite(st.f):
+            logger.warning("the start point is infeasible (largest constraint violation %.3g): block steps "
+                           "first reduce the violation", v0)
+        history = [HistoryEntry(0, 0.0, st.f * form.sense, None, math.nan, 0.0)]
+        certificate: Certificate | None = None
+        status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
+        bar = _progress_bar(opts)
+        self._log_header()
+        it = 0
+        try:
+            for it in range(1, opts.max_iters + 1):
+                if opts.algorithm == "jacobi":
+                    step = self.jacobi_pass(st, opts.prox)
+                else:
+                    step = self.gauss_seidel_sweep(st, opts.prox, deadline)
+                tol = _tol_abs(opts.tol, step.start_f)
+                if step.n_ok == 0:
+                    status, message = "solver_failure", "every block solve of the iteration failed"
+                    self._record(history, it, t0, st, step, bar)
+                    break
+                progress = step.start_f - st.f
+                if step.gaps is not None and step.accepted is None and _all_within(step.gaps, tol):
+                    # gaps measured at the incumbent (Jacobi without prox stays put when certified)
+                    certificate = Certificate.from_gaps(step.gaps, tol)
+                    status, message = "converged", "every block gap is within tolerance"
+                    self._record(history, it, t0, st, step, bar)
+                    break
+                if step.gaps is None and progress <= tol:
+                    # the step could not measure gaps at the incumbent: check with one pass, no prox
+                    check = self.jacobi_pass(st, 0.0)
+                    if check.accepted is None and _all_within(check.gaps or {}, tol):
+                        certificate = Certificate.from_gaps(check.gaps or {}, tol)
+                        status, message = "converged", "every block gap is within tolerance"
+                        self._record(history, it, t0, st, check, bar)
+                        break
+                    step = check
+                if step.accepted is None and step.gaps is not None:
+                    status = "stalled"
+                    message = "no block step lowers the objective, but some block gap exceeds the tolerance"
+                    self._record(history, it, t0, st, step, bar)
+                    break
+                self._record(history, it, t0, st, step, bar)
+                if deadline is not None and time.perf_counter() > deadline:
+                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                    break
+        except KeyboardInterrupt:
+            status, message = "interrupted", "interrupted by the user; the best point so far is returned"
+            logger.warning(message)
+        finally:
+            if bar is not None:
+                bar.close()
+        if certificate is None:
+            certificate = self._certify(st)
+        form.load(st.x)
+        total = time.perf_counter() - t0
+        res = Result(
+            objective=st.f * form.sense,
+            status=status,
+            iterations=it,
+            history=history,
+            solver_time=st.solver_time,
+            total_time=total,
+            certificate=certificate,
+            values=form.named_values(st.x),
+            algorithm=opts.algorithm,
+            backends_used=dict(st.backends),
+            message=message,
+            info={"failed_block_solves": st.failures},
+        )
+        logger.info("%s: %s", status, message)
+        return res
+
+    def _certify(self, st: _State) -> Certificate:
+        """Block gaps at the incumbent, by one pass that does not move."""
+        try:
+            check = self.jacobi_pass(st, 0.0, accept=False)
+        except KeyboardInterrupt:
+            return Certificate.from_gaps({n: math.nan for n in self.names}, _tol_abs(self.opts.tol, st.f))
+        return Certificate.from_gaps(check.gaps or {}, _tol_abs(self.opts.tol, st.f))
+
+    def _log_header(self) -> None:
+        logger.info("%5s  %18s  %10s  %-14s  %8s", "iter", "objective", "max gap", "accepted", "time")
+
+    def _record(self, history, it, t0, st, step, bar) -> None:
+        gaps = [g for g in (step.gaps or {}).values() if np.isfinite(g)]
+        max_gap = max(gaps) if gaps else math.nan
+        elapsed = time.perf_counter() - t0
+        history.append(HistoryEntry(it, elapsed, st.f * self.form.sense, step.accepted, max_gap, st.solver_time))
+        logger.info("%5d  %18.10g  %10.3g  %-14s  %8.3f", it, st.f * self.form.sense, max_gap,
+                    step.accepted or "-", elapsed)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(objective=f"{st.f * self.form.sense:.6g}")
+
+
+def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return _no_worse(a, b) and not _no_worse(b, a)
+
+
+def _all_within(gaps: dict[str, float], tol: float) -> bool:
+    return bool(gaps) and all(np.isfinite(g) and g <= tol for g in gaps.values())
+
+
+def _progress_bar(opts: DriverOptions):
+    show = opts.progress if opts.progress is not None else (not opts.verbose and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=opts.max_iters, desc=f"multiconvex {opts.algorithm}", leave=False)
+
+
+def run(form: StandardForm, x0: Point, opts: DriverOptions) -> Result:
+    """Run the driver ``opts.algorithm`` on ``form`` from ``x0``."""
+    return _Driver(form, opts).run(x0)
+
+
+__all__ = ["ALGORITHMS", "DriverOptions", "run", "Hashable"]

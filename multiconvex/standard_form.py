@@ -1,0 +1,109 @@
+"""The one seam every part shares: a block subproblem on a piece.
+
+A front end (cvxpy, Pyomo, a torch model) compiles a user's model to a
+:class:`StandardForm`: variables split into blocks, the objective at a point,
+the piece at a point, and for any block the convex subproblem on the
+cross-section through a point restricted to its piece. Drivers and
+certificates only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Mapping
+
+import numpy as np
+
+Point = dict[Hashable, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A named set of variables (keys of a :data:`Point`). Blocks may overlap."""
+
+    name: str
+    keys: tuple[Hashable, ...]
+
+
+@dataclass
+class BlockSolution:
+    """What one block subproblem solve produced.
+
+    ``values`` holds the block's new variable values (``None`` when the solve
+    failed); ``value`` is the subproblem's optimal value as the backend reports
+    it (the true objective restricted to the cross-section and piece, without any
+    proximal term).
+    """
+
+    block: int
+    status: str
+    values: dict[Hashable, np.ndarray] | None = None
+    value: float = float("nan")
+    backend: str | None = None
+    solve_time: float = 0.0
+    wall_time: float = 0.0
+    message: str = ""
+    attempts: list[Any] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.values is not None
+
+
+class StandardForm(ABC):
+    """A piecewise multi-convex problem as drivers see it."""
+
+    blocks: list[Block]
+    sense: int = 1  # +1 minimise, -1 maximise (objective() is always the minimised quantity)
+
+    @abstractmethod
+    def keys(self) -> list[Hashable]:
+        """Every variable key, in a fixed order."""
+
+    @abstractmethod
+    def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
+        """Start point: user values where set, seeded random values elsewhere."""
+
+    @abstractmethod
+    def evaluate(self, point: Point) -> tuple[float, float]:
+        """(objective, violation) at ``point``: the minimised objective, ``inf`` when the point is
+        infeasible, and the largest constraint violation beyond tolerance (0 when feasible)."""
+
+    def objective(self, point: Point) -> float:
+        """The (minimised) objective at ``point``; ``inf`` if ``point`` is infeasible."""
+        return self.evaluate(point)[0]
+
+    @abstractmethod
+    def piece(self, point: Point) -> tuple[np.ndarray, ...]:
+        """The piece (activation pattern of every piecewise-affine atom) at ``point``."""
+
+    @abstractmethod
+    def prepare(self, index: int, point: Point, *, prox: float = 0.0) -> None:
+        """Set block ``index``'s subproblem data for the cross-section through ``point``.
+
+        Must run in the driver's thread; :meth:`solve_prepared` may then run elsewhere.
+        """
+
+    @abstractmethod
+    def solve_prepared(self, index: int) -> BlockSolution:
+        """Solve block ``index``'s prepared subproblem (thread-safe across blocks)."""
+
+    def solve_block(self, index: int, point: Point, *, prox: float = 0.0) -> BlockSolution:
+        self.prepare(index, point, prox=prox)
+        return self.solve_prepared(index)
+
+    @abstractmethod
+    def load(self, point: Point) -> None:
+        """Write ``point`` into the user's model."""
+
+    @abstractmethod
+    def named_values(self, point: Point) -> dict[str, np.ndarray]:
+        """``point`` keyed by the user's variable names."""
+
+
+def replace(point: Point, values: Mapping[Hashable, np.ndarray]) -> Point:
+    """A new point with ``values`` substituted (the cross-section move)."""
+    new = dict(point)
+    new.update(values)
+    return new

@@ -1,0 +1,292 @@
+"""The engine through the cvxpy front end: drivers, certificates, pieces, bad input."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import multiconvex as mc
+from conftest import svt_value
+
+
+def low_rank(rng, m, n, r, noise=0.1):
+    return rng.standard_normal((m, r)) @ rng.standard_normal((r, n)) + noise * rng.standard_normal((m, n))
+
+
+def factorization(Y, k, lam):
+    """½‖Y − U V‖² + (λ/2)(‖U‖² + ‖V‖²): the optimum equals svt_value(Y, λ) once k ≥ rank."""
+    m, n = Y.shape
+    U, V = cp.Variable((m, k), name="U"), cp.Variable((k, n), name="V")
+    obj = 0.5 * cp.sum_squares(Y - U @ V) + lam / 2 * (cp.sum_squares(U) + cp.sum_squares(V))
+    return cp.Problem(cp.Minimize(obj)), U, V
+
+
+# -- matrix factorization reaches the closed-form global optimum --------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+@pytest.mark.parametrize("solver", ["clarabel", "lstsq", "osqp"])
+def test_factorization_reaches_svt_optimum(rng, algorithm, solver):
+    Y = low_rank(rng, 30, 20, 3)
+    lam = 2.0  # leaves 3 singular values above λ: solution rank 3 ≤ k
+    assert np.sum(np.linalg.svd(Y, compute_uv=False) > lam) <= 4
+    prob, U, V = factorization(Y, 4, lam)
+    res = mc.solve(prob, [[U], [V]], algorithm=algorithm, solver=solver, seed=0, tol=1e-10, max_iters=500)
+    exact = svt_value(Y, lam)
+    assert res.objective == pytest.approx(exact, rel=1e-6)
+    assert res.status == "converged", res.message
+    assert res.certificate.is_partial_minimum
+    assert set(res.certificate.block_gaps) == {"U", "V"}
+    assert prob.value == pytest.approx(res.objective)
+    np.testing.assert_allclose(0.5 * np.sum((Y - U.value @ V.value) ** 2)
+                               + lam / 2 * (np.sum(U.value ** 2) + np.sum(V.value ** 2)), res.objective, rtol=1e-12)
+
+
+def test_cvxpy_solve_method_is_registered(rng):
+    Y = low_rank(rng, 12, 8, 2)
+    prob, U, V = factorization(Y, 3, 1.0)
+    value = prob.solve(method="multiconvex", blocks=[[U], [V]], solver="clarabel", seed=1, tol=1e-9,
+                       max_iters=300)
+    assert value == pytest.approx(svt_value(Y, 1.0), rel=1e-6)
+    assert prob.status == "converged"
+    assert prob.value == pytest.approx(value)
+    assert mc.last_result(prob).certificate.is_partial_minimum
+
+
+# -- the single-neuron counterexample (R&R §8) --------------------------------------------------------
+
+def single_neuron(alpha):
+    x = np.array([0.0, -1.0, 1.0])
+    y = np.array([0.5, alpha, 2 * alpha])
+    a, b = cp.Variable(name="a"), cp.Variable(name="b")
+    return cp.Problem(cp.Minimize(cp.sum_squares(y - mc.relu(a * x + b)))), a, b
+
+
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+@pytest.mark.parametrize("alpha", [1.5, 3.0])
+def test_single_neuron_converges_to_each_local_minimum(alpha, algorithm):
+    prob, a, b = single_neuron(alpha)
+    for (a0, b0), value in [((0.5 - alpha, 0.5), 4 * alpha ** 2), ((2 * alpha - 0.5, 0.5), alpha ** 2)]:
+        res = mc.solve(prob, [[a, b]], algorithm=algorithm, solver="clarabel",
+                       init={a: a0 + 0.05, b: b0 - 0.03}, tol=1e-9)
+        assert res.objective == pytest.approx(value, rel=1e-6)
+        assert (float(a.value), float(b.value)) == pytest.approx((a0, b0), abs=1e-5)
+        assert res.certificate.is_partial_minimum
+        assert res.status == "converged"
+
+
+# -- a one-hidden-layer network written with mc.relu ----------------------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+def test_relu_network_trains_and_is_certified(rng, algorithm):
+    N, d, h = 25, 2, 3
+    X = rng.standard_normal((d, N))
+    y = np.maximum(X[0] - 0.5 * X[1], 0) + 0.1 * rng.standard_normal(N)
+    W1, w2 = cp.Variable((h, d), name="W1"), cp.Variable(h, name="w2")
+    loss = cp.sum_squares(w2 @ mc.relu(W1 @ X) - y) + 1e-3 * (cp.sum_squares(W1) + cp.sum_squares(w2))
+    prob = cp.Problem(cp.Minimize(loss))
+    res = mc.solve(prob, [[W1], [w2]], algorithm=algorithm, solver="clarabel", seed=3, max_iters=400, tol=1e-5)
+    start = res.history[0].objective
+    assert res.objective < 0.5 * start
+    assert res.certificate.is_partial_minimum, res.certificate
+    assert res.status == "converged"
+    assert all(res.info["dpp"].values())  # built once, re-solved with new parameters
+
+
+# -- monotone: the history never increases --------------------------------------------------------------
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), algorithm=st.sampled_from(["gauss-seidel", "jacobi"]),
+       kind=st.sampled_from(["factorization", "bilinear", "relu"]))
+def test_objective_history_never_increases(seed, algorithm, kind):
+    r = np.random.default_rng(seed)
+    if kind == "factorization":
+        prob, U, V = factorization(low_rank(r, 8, 6, 2), 2, float(r.uniform(0.01, 1)))
+        blocks = [[U], [V]]
+    elif kind == "bilinear":
+        x, y = cp.Variable(4, name="x"), cp.Variable(3, name="y")
+        Q = r.standard_normal((4, 3))
+        prob = cp.Problem(cp.Minimize(x @ Q @ y + r.standard_normal(4) @ x),
+                          [cp.abs(x) <= 1, cp.abs(y) <= 1])
+        blocks = [[x], [y]]
+    else:
+        X = r.standard_normal((2, 10))
+        W1, w2 = cp.Variable((3, 2), name="W1"), cp.Variable(3, name="w2")
+        prob = cp.Problem(cp.Minimize(cp.sum_squares(w2 @ mc.relu(W1 @ X) - r.standard_normal(10))))
+        blocks = [[W1], [w2]]
+    res = mc.solve(prob, blocks, algorithm=algorithm, solver="clarabel", seed=seed, max_iters=15)
+    f = res.objectives[np.isfinite(res.objectives)]  # a random start may violate the constraints
+    assert len(f) >= 2
+    assert np.all(np.diff(f) <= 1e-12 * max(1.0, abs(f[0])))
+    assert res.objective == pytest.approx(f.min())
+
+
+# -- blocks: found automatically, checked in polynomial time ----------------------------------------------
+
+def test_find_blocks_separates_variables_that_multiply(rng):
+    Y = low_rank(rng, 6, 5, 2)
+    prob, U, V = factorization(Y, 2, 0.5)
+    blocks = mc.find_blocks(prob)
+    assert sorted(sorted(v.name() for v in b) for b in blocks) == [["U"], ["V"]]
+    assert mc.is_multiconvex(prob)
+    assert mc.is_multiconvex(prob, [[U], [V]])
+    assert not mc.is_multiconvex(prob, [[U, V]])
+
+
+def test_find_blocks_is_polynomial_on_a_chain_of_products():
+    # x1 x2 + x2 x3 + ... on 60 variables: DMCP enumerates 2^60 subsets; colouring needs 2 blocks.
+    xs = [cp.Variable(name=f"x{i}") for i in range(60)]
+    obj = sum(cp.square(xs[i] * xs[i + 1] - 1) for i in range(59))
+    blocks = mc.find_blocks(cp.Problem(cp.Minimize(obj)))
+    assert len(blocks) == 2
+    assert sum(len(b) for b in blocks) == 60
+
+
+def test_automatic_blocks_solve(rng):
+    Y = low_rank(rng, 10, 8, 2)
+    prob, U, V = factorization(Y, 3, 0.8)
+    res = mc.solve(prob, solver="clarabel", seed=0, tol=1e-9, max_iters=300)
+    assert res.objective == pytest.approx(svt_value(Y, 0.8), rel=1e-6)
+
+
+# -- options and results -----------------------------------------------------------------------------------
+
+def test_iteration_limit_is_reported_with_a_computed_certificate(rng):
+    prob, U, V = factorization(low_rank(rng, 20, 15, 3), 3, 0.1)
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, max_iters=2, tol=1e-12)
+    assert res.status == "iteration_limit"
+    assert res.iterations == 2
+    assert len(res.history) == 3
+    assert not res.certificate.is_partial_minimum
+    assert res.certificate.block_gaps["U"] > res.certificate.tolerance  # V was solved last: its gap is ~0
+    assert res.solver_time > 0 and res.total_time >= res.solver_time
+
+
+def test_user_values_are_kept_as_the_start(rng):
+    Y = low_rank(rng, 8, 6, 2)
+    prob, U, V = factorization(Y, 2, 0.3)
+    U.value, V.value = np.ones((8, 2)), np.ones((2, 6))
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", max_iters=1)
+    assert res.history[0].objective == pytest.approx(0.5 * np.sum((Y - 2.0) ** 2) + 0.15 * (16 + 12))
+
+
+def test_prox_and_reg_options_run_and_stay_monotone(rng):
+    prob, U, V = factorization(low_rank(rng, 10, 8, 2), 2, 0.3)
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, prox=0.5, reg=0.01, max_iters=200, tol=1e-8)
+    assert np.all(np.diff(res.objectives) <= 1e-10)
+    assert res.status == "converged"
+    assert res.certificate.is_partial_minimum
+
+
+def test_threads_executor_gives_the_same_iterates(rng):
+    Y = low_rank(rng, 10, 8, 2)
+    runs = []
+    for ex in ("inprocess", "threads"):
+        prob, U, V = factorization(Y, 2, 0.3)
+        runs.append(mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=5, max_iters=10,
+                             executor=ex, workers=2))
+    np.testing.assert_allclose(runs[0].objectives, runs[1].objectives, rtol=1e-9)
+
+
+def test_maximize_problems_report_the_maximised_value(rng):
+    x, y = cp.Variable(3, name="x"), cp.Variable(3, name="y")
+    Q = rng.standard_normal((3, 3))
+    prob = cp.Problem(cp.Maximize(x @ Q @ y), [cp.norm(x, "inf") <= 1, cp.norm(y, "inf") <= 1])
+    res = mc.solve(prob, [[x], [y]], solver="clarabel", seed=0)
+    assert res.objective == pytest.approx(float(x.value @ Q @ y.value), rel=1e-6)
+    assert np.all(np.diff(res.objectives) >= -1e-9)
+    assert res.certificate.is_partial_minimum
+
+
+# -- bad input fails before any solve -------------------------------------------------------------------------
+
+def test_nan_data_is_rejected():
+    Y = np.ones((4, 3))
+    Y[1, 2] = np.nan
+    prob, U, V = factorization(Y, 2, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="NaN/inf"):
+        mc.solve(prob, [[U], [V]])
+
+
+def test_inf_in_a_constraint_is_rejected():
+    x, y = cp.Variable(2, name="x"), cp.Variable(2, name="y")
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(x, y))), [x <= np.array([1.0, np.inf]), y <= 1, x >= 0,
+                                                               y >= 0])
+    with pytest.raises(mc.InvalidInputError, match="constraint 0"):
+        mc.solve(prob, [[x], [y]])
+
+
+def test_problem_without_variables_is_rejected():
+    with pytest.raises(mc.InvalidInputError, match="no variables"):
+        mc.solve(cp.Problem(cp.Minimize(cp.Constant(1.0))))
+
+
+def test_block_that_is_not_convex_names_block_and_term():
+    x, y = cp.Variable(name="x"), cp.Variable(name="y")
+    prob = cp.Problem(cp.Minimize(cp.square(x) + x * y ** 2))
+    with pytest.raises(mc.NotMulticonvexError, match=r"block 'y'.*x @ power\(y, 2\.0\)|block 'y'") as err:
+        mc.solve(prob, [[x], [y]])
+    assert err.value.block == "y"
+    assert "y" in err.value.term
+
+
+def test_unknown_solver_lists_the_known_ones(rng):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.UnknownSolverError, match="clarabel") as err:
+        mc.solve(prob, [[U], [V]], solver="nosuchsolver")
+    assert "nosuchsolver" in str(err.value)
+
+
+def test_blocks_must_cover_every_variable(rng):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="V belong to no block"):
+        mc.solve(prob, [[U]])
+
+
+def test_init_with_the_wrong_shape_is_rejected(rng):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="shape"):
+        mc.solve(prob, [[U], [V]], init={U: np.ones((3, 3))})
+
+
+def test_integer_variables_are_rejected():
+    x, y = cp.Variable(integer=True, name="x"), cp.Variable(name="y")
+    with pytest.raises(mc.InvalidInputError, match="integer"):
+        mc.solve(cp.Problem(cp.Minimize(cp.square(x * y - 1))), [[x], [y]])
+
+
+def test_unknown_algorithm_is_rejected(rng):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="jacobi"):
+        mc.solve(prob, [[U], [V]], algorithm="newton")
+
+
+# -- licences: the clear error, and a correct solve with a fallback list ------------------------------------
+
+def test_unlicensed_mosek_gives_a_clear_error_and_falls_back(rng):
+    Y = low_rank(rng, 10, 8, 2)
+    prob, U, V = factorization(Y, 3, 0.8)
+    info = {s.name: s for s in mc.available_solvers()}
+    if info["mosek"].licence == "ok":
+        pytest.skip("a MOSEK licence is installed here: the missing-licence error cannot be shown")
+    with pytest.raises(mc.LicenceError, match="(?i)mosek.*licen"):
+        mc.solve(prob, [[U], [V]], solver="mosek", seed=0)
+    res = mc.solve(prob, [[U], [V]], solver=["mosek", "clarabel"], seed=0, tol=1e-9, max_iters=300)
+    assert res.objective == pytest.approx(svt_value(Y, 0.8), rel=1e-6)
+    assert set(res.backends_used) == {"clarabel"}
+
+
+def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
+    pytest.importorskip("gurobipy")
+    info = {s.name: s for s in mc.available_solvers()}
+    if info["gurobi"].licence != "size-limited":
+        pytest.skip("this Gurobi licence is not size-limited")
+    Y = low_rank(rng, 60, 50, 2)  # a block has 60*3 = 180 variables but 3000 rows of residuals
+    prob, U, V = factorization(Y, 3, 2.0)
+    with pytest.raises(mc.LicenceError, match="(?i)gurobi.*(2000|200)") as err:
+        mc.solve(prob, [[U], [V]], solver="gurobi", seed=0)
+    assert err.value.solver == "gurobi"
+    res = mc.solve(prob, [[U], [V]], solver=["gurobi", "clarabel"], seed=0, tol=1e-9, max_iters=500)
+    assert res.objective == pytest.approx(svt_value(Y, 2.0), rel=1e-6)
