@@ -1,0 +1,27 @@
+"""The model zoo: ready multi-convex models that fit like estimators and hand back their cvxpy form.
+
+Each model takes its hyper-parameters in the constructor, ``fit(...)`` calls
+:func:`multiconvex.solve` and returns self, learned state ends in ``_``
+(``result_`` is the full :class:`multiconvex.Result`), and ``to_cvxpy(...)``
+returns a `CvxpyModel` (problem, blocks, variables by name).
+
+- `MatrixFactorization` and its convex ground truth `svt_optimum` (THEORY.md §4)
+- `NonnegativeMatrixFactorization`
+- `SingleReLUNeuron`, the R&R §8 counterexample (THEORY.md §2)
+- `BilinearProgram`, alternating LPs to a partial minimum
+"""
+
+from ._base import CvxpyModel
+from .bilinear import BilinearProgram
+from .matrix_factorization import MatrixFactorization, svt_optimum
+from .nmf import NonnegativeMatrixFactorization
+from .single_neuron import SingleReLUNeuron
+
+__all__ = [
+    "BilinearProgram",
+    "CvxpyModel",
+    "MatrixFactorization",
+    "NonnegativeMatrixFactorization",
+    "SingleReLUNeuron",
+    "svt_optimum",
+]
