@@ -290,3 +290,79 @@ def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
     assert err.value.solver == "gurobi"
     res = mc.solve(prob, [[U], [V]], solver=["gurobi", "clarabel"], seed=0, tol=1e-9, max_iters=500)
     assert res.objective == pytest.approx(svt_value(Y, 2.0), rel=1e-6)
+
+
+# -- how runs end: time limit, Ctrl-C, failed sub-solves ---------------------------------------------------
+
+class _InterruptAfter:
+    """An executor (the Jacobi dispatch interface) that raises KeyboardInterrupt on its n-th batch,
+    as Ctrl-C would in the middle of an iteration."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def map(self, fn, items):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return [fn(i) for i in items]
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_returns_the_best_point_so_far(rng):
+    Y = low_rank(rng, 12, 10, 2)
+    prob, U, V = factorization(Y, 2, 0.3)
+    res = mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=0, max_iters=50,
+                   executor=_InterruptAfter(4), tol=1e-12)
+    assert res.status == "interrupted"
+    assert res.iterations == 4
+    assert res.objective == pytest.approx(min(h.objective for h in res.history))
+    # the variables hold the returned point
+    assert 0.5 * np.sum((Y - U.value @ V.value) ** 2) + 0.15 * (np.sum(U.value ** 2) + np.sum(V.value ** 2)) \
+        == pytest.approx(res.objective)
+
+
+def test_time_limit_is_reported(rng):
+    prob, U, V = factorization(low_rank(rng, 30, 20, 3), 3, 0.05)
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, max_iters=10_000, tol=0.0, time_limit=0.3)
+    assert res.status == "time_limit"
+    assert res.iterations < 10_000
+    assert np.all(np.diff(res.objectives) <= 0)
+
+
+def test_failed_sub_solves_keep_the_best_point_and_say_so(rng):
+    # an iteration limit of 1 makes every OSQP block solve end without a solution
+    Y = low_rank(rng, 10, 8, 2)
+    prob, U, V = factorization(Y, 2, 0.3)
+    U0, V0 = rng.standard_normal((10, 2)), rng.standard_normal((2, 8))
+    res = mc.solve(prob, [[U], [V]], solver="osqp", solver_options={"max_iter": 1},
+                   init={U: U0, V: V0})
+    assert res.status == "solver_failure"
+    np.testing.assert_array_equal(U.value, U0)
+    np.testing.assert_array_equal(V.value, V0)
+    assert res.objective == pytest.approx(res.history[0].objective)
+    assert not res.certificate.is_partial_minimum
+    assert all(np.isnan(g) for g in res.certificate.block_gaps.values())
+
+
+def test_a_failing_backend_in_a_fallback_list_is_replaced(rng):
+    Y = low_rank(rng, 10, 8, 2)
+    prob, U, V = factorization(Y, 2, 0.3)
+    res = mc.solve(prob, [[U], [V]], solver=["osqp", "clarabel"], solver_options={"osqp": {"max_iter": 1}},
+                   seed=0, tol=1e-9, max_iters=300)
+    assert res.status == "converged"
+    assert set(res.backends_used) == {"clarabel"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["lstsq", "clarabel"])
+def test_factorization_200x100_rank5_reaches_svt_optimum(solver):
+    rng = np.random.default_rng(7)
+    Y = low_rank(rng, 200, 100, 5, noise=0.1)
+    lam = 3.0
+    prob, U, V = factorization(Y, 6, lam)
+    res = mc.solve(prob, [[U], [V]], solver=solver, seed=0, tol=1e-10, max_iters=2000)
+    assert res.objective == pytest.approx(svt_value(Y, lam), rel=1e-6)
+    assert res.certificate.is_partial_minimum

@@ -79,9 +79,9 @@ def find_blocks(problem: cp.Problem) -> list[list[Variable]]:
     Examples
     --------
     >>> import cvxpy as cp, multiconvex as mc
-    >>> x, y = cp.Variable(), cp.Variable()
+    >>> x, y = cp.Variable(name="x"), cp.Variable(name="y")
     >>> [[v.name() for v in b] for b in mc.find_blocks(cp.Problem(cp.Minimize(cp.square(x * y - 1))))]
-    [['...'], ['...']]
+    [['x'], ['y']]
     """
     from .cross_section import CrossSection
 

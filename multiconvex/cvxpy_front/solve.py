@@ -89,8 +89,8 @@ def solve(
     >>> import cvxpy as cp, numpy as np, multiconvex as mc
     >>> Y = np.random.default_rng(0).standard_normal((20, 10))
     >>> U, V = cp.Variable((20, 3)), cp.Variable((3, 10))
-    >>> prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + 0.1 * (cp.sum_squares(U) + cp.sum_squares(V))))
-    >>> res = mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=0)
+    >>> prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + 2 * (cp.sum_squares(U) + cp.sum_squares(V))))
+    >>> res = mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=0, max_iters=500)
     >>> res.certificate.is_partial_minimum
     True
     """
