@@ -108,6 +108,16 @@ class Estimator:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def _fit_model(self, model: CvxpyModel, *, default_init: Mapping[str, np.ndarray], init: Any,
+                   solve_kwargs: dict[str, Any], where: str) -> CvxpyModel:
+        """Solve ``model`` (see :func:`solve_model`) and store the state every model learns."""
+        result = solve_model(model, default_init=default_init, init=init, solve_kwargs=solve_kwargs, where=where)
+        self.result_ = result
+        self.cvxpy_model_ = model
+        self.objective_ = float(result.objective)
+        self.n_iter_ = int(result.iterations)
+        return model
+
     def _check_fitted(self, attr: str) -> None:
         if not hasattr(self, attr):
             raise InvalidInputError(

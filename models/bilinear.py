@@ -21,7 +21,7 @@ from scipy.optimize import linprog
 
 from multiconvex.errors import InvalidInputError
 
-from ._base import CvxpyModel, Estimator, solve_model
+from ._base import CvxpyModel, Estimator
 from ._validation import check_array
 
 __all__ = ["BilinearProgram"]
@@ -245,17 +245,8 @@ class BilinearProgram(Estimator):
         where = f"{type(self).__name__}.fit"
         self._data(where)
         model = self.to_cvxpy()
-        result = solve_model(
-            model,
-            default_init=self.feasible_point(),
-            init=init,
-            solve_kwargs=solve_kwargs,
-            where=where,
-        )
-        self.result_ = result
-        self.cvxpy_model_ = model
+        self._fit_model(model, default_init=self.feasible_point(), init=init, solve_kwargs=solve_kwargs,
+                        where=where)
         self.x_ = np.array(model.variables["x"].value, dtype=float)
         self.y_ = np.array(model.variables["y"].value, dtype=float)
-        self.objective_ = float(result.objective)
-        self.n_iter_ = int(result.iterations)
         return self

@@ -13,7 +13,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from ._base import CvxpyModel, Estimator, solve_model
+from ._base import CvxpyModel, Estimator
 from ._validation import check_array, check_rank, check_scalar
 
 __all__ = ["MatrixFactorization", "svt_optimum"]
@@ -174,20 +174,11 @@ class MatrixFactorization(Estimator):
         where = f"{type(self).__name__}.fit"
         Y, _, lam = self._validate(Y, where)
         model = self.to_cvxpy(Y)
-        result = solve_model(
-            model,
-            default_init=self.initial_point(Y),
-            init=init,
-            solve_kwargs=solve_kwargs,
-            where=where,
-        )
-        self.result_ = result
-        self.cvxpy_model_ = model
+        self._fit_model(model, default_init=self.initial_point(Y), init=init, solve_kwargs=solve_kwargs,
+                        where=where)
         self.U_ = np.array(model.variables["U"].value, dtype=float)
         self.V_ = np.array(model.variables["V"].value, dtype=float)
         self.components_ = self.V_.T
         self.X_ = self.U_ @ self.V_.T
-        self.objective_ = float(result.objective)
         self.polar_ = float(np.linalg.norm(Y - self.X_, ord=2))
-        self.n_iter_ = int(result.iterations)
         return self

@@ -7,7 +7,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from ._base import CvxpyModel, Estimator, solve_model
+from ._base import CvxpyModel, Estimator
 from ._validation import check_array, check_rank, check_scalar
 
 __all__ = ["NonnegativeMatrixFactorization"]
@@ -120,20 +120,11 @@ class NonnegativeMatrixFactorization(Estimator):
         where = f"{type(self).__name__}.fit"
         Y, _, _ = self._validate(Y, where)
         model = self.to_cvxpy(Y)
-        result = solve_model(
-            model,
-            default_init=self.initial_point(Y),
-            init=init,
-            solve_kwargs=solve_kwargs,
-            where=where,
-        )
-        self.result_ = result
-        self.cvxpy_model_ = model
+        self._fit_model(model, default_init=self.initial_point(Y), init=init, solve_kwargs=solve_kwargs,
+                        where=where)
         # Solver round-off can leave tiny negatives; the model's W, H are nonnegative.
         self.W_ = np.maximum(np.array(model.variables["W"].value, dtype=float), 0.0)
         self.H_ = np.maximum(np.array(model.variables["H"].value, dtype=float), 0.0)
         self.components_ = self.H_
         self.reconstruction_err_ = float(np.linalg.norm(Y - self.W_ @ self.H_, "fro"))
-        self.objective_ = float(result.objective)
-        self.n_iter_ = int(result.iterations)
         return self

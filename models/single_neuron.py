@@ -19,7 +19,7 @@ import numpy as np
 
 from multiconvex.errors import InvalidInputError
 
-from ._base import CvxpyModel, Estimator, solve_model
+from ._base import CvxpyModel, Estimator
 from ._validation import check_array, check_scalar
 
 __all__ = ["SingleReLUNeuron"]
@@ -171,17 +171,8 @@ class SingleReLUNeuron(Estimator):
             ab = check_array(init, name="init", where=where, shape=(2,))
             init = {"a": ab[0], "b": ab[1]}
         model = self.to_cvxpy()
-        result = solve_model(
-            model,
-            default_init=self.initial_point(),
-            init=init,
-            solve_kwargs=solve_kwargs,
-            where=where,
-        )
-        self.result_ = result
-        self.cvxpy_model_ = model
+        self._fit_model(model, default_init=self.initial_point(), init=init, solve_kwargs=solve_kwargs,
+                        where=where)
         self.a_ = float(model.variables["a"].value)
         self.b_ = float(model.variables["b"].value)
-        self.objective_ = float(result.objective)
-        self.n_iter_ = int(result.iterations)
         return self
