@@ -106,23 +106,47 @@ class _Driver:
         self.opts = opts
         self.names = [b.name for b in form.blocks]
 
+    # -- block solves on the piece at the incumbent (and its neighbour across a boundary) -------
+    def solve_blocks(self, st: _State, prox: float, indices: list[int]) -> list[BlockSolution]:
+        """Solve the blocks ``indices`` from the incumbent, independently (through the executor).
+
+        A block whose piece has units on a boundary (pre-activation ≈ 0) is solved on
+        the adjacent piece too (those units flipped): the point belongs to both, and the
+        better of the two is the block's solution and its optimum (THEORY §2).
+        """
+        form, x = self.form, st.x
+        boundary = {i: form.prepare(i, x, prox=prox) for i in indices}
+        sols = {s.block: s for s in self.opts.executor.map(form.solve_prepared, indices)}
+        for s in sols.values():
+            st.record(s)
+        flips = [i for i in indices if boundary[i]]
+        for i in flips:
+            form.prepare(i, x, prox=prox, flip_boundary=True)
+        for s in self.opts.executor.map(form.solve_prepared, flips) if flips else ():
+            st.record(s)
+            if s.ok and (not sols[s.block].ok or s.value < sols[s.block].value):
+                sols[s.block] = s
+        return [sols[i] for i in indices]
+
     # -- one pass: every block solved from the same point ---------------------------------------
     def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:
         form, x, f = self.form, st.x, st.f
         tol = _tol_abs(self.opts.tol, f)
-        for i in range(len(form.blocks)):
-            form.prepare(i, x, prox=prox)
-        sols = self.opts.executor.map(form.solve_prepared, range(len(form.blocks)))
+        sols = self.solve_blocks(st, prox, list(range(len(form.blocks))))
         gaps: dict[str, float] = {}
         best: tuple[tuple[float, float], Point, str] | None = None
         for sol in sols:
-            st.record(sol)
             name = self.names[sol.block]
             if not sol.ok:
                 logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 gaps[name] = math.nan
                 continue
-            gaps[name] = f - sol.value if prox == 0 and np.isfinite(f) else math.nan
+            # only an accurate optimum of the subproblem without prox measures the gap
+            gaps[name] = f - sol.value if prox == 0 and np.isfinite(f) and sol.status == "optimal" else math.nan
+            if gaps[name] < -tol:
+                logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
+                               "feasible for it: the solve is inaccurate and certifies nothing", name,
+                               sol.value, f)
         if prox == 0 and _all_within(gaps, tol):
             accept = False  # the start point is certified: stay on it
         for sol in sols if accept else ():
@@ -136,7 +160,6 @@ class _Driver:
             accepted = best[2]
         n_ok = sum(s.ok for s in sols)
         return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok)
-
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
@@ -144,8 +167,7 @@ class _Driver:
         accepted: list[str] = []
         n_ok = 0
         for i, name in enumerate(self.names):
-            sol = form.solve_block(i, st.x, prox=prox)
-            st.record(sol)
+            sol = self.solve_blocks(st, prox, [i])[0]
             if not sol.ok:
                 logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 continue
@@ -213,6 +235,7 @@ class _Driver:
             status, message = "interrupted", "interrupted by the user; the best point so far is returned"
             logger.warning(message)
         finally:
+            form.load(st.x)  # whatever happened, the user's variables hold the best point
             if bar is not None:
                 bar.close()
         if certificate is None:
@@ -264,7 +287,9 @@ def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def _all_within(gaps: dict[str, float], tol: float) -> bool:
-    return bool(gaps) and all(np.isfinite(g) and g <= tol for g in gaps.values())
+    """Every gap measured and within ``[-tol, tol]`` (a gap below −tol means the solve was wrong:
+    the current point is feasible for every block subproblem)."""
+    return bool(gaps) and all(np.isfinite(g) and -tol <= g <= tol for g in gaps.values())
 
 
 def _progress_bar(opts: DriverOptions):

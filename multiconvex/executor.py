@@ -10,7 +10,7 @@ a ``map(fn, iterable)`` method (a :class:`concurrent.futures.Executor`, a
 from __future__ import annotations
 
 from concurrent.futures import Executor as _FuturesBase
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from .errors import InvalidInputError
@@ -36,14 +36,22 @@ class InProcessExecutor:
 
 
 class FuturesExecutor:
-    """Adapt a :class:`concurrent.futures.Executor` (thread pool, dask client...)."""
+    """Adapt anything with ``submit`` returning futures (a concurrent.futures pool, a dask Client)."""
 
     def __init__(self, pool: Any, *, owned: bool = False):
         self._pool = pool
         self._owned = owned
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return list(self._pool.map(fn, items))
+        futures = [self._pool.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            # Ctrl-C or a failure: let no task keep writing into shared state after we return
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
 
     def close(self) -> None:
         if self._owned:

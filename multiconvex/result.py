@@ -41,8 +41,9 @@ class Certificate:
     block_gaps : dict[str, float]
         For each block, objective at the point minus the optimum of that block's
         convex subproblem on the cross-section through the point, restricted to its
-        piece (R&R Def 5.8). Nonnegative up to solver accuracy; ``nan`` where the
-        block solve failed (then nothing is certified for that block).
+        piece (R&R Def 5.8). Nonnegative up to solver accuracy (a gap below
+        ``-tolerance`` means the backend's optimum is wrong and certifies nothing);
+        ``nan`` where the block solve failed or was only ``optimal_inaccurate``.
     tolerance : float
         Absolute tolerance the gaps were compared with.
     is_partial_minimum : bool
@@ -64,7 +65,7 @@ class Certificate:
 
     @classmethod
     def from_gaps(cls, gaps: dict[str, float], tolerance: float) -> "Certificate":
-        ok = bool(gaps) and all(np.isfinite(g) and g <= tolerance for g in gaps.values())
+        ok = bool(gaps) and all(np.isfinite(g) and -tolerance <= g <= tolerance for g in gaps.values())
         return cls(block_gaps=dict(gaps), tolerance=float(tolerance), is_partial_minimum=ok)
 
     def __str__(self) -> str:

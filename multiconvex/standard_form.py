@@ -79,19 +79,18 @@ class StandardForm(ABC):
         """The piece (activation pattern of every piecewise-affine atom) at ``point``."""
 
     @abstractmethod
-    def prepare(self, index: int, point: Point, *, prox: float = 0.0) -> None:
+    def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         """Set block ``index``'s subproblem data for the cross-section through ``point``.
 
         Must run in the driver's thread; :meth:`solve_prepared` may then run elsewhere.
+        With ``flip_boundary`` the piece is the neighbour across the boundary: units whose
+        pre-activation is ≈ 0 at ``point`` take the other side. Returns whether the
+        piece has such boundary units (then the neighbouring piece is worth a solve).
         """
 
     @abstractmethod
     def solve_prepared(self, index: int) -> BlockSolution:
         """Solve block ``index``'s prepared subproblem (thread-safe across blocks)."""
-
-    def solve_block(self, index: int, point: Point, *, prox: float = 0.0) -> BlockSolution:
-        self.prepare(index, point, prox=prox)
-        return self.solve_prepared(index)
 
     @abstractmethod
     def load(self, point: Point) -> None:

@@ -47,12 +47,13 @@ def check_variables(problem: cp.Problem) -> None:
 
 
 def check_options(*, max_iters: Any, tol: Any, time_limit: Any, reg: Any, prox: Any) -> None:
-    if not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
         raise InvalidInputError(f"max_iters={max_iters!r}: give a positive integer.")
     for name, val in (("tol", tol), ("reg", reg), ("prox", prox)):
         if not isinstance(val, (int, float, np.floating, np.integer)) or not math.isfinite(val) or val < 0:
             raise InvalidInputError(f"{name}={val!r}: give a finite number >= 0.")
-    if time_limit is not None and (not isinstance(time_limit, (int, float)) or time_limit <= 0):
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or not math.isfinite(time_limit) or time_limit <= 0):
         raise InvalidInputError(f"time_limit={time_limit!r}: give a positive number of seconds, or None.")
 
 

@@ -366,3 +366,48 @@ def test_factorization_200x100_rank5_reaches_svt_optimum(solver):
     res = mc.solve(prob, [[U], [V]], solver=solver, seed=0, tol=1e-10, max_iters=2000)
     assert res.objective == pytest.approx(svt_value(Y, lam), rel=1e-6)
     assert res.certificate.is_partial_minimum
+
+
+# -- pieces change across boundaries; inaccurate solves certify nothing ----------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+def test_a_unit_on_the_boundary_can_change_piece(algorithm):
+    # convex in a, minimum at a = -3 (f = 0); from a = 1 the alive piece ends at a = 0, where the unit
+    # is on the boundary and the dead piece on the other side must be tried
+    a = cp.Variable(name="a")
+    prob = cp.Problem(cp.Minimize(cp.square(mc.relu(a)) + cp.square(a + 3)))
+    res = mc.solve(prob, [[a]], algorithm=algorithm, solver="clarabel", init={a: 1.0}, tol=1e-9)
+    assert res.objective == pytest.approx(0.0, abs=1e-7)
+    assert float(a.value) == pytest.approx(-3.0, abs=1e-5)
+    assert res.certificate.is_partial_minimum
+
+
+def test_inaccurate_block_solves_do_not_certify(rng):
+    Y = rng.standard_normal((20, 15))
+    prob, U, V = factorization(Y, 3, 0.1)
+    res = mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="scs", solver_options={"max_iters": 2}, seed=0)
+    assert not res.certificate.is_partial_minimum
+    assert res.status != "converged"
+
+
+def test_scalar_blocks_inside_nested_relus_are_built():
+    r = np.random.default_rng(0)
+    x, y = r.standard_normal(5), r.standard_normal(5)
+    a, c = cp.Variable(name="a"), cp.Variable(name="c")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(mc.relu(c * mc.relu(a * x)) - y)))
+    res = mc.solve(prob, [[a], [c]], solver="clarabel", seed=0)
+    assert res.objective <= res.history[0].objective
+    assert np.isfinite(res.certificate.max_gap)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), True, -1.0])
+def test_bad_time_limit_is_rejected(rng, bad):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="time_limit"):
+        mc.solve(prob, [[U], [V]], time_limit=bad)
+
+
+def test_init_for_a_variable_outside_the_problem_is_rejected(rng):
+    prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
+    with pytest.raises(mc.InvalidInputError, match="not in the problem"):
+        mc.solve(prob, [[U], [V]], init={cp.Variable((4, 1), name="W"): np.ones((4, 1))})

@@ -28,6 +28,8 @@ from .atoms import piece_of, relu
 
 logger = logging.getLogger("multiconvex")
 
+BOUNDARY_TOL = 1e-7  # |z| <= BOUNDARY_TOL * max(1, max|z|): the unit is on the boundary of its piece
+
 _COPIED_ATTRIBUTES = ("nonneg", "nonpos", "pos", "neg", "symmetric", "diag", "PSD", "NSD", "bounds")
 
 
@@ -172,7 +174,7 @@ class CrossSection:
             A = cp.Parameter((expr.size, n), name="jacobian")
             c = cp.Parameter(expr.size, name="offset")
             self.lifts.append(_Lift(A, c, expr, xs))
-            stacked = xs[0] if len(xs) == 1 and xs[0].ndim <= 1 else cp.hstack([cp.vec(x, order="F") for x in xs])
+            stacked = cp.hstack([cp.reshape(x, (x.size,), order="F") for x in xs])
             flat = A @ stacked + c
             return cp.reshape(flat, expr.shape, order="F") if expr.shape != flat.shape else flat
         return expr.copy([self._lift(a) for a in expr.args])
@@ -189,11 +191,13 @@ class CrossSection:
         return p
 
     # -- per solve --------------------------------------------------------------------------------
-    def set_point(self, values: dict[int, np.ndarray], prox: float = 0.0) -> None:
+    def set_point(self, values: dict[int, np.ndarray], prox: float = 0.0, flip_boundary: bool = False) -> bool:
         """Fix the other blocks and the piece at the point the user variables hold now.
 
         ``values`` are the block's own variable values at the point (proximal anchor
-        and warm start).
+        and warm start). Units whose pre-activation is within ``BOUNDARY_TOL`` (relative)
+        of 0 lie on the boundary of the piece; ``flip_boundary`` puts them on the other
+        side. Returns whether any unit lies on a boundary.
         """
         for fold in self.folds:
             val = np.asarray(fold.expr.value, dtype=float).reshape(fold.param.shape, order="F") \
@@ -203,9 +207,14 @@ class CrossSection:
             elif fold.clip == "nonpos":
                 val = np.minimum(val, 0.0)
             fold.param.value = val
+        on_boundary = False
         for pf in self.pieces:
-            s = piece_of(pf.arg.value).reshape(pf.mask.shape, order="F") if pf.mask.shape else \
-                float(piece_of(pf.arg.value))
+            z = np.asarray(pf.arg.value, dtype=float).reshape(pf.mask.shape, order="F")
+            s = piece_of(z)
+            edge = np.abs(z) <= BOUNDARY_TOL * max(1.0, float(np.max(np.abs(z), initial=0.0)))
+            on_boundary = on_boundary or bool(edge.any())
+            if flip_boundary:
+                s = np.where(edge, 1.0 - s, s)
             pf.mask.value = s
             pf.sign.value = 2 * s - 1
         for vid, x in self.copies.items():
@@ -221,6 +230,7 @@ class CrossSection:
                 a.value = float(prox) * np.asarray(values[vid], dtype=float)
         elif prox:
             raise ValueError("this subproblem was built without a proximal term")
+        return on_boundary
 
     def solution(self) -> dict[int, np.ndarray]:
         return {vid: np.asarray(x.value, dtype=float).reshape(x.shape) for vid, x in self.copies.items()}

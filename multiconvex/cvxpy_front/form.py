@@ -59,6 +59,8 @@ class CvxpyForm(StandardForm):
         given: dict[int, Any] = {}
         for k, val in (init or {}).items():
             v = k if isinstance(k, Variable) else self._by_name(k)
+            if v.id not in self.variables:
+                raise InvalidInputError(f"init gives a value for variable '{v.name()}', which is not in the problem.")
             given[v.id] = val
         point: Point = {}
         for vid, v in self.variables.items():
@@ -74,8 +76,8 @@ class CvxpyForm(StandardForm):
                     val = -np.abs(val)
             val = np.asarray(val, dtype=float)
             if val.shape != v.shape:
-                if val.size == int(np.prod(v.shape)) and (val.ndim <= 1 or not v.shape):
-                    val = val.reshape(v.shape)
+                if val.size == 1 and not v.shape:
+                    val = val.reshape(())
                 else:
                     raise InvalidInputError(
                         f"initial value of variable '{v.name()}' has shape {val.shape}, expected {v.shape}.")
@@ -113,10 +115,10 @@ class CvxpyForm(StandardForm):
         return tuple(piece_of(r.args[0].value).astype(bool) for r in self._relus)
 
     # -- block subproblems ----------------------------------------------------------------------
-    def prepare(self, index: int, point: Point, *, prox: float = 0.0) -> None:
+    def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         self._assign(point)
         sec = self.sections[index]
-        sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox)
+        return sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox, flip_boundary=flip_boundary)
 
     def solve_prepared(self, index: int) -> BlockSolution:
         from ..errors import LicenceError, SolverUnavailableError
