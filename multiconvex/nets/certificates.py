@@ -1,0 +1,181 @@
+"""Certificates for any weights: the partial-minimum certificate (R&R Def 5.8) and the
+gradient-basis gap (K&K Thm 1).
+
+* :func:`partial_minimum_certificate` solves every block subproblem at the given weights, on
+  their piece (and on the neighbouring piece where units lie on a boundary), with the same
+  machinery the drivers use, and reports the block gaps ``F(θ) − min_block``. It applies to
+  weights from anywhere — our drivers, a GD/Adam baseline, a network trained elsewhere
+  (R&R Thm 6.3: is gradient descent's limit a partial minimum of its piece?).
+* :func:`gradient_basis_gap` computes ``L(θ) − L*_θ`` where ``L*_θ`` is the best data loss of
+  the linear model whose features are the network's parameter Jacobian (the gradient basis).
+  For squared loss it is one least-squares projection: ``‖P_J r‖² / (2N)`` with ``r`` the
+  residual; it is 0 at every differentiable critical point of the data loss and > 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..result import Certificate
+from ..standard_form import Point
+from .network import Architecture, Params, data_loss, flatten, forward, unflatten
+
+
+def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
+    """``F(point) − optimum`` of every block subproblem of ``form`` (``nan`` where a solve failed).
+
+    A block whose piece has boundary units is solved on the neighbouring piece too and the
+    better optimum is used (the point belongs to both pieces; THEORY §2).
+    """
+    f, _ = form.evaluate(point)
+    indices = list(range(len(form.blocks)))
+    run = executor.map if executor is not None else (lambda fn, xs: [fn(x) for x in xs])
+    boundary = {i: form.prepare(i, point) for i in indices}
+    best = {s.block: s for s in run(form.solve_prepared, indices)}
+    flips = [i for i in indices if boundary[i]]
+    for i in flips:
+        form.prepare(i, point, flip_boundary=True)
+    for s in run(form.solve_prepared, flips) if flips else ():
+        if s.ok and (not best[s.block].ok or s.value < best[s.block].value):
+            best[s.block] = s
+    gaps: dict[str, float] = {}
+    for i in indices:
+        s = best[i]
+        gaps[form.blocks[i].name] = f - s.value if s.ok and s.status == "optimal" else math.nan
+    return gaps
+
+
+def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=None) -> Certificate:
+    """Block gaps at ``point`` compared with ``tol · max(1, |F|)`` (the drivers' relative tolerance).
+
+    Parameters
+    ----------
+    form : NetForm (or any StandardForm)
+        The blocks and subproblems; :meth:`multiconvex.models.ReLUNetwork.certificate` builds it.
+    point : dict
+        The weights, as a point of ``form``.
+    tol : float
+        Relative tolerance.
+    """
+    f, _ = form.evaluate(point)
+    return Certificate.from_gaps(block_gaps(form, point, executor), tol * max(1.0, abs(f)))
+
+
+@dataclass(frozen=True)
+class GradientBasisGap:
+    """``loss − best_loss`` of the gradient basis model at θ (K&K Thm 1).
+
+    Attributes
+    ----------
+    gap : float
+        ``L(θ) − L*_θ ≥ 0``; 0 at a differentiable critical point of the data loss.
+    loss, best_loss : float
+        ``L(θ)`` (mean data loss, no weight decay) and ``L*_θ``.
+    rank : int
+        Numerical rank of the Jacobian (the number of gradient-basis features that count).
+    n_features : int
+        Number of parameters (columns of the Jacobian).
+    """
+
+    gap: float
+    loss: float
+    best_loss: float
+    rank: int
+    n_features: int
+
+    @property
+    def relative_gap(self) -> float:
+        return self.gap / max(abs(self.loss), 1e-300)
+
+
+def parameter_jacobian(arch: Architecture, params: Params, X: torch.Tensor, *, trainable: list[int] | None = None,
+                       chunk: int = 256):
+    """Yield ``(rows, J_chunk)``: per-sample Jacobians of the outputs w.r.t. the flattened parameters.
+
+    ``torch.func.vmap(jacrev)`` over chunks of ``chunk`` samples, so memory stays at
+    ``chunk · n_out · n_params`` entries. ``trainable`` (layer indices, 0-based) restricts the
+    columns to those layers' parameters (e.g. only the last layer for a fixed-feature model).
+    """
+    from torch.func import jacrev, vmap
+
+    theta = flatten(params).detach()
+    sizes = [W.numel() + (b.numel() if b is not None else 0) for W, b in params]
+    starts = np.cumsum([0] + sizes)
+    cols = torch.arange(theta.numel(), device=theta.device)
+    if trainable is not None:
+        cols = torch.cat([cols[starts[k]:starts[k + 1]] for k in trainable])
+
+    def f_one(th: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        full = theta.index_put((cols,), th)
+        return forward(arch, unflatten(arch, full), x[None, :])[0][0]
+
+    jac = vmap(jacrev(f_one), in_dims=(None, 0))
+    for s in range(0, X.shape[0], chunk):
+        yield s, jac(theta[cols], X[s:s + chunk])  # (chunk, n_out, n_cols)
+
+
+def gradient_basis_gap(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Tensor, *,
+                       trainable: list[int] | None = None, chunk: int = 256, solver: str = "auto") -> GradientBasisGap:
+    """The K&K gradient-basis gap ``L(θ) − L*_θ`` at ``params``.
+
+    Squared loss: ``L*_θ = min_α (1/2N)‖Jα − t‖²``; because the output lies in the span of the
+    Jacobian (its last layer is linear), ``L(θ) − L*_θ = ‖P_J r‖² / (2N)`` with ``r = t − f(θ)``,
+    computed from the Gram matrix ``JᵀJ`` and ``Jᵀr`` accumulated over sample chunks (memory
+    ``n_params²``) and one symmetric eigen-solve: no cancellation, exactly 0 when ``Jᵀr = 0``.
+    Logistic/softmax: ``L*_θ`` is one exponential-cone program (cvxpy; small data).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiconvex.nets import Architecture, init_params, gradient_basis_gap
+    >>> arch = Architecture((2, 3, 1))
+    >>> X = torch.randn(10, 2, dtype=torch.float64); T = torch.randn(10, 1, dtype=torch.float64)
+    >>> gradient_basis_gap(arch, init_params(arch, 0, X.device), X, T).gap > 0
+    True
+    """
+    with torch.no_grad():
+        out = forward(arch, params, X)[0]
+        loss = float(data_loss(arch, out, T))
+    N = X.shape[0]
+    if arch.loss == "squared":
+        r = (T - out).detach()
+        gram = None
+        lin = None
+        for s, J in parameter_jacobian(arch, params, X, trainable=trainable, chunk=chunk):
+            Jm = J.reshape(-1, J.shape[-1])
+            rs = r[s:s + J.shape[0]].reshape(-1)
+            gram = Jm.T @ Jm if gram is None else gram + Jm.T @ Jm
+            lin = Jm.T @ rs if lin is None else lin + Jm.T @ rs
+        w, Q = torch.linalg.eigh(0.5 * (gram + gram.T))
+        keep = w > w.max().clamp_min(0) * w.numel() * torch.finfo(w.dtype).eps * 10
+        proj = (Q.T @ lin)[keep]
+        gap = float((proj ** 2 / w[keep]).sum()) / (2 * N)
+        return GradientBasisGap(gap, loss, loss - gap, int(keep.sum()), int(w.numel()))
+    import cvxpy as cp
+
+    from ..solvers import problem_class, resolve, solve_cvxpy
+
+    J = torch.cat([j for _, j in parameter_jacobian(arch, params, X, trainable=trainable, chunk=chunk)])
+    K = J.shape[1]
+    Jm = J.reshape(N * K, -1).cpu().numpy()
+    Tn = T.cpu().numpy()
+    alpha = cp.Variable(Jm.shape[1])
+    z = Jm @ alpha
+    if arch.loss == "logistic":
+        obj = cp.sum(cp.logistic(cp.multiply(-Tn.reshape(-1), z))) / N
+    else:
+        Z = cp.reshape(z, (N, K), order="C")
+        obj = (cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Tn, Z))) / N
+    prob = cp.Problem(cp.Minimize(obj))
+    report = solve_cvxpy(prob, resolve(solver, problem_class(prob)))
+    best = min(float(report.value), loss)
+    rank = int(np.linalg.matrix_rank(Jm))
+    return GradientBasisGap(loss - best, loss, best, rank, Jm.shape[1])
+
+
+__all__ = ["block_gaps", "partial_minimum_certificate", "GradientBasisGap", "gradient_basis_gap",
+           "parameter_jacobian"]

@@ -1,0 +1,256 @@
+"""Specification of ReLUNetwork and multiconvex.nets: layer blocks in torch, baselines, certificates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import multiconvex as mc
+from multiconvex.errors import InvalidInputError
+from multiconvex.models import ReLUNetwork
+from multiconvex.nets import (Architecture, block_data, forward, gradient_basis_gap, init_params, lambda_threshold,
+                              loss_change_fraction, normalised_curvature, objective, region_test)
+from multiconvex.nets.network import flatten, unflatten
+
+
+def teacher_data(n: int, sizes=(5, 8, 8, 1), seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0]))
+    teacher = ReLUNetwork(list(sizes), seed=99)
+    with torch.no_grad():
+        f = teacher.to_torch()(torch.as_tensor(X)).numpy()[:, 0]  # the seeded start as a teacher
+    y = 3 * f + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+# -- the block subproblem is the network on its piece ----------------------------------------------
+@pytest.mark.parametrize("loss,activation", [("squared", "relu"), ("softmax", "leaky_relu")])
+def test_block_affine_map_reproduces_the_network_on_its_piece(loss, activation):
+    arch = Architecture((3, 4, 5, 2), loss=loss, activation=activation,
+                        negative_slope=0.1 if activation == "leaky_relu" else 0.0)
+    gen = torch.Generator().manual_seed(2)
+    X = torch.randn(30, 3, dtype=torch.float64, generator=gen)
+    params = init_params(arch, 1, X.device)
+    out, pre, inputs = forward(arch, params, X)
+    T = torch.zeros(30, 2, dtype=torch.float64)
+    T[:, 0] = 1
+    from multiconvex.nets import LayerBlock
+
+    block = LayerBlock(0, (1, 3), whole_layer=False)
+    data = block_data(arch, params, T, block, pre, inputs)
+    # move the block a little: outputs on the fixed piece are A θ + c, pre-activations G θ + h keep their sign
+    theta = data.theta0 + 1e-3 * torch.randn(data.theta0.shape, dtype=torch.float64, generator=gen)
+    W, b = params[0]
+    W2, b2 = W.clone(), b.clone()
+    rows = theta.reshape(2, -1)
+    W2[[1, 3]], b2[[1, 3]] = rows[:, :-1], rows[:, -1]
+    moved = [(W2, b2)] + params[1:]
+    new_out = forward(arch, moved, X, patterns=[(z >= 0).double() for z in pre[:-1]])[0]
+    if loss == "squared":
+        # ½‖Aθ − r‖² = ½‖Rθ − d‖² + const: compare differences between two points
+        def sq(p):
+            return 0.5 * ((forward(arch, p, X, patterns=[(z >= 0).double() for z in pre[:-1]])[0] - T) ** 2).sum()
+        lhs = sq(moved) - sq(params)
+        rhs = 0.5 * ((data.R @ theta - data.d) ** 2).sum() - 0.5 * ((data.R @ data.theta0 - data.d) ** 2).sum()
+        assert float(lhs) == pytest.approx(float(rhs), rel=1e-8, abs=1e-12)
+    else:
+        torch.testing.assert_close((data.A @ theta + data.c).reshape(30, 2), new_out)
+    sign_rows = data.G @ data.theta0 + data.h
+    assert bool((sign_rows >= -1e-12).all())  # the current point is on its own piece
+
+
+# -- drivers on the torch form -------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
+def test_block_drivers_reach_a_partial_minimum(algorithm):
+    X, y = teacher_data(60)
+    net = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-2, seed=0)
+    net.fit(X, y, algorithm=algorithm, solver="clarabel", max_iters=300, tol=1e-6)
+    res = net.result_
+    assert res.status == "converged"
+    assert res.certificate.is_partial_minimum
+    assert res.certificate.max_gap <= 1e-6 * max(1, abs(res.objective))
+    assert np.all(np.diff(res.objectives) <= 1e-12)  # monotone
+    assert res.objective == pytest.approx(net.objective(X, y), rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
+def test_block_drivers_reach_a_partial_minimum_on_200_samples(algorithm):
+    X, y = teacher_data(200)
+    net = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0)
+    net.fit(X, y, algorithm=algorithm, solver="clarabel", max_iters=500, tol=1e-6)
+    assert net.result_.status == "converged"
+    assert net.result_.certificate.max_gap <= 1e-6 * max(1, abs(net.result_.objective))
+
+
+def test_to_cvxpy_gives_the_same_first_iterate():
+    X, y = teacher_data(40, sizes=(3, 4, 4, 1))
+    net = ReLUNetwork([3, 4, 4, 1], weight_decay=1e-2, seed=0)
+    cm = net.to_cvxpy(X, y)
+    res = mc.solve(cm.problem, cm.blocks, algorithm="jacobi", solver="clarabel", max_iters=1)
+    ours = net.fit(X, y, algorithm="jacobi", solver="clarabel", max_iters=1, block_size="layer").result_
+    assert ours.history[0].objective == pytest.approx(res.history[0].objective, rel=1e-10)
+    assert ours.history[1].accepted_block == res.history[1].accepted_block.replace("W", "layer").split(",")[0] \
+        or ours.objective == pytest.approx(res.objective, rel=1e-6)
+    assert ours.objective == pytest.approx(res.objective, rel=1e-6)
+    for name, val in res.values.items():
+        np.testing.assert_allclose(ours.values[name], val, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax"])
+def test_classification_blocks_are_exponential_cone_programs_and_certify(loss):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int) if loss == "logistic" else (np.argmax(X @ rng.standard_normal((2, 3)), 1))
+    out = 1 if loss == "logistic" else 3
+    net = ReLUNetwork([2, 5, out], loss=loss, weight_decay=1e-2, seed=0)
+    net.fit(X, y, algorithm="gauss-seidel", solver="clarabel", max_iters=100, tol=1e-5)
+    assert net.result_.certificate.is_partial_minimum
+    assert net.result_.backends_used == {"clarabel": net.result_.backends_used["clarabel"]}
+    assert net.score(X, y) > 0.6
+    assert set(net.predict(X)) <= set(y)
+
+
+# -- baselines share the Result format; certificates apply to them --------------------------------
+@pytest.mark.parametrize("algorithm", ["gd", "sgd", "adam"])
+def test_gradient_baselines_return_the_same_result_format(algorithm):
+    X, y = teacher_data(50, sizes=(3, 6, 1))
+    net = ReLUNetwork([3, 6, 1], weight_decay=1e-2, seed=0)
+    net.fit(X, y, algorithm=algorithm, max_iters=50, batch_size=16, lr=0.05 if algorithm != "adam" else 0.01)
+    res = net.result_
+    assert res.algorithm == algorithm and res.iterations == 50
+    assert res.history[0].iteration == 0 and res.history[-1].iteration == 50
+    assert res.objectives[-1] < res.objectives[0]
+    assert set(res.certificate.block_gaps) == {"layer1", "layer2"}
+    assert res.objective == pytest.approx(net.objective(X, y), rel=1e-12)
+
+
+def test_gd_limit_certified_by_block_solves():
+    X, y = teacher_data(20, sizes=(2, 3, 1), seed=2)
+    net = ReLUNetwork([2, 3, 1], weight_decay=0.0, seed=2)
+    net.fit(X, y, algorithm="gd", lr=0.3, max_iters=3000, grad_tol=1e-9, solver="clarabel")
+    assert net.result_.info["grad_norm"] <= 1e-9
+    assert net.result_.certificate.is_partial_minimum  # R&R Thm 6.3: a stationary limit is a partial minimum
+
+
+# -- torch round trip --------------------------------------------------------------------------
+@pytest.mark.parametrize("activation,bias", [("relu", True), ("leaky_relu", False)])
+def test_from_torch_to_torch_round_trips_exactly(activation, bias):
+    X, y = teacher_data(30, sizes=(4, 5, 3, 2))
+    net = ReLUNetwork([4, 5, 3, 2], activation=activation, negative_slope=0.2, bias=bias, seed=3)
+    net.fit(X, np.c_[y, -y], algorithm="gd", max_iters=3, certify=False)
+    module = net.to_torch()
+    back = ReLUNetwork.from_torch(module)
+    for a, b in zip(net.coefs_, back.coefs_):
+        assert np.array_equal(a, b)
+    assert back.activation == activation and back.bias == bias
+    with torch.no_grad():
+        np.testing.assert_array_equal(module(torch.as_tensor(X)).numpy(), net.predict(X))
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+
+
+def test_from_torch_rejects_other_modules():
+    with pytest.raises(InvalidInputError, match="Sequential"):
+        ReLUNetwork.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1)))
+
+
+def test_bad_input_is_rejected_before_any_solve():
+    X, y = teacher_data(10, sizes=(3, 2, 1))
+    with pytest.raises(InvalidInputError, match="features"):
+        ReLUNetwork([4, 2, 1]).fit(X, y)
+    with pytest.raises(InvalidInputError, match="loss"):
+        ReLUNetwork([3, 2, 1], loss="hinge").fit(X, y)
+    with pytest.raises(InvalidInputError, match="algorithm"):
+        ReLUNetwork([3, 2, 1]).fit(X, y, algorithm="lbfgs")
+    with pytest.raises(InvalidInputError, match="NaN"):
+        ReLUNetwork([3, 2, 1]).fit(np.where(X > 1, np.nan, X), y)
+    with pytest.raises(mc.UnknownSolverError):
+        ReLUNetwork([3, 2, 1]).fit(X, y, solver="cplexx")
+
+
+# -- K&K gradient-basis gap ----------------------------------------------------------------------
+def test_gradient_basis_gap_vanishes_at_converged_gd_and_not_at_start():
+    X, y = teacher_data(20, sizes=(2, 3, 1), seed=2)
+    net = ReLUNetwork([2, 3, 1], weight_decay=0.0, seed=2)
+    start = net.fit(X, y, algorithm="gd", max_iters=1, lr=1e-12, certify=False).gradient_basis_gap(X, y)
+    net.fit(X, y, algorithm="gd", lr=0.3, max_iters=3000, grad_tol=1e-9, certify=False)
+    assert net.result_.info["grad_norm"] <= 1e-9  # full-batch GD has converged
+    end = net.gradient_basis_gap(X, y)
+    assert start.relative_gap > 1e-2
+    assert end.relative_gap <= 1e-6
+
+
+def test_gradient_basis_gap_of_a_fixed_feature_model_is_zero_at_its_critical_point():
+    arch = Architecture((3, 6, 1))
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(25, 3, dtype=torch.float64, generator=gen)
+    T = torch.randn(25, 1, dtype=torch.float64, generator=gen)
+    params = init_params(arch, 0, X.device)
+    _, pre, inputs = forward(arch, params, X)
+    feats = torch.cat([inputs[1], torch.ones(25, 1, dtype=torch.float64)], 1)
+    coef = torch.linalg.lstsq(feats, T, driver="gelsd").solution  # the critical point of the last layer (basis-function model)
+    params = [params[0], (coef[:-1].T.contiguous(), coef[-1].clone())]
+    gap = gradient_basis_gap(arch, params, X, T, trainable=[1])
+    assert gap.gap <= 1e-10 * gap.loss
+    moved = [params[0], (params[1][0] + 0.1, params[1][1])]
+    assert gradient_basis_gap(arch, moved, X, T, trainable=[1]).gap > 1e-4
+
+
+# -- Milne ---------------------------------------------------------------------------------------
+def test_region_test_matches_the_bound_by_hand():
+    arch = Architecture((2, 2, 2, 1), bias=False)  # H = 2
+    W1 = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)  # ‖W1‖₂ = 2
+    W2 = torch.tensor([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64)  # ‖W2‖₂ = 1
+    W3 = torch.tensor([[1.0, 1.0]], dtype=torch.float64)  # ‖W3‖₂ = √2
+    X = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64)  # r = 3
+    # outputs: x1 -> relu([2,0]) -> relu([2,0]) -> 2 ; x2 -> [0,3] -> [0,1.5] -> 1.5
+    T = torch.tensor([[1.0], [1.5]], dtype=torch.float64)
+    rt = region_test(arch, [(W1, None), (W2, None), (W3, None)], X, T, weight_decay=100.0)
+    loss = 0.5 * ((2 - 1) ** 2 + 0) / 2  # ℓ = (1/2N) Σ (f − y)² = 1/4
+    assert rt.loss == pytest.approx(loss) and rt.r == pytest.approx(3.0) and rt.H == 2
+    assert rt.w_norm == pytest.approx(2.0)
+    expected = 100.0 - np.sqrt(2) * 2 * 3 * 3.0 * np.sqrt(loss) * 2.0 ** (2 - 1)
+    assert rt.theta_max == pytest.approx(expected)
+    assert rt.in_region == (expected > 0) and rt.assumptions_hold
+    assert not region_test(arch, [(W1, None), (W2, None), (W3, None)], X, T, weight_decay=1.0).in_region
+
+
+def test_lambda_threshold_is_where_eq10_turns():
+    X = np.array([[3.0, 4.0], [0.0, 1.0]])  # r = 5
+    T = np.array([[1.0], [2.0]])  # ℓ(0) = (1 + 4)/4
+    t = lambda_threshold(X, T, H=2)
+    rhs = lambda lam: lam ** 1.5 / (2 * (2 * 3 * 5.0) ** 1.0)
+    assert rhs(t.threshold) == pytest.approx(t.loss_at_zero)
+    assert t.holds(t.threshold * 1.01) and not t.holds(t.threshold * 0.99)
+
+
+def test_normalised_curvature_equals_explicit_hessian_quotient():
+    arch = Architecture((2, 3, 2), activation="leaky_relu", negative_slope=0.1)
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(12, 2, dtype=torch.float64, generator=gen)
+    T = torch.randn(12, 2, dtype=torch.float64, generator=gen)
+    params = init_params(arch, 5, X.device)
+    theta = flatten(params)
+    F = lambda th: objective(arch, unflatten(arch, th), X, T, 0.3)  # noqa: E731
+    H = torch.autograd.functional.hessian(F, theta)
+    g = torch.autograd.functional.jacobian(F, theta)
+    expected = float(2 * g @ H @ g / (g @ g))
+    assert normalised_curvature(arch, params, X, T, 0.3) == pytest.approx(expected, rel=1e-10)
+
+
+def test_loss_change_fraction_modes():
+    g = [10.0, 8.0, 5.0, 4.0, 2.0]
+    inside = [False, True, False, True, True]
+    assert loss_change_fraction(g, inside, mode="stays") == pytest.approx((4 - 2) / 8)
+    assert loss_change_fraction(g, inside, mode="first") == pytest.approx((8 - 2) / 8)
+    assert loss_change_fraction(g, [False] * 5) == 0.0
+
+
+def test_device_is_a_parameter_not_a_branch():
+    X, y = teacher_data(20, sizes=(3, 4, 1))
+    net = ReLUNetwork([3, 4, 1], device="cpu", seed=0).fit(X, y, algorithm="gauss-seidel", max_iters=3)
+    assert net.result_.iterations >= 1
+    if torch.cuda.is_available():  # pragma: no cover - no GPU on the CI machine
+        gpu = ReLUNetwork([3, 4, 1], device="cuda", seed=0).fit(X, y, algorithm="gauss-seidel", max_iters=3)
+        assert gpu.objective_ == pytest.approx(net.objective_, rel=1e-8)
