@@ -191,6 +191,15 @@ class BilinearProgram(Estimator):
         problem = cp.Problem(cp.Minimize(objective), constraints)
         return CvxpyModel(problem, [[x], [y]], {"x": x, "y": y})
 
+    def to_pyomo(self):
+        """The same program as a Pyomo model with blocks ``[[x], [y]]`` (bounds on the variables).
+
+        The variables start at the seeded `feasible_point`.
+        """
+        from ._pyomo import bilinear, set_values
+
+        return set_values(bilinear(self._data(f"{type(self).__name__}.to_pyomo")), self.feasible_point())
+
     def objective_at(self, x: np.ndarray, y: np.ndarray) -> float:
         """``xᵀ Q y + cᵀ x + dᵀ y`` in numpy (feasibility is not checked)."""
         data = self._data(f"{type(self).__name__}.objective_at")

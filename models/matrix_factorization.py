@@ -130,6 +130,18 @@ class MatrixFactorization(Estimator):
         )
         return CvxpyModel(cp.Problem(cp.Minimize(objective)), [[U], [V]], {"U": U, "V": V})
 
+    def to_pyomo(self, Y: np.ndarray):
+        """The same problem as a Pyomo model (``multiconvex.pyomo_front.PyomoModel``), blocks ``[[U], [V]]``.
+
+        ``V`` is indexed ``V[j, a]`` (n × k), as in ``to_cvxpy``. The variables start at the
+        seeded `initial_point` (all-zero factors are a stationary point).
+        """
+        from ._pyomo import factorization, set_values
+
+        Y, k, lam = self._validate(Y, f"{type(self).__name__}.to_pyomo")
+        pm = factorization(Y, k, lam, nonneg=False, names=("U", "V"), right_transposed=True)
+        return set_values(pm, self.initial_point(Y))
+
     def objective_at(self, Y: np.ndarray, U: np.ndarray, V: np.ndarray) -> float:
         """``½‖Y − U Vᵀ‖²_F + (λ/2)(‖U‖²_F + ‖V‖²_F)`` in numpy, with this model's λ."""
         lam = check_scalar(self.lam, name="lam", where=f"{type(self).__name__}.objective_at")

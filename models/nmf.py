@@ -79,6 +79,17 @@ class NonnegativeMatrixFactorization(Estimator):
         )
         return CvxpyModel(cp.Problem(cp.Minimize(objective)), [[W], [H]], {"W": W, "H": H})
 
+    def to_pyomo(self, Y: np.ndarray):
+        """The same problem as a Pyomo model, ``W``, ``H`` in ``NonNegativeReals``; blocks ``[[W], [H]]``.
+
+        The variables start at the seeded `initial_point` (scikit-learn's random init).
+        """
+        from ._pyomo import factorization, set_values
+
+        Y, k, alpha = self._validate(Y, f"{type(self).__name__}.to_pyomo")
+        pm = factorization(Y, k, alpha, nonneg=True, names=("W", "H"), right_transposed=False)
+        return set_values(pm, self.initial_point(Y))
+
     def objective_at(self, Y: np.ndarray, W: np.ndarray, H: np.ndarray) -> float:
         """``½‖Y − W H‖²_F + (α/2)(‖W‖²_F + ‖H‖²_F)`` in numpy, with this model's α."""
         alpha = check_scalar(self.alpha, name="alpha", where=f"{type(self).__name__}.objective_at")

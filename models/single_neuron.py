@@ -133,6 +133,18 @@ class SingleReLUNeuron(Estimator):
         objective = cp.sum_squares(y - mc.relu(a * x + b))
         return CvxpyModel(cp.Problem(cp.Minimize(objective)), [[a, b]], {"a": a, "b": b})
 
+    def to_pyomo(self):
+        """The same problem as a Pyomo model: outputs tied to ``a x + b`` by ReLU relations; block ``[a, b]``.
+
+        ``a``, ``b`` start at the seeded `initial_point`, the outputs at the values they imply.
+        """
+        from ._pyomo import set_values, single_neuron
+
+        x, y = self.dataset()
+        start = self.initial_point()
+        a0, b0 = float(start["a"]), float(start["b"])
+        return set_values(single_neuron(x, y), {"a": a0, "b": b0, "out": np.maximum(a0 * x + b0, 0.0)})
+
     def initial_point(self) -> dict[str, np.ndarray]:
         """The seeded start: ``a ~ N(0, α²)``, ``b = |N(0, 1/4)|``.
 

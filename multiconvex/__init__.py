@@ -13,6 +13,8 @@ from .cvxpy_front import find_blocks, is_multiconvex, last_result, relu, solve
 from .cvxpy_front import register as _register_cvxpy
 from .errors import (InvalidInputError, LicenceError, MulticonvexError, NotMulticonvexError,
                      SolverFailure, SolverUnavailableError, UnknownSolverError)
+from .pyomo_front import ReLURelation
+from .pyomo_front import register as _register_pyomo
 from .result import Certificate, HistoryEntry, Result
 
 __version__ = "0.1.0"
@@ -26,9 +28,10 @@ def available_solvers():
 
 
 _register_cvxpy()
+_register_pyomo()
 
 __all__ = [
-    "solve", "find_blocks", "is_multiconvex", "relu", "last_result", "available_solvers",
+    "solve", "find_blocks", "is_multiconvex", "relu", "ReLURelation", "last_result", "available_solvers",
     "Result", "Certificate", "HistoryEntry", "errors", "MulticonvexError", "InvalidInputError",
     "NotMulticonvexError", "UnknownSolverError", "SolverUnavailableError", "LicenceError", "SolverFailure",
 ]

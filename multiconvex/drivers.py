@@ -86,6 +86,7 @@ class _Pass:
     start_f: float
     accepted: str | None
     n_ok: int
+    failed: tuple[str, ...] = ()
 
 
 def _no_worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -159,17 +160,20 @@ class _Driver:
         if best is not None and _strictly_better(best[0], (f, st.violation)) and st.offer(best[1], best[0]):
             accepted = best[2]
         n_ok = sum(s.ok for s in sols)
-        return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok)
+        failed = tuple(self.names[s.block] for s in sols if not s.ok)
+        return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed)
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
         start_f = st.f
         accepted: list[str] = []
+        failed: list[str] = []
         n_ok = 0
         for i, name in enumerate(self.names):
             sol = self.solve_blocks(st, prox, [i])[0]
             if not sol.ok:
                 logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
+                failed.append(name)
                 continue
             n_ok += 1
             cand = replace(st.x, sol.values)
@@ -177,7 +181,8 @@ class _Driver:
                 accepted.append(name)
             if deadline is not None and time.perf_counter() > deadline:
                 break
-        return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok)
+        return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok,
+                     failed=tuple(failed))
 
     # -- the shared loop ------------------------------------------------------------------------
     def run(self, x0: Point) -> Result:
@@ -222,6 +227,12 @@ class _Driver:
                         self._record(history, it, t0, st, check, bar)
                         break
                     step = check
+                if step.accepted is None and step.failed:
+                    status = "solver_failure"
+                    message = (f"no block step lowers the objective and the solves of block(s) "
+                               f"{', '.join(step.failed)} failed")
+                    self._record(history, it, t0, st, step, bar)
+                    break
                 if step.accepted is None and step.gaps is not None:
                     status = "stalled"
                     message = "no block step lowers the objective, but some block gap exceeds the tolerance"

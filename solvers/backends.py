@@ -91,7 +91,7 @@ class HighsBackend(Backend):
 
     name = "highs"
     cvxpy_name = "HIGHS"
-    pyomo_name = "appsi_highs"
+    pyomo_name = "highs"
     modules = ("highspy",)
     distribution = "highspy"
     classes = frozenset({"EQP", "LP", "QP"})
@@ -268,7 +268,7 @@ class ScipBackend(Backend):
 
     name = "scip"
     cvxpy_name = "SCIP"
-    pyomo_name = "scip"
+    pyomo_name = "scip_direct"
     modules = ("pyscipopt",)
     distribution = "PySCIPOpt"
     classes = frozenset({"EQP", "LP", "QP", "SOCP"})

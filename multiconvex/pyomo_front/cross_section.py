@@ -1,0 +1,226 @@
+"""A block's convex subproblem as a Pyomo sub-model, built once.
+
+The block's variables (and the auxiliary variables that are free in every block)
+become the sub-model's variables; every other variable becomes a mutable
+``Param`` set at each point; every :class:`ReLURelation` that touches the
+sub-model's variables is fixed to its piece by a 0/1 mutable ``Param``. An
+auxiliary variable that multiplies a block variable is held at its value too
+(in a full-space network it is determined by the fixed layers), so each
+sub-model is a convex program: checked once at build time, with the component
+and the term named when it is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.core.expr.visitor import identify_mutable_parameters, identify_variables, replace_expressions
+from pyomo.repn import generate_standard_repn
+
+from ..errors import NotMulticonvexError
+from .subsolver import SubSolver
+
+logger = logging.getLogger("multiconvex")
+
+BOUNDARY_TOL = 1e-7
+
+
+def _terms(expr) -> list:
+    from pyomo.core.expr.numeric_expr import SumExpression
+
+    if isinstance(expr, SumExpression):
+        return list(expr.args)
+    return [expr]
+
+
+def _vars_of(expr) -> set[int]:
+    return {id(v) for v in identify_variables(expr, include_fixed=True)}
+
+
+class PyomoCrossSection:
+    """Block subproblem: a Pyomo sub-model with the other blocks and the piece as mutable Params."""
+
+    def __init__(self, name: str, objective, constraints: list, relations: list, block_vars: list,
+                 free_vars: list, all_vars: list, *, prox: bool = False):
+        self.name = name
+        block_ids = {id(v) for v in block_vars}
+        held_free = self._free_vars_to_hold(objective, constraints, block_ids, free_vars)
+        own = list(block_vars) + [v for v in free_vars if id(v) not in held_free]
+        own_ids = {id(v) for v in own}
+        self.own = own
+        self.held = [v for v in all_vars if id(v) not in own_ids]
+        sub = pyo.ConcreteModel(name=f"block_{name}")
+        sub.x = pyo.Var(range(len(own)))
+        for i, v in enumerate(own):
+            sub.x[i].setlb(v.lb)
+            sub.x[i].setub(v.ub)
+        sub.p = pyo.Param(range(len(self.held)), mutable=True, initialize=0.0)
+        smap = {id(v): sub.x[i] for i, v in enumerate(own)}
+        smap.update({id(v): sub.p[j] for j, v in enumerate(self.held)})
+        self.sub, self._smap = sub, smap
+
+        sense = objective.sense
+        self.sense = 1 if sense == pyo.minimize else -1
+        obj_expr = replace_expressions(objective.expr, smap, remove_named_expressions=True)
+        self._objective_terms = [(t, replace_expressions(t, smap)) for t in _terms(objective.expr)]
+        cons = []
+        for c in constraints:
+            if _vars_of(c.body) & own_ids:
+                cons.append((c, (c.lower, replace_expressions(c.body, smap), c.upper)))
+        sub.c = pyo.ConstraintList()
+        self._constraints = []
+        for orig, (lo, body, up) in cons:
+            self._constraints.append((orig, sub.c.add((lo, body, up))))
+        # pieces
+        self.relations = [r for r in relations if (_vars_of(r.input) | {id(r.output)}) & own_ids]
+        sub.s = pyo.Param(range(len(self.relations)), mutable=True, initialize=1.0)
+        sub.piece_eq = pyo.ConstraintList()
+        sub.piece_side = pyo.ConstraintList()
+        for k, r in enumerate(self.relations):
+            z = replace_expressions(r.input, smap)
+            out = smap[id(r.output)]
+            sub.piece_eq.add(out - sub.s[k] * z == 0)
+            sub.piece_side.add((2 * sub.s[k] - 1) * z >= 0)
+        if prox:
+            sub.rho = pyo.Param(mutable=True, initialize=0.0)
+            sub.anchor = pyo.Param(range(len(block_vars)), mutable=True, initialize=0.0)
+            obj_expr = obj_expr + self.sense * sub.rho / 2 * sum(
+                (sub.x[i] - sub.anchor[i]) ** 2 for i in range(len(block_vars)))
+        sub.obj = pyo.Objective(expr=obj_expr, sense=sense)
+        self.n_block = len(block_vars)
+        self.param_constraints = [c for c in sub.component_data_objects(pyo.Constraint)
+                                  if list(identify_mutable_parameters(c.body))]
+        self.subsolvers: list[SubSolver] = []
+
+    @staticmethod
+    def _free_vars_to_hold(objective, constraints, block_ids: set[int], free_vars: list) -> set[int]:
+        """Free variables that meet a block variable in a product are held at their values."""
+        free_ids = {id(v) for v in free_vars}
+        hold: set[int] = set()
+        for expr in [objective.expr] + [c.body for c in constraints]:
+            repn = generate_standard_repn(expr, quadratic=True, compute_values=False)
+            for a, b in repn.quadratic_vars:
+                if id(a) in block_ids and id(b) in free_ids:
+                    hold.add(id(b))
+                if id(b) in block_ids and id(a) in free_ids:
+                    hold.add(id(a))
+            nl = {id(v) for v in (repn.nonlinear_vars or ())}
+            if nl & block_ids:
+                hold |= nl & free_ids
+        return hold
+
+    # -- convexity ------------------------------------------------------------------------------
+    def check_convex(self) -> None:
+        """Raise NotMulticonvexError naming the term or constraint that is not convex in the block.
+
+        Run after :meth:`set_point` (quadratic coefficients depend on the fixed blocks).
+        """
+        n = len(self.own)
+        index = {id(self.sub.x[i]): i for i in range(n)}
+        Q = self._quadratic(self.sub.obj.expr, index, n)
+        if Q is None or not self._psd(self.sense * Q):
+            for orig, term in self._objective_terms:
+                q = self._quadratic(term, index, n)
+                if q is None or not self._psd(self.sense * q):
+                    raise NotMulticonvexError(
+                        f"block '{self.name}' is not convex when the other blocks are fixed: the objective term "
+                        f"`{_short(orig)}` is not a convex quadratic in the block. Split its variables into other "
+                        "blocks, or reformulate the term.", block=self.name, term=_short(orig))
+            raise NotMulticonvexError(
+                f"block '{self.name}' is not convex when the other blocks are fixed: its objective is not a "
+                "convex quadratic in the block.", block=self.name, term="objective")
+        for orig, c in self._constraints:
+            q = self._quadratic(c.body, index, n)
+            ok = q is not None and (not np.any(q) or (
+                not c.equality and ((c.has_ub() and not c.has_lb() and self._psd(q))
+                                    or (c.has_lb() and not c.has_ub() and self._psd(-q)))))
+            if not ok:
+                raise NotMulticonvexError(
+                    f"block '{self.name}' is not convex when the other blocks are fixed: the constraint "
+                    f"{orig.name} `{_short(orig.expr)}` does not define a convex set in the block.",
+                    block=self.name, term=orig.name)
+
+    @staticmethod
+    def _quadratic(expr, index: dict[int, int], n: int) -> np.ndarray | None:
+        repn = generate_standard_repn(expr, quadratic=True, compute_values=True)
+        if repn.nonlinear_expr is not None:
+            return None
+        Q = np.zeros((n, n))
+        for (a, b), coef in zip(repn.quadratic_vars, repn.quadratic_coefs):
+            i, j = index[id(a)], index[id(b)]
+            Q[i, j] += coef / 2
+            Q[j, i] += coef / 2
+        return Q
+
+    @staticmethod
+    def _psd(Q: np.ndarray) -> bool:
+        if not np.any(Q):
+            return True
+        ev = np.linalg.eigvalsh(Q)
+        return bool(ev.min() >= -1e-9 * max(1.0, np.abs(ev).max()))
+
+    def n_quadratic(self) -> int:
+        repn = generate_standard_repn(self.sub.obj.expr, quadratic=True, compute_values=False)
+        return len({id(v) for pair in repn.quadratic_vars for v in pair})
+
+    # -- per solve ------------------------------------------------------------------------------
+    def set_point(self, prox: float = 0.0, flip_boundary: bool = False) -> bool:
+        """Fix the held variables and the piece at the values the user's model holds now."""
+        sub = self.sub
+        for j, v in enumerate(self.held):
+            sub.p[j] = v.value if v.value is not None else 0.0
+        z = np.array([pyo.value(r.input) for r in self.relations], dtype=float)
+        edge = np.abs(z) <= BOUNDARY_TOL * max(1.0, float(np.max(np.abs(z), initial=0.0)))
+        s = (z >= 0).astype(float)
+        if flip_boundary:
+            s = np.where(edge, 1.0 - s, s)
+        for k in range(len(self.relations)):
+            sub.s[k] = float(s[k])
+        for i, v in enumerate(self.own):
+            sub.x[i].set_value(v.value, skip_validation=True)  # warm start
+        if prox:
+            sub.rho = float(prox)
+            for i in range(self.n_block):
+                sub.anchor[i] = self.own[i].value
+        elif hasattr(sub, "rho"):
+            sub.rho = 0.0
+        return bool(edge.any())
+
+    def solve(self) -> tuple[str, bool, float, str, str | None]:
+        """Try the sub-solvers in order: (status, has_solution, solve time, message, solver used)."""
+        from ..errors import LicenceError
+
+        total, messages = 0.0, []
+        for k, ss in enumerate(self.subsolvers):
+            try:
+                r = ss.solve(self.sub)
+            except LicenceError:
+                if len(self.subsolvers) == 1:
+                    raise
+                messages.append(f"{ss.name}: licence")
+                continue
+            total += r.solve_time
+            if r.has_solution:
+                return r.status, True, total, r.message, ss.name
+            messages.append(f"{ss.name}: {r.status} {r.message}")
+        return "solver_error", False, total, "; ".join(messages), None
+
+    def objective_value(self) -> float:
+        """The sub-model's objective at its solution, without any proximal term."""
+        val = float(pyo.value(self.sub.obj.expr))
+        if hasattr(self.sub, "rho") and pyo.value(self.sub.rho):
+            rho = pyo.value(self.sub.rho)
+            val -= self.sense * rho / 2 * sum((self.sub.x[i].value - pyo.value(self.sub.anchor[i])) ** 2
+                                              for i in range(self.n_block))
+        return val
+
+    def solution(self) -> list[float]:
+        return [self.sub.x[i].value for i in range(len(self.own))]
+
+
+def _short(obj: Any, n: int = 160) -> str:
+    s = str(obj)
+    return s if len(s) <= n else s[: n - 3] + "..."

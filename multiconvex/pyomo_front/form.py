@@ -1,0 +1,235 @@
+"""A Pyomo model compiled to the standard form (DESIGN.md, "one seam")."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Hashable, Mapping, Sequence
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.core.base.block import BlockData
+from pyomo.core.base.var import VarData
+
+from ..errors import InvalidInputError
+from ..standard_form import Block, BlockSolution, Point, StandardForm
+from .cross_section import PyomoCrossSection
+from .relations import ReLURelation
+from .subsolver import SubSolver
+
+logger = logging.getLogger("multiconvex")
+
+
+def _components(item) -> list:
+    """Var components named by a block entry: a Var, an indexed Var, or a Block (all Vars inside)."""
+    if isinstance(item, (BlockData,)) or getattr(item, "ctype", None) is pyo.Block:
+        return list(item.component_objects(pyo.Var, descend_into=True))
+    if getattr(item, "ctype", None) is pyo.Var:
+        return [item.parent_component()]
+    raise InvalidInputError(
+        f"block entry {item!r} is a {type(item).__name__}: give Pyomo Var components or Blocks.")
+
+
+class PyomoForm(StandardForm):
+    """Standard form of a Pyomo ``ConcreteModel``.
+
+    Parameters
+    ----------
+    model : ConcreteModel
+    blocks : list of lists of Var/Block components, optional
+        ``None``: each top-level ``Block`` of the model is a block of variables.
+    subsolver : str or list of str
+        Pyomo solver name(s) (``highs``, ``gurobi_persistent``, ``scip_direct``,
+        ``cyipopt``...) or registry names; a list is a fallback list.
+    """
+
+    def __init__(self, model: pyo.ConcreteModel, blocks: Sequence[Sequence[Any]] | None, *,
+                 subsolver: str | Sequence[str], subsolver_options: Mapping[str, Any] | None = None,
+                 prox: bool = False, feasibility_tol: float = 1e-6):
+        t0 = time.perf_counter()
+        self.model = model
+        objs = list(model.component_data_objects(pyo.Objective, active=True))
+        if len(objs) != 1:
+            raise InvalidInputError(f"the model has {len(objs)} active objectives: exactly one is needed.")
+        self.objective = objs[0]
+        self.sense = 1 if self.objective.sense == pyo.minimize else -1
+        self.constraints = list(model.component_data_objects(pyo.Constraint, active=True, descend_into=True))
+        self.relations = [r for r in model.component_data_objects(ReLURelation, descend_into=True)]
+        for r in self.relations:
+            if not r.is_set():
+                raise InvalidInputError(f"ReLURelation {r.name} was never set: call .set(output, input).")
+        comps = list(model.component_objects(pyo.Var, descend_into=True))
+        self.vars = [vd for c in comps for vd in c.values()]
+        if not self.vars:
+            raise InvalidInputError("the model has no variables: there is nothing to optimise.")
+        for vd in self.vars:
+            if vd.is_integer() or vd.is_binary():
+                raise InvalidInputError(
+                    f"variable {vd.name} is integer/binary: multiconvex solves continuous problems only; use a "
+                    "mixed-integer solver (e.g. SolverFactory('scip_direct')) directly.")
+        self.components = comps
+        self._comp = {id(c): c for c in comps}  # points are keyed by id(component): scalar Vars are unhashable
+        self._pos = {id(vd): (id(c), k) for c in comps for k, vd in enumerate(c.values())}
+        block_lists = self._block_lists(model, blocks)
+        in_block = {id(vd) for b in block_lists for c in b for vd in c.values()}
+        free = [vd for vd in self.vars if id(vd) not in in_block]
+        names = ["+".join(c.name for c in b) for b in block_lists]
+        self.blocks = [Block(n, tuple(id(c) for c in b)) for n, b in zip(names, block_lists)]
+        specs = [subsolver] if isinstance(subsolver, str) else list(subsolver)
+        if not specs:
+            raise InvalidInputError("subsolver is empty: name at least one Pyomo solver.")
+        self.feasibility_tol = feasibility_tol
+        self.sections: list[PyomoCrossSection] = []
+        x0 = {id(vd): vd.value for vd in self.vars}
+        for name, b in zip(names, block_lists):
+            bvars = [vd for c in b for vd in c.values()]
+            sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
+                                    self.vars, prox=prox)
+            sec.subsolvers = self._subsolvers(specs, subsolver_options)
+            self.sections.append(sec)
+        self._x0 = x0
+        self.build_time = time.perf_counter() - t0
+        self._prepared: dict[int, Point] = {}
+
+    @staticmethod
+    def _block_lists(model, blocks) -> list[list]:
+        if blocks is None:
+            tops = [b for b in model.component_objects(pyo.Block, descend_into=False)]
+            if not tops:
+                raise InvalidInputError(
+                    "the model has no top-level Blocks to take as blocks of variables: put each block's variables "
+                    "in its own Block (m.layer1 = pyo.Block()), or pass blocks=[[m.U], [m.V]].")
+            out = [_components(b) for b in tops]
+        else:
+            out = [[c for item in (b if isinstance(b, (list, tuple)) else [b]) for c in _components(item)]
+                   for b in blocks]
+        for i, b in enumerate(out):
+            if not b:
+                raise InvalidInputError(f"block {i} has no variables.")
+        return out
+
+    def _subsolvers(self, specs, options) -> list[SubSolver]:
+        from ..errors import LicenceError
+
+        out, errors = [], []
+        for s in specs:
+            per = dict(options or {})
+            per = per.get(s, per) if isinstance(per.get(s), Mapping) else {
+                k: v for k, v in per.items() if not isinstance(v, Mapping)}
+            try:
+                out.append(SubSolver(s, per))
+            except LicenceError as exc:
+                if len(specs) == 1:
+                    raise
+                errors.append(str(exc))
+        if not out:
+            raise LicenceError("no sub-solver in the list is usable: " + "; ".join(errors), solver=str(specs))
+        return out
+
+    def attach(self) -> None:
+        """Check convexity at the start point and load each sub-model into its sub-solvers."""
+        for sec in self.sections:
+            sec.set_point()
+            sec.check_convex()
+            nq = sec.n_quadratic()
+            for ss in sec.subsolvers:
+                ss.attach(sec.sub, sec.param_constraints, nq)
+
+    # -- points ---------------------------------------------------------------------------------
+    def keys(self) -> list[Hashable]:
+        return list(self._comp)
+
+    def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
+        rng = np.random.default_rng(seed)
+        given = {}
+        for k, val in (init or {}).items():
+            comp = k.parent_component() if hasattr(k, "parent_component") else self.model.find_component(k)
+            if comp is None or id(comp) not in self._comp:
+                raise InvalidInputError(f"init names {k!r}, which is not a variable of the model.")
+            arr = np.asarray(val, dtype=float).ravel()
+            if arr.size != len(comp):
+                raise InvalidInputError(f"init for {comp.name} has {arr.size} values, expected {len(comp)}.")
+            given[id(comp)] = arr
+        point: Point = {}
+        for c in self.components:
+            if id(c) in given:
+                arr = given[id(c)].copy()
+            else:
+                arr = np.array([vd.value if vd.value is not None else np.nan for vd in c.values()], dtype=float)
+                missing = np.isnan(arr)
+                arr[missing] = rng.standard_normal(int(missing.sum()))
+            for k, vd in enumerate(c.values()):
+                lo, hi = vd.lb, vd.ub
+                if lo is not None and lo >= 0 and arr[k] < lo and (id(c) not in given):
+                    arr[k] = abs(arr[k]) + lo
+                arr[k] = np.clip(arr[k], -np.inf if lo is None else lo, np.inf if hi is None else hi)
+            if not np.all(np.isfinite(arr)):
+                raise InvalidInputError(f"initial value of {c.name} contains NaN or inf.")
+            point[id(c)] = arr
+        return point
+
+    def _assign(self, point: Point) -> None:
+        for key, arr in point.items():
+            for vd, val in zip(self._comp[key].values(), arr):
+                vd.set_value(float(val), skip_validation=True)
+
+    def evaluate(self, point: Point) -> tuple[float, float]:
+        self._assign(point)
+        f = self.sense * float(pyo.value(self.objective.expr))
+        viol = 0.0
+        for c in self.constraints:
+            b = pyo.value(c.body)
+            if c.has_lb():
+                viol = max(viol, pyo.value(c.lower) - b)
+            if c.has_ub():
+                viol = max(viol, b - pyo.value(c.upper))
+        for r in self.relations:
+            viol = max(viol, abs(r.output.value - max(pyo.value(r.input), 0.0)))
+        for vd in self.vars:
+            if vd.lb is not None:
+                viol = max(viol, vd.lb - vd.value)
+            if vd.ub is not None:
+                viol = max(viol, vd.value - vd.ub)
+        if not np.isfinite(f) or viol > self.feasibility_tol:
+            return float("inf"), max(viol, 0.0)
+        return f, 0.0
+
+    def piece(self, point: Point) -> tuple[np.ndarray, ...]:
+        self._assign(point)
+        return (np.array([pyo.value(r.input) >= 0 for r in self.relations], dtype=bool),)
+
+    # -- block subproblems ----------------------------------------------------------------------
+    def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
+        self._assign(point)
+        self._prepared[index] = point
+        return self.sections[index].set_point(prox=prox, flip_boundary=flip_boundary)
+
+    def solve_prepared(self, index: int) -> BlockSolution:
+        sec = self.sections[index]
+        t0 = time.perf_counter()
+        status, has, solve_time, message, used = sec.solve()
+        sol = BlockSolution(block=index, status=status, backend=used, solve_time=solve_time,
+                            wall_time=time.perf_counter() - t0, message=message)
+        if has:
+            point = self._prepared[index]
+            values: dict[Hashable, np.ndarray] = {}
+            for vd, val in zip(sec.own, sec.solution()):
+                if val is None:
+                    return BlockSolution(block=index, status="solver_error", backend=used,
+                                         solve_time=solve_time, message=f"{used} returned no value for {vd.name}")
+                comp, k = self._pos[id(vd)]
+                if comp not in values:
+                    values[comp] = point[comp].copy()
+                values[comp][k] = val
+            sol.values = values
+            sol.value = self.sense * sec.objective_value()
+        return sol
+
+    def load(self, point: Point) -> None:
+        self._assign(point)
+
+    def named_values(self, point: Point) -> dict[str, np.ndarray]:
+        return {self._comp[key].name: np.array(arr) for key, arr in point.items()}
+
+
+__all__ = ["PyomoForm", "VarData"]

@@ -1,0 +1,179 @@
+"""Pyomo sub-solvers by name: any Pyomo solver, persistent where it can be.
+
+One :class:`SubSolver` per block keeps its solver instance between solves:
+
+* new-style (``pyomo.contrib.solver``) solvers such as ``highs``, ``gurobi_persistent``
+  (v2 names) update mutable parameters themselves;
+* legacy persistent solvers (``gurobi_persistent``, ``mosek_persistent``...) are given
+  the objective again and the constraints that hold parameters — otherwise they
+  re-solve a stale model;
+* every other legacy solver (``ipopt``, ``cyipopt``, ``scip``...) rebuilds each time.
+
+Termination conditions of both result families are normalised to the statuses of
+:mod:`multiconvex.solvers.status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
+from pyomo.contrib.solver.common.results import SolutionStatus
+from pyomo.contrib.solver.common.results import TerminationCondition as TCv2
+from pyomo.opt import TerminationCondition as TC
+
+from ..errors import LicenceError, SolverUnavailableError
+
+logger = logging.getLogger("multiconvex")
+
+_LEGACY = {
+    TC.optimal: "optimal", TC.globallyOptimal: "optimal", TC.locallyOptimal: "optimal",
+    TC.feasible: "optimal_inaccurate", TC.maxIterations: "iteration_limit", TC.maxTimeLimit: "time_limit",
+    TC.maxEvaluations: "iteration_limit", TC.minStepLength: "numerical_error",
+    TC.infeasible: "infeasible", TC.invalidProblem: "infeasible", TC.unbounded: "unbounded",
+    TC.infeasibleOrUnbounded: "infeasible", TC.licensingProblems: "licence_error",
+}
+_V2 = {
+    TCv2.convergenceCriteriaSatisfied: "optimal", TCv2.maxTimeLimit: "time_limit",
+    TCv2.iterationLimit: "iteration_limit", TCv2.objectiveLimit: "iteration_limit",
+    TCv2.minStepLength: "numerical_error", TCv2.unbounded: "unbounded", TCv2.provenInfeasible: "infeasible",
+    TCv2.locallyInfeasible: "infeasible", TCv2.infeasibleOrUnbounded: "infeasible",
+    TCv2.licensingProblems: "licence_error",
+}
+
+#: Pyomo names checked when telling a user what is available (any other name is accepted too).
+COMMON_NAMES = ("highs", "gurobi_persistent", "gurobi_direct", "scip_direct", "mosek_persistent", "cyipopt",
+                "ipopt", "appsi_highs", "cplex_persistent", "xpress_persistent", "glpk", "cbc", "scip")
+
+
+@dataclass
+class SubResult:
+    status: str
+    has_solution: bool
+    solve_time: float
+    message: str = ""
+
+
+def pyomo_name(name: str) -> str:
+    """A Pyomo solver name passes through; a registry name without one (``"mosek"``) maps to its Pyomo name."""
+    from ..solvers import get_backend, known_names
+
+    if name in SolverFactoryV2._cls or name in pyo.SolverFactory._cls:
+        return name
+    if name.lower() in known_names():
+        b = get_backend(name)
+        if b.pyomo_name is None:
+            raise SolverUnavailableError(
+                f"backend {b.name!r} has no Pyomo interface; Pyomo sub-solvers available here: "
+                f"{', '.join(available_pyomo_solvers()) or 'none'}")
+        return b.pyomo_name
+    return name
+
+
+def available_pyomo_solvers() -> list[str]:
+    out = []
+    for n in COMMON_NAMES:
+        try:
+            if n in SolverFactoryV2._cls:
+                ok = bool(SolverFactoryV2(n).available())
+            else:
+                ok = bool(pyo.SolverFactory(n).available(exception_flag=False))
+        except Exception:  # noqa: BLE001 - a broken plugin is simply not available
+            ok = False
+        if ok:
+            out.append(n)
+    return out
+
+
+def _registry_backend(name: str):
+    """The registry backend behind a Pyomo name, for licence checks (gurobi_*, mosek_*, scip_*)."""
+    from ..solvers import get_backend
+
+    for prefix in ("gurobi", "mosek", "scip"):
+        if name.lower().startswith(prefix):
+            return get_backend(prefix)
+    return None
+
+
+class SubSolver:
+    """One Pyomo solver instance for one block's sub-model.
+
+    Raises
+    ------
+    SolverUnavailableError
+        The name is unknown to Pyomo or the solver is not available here.
+    LicenceError
+        The solver's licence is missing (checked before any solve).
+    """
+
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+        self.requested = name
+        self.name = pyomo_name(name)
+        self.options = dict(options or {})
+        self.kind = "v2" if self.name in SolverFactoryV2._cls else "legacy"
+        self.opt = SolverFactoryV2(self.name) if self.kind == "v2" else pyo.SolverFactory(self.name)
+        ok = bool(self.opt.available()) if self.kind == "v2" else bool(self.opt.available(exception_flag=False))
+        if not ok:
+            raise SolverUnavailableError(
+                f"Pyomo sub-solver {self.name!r} is not available here; available: "
+                f"{', '.join(available_pyomo_solvers()) or 'none'} (any Pyomo solver name is accepted).")
+        self.backend = _registry_backend(self.name)
+        if self.backend is not None and self.backend.licence().state == "missing":
+            raise self.backend.licence_error()
+        if self.kind == "legacy" and self.opt.is_persistent():
+            self.kind = "persistent"
+        self._attached = None
+        self._param_constraints: list = []
+
+    def attach(self, sub: pyo.ConcreteModel, param_constraints: list, n_quadratic: int) -> None:
+        """Check size limits and, for persistent solvers, load the sub-model once."""
+        if self.backend is not None:
+            n_vars = sum(1 for _ in sub.component_data_objects(pyo.Var))
+            n_cons = sum(1 for _ in sub.component_data_objects(pyo.Constraint, active=True))
+            self.backend.check_size(n_vars, n_cons, n_quadratic)
+        if self.kind == "persistent":
+            self.opt.set_instance(sub)
+        self._attached = sub
+        self._param_constraints = param_constraints
+
+    def solve(self, sub: pyo.ConcreteModel) -> SubResult:
+        t0 = time.perf_counter()
+        try:
+            if self.kind == "v2":
+                res = self.opt.solve(sub, load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                                     solver_options=self.options)
+                status = _V2.get(res.termination_condition, "solver_error")
+                has = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+                if has:
+                    res.solution_loader.load_vars()
+            elif self.kind == "persistent":
+                self.opt.set_objective(sub.obj)  # the legacy interface keeps a stale objective otherwise
+                for c in self._param_constraints:
+                    self.opt.remove_constraint(c)
+                    self.opt.add_constraint(c)
+                res = self.opt.solve(load_solutions=False, options=self.options)
+                status = _LEGACY.get(res.solver.termination_condition, "solver_error")
+                has = False
+                if status in ("optimal", "optimal_inaccurate", "iteration_limit", "time_limit"):
+                    try:
+                        self.opt.load_vars()
+                        has = True
+                    except Exception:  # noqa: BLE001 - the solver stopped without a point
+                        has = False
+            else:
+                res = self.opt.solve(sub, load_solutions=False, options=self.options)
+                status = _LEGACY.get(res.solver.termination_condition, "solver_error")
+                has = len(res.solution) > 0
+                if has:
+                    sub.solutions.load_from(res)
+        except Exception as exc:  # noqa: BLE001 - normalised below; the driver keeps its point
+            err = self.backend.translate(exc) if self.backend is not None else exc
+            if isinstance(err, LicenceError):
+                raise err from exc
+            return SubResult("solver_error", False, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+        return SubResult(status, has, time.perf_counter() - t0,
+                         "" if status == "optimal" else f"{self.name} ended with {status}")
