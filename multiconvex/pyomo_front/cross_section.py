@@ -81,8 +81,10 @@ class PyomoCrossSection:
         sub.piece_side = pyo.ConstraintList()
         for k, r in enumerate(self.relations):
             z = replace_expressions(r.input, smap)
-            out = smap[id(r.output)]
-            sub.piece_eq.add(out - sub.s[k] * z == 0)
+            if id(r.output) in own_ids:
+                sub.piece_eq.add(smap[id(r.output)] - sub.s[k] * z == 0)
+            # an output held at its value needs no equality: it would repeat, up to round-off, what fixes
+            # the input already (HiGHS fails on such nearly dependent rows); the sign keeps the piece
             sub.piece_side.add((2 * sub.s[k] - 1) * z >= 0)
         if prox:
             sub.rho = pyo.Param(mutable=True, initialize=0.0)

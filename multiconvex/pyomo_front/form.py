@@ -45,7 +45,7 @@ class PyomoForm(StandardForm):
 
     def __init__(self, model: pyo.ConcreteModel, blocks: Sequence[Sequence[Any]] | None, *,
                  subsolver: str | Sequence[str], subsolver_options: Mapping[str, Any] | None = None,
-                 prox: bool = False, feasibility_tol: float = 1e-6):
+                 prox: bool = False, feasibility_tol: float = 1e-6, reuse_subsolver: bool = True):
         t0 = time.perf_counter()
         self.model = model
         objs = list(model.component_data_objects(pyo.Objective, active=True))
@@ -85,7 +85,7 @@ class PyomoForm(StandardForm):
             bvars = [vd for c in b for vd in c.values()]
             sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
                                     self.vars, prox=prox)
-            sec.subsolvers = self._subsolvers(specs, subsolver_options)
+            sec.subsolvers = self._subsolvers(specs, subsolver_options, reuse_subsolver)
             self.sections.append(sec)
         self._x0 = x0
         self.build_time = time.perf_counter() - t0
@@ -108,7 +108,7 @@ class PyomoForm(StandardForm):
                 raise InvalidInputError(f"block {i} has no variables.")
         return out
 
-    def _subsolvers(self, specs, options) -> list[SubSolver]:
+    def _subsolvers(self, specs, options, reuse: bool) -> list[SubSolver]:
         from ..errors import LicenceError
 
         out, errors = [], []
@@ -117,7 +117,7 @@ class PyomoForm(StandardForm):
             per = per.get(s, per) if isinstance(per.get(s), Mapping) else {
                 k: v for k, v in per.items() if not isinstance(v, Mapping)}
             try:
-                out.append(SubSolver(s, per))
+                out.append(SubSolver(s, per, reuse=reuse))
             except LicenceError as exc:
                 if len(specs) == 1:
                     raise

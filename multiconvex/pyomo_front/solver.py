@@ -80,6 +80,9 @@ class MulticonvexConfig(SolverConfig):
         self.init = self.declare("init", ConfigValue(default=None, description="Start values by variable."))
         self.prox = self.declare("prox", ConfigValue(default=0.0, domain=NonNegativeFloat,
                                                      description="Proximal weight in every block step."))
+        self.reuse_subsolver = self.declare("reuse_subsolver", ConfigValue(
+            default=True, domain=bool, description="Keep one (persistent) sub-solver per block; False builds a "
+                                                   "fresh one at every solve (slow: a baseline)."))
         self.executor = self.declare("executor", ConfigValue(
             default=None, description="Where Jacobi block solves run: 'inprocess' or 'threads'."))
 
@@ -128,7 +131,8 @@ class MulticonvexSolver(SolverBase):
         start = datetime.datetime.now(datetime.timezone.utc)
         original = {id(vd): vd.value for vd in model.component_data_objects(pyo.Var)}
         form = PyomoForm(model, config.blocks, subsolver=config.subsolver,
-                         subsolver_options=config.subsolver_options, prox=config.prox > 0)
+                         subsolver_options=config.subsolver_options, prox=config.prox > 0,
+                         reuse_subsolver=config.reuse_subsolver)
         x0 = form.initial_point(config.seed, config.init)
         form.load(x0)
         form.attach()

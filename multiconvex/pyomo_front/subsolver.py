@@ -110,12 +110,15 @@ class SubSolver:
         The solver's licence is missing (checked before any solve).
     """
 
-    def __init__(self, name: str, options: Mapping[str, Any] | None = None):
+    def __init__(self, name: str, options: Mapping[str, Any] | None = None, *, reuse: bool = True):
         self.requested = name
         self.name = pyomo_name(name)
         self.options = dict(options or {})
+        if self.name == "highs":
+            self.options.setdefault("output_flag", False)  # HiGHS warns on stdout at every coefficient update
+        self.reuse = reuse
         self.kind = "v2" if self.name in SolverFactoryV2._cls else "legacy"
-        self.opt = SolverFactoryV2(self.name) if self.kind == "v2" else pyo.SolverFactory(self.name)
+        self.opt = self._new()
         ok = bool(self.opt.available()) if self.kind == "v2" else bool(self.opt.available(exception_flag=False))
         if not ok:
             raise SolverUnavailableError(
@@ -128,6 +131,9 @@ class SubSolver:
             self.kind = "persistent"
         self._attached = None
         self._param_constraints: list = []
+
+    def _new(self):
+        return SolverFactoryV2(self.name) if self.kind == "v2" else pyo.SolverFactory(self.name)
 
     def attach(self, sub: pyo.ConcreteModel, param_constraints: list, n_quadratic: int) -> None:
         """Check size limits and, for persistent solvers, load the sub-model once."""
@@ -142,6 +148,10 @@ class SubSolver:
 
     def solve(self, sub: pyo.ConcreteModel) -> SubResult:
         t0 = time.perf_counter()
+        if not self.reuse:  # a fresh instance per solve: the naive baseline (everything rebuilt)
+            self.opt = self._new()
+            if self.kind == "persistent":
+                self.opt.set_instance(sub)
         try:
             if self.kind == "v2":
                 res = self.opt.solve(sub, load_solutions=False, raise_exception_on_nonoptimal_result=False,
