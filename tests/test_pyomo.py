@@ -243,3 +243,11 @@ def test_other_models_emit_equivalent_pyomo_models():
     assert pyo.value(pm.model.obj) == pytest.approx(bp.objective_at(x0, y0))
     results = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=pm.blocks).solve(pm.model)
     assert results.solver.is_partial_minimum
+
+
+def test_fixed_variables_stay_fixed():
+    m = user_bilinear()
+    m.left.x[0].fix(0.25)
+    results = pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
+    assert m.left.x[0].value == 0.25 and m.left.x[0].fixed
+    assert results.solver.is_partial_minimum

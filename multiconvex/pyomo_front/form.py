@@ -71,8 +71,12 @@ class PyomoForm(StandardForm):
         self._comp = {id(c): c for c in comps}  # points are keyed by id(component): scalar Vars are unhashable
         self._pos = {id(vd): (id(c), k) for c in comps for k, vd in enumerate(c.values())}
         block_lists = self._block_lists(model, blocks)
+        for vd in self.vars:
+            if vd.fixed and vd.value is None:
+                raise InvalidInputError(f"variable {vd.name} is fixed but has no value: give it one or unfix it.")
         in_block = {id(vd) for b in block_lists for c in b for vd in c.values()}
-        free = [vd for vd in self.vars if id(vd) not in in_block]
+        # fixed variables stay fixed: held at their values in every subproblem
+        free = [vd for vd in self.vars if id(vd) not in in_block and not vd.fixed]
         names = ["+".join(c.name for c in b) for b in block_lists]
         self.blocks = [Block(n, tuple(id(c) for c in b)) for n, b in zip(names, block_lists)]
         specs = [subsolver] if isinstance(subsolver, str) else list(subsolver)
@@ -82,7 +86,9 @@ class PyomoForm(StandardForm):
         self.sections: list[PyomoCrossSection] = []
         x0 = {id(vd): vd.value for vd in self.vars}
         for name, b in zip(names, block_lists):
-            bvars = [vd for c in b for vd in c.values()]
+            bvars = [vd for c in b for vd in c.values() if not vd.fixed]
+            if not bvars:
+                raise InvalidInputError(f"block {name} has no free variables (all are fixed).")
             sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
                                     self.vars, prox=prox)
             sec.subsolvers = self._subsolvers(specs, subsolver_options, reuse_subsolver)
@@ -159,6 +165,9 @@ class PyomoForm(StandardForm):
                 missing = np.isnan(arr)
                 arr[missing] = rng.standard_normal(int(missing.sum()))
             for k, vd in enumerate(c.values()):
+                if vd.fixed:
+                    arr[k] = vd.value
+                    continue
                 lo, hi = vd.lb, vd.ub
                 if lo is not None and lo >= 0 and arr[k] < lo and (id(c) not in given):
                     arr[k] = abs(arr[k]) + lo
