@@ -18,7 +18,10 @@ import cvxpy as cp
 import numpy as np
 
 import multiconvex as mc
-from peers import dmcp_style_factorization
+try:
+    from multiconvex.benchmarks.peers import dmcp_style_factorization
+except ImportError:  # run from a checkout that was not installed
+    from peers import dmcp_style_factorization
 
 
 def main() -> None:

@@ -1,6 +1,9 @@
 """``multiconvex`` / ``python -m multiconvex``: the command line.
 
-``demo`` runs the README's main job; ``solvers`` lists the backend registry.
+Commands: ``solvers`` (the backend registry), ``demo`` (the README's main job),
+``bench`` (benchmark suites into a resumable run directory, in-process, on a local
+process pool or on a Dask cluster) and ``report`` (markdown tables and PNG plots
+from a run directory).
 """
 
 from __future__ import annotations
@@ -8,8 +11,42 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
+
+#: Exit codes scripts can rely on.
+EXIT_OK = 0  # the command did what was asked (bench: every case ran and recorded a result)
+EXIT_FAILED = 1  # the work ran but did not succeed (demo not converged; bench: some case raised an error)
+EXIT_USAGE = 2  # bad command line (argparse), unknown suite / problem / method / solver
+EXIT_UNAVAILABLE = 3  # something needed is missing: a solver, a licence, dask, the Dask scheduler
+EXIT_RUN_DIR = 4  # the run directory cannot be used as asked (results exist without --resume; no run to report)
+EXIT_INTERRUPTED = 130  # Ctrl-C: finished cases are saved; `bench --resume` goes on
+
+EPILOG = """\
+examples:
+  multiconvex solvers                                  every backend: installed, licence, version
+  multiconvex demo                                     factorize the bundled digits data (the README's job)
+  multiconvex bench --suite quick --solvers clarabel,osqp,highs --out runs/quick
+  multiconvex bench --suite factorization --solvers all --seeds 3 --time-limit 60 --workers 2
+  multiconvex report runs/quick                        markdown + PNG plots in runs/quick
+  multiconvex bench --suite quick --scheduler tcp://host:8786   on an existing Dask cluster
+
+exit codes:
+  0 success   1 some work failed (bench: a case raised an error; demo: not converged)
+  2 usage error   3 solver / licence / dask / scheduler unavailable
+  4 run directory unusable (results exist without --resume, or no run to report)   130 interrupted (Ctrl-C)
+"""
+
+DESCRIPTION = """\
+multiconvex trains piecewise multi-convex models (ReLU networks, matrix factorizations, bilinear
+problems) by iterated convex optimization with the backend solver you pick, and certifies the result.
+This command lists the backends, runs the README's demo, runs benchmark suites (in-process, on a local
+process pool with --workers N, or on a Dask cluster with --dask / --scheduler ADDRESS) and writes
+reports. `multiconvex COMMAND --help` describes each command."""
+
+logger = logging.getLogger("multiconvex.cli")
 
 
+# -- demo ------------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
     import cvxpy as cp
     import numpy as np
@@ -27,7 +64,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  objective ½‖Y − UV‖² + (λ/2)(‖U‖² + ‖V‖²), blocks [U], [V], solver={args.solver!r}, "
           f"algorithm={args.algorithm!r}")
     res = mc.solve(prob, [[U], [V]], algorithm=args.algorithm, solver=args.solver, seed=0, tol=args.tol,
-                   max_iters=args.max_iters, verbose=args.verbose)
+                   max_iters=args.max_iters, verbose=args.verbose,
+                   progress=False if args.quiet else None)
     s = np.linalg.svd(Y, compute_uv=False)
     t = np.maximum(s - lam, 0)
     exact = 0.5 * np.sum((s - t) ** 2) + lam * t.sum()
@@ -35,24 +73,170 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  block solves per backend: {res.backends_used}")
     print(f"  closed-form global optimum (singular value soft-thresholding, rank {int((t > 0).sum())}): "
           f"{exact:.10g}; relative gap {(res.objective - exact) / abs(exact):.2e}")
-    return 0 if res.status in ("converged", "iteration_limit") else 1
+    return EXIT_OK if res.status in ("converged", "iteration_limit") else EXIT_FAILED
 
 
+# -- solvers ---------------------------------------------------------------------------------------------
 def _solvers(args: argparse.Namespace) -> int:
     import multiconvex as mc
 
     rows = mc.available_solvers()
-    print(f"{'solver':<10} {'installed':<10} {'licence':<14} {'available':<10} {'version':<12} classes")
+    print(f"{'solver':<10} {'installed':<10} {'licence':<14} {'available':<10} {'version':<12} {'classes':<24} note")
     for r in rows:
+        note = ""
+        if r.installed and r.licence == "missing":
+            note = f"installed but unlicensed: {r.detail}".strip().rstrip(":")
+        elif r.licence == "size-limited":
+            note = r.detail or "size-limited licence"
+        elif not r.installed:
+            note = "not installed"
         print(f"{r.name:<10} {str(r.installed):<10} {r.licence:<14} {str(r.available):<10} "
-              f"{(r.version or '-'):<12} {','.join(sorted(r.classes))}")
-    return 0
+              f"{(r.version or '-'):<12} {','.join(sorted(r.classes)):<24} {note}")
+    return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="multiconvex", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="factorize the bundled digits data and print result and certificate")
+# -- bench -----------------------------------------------------------------------------------------------
+def _solver_list(spec: str) -> list[str]:
+    from multiconvex.solvers import available_solvers, get_backend
+
+    if spec.strip().lower() == "all":
+        return [r.name for r in available_solvers() if r.available]
+    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    for name in names:
+        if name == "auto":
+            continue
+        backend = get_backend(name)  # UnknownSolverError lists the known names
+        info = backend.info()
+        if not info.installed:
+            raise _Unavailable(f"solver {name!r} is not installed: {backend.install_hint()}")
+        if not info.available:
+            raise _Unavailable(f"solver {name!r} is installed but has no licence ({info.detail}); "
+                               "drop it from --solvers or install a licence")
+    return names
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from multiconvex.benchmarks.problems import PROBLEMS
+    from multiconvex.benchmarks.runner import BenchOptions, RunDirError, run_bench
+    from multiconvex.benchmarks.suites import SUITES, expand
+    from multiconvex.errors import SolverUnavailableError, UnknownSolverError
+    from multiconvex.executor import make_executor
+
+    if args.suite not in SUITES:
+        return _usage(f"unknown suite {args.suite!r}; known suites: {', '.join(SUITES)}")
+    problems = _csv(args.problems)
+    unknown = [p for p in problems or () if p not in PROBLEMS]
+    if unknown:
+        return _usage(f"unknown problem(s) {', '.join(unknown)}; known: {', '.join(PROBLEMS)}")
+    try:
+        solvers = _solver_list(args.solvers)
+    except UnknownSolverError as exc:
+        return _usage(str(exc))
+    except _Unavailable as exc:
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    seeds = list(range(args.seeds)) if args.seed_list is None else [int(s) for s in args.seed_list.split(",")]
+    options = BenchOptions(suite=args.suite, solvers=solvers, seeds=seeds, methods=_csv(args.methods),
+                           problems=problems, max_iters=args.max_iters, time_limit=args.time_limit, tol=args.tol)
+    out = args.out or f"runs/{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.list:
+        for case in expand(options.suite, solvers, seeds, methods=options.methods, problems=problems,
+                           max_iters=options.max_iters, time_limit=options.time_limit, tol=options.tol):
+            print(case.id)
+        return EXIT_OK
+    if not args.resume and not expand(options.suite, solvers, seeds, methods=options.methods, problems=problems):
+        return _usage("no case matches this suite / --solvers / --methods / --problems combination")
+    kind = "dask" if (args.dask or args.scheduler) else ("processes" if args.workers and args.workers > 1 else None)
+    try:
+        executor = make_executor(kind, args.workers, address=args.scheduler, threads_per_worker=args.threads_per_worker)
+    except SolverUnavailableError as exc:
+        return _fail(EXIT_UNAVAILABLE, str(exc))
+    if args.verbose:
+        logging.getLogger("distributed").setLevel(logging.INFO)
+
+    def on_record(r: dict) -> None:
+        gap = "" if r.get("gap") is None else f" gap {r['gap']:.2e}"
+        obj = "" if r.get("objective") is None else f" objective {r['objective']:.10g}"
+        logger.info("%s: %s%s%s in %.2fs%s", r["id"], r["status"], obj, gap, r["wall_time"],
+                    f" — {r['error']}" if r.get("error") else "")
+
+    show_bar = not args.quiet and not args.verbose and sys.stderr.isatty()
+    started = time.perf_counter()
+    try:
+        with executor:
+            summary = run_bench(out, options, resume=args.resume, executor=executor,
+                                command=["multiconvex", *sys.argv[1:]] if args.argv is None else args.argv,
+                                on_record=on_record, progress=show_bar)
+    except RunDirError as exc:
+        return _fail(EXIT_RUN_DIR, str(exc))
+    except KeyboardInterrupt:
+        print(f"interrupted: finished cases are saved in {out}; `multiconvex bench --resume --out {out}` "
+              "runs the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(f"{summary.ran} cases run, {summary.skipped} already done, {summary.total} in the suite; "
+              f"{len(summary.failed)} errors; {time.perf_counter() - started:.1f}s; results in {summary.run_dir}")
+        for case_id in summary.failed:
+            print(f"  error: {case_id}")
+    if args.report:
+        from multiconvex.benchmarks.report import render
+
+        path = render([summary.run_dir], tol=args.success_tol)
+        if not args.quiet:
+            print(f"report: {path}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+# -- report ----------------------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    from multiconvex.benchmarks.report import render
+    from multiconvex.benchmarks.runner import RunDirError
+
+    try:
+        path = render(args.run_dirs, out=args.out, tol=args.tol, shift=args.shift, plots=not args.no_plots)
+    except RunDirError as exc:
+        return _fail(EXIT_RUN_DIR, str(exc))
+    if not args.quiet:
+        print(f"report: {path}")
+    return EXIT_OK
+
+
+# -- plumbing --------------------------------------------------------------------------------------------
+def _csv(spec: str | None) -> list[str] | None:
+    return [s.strip() for s in spec.split(",") if s.strip()] if spec else None
+
+
+def _usage(message: str) -> int:
+    print(f"multiconvex: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"multiconvex: error: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    noise = common.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="print only errors (no progress bar)")
+    noise.add_argument("-v", "--verbose", action="store_true", help="log one line per iteration / benchmark case")
+    parser = argparse.ArgumentParser(prog="multiconvex", description=DESCRIPTION,
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sol = sub.add_parser("solvers", parents=[common], help="list every backend: installed, licence, version",
+                         description="List every backend in the registry: installed, licence state (an installed "
+                                     "MOSEK without a licence file is 'missing' and not available), version, "
+                                     "problem classes.")
+    sol.set_defaults(func=_solvers)
+
+    demo = sub.add_parser("demo", parents=[common], help="factorize the bundled digits data; print result and certificate",
+                          description="Matrix factorization of scikit-learn's bundled digits data, compared with "
+                                      "its closed-form global optimum (singular value soft-thresholding).")
     demo.add_argument("--samples", type=int, default=600)
     demo.add_argument("--rank", type=int, default=12)
     demo.add_argument("--lam", type=float, default=8.0)
@@ -60,13 +244,80 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--algorithm", default="gauss-seidel", choices=["gauss-seidel", "jacobi"])
     demo.add_argument("--tol", type=float, default=1e-8)
     demo.add_argument("--max-iters", type=int, default=500)
-    demo.add_argument("--verbose", action="store_true")
     demo.set_defaults(func=_demo)
-    sol = sub.add_parser("solvers", help="list every backend: installed, licence, version")
-    sol.set_defaults(func=_solvers)
+
+    from multiconvex.benchmarks.suites import SUITES
+
+    bench = sub.add_parser(
+        "bench", parents=[common], help="run a benchmark suite into a resumable run directory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a suite: every problem x method x backend x seed is one case. Each case records the final "
+                    "objective, gap to the reference optimum where known, status, certificate, iterations, wall and "
+                    "solver time, peak memory, versions and machine. Records are appended to OUT/results.jsonl as "
+                    "cases finish (OUT/results.csv at the end; OUT/run.json holds the command, seeds and versions).",
+        epilog="suites: " + ", ".join(SUITES) + "\n\n" + EPILOG)
+    bench.add_argument("--suite", default="quick", help="suite to run (default: quick)")
+    bench.add_argument("--solvers", default="clarabel",
+                       help="comma-separated backends for our methods and the DMCP-style loop, or 'all' "
+                            "(every available backend); each case uses only backends that can solve its blocks "
+                            "(default: clarabel)")
+    bench.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default: 1)")
+    bench.add_argument("--seed-list", help="explicit comma-separated seeds (overrides --seeds)")
+    bench.add_argument("--methods", help="only these methods (e.g. gauss-seidel,jacobi,dmcp-loop,sklearn-cd,"
+                                         "sklearn-mu,torch-adam,torch-gd)")
+    bench.add_argument("--problems", help="only these problems of the suite")
+    bench.add_argument("--time-limit", type=float, help="seconds per case (ours and the iterative peers)")
+    bench.add_argument("--max-iters", type=int, help="outer iterations per case (default: the problem's own)")
+    bench.add_argument("--tol", type=float, default=1e-6, help="stopping tolerance of every method (default 1e-6)")
+    bench.add_argument("--out", help="run directory (default: runs/SUITE-TIMESTAMP)")
+    bench.add_argument("--resume", action="store_true",
+                       help="finish the run in --out: re-read its options, skip finished cases")
+    bench.add_argument("--workers", type=int, help="run cases on a local process pool of N workers")
+    bench.add_argument("--dask", action="store_true", help="run cases on a Dask LocalCluster (--workers processes)")
+    bench.add_argument("--scheduler", metavar="ADDRESS", help="run cases on an existing Dask cluster, e.g. tcp://host:8786")
+    bench.add_argument("--threads-per-worker", type=int, default=1,
+                       help="BLAS/OpenMP threads per worker process (default 1: no oversubscription)")
+    bench.add_argument("--report", action="store_true", help="write the report when the run ends")
+    bench.add_argument("--success-tol", type=float, default=1e-4, help="tolerance of success in --report")
+    bench.add_argument("--list", action="store_true", help="print the case ids and exit")
+    bench.set_defaults(func=_bench, argv=None)
+
+    rep = sub.add_parser("report", parents=[common], help="markdown tables and PNG plots from run directories",
+                         description="Write RUN_DIR/report.md and RUN_DIR/plots/*.png from RUN_DIR/results.jsonl: a "
+                                     "table per problem, per method/backend success rate and shifted geometric mean "
+                                     "of time, objective-against-time plots, a performance profile, the "
+                                     "environment. More run directories are compared in one extra table.")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--out", help="where to write (default: the first RUN_DIR)")
+    rep.add_argument("--tol", type=float, default=1e-4, help="relative tolerance of success (default 1e-4)")
+    rep.add_argument("--shift", type=float, default=1.0, help="shift of the geometric mean, seconds (default 1)")
+    rep.add_argument("--no-plots", action="store_true", help="tables only")
+    rep.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench" and argv is not None:
+        args.argv = ["multiconvex", *argv]
+    level = logging.ERROR if args.quiet else (logging.INFO if args.verbose else logging.WARNING)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    return args.func(args)
+    for name in ("multiconvex", "multiconvex.cli", "multiconvex.bench"):  # mc.solve resets "multiconvex"
+        logging.getLogger(name).setLevel(level)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a clear line, not a traceback, for the errors users cause
+        from multiconvex.errors import LicenceError, SolverUnavailableError, UnknownSolverError
+
+        if isinstance(exc, (LicenceError, SolverUnavailableError)):
+            return _fail(EXIT_UNAVAILABLE, str(exc))
+        if isinstance(exc, UnknownSolverError):
+            return _usage(str(exc))
+        raise
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The README's main job and the command line."""
+"""The README's main job and the command line: commands, help, exit codes."""
 
 from __future__ import annotations
 
@@ -7,14 +7,89 @@ import sys
 
 import pytest
 
-from multiconvex.__main__ import main
+from multiconvex.__main__ import (EXIT_OK, EXIT_RUN_DIR, EXIT_UNAVAILABLE, EXIT_USAGE, main)
+from multiconvex.solvers import LicenceStatus, get_backend
+
+
+def _row(out: str, name: str) -> str:
+    return next(line for line in out.splitlines() if line.split() and line.split()[0] == name)
 
 
 def test_solvers_command_lists_every_backend(capsys):
-    assert main(["solvers"]) == 0
+    assert main(["solvers"]) == EXIT_OK
     out = capsys.readouterr().out
     for name in ("clarabel", "osqp", "scs", "ecos", "highs", "gurobi", "mosek", "scip", "ipopt", "lstsq"):
         assert name in out
+
+
+def test_solvers_reports_unlicensed_mosek_as_installed_not_available(capsys, monkeypatch):
+    mosek = get_backend("mosek")
+    monkeypatch.setattr(mosek, "installed", lambda: True)
+    monkeypatch.setattr(mosek, "version", lambda: "11.0")
+    monkeypatch.setattr(mosek, "licence", lambda: LicenceStatus("missing", "no licence file at ~/mosek/mosek.lic"))
+    assert main(["solvers"]) == EXIT_OK
+    row = _row(capsys.readouterr().out, "mosek")
+    assert row.split()[1:4] == ["True", "missing", "False"]  # installed, licence, available
+    assert "installed but unlicensed" in row
+
+
+def test_solvers_row_of_this_machines_mosek_says_unlicensed(capsys):
+    mosek = get_backend("mosek")
+    if not mosek.installed() or mosek.licence().state != "missing":
+        pytest.skip("needs mosek installed without a licence, as on the reference machine")
+    main(["solvers"])
+    row = _row(capsys.readouterr().out, "mosek")
+    assert row.split()[1:4] == ["True", "missing", "False"]
+    assert "installed but unlicensed" in row
+
+
+def test_help_lists_commands_examples_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for text in ("solvers", "demo", "bench", "report", "--scheduler", "exit codes", "130 interrupted"):
+        assert text in out
+
+
+def test_bench_help_names_suites_and_parallel_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    for text in ("quick", "factorization", "counterexample", "relu", "cvxpy-peers", "--workers", "--dask",
+                 "--resume", "--quiet"):
+        assert text in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--suite", "nonsense"],
+    ["bench", "--solvers", "no-such-solver"],
+    ["bench", "--problems", "no-such-problem"],
+    ["bench", "--methods", "no-such-method"],
+])
+def test_bad_bench_arguments_exit_with_usage_code(argv, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "run")]) == EXIT_USAGE
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bench_with_an_unlicensed_solver_exits_with_unavailable_code(tmp_path, capsys, monkeypatch):
+    mosek = get_backend("mosek")
+    monkeypatch.setattr(mosek, "installed", lambda: True)
+    monkeypatch.setattr(mosek, "licence", lambda: LicenceStatus("missing", "no licence file"))
+    assert main(["bench", "--solvers", "mosek", "--out", str(tmp_path / "run")]) == EXIT_UNAVAILABLE
+    assert "licence" in capsys.readouterr().err
+
+
+def test_report_on_a_directory_without_a_run_exits_with_run_dir_code(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == EXIT_RUN_DIR
+    assert "no benchmark run" in capsys.readouterr().err
+
+
+def test_bench_list_prints_case_ids(capsys):
+    assert main(["bench", "--suite", "counterexample", "--solvers", "clarabel,osqp", "--list"]) == EXIT_OK
+    ids = capsys.readouterr().out.split()
+    assert "neuron-bad/gauss-seidel/osqp/seed0" in ids and "neuron-good/torch-adam/torch/seed0" in ids
 
 
 def test_small_demo_reaches_the_closed_form_optimum(capsys):
@@ -24,6 +99,13 @@ def test_small_demo_reaches_the_closed_form_optimum(capsys):
     assert "partial minimum" in out
     gap = float(out.rsplit("relative gap", 1)[1].split()[0])
     assert abs(gap) < 1e-6
+
+
+def test_console_script_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "multiconvex", "solvers", "--quiet"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "clarabel" in proc.stdout
 
 
 @pytest.mark.slow

@@ -1,0 +1,297 @@
+"""``multiconvex report RUN_DIR [RUN_DIR ...]``: markdown tables and PNG plots from raw results.
+
+Everything is computed from ``results.jsonl`` (and ``run.json``), so a report can
+be regenerated, and runs compared, at any time:
+
+- per problem: every case with objective, gap to the reference optimum (or to the
+  best objective any method found, marked ``*``), status, certificate, iterations,
+  times, peak memory;
+- per method/backend: success rate at a tolerance and the shifted geometric mean of
+  wall time (qpbenchmark's summary): a case succeeds when it ran to an answer and its
+  objective is within ``tol · max(1, |f*|)`` of the reference ``f*`` (or of the best
+  objective found for that problem when no reference is known). Failed cases count
+  with a penalty time: the run's time limit, or else the largest wall time in the run;
+- plots (matplotlib, Agg): objective against time per problem, and the Dolan–Moré
+  performance profile of wall time;
+- the environment the run had.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .problems import PROBLEMS
+from .runner import OK_STATUSES, read_records, read_run
+
+
+def fmt(x: Any, spec: str = ".10g") -> str:
+    """How numbers appear in the report (tests parse them back with ``float``)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return format(float(x), spec)
+
+
+def best_known(records: list[dict]) -> dict[str, float]:
+    """Per problem: the reference optimum when known, else the best objective any finished case reached."""
+    best: dict[str, float] = {r["problem"]: r["reference"] for r in records if r.get("reference") is not None}
+    for r in records:
+        if r["problem"] in best and r.get("reference") is not None:
+            continue
+        if r.get("status") in OK_STATUSES and r.get("objective") is not None and np.isfinite(r["objective"]):
+            best[r["problem"]] = min(best.get(r["problem"], math.inf), r["objective"])
+    return best
+
+
+def relative_gap(r: dict, best: dict[str, float]) -> float | None:
+    """``(f − f*) / max(1, |f*|)`` against the reference, or the best found."""
+    if r.get("objective") is None or r["problem"] not in best:
+        return None
+    f_star = best[r["problem"]]
+    return (r["objective"] - f_star) / max(1.0, abs(f_star))
+
+
+def succeeded(r: dict, best: dict[str, float], tol: float) -> bool:
+    g = relative_gap(r, best)
+    return r.get("status") in OK_STATUSES and g is not None and g <= tol
+
+
+def penalty_time(records: list[dict], time_limit: float | None) -> float:
+    if time_limit:
+        return float(time_limit)
+    return max((r.get("wall_time") or 0.0 for r in records), default=1.0)
+
+
+def shifted_geometric_mean(times: list[float], shift: float) -> float:
+    """``exp(mean(log(t + shift))) − shift``."""
+    t = np.asarray(times, dtype=float)
+    return float(np.exp(np.mean(np.log(t + shift))) - shift)
+
+
+def summarise(records: list[dict], *, tol: float = 1e-4, shift: float = 1.0,
+              time_limit: float | None = None) -> list[dict]:
+    """Per method/backend: cases, successes, success rate, shifted geometric mean of time (penalised failures)."""
+    best = best_known(records)
+    penalty = penalty_time(records, time_limit)
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("status") == "licence_limit":
+            continue  # not run: the licence, not the method, decided
+        groups[(r["method"], r["backend"])].append(r)
+    rows = []
+    for (method, backend), rs in sorted(groups.items()):
+        ok = [succeeded(r, best, tol) for r in rs]
+        times = [r["wall_time"] if s else max(penalty, r.get("wall_time") or 0.0) for r, s in zip(rs, ok)]
+        shares = [r["solver_time"] / r["run_time"] for r in rs
+                  if r.get("solver_time") is not None and r.get("run_time")]
+        rows.append({"method": method, "backend": backend, "cases": len(rs), "successes": int(sum(ok)),
+                     "success_rate": sum(ok) / len(rs), "sgm_time": shifted_geometric_mean(times, shift),
+                     "solver_share": float(np.median(shares)) if shares else None})
+    if rows:
+        low = min(r["sgm_time"] + shift for r in rows)
+        for r in rows:
+            r["sgm_relative"] = (r["sgm_time"] + shift) / low
+    return rows
+
+
+def performance_profile(records: list[dict], tol: float) -> dict[str, np.ndarray]:
+    """Per method/backend: the sorted ratios ``t / min t`` over (problem, seed) instances (inf: failed)."""
+    best = best_known(records)
+    by_instance: dict[tuple, dict[str, float]] = defaultdict(dict)
+    labels = set()
+    for r in records:
+        if r.get("status") == "licence_limit":
+            continue
+        label = f"{r['method']}/{r['backend']}"
+        labels.add(label)
+        by_instance[(r["problem"], r["seed"])][label] = r["wall_time"] if succeeded(r, best, tol) else math.inf
+    ratios: dict[str, list[float]] = {lab: [] for lab in sorted(labels)}
+    for times in by_instance.values():
+        t_min = min(times.values())
+        for lab in labels:  # a method that did not run an instance counts as failed on it
+            t = times.get(lab, math.inf)
+            ratios[lab].append(t / t_min if np.isfinite(t_min) and t_min > 0 else math.inf)
+    return {lab: np.sort(np.array(v)) for lab, v in ratios.items()}
+
+
+# -- plots -------------------------------------------------------------------------------------------
+def _plot_objectives(records: list[dict], best: dict[str, float], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    by_problem: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("trajectory"):
+            by_problem[r["problem"]].append(r)
+    for problem, rs in sorted(by_problem.items()):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        f_star = best.get(problem)
+        colours: dict[str, Any] = {}
+        for r in sorted(rs, key=lambda r: (r["method"], r["backend"], r["seed"])):
+            label = f"{r['method']}/{r['backend']}"
+            t = np.array([p[0] for p in r["trajectory"]], dtype=float)
+            f = np.array([p[1] for p in r["trajectory"]], dtype=float)
+            y = f - f_star + 1e-12 * max(1.0, abs(f_star)) if f_star is not None else f
+            line = ax.plot(np.maximum(t, 1e-4), y, drawstyle="steps-post", color=colours.get(label),
+                           label=None if label in colours else label, alpha=0.85)[0]
+            colours.setdefault(label, line.get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time [s] (log)")
+        if f_star is not None:
+            ax.set_yscale("log")
+            ref = "reference optimum" if any(r.get("reference") is not None for r in rs) else "best found"
+            ax.set_ylabel(f"objective − {ref} (log)")
+        else:
+            ax.set_ylabel("objective")
+        ax.set_title(problem)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"objective_{problem}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _plot_profile(profile: dict[str, np.ndarray], out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not profile:
+        return None
+    finite = np.concatenate([v[np.isfinite(v)] for v in profile.values()] + [np.array([1.0])])
+    tau_max = max(2.0, float(finite.max()) * 1.5)
+    taus = np.logspace(0, np.log10(tau_max), 200)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, ratios in profile.items():
+        ax.plot(taus, [(ratios <= t).mean() for t in taus], label=label, drawstyle="steps-post")
+    ax.set_xscale("log")
+    ax.set_xlabel("τ: wall time within a factor τ of the fastest (log)")
+    ax.set_ylabel("fraction of instances solved")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("performance profile")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "performance_profile.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- markdown ----------------------------------------------------------------------------------------
+PROBLEM_COLUMNS = ("method", "backend", "seed", "status", "objective", "gap", "max block gap", "partial min",
+                   "iterations", "wall s", "solver s", "peak RSS MB")
+
+
+def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def render(run_dirs: list[str | Path], *, out: str | Path | None = None, tol: float = 1e-4,
+           shift: float = 1.0, plots: bool = True) -> Path:
+    """Write ``report.md`` (and ``plots/*.png``) for the run in ``run_dirs[0]``; more dirs are compared."""
+    run_dirs = [Path(d) for d in run_dirs]
+    main = run_dirs[0]
+    out = Path(out) if out else main
+    out.mkdir(parents=True, exist_ok=True)
+    meta = read_run(main)
+    records = read_records(main)
+    time_limit = meta["options"].get("time_limit")
+    best = best_known(records)
+    lines = [f"# multiconvex bench: suite `{meta['options']['suite']}`", "",
+             f"Command: `{' '.join(meta.get('command') or ['?'])}`  ",
+             f"Started {meta.get('started')}; {len(records)} of {len(meta['cases'])} cases finished; "
+             f"seeds {meta['options']['seeds']}; backends {', '.join(meta['options']['solvers'])}.", ""]
+    missing = sorted(set(meta["cases"]) - {r["id"] for r in records})
+    if missing:
+        lines += [f"**Unfinished cases ({len(missing)})**: " + ", ".join(f"`{m}`" for m in missing)
+                  + " — `multiconvex bench --resume --out " + str(main) + "` finishes them.", ""]
+    summary = summarise(records, tol=tol, shift=shift, time_limit=time_limit)
+    lines += [f"## Summary per method and backend", "",
+              f"Success: ran to an answer and within {tol:g}·max(1, |f*|) of the reference optimum f* "
+              f"(or of the best objective found, where no reference is known). Time: shifted geometric mean of "
+              f"wall time, shift {shift:g} s, failures counted at {penalty_time(records, time_limit):.3g} s; "
+              f"relative: 1 = best.", ""]
+    lines += _table(("method", "backend", "cases", "success rate", "sgm time s", "relative", "median solver share"),
+                    [[r["method"], r["backend"], str(r["cases"]), f"{r['successes']}/{r['cases']} "
+                      f"({100 * r['success_rate']:.0f}%)", fmt(r["sgm_time"], ".4g"), fmt(r["sgm_relative"], ".3g"),
+                      "—" if r["solver_share"] is None else f"{100 * r['solver_share']:.0f}%"] for r in summary])
+    lines.append("")
+    plot_dir = out / "plots"
+    if plots:
+        plot_dir.mkdir(exist_ok=True)
+        profile_path = _plot_profile(performance_profile(records, tol), plot_dir)
+        if profile_path:
+            lines += [f"![performance profile](plots/{profile_path.name})", ""]
+        obj_paths = {p.stem.removeprefix("objective_"): p for p in _plot_objectives(records, best, plot_dir)}
+    else:
+        obj_paths = {}
+    lines += ["## Problems", ""]
+    by_problem: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_problem[r["problem"]].append(r)
+    for problem in sorted(by_problem):
+        rs = sorted(by_problem[problem], key=lambda r: (r["method"], r["backend"], r["seed"]))
+        spec = PROBLEMS.get(problem)
+        ref = next((r for r in rs if r.get("reference") is not None), None)
+        lines += [f"### {problem}", ""]
+        if spec:
+            lines.append(f"{spec.description}; {spec.size}.  ")
+        if ref is not None:
+            lines.append(f"Reference optimum: {fmt(ref['reference'])} ({ref.get('reference_note', '')}).")
+        elif problem in best:
+            note = next((r.get("reference_note") for r in rs if r.get("reference_note")), "")
+            lines.append(f"No reference optimum ({note}); gaps marked * are to the best objective found, "
+                         f"{fmt(best[problem])}.")
+        lines.append("")
+        table = []
+        for r in rs:
+            gap = relative_gap(r, best)
+            gap_s = fmt(gap, ".3e") + ("" if gap is None or r.get("reference") is not None else "*")
+            status = r.get("status", "?") + (f" ({r['error'][:80]})" if r.get("error") else "")
+            table.append([r["method"], r["backend"], str(r["seed"]), status, fmt(r.get("objective")), gap_s,
+                          fmt(r.get("max_block_gap"), ".3e"), fmt(r.get("is_partial_minimum")),
+                          fmt(r.get("iterations")), fmt(r.get("wall_time"), ".4g"), fmt(r.get("solver_time"), ".4g"),
+                          fmt(r.get("peak_rss_mb"), ".1f")])
+        lines += _table(PROBLEM_COLUMNS, table)
+        lines.append("")
+        if problem in obj_paths:
+            lines += [f"![objective against time: {problem}](plots/{obj_paths[problem].name})", ""]
+    if len(run_dirs) > 1:
+        lines += _compare(run_dirs, tol=tol, shift=shift)
+    env = meta.get("environment", {})
+    lines += ["## Environment", "", f"- host `{env.get('host')}`, {env.get('platform')}, Python {env.get('python')}",
+              f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} logical CPUs); GPU: {env.get('gpu') or 'none'}",
+              f"- executor: " + "; ".join(s.get("executor", "?") for s in meta.get("sessions", [])),
+              f"- thread pools: {', '.join(env.get('threadpools') or []) or '—'}",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())]
+    workers = sorted({r.get("worker", "?") for r in records})
+    lines += [f"- workers that ran cases: {', '.join(workers)}", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _compare(run_dirs: list[Path], *, tol: float, shift: float) -> list[str]:
+    lines = ["## Runs compared", ""]
+    rows = []
+    for d in run_dirs:
+        meta = read_run(d)
+        for r in summarise(read_records(d), tol=tol, shift=shift, time_limit=meta["options"].get("time_limit")):
+            rows.append([str(d), r["method"], r["backend"], f"{r['successes']}/{r['cases']}",
+                         fmt(r["sgm_time"], ".4g")])
+    return lines + _table(("run", "method", "backend", "successes", "sgm time s"), rows) + [""]

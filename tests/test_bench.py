@@ -1,0 +1,233 @@
+"""`multiconvex bench` and `multiconvex report`: suites end to end, resumable runs, reports true to the raw results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import pytest
+
+from multiconvex.__main__ import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_DIR, main
+from multiconvex.benchmarks import runner
+from multiconvex.benchmarks.problems import PROBLEMS, build
+from multiconvex.benchmarks.report import best_known, shifted_geometric_mean, succeeded, summarise
+from multiconvex.benchmarks.suites import SUITES, expand
+
+# test-sized quick suite: every problem and method of `quick`, one backend, few iterations
+QUICK = ["bench", "--suite", "quick", "--solvers", "clarabel", "--max-iters", "15", "--quiet"]
+RECORD_KEYS = ("objective", "gap", "status", "max_block_gap", "is_partial_minimum", "iterations", "wall_time",
+               "solver_time", "peak_rss_mb", "env")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "quick"
+    code = main([*QUICK, "--out", str(out)])
+    assert main(["report", str(out), "--quiet"]) == EXIT_OK
+    return code, out
+
+
+def _records(out):
+    return {r["id"]: r for r in runner.read_records(out)}
+
+
+def test_quick_suite_runs_every_case_and_stores_raw_results(quick_run):
+    code, out = quick_run
+    assert code == EXIT_OK
+    meta = json.loads((out / "run.json").read_text())
+    records = _records(out)
+    assert sorted(records) == sorted(meta["cases"])
+    assert meta["command"][:4] == ["multiconvex", "bench", "--suite", "quick"]
+    assert meta["seeds"] == [0] and "versions" in meta["environment"]
+    with (out / "results.csv").open() as fh:
+        assert sorted(row["id"] for row in csv.DictReader(fh)) == sorted(records)
+    for r in records.values():
+        assert r["status"] in runner.OK_STATUSES, (r["id"], r.get("error"))
+        for key in RECORD_KEYS:
+            assert key in r, (r["id"], key)
+        assert r["env"]["versions"]["cvxpy"] and r["env"]["cpu"]
+
+
+def test_quick_suite_covers_every_family_and_peer(quick_run):
+    _, out = quick_run
+    records = _records(out)
+    families = {PROBLEMS[r["problem"]].family for r in records.values()}
+    assert families == {"factorization", "nmf", "neuron", "relu", "bilinear"}
+    assert {r["method"] for r in records.values()} == {"gauss-seidel", "jacobi", "dmcp-loop", "sklearn-cd",
+                                                        "sklearn-mu", "torch-gd", "torch-adam"}
+
+
+def test_counterexample_reaches_both_local_minima_with_certificates(quick_run):
+    _, out = quick_run
+    records = _records(out)
+    bad, good = records["neuron-bad/gauss-seidel/clarabel/seed0"], records["neuron-good/gauss-seidel/clarabel/seed0"]
+    assert bad["objective"] == pytest.approx(36.0, rel=1e-6) and bad["is_partial_minimum"]
+    assert good["objective"] == pytest.approx(9.0, rel=1e-6) and good["is_partial_minimum"]
+    assert bad["gap"] == pytest.approx(3.0, rel=1e-6)  # a certified partial minimum 4x the global optimum
+
+
+def test_factorization_reaches_the_svt_optimum(quick_run):
+    _, out = quick_run
+    r = _records(out)["mf-synth-60x40/gauss-seidel/clarabel/seed0"]
+    assert r["reference"] == pytest.approx(build("mf-synth-60x40").reference)
+    assert -1e-9 <= r["gap"] < 1e-2  # 15 sweeps (test size); the full suite converges to ~1e-6
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| ")]
+    return [[c.strip() for c in row] for row in rows[1:]]  # drop the header
+
+
+def test_report_numbers_match_the_raw_results(quick_run):
+    _, out = quick_run
+    records = _records(out)
+    text = (out / "report.md").read_text()
+    sections = dict(re.findall(r"^### (\S+)\n(.*?)(?=^### |^## |\Z)", text, flags=re.S | re.M))
+    assert set(sections) == {r["problem"] for r in records.values()}
+    seen = set()
+    for problem, body in sections.items():
+        for method, backend, seed, status, objective, gap, _, partial, iters, wall, *_ in _table_rows(body):
+            r = records[f"{problem}/{method}/{backend}/seed{seed}"]
+            seen.add(r["id"])
+            assert status == r["status"]
+            assert float(objective) == pytest.approx(r["objective"], rel=1e-9, abs=1e-12)
+            assert int(iters) == r["iterations"]
+            assert float(wall) == pytest.approx(r["wall_time"], rel=1e-3)
+            if r.get("gap") is not None:  # a reference optimum: the gap printed is the recorded one
+                assert float(gap) == pytest.approx(r["gap"], rel=1e-3, abs=1e-12)
+            if r.get("is_partial_minimum") is not None:
+                assert partial == ("yes" if r["is_partial_minimum"] else "no")
+    assert seen == set(records)
+
+
+def test_report_summary_matches_a_recount_of_the_raw_results(quick_run):
+    _, out = quick_run
+    records = list(_records(out).values())
+    text = (out / "report.md").read_text()
+    summary = text.split("## Summary per method and backend", 1)[1].split("## ", 1)[0]
+    rows = {(r[0], r[1]): r for r in _table_rows(summary)}
+    best = best_known(records)
+    penalty = max(r["wall_time"] for r in records)
+    for (method, backend), row in rows.items():
+        group = [r for r in records if r["method"] == method and r["backend"] == backend]
+        ok = [succeeded(r, best, 1e-4) for r in group]
+        assert row[2] == str(len(group))
+        assert row[3].startswith(f"{sum(ok)}/{len(group)} ")
+        times = [r["wall_time"] if s else penalty for r, s in zip(group, ok)]
+        expected = math.exp(sum(math.log(t + 1.0) for t in times) / len(times)) - 1.0
+        assert float(row[4]) == pytest.approx(expected, rel=1e-3)
+    assert len(rows) == len({(r["method"], r["backend"]) for r in records})
+
+
+def test_report_writes_plots_and_environment(quick_run):
+    _, out = quick_run
+    text = (out / "report.md").read_text()
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert "performance_profile.png" in pngs
+    assert {f"objective_{p}.png" for p in {r["problem"] for r in _records(out).values()}} <= set(pngs)
+    for name in pngs:
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plots/{name}" in text
+    assert "## Environment" in text and "cvxpy" in text
+
+
+def test_report_compares_runs(quick_run, tmp_path):
+    _, out = quick_run
+    assert main(["report", str(out), str(out), "--out", str(tmp_path), "--no-plots", "--quiet"]) == EXIT_OK
+    assert "## Runs compared" in (tmp_path / "report.md").read_text()
+
+
+def test_bench_refuses_to_overwrite_a_run_without_resume(quick_run, capsys):
+    _, out = quick_run
+    assert main([*QUICK, "--out", str(out)]) == EXIT_RUN_DIR
+    assert "--resume" in capsys.readouterr().err
+
+
+SMALL = ["bench", "--suite", "quick", "--solvers", "clarabel", "--problems", "neuron-bad,neuron-good,bilinear-10",
+         "--quiet"]
+
+
+def test_interrupted_bench_resumes_without_redoing_finished_cases(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real = runner.run_case
+    calls: list[str] = []
+
+    def interrupted_after_two(case):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(case.id)
+        return real(case)
+
+    monkeypatch.setattr(runner, "run_case", interrupted_after_two)
+    assert main([*SMALL, "--out", str(out)]) == EXIT_INTERRUPTED
+    first = _records(out)
+    assert sorted(first) == sorted(calls)
+
+    resumed: list[str] = []
+    monkeypatch.setattr(runner, "run_case", lambda case: (resumed.append(case.id), real(case))[1])
+    assert main(["bench", "--resume", "--out", str(out), "--quiet"]) == EXIT_OK
+    everything = json.loads((out / "run.json").read_text())["cases"]
+    assert sorted(resumed) == sorted(set(everything) - set(first))  # nothing finished is run again
+    final = runner.read_records(out)
+    assert sorted(r["id"] for r in final) == sorted(everything)  # every case exactly once
+    for r in final:
+        if r["id"] in first:
+            assert r["started"] == first[r["id"]]["started"]
+    assert json.loads((out / "run.json").read_text())["sessions"][-1]["complete"]
+
+
+PARALLEL = ["bench", "--suite", "quick", "--solvers", "clarabel", "--problems", "mf-synth-60x40,neuron-bad,bilinear-10",
+            "--methods", "gauss-seidel,dmcp-loop", "--max-iters", "20", "--quiet"]
+
+
+def _objectives(out):
+    return {i: r["objective"] for i, r in _records(out).items()}
+
+
+def test_process_pool_and_dask_give_the_in_process_objectives(tmp_path):
+    pytest.importorskip("distributed")
+    assert main([*PARALLEL, "--out", str(tmp_path / "inprocess")]) == EXIT_OK
+    assert main([*PARALLEL, "--workers", "2", "--out", str(tmp_path / "pool")]) == EXIT_OK
+    assert main([*PARALLEL, "--dask", "--workers", "2", "--out", str(tmp_path / "dask")]) == EXIT_OK
+    base = _objectives(tmp_path / "inprocess")
+    assert len(base) == 5
+    for name in ("pool", "dask"):
+        other = _objectives(tmp_path / name)
+        assert sorted(other) == sorted(base)
+        for case_id, f in base.items():
+            assert other[case_id] == pytest.approx(f, rel=1e-7, abs=1e-9), (name, case_id)
+    workers = {r["worker"] for r in runner.read_records(tmp_path / "pool")}
+    assert all(not w.endswith(f":{__import__('os').getpid()}") for w in workers)  # ran in worker processes
+    for name in ("pool", "dask"):  # BLAS pinned to one thread in every worker: no oversubscription
+        for r in runner.read_records(tmp_path / name):
+            assert all(pool.endswith(":1") for pool in r["env"]["threadpools"]), r["env"]["threadpools"]
+    sessions = json.loads((tmp_path / "dask" / "run.json").read_text())["sessions"]
+    assert sessions[0]["executor"].startswith("dask (LocalCluster")
+
+
+def test_every_suite_expands_to_cases_with_known_problems():
+    for suite in SUITES:
+        cases = expand(suite, ["clarabel", "osqp", "lstsq"], [0, 1])
+        assert cases, suite
+        assert all(c.problem in PROBLEMS for c in cases)
+        assert len({c.id for c in cases}) == len(cases)
+    # lstsq solves only equality-constrained QPs: never offered for NMF, neurons, networks or LPs
+    lstsq = {c.problem for c in expand("all", ["lstsq"], [0]) if c.backend == "lstsq"}
+    assert lstsq and all(PROBLEMS[p].family == "factorization" for p in lstsq)
+
+
+def test_shifted_geometric_mean():
+    assert shifted_geometric_mean([1.0, 1.0], shift=1.0) == pytest.approx(1.0)
+    assert shifted_geometric_mean([0.0, 3.0], shift=1.0) == pytest.approx(1.0)  # sqrt(1 * 4) - 1
+
+
+def test_summary_counts_failures_with_the_penalty_time():
+    recs = [{"id": "a", "problem": "p", "method": "m", "backend": "b", "seed": 0, "status": "converged",
+             "objective": 1.0, "reference": 1.0, "wall_time": 2.0},
+            {"id": "b", "problem": "p", "method": "m", "backend": "b", "seed": 1, "status": "error",
+             "objective": None, "reference": None, "wall_time": 0.5}]
+    (row,) = summarise(recs, tol=1e-4, shift=1.0, time_limit=10.0)
+    assert row["successes"] == 1 and row["success_rate"] == 0.5
+    assert row["sgm_time"] == pytest.approx(math.sqrt(3.0 * 11.0) - 1.0)
