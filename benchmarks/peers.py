@@ -218,3 +218,44 @@ def _descent(torch, torch_objective, start, method, max_iters, lr, nonneg, tol, 
         trajectory.append([total, best_f])
     return {"objective": best_f, "values": {k: v.numpy() for k, v in best.items()}, "iterations": it,
             "status": status, "total_time": total, "solver_time": None, "trajectory": trajectory}
+
+
+# -- global: big-M MIQPs for tiny unregularised ReLU networks -------------------------------------------
+def bigm_miqp(x: np.ndarray, y: np.ndarray, hidden: int, *, solver: str, bound: float = 10.0) -> dict:
+    """Global optimum of ``(1/n) Σ (y − Σ_j v_j relu(w_j x + b_j))²`` (one input) by big-M MIQPs.
+
+    Positive homogeneity (``v relu(z) = sign(v) relu(|v| z)``) lets the output weights be
+    fixed to signs ``±1``; units are interchangeable, so one MIQP per sign multiset
+    (``hidden + 1`` of them) covers every network. Each MIQP has per sample and unit a
+    binary ``z`` (active or not) and ``h = relu(w x + b)`` through big-M constraints,
+    with ``|w|, |b| <= bound``. The result is global only if no bound is active at the
+    optimum; ``status`` says ``converged`` then and ``bound_active`` otherwise.
+    """
+    import itertools
+
+    n = len(x)
+    big_m = bound * (np.abs(x).max() + 1.0)
+    t0 = time.perf_counter()
+    solver_time = 0.0
+    best: dict | None = None
+    for signs in itertools.combinations_with_replacement((1.0, -1.0), hidden):
+        w, b = cp.Variable(hidden), cp.Variable(hidden)
+        h = cp.Variable((n, hidden), nonneg=True)
+        z = cp.Variable((n, hidden), boolean=True)
+        pre = np.reshape(x, (n, 1)) @ cp.reshape(w, (1, hidden), order="C") \
+            + np.ones((n, 1)) @ cp.reshape(b, (1, hidden), order="C")
+        prob = cp.Problem(cp.Minimize(cp.sum_squares(y - h @ np.array(signs)) / n),
+                          [h >= pre, h <= pre + big_m * (1 - z), h <= big_m * z, cp.abs(w) <= bound,
+                           cp.abs(b) <= bound])
+        prob.solve(solver=solver)
+        solver_time += prob.solver_stats.solve_time or 0.0
+        if prob.status in ("optimal", "optimal_inaccurate") and (best is None or prob.value < best["objective"]):
+            best = {"objective": float(prob.value), "W1": np.column_stack([w.value, b.value]),
+                    "w2": np.array(signs), "active": max(np.abs(w.value).max(), np.abs(b.value).max()) >= bound * (1 - 1e-6)}
+    total = time.perf_counter() - t0
+    if best is None:
+        return {"objective": None, "iterations": 0, "status": "solver_failure", "total_time": total,
+                "solver_time": solver_time, "trajectory": []}
+    return {"objective": best["objective"], "values": {"W1": best["W1"], "w2": best["w2"]},
+            "iterations": hidden + 1, "status": "bound_active" if best["active"] else "converged",
+            "total_time": total, "solver_time": solver_time, "trajectory": [[total, best["objective"]]]}

@@ -217,6 +217,28 @@ def _relu_net(X: np.ndarray, y: np.ndarray, hidden: int, decay: float, max_iters
                     data={"n": n, "hidden": hidden})
 
 
+def _relu_global(n: int, hidden: int) -> Instance:
+    """Tiny unregularised ReLU regression (one input) whose global optimum big-M MIQPs give."""
+    from multiconvex.solvers import get_backend
+
+    from .peers import bigm_miqp
+
+    x = np.linspace(-1.0, 1.0, n)
+    y = np.abs(x) - 0.3 + 0.5 * x**3 + 0.1 * np.random.default_rng(0).standard_normal(n)
+    inst = _relu_net(x[:, None], y, hidden=hidden, decay=0.0, max_iters=100)
+    inst.data.update(x=x, y=y)
+    for name in ("gurobi", "scip"):  # the reference: the same MIQPs, by the first MIQP backend available
+        if get_backend(name).available():
+            out = bigm_miqp(x, y, hidden, solver=get_backend(name).cvxpy_target())
+            if out["status"] == "converged":
+                inst.reference = out["objective"]
+                inst.reference_note = f"global: {hidden + 1} big-M MIQPs (one per output sign multiset) by {name}"
+                break
+    else:
+        inst.reference_note = "none (no MIQP backend: install gurobipy or pyscipopt)"
+    return inst
+
+
 def _bilinear(n: int, m: int, seed: int) -> Instance:
     from multiconvex.models import BilinearProgram
 
@@ -278,6 +300,9 @@ register(BenchProblem("relu-diabetes", "relu", "1-hidden-layer ReLU regression, 
 register(BenchProblem("relu-cancer", "relu", "1-hidden-layer ReLU classifier (±1, squared loss), breast cancer",
                       "569x30, 8 hidden (256 vars)", ("QP",), ("torch-adam", "torch-gd"),
                       lambda: _relu_net(*_cancer(), hidden=8, decay=1e-3, max_iters=40)))
+register(BenchProblem("relu-global-20", "global", "unregularised 1-input ReLU regression, seeded data",
+                      "20 points, 2 hidden (6 vars)", ("QP",), ("bigm-miqp", "torch-gd", "torch-adam"),
+                      lambda: _relu_global(20, 2)))
 register(BenchProblem("bilinear-10", "bilinear", "random bilinear program, LP blocks", "x, y in R^10, 5 rows each",
                       ("LP",), ("dmcp-loop",), lambda: _bilinear(10, 5, seed=0)))
 register(BenchProblem("bilinear-50", "bilinear", "random bilinear program, LP blocks", "x, y in R^50, 30 rows each",

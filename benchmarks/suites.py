@@ -17,6 +17,8 @@ OURS = ("gauss-seidel", "jacobi")
 BACKEND_METHODS = (*OURS, "dmcp-loop")
 #: Every method and its backend label when it takes none.
 PEER_BACKEND = {"sklearn-cd": "sklearn", "sklearn-mu": "sklearn", "torch-adam": "torch", "torch-gd": "torch"}
+#: Global MIQP methods run on every available MIQP backend, once (they use no seed).
+MIQP_BACKENDS = ("gurobi", "scip")
 
 #: suite -> (problem, methods or None for ours + every peer of the problem)
 SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
@@ -37,6 +39,7 @@ SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
     ],
     "counterexample": [("neuron-bad", None), ("neuron-good", None), ("neuron-random", None)],
     "relu": [("relu-diabetes-100", None), ("relu-diabetes", None), ("relu-cancer", None)],
+    "global": [("relu-global-20", None), ("neuron-random", (*OURS, "torch-gd"))],
     "cvxpy-peers": [
         ("mf-synth-60x40", (*OURS, "dmcp-loop")),
         ("mf-synth-200x100", (*OURS, "dmcp-loop")),
@@ -45,7 +48,7 @@ SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
         ("bilinear-50", ("gauss-seidel", "dmcp-loop")),
     ],
 }
-SUITES["all"] = [entry for name in ("factorization", "counterexample", "relu", "cvxpy-peers")
+SUITES["all"] = [entry for name in ("factorization", "counterexample", "relu", "global", "cvxpy-peers")
                  for entry in SUITES[name]]
 
 
@@ -96,10 +99,16 @@ def expand(suite: str, solvers: list[str], seeds: list[int], *, methods: list[st
         for method in chosen if chosen is not None else (*OURS, *prob.peers):
             if methods and method not in methods:
                 continue
-            backends = [b for b in solvers if _backend_fits(b, method, prob.classes)] \
-                if method in BACKEND_METHODS else [PEER_BACKEND[method]]
+            if method == "bigm-miqp":
+                from multiconvex.solvers import get_backend
+
+                backends = [b for b in MIQP_BACKENDS if get_backend(b).available()]
+            elif method in BACKEND_METHODS:
+                backends = [b for b in solvers if _backend_fits(b, method, prob.classes)]
+            else:
+                backends = [PEER_BACKEND[method]]
             for backend in backends:
-                for seed in seeds:
+                for seed in seeds[:1] if method == "bigm-miqp" else seeds:
                     case = Case(suite, name, method, backend, seed, max_iters, time_limit, tol)
                     if case.id not in seen:
                         seen.add(case.id)

@@ -231,3 +231,27 @@ def test_summary_counts_failures_with_the_penalty_time():
     (row,) = summarise(recs, tol=1e-4, shift=1.0, time_limit=10.0)
     assert row["successes"] == 1 and row["success_rate"] == 0.5
     assert row["sgm_time"] == pytest.approx(math.sqrt(3.0 * 11.0) - 1.0)
+
+
+def test_global_miqp_finds_the_optimum_a_local_method_misses():
+    from multiconvex.solvers import get_backend
+
+    if not get_backend("gurobi").available():
+        pytest.skip("the fast global test uses Gurobi's pip licence (SCIP takes ~6 s); -m slow runs SCIP")
+    miqp = runner.run_case(expand("global", ["clarabel"], [0], methods=["bigm-miqp"])[0])
+    assert miqp["backend"] == "gurobi" and miqp["status"] == "converged"
+    assert abs(miqp["gap"]) < 1e-6  # the same MIQPs by the same backend give the reference
+    stuck = runner.run_case(expand("global", ["clarabel"], [2], methods=["gauss-seidel"],
+                                   problems=["relu-global-20"])[0])
+    assert stuck["is_partial_minimum"] and stuck["gap"] > 0.1  # certified partial minimum, far from global
+
+
+@pytest.mark.slow
+def test_global_miqp_with_scip_agrees_with_gurobi():
+    from multiconvex.solvers import get_backend
+
+    if not (get_backend("gurobi").available() and get_backend("scip").available()):
+        pytest.skip("needs both MIQP backends")
+    cases = {c.backend: c for c in expand("global", ["clarabel"], [0], methods=["bigm-miqp"])}
+    values = {b: runner.run_case(c)["objective"] for b, c in cases.items()}
+    assert values["scip"] == pytest.approx(values["gurobi"], rel=1e-6)

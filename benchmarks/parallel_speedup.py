@@ -1,0 +1,121 @@
+"""Speed-up of parallel work with 1 and 2 workers on this machine.
+
+1. Benchmark cases: the ``quick`` suite (clarabel) in-process, on a process pool of
+   2 workers, and on a Dask ``LocalCluster`` of 2 workers (wall time of the whole
+   ``bench`` command, worker start-up included; objectives compared).
+2. Jacobi block solves: ``mc.solve(algorithm="jacobi")`` on a matrix factorization with
+   ``executor="inprocess"`` vs ``"threads"`` (2 workers), and the cost of shipping one block
+   subproblem to a process (pickling the compiled cvxpy problem) against solving it.
+
+Run: ``python benchmarks/parallel_speedup.py``; writes ``benchmarks/results/parallel.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+
+def bench_cases(args: list[str]) -> dict:
+    from multiconvex.__main__ import main
+    from multiconvex.benchmarks.runner import read_records
+
+    out = {}
+    base = ["bench", "--suite", "quick", "--solvers", "clarabel", "--quiet"]
+    for name, extra in (("inprocess", []), ("processes-2", ["--workers", "2"]), ("dask-2", ["--dask", "--workers", "2"])):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            code = main([*base, *args, *extra, "--out", f"{tmp}/run"])
+            wall = time.perf_counter() - t0
+            recs = read_records(f"{tmp}/run")
+        out[name] = {"exit": code, "wall": wall, "cases": len(recs), "sum_case_time": sum(r["wall_time"] for r in recs),
+                     "objectives": {r["id"]: r["objective"] for r in recs}}
+    ref = out["inprocess"]["objectives"]
+    for name in ("processes-2", "dask-2"):
+        other = out[name]["objectives"]
+        out[name]["max_rel_objective_diff"] = max(abs(other[k] - v) / max(1.0, abs(v)) for k, v in ref.items())
+        out[name]["speedup"] = out["inprocess"]["wall"] / out[name]["wall"]
+    return out
+
+
+def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
+    import numpy as np
+
+    import multiconvex as mc
+    from multiconvex.benchmarks.problems import _low_rank
+    from multiconvex.models import MatrixFactorization
+
+    Y = _low_rank(m, n, 5, 0.1, seed=1)
+    out = {"problem": f"matrix factorization {m}x{n}, rank {rank}, {iters} Jacobi iterations, clarabel"}
+    for name, kw in (("inprocess", {}), ("threads-2", {"executor": "threads", "workers": 2})):
+        times, objs = [], []
+        for _ in range(3):
+            mf = MatrixFactorization(rank=rank, lam=3.0, seed=0)
+            model = mf.to_cvxpy(Y)
+            model.set_values(mf.initial_point(Y), where="jacobi")
+            res = mc.solve(model.problem, model.blocks, algorithm="jacobi", solver="clarabel", max_iters=iters, tol=0.0,
+                           progress=False, **kw)
+            times.append(res.history[-1].time / res.iterations)
+            objs.append(res.objective)
+        out[name] = {"s_per_iteration": float(np.median(times)), "objective": objs[0]}
+    out["threads_speedup"] = out["inprocess"]["s_per_iteration"] / out["threads-2"]["s_per_iteration"]
+
+    # what a process pool would pay per block solve: ship the compiled subproblem there and back
+    from multiconvex.cvxpy_front.blocks import normalise_blocks
+    from multiconvex.cvxpy_front.form import CvxpyForm
+    from multiconvex.solvers import problem_class, resolve
+
+    mf = MatrixFactorization(rank=rank, lam=3.0, seed=0)
+    model = mf.to_cvxpy(Y)
+    model.set_values(mf.initial_point(Y), where="jacobi")
+    form = CvxpyForm(model.problem, normalise_blocks(model.problem, model.blocks),
+                     backends_for=lambda p, name: resolve("clarabel", problem_class(p)))
+    x = form.initial_point(0, None)
+    form.prepare(0, x)
+    form.solve_prepared(0)  # first solve compiles the block subproblem
+    t0 = time.perf_counter()
+    form.solve_prepared(0)
+    resolve_s = time.perf_counter() - t0
+    pp = {"warm_resolve_s": resolve_s}
+    try:
+        pickle.dumps(form)
+    except Exception as exc:  # noqa: BLE001 - the compiled form holds the backend's native solver objects
+        pp["form_pickle_error"] = f"{type(exc).__name__}: {exc}"
+    problem = form.sections[0].problem
+    problem._solver_cache = {}  # what a worker could be sent: the parametrised problem without compiled data
+    t0 = time.perf_counter()
+    blob = pickle.dumps(problem)
+    shipped = pickle.loads(blob)
+    pp["pickle_roundtrip_s"] = time.perf_counter() - t0
+    pp["pickled_mb"] = len(blob) / 2**20
+    t0 = time.perf_counter()
+    shipped.solve(solver="CLARABEL")
+    pp["solve_after_unpickle_s"] = time.perf_counter() - t0  # recompiles: the cache does not travel
+    out["process_pool"] = pp
+    return out
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench-args", default="", help="extra arguments for the bench runs (e.g. '--max-iters 15')")
+    args = ap.parse_args()
+    results = {"jacobi": jacobi(), "bench_quick": bench_cases(args.bench_args.split())}
+    from multiconvex.benchmarks.environment import environment
+
+    results["environment"] = environment()
+    results["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    for r in results["bench_quick"].values():
+        r.pop("objectives")
+    path = Path(__file__).parent / "results" / "parallel.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps({k: v for k, v in results.items() if k != "environment"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
