@@ -9,19 +9,25 @@ returns a `CvxpyModel` (problem, blocks, variables by name).
 - `NonnegativeMatrixFactorization`
 - `SingleReLUNeuron`, the R&R §8 counterexample (THEORY.md §2)
 - `BilinearProgram`, alternating LPs to a partial minimum
+- `ReLUNetwork`, layer blocks built in torch, GD/SGD/Adam baselines, certificates (THEORY.md §1–3, §5)
+- `datasets`: offline, standardised data (scikit-learn's bundled sets, synthetic generators)
 """
 
 from ._base import CvxpyModel
+from . import datasets
 from .bilinear import BilinearProgram
 from .matrix_factorization import MatrixFactorization, svt_optimum
 from .nmf import NonnegativeMatrixFactorization
+from .relu_network import ReLUNetwork
 from .single_neuron import SingleReLUNeuron
 
 __all__ = [
     "BilinearProgram",
+    "datasets",
     "CvxpyModel",
     "MatrixFactorization",
     "NonnegativeMatrixFactorization",
+    "ReLUNetwork",
     "SingleReLUNeuron",
     "svt_optimum",
 ]
