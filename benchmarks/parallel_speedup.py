@@ -25,16 +25,18 @@ def bench_cases(args: list[str]) -> dict:
 
     out = {}
     base = ["bench", "--suite", "quick", "--solvers", "clarabel", "--quiet"]
-    for name, extra in (("inprocess", []), ("processes-2", ["--workers", "2"]), ("dask-2", ["--dask", "--workers", "2"])):
+    for name, extra in (("inprocess", []), ("processes-1", ["--workers", "1"]), ("processes-2", ["--workers", "2"]),
+                        ("dask-1", ["--dask", "--workers", "1"]), ("dask-2", ["--dask", "--workers", "2"])):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             code = main([*base, *args, *extra, "--out", f"{tmp}/run"])
             wall = time.perf_counter() - t0
             recs = read_records(f"{tmp}/run")
         out[name] = {"exit": code, "wall": wall, "cases": len(recs), "sum_case_time": sum(r["wall_time"] for r in recs),
+                     "sum_case_cpu_time": sum(r["cpu_time"] for r in recs),
                      "objectives": {r["id"]: r["objective"] for r in recs}}
     ref = out["inprocess"]["objectives"]
-    for name in ("processes-2", "dask-2"):
+    for name in ("processes-1", "processes-2", "dask-1", "dask-2"):
         other = out[name]["objectives"]
         out[name]["max_rel_objective_diff"] = max(abs(other[k] - v) / max(1.0, abs(v)) for k, v in ref.items())
         out[name]["speedup"] = out["inprocess"]["wall"] / out[name]["wall"]

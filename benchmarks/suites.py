@@ -19,6 +19,8 @@ BACKEND_METHODS = (*OURS, "dmcp-loop")
 PEER_BACKEND = {"sklearn-cd": "sklearn", "sklearn-mu": "sklearn", "torch-adam": "torch", "torch-gd": "torch"}
 #: Global MIQP methods run on every available MIQP backend, once (they use no seed).
 MIQP_BACKENDS = ("gurobi", "scip")
+#: Methods whose result does not depend on the seed: run for the first seed only.
+SEEDLESS = ("bigm-miqp",)
 
 #: suite -> (problem, methods or None for ours + every peer of the problem)
 SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
@@ -108,7 +110,7 @@ def expand(suite: str, solvers: list[str], seeds: list[int], *, methods: list[st
             else:
                 backends = [PEER_BACKEND[method]]
             for backend in backends:
-                for seed in seeds[:1] if method == "bigm-miqp" else seeds:
+                for seed in seeds[:1] if method in SEEDLESS else seeds:
                     case = Case(suite, name, method, backend, seed, max_iters, time_limit, tol)
                     if case.id not in seen:
                         seen.add(case.id)

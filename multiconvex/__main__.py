@@ -149,7 +149,7 @@ def _bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.resume and not expand(options.suite, solvers, seeds, methods=options.methods, problems=problems):
         return _usage("no case matches this suite / --solvers / --methods / --problems combination")
-    kind = "dask" if (args.dask or args.scheduler) else ("processes" if args.workers and args.workers > 1 else None)
+    kind = "dask" if (args.dask or args.scheduler) else ("processes" if args.workers else None)
     try:
         executor = make_executor(kind, args.workers, address=args.scheduler, threads_per_worker=args.threads_per_worker)
     except SolverUnavailableError as exc:
