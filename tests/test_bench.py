@@ -255,3 +255,16 @@ def test_global_miqp_with_scip_agrees_with_gurobi():
     cases = {c.backend: c for c in expand("global", ["clarabel"], [0], methods=["bigm-miqp"])}
     values = {b: runner.run_case(c)["objective"] for b, c in cases.items()}
     assert values["scip"] == pytest.approx(values["gurobi"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_bench_joins_an_existing_dask_cluster_by_scheduler_address(quick_run, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster:
+        assert main([*PARALLEL, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "remote")]) == EXIT_OK
+        assert cluster.status.name == "running"  # the cluster is left running for its owner
+    in_process = _objectives(quick_run[1])
+    for case_id, f in _objectives(tmp_path / "remote").items():
+        assert f == pytest.approx(in_process[case_id], rel=1e-7, abs=1e-9)
+    session = json.loads((tmp_path / "remote" / "run.json").read_text())["sessions"][0]
+    assert session["executor"].startswith(f"dask ({cluster.scheduler_address}")
