@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 import time
 
 #: Exit codes scripts can rely on.
@@ -251,11 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", parents=[common], help="run a benchmark suite into a resumable run directory",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run a suite: every problem x method x backend x seed is one case. Each case records the final "
-                    "objective, gap to the reference optimum where known, status, certificate, iterations, wall and "
-                    "solver time, peak memory, versions and machine. Records are appended to OUT/results.jsonl as "
-                    "cases finish (OUT/results.csv at the end; OUT/run.json holds the command, seeds and versions).",
-        epilog="suites: " + ", ".join(SUITES) + "\n\n" + EPILOG)
+        description=textwrap.fill(
+            "Run a suite: every problem x method x backend x seed is one case. Each case records the final "
+            "objective, gap to the reference optimum where known, status, certificate, iterations, wall, CPU and "
+            "solver time, peak memory, versions and machine. Records are appended to OUT/results.jsonl as "
+            "cases finish (OUT/results.csv at the end; OUT/run.json holds the command, seeds and versions), so an "
+            "interrupted run loses nothing finished and `--resume` runs only the rest. Cases run in-process by "
+            "default, on a local process pool with --workers N, on a Dask LocalCluster with --dask, or on an "
+            "existing Dask cluster with --scheduler ADDRESS.", 100),
+        epilog="suites (problem: methods; * = ours + every peer of the problem):\n" + "\n".join(
+            textwrap.fill(f"{name}: " + "; ".join(f"{p} ({'*' if m is None else ','.join(m)})" for p, m in entries),
+                          100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
+            for name, entries in SUITES.items() if name != "all") + "\n  all: every suite above\n\n" + EPILOG)
     bench.add_argument("--suite", default="quick", help="suite to run (default: quick)")
     bench.add_argument("--solvers", default="clarabel",
                        help="comma-separated backends for our methods and the DMCP-style loop, or 'all' "
