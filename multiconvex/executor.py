@@ -94,6 +94,8 @@ class FuturesExecutor(_Base):
         self.workers = workers
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        if self.kind == "processes":
+            _check_shippable(fn)
         futures = [self._pool.submit(fn, x) for x in items]
         try:
             return [f.result() for f in futures]
@@ -105,6 +107,8 @@ class FuturesExecutor(_Base):
             raise
 
     def as_completed(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[int, R]]:
+        if self.kind == "processes":
+            _check_shippable(fn)
         index = {self._pool.submit(fn, x): i for i, x in enumerate(items)}
         try:
             for f in _futures_as_completed(index):
@@ -142,6 +146,7 @@ class DaskExecutor(_Base):
             self.workers = 1
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        _check_shippable(fn)
         futures = self.client.map(fn, list(items), pure=False)
         try:
             return self.client.gather(futures)
@@ -152,6 +157,7 @@ class DaskExecutor(_Base):
     def as_completed(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[int, R]]:
         from distributed import as_completed
 
+        _check_shippable(fn)
         futures = self.client.map(fn, list(items), pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         try:
@@ -170,6 +176,24 @@ class DaskExecutor(_Base):
     def describe(self) -> str:
         where = "LocalCluster" if self._cluster is not None else self.client.scheduler.address
         return f"dask ({where}, {self.workers} workers)"
+
+
+def _check_shippable(fn: Callable) -> None:
+    """Refuse tasks that only make sense in the caller's memory: block solves of a standard form.
+
+    A Jacobi block solve reads and writes the form's compiled subproblems (parameter
+    values set by the driver, warm starts, solver caches); on another process it would
+    run on a stale copy and give different iterates. Measured: shipping the parametrised
+    problem instead costs more than the solve (benchmarks/parallel_speedup.py).
+    """
+    from .standard_form import StandardForm
+
+    if isinstance(getattr(fn, "__self__", None), StandardForm):
+        raise InvalidInputError(
+            "Jacobi block solves cannot run on a process pool or a Dask cluster: each works on the "
+            "compiled block subproblem held by this process. Use executor='threads' (backends release the "
+            "GIL), and use processes / Dask for whole runs (benchmark cases, restarts)."
+        )
 
 
 def pin_threads(threads: int = 1) -> None:

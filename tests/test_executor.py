@@ -70,3 +70,17 @@ def test_pin_threads_sets_every_thread_variable(monkeypatch):
             assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(torch_threads)
+
+
+def test_jacobi_on_a_process_pool_is_refused_with_the_reason():
+    import cvxpy as cp
+    import numpy as np
+
+    import multiconvex as mc
+
+    Y = np.random.default_rng(0).standard_normal((6, 5))
+    U, V = cp.Variable((6, 2)), cp.Variable((2, 5))
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + cp.sum_squares(U) + cp.sum_squares(V)))
+    with pytest.raises(InvalidInputError, match="executor='threads'"):  # no stale-copy iterates
+        mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=0, max_iters=2,
+                 executor="processes", workers=1)
