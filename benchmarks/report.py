@@ -236,6 +236,10 @@ def render(run_dirs: list[str | Path], *, out: str | Path | None = None, tol: fl
                     [[r["method"], r["backend"], str(r["cases"]), f"{r['successes']}/{r['cases']} "
                       f"({100 * r['success_rate']:.0f}%)", fmt(r["sgm_time"], ".4g"), fmt(r["sgm_relative"], ".3g"),
                       "—" if r["solver_share"] is None else f"{100 * r['solver_share']:.0f}%"] for r in summary])
+    odd = sorted({f"{r['method']}/{r['backend']}" for r in summary if (r["solver_share"] or 0) > 1.0})
+    if odd:
+        lines += ["", f"Solver share above 100% ({', '.join(odd)}): the solve times the backend reports add up to "
+                      "more than the wall time of the run; read those solver times with care."]
     lines.append("")
     plot_dir = out / "plots"
     if plots:
