@@ -101,7 +101,7 @@ def user_bilinear():
     return m
 
 
-@pytest.mark.parametrize("sub", ["highs", "gurobi_persistent"])
+@pytest.mark.parametrize("sub", ["highs", "gurobi_persistent", "appsi_highs"])  # v2, v2 persistent, APPSI
 def test_user_bilinear_model_is_certified(sub):
     m = user_bilinear()
     start = pyo.value(m.obj)
@@ -109,7 +109,7 @@ def test_user_bilinear_model_is_certified(sub):
     results = opt.solve(m)
     assert results.solver.termination_condition == TerminationCondition.locallyOptimal
     assert results.solver.is_partial_minimum
-    assert set(results.solver.block_gaps) == {"left.x", "right.y"}
+    assert set(results.solver.block_gaps) == {"left", "right"}  # blocks named by their Blocks
     assert pyo.value(m.obj) <= start
     assert sum(m.left.x[i].value for i in range(4)) <= 1.5 + 1e-7
 
@@ -160,9 +160,27 @@ def test_fallback_list_replaces_an_unlicensed_solver(mf_data):
 
 def test_integer_variables_are_rejected():
     m = user_bilinear()
-    m.k = pyo.Var(domain=pyo.Integers)
+    m.k = pyo.Var(domain=pyo.Integers, bounds=(0, 3))
+    m.uses_k = pyo.Constraint(expr=m.left.x[0] <= m.k)
     with pytest.raises(mc.InvalidInputError, match="integer"):
         pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
+
+
+def test_fixed_integer_variables_are_data():
+    m = user_bilinear()
+    m.k = pyo.Var(domain=pyo.Integers, bounds=(0, 3))
+    m.uses_k = pyo.Constraint(expr=m.left.x[0] <= m.k)
+    m.k.fix(1)
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs")
+    assert opt.solve(m).solver.is_partial_minimum
+    assert m.k.value == 1 and m.left.x[0].value <= 1 + 1e-7
+
+
+def test_unused_variables_are_ignored_like_pyomo_writers_do():
+    m = user_bilinear()
+    m.unused = pyo.Var(domain=pyo.Integers)  # in no objective or constraint: no solver would see it
+    assert pyo.SolverFactory("multiconvex", subsolver="highs").solve(m).solver.is_partial_minimum
+    assert m.unused.value is None
 
 
 def test_nonconvex_block_names_the_term():
@@ -171,9 +189,22 @@ def test_nonconvex_block_names_the_term():
     m.p.x = pyo.Var(bounds=(-2, 2), initialize=-1.0)
     m.q.y = pyo.Var(bounds=(-2, 2), initialize=1.0)
     m.obj = pyo.Objective(expr=m.p.x * m.q.y ** 2 + m.q.y)
-    with pytest.raises(mc.NotMulticonvexError, match="block 'q.y'") as err:
+    with pytest.raises(mc.NotMulticonvexError, match="block 'q'") as err:
         pyo.SolverFactory("multiconvex", subsolver="gurobi_persistent").solve(m)
     assert "q.y" in err.value.term
+    assert m.p.x.value == -1.0 and m.q.y.value == 1.0  # refused before any solve: the model is as it was
+
+
+def test_a_block_that_turns_nonconvex_midway_is_refused_and_the_best_point_kept():
+    # convex in y at the start (x = 1 > 0); the x step moves x to its bound -2, where -2 y² + y is concave
+    m = pyo.ConcreteModel()
+    m.p, m.q = pyo.Block(), pyo.Block()
+    m.p.x = pyo.Var(bounds=(-2, 2), initialize=1.0)
+    m.q.y = pyo.Var(bounds=(-2, 2), initialize=1.0)
+    m.obj = pyo.Objective(expr=m.p.x * m.q.y ** 2 + m.q.y)
+    with pytest.raises(mc.NotMulticonvexError, match="block 'q'"):
+        pyo.SolverFactory("multiconvex", subsolver="highs", algorithm="gauss-seidel").solve(m)
+    assert m.p.x.value == pytest.approx(-2.0) and m.q.y.value == 1.0  # the best point so far, objective -1
 
 
 def test_unknown_subsolver_lists_what_is_available():
@@ -251,3 +282,103 @@ def test_fixed_variables_stay_fixed():
     results = pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
     assert m.left.x[0].value == 0.25 and m.left.x[0].fixed
     assert results.solver.is_partial_minimum
+
+
+# -- how blocks may be named, and what is refused ---------------------------------------------------------------
+
+def test_threads_are_refused_for_pyomo_models_with_the_reason():
+    m = user_bilinear()
+    before = pyo.value(m.obj)
+    with pytest.raises(mc.InvalidInputError, match="not thread-safe"):
+        pyo.SolverFactory("multiconvex", subsolver="highs", algorithm="jacobi", executor="threads").solve(m)
+    assert pyo.value(m.obj) == before
+
+
+def test_a_variable_outside_every_block_that_would_never_move_is_refused():
+    m = user_bilinear()
+    m.scale = pyo.Var(bounds=(0, 2), initialize=1.0)  # multiplies x in the objective and y in a constraint
+    m.obj.expr = m.obj.expr + m.scale * m.left.x[1]
+    m.link = pyo.Constraint(expr=m.scale * m.right.y[0] <= 1)
+    with pytest.raises(mc.InvalidInputError, match="scale.*never be optimised"):
+        pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
+    m.s = pyo.Block()
+    m.s.v = pyo.Reference(m.scale)
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.left], [m.right], [m.scale]])
+    assert opt.solve(m).solver.is_partial_minimum
+    assert set(opt.result.certificate.block_gaps) == {"left", "right", "scale"}
+
+
+def test_single_entries_of_an_indexed_variable_form_blocks():
+    m = user_bilinear()
+    x, y = m.left.x, m.right.y
+    blocks = [[x[0], x[1]], [x[2], x[3]], [y]]
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=blocks)
+    assert opt.solve(m).solver.is_partial_minimum
+    assert len(opt.result.certificate.block_gaps) == 3
+    assert sum(x[i].value for i in range(4)) <= 1.5 + 1e-7
+
+
+def test_indexed_blocks_and_deactivated_blocks():
+    r = np.random.default_rng(3)
+    Q = r.standard_normal((2, 3))
+    m = pyo.ConcreteModel()
+    m.side = pyo.Block(["left", "right"])
+    m.side["left"].v = pyo.Var(range(2), bounds=(-1, 1), initialize=0.5)
+    m.side["right"].v = pyo.Var(range(3), bounds=(-1, 1), initialize=-0.5)
+    m.spare = pyo.Block()
+    m.spare.z = pyo.Var(initialize=1.0)
+    m.spare.c = pyo.Constraint(expr=m.spare.z >= 5)
+    m.spare.deactivate()  # neither a block of variables nor a constraint any more
+    m.obj = pyo.Objective(expr=sum(Q[i, j] * m.side["left"].v[i] * m.side["right"].v[j]
+                                   for i in range(2) for j in range(3)))
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs")  # default: one block per entry of m.side
+    assert opt.solve(m).solver.is_partial_minimum
+    assert set(opt.result.certificate.block_gaps) == {"side[left]", "side[right]"}
+    assert m.spare.z.value == 1.0
+    with pytest.raises(mc.InvalidInputError, match="deactivated"):
+        pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.side["left"]], [m.spare]]).solve(m)
+
+
+@pytest.mark.parametrize("blocks, message", [([], "blocks is empty"), ([[]], "no variables"),
+                                             ("U", "list of blocks")])
+def test_malformed_blocks_are_clear_errors(blocks, message):
+    with pytest.raises(mc.InvalidInputError, match=message):
+        pyo.SolverFactory("multiconvex", subsolver="highs", blocks=blocks).solve(user_bilinear())
+
+
+def test_a_block_of_unused_variables_is_refused():
+    m = user_bilinear()
+    m.unused = pyo.Var(range(2))
+    with pytest.raises(mc.InvalidInputError, match="nothing to optimise"):
+        pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.left], [m.right], [m.unused]]).solve(m)
+
+
+def test_a_variable_fixed_outside_its_bounds_is_refused_before_any_solve():
+    m = user_bilinear()
+    m.left.x[0].fix(3.0)  # bounds (-1, 1)
+    with pytest.raises(mc.InvalidInputError, match="outside its bounds"):
+        pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
+
+
+def test_fallback_list_skips_a_solver_that_is_not_installed():
+    opt = pyo.SolverFactory("multiconvex", subsolver=["no_such_solver", "highs"])
+    assert opt.solve(user_bilinear()).solver.is_partial_minimum
+    with pytest.raises(mc.SolverUnavailableError, match="no sub-solver in the list"):
+        pyo.SolverFactory("multiconvex", subsolver=["no_such_solver", "nor_this"]).solve(user_bilinear())
+
+
+def test_relu_relation_accepts_a_scalar_output_variable():
+    from multiconvex.pyomo_front import ReLURelation
+
+    m = pyo.ConcreteModel()
+    m.w, m.out = pyo.Var(initialize=0.5), pyo.Var(initialize=0.5)
+    m.act = ReLURelation(rule=lambda b: b.set(m.out, 2 * m.w - 1))
+    assert m.act.output is m.out
+    m.dead = ReLURelation(rule=lambda b: b.set(m.out, m.w))
+    m.dead.deactivate()  # an inactive relation is not part of the model
+    m.obj = pyo.Objective(expr=(m.out - 3) ** 2 + 0.1 * m.w ** 2)
+    # the output moves with its input's variable (one block); on the live piece out = 2w - 1
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.w, m.out]], max_iters=50)
+    assert opt.solve(m).solver.is_partial_minimum
+    assert m.w.value == pytest.approx(16 / 8.2, rel=1e-6)  # argmin (2w - 4)² + 0.1 w²
+    assert m.out.value == pytest.approx(2 * m.w.value - 1, abs=1e-7)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import DivisionExpression, PowExpression, ProductExpression, SumExpression
+from pyomo.core.expr.numvalue import is_constant, is_fixed
 from pyomo.core.expr.visitor import identify_mutable_parameters, identify_variables, replace_expressions
 from pyomo.repn import generate_standard_repn
 
@@ -29,8 +31,6 @@ BOUNDARY_TOL = 1e-7
 
 
 def _terms(expr) -> list:
-    from pyomo.core.expr.numeric_expr import SumExpression
-
     if isinstance(expr, SumExpression):
         return list(expr.args)
     return [expr]
@@ -95,7 +95,24 @@ class PyomoCrossSection:
         self.n_block = len(block_vars)
         self.param_constraints = [c for c in sub.component_data_objects(pyo.Constraint)
                                   if list(identify_mutable_parameters(c.body))]
+        self._plan_recheck()
         self.subsolvers: list[SubSolver] = []
+
+    def _plan_recheck(self) -> None:
+        """Find what :meth:`recheck_convex` must look at again at every point.
+
+        A term whose curvature in the block cannot change with the held values — affine in the block, a
+        square of an affine expression, a nonnegative constant times such terms (when minimising) — is convex
+        at every point. Only the other objective terms, and constraints whose quadratic coefficients hold
+        parameters, are checked again at each point.
+        """
+        self._recheck_terms = [t for _, t in self._objective_terms
+                               if not (self.sense == 1 and _convex_for_any_params(t))]
+        self._recheck_constraints = []
+        for orig, c in self._constraints:
+            repn = generate_standard_repn(c.body, quadratic=True, compute_values=False)
+            if any(not is_constant(q) for q in repn.quadratic_coefs):
+                self._recheck_constraints.append((orig, c))
 
     @staticmethod
     def _free_vars_to_hold(objective, constraints, block_ids: set[int], free_vars: list) -> set[int]:
@@ -164,9 +181,36 @@ class PyomoCrossSection:
         ev = np.linalg.eigvalsh(Q)
         return bool(ev.min() >= -1e-9 * max(1.0, np.abs(ev).max()))
 
+    def recheck_convex(self) -> None:
+        """Raise NotMulticonvexError if the block subproblem at the current point is not convex.
+
+        Cheap when every term is convex whatever the other blocks hold (nothing to do); otherwise the terms
+        that depend on them are checked numerically, and only if their sum is not convex is the whole
+        subproblem checked (:meth:`check_convex`, which names the term).
+        """
+        n = len(self.own)
+        if self._recheck_terms:
+            index = {id(self.sub.x[i]): i for i in range(n)}
+            Q = np.zeros((n, n))
+            for t in self._recheck_terms:
+                q = self._quadratic(t, index, n)
+                if q is None:
+                    Q = None
+                    break
+                Q += q
+            if Q is None or not self._psd(self.sense * Q):
+                self.check_convex()
+                return
+        if self._recheck_constraints:
+            self.check_convex()
+
     def n_quadratic(self) -> int:
-        repn = generate_standard_repn(self.sub.obj.expr, quadratic=True, compute_values=False)
-        return len({id(v) for pair in repn.quadratic_vars for v in pair})
+        """Variables in quadratic terms of the objective or the constraints (for licence size limits)."""
+        seen: set[int] = set()
+        for expr in [self.sub.obj.expr] + [c.body for c in self.sub.component_data_objects(pyo.Constraint)]:
+            repn = generate_standard_repn(expr, quadratic=True, compute_values=False)
+            seen |= {id(v) for pair in repn.quadratic_vars for v in pair}
+        return len(seen)
 
     # -- per solve ------------------------------------------------------------------------------
     def set_point(self, prox: float = 0.0, flip_boundary: bool = False) -> bool:
@@ -221,6 +265,45 @@ class PyomoCrossSection:
 
     def solution(self) -> list[float]:
         return [self.sub.x[i].value for i in range(len(self.own))]
+
+
+def _affine(expr) -> bool:
+    repn = generate_standard_repn(expr, quadratic=False, compute_values=False)
+    return repn.nonlinear_expr is None
+
+
+def _convex_for_any_params(expr) -> bool:
+    """True when ``expr`` is convex in the variables whatever values its mutable parameters take.
+
+    Recognised structurally: affine terms, squares of affine expressions, sums of such, and products with
+    and divisions by nonnegative numbers. Anything else returns False (checked numerically instead).
+    """
+    if _affine(expr):
+        return True
+    if isinstance(expr, SumExpression):
+        return all(_convex_for_any_params(a) for a in expr.args)
+    if isinstance(expr, PowExpression):
+        base, exponent = expr.args
+        return is_fixed(exponent) and not list(identify_mutable_parameters(exponent)) \
+            and pyo.value(exponent) == 2 and _affine(base)
+    if isinstance(expr, ProductExpression):
+        a, b = expr.args
+        for c, rest in ((a, b), (b, a)):
+            if _nonnegative_number(c):
+                return _convex_for_any_params(rest)
+        return False
+    if isinstance(expr, DivisionExpression):
+        num, den = expr.args
+        return _nonnegative_number(den) and pyo.value(den) > 0 and _convex_for_any_params(num)
+    return False
+
+
+def _nonnegative_number(e) -> bool:
+    """A number (no variables, no mutable parameters) that is >= 0."""
+    if isinstance(e, (int, float)):
+        return e >= 0
+    return is_fixed(e) and not list(identify_mutable_parameters(e)) and not list(identify_variables(e)) \
+        and pyo.value(e) >= 0
 
 
 def _short(obj: Any, n: int = 160) -> str:

@@ -9,9 +9,11 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData
+from pyomo.common.collections import ComponentSet
 from pyomo.core.base.var import VarData
+from pyomo.core.expr.visitor import identify_variables
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from .cross_section import PyomoCrossSection
 from .relations import ReLURelation
@@ -20,14 +22,35 @@ from .subsolver import SubSolver
 logger = logging.getLogger("multiconvex")
 
 
-def _components(item) -> list:
-    """Var components named by a block entry: a Var, an indexed Var, or a Block (all Vars inside)."""
-    if isinstance(item, (BlockData,)) or getattr(item, "ctype", None) is pyo.Block:
-        return list(item.component_objects(pyo.Var, descend_into=True))
-    if getattr(item, "ctype", None) is pyo.Var:
-        return [item.parent_component()]
+def _entry_vars(item, where: str) -> list[VarData]:
+    """Variables named by one block entry: a Var (scalar or indexed), one entry of an indexed Var, or a Block
+    (scalar or indexed: every variable inside its active parts)."""
+    ctype = getattr(item, "ctype", None)
+    if ctype is pyo.Block:
+        datas = [item] if isinstance(item, BlockData) else list(item.values())
+        out = []
+        for b in datas:
+            if not b.active:
+                raise InvalidInputError(
+                    f"{where}: Block {b.name} is deactivated; activate it or leave it out of the blocks.")
+            out += list(b.component_data_objects(pyo.Var, descend_into=True, active=True))
+        return out
+    if ctype is pyo.Var:
+        return [item] if isinstance(item, VarData) else list(item.values())
     raise InvalidInputError(
-        f"block entry {item!r} is a {type(item).__name__}: give Pyomo Var components or Blocks.")
+        f"{where}: entry {item!r} is a {type(item).__name__}; give Pyomo Vars (whole, or single entries "
+        "such as m.W[1, 2]) or Blocks.")
+
+
+def _model_vars(objective, constraints: list, relations: list) -> ComponentSet:
+    """Variables the solve can see: in the active objective, active constraints and active relations."""
+    seen = ComponentSet(identify_variables(objective.expr, include_fixed=True))
+    for c in constraints:
+        seen.update(identify_variables(c.body, include_fixed=True))
+    for r in relations:
+        seen.update(identify_variables(r.input, include_fixed=True))
+        seen.add(r.output)
+    return seen
 
 
 class PyomoForm(StandardForm):
@@ -54,31 +77,32 @@ class PyomoForm(StandardForm):
         self.objective = objs[0]
         self.sense = 1 if self.objective.sense == pyo.minimize else -1
         self.constraints = list(model.component_data_objects(pyo.Constraint, active=True, descend_into=True))
-        self.relations = [r for r in model.component_data_objects(ReLURelation, descend_into=True)]
+        self.relations = list(model.component_data_objects(ReLURelation, active=True, descend_into=True))
         for r in self.relations:
             if not r.is_set():
                 raise InvalidInputError(f"ReLURelation {r.name} was never set: call .set(output, input).")
-        comps = list(model.component_objects(pyo.Var, descend_into=True))
+        block_lists, names = self._block_lists(model, blocks)
+        used = _model_vars(self.objective, self.constraints, self.relations)
+        for name, b in zip(names, block_lists):
+            if not any(vd in used for vd in b):
+                raise InvalidInputError(
+                    f"block {name} holds no variable of the active objective, constraints or ReLU relations: "
+                    "there is nothing to optimise in it; leave it out.")
+        in_block = ComponentSet(vd for b in block_lists for vd in b)
+        comps = [c for c in model.component_objects(pyo.Var, descend_into=True)
+                 if any(vd in used or vd in in_block for vd in c.values())]
         self.vars = [vd for c in comps for vd in c.values()]
         if not self.vars:
             raise InvalidInputError("the model has no variables: there is nothing to optimise.")
         for vd in self.vars:
-            if vd.is_integer() or vd.is_binary():
-                raise InvalidInputError(
-                    f"variable {vd.name} is integer/binary: multiconvex solves continuous problems only; use a "
-                    "mixed-integer solver (e.g. SolverFactory('scip_direct')) directly.")
+            self._check_variable(vd)
         self.components = comps
         self._comp = {id(c): c for c in comps}  # points are keyed by id(component): scalar Vars are unhashable
         self._pos = {id(vd): (id(c), k) for c in comps for k, vd in enumerate(c.values())}
-        block_lists = self._block_lists(model, blocks)
-        for vd in self.vars:
-            if vd.fixed and vd.value is None:
-                raise InvalidInputError(f"variable {vd.name} is fixed but has no value: give it one or unfix it.")
-        in_block = {id(vd) for b in block_lists for c in b for vd in c.values()}
         # fixed variables stay fixed: held at their values in every subproblem
-        free = [vd for vd in self.vars if id(vd) not in in_block and not vd.fixed]
-        names = ["+".join(c.name for c in b) for b in block_lists]
-        self.blocks = [Block(n, tuple(id(c) for c in b)) for n, b in zip(names, block_lists)]
+        free = [vd for vd in self.vars if vd not in in_block and not vd.fixed and vd in used]
+        self.blocks = [Block(n, tuple(dict.fromkeys(id(vd.parent_component()) for vd in b)))
+                       for n, b in zip(names, block_lists)]
         specs = [subsolver] if isinstance(subsolver, str) else list(subsolver)
         if not specs:
             raise InvalidInputError("subsolver is empty: name at least one Pyomo solver.")
@@ -86,37 +110,73 @@ class PyomoForm(StandardForm):
         self.sections: list[PyomoCrossSection] = []
         x0 = {id(vd): vd.value for vd in self.vars}
         for name, b in zip(names, block_lists):
-            bvars = [vd for c in b for vd in c.values() if not vd.fixed]
+            bvars = [vd for vd in b if not vd.fixed and vd in used]
             if not bvars:
                 raise InvalidInputError(f"block {name} has no free variables (all are fixed).")
             sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
                                     self.vars, prox=prox)
             sec.subsolvers = self._subsolvers(specs, subsolver_options, reuse_subsolver)
             self.sections.append(sec)
+        self._check_free_variables_move(free)
         self._x0 = x0
         self.build_time = time.perf_counter() - t0
         self._prepared: dict[int, Point] = {}
 
     @staticmethod
-    def _block_lists(model, blocks) -> list[list]:
+    def _check_variable(vd: VarData) -> None:
+        if vd.fixed:
+            if vd.value is None:
+                raise InvalidInputError(f"variable {vd.name} is fixed but has no value: give it one or unfix it.")
+            lo, hi = vd.lb, vd.ub
+            if not np.isfinite(vd.value) or (lo is not None and vd.value < lo) or (hi is not None and vd.value > hi):
+                raise InvalidInputError(
+                    f"variable {vd.name} is fixed at {vd.value}, outside its bounds [{lo}, {hi}] (or not finite): "
+                    "no point is feasible; fix it inside its bounds.")
+        elif vd.is_integer() or vd.is_binary():
+            raise InvalidInputError(
+                f"variable {vd.name} is integer/binary: multiconvex solves continuous problems only; fix it, or "
+                "use a mixed-integer solver (e.g. SolverFactory('scip_direct')) directly.")
+
+    def _check_free_variables_move(self, free: list) -> None:
+        """A variable outside every block that multiplies block variables in every block would be held at its
+        start in every subproblem: it would never move, and the certificate would say nothing about it."""
+        stuck = [vd for vd in free if all(any(vd is h for h in sec.held) for sec in self.sections)]
+        if stuck:
+            names = ", ".join(vd.name for vd in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
+            raise InvalidInputError(
+                f"variable(s) {names} belong to no block and multiply block variables in every block, so every "
+                "block subproblem would hold them at their start values and they would never be optimised. Put "
+                "them in a block (e.g. blocks=[[m.U], [m.V, m.s]]) or in a block of their own.")
+
+    @staticmethod
+    def _block_lists(model, blocks) -> tuple[list[list[VarData]], list[str]]:
         if blocks is None:
-            tops = [b for b in model.component_objects(pyo.Block, descend_into=False)]
+            tops = list(model.component_objects(pyo.Block, descend_into=False, active=True))
             if not tops:
                 raise InvalidInputError(
-                    "the model has no top-level Blocks to take as blocks of variables: put each block's variables "
-                    "in its own Block (m.layer1 = pyo.Block()), or pass blocks=[[m.U], [m.V]].")
-            out = [_components(b) for b in tops]
+                    "the model has no active top-level Blocks to take as blocks of variables: put each block's "
+                    "variables in its own Block (m.layer1 = pyo.Block()), or pass blocks=[[m.U], [m.V]].")
+            # each entry of an indexed Block (m.layer[1], m.layer[2]...) is a block of its own
+            items = [[bd] for b in tops for bd in ([b] if isinstance(b, BlockData) else b.values()) if bd.active]
         else:
-            out = [[c for item in (b if isinstance(b, (list, tuple)) else [b]) for c in _components(item)]
-                   for b in blocks]
-        for i, b in enumerate(out):
-            if not b:
-                raise InvalidInputError(f"block {i} has no variables.")
-        return out
+            if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
+                raise InvalidInputError(
+                    f"blocks must be a list of blocks (each a list of Vars or Blocks), got {type(blocks).__name__}.")
+            items = [list(b) if isinstance(b, (list, tuple)) else [b] for b in blocks]
+            if not items:
+                raise InvalidInputError("blocks is empty: give at least one block, e.g. blocks=[[m.U], [m.V]], or "
+                                        "None to take each top-level Block.")
+        out, names = [], []
+        for i, entries in enumerate(items):
+            where = f"block {i}"
+            vds = list(ComponentSet(vd for item in entries for vd in _entry_vars(item, where)))
+            if not vds:
+                raise InvalidInputError(f"{where} has no variables.")
+            out.append(vds)
+            names.append("+".join(getattr(item, "name", str(item)) for item in entries))
+        return out, names
 
     def _subsolvers(self, specs, options, reuse: bool) -> list[SubSolver]:
-        from ..errors import LicenceError
-
         out, errors = [], []
         for s in specs:
             per = dict(options or {})
@@ -124,12 +184,15 @@ class PyomoForm(StandardForm):
                 k: v for k, v in per.items() if not isinstance(v, Mapping)}
             try:
                 out.append(SubSolver(s, per, reuse=reuse))
-            except LicenceError as exc:
+            except (LicenceError, SolverUnavailableError) as exc:
                 if len(specs) == 1:
                     raise
-                errors.append(str(exc))
+                errors.append(exc)
         if not out:
-            raise LicenceError("no sub-solver in the list is usable: " + "; ".join(errors), solver=str(specs))
+            text = "no sub-solver in the list is usable here: " + "; ".join(str(e) for e in errors)
+            if all(isinstance(e, LicenceError) for e in errors):
+                raise LicenceError(text, solver=str(specs))
+            raise SolverUnavailableError(text)
         return out
 
     def attach(self) -> None:
@@ -211,7 +274,10 @@ class PyomoForm(StandardForm):
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         self._assign(point)
         self._prepared[index] = point
-        return self.sections[index].set_point(prox=prox, flip_boundary=flip_boundary)
+        sec = self.sections[index]
+        edge = sec.set_point(prox=prox, flip_boundary=flip_boundary)
+        sec.recheck_convex()  # curvature that depends on the other blocks can change from point to point
+        return edge
 
     def solve_prepared(self, index: int) -> BlockSolution:
         sec = self.sections[index]

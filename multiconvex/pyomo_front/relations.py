@@ -33,8 +33,10 @@ class ReLURelationData(BlockData):
 
             raise InvalidInputError(
                 f"ReLURelation {self.name}: the output must be a single Pyomo variable, got {type(output).__name__}.")
-        self._mc_output = output
-        self._mc_input = input
+        # object.__setattr__: a Block's own __setattr__ would try to adopt a component (a scalar Var) as a
+        # sub-component of this relation and fail because it already belongs to the model
+        object.__setattr__(self, "_mc_output", output)
+        object.__setattr__(self, "_mc_input", input)
 
     @property
     def output(self) -> VarData:

@@ -55,6 +55,18 @@ def _subsolver_domain(value):
     return value
 
 
+def _check_executor(value) -> None:
+    if value in (None, "inprocess"):
+        return
+    from ..errors import InvalidInputError
+
+    raise InvalidInputError(
+        f"executor={value!r} is not supported for Pyomo models: Pyomo's expression system and solver interfaces "
+        "(output capture, persistent solver state) are not thread-safe, and sub-models cannot be shipped to other "
+        "processes, so block solves run one after another (executor='inprocess'). For parallel Jacobi blocks, "
+        "build the model in cvxpy (multiconvex.solve(..., executor='threads')).")
+
+
 class MulticonvexConfig(SolverConfig):
     """Options of the multiconvex Pyomo meta-solver (sub-solver by name, driver, limits)."""
 
@@ -84,7 +96,10 @@ class MulticonvexConfig(SolverConfig):
             default=True, domain=bool, description="Keep one (persistent) sub-solver per block; False builds a "
                                                    "fresh one at every solve (slow: a baseline)."))
         self.executor = self.declare("executor", ConfigValue(
-            default=None, description="Where Jacobi block solves run: 'inprocess' or 'threads'."))
+            default=None,
+            description="Where block solves run: only 'inprocess' (None) for Pyomo models, whose expression "
+                        "system and solver interfaces are not thread-safe; the cvxpy front end runs Jacobi "
+                        "blocks on threads."))
 
 
 class _BestPointLoader(SolutionLoader):
@@ -130,12 +145,23 @@ class MulticonvexSolver(SolverBase):
         config = self.config(value=kwds, preserve_implicit=True)
         start = datetime.datetime.now(datetime.timezone.utc)
         original = {id(vd): vd.value for vd in model.component_data_objects(pyo.Var)}
-        form = PyomoForm(model, config.blocks, subsolver=config.subsolver,
-                         subsolver_options=config.subsolver_options, prox=config.prox > 0,
-                         reuse_subsolver=config.reuse_subsolver)
-        x0 = form.initial_point(config.seed, config.init)
-        form.load(x0)
-        form.attach()
+        all_vars = list(model.component_data_objects(pyo.Var))
+
+        def restore():
+            for vd in all_vars:
+                vd.set_value(original[id(vd)], skip_validation=True)
+
+        _check_executor(config.executor)
+        try:  # bad input is refused before any solve, with the user's model left as it was
+            form = PyomoForm(model, config.blocks, subsolver=config.subsolver,
+                             subsolver_options=config.subsolver_options, prox=config.prox > 0,
+                             reuse_subsolver=config.reuse_subsolver)
+            x0 = form.initial_point(config.seed, config.init)
+            form.load(x0)
+            form.attach()
+        except BaseException:
+            restore()
+            raise
         handler = None
         if config.tee:
             handler = logging.StreamHandler(sys.stdout)
@@ -144,7 +170,7 @@ class MulticonvexSolver(SolverBase):
             old_level = logger.level
             logger.setLevel(logging.INFO)
         ex = make_executor(config.executor)
-        try:
+        try:  # the driver loads the best point on any exit: an error midway leaves it in the model
             res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
                                               tol=config.tol, time_limit=config.time_limit, prox=config.prox,
                                               executor=ex, verbose=bool(config.tee), progress=False))
@@ -155,15 +181,14 @@ class MulticonvexSolver(SolverBase):
                 logger.setLevel(old_level)
         best = [(c, np.array([vd.value for vd in c.values()], dtype=float)) for c in form.components]
         if not config.load_solutions:
-            for vd in form.vars:
-                vd.set_value(original.get(id(vd)), skip_validation=True)
+            restore()
         results = Results()
         results.solver_name = "multiconvex"
         results.solver_version = self.version()
         results.termination_condition = _TERMINATION[res.status]
         results.solution_status = SolutionStatus.feasible if np.isfinite(res.objective) \
             else SolutionStatus.noSolution
-        results.incumbent_objective = res.objective
+        results.incumbent_objective = res.objective if np.isfinite(res.objective) else None
         results.objective_bound = None
         results.timing_info.start_timestamp = start
         results.timing_info.wall_time = res.total_time + form.build_time

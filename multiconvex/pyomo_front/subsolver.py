@@ -7,6 +7,7 @@ One :class:`SubSolver` per block keeps its solver instance between solves:
 * legacy persistent solvers (``gurobi_persistent``, ``mosek_persistent``...) are given
   the objective again and the constraints that hold parameters — otherwise they
   re-solve a stale model;
+* APPSI solvers (``appsi_highs``...) are kept and detect the changed parameters themselves;
 * every other legacy solver (``ipopt``, ``cyipopt``, ``scip``...) rebuilds each time.
 
 Termination conditions of both result families are normalised to the statuses of
@@ -25,6 +26,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 from pyomo.contrib.solver.common.results import SolutionStatus
 from pyomo.contrib.solver.common.results import TerminationCondition as TCv2
 from pyomo.opt import TerminationCondition as TC
+from pyomo.solvers.plugins.solvers.persistent_solver import PersistentSolver
 
 from ..errors import LicenceError, SolverUnavailableError
 
@@ -127,8 +129,10 @@ class SubSolver:
         self.backend = _registry_backend(self.name)
         if self.backend is not None and self.backend.licence().state == "missing":
             raise self.backend.licence_error()
-        if self.kind == "legacy" and self.opt.is_persistent():
+        if self.kind == "legacy" and isinstance(self.opt, PersistentSolver):
             self.kind = "persistent"
+        # APPSI solvers (appsi_highs, appsi_gurobi...) behind the legacy factory take the model at every
+        # solve and update what changed themselves: they run through the plain legacy path, kept per block.
         self._attached = None
         self._param_constraints: list = []
 
