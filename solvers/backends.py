@@ -96,6 +96,35 @@ class HighsBackend(Backend):
     distribution = "highspy"
     classes = frozenset({"EQP", "LP", "QP"})
 
+    def options(self, user_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        silence_highs_banner()
+        return super().options(user_options)
+
+
+@functools.lru_cache(maxsize=1)
+def silence_highs_banner() -> None:
+    """Create the process's first ``highspy.Highs()`` with file descriptor 1 sent to /dev/null.
+
+    HiGHS prints a copyright banner on stdout when the first solver object of a process is made, from
+    C++ and before any option (``output_flag``) can apply; it would break ``--quiet`` and any stdout a
+    user parses. Later objects print nothing. Does nothing when highspy is missing.
+    """
+    try:
+        import highspy
+    except ImportError:
+        return
+    import sys
+
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(null)
+        os.close(saved)
+
 
 @functools.lru_cache(maxsize=1)
 def _gurobi_licence() -> LicenceStatus:

@@ -325,3 +325,19 @@ def test_gurobi_solves_a_small_qp():
     report = solve_cvxpy(box_qp(), resolve("gurobi", "QP"))
     assert report.backend == "gurobi" and has_solution(report.status)
     assert _close(report.value, _reference(box_qp))
+
+
+def test_highs_prints_no_banner_on_stdout():
+    # HiGHS writes a copyright banner from C++ when a process makes its first solver object; it would
+    # break `--quiet` and any stdout a user parses. Needs a fresh process to see the first object.
+    import subprocess
+    import sys
+
+    pytest.importorskip("highspy")
+    code = ("import cvxpy as cp, multiconvex as mc\n"
+            "x, y = cp.Variable(2), cp.Variable(2)\n"
+            "p = cp.Problem(cp.Minimize(cp.sum_squares(x - 1) + x @ y + cp.sum_squares(y)), [x >= 0])\n"
+            "mc.solve(p, [[x], [y]], solver='highs')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""

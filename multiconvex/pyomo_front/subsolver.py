@@ -116,7 +116,10 @@ class SubSolver:
         self.requested = name
         self.name = pyomo_name(name)
         self.options = dict(options or {})
-        if self.name == "highs":
+        if "highs" in self.name:
+            from ..solvers.backends import silence_highs_banner
+
+            silence_highs_banner()
             self.options.setdefault("output_flag", False)  # HiGHS warns on stdout at every coefficient update
         self.reuse = reuse
         self.kind = "v2" if self.name in SolverFactoryV2._cls else "legacy"
