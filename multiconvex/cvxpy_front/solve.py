@@ -72,7 +72,11 @@ def solve(
         Proximal weight ρ: each block step minimises ``f + (ρ/2)‖x_b − x_b^k‖²``.
         Certificates are always computed without it.
     executor : {"inprocess", "threads"} or an object with ``map``
-        Where the independent block solves of a Jacobi iteration run.
+        Where the independent block solves of a Jacobi iteration run. Threads share the compiled
+        block problems (the backends release the GIL while solving); ``"processes"`` and ``"dask"``
+        are refused for Jacobi blocks, whose compiled problems cannot be shipped to other processes
+        (they would solve stale copies) — those executors are for independent cases such as benchmark
+        runs (``multiconvex bench --workers N``).
     verbose : bool
         Log one line per iteration (``logging``, logger ``"multiconvex"``).
     progress : bool, optional
