@@ -425,6 +425,38 @@ class ReLUNetwork(Estimator):
         net._arch("ReLUNetwork.from_torch")
         return net
 
+    def to_pyomo(self, X, y):
+        """The same objective as a full-space Pyomo model, one block per layer (small data only).
+
+        Pre-activation and activation variables per sample and unit, tied by
+        :class:`~multiconvex.pyomo_front.ReLURelation`; weights ``W1, b1, ...`` (torch layout) start at
+        the current weights (or the seeded start) and the per-sample variables at the values they imply,
+        so ``pyo.SolverFactory("multiconvex", blocks=pm.blocks)`` starts where :meth:`fit` would.
+        Squared loss and plain ReLU only (the relation is ``max(z, 0)``).
+
+        Returns
+        -------
+        PyomoModel
+            ``model``, ``blocks`` (``[[W1, b1], [W2, b2], ...]``) and ``variables`` by name.
+        """
+        from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
+
+        where = f"{type(self).__name__}.to_pyomo"
+        arch, Xt, Tt = self._tensors(X, y, where, fit=not hasattr(self, "classes_"))
+        if arch.loss != "squared" or arch.activation != "relu":
+            raise InvalidInputError(
+                f"{where}: the Pyomo form covers squared loss with plain ReLU; this network has loss={arch.loss!r}, "
+                f"activation={arch.activation!r}. Use to_cvxpy, or fit in torch.")
+        params = self._params() if hasattr(self, "coefs_") else self.initial_params()
+        weights = [W.detach().cpu().numpy() for W, _ in params]
+        biases = [b.detach().cpu().numpy() for _, b in params] if arch.bias else None
+        Xn, Tn = Xt.cpu().numpy(), Tt.cpu().numpy()
+        pm = relu_network_model(Xn, Tn, list(arch.sizes), weight_decay=float(self.weight_decay) / 2,
+                                bias=bool(arch.bias), weights=weights, biases=biases,
+                                loss_scale=1.0 / (2 * len(Xn)), decay_biases=True)
+        set_consistent_activations(pm.model)
+        return pm
+
     def to_cvxpy(self, X, y) -> CvxpyModel:
         """The same objective as a cvxpy problem with :func:`multiconvex.relu`, one block per layer.
 

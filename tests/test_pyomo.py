@@ -382,3 +382,25 @@ def test_relu_relation_accepts_a_scalar_output_variable():
     assert opt.solve(m).solver.is_partial_minimum
     assert m.w.value == pytest.approx(16 / 8.2, rel=1e-6)  # argmin (2w - 4)² + 0.1 w²
     assert m.out.value == pytest.approx(2 * m.w.value - 1, abs=1e-7)
+
+
+def test_relu_network_to_pyomo_has_the_networks_objective_and_trains():
+    import torch
+
+    from multiconvex.models import ReLUNetwork
+    from multiconvex.nets import objective as net_objective
+
+    r = np.random.default_rng(2)
+    X = r.standard_normal((10, 2))
+    y = np.maximum(X[:, 0] - X[:, 1], 0) + 0.1 * r.standard_normal(10)
+    net = ReLUNetwork([2, 3, 1], weight_decay=1e-2, seed=0)
+    pm = net.to_pyomo(X, y)
+    start = net.initial_params()
+    F0 = float(net_objective(net._arch("t"), start, torch.as_tensor(X), torch.as_tensor(y).reshape(-1, 1),
+                             1e-2))
+    assert pyo.value(pm.model.obj) == pytest.approx(F0, rel=1e-12)
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=pm.blocks, max_iters=30)
+    opt.solve(pm.model)
+    assert opt.result.objective < F0
+    with pytest.raises(mc.InvalidInputError, match="squared loss with plain ReLU"):
+        ReLUNetwork([2, 3, 2], loss="softmax").to_pyomo(X, (y > 0).astype(int))

@@ -30,11 +30,14 @@ class PyomoModel:
 
 def relu_network_model(X: np.ndarray, y: np.ndarray, layers: Sequence[int], *, weight_decay: float = 0.0,
                        bias: bool = True, weights: Sequence[np.ndarray] | None = None,
-                       biases: Sequence[np.ndarray] | None = None) -> PyomoModel:
+                       biases: Sequence[np.ndarray] | None = None, loss_scale: float = 1.0,
+                       decay_biases: bool = False) -> PyomoModel:
     """Squared-loss ReLU network ``[d, h1, ..., out]`` in full-space form.
 
-    Objective ``Σ_n ‖f(x_n) − y_n‖² + weight_decay · Σ_l ‖W_l‖²`` (sums over samples),
-    no activation after the last layer. Layer ``l`` has weights ``W{l}[j, i]`` (out × in)
+    Objective ``loss_scale · Σ_n ‖f(x_n) − y_n‖² + weight_decay · Σ_l (‖W_l‖² [+ ‖b_l‖²])``
+    (sums over samples; biases decayed when ``decay_biases``), no activation after the last
+    layer. ``ReLUNetwork.to_pyomo`` uses ``loss_scale = 1/(2N)``, ``weight_decay = λ/2`` and
+    ``decay_biases=True``: its own objective. Layer ``l`` has weights ``W{l}[j, i]`` (out × in)
     and biases ``b{l}[j]``; its block is ``[W{l}, b{l}]``.
 
     Parameters
@@ -95,8 +98,9 @@ def relu_network_model(X: np.ndarray, y: np.ndarray, layers: Sequence[int], *, w
         else:
             out = affine
     loss = sum((out(n, j) - Y[n, j]) ** 2 for n in range(N) for j in range(layers[-1]))
-    reg = weight_decay * sum(names[f"W{l}"][idx] ** 2 for l in range(1, L + 1) for idx in names[f"W{l}"])
-    m.obj = pyo.Objective(expr=loss + reg)
+    decayed = [f"W{l}" for l in range(1, L + 1)] + ([f"b{l}" for l in range(1, L + 1)] if bias and decay_biases else [])
+    reg = weight_decay * sum(v ** 2 for name in decayed for v in names[name].values())
+    m.obj = pyo.Objective(expr=float(loss_scale) * loss + reg)
     return PyomoModel(m, blocks, names)
 
 
