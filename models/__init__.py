@@ -9,6 +9,7 @@ returns a `CvxpyModel` (problem, blocks, variables by name).
 - `NonnegativeMatrixFactorization`
 - `SingleReLUNeuron`, the R&R §8 counterexample (THEORY.md §2)
 - `BilinearProgram`, alternating LPs to a partial minimum
+- `ParallelReLUNetwork`, parallel ReLU subnetworks grown until the polar certificate holds (THEORY.md §4)
 - `ReLUNetwork`, layer blocks built in torch, GD/SGD/Adam baselines, certificates (THEORY.md §1–3, §5)
 - `datasets`: offline, standardised data (scikit-learn's bundled sets, synthetic generators)
 """
@@ -18,6 +19,7 @@ from . import datasets
 from .bilinear import BilinearProgram
 from .matrix_factorization import MatrixFactorization, svt_optimum
 from .nmf import NonnegativeMatrixFactorization
+from .parallel_relu import ParallelReLUNetwork
 from .relu_network import ReLUNetwork
 from .single_neuron import SingleReLUNeuron
 
@@ -27,6 +29,7 @@ __all__ = [
     "CvxpyModel",
     "MatrixFactorization",
     "NonnegativeMatrixFactorization",
+    "ParallelReLUNetwork",
     "ReLUNetwork",
     "SingleReLUNeuron",
     "svt_optimum",

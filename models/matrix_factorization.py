@@ -8,10 +8,13 @@ value, so ``σ_max(Y − U Vᵀ) ≤ λ`` certifies a factorization as global.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+
+from multiconvex.errors import InvalidInputError
 
 from ._base import CvxpyModel, Estimator
 from ._validation import check_array, check_rank, check_scalar
@@ -59,14 +62,24 @@ class MatrixFactorization(Estimator):
     """Low-rank factorization ``Y ≈ U Vᵀ`` with weight decay, fitted by alternating convex solves.
 
     Minimises ``½‖Y − U Vᵀ‖²_F + (λ/2)(‖U‖²_F + ‖V‖²_F)`` over ``U`` (m × k)
-    and ``V`` (n × k). Blocks ``[[U], [V]]``: each block subproblem is a
-    least-squares QP. Its global optimum equals `svt_optimum` once
-    ``k >= rank`` of the SVT solution (THEORY.md §4).
+    and ``V`` (n × k) — the same as ``½‖Y − U Vᵀ‖²_F + λ Σ_j ½(‖u_j‖² + ‖v_j‖²)``, a sum of
+    ``k`` parallel subnetworks ``u_j v_jᵀ`` (THEORY.md §4). Blocks ``[[U], [V]]``: each block
+    subproblem is a least-squares QP. Its global optimum equals `svt_optimum` once
+    ``k >= rank`` of the SVT solution.
+
+    ``fit(Y, algorithm="grow")`` runs the meta-algorithm of :mod:`multiconvex.globalopt`: it
+    chooses ``k`` itself (starting from ``rank`` seeded random columns, or from the zero
+    factorization when ``rank`` is None), and ends with
+    a global certificate: ``result_.certificate.global_optimal``, ``.polar`` (``σ_max(Y − U Vᵀ)``,
+    exact) and ``.globalopt`` (λ, stationarity, proven lower bound and gap), and
+    ``result_.subnetworks`` (the final ``k``).
 
     Parameters
     ----------
-    rank : int
-        Number of factors ``k >= 1``.
+    rank : int or None
+        Number of factors ``k >= 1``; required except for ``algorithm="grow"``, where it is the
+        number of columns of the seeded start (None: start from zero columns; the first round
+        then appends the top singular pairs of Y).
     lam : float, default 0.0
         Weight decay ``λ >= 0`` (the nuclear-norm weight of the convex problem).
     seed : int or None, default None
@@ -101,16 +114,22 @@ class MatrixFactorization(Estimator):
     >>> X_star, value = svt_optimum(Y, 6.0)  # rank(X_star) = 2 <= 3, so the optima agree
     >>> abs(mf.objective_ - value) < 1e-5 * value
     True
+    >>> g = MatrixFactorization(lam=6.0, seed=0).fit(Y, algorithm="grow")
+    >>> g.result_.certificate.global_optimal, abs(g.objective_ - value) < 1e-8 * value
+    (True, True)
     """
 
-    def __init__(self, rank: int, lam: float = 0.0, seed: int | None = None):
+    def __init__(self, rank: int | None = None, lam: float = 0.0, seed: int | None = None):
         self.rank = rank
         self.lam = lam
         self.seed = seed
 
     # -- model ---------------------------------------------------------------
-    def _validate(self, Y: Any, where: str) -> tuple[np.ndarray, int, float]:
-        rank = check_rank(self.rank, where=where)
+    def _validate(self, Y: Any, where: str, grow: bool = False) -> tuple[np.ndarray, int, float]:
+        if self.rank is None and not grow:
+            raise InvalidInputError(f"{where}: rank must be an integer >= 1, got None; pass rank=k, or use "
+                                    "fit(Y, algorithm='grow'), which chooses the number of factors itself.")
+        rank = 1 if self.rank is None else check_rank(self.rank, where=where)
         lam = check_scalar(self.lam, name="lam", where=where)
         Y = check_array(Y, name="Y", where=where, ndim=2)
         return Y, rank, lam
@@ -151,8 +170,9 @@ class MatrixFactorization(Estimator):
         )
 
     def initial_point(self, Y: np.ndarray) -> dict[str, np.ndarray]:
-        """The seeded start: standard normal factors scaled so ``U Vᵀ`` matches Y's size."""
-        Y, k, _ = self._validate(Y, f"{type(self).__name__}.initial_point")
+        """The seeded start: standard normal factors scaled so ``U Vᵀ`` matches Y's size
+        (``rank`` columns; 1 when ``rank`` is None)."""
+        Y, k, _ = self._validate(Y, f"{type(self).__name__}.initial_point", grow=True)
         m, n = Y.shape
         rng = np.random.default_rng(self.seed)
         scale = np.sqrt(np.sqrt(np.mean(Y**2)) / k)
@@ -177,13 +197,19 @@ class MatrixFactorization(Estimator):
             ``mc.solve(..., init=init)`` unchanged.
         **solve_kwargs
             Passed to :func:`multiconvex.solve` (``algorithm``, ``solver``,
-            ``max_iters``, ``tol``, ...).
+            ``max_iters``, ``tol``, ...). With ``algorithm="grow"``: the options of
+            :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``,
+            ``max_iters`` per round, ``time_limit``, ``tol``, ``polar_tol``, ``gap_tol``,
+            ``n_maximisers``). Its block subproblems (ridge regressions) are solved in closed
+            form, so ``solver`` is checked but not called; ``cvxpy_model_`` is None then.
 
         Returns
         -------
         self
         """
         where = f"{type(self).__name__}.fit"
+        if solve_kwargs.get("algorithm") == "grow":
+            return self._fit_grow(Y, init, dict(solve_kwargs), where)
         Y, _, lam = self._validate(Y, where)
         model = self.to_cvxpy(Y)
         self._fit_model(model, default_init=self.initial_point(Y), init=init, solve_kwargs=solve_kwargs,
@@ -193,4 +219,47 @@ class MatrixFactorization(Estimator):
         self.components_ = self.V_.T
         self.X_ = self.U_ @ self.V_.T
         self.polar_ = float(np.linalg.norm(Y - self.X_, ord=2))
+        return self
+
+    def _fit_grow(self, Y: Any, init: Any, kwargs: dict[str, Any], where: str):
+        from multiconvex.globalopt import GrowOptions, grow
+        from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
+
+        Y, _, lam = self._validate(Y, where, grow=True)
+        kwargs.pop("algorithm")
+        solver = kwargs.pop("solver", None)
+        if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
+            from multiconvex.solvers import get_backend
+
+            for name in [solver] if isinstance(solver, str) else list(solver):
+                get_backend(name)  # an unknown name is a clear error before any work
+        known = {f.name for f in GrowOptions.__dataclass_fields__.values()} - {"info"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise InvalidInputError(f"{where}: algorithm='grow' does not take {unknown}; its options are "
+                                    f"{sorted(known)}.")
+        if self.rank is None:
+            start = {"U": np.zeros((Y.shape[0], 0)), "V": np.zeros((Y.shape[1], 0))}
+        else:
+            start = self.initial_point(Y)
+        if init is not None:
+            if not (isinstance(init, Mapping) and set(init) <= {"U", "V"}):
+                raise InvalidInputError(f"{where}: with algorithm='grow', init must be a mapping with keys 'U' "
+                                        "and/or 'V' (a warm start, any number of columns).")
+            start.update({k: check_array(v, name=f"init[{k!r}]", where=where, ndim=2) for k, v in init.items()})
+        U0, V0 = start["U"], start["V"]
+        if U0.shape[0] != Y.shape[0] or V0.shape[0] != Y.shape[1] or U0.shape[1] != V0.shape[1]:
+            raise InvalidInputError(f"{where}: init U {U0.shape} and V {V0.shape} do not fit Y {Y.shape}: "
+                                    f"expected ({Y.shape[0]}, k) and ({Y.shape[1]}, k).")
+        problem = MFGrowProblem(Y, lam, seed=self.seed)
+        result, state = grow(problem, MFState(U0.copy(), V0.copy()), GrowOptions(**kwargs))
+        result.backends_used = {"closed-form": result.iterations}
+        self.result_ = result
+        self.cvxpy_model_ = None
+        self.objective_ = float(result.objective)
+        self.n_iter_ = int(result.iterations)
+        self.U_, self.V_ = state.U.copy(), state.V.copy()
+        self.components_ = self.V_.T
+        self.X_ = self.U_ @ self.V_.T
+        self.polar_ = float(result.certificate.polar)
         return self

@@ -51,12 +51,22 @@ class Certificate:
     global_optimal : bool | None
         ``None``: no global certificate was computed (the theory gives none for a
         general multi-convex problem). Never set without a computation behind it.
+    globalopt : multiconvex.globalopt.GlobalCertificate | None
+        For parallel-subnetwork models (``algorithm="grow"``): the polar value or
+        interval, λ, how the polar was computed, stationarity, and the proven lower
+        bound on the global optimum with its gap bound. ``None`` when not computed.
     """
 
     block_gaps: dict[str, float]
     tolerance: float
     is_partial_minimum: bool
     global_optimal: bool | None = None
+    globalopt: Any = None
+
+    @property
+    def polar(self) -> float | None:
+        """The polar ``Ω°(−∇ℓ)`` (exact, or a lower bound: see ``globalopt.polar_exact``); None if not computed."""
+        return None if self.globalopt is None else self.globalopt.polar
 
     @property
     def max_gap(self) -> float:
@@ -72,7 +82,10 @@ class Certificate:
         gaps = ", ".join(f"{k}: {v:.3g}" for k, v in self.block_gaps.items())
         verdict = "partial minimum" if self.is_partial_minimum else "NOT a partial minimum"
         glob = "not computed" if self.global_optimal is None else str(self.global_optimal)
-        return f"{verdict} (block gaps {{{gaps}}} vs tol {self.tolerance:.3g}); global optimality: {glob}"
+        text = f"{verdict} (block gaps {{{gaps}}} vs tol {self.tolerance:.3g}); global optimality: {glob}"
+        if self.globalopt is not None:
+            text += f"\n  {self.globalopt}"
+        return text
 
 
 @dataclass
@@ -100,6 +113,9 @@ class Result:
         Best point, keyed by variable name.
     message : str
         One line explaining the status.
+    subnetworks : int | None
+        Number of (nonzero) parallel subnetworks at the returned point, for models grown by
+        ``algorithm="grow"``; None otherwise.
     """
 
     objective: float
@@ -115,6 +131,7 @@ class Result:
     backends_used: dict[str, int] = field(default_factory=dict)
     message: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    subnetworks: int | None = None
 
     @property
     def solver_share(self) -> float:

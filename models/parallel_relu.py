@@ -1,0 +1,376 @@
+"""A sum of parallel ReLU subnetworks, trained by growing subnetworks until a global certificate holds
+(THEORY.md §4, Haeffele & Vidal).
+
+The output is ``Σ_j φ(W_j)(x)`` with each subnetwork a bias-free ReLU net ``[d, n_1, ..., n_K]`` (a bias
+is a constant input column). With ``subnetwork=[d, 1, 1]`` the subnetworks are two-layer units
+``(u_j, α_j)`` and the objective is
+
+    ½ Σ_i (y_i − Σ_j (x_iᵀu_j)_+ α_j)² + λ Σ_j ½(‖u_j‖² + α_j²)
+
+(sums over samples, not means). Its optimum equals that of the convex reformulation of two-layer ReLU
+training (:func:`multiconvex.globalopt.relu_convex.convex_relu_regression`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from multiconvex.errors import InvalidInputError
+
+from ._base import Estimator
+from ._validation import check_array, check_scalar
+
+__all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
+
+logger = logging.getLogger("multiconvex")
+
+ALGORITHMS = ("grow", "adam")
+
+MISMATCH_EXPLANATION = (
+    "a subnetwork with {K} layers is positively homogeneous of degree {K} in its weights, but the "
+    "regulariser {reg!r} has degree {p}. Haeffele & Vidal (§6) show that with mismatched degrees bad "
+    "local minima exist for every number of subnetworks (near zero, the regulariser outweighs any new "
+    "subnetwork's effect), so the polar certificate cannot prove anything. Use regulariser='power' "
+    "(θ = Σ_k ‖W_k‖_F^{K}/{K}, degree {K}), a two-layer subnetwork [d, h, out] with weight decay, or "
+    "pass certify=False to train without a global certificate."
+)
+
+
+class ParallelReLUNetwork(Estimator):
+    """``r`` parallel ReLU subnetworks, ``r`` chosen by the grow meta-algorithm, with a global certificate.
+
+    Parameters
+    ----------
+    subnetwork : sequence of int
+        ``[d, n_1, ..., n_K]``: the architecture of one subnetwork. ``d`` is the number of input
+        features (columns of ``X``); with ``bias=True`` a constant column is appended, and ``d`` may
+        also be given as ``n_features + 1`` (the unit's input dimension, bias included).
+        ``[d, 1, 1]``: two-layer units with scalar output — exact polar over activation patterns and
+        the convex block/piece local descent. Anything else (wider, deeper, vector output) is trained
+        with L-BFGS local descent, and its polar is only bounded below: never "proven".
+    lam : float
+        λ > 0, the weight of the regulariser.
+    bias : bool
+        Append a constant input column (the bias of the first layer; deeper biases would break
+        positive homogeneity).
+    regulariser : {"weight_decay", "power"}
+        ``θ = ½ Σ_k ‖W_k‖²`` (degree 2, matched to two-layer subnetworks) or ``Σ_k ‖W_k‖_F^K / K``
+        (degree K, matched to any depth).
+    certify : bool
+        True: refuse a regulariser whose degree does not match the subnetwork's (H&V §6) and compute
+        the global certificate. False: train anyway; no global certificate (``global_optimal`` None).
+    n_subnetworks : int
+        Subnetworks of the seeded start (and the width of ``algorithm="adam"``).
+    seed : int or None
+        Seeds the start, sampled patterns and Adam.
+
+    Attributes
+    ----------
+    weights_ : list of ndarray
+        ``W_k`` stacked over subnetworks, shape ``(r, n_{k+1}, n_k)`` (first layer includes the bias column).
+    U_, alpha_ : ndarray
+        For ``[d, 1, 1]``: unit input weights ``(r, d[+1])`` and output weights ``(r,)``.
+    result_ : multiconvex.Result
+        ``certificate.global_optimal``, ``certificate.polar``, ``certificate.globalopt`` (λ, polar
+        interval, how computed, patterns checked, stationarity, proven lower bound and gap),
+        ``subnetworks``.
+    objective_ : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiconvex.models import ParallelReLUNetwork
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((20, 2)); y = np.abs(X[:, 0]) - X[:, 1]
+    >>> net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=0)
+    >>> net = net.fit(X, y, algorithm="grow", solver="clarabel", patterns="exact")
+    >>> net.result_.certificate.global_optimal
+    True
+    """
+
+    def __init__(self, subnetwork: Sequence[int], lam: float = 0.1, bias: bool = True,
+                 regulariser: str = "weight_decay", certify: bool = True, n_subnetworks: int = 1,
+                 seed: int | None = None):
+        self.subnetwork = subnetwork
+        self.lam = lam
+        self.bias = bias
+        self.regulariser = regulariser
+        self.certify = certify
+        self.n_subnetworks = n_subnetworks
+        self.seed = seed
+
+    # -- configuration ---------------------------------------------------------------------------
+    def _config(self, n_features: int | None, where: str) -> tuple[tuple[int, ...], float]:
+        from multiconvex.globalopt.torch_problem import REGULARISERS, regulariser_degree
+
+        try:
+            sizes = tuple(int(s) for s in self.subnetwork)
+        except (TypeError, ValueError):
+            sizes = ()
+        if len(sizes) < 3 or any(s < 1 for s in sizes) or list(sizes) != list(self.subnetwork):
+            raise InvalidInputError(f"{where}: subnetwork must be a list [d, n_1, ..., n_out] of at least 3 "
+                                    f"positive ints (input, hidden..., output), got {self.subnetwork!r}.")
+        lam = check_scalar(self.lam, name="lam", where=where, strict=True)
+        if self.regulariser not in REGULARISERS:
+            raise InvalidInputError(f"{where}: regulariser={self.regulariser!r}; use one of {REGULARISERS}.")
+        if not isinstance(self.n_subnetworks, int) or isinstance(self.n_subnetworks, bool) or self.n_subnetworks < 0:
+            raise InvalidInputError(f"{where}: n_subnetworks must be an int >= 0, got {self.n_subnetworks!r}.")
+        K = len(sizes) - 1
+        p = regulariser_degree(self.regulariser, K)
+        if p != K and self.certify:
+            raise InvalidInputError(f"{where}: mismatched regulariser: "
+                                    + MISMATCH_EXPLANATION.format(K=K, reg=self.regulariser, p=p))
+        if n_features is not None:
+            d_in = n_features + int(bool(self.bias))
+            if sizes[0] not in (n_features, d_in):
+                raise InvalidInputError(f"{where}: subnetwork[0]={sizes[0]} but X has {n_features} features"
+                                        + (f" ({d_in} with the bias column)" if self.bias else "") + ".")
+            sizes = (d_in,) + sizes[1:]
+        return sizes, lam
+
+    @property
+    def _two_layer_scalar(self) -> bool:
+        s = tuple(self.subnetwork)
+        return len(s) == 3 and s[1] == 1 and s[2] == 1
+
+    def _inputs(self, X: Any, where: str) -> np.ndarray:
+        X = check_array(X, name="X", where=where, ndim=2)
+        return np.hstack([X, np.ones((len(X), 1))]) if self.bias else X
+
+    def _targets(self, y: Any, n: int, where: str) -> np.ndarray:
+        y = check_array(y, name="y", where=where)
+        if y.shape[0] != n:
+            raise InvalidInputError(f"{where}: y has {y.shape[0]} rows but X has {n}.")
+        out = self.subnetwork[-1]
+        Y = y.reshape(n, -1)
+        if Y.shape[1] != out:
+            raise InvalidInputError(f"{where}: y has {Y.shape[1]} output column(s) but the subnetwork's last "
+                                    f"size is {out}.")
+        return Y
+
+    def initial_weights(self, X: Any) -> list[np.ndarray]:
+        """The seeded start: ``n_subnetworks`` subnetworks at torch's ``nn.Linear`` scale."""
+        from multiconvex.globalopt.torch_problem import init_weights
+
+        where = f"{type(self).__name__}.initial_weights"
+        X = check_array(X, name="X", where=where, ndim=2)
+        sizes, _ = self._config(X.shape[1], where)
+        return init_weights(sizes, self.n_subnetworks, np.random.default_rng(self.seed))
+
+    def _init_from(self, init: Any, sizes: tuple[int, ...], where: str) -> list[np.ndarray]:
+        if isinstance(init, ParallelReLUNetwork):
+            init = init.weights_
+        if isinstance(init, dict):
+            if set(init) == {"U", "alpha"}:
+                U = np.asarray(init["U"], dtype=float)
+                a = np.asarray(init["alpha"], dtype=float).reshape(-1)
+                init = [U[:, None, :], a[:, None, None]]
+            else:
+                init = [init[f"W{k + 1}"] for k in range(len(sizes) - 1)]
+        Ws = [check_array(W, name=f"init W{k + 1}", where=where, ndim=3) for k, W in enumerate(init)]
+        expect = [(n, m) for m, n in zip(sizes[:-1], sizes[1:])]
+        if len(Ws) != len(expect) or any(W.shape[1:] != e or W.shape[0] != Ws[0].shape[0] for W, e in zip(Ws, expect)):
+            raise InvalidInputError(f"{where}: init weights have shapes {[W.shape for W in Ws]}, expected "
+                                    f"(r, n_out, n_in) per layer with {expect}.")
+        return Ws
+
+    # -- fitting ------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, *, algorithm: str = "grow", solver: Any = "clarabel", patterns: Any = "exact",
+            init: Any = None, solver_options: dict | None = None, polar_options: dict | None = None,
+            epochs: int = 5000, lr: float = 1e-2, **grow_options: Any):
+        """Fit by the grow meta-algorithm (default) or by Adam (a baseline; certified afterwards when possible).
+
+        Parameters
+        ----------
+        X : array (N, n_features)
+        y : array (N,) or (N, out)
+        algorithm : {"grow", "adam"}
+        solver : str
+            Backend of the convex programs (piece programs, block gaps, polar SOCPs).
+        patterns : "exact", int or bool array
+            The polar's activation patterns (``[d, 1, 1]`` only): all of them (exact; small ``d``), or a
+            sample of that many directions (a lower bound on the polar; the certificate then says
+            "not proven" unless the sample provably covered every pattern, and reports the interval
+            with the upper bound of a convex relaxation and the implied gap bound).
+        init : ParallelReLUNetwork, dict or list of arrays, optional
+            A warm start: a fitted network, ``{"U": (r, d), "alpha": (r,)}``, ``{"W1": ..., ...}`` or the
+            stacked weights. Any number of subnetworks.
+        solver_options, polar_options : dict, optional
+            Passed to the backend, and to :func:`multiconvex.globalopt.relu_polar.relu_polar`
+            (other architectures: ``{"n_starts": ..., "ascent_steps": ...}`` of the multi-start ascent).
+        epochs, lr : Adam's settings (``algorithm="adam"``).
+        **grow_options
+            :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``,
+            ``max_iters``, ``time_limit``, ``tol``, ``polar_tol``, ``gap_tol``, ``n_maximisers``).
+            Defaults for ``[d, 1, 1]``: ``tol=1e-7`` (block gaps, relative: interior-point accuracy),
+            ``polar_tol=gap_tol=1e-5``; otherwise ``tol=1e-9, max_rounds=20, max_iters=200``.
+
+        Returns
+        -------
+        self
+        """
+        from multiconvex.globalopt import GrowOptions
+
+        where = f"{type(self).__name__}.fit"
+        if algorithm not in ALGORITHMS:
+            raise InvalidInputError(f"{where}: algorithm={algorithm!r}; use one of {ALGORITHMS}.")
+        Xa = self._inputs(X, where)
+        sizes, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
+        Y = self._targets(y, len(Xa), where)
+        known = set(GrowOptions.__dataclass_fields__) - {"info"}
+        unknown = sorted(set(grow_options) - known)
+        if unknown:
+            raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)}.")
+        if solver is not None:
+            from multiconvex.solvers import get_backend
+
+            for name in [solver] if isinstance(solver, str) else list(solver):
+                if name != "auto":
+                    get_backend(name)  # unknown names fail here, before any solve
+        Ws = (self._init_from(init, sizes, where) if init is not None
+              else self.initial_weights(Xa[:, :-1] if self.bias else Xa))
+        if algorithm == "adam":
+            return self._fit_adam(Xa, Y, Ws, sizes, lam, epochs, lr, grow_options.get("time_limit"),
+                                  solver, patterns, solver_options, polar_options)
+        defaults = (dict(tol=1e-7, polar_tol=1e-5, gap_tol=1e-5) if self._two_layer_scalar
+                    else dict(tol=1e-9, max_rounds=20, max_iters=200))
+        return self._fit_grow(Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options,
+                              GrowOptions(**{**defaults, **grow_options}))
+
+    def _problem(self, Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options):
+        if self._two_layer_scalar:
+            from multiconvex.globalopt.relu_problem import ReLUGrowProblem
+
+            return ReLUGrowProblem(Xa, Y[:, 0], lam, solver=solver, patterns=patterns, solver_options=solver_options,
+                                   polar_options=polar_options, seed=self.seed)
+        from multiconvex.globalopt.torch_problem import TorchGrowProblem
+
+        extra = {k: v for k, v in (polar_options or {}).items() if k in ("n_starts", "ascent_steps")}
+        return TorchGrowProblem(Xa, Y, sizes, lam, self.regulariser, seed=self.seed, **extra)
+
+    def _state(self, Ws: list[np.ndarray]):
+        if self._two_layer_scalar:
+            from multiconvex.globalopt.relu_problem import ReLUState
+
+            return ReLUState(Ws[0][:, 0, :].copy(), Ws[1][:, 0, 0].copy())
+        from multiconvex.globalopt.torch_problem import TorchState
+
+        return TorchState(tuple(W.copy() for W in Ws))
+
+    def _weights(self, state) -> list[np.ndarray]:
+        if self._two_layer_scalar:
+            return [state.U[:, None, :].copy(), state.alpha[:, None, None].copy()]
+        return [W.copy() for W in state.Ws]
+
+    def _fit_grow(self, Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options, opts):
+        from multiconvex.globalopt import grow
+
+        problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
+        opts.info = {"patterns": patterns if isinstance(patterns, (str, int)) else "array"}
+        result, state = grow(problem, self._state(Ws), opts)
+        if not self.certify:
+            result.certificate = _uncertified(result.certificate)
+        self._store(result, self._weights(state))
+        return self
+
+    def _fit_adam(self, Xa, Y, Ws, sizes, lam, epochs, lr, time_limit, solver, patterns, solver_options,
+                  polar_options):
+        import time
+
+        from multiconvex.globalopt.torch_problem import adam
+        from multiconvex.result import Certificate, HistoryEntry, Result
+
+        t0 = time.perf_counter()
+        Ws, hist = adam(Xa, Y, Ws, lam, self.regulariser, epochs=epochs, lr=lr, time_limit=time_limit)
+        history = [HistoryEntry(i, t, f, None, math.nan, 0.0) for i, (t, f) in enumerate(hist)]
+        problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
+        f = problem.objective(self._state(Ws))
+        result = Result(objective=f, status="iteration_limit", iterations=epochs, history=history, solver_time=0.0,
+                        total_time=time.perf_counter() - t0, certificate=Certificate({}, 0.0, False),
+                        values={f"W{k + 1}": W for k, W in enumerate(Ws)}, algorithm="adam",
+                        message=f"Adam: {epochs} epochs at lr={lr}; call certificate(X, y) for the global certificate",
+                        subnetworks=Ws[0].shape[0])
+        self._store(result, Ws)
+        return self
+
+    def _store(self, result, Ws: list[np.ndarray]) -> None:
+        self.result_ = result
+        self.weights_ = Ws
+        self.objective_ = float(result.objective)
+        self.n_iter_ = int(result.iterations)
+        self.n_subnetworks_ = int(Ws[0].shape[0])
+        if self._two_layer_scalar:
+            self.U_ = Ws[0][:, 0, :].copy()
+            self.alpha_ = Ws[1][:, 0, 0].copy()
+
+    # -- the certificate at the current weights ------------------------------------------------------------
+    def certificate(self, X: Any, y: Any, *, solver: Any = "clarabel", patterns: Any = "exact", tol: float = 1e-7,
+                    polar_tol: float = 1e-5, gap_tol: float = 1e-5, polar_options: dict | None = None):
+        """The global certificate (:class:`multiconvex.globalopt.GlobalCertificate`) at the fitted weights,
+        wherever they came from (e.g. Adam). Nothing is trained."""
+        from multiconvex.globalopt.certificate import make_certificate
+
+        where = f"{type(self).__name__}.certificate"
+        self._check_fitted("weights_")
+        Xa = self._inputs(X, where)
+        sizes, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
+        Y = self._targets(y, len(Xa), where)
+        problem = self._problem(Xa, Y, sizes, lam, solver, patterns, None, polar_options)
+        if hasattr(problem, "screen"):
+            problem.screen = 0  # the full polar: a screen's lower bound would certify nothing here
+        state = self._state(self.weights_)
+        f = problem.objective(state)
+        pol = problem.polar(state, 1)
+        G = problem.residual(state)
+        return make_certificate(G=G, Y=problem.Y, lam=lam, objective=f, polar=pol.value, polar_upper=pol.upper,
+                                polar_exact=pol.exact, method=pol.method, block_gaps=problem.block_gaps(state),
+                                block_tol=tol * max(1.0, abs(f)), n_subnetworks=problem.n_subnetworks(state),
+                                patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
+                                polar_tol=polar_tol, gap_tol=gap_tol)
+
+    # -- prediction ----------------------------------------------------------------------------------------
+    def predict(self, X: Any) -> np.ndarray:
+        """``Σ_j φ(W_j)(x)``: shape (N,) for a scalar output, else (N, out)."""
+        import torch
+
+        from multiconvex.globalopt.torch_problem import DTYPE, forward
+
+        self._check_fitted("weights_")
+        Xa = self._inputs(X, f"{type(self).__name__}.predict")
+        with torch.no_grad():
+            out = forward([torch.as_tensor(W, dtype=DTYPE) for W in self.weights_],
+                          torch.as_tensor(Xa, dtype=DTYPE)).numpy()
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def score(self, X: Any, y: Any) -> float:
+        """R² (scikit-learn's convention)."""
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(np.asarray(y), self.predict(X)))
+
+    def objective(self, X: Any, y: Any) -> float:
+        """The training objective (sums, with λ) at the fitted weights on ``(X, y)``."""
+        import torch
+
+        from multiconvex.globalopt.torch_problem import DTYPE, objective
+
+        self._check_fitted("weights_")
+        where = f"{type(self).__name__}.objective"
+        Xa = self._inputs(X, where)
+        _, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
+        Y = self._targets(y, len(Xa), where)
+        with torch.no_grad():
+            return float(objective([torch.as_tensor(W, dtype=DTYPE) for W in self.weights_],
+                                   torch.as_tensor(Xa, dtype=DTYPE), torch.as_tensor(Y, dtype=DTYPE), lam,
+                                   self.regulariser))
+
+
+def _uncertified(cert):
+    """certify=False: keep the block gaps, drop any global claim (global_optimal None)."""
+    import dataclasses
+
+    return dataclasses.replace(cert, global_optimal=None, globalopt=None)

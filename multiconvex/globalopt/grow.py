@@ -1,0 +1,278 @@
+"""The meta-algorithm that grows parallel subnetworks until the polar certificate holds
+(THEORY.md §4, H&V Thm 2 and its proof).
+
+One round:
+
+1. **local descent** on the current subnetworks by iterated convex optimization (the
+   subnetwork problem's own convex block / piece solves, monotone);
+2. drop subnetworks that are entirely zero;
+3. **rescaling** (:mod:`.rescale`): while the outputs are linearly dependent, move along the flat
+   path ``W_i ← (1 + β_i)^{1/p} W_i`` until one subnetwork is zero (output unchanged, objective
+   not increased), drop it, and go back to 1;
+4. **certificate** (:mod:`.certificate`): block gaps (stationarity), the polar of
+   ``G = −∇_X ℓ``, the dual lower bound; stop when it proves global optimality;
+5. otherwise **append several subnetworks** along the best polar maximisers whose value exceeds λ,
+   each scaled by an exact line search on the objective (so the objective decreases), and repeat.
+
+Stops at the certificate, ``max_subnetworks``, ``max_rounds``, ``time_limit``, or when the polar
+is only bounded (sampled patterns) and no maximiser found exceeds λ; the Result's ``status`` and
+``message`` say which. Any start works (a warm start from a network trained elsewhere, e.g. by
+Adam): the algorithm certifies it or improves it.
+
+The model-specific parts live behind :class:`SubnetworkProblem` (matrix factorization:
+:mod:`.mf_problem`; two-layer ReLU units: :mod:`.relu_problem`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..result import Certificate, HistoryEntry, Result
+from .certificate import GlobalCertificate, make_certificate
+from .rescale import null_combination, rescale
+
+logger = logging.getLogger("multiconvex")
+
+__all__ = ["GrowOptions", "PolarInfo", "LocalDescent", "SubnetworkProblem", "grow"]
+
+
+@dataclass(frozen=True)
+class PolarInfo:
+    """What a polar computation returned, model-independently.
+
+    ``maximisers`` are model-specific directions (a unit-θ subnetwork each) with ``values`` their
+    ``⟨G, φ(w)⟩``, best first.
+    """
+
+    value: float
+    upper: float
+    exact: bool
+    method: str
+    maximisers: list[Any]
+    values: list[float]
+    patterns_checked: int | None = None
+    patterns_total: int | None = None
+    wall_time: float = 0.0
+    solver_time: float = 0.0
+    screened: bool = False  # a cheap screen found these; the full polar was not computed
+
+
+@dataclass(frozen=True)
+class LocalDescent:
+    """One local-descent phase: where it ended and whether its own convergence test passed."""
+
+    state: Any
+    iterations: int
+    converged: bool
+    solver_time: float
+    block_gaps: dict[str, float] | None = None  # measured at the returned state, when available
+
+
+class SubnetworkProblem(Protocol):
+    """What the meta-algorithm needs from a model with output ``Σ_i φ(W_i)``."""
+
+    degree: int
+    lam: float
+    Y: np.ndarray
+
+    def objective(self, state: Any) -> float: ...
+    def n_subnetworks(self, state: Any) -> int: ...
+    def local_descent(self, state: Any, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent: ...
+    def block_gaps(self, state: Any) -> dict[str, float]: ...
+    def drop_zero(self, state: Any) -> Any: ...
+    def outputs_for_rescale(self, state: Any) -> dict[str, np.ndarray]: ...  # {"outputs": ...} or {"gram": ...}
+    def thetas(self, state: Any) -> np.ndarray: ...
+    def scale(self, state: Any, factors: np.ndarray) -> Any: ...
+    def residual(self, state: Any) -> np.ndarray: ...  # G = Y − X̂ (negative gradient of ½‖Y − X̂‖²)
+    def polar(self, state: Any, k: int, full: bool = False) -> PolarInfo: ...  # full: no cheap screen
+    def append(self, state: Any, polar: PolarInfo, k: int) -> Any: ...
+    def values(self, state: Any) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class GrowOptions:
+    """Options of :func:`grow`.
+
+    Attributes
+    ----------
+    max_subnetworks : int
+        Never hold more subnetworks than this.
+    max_rounds : int
+        Rounds of (local descent, certificate, append).
+    max_iters : int
+        Local-descent iterations per round.
+    time_limit : float | None
+        Seconds for the whole run (checked between phases).
+    tol : float
+        Relative tolerance of the local descent and of the block gaps (× max(1, |f|)).
+    polar_tol : float
+        The certificate accepts ``polar ≤ λ (1 + polar_tol)``.
+    gap_tol : float
+        ...and a proven relative gap ``≤ gap_tol``.
+    n_maximisers : int
+        Subnetworks appended per round (the best polar maximisers above λ).
+    rescale_rtol : float
+        Linear-dependence threshold of the rescaling step.
+    """
+
+    max_subnetworks: int = 200
+    max_rounds: int = 50
+    max_iters: int = 500
+    time_limit: float | None = None
+    tol: float = 1e-9
+    polar_tol: float = 1e-6
+    gap_tol: float = 1e-6
+    n_maximisers: int = 5
+    rescale_rtol: float = 1e-10
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _rescale_all(problem: SubnetworkProblem, state: Any, rtol: float) -> tuple[Any, int]:
+    """Apply the rescaling step while the outputs are dependent; returns (state, steps)."""
+    steps = 0
+    while problem.n_subnetworks(state) > 1:
+        beta = null_combination(**problem.outputs_for_rescale(state), rtol=rtol)
+        if beta is None:
+            break
+        f_before = problem.objective(state)
+        step = rescale(beta, problem.thetas(state), problem.degree)
+        new = problem.drop_zero(problem.scale(state, step.factors))
+        f_after = problem.objective(new)
+        if f_after > f_before + 1e-12 * max(1.0, abs(f_before)):  # numerically dependent only: keep state
+            logger.debug("rescale: objective would rise %.3g -> %.3g; skipped", f_before, f_after)
+            break
+        state = new
+        steps += 1
+    return state, steps
+
+
+def _check_record(rnd: int, problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float) -> dict[str, Any]:
+    return {"round": rnd, "subnetworks": problem.n_subnetworks(state), "polar": pol.value, "upper": pol.upper,
+            "exact": pol.exact, "screened": pol.screened, "time": pol.wall_time,
+            "patterns_checked": pol.patterns_checked, "objective": f}
+
+
+def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, gaps: dict[str, float],
+             opts: GrowOptions) -> GlobalCertificate:
+    return make_certificate(
+        G=problem.residual(state), Y=problem.Y, lam=problem.lam, objective=f, polar=pol.value,
+        polar_upper=pol.upper, polar_exact=pol.exact, method=pol.method, block_gaps=gaps,
+        block_tol=opts.tol * max(1.0, abs(f)), n_subnetworks=problem.n_subnetworks(state),
+        patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
+        polar_tol=opts.polar_tol, gap_tol=opts.gap_tol)
+
+
+def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Result, Any]:
+    """Run the meta-algorithm from ``state``; returns the :class:`Result` and the final state.
+
+    The Result's ``certificate.globalopt`` is the :class:`GlobalCertificate` computed at the
+    returned point (and ``certificate.global_optimal`` its verdict); ``subnetworks`` the count;
+    ``iterations`` the local-descent iterations summed over rounds; ``info["rounds"]`` and
+    ``info["polar_checks"]`` (per round: subnetworks, polar, upper bound, time, objective).
+    Status: ``"converged"`` (certified, or a partial minimum where no polar maximiser found exceeds
+    λ but nothing more is proven — the message says which), ``"iteration_limit"`` (``max_rounds``),
+    ``"time_limit"``, ``"stalled"`` (``max_subnetworks``), ``"interrupted"``.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+    lam = problem.lam
+    history = [HistoryEntry(0, 0.0, problem.objective(state), None, math.nan, 0.0)]
+    solver_time = 0.0
+    polar_checks: list[dict[str, Any]] = []
+    cert: GlobalCertificate | None = None
+    gaps: dict[str, float] = {}
+    status, message = "iteration_limit", f"stopped after max_rounds={opts.max_rounds} rounds"
+    total_iters = 0
+    rnd = 0
+    snapshot = None
+    try:
+        for rnd in range(1, opts.max_rounds + 1):
+            ld = problem.local_descent(state, max_iters=opts.max_iters, tol=opts.tol, deadline=deadline)
+            state, total_iters, solver_time = ld.state, total_iters + ld.iterations, solver_time + ld.solver_time
+            state = problem.drop_zero(state)
+            state, n_resc = _rescale_all(problem, state, opts.rescale_rtol)
+            if n_resc:
+                logger.info("round %d: %d rescaling step(s), %d subnetworks", rnd, n_resc,
+                            problem.n_subnetworks(state))
+                if not (deadline is not None and time.perf_counter() > deadline):
+                    ld = problem.local_descent(state, max_iters=opts.max_iters, tol=opts.tol, deadline=deadline)
+                    state, total_iters = problem.drop_zero(ld.state), total_iters + ld.iterations
+                    solver_time += ld.solver_time
+            f = problem.objective(state)
+            gaps = ld.block_gaps if (ld.block_gaps is not None and not n_resc) else problem.block_gaps(state)
+            pol = problem.polar(state, max(1, opts.n_maximisers))
+            solver_time += pol.solver_time
+            polar_checks.append(_check_record(rnd, problem, state, pol, f))
+            cert = _certify(problem, state, pol, f, gaps, opts)
+            snapshot = (state, cert, gaps, pol.screened)  # the returned point is always one whose certificate was computed
+            max_gap = max([g for g in gaps.values() if np.isfinite(g)], default=math.nan)
+            history.append(HistoryEntry(rnd, time.perf_counter() - t0, f, f"r={problem.n_subnetworks(state)}",
+                                        max_gap, solver_time))
+            logger.info("round %d: objective %.12g, %d subnetworks, polar %.6g (upper %.6g) vs lam %.6g, "
+                        "max block gap %.3g", rnd, f, problem.n_subnetworks(state), pol.value, pol.upper, lam,
+                        max_gap)
+            if cert.global_optimal:
+                status, message = "converged", (f"globally optimal: polar {pol.value:.6g} <= lam {lam:.6g} at a "
+                                                f"stationary point, proven gap {cert.gap_bound:.3g}")
+                break
+            growable = [v for v in pol.values if v > lam * (1.0 + opts.polar_tol)]
+            if not growable:
+                if cert.stationary:
+                    status = "converged"
+                    message = ("partial minimum; no polar maximiser found exceeds lam, but global optimality is "
+                               f"not proven: {cert.reason}")
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s: {cert.reason}"
+                    break
+                status, message = "iteration_limit", (f"stopped after max_rounds={opts.max_rounds} rounds before "
+                                                      f"the subnetworks were stationary: {cert.reason}")
+                continue  # not stationary yet: descend further
+            if deadline is not None and time.perf_counter() > deadline:
+                status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s: {cert.reason}"
+                break
+            if rnd == opts.max_rounds:
+                status, message = "iteration_limit", (f"stopped after max_rounds={opts.max_rounds} rounds: "
+                                                      f"{cert.reason}")
+                break
+            room = opts.max_subnetworks - problem.n_subnetworks(state)
+            if room <= 0:
+                status, message = "stalled", (f"max_subnetworks={opts.max_subnetworks} reached with polar "
+                                              f"{pol.value:.6g} > lam {lam:.6g}")
+                break
+            state = problem.append(state, pol, min(room, len(growable)))
+    except KeyboardInterrupt:
+        status, message = "interrupted", "interrupted by the user; the last certified state is returned"
+        logger.warning(message)
+    if snapshot is not None:
+        state, cert, gaps, screened = snapshot
+        if screened:  # the last polar was only a screen: compute the full one at the returned point
+            pol = problem.polar(state, max(1, opts.n_maximisers), full=True)
+            solver_time += pol.solver_time
+            polar_checks.append(_check_record(rnd, problem, state, pol, cert.objective))
+            cert = _certify(problem, state, pol, cert.objective, gaps, opts)
+            if cert.global_optimal and status != "interrupted":
+                status, message = "converged", (f"globally optimal: polar {pol.value:.6g} <= lam {lam:.6g} at a "
+                                                f"stationary point, proven gap {cert.gap_bound:.3g}")
+            elif status != "interrupted":
+                message = f"{message.split(': ', 1)[0]}: {cert.reason}"
+    if cert is None:  # interrupted before any certificate: none is reported
+        f = problem.objective(state)
+        block_cert = Certificate.from_gaps(gaps, opts.tol * max(1.0, abs(f)))
+    else:
+        f = cert.objective
+        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * max(1.0, abs(f))),
+                                         global_optimal=cert.global_optimal, globalopt=cert)
+    res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
+                 total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),
+                 algorithm="grow", message=message, subnetworks=problem.n_subnetworks(state),
+                 info={"rounds": rnd, "polar_checks": polar_checks, **opts.info})
+    logger.info("grow: %s: %s", status, message)
+    return res, state

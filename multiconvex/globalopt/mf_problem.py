@@ -1,0 +1,183 @@
+"""Matrix factorization as a parallel-subnetwork problem for :func:`.grow.grow`.
+
+Subnetworks are the columns ``(u_j, v_j)``: ``φ = u_j v_jᵀ`` (degree 2), ``θ = ½(‖u_j‖² + ‖v_j‖²)``,
+objective ``½‖Y − U Vᵀ‖²_F + λ Σ_j θ_j``. Local descent is iterated convex optimization over the
+blocks ``U`` and ``V`` run by the package's Gauss–Seidel driver on :class:`MFForm`, a standard
+form whose block subproblems (ridge regressions) are solved in closed form — the least-squares
+backend's job without the modeling layer, which matters at 5000 × 2000. The polar is the top
+singular value (:mod:`.mf_polar`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Hashable, Mapping
+
+import numpy as np
+
+from ..drivers import DriverOptions, run
+from ..standard_form import Block, BlockSolution, Point, StandardForm
+from .grow import LocalDescent, PolarInfo
+from .mf_polar import mf_polar
+
+__all__ = ["MFForm", "MFState", "MFGrowProblem"]
+
+
+def _ridge(Y: np.ndarray, F: np.ndarray, lam: float) -> np.ndarray:
+    """``argmin_A ½‖Y − A Fᵀ‖² + (λ/2)‖A‖²`` = ``Y F (FᵀF + λI)⁻¹`` (least squares via Cholesky/solve)."""
+    k = F.shape[1]
+    K = F.T @ F + lam * np.eye(k)
+    rhs = Y @ F
+    try:
+        return np.linalg.solve(K, rhs.T).T
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(K, rhs.T, rcond=None)[0].T
+
+
+class MFForm(StandardForm):
+    """``½‖Y − U Vᵀ‖² + (λ/2)(‖U‖² + ‖V‖²)`` with blocks ``U`` and ``V`` solved in closed form."""
+
+    def __init__(self, Y: np.ndarray, lam: float):
+        self.Y = Y
+        self.lam = float(lam)
+        self.blocks = [Block("U", ("U",)), Block("V", ("V",))]
+        self._prepared: dict[int, Point] = {}
+
+    def keys(self) -> list[Hashable]:
+        return ["U", "V"]
+
+    def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
+        return {k: np.asarray(v, dtype=float) for k, v in (init or {}).items()}
+
+    def value(self, U: np.ndarray, V: np.ndarray) -> float:
+        R = self.Y - U @ V.T
+        return float(0.5 * np.vdot(R, R) + 0.5 * self.lam * (np.vdot(U, U) + np.vdot(V, V)))
+
+    def evaluate(self, point: Point) -> tuple[float, float]:
+        return self.value(point["U"], point["V"]), 0.0
+
+    def piece(self, point: Point) -> tuple[np.ndarray, ...]:
+        return ()
+
+    def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
+        self._prepared[index] = point
+        return False
+
+    def solve_prepared(self, index: int) -> BlockSolution:
+        import time
+
+        t0 = time.perf_counter()
+        p = self._prepared[index]
+        if index == 0:
+            U, V = _ridge(self.Y, p["V"], self.lam), p["V"]
+            vals = {"U": U}
+        else:
+            U, V = p["U"], _ridge(self.Y.T, p["U"], self.lam)
+            vals = {"V": V}
+        dt = time.perf_counter() - t0
+        return BlockSolution(block=index, status="optimal", values=vals, value=self.value(U, V),
+                             backend="closed-form", solve_time=dt, wall_time=dt)
+
+    def load(self, point: Point) -> None:
+        self.final_point = point
+
+    def named_values(self, point: Point) -> dict[str, np.ndarray]:
+        return {"U": point["U"].copy(), "V": point["V"].copy()}
+
+
+@dataclass(frozen=True)
+class MFState:
+    U: np.ndarray
+    V: np.ndarray
+
+
+class MFGrowProblem:
+    """The factorization's side of the meta-algorithm (see :class:`.grow.SubnetworkProblem`)."""
+
+    degree = 2
+
+    def __init__(self, Y: np.ndarray, lam: float, *, seed: int | None = 0, zero_tol: float = 1e-12):
+        self.Y = np.asarray(Y, dtype=float)
+        self.lam = float(lam)
+        self.form = MFForm(self.Y, self.lam)
+        self.seed = seed
+        self.zero_tol = zero_tol
+        self._scale = float(np.linalg.norm(self.Y)) or 1.0
+
+    def objective(self, s: MFState) -> float:
+        return self.form.value(s.U, s.V)
+
+    def n_subnetworks(self, s: MFState) -> int:
+        return s.U.shape[1]
+
+    def local_descent(self, s: MFState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
+        if s.U.shape[1] == 0:
+            return LocalDescent(s, 0, True, 0.0, block_gaps={"U": 0.0, "V": 0.0})
+        import time
+
+        limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        res = run(self.form, {"U": s.U, "V": s.V},
+                  DriverOptions(algorithm="gauss-seidel", max_iters=max_iters, tol=tol, time_limit=limit,
+                                progress=False))
+        st = MFState(res.values["U"], res.values["V"])
+        return LocalDescent(st, res.iterations, res.status == "converged", res.solver_time,
+                            block_gaps=dict(res.certificate.block_gaps))
+
+    def block_gaps(self, s: MFState) -> dict[str, float]:
+        if s.U.shape[1] == 0:
+            return {"U": 0.0, "V": 0.0}
+        f = self.objective(s)
+        U = _ridge(self.Y, s.V, self.lam)
+        V = _ridge(self.Y.T, s.U, self.lam)
+        return {"U": f - self.form.value(U, s.V), "V": f - self.form.value(s.U, V)}
+
+    def drop_zero(self, s: MFState) -> MFState:
+        size = np.linalg.norm(s.U, axis=0) * np.linalg.norm(s.V, axis=0)
+        keep = size > self.zero_tol * self._scale
+        if keep.all():
+            return s
+        return MFState(s.U[:, keep].copy(), s.V[:, keep].copy())
+
+    def outputs_for_rescale(self, s: MFState) -> dict[str, np.ndarray]:
+        """The outputs ``u_j v_jᵀ`` in compressed coordinates: with ``U = Q_U R_U`` and ``V = Q_V R_V``
+        (thin QR), ``u_j v_jᵀ = Q_U (R_U[:, j] R_V[:, j]ᵀ) Q_Vᵀ`` and the orthonormal factors keep inner
+        products, so the r² × r matrix of ``vec(R_U[:, j] R_V[:, j]ᵀ)`` has the same null space as the
+        m n × r stacked outputs — and an SVD of it is accurate (a Gram matrix would square the error)."""
+        Ru = np.linalg.qr(s.U, mode="r")
+        Rv = np.linalg.qr(s.V, mode="r")
+        return {"outputs": np.einsum("aj,bj->abj", Ru, Rv).reshape(-1, s.U.shape[1])}
+
+    def thetas(self, s: MFState) -> np.ndarray:
+        return 0.5 * (np.sum(s.U**2, axis=0) + np.sum(s.V**2, axis=0))
+
+    def scale(self, s: MFState, factors: np.ndarray) -> MFState:
+        return MFState(s.U * factors, s.V * factors)
+
+    def residual(self, s: MFState) -> np.ndarray:
+        return self.Y - s.U @ s.V.T
+
+    def polar(self, s: MFState, k: int, full: bool = False) -> PolarInfo:
+        p = mf_polar(self.residual(s), k=k, seed=self.seed)
+        return PolarInfo(value=p.value, upper=p.upper, exact=p.exact, method=p.method,
+                         maximisers=[(p.left[:, i], p.right[:, i]) for i in range(len(p.sigmas))],
+                         values=[float(v) for v in p.sigmas], wall_time=p.wall_time, solver_time=p.wall_time)
+
+    def append(self, s: MFState, polar: PolarInfo, k: int) -> MFState:
+        """Append the top ``k`` singular pairs above λ, each scaled by the exact line search.
+
+        Along ``c · a bᵀ`` (unit singular pair, value σ) the objective is
+        ``½‖G‖² − cσ + ½c² + λc``, minimised at ``c = σ − λ``; orthonormal pairs do not interact, so
+        adding them together lowers the objective by ``Σ ½(σ_i − λ)²``.
+        """
+        cols_u, cols_v = [s.U], [s.V]
+        for (a, b), sigma in list(zip(polar.maximisers, polar.values))[:k]:
+            c = sigma - self.lam
+            if c <= 0:
+                break
+            cols_u.append(math.sqrt(c) * a[:, None])
+            cols_v.append(math.sqrt(c) * b[:, None])
+        return MFState(np.hstack(cols_u), np.hstack(cols_v))
+
+    def values(self, s: MFState) -> dict[str, np.ndarray]:
+        return {"U": s.U.copy(), "V": s.V.copy()}

@@ -1,0 +1,163 @@
+"""Matrix factorization grown to a certified global optimum (THEORY.md §4; issue 5)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt import dual_lower_bound, mf_polar, null_combination, rescale
+from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
+from multiconvex.models import MatrixFactorization, svt_optimum
+
+
+def low_rank(m, n, r, noise, seed):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((m, r)) @ rng.standard_normal((r, n)) + noise * rng.standard_normal((m, n))
+
+
+def lam_for_rank(Y, k):
+    """A λ halfway between σ_k and σ_{k+1}: the SVT optimum has rank exactly k."""
+    s = np.linalg.svd(Y, compute_uv=False)
+    return float(0.5 * (s[k - 1] + s[k]))
+
+
+@pytest.mark.parametrize("shape", [(30, 30), (60, 12)], ids=["square", "tall"])
+@pytest.mark.parametrize("target_rank", [1, 4])
+def test_grow_reaches_the_soft_thresholding_optimum_with_a_certificate(shape, target_rank):
+    Y = low_rank(*shape, 5, 0.5, seed=sum(shape) + target_rank)
+    lam = lam_for_rank(Y, target_rank)
+    mf = MatrixFactorization(rank=2, lam=lam, seed=1).fit(Y, algorithm="grow", solver="clarabel")
+    _, value = svt_optimum(Y, lam)
+    cert = mf.result_.certificate
+    assert cert.global_optimal is True
+    assert mf.result_.status == "converged"
+    assert abs(mf.objective_ - value) <= 1e-6 * value
+    assert mf.result_.subnetworks >= target_rank
+    assert np.linalg.matrix_rank(mf.X_, tol=1e-6 * np.linalg.norm(Y, 2)) == target_rank
+    assert cert.polar == pytest.approx(lam, rel=1e-5)  # at the optimum σ_max(Y − X*) = λ
+    g = cert.globalopt
+    assert g.polar_exact and g.stationary and g.lam == lam
+    assert g.lower_bound <= value + 1e-9 * value <= mf.objective_ + 2e-9 * value
+    assert g.gap_bound <= 1e-6 * value
+
+
+def test_grow_objective_is_the_documented_convention():
+    Y = low_rank(15, 10, 3, 0.3, seed=0)
+    mf = MatrixFactorization(lam=1.0, seed=0).fit(Y, algorithm="grow")
+    U, V = mf.U_, mf.V_
+    by_columns = 0.5 * np.sum((Y - U @ V.T) ** 2) + 1.0 * sum(
+        0.5 * (U[:, j] @ U[:, j] + V[:, j] @ V[:, j]) for j in range(U.shape[1]))
+    assert mf.objective_ == pytest.approx(by_columns, rel=1e-12)
+    assert mf.objective_ == pytest.approx(mf.objective_at(Y, U, V), rel=1e-12)
+
+
+def test_a_stopped_run_is_not_certified():
+    Y = low_rank(30, 20, 5, 0.5, seed=3)
+    lam = lam_for_rank(Y, 4)
+    mf = MatrixFactorization(rank=1, lam=lam, seed=0).fit(Y, algorithm="grow", max_rounds=1, max_iters=2)
+    cert = mf.result_.certificate
+    assert cert.global_optimal is False
+    assert mf.result_.status == "iteration_limit"
+    assert "max_rounds" in mf.result_.message
+    assert cert.globalopt.gap_bound > 0 and np.isfinite(cert.globalopt.gap_bound)  # still a proven bound
+    assert cert.globalopt.lower_bound <= svt_optimum(Y, lam)[1]
+
+
+def test_the_dual_lower_bound_holds_at_any_point():
+    Y = low_rank(12, 9, 3, 0.5, seed=4)
+    rng = np.random.default_rng(0)
+    for lam in (0.3, 2.0, 10.0):
+        _, value = svt_optimum(Y, lam)
+        for r in (1, 3, 6):
+            U, V = rng.standard_normal((12, r)), rng.standard_normal((9, r))
+            G = Y - U @ V.T
+            lb = dual_lower_bound(G, Y, lam, np.linalg.norm(G, 2))
+            assert lb <= value + 1e-10 * value
+        assert dual_lower_bound(Y, Y, lam, np.inf) == -np.inf
+
+
+def test_a_non_stationary_point_with_small_polar_is_not_certified():
+    """λ above σ_max(Y): X = 0 is optimal, but a point with nonzero columns is not stationary."""
+    Y = low_rank(10, 8, 2, 0.1, seed=5)
+    lam = 2.0 * np.linalg.norm(Y, 2)
+    problem = MFGrowProblem(Y, lam)
+    s = MFState(0.01 * np.ones((10, 1)), 0.01 * np.ones((8, 1)))
+    from multiconvex.globalopt import make_certificate
+
+    G = problem.residual(s)
+    cert = make_certificate(G=G, Y=Y, lam=lam, objective=problem.objective(s), polar=np.linalg.norm(G, 2),
+                            polar_upper=np.linalg.norm(G, 2), polar_exact=True, method="svd",
+                            block_gaps=problem.block_gaps(s), block_tol=1e-12, n_subnetworks=1)
+    assert np.linalg.norm(G, 2) < lam
+    assert cert.global_optimal is False and cert.stationary is False
+    assert "not stationary" in cert.reason and "proves nothing" in cert.reason
+
+
+def test_rescaling_keeps_the_output_and_does_not_increase_the_objective():
+    Y = low_rank(9, 7, 2, 0.2, seed=6)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(9), rng.standard_normal(7)
+    # three columns whose outputs are dependent: u3 v3ᵀ = u1 v1ᵀ + u2 v2ᵀ is not rank one, so use
+    # parallel outputs: column 2 is a rescaled copy of column 1 (same φ up to a factor)
+    U = np.column_stack([a, 2.0 * a, rng.standard_normal(9)])
+    V = np.column_stack([b, 0.5 * b, rng.standard_normal(7)])
+    problem = MFGrowProblem(Y, lam=0.7)
+    s = MFState(U, V)
+    beta = null_combination(**problem.outputs_for_rescale(s))
+    assert beta is not None
+    step = rescale(beta, problem.thetas(s), degree=2)
+    new = problem.scale(s, step.factors)
+    assert np.abs(new.U @ new.V.T - U @ V.T).max() <= 1e-9
+    assert problem.objective(new) <= problem.objective(s) + 1e-12
+    assert step.theta_change <= 0 and step.beta.min() == -1.0
+    assert np.linalg.norm(new.U[:, step.zeroed]) * np.linalg.norm(new.V[:, step.zeroed]) <= 1e-12
+    assert null_combination(outputs=np.eye(3)) is None
+
+
+def test_warm_start_from_any_factorization_is_certified_or_improved():
+    Y = low_rank(25, 15, 4, 0.3, seed=7)
+    lam = lam_for_rank(Y, 3)
+    # a poor warm start: 6 columns from alternating minimization with a few iterations
+    start = MatrixFactorization(rank=6, lam=lam, seed=2).fit(Y, solver="clarabel", max_iters=3)
+    mf = MatrixFactorization(lam=lam).fit(Y, algorithm="grow", init={"U": start.U_, "V": start.V_})
+    assert mf.result_.certificate.global_optimal is True
+    assert mf.objective_ <= start.objective_
+    assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
+
+
+def test_large_matrices_use_lanczos_not_a_full_svd():
+    Y = low_rank(700, 450, 6, 0.05, seed=8)
+    lam = lam_for_rank(Y, 6)
+    mf = MatrixFactorization(lam=lam, seed=0).fit(Y, algorithm="grow", n_maximisers=8)
+    g = mf.result_.certificate.globalopt
+    assert g.method == "svds" and g.global_optimal
+    assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
+
+
+def test_mf_polar_lanczos_agrees_with_the_dense_svd():
+    G = np.random.default_rng(9).standard_normal((500, 420))
+    dense, lanczos = mf_polar(G, k=3, method="svd"), mf_polar(G, k=3, method="svds")
+    assert lanczos.sigmas == pytest.approx(dense.sigmas, rel=1e-10)
+    assert lanczos.value <= lanczos.upper <= lanczos.value * (1 + 1e-8)
+    u, v = lanczos.left[:, 0], lanczos.right[:, 0]
+    assert u @ G @ v == pytest.approx(lanczos.value, rel=1e-10)
+
+
+def test_rank_is_required_except_for_grow():
+    with pytest.raises(InvalidInputError, match="rank.*grow"):
+        MatrixFactorization(lam=0.1).fit(np.ones((4, 3)))
+    with pytest.raises(InvalidInputError, match="does not take"):
+        MatrixFactorization(lam=0.1).fit(np.ones((4, 3)), algorithm="grow", bogus=1)
+
+
+def test_certificate_reads_well_and_is_absent_unless_computed():
+    Y = low_rank(10, 8, 2, 0.1, seed=10)
+    plain = MatrixFactorization(rank=2, lam=0.5, seed=0).fit(Y, solver="clarabel")
+    assert plain.result_.certificate.polar is None and plain.result_.certificate.globalopt is None
+    assert plain.result_.certificate.global_optimal is None and plain.result_.subnetworks is None
+    grown = MatrixFactorization(lam=0.5, seed=0).fit(Y, algorithm="grow")
+    text = str(grown.result_.certificate)
+    assert "globally optimal (proven)" in text and "polar" in text and "lam 0.5" in text
+    assert "global optimality: True" in grown.result_.summary()
+    assert dataclasses.asdict(grown.result_.certificate.globalopt)["lam"] == 0.5

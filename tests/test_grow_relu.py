@@ -1,0 +1,169 @@
+"""Parallel two-layer ReLU units grown to a certified global optimum (THEORY.md §4; issue 5)."""
+
+import numpy as np
+import pytest
+
+from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt import null_combination, rescale
+from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
+from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
+from multiconvex.models import ParallelReLUNetwork
+
+
+def toy(n, d, seed, noise=0.1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.abs(X[:, 0]) - X[:, -1] + 0.5 * np.maximum(X.sum(1), 0) + noise * rng.standard_normal(n)
+    return X, y
+
+
+def with_bias(X):
+    return np.hstack([X, np.ones((len(X), 1))])
+
+
+@pytest.mark.parametrize("n, d, lam", [(24, 2, 0.5), (40, 1, 0.2), (16, 2, 2.0)])
+def test_exact_patterns_certify_the_convex_reformulation_optimum(n, d, lam):
+    X, y = toy(n, d, seed=n + d)
+    net = ParallelReLUNetwork(subnetwork=[d, 1, 1], lam=lam, seed=0)
+    net.fit(X, y, algorithm="grow", solver="clarabel", patterns="exact")
+    cert = net.result_.certificate
+    assert cert.global_optimal is True, str(cert)
+    g = cert.globalopt
+    assert g.polar_exact and g.patterns_checked == g.patterns_total and g.stationary
+    assert g.polar <= lam * (1 + 1e-5) and g.lam == lam
+    convex = convex_relu_regression(with_bias(X), y, lam, patterns="exact", solver="clarabel")
+    assert convex.exact
+    assert net.objective_ == pytest.approx(convex.objective, rel=1e-4)
+    assert g.lower_bound <= convex.objective * (1 + 1e-6)
+    # the reported objective is the documented one (sums over samples, ½(‖u‖² + α²) per unit)
+    units = list(zip(net.U_, net.alpha_))
+    assert net.objective_ == pytest.approx(two_layer_objective(with_bias(X), y, units, lam), rel=1e-10)
+    assert net.objective(X, y) == pytest.approx(net.objective_, rel=1e-10)
+
+
+def test_sampled_patterns_are_reported_as_unproven():
+    X, y = toy(40, 2, seed=3)
+    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.3, seed=0)
+    net.fit(X, y, patterns=6, max_rounds=3)
+    g = net.result_.certificate.globalopt
+    assert not g.polar_exact
+    assert g.patterns_total is None or g.patterns_checked < g.patterns_total
+    assert net.result_.certificate.global_optimal is False
+    assert g.polar <= g.polar_upper  # an interval, not a verdict
+    assert "not" in str(g).lower()
+
+
+def test_a_sample_that_covers_every_pattern_is_exact():
+    X, y = toy(6, 1, seed=4)  # 6 samples on a line with a bias column: 12 patterns
+    net = ParallelReLUNetwork(subnetwork=[1, 1, 1], lam=0.1, seed=0).fit(X, y, patterns=400)
+    g = net.result_.certificate.globalopt
+    assert g.polar_exact
+    assert net.result_.certificate.global_optimal is True
+    convex = convex_relu_regression(with_bias(X), y, 0.1, patterns="exact", solver="clarabel")
+    assert net.objective_ == pytest.approx(convex.objective, rel=1e-4)
+
+
+def test_rescaling_keeps_the_output_and_does_not_increase_the_objective():
+    X, y = toy(20, 2, seed=5)
+    Xa = with_bias(X)
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(3)
+    # units 0 and 1 share a direction, so their outputs are parallel: a null combination exists
+    U = np.vstack([u, 0.5 * u, rng.standard_normal(3)])
+    alpha = np.array([1.0, -3.0, 0.7])
+    problem = ReLUGrowProblem(Xa, y, lam=0.4)
+    s = ReLUState(U, alpha)
+    beta = null_combination(**problem.outputs_for_rescale(s))
+    assert beta is not None
+    step = rescale(beta, problem.thetas(s), degree=problem.degree)
+    new = problem.scale(s, step.factors)
+    assert np.abs(problem.output(new) - problem.output(s)).max() <= 1e-9
+    assert problem.objective(new) <= problem.objective(s)
+    assert abs(new.alpha[step.zeroed]) * np.linalg.norm(new.U[step.zeroed]) <= 1e-12
+
+
+def test_a_deliberately_stopped_run_is_not_certified():
+    X, y = toy(30, 2, seed=6)
+    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.2, seed=0).fit(X, y, max_rounds=1, max_iters=1)
+    cert = net.result_.certificate
+    assert cert.global_optimal is False
+    assert net.result_.status == "iteration_limit" and "max_rounds" in net.result_.message
+    assert cert.globalopt.reason  # says why
+
+
+def test_an_adam_network_is_certified_or_improved_by_a_warm_start():
+    X, y = toy(20, 2, seed=7)
+    adam = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=1, n_subnetworks=6)
+    adam.fit(X, y, algorithm="adam", epochs=400, lr=0.02)
+    before = adam.certificate(X, y, patterns="exact")
+    assert before.polar_exact and before.lower_bound <= adam.objective_
+    warm = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5).fit(X, y, init=adam)
+    assert warm.objective_ <= adam.objective_
+    assert warm.result_.certificate.global_optimal is True
+
+
+def test_mismatched_regulariser_is_refused_with_the_explanation():
+    X, y = toy(10, 2, seed=8)
+    deep = ParallelReLUNetwork(subnetwork=[2, 3, 3, 1], lam=0.1, regulariser="weight_decay")
+    with pytest.raises(InvalidInputError, match=r"degree 3.*degree 2.*Haeffele & Vidal \(§6\).*certify=False"):
+        deep.fit(X, y)
+    net = ParallelReLUNetwork(subnetwork=[2, 3, 3, 1], lam=0.1, regulariser="weight_decay", certify=False, seed=0)
+    net.fit(X, y, max_rounds=2, max_iters=20, polar_options={"n_starts": 16, "ascent_steps": 60})
+    assert net.result_.certificate.global_optimal is None and net.result_.certificate.globalopt is None
+    assert np.isfinite(net.objective_)
+
+
+@pytest.mark.parametrize("subnetwork, regulariser", [([2, 3, 1], "weight_decay"), ([2, 1, 2], "weight_decay"),
+                                                     ([2, 2, 2, 1], "power")])
+def test_other_architectures_fit_but_are_never_proven(subnetwork, regulariser):
+    X, y = toy(15, 2, seed=9)
+    Y = np.column_stack([y, -y]) if subnetwork[-1] == 2 else y
+    net = ParallelReLUNetwork(subnetwork=subnetwork, lam=0.3, regulariser=regulariser, seed=0)
+    net.fit(X, Y, max_rounds=2, max_iters=20, polar_options={"n_starts": 16, "ascent_steps": 60})
+    g = net.result_.certificate.globalopt
+    assert net.result_.certificate.global_optimal is False
+    assert not g.polar_exact and g.polar_upper == np.inf and g.gap_bound == np.inf
+    assert "lower bound" in g.method
+    assert net.objective_ < net.objective(X, Y) + 1e-9 and net.predict(X).shape == np.shape(Y)
+
+
+def test_bad_input_is_refused_before_any_solve():
+    X, y = toy(10, 2, seed=10)
+    with pytest.raises(InvalidInputError, match="subnetwork"):
+        ParallelReLUNetwork(subnetwork=[2, 1], lam=0.1).fit(X, y)
+    with pytest.raises(InvalidInputError, match="features"):
+        ParallelReLUNetwork(subnetwork=[5, 1, 1], lam=0.1).fit(X, y)
+    with pytest.raises(InvalidInputError, match="lam"):
+        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.0).fit(X, y)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1).fit(np.full((10, 2), np.nan), y)
+    with pytest.raises(InvalidInputError, match="solver"):
+        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1).fit(X, y, solver="no-such-solver")
+
+
+def _diabetes_interval(max_rounds):
+    from multiconvex.models import datasets
+
+    X, y = datasets.load("diabetes")
+    net = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=1.0, seed=0)
+    net.fit(X, y, patterns=200, max_rounds=max_rounds, max_iters=10, n_maximisers=10)
+    return X, y, net
+
+
+def test_input_dimension_ten_reports_a_polar_interval_and_a_proven_gap():
+    X, y, net = _diabetes_interval(max_rounds=1)
+    g = net.result_.certificate.globalopt
+    assert not g.polar_exact and np.isfinite(g.polar_upper) and g.polar <= g.polar_upper
+    assert np.isfinite(g.gap_bound) and g.gap_bound > 0 and g.lower_bound < net.objective_
+    assert net.result_.certificate.global_optimal is False
+
+
+@pytest.mark.slow
+def test_input_dimension_ten_lower_bound_is_below_a_long_adam_run():
+    X, y, net = _diabetes_interval(max_rounds=6)
+    g = net.result_.certificate.globalopt
+    adam = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=1.0, seed=0, n_subnetworks=64)
+    adam.fit(X, y, algorithm="adam", epochs=20000, lr=5e-3)
+    best = min(net.objective_, adam.objective_)
+    assert g.lower_bound <= best
+    assert g.relative_gap < np.inf
