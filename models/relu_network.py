@@ -194,8 +194,11 @@ class ReLUNetwork(Estimator):
         def backends_for(subproblem, name):
             return resolve(solver, problem_class(subproblem))
 
+        def resolve_class(cls, name):  # blocks are matrices: "auto" tries clarabel-native first
+            return resolve(solver, cls, matrix_level=True)
+
         return NetForm(arch, X, T, float(self.weight_decay), backends_for=backends_for, block_size=block_size,
-                       budget=budget or ENTRY_BUDGET, solver_options=solver_options)
+                       budget=budget or ENTRY_BUDGET, solver_options=solver_options, resolve_class=resolve_class)
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, y, *, algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto",

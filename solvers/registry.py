@@ -30,6 +30,7 @@ from .backends import (
     ScsBackend,
 )
 from .base import PROBLEM_CLASSES, Backend, SolverInfo
+from .clarabel_native import ClarabelNativeBackend
 from .lstsq import LstsqBackend
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ _BACKENDS: dict[str, Backend] = {
         ScipBackend(),
         IpoptBackend(),
         LstsqBackend(),
+        ClarabelNativeBackend(),
     )
 }
 
@@ -58,6 +60,16 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "SOCP": ("clarabel", "ecos", "scs"),
     "EXP": ("clarabel", "scs", "ecos"),
     "SDP": ("clarabel", "scs"),
+}
+
+#: "auto" for models that hand their block subproblems over as matrices (``resolve(...,
+#: matrix_level=True)``, e.g. :class:`multiconvex.nets.NetForm`): these go before
+#: :data:`AUTO_ORDER`'s cvxpy backends, which stay as the fallback. Measured on ReLU blocks
+#: (benchmarks/results/relu.json, "native_vs_cvxpy"): clarabel-native vs Clarabel through cvxpy.
+MATRIX_AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "EQP": ("clarabel-native",),
+    "QP": ("clarabel-native",),
+    "EXP": ("clarabel-native",),
 }
 
 #: Atoms that keep a QP objective free of hidden inequality constraints.
@@ -193,7 +205,7 @@ def _check_class(backend: Backend, problem_class: str | None) -> None:
 
 
 def resolve(spec: str | Backend | Sequence[str | Backend] | None,
-            problem_class: str | None = None) -> list[Backend]:
+            problem_class: str | None = None, *, matrix_level: bool = False) -> list[Backend]:
     """Turn a solver spec into the list of backends to try, in order.
 
     Parameters
@@ -205,6 +217,9 @@ def resolve(spec: str | Backend | Sequence[str | Backend] | None,
         adapter skips them and records why).
     problem_class : str, optional
         One of ``EQP, LP, QP, SOCP, EXP, SDP``; None skips the class check.
+    matrix_level : bool
+        The caller can hand matrices to a matrix-level backend (``clarabel-native``): "auto"
+        puts :data:`MATRIX_AUTO_ORDER` first. Without it "auto" never picks one.
 
     Returns
     -------
@@ -230,6 +245,8 @@ def resolve(spec: str | Backend | Sequence[str | Backend] | None,
         )
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
         order = AUTO_ORDER.get(problem_class or "SDP", AUTO_ORDER["SDP"])
+        if matrix_level:
+            order = MATRIX_AUTO_ORDER.get(problem_class or "SDP", ()) + order
         chosen = [b for b in map(get_backend, order) if b.installed()
                   and b.licence().state in ("not-required", "ok")]
         if not chosen:

@@ -102,6 +102,10 @@ class BlockData:
     G: torch.Tensor | None  # (rows, g*c)
     h: torch.Tensor | None
     boundary: bool
+    #: squared loss: the Gram matrix ``AᵀA`` and ``Aᵀr`` (``½‖Aθ − r‖² = ½θᵀ gram θ − linᵀθ + const``),
+    #: which matrix-level backends take directly (no factorisation needed)
+    gram: torch.Tensor | None = None
+    lin: torch.Tensor | None = None
 
 
 def _gram_chunk(n_samples: int, g: int, c: int) -> int:
@@ -109,8 +113,12 @@ def _gram_chunk(n_samples: int, g: int, c: int) -> int:
 
 
 def block_data(arch: Architecture, params: Params, T: torch.Tensor, block: LayerBlock,
-               pre: list[torch.Tensor], inputs: list[torch.Tensor], *, flip_boundary: bool = False) -> BlockData:
+               pre: list[torch.Tensor], inputs: list[torch.Tensor], *, flip_boundary: bool = False,
+               factor: bool = True) -> BlockData:
     """The block subproblem at the point whose forward pass gave ``pre`` and ``inputs``.
+
+    ``factor=False`` (squared loss) skips the factor ``R, d`` of the Gram matrix (an eigendecomposition)
+    and leaves only ``gram`` and ``lin``.
 
     With ``flip_boundary`` the piece is the neighbour across the boundary: constrained
     units (the block's own and every later hidden unit) with ``z ≈ 0`` take the other side.
@@ -175,12 +183,14 @@ def block_data(arch: Architecture, params: Params, T: torch.Tensor, block: Layer
             M = torch.einsum("iou,iov->iuv", Vs, Vs)
             gram += torch.einsum("iuv,ic,id->ucvd", M, As, As).reshape(p, p)
         lin = torch.einsum("iou,ic,io->uc", V, at, r0).reshape(p)
+        if not factor:
+            return BlockData(theta0, None, None, None, None, own, G, h, boundary, gram=gram, lin=lin)
         w, Q = torch.linalg.eigh(0.5 * (gram + gram.T))
         keep = w > w.max().clamp_min(0) * p * torch.finfo(w.dtype).eps * 10
         sw = torch.where(keep, w.clamp_min(0).sqrt(), torch.zeros_like(w))
         R = sw[:, None] * Q.T
         d = torch.where(keep, (Q.T @ lin) / torch.where(keep, sw, torch.ones_like(sw)), torch.zeros_like(w))
-        return BlockData(theta0, None, None, R, d, own, G, h, boundary)
+        return BlockData(theta0, None, None, R, d, own, G, h, boundary, gram=gram, lin=lin)
     A = (V[:, :, :, None] * at[:, None, None, :]).reshape(-1, p)
     return BlockData(theta0, A, c_out.reshape(-1), None, None, own, G, h, boundary)
 

@@ -4,9 +4,11 @@
 Jacobi and Gauss–Seidel drivers run on it unchanged. Points are keyed by unit: ``(k, u)`` is
 row ``u`` of ``W_{k+1}`` with its bias appended. ``prepare`` runs one forward pass per point
 (cached) and records what to build; ``solve_prepared`` builds the block's matrices in torch
-(:func:`multiconvex.nets.blocks.block_data`) and hands them to the backend through a cvxpy
-problem compiled **once** per block shape (layer, group size) with Parameters for every
-matrix (DPP): blocks of the same shape share it, one solve at a time.
+(:func:`multiconvex.nets.blocks.block_data`) and hands them to the backend: either straight to a
+matrix-level backend (``clarabel-native``: :class:`_NativeSubproblem` assembles Clarabel's
+``P, q, A, b`` and cones and updates the solver's data in place between solves), or through a
+cvxpy problem compiled **once** per block shape (layer, group size) with Parameters for every
+matrix (DPP). Either way blocks of the same shape share it, one solve at a time.
 """
 
 from __future__ import annotations
@@ -91,6 +93,168 @@ class _Subproblem:
         self.theta.value = theta0  # warm start, and the point where the constant is matched
 
 
+def block_problem_class(arch: Architecture, layer: int) -> str:
+    """The class of a block subproblem without building it: ``EQP`` (unconstrained squared loss: the
+    output layer of a network whose only hidden layers come before it), ``QP`` (squared loss with
+    piece constraints) or ``EXP`` (logistic/softmax)."""
+    if arch.loss != "squared":
+        return "EXP"
+    return "EQP" if layer == arch.n_layers - 1 else "QP"
+
+
+class _NativeSubproblem:
+    """A block shape's subproblem in Clarabel's form ``min ½xᵀPx + qᵀx, b − Ax ∈ K``, built from
+    :class:`BlockData` with numpy (one dense pattern per shape, so the solver's data is updated
+    in place between solves).
+
+    Squared loss: ``x = θ``, ``P = RᵀR/N + (λ+ρ)I``, ``q = −Rᵀd/N − ρθ⁰``. Logistic/softmax:
+    ``x = [θ, t, u]`` with ``t_i ≥ LSE(z_i)`` as ``Σ_k u_ik ≤ 1``, ``(z_ik − t_i, 1, u_ik) ∈ K_exp``
+    (``z = [0, −yf]`` for logistic), objective ``(Σ t_i − qᵀθ)/N + (λ+ρ)/2‖θ‖² − ρθ⁰ᵀθ``.
+    Piece constraints ``own_u θ_u ≥ 0`` and ``Gθ + h ≥ 0`` are nonnegative-cone rows, reduced
+    first (:meth:`_piece_rows`): per-sample intervals for unit blocks, no rows that the block
+    cannot move. The pattern then changes between solves; the solver is updated in place only
+    when it does not (e.g. output-layer blocks), and rebuilt otherwise.
+    """
+
+    def __init__(self, arch: Architecture, n_samples: int, layer: int, weight_decay: float, backend, options):
+        self.arch, self.N, self.layer, self.weight_decay = arch, n_samples, layer, float(weight_decay)
+        self.backend = backend
+        self.problem = backend.problem(options)
+        self.lock = threading.Lock()
+        self.fallback: list | None = None  # cvxpy backends after the native one
+        self.cvxpy: _Subproblem | None = None
+
+    # -- the model's own objective on the block (no constant), for F at the new point ----------
+    def main(self, theta: np.ndarray, mats: dict) -> float:
+        wd = self.weight_decay
+        if self.arch.loss == "squared":  # ½θᵀ gram θ − linᵀθ, over N
+            return float(theta @ (mats["gram"] @ theta) / 2 - mats["lin"] @ theta) / self.N \
+                + wd / 2 * float(theta @ theta)
+        from scipy.special import logsumexp
+
+        z = (mats["Z"] @ theta + mats["zc"]).reshape(self.N, -1)
+        return float(logsumexp(z, axis=1).sum() - mats["q"] @ theta) / self.N + wd / 2 * float(theta @ theta)
+
+    def _piece_rows(self, data: BlockData, p: int, row0: int):
+        """Piece constraints as COO triplets of ``−C`` (rows from ``row0``), their ``b`` and the row count.
+
+        Every later pre-activation depends on the block only through the block's own
+        pre-activations ``z_k[i, G]`` of the same sample, so:
+
+        * a unit block (``g = 1``) keeps a piece that is an interval per sample: all of sample
+          ``i``'s rows ``α_r w_i + h_r ≥ 0`` on the scalar ``w_i = own_i · θ`` collapse to
+          ``L_i ≤ w_i ≤ U_i`` (at most ``2N`` rows instead of ``N (1 + Σ_j n_j)``);
+        * a larger block drops the later rows that do not involve it (exactly zero: the path from
+          the block to that unit is dead at that sample), keeping any that are violated.
+        """
+        rows, cols, vals, bs = [], [], [], []
+        own = data.own.detach().cpu().numpy() if data.own is not None else None  # (g, N, c)
+        G = data.G.detach().cpu().numpy() if data.G is not None else None
+        h = data.h.detach().cpu().numpy() if data.h is not None else None
+        if own is None:
+            return rows, cols, vals, np.zeros(0), 0
+        g, N, c = own.shape
+        if g == 1:
+            W = own[0]
+            lower = np.zeros(N)  # own: w_i ≥ 0
+            upper = np.full(N, np.inf)
+            infeasible = False
+            if G is not None:
+                sample = np.concatenate([np.repeat(np.arange(N), self.arch.sizes[j + 1])
+                                         for j in range(self.layer + 1, self.arch.n_layers - 1)])
+                alpha = np.einsum("rc,rc->r", G, W[sample]) / np.maximum((W * W).sum(1), 1e-300)[sample]
+                pos, neg = alpha > 0, alpha < 0
+                np.maximum.at(lower, sample[pos], -h[pos] / alpha[pos])
+                np.minimum.at(upper, sample[neg], h[neg] / -alpha[neg])
+                infeasible = bool(np.any(h[alpha == 0] < 0))
+            fin = np.flatnonzero(np.isfinite(upper))
+            m = N + fin.size
+            r = row0 + np.arange(N)
+            rows.append(np.repeat(r, c)), cols.append(np.tile(np.arange(c), N)), vals.append(-W.ravel())
+            rows.append(np.repeat(row0 + N + np.arange(fin.size), c)), cols.append(np.tile(np.arange(c), fin.size))
+            vals.append(W[fin].ravel())
+            bs = [-lower, upper[fin]]
+            if infeasible:  # a constant row that the piece violates: 0 ≤ −1, Clarabel says infeasible
+                rows.append(np.array([row0 + m])), cols.append(np.array([0])), vals.append(np.array([0.0]))
+                bs.append(np.array([-1.0]))
+                m += 1
+            return rows, cols, vals, np.concatenate(bs), m
+        u, i, j = np.meshgrid(np.arange(g), np.arange(N), np.arange(c), indexing="ij")
+        rows.append(row0 + (u * N + i).ravel()), cols.append((u * c + j).ravel()), vals.append(-own.ravel())
+        bs.append(np.zeros(g * N))
+        m = g * N
+        if G is not None:
+            keep = np.flatnonzero(np.any(G != 0, axis=1) | (h < 0))
+            r, cc = np.meshgrid(row0 + m + np.arange(keep.size), np.arange(p), indexing="ij")
+            rows.append(r.ravel()), cols.append(cc.ravel()), vals.append(-G[keep].ravel())
+            bs.append(h[keep])
+            m += keep.size
+        return rows, cols, vals, np.concatenate(bs), m
+
+    def matrices(self, data: BlockData, T: np.ndarray, prox: float):
+        """Clarabel's ``P, q, A, b, cones`` for the block, and what :meth:`main` needs."""
+        import scipy.sparse as sp
+
+        from ..solvers.clarabel_native import nonneg, triu_dense_csc
+
+        theta0 = data.theta0.detach().cpu().numpy()
+        p, N = theta0.size, self.N
+        reg = self.weight_decay + prox
+        if self.arch.loss == "squared":
+            gram = data.gram.detach().cpu().numpy()
+            lin = data.lin.detach().cpu().numpy()
+            P = 0.5 * (gram + gram.T) / N + reg * np.eye(p)
+            q = -lin / N - prox * theta0
+            mats = {"gram": gram, "lin": lin}
+            rows, cols, vals, b, m = self._piece_rows(data, p, 0)
+            A = _csc(rows, cols, vals, (m, p))
+            return triu_dense_csc(P), q, A, b, ([nonneg(m)] if m else []), mats
+        import clarabel
+
+        A_out = data.A.detach().cpu().numpy()
+        c_out = data.c.detach().cpu().numpy()
+        if self.arch.loss == "logistic":  # z = [0, −t f]: LSE = log(1 + e^{−tf})
+            sign = -T.reshape(-1)
+            K = 2
+            Z = np.zeros((N * 2, p))
+            Z[1::2] = sign[:, None] * A_out
+            zc = np.zeros(N * 2)
+            zc[1::2] = sign * c_out
+            qlin = np.zeros(p)
+        else:
+            K = T.shape[1]
+            Z, zc = A_out, c_out
+            qlin = A_out.T @ T.reshape(-1)
+        n_u = N * K
+        n = p + N + n_u
+        # rows: [Σ_k u_ik ≤ 1 (N)] [piece (m)] [exp cones (3 N K)]; columns θ | t | u
+        rows, cols, vals, hb, m = self._piece_rows(data, p, N)
+        ui = np.arange(n_u)
+        rows.append(ui // K), cols.append(p + N + ui), vals.append(np.ones(n_u))
+        e0 = N + m + 3 * ui  # first row of cone (i, k)
+        r, c = np.meshgrid(e0, np.arange(p), indexing="ij")
+        rows.append(r.ravel()), cols.append(c.ravel()), vals.append(-Z.ravel())
+        rows.append(e0), cols.append(p + ui // K), vals.append(np.ones(n_u))
+        rows.append(e0 + 2), cols.append(p + N + ui), vals.append(-np.ones(n_u))
+        A = _csc(rows, cols, vals, (N + m + 3 * n_u, n))
+        b = np.concatenate([np.ones(N), hb, np.stack([zc, np.ones(n_u), np.zeros(n_u)], axis=1).ravel()])
+        P = sp.csc_array((np.full(p, reg), (np.arange(p), np.arange(p))), shape=(n, n))
+        qv = np.concatenate([-qlin / N - prox * theta0, np.full(N, 1.0 / N), np.zeros(n_u)])
+        cones = [nonneg(N + m)] + [clarabel.ExponentialConeT() for _ in range(n_u)]
+        return P, qv, A, b, cones, {"Z": Z, "zc": zc, "q": qlin}
+
+
+def _csc(rows: list, cols: list, vals: list, shape: tuple[int, int]):
+    """COO triplets -> CSC with sorted indices and every given entry kept (explicit zeros too)."""
+    import scipy.sparse as sp
+
+    if not rows:
+        return sp.csc_array(shape)
+    A = sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape).tocsc()
+    A.sort_indices()
+    return A
+
+
 class NetForm(StandardForm):
     """Standard form of ``F(θ)`` (see :mod:`multiconvex.nets.network`) with layer/unit-group blocks.
 
@@ -102,19 +266,32 @@ class NetForm(StandardForm):
     weight_decay : float
     backends_for : callable
         ``(cvxpy problem, block name) -> list of backends`` (``solvers.resolve`` per problem class).
+    resolve_class : callable, optional
+        ``(problem class, block name) -> list of backends``. When given, the class comes from
+        :func:`block_problem_class` and no cvxpy problem is built unless a cvxpy backend is needed;
+        a matrix-level backend first in the list (``clarabel-native``) gets the matrices directly,
+        the cvxpy backends after it are the fallback.
     block_size : "auto", "layer", "unit" or int
-        See :func:`multiconvex.nets.blocks.make_blocks`.
+        See :func:`multiconvex.nets.blocks.make_blocks`; ``"auto"`` means ``"unit"`` when the first
+        backend is matrix-level (``clarabel-native``).
     solver_options : dict, optional
         Passed through to the backend.
     """
 
     def __init__(self, arch: Architecture, X: torch.Tensor, T: torch.Tensor, weight_decay: float, *,
                  backends_for, block_size: int | str | None = "auto", budget: int = ENTRY_BUDGET,
-                 solver_options: Mapping[str, Any] | None = None):
+                 solver_options: Mapping[str, Any] | None = None, resolve_class=None):
         self.arch, self.X, self.T = arch, X, T
         self.weight_decay = float(weight_decay)
         self.device = X.device
         self.T_np = T.detach().cpu().numpy()
+        self._resolve_class = resolve_class
+        if block_size == "auto" and resolve_class is not None and getattr(
+                resolve_class(block_problem_class(arch, 0), "layer1")[0], "matrix_level", False):
+            # measured (benchmarks/results/relu.json): with a matrix-level backend a unit's
+            # piece is one interval per sample, so unit blocks are far cheaper than groups (on
+            # diabetes [10, 64, 64, 1]: ~5 s per sweep against minutes for the groups of 7)
+            block_size = "unit"
         self.layer_blocks = make_blocks(arch, X.shape[0], block_size, budget)
         self.blocks = [Block(b.name, tuple((b.layer, u) for u in b.units)) for b in self.layer_blocks]
         self.solver_options = dict(solver_options or {})
@@ -170,15 +347,31 @@ class NetForm(StandardForm):
         return tuple((z >= 0).cpu().numpy() for z in pre[:-1])
 
     # -- block subproblems -------------------------------------------------------------------
-    def _shape(self, index: int) -> _Subproblem:
+    def _cvxpy_subproblem(self, layer: int, g: int) -> _Subproblem:
+        later = self.X.shape[0] * sum(self.arch.sizes[j + 1] for j in range(layer + 1, self.arch.n_layers - 1))
+        return _Subproblem(self.arch, self.X.shape[0], layer, g, later, self.weight_decay)
+
+    def _shape(self, index: int) -> _Subproblem | _NativeSubproblem:
         b = self.layer_blocks[index]
         key = (b.layer, len(b.units))
         with self._shape_lock:
             if key not in self._shapes:
                 t0 = time.perf_counter()
-                later = self.X.shape[0] * sum(self.arch.sizes[j + 1] for j in range(b.layer + 1, self.arch.n_layers - 1))
-                sub = _Subproblem(self.arch, self.X.shape[0], b.layer, len(b.units), later, self.weight_decay)
-                sub.backends = self._backends_for(sub.problem, b.name)
+                if self._resolve_class is not None:
+                    backends = list(self._resolve_class(block_problem_class(self.arch, b.layer), b.name))
+                    native = [x for x in backends if getattr(x, "matrix_level", False)]
+                    rest = [x for x in backends if not getattr(x, "matrix_level", False)]
+                else:
+                    native, rest = [], None
+                if native:
+                    from ..solvers.cvxpy_adapter import _options_for
+
+                    sub = _NativeSubproblem(self.arch, self.X.shape[0], b.layer, self.weight_decay, native[0],
+                                            _options_for(native[0], self.solver_options))
+                    sub.fallback = rest
+                else:
+                    sub = self._cvxpy_subproblem(b.layer, len(b.units))
+                    sub.backends = rest if rest is not None else self._backends_for(sub.problem, b.name)
                 self._shapes[key] = sub
                 self.build_time += time.perf_counter() - t0
             return self._shapes[key]
@@ -197,38 +390,86 @@ class NetForm(StandardForm):
                               flip_boundary=flip_boundary)
 
     def solve_prepared(self, index: int) -> BlockSolution:
-        from ..solvers import has_solution, solve_cvxpy
-
         point, prox, flip = self._prepared[index]
         block = self.layer_blocks[index]
         t0 = time.perf_counter()
         params, pre, inputs, f0 = _forward_uncached(self, point)
-        with torch.no_grad():
-            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip)
         sub = self._shapes[(block.layer, len(block.units))]
+        with torch.no_grad():
+            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip,
+                              factor=not isinstance(sub, _NativeSubproblem))
         with sub.lock:
-            sub.set_data(data, self.T_np, self.arch.loss, prox)
-            # the subproblem's objective drops constants: match it to F at the point (on its piece)
-            const = f0 - float(sub.main.value)
+            if isinstance(sub, _NativeSubproblem):
+                sol = self._solve_native(index, sub, data, prox, f0, t0)
+                if sol.ok or not sub.fallback:
+                    return sol
+                if sub.cvxpy is None:  # the native solve failed: the cvxpy backends after it
+                    sub.cvxpy = self._cvxpy_subproblem(block.layer, len(block.units))
+                    sub.cvxpy.backends = sub.fallback
+                if self.arch.loss == "squared":  # cvxpy takes the factored form ½‖Rθ − d‖²
+                    with torch.no_grad():
+                        data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip)
+                fallback = self._solve_cvxpy(index, sub.cvxpy, data, prox, f0, time.perf_counter())
+                fallback.attempts = sol.attempts + fallback.attempts
+                fallback.wall_time = time.perf_counter() - t0
+                return fallback
+            return self._solve_cvxpy(index, sub, data, prox, f0, t0)
+
+    def _solve_native(self, index: int, sub: _NativeSubproblem, data: BlockData, prox: float, f0: float,
+                      t0: float) -> BlockSolution:
+        block = self.layer_blocks[index]
+        name = sub.backend.name
+        try:
+            P, q, A, b, cones, mats = sub.matrices(data, self.T_np, prox)
+            theta0 = data.theta0.detach().cpu().numpy()
+            const = f0 - sub.main(theta0, mats)
             self.build_seconds += time.perf_counter() - t0
-            try:
-                report = solve_cvxpy(sub.problem, sub.backends, self.solver_options, warm_start=True)
-            except (LicenceError, SolverUnavailableError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - normalised; the driver keeps the point
-                return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
-                                     wall_time=time.perf_counter() - t0, message=str(exc),
-                                     solve_time=time.perf_counter() - t0)
-            sol = BlockSolution(block=index, status=report.status, backend=report.backend,
-                                solve_time=report.solve_time, wall_time=time.perf_counter() - t0,
-                                attempts=list(report.attempts))
-            if has_solution(report.status) and sub.theta.value is not None:
-                theta = np.asarray(sub.theta.value, dtype=float).reshape(len(block.units), -1)
-                sol.values = {(block.layer, u): theta[i].copy() for i, u in enumerate(block.units)}
-                main = float(report.value) if prox == 0 else float(sub.main.value)
-                sol.value = main + const
-            else:
-                sol.message = f"backend {report.backend} ended with status {report.status}"
+            res = sub.problem.solve(P, q, A, b, cones)
+        except (LicenceError, SolverUnavailableError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - normalised; the driver keeps the point
+            return BlockSolution(block=index, status="solver_error", backend=name,
+                                 wall_time=time.perf_counter() - t0, solve_time=time.perf_counter() - t0,
+                                 message=f"{name}: {type(exc).__name__}: {exc}",
+                                 attempts=[(name, f"{type(exc).__name__}: {exc}")])
+        sol = BlockSolution(block=index, status=res.status, backend=name, solve_time=res.wall_time,
+                            wall_time=time.perf_counter() - t0, attempts=[(name, res.status)])
+        if res.x is not None:
+            theta = res.x[:theta0.size]
+            rows = theta.reshape(len(block.units), -1)
+            sol.values = {(block.layer, u): rows[i].copy() for i, u in enumerate(block.units)}
+            sol.value = sub.main(theta, mats) + const
+        else:
+            sol.message = f"backend {name} ended with status {res.status} (Clarabel: {res.native_status})"
+        return sol
+
+    def _solve_cvxpy(self, index: int, sub: _Subproblem, data: BlockData, prox: float, f0: float,
+                     t0: float) -> BlockSolution:
+        from ..solvers import has_solution, solve_cvxpy
+
+        block = self.layer_blocks[index]
+        sub.set_data(data, self.T_np, self.arch.loss, prox)
+        # the subproblem's objective drops constants: match it to F at the point (on its piece)
+        const = f0 - float(sub.main.value)
+        self.build_seconds += time.perf_counter() - t0
+        try:
+            report = solve_cvxpy(sub.problem, sub.backends, self.solver_options, warm_start=True)
+        except (LicenceError, SolverUnavailableError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - normalised; the driver keeps the point
+            return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
+                                 wall_time=time.perf_counter() - t0, message=str(exc),
+                                 solve_time=time.perf_counter() - t0)
+        sol = BlockSolution(block=index, status=report.status, backend=report.backend,
+                            solve_time=report.solve_time, wall_time=time.perf_counter() - t0,
+                            attempts=list(report.attempts))
+        if has_solution(report.status) and sub.theta.value is not None:
+            theta = np.asarray(sub.theta.value, dtype=float).reshape(len(block.units), -1)
+            sol.values = {(block.layer, u): theta[i].copy() for i, u in enumerate(block.units)}
+            main = float(report.value) if prox == 0 else float(sub.main.value)
+            sol.value = main + const
+        else:
+            sol.message = f"backend {report.backend} ended with status {report.status}"
         return sol
 
     def load(self, point: Point) -> None:
@@ -272,4 +513,4 @@ def params_from_named(arch: Architecture, values: Mapping[str, Any], device: tor
     return params
 
 
-__all__ = ["NetForm", "params_from_named"]
+__all__ = ["NetForm", "params_from_named", "block_problem_class"]
