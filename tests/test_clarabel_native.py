@@ -196,3 +196,26 @@ def test_a_failed_native_solve_falls_back_to_the_cvxpy_backends_after_it():
     alone.fit(X, y, algorithm="gauss-seidel", solver="clarabel-native", max_iters=1,
               solver_options={"clarabel-native": {"max_iter": 1}})
     assert "clarabel" not in alone.result_.backends_used and alone.result_.info["failed_block_solves"]
+
+
+def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure():
+    # Units on a piece boundary are also solved on the piece across it; that piece is often empty. Clarabel's
+    # proof of infeasibility must neither send the block to the (slow) cvxpy fallback nor count as a failure.
+    from multiconvex.models import datasets
+
+    X, y = datasets.load("diabetes")
+    X, y = X[:100], y[:100]
+    net = ReLUNetwork([10, 8, 8, 1], weight_decay=1e-4, seed=0)
+    net.fit(X, y, algorithm="gauss-seidel", solver="auto", max_iters=3, certify=False)
+    assert net.result_.info["failed_block_solves"] == 0
+    arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
+    form = net._form(arch, Xt, Tt, "auto", "auto", None, None)
+    x = form.point_from_params(net._params())
+    empty = []
+    for i in range(len(form.blocks)):
+        if form.prepare(i, x, flip_boundary=True):
+            sol = form.solve_prepared(i)
+            if sol.status == "infeasible":
+                empty.append([name for name, _ in sol.attempts])
+    assert empty, "the start should have empty neighbouring pieces"
+    assert all(names == ["clarabel-native"] for names in empty)

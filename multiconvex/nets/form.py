@@ -401,7 +401,8 @@ class NetForm(StandardForm):
         with sub.lock:
             if isinstance(sub, _NativeSubproblem):
                 sol = self._solve_native(index, sub, data, prox, f0, t0)
-                if sol.ok or not sub.fallback:
+                # a proof of infeasibility (a neighbouring piece that is empty) is an answer: no fallback
+                if sol.ok or not sub.fallback or sol.status in ("infeasible", "unbounded"):
                     return sol
                 if sub.cvxpy is None:  # the native solve failed: the cvxpy backends after it
                     sub.cvxpy = self._cvxpy_subproblem(block.layer, len(block.units))
