@@ -6,8 +6,10 @@
 2. Jacobi block solves: ``mc.solve(algorithm="jacobi")`` on a matrix factorization with
    ``executor="inprocess"`` vs ``"threads"`` (2 workers), and the cost of shipping one block
    subproblem to a process (pickling the compiled cvxpy problem) against solving it.
+3. Polar checks: the exact two-layer-ReLU polar (one small program per activation pattern) in-process,
+   on 1 and 2 threads, and on 1 and 2 worker processes.
 
-Run: ``python benchmarks/parallel_speedup.py``; writes ``benchmarks/results/parallel.json``.
+Run: ``python benchmarks/parallel_speedup.py [--only polar]``; writes ``benchmarks/results/parallel.json``.
 """
 
 from __future__ import annotations
@@ -100,20 +102,54 @@ def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
     return out
 
 
+def polar(n: int = 40, d: int = 4, repeats: int = 3) -> dict:
+    """The exact two-layer-ReLU polar (every activation pattern) on 1 and 2 thread / process workers."""
+    import numpy as np
+
+    from multiconvex.globalopt.patterns import enumerate_patterns
+    from multiconvex.globalopt.relu_polar import relu_polar
+
+    rng = np.random.default_rng(0)
+    X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    G = rng.standard_normal(n)
+    pats = enumerate_patterns(X)
+    out: dict = {"problem": f"exact polar, N={n}, d={d} incl. bias, {len(pats)} patterns, native Clarabel per pattern"}
+    for name, executor, workers in [("inprocess", "inprocess", None), ("threads-1", "threads", 1),
+                                    ("threads-2", "threads", 2), ("processes-1", "processes", 1),
+                                    ("processes-2", "processes", 2)]:
+        times, value = [], None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = relu_polar(X, G, patterns=pats, solver="clarabel", per_pattern="native", executor=executor,
+                             n_workers=workers)
+            times.append(time.perf_counter() - t0)
+            value = res.value
+        out[name] = {"seconds": min(times), "value": value, "programs": res.patterns_checked}
+    base = out["inprocess"]["seconds"]
+    for k in ("threads-1", "threads-2", "processes-1", "processes-2"):
+        out[k]["speedup"] = base / out[k]["seconds"]
+    return out
+
+
 def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-args", default="", help="extra arguments for the bench runs (e.g. '--max-iters 15')")
+    ap.add_argument("--only", choices=["jacobi", "bench_quick", "polar"], action="append",
+                    help="run only these parts (repeatable); the others keep their stored results")
     args = ap.parse_args()
-    results = {"jacobi": jacobi(), "bench_quick": bench_cases(args.bench_args.split())}
+    path = Path(__file__).parent / "results" / "parallel.json"
+    parts = {"jacobi": jacobi, "bench_quick": lambda: bench_cases(args.bench_args.split()), "polar": polar}
+    results = json.loads(path.read_text()) if args.only and path.exists() else {}
+    for name in args.only or parts:
+        results[name] = parts[name]()
     from multiconvex.benchmarks.environment import environment
 
     results["environment"] = environment()
     results["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    for r in results["bench_quick"].values():
-        r.pop("objectives")
-    path = Path(__file__).parent / "results" / "parallel.json"
+    for r in results.get("bench_quick", {}).values():
+        r.pop("objectives", None)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps({k: v for k, v in results.items() if k != "environment"}, indent=2, default=str))
