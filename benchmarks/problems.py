@@ -239,6 +239,27 @@ def _relu_global(n: int, hidden: int) -> Instance:
     return inst
 
 
+def _relu_units(n: int, lam: float, seed: int) -> Instance:
+    """Two-layer ReLU units ``[d, 1, 1]`` with a bias column, λ-regularised (sums): the reference is the
+    convex reformulation's optimum over every activation pattern (set-up, not timed)."""
+    from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
+
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 2))
+    y = np.maximum(X[:, 0] + 0.5 * X[:, 1], 0) - np.maximum(0.3 - X[:, 1], 0) + 0.1 * rng.standard_normal(n)
+    Xb = np.hstack([X, np.ones((n, 1))])
+    ref = convex_relu_regression(Xb, y, lam, patterns="exact", solver="clarabel")
+
+    def no_cvxpy_model():
+        raise ValueError("relu-units problems run only with the global methods (grow, convex-reformulation)")
+
+    return Instance(make=no_cvxpy_model, start=lambda seed: {},
+                    objective=lambda v: two_layer_objective(Xb, y, v["units"], lam),
+                    reference=float(ref.objective),
+                    reference_note="convex reformulation over all activation patterns (Clarabel)",
+                    max_iters=50, data={"X": X, "Xb": Xb, "y": y, "lam": lam})
+
+
 def _bilinear(n: int, m: int, seed: int) -> Instance:
     from multiconvex.models import BilinearProgram
 
@@ -303,6 +324,9 @@ register(BenchProblem("relu-cancer", "relu", "1-hidden-layer ReLU classifier (±
 register(BenchProblem("relu-global-20", "global", "unregularised 1-input ReLU regression, seeded data",
                       "20 points, 2 hidden (6 vars)", ("QP",), ("bigm-miqp", "torch-gd", "torch-adam"),
                       lambda: _relu_global(20, 2)))
+register(BenchProblem("relu-units-40", "global", "two-layer ReLU units grown to a certified optimum, λ=0.1",
+                      "40 samples, d=2 + bias", ("SOCP",), ("convex-reformulation",),
+                      lambda: _relu_units(40, 0.1, 0)))
 register(BenchProblem("bilinear-10", "bilinear", "random bilinear program, LP blocks", "x, y in R^10, 5 rows each",
                       ("LP",), ("dmcp-loop",), lambda: _bilinear(10, 5, seed=0)))
 register(BenchProblem("bilinear-50", "bilinear", "random bilinear program, LP blocks", "x, y in R^50, 30 rows each",

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .environment import environment
-from .suites import OURS, Case, expand
+from .suites import GLOBAL_METHODS, OURS, Case, expand
 
 logger = logging.getLogger("multiconvex.bench")
 
@@ -102,6 +102,37 @@ def _run_ours(case: Case, inst, start: dict, max_iters: int) -> dict:
             "trajectory": _thin([[offset + h.time, h.objective] for h in res.history]), "message": res.message}
 
 
+def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
+    """``grow`` (certified global optimum) or the convex reformulation it is checked against."""
+    d = inst.data
+    if case.method == "convex-reformulation":
+        from multiconvex.globalopt.relu_convex import convex_relu_regression
+
+        sol = convex_relu_regression(d["Xb"], d["y"], d["lam"], patterns="exact", solver=case.backend)
+        return {"objective": float(sol.objective), "status": sol.status, "iterations": None,
+                "run_time": sol.wall_time, "solver_time": sol.solver_time,
+                "trajectory": [[sol.wall_time, float(sol.objective)]], "global_optimal": None,
+                "message": f"{len(sol.patterns)} activation patterns, exact={sol.exact}"}
+    if "Y" in d:  # matrix factorization
+        from multiconvex.models import MatrixFactorization
+
+        est = MatrixFactorization(lam=d["lam"], seed=case.seed).fit(d["Y"], algorithm="grow", solver=case.backend,
+                                                                   time_limit=case.time_limit)
+    else:
+        from multiconvex.models import ParallelReLUNetwork
+
+        est = ParallelReLUNetwork(subnetwork=[d["X"].shape[1], 1, 1], lam=d["lam"], seed=case.seed)
+        est.fit(d["X"], d["y"], algorithm="grow", solver=case.backend, patterns="exact", time_limit=case.time_limit)
+    res = est.result_
+    cert = res.certificate
+    return {"objective": float(res.objective), "status": res.status, "iterations": res.iterations,
+            "run_time": res.total_time, "solver_time": res.solver_time,
+            "max_block_gap": None if math.isnan(cert.max_gap) else float(cert.max_gap),
+            "is_partial_minimum": bool(cert.is_partial_minimum), "certificate_tolerance": cert.tolerance,
+            "global_optimal": cert.global_optimal, "subnetworks": res.subnetworks,
+            "trajectory": _thin([[h.time, h.objective] for h in res.history]), "message": res.message}
+
+
 def _run_peer(case: Case, inst, start: dict, max_iters: int) -> dict:
     from . import peers
 
@@ -157,7 +188,8 @@ def run_case(case: Case) -> dict:
         with _PeakRSS() as mem:
             start = inst.start(case.seed)
             max_iters = case.max_iters or inst.max_iters
-            out = (_run_ours if case.method in OURS else _run_peer)(case, inst, start, max_iters)
+            run = _run_ours if case.method in OURS else _run_global if case.method in GLOBAL_METHODS else _run_peer
+            out = run(case, inst, start, max_iters)
         record.update(out)
         record["peak_rss_mb"], record["rss_delta_mb"] = mem.peak, mem.peak - mem.start
         ref = inst.reference

@@ -13,14 +13,16 @@ from dataclasses import asdict, dataclass
 from .problems import PROBLEMS
 
 OURS = ("gauss-seidel", "jacobi")
+#: The global-optimality methods: our grow meta-algorithm and the convex reformulation it is checked against.
+GLOBAL_METHODS = ("grow", "convex-reformulation")
 #: Methods that take a backend from --solvers.
-BACKEND_METHODS = (*OURS, "dmcp-loop")
+BACKEND_METHODS = (*OURS, "dmcp-loop", *GLOBAL_METHODS)
 #: Every method and its backend label when it takes none.
 PEER_BACKEND = {"sklearn-cd": "sklearn", "sklearn-mu": "sklearn", "torch-adam": "torch", "torch-gd": "torch"}
 #: Global MIQP methods run on every available MIQP backend, once (they use no seed).
 MIQP_BACKENDS = ("gurobi", "scip")
 #: Methods whose result does not depend on the seed: run for the first seed only.
-SEEDLESS = ("bigm-miqp",)
+SEEDLESS = ("bigm-miqp", "convex-reformulation")
 
 #: suite -> (problem, methods or None for ours + every peer of the problem)
 SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
@@ -41,7 +43,8 @@ SUITES: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
     ],
     "counterexample": [("neuron-bad", None), ("neuron-good", None), ("neuron-random", None)],
     "relu": [("relu-diabetes-100", None), ("relu-diabetes", None), ("relu-cancer", None)],
-    "global": [("relu-global-20", None), ("neuron-random", (*OURS, "torch-gd"))],
+    "global": [("relu-global-20", None), ("neuron-random", (*OURS, "torch-gd")),
+               ("mf-synth-60x40", ("grow", "gauss-seidel")), ("relu-units-40", GLOBAL_METHODS)],
     "cvxpy-peers": [
         ("mf-synth-60x40", (*OURS, "dmcp-loop")),
         ("mf-synth-200x100", (*OURS, "dmcp-loop")),
@@ -83,6 +86,8 @@ def _backend_fits(backend: str, method: str, classes: tuple[str, ...]) -> bool:
     b = get_backend(backend)
     if method == "dmcp-loop" and b.cvxpy_name is None:
         return False
+    if method in GLOBAL_METHODS:  # per-pattern programs and the reformulation are second-order cone programs
+        return b.cvxpy_name is not None and b.can_solve("SOCP")
     return all(b.can_solve(c) for c in classes)
 
 

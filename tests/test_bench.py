@@ -246,6 +246,20 @@ def test_global_miqp_finds_the_optimum_a_local_method_misses():
     assert stuck["is_partial_minimum"] and stuck["gap"] > 0.1  # certified partial minimum, far from global
 
 
+def test_global_suite_grows_to_certified_optima_and_checks_them_against_the_convex_reformulation():
+    cases = expand("global", ["clarabel", "osqp"], [0], methods=["grow", "convex-reformulation"])
+    assert {(c.problem, c.method) for c in cases} == {("mf-synth-60x40", "grow"), ("relu-units-40", "grow"),
+                                                      ("relu-units-40", "convex-reformulation")}
+    assert {c.backend for c in cases} == {"clarabel"}  # OSQP takes no second-order cones
+    records = {(c.problem, c.method): runner.run_case(c) for c in cases}
+    for (problem, method), rec in records.items():
+        assert rec["status"] in ("converged", "optimal"), rec.get("error")
+        assert abs(rec["gap"]) < 1e-6, (problem, method, rec["gap"])
+        if method == "grow":
+            assert rec["global_optimal"] is True
+    assert records[("relu-units-40", "convex-reformulation")]["global_optimal"] is None  # the oracle claims nothing
+
+
 @pytest.mark.slow
 def test_global_miqp_with_scip_agrees_with_gurobi():
     from multiconvex.solvers import get_backend
