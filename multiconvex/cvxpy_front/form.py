@@ -11,7 +11,7 @@ import numpy as np
 from cvxpy.expressions.variable import Variable
 
 from ..errors import InvalidInputError
-from ..standard_form import Block, BlockSolution, Point, StandardForm
+from ..standard_form import Block, BlockSolution, Point, StandardForm, solve_block_cvxpy
 from .atoms import piece_of, relu
 from .blocks import block_names
 from .cross_section import CrossSection
@@ -121,25 +121,15 @@ class CvxpyForm(StandardForm):
         return sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox, flip_boundary=flip_boundary)
 
     def solve_prepared(self, index: int) -> BlockSolution:
-        from ..errors import LicenceError, SolverUnavailableError
-        from ..solvers import has_solution, solve_cvxpy
+        from ..solvers import has_solution
 
         sec = self.sections[index]
         options = dict(self.solver_options)
         if not sec.dpp:
             options["ignore_dpp"] = True  # recompiled each solve anyway: skip cvxpy's DPP warning
-        t0 = time.perf_counter()
-        try:
-            report = solve_cvxpy(sec.problem, self.backends[index], options, warm_start=True)
-        except (LicenceError, SolverUnavailableError):
-            raise  # a user-level configuration error: clear message, nothing solved yet on this backend
-        except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the point is kept
-            return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
-                                 wall_time=time.perf_counter() - t0, message=str(exc),
-                                 solve_time=time.perf_counter() - t0)
-        sol = BlockSolution(block=index, status=report.status, backend=report.backend,
-                            solve_time=report.solve_time, wall_time=time.perf_counter() - t0,
-                            attempts=list(report.attempts))
+        sol, report = solve_block_cvxpy(index, sec.problem, self.backends[index], options, time.perf_counter())
+        if report is None:
+            return sol
         if has_solution(report.status) and report.value is not None and all(
                 x.value is not None for x in sec.copies.values()):
             sol.values = sec.solution()

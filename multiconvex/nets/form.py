@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
-from ..standard_form import Block, BlockSolution, Point, StandardForm
+from ..standard_form import Block, BlockSolution, Point, StandardForm, solve_block_cvxpy
 from .blocks import ENTRY_BUDGET, BlockData, LayerBlock, block_boundary, block_data, make_blocks
 from .network import DTYPE, Architecture, Params, forward, init_params, objective
 
@@ -446,24 +446,16 @@ class NetForm(StandardForm):
 
     def _solve_cvxpy(self, index: int, sub: _Subproblem, data: BlockData, prox: float, f0: float,
                      t0: float) -> BlockSolution:
-        from ..solvers import has_solution, solve_cvxpy
+        from ..solvers import has_solution
 
         block = self.layer_blocks[index]
         sub.set_data(data, self.T_np, self.arch.loss, prox)
         # the subproblem's objective drops constants: match it to F at the point (on its piece)
         const = f0 - float(sub.main.value)
         self.build_seconds += time.perf_counter() - t0
-        try:
-            report = solve_cvxpy(sub.problem, sub.backends, self.solver_options, warm_start=True)
-        except (LicenceError, SolverUnavailableError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - normalised; the driver keeps the point
-            return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
-                                 wall_time=time.perf_counter() - t0, message=str(exc),
-                                 solve_time=time.perf_counter() - t0)
-        sol = BlockSolution(block=index, status=report.status, backend=report.backend,
-                            solve_time=report.solve_time, wall_time=time.perf_counter() - t0,
-                            attempts=list(report.attempts))
+        sol, report = solve_block_cvxpy(index, sub.problem, sub.backends, self.solver_options, t0)
+        if report is None:
+            return sol
         if has_solution(report.status) and sub.theta.value is not None:
             theta = np.asarray(sub.theta.value, dtype=float).reshape(len(block.units), -1)
             sol.values = {(block.layer, u): theta[i].copy() for i, u in enumerate(block.units)}
