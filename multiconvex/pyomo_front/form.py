@@ -140,7 +140,8 @@ class PyomoForm(StandardForm):
     def _check_free_variables_move(self, free: list) -> None:
         """A variable outside every block that multiplies block variables in every block would be held at its
         start in every subproblem: it would never move, and the certificate would say nothing about it."""
-        stuck = [vd for vd in free if all(any(vd is h for h in sec.held) for sec in self.sections)]
+        held = [{id(h) for h in sec.held} for sec in self.sections]
+        stuck = [vd for vd in free if all(id(vd) in ids for ids in held)]
         if stuck:
             names = ", ".join(vd.name for vd in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
             raise InvalidInputError(
