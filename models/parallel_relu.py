@@ -332,6 +332,50 @@ class ParallelReLUNetwork(Estimator):
                                 patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
                                 polar_tol=polar_tol, gap_tol=gap_tol)
 
+    # -- the same objective for cvxpy and Pyomo ----------------------------------------------------------
+    def _units_for_export(self, X: Any, y: Any, where: str):
+        if not self._two_layer_scalar or self.regulariser != "weight_decay":
+            raise InvalidInputError(
+                f"{where}: the cvxpy/Pyomo forms cover two-layer units (subnetwork [d, 1, 1]) with "
+                f"regulariser='weight_decay'; this model has subnetwork={list(self.subnetwork)}, "
+                f"regulariser={self.regulariser!r}.")
+        Xa = self._inputs(X, where)
+        _, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
+        Y = self._targets(y, len(Xa), where)
+        Ws = self.weights_ if hasattr(self, "weights_") else self.initial_weights(X)
+        return Xa, Y[:, 0], lam, Ws[0][:, 0, :], Ws[1][:, 0, 0]
+
+    def to_cvxpy(self, X: Any, y: Any):
+        """``½‖y − Σ_j (X u_j)_+ α_j‖² + λ Σ_j ½(‖u_j‖² + α_j²)`` as a cvxpy problem with blocks ``[[U], [alpha]]``.
+
+        The variables hold the fitted weights (or the seeded start); for small data. Two-layer units only.
+        """
+        import cvxpy as cp
+
+        import multiconvex as mc
+
+        from ._base import CvxpyModel
+
+        Xa, y, lam, U0, a0 = self._units_for_export(X, y, f"{type(self).__name__}.to_cvxpy")
+        U = cp.Variable(U0.shape, name="U")
+        alpha = cp.Variable((1, len(a0)), name="alpha")
+        U.value, alpha.value = U0, a0.reshape(1, -1)
+        out = alpha @ mc.relu(U @ Xa.T)  # (1, N)
+        obj = 0.5 * cp.sum_squares(out - y.reshape(1, -1)) + lam / 2 * (cp.sum_squares(U) + cp.sum_squares(alpha))
+        return CvxpyModel(cp.Problem(cp.Minimize(obj)), [[U], [alpha]], {"U": U, "alpha": alpha})
+
+    def to_pyomo(self, X: Any, y: Any):
+        """The same objective as a full-space Pyomo model (a ``[d, r, 1]`` network without layer biases,
+        the bias as a constant input column), blocks ``[[W1], [W2]]``, starting at the fitted weights
+        (or the seeded start) with consistent activations. Two-layer units only; small data."""
+        from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
+
+        Xa, y, lam, U0, a0 = self._units_for_export(X, y, f"{type(self).__name__}.to_pyomo")
+        pm = relu_network_model(Xa, y, [Xa.shape[1], len(a0), 1], weight_decay=lam / 2, bias=False,
+                                weights=[U0, a0.reshape(1, -1)], loss_scale=0.5)
+        set_consistent_activations(pm.model)
+        return pm
+
     # -- prediction ----------------------------------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
         """``Σ_j φ(W_j)(x)``: shape (N,) for a scalar output, else (N, out)."""

@@ -167,3 +167,25 @@ def test_input_dimension_ten_lower_bound_is_below_a_long_adam_run():
     best = min(net.objective_, adam.objective_)
     assert g.lower_bound <= best
     assert g.relative_gap < np.inf
+
+
+def test_units_hand_back_the_same_objective_to_cvxpy_and_pyomo():
+    import pyomo.environ as pyo
+
+    import multiconvex as mc
+    from multiconvex.models import ParallelReLUNetwork
+
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (12, 2))
+    y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.05 * rng.standard_normal(12)
+    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1, n_subnetworks=3, seed=0)
+    net.fit(X, y, algorithm="adam", epochs=50)
+    f = net.objective(X, y)
+    cm = net.to_cvxpy(X, y)
+    assert cm.problem.objective.value == pytest.approx(f, rel=1e-10)
+    pm = net.to_pyomo(X, y)
+    assert pyo.value(pm.model.obj) == pytest.approx(f, rel=1e-10)
+    res = mc.solve(cm.problem, cm.blocks, solver="clarabel", max_iters=20)
+    assert res.objective <= f + 1e-9
+    with pytest.raises(mc.InvalidInputError, match="two-layer units"):
+        ParallelReLUNetwork(subnetwork=[2, 2, 1], lam=0.1, certify=False).to_cvxpy(X, y)
