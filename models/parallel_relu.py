@@ -328,7 +328,7 @@ class ParallelReLUNetwork(Estimator):
         G = problem.residual(state)
         return make_certificate(G=G, Y=problem.Y, lam=lam, objective=f, polar=pol.value, polar_upper=pol.upper,
                                 polar_exact=pol.exact, method=pol.method, block_gaps=problem.block_gaps(state),
-                                block_tol=tol * max(1.0, abs(f)), n_subnetworks=problem.n_subnetworks(state),
+                                block_tol=tol * abs(f), n_subnetworks=problem.n_subnetworks(state),
                                 patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
                                 polar_tol=polar_tol, gap_tol=gap_tol)
 

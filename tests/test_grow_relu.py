@@ -189,3 +189,27 @@ def test_units_hand_back_the_same_objective_to_cvxpy_and_pyomo():
     assert res.objective <= f + 1e-9
     with pytest.raises(mc.InvalidInputError, match="two-layer units"):
         ParallelReLUNetwork(subnetwork=[2, 2, 1], lam=0.1, certify=False).to_cvxpy(X, y)
+
+
+def test_small_scale_targets_neither_fool_nor_block_the_certificate():
+    """Regression: with gap / max(1, |f|), block gaps against tol · max(1, |f|) and an absolute polar slack
+    (+ 1e-3 · polar_tol), every test was absolute on small-scale targets: at y ~ 1e-8, optimal weights with
+    the outputs × 1.05 (4% above the optimum) were 'proven globally optimal'. Relative tests alone would
+    fail correct certificates on the backends' absolute tolerances, so the convex programs are posed at unit
+    scale (the problem is scale-equivariant)."""
+    X, y = toy(16, 2, seed=11)
+    lam, eps = 0.4, 1e-8
+    unit = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=lam, seed=0).fit(X, y)
+    assert unit.result_.certificate.global_optimal is True
+    small = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=eps * lam, seed=0).fit(X, eps * y)
+    assert small.result_.certificate.global_optimal is True, str(small.result_.certificate)
+    assert small.objective_ == pytest.approx(eps**2 * unit.objective_, rel=1e-5, abs=0)
+    # the unit-scale optimum mapped to the small scale, every unit's output × 1.05
+    c = np.sqrt(1.05)
+    bad = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=eps * lam)
+    bad.fit(X, eps * y, init={"U": c * np.sqrt(eps) * unit.U_, "alpha": c * np.sqrt(eps) * unit.alpha_},
+            max_rounds=1, max_iters=0)
+    assert bad.objective(X, eps * y) > 1.02 * small.objective_
+    cert = bad.certificate(X, eps * y)
+    assert cert.global_optimal is False
+    assert bad.result_.certificate.global_optimal is False

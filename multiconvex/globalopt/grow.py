@@ -111,7 +111,7 @@ class GrowOptions:
     time_limit : float | None
         Seconds for the whole run (checked between phases).
     tol : float
-        Relative tolerance of the local descent and of the block gaps (× max(1, |f|)).
+        Relative tolerance of the local descent and of the block gaps (× |f|: scale-equivariant).
     polar_tol : float
         The certificate accepts ``polar ≤ λ (1 + polar_tol)``.
     gap_tol : float
@@ -145,7 +145,7 @@ def _rescale_all(problem: SubnetworkProblem, state: Any, rtol: float) -> tuple[A
         step = rescale(beta, problem.thetas(state), problem.degree)
         new = problem.drop_zero(problem.scale(state, step.factors))
         f_after = problem.objective(new)
-        if f_after > f_before + 1e-12 * max(1.0, abs(f_before)):  # numerically dependent only: keep state
+        if f_after > f_before + 1e-12 * abs(f_before):  # numerically dependent only: keep state (relative)
             logger.debug("rescale: objective would rise %.3g -> %.3g; skipped", f_before, f_after)
             break
         state = new
@@ -164,7 +164,7 @@ def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, g
     return make_certificate(
         G=problem.residual(state), Y=problem.Y, lam=problem.lam, objective=f, polar=pol.value,
         polar_upper=pol.upper, polar_exact=pol.exact, method=pol.method, block_gaps=gaps,
-        block_tol=opts.tol * max(1.0, abs(f)), n_subnetworks=problem.n_subnetworks(state),
+        block_tol=opts.tol * abs(f), n_subnetworks=problem.n_subnetworks(state),
         patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
         polar_tol=opts.polar_tol, gap_tol=opts.gap_tol)
 
@@ -265,10 +265,10 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
                 message = f"{message.split(': ', 1)[0]}: {cert.reason}"
     if cert is None:  # interrupted before any certificate: none is reported
         f = problem.objective(state)
-        block_cert = Certificate.from_gaps(gaps, opts.tol * max(1.0, abs(f)))
+        block_cert = Certificate.from_gaps(gaps, opts.tol * abs(f))
     else:
         f = cert.objective
-        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * max(1.0, abs(f))),
+        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * abs(f)),
                                          global_optimal=cert.global_optimal, globalopt=cert)
     res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
                  total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),

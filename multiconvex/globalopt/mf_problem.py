@@ -117,8 +117,12 @@ class MFGrowProblem:
         import time
 
         limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        # the driver's test is tol·max(1, |f|), absolute below |f| = 1; the certificate's relative gap is
+        # purely relative (scale-equivariant), so ask the driver for tol·|f| there too
+        f0 = abs(self.objective(s))
+        dtol = tol * min(1.0, f0) if f0 > 0 else tol
         res = run(self.form, {"U": s.U, "V": s.V},
-                  DriverOptions(algorithm="gauss-seidel", max_iters=max_iters, tol=tol, time_limit=limit,
+                  DriverOptions(algorithm="gauss-seidel", max_iters=max_iters, tol=dtol, time_limit=limit,
                                 progress=False))
         st = MFState(res.values["U"], res.values["V"])
         return LocalDescent(st, res.iterations, res.status == "converged", res.solver_time,

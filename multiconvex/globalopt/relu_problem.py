@@ -115,7 +115,8 @@ class ReLUGrowProblem:
         if gradient_steps is None:  # small data (exact patterns): torch's per-call overhead outweighs the gain
             gradient_steps = 0 if isinstance(patterns, str) and patterns == "exact" else 30
         self.gradient_steps = int(gradient_steps)
-        self._scale = max(1.0, float(np.linalg.norm(self.Y)))
+        # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
+        self._scale = float(np.linalg.norm(self.Y)) or 1.0
         self.solves = 0
 
     # -- objective ------------------------------------------------------------------------------
@@ -133,6 +134,14 @@ class ReLUGrowProblem:
         return self.Y - self.output(s)
 
     # -- convex programs ------------------------------------------------------------------------
+    @staticmethod
+    def _unit(f: float) -> float:
+        """The scale ``s`` that poses a program at unit objective: the problem is scale-equivariant
+        (``y → y/s``, ``λ → λ/s``: weights ``/ √s``, objective ``/ s²``), and with ``s = √f`` the backends'
+        tolerances act relative to the objective at the point — not absolutely on small-scale data
+        (``y ~ 1e-8``), nor on a tiny fraction of ``‖y‖²`` when the fit is good."""
+        return math.sqrt(f) if f > 0 and math.isfinite(f) else 1.0
+
     def _solve(self, prob: cp.Problem) -> tuple[str, float]:
         from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 
@@ -163,12 +172,13 @@ class ReLUGrowProblem:
         sign = np.where(s.alpha >= 0, 1.0, -1.0)
         A = np.hstack([sign[j] * D[j][:, None] * self.X for j in range(r)])  # N × rd
         C = sp.block_diag([(2 * D[j] - 1)[:, None] * self.X for j in range(r)], format="csr")
-        w = cp.Variable(r * d)
+        w = cp.Variable(r * d)  # w / s: posed at unit scale (see _unit)
         W = cp.reshape(w, (r, d), order="C")
-        obj = 0.5 * cp.sum_squares(self.Y - A @ w) + self.lam * cp.sum(cp.norm(W, 2, axis=1))
+        ys = self._unit(self.objective(s))
+        obj = 0.5 * cp.sum_squares(self.Y / ys - A @ w) + (self.lam / ys) * cp.sum(cp.norm(W, 2, axis=1))
         prob = cp.Problem(cp.Minimize(obj), [C @ w >= 0])
         w0 = np.abs(s.alpha)[:, None] * s.U
-        w.value = w0.reshape(-1)
+        w.value = w0.reshape(-1) / ys
         try:
             status, t = self._solve(prob)
         except Exception as exc:  # noqa: BLE001 - a failed solve keeps the point (monotone)
@@ -176,7 +186,7 @@ class ReLUGrowProblem:
             return None, 0.0
         if status == "failed" or w.value is None:
             return None, t
-        Wv = np.asarray(w.value, dtype=float).reshape(r, d)
+        Wv = np.asarray(w.value, dtype=float).reshape(r, d) * ys
         norms = np.linalg.norm(Wv, axis=1)
         root = np.sqrt(norms)
         U = np.where(norms[:, None] > 0, Wv / np.where(root > 0, root, 1.0)[:, None], 0.0)
@@ -192,14 +202,19 @@ class ReLUGrowProblem:
         """Optimum of the hidden block ``U`` on its piece (α fixed), and the solve time."""
         r, (N, d) = s.U.shape[0], self.X.shape
         D = self._patterns(s, flip_boundary).astype(float)
-        A = np.hstack([s.alpha[j] * D[j][:, None] * self.X for j in range(r)])
+        # at unit scale (see _unit): y/s, α/√s, u/√s, λ/s; the value is s² times the scaled one
+        ys = self._unit(self.objective(s))
+        rs = math.sqrt(ys)
+        A = np.hstack([(s.alpha[j] / rs) * D[j][:, None] * self.X for j in range(r)])
         C = sp.block_diag([(2 * D[j] - 1)[:, None] * self.X for j in range(r)], format="csr")
         u = cp.Variable(r * d)
-        prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(self.Y - A @ u) + 0.5 * self.lam * cp.sum_squares(u)
-                                      + 0.5 * self.lam * float(s.alpha @ s.alpha)), [C @ u >= 0])
-        u.value = s.U.reshape(-1)
+        prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(self.Y / ys - A @ u)
+                                      + 0.5 * (self.lam / ys) * cp.sum_squares(u)), [C @ u >= 0])
+        u.value = s.U.reshape(-1) / rs
         status, t = self._solve(prob)
-        return (float(prob.value) if status == "optimal" else math.nan), t
+        if status != "optimal":
+            return math.nan, t
+        return float(prob.value) * ys * ys + 0.5 * self.lam * float(s.alpha @ s.alpha), t
 
     # -- meta-algorithm hooks --------------------------------------------------------------------
     def local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
@@ -232,7 +247,7 @@ class ReLUGrowProblem:
                         s, f = cand, fc
                     s = self.drop_zero(s)
             f = self.objective(s)
-            if start - f <= tol * max(1.0, abs(f)) and not flipped:
+            if start - f <= tol * abs(f) and not flipped:  # relative, like the certificate's gap
                 converged = True
                 break
             if deadline is not None and time.perf_counter() > deadline:
@@ -330,9 +345,12 @@ class ReLUGrowProblem:
             if screened is not None:
                 return screened
         opts = {"solver": self.solver, "seed": self.seed, **self.polar_options}
-        p = relu_polar(self.X, self.residual(s), patterns=self.patterns, n_maximisers=k, **opts)
-        return PolarInfo(value=p.value, upper=p.upper, exact=p.exact, method=p.method,
-                         maximisers=list(p.maximisers), values=list(p.values), patterns_checked=p.patterns_checked,
+        G = self.residual(s)
+        ys = float(np.linalg.norm(G)) or 1.0  # the polar is positively homogeneous in G: solve for G/‖G‖
+        p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, **opts)
+        return PolarInfo(value=p.value * ys, upper=p.upper * ys, exact=p.exact, method=p.method,
+                         maximisers=list(p.maximisers), values=[v * ys for v in p.values],
+                         patterns_checked=p.patterns_checked,
                          patterns_total=p.patterns_total, wall_time=p.wall_time, solver_time=p.solver_time)
 
     def append(self, s: ReLUState, polar: PolarInfo, k: int) -> ReLUState:
