@@ -92,13 +92,19 @@ def _run_ours(case: Case, inst, start: dict, max_iters: int) -> dict:
     model.set_values(start, where=case.id)
     res = mc.solve(model.problem, model.blocks, algorithm=case.method, solver=case.backend, max_iters=max_iters,
                    tol=case.tol, time_limit=case.time_limit, seed=case.seed, progress=False)
-    offset = res.build_time  # history times start after the block subproblems are built
+    # history times start after the block subproblems are built
+    return {**_result_record(res, offset=res.build_time), "build_time": res.build_time,
+            "backends_used": dict(res.backends_used)}
+
+
+def _result_record(res, offset: float = 0.0) -> dict:
+    """The record fields every :class:`multiconvex.Result` gives: outcome, times, certificate, trajectory."""
     cert = res.certificate
     return {"objective": float(res.objective), "status": res.status, "iterations": res.iterations,
-            "run_time": res.total_time, "solver_time": res.solver_time, "build_time": res.build_time,
+            "run_time": res.total_time, "solver_time": res.solver_time,
             "max_block_gap": None if math.isnan(cert.max_gap) else float(cert.max_gap),
             "is_partial_minimum": bool(cert.is_partial_minimum), "certificate_tolerance": cert.tolerance,
-            "global_optimal": cert.global_optimal, "backends_used": dict(res.backends_used),
+            "global_optimal": cert.global_optimal,
             "trajectory": _thin([[offset + h.time, h.objective] for h in res.history]), "message": res.message}
 
 
@@ -123,14 +129,7 @@ def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
 
         est = ParallelReLUNetwork(subnetwork=[d["X"].shape[1], 1, 1], lam=d["lam"], seed=case.seed)
         est.fit(d["X"], d["y"], algorithm="grow", solver=case.backend, patterns="exact", time_limit=case.time_limit)
-    res = est.result_
-    cert = res.certificate
-    return {"objective": float(res.objective), "status": res.status, "iterations": res.iterations,
-            "run_time": res.total_time, "solver_time": res.solver_time,
-            "max_block_gap": None if math.isnan(cert.max_gap) else float(cert.max_gap),
-            "is_partial_minimum": bool(cert.is_partial_minimum), "certificate_tolerance": cert.tolerance,
-            "global_optimal": cert.global_optimal, "subnetworks": res.subnetworks,
-            "trajectory": _thin([[h.time, h.objective] for h in res.history]), "message": res.message}
+    return {**_result_record(est.result_), "subnetworks": est.result_.subnetworks}
 
 
 def _run_peer(case: Case, inst, start: dict, max_iters: int) -> dict:
