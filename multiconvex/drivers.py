@@ -90,6 +90,12 @@ class _Pass:
     failed: tuple[str, ...] = ()
 
 
+def _run_task(task: tuple) -> object:
+    """Run a shipped ``(function, argument)`` block solve (module level, so it pickles)."""
+    fn, arg = task
+    return fn(arg)
+
+
 def _no_worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Merit order on (objective, violation); objective is inf for infeasible points."""
     (fa, va), (fb, vb) = a, b
@@ -118,17 +124,27 @@ class _Driver:
         """
         form, x = self.form, st.x
         boundary = {i: form.prepare(i, x, prox=prox) for i in indices}
-        sols = {s.block: s for s in self.opts.executor.map(form.solve_prepared, indices)}
+        sols = {s.block: s for s in self._map_solves(indices)}
         for s in sols.values():
             st.record(s)
         flips = [i for i in indices if boundary[i]]
         for i in flips:
             form.prepare(i, x, prox=prox, flip_boundary=True)
-        for s in self.opts.executor.map(form.solve_prepared, flips) if flips else ():
+        for s in self._map_solves(flips) if flips else ():
             st.record(s, neighbour=True)
             if s.ok and (not sols[s.block].ok or s.value < sols[s.block].value):
                 sols[s.block] = s
         return [sols[i] for i in indices]
+
+    def _map_solves(self, indices: list[int]) -> list[BlockSolution]:
+        """The prepared solves of ``indices`` through the executor; to another process (a pool, Dask) only
+        as plain data (:meth:`StandardForm.ship`) — a form whose solves need this process is refused there."""
+        ex, form = self.opts.executor, self.form
+        if getattr(ex, "kind", None) in ("processes", "dask"):
+            tasks = [form.ship(i) for i in indices]
+            if all(t is not None for t in tasks):
+                return [form.receive(i, r) for i, r in zip(indices, ex.map(_run_task, tasks))]
+        return ex.map(form.solve_prepared, indices)
 
     # -- one pass: every block solved from the same point ---------------------------------------
     def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:

@@ -181,18 +181,19 @@ class DaskExecutor(_Base):
 def _check_shippable(fn: Callable) -> None:
     """Refuse tasks that only make sense in the caller's memory: block solves of a standard form.
 
-    A Jacobi block solve reads and writes the form's compiled subproblems (parameter
-    values set by the driver, warm starts, solver caches); on another process it would
-    run on a stale copy and give different iterates. Measured: shipping the parametrised
-    problem instead costs more than the solve (benchmarks/parallel_speedup.py).
+    Blocks compiled to subproblem values travel as plain data (``StandardForm.ship``) and never
+    get here. A block on the cvxpy path reads and writes a compiled cvxpy problem (parameter
+    values set by the driver, warm starts, solver caches); on another process it would run on a
+    stale copy and give different iterates.
     """
     from .standard_form import StandardForm
 
     if isinstance(getattr(fn, "__self__", None), StandardForm):
         raise InvalidInputError(
-            "Jacobi block solves cannot run on a process pool or a Dask cluster: each works on the "
-            "compiled block subproblem held by this process. Use executor='threads' (backends release the "
-            "GIL), and use processes / Dask for whole runs (benchmark cases, restarts)."
+            "Jacobi block solves cannot run on a process pool or a Dask cluster here: some blocks stay on the "
+            "cvxpy path (Result.info['cvxpy_path_reasons'] says why), whose compiled cvxpy problem is held by "
+            "this process. Use executor='threads' (backends release the GIL), and use processes / Dask for "
+            "whole runs (benchmark cases, restarts)."
         )
 
 

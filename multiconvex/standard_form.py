@@ -92,6 +92,17 @@ class StandardForm(ABC):
     def solve_prepared(self, index: int) -> BlockSolution:
         """Solve block ``index``'s prepared subproblem (thread-safe across blocks)."""
 
+    def ship(self, index: int) -> tuple[Any, Any] | None:
+        """Block ``index``'s prepared solve as plain data ``(function, argument)`` that can run in
+        another process (a pool or a Dask worker), or ``None`` when the solve needs this process's
+        state (a compiled cvxpy problem). :meth:`receive` turns the function's result into a
+        :class:`BlockSolution`."""
+        return None
+
+    def receive(self, index: int, result: Any) -> BlockSolution:
+        """The :class:`BlockSolution` of a shipped solve (see :meth:`ship`)."""
+        raise NotImplementedError(f"{type(self).__name__} ships no block solves")
+
     @abstractmethod
     def load(self, point: Point) -> None:
         """Write ``point`` into the user's model."""

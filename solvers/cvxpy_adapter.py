@@ -62,7 +62,7 @@ class SolveReport:
     attempts: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _options_for(backend: Backend, options: dict[str, Any] | None) -> dict[str, Any]:
+def options_for(backend: Backend, options: dict[str, Any] | None) -> dict[str, Any]:
     """Common pass-through options, then the ``{backend_name: {...}}`` entry for it."""
     if not options:
         return {}
@@ -184,7 +184,7 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
                 raise SolverUnavailableError(
                     f"solver {backend.name!r} is not installed; `{backend.install_hint()}`"
                 )
-            status, solve_time = _solve_once(problem, backend, _options_for(backend, options),
+            status, solve_time = _solve_once(problem, backend, options_for(backend, options),
                                              warm_start)
         except (LicenceError, SolverFailure, SolverUnavailableError) as exc:
             logger.info("backend %s failed: %s", backend.name, exc)

@@ -31,7 +31,9 @@ from .backends import (
 )
 from .base import PROBLEM_CLASSES, Backend, SolverInfo
 from .clarabel_native import ClarabelNativeBackend
+from .daqp_qp import DaqpBackend
 from .lstsq import LstsqBackend
+from .proxqp_qp import ProxqpBackend
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ _BACKENDS: dict[str, Backend] = {
         IpoptBackend(),
         LstsqBackend(),
         ClarabelNativeBackend(),
+        DaqpBackend(),
+        ProxqpBackend(),
     )
 }
 

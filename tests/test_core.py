@@ -283,12 +283,27 @@ def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
     info = {s.name: s for s in mc.available_solvers()}
     if info["gurobi"].licence != "size-limited":
         pytest.skip("this Gurobi licence is not size-limited")
-    Y = low_rank(rng, 60, 50, 2)  # a block has 60*3 = 180 variables but 3000 rows of residuals
+    Y = low_rank(rng, 90, 50, 2)  # the U block has 90*3 = 270 quadratic variables: over the 200 of the pip licence
     prob, U, V = factorization(Y, 3, 2.0)
     with pytest.raises(mc.LicenceError, match="(?i)gurobi.*(2000|200)") as err:
         mc.solve(prob, [[U], [V]], solver="gurobi", seed=0)
     assert err.value.solver == "gurobi"
     res = mc.solve(prob, [[U], [V]], solver=["gurobi", "clarabel"], seed=0, tol=1e-9, max_iters=500)
+    assert res.objective == pytest.approx(svt_value(Y, 2.0), rel=1e-6)
+
+
+def test_gurobi_pip_licence_takes_blocks_in_their_own_variables(rng):
+    """A 60x50 rank-3 factorization: each block is 180 (U) or 150 (V) variables — within the size-limited
+    licence — although cvxpy's form of the same block has 3,000 residual rows (refused before)."""
+    pytest.importorskip("gurobipy")
+    info = {s.name: s for s in mc.available_solvers()}
+    if not info["gurobi"].available:
+        pytest.skip("Gurobi is not licensed here")
+    Y = low_rank(rng, 60, 50, 2)
+    prob, U, V = factorization(Y, 3, 2.0)
+    res = mc.solve(prob, [[U], [V]], solver="gurobi", seed=0, tol=1e-9, max_iters=500)
+    assert res.info["forms"] == {"U": "matrix", "V": "matrix"}
+    assert set(res.backends_used) == {"gurobi"}
     assert res.objective == pytest.approx(svt_value(Y, 2.0), rel=1e-6)
 
 
@@ -348,10 +363,13 @@ def test_failed_sub_solves_keep_the_best_point_and_say_so(rng):
 
 
 def test_a_failing_backend_in_a_fallback_list_is_replaced(rng):
-    Y = low_rank(rng, 10, 8, 2)
-    prob, U, V = factorization(Y, 2, 0.3)
-    res = mc.solve(prob, [[U], [V]], solver=["osqp", "clarabel"], solver_options={"osqp": {"max_iter": 1}},
-                   seed=0, tol=1e-9, max_iters=300)
+    Y = np.abs(low_rank(rng, 10, 8, 2))
+    U, V = cp.Variable((10, 2), nonneg=True, name="U"), cp.Variable((2, 8), nonneg=True, name="V")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + 0.3 * (cp.sum_squares(U) + cp.sum_squares(V))))
+    # OSQP refuses max_iter=0 at set-up: every OSQP attempt fails (max_iter=1 no longer does: a block in its own
+    # variables is often solved exactly by the first ADMM step)
+    res = mc.solve(prob, [[U], [V]], solver=["osqp", "clarabel"], solver_options={"osqp": {"max_iter": 0}},
+                   seed=0, tol=1e-7, max_iters=300)
     assert res.status == "converged"
     assert set(res.backends_used) == {"clarabel"}
 

@@ -72,7 +72,9 @@ def test_pin_threads_sets_every_thread_variable(monkeypatch):
         torch.set_num_threads(torch_threads)
 
 
-def test_jacobi_on_a_process_pool_is_refused_with_the_reason():
+def test_jacobi_blocks_on_the_cvxpy_path_are_refused_on_a_process_pool_with_the_reason():
+    """Blocks compiled to subproblem values ship (tests/test_compiled_cvxpy.py); a ReLU block keeps a compiled
+    cvxpy problem in this process, which would solve a stale copy elsewhere."""
     import cvxpy as cp
     import numpy as np
 
@@ -80,7 +82,7 @@ def test_jacobi_on_a_process_pool_is_refused_with_the_reason():
 
     Y = np.random.default_rng(0).standard_normal((6, 5))
     U, V = cp.Variable((6, 2)), cp.Variable((2, 5))
-    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + cp.sum_squares(U) + cp.sum_squares(V)))
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - mc.relu(U @ V)) + cp.sum_squares(U) + cp.sum_squares(V)))
     with pytest.raises(InvalidInputError, match="executor='threads'"):  # no stale-copy iterates
         mc.solve(prob, [[U], [V]], algorithm="jacobi", solver="clarabel", seed=0, max_iters=2,
                  executor="processes", workers=1)

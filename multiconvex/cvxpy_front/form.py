@@ -10,11 +10,14 @@ import cvxpy as cp
 import numpy as np
 from cvxpy.expressions.variable import Variable
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotMulticonvexError
+from ..solvers import dispatch, has_solution
 from ..standard_form import Block, BlockSolution, Point, StandardForm, solve_block_cvxpy
+from ..subproblem import BlockSubproblem
 from .atoms import piece_of, relu
 from .blocks import block_names
 from .cross_section import CrossSection
+from .quadratic import QuadraticBlock, Unsupported, compile_block
 
 logger = logging.getLogger("multiconvex")
 
@@ -22,13 +25,18 @@ logger = logging.getLogger("multiconvex")
 class CvxpyForm(StandardForm):
     """Standard form of a cvxpy ``Problem`` split into ``blocks``.
 
-    Each block's :class:`CrossSection` is built once here; ``prepare`` only
-    updates Parameter values.
+    A block whose subproblem is a QP in its own variables (weighted squares of affine
+    expressions, affine terms, linear constraints, bounds) is compiled once to a
+    :class:`~multiconvex.cvxpy_front.quadratic.QuadraticBlock`: each ``prepare`` computes the
+    numbers of its :class:`~multiconvex.subproblem.BlockSubproblem` and the dispatcher solves
+    it with ``plan``. Any other block keeps a :class:`CrossSection` (a cvxpy problem built once,
+    re-solved with new Parameter values) and its backend list from ``backends_for``.
+    ``forms`` says which form each block uses, ``compile_notes`` why a block was not compiled.
     """
 
     def __init__(self, problem: cp.Problem, blocks: Sequence[Sequence[Variable]], *, backends_for,
-                 solver_options: Mapping[str, Any] | None = None, reg: float = 0.0, prox: bool = False,
-                 feasibility_tol: float = 1e-6):
+                 plan: dispatch.Plan | None = None, solver_options: Mapping[str, Any] | None = None,
+                 reg: float = 0.0, prox: bool = False, feasibility_tol: float = 1e-6):
         self.problem = problem
         self.sense = 1 if isinstance(problem.objective, cp.Minimize) else -1
         self.variables = {v.id: v for v in problem.variables()}
@@ -44,8 +52,20 @@ class CvxpyForm(StandardForm):
         names = block_names(blocks)
         self.blocks = [Block(n, tuple(v.id for v in b)) for n, b in zip(names, blocks)]
         t0 = time.perf_counter()
-        self.sections = [CrossSection(n, expr, self.constraints, list(b), prox=prox) for n, b in zip(names, blocks)]
-        self.backends = [backends_for(s.problem, s.name) for s in self.sections]
+        self.plan = plan if plan is not None else dispatch.make_plan("auto", options=dict(solver_options or {}))
+        self.compiled: list[QuadraticBlock | None] = []
+        self.compile_notes: dict[str, str] = {}
+        for n, b in zip(names, blocks):
+            qb, why = compile_block(expr, self.constraints, list(b), n)
+            self.compiled.append(qb)
+            if why:
+                self.compile_notes[n] = why
+                logger.info("block '%s' stays on the cvxpy path: %s", n, why)
+        self.sections = [None if qb is not None else CrossSection(n, expr, self.constraints, list(b), prox=prox)
+                         for n, b, qb in zip(names, blocks, self.compiled)]
+        self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
+        self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
+        self._prepared: dict[int, tuple[BlockSubproblem, np.ndarray]] = {}
         self.solver_options = dict(solver_options or {})
         self.build_time = time.perf_counter() - t0
         self._relus = [e for e in _atoms(expr, self.constraints) if isinstance(e, relu)]
@@ -117,12 +137,22 @@ class CvxpyForm(StandardForm):
     # -- block subproblems ----------------------------------------------------------------------
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         self._assign(point)
+        qb = self.compiled[index]
+        if qb is not None:  # no piece of this block: no boundary to flip
+            anchor = {vid: point[vid] for vid in self.blocks[index].keys}
+            try:
+                sub = qb.subproblem(prox, anchor)
+            except Unsupported as exc:  # structure was checked at build; only a sign that moved gets here
+                raise NotMulticonvexError(f"block '{self.blocks[index].name}' is not convex at this point: {exc}",
+                                          block=self.blocks[index].name) from exc
+            self._prepared[index] = (sub, sub.stack(anchor))
+            return False
         sec = self.sections[index]
         return sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox, flip_boundary=flip_boundary)
 
     def solve_prepared(self, index: int) -> BlockSolution:
-        from ..solvers import has_solution
-
+        if self.compiled[index] is not None:
+            return self._solve_compiled(index)
         sec = self.sections[index]
         options = dict(self.solver_options)
         if not sec.dpp:
@@ -137,6 +167,28 @@ class CvxpyForm(StandardForm):
         else:
             sol.message = f"backend {report.backend} ended with status {report.status}"
         return sol
+
+    def _solve_compiled(self, index: int) -> BlockSolution:
+        sub, warm = self._prepared[index]
+        return self.receive(index, dispatch.solve(sub, self.plan, warm=warm, key=self.blocks[index].name))
+
+    def ship(self, index: int) -> tuple[Any, Any] | None:
+        if self.compiled[index] is None:
+            return None  # a compiled cvxpy problem lives in this process
+        sub, warm = self._prepared[index]
+        return dispatch.solve_task, (sub, self.plan.portable(), warm, self.blocks[index].name)
+
+    def receive(self, index: int, sol: dispatch.SubSolution) -> BlockSolution:
+        sub, _ = self._prepared[index]
+        name = self.blocks[index].name
+        out = BlockSolution(block=index, status=sol.status, backend=sol.backend, solve_time=sol.solve_time,
+                            wall_time=sol.wall_time, attempts=list(sol.attempts))
+        if sol.ok:
+            out.values = sub.split(sol.x)
+            out.value = sol.value
+        else:
+            out.message = sol.message or f"block {name}: {sol.status}"
+        return out
 
     def load(self, point: Point) -> None:
         self._assign(point)

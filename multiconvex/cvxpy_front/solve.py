@@ -12,6 +12,7 @@ from ..drivers import ALGORITHMS, DriverOptions, run
 from ..errors import InvalidInputError
 from ..executor import make_executor
 from ..result import Result
+from ..solvers import dispatch, problem_class, resolve
 from ..validation import check_finite_data, check_options, check_variables
 from .blocks import find_blocks, normalise_blocks
 from .form import CvxpyForm
@@ -71,12 +72,11 @@ def solve(
     prox : float
         Proximal weight ρ: each block step minimises ``f + (ρ/2)‖x_b − x_b^k‖²``.
         Certificates are always computed without it.
-    executor : {"inprocess", "threads"} or an object with ``map``
-        Where the independent block solves of a Jacobi iteration run. Threads share the compiled
-        block problems (the backends release the GIL while solving); ``"processes"`` and ``"dask"``
-        are refused for Jacobi blocks, whose compiled problems cannot be shipped to other processes
-        (they would solve stale copies) — those executors are for independent cases such as benchmark
-        runs (``multiconvex bench --workers N``).
+    executor : {"inprocess", "threads", "processes", "dask"} or an object with ``map``
+        Where the independent block solves of a Jacobi iteration run. Blocks compiled to subproblem
+        values (``res.info["forms"]`` says ``"matrix"``) are plain data and ship to a process pool or
+        Dask workers; blocks on the cvxpy path hold a compiled cvxpy problem in this process, so a run
+        with any of them is refused on processes / Dask (threads share it; the backends release the GIL).
     verbose : bool
         Log one line per iteration (``logging``, logger ``"multiconvex"``).
     progress : bool, optional
@@ -98,8 +98,6 @@ def solve(
     >>> res.certificate.is_partial_minimum
     True
     """
-    from ..solvers import problem_class, resolve
-
     if not isinstance(problem, cp.Problem):
         raise InvalidInputError(f"expected a cvxpy.Problem, got {type(problem).__name__}.")
     if algorithm not in ALGORITHMS:
@@ -113,7 +111,8 @@ def solve(
     def backends_for(subproblem: cp.Problem, name: str):
         return resolve(solver, problem_class(subproblem))
 
-    form = CvxpyForm(problem, block_list, backends_for=backends_for, solver_options=solver_options,
+    plan = dispatch.make_plan(solver, options=dict(solver_options or {}))
+    form = CvxpyForm(problem, block_list, backends_for=backends_for, plan=plan, solver_options=solver_options,
                      reg=reg, prox=prox > 0)
     x0 = form.initial_point(seed, init)
     ex = make_executor(executor, workers)
@@ -127,8 +126,12 @@ def solve(
     res.build_time = form.build_time
     res.total_time += form.build_time
     res.info["blocks"] = [b.name for b in form.blocks]
-    res.info["dpp"] = {s.name: s.dpp for s in form.sections}
-    res.info["backends"] = {s.name: [b.name for b in bs] for s, bs in zip(form.sections, form.backends)}
+    res.info["forms"] = dict(form.forms)
+    if form.compile_notes:
+        res.info["cvxpy_path_reasons"] = dict(form.compile_notes)
+    res.info["dpp"] = {s.name: s.dpp for s in form.sections if s is not None}
+    res.info["backends"] = {b.name: (["auto"] if plan.auto else plan.names) if s is None else [x.name for x in bs]
+                            for b, s, bs in zip(form.blocks, form.sections, form.backends)}
     _store_on_problem(problem, res)
     return res
 

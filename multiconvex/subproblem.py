@@ -1,0 +1,277 @@
+"""A block subproblem as a value: the convex program in the block's own variables.
+
+Front ends *produce* a :class:`BlockSubproblem` for a block at a point (the
+cross-section through the point, on its piece); the dispatcher in
+:mod:`multiconvex.solvers.dispatch` *solves* it. The program is
+
+.. math::
+
+    \\min_x \\; \\tfrac12 x^\\top P x + q^\\top x + c
+    \\quad\\text{s.t.}\\quad l \\le A x \\le u, \\; lb \\le x \\le ub,
+
+where ``x`` stacks the block's variables (each one a *slot*, vectorised in
+column-major order as cvxpy does). ``P`` is kept in the structure it has:
+
+* a list of Kronecker terms ``P[i, j] += scale * kron(right, left)`` between
+  slots ``i`` and ``j`` — the Gram matrix of a least-squares residual
+  ``L X R`` is ``kron(R Rᵀ, Lᵀ L)``, so the ``m·k``-variable U block of a
+  factorization ``‖Y − U V‖²`` is one ``k × k`` matrix shared by every row of
+  ``U``, never a ``m·k`` square matrix nor one auxiliary variable per residual;
+* an optional explicit part ``P_extra`` (dense or scipy sparse) for anything else.
+
+The backend that fits reads the structure (:meth:`BlockSubproblem.shared_gram`
+for closed-form batched solves) or asks for ``P`` as a dense or sparse matrix.
+
+Examples
+--------
+>>> import numpy as np
+>>> sub = BlockSubproblem.from_dense(np.diag([2.0, 4.0]), np.array([-2.0, -4.0]), c=3.0)
+>>> sub.problem_class, sub.n
+('EQP', 2)
+>>> float(sub.value(np.array([1.0, 1.0])))
+0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One variable of a block: its key, its shape as a matrix, its place in ``x``."""
+
+    key: Hashable
+    shape: tuple[int, int]  # (rows, columns); a vector of length n is (n, 1), a scalar (1, 1)
+    offset: int
+    value_shape: tuple[int, ...] = ()  # the shape the user sees (cvxpy's ``Variable.shape``)
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def span(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
+
+
+def make_slots(items: list[tuple[Hashable, tuple[int, ...]]]) -> tuple[Slot, ...]:
+    """Slots for ``(key, shape)`` pairs in order; 0-d is ``(1, 1)``, 1-d ``(n, 1)``."""
+    slots, offset = [], 0
+    for key, shape in items:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) > 2:
+            raise ValueError(f"variable {key!r} has {len(shape)} dimensions; block subproblems take at most 2")
+        mat = (shape + (1, 1))[:2] if len(shape) < 2 else shape
+        slots.append(Slot(key, (mat[0], mat[1]), offset, shape))
+        offset += mat[0] * mat[1]
+    return tuple(slots)
+
+
+@dataclass
+class KronTerm:
+    """``P[i, j] += scale * kron(right, left)`` (and the transpose at ``P[j, i]`` when ``i != j``).
+
+    With slot ``i`` of shape ``(m_i, k_i)`` and slot ``j`` of shape ``(m_j, k_j)``, ``left``
+    is ``m_i × m_j`` and ``right`` is ``k_i × k_j``; ``None`` stands for the identity (square
+    slots pairs only). In matrix terms the term adds ``scale * left @ X_j @ right.T`` to the
+    gradient of slot ``i``.
+    """
+
+    i: int
+    j: int
+    left: np.ndarray | None
+    right: np.ndarray | None
+    scale: float = 1.0
+
+
+@dataclass
+class BlockSubproblem:
+    """``min ½xᵀPx + qᵀx + c  s.t.  l ≤ Ax ≤ u, lb ≤ x ≤ ub`` in the block's own variables.
+
+    Attributes
+    ----------
+    slots : tuple of Slot
+        The block's variables and where each sits in ``x``.
+    quad : list of KronTerm
+        Structured part of ``P``.
+    q : ndarray
+        Linear term (length ``n``).
+    c : float
+        Constant, so that :meth:`value` is the true objective on the cross-section.
+    P_extra : ndarray or scipy sparse matrix, optional
+        Unstructured part of ``P`` (symmetric, ``n × n``).
+    A, l, u : linear constraints (``A`` sparse CSR, ``m × n``; ``l``/``u`` may hold ±inf).
+    lb, ub : variable bounds (``None``: unbounded).
+    """
+
+    slots: tuple[Slot, ...]
+    quad: list[KronTerm]
+    q: np.ndarray
+    c: float = 0.0
+    P_extra: np.ndarray | sp.spmatrix | None = None
+    A: sp.csr_matrix | None = None
+    l: np.ndarray | None = None
+    u: np.ndarray | None = None
+    lb: np.ndarray | None = None
+    ub: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, P: np.ndarray, q: np.ndarray, c: float = 0.0, *, A=None, l=None, u=None, lb=None,
+                   ub=None) -> BlockSubproblem:
+        """A single vector slot with an explicit ``P`` (tests, canned problems, matrix-level models)."""
+        q = np.asarray(q, dtype=float).ravel()
+        A = None if A is None else sp.csr_matrix(A, dtype=float)
+        return cls(make_slots([("x", (q.size,))]), [], q, float(c), P_extra=P, A=A,
+                   l=None if l is None else np.asarray(l, dtype=float),
+                   u=None if u is None else np.asarray(u, dtype=float),
+                   lb=None if lb is None else np.asarray(lb, dtype=float),
+                   ub=None if ub is None else np.asarray(ub, dtype=float))
+
+    # -- sizes and class -------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.q.size)
+
+    @property
+    def m(self) -> int:
+        """Number of linear constraint rows (bounds not counted)."""
+        return 0 if self.A is None else int(self.A.shape[0])
+
+    @property
+    def has_bounds(self) -> bool:
+        return (self.lb is not None and bool(np.any(np.isfinite(self.lb)))) or (
+            self.ub is not None and bool(np.any(np.isfinite(self.ub))))
+
+    @property
+    def only_equalities(self) -> bool:
+        return not self.has_bounds and (self.m == 0 or bool(np.array_equal(self.l, self.u)))
+
+    @property
+    def is_quadratic(self) -> bool:
+        return bool(self.quad) or self.P_extra is not None
+
+    @property
+    def problem_class(self) -> str:
+        """``EQP`` (no inequalities), ``QP``, or ``LP`` (no quadratic term), as the registry names them."""
+        if self.only_equalities and self.is_quadratic:
+            return "EQP"
+        return "QP" if self.is_quadratic else "LP"
+
+    # -- P in the forms backends want ----------------------------------------------------------
+    def P_sparse(self) -> sp.csc_matrix:
+        """The full symmetric ``P`` as a CSC matrix (built once per subproblem value)."""
+        if "Psp" not in self._cache:
+            n = self.n
+            P = sp.csc_matrix((n, n))
+            parts = []
+            for t in self.quad:
+                si, sj = self.slots[t.i], self.slots[t.j]
+                left = sp.identity(si.shape[0]) if t.left is None else sp.csr_matrix(t.left)
+                right = sp.identity(si.shape[1]) if t.right is None else sp.csr_matrix(t.right)
+                block = t.scale * sp.kron(right, left, format="coo")
+                parts.append((si.offset, sj.offset, block))
+                if t.i != t.j:
+                    parts.append((sj.offset, si.offset, block.T.tocoo()))
+            if parts:
+                rows = np.concatenate([b.row + r0 for r0, _, b in parts])
+                cols = np.concatenate([b.col + c0 for _, c0, b in parts])
+                vals = np.concatenate([b.data for _, _, b in parts])
+                P = sp.csc_matrix((vals, (rows, cols)), shape=(n, n))
+            if self.P_extra is not None:
+                P = P + sp.csc_matrix(self.P_extra)
+            self._cache["Psp"] = sp.csc_matrix(P)
+        return self._cache["Psp"]
+
+    def P_dense(self) -> np.ndarray:
+        if "Pd" not in self._cache:
+            self._cache["Pd"] = self.P_sparse().toarray()
+        return self._cache["Pd"]
+
+    def shared_gram(self) -> tuple[str, np.ndarray] | None:
+        """``("rows", G)`` when ``P = kron(G, I)`` (every row of the one slot shares ``G``),
+        ``("cols", H)`` when ``P = kron(I, H)``, else ``None``.
+
+        Only for a single-slot block without an explicit part: the structure of a factor
+        in a least-squares factorization.
+        """
+        if len(self.slots) != 1 or self.P_extra is not None or not self.quad:
+            return None
+        (m, k) = self.slots[0].shape
+        if all(t.left is None for t in self.quad):
+            G = np.zeros((k, k))
+            for t in self.quad:
+                G += t.scale * (np.eye(k) if t.right is None else t.right)
+            return "rows", G
+        if all(t.right is None for t in self.quad):
+            H = np.zeros((m, m))
+            for t in self.quad:
+                H += t.scale * (np.eye(m) if t.left is None else t.left)
+            return "cols", H
+        return None
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def Px(self, x: np.ndarray) -> np.ndarray:
+        """``P @ x`` through the structure (no ``P`` formed)."""
+        x = np.asarray(x, dtype=float)
+        out = np.zeros_like(x)
+        mats = [x[s.span].reshape(s.shape, order="F") for s in self.slots]
+        for t in self.quad:
+            si, sj = self.slots[t.i], self.slots[t.j]
+            out[si.span] += t.scale * _lxr(t.left, mats[t.j], t.right, transpose=False).ravel(order="F")
+            if t.i != t.j:
+                out[sj.span] += t.scale * _lxr(t.left, mats[t.i], t.right, transpose=True).ravel(order="F")
+        if self.P_extra is not None:
+            out += self.P_extra @ x
+        return out
+
+    def value(self, x: np.ndarray) -> float:
+        """The subproblem's objective at ``x`` (the true objective on the cross-section)."""
+        x = np.asarray(x, dtype=float)
+        return float(0.5 * x @ self.Px(x) + self.q @ x + self.c)
+
+    def violation(self, x: np.ndarray) -> float:
+        """Largest violation of the constraints and bounds at ``x`` (0 when feasible)."""
+        x = np.asarray(x, dtype=float)
+        worst = 0.0
+        if self.m:
+            ax = self.A @ x
+            worst = max(worst, float(np.max(self.l - ax, initial=0.0)), float(np.max(ax - self.u, initial=0.0)))
+        if self.lb is not None:
+            worst = max(worst, float(np.max(self.lb - x, initial=0.0)))
+        if self.ub is not None:
+            worst = max(worst, float(np.max(x - self.ub, initial=0.0)))
+        return worst
+
+    def split(self, x: np.ndarray) -> dict[Hashable, np.ndarray]:
+        """``x`` as the block's variables, keyed and shaped as the front end gave them."""
+        return {s.key: np.asarray(x[s.span]).reshape(s.shape, order="F").reshape(s.value_shape, order="F")
+                for s in self.slots}
+
+    def stack(self, values: dict[Hashable, np.ndarray]) -> np.ndarray:
+        """The inverse of :meth:`split`."""
+        x = np.empty(self.n)
+        for s in self.slots:
+            x[s.span] = np.asarray(values[s.key], dtype=float).reshape(s.shape, order="F").ravel(order="F")
+        return x
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds as two full arrays (±inf where absent)."""
+        lb = np.full(self.n, -np.inf) if self.lb is None else self.lb
+        ub = np.full(self.n, np.inf) if self.ub is None else self.ub
+        return lb, ub
+
+
+def _lxr(left: np.ndarray | None, X: np.ndarray, right: np.ndarray | None, *, transpose: bool) -> np.ndarray:
+    """``left @ X @ right.T`` (or ``left.T @ X @ right`` with ``transpose``); ``None`` is identity."""
+    if left is not None:
+        X = (left.T if transpose else left) @ X
+    if right is not None:
+        X = X @ (right if transpose else right.T)
+    return X

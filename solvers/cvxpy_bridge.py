@@ -1,0 +1,103 @@
+"""Any cvxpy-capable backend on a block subproblem: the value rebuilt as a small cvxpy problem.
+
+For backends without a matrix-level module (Gurobi, MOSEK, SCIP, HiGHS, ECOS, SCS, Ipopt
+through cvxpy) the subproblem is written as ``½ xᵀPx + qᵀx + c`` over one vector variable of
+the block's own size — never the auxiliary variables of the user's expression — and solved
+through :func:`~multiconvex.solvers.cvxpy_adapter.solve_cvxpy` (licence and size checks,
+status map).
+
+Examples
+--------
+>>> import numpy as np
+>>> from multiconvex.subproblem import BlockSubproblem
+>>> from multiconvex.solvers.registry import get_backend
+>>> sub = BlockSubproblem.from_dense(np.eye(2), np.array([1.0, -1.0]), lb=np.zeros(2))
+>>> out = solve_via_cvxpy(sub, get_backend("ecos"), {})
+>>> out.status, out.x.round(5).tolist()
+('optimal', [0.0, 1.0])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from multiconvex.errors import SolverFailure
+from multiconvex.subproblem import BlockSubproblem
+
+from . import status as st
+from .base import Backend
+from .cvxpy_adapter import solve_cvxpy
+from .matrix import MatrixOutcome
+
+
+def as_cvxpy(sub: BlockSubproblem) -> tuple[cp.Problem, cp.Variable]:
+    """The subproblem as a cvxpy problem in one vector variable of size ``n``."""
+    x = cp.Variable(sub.n, name="x")
+    objective = sub.q @ x + sub.c
+    if sub.is_quadratic:
+        objective = objective + 0.5 * cp.quad_form(x, cp.psd_wrap(sub.P_sparse()))
+    constraints = []
+    if sub.m:
+        eq = sub.l == sub.u
+        if eq.any():
+            constraints.append(sub.A[eq] @ x == sub.l[eq])
+        up = ~eq & np.isfinite(sub.u)
+        low = ~eq & np.isfinite(sub.l)
+        if up.any():
+            constraints.append(sub.A[up] @ x <= sub.u[up])
+        if low.any():
+            constraints.append(sub.A[low] @ x >= sub.l[low])
+    lb, ub = sub.box()
+    if np.isfinite(lb).any():
+        fin = np.flatnonzero(np.isfinite(lb))
+        constraints.append(x[fin] >= lb[fin])
+    if np.isfinite(ub).any():
+        fin = np.flatnonzero(np.isfinite(ub))
+        constraints.append(x[fin] <= ub[fin])
+    return cp.Problem(cp.Minimize(objective), constraints), x
+
+
+#: Backends that refuse a problem without constraint rows (SCS: "m must be a positive integer").
+NEED_A_ROW = frozenset({"scs"})
+
+
+def solve_via_cvxpy(sub: BlockSubproblem, backend: Backend, options: dict[str, Any],
+                    warm: np.ndarray | None = None) -> MatrixOutcome:
+    """Solve ``sub`` with ``backend`` through cvxpy; configuration errors (licence) propagate.
+
+    A backend that ends without a solution raises :class:`SolverFailure` with the normalised
+    status; "infeasible or unbounded" (Gurobi's and SCIP's presolve) is settled into one of the
+    two by a feasibility solve with the same backend.
+    """
+    problem, x = as_cvxpy(sub)
+    if not problem.constraints and backend.name in NEED_A_ROW:
+        problem = cp.Problem(problem.objective, [0 * x[0] == 0])  # a vacuous row
+    if warm is not None:
+        x.value = np.asarray(warm, dtype=float)
+    try:
+        report = solve_cvxpy(problem, [backend], options, warm_start=warm is not None)
+    except SolverFailure as exc:
+        if problem.status != cp.settings.INFEASIBLE_OR_UNBOUNDED:
+            raise
+        status = _infeasible_or_unbounded(problem, backend, options)
+        raise SolverFailure(f"{backend.name} ended {problem.status}; a feasibility solve says {status}",
+                            solver=backend.name, status=status) from exc
+    ok = st.has_solution(report.status) and x.value is not None
+    return MatrixOutcome(report.status, np.asarray(x.value, dtype=float) if ok else None, report.solve_time,
+                         report.status)
+
+
+def _infeasible_or_unbounded(problem: cp.Problem, backend: Backend, options: dict[str, Any]) -> str:
+    """``infeasible`` or ``unbounded``: whether the constraints of ``problem`` have a point."""
+    if not problem.constraints:
+        return st.UNBOUNDED
+    feasibility = cp.Problem(cp.Minimize(0), problem.constraints)
+    try:
+        solve_cvxpy(feasibility, [backend], options, warm_start=False)
+    except SolverFailure:
+        return st.INFEASIBLE
+    return st.UNBOUNDED
+

@@ -1,0 +1,225 @@
+"""The one dispatcher: a :class:`~multiconvex.subproblem.BlockSubproblem` and a :class:`Plan` in,
+a :class:`SubSolution` out.
+
+Licence and size checks, fallback lists, status normalisation, per-backend options, timing,
+warm starts and the value of the returned point are done here once, for every front end.
+A front door resolves the user's ``solver=`` once into a :class:`Plan` (:func:`make_plan`)
+and passes it down; ``"auto"`` picks, per subproblem, the first backend whose matrix-level
+module fits its class and size (closed form, then dense active-set, then conic).
+
+Examples
+--------
+>>> import numpy as np
+>>> from multiconvex.subproblem import BlockSubproblem
+>>> sub = BlockSubproblem.from_dense(np.eye(2), np.array([1.0, -1.0]), lb=np.zeros(2))
+>>> sol = solve(sub, make_plan("auto"))
+>>> sol.status, sol.backend, sol.x.round(9).tolist(), round(sol.value, 9)
+('optimal', 'daqp', [0.0, 1.0], -0.5)
+>>> solve(sub, make_plan(["mosek", "osqp"])).backend   # MOSEK has no licence here: skipped
+'osqp'
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multiconvex.errors import LicenceError, SolverFailure, SolverUnavailableError
+from multiconvex.subproblem import BlockSubproblem
+
+from . import status as st
+from .base import Backend
+from .clarabel_qp import ClarabelQP
+from .closed_form import ClosedForm
+from .cvxpy_adapter import options_for
+from .cvxpy_bridge import solve_via_cvxpy
+from .daqp_qp import DaqpQP
+from .matrix import MatrixOutcome, MatrixSolver
+from .osqp_qp import OsqpQP
+from .proxqp_qp import ProxqpQP
+from .registry import get_backend, resolve
+
+logger = logging.getLogger(__name__)
+
+#: Registry name -> matrix-level module. Backends not listed go through :mod:`.cvxpy_bridge`.
+MATRIX_SOLVERS: dict[str, MatrixSolver] = {
+    "lstsq": ClosedForm(),
+    "daqp": DaqpQP(),
+    "proxqp": ProxqpQP(),
+    "clarabel": ClarabelQP(),
+    "clarabel-native": ClarabelQP(),
+    "osqp": OsqpQP(),
+}
+
+#: "auto" on block subproblems, per class: exact and dense first, conic for what is large.
+#: A dense module is skipped above its ``max_auto_size``.
+VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "EQP": ("lstsq", "daqp", "proxqp", "clarabel", "osqp"),
+    "QP": ("daqp", "proxqp", "clarabel", "osqp"),
+    "LP": ("clarabel", "highs", "osqp"),
+}
+
+
+@dataclass
+class Plan:
+    """A user's ``solver=`` resolved once: the backends in order, their options, whether "auto".
+
+    ``workspaces`` keeps per-block solver state (a Clarabel solver updated in place) between
+    solves of the same block: pass the block's name as ``key`` to :func:`solve`.
+    """
+
+    backends: list[Backend]
+    options: dict[str, Any] = field(default_factory=dict)
+    auto: bool = False
+    workspaces: dict[Any, dict] = field(default_factory=dict, repr=False)
+    _usable: dict[str, bool] = field(default_factory=dict, repr=False)  # installed and licensed, asked once
+
+    def portable(self) -> Plan:
+        """The plan without per-block solver state (which cannot leave this process)."""
+        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._usable))
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.backends]
+
+    def candidates(self, sub: BlockSubproblem) -> list[Backend]:
+        if not self.auto:
+            return self.backends
+        order = VALUE_AUTO_ORDER.get(sub.problem_class, VALUE_AUTO_ORDER["QP"])
+        chosen = []
+        for name in order:
+            backend = get_backend(name)
+            solver = MATRIX_SOLVERS.get(name)
+            if solver is not None and not solver.accepts(sub, auto=True):
+                continue
+            usable = self._usable.get(name)
+            if usable is None:
+                usable = self._usable[name] = backend.installed() and backend.licence().state in ("not-required",
+                                                                                                    "ok")
+            if usable:
+                chosen.append(backend)
+        return chosen
+
+
+def solve_task(task: tuple[BlockSubproblem, Plan, np.ndarray | None, Any]) -> SubSolution:
+    """:func:`solve` on one ``(subproblem, plan, warm, key)`` tuple: a picklable task for process pools
+    and Dask workers (the subproblem is plain data; the plan travels without its workspaces)."""
+    sub, plan, warm, key = task
+    return solve(sub, plan, warm=warm, key=key)
+
+
+def make_plan(spec: str | Backend | Sequence[str | Backend] | None = "auto", problem_class: str | None = None,
+              options: dict[str, Any] | None = None) -> Plan:
+    """Resolve ``spec`` once (unknown names and a single missing backend fail here, before any solve)."""
+    auto = spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto")
+    backends = [] if auto else resolve(spec, problem_class)
+    return Plan(backends, dict(options or {}), auto)
+
+
+@dataclass
+class SubSolution:
+    """What :func:`solve` produced.
+
+    ``value`` is the subproblem's objective at ``x`` computed from the subproblem itself (the
+    same arithmetic whichever backend ran); ``solve_time`` is the time inside the backend,
+    ``wall_time`` the whole call including failed attempts.
+    """
+
+    status: str
+    x: np.ndarray | None
+    value: float
+    backend: str | None
+    solve_time: float
+    wall_time: float
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+    message: str = ""
+    how: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.x is not None
+
+
+def _check_licence(backend: Backend, sub: BlockSubproblem) -> None:
+    state = backend.licence().state
+    if state == "missing":
+        raise backend.licence_error()
+    if state == "size-limited":
+        n_bounds = int(sub.has_bounds) * sub.n
+        backend.check_size(sub.n, sub.m + n_bounds, sub.n if sub.is_quadratic else 0)
+
+
+def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
+               state: dict) -> MatrixOutcome:
+    solver = MATRIX_SOLVERS.get(backend.name)
+    if solver is not None and solver.accepts(sub, auto=False):
+        return solver.solve(sub, options, warm, state)
+    if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
+        raise SolverFailure(f"{backend.name} cannot take a {sub.problem_class} block subproblem",
+                            solver=backend.name, status=st.SOLVER_ERROR)
+    return solve_via_cvxpy(sub, backend, options, warm)
+
+
+def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, key: Any = None) -> SubSolution:
+    """Solve ``sub`` with the first backend of ``plan`` that returns a solution.
+
+    A backend that is not installed, unlicensed or too small is skipped (recorded in
+    ``attempts``); if no backend could even be tried, the configuration error is raised
+    (there is nothing to fall back on). A backend that runs and fails is recorded and the next
+    one tried; when all fail, the :class:`SubSolution` has ``x=None`` and the last status.
+    """
+    t0 = time.perf_counter()
+    attempts: list[tuple[str, str]] = []
+    config_errors: list[Exception] = []
+    last: MatrixOutcome | None = None
+    solve_time = 0.0
+    workspace = plan.workspaces.setdefault(key, {})
+    for backend in plan.candidates(sub):
+        t_try = time.perf_counter()
+        try:
+            if not backend.installed():
+                raise SolverUnavailableError(f"solver {backend.name!r} is not installed; `{backend.install_hint()}`")
+            _check_licence(backend, sub)
+        except (LicenceError, SolverUnavailableError) as exc:
+            attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
+            config_errors.append(exc)
+            continue
+        try:
+            out = _solve_one(backend, sub, options_for(backend, plan.options), warm,
+                             workspace.setdefault(backend.name, {}))
+        except (LicenceError, SolverUnavailableError) as exc:
+            attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
+            config_errors.append(exc)
+            continue
+        except SolverFailure as exc:
+            out = MatrixOutcome(exc.status, None, time.perf_counter() - t_try, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the caller keeps its point
+            out = MatrixOutcome(st.SOLVER_ERROR, None, 0.0, f"{type(exc).__name__}: {exc}")
+        solve_time += out.solve_time
+        attempts.append((backend.name, out.status))
+        if out.x is not None and st.has_solution(out.status):
+            return SubSolution(out.status, out.x, sub.value(out.x), backend.name, solve_time,
+                               time.perf_counter() - t0, attempts, how=out.native_status)
+        logger.info("backend %s on a %s block subproblem: %s (%s)", backend.name, sub.problem_class, out.status,
+                    out.native_status)
+        if out.status in (st.INFEASIBLE, st.UNBOUNDED):
+            last = out  # a proof about the subproblem: no other backend can do better
+            break
+        if last is None or last.status not in (st.INFEASIBLE, st.UNBOUNDED):
+            last = out
+    if last is None:
+        if len(config_errors) == 1:
+            raise config_errors[0]
+        if config_errors:
+            tried = "; ".join(f"{n}: {m}" for n, m in attempts)
+            raise SolverUnavailableError(f"no solver in the list could run ({tried}); install or license one, "
+                                         f"or use solver='auto'")
+        raise SolverUnavailableError(f"no installed licence-free solver takes this {sub.problem_class} block "
+                                     f"subproblem (n={sub.n}); install clarabel or name a solver")
+    return SubSolution(last.status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
+                       message=f"every backend failed: {attempts}", how=last.native_status)

@@ -1,0 +1,66 @@
+"""The protocol of a matrix-level solver: a :class:`~multiconvex.subproblem.BlockSubproblem` in,
+an outcome with a normalised status out.
+
+Each backend that can take matrices has one small class in its own module (``closed_form``,
+``daqp_qp``, ``proxqp_qp``, ``clarabel_qp``, ``osqp_qp``, ``cvxpy_bridge``) that declares which
+subproblems it accepts, keeps its own status map and reads its own options. The dispatcher
+(:mod:`multiconvex.solvers.dispatch`) does everything they share: licences, fallback lists,
+timing and the value of the returned point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from multiconvex.subproblem import BlockSubproblem
+
+#: What dense active-set solvers take for "no bound".
+BIG = 1e30
+
+
+@dataclass
+class MatrixOutcome:
+    """What one matrix-level solve produced (``x`` is ``None`` without a solution)."""
+
+    status: str
+    x: np.ndarray | None
+    solve_time: float
+    native_status: str = ""
+    iterations: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class MatrixSolver:
+    """One backend's matrix-level solve.
+
+    Attributes
+    ----------
+    name : str
+        The registry name it serves.
+    classes : frozenset of str
+        The subproblem classes (``EQP``, ``QP``, ``LP``) it takes.
+    max_auto_size : int or None
+        Largest ``n`` for which ``"auto"`` picks it (dense methods); a solver the user
+        named takes any size.
+    """
+
+    name: ClassVar[str] = ""
+    classes: ClassVar[frozenset[str]] = frozenset()
+    max_auto_size: ClassVar[int | None] = None
+
+    def accepts(self, sub: BlockSubproblem, *, auto: bool) -> bool:
+        if sub.problem_class not in self.classes:
+            return False
+        return not (auto and self.max_auto_size is not None and sub.n > self.max_auto_size)
+
+    def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
+              state: dict | None = None) -> MatrixOutcome:
+        raise NotImplementedError
+
+
+def finite_or_big(v: np.ndarray) -> np.ndarray:
+    """±inf replaced by ±:data:`BIG` (for solvers that take no infinities)."""
+    return np.clip(np.asarray(v, dtype=float), -BIG, BIG)

@@ -1,0 +1,111 @@
+"""cvxpy blocks compiled to subproblem values: the same subproblem as cvxpy's, in the block's own variables."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import multiconvex as mc
+from multiconvex.cvxpy_front.cross_section import CrossSection
+from multiconvex.cvxpy_front.quadratic import compile_block
+from multiconvex.solvers import dispatch
+
+
+def _problem(rng):
+    Y = rng.standard_normal((12, 9))
+    A, B = rng.standard_normal((4, 9)), rng.standard_normal((12, 9))
+    U, V = cp.Variable((12, 3), name="U"), cp.Variable((3, 9), name="V", nonneg=True)
+    x, t = cp.Variable(9, name="x"), cp.Variable(name="t")
+    for var in (U, V, x, t):
+        var.value = np.abs(rng.standard_normal(var.shape)) if var is V else rng.standard_normal(var.shape)
+    obj = (0.5 * cp.sum_squares(Y - U @ V) + 0.3 * (cp.sum_squares(U) + cp.sum_squares(V))
+           + cp.sum_squares(A @ x - 1) / 4 + 2 * cp.sum(V) + x @ np.ones(9) + cp.square(cp.sum(x) - t)
+           + cp.power(cp.norm(U @ np.ones(3) + B @ x, 2), 2) + 0.1 * cp.sum_squares(V @ x) + 3 * t + cp.square(t))
+    return obj, U, V, x, t, A
+
+
+CASES = [
+    ("U", lambda U, V, x, t, A: ([U], [])),
+    ("V", lambda U, V, x, t, A: ([V], [])),
+    ("x with rows", lambda U, V, x, t, A: ([x], [cp.sum(x) == 1, x <= 0.5, A @ x >= -3])),
+    ("U and x", lambda U, V, x, t, A: ([U, x], [x >= -1])),
+    ("scalar t", lambda U, V, x, t, A: ([t], [t >= -0.25])),
+]
+
+
+@pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
+def test_compiled_block_is_cvxpys_subproblem(rng, name, make):
+    obj, U, V, x, t, A = _problem(rng)
+    block, cons = make(U, V, x, t, A)
+    qb, why = compile_block(obj, cons, block)
+    assert qb is not None, why
+    sub = qb.subproblem()
+    here = sub.stack({v.id: v.value for v in block})
+    assert sub.value(here) == pytest.approx(obj.value, rel=1e-12)  # the same function, constant included
+    np.testing.assert_allclose(sub.Px(here), sub.P_sparse() @ here, rtol=1e-10, atol=1e-10)
+    sol = dispatch.solve(sub, dispatch.make_plan("auto"))
+    ref = CrossSection("b", obj, cons, block)
+    ref.set_point({v.id: v.value for v in block})
+    ref.problem.solve(solver="CLARABEL")
+    assert sol.status == "optimal"
+    assert sol.value == pytest.approx(ref.problem.value, rel=1e-6, abs=1e-6)
+    assert sub.violation(sol.x) <= 1e-8
+
+
+def test_factor_blocks_share_one_gram_matrix(rng):
+    Y = rng.standard_normal((30, 20))
+    U, V = cp.Variable((30, 4), name="U"), cp.Variable((4, 20), name="V")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + cp.sum_squares(U) + cp.sum_squares(V)))
+    res = mc.solve(prob, [[U], [V]], seed=0, max_iters=3)
+    assert res.info["forms"] == {"U": "matrix", "V": "matrix"}
+    assert set(res.backends_used) == {"lstsq"}
+    qb, _ = compile_block(prob.objective.expr, [], [U])
+    side, G = qb.subproblem().shared_gram()
+    assert side == "rows" and G.shape == (4, 4)  # never a 120x120 matrix, never 600 residual variables
+
+
+@pytest.mark.parametrize("objective,reason", [
+    (lambda U, V, Y: cp.sum_squares(Y - U @ V) + cp.norm(U, "fro"), "Pnorm|norm|reshape|vec"),
+    (lambda U, V, Y: cp.sum_squares(Y - mc.relu(U @ V)), "relu"),
+    (lambda U, V, Y: cp.sum_squares(Y.T - V.T @ U.T), "transpose"),
+])
+def test_blocks_outside_the_compiled_class_keep_the_cvxpy_path(rng, objective, reason):
+    Y = rng.standard_normal((12, 9))
+    U, V = cp.Variable((12, 12), name="U"), cp.Variable((12, 9), name="V")
+    prob = cp.Problem(cp.Minimize(objective(U, V, Y)))
+    res = mc.solve(prob, [[U], [V]], seed=0, max_iters=2, solver="clarabel")
+    assert res.info["forms"]["U"] == "cvxpy"
+    assert res.info["cvxpy_path_reasons"]["U"]
+    import re
+
+    assert re.search(reason, res.info["cvxpy_path_reasons"]["U"], re.I)
+
+
+def test_a_weight_that_turns_negative_is_refused_before_any_solve(rng):
+    # x * y**2: the weight of y's square is another block's value; cvxpy's DCP rules refuse it, so do we
+    x, y = cp.Variable(name="x"), cp.Variable(name="y")
+    with pytest.raises(mc.NotMulticonvexError):
+        mc.solve(cp.Problem(cp.Minimize(cp.square(x) + x * y ** 2)), [[x], [y]])
+
+
+def test_nonneg_factorization_through_the_active_set_solver(rng):
+    Y = np.abs(rng.standard_normal((15, 3)) @ rng.standard_normal((3, 10)))
+    W, H = cp.Variable((15, 3), nonneg=True, name="W"), cp.Variable((3, 10), nonneg=True, name="H")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - W @ H) + 1e-3 * (cp.sum_squares(W) + cp.sum_squares(H))))
+    res = mc.solve(prob, [[W], [H]], seed=0, tol=1e-5, max_iters=3000)
+    assert res.info["forms"] == {"W": "matrix", "H": "matrix"}
+    assert set(res.backends_used) == {"daqp"}
+    assert res.status == "converged" and res.certificate.is_partial_minimum
+    assert W.value.min() >= 0 and H.value.min() >= 0
+
+
+def test_jacobi_blocks_ship_to_a_process_pool_with_the_same_iterates(rng):
+    Y = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 15))
+
+    def run(executor):
+        U, V = cp.Variable((20, 3), name="U"), cp.Variable((3, 15), name="V")
+        prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + 0.1 * (cp.sum_squares(U) + cp.sum_squares(V))))
+        return mc.solve(prob, [[U], [V]], algorithm="jacobi", seed=0, max_iters=6, executor=executor,
+                        workers=2 if executor == "processes" else None)
+
+    here, pool = run("inprocess"), run("processes")
+    assert [h.objective for h in pool.history] == pytest.approx([h.objective for h in here.history], rel=1e-12)
