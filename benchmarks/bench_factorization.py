@@ -18,6 +18,7 @@ import cvxpy as cp
 import numpy as np
 
 import multiconvex as mc
+
 try:
     from multiconvex.benchmarks.peers import dmcp_style_factorization
 except ImportError:  # run from a checkout that was not installed
@@ -65,7 +66,8 @@ def main() -> None:
     print(f"{'ours':<8} {'peer':<9} {'ours s/sweep':>12} {'peer s/sweep':>12} {'speedup':>8} "
           f"{'ours obj':>14} {'peer obj':>14} {'solver share ours/peer':>22}")
     for r in rows:
-        print(f"{r['solver']:<8} {r['peer_solver']:<9} {r['ours_time_per_sweep']:12.4f} {r['peer_time_per_sweep']:12.4f} "
+        print(f"{r['solver']:<8} {r['peer_solver']:<9} "
+              f"{r['ours_time_per_sweep']:12.4f} {r['peer_time_per_sweep']:12.4f} "
               f"{r['speedup']:8.2f} {r['ours_objective']:14.8g} {r['peer_objective']:14.8g} "
               f"{100 * r['ours_solver_share']:10.0f}% / {100 * r['peer_solver_share']:.0f}%")
     out = Path(__file__).parent / "results"

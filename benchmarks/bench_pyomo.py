@@ -59,7 +59,8 @@ def factorization_rows(rng) -> list[dict]:
         return res, time.perf_counter() - t0
 
     for label, fn in [("pyomo gurobi_persistent", lambda: pyomo_run("gurobi_persistent", True)),
-                      ("pyomo gurobi_persistent, fresh solver per solve", lambda: pyomo_run("gurobi_persistent", False)),
+                      ("pyomo gurobi_persistent, fresh solver per solve",
+                       lambda: pyomo_run("gurobi_persistent", False)),
                       ("pyomo highs", lambda: pyomo_run("highs", True)),
                       ("pyomo highs, fresh solver per solve", lambda: pyomo_run("highs", False)),
                       ("cvxpy clarabel", lambda: cvxpy_run("clarabel"))]:
@@ -74,7 +75,8 @@ def relu_rows(rng) -> list[dict]:
     y = np.maximum(X @ rng.standard_normal(d), 0) + 0.1 * rng.standard_normal(N)
     W10, W20 = rng.standard_normal((h, d)), rng.standard_normal((1, h))
     rows = []
-    for label, reuse in [("pyomo highs (full space)", True), ("pyomo highs (full space), fresh solver per solve", False)]:
+    for label, reuse in [("pyomo highs (full space)", True),
+                         ("pyomo highs (full space), fresh solver per solve", False)]:
         pm = relu_network_model(X, y, [d, h, 1], weight_decay=1e-3, bias=False, weights=[W10, W20])
         set_consistent_activations(pm.model)
         opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=pm.blocks, max_iters=SWEEPS, tol=0.0,
@@ -92,8 +94,9 @@ def relu_rows(rng) -> list[dict]:
 
 
 def _row(problem, label, res, wall) -> dict:
-    return {"problem": problem, "path": label, "sweeps": res.iterations, "time_per_sweep": wall / max(res.iterations, 1),
-            "objective": res.objective, "solver_share": res.solver_time / wall, "status": res.status}
+    return {"problem": problem, "path": label, "sweeps": res.iterations,
+            "time_per_sweep": wall / max(res.iterations, 1), "objective": res.objective,
+            "solver_share": res.solver_time / wall, "status": res.status}
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def _cpu_model() -> str:
 
 def _gpu() -> str | None:
     try:
-        import torch
+        import torch  # lazy and optional: the GPU line is informational; torch takes ~0.7 s to import
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
@@ -45,7 +45,7 @@ def environment() -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # lazy and optional: informational, recorded when present
 
         blas = sorted({f"{i.get('internal_api')}:{i.get('num_threads')}" for i in threadpool_info()})
     except Exception:  # noqa: BLE001

@@ -14,24 +14,63 @@ Run: ``python benchmarks/parallel_speedup.py [--only polar]``; writes ``benchmar
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+import multiconvex as mc
+from multiconvex.benchmarks.environment import environment
+from multiconvex.benchmarks.problems import _low_rank
+from multiconvex.benchmarks.runner import BenchOptions, read_records, run_bench
+from multiconvex.cvxpy_front.blocks import normalise_blocks
+from multiconvex.cvxpy_front.form import CvxpyForm
+from multiconvex.executor import make_executor
+from multiconvex.globalopt.patterns import enumerate_patterns
+from multiconvex.globalopt.relu_polar import relu_polar
+from multiconvex.models import MatrixFactorization
+from multiconvex.solvers import problem_class, resolve
+
+
+def _bench_options(args: list[str]) -> BenchOptions:
+    """The ``quick`` suite on clarabel, changed by the ``multiconvex bench`` options in ``args`` that shape a run."""
+    ap = argparse.ArgumentParser(prog="--bench-args")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--seed-list")
+    ap.add_argument("--methods")
+    ap.add_argument("--problems")
+    ap.add_argument("--max-iters", type=int)
+    ap.add_argument("--time-limit", type=float)
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ns = ap.parse_args(args)
+    seeds = list(range(ns.seeds)) if ns.seed_list is None else [int(s) for s in ns.seed_list.split(",")]
+
+    def csv(spec: str | None) -> list[str] | None:
+        return [s.strip() for s in spec.split(",") if s.strip()] if spec else None
+
+    return BenchOptions(suite="quick", solvers=["clarabel"], seeds=seeds, methods=csv(ns.methods),
+                        problems=csv(ns.problems), max_iters=ns.max_iters, time_limit=ns.time_limit, tol=ns.tol)
+
+
+def _bench(out: str, options: BenchOptions, kind: str | None, workers: int | None) -> int:
+    """What ``multiconvex bench`` does with these options (``--workers``, ``--dask``): its exit code, 0 or 1."""
+    with make_executor(kind, workers) as executor:
+        summary = run_bench(out, options, executor=executor)
+    return 1 if summary.failed else 0
+
 
 def bench_cases(args: list[str]) -> dict:
-    from multiconvex.__main__ import main
-    from multiconvex.benchmarks.runner import read_records
-
+    options = _bench_options(args)
     out = {}
-    base = ["bench", "--suite", "quick", "--solvers", "clarabel", "--quiet"]
-    for name, extra in (("inprocess", []), ("processes-1", ["--workers", "1"]), ("processes-2", ["--workers", "2"]),
-                        ("dask-1", ["--dask", "--workers", "1"]), ("dask-2", ["--dask", "--workers", "2"])):
+    for name, kind, workers in (("inprocess", None, None), ("processes-1", "processes", 1),
+                                ("processes-2", "processes", 2), ("dask-1", "dask", 1), ("dask-2", "dask", 2)):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            code = main([*base, *args, *extra, "--out", f"{tmp}/run"])
+            code = _bench(f"{tmp}/run", options, kind, workers)
             wall = time.perf_counter() - t0
             recs = read_records(f"{tmp}/run")
         out[name] = {"exit": code, "wall": wall, "cases": len(recs), "sum_case_time": sum(r["wall_time"] for r in recs),
@@ -46,12 +85,6 @@ def bench_cases(args: list[str]) -> dict:
 
 
 def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
-    import numpy as np
-
-    import multiconvex as mc
-    from multiconvex.benchmarks.problems import _low_rank
-    from multiconvex.models import MatrixFactorization
-
     Y = _low_rank(m, n, 5, 0.1, seed=1)
     out = {"problem": f"matrix factorization {m}x{n}, rank {rank}, {iters} Jacobi iterations, clarabel"}
     for name, kw in (("inprocess", {}), ("threads-2", {"executor": "threads", "workers": 2})):
@@ -68,9 +101,6 @@ def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
     out["threads_speedup"] = out["inprocess"]["s_per_iteration"] / out["threads-2"]["s_per_iteration"]
 
     # what a process pool would pay per block solve: ship the compiled subproblem there and back
-    from multiconvex.cvxpy_front.blocks import normalise_blocks
-    from multiconvex.cvxpy_front.form import CvxpyForm
-    from multiconvex.solvers import problem_class, resolve
 
     mf = MatrixFactorization(rank=rank, lam=3.0, seed=0)
     model = mf.to_cvxpy(Y)
@@ -104,11 +134,6 @@ def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
 
 def polar(n: int = 40, d: int = 4, repeats: int = 3) -> dict:
     """The exact two-layer-ReLU polar (every activation pattern) on 1 and 2 thread / process workers."""
-    import numpy as np
-
-    from multiconvex.globalopt.patterns import enumerate_patterns
-    from multiconvex.globalopt.relu_polar import relu_polar
-
     rng = np.random.default_rng(0)
     X = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
     G = rng.standard_normal(n)
@@ -132,8 +157,6 @@ def polar(n: int = 40, d: int = 4, repeats: int = 3) -> dict:
 
 
 def main() -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench-args", default="", help="extra arguments for the bench runs (e.g. '--max-iters 15')")
     ap.add_argument("--only", choices=["jacobi", "bench_quick", "polar"], action="append",
@@ -144,7 +167,6 @@ def main() -> None:
     results = json.loads(path.read_text()) if args.only and path.exists() else {}
     for name in args.only or parts:
         results[name] = parts[name]()
-    from multiconvex.benchmarks.environment import environment
 
     results["environment"] = environment()
     results["when"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -16,8 +16,11 @@ separate) and ``trajectory`` (``[[time, objective], ...]``).
 
 from __future__ import annotations
 
+import itertools
 import time
-from typing import Any, Callable
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -75,7 +78,7 @@ def dmcp_style_alternation(model: Any, start: dict[str, np.ndarray], objective: 
     trajectory = [[0.0, f]]
     status = "iteration_limit"
     sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
+    for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - `sweeps` is the sweep count after the loop
         f_before = f
         for block in model.blocks:
             free = {v.id for v in block}
@@ -112,9 +115,7 @@ def sklearn_nmf(Y: np.ndarray, rank: int, alpha: float, start: dict[str, np.ndar
     Our ``α`` on an ``m × n`` matrix is scikit-learn's ``alpha_W = α / n``, ``alpha_H = α / m``
     with ``l1_ratio = 0`` (see :class:`multiconvex.models.NonnegativeMatrixFactorization`).
     """
-    import warnings
-
-    from sklearn.decomposition import NMF
+    from sklearn.decomposition import NMF  # lazy: scikit-learn takes ~0.5 s to import
 
     m, n = Y.shape
     est = NMF(n_components=rank, init="custom", solver=solver, beta_loss="frobenius", max_iter=max_iter, tol=tol,
@@ -143,7 +144,7 @@ def torch_descent(torch_objective: Callable, start: dict[str, np.ndarray], *, me
     Runs on ``threads`` torch threads (default 1, like the convex backends): on these
     small problems torch's thread pool only adds contention (13x slower on a loaded 2-core machine).
     """
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -231,8 +232,6 @@ def bigm_miqp(x: np.ndarray, y: np.ndarray, hidden: int, *, solver: str, bound: 
     with ``|w|, |b| <= bound``. The result is global only if no bound is active at the
     optimum; ``status`` says ``converged`` then and ``bound_active`` otherwise.
     """
-    import itertools
-
     n = len(x)
     big_m = bound * (np.abs(x).max() + 1.0)
     t0 = time.perf_counter()
@@ -251,7 +250,8 @@ def bigm_miqp(x: np.ndarray, y: np.ndarray, hidden: int, *, solver: str, bound: 
         solver_time += prob.solver_stats.solve_time or 0.0
         if prob.status in ("optimal", "optimal_inaccurate") and (best is None or prob.value < best["objective"]):
             best = {"objective": float(prob.value), "W1": np.column_stack([w.value, b.value]),
-                    "w2": np.array(signs), "active": max(np.abs(w.value).max(), np.abs(b.value).max()) >= bound * (1 - 1e-6)}
+                    "w2": np.array(signs),
+                    "active": max(np.abs(w.value).max(), np.abs(b.value).max()) >= bound * (1 - 1e-6)}
     total = time.perf_counter() - t0
     if best is None:
         return {"objective": None, "iterations": 0, "status": "solver_failure", "total_time": total,

@@ -10,11 +10,19 @@ known (with where it comes from).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
 
+import cvxpy as cp
 import numpy as np
+
+import multiconvex as mc
+from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
+from multiconvex.solvers import get_backend
+
+from .peers import bigm_miqp
 
 __all__ = ["BenchProblem", "Instance", "PROBLEMS", "get_problem", "register"]
 
@@ -79,7 +87,7 @@ def get_problem(name: str) -> BenchProblem:
     return PROBLEMS[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def build(name: str) -> Instance:
     """The instance of a registered problem (cached per process)."""
     return get_problem(name).build()
@@ -87,7 +95,7 @@ def build(name: str) -> Instance:
 
 # -- data ---------------------------------------------------------------------------------------
 def _digits(samples: int) -> np.ndarray:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes ~0.5 s to import
 
     return load_digits().data[:samples] / 16.0
 
@@ -104,9 +112,9 @@ def _standardise(X: np.ndarray) -> np.ndarray:
 
 # -- families -------------------------------------------------------------------------------------
 def _factorization(Y: np.ndarray, rank: int, lam: float, max_iters: int) -> Instance:
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import
 
-    from multiconvex.models import MatrixFactorization, svt_optimum
+    from multiconvex.models import MatrixFactorization, svt_optimum  # lazy: the models import torch (~0.7 s)
 
     model = MatrixFactorization(rank=rank, lam=lam)
     X_star, value = svt_optimum(Y, lam)
@@ -131,9 +139,9 @@ def _factorization(Y: np.ndarray, rank: int, lam: float, max_iters: int) -> Inst
 
 
 def _nmf(Y: np.ndarray, rank: int, alpha: float, max_iters: int) -> Instance:
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import
 
-    from multiconvex.models import NonnegativeMatrixFactorization
+    from multiconvex.models import NonnegativeMatrixFactorization  # lazy: the models import torch (~0.7 s)
 
     model = NonnegativeMatrixFactorization(rank=rank, alpha=alpha)
     Yt = torch.as_tensor(Y)
@@ -153,9 +161,9 @@ def _nmf(Y: np.ndarray, rank: int, alpha: float, max_iters: int) -> Instance:
 
 def _neuron(alpha: float, basin: str | None) -> Instance:
     """R&R's single neuron; ``basin`` picks a start inside one local minimum's piece (else random)."""
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import
 
-    from multiconvex.models import SingleReLUNeuron
+    from multiconvex.models import SingleReLUNeuron  # lazy: the models import torch (~0.7 s)
 
     neuron = SingleReLUNeuron(alpha=alpha)
     x, y = neuron.dataset()
@@ -183,11 +191,9 @@ def _neuron(alpha: float, basin: str | None) -> Instance:
 
 def _relu_net(X: np.ndarray, y: np.ndarray, hidden: int, decay: float, max_iters: int) -> Instance:
     """One hidden layer, ``(1/n)‖w2ᵀ relu(W1 [X; 1]) − y‖² + decay (‖W1‖² + ‖w2‖²)``, written with ``mc.relu``."""
-    import cvxpy as cp
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import
 
-    import multiconvex as mc
-    from multiconvex.models import CvxpyModel
+    from multiconvex.models import CvxpyModel  # lazy: the models import torch (~0.7 s)
 
     n = X.shape[0]
     Xa = np.vstack([X.T, np.ones(n)])  # (d + 1) x n: the bias is the last input
@@ -219,10 +225,6 @@ def _relu_net(X: np.ndarray, y: np.ndarray, hidden: int, decay: float, max_iters
 
 def _relu_global(n: int, hidden: int) -> Instance:
     """Tiny unregularised ReLU regression (one input) whose global optimum big-M MIQPs give."""
-    from multiconvex.solvers import get_backend
-
-    from .peers import bigm_miqp
-
     x = np.linspace(-1.0, 1.0, n)
     y = np.abs(x) - 0.3 + 0.5 * x**3 + 0.1 * np.random.default_rng(0).standard_normal(n)
     inst = _relu_net(x[:, None], y, hidden=hidden, decay=0.0, max_iters=100)
@@ -242,8 +244,6 @@ def _relu_global(n: int, hidden: int) -> Instance:
 def _relu_units(n: int, lam: float, seed: int) -> Instance:
     """Two-layer ReLU units ``[d, 1, 1]`` with a bias column, λ-regularised (sums): the reference is the
     convex reformulation's optimum over every activation pattern (set-up, not timed)."""
-    from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
-
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1, 1, size=(n, 2))
     y = np.maximum(X[:, 0] + 0.5 * X[:, 1], 0) - np.maximum(0.3 - X[:, 1], 0) + 0.1 * rng.standard_normal(n)
@@ -261,7 +261,7 @@ def _relu_units(n: int, lam: float, seed: int) -> Instance:
 
 
 def _bilinear(n: int, m: int, seed: int) -> Instance:
-    from multiconvex.models import BilinearProgram
+    from multiconvex.models import BilinearProgram  # lazy: the models import torch (~0.7 s)
 
     bp = BilinearProgram.random(n=n, m=m, seed=seed)
 
@@ -273,7 +273,7 @@ def _bilinear(n: int, m: int, seed: int) -> Instance:
 
 
 def _diabetes(samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_diabetes
+    from sklearn.datasets import load_diabetes  # lazy: scikit-learn takes ~0.5 s to import
 
     X, y = load_diabetes(return_X_y=True)
     X, y = X[:samples], y[:samples]
@@ -281,7 +281,7 @@ def _diabetes(samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cancer(samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_breast_cancer
+    from sklearn.datasets import load_breast_cancer  # lazy: scikit-learn takes ~0.5 s to import
 
     X, y = load_breast_cancer(return_X_y=True)
     X, y = X[:samples], y[:samples]

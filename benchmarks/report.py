@@ -130,7 +130,7 @@ def performance_profile(records: list[dict], tol: float) -> dict[str, np.ndarray
 
 # -- plots -------------------------------------------------------------------------------------------
 def _plot_objectives(records: list[dict], best: dict[str, float], out: Path) -> list[Path]:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib ~0.3 s; backend set before pyplot loads
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -171,7 +171,7 @@ def _plot_objectives(records: list[dict], best: dict[str, float], out: Path) -> 
 
 
 def _plot_profile(profile: dict[str, np.ndarray], out: Path) -> Path | None:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib ~0.3 s; backend set before pyplot loads
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -227,7 +227,7 @@ def render(run_dirs: list[str | Path], *, out: str | Path | None = None, tol: fl
         lines += [f"**Unfinished cases ({len(missing)})**: " + ", ".join(f"`{m}`" for m in missing)
                   + " — `multiconvex bench --resume --out " + str(main) + "` finishes them.", ""]
     summary = summarise(records, tol=tol, shift=shift, time_limit=time_limit)
-    lines += [f"## Summary per method and backend", "",
+    lines += ["## Summary per method and backend", "",
               f"Success: ran to an answer and within {tol:g}·max(1, |f*|) of the reference optimum f* "
               f"(or of the best objective found, where no reference is known). Time: shifted geometric mean of "
               f"wall time, shift {shift:g} s, failures counted at {penalty_time(records, time_limit):.3g} s; "
@@ -286,7 +286,7 @@ def render(run_dirs: list[str | Path], *, out: str | Path | None = None, tol: fl
     env = meta.get("environment", {})
     lines += ["## Environment", "", f"- host `{env.get('host')}`, {env.get('platform')}, Python {env.get('python')}",
               f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} logical CPUs); GPU: {env.get('gpu') or 'none'}",
-              f"- executor: " + "; ".join(s.get("executor", "?") for s in meta.get("sessions", [])),
+              "- executor: " + "; ".join(s.get("executor", "?") for s in meta.get("sessions", [])),
               f"- thread pools: {', '.join(env.get('threadpools') or []) or '—'}",
               "- versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())]
     workers = sorted({r.get("worker", "?") for r in records})

@@ -21,13 +21,23 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+import multiconvex as mc
+from multiconvex.errors import LicenceError
+from multiconvex.executor import InProcessExecutor, iter_completed
+from multiconvex.globalopt.relu_convex import convex_relu_regression
+from multiconvex.solvers import get_backend
+
+from . import peers
 from .environment import environment
+from .problems import build
 from .suites import GLOBAL_METHODS, OURS, Case, expand
 
 logger = logging.getLogger("multiconvex.bench")
@@ -59,7 +69,7 @@ class _PeakRSS:
             with open("/proc/self/statm") as fh:
                 return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
         except (OSError, ValueError):  # not Linux: the process peak so far
-            import resource
+            import resource  # lazy: Unix-only module, the fallback when /proc is missing
 
             scale = 1 if sys.platform == "darwin" else 1024
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
@@ -86,8 +96,6 @@ def _thin(trajectory: list[list[float]], keep: int = 200) -> list[list[float]]:
 
 
 def _run_ours(case: Case, inst, start: dict, max_iters: int) -> dict:
-    import multiconvex as mc
-
     model = inst.make()
     model.set_values(start, where=case.id)
     res = mc.solve(model.problem, model.blocks, algorithm=case.method, solver=case.backend, max_iters=max_iters,
@@ -112,20 +120,18 @@ def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
     """``grow`` (certified global optimum) or the convex reformulation it is checked against."""
     d = inst.data
     if case.method == "convex-reformulation":
-        from multiconvex.globalopt.relu_convex import convex_relu_regression
-
         sol = convex_relu_regression(d["Xb"], d["y"], d["lam"], patterns="exact", solver=case.backend)
         return {"objective": float(sol.objective), "status": sol.status, "iterations": None,
                 "run_time": sol.wall_time, "solver_time": sol.solver_time,
                 "trajectory": [[sol.wall_time, float(sol.objective)]], "global_optimal": None,
                 "message": f"{len(sol.patterns)} activation patterns, exact={sol.exact}"}
     if "Y" in d:  # matrix factorization
-        from multiconvex.models import MatrixFactorization
+        from multiconvex.models import MatrixFactorization  # lazy: the models import torch (~0.7 s)
 
         est = MatrixFactorization(lam=d["lam"], seed=case.seed).fit(d["Y"], algorithm="grow", solver=case.backend,
                                                                    time_limit=case.time_limit)
     else:
-        from multiconvex.models import ParallelReLUNetwork
+        from multiconvex.models import ParallelReLUNetwork  # lazy: the models import torch (~0.7 s)
 
         est = ParallelReLUNetwork(subnetwork=[d["X"].shape[1], 1, 1], lam=d["lam"], seed=case.seed)
         est.fit(d["X"], d["y"], algorithm="grow", solver=case.backend, patterns="exact", time_limit=case.time_limit)
@@ -133,11 +139,7 @@ def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
 
 
 def _run_peer(case: Case, inst, start: dict, max_iters: int) -> dict:
-    from . import peers
-
     if case.method == "dmcp-loop":
-        from multiconvex.solvers import get_backend
-
         solver = "CLARABEL" if case.backend == "auto" else get_backend(case.backend).cvxpy_target()
         out = peers.dmcp_style_alternation(inst.make(), start, inst.objective, solver=solver, max_sweeps=max_iters,
                                            tol=case.tol, time_limit=case.time_limit)
@@ -146,8 +148,6 @@ def _run_peer(case: Case, inst, start: dict, max_iters: int) -> dict:
         out = peers.sklearn_nmf(d["Y"], d["rank"], d["alpha"], start, inst.objective,
                                 solver=case.method.split("-", 1)[1], tol=case.tol)
     elif case.method == "bigm-miqp":
-        from multiconvex.solvers import get_backend
-
         out = peers.bigm_miqp(inst.data["x"], inst.data["y"], inst.data["hidden"],
                               solver=get_backend(case.backend).cvxpy_target())
     elif case.method in ("torch-adam", "torch-gd"):
@@ -167,10 +167,6 @@ class _Skip(Exception):
 
 def run_case(case: Case) -> dict:
     """Run one case and return its record. Never raises for a failing case: the record says why."""
-    from multiconvex.errors import LicenceError
-
-    from .problems import build
-
     record: dict[str, Any] = {**case.to_dict(), "worker": f"{environment()['host']}:{os.getpid()}",
                               "started": time.time()}
     try:  # building the data (and a reference optimum) is set-up, cached per process: not timed
@@ -277,8 +273,6 @@ def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: b
     on_record : callable, optional
         Called with each record as it is written (the CLI logs it).
     """
-    from multiconvex.executor import InProcessExecutor, iter_completed
-
     run_dir = Path(out)
     if resume:
         meta = read_run(run_dir)
@@ -335,7 +329,6 @@ def _describe(executor: Any) -> str:
 def _bar(total: int, initial: int, show: bool):
     if not show:
         return None
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="bench", unit="case")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from multiconvex.solvers import get_backend
+
 from .problems import PROBLEMS
 
 OURS = ("gauss-seidel", "jacobi")
@@ -79,8 +81,6 @@ class Case:
 
 
 def _backend_fits(backend: str, method: str, classes: tuple[str, ...]) -> bool:
-    from multiconvex.solvers import get_backend
-
     if backend == "auto":
         return method in OURS or method == "dmcp-loop"
     b = get_backend(backend)
@@ -107,8 +107,6 @@ def expand(suite: str, solvers: list[str], seeds: list[int], *, methods: list[st
             if methods and method not in methods:
                 continue
             if method == "bigm-miqp":
-                from multiconvex.solvers import get_backend
-
                 backends = [b for b in MIQP_BACKENDS if get_backend(b).available()]
             elif method in BACKEND_METHODS:
                 backends = [b for b in solvers if _backend_fits(b, method, prob.classes)]

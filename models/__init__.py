@@ -14,8 +14,8 @@ returns a `CvxpyModel` (problem, blocks, variables by name).
 - `datasets`: offline, standardised data (scikit-learn's bundled sets, synthetic generators)
 """
 
-from ._base import CvxpyModel
 from . import datasets
+from ._base import CvxpyModel
 from .bilinear import BilinearProgram
 from .matrix_factorization import MatrixFactorization, svt_optimum
 from .nmf import NonnegativeMatrixFactorization

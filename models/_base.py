@@ -16,6 +16,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+import multiconvex as mc  # at call time: the core may import the model zoo
 from multiconvex.errors import InvalidInputError
 
 __all__ = ["CvxpyModel", "Estimator"]
@@ -140,8 +141,6 @@ def solve_model(
     seeded start for the rest. Anything else is passed through unchanged as
     ``mc.solve(..., init=init)``.
     """
-    import multiconvex as mc  # at call time: the core may import the model zoo
-
     if "blocks" in solve_kwargs:
         raise InvalidInputError(
             f"{where}: blocks are fixed by the model; use to_cvxpy(...) and "

@@ -21,7 +21,8 @@ def factorization(Y: np.ndarray, k: int, reg: float, *, nonneg: bool, names=("U"
     M.add_component(names[1], R)
     r = (lambda a, j: R[j, a]) if right_transposed else (lambda a, j: R[a, j])
     fit = sum((Y[i, j] - sum(L[i, a] * r(a, j) for a in range(k))) ** 2 for i in range(m) for j in range(n))
-    M.obj = pyo.Objective(expr=0.5 * fit + reg / 2 * (sum(v ** 2 for v in L.values()) + sum(v ** 2 for v in R.values())))
+    penalty = sum(v ** 2 for v in L.values()) + sum(v ** 2 for v in R.values())
+    M.obj = pyo.Objective(expr=0.5 * fit + reg / 2 * penalty)
     return PyomoModel(M, [[L], [R]], {names[0]: L, names[1]: R})
 
 

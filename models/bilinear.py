@@ -20,9 +20,10 @@ import numpy as np
 from scipy.optimize import linprog
 
 from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt.checks import check_array
 
 from ._base import CvxpyModel, Estimator
-from ._validation import check_array
+from ._pyomo import bilinear, set_values
 
 __all__ = ["BilinearProgram"]
 
@@ -196,8 +197,6 @@ class BilinearProgram(Estimator):
 
         The variables start at the seeded `feasible_point`.
         """
-        from ._pyomo import bilinear, set_values
-
         return set_values(bilinear(self._data(f"{type(self).__name__}.to_pyomo")), self.feasible_point())
 
     def objective_at(self, x: np.ndarray, y: np.ndarray) -> float:

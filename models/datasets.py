@@ -35,7 +35,7 @@ def standardize(X: np.ndarray) -> np.ndarray:
 def load(name: str, *, standardize_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of a scikit-learn bundled data set: standardised features; labels (classification)
     or a standardised target (regression, ``diabetes``)."""
-    import sklearn.datasets as skd
+    import sklearn.datasets as skd  # lazy: scikit-learn takes ~0.5 s to import and only the loaders need it
 
     loaders = {"digits": skd.load_digits, "diabetes": skd.load_diabetes,
                "breast_cancer": skd.load_breast_cancer, "wine": skd.load_wine}

@@ -15,9 +15,13 @@ import cvxpy as cp
 import numpy as np
 
 from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt import GrowOptions, grow
+from multiconvex.globalopt.checks import check_array, check_rank, check_scalar
+from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
+from multiconvex.solvers import get_backend
 
 from ._base import CvxpyModel, Estimator
-from ._validation import check_array, check_rank, check_scalar
+from ._pyomo import factorization, set_values
 
 __all__ = ["MatrixFactorization", "svt_optimum"]
 
@@ -155,8 +159,6 @@ class MatrixFactorization(Estimator):
         ``V`` is indexed ``V[j, a]`` (n × k), as in ``to_cvxpy``. The variables start at the
         seeded `initial_point` (all-zero factors are a stationary point).
         """
-        from ._pyomo import factorization, set_values
-
         Y, k, lam = self._validate(Y, f"{type(self).__name__}.to_pyomo")
         pm = factorization(Y, k, lam, nonneg=False, names=("U", "V"), right_transposed=True)
         return set_values(pm, self.initial_point(Y))
@@ -222,15 +224,10 @@ class MatrixFactorization(Estimator):
         return self
 
     def _fit_grow(self, Y: Any, init: Any, kwargs: dict[str, Any], where: str):
-        from multiconvex.globalopt import GrowOptions, grow
-        from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
-
         Y, _, lam = self._validate(Y, where, grow=True)
         kwargs.pop("algorithm")
         solver = kwargs.pop("solver", None)
         if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
-            from multiconvex.solvers import get_backend
-
             for name in [solver] if isinstance(solver, str) else list(solver):
                 get_backend(name)  # an unknown name is a clear error before any work
         known = {f.name for f in GrowOptions.__dataclass_fields__.values()} - {"info"}

@@ -7,8 +7,10 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from multiconvex.globalopt.checks import check_array, check_rank, check_scalar
+
 from ._base import CvxpyModel, Estimator
-from ._validation import check_array, check_rank, check_scalar
+from ._pyomo import factorization, set_values
 
 __all__ = ["NonnegativeMatrixFactorization"]
 
@@ -84,8 +86,6 @@ class NonnegativeMatrixFactorization(Estimator):
 
         The variables start at the seeded `initial_point` (scikit-learn's random init).
         """
-        from ._pyomo import factorization, set_values
-
         Y, k, alpha = self._validate(Y, f"{type(self).__name__}.to_pyomo")
         pm = factorization(Y, k, alpha, nonneg=True, names=("W", "H"), right_transposed=False)
         return set_values(pm, self.initial_point(Y))

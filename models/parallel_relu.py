@@ -13,16 +13,39 @@ training (:func:`multiconvex.globalopt.relu_convex.convex_relu_regression`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from typing import Any, Sequence
+import time
+from collections.abc import Sequence
+from typing import Any
 
+import cvxpy as cp
 import numpy as np
+import torch
 
+import multiconvex as mc
 from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt import GrowOptions, grow
+from multiconvex.globalopt.certificate import make_certificate
+from multiconvex.globalopt.checks import check_array, check_scalar
+from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
+from multiconvex.globalopt.torch_problem import (
+    DTYPE,
+    REGULARISERS,
+    TorchGrowProblem,
+    TorchState,
+    adam,
+    forward,
+    init_weights,
+    objective,
+    regulariser_degree,
+)
+from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
+from multiconvex.result import Certificate, HistoryEntry, Result
+from multiconvex.solvers import get_backend
 
-from ._base import Estimator
-from ._validation import check_array, check_scalar
+from ._base import CvxpyModel, Estimator
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 
@@ -105,8 +128,6 @@ class ParallelReLUNetwork(Estimator):
 
     # -- configuration ---------------------------------------------------------------------------
     def _config(self, n_features: int | None, where: str) -> tuple[tuple[int, ...], float]:
-        from multiconvex.globalopt.torch_problem import REGULARISERS, regulariser_degree
-
         try:
             sizes = tuple(int(s) for s in self.subnetwork)
         except (TypeError, ValueError):
@@ -154,8 +175,6 @@ class ParallelReLUNetwork(Estimator):
 
     def initial_weights(self, X: Any) -> list[np.ndarray]:
         """The seeded start: ``n_subnetworks`` subnetworks at torch's ``nn.Linear`` scale."""
-        from multiconvex.globalopt.torch_problem import init_weights
-
         where = f"{type(self).__name__}.initial_weights"
         X = check_array(X, name="X", where=where, ndim=2)
         sizes, _ = self._config(X.shape[1], where)
@@ -213,8 +232,6 @@ class ParallelReLUNetwork(Estimator):
         -------
         self
         """
-        from multiconvex.globalopt import GrowOptions
-
         where = f"{type(self).__name__}.fit"
         if algorithm not in ALGORITHMS:
             raise InvalidInputError(f"{where}: algorithm={algorithm!r}; use one of {ALGORITHMS}.")
@@ -226,8 +243,6 @@ class ParallelReLUNetwork(Estimator):
         if unknown:
             raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)}.")
         if solver is not None:
-            from multiconvex.solvers import get_backend
-
             for name in [solver] if isinstance(solver, str) else list(solver):
                 if name != "auto":
                     get_backend(name)  # unknown names fail here, before any solve
@@ -243,21 +258,15 @@ class ParallelReLUNetwork(Estimator):
 
     def _problem(self, Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options):
         if self._two_layer_scalar:
-            from multiconvex.globalopt.relu_problem import ReLUGrowProblem
-
             return ReLUGrowProblem(Xa, Y[:, 0], lam, solver=solver, patterns=patterns, solver_options=solver_options,
                                    polar_options=polar_options, seed=self.seed)
-        from multiconvex.globalopt.torch_problem import TorchGrowProblem
 
         extra = {k: v for k, v in (polar_options or {}).items() if k in ("n_starts", "ascent_steps")}
         return TorchGrowProblem(Xa, Y, sizes, lam, self.regulariser, seed=self.seed, **extra)
 
     def _state(self, Ws: list[np.ndarray]):
         if self._two_layer_scalar:
-            from multiconvex.globalopt.relu_problem import ReLUState
-
             return ReLUState(Ws[0][:, 0, :].copy(), Ws[1][:, 0, 0].copy())
-        from multiconvex.globalopt.torch_problem import TorchState
 
         return TorchState(tuple(W.copy() for W in Ws))
 
@@ -267,8 +276,6 @@ class ParallelReLUNetwork(Estimator):
         return [W.copy() for W in state.Ws]
 
     def _fit_grow(self, Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options, opts):
-        from multiconvex.globalopt import grow
-
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
         opts.info = {"patterns": patterns if isinstance(patterns, (str, int)) else "array"}
         result, state = grow(problem, self._state(Ws), opts)
@@ -279,11 +286,6 @@ class ParallelReLUNetwork(Estimator):
 
     def _fit_adam(self, Xa, Y, Ws, sizes, lam, epochs, lr, time_limit, solver, patterns, solver_options,
                   polar_options):
-        import time
-
-        from multiconvex.globalopt.torch_problem import adam
-        from multiconvex.result import Certificate, HistoryEntry, Result
-
         t0 = time.perf_counter()
         Ws, hist = adam(Xa, Y, Ws, lam, self.regulariser, epochs=epochs, lr=lr, time_limit=time_limit)
         history = [HistoryEntry(i, t, f, None, math.nan, 0.0) for i, (t, f) in enumerate(hist)]
@@ -312,8 +314,6 @@ class ParallelReLUNetwork(Estimator):
                     polar_tol: float = 1e-5, gap_tol: float = 1e-5, polar_options: dict | None = None):
         """The global certificate (:class:`multiconvex.globalopt.GlobalCertificate`) at the fitted weights,
         wherever they came from (e.g. Adam). Nothing is trained."""
-        from multiconvex.globalopt.certificate import make_certificate
-
         where = f"{type(self).__name__}.certificate"
         self._check_fitted("weights_")
         Xa = self._inputs(X, where)
@@ -350,12 +350,6 @@ class ParallelReLUNetwork(Estimator):
 
         The variables hold the fitted weights (or the seeded start); for small data. Two-layer units only.
         """
-        import cvxpy as cp
-
-        import multiconvex as mc
-
-        from ._base import CvxpyModel
-
         Xa, y, lam, U0, a0 = self._units_for_export(X, y, f"{type(self).__name__}.to_cvxpy")
         U = cp.Variable(U0.shape, name="U")
         alpha = cp.Variable((1, len(a0)), name="alpha")
@@ -368,8 +362,6 @@ class ParallelReLUNetwork(Estimator):
         """The same objective as a full-space Pyomo model (a ``[d, r, 1]`` network without layer biases,
         the bias as a constant input column), blocks ``[[W1], [W2]]``, starting at the fitted weights
         (or the seeded start) with consistent activations. Two-layer units only; small data."""
-        from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
-
         Xa, y, lam, U0, a0 = self._units_for_export(X, y, f"{type(self).__name__}.to_pyomo")
         pm = relu_network_model(Xa, y, [Xa.shape[1], len(a0), 1], weight_decay=lam / 2, bias=False,
                                 weights=[U0, a0.reshape(1, -1)], loss_scale=0.5)
@@ -379,10 +371,6 @@ class ParallelReLUNetwork(Estimator):
     # -- prediction ----------------------------------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
         """``Σ_j φ(W_j)(x)``: shape (N,) for a scalar output, else (N, out)."""
-        import torch
-
-        from multiconvex.globalopt.torch_problem import DTYPE, forward
-
         self._check_fitted("weights_")
         Xa = self._inputs(X, f"{type(self).__name__}.predict")
         with torch.no_grad():
@@ -392,16 +380,12 @@ class ParallelReLUNetwork(Estimator):
 
     def score(self, X: Any, y: Any) -> float:
         """R² (scikit-learn's convention)."""
-        from sklearn.metrics import r2_score
+        from sklearn.metrics import r2_score  # lazy: scikit-learn takes ~0.5 s to import; only score() needs it
 
         return float(r2_score(np.asarray(y), self.predict(X)))
 
     def objective(self, X: Any, y: Any) -> float:
         """The training objective (sums, with λ) at the fitted weights on ``(X, y)``."""
-        import torch
-
-        from multiconvex.globalopt.torch_problem import DTYPE, objective
-
         self._check_fitted("weights_")
         where = f"{type(self).__name__}.objective"
         Xa = self._inputs(X, where)
@@ -415,6 +399,4 @@ class ParallelReLUNetwork(Estimator):
 
 def _uncertified(cert):
     """certify=False: keep the block gaps, drop any global claim (global_optimal None)."""
-    import dataclasses
-
     return dataclasses.replace(cert, global_optimal=None, globalopt=None)

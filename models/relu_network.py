@@ -10,15 +10,45 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Sequence
+import time as _time
+from collections.abc import Sequence
+from typing import Any
 
+import cvxpy as cp
 import numpy as np
 import torch
 
+import multiconvex as mc
+from multiconvex.cvxpy_front.solve import _configure_logging
+from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError
+from multiconvex.executor import make_executor
+from multiconvex.globalopt.checks import check_array, check_scalar
+from multiconvex.nets import (
+    ACTIVATIONS,
+    ENTRY_BUDGET,
+    GRADIENT_ALGORITHMS,
+    LOSSES,
+    Architecture,
+    GradientOptions,
+    NetForm,
+    forward,
+    gradient_basis_gap,
+    init_params,
+    normalised_curvature,
+    objective,
+    params_from_named,
+    region_test,
+    resolve_device,
+    run_gradient,
+)
+from multiconvex.nets.certificates import partial_minimum_certificate
+from multiconvex.nets.network import DTYPE
+from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
+from multiconvex.solvers import problem_class, resolve
+from multiconvex.validation import check_options
 
 from ._base import CvxpyModel, Estimator
-from ._validation import check_array, check_scalar
 
 __all__ = ["ReLUNetwork"]
 
@@ -107,8 +137,6 @@ class ReLUNetwork(Estimator):
 
     # -- configuration -------------------------------------------------------------------------
     def _arch(self, where: str):
-        from multiconvex.nets import ACTIVATIONS, LOSSES, Architecture
-
         sizes = tuple(int(s) for s in self.sizes) if isinstance(self.sizes, (list, tuple, np.ndarray)) else None
         if not sizes or len(sizes) < 2 or any(s < 1 for s in sizes):
             raise InvalidInputError(f"{where}: sizes must be a list [d, n_1, ..., n_out] of positive ints, "
@@ -125,17 +153,14 @@ class ReLUNetwork(Estimator):
         return Architecture(sizes, self.loss, self.activation, slope, bool(self.bias))
 
     def _device(self) -> torch.device:
-        from multiconvex.nets import resolve_device
-
         return resolve_device(self.device)
 
     def _tensors(self, X, y, where: str, fit: bool):
-        from multiconvex.nets.network import DTYPE
-
         arch = self._arch(where)
         X = check_array(X, name="X", where=where, ndim=2)
         if X.shape[1] != arch.sizes[0]:
-            raise InvalidInputError(f"{where}: X has {X.shape[1]} features, the network takes sizes[0]={arch.sizes[0]}.")
+            raise InvalidInputError(
+                f"{where}: X has {X.shape[1]} features, the network takes sizes[0]={arch.sizes[0]}.")
         dev = self._device()
         Xt = torch.as_tensor(X, dtype=DTYPE, device=dev)
         if y is None:
@@ -168,8 +193,6 @@ class ReLUNetwork(Estimator):
         return arch, Xt, torch.as_tensor(T, dtype=DTYPE, device=dev)
 
     def _params(self):
-        from multiconvex.nets import params_from_named
-
         self._check_fitted("coefs_")
         vals = {f"W{k + 1}": W for k, W in enumerate(self.coefs_)}
         vals.update({f"b{k + 1}": b for k, b in enumerate(self.intercepts_ or [])})
@@ -181,14 +204,9 @@ class ReLUNetwork(Estimator):
 
     def initial_params(self):
         """The seeded start (torch ``nn.Linear`` scale), as torch tensors on the model's device."""
-        from multiconvex.nets import init_params
-
         return init_params(self._arch("ReLUNetwork.initial_params"), self.seed, self._device())
 
     def _form(self, arch, X, T, solver, block_size, solver_options, budget):
-        from multiconvex.nets import ENTRY_BUDGET, NetForm
-        from multiconvex.solvers import problem_class, resolve
-
         resolve(solver, None)  # unknown names fail before anything is built
 
         def backends_for(subproblem, name):
@@ -241,12 +259,6 @@ class ReLUNetwork(Estimator):
         torch_threads : int or None
             torch intra-op threads while the block drivers run (see :func:`_torch_threads`).
         """
-        from multiconvex.drivers import DriverOptions, run
-        from multiconvex.executor import make_executor
-        from multiconvex.nets import GRADIENT_ALGORITHMS, GradientOptions, params_from_named, run_gradient
-        from multiconvex.nets.certificates import partial_minimum_certificate
-        from multiconvex.validation import check_options
-
         where = f"{type(self).__name__}.fit"
         if algorithm not in BLOCK_ALGORITHMS + GRADIENT_ALGORITHMS:
             raise InvalidInputError(f"{where}: algorithm={algorithm!r}; use one of "
@@ -259,7 +271,6 @@ class ReLUNetwork(Estimator):
             params0 = self._params()
         else:
             params0 = self.initial_params()
-        from multiconvex.cvxpy_front.solve import _configure_logging
 
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
@@ -280,8 +291,6 @@ class ReLUNetwork(Estimator):
                         res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), opts)
                     res.values = form.named_values(form.point_from_params(params))
                     if certify:
-                        import time as _time
-
                         t0 = _time.perf_counter()
                         res.certificate = partial_minimum_certificate(form, form.point_from_params(params), tol, ex)
                         res.info["certificate_time"] = _time.perf_counter() - t0
@@ -302,8 +311,6 @@ class ReLUNetwork(Estimator):
     # -- prediction ----------------------------------------------------------------------------
     def decision_function(self, X) -> np.ndarray:
         """Network outputs ``f(x)`` (logits for classification), shape ``(N, n_out)`` (``(N,)`` for one output)."""
-        from multiconvex.nets import forward
-
         arch, Xt, _ = self._tensors(X, None, f"{type(self).__name__}.predict", fit=False)
         with torch.no_grad():
             out = forward(arch, self._params(), Xt)[0].cpu().numpy()
@@ -336,14 +343,12 @@ class ReLUNetwork(Estimator):
         y = np.asarray(y)
         if self.loss != "squared":
             return float(np.mean(pred == y))
-        from sklearn.metrics import r2_score
+        from sklearn.metrics import r2_score  # lazy: scikit-learn takes ~0.5 s to import; only score() needs it
 
         return float(r2_score(y, pred))
 
     def objective(self, X, y) -> float:
         """``F(θ)`` at the current weights on ``(X, y)``."""
-        from multiconvex.nets import objective
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.objective", fit=False)
         with torch.no_grad():
             return float(objective(arch, self._params(), Xt, Tt, float(self.weight_decay)))
@@ -352,30 +357,22 @@ class ReLUNetwork(Estimator):
     def certificate(self, X, y, *, solver="auto", tol: float = 1e-6, block_size="auto", budget=None,
                     solver_options=None):
         """The partial-minimum certificate of the current weights on ``(X, y)`` (any origin)."""
-        from multiconvex.nets.certificates import partial_minimum_certificate
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=not hasattr(self, "classes_"))
         form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
         return partial_minimum_certificate(form, form.point_from_params(self._params()), tol)
 
     def gradient_basis_gap(self, X, y, *, trainable: list[int] | None = None, chunk: int = 256):
         """K&K's gradient-basis gap ``L(θ) − L*_θ`` (data loss, no weight decay) at the current weights."""
-        from multiconvex.nets import gradient_basis_gap
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.gradient_basis_gap", fit=False)
         return gradient_basis_gap(arch, self._params(), Xt, Tt, trainable=trainable, chunk=chunk)
 
     def region_test(self, X, y):
         """Milne's region test (largest θ with the weights in ``U(λ, θ)``)."""
-        from multiconvex.nets import region_test
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.region_test", fit=False)
         return region_test(arch, self._params(), Xt, Tt, float(self.weight_decay))
 
     def normalised_curvature(self, X, y) -> float:
         """Milne's ``2gᵀHg/‖g‖²`` of ``F`` at the current weights (double backprop)."""
-        from multiconvex.nets import normalised_curvature
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.normalised_curvature", fit=False)
         return normalised_curvature(arch, self._params(), Xt, Tt, float(self.weight_decay))
 
@@ -398,7 +395,7 @@ class ReLUNetwork(Estimator):
         return torch.nn.Sequential(*layers)
 
     @classmethod
-    def from_torch(cls, module: torch.nn.Module, **kwargs: Any) -> "ReLUNetwork":
+    def from_torch(cls, module: torch.nn.Module, **kwargs: Any) -> ReLUNetwork:
         """A fitted-state network from an ``nn.Sequential`` of Linear and ReLU/LeakyReLU layers.
 
         ``kwargs`` are constructor arguments (``loss``, ``weight_decay``, ``device``, ...);
@@ -442,8 +439,6 @@ class ReLUNetwork(Estimator):
         PyomoModel
             ``model``, ``blocks`` (``[[W1, b1], [W2, b2], ...]``) and ``variables`` by name.
         """
-        from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
-
         where = f"{type(self).__name__}.to_pyomo"
         arch, Xt, Tt = self._tensors(X, y, where, fit=not hasattr(self, "classes_"))
         if arch.loss != "squared" or arch.activation != "relu":
@@ -466,10 +461,6 @@ class ReLUNetwork(Estimator):
         Variables ``W1, b1, ...`` (torch layout) hold the current weights (or the seeded start),
         so ``mc.solve(cm.problem, cm.blocks, ...)`` starts where :meth:`fit` would. Small data only.
         """
-        import cvxpy as cp
-
-        import multiconvex as mc
-
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.to_cvxpy", fit=not hasattr(self, "classes_"))
         Xn, Tn = Xt.cpu().numpy(), Tt.cpu().numpy()
         N = Xn.shape[0]

@@ -17,10 +17,12 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+import multiconvex as mc
 from multiconvex.errors import InvalidInputError
+from multiconvex.globalopt.checks import check_array, check_scalar
 
 from ._base import CvxpyModel, Estimator
-from ._validation import check_array, check_scalar
+from ._pyomo import set_values, single_neuron
 
 __all__ = ["SingleReLUNeuron"]
 
@@ -125,8 +127,6 @@ class SingleReLUNeuron(Estimator):
     # -- cvxpy -------------------------------------------------------------------
     def to_cvxpy(self) -> CvxpyModel:
         """``Σ (y − mc.relu(a x + b))²`` with scalar ``a``, ``b`` and one block ``[[a, b]]``."""
-        import multiconvex as mc
-
         x, y = self.dataset()
         a = cp.Variable(name="a")
         b = cp.Variable(name="b")
@@ -138,8 +138,6 @@ class SingleReLUNeuron(Estimator):
 
         ``a``, ``b`` start at the seeded `initial_point`, the outputs at the values they imply.
         """
-        from ._pyomo import set_values, single_neuron
-
         x, y = self.dataset()
         start = self.initial_point()
         a0, b0 = float(start["a"]), float(start["b"])

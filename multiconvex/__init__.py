@@ -11,8 +11,15 @@ to the backend solver of your choice, and every result carries its certificate.
 from . import errors
 from .cvxpy_front import find_blocks, is_multiconvex, last_result, relu, solve
 from .cvxpy_front import register as _register_cvxpy
-from .errors import (InvalidInputError, LicenceError, MulticonvexError, NotMulticonvexError,
-                     SolverFailure, SolverUnavailableError, UnknownSolverError)
+from .errors import (
+    InvalidInputError,
+    LicenceError,
+    MulticonvexError,
+    NotMulticonvexError,
+    SolverFailure,
+    SolverUnavailableError,
+    UnknownSolverError,
+)
 from .pyomo_front import ReLURelation
 from .pyomo_front import register as _register_pyomo
 from .result import Certificate, HistoryEntry, Result

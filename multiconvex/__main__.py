@@ -14,6 +14,18 @@ import sys
 import textwrap
 import time
 
+import cvxpy as cp
+import numpy as np
+
+import multiconvex as mc
+from multiconvex.benchmarks.problems import PROBLEMS
+from multiconvex.benchmarks.report import render
+from multiconvex.benchmarks.runner import BenchOptions, RunDirError, run_bench
+from multiconvex.benchmarks.suites import SUITES, expand
+from multiconvex.errors import LicenceError, SolverUnavailableError, UnknownSolverError
+from multiconvex.executor import make_executor
+from multiconvex.solvers import available_solvers, get_backend
+
 #: Exit codes scripts can rely on.
 EXIT_OK = 0  # the command did what was asked (bench: every case ran and recorded a result)
 EXIT_FAILED = 1  # the work ran but did not succeed (demo not converged; bench: some case raised an error)
@@ -49,11 +61,7 @@ logger = logging.getLogger("multiconvex.cli")
 
 # -- demo ------------------------------------------------------------------------------------------------
 def _demo(args: argparse.Namespace) -> int:
-    import cvxpy as cp
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    import multiconvex as mc
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes ~0.5 s to import; only `demo` needs it
 
     Y = load_digits().data[: args.samples] / 16.0  # bundled with scikit-learn: no download
     Y = Y - Y.mean(axis=0)
@@ -79,8 +87,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 # -- solvers ---------------------------------------------------------------------------------------------
 def _solvers(args: argparse.Namespace) -> int:
-    import multiconvex as mc
-
     rows = mc.available_solvers()
     print(f"{'solver':<10} {'installed':<10} {'licence':<14} {'available':<10} {'version':<12} {'classes':<24} note")
     for r in rows:
@@ -98,8 +104,6 @@ def _solvers(args: argparse.Namespace) -> int:
 
 # -- bench -----------------------------------------------------------------------------------------------
 def _solver_list(spec: str) -> list[str]:
-    from multiconvex.solvers import available_solvers, get_backend
-
     if spec.strip().lower() == "all":
         return [r.name for r in available_solvers() if r.available]
     names = [s.strip().lower() for s in spec.split(",") if s.strip()]
@@ -121,12 +125,6 @@ class _Unavailable(Exception):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from multiconvex.benchmarks.problems import PROBLEMS
-    from multiconvex.benchmarks.runner import BenchOptions, RunDirError, run_bench
-    from multiconvex.benchmarks.suites import SUITES, expand
-    from multiconvex.errors import SolverUnavailableError, UnknownSolverError
-    from multiconvex.executor import make_executor
-
     if args.suite not in SUITES:
         return _usage(f"unknown suite {args.suite!r}; known suites: {', '.join(SUITES)}")
     problems = _csv(args.problems)
@@ -183,8 +181,6 @@ def _bench(args: argparse.Namespace) -> int:
         for case_id in summary.failed:
             print(f"  error: {case_id}")
     if args.report:
-        from multiconvex.benchmarks.report import render
-
         path = render([summary.run_dir], tol=args.success_tol)
         if not args.quiet:
             print(f"report: {path}")
@@ -193,9 +189,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 # -- report ----------------------------------------------------------------------------------------------
 def _report(args: argparse.Namespace) -> int:
-    from multiconvex.benchmarks.report import render
-    from multiconvex.benchmarks.runner import RunDirError
-
     try:
         path = render(args.run_dirs, out=args.out, tol=args.tol, shift=args.shift, plots=not args.no_plots)
     except RunDirError as exc:
@@ -235,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "problem classes.")
     sol.set_defaults(func=_solvers)
 
-    demo = sub.add_parser("demo", parents=[common], help="factorize the bundled digits data; print result and certificate",
+    demo = sub.add_parser("demo", parents=[common],
+                          help="factorize the bundled digits data; print result and certificate",
                           description="Matrix factorization of scikit-learn's bundled digits data, compared with "
                                       "its closed-form global optimum (singular value soft-thresholding).")
     demo.add_argument("--samples", type=int, default=600)
@@ -246,8 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tol", type=float, default=1e-8)
     demo.add_argument("--max-iters", type=int, default=500)
     demo.set_defaults(func=_demo)
-
-    from multiconvex.benchmarks.suites import SUITES
 
     bench = sub.add_parser(
         "bench", parents=[common], help="run a benchmark suite into a resumable run directory",
@@ -319,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a clear line, not a traceback, for the errors users cause
-        from multiconvex.errors import LicenceError, SolverUnavailableError, UnknownSolverError
 
         if isinstance(exc, (LicenceError, SolverUnavailableError)):
             return _fail(EXIT_UNAVAILABLE, str(exc))

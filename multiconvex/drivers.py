@@ -19,8 +19,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Hashable
 
 import numpy as np
 

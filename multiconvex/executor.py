@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor as _FuturesBase
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures import as_completed as _futures_as_completed
-from typing import Any, Callable, Iterable, Iterator, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import InvalidInputError, SolverUnavailableError
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Certificate:
         return max(gaps) if gaps else math.nan
 
     @classmethod
-    def from_gaps(cls, gaps: dict[str, float], tolerance: float) -> "Certificate":
+    def from_gaps(cls, gaps: dict[str, float], tolerance: float) -> Certificate:
         ok = bool(gaps) and all(np.isfinite(g) and -tolerance <= g <= tolerance for g in gaps.values())
         return cls(block_gaps=dict(gaps), tolerance=float(tolerance), is_partial_minimum=ok)
 

@@ -10,8 +10,9 @@ certificates only ever talk to this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -117,28 +118,3 @@ def replace(point: Point, values: Mapping[Hashable, np.ndarray]) -> Point:
     new = dict(point)
     new.update(values)
     return new
-
-
-def solve_block_cvxpy(index: int, problem: Any, backends: list[Any], options: Mapping[str, Any] | None,
-                      t0: float) -> tuple[BlockSolution, Any]:
-    """Solve one block's cvxpy problem through the backend list; ``(BlockSolution, SolveReport | None)``.
-
-    A missing licence or backend is a configuration error and raises; any other failure becomes a
-    failed :class:`BlockSolution` (the driver keeps its point). ``t0`` is when the block's work began.
-    The caller fills in ``values`` and ``value`` from the report when it has a solution.
-    """
-    import time
-
-    from .errors import LicenceError, SolverUnavailableError
-    from .solvers import solve_cvxpy
-
-    try:
-        report = solve_cvxpy(problem, backends, dict(options or {}), warm_start=True)
-    except (LicenceError, SolverUnavailableError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the point is kept
-        return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
-                             wall_time=time.perf_counter() - t0, message=str(exc),
-                             solve_time=time.perf_counter() - t0), None
-    return BlockSolution(block=index, status=report.status, backend=report.backend, solve_time=report.solve_time,
-                         wall_time=time.perf_counter() - t0, attempts=list(report.attempts)), report

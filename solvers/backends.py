@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,9 @@ def silence_highs_banner() -> None:
     user parses. Later objects print nothing. Does nothing when highspy is missing.
     """
     try:
-        import highspy
+        import highspy  # lazy and optional: only when the banner must be silenced
     except ImportError:
         return
-    import sys
 
     sys.stdout.flush()
     saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
@@ -128,7 +128,7 @@ def silence_highs_banner() -> None:
 
 @functools.lru_cache(maxsize=1)
 def _gurobi_licence() -> LicenceStatus:
-    import gurobipy as gp
+    import gurobipy as gp  # lazy: optional commercial solver, imported only to check its licence
 
     try:
         env = gp.Env(empty=True)
@@ -238,7 +238,7 @@ def _mosek_licence_paths() -> list[Path]:
 
 @functools.lru_cache(maxsize=1)
 def _mosek_licence() -> LicenceStatus:
-    import mosek
+    import mosek  # lazy: optional commercial solver, imported only to check its licence
 
     searched = ", ".join(str(p) for p in _mosek_licence_paths())
     try:

@@ -93,9 +93,23 @@ class ClarabelNativeBackend(Backend):
 
 def nonneg(m: int):
     """Clarabel's nonnegative cone of dimension ``m`` (``b − Ax ≥ 0``)."""
-    import clarabel
+    import clarabel  # lazy: the registry checks availability without importing the backend
 
     return clarabel.NonnegativeConeT(int(m))
+
+
+def second_order(dim: int):
+    """Clarabel's second-order cone of dimension ``dim``: ``(t, x)`` with ``‖x‖ ≤ t``."""
+    import clarabel  # lazy: the registry checks availability without importing the backend
+
+    return clarabel.SecondOrderConeT(int(dim))
+
+
+def exponential(count: int) -> list:
+    """``count`` copies of Clarabel's (primal) exponential cone, each three rows ``(x, y, z)``."""
+    import clarabel  # lazy: the registry checks availability without importing the backend
+
+    return [clarabel.ExponentialConeT() for _ in range(int(count))]
 
 
 def dense_csc(M: np.ndarray) -> sp.csc_array:
@@ -153,6 +167,37 @@ class NativeSolution:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def solve_once(P, q, A, b, cones: Sequence) -> NativeSolution:
+    """Minimise ``½ xᵀPx + qᵀx`` s.t. ``b − Ax ∈ cones`` once, with Clarabel's default settings (quiet).
+
+    For many small programs of different shapes (one per activation pattern, say), where keeping a
+    solver between calls (:class:`ClarabelProblem`) buys nothing. Unlike :class:`ClarabelProblem`,
+    presolve stays on. ``x`` is set when the status has a solution.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> sol = solve_once(sp.csc_matrix((1, 1)), np.array([-1.0]), sp.csc_matrix([[1.0]]), np.array([2.0]),
+    ...                  [nonneg(1)])
+    >>> sol.native_status, round(float(sol.x[0]), 6)
+    ('Solved', 2.0)
+    """
+    import clarabel  # lazy: the registry checks availability without importing the backend
+
+    t0 = time.perf_counter()
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solver = clarabel.DefaultSolver(P, q, A, b, list(cones), settings)
+    setup = time.perf_counter() - t0
+    sol = solver.solve()
+    native = str(sol.status)
+    status = STATUS_MAP.get(native, st.SOLVER_ERROR)
+    x = np.asarray(sol.x) if st.has_solution(status) else None
+    return NativeSolution(status=status, x=x, value=float(sol.obj_val) if x is not None else None,
+                          solve_time=float(sol.solve_time), setup_time=setup, iterations=int(sol.iterations),
+                          reused=False, native_status=native, wall_time=time.perf_counter() - t0)
+
+
 class ClarabelProblem:
     """A Clarabel solver kept between solves of problems with the same structure.
 
@@ -165,7 +210,7 @@ class ClarabelProblem:
 
     def __init__(self, options: dict[str, Any] | None = None):
         try:
-            import clarabel
+            import clarabel  # lazy: the registry checks availability without importing the backend
         except ImportError as exc:  # pragma: no cover - guarded by the backend's installed()
             raise SolverUnavailableError("clarabel-native needs Clarabel: `pip install clarabel`") from exc
         self._clarabel = clarabel
@@ -224,6 +269,9 @@ __all__ = [
     "ClarabelProblem",
     "NativeSolution",
     "dense_csc",
+    "exponential",
     "nonneg",
+    "second_order",
+    "solve_once",
     "triu_dense_csc",
 ]

@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cvxpy as cp
 
 from multiconvex.errors import LicenceError, SolverFailure, SolverUnavailableError
+from multiconvex.standard_form import BlockSolution
 
 from . import status as st
 from .base import Backend
@@ -205,3 +207,23 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
         status=getattr(last, "status", st.LICENCE_ERROR if isinstance(last, LicenceError)
                        else st.SOLVER_ERROR),
     ) from last
+
+
+def solve_block(index: int, problem: Any, backends: list[Any], options: Mapping[str, Any] | None,
+                      t0: float) -> tuple[BlockSolution, SolveReport | None]:
+    """Solve one block's cvxpy problem through the backend list; ``(BlockSolution, SolveReport | None)``.
+
+    A missing licence or backend is a configuration error and raises; any other failure becomes a
+    failed :class:`BlockSolution` (the driver keeps its point). ``t0`` is when the block's work began.
+    The caller fills in ``values`` and ``value`` from the report when it has a solution.
+    """
+    try:
+        report = solve_cvxpy(problem, backends, dict(options or {}), warm_start=True)
+    except (LicenceError, SolverUnavailableError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the point is kept
+        return BlockSolution(block=index, status=getattr(exc, "status", "solver_error"),
+                             wall_time=time.perf_counter() - t0, message=str(exc),
+                             solve_time=time.perf_counter() - t0), None
+    return BlockSolution(block=index, status=report.status, backend=report.backend, solve_time=report.solve_time,
+                         wall_time=time.perf_counter() - t0, attempts=list(report.attempts)), report

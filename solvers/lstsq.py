@@ -27,11 +27,10 @@ import logging
 import time
 from typing import Any
 
+import cvxpy.settings as s
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-
-import cvxpy.settings as s
 from cvxpy.error import SolverError
 from cvxpy.reductions.solution import Solution, failure_solution
 from cvxpy.reductions.solvers import utilities
@@ -50,7 +49,7 @@ SPARSE_DENSITY = 0.05
 def resolve_device(device: str = "auto") -> str:
     """``"auto"`` -> ``"cuda"`` if available else ``"cpu"``; other values pass through."""
     if device == "auto":
-        import torch
+        import torch  # lazy: torch takes ~0.7 s to import; cvxpy-only users of solvers/ never load it
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -105,7 +104,7 @@ def _dense_solve(K: np.ndarray, rhs: np.ndarray, device: str, spd: bool):
     Returns ``(u, exact)`` where ``exact`` is False when a least-squares
     (pseudo-inverse) solution was used.
     """
-    import torch
+    import torch  # lazy: torch takes ~0.7 s to import; cvxpy-only users of solvers/ never load it
 
     Kt = torch.as_tensor(K, dtype=torch.float64, device=device)
     rt = torch.as_tensor(rhs, dtype=torch.float64, device=device).reshape(-1, 1)
@@ -230,7 +229,7 @@ class LstsqSolver(QpSolver):
         return "MULTICONVEX_LSTSQ"
 
     def import_solver(self) -> None:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - cvxpy's availability probe: importing is the check
 
     def cite(self, data) -> str:
         return "multiconvex lstsq: reduced normal equations solved by torch Cholesky."

@@ -14,6 +14,7 @@ from multiconvex.benchmarks import runner
 from multiconvex.benchmarks.problems import PROBLEMS, build
 from multiconvex.benchmarks.report import best_known, shifted_geometric_mean, succeeded, summarise
 from multiconvex.benchmarks.suites import SUITES, expand
+from multiconvex.solvers import get_backend
 
 # test-sized quick suite: every problem and method of `quick`, one backend, few iterations
 QUICK = ["bench", "--suite", "quick", "--solvers", "clarabel", "--max-iters", "15", "--quiet"]
@@ -234,8 +235,6 @@ def test_summary_counts_failures_with_the_penalty_time():
 
 
 def test_global_miqp_finds_the_optimum_a_local_method_misses():
-    from multiconvex.solvers import get_backend
-
     if not get_backend("gurobi").available():
         pytest.skip("the fast global test uses Gurobi's pip licence (SCIP takes ~6 s); -m slow runs SCIP")
     miqp = runner.run_case(expand("global", ["clarabel"], [0], methods=["bigm-miqp"])[0])
@@ -262,8 +261,6 @@ def test_global_suite_grows_to_certified_optima_and_checks_them_against_the_conv
 
 @pytest.mark.slow
 def test_global_miqp_with_scip_agrees_with_gurobi():
-    from multiconvex.solvers import get_backend
-
     if not (get_backend("gurobi").available() and get_backend("scip").available()):
         pytest.skip("needs both MIQP backends")
     cases = {c.backend: c for c in expand("global", ["clarabel"], [0], methods=["bigm-miqp"])}

@@ -6,7 +6,9 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from multiconvex.models import ReLUNetwork
+
+from multiconvex.errors import SolverUnavailableError
+from multiconvex.models import ReLUNetwork, datasets
 from multiconvex.solvers import from_cvxpy, get_backend, resolve
 from multiconvex.solvers.clarabel_native import (
     ClarabelNativeBackend,
@@ -14,8 +16,6 @@ from multiconvex.solvers.clarabel_native import (
     dense_csc,
     nonneg,
 )
-
-from multiconvex.errors import SolverUnavailableError
 
 pytest.importorskip("clarabel")
 
@@ -170,7 +170,8 @@ def test_relu_exponential_cone_blocks_match_the_cvxpy_path(loss, out):
 def test_one_jacobi_sweep_of_layer_blocks_matches_the_cvxpy_path():
     X, y = _regression()
     kw = dict(algorithm="jacobi", max_iters=1, block_size="layer")
-    native = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, solver="clarabel-native", **kw)
+    net = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
+    native = net.fit(X, y, solver="clarabel-native", **kw)
     via = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, solver="clarabel", **kw)
     assert set(native.result_.backends_used) == {"clarabel-native"}
     np.testing.assert_allclose(native.result_.objectives, via.result_.objectives, rtol=1e-7)
@@ -201,7 +202,6 @@ def test_a_failed_native_solve_falls_back_to_the_cvxpy_backends_after_it():
 def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure():
     # Units on a piece boundary are also solved on the piece across it; that piece is often empty. Clarabel's
     # proof of infeasibility must neither send the block to the (slow) cvxpy fallback nor count as a failure.
-    from multiconvex.models import datasets
 
     X, y = datasets.load("diabetes")
     X, y = X[:100], y[:100]

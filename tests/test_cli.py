@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from multiconvex.__main__ import (EXIT_OK, EXIT_RUN_DIR, EXIT_UNAVAILABLE, EXIT_USAGE, main)
+from multiconvex.__main__ import EXIT_OK, EXIT_RUN_DIR, EXIT_UNAVAILABLE, EXIT_USAGE, main
 from multiconvex.solvers import LicenceStatus, get_backend
 
 

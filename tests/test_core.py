@@ -5,11 +5,11 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 import pytest
+from conftest import svt_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import multiconvex as mc
-from conftest import svt_value
 
 
 def low_rank(rng, m, n, r, noise=0.1):

@@ -8,8 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from multiconvex.errors import InvalidInputError
-from multiconvex.executor import (THREAD_ENV_VARS, FuturesExecutor, InProcessExecutor, iter_completed,
-                                  make_executor, pin_threads)
+from multiconvex.executor import (
+    THREAD_ENV_VARS,
+    FuturesExecutor,
+    InProcessExecutor,
+    iter_completed,
+    make_executor,
+    pin_threads,
+)
 
 
 def test_inprocess_is_the_default_and_keeps_order():

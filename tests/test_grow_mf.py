@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from multiconvex.errors import InvalidInputError
-from multiconvex.globalopt import dual_lower_bound, mf_polar, null_combination, rescale
+from multiconvex.globalopt import dual_lower_bound, make_certificate, mf_polar, null_combination, rescale
 from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
 from multiconvex.models import MatrixFactorization, svt_optimum
 
@@ -83,7 +83,6 @@ def test_a_non_stationary_point_with_small_polar_is_not_certified():
     lam = 2.0 * np.linalg.norm(Y, 2)
     problem = MFGrowProblem(Y, lam)
     s = MFState(0.01 * np.ones((10, 1)), 0.01 * np.ones((8, 1)))
-    from multiconvex.globalopt import make_certificate
 
     G = problem.residual(s)
     cert = make_certificate(G=G, Y=Y, lam=lam, objective=problem.objective(s), polar=np.linalg.norm(G, 2),
@@ -184,8 +183,6 @@ def test_small_scale_data_gets_no_absolute_tolerance(eps):
 
 
 def test_relative_gap_is_purely_relative():
-    from multiconvex.globalopt.certificate import make_certificate
-
     # Y = diag(3, 1)·1e-4, λ = 2e-4: X* = diag(1, 0)·1e-4, f* = 4.5e-8; the point X = 2 X* (balanced) has
     # polar σ_max(Y − X) = 1e-4 <= λ and f = 5e-8, 11% above f*, an absolute gap of only 5e-9
     Y = np.diag([3e-4, 1e-4])
@@ -201,8 +198,6 @@ def test_a_failed_block_solve_is_covered_only_by_a_closed_dual_gap():
     """Every block gap is <= f − f* <= the proven gap bound, so a gap bound within the block tolerance implies
     stationarity where a block solve failed (a near-interpolating ReLU fit made clarabel stop at its iteration
     limit on the hidden-block QP); an open gap does not."""
-    from multiconvex.globalopt.certificate import make_certificate
-
     Y = np.diag([3.0, 1.0])
     common = dict(Y=Y, lam=2.0, polar_exact=True, method="svd", block_gaps={"U": np.nan, "V": 0.0}, block_tol=1e-9,
                   n_subnetworks=1)

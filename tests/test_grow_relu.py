@@ -1,13 +1,15 @@
 """Parallel two-layer ReLU units grown to a certified global optimum (THEORY.md §4; issue 5)."""
 
 import numpy as np
+import pyomo.environ as pyo
 import pytest
 
+import multiconvex as mc
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import null_combination, rescale
 from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
-from multiconvex.models import ParallelReLUNetwork
+from multiconvex.models import ParallelReLUNetwork, datasets
 
 
 def toy(n, d, seed, noise=0.1):
@@ -142,8 +144,6 @@ def test_bad_input_is_refused_before_any_solve():
 
 
 def _diabetes_interval(max_rounds):
-    from multiconvex.models import datasets
-
     X, y = datasets.load("diabetes")
     net = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=1.0, seed=0)
     net.fit(X, y, patterns=200, max_rounds=max_rounds, max_iters=10, n_maximisers=10)
@@ -170,11 +170,6 @@ def test_input_dimension_ten_lower_bound_is_below_a_long_adam_run():
 
 
 def test_units_hand_back_the_same_objective_to_cvxpy_and_pyomo():
-    import pyomo.environ as pyo
-
-    import multiconvex as mc
-    from multiconvex.models import ParallelReLUNetwork
-
     rng = np.random.default_rng(1)
     X = rng.uniform(-1, 1, (12, 2))
     y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.05 * rng.standard_normal(12)

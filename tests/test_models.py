@@ -6,6 +6,8 @@ import cvxpy as cp
 import numpy as np
 import pytest
 from scipy.optimize import linprog
+from sklearn.decomposition import NMF
+from sklearn.decomposition._nmf import _initialize_nmf
 
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import (
@@ -16,6 +18,7 @@ from multiconvex.models import (
     SingleReLUNeuron,
     svt_optimum,
 )
+
 
 # -- data --------------------------------------------------------------------------
 def low_rank_plus_noise(m: int, n: int, r: int, noise: float, seed: int) -> np.ndarray:
@@ -85,8 +88,6 @@ def test_nmf_cvxpy_objective_matches_numpy_and_variables_are_nonneg():
 
 
 def test_nmf_initial_point_is_scikit_learns_random_init():
-    from sklearn.decomposition._nmf import _initialize_nmf
-
     Y = nonneg_low_rank(8, 6, 2, seed=6)
     start = NonnegativeMatrixFactorization(rank=3, seed=7).initial_point(Y)
     W, H = _initialize_nmf(Y, 3, init="random", random_state=7)
@@ -228,8 +229,6 @@ def test_matrix_factorization_reaches_svt_optimum(algorithm):
 
 
 def test_nmf_decreases_objective_keeps_factors_nonneg_and_matches_sklearn():
-    from sklearn.decomposition import NMF
-
     Y = nonneg_low_rank(25, 15, 3, seed=11)
     m, n = Y.shape
     alpha = 0.5

@@ -9,10 +9,20 @@ import torch
 import multiconvex as mc
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import ReLUNetwork
-from multiconvex.nets import (Architecture, block_data, forward, gradient_basis_gap, init_params, lambda_threshold,
-                              loss_change_fraction, normalised_curvature, objective, region_test)
+from multiconvex.nets import (
+    Architecture,
+    LayerBlock,
+    block_data,
+    forward,
+    gradient_basis_gap,
+    init_params,
+    lambda_threshold,
+    loss_change_fraction,
+    normalised_curvature,
+    objective,
+    region_test,
+)
 from multiconvex.nets.network import flatten, unflatten
-
 
 #: Every device-parametrised test runs on the CPU, and on CUDA where there is one.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
@@ -40,7 +50,6 @@ def test_block_affine_map_reproduces_the_network_on_its_piece(loss, activation):
     out, pre, inputs = forward(arch, params, X)
     T = torch.zeros(30, 2, dtype=torch.float64)
     T[:, 0] = 1
-    from multiconvex.nets import LayerBlock
 
     block = LayerBlock(0, (1, 3), whole_layer=False)
     data = block_data(arch, params, T, block, pre, inputs)
@@ -201,7 +210,8 @@ def test_gradient_basis_gap_of_a_fixed_feature_model_is_zero_at_its_critical_poi
     params = init_params(arch, 0, X.device)
     _, pre, inputs = forward(arch, params, X)
     feats = torch.cat([inputs[1], torch.ones(25, 1, dtype=torch.float64)], 1)
-    coef = torch.linalg.lstsq(feats, T, driver="gelsd").solution  # the critical point of the last layer (basis-function model)
+    # the critical point of the last layer (basis-function model)
+    coef = torch.linalg.lstsq(feats, T, driver="gelsd").solution
     params = [params[0], (coef[:-1].T.contiguous(), coef[-1].clone())]
     gap = gradient_basis_gap(arch, params, X, T, trainable=[1])
     assert gap.gap <= 1e-10 * gap.loss
@@ -232,7 +242,10 @@ def test_lambda_threshold_is_where_eq10_turns():
     X = np.array([[3.0, 4.0], [0.0, 1.0]])  # r = 5
     T = np.array([[1.0], [2.0]])  # ℓ(0) = (1 + 4)/4
     t = lambda_threshold(X, T, H=2)
-    rhs = lambda lam: lam ** 1.5 / (2 * (2 * 3 * 5.0) ** 1.0)
+
+    def rhs(lam):
+        return lam ** 1.5 / (2 * (2 * 3 * 5.0) ** 1.0)
+
     assert rhs(t.threshold) == pytest.approx(t.loss_at_zero)
     assert t.holds(t.threshold * 1.01) and not t.holds(t.threshold * 0.99)
 
@@ -278,7 +291,7 @@ def test_auto_device_picks_cuda_and_agrees_with_the_cpu():
     on_gpu = net.fit(X, y, **kw)
     on_cpu = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device="cpu").fit(X, y, **kw)
     assert on_gpu.objective_ == pytest.approx(on_cpu.objective_, rel=1e-8)
-    gd = [ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device=d).fit(X, y, algorithm="gd", lr=0.1, max_iters=100)
-          for d in ("auto", "cpu")]
+    gd = [ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device=d)
+          .fit(X, y, algorithm="gd", lr=0.1, max_iters=100) for d in ("auto", "cpu")]
     assert gd[0].objective_ == pytest.approx(gd[1].objective_, rel=1e-10)
     assert gd[0].result_.certificate.max_gap == pytest.approx(gd[1].result_.certificate.max_gap, rel=1e-5, abs=1e-9)

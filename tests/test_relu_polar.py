@@ -10,8 +10,11 @@ import pytest
 from scipy.optimize import linprog
 
 from multiconvex.errors import InvalidInputError, UnknownSolverError
+from multiconvex.globalopt import patterns as pm
+from multiconvex.globalopt import relu_polar as rp
 from multiconvex.globalopt.patterns import (
     PatternLimitError,
+    _cached,
     count_patterns_upper_bound,
     enumerate_patterns,
     sample_patterns,
@@ -305,14 +308,11 @@ def test_near_concurrent_hyperplanes_lose_no_chamber():
     S = S[(np.abs(S) > 1e-6).all(axis=1)]
     assert all(p.tobytes() in have for p in np.unique(S > 0, axis=0))
     assert len(pats) == count_patterns_upper_bound(16, 3)   # in general position after the perturbation
-    from multiconvex.globalopt.patterns import _cached
 
     assert _cached(X)[2]                                     # the sampling cross-check agreed
 
 
 def test_enumeration_that_misses_a_chamber_is_repaired_and_not_reported_exact(monkeypatch):
-    from multiconvex.globalopt import patterns as pm
-
     X, y = _data(12, 3, seed=11)
     X = X * (1 + 1e-9)  # a fresh array (not cached by other tests)
     full = pm._chamber_points
@@ -330,8 +330,6 @@ def test_enumeration_that_misses_a_chamber_is_repaired_and_not_reported_exact(mo
 
 
 def test_cache_is_not_fooled_by_in_place_mutation_or_a_key_collision(monkeypatch):
-    from multiconvex.globalopt import patterns as pm
-
     X = np.random.default_rng(12).standard_normal((9, 3))
     first = enumerate_patterns(X)
     X[0] = -X[0]                       # same array object, new data
@@ -373,8 +371,6 @@ def test_relaxation_with_a_zero_row_is_finite_and_valid():
 
 def test_a_reduced_accuracy_conic_solve_is_settled_exactly(monkeypatch):
     """An 'AlmostSolved' per-pattern solve may be far from optimal; the exact polar must not use it."""
-    from multiconvex.globalopt import relu_polar as rp
-
     X, y = _data(20, 3, seed=0)   # its maximum is not attained in closed form
     G = _linear_residual(X, y)
     ref = relu_polar(X, G, per_pattern="nnls").value

@@ -11,7 +11,7 @@ its subproblem with the other blocks fixed.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cvxpy as cp
 from cvxpy.expressions.expression import Expression

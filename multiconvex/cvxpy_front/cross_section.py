@@ -14,8 +14,8 @@ another ReLU) it is recompiled at each solve and this is logged once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import cvxpy as cp
 import numpy as np

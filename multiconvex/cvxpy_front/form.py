@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -12,7 +13,8 @@ from cvxpy.expressions.variable import Variable
 
 from ..errors import InvalidInputError, NotMulticonvexError
 from ..solvers import dispatch, has_solution
-from ..standard_form import Block, BlockSolution, Point, StandardForm, solve_block_cvxpy
+from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
+from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
 from .atoms import piece_of, relu
 from .blocks import block_names

@@ -14,6 +14,8 @@ The estimators users call are :class:`multiconvex.models.MatrixFactorization` (`
 and :class:`multiconvex.models.ParallelReLUNetwork`.
 """
 
+import importlib
+
 from .certificate import GlobalCertificate, dual_lower_bound, make_certificate
 from .grow import GrowOptions, LocalDescent, PolarInfo, SubnetworkProblem, grow
 from .mf_polar import MFPolar, mf_polar
@@ -25,8 +27,6 @@ _LAZY = {"relu_polar": ".relu_polar", "PolarResult": ".relu_polar",
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

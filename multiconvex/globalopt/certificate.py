@@ -20,8 +20,8 @@ subnetworks (``Σ θ(W_i) ≥ Ω(Σ φ(W_i))`` by definition of Ω).
 
 is a valid lower bound on the global optimum of the nonconvex problem (any r), at **any** point
 — weak duality needs no stationarity. ``gap_bound = f(W) − lower_bound ≥ f(W) − f*``.
-When ``ρ ≤ λ``, t = 1 is feasible and the gap is at most ``λΘ − ⟨G, X̂⟩``, which vanishes at a point that is stationary along the
-scaling of each subnetwork (there ``⟨G, φ(W_i)⟩ = λ θ(W_i)``, Euler's identity), so a converged
+When ``ρ ≤ λ``, t = 1 is feasible and the gap is at most ``λΘ − ⟨G, X̂⟩``, which vanishes at a point that is
+stationary along the scaling of each subnetwork (there ``⟨G, φ(W_i)⟩ = λ θ(W_i)``, Euler's identity), so a converged
 run with ``Ω°(G) ≤ λ`` closes the gap.
 
 **Global optimality** (Cor. 1) is claimed only when all of these were *computed*:
@@ -132,8 +132,8 @@ def relative_gap(gap: float, objective: float) -> float:
     No absolute floor such as ``max(1, |f|)``: the problem is scale-equivariant (``Y → εY``,
     ``λ → ελ`` scales every objective by ``ε²``), and a floor of 1 turned the test into an absolute
     one on small-scale data, certifying points far from the optimum (with ``gap_tol = 1e-6``:
-    ``f/f* − 1 ≈ 3e-4`` for entries of Y ~ 1e-4, over 3× the optimum for entries ~ 1e-7). The dual lower bound is ``≥ 0`` for the squared loss, so
-    ``gap > 0`` implies ``objective > 0`` and the ratio is well defined.
+    ``f/f* − 1 ≈ 3e-4`` for entries of Y ~ 1e-4, over 3× the optimum for entries ~ 1e-7). The dual lower bound is
+    ``≥ 0`` for the squared loss, so ``gap > 0`` implies ``objective > 0`` and the ratio is well defined.
     """
     if not math.isfinite(gap):
         return math.inf

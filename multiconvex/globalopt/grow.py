@@ -211,7 +211,8 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
             solver_time += pol.solver_time
             polar_checks.append(_check_record(rnd, problem, state, pol, f))
             cert = _certify(problem, state, pol, f, gaps, opts)
-            snapshot = (state, cert, gaps, pol.screened)  # the returned point is always one whose certificate was computed
+            # the returned point is always one whose certificate was computed
+            snapshot = (state, cert, gaps, pol.screened)
             max_gap = max([g for g in gaps.values() if np.isfinite(g)], default=math.nan)
             history.append(HistoryEntry(rnd, time.perf_counter() - t0, f, f"r={problem.n_subnetworks(state)}",
                                         max_gap, solver_time))

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse.linalg import svds
 
 logger = logging.getLogger("multiconvex")
 
@@ -90,7 +91,6 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
         U, s, Vt = np.linalg.svd(G, full_matrices=False)
         return MFPolar(float(s[0]), float(s[0]), True, "svd", s[:k].copy(), U[:, :k].copy(), Vt[:k].T.copy(),
                        time.perf_counter() - t0)
-    from scipy.sparse.linalg import svds
 
     rng = np.random.default_rng(seed)
     v0 = rng.standard_normal(min(m, n))

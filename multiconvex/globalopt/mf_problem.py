@@ -11,8 +11,10 @@ singular value (:mod:`.mf_polar`).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,8 +67,6 @@ class MFForm(StandardForm):
         return False
 
     def solve_prepared(self, index: int) -> BlockSolution:
-        import time
-
         t0 = time.perf_counter()
         p = self._prepared[index]
         if index == 0:
@@ -114,7 +114,6 @@ class MFGrowProblem:
     def local_descent(self, s: MFState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
         if s.U.shape[1] == 0:
             return LocalDescent(s, 0, True, 0.0, block_gaps={"U": 0.0, "V": 0.0})
-        import time
 
         limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
         # the driver's test is tol·max(1, |f|), absolute below |f| = 1; the certificate's relative gap is

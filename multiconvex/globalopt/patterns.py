@@ -34,6 +34,8 @@ import numpy as np
 
 from multiconvex.errors import InvalidInputError
 
+from .checks import check_array
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -114,8 +116,6 @@ def count_patterns_upper_bound(N: int, d: int) -> int:
 
 
 def _check_X(X: Any, where: str) -> np.ndarray:
-    from multiconvex.models._validation import check_array
-
     return check_array(X, name="X", where=where, ndim=2)
 
 

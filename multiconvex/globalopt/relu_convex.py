@@ -36,10 +36,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import cvxpy as cp
 import numpy as np
 
 from multiconvex.errors import InvalidInputError
+from multiconvex.solvers import resolve, solve_cvxpy
 
+from .checks import check_scalar
 from .patterns import _ZERO_ROW_TOL, DEFAULT_MAX_PATTERNS
 from .relu_polar import _check_patterns, _check_XG, _resolve_patterns
 
@@ -85,8 +88,6 @@ class ConvexReLUSolution:
 
 
 def _check_lam(lam: Any, where: str) -> float:
-    from multiconvex.models._validation import check_scalar
-
     return check_scalar(lam, name="lam", where=where, low=0.0)
 
 
@@ -206,10 +207,6 @@ def convex_relu_regression(
     SolverFailure, LicenceError, SolverUnavailableError
         From the backend.
     """
-    import cvxpy as cp
-
-    from multiconvex.solvers import resolve, solve_cvxpy
-
     start = time.perf_counter()
     X, y = _check_XG(X, y, _WHERE)
     lam = _check_lam(lam, _WHERE)

@@ -31,16 +31,24 @@ True
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import nnls
 
 from multiconvex.errors import InvalidInputError, MulticonvexError
+from multiconvex.executor import make_executor
+from multiconvex.solvers import get_backend, resolve, solve_cvxpy
+from multiconvex.solvers.clarabel_native import nonneg, second_order, solve_once
 
+from .checks import check_array
 from .patterns import (
     _ZERO_ROW_TOL,
     DEFAULT_MAX_PATTERNS,
@@ -116,8 +124,6 @@ class PolarResult:
 
 
 def _check_XG(X: Any, G: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
-    from multiconvex.models._validation import check_array
-
     X = check_array(X, name="X", where=where, ndim=2)
     G = check_array(G, name="G", where=where)
     if G.ndim == 2 and G.shape[1] == 1:
@@ -229,29 +235,19 @@ def local_polar_search(X: np.ndarray, G: np.ndarray, starts: int, *, seed: Any =
 
 def _clarabel_program(Xc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray | None, str, float]:
     """``max cᵀu s.t. Xc u ≥ 0, ‖u‖ ≤ 1`` through Clarabel's native matrix interface."""
-    import clarabel
-    import scipy.sparse as sp
-
     n, d = Xc.shape
     P = sp.csc_matrix((d, d))
     A = sp.csc_matrix(np.vstack([-Xc, np.zeros((1, d)), -np.eye(d)]))
     b = np.zeros(n + 1 + d)
     b[n] = 1.0
-    cones = [clarabel.NonnegativeConeT(n), clarabel.SecondOrderConeT(d + 1)]
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    sol = clarabel.DefaultSolver(P, -c, A, b, cones, settings).solve()
-    status = str(sol.status)
-    ok = status in ("Solved", "AlmostSolved")
-    return (np.asarray(sol.x) if ok else None), status, float(sol.solve_time)
+    sol = solve_once(P, -c, A, b, [nonneg(n), second_order(d + 1)])
+    return sol.x, sol.native_status, sol.solve_time
 
 
 def _projection_program(Xc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray | None, str, float]:
     """The same maximum by projection: ``max_{u∈K, ‖u‖≤1} cᵀu = ‖Π_K(c)‖`` for the cone
     ``K = {u : Xc u ≥ 0}``; by Moreau ``Π_K(c) = c + Xcᵀλ`` with ``λ = argmin_{λ≥0} ‖c + Xcᵀλ‖``
     (a non-negative least-squares problem, d rows, solved exactly by the active-set method)."""
-    from scipy.optimize import nnls
-
     t = time.perf_counter()
     try:
         lam, _ = nnls(Xc.T, -c, maxiter=50 * max(Xc.shape))
@@ -264,10 +260,6 @@ class _CvxpyProgram:
     """The same program as a DPP cvxpy problem, built once and re-solved with new parameters."""
 
     def __init__(self, N: int, d: int, solver: str):
-        import cvxpy as cp
-
-        from multiconvex.solvers import resolve
-
         self.u = cp.Variable(d)
         self.A = cp.Parameter((N, d))
         self.c = cp.Parameter(d)
@@ -275,8 +267,6 @@ class _CvxpyProgram:
         self.backends = resolve(solver, "SOCP")
 
     def __call__(self, Xc: np.ndarray, c: np.ndarray) -> tuple[np.ndarray | None, str, float]:
-        from multiconvex.solvers import solve_cvxpy
-
         self.A.value, self.c.value = Xc, c
         try:
             rep = solve_cvxpy(self.problem, self.backends, warm_start=False)
@@ -362,10 +352,6 @@ def _node_relaxation(X: np.ndarray, g: np.ndarray, fixed: dict[int, int], backen
     over-counts sample ``i`` at its solution (the branching score), ``points`` unit-vector
     candidates rounded from the solution. ``bound = inf`` when the backend failed.
     """
-    import cvxpy as cp
-
-    from multiconvex.solvers import solve_cvxpy
-
     N, d = X.shape
     g = g / scale
     F = np.fromiter(fixed, dtype=np.int64, count=len(fixed))
@@ -487,10 +473,6 @@ def relaxation_upper_bound(X: Any, G: Any, *, solver: str = "clarabel", time_lim
     >>> bool(rb.lower <= relu_polar(X, G).value <= rb.upper)
     True
     """
-    import heapq
-
-    from multiconvex.solvers import get_backend, resolve
-
     start = time.perf_counter()
     X, G = _check_XG(X, G, "relaxation_upper_bound")
     d = X.shape[1]
@@ -519,7 +501,10 @@ def relaxation_upper_bound(X: Any, G: Any, *, solver: str = "clarabel", time_lim
 
     for s in (1.0, -1.0):
         visit(s, {}, math.inf, None)
-    floor = lambda: max(best_val, lower)
+
+    def floor() -> float:
+        return max(best_val, lower)
+
     while heap and time_limit > 0 and time.perf_counter() - start < time_limit:
         neg_bound, _, s, fixed, excess = heap[0]
         if -neg_bound <= floor() * (1 + rtol) or excess is None:
@@ -653,7 +638,6 @@ def relu_polar(
         raise InvalidInputError(
             f"{_WHERE}: per_pattern must be 'auto', 'native', 'cvxpy' or 'nnls', got {per_pattern!r}."
         )
-    from multiconvex.solvers import resolve
 
     backend = resolve(solver, "SOCP")[0]   # unknown / unavailable / unable: raised here, before any solve
     kind = per_pattern
@@ -694,8 +678,6 @@ def relu_polar(
     cand_p, cand_s, cand_b = map(np.concatenate, (cand_p, cand_s, cand_b))
     order = np.argsort(-cand_b, kind="stable")
     cand_p, cand_s, cand_b = cand_p[order], cand_s[order], cand_b[order]
-
-    from multiconvex.executor import make_executor
 
     own = isinstance(executor, str) or executor is None
     ex = make_executor(executor, n_workers) if own else make_executor(executor)

@@ -40,7 +40,9 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from .grow import LocalDescent, PolarInfo
+from .relu_polar import local_polar_search, relu_polar
 
 #: ``|x_iᵀu_j| ≤ BOUNDARY_TOL · max(1, max_i |x_iᵀu_j|)``: sample i lies on unit j's piece boundary.
 BOUNDARY_TOL = 1e-7
@@ -143,8 +145,6 @@ class ReLUGrowProblem:
         return math.sqrt(f) if f > 0 and math.isfinite(f) else 1.0
 
     def _solve(self, prob: cp.Problem) -> tuple[str, float]:
-        from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
-
         report = solve_cvxpy(prob, resolve(self.solver, problem_class(prob)), self.solver_options)
         self.solves += 1
         return (report.status if has_solution(report.status) else "failed"), report.solve_time
@@ -165,7 +165,7 @@ class ReLUGrowProblem:
 
     def piece_program(self, s: ReLUState, flip_boundary: bool = False) -> tuple[ReLUState | None, float]:
         """Solve the group-lasso program on the current pieces and signs; (balanced state, solve time)."""
-        r, (N, d) = s.U.shape[0], self.X.shape
+        r, d = s.U.shape[0], self.X.shape[1]
         if r == 0:
             return s, 0.0
         D = self._patterns(s, flip_boundary).astype(float)
@@ -200,7 +200,7 @@ class ReLUGrowProblem:
 
     def hidden_block_value(self, s: ReLUState, flip_boundary: bool = False) -> tuple[float, float]:
         """Optimum of the hidden block ``U`` on its piece (α fixed), and the solve time."""
-        r, (N, d) = s.U.shape[0], self.X.shape
+        r, d = s.U.shape[0], self.X.shape[1]
         D = self._patterns(s, flip_boundary).astype(float)
         # at unit scale (see _unit): y/s, α/√s, u/√s, λ/s; the value is s² times the scaled one
         ys = self._unit(self.objective(s))
@@ -220,7 +220,7 @@ class ReLUGrowProblem:
     def local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
         f = self.objective(s)
         solver_time, it, converged = 0.0, 0, False
-        for it in range(1, max_iters + 1):
+        for it in range(1, max_iters + 1):  # noqa: B007 - `it` is the iteration count after the loop
             start = f
             flipped = False
             if s.U.shape[0] and self.gradient_steps:
@@ -256,7 +256,7 @@ class ReLUGrowProblem:
 
     def gradient_polish(self, s: ReLUState, iters: int) -> ReLUState:
         """L-BFGS on ``(U, α)`` (torch, float64, strong Wolfe line search)."""
-        import torch
+        import torch  # lazy: only this optional polish needs torch (~0.7 s to import); the rest of globalopt is numpy
 
         X, y = torch.as_tensor(self.X), torch.as_tensor(self.Y)
         U = torch.tensor(s.U, requires_grad=True)
@@ -314,8 +314,6 @@ class ReLUGrowProblem:
 
     def screen_polar(self, s: ReLUState, k: int) -> PolarInfo | None:
         """Cheap multi-start screening; returns up to ``k`` distinct maximisers above λ, or None."""
-        from .relu_polar import local_polar_search
-
         t0 = time.perf_counter()
         G = self.residual(s)
         found = local_polar_search(self.X, G, self.screen, seed=self.seed)
@@ -338,8 +336,6 @@ class ReLUGrowProblem:
                          values=vals, wall_time=time.perf_counter() - t0, screened=True)
 
     def polar(self, s: ReLUState, k: int, full: bool = False) -> PolarInfo:
-        from .relu_polar import relu_polar
-
         if self.screen and not full:
             screened = self.screen_polar(s, k)
             if screened is not None:

@@ -151,7 +151,7 @@ class TorchGrowProblem:
             f.backward()
             return f
 
-        for it in range(1, max_iters + 1):
+        for it in range(1, max_iters + 1):  # noqa: B007 - `it` is the iteration count after the loop
             opt.step(closure)
             f = float(closure().detach())
             if f_prev - f <= tol * max(1.0, abs(f)):
@@ -244,7 +244,6 @@ class TorchGrowProblem:
         ``c = (⟨G, φ⟩ − λ)/‖φ‖²`` on ``c φ(w)`` (θ(w) = 1, so θ(c^{1/p} w) = c)."""
         G = self.residual(s)
         Ws = [list(W) for W in s.Ws]
-        p = regulariser_degree(self.regulariser, len(s.Ws))
         added = 0
         for w in polar.maximisers:
             if added >= k:

@@ -13,13 +13,35 @@ machinery behind it, usable on its own with any weights:
 
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
 from .blocks import ENTRY_BUDGET, LayerBlock, block_data, make_blocks
-from .certificates import (GradientBasisGap, block_gaps, gradient_basis_gap, parameter_jacobian,
-                           partial_minimum_certificate)
-from .diagnostics import (LambdaThreshold, RegionTest, lambda_threshold, loss_change_fraction,
-                          normalised_curvature, region_test, region_theta, spectral_norm)
+from .certificates import (
+    GradientBasisGap,
+    block_gaps,
+    gradient_basis_gap,
+    parameter_jacobian,
+    partial_minimum_certificate,
+)
+from .diagnostics import (
+    LambdaThreshold,
+    RegionTest,
+    lambda_threshold,
+    loss_change_fraction,
+    normalised_curvature,
+    region_test,
+    region_theta,
+    spectral_norm,
+)
 from .form import NetForm, params_from_named
-from .network import (ACTIVATIONS, LOSSES, Architecture, data_loss, encode_targets, forward, init_params,
-                      objective, resolve_device)
+from .network import (
+    ACTIVATIONS,
+    LOSSES,
+    Architecture,
+    data_loss,
+    encode_targets,
+    forward,
+    init_params,
+    objective,
+    resolve_device,
+)
 
 __all__ = [
     "Architecture", "LOSSES", "ACTIVATIONS", "forward", "objective", "data_loss", "init_params", "encode_targets",

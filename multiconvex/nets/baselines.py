@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..result import Certificate, HistoryEntry, Result
+from .diagnostics import normalised_curvature, region_test
 from .network import Architecture, Params, objective
 
 logger = logging.getLogger("multiconvex")
@@ -61,8 +62,6 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     The returned point is the last iterate (gradient methods are not monotone); the history
     records the full-batch objective every ``log_every`` iterations.
     """
-    from .diagnostics import normalised_curvature, region_test
-
     leaves = [t.detach().clone().requires_grad_(True) for W, b in params0 for t in ((W, b) if b is not None else (W,))]
 
     def as_params() -> Params:

@@ -17,10 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cvxpy as cp
 import numpy as np
 import torch
+from torch.func import jacrev, vmap
 
 from ..result import Certificate
+from ..solvers import problem_class, resolve, solve_cvxpy
 from ..standard_form import Point
 from .network import Architecture, Params, data_loss, flatten, forward, unflatten
 
@@ -100,8 +103,6 @@ def parameter_jacobian(arch: Architecture, params: Params, X: torch.Tensor, *, t
     ``chunk · n_out · n_params`` entries. ``trainable`` (layer indices, 0-based) restricts the
     columns to those layers' parameters (e.g. only the last layer for a fixed-feature model).
     """
-    from torch.func import jacrev, vmap
-
     theta = flatten(params).detach()
     sizes = [W.numel() + (b.numel() if b is not None else 0) for W, b in params]
     starts = np.cumsum([0] + sizes)
@@ -155,9 +156,6 @@ def gradient_basis_gap(arch: Architecture, params: Params, X: torch.Tensor, T: t
         proj = (Q.T @ lin)[keep]
         gap = float((proj ** 2 / w[keep]).sum()) / (2 * N)
         return GradientBasisGap(gap, loss, loss - gap, int(keep.sum()), int(w.numel()))
-    import cvxpy as cp
-
-    from ..solvers import problem_class, resolve, solve_cvxpy
 
     J = torch.cat([j for _, j in parameter_jacobian(arch, params, X, trainable=trainable, chunk=chunk)])
     K = J.shape[1]

@@ -16,15 +16,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 import torch
+from scipy.special import logsumexp
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
-from ..standard_form import Block, BlockSolution, Point, StandardForm, solve_block_cvxpy
-from .blocks import ENTRY_BUDGET, BlockData, LayerBlock, block_boundary, block_data, make_blocks
+from ..solvers import has_solution
+from ..solvers.clarabel_native import exponential, nonneg, triu_dense_csc
+from ..solvers.cvxpy_adapter import options_for
+from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
+from ..standard_form import Block, BlockSolution, Point, StandardForm
+from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
 from .network import DTYPE, Architecture, Params, forward, init_params, objective
 
 logger = logging.getLogger("multiconvex")
@@ -130,7 +137,6 @@ class _NativeSubproblem:
         if self.arch.loss == "squared":  # ½θᵀ gram θ − linᵀθ, over N
             return float(theta @ (mats["gram"] @ theta) / 2 - mats["lin"] @ theta) / self.N \
                 + wd / 2 * float(theta @ theta)
-        from scipy.special import logsumexp
 
         z = (mats["Z"] @ theta + mats["zc"]).reshape(self.N, -1)
         return float(logsumexp(z, axis=1).sum() - mats["q"] @ theta) / self.N + wd / 2 * float(theta @ theta)
@@ -193,10 +199,6 @@ class _NativeSubproblem:
 
     def matrices(self, data: BlockData, T: np.ndarray, prox: float):
         """Clarabel's ``P, q, A, b, cones`` for the block, and what :meth:`main` needs."""
-        import scipy.sparse as sp
-
-        from ..solvers.clarabel_native import nonneg, triu_dense_csc
-
         theta0 = data.theta0.detach().cpu().numpy()
         p, N = theta0.size, self.N
         reg = self.weight_decay + prox
@@ -209,8 +211,6 @@ class _NativeSubproblem:
             rows, cols, vals, b, m = self._piece_rows(data, p, 0)
             A = _csc(rows, cols, vals, (m, p))
             return triu_dense_csc(P), q, A, b, ([nonneg(m)] if m else []), mats
-        import clarabel
-
         A_out = data.A.detach().cpu().numpy()
         c_out = data.c.detach().cpu().numpy()
         if self.arch.loss == "logistic":  # z = [0, −t f]: LSE = log(1 + e^{−tf})
@@ -240,14 +240,12 @@ class _NativeSubproblem:
         b = np.concatenate([np.ones(N), hb, np.stack([zc, np.ones(n_u), np.zeros(n_u)], axis=1).ravel()])
         P = sp.csc_array((np.full(p, reg), (np.arange(p), np.arange(p))), shape=(n, n))
         qv = np.concatenate([-qlin / N - prox * theta0, np.full(N, 1.0 / N), np.zeros(n_u)])
-        cones = [nonneg(N + m)] + [clarabel.ExponentialConeT() for _ in range(n_u)]
+        cones = [nonneg(N + m), *exponential(n_u)]
         return P, qv, A, b, cones, {"Z": Z, "zc": zc, "q": qlin}
 
 
 def _csc(rows: list, cols: list, vals: list, shape: tuple[int, int]):
     """COO triplets -> CSC with sorted indices and every given entry kept (explicit zeros too)."""
-    import scipy.sparse as sp
-
     if not rows:
         return sp.csc_array(shape)
     A = sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape).tocsc()
@@ -364,10 +362,8 @@ class NetForm(StandardForm):
                 else:
                     native, rest = [], None
                 if native:
-                    from ..solvers.cvxpy_adapter import _options_for
-
                     sub = _NativeSubproblem(self.arch, self.X.shape[0], b.layer, self.weight_decay, native[0],
-                                            _options_for(native[0], self.solver_options))
+                                            options_for(native[0], self.solver_options))
                     sub.fallback = rest
                 else:
                     sub = self._cvxpy_subproblem(b.layer, len(b.units))
@@ -446,8 +442,6 @@ class NetForm(StandardForm):
 
     def _solve_cvxpy(self, index: int, sub: _Subproblem, data: BlockData, prox: float, f0: float,
                      t0: float) -> BlockSolution:
-        from ..solvers import has_solution
-
         block = self.layer_blocks[index]
         sub.set_data(data, self.T_np, self.arch.loss, prox)
         # the subproblem's objective drops constants: match it to F at the point (on its piece)

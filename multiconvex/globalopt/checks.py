@@ -1,4 +1,9 @@
-"""Input checks shared by the models: each raises InvalidInputError saying what, where, and what to do."""
+"""Input checks shared by the models and the global-optimality tools: each raises InvalidInputError saying
+what, where, and what to do.
+
+They live here, below :mod:`multiconvex.models`, because both packages use them and the models already
+depend on :mod:`multiconvex.globalopt` (never the other way round).
+"""
 
 from __future__ import annotations
 
