@@ -141,8 +141,8 @@ class _Driver:
         as plain data (:meth:`StandardForm.ship`) — a form whose solves need this process is refused there."""
         ex, form = self.opts.executor, self.form
         if getattr(ex, "kind", None) in ("processes", "dask"):
-            tasks = [form.ship(i) for i in indices]
-            if all(t is not None for t in tasks):
+            tasks = [t for t in (form.ship(i) for i in indices) if t is not None]
+            if len(tasks) == len(indices):
                 return [form.receive(i, r) for i, r in zip(indices, ex.map(_run_task, tasks))]
         return ex.map(form.solve_prepared, indices)
 
@@ -168,7 +168,7 @@ class _Driver:
         if prox == 0 and _all_within(gaps, tol):
             accept = False  # the start point is certified: stay on it
         for sol in sols if accept else ():
-            if sol.ok:
+            if sol.values is not None:
                 cand = replace(x, sol.values)
                 merit = form.evaluate(cand)
                 if best is None or not _no_worse(best[0], merit):
@@ -193,6 +193,7 @@ class _Driver:
                 failed.append(name)
                 continue
             n_ok += 1
+            assert sol.values is not None  # ok means values
             cand = replace(st.x, sol.values)
             if st.offer(cand, form.evaluate(cand)):
                 accepted.append(name)

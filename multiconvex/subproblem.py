@@ -151,7 +151,8 @@ class BlockSubproblem:
 
     @property
     def only_equalities(self) -> bool:
-        return not self.has_bounds and (self.m == 0 or bool(np.array_equal(self.l, self.u)))
+        return not self.has_bounds and (self.m == 0 or (self.l is not None and self.u is not None
+                                                        and bool(np.array_equal(self.l, self.u))))
 
     @property
     def is_quadratic(self) -> bool:

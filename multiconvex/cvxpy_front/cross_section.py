@@ -24,11 +24,11 @@ from cvxpy.expressions.expression import Expression
 from cvxpy.expressions.variable import Variable
 
 from ..errors import NotMulticonvexError
+from ..pieces import on_boundary
 from .atoms import piece_of, relu
 
 logger = logging.getLogger("multiconvex")
 
-BOUNDARY_TOL = 1e-7  # |z| <= BOUNDARY_TOL * max(1, max|z|): the unit is on the boundary of its piece
 
 _COPIED_ATTRIBUTES = ("nonneg", "nonpos", "pos", "neg", "symmetric", "diag", "PSD", "NSD", "bounds")
 
@@ -207,12 +207,12 @@ class CrossSection:
             elif fold.clip == "nonpos":
                 val = np.minimum(val, 0.0)
             fold.param.value = val
-        on_boundary = False
+        any_edge = False
         for pf in self.pieces:
             z = np.asarray(pf.arg.value, dtype=float).reshape(pf.mask.shape, order="F")
             s = piece_of(z)
-            edge = np.abs(z) <= BOUNDARY_TOL * max(1.0, float(np.max(np.abs(z), initial=0.0)))
-            on_boundary = on_boundary or bool(edge.any())
+            edge = on_boundary(z)
+            any_edge = any_edge or bool(edge.any())
             if flip_boundary:
                 s = np.where(edge, 1.0 - s, s)
             pf.mask.value = s
@@ -230,7 +230,7 @@ class CrossSection:
                 a.value = float(prox) * np.asarray(values[vid], dtype=float)
         elif prox:
             raise ValueError("this subproblem was built without a proximal term")
-        return on_boundary
+        return any_edge
 
     def solution(self) -> dict[int, np.ndarray]:
         return {vid: np.asarray(x.value, dtype=float).reshape(x.shape) for vid, x in self.copies.items()}

@@ -40,12 +40,10 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from .grow import LocalDescent, PolarInfo
 from .relu_polar import local_polar_search, relu_polar
-
-#: ``|x_iᵀu_j| ≤ BOUNDARY_TOL · max(1, max_i |x_iᵀu_j|)``: sample i lies on unit j's piece boundary.
-BOUNDARY_TOL = 1e-7
 
 logger = logging.getLogger("multiconvex")
 
@@ -155,13 +153,13 @@ class ReLUGrowProblem:
         Z = (self.X @ s.U.T).T
         D = Z >= 0
         if flip_boundary:
-            edge = np.abs(Z) <= BOUNDARY_TOL * np.maximum(1.0, np.abs(Z).max(axis=1, keepdims=True))
+            edge = on_boundary(Z, axis=1)  # sample i on unit j's piece boundary
             D = np.where(edge, ~D, D)
         return D
 
     def has_boundary(self, s: ReLUState) -> bool:
         Z = (self.X @ s.U.T).T
-        return bool((np.abs(Z) <= BOUNDARY_TOL * np.maximum(1.0, np.abs(Z).max(axis=1, keepdims=True))).any())
+        return bool(on_boundary(Z, axis=1).any())
 
     def piece_program(self, s: ReLUState, flip_boundary: bool = False) -> tuple[ReLUState | None, float]:
         """Solve the group-lasso program on the current pieces and signs; (balanced state, solve time)."""
