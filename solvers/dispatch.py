@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from multiconvex.errors import LicenceError, SolverFailure, SolverUnavailableError
 from multiconvex.subproblem import BlockSubproblem
@@ -78,6 +80,13 @@ class Plan:
     auto: bool = False
     workspaces: dict[Any, dict] = field(default_factory=dict, repr=False)
     _usable: dict[str, bool] = field(default_factory=dict, repr=False)  # installed and licensed, asked once
+
+    def installed(self, backend: Backend) -> bool:
+        """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve)."""
+        key = "installed:" + backend.name
+        if key not in self._usable:
+            self._usable[key] = backend.installed()
+        return self._usable[key]
 
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
@@ -154,11 +163,31 @@ def _check_licence(backend: Backend, sub: BlockSubproblem) -> None:
         backend.check_size(sub.n, sub.m + n_bounds, sub.n if sub.is_quadratic else 0)
 
 
+#: Largest dense factor (the shared Gram matrix's side, else n) solved with one BLAS thread: small
+#: factorisations gain nothing from threads, and on a loaded machine OpenBLAS's spinning threads made a
+#: 12x12 Cholesky solve with 600 right-hand sides 20-100x slower (benchmarks/bench_subproblem.py).
+SINGLE_THREAD_FACTOR = 500
+
+_blas: ThreadpoolController | None = None
+
+
+def _one_blas_thread(sub: BlockSubproblem):
+    global _blas
+    shared = sub.shared_gram()
+    size = shared[1].shape[0] if shared is not None else sub.n
+    if size > SINGLE_THREAD_FACTOR:
+        return contextlib.nullcontext()
+    if _blas is None:
+        _blas = ThreadpoolController()  # scans the loaded libraries once
+    return _blas.limit(limits=1, user_api="blas")
+
+
 def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
                state: dict) -> MatrixOutcome:
     solver = MATRIX_SOLVERS.get(backend.name)
     if solver is not None and solver.accepts(sub, auto=False):
-        return solver.solve(sub, options, warm, state)
+        with _one_blas_thread(sub):
+            return solver.solve(sub, options, warm, state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
         raise SolverFailure(f"{backend.name} cannot take a {sub.problem_class} block subproblem",
                             solver=backend.name, status=st.SOLVER_ERROR)
@@ -182,7 +211,7 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
     for backend in plan.candidates(sub):
         t_try = time.perf_counter()
         try:
-            if not backend.installed():
+            if not plan.installed(backend):
                 raise SolverUnavailableError(f"solver {backend.name!r} is not installed; `{backend.install_hint()}`")
             _check_licence(backend, sub)
         except (LicenceError, SolverUnavailableError) as exc:

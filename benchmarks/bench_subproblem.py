@@ -1,0 +1,437 @@
+"""Block subproblems as matrix values: our cvxpy front end against plain numpy and a rebuild loop.
+
+Four measurements, side by side in one run (each timed case: one untimed warm-up, then the
+median of ``--repeats`` runs; import time is never counted):
+
+1. **Demo job** — digits (``load_digits``, first 600 rows / 16, centred), rank 12, λ = 8,
+   ``½‖Y − UV‖² + (λ/2)(‖U‖² + ‖V‖²)`` through ``mc.solve(..., solver="auto")`` against plain numpy
+   alternating least squares doing the same number of sweeps (``res.iterations``) from the same
+   start (``default_rng(seed).standard_normal`` per variable, in the problem's variable order, as
+   ``CvxpyForm.initial_point`` draws it; checked: same start objective, same final objective).
+2. **Front end against a rebuild loop** — MF 200×100, rank 5, λ = 0.1 (the data and start of
+   ``bench_factorization.py``): ``mc.solve`` against a loop that builds a fresh cvxpy ``Problem`` for
+   every block solve, the other block a constant (``peers.dmcp_style_factorization``), both on
+   Clarabel, same start, same number of sweeps; and our side again with ``solver="auto"``.
+3. **Large MF** — 3000×2000, rank 10 (600×400 with ``--quick``), low rank plus noise, through
+   ``mc.solve(time_limit=30)`` with ``tol=1e-6`` (converges in a few sweeps) and ``tol=0`` (runs
+   into the time limit), each in a child process (this module with ``--child-large``), so that
+   its peak RSS (``getrusage``) does not include the parent's: wall time to return, peak RSS, and
+   numpy ALS doing the same sweeps from the same start in the same child afterwards (its
+   memory is not in the reported peak, which is read before it runs).
+4. The solver share (``Result.solver_time / Result.total_time``) of every case.
+
+``--blas-threads default,1`` runs everything twice: with the BLAS thread pool as found and
+limited to one thread (``threadpoolctl`` in this process, ``OPENBLAS_NUM_THREADS`` and friends in
+the child). On a shared 2-core machine a multithreaded OpenBLAS call on tiny matrices can wait
+milliseconds for a busy core; the two settings side by side show how much that costs.
+
+Run: ``python -m multiconvex.benchmarks.bench_subproblem [--quick] [--repeats 3]
+[--blas-threads default,1]``. Prints a markdown table; writes
+``benchmarks/results/subproblem.json`` (``--quick``: only with ``--out``; the JSON is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+import multiconvex as mc
+
+try:
+    from multiconvex.benchmarks.peers import dmcp_style_factorization
+except ImportError:  # run from a checkout that was not installed
+    from peers import dmcp_style_factorization  # type: ignore[no-redef]
+
+OUT = Path(__file__).parent / "results"
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+CHILD_TAG = "BENCH_SUBPROBLEM_CHILD_JSON "
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def mf_objective(Y: np.ndarray, U: np.ndarray, V: np.ndarray, lam: float) -> float:
+    return float(0.5 * np.sum((Y - U @ V) ** 2) + lam / 2 * (np.sum(U ** 2) + np.sum(V ** 2)))
+
+
+def mf_problem(Y: np.ndarray, rank: int, lam: float) -> tuple[cp.Problem, cp.Variable, cp.Variable]:
+    U = cp.Variable((Y.shape[0], rank), name="U")
+    V = cp.Variable((rank, Y.shape[1]), name="V")
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Y - U @ V) + lam / 2 * (cp.sum_squares(U) + cp.sum_squares(V))))
+    return prob, U, V
+
+
+def seeded_start(prob: cp.Problem, seed: int) -> dict[str, np.ndarray]:
+    """The start ``mc.solve(seed=seed)`` draws: one ``standard_normal`` per variable, in the problem's order."""
+    rng = np.random.default_rng(seed)
+    return {v.name(): rng.standard_normal(v.shape) for v in prob.variables()}
+
+
+def als(Y: np.ndarray, U: np.ndarray, V: np.ndarray, lam: float, sweeps: int,
+        last_u_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Plain alternating least squares: U then V, each in closed form (normal equations, k×k solves).
+
+    ``last_u_only``: the last sweep updates U only (a Gauss–Seidel sweep cut short by the time limit).
+    """
+    k = U.shape[1]
+    reg = lam * np.eye(k)
+    for s in range(sweeps):
+        U = np.linalg.solve(V @ V.T + reg, V @ Y.T).T
+        if last_u_only and s == sweeps - 1:
+            break
+        V = np.linalg.solve(U.T @ U + reg, U.T @ Y)
+    return U, V
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: bool = True) -> tuple[float, list[float], float | None, Any]:
+    """Median wall time of ``repeats`` calls (after one untimed warm-up), all times, the cold time, last output."""
+    cold = None
+    if warmup:
+        t0 = time.perf_counter()
+        fn()
+        cold = time.perf_counter() - t0
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, cold, out
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(1.0, abs(a), abs(b))
+
+
+@contextmanager
+def blas_threads(setting: str) -> Iterator[None]:
+    if setting == "default":
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=int(setting)):
+        yield
+
+
+def blas_info() -> list[dict]:
+    try:
+        from threadpoolctl import threadpool_info
+        return [{k: d.get(k) for k in ("internal_api", "num_threads", "version", "prefix")} for d in threadpool_info()]
+    except Exception as exc:  # pragma: no cover - threadpoolctl is a dependency
+        return [{"error": repr(exc)}]
+
+
+# -- 1. the demo job ----------------------------------------------------------------------------------
+def digits_data() -> np.ndarray:
+    from sklearn.datasets import load_digits
+    Y = load_digits().data[:600] / 16.0
+    return Y - Y.mean(axis=0)
+
+
+def case_demo(repeats: int, rank: int = 12, lam: float = 8.0, seed: int = 0) -> dict:
+    Y = digits_data()
+
+    def ours():
+        prob, U, V = mf_problem(Y, rank, lam)  # fresh: mc.solve leaves the answer in the variables' values
+        t0 = time.perf_counter()
+        res = mc.solve(prob, [[U], [V]], algorithm="gauss-seidel", solver="auto", seed=seed, tol=1e-6,
+                       progress=False)
+        return res, time.perf_counter() - t0, prob
+
+    # first run untimed (cold: lazy imports, caches); the problem build stays outside the timed mc.solve
+    runs = [ours() for _ in range(repeats + 1)]
+    cold = runs[0][1]
+    res, _, prob = runs[-1]
+    t_ours = statistics.median(r[1] for r in runs[1:])
+    start = seeded_start(prob, seed)
+    sweeps = res.iterations
+    t_als, als_times, _, (Ua, Va) = timed(lambda: als(Y, start["U"], start["V"], lam, sweeps), repeats)
+    f_als = mf_objective(Y, Ua, Va, lam)
+    f_start = mf_objective(Y, start["U"], start["V"], lam)
+    return {
+        "case": "demo: digits 600x64, rank 12, lambda 8, solver=auto",
+        "sweeps": sweeps, "status": res.status,
+        "ours_time": t_ours, "ours_times": [r[1] for r in runs[1:]], "ours_cold_time": cold,
+        "ours_total_time": res.total_time, "ours_build_time": res.build_time,
+        "peer_time": t_als, "peer_times": als_times,
+        "ratio_ours_over_peer": t_ours / t_als,
+        "ours_objective": res.objective, "peer_objective": f_als, "objective_rel_diff": rel(res.objective, f_als),
+        "start_objective_ours": res.history[0].objective, "start_objective_peer": f_start,
+        "start_rel_diff": rel(res.history[0].objective, f_start),
+        "max_abs_diff_U": float(np.abs(res.values["U"] - Ua).max()),
+        "ours_solver_time": res.solver_time, "ours_solver_share": res.solver_time / res.total_time,
+        "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
+        "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"),
+    }
+
+
+# -- 2. the front end against a rebuild-every-solve loop ---------------------------------------------
+def mf_gaussian(m: int, n: int, rank: int, seed: int = 0, noise: float = 0.1):
+    """The data and start of bench_factorization.py: low rank plus noise, then U0, V0 from the same stream."""
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n)) + noise * rng.standard_normal((m, n))
+    return Y, rng.standard_normal((m, rank)), rng.standard_normal((rank, n))
+
+
+def case_rebuild(repeats: int, sweeps: int, m: int = 200, n: int = 100, rank: int = 5, lam: float = 0.1) -> list[dict]:
+    Y, U0, V0 = mf_gaussian(m, n, rank)
+
+    def ours(solver: str):
+        prob, U, V = mf_problem(Y, rank, lam)
+        t0 = time.perf_counter()
+        # tol=0: never stop early, so both sides run exactly `sweeps` sweeps (+ our final certificate pass)
+        res = mc.solve(prob, [[U], [V]], algorithm="gauss-seidel", solver=solver, init={U: U0, V: V0},
+                       max_iters=sweeps, tol=0.0, progress=False)
+        return res, time.perf_counter() - t0
+
+    t_peer, peer_times, peer_cold, peer = timed(
+        lambda: dmcp_style_factorization(Y, U0, V0, lam, sweeps, solver="CLARABEL"), repeats)
+    rows = []
+    for solver in ("clarabel", "auto"):
+        runs = [ours(solver) for _ in range(repeats + 1)]
+        res = runs[-1][0]
+        t_ours = statistics.median(r[1] for r in runs[1:])
+        f_ours = res.history[sweeps].objective if len(res.history) > sweeps else res.objective
+        rows.append({
+            "case": f"rebuild: MF {m}x{n}, rank {rank}, lambda {lam}, {sweeps} sweeps, ours solver={solver}, "
+                    "peer clarabel",
+            "solver": solver, "sweeps": sweeps, "iterations": res.iterations, "status": res.status,
+            "ours_time": t_ours, "ours_times": [r[1] for r in runs[1:]], "ours_cold_time": runs[0][1],
+            "ours_time_per_sweep": t_ours / sweeps, "ours_total_time": res.total_time,
+            "ours_build_time": res.build_time,
+            "peer_time": t_peer, "peer_times": peer_times, "peer_cold_time": peer_cold,
+            "peer_time_per_sweep": t_peer / sweeps,
+            "speedup_peer_over_ours": t_peer / t_ours,
+            "ours_objective": f_ours, "peer_objective": peer["objective"],
+            "objective_rel_diff": rel(f_ours, peer["objective"]),
+            "ours_solver_time": res.solver_time, "ours_solver_share": res.solver_time / res.total_time,
+            "peer_solver_time": peer["solver_time"], "peer_solver_share": peer["solver_time"] / peer["total_time"],
+            "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
+            "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"),
+        })
+    return rows
+
+
+# -- 3. large MF in a child process -------------------------------------------------------------------
+def child_large(m: int, n: int, rank: int, time_limit: float, max_iters: int, noise: float, tol: float) -> dict:
+    """Runs in a fresh process: peak RSS here is mc.solve's, plus the interpreter, imports and data."""
+    lam, seed = 0.1, 0
+    Y, _, _ = mf_gaussian(m, n, rank, seed=0, noise=noise)  # the start is mc.solve's own seeded draw
+    prob, U, V = mf_problem(Y, rank, lam)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    res = mc.solve(prob, [[U], [V]], algorithm="gauss-seidel", solver="auto", seed=seed, time_limit=time_limit,
+                   max_iters=max_iters, tol=tol, progress=False)
+    wall = time.perf_counter() - t0
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # read before the peer runs
+    start = seeded_start(prob, seed)
+    # the driver stops a sweep right after the block during which the deadline passed: replay that
+    partial = res.status == "time_limit" and res.history[-1].accepted_block == "U"
+    t1 = time.perf_counter()
+    Ua, Va = als(Y, start["U"], start["V"], lam, res.iterations, last_u_only=partial)
+    t_als = time.perf_counter() - t1
+    f_als = mf_objective(Y, Ua, Va, lam)
+    f_als_full = f_als if not partial else mf_objective(Y, *als(Y, start["U"], start["V"], lam, res.iterations), lam)
+    return {
+        "case": f"large: MF {m}x{n}, rank {rank}, lambda {lam}, noise {noise}, time_limit {time_limit}, tol {tol}",
+        "m": m, "n": n, "rank": rank, "time_limit": time_limit, "max_iters": max_iters, "tol": tol,
+        "status": res.status, "iterations": res.iterations, "message": res.message,
+        "last_sweep_partial": partial, "last_sweep_accepted": res.history[-1].accepted_block,
+        "ours_time": wall, "ours_total_time": res.total_time, "ours_build_time": res.build_time,
+        "within_time_limit": wall <= time_limit, "overshoot": wall - time_limit,
+        "rss_before_solve_bytes": rss_before, "peak_rss_bytes": rss_peak,
+        "peer_time": t_als, "ratio_ours_over_peer": wall / t_als if t_als > 0 else None,
+        "ours_objective": res.objective, "peer_objective": f_als, "objective_rel_diff": rel(res.objective, f_als),
+        "peer_objective_all_full_sweeps": f_als_full,
+        "start_rel_diff": rel(res.history[0].objective, mf_objective(Y, start["U"], start["V"], lam)),
+        "ours_solver_time": res.solver_time, "ours_solver_share": res.solver_time / res.total_time,
+        "certificate_max_gap": res.certificate.max_gap,
+        "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
+        "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"), "blas": blas_info(),
+    }
+
+
+def case_large(m: int, n: int, rank: int, time_limit: float, max_iters: int, noise: float, tol: float,
+               blas: str) -> dict:
+    env = dict(os.environ)
+    if blas != "default":
+        env.update({k: blas for k in BLAS_ENV})
+    cmd = [sys.executable, "-m", "multiconvex.benchmarks.bench_subproblem", "--child-large",
+           str(m), str(n), str(rank), str(time_limit), str(max_iters), str(noise), str(tol)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=time_limit * 4 + 300)
+    process_wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_TAG)]
+    if proc.returncode != 0 or not lines:
+        return {"case": f"large: MF {m}x{n}, tol {tol}", "error": f"child exited {proc.returncode}",
+                "stderr_tail": proc.stderr[-3000:], "process_wall": process_wall}
+    out = json.loads(lines[-1][len(CHILD_TAG):])
+    out["process_wall"] = process_wall  # interpreter start + imports + data + solve + peer
+    return out
+
+
+# -- report -------------------------------------------------------------------------------------------
+def _fmt(x: Any, unit: str = "") -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, float) and (abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3)):
+        return f"{x:.3e}{unit}"
+    return f"{x:.4g}{unit}"
+
+
+def table_rows(run: dict) -> list[list[str]]:
+    b = run["blas_threads"]
+    rows: list[list[str]] = []
+
+    def add(measure, ours, peer, ratio, target, ok=None, unit=""):
+        verdict = "" if ok is None else (" ✓" if ok else " ✗")
+        rows.append([b, measure, _fmt(ours, unit), _fmt(peer, unit), _fmt(ratio), target + verdict])
+
+    d = run.get("demo")
+    if d:
+        add(f"demo digits: mc.solve vs numpy ALS, time (s), {d['sweeps']} sweeps", d["ours_time"], d["peer_time"],
+            d["ratio_ours_over_peer"], "ours/ALS ≤ 2", d["ratio_ours_over_peer"] <= 2)
+        add("demo digits: objective", d["ours_objective"], d["peer_objective"], d["objective_rel_diff"],
+            "rel diff ≤ 1e-8", d["objective_rel_diff"] <= 1e-8)
+        add("demo digits: solver share (ALS: all linear algebra)", d["ours_solver_share"], None, None, "—")
+    for r in run.get("rebuild", []):
+        add(f"MF 200x100 r5: s/sweep, ours {r['solver']} vs rebuild loop (clarabel)", r["ours_time_per_sweep"],
+            r["peer_time_per_sweep"], r["speedup_peer_over_ours"], "peer/ours ≥ 10", r["speedup_peer_over_ours"] >= 10)
+        add(f"MF 200x100 r5 ({r['solver']}): objective after {r['sweeps']} sweeps", r["ours_objective"],
+            r["peer_objective"], r["objective_rel_diff"], "rel diff ≤ 1e-6", r["objective_rel_diff"] <= 1e-6)
+        add(f"MF 200x100 r5 ({r['solver']}): solver share", r["ours_solver_share"], r["peer_solver_share"], None, "—")
+    for g in run.get("large", []):
+        if "error" in g:
+            add(g["case"] + ": FAILED", None, None, None, g["error"], False)
+        else:
+            tag = f"MF {g['m']}x{g['n']} r{g['rank']} tol={g['tol']:g}"
+            sweeps = f"{g['iterations']} sweeps" + (" (last: U only)" if g["last_sweep_partial"] else "")
+            add(f"{tag}: time to return (s), {sweeps}, {g['status']}; peer numpy ALS",
+                g["ours_time"], g["peer_time"], g["ratio_ours_over_peer"], f"≤ {g['time_limit']:g} s",
+                g["within_time_limit"])
+            add(f"{tag}: peak RSS of the child (GB)", g["peak_rss_bytes"] / 1e9, None, None, "≤ 4 GB",
+                g["peak_rss_bytes"] <= 4e9)
+            add(f"{tag}: objective", g["ours_objective"], g["peer_objective"], g["objective_rel_diff"],
+                "rel diff ≤ 1e-8", g["objective_rel_diff"] <= 1e-8)
+            add(f"{tag}: solver share", g["ours_solver_share"], None, None, "—")
+    return rows
+
+
+def markdown(runs: list[dict]) -> str:
+    head = ["BLAS threads", "measure", "ours", "peer", "ratio", "target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for run in runs:
+        lines += ["| " + " | ".join(r) + " |" for r in table_rows(run)]
+    return "\n".join(lines)
+
+
+def notes(runs: list[dict]) -> list[str]:
+    """Things that look wrong: the cvxpy fallback, objective mismatches, a child that failed."""
+    out = []
+    for run in runs:
+        cases = [run.get("demo"), *run.get("rebuild", []), *run.get("large", [])]
+        for c in cases:
+            if not c:
+                continue
+            if "error" in c:
+                out.append(f"[{run['blas_threads']}] {c['case']}: {c['error']}")
+                continue
+            forms = c.get("forms") or {}
+            legacy = [b for b, f in forms.items() if f != "matrix"]
+            if legacy:
+                out.append(f"[{run['blas_threads']}] {c['case']}: blocks {legacy} ran the cvxpy form "
+                           f"({c.get('cvxpy_path_reasons')})")
+            if c.get("start_rel_diff", 0) > 1e-12:
+                out.append(f"[{run['blas_threads']}] {c['case']}: the peer's start differs from ours")
+            if c.get("objective_rel_diff", 0) > 1e-8:
+                out.append(f"[{run['blas_threads']}] {c['case']}: objective differs from the peer's by "
+                           f"{c['objective_rel_diff']:.3g} (relative)")
+            if c.get("overshoot", -1) > 0:
+                out.append(f"[{run['blas_threads']}] {c['case']}: returned {c['overshoot']:.3f} s after time_limit "
+                           f"(build {c['ours_build_time']:.3f} s is before the driver's clock starts; the final "
+                           "certificate pass runs after the deadline)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller large case (600x400), one repeat, 5 sweeps")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per case, median taken (default 3)")
+    ap.add_argument("--sweeps", type=int, default=None, help="sweeps of the rebuild comparison (default 20)")
+    ap.add_argument("--large", type=int, nargs=3, metavar=("M", "N", "RANK"), default=None,
+                    help="size of the large case (default 3000 2000 10; --quick 600 400 10)")
+    ap.add_argument("--time-limit", type=float, default=30.0, help="time_limit of the large case (s)")
+    ap.add_argument("--max-iters", type=int, default=1000, help="max_iters of the large case")
+    ap.add_argument("--noise", type=float, default=0.1, help="noise level of the large case's data")
+    ap.add_argument("--large-tol", default="1e-6,0",
+                    help="comma list of tols for the large case, one child each (0: never converges, so the "
+                         "time limit or max_iters stops it)")
+    ap.add_argument("--blas-threads", default="default",
+                    help="comma list of BLAS thread settings to run under, e.g. 'default,1'")
+    ap.add_argument("--only", choices=["demo", "rebuild", "large"], action="append", help="run only these cases")
+    ap.add_argument("--out", default=None, help="JSON path (default results/subproblem.json; --quick: none)")
+    ap.add_argument("--child-large", nargs=7, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child_large:
+        m, n, rank, tl, mi, noise, tol = args.child_large
+        res = child_large(int(m), int(n), int(rank), float(tl), int(mi), float(noise), float(tol))
+        print(CHILD_TAG + json.dumps(res, default=float), flush=True)
+        return
+
+    repeats = args.repeats or (1 if args.quick else 3)
+    sweeps = args.sweeps or (5 if args.quick else 20)
+    m, n, rank = args.large or ((600, 400, 10) if args.quick else (3000, 2000, 10))
+    only = set(args.only or ["demo", "rebuild", "large"])
+    runs = []
+    for blas in args.blas_threads.split(","):
+        blas = blas.strip()
+        run: dict[str, Any] = {"blas_threads": blas, "loadavg_start": os.getloadavg()}
+        with blas_threads(blas):
+            run["blas"] = blas_info()
+            if "demo" in only:
+                run["demo"] = case_demo(repeats)
+                print(f"[{blas}] demo done: ours {run['demo']['ours_time']:.4f}s, ALS {run['demo']['peer_time']:.4f}s",
+                      flush=True)
+            if "rebuild" in only:
+                run["rebuild"] = case_rebuild(repeats, sweeps)
+                print(f"[{blas}] rebuild done", flush=True)
+        if "large" in only:
+            run["large"] = [case_large(m, n, rank, args.time_limit, args.max_iters, args.noise, float(tol), blas)
+                            for tol in args.large_tol.split(",")]
+            print(f"[{blas}] large done", flush=True)
+        run["loadavg_end"] = os.getloadavg()
+        runs.append(run)
+
+    print()
+    print(markdown(runs))
+    for line in notes(runs):
+        print("note:", line)
+    report = {"runs": runs, "args": vars(args), "repeats": repeats, "sweeps": sweeps,
+              "machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+              "numpy": np.__version__, "cvxpy": cp.__version__, "multiconvex": mc.__version__,
+              "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = args.out or (None if args.quick else str(OUT / "subproblem.json"))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1, default=float))
+        print(f"wrote {out}")
+    else:
+        print(json.dumps(report, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
