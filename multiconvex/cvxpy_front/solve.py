@@ -120,7 +120,10 @@ def solve(
     _configure_logging(verbose)
     try:
         res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
-                                          time_limit=time_limit, prox=float(prox), executor=ex,
+                                          # the limit covers the whole call: building the blocks counts
+                                          time_limit=None if time_limit is None else
+                                          max(0.0, float(time_limit) - form.build_time),
+                                          prox=float(prox), executor=ex,
                                           verbose=verbose, progress=progress))
     finally:
         ex.close()
