@@ -6,11 +6,11 @@ import cvxpy as cp
 import numpy as np
 import pyomo.environ as pyo
 import pytest
+from conftest import svt_value
 from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 from pyomo.opt import TerminationCondition
 
 import multiconvex as mc
-from conftest import svt_value
 from multiconvex.models import BilinearProgram, MatrixFactorization, NonnegativeMatrixFactorization, SingleReLUNeuron
 from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
 
@@ -404,3 +404,185 @@ def test_relu_network_to_pyomo_has_the_networks_objective_and_trains():
     assert opt.result.objective < F0
     with pytest.raises(mc.InvalidInputError, match="squared loss with plain ReLU"):
         ReLUNetwork([2, 3, 2], loss="softmax").to_pyomo(X, (y > 0).astype(int))
+
+
+# -- blocks compiled once into matrices (BlockSubproblem values through the dispatcher) ---------------------------
+
+def _run(model_fn, sub, **kw):
+    m = model_fn()
+    opt = pyo.SolverFactory("multiconvex", subsolver=sub, **kw)
+    opt.solve(m)
+    return m, opt.result
+
+
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+def test_compiled_factorization_follows_the_pyomo_path(mf_data, algorithm):
+    Y, U0, V0 = mf_data
+    kw = dict(algorithm=algorithm, max_iters=12, tol=1e-12)
+    runs = {}
+    for sub in ("auto", "gurobi_persistent"):
+        m = factorization_pyomo(Y, 2, 0.5, U0, V0)
+        opt = pyo.SolverFactory("multiconvex", subsolver=sub, blocks=[[m.U], [m.V]], **kw)
+        opt.solve(m)
+        runs[sub] = (m, opt.result)
+    (mm, matrix), (ml, legacy) = runs["auto"], runs["gurobi_persistent"]
+    assert matrix.info["forms"] == {"U": "matrix", "V": "matrix"}
+    assert legacy.info["forms"] == {"U": "pyomo", "V": "pyomo"}
+    assert len(matrix.objectives) == len(legacy.objectives) > 5
+    np.testing.assert_allclose(matrix.objectives, legacy.objectives, rtol=1e-6)
+    np.testing.assert_allclose([v.value for v in mm.U.values()], [v.value for v in ml.U.values()], rtol=1e-6,
+                               atol=1e-8)
+    assert pyo.value(mm.obj) == pytest.approx(matrix.objective, rel=1e-12)  # the best point is in the model
+
+
+def test_compiled_bilinear_model_with_constraints_follows_the_pyomo_path():
+    runs = {}
+    for sub in ("highs", "appsi_highs"):  # registry name: matrix form; Pyomo-only name: Pyomo sub-models
+        m = user_bilinear()
+        opt = pyo.SolverFactory("multiconvex", subsolver=sub, algorithm="jacobi", max_iters=10, tol=1e-12)
+        results = opt.solve(m)
+        runs[sub] = (m, opt.result, results)
+    (mm, matrix, res), (ml, legacy, _) = runs["highs"], runs["appsi_highs"]
+    assert set(matrix.info["forms"].values()) == {"matrix"} and set(legacy.info["forms"].values()) == {"pyomo"}
+    assert res.solver.is_partial_minimum
+    np.testing.assert_allclose(matrix.objectives, legacy.objectives, rtol=1e-9)
+    np.testing.assert_allclose([mm.left.x[i].value for i in range(4)], [ml.left.x[i].value for i in range(4)],
+                               atol=1e-9)
+
+
+def test_compiled_maximisation_with_prox_follows_the_pyomo_path():
+    r = np.random.default_rng(7)
+    Q = r.standard_normal((3, 3))
+
+    def model():
+        m = pyo.ConcreteModel()
+        m.p, m.q = pyo.Block(), pyo.Block()
+        m.p.x = pyo.Var(range(3), bounds=(-1, 1), initialize=0.3)
+        m.q.y = pyo.Var(range(3), bounds=(-1, 2), initialize=-0.2)
+        m.obj = pyo.Objective(sense=pyo.maximize, expr=sum(Q[i, j] * m.p.x[i] * m.q.y[j] for i in range(3)
+                                                           for j in range(3)) - sum(m.q.y[j] ** 2 for j in range(3)))
+        return m
+
+    (_, matrix), (_, legacy) = (_run(model, s, prox=0.5, max_iters=8, tol=1e-12)
+                                for s in ("gurobi", "gurobi_persistent"))
+    assert set(matrix.info["forms"].values()) == {"matrix"} and set(legacy.info["forms"].values()) == {"pyomo"}
+    np.testing.assert_allclose(matrix.objectives, legacy.objectives, rtol=1e-7)
+
+
+def test_compiled_relu_network_follows_the_pyomo_path_and_cvxpy():
+    # the start of test_relu_network_iterates_match_cvxpy: full-space pre-activations and activations, free in
+    # every subproblem, and the ReLU relations as piece rows of the matrix subproblem
+    r = np.random.default_rng(5)
+    N, d, h = 12, 2, 3
+    X = r.standard_normal((N, d))
+    y = np.maximum(X[:, 0] - 0.5 * X[:, 1], 0) + 0.1 * r.standard_normal(N)
+    W10, W20 = r.standard_normal((h, d)), r.standard_normal((1, h))
+    runs = {}
+    for sub in ("gurobi", "gurobi_persistent", "clarabel"):
+        pm = relu_network_model(X, y, [d, h, 1], weight_decay=1e-3, bias=False, weights=[W10, W20])
+        set_consistent_activations(pm.model)
+        opt = pyo.SolverFactory("multiconvex", subsolver=sub, blocks=pm.blocks, max_iters=12, tol=1e-10)
+        opt.solve(pm.model)
+        runs[sub] = opt.result
+    assert runs["gurobi"].info["forms"] == {"W1": "matrix", "W2": "matrix"}
+    assert runs["gurobi_persistent"].info["forms"] == {"W1": "pyomo", "W2": "pyomo"}
+    np.testing.assert_allclose(runs["gurobi"].objectives, runs["gurobi_persistent"].objectives, rtol=1e-9)
+    assert runs["gurobi"].info["failed_block_solves"] == 0
+    W1, W2 = cp.Variable((h, d), name="W1"), cp.Variable((1, h), name="W2")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares((W2 @ mc.relu(W1 @ X.T))[0] - y)
+                                  + 1e-3 * (cp.sum_squares(W1) + cp.sum_squares(W2))))
+    ref = mc.solve(prob, [[W1], [W2]], solver="clarabel", init={W1: W10, W2: W20}, max_iters=12, tol=1e-10)
+    # Clarabel on both sides: the same iterates (it may fail to prove a neighbouring piece across a boundary
+    # empty, an iteration limit the driver counts as a failed solve, without changing the path)
+    np.testing.assert_allclose(runs["clarabel"].objectives, ref.objectives, rtol=1e-6)
+
+
+def test_compiled_subproblem_value_is_the_objective_on_the_cross_section():
+    # c includes every constant: at the current point the block subproblem's value is the objective itself
+    from multiconvex.pyomo_front import PyomoForm
+
+    r = np.random.default_rng(5)
+    X, y = r.standard_normal((6, 2)), r.standard_normal(6)
+    pm = relu_network_model(X, y, [2, 3, 1], weight_decay=1e-2, weights=[r.standard_normal((3, 2)),
+                                                                         r.standard_normal((1, 3))])
+    set_consistent_activations(pm.model)
+    form = PyomoForm(pm.model, pm.blocks, subsolver="auto")
+    x0 = form.initial_point(0, None)
+    form.load(x0)
+    form.attach()
+    f = form.evaluate(x0)[0]
+    assert f == pytest.approx(pyo.value(pm.model.obj), rel=1e-12)
+    for i, sec in enumerate(form.sections):
+        form.prepare(i, x0)
+        assert sec.sub.value(sec.x0) == pytest.approx(f, rel=1e-12)
+        assert sec.sub.violation(sec.x0) <= 1e-9  # the current point keeps its piece
+
+
+def user_bilinear_with_ball():
+    m = user_bilinear()
+    m.ball = pyo.Constraint(expr=sum(m.left.x[i] ** 2 for i in range(4)) <= 2)
+    return m
+
+
+def test_a_block_that_is_not_a_qp_is_solved_through_pyomo():
+    # a convex quadratic constraint in `left`: not a QP in its variables, so its Pyomo sub-model is solved by
+    # the Pyomo interface of the same registry name; `right` stays a matrix block
+    m = user_bilinear_with_ball()
+    opt = pyo.SolverFactory("multiconvex", subsolver="gurobi")
+    results = opt.solve(m)
+    assert opt.result.info["forms"] == {"left": "pyomo", "right": "matrix"}
+    assert results.solver.is_partial_minimum
+    assert sum(m.left.x[i].value ** 2 for i in range(4)) <= 2 + 1e-6
+    with pytest.raises(mc.SolverUnavailableError, match="not a quadratic program.*clarabel"):
+        pyo.SolverFactory("multiconvex", subsolver="clarabel").solve(user_bilinear_with_ball())
+
+
+def test_a_pyomo_only_subsolver_name_keeps_the_pyomo_sub_models():
+    opt = pyo.SolverFactory("multiconvex", subsolver="gurobi_persistent")
+    results = opt.solve(user_bilinear())
+    assert opt.result.info["forms"] == {"left": "pyomo", "right": "pyomo"}
+    assert results.solver.is_partial_minimum
+    opt = pyo.SolverFactory("multiconvex", subsolver=["clarabel", "highs"])  # registry names: a fallback plan
+    assert opt.solve(user_bilinear()).solver.is_partial_minimum
+    assert opt.result.info["forms"] == {"left": "matrix", "right": "matrix"}
+    m = user_bilinear()
+    before = pyo.value(m.obj)
+    with pytest.raises(mc.InvalidInputError, match="block left.*LP.*lstsq cannot"):  # before any solve
+        pyo.SolverFactory("multiconvex", subsolver="lstsq").solve(m)
+    assert pyo.value(m.obj) == before
+
+
+def test_matrix_blocks_without_solver_reuse_take_the_same_steps(mf_data):
+    Y, U0, V0 = mf_data
+    objectives = []
+    for reuse in (True, False):
+        m = factorization_pyomo(Y, 2, 0.5, U0, V0)
+        opt = pyo.SolverFactory("multiconvex", subsolver="clarabel", blocks=[[m.U], [m.V]], max_iters=6,
+                                reuse_subsolver=reuse)
+        opt.solve(m)
+        objectives.append(opt.result.objectives)
+    np.testing.assert_allclose(objectives[0], objectives[1], rtol=1e-9)
+
+
+def test_a_term_that_is_not_a_polynomial_keeps_the_convexity_error():
+    # exp(x) * y**2 is a quadratic in y, but not a polynomial: both blocks go through Pyomo, which refuses x
+    m = pyo.ConcreteModel()
+    m.p, m.q = pyo.Block(), pyo.Block()
+    m.p.x = pyo.Var(bounds=(-2, 2), initialize=0.5)
+    m.q.y = pyo.Var(bounds=(-2, 2), initialize=1.0)
+    m.obj = pyo.Objective(expr=pyo.exp(m.p.x) * m.q.y ** 2 + m.q.y)
+    with pytest.raises(mc.NotMulticonvexError, match="block 'p'"):
+        pyo.SolverFactory("multiconvex", subsolver="highs").solve(m)
+    assert m.p.x.value == 0.5 and m.q.y.value == 1.0
+
+
+def test_a_matrix_block_that_is_not_convex_names_the_term_before_any_solve():
+    m = pyo.ConcreteModel()
+    m.p, m.q = pyo.Block(), pyo.Block()
+    m.p.x = pyo.Var(bounds=(-2, 2), initialize=-1.0)
+    m.q.y = pyo.Var(bounds=(-2, 2), initialize=1.0)
+    m.obj = pyo.Objective(expr=(m.p.x - 1) ** 2 + m.p.x * m.q.y ** 2 + m.q.y)
+    with pytest.raises(mc.NotMulticonvexError, match="block 'q'") as err:
+        pyo.SolverFactory("multiconvex", subsolver="auto").solve(m)
+    assert "q.y" in err.value.term and "p.x" in err.value.term
+    assert m.p.x.value == -1.0 and m.q.y.value == 1.0

@@ -22,7 +22,7 @@ from pyomo.core.expr.numvalue import is_constant, is_fixed
 from pyomo.core.expr.visitor import identify_mutable_parameters, identify_variables, replace_expressions
 from pyomo.repn import generate_standard_repn
 
-from ..errors import NotMulticonvexError
+from ..errors import LicenceError, NotMulticonvexError
 from .subsolver import SubSolver
 
 logger = logging.getLogger("multiconvex")
@@ -44,10 +44,8 @@ class PyomoCrossSection:
     """Block subproblem: a Pyomo sub-model with the other blocks and the piece as mutable Params."""
 
     def __init__(self, name: str, objective, constraints: list, relations: list, block_vars: list,
-                 free_vars: list, all_vars: list, *, prox: bool = False):
+                 free_vars: list, all_vars: list, *, held_free: set[int], prox: bool = False):
         self.name = name
-        block_ids = {id(v) for v in block_vars}
-        held_free = self._free_vars_to_hold(objective, constraints, block_ids, free_vars)
         own = list(block_vars) + [v for v in free_vars if id(v) not in held_free]
         own_ids = {id(v) for v in own}
         self.own = own
@@ -114,23 +112,6 @@ class PyomoCrossSection:
             if any(not is_constant(q) for q in repn.quadratic_coefs):
                 self._recheck_constraints.append((orig, c))
 
-    @staticmethod
-    def _free_vars_to_hold(objective, constraints, block_ids: set[int], free_vars: list) -> set[int]:
-        """Free variables that meet a block variable in a product are held at their values."""
-        free_ids = {id(v) for v in free_vars}
-        hold: set[int] = set()
-        for expr in [objective.expr] + [c.body for c in constraints]:
-            repn = generate_standard_repn(expr, quadratic=True, compute_values=False)
-            for a, b in repn.quadratic_vars:
-                if id(a) in block_ids and id(b) in free_ids:
-                    hold.add(id(b))
-                if id(b) in block_ids and id(a) in free_ids:
-                    hold.add(id(a))
-            nl = {id(v) for v in (repn.nonlinear_vars or ())}
-            if nl & block_ids:
-                hold |= nl & free_ids
-        return hold
-
     # -- convexity ------------------------------------------------------------------------------
     def check_convex(self) -> None:
         """Raise NotMulticonvexError naming the term or constraint that is not convex in the block.
@@ -144,13 +125,8 @@ class PyomoCrossSection:
             for orig, term in self._objective_terms:
                 q = self._quadratic(term, index, n)
                 if q is None or not self._psd(self.sense * q):
-                    raise NotMulticonvexError(
-                        f"block '{self.name}' is not convex when the other blocks are fixed: the objective term "
-                        f"`{_short(orig)}` is not a convex quadratic in the block. Split its variables into other "
-                        "blocks, or reformulate the term.", block=self.name, term=_short(orig))
-            raise NotMulticonvexError(
-                f"block '{self.name}' is not convex when the other blocks are fixed: its objective is not a "
-                "convex quadratic in the block.", block=self.name, term="objective")
+                    raise not_convex_term(self.name, orig)
+            raise not_convex_objective(self.name)
         for orig, c in self._constraints:
             q = self._quadratic(c.body, index, n)
             ok = q is not None and (not np.any(q) or (
@@ -237,10 +213,8 @@ class PyomoCrossSection:
 
     def solve(self) -> tuple[str, bool, float, str, str | None]:
         """Try the sub-solvers in order: (status, has_solution, solve time, message, solver used)."""
-        from ..errors import LicenceError
-
         total, messages = 0.0, []
-        for k, ss in enumerate(self.subsolvers):
+        for ss in self.subsolvers:
             try:
                 r = ss.solve(self.sub)
             except LicenceError:
@@ -265,6 +239,48 @@ class PyomoCrossSection:
 
     def solution(self) -> list[float]:
         return [self.sub.x[i].value for i in range(len(self.own))]
+
+
+def objective_terms(objective) -> list:
+    """The top-level terms of an objective (what a convexity error names)."""
+    return _terms(objective.expr)
+
+
+def not_convex_term(block: str, term) -> NotMulticonvexError:
+    return NotMulticonvexError(
+        f"block '{block}' is not convex when the other blocks are fixed: the objective term `{_short(term)}` is not "
+        "a convex quadratic in the block. Split its variables into other blocks, or reformulate the term.",
+        block=block, term=_short(term))
+
+
+def not_convex_objective(block: str) -> NotMulticonvexError:
+    return NotMulticonvexError(
+        f"block '{block}' is not convex when the other blocks are fixed: its objective is not a convex quadratic "
+        "in the block.", block=block, term="objective")
+
+
+def free_var_links(objective, constraints: list) -> list[tuple[list[tuple[int, int]], set[int]]]:
+    """For the objective and each constraint: the variable pairs of its quadratic terms and the variables
+    of its nonlinear part (what decides which free variables a block holds; see :func:`held_free_vars`)."""
+    out = []
+    for expr in [objective.expr] + [c.body for c in constraints]:
+        repn = generate_standard_repn(expr, quadratic=True, compute_values=False)
+        out.append(([(id(a), id(b)) for a, b in repn.quadratic_vars], {id(v) for v in (repn.nonlinear_vars or ())}))
+    return out
+
+
+def held_free_vars(links: list, block_ids: set[int], free_ids: set[int]) -> set[int]:
+    """Free variables that meet a block variable in a product: held at their values in the block's subproblem."""
+    hold: set[int] = set()
+    for pairs, nl in links:
+        for a, b in pairs:
+            if a in block_ids and b in free_ids:
+                hold.add(b)
+            if b in block_ids and a in free_ids:
+                hold.add(a)
+        if nl & block_ids:
+            hold |= nl & free_ids
+    return hold
 
 
 def _affine(expr) -> bool:

@@ -1,56 +1,51 @@
-"""A Pyomo model compiled to the standard form (DESIGN.md, "one seam")."""
+"""A Pyomo model compiled to the standard form (DESIGN.md, "one seam").
+
+Each block is solved in one of two forms, chosen once at build time and reported in
+``Result.info["forms"]``:
+
+* ``"matrix"``: the model's expressions are walked once into monomial tables
+  (:mod:`.compiled`); at each point the block's subproblem is a
+  :class:`~multiconvex.subproblem.BlockSubproblem` computed by numpy (:mod:`.matrix_section`)
+  and solved by the one dispatcher. Used when the sub-solver is given by registry names
+  (``"auto"``, ``"clarabel"``, ``"highs"``, ``["gurobi", "clarabel"]``...) and the block's
+  subproblem is a QP in its own variables.
+* ``"pyomo"``: the block's Pyomo sub-model with mutable parameters (:mod:`.cross_section`),
+  solved by a Pyomo solver (:mod:`.subsolver`): Pyomo-only names (``gurobi_persistent``,
+  ``appsi_highs``, ``cyipopt``...) and blocks that are not QPs (a quadratic constraint, a
+  term that is not a polynomial).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.core.base.block import BlockData
 from pyomo.common.collections import ComponentSet
 from pyomo.core.base.var import VarData
-from pyomo.core.expr.visitor import identify_variables
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
+from ..solvers import dispatch
 from ..standard_form import Block, BlockSolution, Point, StandardForm
-from .cross_section import PyomoCrossSection
+from .blocks import model_vars, variable_blocks
+from .compiled import CompiledModel
+from .cross_section import (
+    PyomoCrossSection,
+    free_var_links,
+    held_free_vars,
+    not_convex_objective,
+    not_convex_term,
+    objective_terms,
+)
+from .matrix_section import MatrixCrossSection, NotQuadraticProgram, psd, term_curvature
+from .polynomial import NotPolynomial, polynomial
 from .relations import ReLURelation
-from .subsolver import SubSolver
+from .subsolver import SubSolver, check_plan, matrix_plan
 
 logger = logging.getLogger("multiconvex")
-
-
-def _entry_vars(item, where: str) -> list[VarData]:
-    """Variables named by one block entry: a Var (scalar or indexed), one entry of an indexed Var, or a Block
-    (scalar or indexed: every variable inside its active parts)."""
-    ctype = getattr(item, "ctype", None)
-    if ctype is pyo.Block:
-        datas = [item] if isinstance(item, BlockData) else list(item.values())
-        out = []
-        for b in datas:
-            if not b.active:
-                raise InvalidInputError(
-                    f"{where}: Block {b.name} is deactivated; activate it or leave it out of the blocks.")
-            out += list(b.component_data_objects(pyo.Var, descend_into=True, active=True))
-        return out
-    if ctype is pyo.Var:
-        return [item] if isinstance(item, VarData) else list(item.values())
-    raise InvalidInputError(
-        f"{where}: entry {item!r} is a {type(item).__name__}; give Pyomo Vars (whole, or single entries "
-        "such as m.W[1, 2]) or Blocks.")
-
-
-def _model_vars(objective, constraints: list, relations: list) -> ComponentSet:
-    """Variables the solve can see: in the active objective, active constraints and active relations."""
-    seen = ComponentSet(identify_variables(objective.expr, include_fixed=True))
-    for c in constraints:
-        seen.update(identify_variables(c.body, include_fixed=True))
-    for r in relations:
-        seen.update(identify_variables(r.input, include_fixed=True))
-        seen.add(r.output)
-    return seen
 
 
 class PyomoForm(StandardForm):
@@ -62,8 +57,25 @@ class PyomoForm(StandardForm):
     blocks : list of lists of Var/Block components, optional
         ``None``: each top-level ``Block`` of the model is a block of variables.
     subsolver : str or list of str
-        Pyomo solver name(s) (``highs``, ``gurobi_persistent``, ``scip_direct``,
-        ``cyipopt``...) or registry names; a list is a fallback list.
+        Registry names (``"auto"``, ``"clarabel"``, ``"highs"``, ``"gurobi"``...: blocks that are
+        QPs in their own variables are compiled to matrices and solved by the dispatcher) or
+        Pyomo solver names (``gurobi_persistent``, ``appsi_highs``, ``scip_direct``, ``cyipopt``...:
+        every block through its Pyomo sub-model); a list is a fallback list.
+
+    Attributes
+    ----------
+    forms : dict
+        Per block name: ``"matrix"`` or ``"pyomo"`` (the form its subproblem is solved in).
+
+    Examples
+    --------
+    >>> m = pyo.ConcreteModel()
+    >>> m.x, m.y = pyo.Var(initialize=1.0), pyo.Var(bounds=(0, 2), initialize=1.0)
+    >>> m.obj = pyo.Objective(expr=(m.x * m.y - 1) ** 2 + 0.1 * m.x ** 2)
+    >>> PyomoForm(m, [[m.x], [m.y]], subsolver="auto").forms
+    {'x': 'matrix', 'y': 'matrix'}
+    >>> PyomoForm(m, [[m.x], [m.y]], subsolver="gurobi_persistent").forms  # doctest: +SKIP
+    {'x': 'pyomo', 'y': 'pyomo'}
     """
 
     def __init__(self, model: pyo.ConcreteModel, blocks: Sequence[Sequence[Any]] | None, *,
@@ -81,8 +93,8 @@ class PyomoForm(StandardForm):
         for r in self.relations:
             if not r.is_set():
                 raise InvalidInputError(f"ReLURelation {r.name} was never set: call .set(output, input).")
-        block_lists, names = self._block_lists(model, blocks)
-        used = _model_vars(self.objective, self.constraints, self.relations)
+        block_lists, names = variable_blocks(model, blocks)
+        used = model_vars(self.objective, self.constraints, self.relations)
         for name, b in zip(names, block_lists):
             if not any(vd in used for vd in b):
                 raise InvalidInputError(
@@ -107,20 +119,72 @@ class PyomoForm(StandardForm):
         if not specs:
             raise InvalidInputError("subsolver is empty: name at least one Pyomo solver.")
         self.feasibility_tol = feasibility_tol
-        self.sections: list[PyomoCrossSection] = []
+        self.reuse_subsolver = reuse_subsolver
+        # the flat point: every component's values one after another; a variable's position is that of the
+        # component its new values are written to (a Reference repeats variables)
+        offsets, start = {}, 0
+        for c in comps:
+            offsets[id(c)] = start
+            start += len(c)
+        self.index = {id(vd): offsets[key] + k for vd in self.vars for key, k in [self._pos[id(vd)]]}
+        self.plan = matrix_plan(specs, subsolver_options)
+        self.compiled = self._compile() if self.plan is not None else None
+        free_ids = {id(vd) for vd in free}
+        links = free_var_links(self.objective, self.constraints) if free else []
+        self.sections: list[PyomoCrossSection | MatrixCrossSection] = []
+        self.forms: dict[str, str] = {}
+        self._held: list[set[int]] = []
         x0 = {id(vd): vd.value for vd in self.vars}
         for name, b in zip(names, block_lists):
             bvars = [vd for vd in b if not vd.fixed and vd in used]
             if not bvars:
                 raise InvalidInputError(f"block {name} has no free variables (all are fixed).")
-            sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
-                                    self.vars, prox=prox)
-            sec.subsolvers = self._subsolvers(specs, subsolver_options, reuse_subsolver)
+            held_free = held_free_vars(links, {id(vd) for vd in bvars}, free_ids) if free else set()
+            own = bvars + [vd for vd in free if id(vd) not in held_free]
+            sec = self._matrix_section(name, own, len(bvars))
+            if sec is None:
+                sec = PyomoCrossSection(name, self.objective, self.constraints, self.relations, bvars, free,
+                                        self.vars, held_free=held_free, prox=prox)
+                sec.subsolvers = self._subsolvers(specs, subsolver_options, reuse_subsolver, block=name)
+            sec.targets = self._targets([own[i] for i in sec.order] if isinstance(sec, MatrixCrossSection) else own)
             self.sections.append(sec)
+            self.forms[name] = "matrix" if isinstance(sec, MatrixCrossSection) else "pyomo"
+            self._held.append(held_free)
         self._check_free_variables_move(free)
         self._x0 = x0
         self.build_time = time.perf_counter() - t0
         self._prepared: dict[int, Point] = {}
+        self._loaded: Point | None = None
+
+    def _compile(self) -> CompiledModel:
+        lower = np.array([-np.inf if vd.lb is None else vd.lb for vd in self.vars], dtype=float)
+        upper = np.array([np.inf if vd.ub is None else vd.ub for vd in self.vars], dtype=float)
+        return CompiledModel(self.objective, self.sense, self.constraints, self.relations, self.index,
+                             len(lower), lower, upper)
+
+    def _matrix_section(self, name: str, own: list[VarData], n_block: int) -> MatrixCrossSection | None:
+        """The block's subproblem as matrices, or ``None`` (solve it through Pyomo) when the sub-solver is a
+        Pyomo name or the subproblem is not a QP in its own variables."""
+        if self.compiled is None:
+            return None
+        positions = np.array([self.index[id(vd)] for vd in own], dtype=np.int64)
+        try:
+            return MatrixCrossSection(name, self.compiled, positions, n_block, self.compiled.lower[positions],
+                                      self.compiled.upper[positions])
+        except NotQuadraticProgram as exc:
+            logger.info("block %s is solved through Pyomo: %s", name, exc)
+            return None
+
+    def _targets(self, own: list[VarData]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Where a block's solution goes in a point: ``(component key, entries, slots)`` per component."""
+        by_comp: dict[int, tuple[list[int], list[int]]] = {}
+        for slot, vd in enumerate(own):
+            comp, k = self._pos[id(vd)]
+            ks, slots = by_comp.setdefault(comp, ([], []))
+            ks.append(k)
+            slots.append(slot)
+        return [(comp, np.array(ks, dtype=np.int64), np.array(sl, dtype=np.int64))
+                for comp, (ks, sl) in by_comp.items()]
 
     @staticmethod
     def _check_variable(vd: VarData) -> None:
@@ -140,8 +204,7 @@ class PyomoForm(StandardForm):
     def _check_free_variables_move(self, free: list) -> None:
         """A variable outside every block that multiplies block variables in every block would be held at its
         start in every subproblem: it would never move, and the certificate would say nothing about it."""
-        held = [{id(h) for h in sec.held} for sec in self.sections]
-        stuck = [vd for vd in free if all(id(vd) in ids for ids in held)]
+        stuck = [vd for vd in free if all(id(vd) in ids for ids in self._held)]
         if stuck:
             names = ", ".join(vd.name for vd in stuck[:5]) + (" ..." if len(stuck) > 5 else "")
             raise InvalidInputError(
@@ -149,35 +212,18 @@ class PyomoForm(StandardForm):
                 "block subproblem would hold them at their start values and they would never be optimised. Put "
                 "them in a block (e.g. blocks=[[m.U], [m.V, m.s]]) or in a block of their own.")
 
-    @staticmethod
-    def _block_lists(model, blocks) -> tuple[list[list[VarData]], list[str]]:
-        if blocks is None:
-            tops = list(model.component_objects(pyo.Block, descend_into=False, active=True))
-            if not tops:
-                raise InvalidInputError(
-                    "the model has no active top-level Blocks to take as blocks of variables: put each block's "
-                    "variables in its own Block (m.layer1 = pyo.Block()), or pass blocks=[[m.U], [m.V]].")
-            # each entry of an indexed Block (m.layer[1], m.layer[2]...) is a block of its own
-            items = [[bd] for b in tops for bd in ([b] if isinstance(b, BlockData) else b.values()) if bd.active]
-        else:
-            if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
-                raise InvalidInputError(
-                    f"blocks must be a list of blocks (each a list of Vars or Blocks), got {type(blocks).__name__}.")
-            items = [list(b) if isinstance(b, (list, tuple)) else [b] for b in blocks]
-            if not items:
-                raise InvalidInputError("blocks is empty: give at least one block, e.g. blocks=[[m.U], [m.V]], or "
-                                        "None to take each top-level Block.")
-        out, names = [], []
-        for i, entries in enumerate(items):
-            where = f"block {i}"
-            vds = list(ComponentSet(vd for item in entries for vd in _entry_vars(item, where)))
-            if not vds:
-                raise InvalidInputError(f"{where} has no variables.")
-            out.append(vds)
-            names.append("+".join(getattr(item, "name", str(item)) for item in entries))
-        return out, names
+    def _subsolvers(self, specs, options, reuse: bool, block: str) -> list[SubSolver]:
+        try:
+            return self._pyomo_subsolvers(specs, options, reuse)
+        except SolverUnavailableError as exc:
+            if self.plan is None:
+                raise
+            raise SolverUnavailableError(
+                f"block {block} is not a quadratic program in its own variables (see the log), so it is solved "
+                f"through Pyomo, which {specs} cannot do: {exc} Name a Pyomo solver that takes it (e.g. "
+                "gurobi_persistent, scip_direct) or reformulate the block.") from exc
 
-    def _subsolvers(self, specs, options, reuse: bool) -> list[SubSolver]:
+    def _pyomo_subsolvers(self, specs, options, reuse: bool) -> list[SubSolver]:
         out, errors = [], []
         for s in specs:
             per = dict(options or {})
@@ -197,13 +243,49 @@ class PyomoForm(StandardForm):
         return out
 
     def attach(self) -> None:
-        """Check convexity at the start point and load each sub-model into its sub-solvers."""
+        """Check convexity at the start point and load each sub-model into its sub-solvers (matrix blocks: check
+        their size against a size-limited licence)."""
+        point = self._loaded if self._loaded is not None else self._model_point()
         for sec in self.sections:
+            if isinstance(sec, MatrixCrossSection):
+                self._set_matrix_point(sec, point)
+                if not sec.moving_curvature_is_convex():
+                    self._check_matrix_convex(sec, point)
+                check_plan(self.plan, sec.sub, sec.name)
+                continue
             sec.set_point()
             sec.check_convex()
             nq = sec.n_quadratic()
             for ss in sec.subsolvers:
                 ss.attach(sec.sub, sec.param_constraints, nq)
+
+    def _model_point(self) -> Point:
+        return {id(c): np.array([vd.value for vd in c.values()], dtype=float) for c in self.components}
+
+    def _flat(self, point: Point) -> np.ndarray:
+        return np.concatenate([np.asarray(point[id(c)], dtype=float) for c in self.components])
+
+    def _set_matrix_point(self, sec: MatrixCrossSection, point: Point, prox: float = 0.0,
+                          flip_boundary: bool = False) -> bool:
+        constant = 0.0
+        if self.compiled.opaque:  # terms that are not polynomials (in other blocks' variables): Pyomo evaluates them
+            self._assign(point)
+            constant = sum(op.scale * float(pyo.value(op.expr)) for op in self.compiled.opaque)
+        return sec.set_point(self._flat(point), prox=prox, flip_boundary=flip_boundary, constant=constant)
+
+    def _check_matrix_convex(self, sec: MatrixCrossSection, point: Point) -> None:
+        """Raise NotMulticonvexError naming the objective term when the block's ``P`` is not PSD at ``point``."""
+        if sec.curvature_is_convex():
+            return
+        x = self._flat(point)
+        for term in objective_terms(self.objective):
+            try:
+                Q = term_curvature(polynomial(term, self.index), sec.slot_of, x)
+            except NotPolynomial:
+                Q = None
+            if Q is None or not psd(self.sense * Q):
+                raise not_convex_term(sec.name, term)
+        raise not_convex_objective(sec.name)
 
     # -- points ---------------------------------------------------------------------------------
     def keys(self) -> list[Hashable]:
@@ -247,6 +329,8 @@ class PyomoForm(StandardForm):
                 vd.set_value(float(val), skip_validation=True)
 
     def evaluate(self, point: Point) -> tuple[float, float]:
+        if self.compiled is not None and self.compiled.exact:
+            return self.compiled.evaluate(self._flat(point), self.feasibility_tol)
         self._assign(point)
         f = self.sense * float(pyo.value(self.objective.expr))
         viol = 0.0
@@ -268,41 +352,66 @@ class PyomoForm(StandardForm):
         return f, 0.0
 
     def piece(self, point: Point) -> tuple[np.ndarray, ...]:
+        if self.compiled is not None and self.compiled.exact:
+            return (self.compiled.piece(self._flat(point)),)
         self._assign(point)
         return (np.array([pyo.value(r.input) >= 0 for r in self.relations], dtype=bool),)
 
     # -- block subproblems ----------------------------------------------------------------------
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
-        self._assign(point)
         self._prepared[index] = point
         sec = self.sections[index]
+        if isinstance(sec, MatrixCrossSection):
+            edge = self._set_matrix_point(sec, point, prox, flip_boundary)
+            if sec.curvature_moves and not sec.moving_curvature_is_convex():
+                self._check_matrix_convex(sec, point)
+            return edge
+        self._assign(point)
         edge = sec.set_point(prox=prox, flip_boundary=flip_boundary)
         sec.recheck_convex()  # curvature that depends on the other blocks can change from point to point
         return edge
 
     def solve_prepared(self, index: int) -> BlockSolution:
         sec = self.sections[index]
+        if isinstance(sec, MatrixCrossSection):
+            return self._solve_matrix(index, sec)
         t0 = time.perf_counter()
         status, has, solve_time, message, used = sec.solve()
         sol = BlockSolution(block=index, status=status, backend=used, solve_time=solve_time,
                             wall_time=time.perf_counter() - t0, message=message)
         if has:
-            point = self._prepared[index]
-            values: dict[Hashable, np.ndarray] = {}
-            for vd, val in zip(sec.own, sec.solution()):
+            x = sec.solution()
+            for vd, val in zip(sec.own, x):
                 if val is None:
                     return BlockSolution(block=index, status="solver_error", backend=used,
                                          solve_time=solve_time, message=f"{used} returned no value for {vd.name}")
-                comp, k = self._pos[id(vd)]
-                if comp not in values:
-                    values[comp] = point[comp].copy()
-                values[comp][k] = val
-            sol.values = values
+            sol.values = self._values(index, sec, np.asarray(x, dtype=float))
             sol.value = self.sense * sec.objective_value()
         return sol
 
+    def _solve_matrix(self, index: int, sec: MatrixCrossSection) -> BlockSolution:
+        if not self.reuse_subsolver:  # a fresh backend state per solve (the baseline)
+            self.plan.workspaces.pop(sec.name, None)
+        out = dispatch.solve(sec.sub, self.plan, warm=sec.x0, key=sec.name)
+        sol = BlockSolution(block=index, status=out.status, backend=out.backend, solve_time=out.solve_time,
+                            wall_time=out.wall_time, message=out.message, attempts=list(out.attempts))
+        if out.ok:
+            sol.values = self._values(index, sec, out.x)
+            sol.value = out.value - sec.prox_value(out.x)
+        return sol
+
+    def _values(self, index: int, sec, x: np.ndarray) -> dict[Hashable, np.ndarray]:
+        point = self._prepared[index]
+        values: dict[Hashable, np.ndarray] = {}
+        for comp, ks, slots in sec.targets:
+            arr = np.array(point[comp], dtype=float)
+            arr[ks] = x[slots]
+            values[comp] = arr
+        return values
+
     def load(self, point: Point) -> None:
         self._assign(point)
+        self._loaded = point
 
     def named_values(self, point: Point) -> dict[str, np.ndarray]:
         return {self._comp[key].name: np.array(arr) for key, arr in point.items()}

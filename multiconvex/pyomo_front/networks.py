@@ -9,8 +9,8 @@ subproblem (held at their values where they multiply the block's weights).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pyomo.environ as pyo

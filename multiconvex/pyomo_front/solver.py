@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
 from pyomo.common.config import ConfigValue, In, NonNegativeFloat, PositiveInt
 from pyomo.contrib.solver.common.base import Availability, LegacySolverWrapper, SolverBase
 from pyomo.contrib.solver.common.config import SolverConfig
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import Results, SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.common.solution_loader import SolutionLoader
-from pyomo.common.collections import ComponentMap
 from pyomo.opt import TerminationCondition as LegacyTC
 
 from ..drivers import ALGORITHMS, DriverOptions, run
@@ -75,8 +75,9 @@ class MulticonvexConfig(SolverConfig):
                          visibility=visibility)
         self.subsolver = self.declare("subsolver", ConfigValue(
             default="highs", domain=_subsolver_domain,
-            description="Pyomo solver name (any: highs, gurobi_persistent, scip_direct, cyipopt...) or registry "
-                        "name, or a fallback list of them, for the block subproblems."))
+            description="Registry name (auto, clarabel, highs, gurobi...: QP blocks compiled to matrices for the "
+                        "dispatcher) or Pyomo solver name (any: gurobi_persistent, appsi_highs, scip_direct, "
+                        "cyipopt...: Pyomo sub-models), or a fallback list of them, for the block subproblems."))
         self.subsolver_options = self.declare("subsolver_options", ConfigValue(
             default=None, domain=dict, description="Options passed through to the sub-solver."))
         self.algorithm = self.declare("algorithm", ConfigValue(
@@ -143,7 +144,7 @@ class MulticonvexSolver(SolverBase):
         from .form import PyomoForm
 
         config = self.config(value=kwds, preserve_implicit=True)
-        start = datetime.datetime.now(datetime.timezone.utc)
+        start = datetime.datetime.now(datetime.UTC)
         original = {id(vd): vd.value for vd in model.component_data_objects(pyo.Var)}
         all_vars = list(model.component_data_objects(pyo.Var))
 
@@ -179,6 +180,7 @@ class MulticonvexSolver(SolverBase):
             if handler is not None:
                 logger.removeHandler(handler)
                 logger.setLevel(old_level)
+        res.info["forms"] = dict(form.forms)  # per block: "matrix" (BlockSubproblem, dispatcher) or "pyomo"
         best = [(c, np.array([vd.value for vd in c.values()], dtype=float)) for c in form.components]
         if not config.load_solutions:
             restore()
@@ -197,6 +199,7 @@ class MulticonvexSolver(SolverBase):
         results.extra_info.status = res.status
         results.extra_info.message = res.message
         results.extra_info.iterations = res.iterations
+        results.extra_info.forms = dict(form.forms)
         results.extra_info.block_gaps = dict(res.certificate.block_gaps)
         results.extra_info.is_partial_minimum = res.certificate.is_partial_minimum
         results.extra_info.certificate = res.certificate

@@ -12,14 +12,19 @@ One :class:`SubSolver` per block keeps its solver instance between solves:
 
 Termination conditions of both result families are normalised to the statuses of
 :mod:`multiconvex.solvers.status`.
+
+Blocks whose subproblem is a QP in their own variables skip Pyomo's solver interfaces
+when the sub-solver is named by registry names (``"auto"``, ``"clarabel"``, ``"highs"``...):
+:func:`matrix_plan` resolves the names once into the dispatcher's plan.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
@@ -28,7 +33,10 @@ from pyomo.contrib.solver.common.results import TerminationCondition as TCv2
 from pyomo.opt import TerminationCondition as TC
 from pyomo.solvers.plugins.solvers.persistent_solver import PersistentSolver
 
-from ..errors import LicenceError, SolverUnavailableError
+from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
+from ..solvers import dispatch, get_backend, known_names
+from ..solvers.backends import silence_highs_banner
+from ..subproblem import BlockSubproblem
 
 logger = logging.getLogger("multiconvex")
 
@@ -62,8 +70,6 @@ class SubResult:
 
 def pyomo_name(name: str) -> str:
     """A Pyomo solver name passes through; a registry name without one (``"mosek"``) maps to its Pyomo name."""
-    from ..solvers import get_backend, known_names
-
     if name in SolverFactoryV2._cls or name in pyo.SolverFactory._cls:
         return name
     if name.lower() in known_names():
@@ -74,6 +80,57 @@ def pyomo_name(name: str) -> str:
                 f"{', '.join(available_pyomo_solvers()) or 'none'}")
         return b.pyomo_name
     return name
+
+
+def matrix_plan(specs: list[str], options: Mapping[str, Any] | None) -> dispatch.Plan | None:
+    """The dispatcher's plan for ``specs`` when every name is a registry name, else ``None``.
+
+    Checked here, before any solve, as :class:`SubSolver` checks Pyomo names: a single backend
+    that is not installed or has no licence raises; a fallback list raises only when no entry
+    is usable.
+
+    Examples
+    --------
+    >>> matrix_plan(["auto"], None).auto, matrix_plan(["gurobi_persistent"], None) is None
+    (True, True)
+    """
+    known = set(known_names())
+    if not all(isinstance(s, str) and s.strip().lower() in known for s in specs):
+        return None
+    plan = dispatch.make_plan(specs[0] if len(specs) == 1 else list(specs), options=dict(options or {}))
+    if plan.auto:
+        return plan
+    errors: list[Exception] = []
+    for b in plan.backends:
+        if not b.installed():
+            errors.append(SolverUnavailableError(f"solver {b.name!r} is not installed; `{b.install_hint()}`"))
+        elif b.licence().state == "missing":
+            errors.append(b.licence_error())
+    if len(errors) == len(plan.backends):
+        if len(errors) == 1:
+            raise errors[0]
+        text = "no sub-solver in the list is usable here: " + "; ".join(str(e) for e in errors)
+        if all(isinstance(e, LicenceError) for e in errors):
+            raise LicenceError(text, solver=str(specs))
+        raise SolverUnavailableError(text)
+    return plan
+
+
+def check_plan(plan: dispatch.Plan, sub: BlockSubproblem, block: str) -> None:
+    """Refuse, before any solve, a block subproblem that no named backend can take: of a class none of them
+    solves (``lstsq`` on a block with bounds), or too large for the only usable one's licence (Gurobi's pip
+    licence; with a usable fallback the dispatcher skips it instead)."""
+    if plan.auto:
+        return
+    usable = [b for b in plan.backends if b.installed() and b.licence().state != "missing"]
+    if not any(b.can_solve(sub.problem_class) for b in usable):
+        raise InvalidInputError(
+            f"block {block}'s subproblem is a {sub.problem_class} ({sub.n} variables, {sub.m} rows"
+            f"{', bounds' if sub.has_bounds else ''}), which {', '.join(b.name for b in usable)} cannot solve; "
+            "name a solver that can (e.g. 'clarabel'), or use 'auto'.")
+    if len(usable) == 1 and usable[0].licence().state == "size-limited":
+        n_bounds = int(sub.has_bounds) * sub.n
+        usable[0].check_size(sub.n, sub.m + n_bounds, sub.n if sub.is_quadratic else 0)
 
 
 def available_pyomo_solvers() -> list[str]:
@@ -93,8 +150,6 @@ def available_pyomo_solvers() -> list[str]:
 
 def _registry_backend(name: str):
     """The registry backend behind a Pyomo name, for licence checks (gurobi_*, mosek_*, scip_*)."""
-    from ..solvers import get_backend
-
     for prefix in ("gurobi", "mosek", "scip"):
         if name.lower().startswith(prefix):
             return get_backend(prefix)
@@ -117,8 +172,6 @@ class SubSolver:
         self.name = pyomo_name(name)
         self.options = dict(options or {})
         if "highs" in self.name:
-            from ..solvers.backends import silence_highs_banner
-
             silence_highs_banner()
             self.options.setdefault("output_flag", False)  # HiGHS warns on stdout at every coefficient update
         self.reuse = reuse

@@ -1,0 +1,74 @@
+"""Which variables a Pyomo model optimises and how they split into blocks (PyomoForm's input checks)."""
+
+from __future__ import annotations
+
+import pyomo.environ as pyo
+from pyomo.common.collections import ComponentSet
+from pyomo.core.base.block import BlockData
+from pyomo.core.base.var import VarData
+from pyomo.core.expr.visitor import identify_variables
+
+from ..errors import InvalidInputError
+
+
+def _entry_vars(item, where: str) -> list[VarData]:
+    """Variables named by one block entry: a Var (scalar or indexed), one entry of an indexed Var, or a Block
+    (scalar or indexed: every variable inside its active parts)."""
+    ctype = getattr(item, "ctype", None)
+    if ctype is pyo.Block:
+        datas = [item] if isinstance(item, BlockData) else list(item.values())
+        out = []
+        for b in datas:
+            if not b.active:
+                raise InvalidInputError(
+                    f"{where}: Block {b.name} is deactivated; activate it or leave it out of the blocks.")
+            out += list(b.component_data_objects(pyo.Var, descend_into=True, active=True))
+        return out
+    if ctype is pyo.Var:
+        return [item] if isinstance(item, VarData) else list(item.values())
+    raise InvalidInputError(
+        f"{where}: entry {item!r} is a {type(item).__name__}; give Pyomo Vars (whole, or single entries "
+        "such as m.W[1, 2]) or Blocks.")
+
+
+def model_vars(objective, constraints: list, relations: list) -> ComponentSet:
+    """Variables the solve can see: in the active objective, active constraints and active relations."""
+    seen = ComponentSet(identify_variables(objective.expr, include_fixed=True))
+    for c in constraints:
+        seen.update(identify_variables(c.body, include_fixed=True))
+    for r in relations:
+        seen.update(identify_variables(r.input, include_fixed=True))
+        seen.add(r.output)
+    return seen
+
+
+def variable_blocks(model, blocks) -> tuple[list[list[VarData]], list[str]]:
+    """The variables of each block and the block's name (see :class:`PyomoForm`'s ``blocks``)."""
+    if blocks is None:
+        tops = list(model.component_objects(pyo.Block, descend_into=False, active=True))
+        if not tops:
+            raise InvalidInputError(
+                "the model has no active top-level Blocks to take as blocks of variables: put each block's "
+                "variables in its own Block (m.layer1 = pyo.Block()), or pass blocks=[[m.U], [m.V]].")
+        # each entry of an indexed Block (m.layer[1], m.layer[2]...) is a block of its own
+        items = [[bd] for b in tops for bd in ([b] if isinstance(b, BlockData) else b.values()) if bd.active]
+    else:
+        if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
+            raise InvalidInputError(
+                f"blocks must be a list of blocks (each a list of Vars or Blocks), got {type(blocks).__name__}.")
+        items = [list(b) if isinstance(b, (list, tuple)) else [b] for b in blocks]
+        if not items:
+            raise InvalidInputError("blocks is empty: give at least one block, e.g. blocks=[[m.U], [m.V]], or "
+                                    "None to take each top-level Block.")
+    out, names = [], []
+    for i, entries in enumerate(items):
+        where = f"block {i}"
+        vds = list(ComponentSet(vd for item in entries for vd in _entry_vars(item, where)))
+        if not vds:
+            raise InvalidInputError(f"{where} has no variables.")
+        out.append(vds)
+        names.append("+".join(getattr(item, "name", str(item)) for item in entries))
+    return out, names
+
+
+__all__ = ["model_vars", "variable_blocks"]
