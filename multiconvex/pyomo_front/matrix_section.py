@@ -52,6 +52,21 @@ class _Split:
         return products(self.coef, self._columns, xe)
 
 
+
+def _affine_rows(t, selected: np.ndarray, slot_of: np.ndarray, names, message: str):
+    """The rows ``selected`` of table ``t`` split into their part linear in the block and their constant
+    part (with each part's row numbers among ``selected``); a row of degree > 1 in the block is refused."""
+    local = np.full(t.n_rows, -1, dtype=np.int64)
+    local[selected] = np.arange(selected.size)
+    sel = local[t.row] >= 0
+    deg = (slot_of[t.vars] >= 0).sum(axis=1)
+    bad = sel & (deg > 1)
+    if bad.any():
+        raise NotQuadraticProgram(message.format(names[t.row[bad][0]]))
+    lin = _split(t, slot_of, sel & (deg == 1), 1)
+    const = _split(t, slot_of, sel & (deg == 0), 0)
+    return lin, const, local[lin.rows], local[const.rows]
+
 def _split(table: MonomialTable, slot_of: np.ndarray, select: np.ndarray, degree: int) -> _Split:
     vars_ = table.vars[select]
     S = slot_of[vars_]
@@ -225,33 +240,13 @@ class MatrixCrossSection:
             if int(k) in model.relation_opaque:
                 raise NotQuadraticProgram(f"the input of {model.relation_names[k]} is not a polynomial")
         # constraints: rows in the order given
-        t = model.constraints
-        local = np.full(t.n_rows, -1, dtype=np.int64)
-        local[constraints] = np.arange(constraints.size)
-        sel = local[t.row] >= 0
-        deg = (slot_of[t.vars] >= 0).sum(axis=1)
-        bad = sel & (deg > 1)
-        if bad.any():
-            raise NotQuadraticProgram(f"constraint {model.constraint_names[t.row[bad][0]]} is not affine in the block")
-        self._con_lin = _split(t, slot_of, sel & (deg == 1), 1)
-        self._con_const = _split(t, slot_of, sel & (deg == 0), 0)
-        self._con_lin_rows = local[self._con_lin.rows]
-        self._con_const_rows = local[self._con_const.rows]
+        self._con_lin, self._con_const, self._con_lin_rows, self._con_const_rows = _affine_rows(
+            model.constraints, constraints, slot_of, model.constraint_names, "constraint {} is not affine in the block")
         self._con_lower, self._con_upper = model.con_lower[constraints], model.con_upper[constraints]
         mc = int(constraints.size)
         # relations: an equality row where the output is own, a side row where the input moves with x
-        t = model.relations
-        rlocal = np.full(t.n_rows, -1, dtype=np.int64)
-        rlocal[relations] = np.arange(relations.size)
-        sel = rlocal[t.row] >= 0
-        deg = (slot_of[t.vars] >= 0).sum(axis=1)
-        bad = sel & (deg > 1)
-        if bad.any():
-            raise NotQuadraticProgram(f"the input of {model.relation_names[t.row[bad][0]]} is not affine in the block")
-        self._z_lin = _split(t, slot_of, sel & (deg == 1), 1)
-        self._z_const = _split(t, slot_of, sel & (deg == 0), 0)
-        self._z_lin_rows = rlocal[self._z_lin.rows]
-        self._z_const_rows = rlocal[self._z_const.rows]
+        self._z_lin, self._z_const, self._z_lin_rows, self._z_const_rows = _affine_rows(
+            model.relations, relations, slot_of, model.relation_names, "the input of {} is not affine in the block")
         self.n_relations = nr = int(relations.size)
         out_slot = slot_of[model.outputs[relations]]
         eq_rel = np.flatnonzero(out_slot >= 0)
