@@ -45,7 +45,7 @@ from multiconvex.nets import (
 from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.nets.network import DTYPE
 from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
-from multiconvex.solvers import problem_class, resolve
+from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.validation import check_options
 
 from ._base import CvxpyModel, Estimator
@@ -207,16 +207,19 @@ class ReLUNetwork(Estimator):
         return init_params(self._arch("ReLUNetwork.initial_params"), self.seed, self._device())
 
     def _form(self, arch, X, T, solver, block_size, solver_options, budget):
-        resolve(solver, None)  # unknown names fail before anything is built
+        # the user's choice resolved once (unknown names and a missing named backend fail here):
+        # squared-loss blocks are BlockSubproblem values for the dispatcher's plan
+        plan = dispatch.make_plan(solver, options=dict(solver_options or {}))
 
         def backends_for(subproblem, name):
             return resolve(solver, problem_class(subproblem))
 
-        def resolve_class(cls, name):  # blocks are matrices: "auto" tries clarabel-native first
+        def resolve_class(cls, name):  # exp-cone blocks are matrices: "auto" tries clarabel-native first
             return resolve(solver, cls, matrix_level=True)
 
         return NetForm(arch, X, T, float(self.weight_decay), backends_for=backends_for, block_size=block_size,
-                       budget=budget or ENTRY_BUDGET, solver_options=solver_options, resolve_class=resolve_class)
+                       budget=budget or ENTRY_BUDGET, solver_options=solver_options, resolve_class=resolve_class,
+                       plan=plan)
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, y, *, algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto",
@@ -236,9 +239,12 @@ class ReLUNetwork(Estimator):
             Targets (regression) or labels (classification).
         algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam"}
         solver : str or list of str
-            Backend for the block subproblems (``"auto"``: per problem class — ``lstsq`` for an
-            unconstrained squared-loss block, Clarabel for QPs and exponential-cone programs).
-            Also used for the certificate of a gradient run.
+            Backend for the block subproblems, any registry name or a fallback list. ``"auto"``:
+            per block — squared loss: the closed form (``lstsq``) for an unconstrained output-layer
+            block, DAQP (dense active set, exact) for a small piece-constrained one, then ProxQP,
+            Clarabel, OSQP (:func:`multiconvex.solvers.dispatch.solve`); logistic/softmax:
+            ``clarabel-native`` on the exponential-cone program. Also used for the certificate of a
+            gradient run.
         max_iters : int
             Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
         tol : float

@@ -192,7 +192,10 @@ class BlockSubproblem:
 
     def P_dense(self) -> np.ndarray:
         if "Pd" not in self._cache:
-            self._cache["Pd"] = self.P_sparse().toarray()
+            if not self.quad and isinstance(self.P_extra, np.ndarray):  # already dense: no round trip
+                self._cache["Pd"] = np.asarray(self.P_extra, dtype=float)
+            else:
+                self._cache["Pd"] = self.P_sparse().toarray()
         return self._cache["Pd"]
 
     def shared_gram(self) -> tuple[str, np.ndarray] | None:

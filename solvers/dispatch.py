@@ -80,6 +80,7 @@ class Plan:
     auto: bool = False
     workspaces: dict[Any, dict] = field(default_factory=dict, repr=False)
     _usable: dict[str, bool] = field(default_factory=dict, repr=False)  # installed and licensed, asked once
+    _licences: dict[str, str] = field(default_factory=dict, repr=False)
 
     def installed(self, backend: Backend) -> bool:
         """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve)."""
@@ -88,9 +89,15 @@ class Plan:
             self._usable[key] = backend.installed()
         return self._usable[key]
 
+    def licence_state(self, backend: Backend) -> str:
+        """``backend.licence().state``, asked once per plan."""
+        if backend.name not in self._licences:
+            self._licences[backend.name] = backend.licence().state
+        return self._licences[backend.name]
+
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
-        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._usable))
+        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._usable), dict(self._licences))
 
     @property
     def names(self) -> list[str]:
@@ -154,8 +161,8 @@ class SubSolution:
         return self.x is not None
 
 
-def _check_licence(backend: Backend, sub: BlockSubproblem) -> None:
-    state = backend.licence().state
+def _check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
+    state = plan.licence_state(backend)
     if state == "missing":
         raise backend.licence_error()
     if state == "size-limited":
@@ -171,8 +178,10 @@ SINGLE_THREAD_FACTOR = 500
 _blas: ThreadpoolController | None = None
 
 
-def _one_blas_thread(sub: BlockSubproblem):
+def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem):
     global _blas
+    if solver.name != "lstsq":  # the others factorise in their own C/C++ code, not through BLAS calls from here
+        return contextlib.nullcontext()
     shared = sub.shared_gram()
     size = shared[1].shape[0] if shared is not None else sub.n
     if size > SINGLE_THREAD_FACTOR:
@@ -186,7 +195,7 @@ def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], 
                state: dict) -> MatrixOutcome:
     solver = MATRIX_SOLVERS.get(backend.name)
     if solver is not None and solver.accepts(sub, auto=False):
-        with _one_blas_thread(sub):
+        with _one_blas_thread(solver, sub):
             return solver.solve(sub, options, warm, state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
         raise SolverFailure(f"{backend.name} cannot take a {sub.problem_class} block subproblem",
@@ -213,7 +222,7 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         try:
             if not plan.installed(backend):
                 raise SolverUnavailableError(f"solver {backend.name!r} is not installed; `{backend.install_hint()}`")
-            _check_licence(backend, sub)
+            _check_licence(backend, sub, plan)
         except (LicenceError, SolverUnavailableError) as exc:
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)

@@ -118,40 +118,62 @@ def test_auto_tries_native_first_only_for_matrix_level_callers():
     assert "clarabel-native" not in [b.name for b in resolve("auto", "SOCP", matrix_level=True)]
 
 
-# -- ReLU blocks: native and cvxpy give the same iterates --------------------------------------------
+# -- ReLU blocks: the dispatcher's subproblem is the block's, whichever backend solves it --------------
 def _regression(n=80, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     return X, np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(n)
 
 
-def _every_block_both_ways(net, X, y, block_size, point=None):
-    """Solve every block from the same point with clarabel-native and with Clarabel through cvxpy."""
+def _every_block(net, X, y, block_size, solvers, point=None):
+    """Solve every block from the same point with each of ``solvers``; yields ``(form, index, point, sols)``."""
     arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
-    forms = [net._form(arch, Xt, Tt, s, block_size, None, None) for s in ("clarabel-native", "clarabel")]
+    forms = [net._form(arch, Xt, Tt, s, block_size, None, None) for s in solvers]
     x0 = forms[0].point_from_params(net.initial_params()) if point is None else point
-    pairs = []
     for i in range(len(forms[0].blocks)):
         sols = []
         for form in forms:
             form.prepare(i, x0)
             sols.append(form.solve_prepared(i))
-        pairs.append(sols)
-    return pairs
+        yield forms[0], i, x0, sols
+
+
+def _cvxpy_block(form, index, point):
+    """The squared-loss block written from its torch data in cvxpy, unreduced (every piece row),
+    solved by Clarabel through cvxpy: the reference for the dispatcher's reduced value."""
+    data = form.block_data(index, point)
+    N, wd = form.X.shape[0], form.weight_decay
+    R, d = data.R.numpy(), data.d.numpy()
+    theta0 = data.theta0.numpy()
+    th = cp.Variable(theta0.size)
+    main = cp.sum_squares(R @ th - d) / (2 * N) + wd / 2 * cp.sum_squares(th)
+    cons = []
+    if data.own is not None:
+        c = data.own.shape[2]
+        cons += [data.own[u].numpy() @ th[u * c:(u + 1) * c] >= 0 for u in range(data.own.shape[0])]
+    if data.G is not None:
+        cons.append(data.G.numpy() @ th + data.h.numpy() >= 0)
+    prob = cp.Problem(cp.Minimize(main), cons)
+    th.value = theta0
+    const = form.evaluate(point)[0] - float(main.value)
+    prob.solve(solver="CLARABEL")
+    return from_cvxpy(prob.status), th.value, prob.value + const
 
 
 @pytest.mark.parametrize("block_size", ["layer", 3, "unit"])
-def test_relu_squared_blocks_match_the_cvxpy_path(block_size):
+def test_relu_squared_blocks_match_the_unreduced_cvxpy_block(block_size):
     X, y = _regression()
     net = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
-    for native, via in _every_block_both_ways(net, X, y, block_size):
-        assert (native.backend, via.backend) == ("clarabel-native", "clarabel")
-        assert native.status == via.status == "optimal"
-        assert native.value == pytest.approx(via.value, rel=1e-7)
-        for key in native.values:
-            # interior points stop at a gap tolerance: along flat directions (a dead unit sees only
-            # weight decay, value ~1e-9) the two stop ~1e-4 apart with equal values
-            np.testing.assert_allclose(native.values[key], via.values[key], atol=1e-3)
+    for form, i, x0, (native, auto) in _every_block(net, X, y, block_size, ["clarabel-native", "auto"]):
+        status, theta, value = _cvxpy_block(form, i, x0)
+        assert native.backend == "clarabel-native" and auto.backend in ("daqp", "lstsq", "proxqp")
+        assert native.status == auto.status == status == "optimal"
+        assert native.value == pytest.approx(value, rel=1e-7)
+        assert auto.value <= native.value + 1e-12 and auto.value == pytest.approx(value, rel=1e-7)
+        got = np.concatenate([auto.values[k] for k in form.blocks[i].keys])
+        # interior points stop at a gap tolerance: along flat directions (a dead unit sees only
+        # weight decay, value ~1e-9) they stop ~1e-4 from the exact optimum with equal values
+        np.testing.assert_allclose(got, theta, atol=1e-3)
 
 
 @pytest.mark.parametrize("loss,out", [("softmax", 3), ("logistic", 1)])
@@ -160,21 +182,23 @@ def test_relu_exponential_cone_blocks_match_the_cvxpy_path(loss, out):
     X = rng.standard_normal((60, 3))
     y = np.argmax(X @ rng.standard_normal((3, 3)), 1) if loss == "softmax" else (X[:, 0] * X[:, 1] > 0).astype(int)
     net = ReLUNetwork([3, 5, 4, out], loss=loss, weight_decay=1e-2, seed=0, device="cpu")
-    for native, via in _every_block_both_ways(net, X, y, 2):
+    for _, _, _, (native, via) in _every_block(net, X, y, 2, ["clarabel-native", "clarabel"]):
+        assert (native.backend, via.backend) == ("clarabel-native", "clarabel")
         assert native.status == via.status == "optimal"
         assert native.value == pytest.approx(via.value, rel=1e-6)
         for key in native.values:
             np.testing.assert_allclose(native.values[key], via.values[key], atol=1e-4)
 
 
-def test_one_jacobi_sweep_of_layer_blocks_matches_the_cvxpy_path():
+def test_one_jacobi_sweep_of_layer_blocks_is_the_same_with_every_backend():
     X, y = _regression()
     kw = dict(algorithm="jacobi", max_iters=1, block_size="layer")
-    net = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
-    native = net.fit(X, y, solver="clarabel-native", **kw)
-    via = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, solver="clarabel", **kw)
-    assert set(native.result_.backends_used) == {"clarabel-native"}
-    np.testing.assert_allclose(native.result_.objectives, via.result_.objectives, rtol=1e-7)
+    runs = {s: ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, solver=s, **kw).result_
+            for s in ("clarabel-native", "auto", "ecos")}  # ecos: through a small cvxpy problem
+    assert set(runs["clarabel-native"].backends_used) == {"clarabel-native"}
+    assert set(runs["ecos"].backends_used) == {"ecos"}
+    for s in ("auto", "ecos"):
+        np.testing.assert_allclose(runs[s].objectives, runs["clarabel-native"].objectives, rtol=1e-7)
 
 
 def test_native_reaches_a_certified_partial_minimum():
@@ -187,7 +211,7 @@ def test_native_reaches_a_certified_partial_minimum():
     assert res.objective == pytest.approx(net.objective(X, y), rel=1e-12)
 
 
-def test_a_failed_native_solve_falls_back_to_the_cvxpy_backends_after_it():
+def test_a_failed_solve_falls_back_to_the_next_backend_in_the_list():
     X, y = _regression(40)
     net = ReLUNetwork([4, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
     net.fit(X, y, algorithm="gauss-seidel", solver=["clarabel-native", "clarabel"], max_iters=1,
@@ -199,17 +223,17 @@ def test_a_failed_native_solve_falls_back_to_the_cvxpy_backends_after_it():
     assert "clarabel" not in alone.result_.backends_used and alone.result_.info["failed_block_solves"]
 
 
-def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure():
-    # Units on a piece boundary are also solved on the piece across it; that piece is often empty. Clarabel's
-    # proof of infeasibility must neither send the block to the (slow) cvxpy fallback nor count as a failure.
-
+@pytest.mark.parametrize("solver", ["auto", "osqp"])
+def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure(solver):
+    # Units on a piece boundary are also solved on the piece across it; that piece is often empty. The
+    # backend's proof of infeasibility must neither send the block to the next backend nor count as a failure.
     X, y = datasets.load("diabetes")
     X, y = X[:100], y[:100]
     net = ReLUNetwork([10, 8, 8, 1], weight_decay=1e-4, seed=0)
     net.fit(X, y, algorithm="gauss-seidel", solver="auto", max_iters=3, certify=False)
     assert net.result_.info["failed_block_solves"] == 0
     arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
-    form = net._form(arch, Xt, Tt, "auto", "auto", None, None)
+    form = net._form(arch, Xt, Tt, solver, "auto", None, None)
     x = form.point_from_params(net._params())
     empty = []
     for i in range(len(form.blocks)):
@@ -218,4 +242,4 @@ def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure():
             if sol.status == "infeasible":
                 empty.append([name for name, _ in sol.attempts])
     assert empty, "the start should have empty neighbouring pieces"
-    assert all(names == ["clarabel-native"] for names in empty)
+    assert all(names == [{"auto": "daqp"}.get(solver, solver)] for names in empty)

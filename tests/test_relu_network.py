@@ -295,3 +295,105 @@ def test_auto_device_picks_cuda_and_agrees_with_the_cpu():
           .fit(X, y, algorithm="gd", lr=0.1, max_iters=100) for d in ("auto", "cpu")]
     assert gd[0].objective_ == pytest.approx(gd[1].objective_, rel=1e-10)
     assert gd[0].result_.certificate.max_gap == pytest.approx(gd[1].result_.certificate.max_gap, rel=1e-5, abs=1e-9)
+
+
+# -- squared-loss blocks are BlockSubproblem values for the dispatcher ---------------------------------
+def _small_regression():
+    return teacher_data(60, sizes=(3, 8, 1))
+
+
+def test_auto_sends_unit_blocks_to_daqp_and_the_output_layer_to_the_closed_form():
+    X, y = _small_regression()
+    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net.fit(X, y, algorithm="gauss-seidel", max_iters=3, certify=False)
+    res = net.result_
+    assert res.info["blocks"][:2] == ["layer1[0:1]", "layer1[1:2]"]  # "auto" block size: units
+    assert set(res.backends_used) == {"daqp", "lstsq"} and res.info["failed_block_solves"] == 0
+    assert res.solver_time > 0
+
+
+def test_the_block_subproblem_value_is_the_objective_on_the_piece():
+    X, y = _small_regression()
+    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
+    form = net._form(arch, Xt, Tt, "auto", "auto", None, None)
+    x = form.point_from_params(net.initial_params())
+    f = form.evaluate(x)[0]
+    for i, block in enumerate(form.blocks):
+        sub = form.subproblem(i, x, prox=0.5)
+        theta0 = sub.stack({k: x[k] for k in block.keys})
+        assert sub.value(theta0) == pytest.approx(f, rel=1e-13) and sub.violation(theta0) <= 1e-12
+        # a step that keeps the piece: the value is F there, plus the prox term
+        step = theta0 + 1e-7 * np.random.default_rng(i).standard_normal(theta0.size)
+        if sub.violation(step) == 0:
+            moved = {**x, **sub.split(step)}
+            assert sub.value(step) == pytest.approx(form.evaluate(moved)[0] + 0.25 * np.sum((step - theta0) ** 2),
+                                                    rel=1e-12)
+
+
+def test_auto_and_clarabel_give_the_same_block_solutions_along_a_run():
+    # Each block from the same point, on the same piece (and across a boundary), over three sweeps. Whole runs
+    # part ways once DAQP's exact vertices put samples on a boundary (z = 0 up to rounding): the piece read
+    # there by `z >= 0` is then decided by rounding, where Clarabel's interior points sit ~1e-9 inside.
+    X, y = _small_regression()
+    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
+    forms = {s: net._form(arch, Xt, Tt, s, "auto", None, None) for s in ("auto", "clarabel")}
+    x = forms["auto"].point_from_params(net.initial_params())
+    compared = 0
+    for _ in range(3):
+        for i, block in enumerate(forms["auto"].blocks):
+            best = None
+            for flip in (False, True):
+                sols = {}
+                for s, form in forms.items():
+                    if form.prepare(i, x, flip_boundary=flip) or not flip:
+                        sols[s] = form.solve_prepared(i)
+                if not sols:
+                    continue
+                exact, ipm = sols["auto"], sols["clarabel"]
+                assert exact.status == ipm.status
+                if not exact.ok:
+                    continue
+                compared += 1
+                assert exact.value == pytest.approx(ipm.value, rel=1e-9) and exact.value <= ipm.value + 1e-12
+                for key in block.keys:
+                    np.testing.assert_allclose(exact.values[key], ipm.values[key], atol=1e-3)
+                if best is None or exact.value < best.value:
+                    best = exact
+            cand = {**x, **best.values}
+            if forms["auto"].evaluate(cand)[0] <= forms["auto"].evaluate(x)[0]:
+                x = cand
+    assert compared > 27  # boundaries were crossed
+    runs = [ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+            .fit(X, y, algorithm="gauss-seidel", solver=s, max_iters=1, certify=False).result_
+            for s in ("auto", "clarabel")]
+    np.testing.assert_allclose(runs[0].objectives, runs[1].objectives, rtol=1e-8)
+
+
+def test_a_named_backend_goes_through_the_dispatcher():
+    X, y = _small_regression()
+    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net.fit(X, y, algorithm="gauss-seidel", solver="osqp", max_iters=3, certify=False)
+    res = net.result_
+    assert set(res.backends_used) == {"osqp"} and res.info["failed_block_solves"] == 0
+    assert np.all(np.diff(res.objectives) <= 1e-12) and res.objectives[-1] < 0.5 * res.objectives[0]
+
+
+def test_block_gaps_reach_rounding_level_with_daqp():
+    X, y = _small_regression()
+    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net.fit(X, y, algorithm="gauss-seidel", max_iters=500, tol=1e-12)
+    cert = net.result_.certificate
+    assert net.result_.status == "converged" and cert.is_partial_minimum
+    assert abs(cert.max_gap) <= 1e-12 * max(1.0, net.objective_)  # Clarabel: ±4e-11, never certified at 1e-12
+
+
+def test_squared_blocks_ship_to_a_process_pool_and_agree_with_in_process():
+    X, y = _small_regression()
+    kw = dict(algorithm="jacobi", max_iters=2, certify=False)
+    here = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, **kw)
+    there = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, executor="processes",
+                                                                               workers=2, **kw)
+    np.testing.assert_allclose(there.result_.objectives, here.result_.objectives, rtol=1e-12)
+    assert there.result_.backends_used == here.result_.backends_used

@@ -4,11 +4,20 @@
 Jacobi and Gauss–Seidel drivers run on it unchanged. Points are keyed by unit: ``(k, u)`` is
 row ``u`` of ``W_{k+1}`` with its bias appended. ``prepare`` runs one forward pass per point
 (cached) and records what to build; ``solve_prepared`` builds the block's matrices in torch
-(:func:`multiconvex.nets.blocks.block_data`) and hands them to the backend: either straight to a
-matrix-level backend (``clarabel-native``: :class:`_NativeSubproblem` assembles Clarabel's
-``P, q, A, b`` and cones and updates the solver's data in place between solves), or through a
-cvxpy problem compiled **once** per block shape (layer, group size) with Parameters for every
-matrix (DPP). Either way blocks of the same shape share it, one solve at a time.
+(:func:`multiconvex.nets.blocks.block_data`) and hands them to a backend:
+
+* squared loss: the block is a :class:`~multiconvex.subproblem.BlockSubproblem` (dense Gram,
+  the piece as rows, one interval per sample for a unit;
+  :func:`multiconvex.nets.subproblems.squared_subproblem`) solved by the one dispatcher
+  (:func:`multiconvex.solvers.dispatch.solve`) with the :class:`~multiconvex.solvers.dispatch.Plan`
+  resolved from the user's ``solver=`` at the front door: ``"auto"`` takes the closed form for an
+  unconstrained output-layer block and DAQP (dense active set, exact) for small piece-constrained
+  ones; any registry name works;
+* logistic/softmax (exponential cones, not in ``BlockSubproblem`` yet): straight to
+  ``clarabel-native`` (:class:`_NativeSubproblem` assembles Clarabel's ``P, q, A, b`` and cones
+  and updates the solver's data in place between solves), or through a cvxpy problem compiled
+  **once** per block shape (layer, group size) with Parameters for every matrix (DPP). Blocks of
+  the same shape share it, one solve at a time.
 """
 
 from __future__ import annotations
@@ -21,24 +30,25 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
-import scipy.sparse as sp
 import torch
 from scipy.special import logsumexp
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
-from ..solvers import has_solution
-from ..solvers.clarabel_native import exponential, nonneg, triu_dense_csc
+from ..solvers import dispatch, has_solution
 from ..solvers.cvxpy_adapter import options_for
 from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
 from ..standard_form import Block, BlockSolution, Point, StandardForm
+from ..subproblem import BlockSubproblem
 from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
 from .network import DTYPE, Architecture, Params, forward, init_params, objective
+from .subproblems import block_values, conic_matrices, squared_subproblem
 
 logger = logging.getLogger("multiconvex")
 
 
 class _Subproblem:
-    """One compiled cvxpy problem for every block of a shape: data loss + weight decay, piece kept."""
+    """One compiled cvxpy problem for every logistic/softmax block of a shape: data loss + weight
+    decay, piece kept (squared-loss blocks go to the dispatcher as values)."""
 
     def __init__(self, arch: Architecture, n_samples: int, layer: int, g: int, n_later_rows: int,
                  weight_decay: float):
@@ -47,17 +57,13 @@ class _Subproblem:
         p = g * c
         self.theta = cp.Variable(p, name="theta")
         th = self.theta
-        if arch.loss == "squared":
-            self.R, self.d = cp.Parameter((p, p), name="R"), cp.Parameter(p, name="d")
-            loss = cp.sum_squares(self.R @ th - self.d) / (2 * N)
+        self.A, self.c = cp.Parameter((N * K, p), name="A"), cp.Parameter(N * K, name="c")
+        z = self.A @ th + self.c
+        if arch.loss == "logistic":  # A, c carry the sign −t: loss = log(1 + exp(−t f))
+            loss = cp.sum(cp.logistic(z)) / N
         else:
-            self.A, self.c = cp.Parameter((N * K, p), name="A"), cp.Parameter(N * K, name="c")
-            z = self.A @ th + self.c
-            if arch.loss == "logistic":  # A, c carry the sign −t: loss = log(1 + exp(−t f))
-                loss = cp.sum(cp.logistic(z)) / N
-            else:
-                self.q = cp.Parameter(p, name="q")  # Σ_i A_iᵀ t_i: the linear part −tᵀf
-                loss = (cp.sum(cp.log_sum_exp(cp.reshape(z, (N, K), order="C"), axis=1)) - self.q @ th) / N
+            self.q = cp.Parameter(p, name="q")  # Σ_i A_iᵀ t_i: the linear part −tᵀf
+            loss = (cp.sum(cp.log_sum_exp(cp.reshape(z, (N, K), order="C"), axis=1)) - self.q @ th) / N
         self.main = loss + (weight_decay / 2) * cp.sum_squares(th) if weight_decay else loss
         self.rho = cp.Parameter(nonneg=True, value=0.0, name="rho")
         self.anchor = cp.Parameter(p, value=np.zeros(p), name="anchor")
@@ -81,9 +87,7 @@ class _Subproblem:
         def np_(t):
             return t.detach().cpu().numpy()
 
-        if loss == "squared":
-            self.R.value, self.d.value = np_(data.R), np_(data.d)
-        elif loss == "logistic":
+        if loss == "logistic":
             sign = -T.reshape(-1)
             self.A.value, self.c.value = sign[:, None] * np_(data.A), sign * np_(data.c)
         else:
@@ -110,17 +114,9 @@ def block_problem_class(arch: Architecture, layer: int) -> str:
 
 
 class _NativeSubproblem:
-    """A block shape's subproblem in Clarabel's form ``min ½xᵀPx + qᵀx, b − Ax ∈ K``, built from
-    :class:`BlockData` with numpy (one dense pattern per shape, so the solver's data is updated
-    in place between solves).
-
-    Squared loss: ``x = θ``, ``P = RᵀR/N + (λ+ρ)I``, ``q = −Rᵀd/N − ρθ⁰``. Logistic/softmax:
-    ``x = [θ, t, u]`` with ``t_i ≥ LSE(z_i)`` as ``Σ_k u_ik ≤ 1``, ``(z_ik − t_i, 1, u_ik) ∈ K_exp``
-    (``z = [0, −yf]`` for logistic), objective ``(Σ t_i − qᵀθ)/N + (λ+ρ)/2‖θ‖² − ρθ⁰ᵀθ``.
-    Piece constraints ``own_u θ_u ≥ 0`` and ``Gθ + h ≥ 0`` are nonnegative-cone rows, reduced
-    first (:meth:`_piece_rows`): per-sample intervals for unit blocks, no rows that the block
-    cannot move. The pattern then changes between solves; the solver is updated in place only
-    when it does not (e.g. output-layer blocks), and rebuilt otherwise.
+    """A logistic/softmax block shape's exponential-cone program, handed to Clarabel as matrices
+    (:func:`multiconvex.nets.subproblems.conic_matrices`); the solver's data is updated in place
+    between solves while the sparsity pattern stays the same, and rebuilt otherwise.
     """
 
     def __init__(self, arch: Architecture, n_samples: int, layer: int, weight_decay: float, backend, options):
@@ -131,126 +127,15 @@ class _NativeSubproblem:
         self.fallback: list | None = None  # cvxpy backends after the native one
         self.cvxpy: _Subproblem | None = None
 
-    # -- the model's own objective on the block (no constant), for F at the new point ----------
     def main(self, theta: np.ndarray, mats: dict) -> float:
-        wd = self.weight_decay
-        if self.arch.loss == "squared":  # ½θᵀ gram θ − linᵀθ, over N
-            return float(theta @ (mats["gram"] @ theta) / 2 - mats["lin"] @ theta) / self.N \
-                + wd / 2 * float(theta @ theta)
-
+        """The model's own objective on the block (no constant), for ``F`` at the new point."""
         z = (mats["Z"] @ theta + mats["zc"]).reshape(self.N, -1)
-        return float(logsumexp(z, axis=1).sum() - mats["q"] @ theta) / self.N + wd / 2 * float(theta @ theta)
-
-    def _piece_rows(self, data: BlockData, p: int, row0: int):
-        """Piece constraints as COO triplets of ``−C`` (rows from ``row0``), their ``b`` and the row count.
-
-        Every later pre-activation depends on the block only through the block's own
-        pre-activations ``z_k[i, G]`` of the same sample, so:
-
-        * a unit block (``g = 1``) keeps a piece that is an interval per sample: all of sample
-          ``i``'s rows ``α_r w_i + h_r ≥ 0`` on the scalar ``w_i = own_i · θ`` collapse to
-          ``L_i ≤ w_i ≤ U_i`` (at most ``2N`` rows instead of ``N (1 + Σ_j n_j)``);
-        * a larger block drops the later rows that do not involve it (exactly zero: the path from
-          the block to that unit is dead at that sample), keeping any that are violated.
-        """
-        rows, cols, vals, bs = [], [], [], []
-        own = data.own.detach().cpu().numpy() if data.own is not None else None  # (g, N, c)
-        G = data.G.detach().cpu().numpy() if data.G is not None else None
-        h = data.h.detach().cpu().numpy() if data.h is not None else None
-        if own is None:
-            return rows, cols, vals, np.zeros(0), 0
-        g, N, c = own.shape
-        if g == 1:
-            W = own[0]
-            lower = np.zeros(N)  # own: w_i ≥ 0
-            upper = np.full(N, np.inf)
-            infeasible = False
-            if G is not None:
-                sample = np.concatenate([np.repeat(np.arange(N), self.arch.sizes[j + 1])
-                                         for j in range(self.layer + 1, self.arch.n_layers - 1)])
-                alpha = np.einsum("rc,rc->r", G, W[sample]) / np.maximum((W * W).sum(1), 1e-300)[sample]
-                pos, neg = alpha > 0, alpha < 0
-                np.maximum.at(lower, sample[pos], -h[pos] / alpha[pos])
-                np.minimum.at(upper, sample[neg], h[neg] / -alpha[neg])
-                infeasible = bool(np.any(h[alpha == 0] < 0))
-            fin = np.flatnonzero(np.isfinite(upper))
-            m = N + fin.size
-            r = row0 + np.arange(N)
-            rows.append(np.repeat(r, c)), cols.append(np.tile(np.arange(c), N)), vals.append(-W.ravel())
-            rows.append(np.repeat(row0 + N + np.arange(fin.size), c)), cols.append(np.tile(np.arange(c), fin.size))
-            vals.append(W[fin].ravel())
-            bs = [-lower, upper[fin]]
-            if infeasible:  # a constant row that the piece violates: 0 ≤ −1, Clarabel says infeasible
-                rows.append(np.array([row0 + m])), cols.append(np.array([0])), vals.append(np.array([0.0]))
-                bs.append(np.array([-1.0]))
-                m += 1
-            return rows, cols, vals, np.concatenate(bs), m
-        u, i, j = np.meshgrid(np.arange(g), np.arange(N), np.arange(c), indexing="ij")
-        rows.append(row0 + (u * N + i).ravel()), cols.append((u * c + j).ravel()), vals.append(-own.ravel())
-        bs.append(np.zeros(g * N))
-        m = g * N
-        if G is not None:
-            keep = np.flatnonzero(np.any(G != 0, axis=1) | (h < 0))
-            r, cc = np.meshgrid(row0 + m + np.arange(keep.size), np.arange(p), indexing="ij")
-            rows.append(r.ravel()), cols.append(cc.ravel()), vals.append(-G[keep].ravel())
-            bs.append(h[keep])
-            m += keep.size
-        return rows, cols, vals, np.concatenate(bs), m
+        return float(logsumexp(z, axis=1).sum() - mats["q"] @ theta) / self.N \
+            + self.weight_decay / 2 * float(theta @ theta)
 
     def matrices(self, data: BlockData, T: np.ndarray, prox: float):
         """Clarabel's ``P, q, A, b, cones`` for the block, and what :meth:`main` needs."""
-        theta0 = data.theta0.detach().cpu().numpy()
-        p, N = theta0.size, self.N
-        reg = self.weight_decay + prox
-        if self.arch.loss == "squared":
-            gram = data.gram.detach().cpu().numpy()
-            lin = data.lin.detach().cpu().numpy()
-            P = 0.5 * (gram + gram.T) / N + reg * np.eye(p)
-            q = -lin / N - prox * theta0
-            mats = {"gram": gram, "lin": lin}
-            rows, cols, vals, b, m = self._piece_rows(data, p, 0)
-            A = _csc(rows, cols, vals, (m, p))
-            return triu_dense_csc(P), q, A, b, ([nonneg(m)] if m else []), mats
-        A_out = data.A.detach().cpu().numpy()
-        c_out = data.c.detach().cpu().numpy()
-        if self.arch.loss == "logistic":  # z = [0, −t f]: LSE = log(1 + e^{−tf})
-            sign = -T.reshape(-1)
-            K = 2
-            Z = np.zeros((N * 2, p))
-            Z[1::2] = sign[:, None] * A_out
-            zc = np.zeros(N * 2)
-            zc[1::2] = sign * c_out
-            qlin = np.zeros(p)
-        else:
-            K = T.shape[1]
-            Z, zc = A_out, c_out
-            qlin = A_out.T @ T.reshape(-1)
-        n_u = N * K
-        n = p + N + n_u
-        # rows: [Σ_k u_ik ≤ 1 (N)] [piece (m)] [exp cones (3 N K)]; columns θ | t | u
-        rows, cols, vals, hb, m = self._piece_rows(data, p, N)
-        ui = np.arange(n_u)
-        rows.append(ui // K), cols.append(p + N + ui), vals.append(np.ones(n_u))
-        e0 = N + m + 3 * ui  # first row of cone (i, k)
-        r, c = np.meshgrid(e0, np.arange(p), indexing="ij")
-        rows.append(r.ravel()), cols.append(c.ravel()), vals.append(-Z.ravel())
-        rows.append(e0), cols.append(p + ui // K), vals.append(np.ones(n_u))
-        rows.append(e0 + 2), cols.append(p + N + ui), vals.append(-np.ones(n_u))
-        A = _csc(rows, cols, vals, (N + m + 3 * n_u, n))
-        b = np.concatenate([np.ones(N), hb, np.stack([zc, np.ones(n_u), np.zeros(n_u)], axis=1).ravel()])
-        P = sp.csc_array((np.full(p, reg), (np.arange(p), np.arange(p))), shape=(n, n))
-        qv = np.concatenate([-qlin / N - prox * theta0, np.full(N, 1.0 / N), np.zeros(n_u)])
-        cones = [nonneg(N + m), *exponential(n_u)]
-        return P, qv, A, b, cones, {"Z": Z, "zc": zc, "q": qlin}
-
-
-def _csc(rows: list, cols: list, vals: list, shape: tuple[int, int]):
-    """COO triplets -> CSC with sorted indices and every given entry kept (explicit zeros too)."""
-    if not rows:
-        return sp.csc_array(shape)
-    A = sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape).tocsc()
-    A.sort_indices()
-    return A
+        return conic_matrices(self.arch, self.layer, data, T, self.weight_decay, prox)
 
 
 class NetForm(StandardForm):
@@ -262,44 +147,53 @@ class NetForm(StandardForm):
     X, T : torch.Tensor
         Inputs ``(N, d)`` and encoded targets ``(N, n_out)`` on the model's device, float64.
     weight_decay : float
+    plan : multiconvex.solvers.dispatch.Plan, optional
+        The user's ``solver=`` resolved once (:func:`multiconvex.solvers.dispatch.make_plan`): the
+        squared-loss blocks' subproblems go to :func:`multiconvex.solvers.dispatch.solve` with it.
+        Default: ``"auto"`` with ``solver_options``.
     backends_for : callable
-        ``(cvxpy problem, block name) -> list of backends`` (``solvers.resolve`` per problem class).
+        ``(cvxpy problem, block name) -> list of backends`` (``solvers.resolve`` per problem class), for
+        logistic/softmax blocks when ``resolve_class`` is not given.
     resolve_class : callable, optional
-        ``(problem class, block name) -> list of backends``. When given, the class comes from
-        :func:`block_problem_class` and no cvxpy problem is built unless a cvxpy backend is needed;
-        a matrix-level backend first in the list (``clarabel-native``) gets the matrices directly,
-        the cvxpy backends after it are the fallback.
+        ``(problem class, block name) -> list of backends`` for logistic/softmax blocks. When given, the
+        class comes from :func:`block_problem_class` and no cvxpy problem is built unless a cvxpy backend
+        is needed; a matrix-level backend first in the list (``clarabel-native``) gets the matrices
+        directly, the cvxpy backends after it are the fallback.
     block_size : "auto", "layer", "unit" or int
-        See :func:`multiconvex.nets.blocks.make_blocks`; ``"auto"`` means ``"unit"`` when the first
-        backend is matrix-level (``clarabel-native``).
+        See :func:`multiconvex.nets.blocks.make_blocks`; ``"auto"`` means ``"unit"`` for squared loss
+        (every backend then gets the block in its own variables) and for logistic/softmax when the
+        first backend is matrix-level (``clarabel-native``).
     solver_options : dict, optional
         Passed through to the backend.
     """
 
     def __init__(self, arch: Architecture, X: torch.Tensor, T: torch.Tensor, weight_decay: float, *,
-                 backends_for, block_size: int | str | None = "auto", budget: int = ENTRY_BUDGET,
-                 solver_options: Mapping[str, Any] | None = None, resolve_class=None):
+                 backends_for=None, block_size: int | str | None = "auto", budget: int = ENTRY_BUDGET,
+                 solver_options: Mapping[str, Any] | None = None, resolve_class=None,
+                 plan: dispatch.Plan | None = None):
         self.arch, self.X, self.T = arch, X, T
         self.weight_decay = float(weight_decay)
         self.device = X.device
         self.T_np = T.detach().cpu().numpy()
         self._resolve_class = resolve_class
-        if block_size == "auto" and resolve_class is not None and getattr(
-                resolve_class(block_problem_class(arch, 0), "layer1")[0], "matrix_level", False):
-            # measured (benchmarks/results/relu.json): with a matrix-level backend a unit's
-            # piece is one interval per sample, so unit blocks are far cheaper than groups (on
-            # diabetes [10, 64, 64, 1]: ~5 s per sweep against minutes for the groups of 7)
+        self.solver_options = dict(solver_options or {})
+        self.plan = plan if plan is not None else dispatch.make_plan("auto", options=self.solver_options)
+        if block_size == "auto" and (arch.loss == "squared" or resolve_class is not None and getattr(
+                resolve_class(block_problem_class(arch, 0), "layer1")[0], "matrix_level", False)):
+            # measured (benchmarks/results/relu.json): in the block's own variables a unit's piece
+            # is one interval per sample, so unit blocks are far cheaper than groups (on diabetes
+            # [10, 64, 64, 1]: ~5 s per sweep against minutes for the groups of 7)
             block_size = "unit"
         self.layer_blocks = make_blocks(arch, X.shape[0], block_size, budget)
         self.blocks = [Block(b.name, tuple((b.layer, u) for u in b.units)) for b in self.layer_blocks]
-        self.solver_options = dict(solver_options or {})
         self._backends_for = backends_for
-        self._shapes: dict[tuple[int, int], _Subproblem] = {}
+        self._shapes: dict[tuple[int, int], _Subproblem | _NativeSubproblem] = {}
         self._shape_lock = threading.Lock()
         self._prepared: dict[int, tuple[Point, float, bool]] = {}
+        self._shipped: dict[int, tuple[BlockSubproblem, np.ndarray, float]] = {}
         self._cache: tuple[Point, Any] | None = None
         self.build_time = 0.0
-        self.build_seconds = 0.0  # torch time building block matrices (outside the backend)
+        self.build_seconds = 0.0  # torch and numpy time building block subproblems (outside the backend)
 
     # -- points ------------------------------------------------------------------------------
     def keys(self) -> list[Hashable]:
@@ -350,6 +244,7 @@ class NetForm(StandardForm):
         return _Subproblem(self.arch, self.X.shape[0], layer, g, later, self.weight_decay)
 
     def _shape(self, index: int) -> _Subproblem | _NativeSubproblem:
+        """A logistic/softmax block shape's solver state (built once, shared by the blocks of the shape)."""
         b = self.layer_blocks[index]
         key = (b.layer, len(b.units))
         with self._shape_lock:
@@ -374,7 +269,8 @@ class NetForm(StandardForm):
 
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         _, pre, _, _ = self._forward(point)
-        self._shape(index)
+        if self.arch.loss != "squared":
+            self._shape(index)
         self._prepared[index] = (point, float(prox), flip_boundary)
         return block_boundary(self.arch, self.layer_blocks[index], pre)
 
@@ -385,15 +281,37 @@ class NetForm(StandardForm):
             return block_data(self.arch, params, self.T, self.layer_blocks[index], pre, inputs,
                               flip_boundary=flip_boundary)
 
+    def subproblem(self, index: int, point: Point, *, prox: float = 0.0,
+                   flip_boundary: bool = False) -> BlockSubproblem:
+        """Squared loss: block ``index``'s subproblem at ``point`` as a value (its ``value`` at ``θ`` is
+        ``F`` with the block at ``θ``, on the piece, plus ``prox/2 ‖θ − θ⁰‖²``)."""
+        if self.arch.loss != "squared":
+            raise InvalidInputError(f"NetForm.subproblem: {self.arch.loss} blocks are exponential-cone "
+                                    f"programs, not BlockSubproblem values yet; use solve_prepared.")
+        params, pre, inputs, f0 = _forward_uncached(self, point)
+        block = self.layer_blocks[index]
+        with torch.no_grad():
+            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip_boundary,
+                              factor=False)
+        return squared_subproblem(self.arch, block, data, f0, self.X.shape[0], self.weight_decay, prox)
+
     def solve_prepared(self, index: int) -> BlockSolution:
         point, prox, flip = self._prepared[index]
+        if self.arch.loss == "squared":
+            t0 = time.perf_counter()
+            sub = self.subproblem(index, point, prox=prox, flip_boundary=flip)
+            theta0 = np.concatenate([point[key] for key in self.blocks[index].keys])
+            self.build_seconds += time.perf_counter() - t0
+            sol = dispatch.solve(sub, self.plan, warm=theta0, key=self.blocks[index].name)
+            out = self._block_solution(index, sub, theta0, prox, sol)
+            out.wall_time = time.perf_counter() - t0
+            return out
         block = self.layer_blocks[index]
         t0 = time.perf_counter()
         params, pre, inputs, f0 = _forward_uncached(self, point)
         sub = self._shapes[(block.layer, len(block.units))]
         with torch.no_grad():
-            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip,
-                              factor=not isinstance(sub, _NativeSubproblem))
+            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip)
         with sub.lock:
             if isinstance(sub, _NativeSubproblem):
                 sol = self._solve_native(index, sub, data, prox, f0, t0)
@@ -403,14 +321,41 @@ class NetForm(StandardForm):
                 if sub.cvxpy is None:  # the native solve failed: the cvxpy backends after it
                     sub.cvxpy = self._cvxpy_subproblem(block.layer, len(block.units))
                     sub.cvxpy.backends = sub.fallback
-                if self.arch.loss == "squared":  # cvxpy takes the factored form ½‖Rθ − d‖²
-                    with torch.no_grad():
-                        data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip)
                 fallback = self._solve_cvxpy(index, sub.cvxpy, data, prox, f0, time.perf_counter())
                 fallback.attempts = sol.attempts + fallback.attempts
                 fallback.wall_time = time.perf_counter() - t0
                 return fallback
             return self._solve_cvxpy(index, sub, data, prox, f0, t0)
+
+    def ship(self, index: int) -> tuple[Any, Any] | None:
+        """Squared loss: the prepared block's subproblem and plan as plain data for a process pool or
+        a Dask worker (built here, solved there); logistic/softmax blocks stay in this process."""
+        if self.arch.loss != "squared":
+            return None
+        point, prox, flip = self._prepared[index]
+        t0 = time.perf_counter()
+        sub = self.subproblem(index, point, prox=prox, flip_boundary=flip)
+        theta0 = np.concatenate([point[key] for key in self.blocks[index].keys])
+        self.build_seconds += time.perf_counter() - t0
+        self._shipped[index] = (sub, theta0, prox)
+        return dispatch.solve_task, (sub, self.plan.portable(), theta0, self.blocks[index].name)
+
+    def receive(self, index: int, result: dispatch.SubSolution) -> BlockSolution:
+        sub, theta0, prox = self._shipped.pop(index)
+        return self._block_solution(index, sub, theta0, prox, result)
+
+    def _block_solution(self, index: int, sub: BlockSubproblem, theta0: np.ndarray, prox: float,
+                        sol: dispatch.SubSolution) -> BlockSolution:
+        """The dispatcher's answer as the driver's: new values and the true objective (prox taken off)."""
+        block = self.layer_blocks[index]
+        out = BlockSolution(block=index, status=sol.status, backend=sol.backend, solve_time=sol.solve_time,
+                            wall_time=sol.wall_time, attempts=list(sol.attempts))
+        if sol.ok:
+            out.values = block_values(block, sol.x)
+            out.value = sol.value - prox / 2 * float(np.sum((sol.x - theta0) ** 2))
+        else:
+            out.message = sol.message or f"block {block.name}: {sol.status}"
+        return out
 
     def _solve_native(self, index: int, sub: _NativeSubproblem, data: BlockData, prox: float, f0: float,
                       t0: float) -> BlockSolution:
@@ -433,8 +378,7 @@ class NetForm(StandardForm):
                             wall_time=time.perf_counter() - t0, attempts=[(name, res.status)])
         if res.x is not None:
             theta = res.x[:theta0.size]
-            rows = theta.reshape(len(block.units), -1)
-            sol.values = {(block.layer, u): rows[i].copy() for i, u in enumerate(block.units)}
+            sol.values = block_values(block, theta)
             sol.value = sub.main(theta, mats) + const
         else:
             sol.message = f"backend {name} ended with status {res.status} (Clarabel: {res.native_status})"
@@ -451,8 +395,7 @@ class NetForm(StandardForm):
         if report is None:
             return sol
         if has_solution(report.status) and sub.theta.value is not None:
-            theta = np.asarray(sub.theta.value, dtype=float).reshape(len(block.units), -1)
-            sol.values = {(block.layer, u): theta[i].copy() for i, u in enumerate(block.units)}
+            sol.values = block_values(block, sub.theta.value)
             main = float(report.value) if prox == 0 else float(sub.main.value)
             sol.value = main + const
         else:
