@@ -23,6 +23,7 @@ from .errors import (
 from .pyomo_front import ReLURelation
 from .pyomo_front import register as _register_pyomo
 from .result import Certificate, HistoryEntry, Result
+from .subproblem import BlockSubproblem, KronTerm
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ _register_pyomo()
 
 __all__ = [
     "solve", "find_blocks", "is_multiconvex", "relu", "ReLURelation", "last_result", "available_solvers",
-    "Result", "Certificate", "HistoryEntry", "errors", "MulticonvexError", "InvalidInputError",
+    "Result", "Certificate", "HistoryEntry", "BlockSubproblem", "KronTerm", "errors", "MulticonvexError",
+    "InvalidInputError",
     "NotMulticonvexError", "UnknownSolverError", "SolverUnavailableError", "LicenceError", "SolverFailure",
 ]

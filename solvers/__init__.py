@@ -14,6 +14,8 @@ Examples
 
 from .base import PROBLEM_CLASSES, Backend, LicenceStatus, SolverInfo
 from .cvxpy_adapter import SolveReport, compiled_size, solve_cvxpy
+from .dispatch import Plan, SubSolution, make_plan
+from .dispatch import solve as solve_subproblem
 from .lstsq import LstsqSolver, solve_eqp
 from .registry import (
     AUTO_ORDER,
@@ -32,16 +34,20 @@ __all__ = [
     "Backend",
     "LicenceStatus",
     "LstsqSolver",
+    "Plan",
     "SolveReport",
     "SolverInfo",
+    "SubSolution",
     "available_solvers",
     "compiled_size",
     "from_cvxpy",
     "get_backend",
     "has_solution",
     "known_names",
+    "make_plan",
     "problem_class",
     "resolve",
     "solve_cvxpy",
     "solve_eqp",
+    "solve_subproblem",
 ]
