@@ -79,15 +79,14 @@ class Plan:
     options: dict[str, Any] = field(default_factory=dict)
     auto: bool = False
     workspaces: dict[Any, dict] = field(default_factory=dict, repr=False)
-    _usable: dict[str, bool] = field(default_factory=dict, repr=False)  # installed and licensed, asked once
+    _installed: dict[str, bool] = field(default_factory=dict, repr=False)
     _licences: dict[str, str] = field(default_factory=dict, repr=False)
 
     def installed(self, backend: Backend) -> bool:
         """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve)."""
-        key = "installed:" + backend.name
-        if key not in self._usable:
-            self._usable[key] = backend.installed()
-        return self._usable[key]
+        if backend.name not in self._installed:
+            self._installed[backend.name] = backend.installed()
+        return self._installed[backend.name]
 
     def licence_state(self, backend: Backend) -> str:
         """``backend.licence().state``, asked once per plan."""
@@ -97,7 +96,7 @@ class Plan:
 
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
-        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._usable), dict(self._licences))
+        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._installed), dict(self._licences))
 
     @property
     def names(self) -> list[str]:
@@ -113,11 +112,7 @@ class Plan:
             solver = MATRIX_SOLVERS.get(name)
             if solver is not None and not solver.accepts(sub, auto=True):
                 continue
-            usable = self._usable.get(name)
-            if usable is None:
-                usable = self._usable[name] = backend.installed() and backend.licence().state in ("not-required",
-                                                                                                    "ok")
-            if usable:
+            if self.installed(backend) and self.licence_state(backend) in ("not-required", "ok"):
                 chosen.append(backend)
         return chosen
 
