@@ -170,7 +170,7 @@ class _Driver:
         for sol in sols if accept else ():
             if sol.values is not None:
                 cand = replace(x, sol.values)
-                merit = form.evaluate(cand)
+                merit = form.merit(sol.block, sol) or form.evaluate(cand)
                 if best is None or not _no_worse(best[0], merit):
                     best = (merit, cand, self.names[sol.block])
         accepted = None
@@ -195,7 +195,7 @@ class _Driver:
             n_ok += 1
             assert sol.values is not None  # ok means values
             cand = replace(st.x, sol.values)
-            if st.offer(cand, form.evaluate(cand)):
+            if st.offer(cand, form.merit(i, sol) or form.evaluate(cand)):
                 accepted.append(name)
             if deadline is not None and time.perf_counter() > deadline:
                 break

@@ -93,6 +93,11 @@ class StandardForm(ABC):
     def solve_prepared(self, index: int) -> BlockSolution:
         """Solve block ``index``'s prepared subproblem (thread-safe across blocks)."""
 
+    def merit(self, index: int, sol: BlockSolution) -> tuple[float, float] | None:
+        """``(objective, violation)`` of block ``index``'s candidate when its solve already knows them
+        exactly (then the driver need not :meth:`evaluate` it), else ``None``."""
+        return None
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         """Block ``index``'s prepared solve as plain data ``(function, argument)`` that can run in
         another process (a pool or a Dask worker), or ``None`` when the solve needs this process's

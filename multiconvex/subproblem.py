@@ -205,6 +205,11 @@ class BlockSubproblem:
         Only for a single-slot block without an explicit part: the structure of a factor
         in a least-squares factorization.
         """
+        if "shared" not in self._cache:
+            self._cache["shared"] = self._shared_gram()
+        return self._cache["shared"]
+
+    def _shared_gram(self) -> tuple[str, np.ndarray] | None:
         if len(self.slots) != 1 or self.P_extra is not None or not self.quad:
             return None
         (m, k) = self.slots[0].shape

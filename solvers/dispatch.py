@@ -156,7 +156,10 @@ class SubSolution:
         return self.x is not None
 
 
-def _check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
+def check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
+    """Raise the backend's :class:`~multiconvex.errors.LicenceError` when its licence is missing, or
+    too small for ``sub`` (a size-limited licence: bound rows count as constraints, and every variable
+    as quadratic when the objective is)."""
     state = plan.licence_state(backend)
     if state == "missing":
         raise backend.licence_error()
@@ -170,20 +173,39 @@ def _check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
 #: 12x12 Cholesky solve with 600 right-hand sides 20-100x slower (benchmarks/bench_subproblem.py).
 SINGLE_THREAD_FACTOR = 500
 
-_blas: ThreadpoolController | None = None
+_blas_libs: list | None = None  # the loaded BLAS libraries (threadpoolctl controllers), found once
 
 
-def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem):
-    global _blas
+class _OneBlasThread:
+    """Set every loaded BLAS library to one thread, and back (direct ctypes calls: threadpoolctl's own
+    ``limit`` context re-inspects the libraries on every entry, ~40 µs, too slow around a 12×12 solve)."""
+
+    def __enter__(self) -> None:
+        global _blas_libs
+        if _blas_libs is None:
+            _blas_libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        self.previous = [(lib, lib.get_num_threads()) for lib in _blas_libs]
+        for lib, _ in self.previous:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in self.previous:
+            lib.set_num_threads(n)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """A context that runs its body with one BLAS thread (for front ends building small subproblems)."""
+    return _OneBlasThread()
+
+
+def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem) -> contextlib.AbstractContextManager:
     if solver.name != "lstsq":  # the others factorise in their own C/C++ code, not through BLAS calls from here
         return contextlib.nullcontext()
     shared = sub.shared_gram()
     size = shared[1].shape[0] if shared is not None else sub.n
     if size > SINGLE_THREAD_FACTOR:
         return contextlib.nullcontext()
-    if _blas is None:
-        _blas = ThreadpoolController()  # scans the loaded libraries once
-    return _blas.limit(limits=1, user_api="blas")
+    return _OneBlasThread()
 
 
 def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
@@ -217,7 +239,7 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         try:
             if not plan.installed(backend):
                 raise SolverUnavailableError(f"solver {backend.name!r} is not installed; `{backend.install_hint()}`")
-            _check_licence(backend, sub, plan)
+            check_licence(backend, sub, plan)
         except (LicenceError, SolverUnavailableError) as exc:
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)

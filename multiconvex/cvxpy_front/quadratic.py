@@ -64,10 +64,16 @@ class _Affine:
 
     shape: tuple[int, int]
     terms: list[tuple[int, float, np.ndarray | None, np.ndarray | None]]
-    C: np.ndarray  # (rows, cols), or a scalar to broadcast
+    C: np.ndarray | None  # (rows, cols), or a scalar to broadcast; None: no constant (skips products of zeros)
 
     def constant(self) -> np.ndarray:
+        if self.C is None:
+            return np.zeros(self.shape)
         return np.broadcast_to(np.asarray(self.C, dtype=float), self.shape)
+
+    def map(self, f) -> np.ndarray | None:
+        """``f`` applied to the constant, ``None`` stays ``None``."""
+        return None if self.C is None else f(self.constant())
 
 
 def _as2d(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -103,6 +109,11 @@ class QuadraticBlock:
     _slot_of: dict[int, int] = field(default_factory=dict)
     _involves: dict[int, bool] = field(default_factory=dict)
     _constant_cache: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of scalar variables of the block."""
+        return sum(s.size for s in self.slots)
 
     def __post_init__(self) -> None:
         self.slots = make_slots([(v.id, v.shape) for v in self.block_vars])
@@ -176,17 +187,18 @@ class QuadraticBlock:
         if not self._touches(expr):
             return _Affine(shape, [], self._value(expr))
         if isinstance(expr, Variable):
-            return _Affine(shape, [(self._slot_of[expr.id], 1.0, None, None)], np.zeros((1, 1)))
+            return _Affine(shape, [(self._slot_of[expr.id], 1.0, None, None)], None)
         if isinstance(expr, AddExpression):
             parts = [self._affine(a) for a in expr.args]
             for p in parts:
                 if p.terms and p.shape != shape:
                     raise Unsupported(f"a block term is broadcast in `{expr}`")
-            C = sum((p.C for p in parts), np.zeros((1, 1)))
+            consts = [p.C for p in parts if p.C is not None]
+            C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
             return _Affine(shape, [t for p in parts for t in p.terms], C)
         if isinstance(expr, NegExpression):
             inner = self._affine(expr.args[0])
-            return _Affine(shape, [(s, -a, L, R) for s, a, L, R in inner.terms], -inner.C)
+            return _Affine(shape, [(s, -a, L, R) for s, a, L, R in inner.terms], inner.map(lambda C: -C))
         if isinstance(expr, multiply):
             return self._scaled(expr)
         if isinstance(expr, DivExpression):
@@ -195,7 +207,7 @@ class QuadraticBlock:
                 raise Unsupported(f"division by a non-scalar or by the block in `{expr}`")
             inner = self._affine(num)
             d = float(self._value(den).ravel()[0])
-            return _Affine(shape, [(s, a / d, L, R) for s, a, L, R in inner.terms], inner.C / d)
+            return _Affine(shape, [(s, a / d, L, R) for s, a, L, R in inner.terms], inner.map(lambda C: C / d))
         if isinstance(expr, MulExpression):
             return self._matmul(expr, shape)
         if isinstance(expr, Sum) and expr.axis is None:
@@ -218,7 +230,7 @@ class QuadraticBlock:
         inner = self._affine(var)
         if _shape2(expr.shape) != inner.shape:
             raise Unsupported(f"a block term is broadcast in `{expr}`")
-        return _Affine(inner.shape, [(s, k * al, L, R) for s, al, L, R in inner.terms], k * inner.C)
+        return _Affine(inner.shape, [(s, k * al, L, R) for s, al, L, R in inner.terms], inner.map(lambda C: k * C))
 
     def _matmul(self, expr, shape: tuple[int, int]) -> _Affine:
         a, b = expr.args
@@ -230,9 +242,9 @@ class QuadraticBlock:
             B = self._value(b)
             if len(a.shape) == 1:  # a 1-d vector times B: Bᵀ a (a column here)
                 return _Affine(shape, [(s, al, _matmul(B.T, L) if L is not None else B.T, R)
-                                       for s, al, L, R in inner.terms], B.T @ inner.constant())
+                                       for s, al, L, R in inner.terms], inner.map(lambda C: B.T @ C))
             return _Affine(shape, [(s, al, L, _matmul(R, B)) for s, al, L, R in inner.terms],
-                           inner.constant() @ B)
+                           inner.map(lambda C: C @ B))
         # A @ (Σ L X R + C)
         if len(a.shape) == 1 and len(b.shape) == 2:
             raise Unsupported(f"a row vector times the block (a transpose) in `{expr}`")
@@ -241,7 +253,7 @@ class QuadraticBlock:
         if len(a.shape) == 1:  # vector · vector: aᵀ b
             A = A.T
         return _Affine(shape, [(s, al, _matmul(A, L) if L is not None else A, R) for s, al, L, R in inner.terms],
-                       A @ inner.constant())
+                       inner.map(lambda C: A @ C))
 
     # -- the objective as weighted squares + affine --------------------------------------------------
     def _objective_parts(self, expr, w: float, squares: list, linear: list, consts: list) -> None:
@@ -314,16 +326,16 @@ class QuadraticBlock:
         c = float(sum(consts))
         quad: list[KronTerm] = []
         for w, aff in squares:
-            C = aff.constant()
-            c += w * float(np.sum(C * C))
+            C = None if aff.C is None else aff.constant()
+            if C is not None:
+                c += w * float(np.vdot(C, C))
             terms = aff.terms
             for ti, (s, al, L, R) in enumerate(terms):
                 slot = self.slots[s]
-                # linear part 2w αL ᵀ C Rᵀ
-                G = C if L is None else L.T @ C
-                G = G if R is None else G @ R.T
-                q[slot.span] += 2 * w * al * G.reshape(slot.shape).ravel(order="F") if G.shape == slot.shape \
-                    else 2 * w * al * np.broadcast_to(G, slot.shape).ravel(order="F")
+                if C is not None:  # linear part 2w α Lᵀ C Rᵀ
+                    G = C if L is None else L.T @ C
+                    G = G if R is None else G @ R.T
+                    q[slot.span] += 2 * w * al * np.broadcast_to(G, slot.shape).ravel(order="F")
                 for tj, (s2, al2, L2, R2) in enumerate(terms):
                     if s != s2 and tj <= ti:
                         continue  # a cross term between two slots adds its transpose itself
