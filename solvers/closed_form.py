@@ -75,8 +75,9 @@ class ClosedForm(MatrixSolver):
             status = st.INFEASIBLE
         else:
             status = st.UNBOUNDED  # q is not in the range of P on the constraints' null space
+        value = float(0.5 * x @ px + sub.q @ x + sub.c) if status == st.OPTIMAL else None  # sub.value(x), P x reused
         return MatrixOutcome(status, x if status == st.OPTIMAL else None, time.perf_counter() - t0, how,
-                             info={"residual": resid})
+                             info={"residual": resid}, value=value)
 
     @staticmethod
     def _unconstrained(sub: BlockSubproblem) -> tuple[np.ndarray, str]:

@@ -184,7 +184,7 @@ class _OneBlasThread:
         global _blas_libs
         if _blas_libs is None:
             _blas_libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        self.previous = [(lib, lib.get_num_threads()) for lib in _blas_libs]
+        self.previous = [(lib, n) for lib in _blas_libs if (n := lib.get_num_threads()) != 1]
         for lib, _ in self.previous:
             lib.set_num_threads(1)
 
@@ -258,7 +258,8 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         solve_time += out.solve_time
         attempts.append((backend.name, out.status))
         if out.x is not None and st.has_solution(out.status):
-            return SubSolution(out.status, out.x, sub.value(out.x), backend.name, solve_time,
+            value = out.value if out.value is not None else sub.value(out.x)
+            return SubSolution(out.status, out.x, value, backend.name, solve_time,
                                time.perf_counter() - t0, attempts, how=out.native_status)
         logger.info("backend %s on a %s block subproblem: %s (%s)", backend.name, sub.problem_class, out.status,
                     out.native_status)

@@ -31,6 +31,7 @@ class MatrixOutcome:
     native_status: str = ""
     iterations: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None  # the subproblem's value at x when the solver computed it exactly on the way
 
 
 class MatrixSolver:
