@@ -14,11 +14,9 @@ import time as _time
 from collections.abc import Sequence
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 import torch
 
-import multiconvex as mc
 from multiconvex.cvxpy_front.solve import _configure_logging
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError
@@ -44,11 +42,11 @@ from multiconvex.nets import (
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.nets.network import DTYPE
-from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
 from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.validation import check_options
 
 from ._base import CvxpyModel, Estimator
+from ._relu_network_forms import cvxpy_form, pyomo_form, read_sequential, sequential
 
 __all__ = ["ReLUNetwork"]
 
@@ -382,23 +380,12 @@ class ReLUNetwork(Estimator):
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.normalised_curvature", fit=False)
         return normalised_curvature(arch, self._params(), Xt, Tt, float(self.weight_decay))
 
-    # -- torch and cvxpy -------------------------------------------------------------------------
+    # -- torch, Pyomo and cvxpy forms (built in ._relu_network_forms) -----------------------------
     def to_torch(self) -> torch.nn.Sequential:
         """``nn.Sequential`` of ``Linear`` and ``ReLU``/``LeakyReLU`` layers with the weights (float64)."""
         arch = self._arch("ReLUNetwork.to_torch")
         params = self._params() if hasattr(self, "coefs_") else self.initial_params()
-        layers: list[torch.nn.Module] = []
-        for k, (W, b) in enumerate(params):
-            lin = torch.nn.Linear(W.shape[1], W.shape[0], bias=b is not None, dtype=W.dtype, device=W.device)
-            with torch.no_grad():
-                lin.weight.copy_(W)
-                if b is not None:
-                    lin.bias.copy_(b)
-            layers.append(lin)
-            if k < len(params) - 1:
-                layers.append(torch.nn.ReLU() if arch.activation == "relu" else
-                              torch.nn.LeakyReLU(arch.negative_slope))
-        return torch.nn.Sequential(*layers)
+        return sequential(arch, params)
 
     @classmethod
     def from_torch(cls, module: torch.nn.Module, **kwargs: Any) -> ReLUNetwork:
@@ -408,26 +395,10 @@ class ReLUNetwork(Estimator):
         ``sizes``, ``activation``, ``negative_slope`` and ``bias`` are read from the module.
         For classification set ``classes_`` yourself or call :meth:`certificate` with labels.
         """
-        mods = list(module.children()) if isinstance(module, torch.nn.Sequential) else [module]
-        linears = [m for m in mods if isinstance(m, torch.nn.Linear)]
-        acts = [m for m in mods if not isinstance(m, torch.nn.Linear)]
-        pattern_ok = all(isinstance(m, torch.nn.Linear) == (i % 2 == 0) for i, m in enumerate(mods)) and \
-            isinstance(mods[-1], torch.nn.Linear)
-        if not linears or not pattern_ok or not all(isinstance(a, (torch.nn.ReLU, torch.nn.LeakyReLU)) for a in acts):
-            raise InvalidInputError("from_torch: expected nn.Sequential(Linear, ReLU, Linear, ..., Linear) "
-                                    "with ReLU or LeakyReLU between the Linear layers.")
-        if len({type(a) for a in acts}) > 1 or len({getattr(a, "negative_slope", 0.0) for a in acts}) > 1:
-            raise InvalidInputError("from_torch: every activation must be the same (one ReLU or LeakyReLU kind).")
-        bias = {lin.bias is not None for lin in linears}
-        if len(bias) > 1:
-            raise InvalidInputError("from_torch: either every Linear layer has a bias or none does.")
-        sizes = [linears[0].in_features] + [lin.out_features for lin in linears]
-        leaky = bool(acts) and isinstance(acts[0], torch.nn.LeakyReLU)
-        net = cls(sizes, activation="leaky_relu" if leaky else "relu",
-                  negative_slope=float(acts[0].negative_slope) if leaky else 0.01, bias=bias.pop(), **kwargs)
-        net.coefs_ = [lin.weight.detach().cpu().numpy().astype(float).copy() for lin in linears]
-        net.intercepts_ = [lin.bias.detach().cpu().numpy().astype(float).copy() for lin in linears] \
-            if net.bias else None
+        spec, coefs, intercepts = read_sequential(module)
+        net = cls(**spec, **kwargs)
+        net.coefs_ = coefs
+        net.intercepts_ = intercepts
         net._arch("ReLUNetwork.from_torch")
         return net
 
@@ -452,14 +423,7 @@ class ReLUNetwork(Estimator):
                 f"{where}: the Pyomo form covers squared loss with plain ReLU; this network has loss={arch.loss!r}, "
                 f"activation={arch.activation!r}. Use to_cvxpy, or fit in torch.")
         params = self._params() if hasattr(self, "coefs_") else self.initial_params()
-        weights = [W.detach().cpu().numpy() for W, _ in params]
-        biases = [b.detach().cpu().numpy() for _, b in params] if arch.bias else None
-        Xn, Tn = Xt.cpu().numpy(), Tt.cpu().numpy()
-        pm = relu_network_model(Xn, Tn, list(arch.sizes), weight_decay=float(self.weight_decay) / 2,
-                                bias=bool(arch.bias), weights=weights, biases=biases,
-                                loss_scale=1.0 / (2 * len(Xn)), decay_biases=True)
-        set_consistent_activations(pm.model)
-        return pm
+        return pyomo_form(arch, params, Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)
 
     def to_cvxpy(self, X, y) -> CvxpyModel:
         """The same objective as a cvxpy problem with :func:`multiconvex.relu`, one block per layer.
@@ -468,36 +432,5 @@ class ReLUNetwork(Estimator):
         so ``mc.solve(cm.problem, cm.blocks, ...)`` starts where :meth:`fit` would. Small data only.
         """
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.to_cvxpy", fit=not hasattr(self, "classes_"))
-        Xn, Tn = Xt.cpu().numpy(), Tt.cpu().numpy()
-        N = Xn.shape[0]
         params = self._params() if hasattr(self, "coefs_") else self.initial_params()
-        variables: dict[str, cp.Variable] = {}
-        blocks = []
-        A = Xn.T  # (d, N): samples as columns
-        for k, (W0, b0) in enumerate(params):
-            W = cp.Variable(tuple(W0.shape), name=f"W{k + 1}")
-            W.value = W0.cpu().numpy()
-            variables[W.name()] = W
-            block = [W]
-            Z = W @ A
-            if b0 is not None:
-                b = cp.Variable(b0.shape[0], name=f"b{k + 1}")
-                b.value = b0.cpu().numpy()
-                variables[b.name()] = b
-                block.append(b)
-                Z = Z + cp.reshape(b, (b0.shape[0], 1), order="F") @ np.ones((1, N))
-            blocks.append(block)
-            if k < len(params) - 1:
-                A = mc.relu(Z) if arch.activation == "relu" else \
-                    arch.negative_slope * Z + (1 - arch.negative_slope) * mc.relu(Z)
-            else:
-                A = Z
-        if arch.loss == "squared":
-            loss = cp.sum_squares(A - Tn.T) / (2 * N)
-        elif arch.loss == "logistic":
-            loss = cp.sum(cp.logistic(cp.multiply(-Tn.T, A))) / N
-        else:
-            loss = (cp.sum(cp.log_sum_exp(A, axis=0)) - cp.sum(cp.multiply(Tn.T, A))) / N
-        reg = sum(cp.sum_squares(v) for v in variables.values())
-        obj = loss + (float(self.weight_decay) / 2) * reg if self.weight_decay else loss
-        return CvxpyModel(cp.Problem(cp.Minimize(obj)), blocks, variables)
+        return cvxpy_form(arch, params, Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)

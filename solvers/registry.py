@@ -18,22 +18,20 @@ import cvxpy as cp
 
 from multiconvex.errors import InvalidInputError, SolverUnavailableError, UnknownSolverError
 
-from .backends import (
-    ClarabelBackend,
-    EcosBackend,
-    GurobiBackend,
-    HighsBackend,
-    IpoptBackend,
-    MosekBackend,
-    OsqpBackend,
-    ScipBackend,
-    ScsBackend,
-)
 from .base import PROBLEM_CLASSES, Backend, SolverInfo
+from .clarabel_backend import ClarabelBackend
 from .clarabel_native import ClarabelNativeBackend
 from .daqp_qp import DaqpBackend
+from .ecos_backend import EcosBackend
+from .gurobi_backend import GurobiBackend
+from .highs_backend import HighsBackend
+from .ipopt_backend import IpoptBackend
 from .lstsq import LstsqBackend
+from .mosek_backend import MosekBackend
+from .osqp_backend import OsqpBackend
 from .proxqp_qp import ProxqpBackend
+from .scip_backend import ScipBackend
+from .scs_backend import ScsBackend
 
 logger = logging.getLogger(__name__)
 

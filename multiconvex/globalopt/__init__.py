@@ -8,7 +8,10 @@
 - :mod:`.mf_polar` — the exact polar of matrix factorization (top singular value, no full SVD)
 - :mod:`.mf_problem`, :mod:`.relu_problem` — the model-specific sides of :func:`grow`
 - :mod:`.relu_polar`, :mod:`.relu_convex`, :mod:`.patterns` — the two-layer ReLU polar over activation
-  patterns and the convex reformulation (loaded on first use)
+  patterns and the convex reformulation (loaded on first use); the polar's parts:
+  :mod:`.pattern_programs` (one pattern's program), :mod:`.polar_inputs` (checks, ``patterns=``),
+  :mod:`.polar_search` (local search, a lower bound), :mod:`.polar_relaxation` (SDP relaxation and
+  branch and bound, an upper bound)
 
 The estimators users call are :class:`multiconvex.models.MatrixFactorization` (``algorithm="grow"``)
 and :class:`multiconvex.models.ParallelReLUNetwork`.

@@ -44,7 +44,7 @@ from multiconvex.solvers import resolve, solve_cvxpy
 
 from .checks import check_scalar
 from .patterns import _ZERO_ROW_TOL, DEFAULT_MAX_PATTERNS
-from .relu_polar import _check_patterns, _check_XG, _resolve_patterns
+from .polar_inputs import _check_patterns, _check_XG, _resolve_patterns
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ import scipy.sparse as sp
 from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from .grow import LocalDescent, PolarInfo
-from .relu_polar import local_polar_search, relu_polar
+from .polar_search import local_polar_search
+from .relu_polar import relu_polar
 
 logger = logging.getLogger("multiconvex")
 

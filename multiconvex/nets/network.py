@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..pieces import BOUNDARY_TOL  # one tolerance for every front end; the test itself stays in torch below
+
 LOSSES = ("squared", "logistic", "softmax")
 ACTIVATIONS = ("relu", "leaky_relu")
 DTYPE = torch.float64
-
-#: ``|z| <= BOUNDARY_TOL * max(1, max|z|)``: the unit lies on the boundary of its piece.
-BOUNDARY_TOL = 1e-7
 
 Params = list[tuple[torch.Tensor, torch.Tensor | None]]  # (W_k (n_k, n_{k-1}), b_k (n_k,) or None)
 
@@ -131,7 +130,8 @@ def patterns_at(arch: Architecture, pre: list[torch.Tensor]) -> list[torch.Tenso
 
 
 def boundary_mask(z: torch.Tensor) -> torch.Tensor:
-    """Units whose pre-activation is ≈ 0 relative to the layer's scale (they belong to two pieces)."""
+    """Units whose pre-activation is ≈ 0 relative to the layer's scale (they belong to two pieces):
+    :func:`multiconvex.pieces.on_boundary` over the whole tensor, computed in torch on its device."""
     scale = max(1.0, float(z.abs().max())) if z.numel() else 1.0
     return z.abs() <= BOUNDARY_TOL * scale
 

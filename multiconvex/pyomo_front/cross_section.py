@@ -23,11 +23,10 @@ from pyomo.core.expr.visitor import identify_mutable_parameters, identify_variab
 from pyomo.repn import generate_standard_repn
 
 from ..errors import LicenceError, NotMulticonvexError
+from ..pieces import on_boundary
 from .subsolver import SubSolver
 
 logger = logging.getLogger("multiconvex")
-
-BOUNDARY_TOL = 1e-7
 
 
 def _terms(expr) -> list:
@@ -195,7 +194,7 @@ class PyomoCrossSection:
         for j, v in enumerate(self.held):
             sub.p[j] = v.value if v.value is not None else 0.0
         z = np.array([pyo.value(r.input) for r in self.relations], dtype=float)
-        edge = np.abs(z) <= BOUNDARY_TOL * max(1.0, float(np.max(np.abs(z), initial=0.0)))
+        edge = on_boundary(z)
         s = (z >= 0).astype(float)
         if flip_boundary:
             s = np.where(edge, 1.0 - s, s)

@@ -26,9 +26,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..pieces import on_boundary
 from ..subproblem import BlockSubproblem, KronTerm, make_slots
 from .compiled import CompiledModel
-from .cross_section import BOUNDARY_TOL
 from .polynomial import MonomialTable, Poly, extend, products
 
 
@@ -317,7 +317,7 @@ class MatrixCrossSection:
             zlin = self._z_lin.values(xe)
             z_now = z + np.bincount(self._z_lin_rows, zlin * self.x0[self._z_lin.slots[:, 0]],
                                     minlength=self.n_relations)
-            on_edge = np.abs(z_now) <= BOUNDARY_TOL * max(1.0, float(np.max(np.abs(z_now), initial=0.0)))
+            on_edge = on_boundary(z_now)
             s = (z_now >= 0).astype(float)
             if flip_boundary:
                 s = np.where(on_edge, 1.0 - s, s)

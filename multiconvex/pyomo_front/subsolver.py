@@ -128,9 +128,8 @@ def check_plan(plan: dispatch.Plan, sub: BlockSubproblem, block: str) -> None:
             f"block {block}'s subproblem is a {sub.problem_class} ({sub.n} variables, {sub.m} rows"
             f"{', bounds' if sub.has_bounds else ''}), which {', '.join(b.name for b in usable)} cannot solve; "
             "name a solver that can (e.g. 'clarabel'), or use 'auto'.")
-    if len(usable) == 1 and usable[0].licence().state == "size-limited":
-        n_bounds = int(sub.has_bounds) * sub.n
-        usable[0].check_size(sub.n, sub.m + n_bounds, sub.n if sub.is_quadratic else 0)
+    if len(usable) == 1:
+        dispatch.check_licence(usable[0], sub, plan)
 
 
 def available_pyomo_solvers() -> list[str]:
