@@ -66,6 +66,7 @@ class DaqpQP(MatrixSolver):
     classes = frozenset({"EQP", "QP"})
     #: "auto" uses it up to this size (a dense factorisation of P per solve).
     max_auto_size: ClassVar[int | None] = 400
+    min_auto_density: ClassVar[float] = 0.2
 
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:

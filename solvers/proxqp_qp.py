@@ -55,7 +55,8 @@ def _status_map() -> dict[Any, str]:
 class ProxqpQP(MatrixSolver):
     name = "proxqp"
     classes = frozenset({"EQP", "QP"})
-    max_auto_size: ClassVar[int | None] = 2000
+    max_auto_size: ClassVar[int | None] = 1000
+    min_auto_density: ClassVar[float] = 0.2
 
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:

@@ -51,6 +51,26 @@ def test_compiled_block_is_cvxpys_subproblem(rng, name, make):
     assert sub.violation(sol.x) <= 1e-8
 
 
+@pytest.mark.parametrize("form", ["U @ V.T", "(V @ U.T).T", "Y.T - V @ U.T"])
+def test_a_transposed_block_is_compiled(rng, form):
+    """MatrixFactorization writes U @ V.T: ‖Eᵀ‖ = ‖E‖, so a transposed factor is the same least squares."""
+    Y = rng.standard_normal((12, 9))
+    U, V = cp.Variable((12, 3), name="U"), cp.Variable((9, 3), name="V", nonneg=True)
+    U.value, V.value = rng.standard_normal((12, 3)), np.abs(rng.standard_normal((9, 3)))
+    residual = {"U @ V.T": Y - U @ V.T, "(V @ U.T).T": Y - (V @ U.T).T, "Y.T - V @ U.T": Y.T - V @ U.T}[form]
+    obj = cp.sum_squares(residual) + 0.5 * cp.sum_squares(V) + cp.sum(V.T @ np.ones((9, 1)))
+    for block in ([U], [V]):
+        qb, why = compile_block(obj, [V.T <= 2.0], block)
+        assert qb is not None, why
+        sub = qb.subproblem()
+        here = sub.stack({v.id: v.value for v in block})
+        assert sub.value(here) == pytest.approx(obj.value, rel=1e-12)
+        ref = CrossSection("b", obj, [V.T <= 2.0], block)
+        ref.set_point({v.id: v.value for v in block})
+        ref.problem.solve(solver="CLARABEL")
+        assert dispatch.solve(sub, dispatch.make_plan("auto")).value == pytest.approx(ref.problem.value, rel=1e-6)
+
+
 def test_factor_blocks_share_one_gram_matrix(rng):
     Y = rng.standard_normal((30, 20))
     U, V = cp.Variable((30, 4), name="U"), cp.Variable((4, 20), name="V")
@@ -66,7 +86,7 @@ def test_factor_blocks_share_one_gram_matrix(rng):
 @pytest.mark.parametrize("objective,reason", [
     (lambda U, V, Y: cp.sum_squares(Y - U @ V) + cp.norm(U, "fro"), "Pnorm|norm|reshape|vec"),
     (lambda U, V, Y: cp.sum_squares(Y - mc.relu(U @ V)), "relu"),
-    (lambda U, V, Y: cp.sum_squares(Y.T - V.T @ U.T), "transpose"),
+    (lambda U, V, Y: cp.sum_squares(Y - U @ V) + cp.sum_squares(U[0, :]), "index"),
 ])
 def test_blocks_outside_the_compiled_class_keep_the_cvxpy_path(rng, objective, reason):
     Y = rng.standard_normal((12, 9))
@@ -87,13 +107,29 @@ def test_a_weight_that_turns_negative_is_refused_before_any_solve(rng):
         mc.solve(cp.Problem(cp.Minimize(cp.square(x) + x * y ** 2)), [[x], [y]])
 
 
+def test_auto_takes_a_dense_method_only_for_dense_blocks(rng):
+    """A nonnegative factor block is block-diagonal (one small Gram matrix per row): a sparse solver fits it;
+    a small dense QP goes to the active-set solver."""
+    Y = np.abs(rng.standard_normal((60, 10)))
+    W, H = cp.Variable((60, 3), nonneg=True, name="W"), cp.Variable((3, 10), nonneg=True, name="H")
+    W.value, H.value = np.abs(rng.standard_normal((60, 3))), np.abs(rng.standard_normal((3, 10)))
+    obj = cp.sum_squares(Y - W @ H)
+    plan = dispatch.make_plan("auto")
+    sparse_block = compile_block(obj, [], [W])[0].subproblem()
+    assert dispatch.solve(sparse_block, plan).backend == "clarabel"
+    x = cp.Variable(60, name="x", nonneg=True)
+    x.value = np.zeros(60)
+    dense_block = compile_block(cp.sum_squares(rng.standard_normal((80, 60)) @ x - 1), [], [x])[0].subproblem()
+    assert dispatch.solve(dense_block, plan).backend == "daqp"
+
+
 def test_nonneg_factorization_through_the_active_set_solver(rng):
     Y = np.abs(rng.standard_normal((15, 3)) @ rng.standard_normal((3, 10)))
     W, H = cp.Variable((15, 3), nonneg=True, name="W"), cp.Variable((3, 10), nonneg=True, name="H")
     prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - W @ H) + 1e-3 * (cp.sum_squares(W) + cp.sum_squares(H))))
     res = mc.solve(prob, [[W], [H]], seed=0, tol=1e-5, max_iters=3000)
     assert res.info["forms"] == {"W": "matrix", "H": "matrix"}
-    assert set(res.backends_used) == {"daqp"}
+    assert set(res.backends_used) <= {"daqp", "clarabel"}
     assert res.status == "converged" and res.certificate.is_partial_minimum
     assert W.value.min() >= 0 and H.value.min() >= 0
 

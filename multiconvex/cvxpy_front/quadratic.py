@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from cvxpy.atoms.affine.add_expr import AddExpression
 from cvxpy.atoms.affine.binary_operators import DivExpression, MulExpression, multiply
 from cvxpy.atoms.affine.sum import Sum
+from cvxpy.atoms.affine.transpose import transpose
 from cvxpy.atoms.affine.unary_operators import NegExpression
 from cvxpy.atoms.elementwise.power import Power
 from cvxpy.atoms.pnorm import Pnorm
@@ -60,11 +61,19 @@ class Unsupported(Exception):
 
 @dataclass
 class _Affine:
-    """``Σ_t alpha_t · L_t @ X_{slot_t} @ R_t + C`` as a matrix of ``shape`` (``None``: identity)."""
+    """``E = Σ_t alpha_t · L_t @ X_{slot_t} @ R_t + C`` as a matrix of ``shape`` (``None``: identity); the
+    expression is ``E`` itself, or ``Eᵀ`` when ``t`` (a transposed block variable: ``‖Eᵀ‖ = ‖E‖``, and
+    the rows of ``Eᵀ ≤ 0`` are those of ``E ≤ 0``, so every use reads ``E``)."""
 
     shape: tuple[int, int]
     terms: list[tuple[int, float, np.ndarray | None, np.ndarray | None]]
     C: np.ndarray | None  # (rows, cols), or a scalar to broadcast; None: no constant (skips products of zeros)
+    t: bool = False
+
+    @property
+    def out(self) -> tuple[int, int]:
+        """The shape of the expression (``shape`` transposed when ``t``)."""
+        return (self.shape[1], self.shape[0]) if self.t else self.shape
 
     def constant(self) -> np.ndarray:
         if self.C is None:
@@ -74,6 +83,10 @@ class _Affine:
     def map(self, f) -> np.ndarray | None:
         """``f`` applied to the constant, ``None`` stays ``None``."""
         return None if self.C is None else f(self.constant())
+
+    def scaled(self, k: float) -> _Affine:
+        return _Affine(self.shape, [(s, k * al, L, R) for s, al, L, R in self.terms], self.map(lambda C: k * C),
+                       self.t)
 
 
 def _as2d(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -189,35 +202,46 @@ class QuadraticBlock:
         if isinstance(expr, Variable):
             return _Affine(shape, [(self._slot_of[expr.id], 1.0, None, None)], None)
         if isinstance(expr, AddExpression):
-            parts = [self._affine(a) for a in expr.args]
-            for p in parts:
-                if p.terms and p.shape != shape:
-                    raise Unsupported(f"a block term is broadcast in `{expr}`")
-            consts = [p.C for p in parts if p.C is not None]
-            C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
-            return _Affine(shape, [t for p in parts for t in p.terms], C)
+            return self._sum(expr, shape)
         if isinstance(expr, NegExpression):
-            inner = self._affine(expr.args[0])
-            return _Affine(shape, [(s, -a, L, R) for s, a, L, R in inner.terms], inner.map(lambda C: -C))
+            return self._affine(expr.args[0]).scaled(-1.0)
         if isinstance(expr, multiply):
             return self._scaled(expr)
         if isinstance(expr, DivExpression):
             num, den = expr.args
             if self._touches(den) or den.size != 1:
                 raise Unsupported(f"division by a non-scalar or by the block in `{expr}`")
-            inner = self._affine(num)
-            d = float(self._value(den).ravel()[0])
-            return _Affine(shape, [(s, a / d, L, R) for s, a, L, R in inner.terms], inner.map(lambda C: C / d))
+            return self._affine(num).scaled(1.0 / float(self._value(den).ravel()[0]))
         if isinstance(expr, MulExpression):
             return self._matmul(expr, shape)
         if isinstance(expr, Sum) and expr.axis is None:
-            inner = self._affine(expr.args[0])
+            inner = self._affine(expr.args[0])  # the sum of Eᵀ's entries is the sum of E's
             r, c = inner.shape
             ones_r, ones_c = np.ones((1, r)), np.ones((c, 1))
             terms = [(s, a, _matmul(ones_r, L) if L is not None else ones_r, _matmul(R, ones_c) if R is not None
                       else ones_c) for s, a, L, R in inner.terms]
             return _Affine((1, 1), terms, np.array([[float(inner.constant().sum())]]))
+        if isinstance(expr, transpose) and len(expr.shape) == 2 and expr.axes is None:
+            inner = self._affine(expr.args[0])
+            return _Affine(inner.shape, inner.terms, inner.C, not inner.t)
         raise Unsupported(f"`{type(expr).__name__}` of the block (in `{expr}`)")
+
+    def _sum(self, expr, shape: tuple[int, int]) -> _Affine:
+        parts = [self._affine(a) for a in expr.args]
+        with_terms = [p for p in parts if p.terms]
+        t = bool(with_terms) and with_terms[0].t
+        if any(p.t != t or p.out != shape for p in with_terms):
+            raise Unsupported(f"a block term is broadcast, or transposed and not, in `{expr}`")
+        consts = []
+        for a, p in zip(expr.args, parts):
+            if p.C is None:
+                continue
+            C = np.asarray(p.C)
+            if not p.terms and len(a.shape) == 1 and len(expr.shape) == 2:
+                C = C.reshape(1, -1)  # numpy broadcasting: a vector added to a matrix is a row
+            consts.append(C.T if t and not p.terms else C)  # into E's frame
+        C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
+        return _Affine((shape[1], shape[0]) if t else shape, [x for p in with_terms for x in p.terms], C, t)
 
     def _scaled(self, expr) -> _Affine:
         a, b = expr.args
@@ -226,11 +250,10 @@ class QuadraticBlock:
         const, var = (a, b) if not self._touches(a) else (b, a)
         if const.size != 1:
             raise Unsupported(f"an elementwise product of the block with an array in `{expr}`")
-        k = float(self._value(const).ravel()[0])
         inner = self._affine(var)
-        if _shape2(expr.shape) != inner.shape:
+        if _shape2(expr.shape) != inner.out:
             raise Unsupported(f"a block term is broadcast in `{expr}`")
-        return _Affine(inner.shape, [(s, k * al, L, R) for s, al, L, R in inner.terms], inner.map(lambda C: k * C))
+        return inner.scaled(float(self._value(const).ravel()[0]))
 
     def _matmul(self, expr, shape: tuple[int, int]) -> _Affine:
         a, b = expr.args
@@ -240,6 +263,12 @@ class QuadraticBlock:
         if ta:  # (Σ L X R + C) @ B
             inner = self._affine(a)
             B = self._value(b)
+            if inner.t:  # Eᵀ B = (Bᵀ E)ᵀ
+                if len(a.shape) != 2 or len(b.shape) != 2:
+                    raise Unsupported(f"a transposed block times a vector in `{expr}`")
+                return _Affine((shape[1], shape[0]), [(s, al, _matmul(B.T, L) if L is not None else B.T, R)
+                                                      for s, al, L, R in inner.terms],
+                               inner.map(lambda C: B.T @ C), True)
             if len(a.shape) == 1:  # a 1-d vector times B: Bᵀ a (a column here)
                 return _Affine(shape, [(s, al, _matmul(B.T, L) if L is not None else B.T, R)
                                        for s, al, L, R in inner.terms], inner.map(lambda C: B.T @ C))
@@ -250,6 +279,11 @@ class QuadraticBlock:
             raise Unsupported(f"a row vector times the block (a transpose) in `{expr}`")
         inner = self._affine(b)
         A = self._value(a)
+        if inner.t:  # A Eᵀ = (E Aᵀ)ᵀ
+            if len(b.shape) != 2:
+                raise Unsupported(f"a matrix times a transposed block vector in `{expr}`")
+            return _Affine((shape[1], shape[0]), [(s, al, L, _matmul(R, A.T)) for s, al, L, R in inner.terms],
+                           inner.map(lambda C: C @ A.T), True)
         if len(a.shape) == 1:  # vector · vector: aᵀ b
             A = A.T
         return _Affine(shape, [(s, al, _matmul(A, L) if L is not None else A, R) for s, al, L, R in inner.terms],
@@ -267,18 +301,19 @@ class QuadraticBlock:
         if isinstance(expr, NegExpression):
             self._objective_parts(expr.args[0], -w, squares, linear, consts)
             return
-        if isinstance(expr, multiply) and expr.size == 1 and not expr.is_affine() and \
+        if isinstance(expr, multiply) and expr.size == 1 and \
                 any(a.size == 1 and not self._touches(a) for a in expr.args):
+            # (not by is_affine: cvxpy calls 0 * sum_squares(x) affine)
             const, inner = (expr.args[0], expr.args[1]) if not self._touches(expr.args[0]) else expr.args
-            if not (const.is_nonneg() or const.is_nonpos()):
+            if not inner.is_affine() and not (const.is_nonneg() or const.is_nonpos()):
                 # a weight whose sign depends on the point (another block's variable): convexity is not
                 # structural, as in cvxpy's DCP analysis; the cvxpy path names the term
                 raise Unsupported(f"a weight of unknown sign in `{expr}`")
             self._objective_parts(inner, w * float(self._value(const).ravel()[0]), squares, linear, consts)
             return
-        if isinstance(expr, DivExpression) and not expr.is_affine():
+        if isinstance(expr, DivExpression) and expr.size == 1:
             num, den = expr.args
-            if self._touches(den) or den.size != 1 or not (den.is_nonneg() or den.is_nonpos()):
+            if self._touches(den) or den.size != 1 or not (num.is_affine() or den.is_nonneg() or den.is_nonpos()):
                 raise Unsupported(f"division by the block or by a term of unknown sign in `{expr}`")
             self._objective_parts(num, w / float(self._value(den).ravel()[0]), squares, linear, consts)
             return
