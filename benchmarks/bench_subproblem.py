@@ -18,7 +18,18 @@ median of ``--repeats`` runs; import time is never counted):
    its peak RSS (``getrusage``) does not include the parent's: wall time to return, peak RSS, and
    numpy ALS doing the same sweeps from the same start in the same child afterwards (its
    memory is not in the reported peak, which is read before it runs).
-4. The solver share (``Result.solver_time / Result.total_time``) of every case.
+4. **Jacobi through executors** — MF 1500×1000, rank 10 (300×200, rank 5 with ``--quick``), Gaussian
+   low rank plus noise, λ = 0.1, 15 Jacobi iterations (``tol=0``), seed 0, for each ``solver`` of
+   ``--jacobi-solvers`` (default ``auto,clarabel``): ``mc.solve(algorithm="jacobi")`` with
+   ``executor="inprocess"``, ``"threads"`` (2 workers), ``"processes"`` (2 workers) and, when
+   dask.distributed is installed, ``"dask"`` (a ``LocalCluster`` of 2 workers). Each pool is started
+   once and its start-up (pool creation and one task per worker that imports the dispatcher) reported
+   apart; the timed solves (median of ``--repeats``, rounds interleaved across executors) re-use it.
+   One more call per pooled executor as a user writes it (pool start included). Checked: the same
+   iterates as in-process (objective history, final U and V). Only compiled (``"matrix"``) blocks
+   travel to processes / Dask; the block's numbers are built in this process, so only the backend
+   solve (the solver share) is spread over the workers.
+5. The solver share (``Result.solver_time / Result.total_time``) of every case.
 
 ``--blas-threads default,1`` runs everything twice: with the BLAS thread pool as found and
 limited to one thread (``threadpoolctl`` in this process, ``OPENBLAS_NUM_THREADS`` and friends in
@@ -26,8 +37,9 @@ the child). On a shared 2-core machine a multithreaded OpenBLAS call on tiny mat
 milliseconds for a busy core; the two settings side by side show how much that costs.
 
 Run: ``python -m multiconvex.benchmarks.bench_subproblem [--quick] [--repeats 3]
-[--blas-threads default,1]``. Prints a markdown table; writes
-``benchmarks/results/subproblem.json`` (``--quick``: only with ``--out``; the JSON is printed).
+[--blas-threads default,1] [--only demo|rebuild|large|jacobi ...]``. Prints markdown tables; writes
+``benchmarks/results/subproblem.json`` (``--quick``: only with ``--out``; the JSON is printed). With
+``--only`` the cases run replace theirs in an existing JSON file and the others are kept.
 """
 
 from __future__ import annotations
@@ -281,6 +293,150 @@ def case_large(m: int, n: int, rank: int, time_limit: float, max_iters: int, noi
     return out
 
 
+# -- 4. Jacobi block solves through executors ---------------------------------------------------------
+JACOBI_EXECUTORS = (("inprocess", None), ("threads", 2), ("processes", 2), ("dask", 2))
+
+
+def _warm_worker(seconds: float) -> int:
+    """Pool warm-up task: import what a shipped block solve needs (the dispatcher and its backends)."""
+    import multiconvex.solvers.dispatch  # noqa: F401
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+class _KeepOpen:
+    """An executor handed to ``mc.solve`` that ``mc.solve`` cannot close: the pool is started once,
+    outside the timings, and every timed run re-uses it (``kind`` is what the driver reads to ship
+    compiled blocks as plain data to processes / Dask)."""
+
+    def __init__(self, ex: Any):
+        self._ex, self.kind, self.workers = ex, ex.kind, ex.workers
+
+    def map(self, fn, items):
+        return self._ex.map(fn, items)
+
+    def as_completed(self, fn, items):
+        return self._ex.as_completed(fn, items)
+
+    def close(self) -> None:
+        pass
+
+
+def _dask_installed() -> bool:
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def case_jacobi(repeats: int, solvers: list[str], m: int = 1500, n: int = 1000, rank: int = 10, lam: float = 0.1,
+                iters: int = 15, seed: int = 0) -> dict:
+    """``mc.solve(algorithm="jacobi")`` on MF m×n through every executor, timings interleaved round by round.
+
+    Per executor: the pool is started once (``make_executor``, then one warm-up task per worker that
+    imports the dispatcher: the reported start-up), one untimed warm-up solve, then ``repeats`` timed
+    solves through the same pool (median), one round of every executor after another so that load
+    drift hits them alike. One more call per pooled executor as a user writes it
+    (``executor="processes", workers=2``: pool start and shut-down included). Iterates are compared
+    with the in-process run's: objective history and final U, V.
+    """
+    from multiconvex.executor import make_executor
+
+    Y, _, _ = mf_gaussian(m, n, rank, seed=seed)
+    kinds = [(k, w) for k, w in JACOBI_EXECUTORS if k != "dask" or _dask_installed()]
+    skipped = [k for k, _ in JACOBI_EXECUTORS if k not in dict(kinds)]
+
+    def one(solver: str, executor: Any, workers: int | None):
+        prob, U, V = mf_problem(Y, rank, lam)  # fresh: mc.solve leaves its answer in the variables
+        t0 = time.perf_counter()
+        res = mc.solve(prob, [[U], [V]], algorithm="jacobi", solver=solver, seed=seed, max_iters=iters, tol=0.0,
+                       progress=False, executor=executor, workers=workers)
+        return res, time.perf_counter() - t0
+
+    pools: dict[str, Any] = {}
+    startup: dict[str, dict] = {}
+    out: dict[str, Any] = {"case": f"jacobi: MF {m}x{n}, rank {rank}, lambda {lam}, {iters} Jacobi iterations, "
+                                   f"seed {seed}, tol 0", "skipped_executors": skipped, "solvers": {}}
+    try:
+        for kind, workers in kinds:
+            if kind == "inprocess":
+                continue
+            t0 = time.perf_counter()
+            ex = make_executor(kind, workers)
+            created = time.perf_counter() - t0
+            pause = 0.1
+            t1 = time.perf_counter()
+            pids = ex.map(_warm_worker, [pause] * workers)
+            warmed = time.perf_counter() - t1 - pause  # the task's own sleep is not start-up
+            pools[kind] = ex
+            startup[kind] = {"create_s": created, "first_tasks_s": warmed, "startup_s": created + warmed,
+                             "distinct_worker_pids": len(set(pids)), "describe": ex.describe()}
+            print(f"jacobi: {ex.describe()} up in {created + warmed:.2f} s", flush=True)
+        for solver in solvers:
+            label = {k: k if w is None else f"{k}-{w}" for k, w in kinds}
+            spec = {k: (k if k == "inprocess" else _KeepOpen(pools[k]), w) for k, w in kinds}
+            runs: dict[str, list] = {k: [] for k, _ in kinds}
+            cold = {k: one(solver, *spec[k])[1] for k, _ in kinds}  # untimed: lazy imports, first solves
+            for _ in range(repeats):
+                for k, _w in kinds:
+                    runs[k].append(one(solver, *spec[k]))
+            fresh = {k: one(solver, k, w) for k, w in kinds if k != "inprocess"}  # as a user calls it
+            ref = runs["inprocess"][-1][0]
+            t_ref = statistics.median(r[1] for r in runs["inprocess"])
+            rows = {}
+            for k, _w in kinds:
+                res = runs[k][-1][0]
+                t = statistics.median(r[1] for r in runs[k])
+                hist = max(rel(a.objective, b.objective) for a, b in zip(res.history, ref.history))
+                rows[label[k]] = {
+                    "executor": k, "workers": _w, "time": t, "times": [r[1] for r in runs[k]],
+                    "cold_time": cold[k], "time_per_iteration": t / iters,
+                    "speedup_vs_inprocess": t_ref / t,
+                    "startup_s": startup.get(k, {}).get("startup_s"),
+                    "fresh_call_time": fresh[k][1] if k in fresh else None,
+                    "fresh_call_objective": fresh[k][0].objective if k in fresh else None,
+                    "iterations": res.iterations, "status": res.status, "objective": res.objective,
+                    "objective_rel_diff_vs_inprocess": rel(res.objective, ref.objective),
+                    "history_max_rel_diff_vs_inprocess": hist,
+                    "same_history_length": len(res.history) == len(ref.history),
+                    "max_abs_diff_U": float(np.abs(res.values["U"] - ref.values["U"]).max()),
+                    "max_abs_diff_V": float(np.abs(res.values["V"] - ref.values["V"]).max()),
+                    "bitwise_same_objective": res.objective == ref.objective,
+                    "solver_time": res.solver_time, "total_time": res.total_time, "build_time": res.build_time,
+                    "solver_share": res.solver_time / res.total_time,
+                    "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
+                    "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"),
+                }
+                print(f"jacobi {solver} {label[k]}: {t:.3f} s (x{t_ref / t:.2f}), objective {res.objective:.10g}",
+                      flush=True)
+            out["solvers"][solver] = rows
+    finally:
+        for ex in pools.values():
+            ex.close()
+    out["startup"] = startup
+    return out
+
+
+def jacobi_markdown(j: dict) -> str:
+    head = ["solver", "executor", "wall s (median)", "speed-up vs in-process", "pool start-up s",
+            "one call incl. start-up s", "solver share", "objective", "rel diff vs in-process (final / history)",
+            "max |ΔU|, |ΔV|"]
+    lines = [f"{j['case']}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for solver, rows in j["solvers"].items():
+        for label, r in rows.items():
+            lines.append("| " + " | ".join([
+                solver, label, f"{r['time']:.3f}", f"{r['speedup_vs_inprocess']:.2f}×", _fmt(r["startup_s"]),
+                _fmt(r["fresh_call_time"]), f"{r['solver_share']:.0%}", f"{r['objective']:.12g}",
+                f"{r['objective_rel_diff_vs_inprocess']:.1e} / {r['history_max_rel_diff_vs_inprocess']:.1e}",
+                f"{r['max_abs_diff_U']:.1e}, {r['max_abs_diff_V']:.1e}"]) + " |")
+    if j.get("skipped_executors"):
+        lines.append(f"\nnot run (not installed): {', '.join(j['skipped_executors'])}")
+    return "\n".join(lines)
+
+
 # -- report -------------------------------------------------------------------------------------------
 def _fmt(x: Any, unit: str = "") -> str:
     if x is None:
@@ -363,7 +519,43 @@ def notes(runs: list[dict]) -> list[str]:
                 out.append(f"[{run['blas_threads']}] {c['case']}: returned {c['overshoot']:.3f} s after time_limit "
                            f"(build {c['ours_build_time']:.3f} s is before the driver's clock starts; the final "
                            "certificate pass runs after the deadline)")
+    for run in runs:
+        j = run.get("jacobi")
+        for solver, rows in (j or {}).get("solvers", {}).items():
+            for label, r in rows.items():
+                tag = f"[{run['blas_threads']}] jacobi {solver} {label}"
+                legacy = [b for b, f in (r.get("forms") or {}).items() if f != "matrix"]
+                if legacy:
+                    out.append(f"{tag}: blocks {legacy} ran the cvxpy form ({r.get('cvxpy_path_reasons')})")
+                if r["history_max_rel_diff_vs_inprocess"] > 1e-9 or not r["same_history_length"]:
+                    out.append(f"{tag}: iterates differ from the in-process run's (objective history rel diff "
+                               f"{r['history_max_rel_diff_vs_inprocess']:.3g})")
+                elif not r["bitwise_same_objective"]:
+                    out.append(f"{tag}: same iterates to {r['history_max_rel_diff_vs_inprocess']:.1e} (relative), "
+                               "not bit for bit")
+                if r["speedup_vs_inprocess"] < 1:
+                    share = rows.get("inprocess", r)["solver_share"]
+                    out.append(f"{tag}: slower than in-process ({r['speedup_vs_inprocess']:.2f}×); the backend "
+                               f"solves a pool can spread are {share:.0%} of the in-process run")
     return out
+
+
+def merge_report(old: dict, new: dict, only: set[str]) -> dict:
+    """``--only``: the cases run now replace theirs in the stored report (per BLAS setting); the others stay."""
+    merged = dict(old)
+    runs = [dict(r) for r in old.get("runs", [])]
+    for run in new["runs"]:
+        parts = {k: run[k] for k in only if k in run}
+        parts.update({f"{k}_loadavg": [run["loadavg_start"], run["loadavg_end"]] for k in parts})
+        parts.update({f"{k}_when": new["when"] for k in only if k in run})
+        target = next((r for r in runs if r.get("blas_threads") == run["blas_threads"]), None)
+        if target is None:
+            runs.append(run)
+        else:
+            target.update(parts)
+    merged["runs"] = runs
+    merged.setdefault("updates", []).append({k: new[k] for k in ("args", "when", "repeats", "multiconvex")})
+    return merged
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -381,7 +573,13 @@ def main(argv: list[str] | None = None) -> None:
                          "time limit or max_iters stops it)")
     ap.add_argument("--blas-threads", default="default",
                     help="comma list of BLAS thread settings to run under, e.g. 'default,1'")
-    ap.add_argument("--only", choices=["demo", "rebuild", "large"], action="append", help="run only these cases")
+    ap.add_argument("--only", choices=["demo", "rebuild", "large", "jacobi"], action="append",
+                    help="run only these cases")
+    ap.add_argument("--jacobi", type=int, nargs=3, metavar=("M", "N", "RANK"), default=None,
+                    help="size of the Jacobi executor case (default 1500 1000 10; --quick 300 200 5)")
+    ap.add_argument("--jacobi-iters", type=int, default=15, help="Jacobi iterations of the executor case")
+    ap.add_argument("--jacobi-solvers", default="auto,clarabel",
+                    help="comma list of solver= values for the Jacobi executor case")
     ap.add_argument("--out", default=None, help="JSON path (default results/subproblem.json; --quick: none)")
     ap.add_argument("--child-large", nargs=7, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -395,7 +593,8 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     sweeps = args.sweeps or (5 if args.quick else 20)
     m, n, rank = args.large or ((600, 400, 10) if args.quick else (3000, 2000, 10))
-    only = set(args.only or ["demo", "rebuild", "large"])
+    only = set(args.only or ["demo", "rebuild", "large", "jacobi"])
+    jm, jn, jrank = args.jacobi or ((300, 200, 5) if args.quick else (1500, 1000, 10))
     runs = []
     for blas in args.blas_threads.split(","):
         blas = blas.strip()
@@ -409,6 +608,10 @@ def main(argv: list[str] | None = None) -> None:
             if "rebuild" in only:
                 run["rebuild"] = case_rebuild(repeats, sweeps)
                 print(f"[{blas}] rebuild done", flush=True)
+            if "jacobi" in only:
+                run["jacobi"] = case_jacobi(repeats, [s.strip() for s in args.jacobi_solvers.split(",")],
+                                            m=jm, n=jn, rank=jrank, iters=args.jacobi_iters)
+                print(f"[{blas}] jacobi done", flush=True)
         if "large" in only:
             run["large"] = [case_large(m, n, rank, args.time_limit, args.max_iters, args.noise, float(tol), blas)
                             for tol in args.large_tol.split(",")]
@@ -417,7 +620,11 @@ def main(argv: list[str] | None = None) -> None:
         runs.append(run)
 
     print()
-    print(markdown(runs))
+    if any(table_rows(run) for run in runs):
+        print(markdown(runs))
+    for run in runs:
+        if run.get("jacobi"):
+            print(f"\nBLAS threads {run['blas_threads']}: " + jacobi_markdown(run["jacobi"]))
     for line in notes(runs):
         print("note:", line)
     report = {"runs": runs, "args": vars(args), "repeats": repeats, "sweeps": sweeps,
@@ -425,6 +632,8 @@ def main(argv: list[str] | None = None) -> None:
               "numpy": np.__version__, "cvxpy": cp.__version__, "multiconvex": mc.__version__,
               "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     out = args.out or (None if args.quick else str(OUT / "subproblem.json"))
+    if out and args.only and Path(out).exists():
+        report = merge_report(json.loads(Path(out).read_text()), report, only)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, indent=1, default=float))
