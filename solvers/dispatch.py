@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -174,23 +175,35 @@ def check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
 SINGLE_THREAD_FACTOR = 500
 
 _blas_libs: list | None = None  # the loaded BLAS libraries (threadpoolctl controllers), found once
+_blas_lock = threading.Lock()
+_blas_users = 0  # solves inside the context now (Jacobi blocks on threads share the process-wide setting)
+_blas_saved: list = []
 
 
 class _OneBlasThread:
-    """Set every loaded BLAS library to one thread, and back (direct ctypes calls: threadpoolctl's own
-    ``limit`` context re-inspects the libraries on every entry, ~40 µs, too slow around a 12×12 solve)."""
+    """Every loaded BLAS library at one thread while any solve is inside, then back (direct calls:
+    threadpoolctl's own ``limit`` context re-inspects the libraries on every entry, ~40 µs, too slow
+    around a 12×12 solve). Counted, so that concurrent block solves on threads do not restore the
+    setting under each other."""
 
     def __enter__(self) -> None:
-        global _blas_libs
-        if _blas_libs is None:
-            _blas_libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-        self.previous = [(lib, n) for lib in _blas_libs if (n := lib.get_num_threads()) != 1]
-        for lib, _ in self.previous:
-            lib.set_num_threads(1)
+        global _blas_libs, _blas_users, _blas_saved
+        with _blas_lock:
+            if _blas_libs is None:
+                _blas_libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+            if _blas_users == 0:
+                _blas_saved = [(lib, n) for lib in _blas_libs if (n := lib.get_num_threads()) != 1]
+                for lib, _ in _blas_saved:
+                    lib.set_num_threads(1)
+            _blas_users += 1
 
     def __exit__(self, *exc: object) -> None:
-        for lib, n in self.previous:
-            lib.set_num_threads(n)
+        global _blas_users
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, n in _blas_saved:
+                    lib.set_num_threads(n)
 
 
 def one_blas_thread() -> contextlib.AbstractContextManager:

@@ -21,6 +21,7 @@ import multiconvex
 from multiconvex.errors import LicenceError, UnknownSolverError
 from multiconvex.solvers.clarabel_qp import ClarabelQP
 from multiconvex.solvers.closed_form import ClosedForm
+from multiconvex.solvers import dispatch
 from multiconvex.solvers.dispatch import make_plan, solve
 from multiconvex.solvers.registry import get_backend
 from multiconvex.subproblem import BlockSubproblem, KronTerm, make_slots
@@ -455,3 +456,18 @@ def test_daqp_clarabel_and_proxqp_agree_on_random_bounded_qps(seed, n, rows):
         sol = solve(sub, make_plan(name))
         assert sol.status == "optimal", (name, sol.attempts)
         assert sol.value == pytest.approx(exact, abs=1e-7 * max(1.0, abs(exact))), name
+
+
+def test_the_one_blas_thread_context_nests_and_restores_the_setting():
+    """Jacobi blocks on threads enter it concurrently: the inner exit must not restore the threads."""
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return [(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    with dispatch.one_blas_thread():
+        with dispatch.one_blas_thread():
+            pass
+        assert all(n == 1 for _, n in blas())
+    assert blas() == before
