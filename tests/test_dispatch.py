@@ -19,9 +19,9 @@ from hypothesis import strategies as hst
 
 import multiconvex
 from multiconvex.errors import LicenceError, UnknownSolverError
+from multiconvex.solvers import dispatch
 from multiconvex.solvers.clarabel_qp import ClarabelQP
 from multiconvex.solvers.closed_form import ClosedForm
-from multiconvex.solvers import dispatch
 from multiconvex.solvers.dispatch import make_plan, solve
 from multiconvex.solvers.registry import get_backend
 from multiconvex.subproblem import BlockSubproblem, KronTerm, make_slots
