@@ -25,7 +25,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,19 +103,19 @@ class Plan:
     def names(self) -> list[str]:
         return [b.name for b in self.backends]
 
-    def candidates(self, sub: BlockSubproblem) -> list[Backend]:
+    def candidates(self, sub: BlockSubproblem) -> Iterator[Backend]:
+        """The backends to try for ``sub``, in order; lazily, so that a fit is not judged (a density check
+        builds ``P``) beyond the first backend that solves it."""
         if not self.auto:
-            return self.backends
-        order = VALUE_AUTO_ORDER.get(sub.problem_class, VALUE_AUTO_ORDER["QP"])
-        chosen = []
-        for name in order:
+            yield from self.backends
+            return
+        for name in VALUE_AUTO_ORDER.get(sub.problem_class, VALUE_AUTO_ORDER["QP"]):
             backend = get_backend(name)
-            solver = MATRIX_SOLVERS.get(name)
-            if solver is not None and not solver.accepts(sub, auto=True):
+            if not (self.installed(backend) and self.licence_state(backend) in ("not-required", "ok")):
                 continue
-            if self.installed(backend) and self.licence_state(backend) in ("not-required", "ok"):
-                chosen.append(backend)
-        return chosen
+            solver = MATRIX_SOLVERS.get(name)
+            if solver is None or solver.accepts(sub, auto=True):
+                yield backend
 
 
 def solve_task(task: tuple[BlockSubproblem, Plan, np.ndarray | None, Any]) -> SubSolution:

@@ -68,7 +68,9 @@ class MatrixSolver:
             return True
         if self.max_auto_size is not None and sub.n > self.max_auto_size:
             return False
-        return sub.n <= SMALL_DENSE or sub.P_sparse().nnz >= self.min_auto_density * sub.n * sub.n
+        if self.min_auto_density <= 0 or sub.n <= SMALL_DENSE:
+            return True
+        return sub.P_sparse().nnz >= self.min_auto_density * sub.n * sub.n
 
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:
