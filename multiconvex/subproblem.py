@@ -229,6 +229,11 @@ class BlockSubproblem:
     def Px(self, x: np.ndarray) -> np.ndarray:
         """``P @ x`` through the structure (no ``P`` formed)."""
         x = np.asarray(x, dtype=float)
+        shared = self.shared_gram()
+        if shared is not None:  # one product with the summed Gram matrix
+            side, G = shared
+            X = x.reshape(self.slots[0].shape, order="F")
+            return (X @ G if side == "rows" else G @ X).ravel(order="F")
         out = np.zeros_like(x)
         mats = [x[s.span].reshape(s.shape, order="F") for s in self.slots]
         for t in self.quad:

@@ -137,6 +137,12 @@ def solve_psd(M: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, str]:
         c, lower = la.cho_factor(M, check_finite=False)
         rcond, info = la.lapack.dpocon(c, float(np.abs(M).sum(axis=0).max(initial=0.0)), uplo="L" if lower else "U")
         if info == 0 and rcond > RCOND_SCREEN:
+            if rhs.ndim == 2 and rhs.shape[1] > M.shape[0]:
+                # many right-hand sides (the rows of a factor): the inverse of the well-conditioned k×k matrix
+                # and one product, 5x faster than LAPACK's triangular solves with 600 columns at k = 12;
+                # the caller's residual check still decides
+                Minv = la.cho_solve((c, lower), np.eye(M.shape[0]), check_finite=False)
+                return Minv @ rhs, "cholesky"
             return la.cho_solve((c, lower), rhs, check_finite=False), "cholesky"
     except la.LinAlgError:
         pass

@@ -122,6 +122,7 @@ class QuadraticBlock:
     _slot_of: dict[int, int] = field(default_factory=dict)
     _involves: dict[int, bool] = field(default_factory=dict)
     _constant_cache: dict[int, np.ndarray] = field(default_factory=dict)
+    _norm_cache: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -363,7 +364,7 @@ class QuadraticBlock:
         for w, aff in squares:
             C = None if aff.C is None else aff.constant()
             if C is not None:
-                c += w * float(np.vdot(C, C))
+                c += w * (self._squared_norm(aff.C) if np.shape(aff.C) == aff.shape else float(np.vdot(C, C)))
             terms = aff.terms
             for ti, (s, al, L, R) in enumerate(terms):
                 slot = self.slots[s]
@@ -394,6 +395,17 @@ class QuadraticBlock:
                 c += 0.5 * prox * float(x_k @ x_k)
         A, low, up, lb, ub = self._constraint_rows(n)
         return BlockSubproblem(self.slots, quad, q, c, A=A, l=low, u=up, lb=lb, ub=ub)
+
+    def _squared_norm(self, C: np.ndarray) -> float:
+        """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
+        key = id(C)
+        hit = self._norm_cache.get(key)
+        if hit is not None and hit[0] is C:
+            return hit[1]
+        value = float(np.vdot(C, C))
+        if any(C is v for v in self._constant_cache.values()):
+            self._norm_cache[key] = (C, value)
+        return value
 
     def _constraint_rows(self, n: int):
         lb, ub = (None, None) if self._bounds[0] is None else (self._bounds[0].copy(), self._bounds[1].copy())
