@@ -191,9 +191,10 @@ def _check_shippable(fn: Callable) -> None:
 
     if isinstance(getattr(fn, "__self__", None), StandardForm):
         raise InvalidInputError(
-            "Jacobi block solves cannot run on a process pool or a Dask cluster here: some blocks stay on the "
-            "cvxpy path (Result.info['cvxpy_path_reasons'] says why), whose compiled cvxpy problem is held by "
-            "this process. Use executor='threads' (backends release the GIL), and use processes / Dask for "
+            "Jacobi block solves cannot run on a process pool or a Dask cluster here: some blocks keep a "
+            "modelling-layer sub-problem held by this process (a cvxpy block outside the compiled class — "
+            "Result.info['cvxpy_path_reasons'] says why —, a Pyomo-only sub-solver, a logistic or softmax "
+            "network block). Use executor='threads' (backends release the GIL), and use processes / Dask for "
             "whole runs (benchmark cases, restarts)."
         )
 

@@ -83,4 +83,4 @@ class ClarabelQP(MatrixSolver):
         P = sp.triu(sub.P_sparse(), format="csc")
         sol = problem.solve(P, sub.q, A, b, cones)
         return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), sol.native_status,
-                             sol.iterations, {"reused": sol.reused})
+                             sol.iterations, {"reused": sol.reused}, proof=not sol.native_status.startswith("Almost"))

@@ -87,7 +87,7 @@ def solve_via_cvxpy(sub: BlockSubproblem, backend: Backend, options: dict[str, A
                             solver=backend.name, status=status) from exc
     ok = st.has_solution(report.status) and x.value is not None
     return MatrixOutcome(report.status, np.asarray(x.value, dtype=float) if ok else None, report.solve_time,
-                         report.status)
+                         report.status, proof=False)  # cvxpy's statuses do not say how the backend knew
 
 
 def _infeasible_or_unbounded(problem: cp.Problem, backend: Backend, options: dict[str, Any]) -> str:

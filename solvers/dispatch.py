@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from multiconvex.errors import LicenceError, SolverFailure, SolverUnavailableError
+from multiconvex.errors import InvalidInputError, LicenceError, SolverFailure, SolverUnavailableError
 from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
@@ -45,7 +45,7 @@ from .daqp_qp import DaqpQP
 from .matrix import MatrixOutcome, MatrixSolver
 from .osqp_qp import OsqpQP
 from .proxqp_qp import ProxqpQP
-from .registry import get_backend, resolve
+from .registry import get_backend, known_names, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,22 @@ class Plan:
         if backend.name not in self._licences:
             self._licences[backend.name] = backend.licence().state
         return self._licences[backend.name]
+
+    def check_class(self, problem_class: str, where: str = "a block") -> None:
+        """Refuse, before any solve, a named backend that cannot take ``problem_class`` subproblems (its
+        matrix module does not take the class and it has no cvxpy route to it); the message says who can."""
+        if self.auto:
+            return
+        for backend in self.backends:
+            solver = MATRIX_SOLVERS.get(backend.name)
+            if (solver is not None and problem_class in solver.classes) or (
+                    backend.cvxpy_name is not None and backend.can_solve(problem_class)):
+                continue
+            able = sorted(name for name in known_names() if name != "auto" and (
+                problem_class in getattr(MATRIX_SOLVERS.get(name), "classes", ())
+                or get_backend(name).can_solve(problem_class)))
+            raise InvalidInputError(f"solver {backend.name!r} cannot solve {where} ({problem_class} subproblems); "
+                                    f"use one of: {', '.join(able)}, or 'auto'")
 
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
@@ -264,19 +280,21 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)
             continue
-        except SolverFailure as exc:
-            out = MatrixOutcome(exc.status, None, time.perf_counter() - t_try, str(exc))
+        except SolverFailure as exc:  # raised through cvxpy: the status carries no certificate
+            out = MatrixOutcome(exc.status, None, time.perf_counter() - t_try, str(exc), proof=False)
         except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the caller keeps its point
             out = MatrixOutcome(st.SOLVER_ERROR, None, 0.0, f"{type(exc).__name__}: {exc}")
         solve_time += out.solve_time
-        attempts.append((backend.name, out.status))
-        if out.x is not None and st.has_solution(out.status):
+        ok = out.x is not None and st.has_solution(out.status)
+        attempts.append((backend.name, out.status if ok or not out.native_status or out.native_status == out.status
+                         else f"{out.status}: {out.native_status}"))
+        if ok and out.x is not None:
             value = out.value if out.value is not None else sub.value(out.x)
             return SubSolution(out.status, out.x, value, backend.name, solve_time,
                                time.perf_counter() - t0, attempts, how=out.native_status)
         logger.info("backend %s on a %s block subproblem: %s (%s)", backend.name, sub.problem_class, out.status,
                     out.native_status)
-        if out.status in (st.INFEASIBLE, st.UNBOUNDED):
+        if out.status in (st.INFEASIBLE, st.UNBOUNDED) and out.proof:
             last = out  # a proof about the subproblem: no other backend can do better
             break
         if last is None or last.status not in (st.INFEASIBLE, st.UNBOUNDED):
@@ -291,4 +309,5 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         raise SolverUnavailableError(f"no installed licence-free solver takes this {sub.problem_class} block "
                                      f"subproblem (n={sub.n}); install clarabel or name a solver")
     return SubSolution(last.status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
-                       message=f"every backend failed: {attempts}", how=last.native_status)
+                       message="every backend failed: " + "; ".join(f"{n}: {m}" for n, m in attempts),
+                       how=last.native_status)

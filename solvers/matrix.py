@@ -35,6 +35,7 @@ class MatrixOutcome:
     iterations: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     value: float | None = None  # the subproblem's value at x when the solver computed it exactly on the way
+    proof: bool = True  # an ``infeasible`` / ``unbounded`` status is a certificate (not an inaccurate guess)
 
 
 class MatrixSolver:
@@ -70,7 +71,11 @@ class MatrixSolver:
             return False
         if self.min_auto_density <= 0 or sub.n <= SMALL_DENSE:
             return True
-        return sub.P_sparse().nnz >= self.min_auto_density * sub.n * sub.n
+        if not sub.quad and isinstance(sub.P_extra, np.ndarray):  # already dense: count, do not convert
+            nnz = int(np.count_nonzero(sub.P_extra))
+        else:
+            nnz = sub.P_sparse().nnz
+        return nnz >= self.min_auto_density * sub.n * sub.n
 
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:

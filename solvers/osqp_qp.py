@@ -82,7 +82,7 @@ class OsqpQP(MatrixSolver):
         native = str(res.info.status).lower()
         status = STATUS_MAP.get(native, st.SOLVER_ERROR)
         x = np.asarray(res.x, dtype=float) if st.has_solution(status) else None
-        return MatrixOutcome(status, x, wall, native, int(res.info.iter))
+        return MatrixOutcome(status, x, wall, native, int(res.info.iter), proof="inaccurate" not in native)
 
 
 @functools.lru_cache(maxsize=1)

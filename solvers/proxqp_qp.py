@@ -92,4 +92,5 @@ class ProxqpQP(MatrixSolver):
         wall = time.perf_counter() - t0
         status = _status_map().get(res.info.status, st.SOLVER_ERROR)
         return MatrixOutcome(status, np.asarray(res.x, dtype=float) if st.has_solution(status) else None,
-                             wall, str(res.info.status), int(res.info.iter))
+                             wall, str(res.info.status), int(res.info.iter),
+                             proof=False)  # ProxQP's infeasibility detection is a heuristic

@@ -145,3 +145,48 @@ def test_jacobi_blocks_ship_to_a_process_pool_with_the_same_iterates(rng):
 
     here, pool = run("inprocess"), run("processes")
     assert [h.objective for h in pool.history] == pytest.approx([h.objective for h in here.history], rel=1e-12)
+
+
+def test_a_perfect_fit_is_certified_from_the_residuals(rng):
+    """Near the optimum ½xᵀPx + qᵀx + c cancels to noise of ‖Y‖²; values come from the residuals instead."""
+    Y = 1e3 * rng.standard_normal((60, 3)) @ rng.standard_normal((3, 40))
+    U, V = cp.Variable((60, 3), name="U"), cp.Variable((3, 40), name="V")
+    res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V))), [[U], [V]], seed=0, max_iters=500)
+    assert res.status == "converged" and res.certificate.is_partial_minimum
+    assert 0 <= res.objective < 1e-12
+
+
+def test_inputs_the_compiled_form_cannot_take_keep_the_cvxpy_path(rng):
+    import scipy.sparse as sp
+
+    x, y = cp.Variable(5, name="x"), cp.Variable(5, name="y")
+    A = sp.random(8, 5, density=0.5, random_state=0)  # sparse data
+    res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(A @ x - 1) + cp.sum_squares(x - y))), [[x], [y]])
+    assert res.status == "converged" and res.info["forms"] == {"x": "matrix", "y": "matrix"}
+    z, w = cp.Variable(3, bounds=[1, 2], name="z"), cp.Variable(3, name="w")  # bounds, no value yet
+    res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(z - 1.5) + cp.sum_squares(z - w))), [[z], [w]])
+    assert res.status == "converged" and res.info["forms"]["z"] == "matrix"
+    t, v = cp.Variable(nonneg=True, name="t"), cp.Variable(2, name="v")  # another block in a denominator
+    res = mc.solve(cp.Problem(cp.Minimize(cp.quad_over_lin(v - 1, t) + cp.square(t - 1))), [[v], [t]])
+    assert res.info["forms"]["v"] == "cvxpy" and "denominator" in res.info["cvxpy_path_reasons"]["v"]
+
+
+def test_a_named_backend_that_cannot_take_the_blocks_is_refused_before_any_solve(rng):
+    Y = np.abs(rng.standard_normal((10, 8)))
+    W, H = cp.Variable((10, 2), nonneg=True, name="W"), cp.Variable((2, 8), nonneg=True, name="H")
+    with pytest.raises(mc.InvalidInputError, match="lstsq.*QP.*use one of.*clarabel"):
+        mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(Y - W @ H))), [[W], [H]], solver="lstsq")
+
+
+def test_an_ill_conditioned_block_is_not_called_unbounded():
+    """Only a direction with P d = 0 and qᵀd < 0 proves a quadratic unbounded; otherwise a fallback runs."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    for cond in (1e8, 1e10, 1e12):
+        P = Q @ np.diag(np.logspace(0, -np.log10(cond), 30)) @ Q.T
+        sol = dispatch.solve(mc.BlockSubproblem.from_dense((P + P.T) / 2, rng.standard_normal(30)),
+                             dispatch.make_plan(["lstsq", "clarabel"]))
+        assert sol.status != "unbounded", (cond, sol.attempts)
+    sol = dispatch.solve(mc.BlockSubproblem.from_dense(np.diag([1.0, 0.0]), np.array([1.0, 1.0])),
+                         dispatch.make_plan(["lstsq", "clarabel"]))
+    assert sol.status == "unbounded" and [n for n, _ in sol.attempts] == ["lstsq"]  # a proof stops the list

@@ -64,6 +64,8 @@ class CvxpyForm(StandardForm):
         for n, b in zip(names, blocks):
             qb, why = compile_block(expr, self.constraints, list(b), n)
             self.compiled.append(qb)
+            if qb is not None:
+                self.plan.check_class(qb.problem_class, f"block '{n}'")
             if why:
                 self.compile_notes[n] = why
                 logger.info("block '%s' stays on the cvxpy path: %s", n, why)
@@ -72,7 +74,6 @@ class CvxpyForm(StandardForm):
         self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
         self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
         self._prepared: dict[int, tuple[BlockSubproblem, np.ndarray]] = {}
-        self._prepared_prox: dict[int, float] = {}
         self.solver_options = dict(solver_options or {})
         self.build_time = time.perf_counter() - t0
         self._relus = [e for e in _atoms(expr, self.constraints) if isinstance(e, relu)]
@@ -162,7 +163,6 @@ class CvxpyForm(StandardForm):
                 raise NotMulticonvexError(f"block '{self.blocks[index].name}' is not convex at this point: {exc}",
                                           block=self.blocks[index].name) from exc
             self._prepared[index] = (sub, sub.stack(anchor))
-            self._prepared_prox[index] = float(prox)
             return False
         sec = self.sections[index]
         return sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox, flip_boundary=flip_boundary)
@@ -186,10 +186,10 @@ class CvxpyForm(StandardForm):
         return sol
 
     def merit(self, index: int, sol: BlockSolution) -> tuple[float, float] | None:
-        """A compiled block's subproblem is the objective on the cross-section, constant included: its
-        value at the solution is the candidate's objective. Known only without a proximal term, and only
-        when the problem has no constraints (attributes are bounds of the block's own subproblem)."""
-        if self.compiled[index] is None or self._prepared_prox.get(index, 1.0) != 0.0 or self.constraints:
+        """A compiled block's solution carries the objective at the candidate (computed from the residuals
+        at the projected point, without the proximal term): no evaluation through cvxpy is needed when the
+        problem has no constraints (attributes are projected, so nothing can be violated)."""
+        if self.compiled[index] is None or self.constraints:
             return None
         return (sol.value, 0.0) if sol.ok and np.isfinite(sol.value) else None
 
@@ -209,8 +209,10 @@ class CvxpyForm(StandardForm):
         out = BlockSolution(block=index, status=sol.status, backend=sol.backend, solve_time=sol.solve_time,
                             wall_time=sol.wall_time, attempts=list(sol.attempts))
         if sol.ok:
-            out.values = sub.split(sol.x)
-            out.value = sol.value
+            # the point the user will get (attributes projected), and its objective from the residuals
+            out.values = {vid: np.asarray(self.variables[vid].project(val), dtype=float)
+                          for vid, val in sub.split(sol.x).items()}
+            out.value = self.compiled[index].objective_at(sub.stack(out.values))
         else:
             out.message = sol.message or f"block {name}: {sol.status}"
         return out

@@ -90,6 +90,10 @@ class _Affine:
 
 
 def _as2d(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if sp.issparse(value):
+        if np.prod(value.shape) > 4_000_000:
+            raise Unsupported(f"a sparse data matrix of shape {value.shape} (the compiled form is dense)")
+        value = value.toarray()
     arr = np.asarray(value, dtype=float)
     if len(shape) == 0:
         return arr.reshape(1, 1)
@@ -123,6 +127,7 @@ class QuadraticBlock:
     _involves: dict[int, bool] = field(default_factory=dict)
     _constant_cache: dict[int, np.ndarray] = field(default_factory=dict)
     _norm_cache: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+    problem_class: str = "QP"
 
     @property
     def n(self) -> int:
@@ -173,7 +178,7 @@ class QuadraticBlock:
             if "nonpos" in attrs:
                 ub[:] = 0.0
             if "bounds" in attrs:
-                low, high = v.attributes["bounds"]
+                low, high = (_bound_value(b, default) for b, default in zip(v.attributes["bounds"], (-np.inf, np.inf)))
                 lb = np.maximum(lb, _as2d(np.broadcast_to(low, v.shape), v.shape).ravel(order="F"))
                 ub = np.minimum(ub, _as2d(np.broadcast_to(high, v.shape), v.shape).ravel(order="F"))
             any_bound = any_bound or bool(attrs & _BOUND_ATTRIBUTES)
@@ -210,9 +215,9 @@ class QuadraticBlock:
             return self._scaled(expr)
         if isinstance(expr, DivExpression):
             num, den = expr.args
-            if self._touches(den) or den.size != 1:
-                raise Unsupported(f"division by a non-scalar or by the block in `{expr}`")
-            return self._affine(num).scaled(1.0 / float(self._value(den).ravel()[0]))
+            if den.variables() or den.size != 1:
+                raise Unsupported(f"division by a non-scalar or by a variable in `{expr}`")
+            return self._affine(num).scaled(1.0 / _nonzero(self._value(den), expr))
         if isinstance(expr, MulExpression):
             return self._matmul(expr, shape)
         if isinstance(expr, Sum) and expr.axis is None:
@@ -314,9 +319,9 @@ class QuadraticBlock:
             return
         if isinstance(expr, DivExpression) and expr.size == 1:
             num, den = expr.args
-            if self._touches(den) or den.size != 1 or not (num.is_affine() or den.is_nonneg() or den.is_nonpos()):
-                raise Unsupported(f"division by the block or by a term of unknown sign in `{expr}`")
-            self._objective_parts(num, w / float(self._value(den).ravel()[0]), squares, linear, consts)
+            if den.variables() or den.size != 1 or not (num.is_affine() or den.is_nonneg() or den.is_nonpos()):
+                raise Unsupported(f"division by a variable or by a term of unknown sign in `{expr}`")
+            self._objective_parts(num, w / _nonzero(self._value(den), expr), squares, linear, consts)
             return
         if expr.is_affine():
             if expr.size != 1:
@@ -327,9 +332,9 @@ class QuadraticBlock:
             raise Unsupported(f"a square with a negative weight (`{expr}`): not convex as a QP")
         if isinstance(expr, quad_over_lin):
             x, y = expr.args
-            if self._touches(y) or not y.is_nonneg():
-                raise Unsupported(f"the block or a term of unknown sign in a denominator (`{expr}`)")
-            squares.append((w / float(self._value(y).ravel()[0]), self._affine(x)))
+            if y.variables() or not y.is_nonneg():
+                raise Unsupported(f"a variable or a term of unknown sign in a denominator (`{expr}`)")
+            squares.append((w / _nonzero(self._value(y), expr), self._affine(x)))
             return
         if isinstance(expr, Sum) and expr.axis is None and isinstance(expr.args[0], Power):
             p = expr.args[0]
@@ -357,6 +362,7 @@ class QuadraticBlock:
         linear: list = []
         consts: list = []
         self._objective_parts(self.objective, 1.0, squares, linear, consts)
+        self._parts = (squares, linear, consts)  # for objective_at: the same numbers, in residual form
         n = sum(s.size for s in self.slots)
         q = np.zeros(n)
         c = float(sum(consts))
@@ -395,6 +401,27 @@ class QuadraticBlock:
                 c += 0.5 * prox * float(x_k @ x_k)
         A, low, up, lb, ub = self._constraint_rows(n)
         return BlockSubproblem(self.slots, quad, q, c, A=A, l=low, u=up, lb=lb, ub=ub)
+
+    def objective_at(self, x: np.ndarray) -> float:
+        """The objective at block values ``x`` (stacked as the slots), the other blocks as at the last
+        :meth:`subproblem`, computed from the residuals ``Σ w‖E(x)‖²``: the expanded ``½xᵀPx + qᵀx + c``
+        cancels to rounding noise of ``‖C‖²`` near a perfect fit (an objective of 1e-20 came out as −6e-5)."""
+        squares, linear, consts = self._parts
+        mats = [np.asarray(x[s.span]).reshape(s.shape, order="F") for s in self.slots]
+        total = float(sum(consts))
+        for w, aff in squares:
+            E = self._residual(aff, mats)
+            total += w * float(np.vdot(E, E))
+        for w, aff in linear:
+            total += w * float(self._residual(aff, mats).ravel()[0])
+        return total
+
+    @staticmethod
+    def _residual(aff: _Affine, mats: list[np.ndarray]) -> np.ndarray:
+        E = aff.constant().copy() if aff.C is not None else np.zeros(aff.shape)
+        for s, al, L, R in aff.terms:
+            E += al * _matmul(_matmul(L, mats[s]), R)
+        return E
 
     def _squared_norm(self, C: np.ndarray) -> float:
         """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
@@ -440,6 +467,24 @@ class QuadraticBlock:
         return sp.vstack(rows, format="csr"), np.concatenate(lows), np.concatenate(ups), lb, ub
 
 
+def _bound_value(bound, default: float):
+    """A variable's ``bounds`` entry as numbers: ``None`` is unbounded; a Parameter or expression its value."""
+    if bound is None:
+        return default
+    if isinstance(bound, cp.Expression):
+        if bound.value is None:
+            raise Unsupported(f"a bound `{bound}` without a value")
+        return np.asarray(bound.value, dtype=float)
+    return bound
+
+
+def _nonzero(value: np.ndarray, expr) -> float:
+    d = float(np.asarray(value).ravel()[0])
+    if d == 0.0 or not np.isfinite(d):
+        raise Unsupported(f"a denominator equal to {d} in `{expr}`")
+    return d
+
+
 def _gram(L1: np.ndarray | None, L2: np.ndarray | None, m: int) -> np.ndarray:
     a = np.eye(m) if L1 is None else L1
     return a.T @ (L2 if L2 is not None else np.eye(a.shape[0]))
@@ -458,15 +503,17 @@ def compile_block(objective, constraints: list, block_vars: list[Variable],
     missing = [v for v in {v.id: v for v in _variables(objective, constraints)}.values() if v.value is None]
     try:
         for v in missing:
-            v.value = np.zeros(v.shape)
+            v.save_value(np.asarray(v.project(np.zeros(v.shape)), dtype=float))  # a value its attributes allow
         qb = QuadraticBlock(name, objective, list(constraints), list(block_vars))
-        qb.subproblem()
+        qb.problem_class = qb.subproblem().problem_class  # fixed by the structure
         return qb, ""
     except Unsupported as exc:
         return None, str(exc)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # numbers the compiled form cannot take
+        return None, f"the compiled form could not be built ({type(exc).__name__}: {exc})"
     finally:
         for v in missing:
-            v.value = None
+            v.save_value(None)
 
 
 def _variables(objective, constraints) -> list[Variable]:

@@ -178,6 +178,9 @@ class NetForm(StandardForm):
         self._resolve_class = resolve_class
         self.solver_options = dict(solver_options or {})
         self.plan = plan if plan is not None else dispatch.make_plan("auto", options=self.solver_options)
+        if arch.loss == "squared":  # those blocks go to the dispatcher: a named backend must take their class
+            for layer in range(arch.n_layers):
+                self.plan.check_class(block_problem_class(arch, layer), f"the layer-{layer + 1} blocks")
         if block_size == "auto" and (arch.loss == "squared" or resolve_class is not None and getattr(
                 resolve_class(block_problem_class(arch, 0), "layer1")[0], "matrix_level", False)):
             # measured (benchmarks/results/relu.json): in the block's own variables a unit's piece

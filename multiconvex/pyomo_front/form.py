@@ -41,7 +41,7 @@ from .cross_section import (
     objective_terms,
 )
 from .matrix_section import MatrixCrossSection, NotQuadraticProgram, psd, term_curvature
-from .polynomial import NotPolynomial, polynomial
+from .polynomial import NotPolynomial, extend, polynomial
 from .relations import ReLURelation
 from .subsolver import SubSolver, check_plan, matrix_plan
 
@@ -271,6 +271,7 @@ class PyomoForm(StandardForm):
         if self.compiled.opaque:  # terms that are not polynomials (in other blocks' variables): Pyomo evaluates them
             self._assign(point)
             constant = sum(op.scale * float(pyo.value(op.expr)) for op in self.compiled.opaque)
+        sec.opaque_constant = constant
         return sec.set_point(self._flat(point), prox=prox, flip_boundary=flip_boundary, constant=constant)
 
     def _check_matrix_convex(self, sec: MatrixCrossSection, point: Point) -> None:
@@ -397,7 +398,10 @@ class PyomoForm(StandardForm):
                             wall_time=out.wall_time, message=out.message, attempts=list(out.attempts))
         if out.ok:
             sol.values = self._values(index, sec, out.x)
-            sol.value = out.value - sec.prox_value(out.x)
+            # the objective at the candidate from the residuals (the expanded ½xᵀPx + qᵀx + c cancels to
+            # rounding noise of bᵀWb near a perfect fit, and the gaps would certify nothing)
+            candidate = {**self._prepared[index], **sol.values}
+            sol.value = self.compiled.objective(extend(self._flat(candidate))) + sec.opaque_constant
         return sol
 
     def _values(self, index: int, sec, x: np.ndarray) -> dict[Hashable, np.ndarray]:

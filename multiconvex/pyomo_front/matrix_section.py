@@ -127,6 +127,7 @@ class MatrixCrossSection:
                  upper: np.ndarray):
         self.name = name
         self.model = model
+        self.opaque_constant = 0.0  # the non-polynomial terms' value at the prepared point (other blocks only)
         own = np.asarray(own, dtype=np.int64)
         own_set = set(own.tolist())
         for op in model.opaque:
@@ -149,7 +150,6 @@ class MatrixCrossSection:
         self.lb = None if np.all(np.isneginf(lower)) else np.asarray(lower, dtype=float)[self.order]
         self.ub = None if np.all(np.isposinf(upper)) else np.asarray(upper, dtype=float)[self.order]
         self.slots = make_slots([("x", self.kron if self.kron else (n,))])
-        self.quadratic = bool(self._R.nnz or self._Prem.nnz)
         self._prox = _Pattern(self.block_slots, self.block_slots, (n, n))
         self.sub: BlockSubproblem | None = None
         self.P_obj = None
@@ -353,13 +353,6 @@ class MatrixCrossSection:
         if np.abs(G - G0).max() > 1e-12 * max(1.0, float(np.abs(G0).max())):
             return None
         return G0
-
-    def prox_value(self, x: np.ndarray) -> float:
-        """The proximal term at the block's solution ``x`` (to take out of the subproblem's value)."""
-        if not self.rho:
-            return 0.0
-        d = x[self.block_slots] - self.anchor
-        return 0.5 * self.rho * float((d * d).sum())
 
     # -- convexity ------------------------------------------------------------------------------
     def moving_curvature_is_convex(self) -> bool:
