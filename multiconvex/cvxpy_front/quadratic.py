@@ -418,10 +418,14 @@ class QuadraticBlock:
 
     @staticmethod
     def _residual(aff: _Affine, mats: list[np.ndarray]) -> np.ndarray:
-        E = aff.constant().copy() if aff.C is not None else np.zeros(aff.shape)
+        E: np.ndarray | None = None
         for s, al, L, R in aff.terms:
-            E += al * _matmul(_matmul(L, mats[s]), R)
-        return E
+            T = _matmul(_matmul(L, mats[s]), R)
+            T = T if al == 1.0 else (-T if al == -1.0 else al * T)
+            E = T if E is None else E + T
+        if aff.C is not None:
+            E = aff.C if E is None else E + aff.C  # broadcasts as the expression does
+        return np.broadcast_to(E, aff.shape) if E is not None else np.zeros(aff.shape)
 
     def _squared_norm(self, C: np.ndarray) -> float:
         """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
