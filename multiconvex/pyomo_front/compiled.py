@@ -28,6 +28,19 @@ def _var_positions(expr, index: Mapping[int, int]) -> frozenset[int]:
     return frozenset(index[id(v)] for v in identify_variables(expr, include_fixed=False) if id(v) in index)
 
 
+def _polynomials(exprs: list, index: Mapping[int, int]) -> tuple[list[Poly], dict[int, Opaque]]:
+    """Each expression as a polynomial (an empty one where it is not), and the others by position."""
+    polys: list[Poly] = []
+    opaque: dict[int, Opaque] = {}
+    for k, expr in enumerate(exprs):
+        try:
+            polys.append(polynomial(expr, index))
+        except NotPolynomial:
+            polys.append({})
+            opaque[k] = Opaque(expr, _var_positions(expr, index))
+    return polys, opaque
+
+
 @dataclass
 class Opaque:
     """A part of the model that is not a polynomial: the expression and the variables in it."""
@@ -60,27 +73,13 @@ class CompiledModel:
         self.remainder = MonomialTable([parts.remainder], n_vars)
         self.opaque = [Opaque(e, _var_positions(e, index), s) for s, e in parts.opaque]
 
-        polys: list[Poly] = []
-        self.constraint_opaque: dict[int, Opaque] = {}
-        for r, c in enumerate(constraints):
-            try:
-                polys.append(polynomial(c.body, index))
-            except NotPolynomial:
-                polys.append({})
-                self.constraint_opaque[r] = Opaque(c.body, _var_positions(c.body, index))
+        polys, self.constraint_opaque = _polynomials([c.body for c in constraints], index)
         self.constraints = MonomialTable(polys, n_vars)
         self.constraint_names = [c.name for c in constraints]
         self.con_lower = np.array([pyo.value(c.lower) if c.has_lb() else -np.inf for c in constraints], dtype=float)
         self.con_upper = np.array([pyo.value(c.upper) if c.has_ub() else np.inf for c in constraints], dtype=float)
 
-        polys = []
-        self.relation_opaque: dict[int, Opaque] = {}
-        for k, r in enumerate(relations):
-            try:
-                polys.append(polynomial(r.input, index))
-            except NotPolynomial:
-                polys.append({})
-                self.relation_opaque[k] = Opaque(r.input, _var_positions(r.input, index))
+        polys, self.relation_opaque = _polynomials([r.input for r in relations], index)
         self.relations = MonomialTable(polys, n_vars)
         self.relation_names = [r.name for r in relations]
         self.outputs = np.array([index[id(r.output)] for r in relations], dtype=np.int64)
