@@ -43,9 +43,9 @@ CVXPY_STATUS_MAP: dict[str, str] = {
     "optimal": OPTIMAL,
     "optimal_inaccurate": OPTIMAL_INACCURATE,
     "infeasible": INFEASIBLE,
-    "infeasible_inaccurate": INFEASIBLE,
+    "infeasible_inaccurate": NUMERICAL_ERROR,  # inaccurate: a guess, not a proof (drivers end runs on proofs)
     "unbounded": UNBOUNDED,
-    "unbounded_inaccurate": UNBOUNDED,
+    "unbounded_inaccurate": NUMERICAL_ERROR,
     "infeasible_or_unbounded": INFEASIBLE,
     "user_limit": ITERATION_LIMIT,
     "solver_error": SOLVER_ERROR,
@@ -71,7 +71,7 @@ def from_cvxpy(status: str | None) -> str:
     Examples
     --------
     >>> from_cvxpy("infeasible_inaccurate")
-    'infeasible'
+    'numerical_error'
     """
     if status is None:
         return SOLVER_ERROR

@@ -51,7 +51,8 @@ _V2 = {
     TCv2.convergenceCriteriaSatisfied: "optimal", TCv2.maxTimeLimit: "time_limit",
     TCv2.iterationLimit: "iteration_limit", TCv2.objectiveLimit: "iteration_limit",
     TCv2.minStepLength: "numerical_error", TCv2.unbounded: "unbounded", TCv2.provenInfeasible: "infeasible",
-    TCv2.locallyInfeasible: "infeasible", TCv2.infeasibleOrUnbounded: "infeasible",
+    TCv2.locallyInfeasible: "numerical_error",  # a local NLP method's verdict, not a proof
+    TCv2.infeasibleOrUnbounded: "infeasible",
     TCv2.licensingProblems: "licence_error",
 }
 
