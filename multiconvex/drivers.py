@@ -11,6 +11,19 @@ Two drivers share one loop:
 A candidate is accepted only if the true (piecewise) objective does not
 increase, so the best point so far is always the current point. The
 certificate (block gaps, R&R Def 5.8) is computed at the returned point.
+
+``DriverOptions.callback`` is called as ``callback(entry)`` after each outer iteration's
+:class:`~multiconvex.result.HistoryEntry` is appended, with the best point so far loaded into the
+user's model (``form.load``); a truthy return stops the run as ``"interrupted"``, an exception
+propagates after the best point is loaded (the contract: :mod:`multiconvex.result`). Front ends
+call :func:`check_callback` before building anything.
+
+A backend's proof ends a run with a status of its own: a block subproblem proven unbounded makes
+the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are feasible for the
+problem and the objectives agree on them); a block subproblem proven infeasible while no feasible
+point has been found, and no block step helps, ends as ``"infeasible"`` (that cross-section has no
+feasible point). A block proven infeasible at a *feasible* incumbent contradicts itself and is a
+``"solver_failure"``.
 """
 
 from __future__ import annotations
@@ -19,14 +32,17 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from .errors import InvalidInputError
 from .executor import Executor, InProcessExecutor
-from .result import Certificate, HistoryEntry, Result
+from .result import Callback, Certificate, HistoryEntry, Result
 from .standard_form import BlockSolution, Point, StandardForm, replace
+from .tolerance import gap_tolerance
 
 logger = logging.getLogger("multiconvex")
 
@@ -45,6 +61,16 @@ class DriverOptions:
     executor: Executor = field(default_factory=InProcessExecutor)
     verbose: bool = False
     progress: bool | None = None
+    callback: Callback | None = None
+
+
+def check_callback(callback: Any) -> Callable[[HistoryEntry], Any] | None:
+    """``callback`` if it is ``None`` or callable, else a clear :class:`InvalidInputError` (before any solve)."""
+    if callback is None or callable(callback):
+        return callback
+    raise InvalidInputError(
+        f"callback={callback!r} ({type(callback).__name__}) is not callable: pass a function called as "
+        "callback(entry) with each iteration's HistoryEntry (return True to stop the run), or None.")
 
 
 @dataclass
@@ -88,6 +114,7 @@ class _Pass:
     accepted: str | None
     n_ok: int
     failed: tuple[str, ...] = ()
+    failed_status: tuple[str, ...] = ()  # the normalised status of each failed block solve, as ``failed``
 
 
 def _run_task(task: tuple) -> object:
@@ -102,10 +129,6 @@ def _no_worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
     if np.isfinite(fa):
         return fa <= fb or not np.isfinite(fb)
     return not np.isfinite(fb) and va < vb
-
-
-def _tol_abs(tol: float, f: float) -> float:
-    return tol * max(1.0, abs(f)) if np.isfinite(f) else tol
 
 
 class _Driver:
@@ -149,7 +172,7 @@ class _Driver:
     # -- one pass: every block solved from the same point ---------------------------------------
     def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:
         form, x, f = self.form, st.x, st.f
-        tol = _tol_abs(self.opts.tol, f)
+        tol = gap_tolerance(self.opts.tol, f)
         sols = self.solve_blocks(st, prox, list(range(len(form.blocks))))
         gaps: dict[str, float] = {}
         best: tuple[tuple[float, float], Point, str] | None = None
@@ -178,19 +201,24 @@ class _Driver:
             accepted = best[2]
         n_ok = sum(s.ok for s in sols)
         failed = tuple(self.names[s.block] for s in sols if not s.ok)
-        return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed)
+        return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed,
+                     failed_status=tuple(s.status for s in sols if not s.ok))
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
         start_f = st.f
         accepted: list[str] = []
         failed: list[str] = []
+        failed_status: list[str] = []
         n_ok = 0
         for i, name in enumerate(self.names):
             sol = self.solve_blocks(st, prox, [i])[0]
             if not sol.ok:
                 logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 failed.append(name)
+                failed_status.append(sol.status)
+                if sol.status == "unbounded":
+                    break  # a proof that the problem is unbounded: the run ends here
                 continue
             n_ok += 1
             assert sol.values is not None  # ok means values
@@ -200,7 +228,7 @@ class _Driver:
             if deadline is not None and time.perf_counter() > deadline:
                 break
         return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok,
-                     failed=tuple(failed))
+                     failed=tuple(failed), failed_status=tuple(failed_status))
 
     # -- the shared loop ------------------------------------------------------------------------
     def run(self, x0: Point) -> Result:
@@ -224,7 +252,12 @@ class _Driver:
                     step = self.jacobi_pass(st, opts.prox)
                 else:
                     step = self.gauss_seidel_sweep(st, opts.prox, deadline)
-                tol = _tol_abs(opts.tol, step.start_f)
+                tol = gap_tolerance(opts.tol, step.start_f)
+                proof = _proof(step, st)
+                if proof is not None:
+                    status, message = proof
+                    self._record(history, it, t0, st, step, bar)
+                    break
                 if step.n_ok == 0:
                     status, message = "solver_failure", "every block solve of the iteration failed"
                     self._record(history, it, t0, st, step, bar)
@@ -245,6 +278,11 @@ class _Driver:
                         self._record(history, it, t0, st, check, bar)
                         break
                     step = check
+                proof = _proof(step, st)
+                if proof is not None:
+                    status, message = proof
+                    self._record(history, it, t0, st, step, bar)
+                    break
                 if step.accepted is None and step.failed:
                     status = "solver_failure"
                     message = (f"no block step lowers the objective and the solves of block(s) "
@@ -256,7 +294,11 @@ class _Driver:
                     message = "no block step lowers the objective, but some block gap exceeds the tolerance"
                     self._record(history, it, t0, st, step, bar)
                     break
-                self._record(history, it, t0, st, step, bar)
+                if self._record(history, it, t0, st, step, bar):
+                    status = "interrupted"
+                    message = "stopped by the callback; the best point so far is returned"
+                    logger.info(message)
+                    break
                 if deadline is not None and time.perf_counter() > deadline:
                     status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                     break
@@ -267,6 +309,9 @@ class _Driver:
             form.load(st.x)  # whatever happened, the user's variables hold the best point
             if bar is not None:
                 bar.close()
+        if certificate is None and status in ("infeasible", "unbounded"):
+            # the backend's proof is the answer; gaps at a point of an infeasible cross-section mean nothing
+            certificate = Certificate.from_gaps({n: math.nan for n in self.names}, gap_tolerance(opts.tol, st.f))
         if certificate is None:
             certificate = self._certify(st)
         form.load(st.x)
@@ -293,22 +338,53 @@ class _Driver:
         try:
             check = self.jacobi_pass(st, 0.0, accept=False)
         except KeyboardInterrupt:
-            return Certificate.from_gaps({n: math.nan for n in self.names}, _tol_abs(self.opts.tol, st.f))
-        return Certificate.from_gaps(check.gaps or {}, _tol_abs(self.opts.tol, st.f))
+            return Certificate.from_gaps({n: math.nan for n in self.names}, gap_tolerance(self.opts.tol, st.f))
+        return Certificate.from_gaps(check.gaps or {}, gap_tolerance(self.opts.tol, st.f))
 
     def _log_header(self) -> None:
         logger.info("%5s  %18s  %10s  %-14s  %8s", "iter", "objective", "max gap", "accepted", "time")
 
-    def _record(self, history, it, t0, st, step, bar) -> None:
+    def _record(self, history, it, t0, st, step, bar) -> bool:
+        """Append the iteration's entry, log it, and call the callback; True when the callback asks to stop."""
         gaps = [g for g in (step.gaps or {}).values() if np.isfinite(g)]
         max_gap = max(gaps) if gaps else math.nan
         elapsed = time.perf_counter() - t0
-        history.append(HistoryEntry(it, elapsed, st.f * self.form.sense, step.accepted, max_gap, st.solver_time))
-        logger.info("%5d  %18.10g  %10.3g  %-14s  %8.3f", it, st.f * self.form.sense, max_gap,
+        entry = HistoryEntry(it, elapsed, st.f * self.form.sense, step.accepted, max_gap, st.solver_time)
+        history.append(entry)
+        # a Gauss–Seidel sweep measures no gap: "-" rather than "nan" in the table
+        gap_text = f"{max_gap:10.3g}" if np.isfinite(max_gap) else f"{'-':>10}"
+        logger.info("%5d  %18.10g  %s  %-14s  %8.3f", it, st.f * self.form.sense, gap_text,
                     step.accepted or "-", elapsed)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(objective=f"{st.f * self.form.sense:.6g}")
+        if self.opts.callback is None:
+            return False
+        self.form.load(st.x)  # the callback reads the best point so far from the user's variables
+        return bool(self.opts.callback(entry))
+
+
+def _proof(step: _Pass, st: _State) -> tuple[str, str] | None:
+    """``(status, message)`` when a failed block solve of ``step`` is a proof that ends the run, else None.
+
+    Unbounded: always (the problem is unbounded). Infeasible: only while the incumbent is infeasible
+    and the step accepted nothing (at a feasible incumbent the subproblem has a feasible point, so the
+    backend's claim is wrong and the run goes on to report a solver failure).
+    """
+    by_status: dict[str, list[str]] = {}
+    for name, status in zip(step.failed, step.failed_status):
+        by_status.setdefault(status, []).append(name)
+    if "unbounded" in by_status:
+        blocks = ", ".join(by_status["unbounded"])
+        return "unbounded", (f"the subproblem of block(s) {blocks} is unbounded below (proof from the backend): "
+                             "its feasible points are feasible for the problem, so the problem is unbounded")
+    if "infeasible" in by_status and not np.isfinite(st.f) and step.accepted is None:
+        blocks = ", ".join(by_status["infeasible"])
+        return "infeasible", (f"no feasible point was found and the subproblem of block(s) {blocks} is infeasible "
+                              "(proof from the backend): with the other blocks at their values (and every ReLU on "
+                              "its piece) the constraints have no solution; the problem is infeasible if those "
+                              "constraints involve that block only")
+    return None
 
 
 def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -331,8 +407,9 @@ def _progress_bar(opts: DriverOptions):
 
 
 def run(form: StandardForm, x0: Point, opts: DriverOptions) -> Result:
-    """Run the driver ``opts.algorithm`` on ``form`` from ``x0``."""
+    """Run the driver ``opts.algorithm`` on ``form`` from ``x0`` (``opts.callback``: see the module docstring)."""
+    check_callback(opts.callback)
     return _Driver(form, opts).run(x0)
 
 
-__all__ = ["ALGORITHMS", "DriverOptions", "run", "Hashable"]
+__all__ = ["ALGORITHMS", "DriverOptions", "check_callback", "run", "Hashable"]

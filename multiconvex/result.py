@@ -1,24 +1,59 @@
-"""What a run hands back: :class:`Result`, its :class:`Certificate` and history."""
+"""What a run hands back: :class:`Result`, its :class:`Certificate` and history.
+
+Per-iteration callbacks
+-----------------------
+Every run (``mc.solve``, ``prob.solve(method="multiconvex")``, the Pyomo solver's ``callback``
+option, the gradient baselines and every estimator's ``fit`` that passes ``callback=`` through)
+accepts ``callback``: a plain callable called once per outer iteration, right after its
+:class:`HistoryEntry` is appended to the history, as ``callback(entry)``.
+
+- When it runs, the model's variables (cvxpy ``.value``, Pyomo ``.value``) hold the best point so far
+  (the block drivers load it just before the call; the gradient baselines have no user model).
+- A truthy return value stops the run: status ``"interrupted"``, the best point so far is kept and
+  loaded, and its certificate is computed as for any other stop. On the iteration that ends a run by
+  itself (converged, stalled, a failure), the return value changes nothing.
+- An exception raised inside the callback propagates to the caller unchanged; the best point so far
+  is still written into the user's variables first (no :class:`Result` is returned).
+- ``callback`` is checked to be callable before anything is built or solved
+  (:class:`~multiconvex.errors.InvalidInputError` otherwise).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-Status = Literal["converged", "stalled", "iteration_limit", "time_limit", "interrupted", "solver_failure"]
+from .errors import InvalidInputError
+
+Status = Literal["converged", "stalled", "iteration_limit", "time_limit", "interrupted", "solver_failure",
+                 "infeasible", "unbounded"]
 
 STATUSES: tuple[str, ...] = (
     "converged",  # every block gap <= tolerance at the returned point: a partial minimum
     "stalled",  # no block step lowers the objective, yet some gap exceeds the tolerance
     "iteration_limit",
     "time_limit",
-    "interrupted",  # Ctrl-C: the best point so far is returned
+    "interrupted",  # Ctrl-C or a callback returned True: the best point so far is returned
     "solver_failure",  # every block solve of an iteration failed: the best point so far is returned
+    # a block subproblem's backend proved its cross-section (other blocks fixed, piece fixed) infeasible while
+    # no feasible point had been found: infeasibility of that cross-section, not of the whole problem unless
+    # the block's constraints involve no other block
+    "infeasible",
+    # a block subproblem's backend proved it unbounded below: its feasible points are feasible for the whole
+    # problem and the objective agrees there, so the whole problem is unbounded
+    "unbounded",
 )
+
+#: ``callback(entry)`` (see the module docstring): a truthy return stops the run as ``"interrupted"``.
+Callback = Callable[["HistoryEntry"], Any]
+
+#: Format tag written by :meth:`Result.to_dict` (bumped when the layout changes).
+DICT_FORMAT = "multiconvex.Result/1"
 
 
 @dataclass(frozen=True)
@@ -155,6 +190,109 @@ class Result:
             f"Result(status={self.status!r}, objective={self.objective!r}, iterations={self.iterations}, "
             f"is_partial_minimum={self.certificate.is_partial_minimum})"
         )
+
+    def to_dict(self, values: bool = True) -> dict[str, Any]:
+        """The result as plain JSON data (``json.dumps(res.to_dict(), allow_nan=False)`` works).
+
+        Conversion rule, applied recursively (``info``, ``certificate.globalopt`` included):
+        numbers, strings, booleans and ``None`` stay; a non-finite float becomes the string
+        ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (strict JSON has no such numbers; ``float()``
+        reads them back); numpy scalars become Python numbers; arrays and tensors (anything with
+        ``tolist()``) become nested lists; dataclasses (history entries, the global certificate)
+        and mappings become objects with string keys; lists, tuples and sets become lists; any
+        other object becomes its ``repr()`` string (a lossy record, not data).
+
+        Parameters
+        ----------
+        values : bool
+            Include the returned point (``values``, as nested lists); ``False`` for a compact record.
+
+        Returns
+        -------
+        dict
+            With a ``"format"`` tag, every field of the result, and the derived
+            ``solver_share``; :meth:`from_dict` reads it back.
+
+        Examples
+        --------
+        >>> import json
+        >>> res = Result(objective=1.5, status="converged", iterations=1, solver_time=0.1, total_time=0.2,
+        ...              history=[HistoryEntry(0, 0.0, 2.0, None, math.nan, 0.0)],
+        ...              certificate=Certificate.from_gaps({"U": 0.0}, 1e-6))
+        >>> d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+        >>> d["history"][0]["max_block_gap"], Result.from_dict(d).history[0].objective
+        ('NaN', 2.0)
+        """
+        out: dict[str, Any] = {"format": DICT_FORMAT}
+        for f in dataclasses.fields(self):
+            if f.name == "values" and not values:
+                continue
+            out[f.name] = to_jsonable(getattr(self, f.name))
+        out["solver_share"] = to_jsonable(self.solver_share)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        """A :class:`Result` from :meth:`to_dict`'s output (after a JSON round trip too).
+
+        Numbers, history, block gaps and values come back as written (values as float arrays);
+        ``info`` and ``certificate.globalopt`` stay plain JSON data (lists, dicts), since the
+        objects they came from are not rebuilt.
+        """
+        fmt = data.get("format")
+        if fmt != DICT_FORMAT:
+            raise InvalidInputError(f"Result.from_dict: format={fmt!r} is not {DICT_FORMAT!r}: pass the output "
+                                    "of Result.to_dict() (or its JSON round trip).")
+        cert = data["certificate"]
+        certificate = Certificate(
+            block_gaps={str(k): _float(v) for k, v in cert["block_gaps"].items()},
+            tolerance=_float(cert["tolerance"]), is_partial_minimum=bool(cert["is_partial_minimum"]),
+            global_optimal=cert.get("global_optimal"), globalopt=cert.get("globalopt"))
+        history = [HistoryEntry(int(h["iteration"]), _float(h["time"]), _float(h["objective"]), h["accepted_block"],
+                                _float(h["max_block_gap"]), _float(h["solver_time"])) for h in data["history"]]
+        return cls(
+            objective=_float(data["objective"]), status=str(data["status"]), iterations=int(data["iterations"]),
+            history=history, solver_time=_float(data["solver_time"]), total_time=_float(data["total_time"]),
+            certificate=certificate,
+            values={str(k): np.asarray(_floats(v), dtype=float) for k, v in (data.get("values") or {}).items()},
+            build_time=_float(data.get("build_time", 0.0)), algorithm=str(data.get("algorithm", "")),
+            backends_used={str(k): int(v) for k, v in (data.get("backends_used") or {}).items()},
+            message=str(data.get("message", "")), info=dict(data.get("info") or {}),
+            subnetworks=data.get("subnetworks"))
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data, by the rule of :meth:`Result.to_dict`."""
+    if value is None or isinstance(value, (bool, str, int)) and not isinstance(value, np.generic):
+        return value
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else ("NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity")
+    if isinstance(value, np.generic):  # numpy bool and integer scalars
+        return value.item()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays, torch tensors (duck-typed: torch is not imported here)
+        try:
+            return to_jsonable(value.tolist())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return repr(value)
+
+
+def _float(v: Any) -> float:
+    return _NON_FINITE[v] if isinstance(v, str) else float(v)
+
+
+def _floats(v: Any) -> Any:
+    return [_floats(x) for x in v] if isinstance(v, list) else _float(v)
 
 
 Key = Hashable

@@ -87,7 +87,8 @@ def test_relu_network_trains_and_is_certified(rng, algorithm):
     W1, w2 = cp.Variable((h, d), name="W1"), cp.Variable(h, name="w2")
     loss = cp.sum_squares(w2 @ mc.relu(W1 @ X) - y) + 1e-3 * (cp.sum_squares(W1) + cp.sum_squares(w2))
     prob = cp.Problem(cp.Minimize(loss))
-    res = mc.solve(prob, [[W1], [w2]], algorithm=algorithm, solver="clarabel", seed=3, max_iters=400, tol=1e-5)
+    tol = 1e-5 if algorithm == "gauss-seidel" else 1e-4  # relative to f ≈ 0.2; Jacobi converges slower
+    res = mc.solve(prob, [[W1], [w2]], algorithm=algorithm, solver="clarabel", seed=3, max_iters=400, tol=tol)
     start = res.history[0].objective
     assert res.objective < 0.5 * start
     assert res.certificate.is_partial_minimum, res.certificate

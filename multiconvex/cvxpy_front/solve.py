@@ -8,13 +8,22 @@ from typing import Any
 
 import cvxpy as cp
 from cvxpy.expressions.variable import Variable
+from cvxpy.problems.problem import SolverStats
 
-from ..drivers import ALGORITHMS, DriverOptions, run
+from ..drivers import ALGORITHMS, DriverOptions, check_callback, run
 from ..errors import InvalidInputError
 from ..executor import make_executor
-from ..result import Result
+from ..result import Callback, Result
 from ..solvers import dispatch, problem_class, resolve
-from ..validation import check_finite_data, check_options, check_variables
+from ..validation import (
+    check_finite_data,
+    check_flag,
+    check_mapping,
+    check_options,
+    check_seed,
+    check_solver_spec,
+    check_variables,
+)
 from .blocks import find_blocks, normalise_blocks
 from .form import CvxpyForm
 
@@ -39,6 +48,7 @@ def solve(
     workers: int | None = None,
     verbose: bool = False,
     progress: bool | None = None,
+    callback: Callback | None = None,
 ) -> Result:
     """Minimise (or maximise) a multi-convex cvxpy problem by iterated convex optimization.
 
@@ -61,7 +71,7 @@ def solve(
     solver_options : dict, optional
         Passed through to the backend(s).
     max_iters, tol, time_limit : stopping rules. ``tol`` is relative: the run has
-        converged when every block gap is <= ``tol * max(1, |objective|)``.
+        converged when every block gap is <= ``tol * |objective|`` (``tol`` when the objective is exactly 0).
     seed : int, optional
         Seeds the random start of variables that have no value.
     init : dict, optional
@@ -82,12 +92,24 @@ def solve(
         Log one line per iteration (``logging``, logger ``"multiconvex"``).
     progress : bool, optional
         Show a progress bar (default: when interactive and not verbose).
+    callback : callable, optional
+        ``callback(entry)`` after every outer iteration with its :class:`~multiconvex.HistoryEntry`,
+        the problem's variables holding the best point so far; a truthy return stops the run
+        (status ``"interrupted"``, best point kept). An exception raised in it propagates, with the
+        best point loaded into the variables (contract: :mod:`multiconvex.result`).
 
     Returns
     -------
     Result
         With ``status``, ``objective``, ``history``, timing and ``certificate``; the
-        problem's variables hold the best point.
+        problem's variables hold the best point. The problem itself is updated the way a cvxpy
+        solve updates it: ``problem.status`` is the run's status, except ``cp.INFEASIBLE`` /
+        ``cp.UNBOUNDED`` when a block's backend proved it (see :data:`multiconvex.result.STATUSES`
+        for what each proof covers); ``problem.value`` is the objective at the returned point, or
+        ``±inf`` as cvxpy reports for those two (``inf`` for an infeasible minimisation, ``-inf``
+        for an unbounded one; signs flipped for ``Maximize``); ``problem.solver_stats`` is a cvxpy
+        ``SolverStats`` (``solver_name="multiconvex"``, ``solve_time`` the whole run,
+        ``num_iters`` the outer iterations, ``extra_stats`` this :class:`Result`).
 
     Examples
     --------
@@ -104,6 +126,12 @@ def solve(
     if algorithm not in ALGORITHMS:
         raise InvalidInputError(f"algorithm={algorithm!r} is not known: use one of {', '.join(ALGORITHMS)}.")
     check_options(max_iters=max_iters, tol=tol, time_limit=time_limit, reg=reg, prox=prox)
+    check_callback(callback)
+    check_seed(seed)
+    check_solver_spec(solver)
+    check_mapping(solver_options, "solver_options", what="backend options by name")
+    check_mapping(init, "init", what="start values by variable or variable name")
+    check_flag(verbose, "verbose")
     check_variables(problem)
     check_finite_data(problem)
     block_list = find_blocks(problem) if blocks is None else normalise_blocks(problem, blocks)
@@ -124,7 +152,7 @@ def solve(
                                           time_limit=None if time_limit is None else
                                           max(0.0, float(time_limit) - form.build_time),
                                           prox=float(prox), executor=ex,
-                                          verbose=verbose, progress=progress))
+                                          verbose=verbose, progress=progress, callback=callback))
     finally:
         ex.close()
     res.build_time = form.build_time
@@ -140,10 +168,22 @@ def solve(
     return res
 
 
+#: Result statuses that are cvxpy statuses too (a backend's proof); the others are written as they are.
+_CVXPY_STATUS = {"infeasible": cp.INFEASIBLE, "unbounded": cp.UNBOUNDED}
+
+
 def _store_on_problem(problem: cp.Problem, res: Result) -> None:
-    """Set ``problem.status`` and ``problem.value`` the way cvxpy users read them."""
-    problem._status = res.status
-    problem._value = res.objective
+    """Set ``problem.status``, ``problem.value`` and ``problem.solver_stats`` the way cvxpy users read them."""
+    sense = -1.0 if isinstance(problem.objective, cp.Maximize) else 1.0
+    problem._status = _CVXPY_STATUS.get(res.status, res.status)
+    if res.status == "infeasible":
+        problem._value = sense * float("inf")
+    elif res.status == "unbounded":
+        problem._value = -sense * float("inf")
+    else:
+        problem._value = res.objective
+    problem._solver_stats = SolverStats(solver_name="multiconvex", solve_time=res.total_time,
+                                        setup_time=res.build_time, num_iters=res.iterations, extra_stats=res)
     problem._multiconvex_result = res
 
 
@@ -153,11 +193,13 @@ def last_result(problem: cp.Problem) -> Result | None:
 
 
 def _cvxpy_method(problem: cp.Problem, *args, **kwargs) -> float:
-    """``prob.solve(method="multiconvex", ...)``: same options as :func:`solve`; returns the objective."""
+    """``prob.solve(method="multiconvex", ...)``: same options as :func:`solve`; returns ``problem.value``
+    (the objective, or ``±inf`` for a proven infeasible / unbounded problem, as cvxpy's own solves)."""
     if args:
         raise InvalidInputError("prob.solve(method='multiconvex') takes keyword arguments only.")
     kwargs.pop("method", None)
-    return solve(problem, kwargs.pop("blocks", None), **kwargs).objective
+    solve(problem, kwargs.pop("blocks", None), **kwargs)
+    return problem._value
 
 
 def register() -> None:

@@ -6,6 +6,12 @@ comparison is honest. ``gd`` is full batch with a fixed step or a non-summable d
 (``lr_schedule="sqrt"``: ``η/√(t+1)``, ``"harmonic"``: ``η/(t+1)``), the setting of R&R Thm 6.3.
 The run stops early when ``‖∇F‖ ≤ grad_tol``. Milne's diagnostics (normalised second derivative
 by double backprop, region test) can be recorded along the way (``record_diagnostics=True``).
+
+``GradientOptions.callback`` follows the contract of :mod:`multiconvex.result`: ``callback(entry)``
+with each :class:`~multiconvex.result.HistoryEntry` as it is appended (every ``log_every``
+iterations); a truthy return stops the run as ``"interrupted"`` with the last iterate (these
+methods are not monotone, so the last iterate is what they return on any stop); an exception
+propagates.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..result import Certificate, HistoryEntry, Result
+from ..drivers import check_callback
+from ..result import Callback, Certificate, HistoryEntry, Result
 from .diagnostics import normalised_curvature, region_test
 from .network import Architecture, Params, objective
 
@@ -43,7 +49,7 @@ class GradientOptions:
     seed: int | None = None
     log_every: int = 1
     record_diagnostics: bool = False
-    callback: Callable[[int, Params], None] | None = None
+    callback: Callback | None = None  # callback(entry) per recorded iteration; truthy return: stop
     momentum: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -62,6 +68,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     The returned point is the last iterate (gradient methods are not monotone); the history
     records the full-batch objective every ``log_every`` iterations.
     """
+    check_callback(opts.callback)
     leaves = [t.detach().clone().requires_grad_(True) for W, b in params0 for t in ((W, b) if b is not None else (W,))]
 
     def as_params() -> Params:
@@ -113,8 +120,6 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     optim.step()
             if sched is not None:
                 sched.step()
-            if opts.callback is not None:
-                opts.callback(it, as_params())
             if it % opts.log_every == 0 or it == opts.max_iters:
                 with torch.no_grad():
                     f = float(objective(arch, as_params(), X, T, weight_decay))
@@ -128,6 +133,9 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     diag["objective"].append(f)
                     diag["curvature"].append(normalised_curvature(arch, p, X, T, weight_decay))
                     diag["theta"].append(region_test(arch, p, X, T, weight_decay).theta_max)
+                if opts.callback is not None and opts.callback(history[-1]):
+                    status, message = "interrupted", "stopped by the callback; the last iterate is returned"
+                    break
             if opts.time_limit is not None and time.perf_counter() - t0 > opts.time_limit:
                 status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                 break

@@ -1,6 +1,7 @@
 """``SolverFactory("multiconvex")``: the Pyomo meta-solver (like MindtPy and GDPopt).
 
-Registered with both of Pyomo's factories on ``import multiconvex``::
+Registered with both of Pyomo's factories when this package (:mod:`multiconvex.pyomo_front`) is
+imported; ``import multiconvex`` does that as soon as Pyomo is imported (before or after it)::
 
     opt = pyo.SolverFactory("multiconvex", subsolver="highs", algorithm="jacobi", max_iters=100)
     results = opt.solve(m, tee=True)          # legacy results
@@ -11,6 +12,22 @@ so the driver's options go through the constructor, or ``opt.config`` between
 solves (``opt.config.max_iters = 50``). The new-style interface
 (``pyomo.contrib.solver.common.factory.SolverFactory("multiconvex")``) takes them
 in ``solve(model, **options)`` too.
+
+Statuses follow Pyomo's new interface and its local NLP solvers (Ipopt reports a converged KKT
+point as ``optimal``): a run that converged — every block gap within tolerance, a partial minimum
+(R&R Def 5.8) — is ``TerminationCondition.convergenceCriteriaSatisfied`` with
+``SolutionStatus.optimal``, so ``pyo.assert_optimal_termination`` passes. What that certifies is
+local: no single block can improve the objective (``results.extra_info.block_gaps``); global
+optimality is not claimed (the legacy results say ``locallyOptimal``). Any other stop with a
+feasible point is ``SolutionStatus.feasible``; a block proven unbounded is
+``TerminationCondition.unbounded``; a cross-section proven infeasible with no feasible point found
+is ``locallyInfeasible``. As Pyomo's own new-interface solvers do, ``solve`` raises
+``NoOptimalSolutionError`` when ``raise_exception_on_nonoptimal_result`` (default True in the new
+interface, False in the legacy one) and the solution is not optimal, and (new interface only)
+``NoSolutionError`` when ``load_solutions`` is set and there is no feasible point; in both cases the
+model's variables are left as they were before the solve, and ``opt.result`` holds the run's
+:class:`~multiconvex.Result`. The legacy interface reports a run without a feasible point in its
+termination condition and leaves the least-violating point in the model, as classic Pyomo solvers do.
 """
 
 from __future__ import annotations
@@ -23,16 +40,22 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
-from pyomo.common.config import ConfigValue, In, NonNegativeFloat, PositiveInt
+from pyomo.common.config import ConfigValue
 from pyomo.contrib.solver.common.base import Availability, LegacySolverWrapper, SolverBase
 from pyomo.contrib.solver.common.config import SolverConfig
 from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import Results, SolutionStatus, TerminationCondition
 from pyomo.contrib.solver.common.solution_loader import SolutionLoader
+from pyomo.contrib.solver.common.util import NoOptimalSolutionError, NoSolutionError
 from pyomo.opt import TerminationCondition as LegacyTC
 
-from ..drivers import ALGORITHMS, DriverOptions, run
+from .. import __version__
+from ..drivers import ALGORITHMS, DriverOptions, check_callback, run
+from ..errors import InvalidInputError
 from ..executor import make_executor
+from ..result import Result
+from ..validation import check_choice, check_flag, check_int, check_mapping, check_number, check_seed, check_solver_spec
+from .form import PyomoForm
 
 logger = logging.getLogger("multiconvex")
 
@@ -43,23 +66,27 @@ _TERMINATION = {
     "time_limit": TerminationCondition.maxTimeLimit,
     "interrupted": TerminationCondition.interrupted,
     "solver_failure": TerminationCondition.error,
+    "infeasible": TerminationCondition.locallyInfeasible,  # a cross-section, not the whole model (see result.py)
+    "unbounded": TerminationCondition.unbounded,
 }
 
 
+def _domain(check, name: str, **limits):
+    """A ConfigValue domain from one of :mod:`multiconvex.validation`'s checks (its message names the option)."""
+    def domain(value):
+        return check(value, name, where="SolverFactory('multiconvex')", **limits)
+    domain.__name__ = check.__name__
+    return domain
+
+
 def _subsolver_domain(value):
-    if isinstance(value, str):
-        return value
-    value = list(value)
-    if not value or not all(isinstance(v, str) for v in value):
-        raise ValueError("subsolver must be a solver name or a list of names (a fallback list)")
-    return value
+    out = check_solver_spec(value, "subsolver", where="SolverFactory('multiconvex')")
+    return "auto" if out is None else out
 
 
 def _check_executor(value) -> None:
     if value in (None, "inprocess"):
         return
-    from ..errors import InvalidInputError
-
     raise InvalidInputError(
         f"executor={value!r} is not supported for Pyomo models: Pyomo's expression system and solver interfaces "
         "(output capture, persistent solver state) are not thread-safe, and sub-models cannot be shipped to other "
@@ -79,28 +106,38 @@ class MulticonvexConfig(SolverConfig):
                         "dispatcher) or Pyomo solver name (any: gurobi_persistent, appsi_highs, scip_direct, "
                         "cyipopt...: Pyomo sub-models), or a fallback list of them, for the block subproblems."))
         self.subsolver_options = self.declare("subsolver_options", ConfigValue(
-            default=None, domain=dict, description="Options passed through to the sub-solver."))
+            default=None, domain=_domain(check_mapping, "subsolver_options", what="sub-solver options by name"),
+            description="Options passed through to the sub-solver."))
         self.algorithm = self.declare("algorithm", ConfigValue(
-            default="gauss-seidel", domain=In(ALGORITHMS), description="Block driver."))
-        self.max_iters = self.declare("max_iters", ConfigValue(default=100, domain=PositiveInt,
-                                                               description="Outer iterations at most."))
-        self.tol = self.declare("tol", ConfigValue(default=1e-6, domain=NonNegativeFloat,
+            default="gauss-seidel", domain=_domain(check_choice, "algorithm", choices=ALGORITHMS),
+            description="Block driver."))
+        self.max_iters = self.declare("max_iters", ConfigValue(
+            default=100, domain=_domain(check_int, "max_iters", minimum=1), description="Outer iterations at most."))
+        self.tol = self.declare("tol", ConfigValue(default=1e-6, domain=_domain(check_number, "tol", minimum=0),
                                                    description="Relative tolerance on every block gap."))
-        self.seed = self.declare("seed", ConfigValue(default=None, description="Seed for random starts."))
+        self.seed = self.declare("seed", ConfigValue(default=None, domain=_domain(check_seed, "seed"),
+                                                    description="Seed for random starts."))
         self.blocks = self.declare("blocks", ConfigValue(
             default=None, description="Blocks of variables (lists of Var components or Blocks); None: each "
                                        "top-level Block of the model."))
         self.init = self.declare("init", ConfigValue(default=None, description="Start values by variable."))
-        self.prox = self.declare("prox", ConfigValue(default=0.0, domain=NonNegativeFloat,
+        self.prox = self.declare("prox", ConfigValue(default=0.0, domain=_domain(check_number, "prox", minimum=0),
                                                      description="Proximal weight in every block step."))
         self.reuse_subsolver = self.declare("reuse_subsolver", ConfigValue(
-            default=True, domain=bool, description="Keep one (persistent) sub-solver per block; False builds a "
-                                                   "fresh one at every solve (slow: a baseline)."))
+            default=True, domain=_domain(check_flag, "reuse_subsolver"),
+            description="Keep one (persistent) sub-solver per block; False builds a fresh one at every solve "
+                        "(slow: a baseline)."))
         self.executor = self.declare("executor", ConfigValue(
             default=None,
             description="Where block solves run: only 'inprocess' (None) for Pyomo models, whose expression "
                         "system and solver interfaces are not thread-safe; the cvxpy front end runs Jacobi "
                         "blocks on threads."))
+        self.callback = self.declare("callback", ConfigValue(
+            default=None,
+            description="callback(entry) after every outer iteration with its multiconvex.HistoryEntry, the "
+                        "model's variables holding the best point so far; a truthy return stops the run "
+                        "(status 'interrupted', TerminationCondition.interrupted). An exception in it "
+                        "propagates, with the best point left in the model."))
 
 
 class _BestPointLoader(SolutionLoader):
@@ -128,21 +165,41 @@ class MulticonvexSolver(SolverBase):
     """Iterated convex optimization over a block-structured Pyomo model."""
 
     CONFIG = MulticonvexConfig()
+    #: new interface: ``load_solutions`` without a feasible point raises ``NoSolutionError`` (as Pyomo's own
+    #: new-interface solvers); the legacy interface reports it in the status and loads the least-violating point
+    _raise_without_solution = True
+
+    def __init__(self, **kwds) -> None:
+        # Pyomo's SolverFactory turns an exception raised while constructing a solver into a logged warning
+        # and an "unavailable solver"; a bad option is kept here and refused by solve(), before any solve,
+        # with the message that names it
+        self._config_error: InvalidInputError | None = None
+        try:
+            super().__init__(**kwds)
+        except ValueError as exc:
+            super().__init__(**{k: v for k, v in kwds.items() if k == "name"})
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, InvalidInputError):  # our check's message names the option and the fix
+                self._config_error = InvalidInputError(str(cause))
+            else:
+                options = ", ".join(sorted(str(k) for k in self.CONFIG.keys()))
+                self._config_error = InvalidInputError(
+                    f"SolverFactory('multiconvex', ...): {str(exc).strip()}; the options are: {options}.")
 
     def available(self) -> Availability:
         return Availability.FullLicense
 
     def version(self) -> tuple:
-        from .. import __version__
-
-        return tuple(int(p) for p in __version__.split(".")[:3])
+        return _version_tuple()
 
     def is_persistent(self) -> bool:
         return False
 
     def solve(self, model, **kwds) -> Results:
-        from .form import PyomoForm
-
+        """Run the block driver on ``model`` (options: :class:`MulticonvexConfig`, by keyword here or in
+        ``self.config``); see the module docstring for statuses, exceptions and what is loaded."""
+        if self._config_error is not None:
+            raise self._config_error
         config = self.config(value=kwds, preserve_implicit=True)
         start = datetime.datetime.now(datetime.UTC)
         original = {id(vd): vd.value for vd in model.component_data_objects(pyo.Var)}
@@ -153,6 +210,7 @@ class MulticonvexSolver(SolverBase):
                 vd.set_value(original[id(vd)], skip_validation=True)
 
         _check_executor(config.executor)
+        check_callback(config.callback)
         try:  # bad input is refused before any solve, with the user's model left as it was
             form = PyomoForm(model, config.blocks, subsolver=config.subsolver,
                              subsolver_options=config.subsolver_options, prox=config.prox > 0,
@@ -174,22 +232,35 @@ class MulticonvexSolver(SolverBase):
         try:  # the driver loads the best point on any exit: an error midway leaves it in the model
             res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
                                               tol=config.tol, time_limit=config.time_limit, prox=config.prox,
-                                              executor=ex, verbose=bool(config.tee), progress=False))
+                                              executor=ex, verbose=bool(config.tee), progress=False,
+                                              callback=config.callback))
         finally:
             ex.close()
             if handler is not None:
                 logger.removeHandler(handler)
                 logger.setLevel(old_level)
         res.info["forms"] = dict(form.forms)  # per block: "matrix" (BlockSubproblem, dispatcher) or "pyomo"
+        self.result = res
         best = [(c, np.array([vd.value for vd in c.values()], dtype=float)) for c in form.components]
+        solution_status = _solution_status(res)
+        if config.raise_exception_on_nonoptimal_result and solution_status != SolutionStatus.optimal:
+            restore()
+            raise NoOptimalSolutionError(
+                f"multiconvex ended with status {res.status!r} ({res.message}), not a converged partial minimum. "
+                "Set raise_exception_on_nonoptimal_result=False (opt.config or solve()) to get the results; "
+                "opt.result holds this run's multiconvex.Result.")
+        if config.load_solutions and solution_status == SolutionStatus.noSolution and self._raise_without_solution:
+            restore()
+            raise NoSolutionError(
+                f"multiconvex found no feasible point (status {res.status!r}: {res.message}). Set "
+                "load_solutions=False to get the results; opt.result holds this run's multiconvex.Result.")
         if not config.load_solutions:
             restore()
         results = Results()
         results.solver_name = "multiconvex"
         results.solver_version = self.version()
         results.termination_condition = _TERMINATION[res.status]
-        results.solution_status = SolutionStatus.feasible if np.isfinite(res.objective) \
-            else SolutionStatus.noSolution
+        results.solution_status = solution_status
         results.incumbent_objective = res.objective if np.isfinite(res.objective) else None
         results.objective_bound = None
         results.timing_info.start_timestamp = start
@@ -206,12 +277,33 @@ class MulticonvexSolver(SolverBase):
         results.extra_info.result = res
         results.solution_loader = _BestPointLoader(form, best)
         results.solver_config = config
-        self.result = res
         return results
+
+
+def _solution_status(res: Result) -> SolutionStatus:
+    """``optimal`` for a converged run (a certified partial minimum: the local-NLP convention, see the module
+    docstring), ``feasible`` for any other feasible point, ``noSolution`` without one."""
+    if not np.isfinite(res.objective):
+        return SolutionStatus.noSolution
+    if res.status == "converged" and res.certificate.is_partial_minimum:
+        return SolutionStatus.optimal
+    return SolutionStatus.feasible
+
+
+def _version_tuple() -> tuple[int, ...]:
+    """The installed version as integers (Pyomo's ``version()``); non-numeric parts (``0+unknown``) end it."""
+    out: list[int] = []
+    for part in __version__.replace("+", ".").split(".")[:3]:
+        if not part.isdigit():
+            break
+        out.append(int(part))
+    return tuple(out)
 
 
 class LegacyMulticonvexSolver(LegacySolverWrapper, MulticonvexSolver):
     """``pyo.SolverFactory("multiconvex")``: legacy results with the certificate in ``results.solver``."""
+
+    _raise_without_solution = False  # classic Pyomo: no exception, the termination condition says it
 
     def _map_results(self, model, results):
         legacy, soln = super()._map_results(model, results)
