@@ -143,7 +143,8 @@ def _nmf(Y: np.ndarray, rank: int, alpha: float, max_iters: int) -> Instance:
 
     from multiconvex.models import NonnegativeMatrixFactorization  # lazy: the models import torch (~0.7 s)
 
-    model = NonnegativeMatrixFactorization(rank=rank, alpha=alpha)
+    m, n = Y.shape  # scikit-learn's penalty scaling: alpha_W·n on W, alpha_H·m on H
+    model = NonnegativeMatrixFactorization(rank, init="random", alpha_W=alpha / n, alpha_H=alpha / m)
     Yt = torch.as_tensor(Y)
 
     def torch_objective(v):
@@ -151,7 +152,8 @@ def _nmf(Y: np.ndarray, rank: int, alpha: float, max_iters: int) -> Instance:
         return 0.5 * ((Yt - W @ H) ** 2).sum() + alpha / 2 * ((W**2).sum() + (H**2).sum())
 
     def start(seed):
-        return NonnegativeMatrixFactorization(rank=rank, alpha=alpha, seed=seed).initial_point(Y)
+        return NonnegativeMatrixFactorization(rank, init="random", alpha_W=alpha / n, alpha_H=alpha / m,
+                                              random_state=seed).initial_point(Y)
 
     return Instance(make=lambda: model.to_cvxpy(Y), start=start,
                     objective=lambda v: model.objective_at(Y, v["W"], v["H"]), torch_objective=torch_objective,

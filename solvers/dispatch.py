@@ -43,6 +43,7 @@ from .cvxpy_adapter import options_for
 from .cvxpy_bridge import solve_via_cvxpy
 from .daqp_qp import DaqpQP
 from .matrix import MatrixOutcome, MatrixSolver
+from .nnls import NnlsQP
 from .osqp_qp import OsqpQP
 from .proxqp_qp import ProxqpQP
 from .registry import get_backend, known_names, resolve
@@ -57,13 +58,14 @@ MATRIX_SOLVERS: dict[str, MatrixSolver] = {
     "clarabel": ClarabelQP(),
     "clarabel-native": ClarabelQP(),
     "osqp": OsqpQP(),
+    "nnls": NnlsQP(),
 }
 
 #: "auto" on block subproblems, per class: exact and dense first, conic for what is large.
 #: A dense module is skipped above its ``max_auto_size``.
 VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "EQP": ("lstsq", "daqp", "proxqp", "clarabel", "osqp"),
-    "QP": ("daqp", "proxqp", "clarabel", "osqp"),
+    "QP": ("nnls", "daqp", "proxqp", "clarabel", "osqp"),  # nnls: shared-Gram blocks with lower bounds only
     "LP": ("clarabel", "highs", "osqp"),
 }
 
@@ -280,8 +282,10 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)
             continue
-        except SolverFailure as exc:  # raised through cvxpy: the status carries no certificate
-            out = MatrixOutcome(exc.status, None, time.perf_counter() - t_try, str(exc), proof=False)
+        except SolverFailure as exc:  # raised through cvxpy: its exact infeasible/unbounded are the backend's
+            # proofs (inaccurate ones are mapped to numerical_error by solvers.status)
+            out = MatrixOutcome(exc.status, None, time.perf_counter() - t_try, str(exc),
+                                proof=exc.status in (st.INFEASIBLE, st.UNBOUNDED))
         except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the caller keeps its point
             out = MatrixOutcome(st.SOLVER_ERROR, None, 0.0, f"{type(exc).__name__}: {exc}")
         solve_time += out.solve_time
@@ -308,6 +312,10 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
                                          f"or use solver='auto'")
         raise SolverUnavailableError(f"no installed licence-free solver takes this {sub.problem_class} block "
                                      f"subproblem (n={sub.n}); install clarabel or name a solver")
-    return SubSolution(last.status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
+    status = last.status
+    if status in (st.INFEASIBLE, st.UNBOUNDED) and not last.proof:
+        # a claim without a certificate (an inaccurate status, a heuristic): drivers end runs on proofs only
+        status = st.NUMERICAL_ERROR
+    return SubSolution(status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
                        message="every backend failed: " + "; ".join(f"{n}: {m}" for n, m in attempts),
                        how=last.native_status)

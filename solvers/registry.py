@@ -28,6 +28,7 @@ from .highs_backend import HighsBackend
 from .ipopt_backend import IpoptBackend
 from .lstsq import LstsqBackend
 from .mosek_backend import MosekBackend
+from .nnls import NnlsBackend
 from .osqp_backend import OsqpBackend
 from .proxqp_qp import ProxqpBackend
 from .scip_backend import ScipBackend
@@ -51,6 +52,7 @@ _BACKENDS: dict[str, Backend] = {
         ClarabelNativeBackend(),
         DaqpBackend(),
         ProxqpBackend(),
+        NnlsBackend(),
     )
 }
 
