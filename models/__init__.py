@@ -1,7 +1,8 @@
 """The model zoo: ready multi-convex models that fit like estimators and hand back their cvxpy form.
 
-Each model takes its hyper-parameters in the constructor, ``fit(...)`` calls
-:func:`multiconvex.solve` and returns self, learned state ends in ``_``
+Each data model is a scikit-learn estimator (``BaseEstimator`` with the right mixins; its
+hyper-parameters, ``algorithm``, ``solver``, ``max_iter``, ``tol`` included, in the constructor);
+``fit(...)`` calls :func:`multiconvex.solve` (or a driver) and returns self, learned state ends in ``_``
 (``result_`` is the full :class:`multiconvex.Result`), and ``to_cvxpy(...)``
 returns a `CvxpyModel` (problem, blocks, variables by name).
 
@@ -10,7 +11,8 @@ returns a `CvxpyModel` (problem, blocks, variables by name).
 - `SingleReLUNeuron`, the R&R §8 counterexample (THEORY.md §2)
 - `BilinearProgram`, alternating LPs to a partial minimum
 - `ParallelReLUNetwork`, parallel ReLU subnetworks grown until the polar certificate holds (THEORY.md §4)
-- `ReLUNetwork`, layer blocks built in torch, GD/SGD/Adam baselines, certificates (THEORY.md §1–3, §5)
+- `ReLURegressor`, `ReLUClassifier` (scikit-learn's MLP shape) and the general `ReLUNetwork`: layer blocks
+  built in torch, GD/SGD/Adam baselines, certificates (THEORY.md §1–3, §5)
 - `datasets`: offline, standardised data (scikit-learn's bundled sets, synthetic generators)
 """
 
@@ -20,6 +22,7 @@ from .bilinear import BilinearProgram
 from .matrix_factorization import MatrixFactorization, svt_optimum
 from .nmf import NonnegativeMatrixFactorization
 from .parallel_relu import ParallelReLUNetwork
+from .relu_estimators import ReLUClassifier, ReLURegressor
 from .relu_network import ReLUNetwork
 from .single_neuron import SingleReLUNeuron
 
@@ -30,7 +33,9 @@ __all__ = [
     "MatrixFactorization",
     "NonnegativeMatrixFactorization",
     "ParallelReLUNetwork",
+    "ReLUClassifier",
     "ReLUNetwork",
+    "ReLURegressor",
     "SingleReLUNeuron",
     "svt_optimum",
 ]

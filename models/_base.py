@@ -1,25 +1,38 @@
 """What every model in the zoo shares: the cvxpy hand-back and the estimator manners.
 
-`CvxpyModel` is what ``to_cvxpy`` returns: the problem, its blocks, and the
-variables by name. `Estimator` gives scikit-learn's ``get_params`` /
-``set_params`` / ``repr`` from the constructor signature, so hyper-parameters
-stay constructor arguments stored as given.
+`CvxpyModel` is what ``to_cvxpy`` returns: the problem, its blocks, and the variables by name.
+`Estimator` is :class:`sklearn.base.BaseEstimator` (``get_params`` / ``set_params`` / ``clone`` /
+tags / ``repr`` from the constructor signature) plus what the zoo adds: input validation that raises
+:class:`~multiconvex.errors.InvalidInputError`, `NotFittedError`, and the one-release deprecation
+path of renamed parameters (``seed`` → ``random_state``, fit-time ``solver=`` → the constructor's).
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 import multiconvex as mc  # at call time: the core may import the model zoo
 from multiconvex.errors import InvalidInputError
 
-__all__ = ["CvxpyModel", "Estimator"]
+__all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_model"]
+
+#: Default of a renamed constructor parameter: tells "not given" from any value the user may pass.
+DEPRECATED = "deprecated"
+
+
+class NotFittedError(SklearnNotFittedError, InvalidInputError):
+    """A fitted-state method called before ``fit``: scikit-learn's ``NotFittedError`` (what its tools
+    catch) and multiconvex's ``InvalidInputError`` (what this package raised before)."""
 
 
 @dataclass
@@ -40,7 +53,7 @@ class CvxpyModel:
     --------
     >>> from multiconvex.models import MatrixFactorization
     >>> import numpy as np
-    >>> cm = MatrixFactorization(rank=2, lam=0.1).to_cvxpy(np.ones((4, 3)))
+    >>> cm = MatrixFactorization(n_components=2, lam=0.1).to_cvxpy(np.ones((4, 3)))
     >>> [[v.name() for v in b] for b in cm.blocks]
     [['U'], ['V']]
     """
@@ -77,38 +90,59 @@ class CvxpyModel:
                 raise InvalidInputError(f"{where}: init[{name!r}] rejected: {exc}") from exc
 
 
-class Estimator:
-    """scikit-learn manners for the model zoo: parameters come from ``__init__``."""
+class Estimator(BaseEstimator):
+    """scikit-learn's ``BaseEstimator`` with the zoo's validation, fitted checks and deprecations."""
 
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+    # -- input validation ------------------------------------------------------------------------
+    def _validate_data(self, X: Any, y: Any = "no_validation", *, reset: bool, where: str, **check_params: Any):
+        """:func:`sklearn.utils.validation.validate_data` (sets ``n_features_in_`` and
+        ``feature_names_in_`` when ``reset``; checks them otherwise), float64 by default, its
+        ``ValueError`` re-raised as :class:`InvalidInputError` prefixed with ``where``."""
+        check_params.setdefault("dtype", np.float64)
+        try:
+            return validate_data(self, X, y, reset=reset, **check_params)
+        except InvalidInputError:
+            raise
+        except ValueError as exc:
+            raise InvalidInputError(f"{where}: {exc}") from exc
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor arguments as stored (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def _check_fitted(self, attr: str) -> None:
+        """Raise `NotFittedError` (scikit-learn's, and an InvalidInputError) unless ``attr`` is set."""
+        try:
+            check_is_fitted(self, attr)
+        except SklearnNotFittedError:
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(...) first.") from None
 
-    def set_params(self, **params: Any):
-        """Set constructor arguments by name; returns self."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise InvalidInputError(
-                    f"{type(self).__name__}.set_params: unknown parameter {name!r}; "
-                    f"valid ones are {sorted(valid)}."
-                )
-            setattr(self, name, value)
-        return self
+    # -- renamed parameters (kept for one release) -------------------------------------------------
+    def _renamed(self, old: str, new: str) -> Any:
+        """The value of constructor parameter ``new``, or of its deprecated spelling ``old`` (with a
+        FutureWarning naming the replacement) when the user passed that one."""
+        old_value = getattr(self, old)
+        if isinstance(old_value, str) and old_value == DEPRECATED:
+            return getattr(self, new)
+        name = type(self).__name__
+        default = inspect.signature(type(self).__init__).parameters[new].default
+        if getattr(self, new) is not default and getattr(self, new) != default:
+            raise InvalidInputError(f"{name}: got both {old}={old_value!r} (deprecated) and {new}="
+                                    f"{getattr(self, new)!r}; pass only {new}.")
+        warnings.warn(f"{name}({old}=...) is deprecated and will be removed in the next release; "
+                      f"use {name}({new}=...).", FutureWarning, stacklevel=3)
+        return old_value
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _fit_time_params(self, kwargs: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+        """The constructor's values of ``renames.values()``, overridden (with a FutureWarning) by the
+        deprecated fit-time spellings ``renames.keys()`` popped from ``kwargs``."""
+        name = type(self).__name__
+        params = {new: getattr(self, new) for new in renames.values()}
+        for old, new in renames.items():
+            if old in kwargs:
+                warnings.warn(f"{name}.fit({old}=...) is deprecated and will be removed in the next release; "
+                              f"pass {name}({new}=...) (a constructor parameter, so GridSearchCV can tune it).",
+                              FutureWarning, stacklevel=3)
+                params[new] = kwargs.pop(old)
+        return params
 
+    # -- fitting through mc.solve ----------------------------------------------------------------
     def _fit_model(self, model: CvxpyModel, *, default_init: Mapping[str, np.ndarray], init: Any,
                    solve_kwargs: dict[str, Any], where: str) -> CvxpyModel:
         """Solve ``model`` (see :func:`solve_model`) and store the state every model learns."""
@@ -118,12 +152,6 @@ class Estimator:
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)
         return model
-
-    def _check_fitted(self, attr: str) -> None:
-        if not hasattr(self, attr):
-            raise InvalidInputError(
-                f"This {type(self).__name__} is not fitted yet; call fit(...) first."
-            )
 
 
 def solve_model(

@@ -33,6 +33,10 @@ Bounds = tuple[Any, Any]
 class BilinearProgram(Estimator):
     """The bilinear program ``min xᵀQy + cᵀx + dᵀy`` over two polytopes; blocks ``[[x], [y]]``.
 
+    The data ``Q, c, d, A1, b1, A2, b2`` are constructor parameters, so ``fit`` takes no ``X``: it has
+    scikit-learn's parameter manners (``get_params``, ``clone``) but is not a data estimator, and
+    scikit-learn's estimator checks, which fit on generated data, do not apply.
+
     Parameters
     ----------
     Q : ndarray of shape (n, p)

@@ -13,17 +13,25 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.checks import check_array, check_rank, check_scalar
-from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
+from multiconvex.globalopt.mf_problem import MFForm, MFGrowProblem, MFState
 from multiconvex.solvers import get_backend
+from multiconvex.validation import check_int, check_number, check_seed
 
-from ._base import CvxpyModel, Estimator
+from ._base import DEPRECATED, CvxpyModel, Estimator
 from ._pyomo import factorization, set_values
 
 __all__ = ["MatrixFactorization", "svt_optimum"]
+
+ALGORITHMS = ("gauss-seidel", "jacobi", "grow")
+# the defaults of max_iter and tol (None) per algorithm: mc.solve's, and grow's (per round, tighter)
+_DEFAULTS = {"gauss-seidel": (100, 1e-6), "jacobi": (100, 1e-6), "grow": (500, 1e-9)}
+_FIT_TIME = {"algorithm": "algorithm", "solver": "solver", "max_iters": "max_iter", "tol": "tol",
+             "time_limit": "time_limit"}
 
 
 def svt_optimum(Y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
@@ -62,7 +70,7 @@ def svt_optimum(Y: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
     return X, value
 
 
-class MatrixFactorization(Estimator):
+class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Estimator):
     """Low-rank factorization ``Y ≈ U Vᵀ`` with weight decay, fitted by alternating convex solves.
 
     Minimises ``½‖Y − U Vᵀ‖²_F + (λ/2)(‖U‖²_F + ‖V‖²_F)`` over ``U`` (m × k)
@@ -71,23 +79,42 @@ class MatrixFactorization(Estimator):
     subproblem is a least-squares QP. Its global optimum equals `svt_optimum` once
     ``k >= rank`` of the SVT solution.
 
-    ``fit(Y, algorithm="grow")`` runs the meta-algorithm of :mod:`multiconvex.globalopt`: it
-    chooses ``k`` itself (starting from ``rank`` seeded random columns, or from the zero
-    factorization when ``rank`` is None), and ends with
+    A scikit-learn transformer like ``TruncatedSVD``: rows of ``Y`` are samples, ``components_ = Vᵀ``
+    is what is learned, `transform` solves the ``U`` block (a ridge regression) for new rows with
+    ``V`` fixed, `inverse_transform` maps codes back to ``U Vᵀ``.
+
+    ``algorithm="grow"`` runs the meta-algorithm of :mod:`multiconvex.globalopt`: it
+    chooses ``k`` itself (starting from ``n_components`` seeded random columns, or from the zero
+    factorization when ``n_components`` is None), and ends with
     a global certificate: ``result_.certificate.global_optimal``, ``.polar`` (``σ_max(Y − U Vᵀ)``,
     exact) and ``.globalopt`` (λ, stationarity, proven lower bound and gap), and
     ``result_.subnetworks`` (the final ``k``).
 
     Parameters
     ----------
-    rank : int or None
+    n_components : int or None, default None
         Number of factors ``k >= 1``; required except for ``algorithm="grow"``, where it is the
         number of columns of the seeded start (None: start from zero columns; the first round
         then appends the top singular pairs of Y).
     lam : float, default 0.0
         Weight decay ``λ >= 0`` (the nuclear-norm weight of the convex problem).
-    seed : int or None, default None
+    algorithm : {"gauss-seidel", "jacobi", "grow"}, default "gauss-seidel"
+        The blocks in turn, the best of both blocks, or the grow meta-algorithm.
+    solver : str or list of str, default "auto"
+        Backend of the block subproblems (any registry name, or a fallback list). With
+        ``algorithm="grow"`` the blocks (ridge regressions) are solved in closed form, so ``solver``
+        is checked but not called.
+    max_iter : int or None, default None
+        Outer iterations (per round for ``"grow"``); None: 100 (500 per round for ``"grow"``).
+    tol : float or None, default None
+        Relative block-gap tolerance; None: 1e-6 (1e-9 for ``"grow"``).
+    time_limit : float or None, default None
+        Seconds.
+    random_state : int or None, default None
         Seed of the random start (standard normal, scaled to the data).
+    rank, seed : deprecated
+        The old spellings of ``n_components`` and ``random_state`` (a FutureWarning; removed in
+        the next release).
 
     Attributes
     ----------
@@ -104,40 +131,64 @@ class MatrixFactorization(Estimator):
         partial minimum, ``polar_ <= lam`` (to tolerance) certifies global optimality.
     n_iter_ : int
         Outer iterations run.
+    n_features_in_ : int
+        Columns of ``Y`` (``feature_names_in_`` too when ``Y`` was a DataFrame).
     result_ : multiconvex.Result
         The full result (status, history, certificate, timings).
-    cvxpy_model_ : CvxpyModel
-        The problem that was solved; its variables hold the final point.
+    cvxpy_model_ : CvxpyModel or None
+        The problem that was solved; its variables hold the final point (None for ``"grow"``).
 
     Examples
     --------
     >>> import numpy as np
     >>> from multiconvex.models import MatrixFactorization, svt_optimum
     >>> Y = np.random.default_rng(0).standard_normal((20, 15))
-    >>> mf = MatrixFactorization(rank=3, lam=6.0, seed=0).fit(Y, solver="clarabel")
+    >>> mf = MatrixFactorization(n_components=3, lam=6.0, solver="clarabel", random_state=0).fit(Y)
     >>> X_star, value = svt_optimum(Y, 6.0)  # rank(X_star) = 2 <= 3, so the optima agree
     >>> abs(mf.objective_ - value) < 1e-5 * value
     True
-    >>> g = MatrixFactorization(lam=6.0, seed=0).fit(Y, algorithm="grow")
+    >>> g = MatrixFactorization(lam=6.0, algorithm="grow", random_state=0).fit(Y)
     >>> g.result_.certificate.global_optimal, abs(g.objective_ - value) < 1e-8 * value
     (True, True)
+    >>> codes = g.transform(Y[:4]); codes.shape == (4, g.components_.shape[0])
+    True
     """
 
-    def __init__(self, rank: int | None = None, lam: float = 0.0, seed: int | None = None):
-        self.rank = rank
+    def __init__(self, n_components: int | None = None, lam: float = 0.0, *, algorithm: str = "gauss-seidel",
+                 solver: str | list[str] = "auto", max_iter: int | None = None, tol: float | None = None,
+                 time_limit: float | None = None, random_state: int | None = None,
+                 rank: Any = DEPRECATED, seed: Any = DEPRECATED):
+        self.n_components = n_components
         self.lam = lam
+        self.algorithm = algorithm
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.time_limit = time_limit
+        self.random_state = random_state
+        self.rank = rank
         self.seed = seed
 
-    # -- model ---------------------------------------------------------------
+    # -- parameters ---------------------------------------------------------------------------
+    def _k(self, where: str, grow: bool = False) -> int:
+        """The number of columns of the start (1 for grow's zero start when None)."""
+        k = self._renamed("rank", "n_components")
+        if k is None and not grow:
+            raise InvalidInputError(f"{where}: n_components must be an integer >= 1, got None; pass "
+                                    "n_components=k, or use algorithm='grow', which chooses the number of "
+                                    "factors (rank) itself.")
+        return 1 if k is None else check_rank(k, where=where)
+
+    def _random_state(self, where: str) -> int | None:
+        return check_seed(self._renamed("seed", "random_state"), "random_state", where=where)
+
     def _validate(self, Y: Any, where: str, grow: bool = False) -> tuple[np.ndarray, int, float]:
-        if self.rank is None and not grow:
-            raise InvalidInputError(f"{where}: rank must be an integer >= 1, got None; pass rank=k, or use "
-                                    "fit(Y, algorithm='grow'), which chooses the number of factors itself.")
-        rank = 1 if self.rank is None else check_rank(self.rank, where=where)
+        rank = self._k(where, grow)
         lam = check_scalar(self.lam, name="lam", where=where)
         Y = check_array(Y, name="Y", where=where, ndim=2)
         return Y, rank, lam
 
+    # -- model ---------------------------------------------------------------
     def to_cvxpy(self, Y: np.ndarray) -> CvxpyModel:
         """The factorization as a cvxpy problem with blocks ``[[U], [V]]``.
 
@@ -173,10 +224,11 @@ class MatrixFactorization(Estimator):
 
     def initial_point(self, Y: np.ndarray) -> dict[str, np.ndarray]:
         """The seeded start: standard normal factors scaled so ``U Vᵀ`` matches Y's size
-        (``rank`` columns; 1 when ``rank`` is None)."""
-        Y, k, _ = self._validate(Y, f"{type(self).__name__}.initial_point", grow=True)
+        (``n_components`` columns; 1 when it is None)."""
+        where = f"{type(self).__name__}.initial_point"
+        Y, k, _ = self._validate(Y, where, grow=True)
         m, n = Y.shape
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self._random_state(where))
         scale = np.sqrt(np.sqrt(np.mean(Y**2)) / k)
         return {
             "U": scale * rng.standard_normal((m, k)),
@@ -184,58 +236,72 @@ class MatrixFactorization(Estimator):
         }
 
     # -- estimator -------------------------------------------------------------
+    def _options(self, solve_kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+        """The run's algorithm and stopping rules: the constructor's, or the deprecated fit-time ones."""
+        opts = self._fit_time_params(solve_kwargs, _FIT_TIME)
+        if opts["algorithm"] not in ALGORITHMS:
+            raise InvalidInputError(f"{where}: algorithm={opts['algorithm']!r}; use one of {', '.join(ALGORITHMS)}.")
+        max_iter, tol = _DEFAULTS[opts["algorithm"]]
+        opts["max_iter"] = check_int(max_iter if opts["max_iter"] is None else opts["max_iter"], "max_iter",
+                                     minimum=1, where=where)
+        opts["tol"] = check_number(tol if opts["tol"] is None else opts["tol"], "tol", minimum=0.0, where=where)
+        opts["time_limit"] = check_number(opts["time_limit"], "time_limit", minimum=0.0, strict=True,
+                                          allow_none=True, where=where)
+        return opts
+
     def fit(self, Y: np.ndarray, y: None = None, *, init: Any = None, **solve_kwargs: Any):
-        """Fit ``U_``, ``V_`` by :func:`multiconvex.solve`.
+        """Fit ``U_``, ``V_`` by :func:`multiconvex.solve` (or by the grow meta-algorithm).
 
         Parameters
         ----------
-        Y : ndarray of shape (m, n)
-            Data matrix (finite).
+        Y : array-like of shape (m, n)
+            Data matrix (finite); rows are samples.
         y : None
             Ignored (scikit-learn signature).
         init : None, mapping or any, optional
             None: the seeded start `initial_point`. A mapping ``{"U": ..., "V": ...}``
-            (either or both) overrides the seeded start. Anything else goes to
-            ``mc.solve(..., init=init)`` unchanged.
+            (either or both) overrides the seeded start (for ``"grow"``: a warm start with any
+            number of columns). Anything else goes to ``mc.solve(..., init=init)`` unchanged.
         **solve_kwargs
-            Passed to :func:`multiconvex.solve` (``algorithm``, ``solver``,
-            ``max_iters``, ``tol``, ...). With ``algorithm="grow"``: the options of
+            Passed to :func:`multiconvex.solve` (``solver_options``, ``prox``, ``executor``, ...).
+            With ``algorithm="grow"``: the further options of
             :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``,
-            ``max_iters`` per round, ``time_limit``, ``tol``, ``polar_tol``, ``gap_tol``,
-            ``n_maximisers``). Its block subproblems (ridge regressions) are solved in closed
-            form, so ``solver`` is checked but not called; ``cvxpy_model_`` is None then.
+            ``polar_tol``, ``gap_tol``, ``n_maximisers``). ``algorithm``, ``solver``, ``max_iters``,
+            ``tol`` and ``time_limit`` here are deprecated: they are constructor parameters now.
 
         Returns
         -------
         self
         """
         where = f"{type(self).__name__}.fit"
-        if solve_kwargs.get("algorithm") == "grow":
-            return self._fit_grow(Y, init, dict(solve_kwargs), where)
+        opts = self._options(solve_kwargs, where)
+        Y = self._validate_data(Y, reset=True, where=where)
+        if opts["algorithm"] == "grow":
+            return self._fit_grow(Y, init, opts, solve_kwargs, where)
         Y, _, lam = self._validate(Y, where)
         model = self.to_cvxpy(Y)
+        solve_kwargs = {**solve_kwargs, "algorithm": opts["algorithm"], "solver": opts["solver"],
+                        "max_iters": opts["max_iter"], "tol": opts["tol"], "time_limit": opts["time_limit"]}
         self._fit_model(model, default_init=self.initial_point(Y), init=init, solve_kwargs=solve_kwargs,
                         where=where)
-        self.U_ = np.array(model.variables["U"].value, dtype=float)
-        self.V_ = np.array(model.variables["V"].value, dtype=float)
-        self.components_ = self.V_.T
-        self.X_ = self.U_ @ self.V_.T
-        self.polar_ = float(np.linalg.norm(Y - self.X_, ord=2))
+        U = np.array(model.variables["U"].value, dtype=float)
+        V = np.array(model.variables["V"].value, dtype=float)
+        self._store(U, V, float(np.linalg.norm(Y - U @ V.T, ord=2)))
         return self
 
-    def _fit_grow(self, Y: Any, init: Any, kwargs: dict[str, Any], where: str):
+    def _fit_grow(self, Y: np.ndarray, init: Any, opts: dict[str, Any], kwargs: dict[str, Any], where: str):
         Y, _, lam = self._validate(Y, where, grow=True)
-        kwargs.pop("algorithm")
-        solver = kwargs.pop("solver", None)
+        solver = opts["solver"]
         if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
             for name in [solver] if isinstance(solver, str) else list(solver):
                 get_backend(name)  # an unknown name is a clear error before any work
-        known = {f.name for f in GrowOptions.__dataclass_fields__.values()} - {"info"}
+        known = {f.name for f in GrowOptions.__dataclass_fields__.values()} - {"info", "max_iters", "tol",
+                                                                               "time_limit"}
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise InvalidInputError(f"{where}: algorithm='grow' does not take {unknown}; its options are "
-                                    f"{sorted(known)}.")
-        if self.rank is None:
+                                    f"{sorted(known)} (and the constructor's max_iter, tol, time_limit).")
+        if self._renamed("rank", "n_components") is None:
             start = {"U": np.zeros((Y.shape[0], 0)), "V": np.zeros((Y.shape[1], 0))}
         else:
             start = self.initial_point(Y)
@@ -248,15 +314,58 @@ class MatrixFactorization(Estimator):
         if U0.shape[0] != Y.shape[0] or V0.shape[0] != Y.shape[1] or U0.shape[1] != V0.shape[1]:
             raise InvalidInputError(f"{where}: init U {U0.shape} and V {V0.shape} do not fit Y {Y.shape}: "
                                     f"expected ({Y.shape[0]}, k) and ({Y.shape[1]}, k).")
-        problem = MFGrowProblem(Y, lam, seed=self.seed)
-        result, state = grow(problem, MFState(U0.copy(), V0.copy()), GrowOptions(**kwargs))
+        problem = MFGrowProblem(Y, lam, seed=self._random_state(where))
+        grow_opts = GrowOptions(max_iters=opts["max_iter"], tol=opts["tol"], time_limit=opts["time_limit"], **kwargs)
+        result, state = grow(problem, MFState(U0.copy(), V0.copy()), grow_opts)
         result.backends_used = {"closed-form": result.iterations}
         self.result_ = result
         self.cvxpy_model_ = None
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)
-        self.U_, self.V_ = state.U.copy(), state.V.copy()
-        self.components_ = self.V_.T
-        self.X_ = self.U_ @ self.V_.T
-        self.polar_ = float(result.certificate.polar)
+        self._store(state.U.copy(), state.V.copy(), float(result.certificate.polar))
         return self
+
+    def _store(self, U: np.ndarray, V: np.ndarray, polar: float) -> None:
+        self.U_, self.V_ = U, V
+        self.components_ = V.T
+        self.X_ = U @ V.T
+        self.polar_ = polar
+
+    # -- transformer -------------------------------------------------------------
+    def transform(self, Y: Any) -> np.ndarray:
+        """Codes of new rows: the ``U`` block's optimum with ``V`` fixed at ``V_``.
+
+        Solves ``min_U ½‖Y − U V_ᵀ‖²_F + (λ/2)‖U‖²_F`` — the fit's own ``U``-block subproblem, a
+        ridge regression, in closed form (:class:`multiconvex.globalopt.mf_problem.MFForm`). At a
+        partial minimum of the fit, ``transform(Y_train)`` equals ``U_``.
+
+        Parameters
+        ----------
+        Y : array-like of shape (m_new, n)
+
+        Returns
+        -------
+        ndarray of shape (m_new, k)
+        """
+        where = f"{type(self).__name__}.transform"
+        self._check_fitted("V_")
+        Y = self._validate_data(Y, reset=False, where=where)
+        lam = check_scalar(self.lam, name="lam", where=where)
+        form = MFForm(Y, lam)
+        form.prepare(0, {"U": np.zeros((Y.shape[0], self.V_.shape[1])), "V": self.V_})
+        return np.asarray(form.solve_prepared(0).values["U"], dtype=float)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """``X @ components_``: rows of the data matrix from their codes (shape ``(m, k)``)."""
+        where = f"{type(self).__name__}.inverse_transform"
+        self._check_fitted("V_")
+        X = check_array(X, name="X", where=where, ndim=2)
+        if X.shape[1] != self.components_.shape[0]:
+            raise InvalidInputError(f"{where}: X has {X.shape[1]} columns, expected k={self.components_.shape[0]} "
+                                    "(the number of components).")
+        return X @ self.components_
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of codes per row (for ``get_feature_names_out``)."""
+        return int(self.components_.shape[0])

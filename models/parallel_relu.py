@@ -16,13 +16,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 import torch
+from sklearn.base import RegressorMixin
 
 import multiconvex as mc
 from multiconvex.errors import InvalidInputError
@@ -44,14 +47,23 @@ from multiconvex.globalopt.torch_problem import (
 from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
 from multiconvex.result import Certificate, HistoryEntry, Result
 from multiconvex.solvers import get_backend
+from multiconvex.validation import check_int, check_number, check_seed
 
-from ._base import CvxpyModel, Estimator
+from ._base import DEPRECATED, CvxpyModel, Estimator
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 
 logger = logging.getLogger("multiconvex")
 
 ALGORITHMS = ("grow", "adam")
+# fit-time spellings of what are constructor parameters now (kept for one release)
+_FIT_TIME = {"algorithm": "algorithm", "solver": "solver", "patterns": "patterns", "max_iters": "max_iter",
+             "tol": "tol", "time_limit": "time_limit"}
+
+
+def _is_unit(sizes: tuple[int, ...]) -> bool:
+    """``[d, 1, 1]``: two-layer units with scalar output (exact polar, convex block/piece descent)."""
+    return len(sizes) == 3 and sizes[1] == 1 and sizes[2] == 1
 
 MISMATCH_EXPLANATION = (
     "a subnetwork with {K} layers is positively homogeneous of degree {K} in its weights, but the "
@@ -63,18 +75,17 @@ MISMATCH_EXPLANATION = (
 )
 
 
-class ParallelReLUNetwork(Estimator):
+class ParallelReLUNetwork(RegressorMixin, Estimator):
     """``r`` parallel ReLU subnetworks, ``r`` chosen by the grow meta-algorithm, with a global certificate.
+
+    A scikit-learn regressor: each subnetwork is ``[d, *hidden_layer_sizes, n_out]`` with ``d`` and
+    ``n_out`` read from the data.
 
     Parameters
     ----------
-    subnetwork : sequence of int
-        ``[d, n_1, ..., n_K]``: the architecture of one subnetwork. ``d`` is the number of input
-        features (columns of ``X``); with ``bias=True`` a constant column is appended, and ``d`` may
-        also be given as ``n_features + 1`` (the unit's input dimension, bias included).
-        ``[d, 1, 1]``: two-layer units with scalar output — exact polar over activation patterns and
-        the convex block/piece local descent. Anything else (wider, deeper, vector output) is trained
-        with L-BFGS local descent, and its polar is only bounded below: never "proven".
+    subnetwork : deprecated
+        The old ``[d, n_1, ..., n_K]`` (a FutureWarning; removed in the next release): pass
+        ``hidden_layer_sizes=[n_1, ..., n_{K-1}]``; ``d`` and ``n_K`` are read from the data.
     lam : float
         λ > 0, the weight of the regulariser.
     bias : bool
@@ -88,11 +99,39 @@ class ParallelReLUNetwork(Estimator):
         the global certificate. False: train anyway; no global certificate (``global_optimal`` None).
     n_subnetworks : int
         Subnetworks of the seeded start (and the width of ``algorithm="adam"``).
-    seed : int or None
+    seed : deprecated
+        The old spelling of ``random_state``.
+    hidden_layer_sizes : sequence of int, default (1,)
+        Hidden widths of one subnetwork. ``(1,)`` with one target column: two-layer units ``[d, 1, 1]``
+        — exact polar over activation patterns and the convex block/piece local descent. Anything else
+        (wider, deeper, several targets) is trained with L-BFGS local descent, and its polar is only
+        bounded below: never "proven".
+    algorithm : {"grow", "adam"}, default "grow"
+        The grow meta-algorithm, or Adam (a baseline; call `certificate` afterwards).
+    solver : str, default "clarabel"
+        Backend of the convex programs (piece programs, block gaps, polar SOCPs).
+    patterns : "exact", int or bool array, default "exact"
+        The polar's activation patterns (two-layer units only): all of them (exact; small ``d``), or a
+        sample of that many directions (a lower bound on the polar; the certificate then says
+        "not proven" unless the sample provably covered every pattern, and reports the interval
+        with the upper bound of a convex relaxation and the implied gap bound).
+    max_rounds : int or None
+        Grow rounds (each appends subnetworks, then descends); None: 50 (20 for other architectures).
+    max_iter : int or None
+        Local-descent iterations per grow round (0: none, e.g. to certify a warm start); None: 500 (200 for
+        other architectures).
+    tol : float or None
+        Relative block-gap tolerance; None: 1e-7 for two-layer units (interior-point accuracy), else 1e-9.
+    time_limit : float or None
+        Seconds (grow and Adam).
+    random_state : int or None
         Seeds the start, sampled patterns and Adam.
 
     Attributes
     ----------
+    subnetwork_ : tuple of int
+        The architecture of one subnetwork as trained, its input including the bias column.
+    n_features_in_ : int
     weights_ : list of ndarray
         ``W_k`` stacked over subnetworks, shape ``(r, n_{k+1}, n_k)`` (first layer includes the bias column).
     U_, alpha_ : ndarray
@@ -109,15 +148,17 @@ class ParallelReLUNetwork(Estimator):
     >>> from multiconvex.models import ParallelReLUNetwork
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((20, 2)); y = np.abs(X[:, 0]) - X[:, 1]
-    >>> net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=0)
-    >>> net = net.fit(X, y, algorithm="grow", solver="clarabel", patterns="exact")
-    >>> net.result_.certificate.global_optimal
-    True
+    >>> net = ParallelReLUNetwork(lam=0.5, solver="clarabel", patterns="exact", random_state=0).fit(X, y)
+    >>> net.result_.certificate.global_optimal, net.subnetwork_
+    (True, (3, 1, 1))
     """
 
-    def __init__(self, subnetwork: Sequence[int], lam: float = 0.1, bias: bool = True,
+    def __init__(self, subnetwork: Any = DEPRECATED, lam: float = 0.1, bias: bool = True,
                  regulariser: str = "weight_decay", certify: bool = True, n_subnetworks: int = 1,
-                 seed: int | None = None):
+                 seed: Any = DEPRECATED, *, hidden_layer_sizes: Sequence[int] = (1,), algorithm: str = "grow",
+                 solver: Any = "clarabel", patterns: Any = "exact", max_rounds: int | None = None,
+                 max_iter: int | None = None, tol: float | None = None, time_limit: float | None = None,
+                 random_state: int | None = None):
         self.subnetwork = subnetwork
         self.lam = lam
         self.bias = bias
@@ -125,16 +166,61 @@ class ParallelReLUNetwork(Estimator):
         self.certify = certify
         self.n_subnetworks = n_subnetworks
         self.seed = seed
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.algorithm = algorithm
+        self.solver = solver
+        self.patterns = patterns
+        self.max_rounds = max_rounds
+        self.max_iter = max_iter
+        self.tol = tol
+        self.time_limit = time_limit
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     # -- configuration ---------------------------------------------------------------------------
-    def _config(self, n_features: int | None, where: str) -> tuple[tuple[int, ...], float]:
+    def _given_subnetwork(self) -> tuple[int, ...] | None:
+        """The deprecated full ``subnetwork`` when the user passed it (with a FutureWarning), else None."""
+        if isinstance(self.subnetwork, str) and self.subnetwork == DEPRECATED:
+            return None
+        warnings.warn("ParallelReLUNetwork(subnetwork=[d, n_1, ..., n_out]) is deprecated and will be removed in "
+                      "the next release; use ParallelReLUNetwork(hidden_layer_sizes=[n_1, ...]): the input and "
+                      "output sizes are read from the data.", FutureWarning, stacklevel=4)
         try:
             sizes = tuple(int(s) for s in self.subnetwork)
         except (TypeError, ValueError):
             sizes = ()
         if len(sizes) < 3 or any(s < 1 for s in sizes) or list(sizes) != list(self.subnetwork):
-            raise InvalidInputError(f"{where}: subnetwork must be a list [d, n_1, ..., n_out] of at least 3 "
-                                    f"positive ints (input, hidden..., output), got {self.subnetwork!r}.")
+            raise InvalidInputError(f"ParallelReLUNetwork: subnetwork must be a list [d, n_1, ..., n_out] of at "
+                                    f"least 3 positive ints (input, hidden..., output), got {self.subnetwork!r}.")
+        return sizes
+
+    def _random_state(self, where: str) -> int | None:
+        value = self.random_state if isinstance(self.seed, str) and self.seed == DEPRECATED else self._renamed(
+            "seed", "random_state")
+        return check_seed(value, "random_state", where=where)
+
+    def _hidden(self, where: str) -> tuple[int, ...]:
+        h = self.hidden_layer_sizes
+        h = (h,) if isinstance(h, numbers.Integral) and not isinstance(h, bool) else h
+        try:
+            hidden = tuple(h)
+        except TypeError:
+            hidden = ()
+        if not hidden or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                                 for s in hidden):
+            raise InvalidInputError(f"{where}: hidden_layer_sizes must be a non-empty sequence of positive ints "
+                                    f"(the hidden widths of one subnetwork, e.g. (1,)), got "
+                                    f"{self.hidden_layer_sizes!r}.")
+        return tuple(int(s) for s in hidden)
+
+    def _config(self, n_features: int | None, where: str, n_outputs: int = 1) -> tuple[tuple[int, ...], float]:
+        """``(sizes, λ)``: one subnetwork's architecture (input with the bias column) and the checked λ."""
+        given = self._given_subnetwork()
+        sizes = given if given is not None else (n_features or 1, *self._hidden(where), n_outputs)
         lam = check_scalar(self.lam, name="lam", where=where, strict=True)
         if self.regulariser not in REGULARISERS:
             raise InvalidInputError(f"{where}: regulariser={self.regulariser!r}; use one of {REGULARISERS}.")
@@ -155,30 +241,53 @@ class ParallelReLUNetwork(Estimator):
 
     @property
     def _two_layer_scalar(self) -> bool:
-        s = tuple(self.subnetwork)
-        return len(s) == 3 and s[1] == 1 and s[2] == 1
+        """Whether the fitted (or configured) subnetwork is a two-layer unit ``[d, 1, 1]``."""
+        if hasattr(self, "subnetwork_"):
+            return _is_unit(self.subnetwork_)
+        given = self._given_subnetwork()
+        return _is_unit(given) if given is not None else self._hidden(type(self).__name__) == (1,)
 
-    def _inputs(self, X: Any, where: str) -> np.ndarray:
-        X = check_array(X, name="X", where=where, ndim=2)
+    def _inputs(self, X: Any, where: str, reset: bool = False) -> np.ndarray:
+        """X checked (``n_features_in_`` set when ``reset``, compared otherwise), with the bias column."""
+        X = self._validate_data(X, reset=reset, where=where)
         return np.hstack([X, np.ones((len(X), 1))]) if self.bias else X
 
-    def _targets(self, y: Any, n: int, where: str) -> np.ndarray:
+    def _targets(self, y: Any, n: int, where: str, out: int | None = None) -> np.ndarray:
         y = check_array(y, name="y", where=where)
         if y.shape[0] != n:
             raise InvalidInputError(f"{where}: y has {y.shape[0]} rows but X has {n}.")
-        out = self.subnetwork[-1]
         Y = y.reshape(n, -1)
-        if Y.shape[1] != out:
+        if out is not None and Y.shape[1] != out:
             raise InvalidInputError(f"{where}: y has {Y.shape[1]} output column(s) but the subnetwork's last "
                                     f"size is {out}.")
         return Y
 
-    def initial_weights(self, X: Any) -> list[np.ndarray]:
-        """The seeded start: ``n_subnetworks`` subnetworks at torch's ``nn.Linear`` scale."""
+    def _data(self, X: Any, y: Any, where: str, fit: bool = False):
+        """``(X with the bias column, Y (N, out), sizes, λ)``; the fitted architecture unless ``fit``."""
+        if fit or not hasattr(self, "subnetwork_"):
+            X, y = self._validate_data(X, y, reset=fit, where=where, multi_output=True, y_numeric=True)
+            Xa = np.hstack([X, np.ones((len(X), 1))]) if self.bias else X
+            Y = self._targets(y, len(Xa), where)
+            sizes, lam = self._config(X.shape[1], where, Y.shape[1])
+            self._targets(Y, len(Xa), where, sizes[-1])
+            return Xa, Y, sizes, lam
+        Xa = self._inputs(X, where)
+        sizes = self.subnetwork_
+        _, lam = self._config(None, where)
+        return Xa, self._targets(y, len(Xa), where, sizes[-1]), sizes, lam
+
+    def initial_weights(self, X: Any, y: Any = None) -> list[np.ndarray]:
+        """The seeded start: ``n_subnetworks`` subnetworks at torch's ``nn.Linear`` scale (``y``: the
+        number of outputs; default one, or the deprecated ``subnetwork``'s)."""
         where = f"{type(self).__name__}.initial_weights"
         X = check_array(X, name="X", where=where, ndim=2)
-        sizes, _ = self._config(X.shape[1], where)
-        return init_weights(sizes, self.n_subnetworks, np.random.default_rng(self.seed))
+        out = 1 if y is None else check_array(y, name="y", where=where).reshape(len(X), -1).shape[1]
+        sizes, _ = self._config(X.shape[1], where, out)
+        return self._start(sizes, where)
+
+    def _start(self, sizes: tuple[int, ...], where: str) -> list[np.ndarray]:
+        n = check_int(self.n_subnetworks, "n_subnetworks", minimum=0, where=where)
+        return init_weights(sizes, n, np.random.default_rng(self._random_state(where)))
 
     def _init_from(self, init: Any, sizes: tuple[int, ...], where: str) -> list[np.ndarray]:
         if isinstance(init, ParallelReLUNetwork):
@@ -198,23 +307,14 @@ class ParallelReLUNetwork(Estimator):
         return Ws
 
     # -- fitting ------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, *, algorithm: str = "grow", solver: Any = "clarabel", patterns: Any = "exact",
-            init: Any = None, solver_options: dict | None = None, polar_options: dict | None = None,
-            epochs: int = 5000, lr: float = 1e-2, **grow_options: Any):
+    def fit(self, X: Any, y: Any, *, init: Any = None, solver_options: dict | None = None,
+            polar_options: dict | None = None, epochs: int = 5000, lr: float = 1e-2, **grow_options: Any):
         """Fit by the grow meta-algorithm (default) or by Adam (a baseline; certified afterwards when possible).
 
         Parameters
         ----------
-        X : array (N, n_features)
-        y : array (N,) or (N, out)
-        algorithm : {"grow", "adam"}
-        solver : str
-            Backend of the convex programs (piece programs, block gaps, polar SOCPs).
-        patterns : "exact", int or bool array
-            The polar's activation patterns (``[d, 1, 1]`` only): all of them (exact; small ``d``), or a
-            sample of that many directions (a lower bound on the polar; the certificate then says
-            "not proven" unless the sample provably covered every pattern, and reports the interval
-            with the upper bound of a convex relaxation and the implied gap bound).
+        X : array-like (N, n_features)
+        y : array-like (N,) or (N, out)
         init : ParallelReLUNetwork, dict or list of arrays, optional
             A warm start: a fitted network, ``{"U": (r, d), "alpha": (r,)}``, ``{"W1": ..., ...}`` or the
             stacked weights. Any number of subnetworks.
@@ -223,46 +323,55 @@ class ParallelReLUNetwork(Estimator):
             (other architectures: ``{"n_starts": ..., "ascent_steps": ...}`` of the multi-start ascent).
         epochs, lr : Adam's settings (``algorithm="adam"``).
         **grow_options
-            :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``,
-            ``max_iters``, ``time_limit``, ``tol``, ``polar_tol``, ``gap_tol``, ``n_maximisers``).
-            Defaults for ``[d, 1, 1]``: ``tol=1e-7`` (block gaps, relative: interior-point accuracy),
-            ``polar_tol=gap_tol=1e-5``; otherwise ``tol=1e-9, max_rounds=20, max_iters=200``.
+            :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``, ``polar_tol``,
+            ``gap_tol``, ``n_maximisers``; ``max_rounds`` overrides the constructor's). Defaults for two-layer
+            units: ``polar_tol=gap_tol=1e-5``. ``algorithm``, ``solver``, ``patterns``, ``max_iters``, ``tol`` and
+            ``time_limit`` here are deprecated: they are constructor parameters now.
 
         Returns
         -------
         self
         """
         where = f"{type(self).__name__}.fit"
-        if algorithm not in ALGORITHMS:
-            raise InvalidInputError(f"{where}: algorithm={algorithm!r}; use one of {ALGORITHMS}.")
-        Xa = self._inputs(X, where)
-        sizes, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
-        Y = self._targets(y, len(Xa), where)
-        known = set(GrowOptions.__dataclass_fields__) - {"info"}
+        opts = self._fit_time_params(grow_options, _FIT_TIME)
+        if opts["algorithm"] not in ALGORITHMS:
+            raise InvalidInputError(f"{where}: algorithm={opts['algorithm']!r}; use one of {ALGORITHMS}.")
+        check_int(opts["max_iter"], "max_iter", minimum=0, allow_none=True, where=where)  # 0: certify the start
+        check_int(self.max_rounds, "max_rounds", minimum=1, allow_none=True, where=where)
+        check_number(opts["tol"], "tol", minimum=0.0, allow_none=True, where=where)
+        check_number(opts["time_limit"], "time_limit", minimum=0.0, strict=True, allow_none=True, where=where)
+        known = set(GrowOptions.__dataclass_fields__) - {"info", "max_iters", "tol", "time_limit"}  # max_rounds too
         unknown = sorted(set(grow_options) - known)
         if unknown:
-            raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)}.")
+            raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)} (and "
+                                    "the constructor's max_iter, tol, time_limit).")
+        Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
+        self.subnetwork_ = sizes
+        solver, patterns = opts["solver"], opts["patterns"]
         if solver is not None:
             for name in [solver] if isinstance(solver, str) else list(solver):
                 if name != "auto":
                     get_backend(name)  # unknown names fail here, before any solve
-        Ws = (self._init_from(init, sizes, where) if init is not None
-              else self.initial_weights(Xa[:, :-1] if self.bias else Xa))
-        if algorithm == "adam":
-            return self._fit_adam(Xa, Y, Ws, sizes, lam, epochs, lr, grow_options.get("time_limit"),
-                                  solver, patterns, solver_options, polar_options)
-        defaults = (dict(tol=1e-7, polar_tol=1e-5, gap_tol=1e-5) if self._two_layer_scalar
+        Ws = self._init_from(init, sizes, where) if init is not None else self._start(sizes, where)
+        if opts["algorithm"] == "adam":
+            return self._fit_adam(Xa, Y, Ws, sizes, lam, epochs, lr, opts["time_limit"], solver, patterns,
+                                  solver_options, polar_options)
+        unit = _is_unit(sizes)
+        defaults = (dict(max_iters=500, tol=1e-7, polar_tol=1e-5, gap_tol=1e-5) if unit
                     else dict(tol=1e-9, max_rounds=20, max_iters=200))
-        return self._fit_grow(Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options,
-                              GrowOptions(**{**defaults, **grow_options}))
+        chosen = {"max_iters": opts["max_iter"], "tol": opts["tol"], "time_limit": opts["time_limit"],
+                  "max_rounds": self.max_rounds}
+        grow_opts = GrowOptions(**{**defaults, **{k: v for k, v in chosen.items() if v is not None}, **grow_options})
+        return self._fit_grow(Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options, grow_opts)
 
     def _problem(self, Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options):
         if self._two_layer_scalar:
             return ReLUGrowProblem(Xa, Y[:, 0], lam, solver=solver, patterns=patterns, solver_options=solver_options,
-                                   polar_options=polar_options, seed=self.seed)
+                                   polar_options=polar_options, seed=self._random_state("ParallelReLUNetwork"))
 
         extra = {k: v for k, v in (polar_options or {}).items() if k in ("n_starts", "ascent_steps")}
-        return TorchGrowProblem(Xa, Y, sizes, lam, self.regulariser, seed=self.seed, **extra)
+        return TorchGrowProblem(Xa, Y, sizes, lam, self.regulariser, seed=self._random_state("ParallelReLUNetwork"),
+                                **extra)
 
     def _state(self, Ws: list[np.ndarray]):
         if self._two_layer_scalar:
@@ -310,15 +419,16 @@ class ParallelReLUNetwork(Estimator):
             self.alpha_ = Ws[1][:, 0, 0].copy()
 
     # -- the certificate at the current weights ------------------------------------------------------------
-    def certificate(self, X: Any, y: Any, *, solver: Any = "clarabel", patterns: Any = "exact", tol: float = 1e-7,
+    def certificate(self, X: Any, y: Any, *, solver: Any = None, patterns: Any = None, tol: float = 1e-7,
                     polar_tol: float = 1e-5, gap_tol: float = 1e-5, polar_options: dict | None = None):
         """The global certificate (:class:`multiconvex.globalopt.GlobalCertificate`) at the fitted weights,
-        wherever they came from (e.g. Adam). Nothing is trained."""
+        wherever they came from (e.g. Adam). Nothing is trained. ``solver`` and ``patterns`` default to
+        the constructor's."""
         where = f"{type(self).__name__}.certificate"
         self._check_fitted("weights_")
-        Xa = self._inputs(X, where)
-        sizes, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
-        Y = self._targets(y, len(Xa), where)
+        Xa, Y, sizes, lam = self._data(X, y, where)
+        solver = self.solver if solver is None else solver
+        patterns = self.patterns if patterns is None else patterns
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, None, polar_options)
         if hasattr(problem, "screen"):
             problem.screen = 0  # the full polar: a screen's lower bound would certify nothing here
@@ -337,12 +447,10 @@ class ParallelReLUNetwork(Estimator):
         if not self._two_layer_scalar or self.regulariser != "weight_decay":
             raise InvalidInputError(
                 f"{where}: the cvxpy/Pyomo forms cover two-layer units (subnetwork [d, 1, 1]) with "
-                f"regulariser='weight_decay'; this model has subnetwork={list(self.subnetwork)}, "
+                f"regulariser='weight_decay'; this model has hidden_layer_sizes={self.hidden_layer_sizes!r}, "
                 f"regulariser={self.regulariser!r}.")
-        Xa = self._inputs(X, where)
-        _, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
-        Y = self._targets(y, len(Xa), where)
-        Ws = self.weights_ if hasattr(self, "weights_") else self.initial_weights(X)
+        Xa, Y, sizes, lam = self._data(X, y, where)
+        Ws = self.weights_ if hasattr(self, "weights_") else self._start(sizes, where)
         return Xa, Y[:, 0], lam, Ws[0][:, 0, :], Ws[1][:, 0, 0]
 
     def to_cvxpy(self, X: Any, y: Any):
@@ -375,22 +483,13 @@ class ParallelReLUNetwork(Estimator):
         Xa = self._inputs(X, f"{type(self).__name__}.predict")
         with torch.no_grad():
             out = forward([torch.as_tensor(W, dtype=DTYPE) for W in self.weights_],
-                          torch.as_tensor(Xa, dtype=DTYPE)).numpy()
+                          torch.tensor(Xa, dtype=DTYPE)).numpy()  # a copy: X may be read-only
         return out[:, 0] if out.shape[1] == 1 else out
-
-    def score(self, X: Any, y: Any) -> float:
-        """R² (scikit-learn's convention)."""
-        from sklearn.metrics import r2_score  # lazy: scikit-learn takes ~0.5 s to import; only score() needs it
-
-        return float(r2_score(np.asarray(y), self.predict(X)))
 
     def objective(self, X: Any, y: Any) -> float:
         """The training objective (sums, with λ) at the fitted weights on ``(X, y)``."""
         self._check_fitted("weights_")
-        where = f"{type(self).__name__}.objective"
-        Xa = self._inputs(X, where)
-        _, lam = self._config(Xa.shape[1] - int(bool(self.bias)), where)
-        Y = self._targets(y, len(Xa), where)
+        Xa, Y, _, lam = self._data(X, y, f"{type(self).__name__}.objective")
         with torch.no_grad():
             return float(objective([torch.as_tensor(W, dtype=DTYPE) for W in self.weights_],
                                    torch.as_tensor(Xa, dtype=DTYPE), torch.as_tensor(Y, dtype=DTYPE), lam,

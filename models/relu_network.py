@@ -1,9 +1,11 @@
-"""A fully connected ReLU network trained by iterated convex optimization over layer blocks,
-or by the gradient baselines, with certificates (THEORY §1–3, §5).
+"""Fully connected ReLU networks trained by iterated convex optimization over layer blocks, or by the
+gradient baselines, with certificates (THEORY §1–3, §5) — as scikit-learn estimators.
 
-The forward and backward passes, the block subproblems' matrices, the baselines and the
-diagnostics run in torch on the model's ``device``; the convex block subproblems go to the
-backend named by ``solver`` (see :mod:`multiconvex.nets`).
+`ReLUNetwork` is the general model, with an explicit ``loss``; `ReLURegressor` and `ReLUClassifier`
+(:mod:`.relu_estimators`) fix it, shaped like ``MLPRegressor`` / ``MLPClassifier``. The architecture and
+targets are read from the data by :class:`._relu_network_data.ReLUData`. The forward and backward passes, the block
+subproblems' matrices, the baselines and the diagnostics run in torch on the model's ``device``; the
+convex block subproblems go to the backend named by ``solver`` (see :mod:`multiconvex.nets`).
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils.metaestimators import available_if
 
 from multiconvex.cvxpy_front.solve import _configure_logging
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError
 from multiconvex.executor import make_executor
-from multiconvex.globalopt.checks import check_array, check_scalar
 from multiconvex.nets import (
-    ACTIVATIONS,
     ENTRY_BUDGET,
     GRADIENT_ALGORITHMS,
+    HYBRID_ALGORITHMS,
     LOSSES,
-    Architecture,
     GradientOptions,
     NetForm,
     forward,
@@ -36,16 +38,17 @@ from multiconvex.nets import (
     normalised_curvature,
     objective,
     params_from_named,
+    parse_hybrid,
     region_test,
-    resolve_device,
     run_gradient,
+    run_hybrid,
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
-from multiconvex.nets.network import DTYPE
 from multiconvex.solvers import dispatch, problem_class, resolve
-from multiconvex.validation import check_options
+from multiconvex.validation import check_int, check_number
 
-from ._base import CvxpyModel, Estimator
+from ._base import DEPRECATED, CvxpyModel
+from ._relu_network_data import ReLUData, is_classification
 from ._relu_network_forms import cvxpy_form, pyomo_form, read_sequential, sequential
 
 __all__ = ["ReLUNetwork"]
@@ -53,6 +56,11 @@ __all__ = ["ReLUNetwork"]
 logger = logging.getLogger("multiconvex")
 
 BLOCK_ALGORITHMS = ("jacobi", "gauss-seidel")
+#: block drivers, gradient baselines, and "<gradient>+<block driver>" (the gradient phase, then certifying sweeps)
+ALGORITHMS = BLOCK_ALGORITHMS + GRADIENT_ALGORITHMS + HYBRID_ALGORITHMS
+# fit-time spellings of what are constructor parameters now (kept for one release)
+_FIT_TIME = {"algorithm": "algorithm", "solver": "solver", "max_iters": "max_iter", "tol": "tol",
+             "time_limit": "time_limit", "warm_start": "warm_start"}
 
 
 @contextlib.contextmanager
@@ -74,22 +82,25 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-class ReLUNetwork(Estimator):
+class ReLUNetwork(ReLUData):
     """A ReLU network ``[d, n_1, ..., n_L]`` with a linear output, scikit-learn style.
 
     Minimises ``F(θ) = (1/N) Σ ℓ(f(x_i; θ), y_i) + (λ/2)‖θ‖²`` (``λ = weight_decay``, on every
-    parameter, biases included). ``fit(..., algorithm=)`` picks iterated convex optimization over
-    layer blocks (``"jacobi"``: R&R Def 7.1, best of all block solves; ``"gauss-seidel"``: blocks
-    in turn) or a torch baseline (``"gd"``, ``"sgd"``, ``"adam"``); every algorithm returns the same
+    parameter, biases included). ``algorithm`` picks iterated convex optimization over layer blocks
+    (``"jacobi"``: R&R Def 7.1, best of all block solves; ``"gauss-seidel"``: blocks in turn) or a
+    torch baseline (``"gd"``, ``"sgd"``, ``"adam"``); every algorithm returns the same
     :class:`multiconvex.Result` in ``result_`` with the partial-minimum certificate of its end point.
+    A regressor for ``loss="squared"``, a classifier otherwise (scikit-learn's tags follow ``loss``);
+    `ReLURegressor` and `ReLUClassifier` fix the loss.
 
     Parameters
     ----------
-    sizes : sequence of int
-        ``[d, n_1, ..., n_L]``: input dimension, hidden widths, outputs (1 for ``"logistic"``, the
-        number of classes for ``"softmax"``).
+    sizes : deprecated
+        The old ``[d, n_1, ..., n_out]`` (a FutureWarning; removed in the next release): pass
+        ``hidden_layer_sizes=[n_1, ...]``; ``d`` and ``n_out`` are read from the data.
     loss : {"squared", "logistic", "softmax"}
-        ``½‖f − y‖²`` (regression), ``log(1 + e^{−y f})`` (binary), cross-entropy (multi-class).
+        ``½‖f − y‖²`` (regression, any number of outputs), ``log(1 + e^{−y f})`` (binary, one output),
+        cross-entropy (one output per class).
     weight_decay : float
         ``λ ≥ 0``.
     activation : {"relu", "leaky_relu"}
@@ -98,15 +109,44 @@ class ReLUNetwork(Estimator):
     bias : bool
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...: every tensor lives there.
-    seed : int or None
+    seed : deprecated
+        The old spelling of ``random_state``.
+    hidden_layer_sizes : sequence of int, default (16,)
+        Widths of the hidden layers (``()``: a linear model). Smaller than ``MLPRegressor``'s (100,):
+        every hidden unit (or group of units) is a convex block solve per sweep.
+    algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam", "adam+gauss-seidel", ...}
+        A block driver, a gradient baseline, or ``"<gradient>+<block driver>"``: the gradient method for
+        ``max_iter`` epochs, then block sweeps from its end point (at most ``fit(block_iters=...)``) until
+        the partial-minimum certificate holds (:mod:`multiconvex.nets.hybrid`).
+    solver : str or list of str, default "auto"
+        Backend for the block subproblems, any registry name or a fallback list. ``"auto"``:
+        per block — squared loss: the closed form (``lstsq``) for an unconstrained output-layer
+        block, DAQP (dense active set, exact) for a small piece-constrained one, then ProxQP,
+        Clarabel, OSQP (:func:`multiconvex.solvers.dispatch.solve`); logistic/softmax:
+        ``clarabel-native`` on the exponential-cone program. Also used for the certificate of a
+        gradient run.
+    max_iter : int, default 100
+        Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
+    tol : float, default 1e-6
+        Relative tolerance of the block gaps (``tol · |F|``; ``tol`` when ``F`` is exactly 0).
+    time_limit : float or None
+        Seconds.
+    random_state : int or None
         Seeds the initial weights (torch's ``nn.Linear`` scale) and the minibatch order.
+    warm_start : bool, default False
+        Start ``fit`` from the current weights (when fitted) instead of the seeded start.
 
     Attributes
     ----------
     coefs_, intercepts_ : lists of ndarray
         ``W_k`` of shape ``(n_k, n_{k-1})`` and ``b_k`` (scikit-learn's MLP names; torch's layout).
+    sizes_ : tuple of int
+        ``(d, n_1, ..., n_out)``, the architecture fitted.
+    loss_ : str
+        The loss fitted.
     classes_ : ndarray
         Class labels (classification).
+    n_features_in_ : int
     result_ : multiconvex.Result
     objective_ : float
     n_iter_ : int
@@ -116,14 +156,17 @@ class ReLUNetwork(Estimator):
     >>> import numpy as np
     >>> from multiconvex.models import ReLUNetwork
     >>> X = np.random.default_rng(0).standard_normal((40, 3)); y = np.abs(X[:, 0]) - X[:, 1]
-    >>> net = ReLUNetwork([3, 4, 1], weight_decay=1e-2, seed=0).fit(X, y, algorithm="gauss-seidel", max_iters=200)
-    >>> net.result_.certificate.is_partial_minimum, net.score(X, y) > 0.5
-    (True, True)
+    >>> net = ReLUNetwork(hidden_layer_sizes=[4], weight_decay=1e-2, max_iter=200, random_state=0).fit(X, y)
+    >>> net.result_.certificate.is_partial_minimum, net.score(X, y) > 0.5, net.sizes_
+    (True, True, (3, 4, 1))
     """
 
-    def __init__(self, sizes: Sequence[int], loss: str = "squared", weight_decay: float = 1e-4,
+    def __init__(self, sizes: Any = DEPRECATED, loss: str = "squared", weight_decay: float = 1e-4,
                  activation: str = "relu", negative_slope: float = 0.01, bias: bool = True,
-                 device: str = "auto", seed: int | None = None):
+                 device: str = "auto", seed: Any = DEPRECATED, *, hidden_layer_sizes: Sequence[int] = (16,),
+                 algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
+                 tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
+                 warm_start: bool = False):
         self.sizes = sizes
         self.loss = loss
         self.weight_decay = weight_decay
@@ -132,77 +175,31 @@ class ReLUNetwork(Estimator):
         self.bias = bias
         self.device = device
         self.seed = seed
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.algorithm = algorithm
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.time_limit = time_limit
+        self.random_state = random_state
+        self.warm_start = warm_start
 
-    # -- configuration -------------------------------------------------------------------------
-    def _arch(self, where: str):
-        sizes = tuple(int(s) for s in self.sizes) if isinstance(self.sizes, (list, tuple, np.ndarray)) else None
-        if not sizes or len(sizes) < 2 or any(s < 1 for s in sizes):
-            raise InvalidInputError(f"{where}: sizes must be a list [d, n_1, ..., n_out] of positive ints, "
-                                    f"got {self.sizes!r}.")
-        if self.loss not in LOSSES:
-            raise InvalidInputError(f"{where}: loss={self.loss!r}; use one of {', '.join(LOSSES)}.")
-        if self.activation not in ACTIVATIONS:
-            raise InvalidInputError(f"{where}: activation={self.activation!r}; use one of {', '.join(ACTIVATIONS)}.")
-        if self.loss == "logistic" and sizes[-1] != 1:
-            raise InvalidInputError(f"{where}: logistic loss needs one output, got sizes[-1]={sizes[-1]}.")
-        check_scalar(self.weight_decay, name="weight_decay", where=where)
-        slope = check_scalar(self.negative_slope, name="negative_slope", where=where) \
-            if self.activation == "leaky_relu" else 0.0
-        return Architecture(sizes, self.loss, self.activation, slope, bool(self.bias))
-
-    def _device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def _tensors(self, X, y, where: str, fit: bool):
-        arch = self._arch(where)
-        X = check_array(X, name="X", where=where, ndim=2)
-        if X.shape[1] != arch.sizes[0]:
-            raise InvalidInputError(
-                f"{where}: X has {X.shape[1]} features, the network takes sizes[0]={arch.sizes[0]}.")
-        dev = self._device()
-        Xt = torch.as_tensor(X, dtype=DTYPE, device=dev)
-        if y is None:
-            return arch, Xt, None
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise InvalidInputError(f"{where}: X has {len(X)} rows but y has {len(y)}.")
-        if arch.loss == "squared":
-            y = check_array(y, name="y", where=where)
-            if y.reshape(len(y), -1).shape[1] != arch.sizes[-1]:
-                raise InvalidInputError(f"{where}: y has {y.reshape(len(y), -1).shape[1]} columns, "
-                                        f"the network has sizes[-1]={arch.sizes[-1]} outputs.")
-        else:
-            if fit:
-                self.classes_ = np.unique(y)
-                want = 2 if arch.loss == "logistic" else arch.sizes[-1]
-                if len(self.classes_) > want or (arch.loss == "logistic" and len(self.classes_) != 2):
-                    raise InvalidInputError(f"{where}: y has {len(self.classes_)} classes; {arch.loss} loss with "
-                                            f"sizes[-1]={arch.sizes[-1]} takes {want}.")
-            unknown = ~np.isin(y, self.classes_)
-            if unknown.any():
-                raise InvalidInputError(f"{where}: y has labels not seen in fit: {np.unique(y[unknown])[:5]}.")
-        if arch.loss == "squared":
-            T = y.reshape(len(y), -1).astype(float)
-        elif arch.loss == "logistic":
-            T = np.where(y == self.classes_[1], 1.0, -1.0).reshape(-1, 1)
-        else:
-            T = np.zeros((len(y), arch.sizes[-1]))
-            T[np.arange(len(y)), np.searchsorted(self.classes_, y)] = 1.0
-        return arch, Xt, torch.as_tensor(T, dtype=DTYPE, device=dev)
-
+    # -- what the subclasses fix ---------------------------------------------------------------
     def _params(self):
         self._check_fitted("coefs_")
         vals = {f"W{k + 1}": W for k, W in enumerate(self.coefs_)}
         vals.update({f"b{k + 1}": b for k, b in enumerate(self.intercepts_ or [])})
-        return params_from_named(self._arch("ReLUNetwork"), vals, self._device())
+        return params_from_named(self._arch(type(self).__name__), vals, self._device())
 
     def _store(self, params) -> None:
         self.coefs_ = [W.detach().cpu().numpy().copy() for W, _ in params]
         self.intercepts_ = [b.detach().cpu().numpy().copy() for _, b in params] if self.bias else None
 
     def initial_params(self):
-        """The seeded start (torch ``nn.Linear`` scale), as torch tensors on the model's device."""
-        return init_params(self._arch("ReLUNetwork.initial_params"), self.seed, self._device())
+        """The seeded start (torch ``nn.Linear`` scale), as torch tensors on the model's device
+        (the architecture of the last fit, or of the deprecated ``sizes``)."""
+        where = f"{type(self).__name__}.initial_params"
+        return init_params(self._arch(where), self._random_state(where), self._device())
 
     def _form(self, arch, X, T, solver, block_size, solver_options, budget):
         # the user's choice resolved once (unknown names and a missing named backend fail here):
@@ -219,41 +216,44 @@ class ReLUNetwork(Estimator):
                        budget=budget or ENTRY_BUDGET, solver_options=solver_options, resolve_class=resolve_class,
                        plan=plan)
 
+    def _options(self, deprecated: dict[str, Any], where: str) -> dict[str, Any]:
+        """The constructor's algorithm and stopping rules (or their deprecated fit-time spellings), checked."""
+        opts = self._fit_time_params(deprecated, _FIT_TIME)
+        if deprecated:
+            raise TypeError(f"{where}() got unexpected keyword argument(s) {sorted(deprecated)}.")
+        loss = self._loss_param()
+        if loss != "auto" and loss not in LOSSES:
+            raise InvalidInputError(f"{where}: loss={loss!r}; use one of {', '.join(LOSSES)}.")
+        if opts["algorithm"] not in ALGORITHMS:
+            raise InvalidInputError(f"{where}: algorithm={opts['algorithm']!r}; use one of {', '.join(ALGORITHMS)}.")
+        opts["max_iter"] = check_int(opts["max_iter"], "max_iter", minimum=1, where=where)
+        opts["tol"] = check_number(opts["tol"], "tol", minimum=0.0, where=where)
+        opts["time_limit"] = check_number(opts["time_limit"], "time_limit", minimum=0.0, strict=True,
+                                          allow_none=True, where=where)
+        return opts
+
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X, y, *, algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto",
-            solver_options: dict | None = None, max_iters: int = 100, tol: float = 1e-6,
-            time_limit: float | None = None, init: Any = None, warm_start: bool = False,
+    def fit(self, X, y, *, init: Any = None, solver_options: dict | None = None,
             block_size: int | str | None = "auto", budget: int | None = None, prox: float = 0.0,
             executor: Any = None, workers: int | None = None, certify: bool = True,
             lr: float | None = None, lr_schedule: str = "constant", batch_size: int | None = None,
             grad_tol: float = 0.0, log_every: int = 1, record_diagnostics: bool = False,
-            torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None):
+            torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None,
+            block_iters: int = 1000, callback: Any = None, **deprecated: Any):
         """Train the network; returns self.
 
         Parameters
         ----------
-        X : array (N, d)
-        y : array (N,) or (N, n_out)
+        X : array-like (N, d)
+        y : array-like (N,) or (N, n_out)
             Targets (regression) or labels (classification).
-        algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam"}
-        solver : str or list of str
-            Backend for the block subproblems, any registry name or a fallback list. ``"auto"``:
-            per block — squared loss: the closed form (``lstsq``) for an unconstrained output-layer
-            block, DAQP (dense active set, exact) for a small piece-constrained one, then ProxQP,
-            Clarabel, OSQP (:func:`multiconvex.solvers.dispatch.solve`); logistic/softmax:
-            ``clarabel-native`` on the exponential-cone program. Also used for the certificate of a
-            gradient run.
-        max_iters : int
-            Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
-        tol : float
-            Relative tolerance of the block gaps (``tol · max(1, |F|)``).
         init : dict, optional
-            ``{"W1": ..., "b1": ...}`` start; default: the seeded start, or the current weights with
-            ``warm_start=True``.
+            ``{"W1": ..., "b1": ...}`` start (the architecture read from the data); default: the
+            seeded start, or the current weights with ``warm_start=True``.
         block_size : "auto", "layer", "unit" or int
             Blocks: whole layers, single units, or groups of units (``"auto"``: the largest groups
             whose matrices fit in ``budget`` entries; see :mod:`multiconvex.nets.blocks`).
-        prox, executor, workers, verbose, progress, time_limit, solver_options
+        prox, executor, workers, verbose, progress, solver_options
             As in :func:`multiconvex.solve`.
         certify : bool
             Compute the partial-minimum certificate of a gradient run's end point (block drivers
@@ -262,20 +262,36 @@ class ReLUNetwork(Estimator):
             Gradient baselines only (see :class:`multiconvex.nets.GradientOptions`).
         torch_threads : int or None
             torch intra-op threads while the block drivers run (see :func:`_torch_threads`).
+        block_iters : int
+            Hybrid algorithms (``"adam+gauss-seidel"`` ...): sweeps of the block phase at most; ``max_iter``
+            counts the gradient phase's epochs, ``time_limit`` the whole run.
+        callback : callable, optional
+            ``callback(entry)`` after every outer iteration (sweep or epoch) with its
+            :class:`~multiconvex.HistoryEntry`; a truthy return stops the run (status ``"interrupted"``).
+        **deprecated
+            ``algorithm``, ``solver``, ``max_iters``, ``tol``, ``time_limit``, ``warm_start``: constructor
+            parameters now (a FutureWarning; removed in the next release).
         """
         where = f"{type(self).__name__}.fit"
-        if algorithm not in BLOCK_ALGORITHMS + GRADIENT_ALGORITHMS:
-            raise InvalidInputError(f"{where}: algorithm={algorithm!r}; use one of "
-                                    f"{', '.join(BLOCK_ALGORITHMS + GRADIENT_ALGORITHMS)}.")
-        check_options(max_iters=max_iters, tol=tol, time_limit=time_limit, reg=0.0, prox=prox)
+        opts = self._options(deprecated, where)
+        check_number(prox, "prox", minimum=0.0, where=where)
+        seed = self._random_state(where)
+        block_iters = check_int(block_iters, "block_iters", minimum=1, where=where)
+        was_fitted = hasattr(self, "coefs_")
+        if opts["warm_start"] and was_fitted:
+            old_arch, old_params = self._arch(where), self._params()
         arch, Xt, Tt = self._tensors(X, y, where, fit=True)
         if init is not None:
             params0 = params_from_named(arch, init, Xt.device)
-        elif warm_start and hasattr(self, "coefs_"):
-            params0 = self._params()
+        elif opts["warm_start"] and was_fitted:
+            if old_arch.sizes != arch.sizes:
+                raise InvalidInputError(f"{where}: warm_start=True but the data call for sizes {arch.sizes}, the "
+                                        f"fitted network has {old_arch.sizes}; refit with warm_start=False.")
+            params0 = old_params
         else:
-            params0 = self.initial_params()
+            params0 = init_params(arch, seed, Xt.device)
 
+        algorithm, solver, tol = opts["algorithm"], opts["solver"], opts["tol"]
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
             form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
@@ -283,16 +299,26 @@ class ReLUNetwork(Estimator):
             ex = make_executor(executor, workers)
             try:
                 if algorithm in BLOCK_ALGORITHMS:
-                    res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
-                                                      time_limit=time_limit, prox=float(prox), executor=ex,
-                                                      verbose=verbose, progress=progress))
+                    res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=opts["max_iter"], tol=tol,
+                                                      time_limit=opts["time_limit"], prox=float(prox), executor=ex,
+                                                      verbose=verbose, progress=progress, callback=callback))
                     params = form.params_from_point(form.final_point)
+                elif algorithm in HYBRID_ALGORITHMS:
+                    grad_alg, block_alg = parse_hybrid(algorithm)
+                    gopts = GradientOptions(algorithm=grad_alg, lr=lr, lr_schedule=lr_schedule,
+                                            batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
+                                            seed=seed, log_every=log_every, callback=callback)
+                    dopts = DriverOptions(algorithm=block_alg, max_iters=block_iters, tol=tol,
+                                          time_limit=opts["time_limit"], prox=float(prox), executor=ex,
+                                          verbose=verbose, progress=progress, callback=callback)
+                    res, params = run_hybrid(form, params0, gopts, dopts)
                 else:
-                    opts = GradientOptions(algorithm=algorithm, lr=lr, lr_schedule=lr_schedule, batch_size=batch_size,
-                                           max_iters=int(max_iters), grad_tol=grad_tol, time_limit=time_limit,
-                                           seed=self.seed, log_every=log_every, record_diagnostics=record_diagnostics)
+                    gopts = GradientOptions(algorithm=algorithm, lr=lr, lr_schedule=lr_schedule,
+                                            batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
+                                            time_limit=opts["time_limit"], seed=seed, log_every=log_every,
+                                            record_diagnostics=record_diagnostics, callback=callback)
                     with _torch_threads(None):
-                        res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), opts)
+                        res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), gopts)
                     res.values = form.named_values(form.point_from_params(params))
                     if certify:
                         t0 = _time.perf_counter()
@@ -309,47 +335,52 @@ class ReLUNetwork(Estimator):
         self.result_ = res
         self.objective_ = float(res.objective)
         self.n_iter_ = int(res.iterations)
-        self.n_features_in_ = arch.sizes[0]
         return self
 
     # -- prediction ----------------------------------------------------------------------------
-    def decision_function(self, X) -> np.ndarray:
-        """Network outputs ``f(x)`` (logits for classification), shape ``(N, n_out)`` (``(N,)`` for one output)."""
+    def _outputs(self, X) -> np.ndarray:
+        """Network outputs ``f(x)``, shape ``(N, n_out)``."""
+        self._check_fitted("coefs_")
         arch, Xt, _ = self._tensors(X, None, f"{type(self).__name__}.predict", fit=False)
         with torch.no_grad():
-            out = forward(arch, self._params(), Xt)[0].cpu().numpy()
-        return out[:, 0] if out.shape[1] == 1 else out
+            return forward(arch, self._params(), Xt)[0].cpu().numpy()
 
+    @available_if(is_classification)
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: shape ``(N,)`` for two classes (``> 0`` means ``classes_[1]``; for softmax the difference
+        of the two logits), else ``(N, n_classes)``."""
+        out = self._outputs(X)
+        if out.shape[1] == 1:
+            return out[:, 0]
+        out = out[:, :len(self.classes_)]
+        return out[:, 1] - out[:, 0] if len(self.classes_) == 2 else out
+
+    @available_if(is_classification)
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (classification losses)."""
-        out = self.decision_function(X)
-        if self.loss == "logistic":
-            p = 1.0 / (1.0 + np.exp(-out))
+        """Class probabilities, shape ``(N, n_classes)``."""
+        out = self._outputs(X)
+        if self.loss_ == "logistic":
+            p = 1.0 / (1.0 + np.exp(-out[:, 0]))
             return np.stack([1 - p, p], axis=1)
-        if self.loss == "softmax":
-            e = np.exp(out - out.max(axis=1, keepdims=True))
-            P = e / e.sum(axis=1, keepdims=True)
-            return P[:, :len(self.classes_)]
-        raise InvalidInputError("predict_proba needs a classification loss (logistic or softmax).")
+        out = out[:, :len(self.classes_)]
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        """Regression outputs, or class labels."""
-        out = self.decision_function(X)
-        if self.loss == "squared":
-            return out
-        if self.loss == "logistic":
-            return self.classes_[(out >= 0).astype(int)]
+        """Regression outputs (``(N,)`` for one output), or class labels."""
+        out = self._outputs(X)
+        if self.loss_ == "squared":
+            return out[:, 0] if out.shape[1] == 1 else out
+        if self.loss_ == "logistic":
+            return self.classes_[(out[:, 0] > 0).astype(int)]
         return self.classes_[np.argmax(out[:, :len(self.classes_)], axis=1)]
 
-    def score(self, X, y) -> float:
+    def score(self, X, y, sample_weight=None) -> float:
         """R² (regression, averaged over outputs as scikit-learn does) or accuracy (classification)."""
         pred = self.predict(X)
-        y = np.asarray(y)
-        if self.loss != "squared":
-            return float(np.mean(pred == y))
-        from sklearn.metrics import r2_score  # lazy: scikit-learn takes ~0.5 s to import; only score() needs it
-
-        return float(r2_score(y, pred))
+        if is_classification(self):
+            return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        return float(r2_score(y, pred, sample_weight=sample_weight))
 
     def objective(self, X, y) -> float:
         """``F(θ)`` at the current weights on ``(X, y)``."""
@@ -361,7 +392,7 @@ class ReLUNetwork(Estimator):
     def certificate(self, X, y, *, solver="auto", tol: float = 1e-6, block_size="auto", budget=None,
                     solver_options=None):
         """The partial-minimum certificate of the current weights on ``(X, y)`` (any origin)."""
-        arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=not hasattr(self, "classes_"))
+        arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=False)
         form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
         return partial_minimum_certificate(form, form.point_from_params(self._params()), tol)
 
@@ -381,10 +412,26 @@ class ReLUNetwork(Estimator):
         return normalised_curvature(arch, self._params(), Xt, Tt, float(self.weight_decay))
 
     # -- torch, Pyomo and cvxpy forms (built in ._relu_network_forms) -----------------------------
-    def to_torch(self) -> torch.nn.Sequential:
-        """``nn.Sequential`` of ``Linear`` and ``ReLU``/``LeakyReLU`` layers with the weights (float64)."""
-        arch = self._arch("ReLUNetwork.to_torch")
-        params = self._params() if hasattr(self, "coefs_") else self.initial_params()
+    def _current_params(self):
+        """The fitted weights, or the seeded start of the architecture known so far."""
+        return self._params() if hasattr(self, "coefs_") else self.initial_params()
+
+    def to_torch(self, dtype: torch.dtype | None = None) -> torch.nn.Sequential:
+        """``nn.Sequential`` of ``Linear`` and ``ReLU``/``LeakyReLU`` layers holding the weights.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            The module's dtype; default: torch's default dtype (``torch.get_default_dtype()``,
+            float32 unless changed), so it takes the inputs torch users have. The model itself
+            trains in float64; ``dtype=torch.float64`` reproduces :meth:`predict` to rounding.
+        """
+        arch = self._arch(f"{type(self).__name__}.to_torch")
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise InvalidInputError(f"{type(self).__name__}.to_torch: dtype must be a floating torch.dtype "
+                                    f"(torch.float32, torch.float64, ...), got {dtype!r}.")
+        params = [(W.to(dtype), None if b is None else b.to(dtype)) for W, b in self._current_params()]
         return sequential(arch, params)
 
     @classmethod
@@ -392,14 +439,20 @@ class ReLUNetwork(Estimator):
         """A fitted-state network from an ``nn.Sequential`` of Linear and ReLU/LeakyReLU layers.
 
         ``kwargs`` are constructor arguments (``loss``, ``weight_decay``, ``device``, ...);
-        ``sizes``, ``activation``, ``negative_slope`` and ``bias`` are read from the module.
-        For classification set ``classes_`` yourself or call :meth:`certificate` with labels.
+        ``hidden_layer_sizes``, ``activation``, ``negative_slope`` and ``bias`` are read from the
+        module (``sizes_``, ``n_features_in_`` too). For classification set ``classes_`` yourself
+        or call :meth:`certificate` with labels.
         """
         spec, coefs, intercepts = read_sequential(module)
-        net = cls(**spec, **kwargs)
+        sizes = tuple(spec.pop("sizes"))
+        net = cls(hidden_layer_sizes=sizes[1:-1], **spec, **kwargs)
+        loss = net._loss_param()
+        if loss == "auto":
+            loss = "logistic" if sizes[-1] == 1 else "softmax"
+        net._arch(f"{cls.__name__}.from_torch", sizes, loss)
+        net.sizes_, net.loss_, net.n_features_in_ = sizes, loss, sizes[0]
         net.coefs_ = coefs
         net.intercepts_ = intercepts
-        net._arch("ReLUNetwork.from_torch")
         return net
 
     def to_pyomo(self, X, y):
@@ -417,13 +470,12 @@ class ReLUNetwork(Estimator):
             ``model``, ``blocks`` (``[[W1, b1], [W2, b2], ...]``) and ``variables`` by name.
         """
         where = f"{type(self).__name__}.to_pyomo"
-        arch, Xt, Tt = self._tensors(X, y, where, fit=not hasattr(self, "classes_"))
+        arch, Xt, Tt = self._tensors(X, y, where, fit=False)
         if arch.loss != "squared" or arch.activation != "relu":
             raise InvalidInputError(
                 f"{where}: the Pyomo form covers squared loss with plain ReLU; this network has loss={arch.loss!r}, "
                 f"activation={arch.activation!r}. Use to_cvxpy, or fit in torch.")
-        params = self._params() if hasattr(self, "coefs_") else self.initial_params()
-        return pyomo_form(arch, params, Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)
+        return pyomo_form(arch, self._current_params(), Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)
 
     def to_cvxpy(self, X, y) -> CvxpyModel:
         """The same objective as a cvxpy problem with :func:`multiconvex.relu`, one block per layer.
@@ -431,6 +483,5 @@ class ReLUNetwork(Estimator):
         Variables ``W1, b1, ...`` (torch layout) hold the current weights (or the seeded start),
         so ``mc.solve(cm.problem, cm.blocks, ...)`` starts where :meth:`fit` would. Small data only.
         """
-        arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.to_cvxpy", fit=not hasattr(self, "classes_"))
-        params = self._params() if hasattr(self, "coefs_") else self.initial_params()
-        return cvxpy_form(arch, params, Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)
+        arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.to_cvxpy", fit=False)
+        return cvxpy_form(arch, self._current_params(), Xt.cpu().numpy(), Tt.cpu().numpy(), self.weight_decay)

@@ -35,6 +35,10 @@ class SingleReLUNeuron(Estimator):
     of a local minimum it stops there with a partial-minimum certificate,
     however bad that minimum is.
 
+    Its data are fixed by ``alpha``, so ``fit`` takes no ``X``: it has scikit-learn's parameter
+    manners (``get_params``, ``clone``) but is not a data estimator, and scikit-learn's estimator
+    checks, which fit on generated data, do not apply.
+
     Parameters
     ----------
     alpha : float

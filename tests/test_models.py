@@ -63,7 +63,7 @@ def test_svt_optimum_is_zero_when_lam_exceeds_largest_singular_value():
 # -- to_cvxpy: the problem handed back is the model ---------------------------------------
 def test_matrix_factorization_cvxpy_objective_matches_numpy():
     Y = low_rank_plus_noise(7, 5, 2, 0.1, seed=3)
-    mf = MatrixFactorization(rank=3, lam=0.7, seed=0)
+    mf = MatrixFactorization(n_components=3, lam=0.7, random_state=0)
     cm = mf.to_cvxpy(Y)
     assert isinstance(cm, CvxpyModel)
     assert [[v.name() for v in b] for b in cm.blocks] == [["U"], ["V"]]
@@ -137,16 +137,16 @@ def test_single_neuron_global_minimum_switches_near_1_8165(alpha, expected):
 @pytest.mark.parametrize(
     "Y, match",
     [
-        (np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN/inf"),
-        (np.array([[1.0, np.inf], [0.0, 1.0]]), "NaN/inf"),
-        (np.ones(5), "2-D matrix"),
-        (np.ones((0, 3)), "empty"),
-        ("not a matrix", "numeric"),
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), "infinity"),
+        (np.ones(5), "Expected 2D array"),
+        (np.ones((0, 3)), "0 sample"),
+        ("not a matrix", "could not convert"),
     ],
 )
 def test_matrix_factorization_rejects_bad_data(Y, match):
     with pytest.raises(InvalidInputError, match=match):
-        MatrixFactorization(rank=2, lam=0.1).fit(Y)
+        MatrixFactorization(n_components=2, lam=0.1).fit(Y)
 
 
 @pytest.mark.parametrize("rank", [0, -1, 2.5, True, None])
@@ -161,7 +161,7 @@ def test_factorizations_reject_bad_rank(rank):
 def test_factorizations_reject_negative_penalty():
     Y = np.ones((3, 3))
     with pytest.raises(InvalidInputError, match="lam must be >= 0"):
-        MatrixFactorization(rank=1, lam=-0.1).fit(Y)
+        MatrixFactorization(n_components=1, lam=-0.1).fit(Y)
     with pytest.raises(InvalidInputError, match="alpha must be >= 0"):
         NonnegativeMatrixFactorization(rank=1, alpha=-1.0).fit(Y)
 
@@ -175,7 +175,7 @@ def test_nmf_rejects_negative_entries_and_says_where():
 
 def test_init_with_wrong_shape_is_rejected():
     with pytest.raises(InvalidInputError, match="shape"):
-        MatrixFactorization(rank=2, lam=0.1).fit(np.ones((4, 3)), init={"U": np.ones((3, 2))})
+        MatrixFactorization(n_components=2, lam=0.1).fit(np.ones((4, 3)), init={"U": np.ones((3, 2))})
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5, -2.0, np.nan, np.inf, "2"])
@@ -205,9 +205,13 @@ def test_bilinear_rejects_infeasible_instance():
 
 
 def test_estimators_store_hyper_parameters_as_given():
-    mf = MatrixFactorization(rank=3, lam=0.5, seed=4)
-    assert mf.get_params() == {"rank": 3, "lam": 0.5, "seed": 4}
-    assert repr(mf) == "MatrixFactorization(rank=3, lam=0.5, seed=4)"
+    mf = MatrixFactorization(n_components=3, lam=0.5, random_state=4, solver=["daqp", "clarabel"])
+    params = mf.get_params()
+    assert (params["n_components"], params["lam"], params["random_state"]) == (3, 0.5, 4)
+    assert params["solver"] == ["daqp", "clarabel"] and params["max_iter"] is None
+    # scikit-learn's repr: the parameters that differ from their defaults
+    expected = "MatrixFactorization(lam=0.5,n_components=3,random_state=4,solver=['daqp','clarabel'])"
+    assert "".join(repr(mf).split()) == expected
     assert NonnegativeMatrixFactorization(2).set_params(alpha=0.1).alpha == 0.1
 
 
@@ -218,9 +222,8 @@ def test_matrix_factorization_reaches_svt_optimum(algorithm):
     lam = 2.0
     X_star, value = svt_optimum(Y, lam)
     assert np.linalg.matrix_rank(X_star, tol=1e-8) == 3
-    mf = MatrixFactorization(rank=4, lam=lam, seed=0).fit(
-        Y, algorithm=algorithm, solver="clarabel", max_iters=500, tol=1e-12
-    )
+    mf = MatrixFactorization(n_components=4, lam=lam, algorithm=algorithm, solver="clarabel", max_iter=500,
+                             tol=1e-12, random_state=0).fit(Y)
     assert mf.objective_ == pytest.approx(value, rel=1e-6)
     assert mf.objective_at(Y, mf.U_, mf.V_) == pytest.approx(value, rel=1e-6)
     np.testing.assert_allclose(mf.X_, X_star, atol=1e-3)
@@ -289,7 +292,7 @@ def test_single_neuron_accepts_named_init_and_seeded_start_keeps_unit_alive():
 
 def test_fit_is_reproducible_for_a_seed():
     Y = low_rank_plus_noise(10, 8, 2, 0.1, seed=13)
-    fits = [MatrixFactorization(rank=2, lam=0.5, seed=3).fit(Y, solver="clarabel") for _ in range(2)]
+    fits = [MatrixFactorization(n_components=2, lam=0.5, solver="clarabel", random_state=3).fit(Y) for _ in range(2)]
     np.testing.assert_array_equal(fits[0].U_, fits[1].U_)
     np.testing.assert_array_equal(fits[0].V_, fits[1].V_)
 

@@ -1,0 +1,200 @@
+"""The model zoo as scikit-learn estimators: its checks, its tools (Pipeline, cross-validation, grid search),
+fit-time validation of constructor parameters, and the deprecated spellings of the old API."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from multiconvex.errors import InvalidInputError
+from multiconvex.models import (
+    MatrixFactorization,
+    ParallelReLUNetwork,
+    ReLUClassifier,
+    ReLUNetwork,
+    ReLURegressor,
+    svt_optimum,
+)
+
+
+@pytest.fixture(autouse=True)
+def _silent_solver_logs():
+    # scikit-learn's checks fit exact (zero-residual) data: the block-gap logger is noisy there
+    logging.getLogger("multiconvex").setLevel(logging.ERROR)
+
+
+def regression(n=60, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * [1.0, 10.0, 0.1][:d]  # unscaled columns: a job for StandardScaler
+    y = np.abs(X[:, 0]) - 0.1 * X[:, 1] + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+# -- scikit-learn's own checks ---------------------------------------------------------------------------
+FAST = [
+    MatrixFactorization(n_components=2, max_iter=5),
+    ReLURegressor([4], max_iter=3, random_state=0, device="cpu"),
+    ReLUNetwork(hidden_layer_sizes=[4], max_iter=3, random_state=0, device="cpu"),
+]
+
+
+@pytest.mark.parametrize("estimator", FAST, ids=lambda e: type(e).__name__)
+def test_check_estimator_passes(estimator):
+    check_estimator(estimator)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", [
+    ReLUClassifier([4], max_iter=3, random_state=0, device="cpu"),  # exponential-cone blocks: ~30 s
+    ReLUNetwork(hidden_layer_sizes=[4], loss="softmax", max_iter=3, random_state=0, device="cpu"),
+    ParallelReLUNetwork(lam=0.5, patterns=20, max_rounds=2, max_iter=5, random_state=0),  # ~25 s
+], ids=lambda e: type(e).__name__)
+def test_check_estimator_passes_slow(estimator):
+    check_estimator(estimator)
+
+
+def test_estimator_types_follow_the_loss():
+    assert is_regressor(ReLURegressor()) and is_regressor(ReLUNetwork()) and is_regressor(ParallelReLUNetwork())
+    assert is_classifier(ReLUClassifier()) and is_classifier(ReLUNetwork(loss="logistic"))
+    assert not hasattr(ReLURegressor(), "predict_proba") and hasattr(ReLUClassifier(), "predict_proba")
+
+
+# -- scikit-learn's tools ---------------------------------------------------------------------------------
+def test_pipeline_with_a_scaler_under_cross_validation():
+    X, y = regression()
+    model = make_pipeline(StandardScaler(), ReLURegressor([4], weight_decay=1e-3, max_iter=20, random_state=0))
+    scores = cross_val_score(model, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.8)
+
+
+def test_grid_search_tunes_weight_decay_and_algorithm():
+    X, y = regression()
+    model = make_pipeline(StandardScaler(), ReLURegressor([4], max_iter=5, random_state=0))
+    grid = {"reluregressor__weight_decay": [1e-3, 10.0], "reluregressor__algorithm": ["gauss-seidel", "jacobi"]}
+    search = GridSearchCV(model, grid, cv=2).fit(X, y)
+    assert search.best_params_["reluregressor__weight_decay"] == 1e-3  # λ = 10 flattens the network
+    fitted = search.best_estimator_[-1]
+    assert fitted.algorithm == search.best_params_["reluregressor__algorithm"]
+    assert fitted.result_.algorithm == fitted.algorithm
+
+
+def test_classifier_chooses_softmax_for_three_classes_and_gives_probabilities():
+    rng = np.random.default_rng(4)
+    centres = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    y = np.repeat(["a", "b", "c"], 15)
+    X = centres[np.searchsorted(["a", "b", "c"], y)] + 0.5 * rng.standard_normal((45, 2))
+    clf = ReLUClassifier([3], weight_decay=1e-3, max_iter=3, random_state=0).fit(X, y)
+    assert clf.loss_ == "softmax" and clf.sizes_ == (2, 3, 3) and list(clf.classes_) == ["a", "b", "c"]
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.classes_[P.argmax(axis=1)], clf.predict(X))
+    assert clf.score(X, y) > 0.9
+
+
+def test_matrix_factorization_is_a_transformer_like_truncated_svd():
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 8)) + 0.01 * rng.standard_normal((30, 8))
+    mf = MatrixFactorization(n_components=3, lam=0.1, max_iter=200, tol=1e-10, random_state=0)
+    codes = mf.fit_transform(Y)
+    assert codes.shape == (30, 3) and mf.components_.shape == (3, 8) and mf.n_features_in_ == 8
+    np.testing.assert_allclose(codes, mf.U_, atol=1e-3)  # near a partial minimum, transform(Y) is U_
+    np.testing.assert_allclose(mf.inverse_transform(codes), Y, atol=0.05)
+    # transform is the U block's optimum: the objective with V fixed cannot go lower
+    new = rng.standard_normal((5, 3)) @ mf.components_
+    U = mf.transform(new)
+    base = mf.objective_at(new, U, mf.V_)
+    for step in (1e-3, -1e-3):
+        assert mf.objective_at(new, U + step, mf.V_) > base
+    with pytest.raises(InvalidInputError, match="X has 7 features"):
+        mf.transform(new[:, :7])
+
+
+def test_matrix_factorization_in_a_pipeline_with_a_regressor():
+    rng = np.random.default_rng(2)
+    Y = rng.standard_normal((40, 2)) @ rng.standard_normal((2, 6))
+    target = Y[:, 0] - Y[:, 1]
+    model = make_pipeline(MatrixFactorization(n_components=2, max_iter=100, random_state=0), Ridge(alpha=1e-6))
+    assert model.fit(Y, target).score(Y, target) > 0.99
+
+
+def test_grow_is_a_constructor_choice_and_certifies():
+    Y = np.random.default_rng(0).standard_normal((12, 9))
+    mf = MatrixFactorization(lam=2.0, algorithm="grow", random_state=0).fit(Y)
+    assert mf.result_.certificate.global_optimal
+    assert mf.objective_ == pytest.approx(svt_optimum(Y, 2.0)[1], rel=1e-8)
+    assert mf.transform(Y).shape == (12, mf.components_.shape[0])
+
+
+def test_clone_and_pickle_keep_parameters_and_fitted_state():
+    X, y = regression(30)
+    net = ReLURegressor([3], max_iter=3, random_state=0).fit(X, y)
+    assert clone(net).get_params() == net.get_params() and not hasattr(clone(net), "coefs_")
+    back = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+
+
+def test_unfitted_estimators_raise_not_fitted_error():
+    X, _ = regression(5)
+    for est, method in [(ReLURegressor(), "predict"), (MatrixFactorization(2), "transform"),
+                        (ParallelReLUNetwork(), "predict")]:
+        with pytest.raises(NotFittedError):
+            getattr(est, method)(X)
+        with pytest.raises(InvalidInputError):  # also multiconvex's error, as before
+            getattr(est, method)(X)
+
+
+# -- parameters are checked in fit, by name ----------------------------------------------------------------
+@pytest.mark.parametrize("estimator, match", [
+    (MatrixFactorization(2, max_iter=0), "max_iter=0"),
+    (MatrixFactorization(2, tol=-1.0), "tol"),
+    (MatrixFactorization(2, algorithm="als"), "algorithm='als'"),
+    (MatrixFactorization(2, random_state=-3), "random_state"),
+    (MatrixFactorization(0), "rank"),
+    (ReLURegressor([3], time_limit=0), "time_limit"),
+    (ReLURegressor("wide"), "hidden_layer_sizes"),
+    (ReLURegressor([3], weight_decay=-1.0), "weight_decay"),
+    (ParallelReLUNetwork(hidden_layer_sizes=()), "hidden_layer_sizes"),
+    (ParallelReLUNetwork(algorithm="sgd"), "algorithm='sgd'"),
+    (ParallelReLUNetwork(lam=0.0), "lam"),
+])
+def test_bad_parameters_are_reported_by_name_at_fit(estimator, match):
+    X, y = regression(12)
+    with pytest.raises(InvalidInputError, match=match):
+        estimator.fit(X, y)
+
+
+# -- the old spellings still work for one release --------------------------------------------------------
+def test_old_matrix_factorization_spellings_warn_and_give_the_same_fit():
+    Y = np.random.default_rng(3).standard_normal((10, 6))
+    new = MatrixFactorization(n_components=2, lam=0.5, solver="clarabel", max_iter=7, random_state=3).fit(Y)
+    with pytest.warns(FutureWarning) as record:
+        old = MatrixFactorization(rank=2, lam=0.5, seed=3).fit(Y, solver="clarabel", max_iters=7)
+    said = " ".join(str(w.message) for w in record)
+    for replacement in ("n_components=", "random_state=", "MatrixFactorization(solver=",
+                        "MatrixFactorization(max_iter="):
+        assert replacement in said
+    np.testing.assert_array_equal(old.U_, new.U_)
+
+
+def test_an_old_and_a_new_spelling_together_are_refused():
+    with pytest.raises(InvalidInputError, match="pass only n_components"):
+        MatrixFactorization(n_components=3, rank=2).fit(np.ones((4, 3)))
+
+
+def test_old_parallel_relu_spellings_warn_and_give_the_same_fit():
+    X, y = regression(16, d=2)
+    new = ParallelReLUNetwork(lam=0.5, max_iter=3, random_state=0).fit(X, y, max_rounds=1)
+    with pytest.warns(FutureWarning, match="hidden_layer_sizes"):
+        old = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=0).fit(X, y, max_iters=3, max_rounds=1)
+    assert old.subnetwork_ == new.subnetwork_ == (3, 1, 1)
+    np.testing.assert_array_equal(old.predict(X), new.predict(X))
