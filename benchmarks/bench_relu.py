@@ -10,7 +10,10 @@ Run: ``python benchmarks/bench_relu.py [--quick] [--device cpu|cuda] [--only SEC
 takes — ``auto`` (DAQP / closed form), ``clarabel-native`` (Clarabel through the dispatcher) and
 ``ecos`` (the dispatcher's small cvxpy problem in the block's own weights) — with per-block times on
 diabetes, and clarabel-native against Clarabel through cvxpy on softmax blocks, the one place the
-cvxpy-level path is left), ``compare`` (ours vs Adam vs GD), ``scaling`` (N = 1k … 30k).
+cvxpy-level path is left), ``compare`` (ours vs Adam vs GD), ``scaling`` (N = 1k … 30k), and the batched
+unit blocks: ``sweep`` (one Gauss–Seidel sweep on diabetes ``auto`` vs ``clarabel-native`` from the same
+start, the certifying pass, a small network run to gaps ≤ 1e-9), ``certify`` (certifying Adam's end point
+against Adam's training time) and ``hybrid`` (``adam+gauss-seidel`` and the pure block driver against Adam).
 
 Sizes are chosen to finish in about 10 minutes on a 2-core machine: unit blocks (``block_size="unit"``:
 a unit's piece is one interval per sample, so its QP has at most 2N rows) and digits subsampled to
@@ -37,7 +40,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from multiconvex.drivers import DriverOptions, run
 from multiconvex.models import ReLUNetwork, datasets
+from multiconvex.nets import Architecture, GradientOptions, NetForm, init_params, run_gradient
+from multiconvex.nets.certificates import certificate, partial_minimum_certificate
+from multiconvex.nets.hybrid import run_hybrid
+from multiconvex.solvers import dispatch
 
 OUT = pathlib.Path(os.environ.get("MULTICONVEX_RESULTS", pathlib.Path(__file__).parent / "results"))
 NATIVE = "clarabel-native"
@@ -224,16 +232,16 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
     for label in ("gd", "ours (gauss-seidel)"):
         runs[label]["ratio_to_adam"] = runs[label]["time_to_adam_objective"] / t_adam
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, run in runs.items():
-        t, f = zip(*run["history"])
+    for label, entry in runs.items():
+        t, f = zip(*entry["history"])
         ax.semilogy(np.maximum(t, 1e-3), f, label=label)
     ax.axhline(target, color="k", ls=":", lw=0.8, label="Adam's final objective")
     ax.set_xscale("log"), ax.set_xlabel("wall time (s)"), ax.set_ylabel("training objective F(θ)")
     ax.set_title(f"{name} {list(sizes)} ({loss}), N={len(X)}, {device}"), ax.legend(fontsize=8)
     fig.savefig(OUT / f"relu_{name}{'' if device == 'cpu' else '_' + device}.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
-    for run in runs.values():
-        run["history"] = run["history"][:: max(1, len(run["history"]) // 200)]
+    for entry in runs.values():
+        entry["history"] = entry["history"][:: max(1, len(entry["history"]) // 200)]
     return runs
 
 
@@ -261,12 +269,125 @@ def scaling(ns, *, device: str, per_iteration_cap: float = 90.0) -> list[dict]:
     return rows
 
 
+# -- batched unit blocks: one sweep, certifying a gradient run, the hybrid (issue 14) ---------------------
+def _diabetes(device: str):
+    X, y = datasets.load("diabetes")
+    dev = torch.device(device)
+    return (Architecture((10, 64, 64, 1)), torch.as_tensor(X, dtype=torch.float64, device=dev),
+            torch.as_tensor(y.reshape(-1, 1), dtype=torch.float64, device=dev), dev)
+
+
+def _adam(arch, Xt, Tt, dev, epochs: int):
+    opts = GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0)
+    return run_gradient(arch, init_params(arch, 0, dev), Xt, Tt, 1e-4, opts)
+
+
+def sweep_speed(*, device: str, repeats: int, small_time: float) -> dict:
+    """One Gauss–Seidel sweep over the 129 unit blocks of diabetes [10, 64, 64, 1] from the seeded start,
+    ``auto`` (batched unit data, DAQP) against ``clarabel-native`` (same data, Clarabel through the
+    dispatcher); then the driver's certifying Jacobi pass (every block gap, batched per layer). And a
+    small network ([3, 8, 1], N = 200) run by Gauss–Seidel until its block gaps are ≤ 1e-9 · |F|."""
+    arch, Xt, Tt, dev = _diabetes(device)
+    out: dict = {"problem": "diabetes [10, 64, 64, 1], weight decay 1e-4, seed 0, unit blocks"}
+    paths = (("auto", "auto", True), (NATIVE, NATIVE, True), ("auto, per-block path", "auto", False))
+    sweeps: dict[str, list[float]] = {label: [] for label, _, _ in paths}
+    passes: dict[str, list[float]] = {label: [] for label, _, _ in paths}
+    last = {}
+    for _ in range(repeats):  # the paths interleaved: a shared machine's load drifts
+        for label, solver, batched in paths:
+            form = NetForm(arch, Xt, Tt, 1e-4, plan=dispatch.make_plan(solver))
+            form.unit_batches = batched  # False: block_data, piece_rows and the dispatcher per unit (the path before)
+            res = run(form, form.point_from_params(init_params(arch, 0, dev)), DriverOptions(max_iters=1))
+            sweeps[label].append(res.history[1].time)
+            passes[label].append(res.total_time - res.history[1].time)
+            last[label] = res
+    for label, _, _ in paths:
+        res = last[label]
+        out[label] = {"sweep_seconds": statistics.median(sweeps[label]),
+                      "certify_pass_seconds": statistics.median(passes[label]),
+                      "objective_after_sweep": res.history[1].objective, "start_objective": res.history[0].objective,
+                      "solver_seconds": res.solver_time, "backends": res.backends_used,
+                      "max_block_gap_after_sweep": float(res.certificate.max_gap)}
+        print(label, out[label], flush=True)
+    out["sweep_ratio_native_over_auto"] = out[NATIVE]["sweep_seconds"] / out["auto"]["sweep_seconds"]
+    out["certify_pass_ratio_native_over_auto"] = (out[NATIVE]["certify_pass_seconds"]
+                                                  / out["auto"]["certify_pass_seconds"])
+    out["sweep_ratio_per_block_path_over_auto"] = (out["auto, per-block path"]["sweep_seconds"]
+                                                   / out["auto"]["sweep_seconds"])
+    rng = np.random.default_rng(0)
+    Xs = rng.standard_normal((200, 3))
+    ys = np.sin(Xs[:, 0]) + Xs[:, 1] * Xs[:, 2]
+    small = Architecture((3, 8, 1))
+    form = NetForm(small, torch.as_tensor(Xs, device=dev), torch.as_tensor(ys[:, None], device=dev), 1e-3)
+    res = run(form, form.initial_point(0, None), DriverOptions(max_iters=100_000, tol=1e-9, time_limit=small_time))
+    gaps = np.array(list(res.certificate.block_gaps.values()))
+    out["small_network"] = {"problem": "[3, 8, 1], N = 200, weight decay 1e-3, tol 1e-9", "status": res.status,
+                            "sweeps": res.iterations, "seconds": res.total_time, "objective": res.objective,
+                            "partial_minimum": bool(res.certificate.is_partial_minimum),
+                            "max_relative_block_gap": float(np.abs(gaps).max() / abs(res.objective))}
+    print(out["small_network"], flush=True)
+    return out
+
+
+def certify_cost(*, device: str, epochs: int) -> dict:
+    """Adam (lr 1e-3, minibatches of 64) for ``epochs`` epochs on diabetes, then the partial-minimum certificate of
+    its end point: batched (:func:`multiconvex.nets.certificates.certificate`) and per block (the path before)."""
+    arch, Xt, Tt, dev = _diabetes(device)
+    res, params = _adam(arch, Xt, Tt, dev, epochs)
+    t_train = res.history[-1].time
+    t0 = time.perf_counter()
+    cert = certificate(arch, params, Xt, Tt, 1e-4)
+    t_cert = time.perf_counter() - t0
+    form = NetForm(arch, Xt, Tt, 1e-4)
+    form.unit_batches = False  # the per-block path: block_data, piece_rows and the dispatcher for each unit
+    t0 = time.perf_counter()
+    old = partial_minimum_certificate(form, form.point_from_params(params))
+    t_old = time.perf_counter() - t0
+    out = {"adam_epochs": epochs, "adam_seconds": t_train, "adam_objective": res.objective,
+           "certificate_seconds": t_cert, "ratio_to_training": t_cert / t_train,
+           "per_block_path_seconds": t_old, "per_block_ratio_to_training": t_old / t_train,
+           "partial_minimum": bool(cert.is_partial_minimum), "max_block_gap": float(cert.max_gap),
+           "max_gap_difference_to_per_block_path": float(max(abs(cert.block_gaps[k] - old.block_gaps[k])
+                                                             for k in cert.block_gaps))}
+    print(out, flush=True)
+    return out
+
+
+def hybrid_run(*, device: str, epochs: int, time_factor: float) -> dict:
+    """Adam alone; ``adam+gauss-seidel`` (Adam's epochs, then sweeps until certified or ``time_factor`` × Adam's
+    time in all); the pure Gauss–Seidel driver for ``time_factor`` × Adam's time (time to Adam's objective)."""
+    arch, Xt, Tt, dev = _diabetes(device)
+    res_a, _ = _adam(arch, Xt, Tt, dev, epochs)
+    t_adam = res_a.history[-1].time
+    form = NetForm(arch, Xt, Tt, 1e-4)
+    res, _ = run_hybrid(form, init_params(arch, 0, dev),
+                        GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0),
+                        DriverOptions("gauss-seidel", max_iters=100_000, time_limit=time_factor * t_adam))
+    grad, block = res.info["phases"]
+    out = {"adam": {"seconds": t_adam, "objective": res_a.objective},
+           "adam+gauss-seidel": {"seconds": res.total_time, "ratio_to_adam": res.total_time / t_adam,
+                                 "objective": res.objective, "status": res.status,
+                                 "partial_minimum": bool(res.certificate.is_partial_minimum),
+                                 "max_block_gap": float(res.certificate.max_gap), "sweeps": block["iterations"],
+                                 "gradient_phase_objective": grad["objective"]}}
+    form = NetForm(arch, Xt, Tt, 1e-4)
+    pure = run(form, form.point_from_params(init_params(arch, 0, dev)),
+               DriverOptions("gauss-seidel", max_iters=100_000, time_limit=time_factor * t_adam))
+    hist = [(h.time, h.objective) for h in pure.history]
+    out["gauss-seidel"] = {"seconds": pure.total_time, "objective": pure.objective, "sweeps": pure.iterations,
+                           "time_to_adam_objective": _time_to(hist, res_a.objective),
+                           "ratio_to_adam": _time_to(hist, res_a.objective) / t_adam}
+    print(out, flush=True)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--digits-n", type=int, default=128)
-    ap.add_argument("--only", default="all", choices=["all", "backends", "native", "compare", "scaling"],
+    ap.add_argument("--only", default="all",
+                    choices=["all", "backends", "native", "compare", "scaling", "sweep", "certify", "hybrid"],
                     help="'native' is the old name of 'backends'")
     ap.add_argument("--repeats", type=int, default=None, help="sweeps timed per backend path, median (default 3; "
                                                                  "--quick 1)")
@@ -298,6 +419,13 @@ def main(argv=None) -> dict:
     if a.only in ("all", "scaling"):
         report["scaling"] = scaling([1000, 3000, 10_000] if a.quick else [1000, 3000, 10_000, 30_000],
                                     device=a.device)
+    if a.only in ("all", "sweep"):
+        report["sweep"] = sweep_speed(device=a.device, repeats=a.repeats or (1 if a.quick else 3),
+                                      small_time=60 if a.quick else 300)
+    if a.only in ("all", "certify"):
+        report["certify"] = certify_cost(device=a.device, epochs=300)
+    if a.only in ("all", "hybrid"):
+        report["hybrid"] = hybrid_run(device=a.device, epochs=300, time_factor=2.0 if a.quick else 5.0)
     report["load_average_end"] = os.getloadavg()
     report["total_seconds"] = time.perf_counter() - t0
     path.write_text(json.dumps(report, indent=1, default=float))

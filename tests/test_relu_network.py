@@ -8,7 +8,7 @@ import torch
 
 import multiconvex as mc
 from multiconvex.errors import InvalidInputError
-from multiconvex.models import ReLUNetwork
+from multiconvex.models import ReLUClassifier, ReLUNetwork, ReLURegressor
 from multiconvex.nets import (
     Architecture,
     LayerBlock,
@@ -32,9 +32,9 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 def teacher_data(n: int, sizes=(5, 8, 8, 1), seed: int = 0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, sizes[0]))
-    teacher = ReLUNetwork(list(sizes), seed=99, device="cpu")
-    with torch.no_grad():
-        f = teacher.to_torch()(torch.as_tensor(X)).numpy()[:, 0]  # the seeded start as a teacher
+    arch = Architecture(tuple(sizes))
+    with torch.no_grad():  # a seeded random network as the teacher
+        f = forward(arch, init_params(arch, 99, torch.device("cpu")), torch.as_tensor(X))[0].numpy()[:, 0]
     y = 3 * f + 0.1 * rng.standard_normal(n)
     return X, y
 
@@ -79,12 +79,14 @@ def test_block_affine_map_reproduces_the_network_on_its_piece(loss, activation):
 @pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
 def test_block_drivers_reach_a_partial_minimum(algorithm, device):
     X, y = teacher_data(60)
-    net = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-2, seed=0, device=device)
-    net.fit(X, y, algorithm=algorithm, solver="clarabel", max_iters=300, tol=1e-6)
+    tol = 1e-6 if algorithm == "gauss-seidel" else 1e-4  # relative (tol·|f|, f ≈ 0.015); Jacobi is slower
+    net = ReLURegressor([8, 8], weight_decay=1e-2, random_state=0, device=device, algorithm=algorithm,
+                        solver="clarabel", max_iter=300, tol=tol)
+    net.fit(X, y)
     res = net.result_
     assert res.status == "converged"
     assert res.certificate.is_partial_minimum
-    assert res.certificate.max_gap <= 1e-6 * max(1, abs(res.objective))
+    assert res.certificate.max_gap <= tol * abs(res.objective)
     assert np.all(np.diff(res.objectives) <= 1e-12)  # monotone
     assert res.objective == pytest.approx(net.objective(X, y), rel=1e-12)
 
@@ -93,18 +95,19 @@ def test_block_drivers_reach_a_partial_minimum(algorithm, device):
 @pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
 def test_block_drivers_reach_a_partial_minimum_on_200_samples(algorithm):
     X, y = teacher_data(200)
-    net = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0)
-    net.fit(X, y, algorithm=algorithm, solver="clarabel", max_iters=500, tol=1e-6)
+    net = ReLURegressor([8, 8], weight_decay=1e-3, random_state=0, algorithm=algorithm, solver="clarabel",
+                        max_iter=500, tol=1e-6)
+    net.fit(X, y)
     assert net.result_.status == "converged"
     assert net.result_.certificate.max_gap <= 1e-6 * max(1, abs(net.result_.objective))
 
 
 def test_to_cvxpy_gives_the_same_first_iterate():
     X, y = teacher_data(40, sizes=(3, 4, 4, 1))
-    net = ReLUNetwork([3, 4, 4, 1], weight_decay=1e-2, seed=0)
-    cm = net.to_cvxpy(X, y)
+    net = ReLURegressor([4, 4], weight_decay=1e-2, random_state=0, algorithm="jacobi", solver="clarabel", max_iter=1)
+    cm = net.to_cvxpy(X, y)  # before fit: the architecture is read from (X, y)
     res = mc.solve(cm.problem, cm.blocks, algorithm="jacobi", solver="clarabel", max_iters=1)
-    ours = net.fit(X, y, algorithm="jacobi", solver="clarabel", max_iters=1, block_size="layer").result_
+    ours = net.fit(X, y, block_size="layer").result_
     assert ours.history[0].objective == pytest.approx(res.history[0].objective, rel=1e-10)
     assert ours.history[1].accepted_block == res.history[1].accepted_block.replace("W", "layer").split(",")[0] \
         or ours.objective == pytest.approx(res.objective, rel=1e-6)
@@ -118,9 +121,9 @@ def test_classification_blocks_are_exponential_cone_programs_and_certify(loss):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((40, 2))
     y = (X[:, 0] * X[:, 1] > 0).astype(int) if loss == "logistic" else (np.argmax(X @ rng.standard_normal((2, 3)), 1))
-    out = 1 if loss == "logistic" else 3
-    net = ReLUNetwork([2, 5, out], loss=loss, weight_decay=1e-2, seed=0)
-    net.fit(X, y, algorithm="gauss-seidel", solver="clarabel", max_iters=100, tol=1e-5)
+    net = ReLUClassifier([5], weight_decay=1e-2, random_state=0, solver="clarabel", max_iter=100, tol=1e-5)
+    net.fit(X, y)
+    assert net.loss_ == loss and net.sizes_ == (2, 5, 1 if loss == "logistic" else 3)
     assert net.result_.certificate.is_partial_minimum
     assert net.result_.backends_used == {"clarabel": net.result_.backends_used["clarabel"]}
     assert net.score(X, y) > 0.6
@@ -132,8 +135,8 @@ def test_classification_blocks_are_exponential_cone_programs_and_certify(loss):
 @pytest.mark.parametrize("algorithm", ["gd", "sgd", "adam"])
 def test_gradient_baselines_return_the_same_result_format(algorithm, device):
     X, y = teacher_data(50, sizes=(3, 6, 1))
-    net = ReLUNetwork([3, 6, 1], weight_decay=1e-2, seed=0, device=device)
-    net.fit(X, y, algorithm=algorithm, max_iters=50, batch_size=16, lr=0.05 if algorithm != "adam" else 0.01)
+    net = ReLURegressor([6], weight_decay=1e-2, random_state=0, device=device, algorithm=algorithm, max_iter=50)
+    net.fit(X, y, batch_size=16, lr=0.05 if algorithm != "adam" else 0.01)
     res = net.result_
     assert res.algorithm == algorithm and res.iterations == 50
     assert res.history[0].iteration == 0 and res.history[-1].iteration == 50
@@ -144,8 +147,8 @@ def test_gradient_baselines_return_the_same_result_format(algorithm, device):
 
 def test_gd_limit_certified_by_block_solves():
     X, y = teacher_data(20, sizes=(2, 3, 1), seed=2)
-    net = ReLUNetwork([2, 3, 1], weight_decay=0.0, seed=2)
-    net.fit(X, y, algorithm="gd", lr=0.3, max_iters=3000, grad_tol=1e-9, solver="clarabel")
+    net = ReLURegressor([3], weight_decay=0.0, random_state=2, algorithm="gd", max_iter=3000, solver="clarabel")
+    net.fit(X, y, lr=0.3, grad_tol=1e-9)
     assert net.result_.info["grad_norm"] <= 1e-9
     assert net.result_.certificate.is_partial_minimum  # R&R Thm 6.3: a stationary limit is a partial minimum
 
@@ -155,10 +158,12 @@ def test_gd_limit_certified_by_block_solves():
 @pytest.mark.parametrize("activation,bias", [("relu", True), ("leaky_relu", False)])
 def test_from_torch_to_torch_round_trips_exactly(activation, bias, device):
     X, y = teacher_data(30, sizes=(4, 5, 3, 2))
-    net = ReLUNetwork([4, 5, 3, 2], activation=activation, negative_slope=0.2, bias=bias, seed=3, device=device)
-    net.fit(X, np.c_[y, -y], algorithm="gd", max_iters=3, certify=False)
-    module = net.to_torch()
-    back = ReLUNetwork.from_torch(module, device=device)
+    net = ReLURegressor([5, 3], activation=activation, negative_slope=0.2, bias=bias, random_state=3,
+                        device=device, algorithm="gd", max_iter=3)
+    net.fit(X, np.c_[y, -y], certify=False)
+    module = net.to_torch(dtype=torch.float64)
+    back = ReLURegressor.from_torch(module, device=device)
+    assert back.hidden_layer_sizes == (5, 3) and back.sizes_ == (4, 5, 3, 2) and back.n_features_in_ == 4
     for a, b in zip(net.coefs_, back.coefs_):
         assert np.array_equal(a, b)
     assert back.activation == activation and back.bias == bias
@@ -171,6 +176,19 @@ def test_from_torch_to_torch_round_trips_exactly(activation, bias, device):
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
 
 
+def test_to_torch_defaults_to_torchs_dtype_and_takes_float32_inputs():
+    X, y = teacher_data(30, sizes=(3, 4, 1))
+    net = ReLURegressor([4], weight_decay=1e-2, random_state=0, max_iter=5).fit(X, y)
+    module = net.to_torch()
+    assert all(p.dtype == torch.get_default_dtype() == torch.float32 for p in module.parameters())
+    with torch.no_grad():
+        out = module(torch.as_tensor(X, dtype=torch.float32)).numpy()[:, 0]
+    np.testing.assert_allclose(out, net.predict(X), rtol=1e-4, atol=1e-5)  # float32 rounding only
+    assert all(p.dtype == torch.float64 for p in net.to_torch(dtype=torch.float64).parameters())
+    with pytest.raises(InvalidInputError, match="dtype"):
+        net.to_torch(dtype=torch.int32)
+
+
 def test_from_torch_rejects_other_modules():
     with pytest.raises(InvalidInputError, match="Sequential"):
         ReLUNetwork.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1)))
@@ -178,24 +196,42 @@ def test_from_torch_rejects_other_modules():
 
 def test_bad_input_is_rejected_before_any_solve():
     X, y = teacher_data(10, sizes=(3, 2, 1))
-    with pytest.raises(InvalidInputError, match="features"):
-        ReLUNetwork([4, 2, 1]).fit(X, y)
-    with pytest.raises(InvalidInputError, match="loss"):
-        ReLUNetwork([3, 2, 1], loss="hinge").fit(X, y)
-    with pytest.raises(InvalidInputError, match="algorithm"):
-        ReLUNetwork([3, 2, 1]).fit(X, y, algorithm="lbfgs")
+    with pytest.raises(InvalidInputError, match="loss='hinge'"):
+        ReLUNetwork(hidden_layer_sizes=[2], loss="hinge").fit(X, y)
+    with pytest.raises(InvalidInputError, match="algorithm='lbfgs'"):
+        ReLURegressor([2], algorithm="lbfgs").fit(X, y)
+    with pytest.raises(InvalidInputError, match="hidden_layer_sizes"):
+        ReLURegressor([2, 0]).fit(X, y)
+    with pytest.raises(InvalidInputError, match="max_iter=0"):
+        ReLURegressor([2], max_iter=0).fit(X, y)
     with pytest.raises(InvalidInputError, match="NaN"):
-        ReLUNetwork([3, 2, 1]).fit(np.where(X > 1, np.nan, X), y)
+        ReLURegressor([2]).fit(np.where(X > 1, np.nan, X), y)
     with pytest.raises(mc.UnknownSolverError):
-        ReLUNetwork([3, 2, 1]).fit(X, y, solver="cplexx")
+        ReLURegressor([2], solver="cplexx").fit(X, y)
+    fitted = ReLURegressor([2], max_iter=1).fit(X, y)
+    with pytest.raises(InvalidInputError, match="X has 4 features"):
+        fitted.predict(np.c_[X, X[:, 0]])
+
+
+def test_the_deprecated_spellings_still_fit_the_same_network_with_a_warning():
+    X, y = teacher_data(20, sizes=(3, 2, 1))
+    with pytest.warns(FutureWarning) as record:
+        old = ReLUNetwork([3, 4, 1], weight_decay=1e-2, seed=0).fit(X, y, algorithm="jacobi", max_iters=2)
+    said = " ".join(str(w.message) for w in record)
+    for replacement in ("hidden_layer_sizes=", "random_state=", "ReLUNetwork(algorithm=", "ReLUNetwork(max_iter="):
+        assert replacement in said
+    new = ReLUNetwork(hidden_layer_sizes=[4], weight_decay=1e-2, random_state=0, algorithm="jacobi", max_iter=2)
+    np.testing.assert_array_equal(new.fit(X, y).predict(X), old.predict(X))
+    with pytest.warns(FutureWarning), pytest.raises(InvalidInputError, match="features"):
+        ReLUNetwork([4, 2, 1]).fit(X, y)  # the old sizes still fix the input dimension
 
 
 # -- K&K gradient-basis gap ----------------------------------------------------------------------
 def test_gradient_basis_gap_vanishes_at_converged_gd_and_not_at_start():
     X, y = teacher_data(20, sizes=(2, 3, 1), seed=2)
-    net = ReLUNetwork([2, 3, 1], weight_decay=0.0, seed=2)
-    start = net.fit(X, y, algorithm="gd", max_iters=1, lr=1e-12, certify=False).gradient_basis_gap(X, y)
-    net.fit(X, y, algorithm="gd", lr=0.3, max_iters=3000, grad_tol=1e-9, certify=False)
+    net = ReLURegressor([3], weight_decay=0.0, random_state=2, algorithm="gd", max_iter=1)
+    start = net.fit(X, y, lr=1e-12, certify=False).gradient_basis_gap(X, y)
+    net.set_params(max_iter=3000).fit(X, y, lr=0.3, grad_tol=1e-9, certify=False)
     assert net.result_.info["grad_norm"] <= 1e-9  # full-batch GD has converged
     end = net.gradient_basis_gap(X, y)
     assert start.relative_gap > 1e-2
@@ -275,9 +311,9 @@ def test_loss_change_fraction_modes():
 @pytest.mark.parametrize("device", DEVICES)
 def test_device_is_a_parameter_not_a_branch(device):
     X, y = teacher_data(20, sizes=(3, 4, 1))
-    net = ReLUNetwork([3, 4, 1], device="cpu", seed=0).fit(X, y, algorithm="gauss-seidel", max_iters=3)
+    net = ReLURegressor([4], device="cpu", random_state=0, max_iter=3).fit(X, y)
     assert net.result_.iterations >= 1
-    other = ReLUNetwork([3, 4, 1], device=device, seed=0).fit(X, y, algorithm="gauss-seidel", max_iters=3)
+    other = ReLURegressor([4], device=device, random_state=0, max_iter=3).fit(X, y)
     assert other.objective_ == pytest.approx(net.objective_, rel=1e-8)
     np.testing.assert_allclose(other.coefs_[0], net.coefs_[0], atol=1e-8)
 
@@ -285,14 +321,14 @@ def test_device_is_a_parameter_not_a_branch(device):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_auto_device_picks_cuda_and_agrees_with_the_cpu():
     X, y = teacher_data(100)
-    net = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device="auto")
+    kw = dict(weight_decay=1e-3, random_state=0, solver="clarabel-native", max_iter=3)
+    net = ReLURegressor([8, 8], device="auto", **kw)
     assert net._device().type == "cuda"
-    kw = dict(algorithm="gauss-seidel", solver="clarabel-native", block_size="unit", max_iters=3)
-    on_gpu = net.fit(X, y, **kw)
-    on_cpu = ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device="cpu").fit(X, y, **kw)
+    on_gpu = net.fit(X, y, block_size="unit")
+    on_cpu = ReLURegressor([8, 8], device="cpu", **kw).fit(X, y, block_size="unit")
     assert on_gpu.objective_ == pytest.approx(on_cpu.objective_, rel=1e-8)
-    gd = [ReLUNetwork([5, 8, 8, 1], weight_decay=1e-3, seed=0, device=d)
-          .fit(X, y, algorithm="gd", lr=0.1, max_iters=100) for d in ("auto", "cpu")]
+    gd = [ReLURegressor([8, 8], weight_decay=1e-3, random_state=0, device=d, algorithm="gd", max_iter=100)
+          .fit(X, y, lr=0.1) for d in ("auto", "cpu")]
     assert gd[0].objective_ == pytest.approx(gd[1].objective_, rel=1e-10)
     assert gd[0].result_.certificate.max_gap == pytest.approx(gd[1].result_.certificate.max_gap, rel=1e-5, abs=1e-9)
 
@@ -304,8 +340,8 @@ def _small_regression():
 
 def test_auto_sends_unit_blocks_to_daqp_and_the_output_layer_to_the_closed_form():
     X, y = _small_regression()
-    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
-    net.fit(X, y, algorithm="gauss-seidel", max_iters=3, certify=False)
+    net = ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu", max_iter=3)
+    net.fit(X, y, certify=False)
     res = net.result_
     assert res.info["blocks"][:2] == ["layer1[0:1]", "layer1[1:2]"]  # "auto" block size: units
     assert set(res.backends_used) == {"daqp", "lstsq"} and res.info["failed_block_solves"] == 0
@@ -314,7 +350,7 @@ def test_auto_sends_unit_blocks_to_daqp_and_the_output_layer_to_the_closed_form(
 
 def test_the_block_subproblem_value_is_the_objective_on_the_piece():
     X, y = _small_regression()
-    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net = ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu")
     arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
     form = net._form(arch, Xt, Tt, "auto", "auto", None, None)
     x = form.point_from_params(net.initial_params())
@@ -336,7 +372,7 @@ def test_auto_and_clarabel_give_the_same_block_solutions_along_a_run():
     # part ways once DAQP's exact vertices put samples on a boundary (z = 0 up to rounding): the piece read
     # there by `z >= 0` is then decided by rounding, where Clarabel's interior points sit ~1e-9 inside.
     X, y = _small_regression()
-    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net = ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu")
     arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
     forms = {s: net._form(arch, Xt, Tt, s, "auto", None, None) for s in ("auto", "clarabel")}
     x = forms["auto"].point_from_params(net.initial_params())
@@ -365,16 +401,16 @@ def test_auto_and_clarabel_give_the_same_block_solutions_along_a_run():
             if forms["auto"].evaluate(cand)[0] <= forms["auto"].evaluate(x)[0]:
                 x = cand
     assert compared > 27  # boundaries were crossed
-    runs = [ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
-            .fit(X, y, algorithm="gauss-seidel", solver=s, max_iters=1, certify=False).result_
+    runs = [ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu", solver=s, max_iter=1)
+            .fit(X, y, certify=False).result_
             for s in ("auto", "clarabel")]
     np.testing.assert_allclose(runs[0].objectives, runs[1].objectives, rtol=1e-8)
 
 
 def test_a_named_backend_goes_through_the_dispatcher():
     X, y = _small_regression()
-    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
-    net.fit(X, y, algorithm="gauss-seidel", solver="osqp", max_iters=3, certify=False)
+    net = ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu", solver="osqp", max_iter=3)
+    net.fit(X, y, certify=False)
     res = net.result_
     assert set(res.backends_used) == {"osqp"} and res.info["failed_block_solves"] == 0
     assert np.all(np.diff(res.objectives) <= 1e-12) and res.objectives[-1] < 0.5 * res.objectives[0]
@@ -382,8 +418,8 @@ def test_a_named_backend_goes_through_the_dispatcher():
 
 def test_block_gaps_reach_rounding_level_with_daqp():
     X, y = _small_regression()
-    net = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu")
-    net.fit(X, y, algorithm="gauss-seidel", max_iters=500, tol=1e-12)
+    net = ReLURegressor([8], weight_decay=1e-2, random_state=0, device="cpu", max_iter=500, tol=1e-12)
+    net.fit(X, y)
     cert = net.result_.certificate
     assert net.result_.status == "converged" and cert.is_partial_minimum
     assert abs(cert.max_gap) <= 1e-12 * max(1.0, net.objective_)  # Clarabel: ±4e-11, never certified at 1e-12
@@ -391,9 +427,41 @@ def test_block_gaps_reach_rounding_level_with_daqp():
 
 def test_squared_blocks_ship_to_a_process_pool_and_agree_with_in_process():
     X, y = _small_regression()
-    kw = dict(algorithm="jacobi", max_iters=2, certify=False)
-    here = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, **kw)
-    there = ReLUNetwork([3, 8, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, executor="processes",
-                                                                               workers=2, **kw)
+    kw = dict(weight_decay=1e-2, random_state=0, device="cpu", algorithm="jacobi", max_iter=2)
+    here = ReLURegressor([8], **kw).fit(X, y, certify=False)
+    there = ReLURegressor([8], **kw).fit(X, y, executor="processes", workers=2, certify=False)
     np.testing.assert_allclose(there.result_.objectives, here.result_.objectives, rtol=1e-12)
     assert there.result_.backends_used == here.result_.backends_used
+
+
+def test_the_hybrid_runs_both_phases_in_one_result_and_never_ends_above_the_gradient_phase():
+    X, y = teacher_data(80)
+    seen = []
+    net = ReLURegressor(hidden_layer_sizes=(4,), weight_decay=1e-2, algorithm="adam+gauss-seidel", max_iter=30,
+                        random_state=0)
+    net.fit(X, y, lr=1e-2, block_iters=400, callback=lambda e: seen.append(e.iteration))
+    res = net.result_
+    adam, gs = res.info["phases"]
+    assert (adam["algorithm"], adam["iterations"], gs["algorithm"]) == ("adam", 30, "gauss-seidel")
+    assert res.objective <= adam["objective"] and res.iterations == 30 + gs["iterations"]
+    assert seen == [h.iteration for h in res.history[1:]]  # one callback per epoch and per sweep
+    assert res.status == "converged" and res.certificate.is_partial_minimum
+    assert res.objective == pytest.approx(net.objective(X, y), rel=1e-12)
+
+
+def test_a_callback_stops_a_block_fit_with_the_best_point():
+    X, y = teacher_data(40)
+    net = ReLURegressor(hidden_layer_sizes=(4,), algorithm="gauss-seidel", max_iter=50, random_state=0)
+    net.fit(X, y, callback=lambda e: e.iteration >= 2)
+    assert (net.result_.status, net.result_.iterations) == ("interrupted", 2)
+    assert net.result_.objective == pytest.approx(net.objective(X, y), rel=1e-12)
+    with pytest.raises(mc.InvalidInputError, match="block_iters"):
+        net.fit(X, y, block_iters=0)
+
+
+def test_a_callback_that_stops_the_gradient_phase_stops_the_hybrid():
+    X, y = teacher_data(40)
+    net = ReLURegressor(hidden_layer_sizes=(4,), algorithm="adam+gauss-seidel", max_iter=50, random_state=0)
+    net.fit(X, y, callback=lambda e: e.iteration >= 5)
+    assert (net.result_.status, net.result_.iterations) == ("interrupted", 5)
+    assert [p["algorithm"] for p in net.result_.info["phases"]] == ["adam"]

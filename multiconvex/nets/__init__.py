@@ -9,13 +9,20 @@ machinery behind it, usable on its own with any weights:
 - :mod:`.baselines` — ``gd`` / ``sgd`` / ``adam`` with the same Result format
 - :mod:`.certificates` — partial-minimum certificate for any weights; K&K gradient-basis gap
 - :mod:`.diagnostics` — Milne: region test, λ threshold, normalised curvature, loss change fraction
+- :mod:`.batched` — every unit block of a layer built in one torch pass (layer-parallel Jacobi, gaps)
+- :mod:`.unit_blocks` — exact solves of those unit blocks (DAQP per hidden unit, one batched Cholesky
+  for the output layer)
+- :mod:`.incremental` — forward passes updated after a block step (only what changed)
+- :mod:`.hybrid` — ``"adam+gauss-seidel"``: a gradient phase, then block sweeps until certified
 """
 
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
+from .batched import unit_batch
 from .blocks import ENTRY_BUDGET, LayerBlock, block_data, make_blocks
 from .certificates import (
     GradientBasisGap,
     block_gaps,
+    certificate,
     gradient_basis_gap,
     parameter_jacobian,
     partial_minimum_certificate,
@@ -31,6 +38,8 @@ from .diagnostics import (
     spectral_norm,
 )
 from .form import NetForm, params_from_named
+from .hybrid import HYBRID_ALGORITHMS, parse_hybrid, run_hybrid
+from .incremental import ForwardCache
 from .network import (
     ACTIVATIONS,
     LOSSES,
@@ -49,4 +58,5 @@ __all__ = [
     "GRADIENT_ALGORITHMS", "GradientOptions", "run_gradient", "block_gaps", "partial_minimum_certificate",
     "GradientBasisGap", "gradient_basis_gap", "parameter_jacobian", "RegionTest", "region_test", "region_theta",
     "spectral_norm", "LambdaThreshold", "lambda_threshold", "normalised_curvature", "loss_change_fraction",
+    "certificate", "unit_batch", "ForwardCache", "HYBRID_ALGORITHMS", "parse_hybrid", "run_hybrid",
 ]

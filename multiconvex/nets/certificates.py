@@ -6,6 +6,8 @@ gradient-basis gap (K&K Thm 1).
   machinery the drivers use, and reports the block gaps ``F(θ) − min_block``. It applies to
   weights from anywhere — our drivers, a GD/Adam baseline, a network trained elsewhere
   (R&R Thm 6.3: is gradient descent's limit a partial minimum of its piece?).
+* :func:`certificate` does that for weights given as torch parameters (it builds the form; unit blocks
+  of a squared-loss network are built a layer at a time and solved exactly: a rounding-level answer).
 * :func:`gradient_basis_gap` computes ``L(θ) − L*_θ`` where ``L*_θ`` is the best data loss of
   the linear model whose features are the network's parameter Jacobian (the gradient basis).
   For squared loss it is one least-squares projection: ``‖P_J r‖² / (2N)`` with ``r`` the
@@ -23,8 +25,10 @@ import torch
 from torch.func import jacrev, vmap
 
 from ..result import Certificate
-from ..solvers import problem_class, resolve, solve_cvxpy
+from ..solvers import dispatch, problem_class, resolve, solve_cvxpy
 from ..standard_form import Point
+from ..tolerance import gap_tolerance
+from .form import NetForm
 from .network import Architecture, Params, data_loss, flatten, forward, unflatten
 
 
@@ -52,8 +56,48 @@ def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
     return gaps
 
 
+def certificate(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Tensor, weight_decay: float, *,
+                tol: float = 1e-6, solver="auto", block_size="auto", executor=None) -> Certificate:
+    """The partial-minimum certificate of any weights ``params`` (from a gradient run, another library, ...).
+
+    Builds the network's :class:`~multiconvex.nets.form.NetForm` (unit blocks for squared loss: every
+    unit block of a layer built as one batch, :mod:`multiconvex.nets.batched`, and solved exactly by
+    DAQP with ``solver="auto"``) and calls :func:`partial_minimum_certificate`.
+
+    Parameters
+    ----------
+    arch : Architecture
+    params : Params
+        The weights, torch tensors on the data's device.
+    X, T : torch.Tensor
+        Inputs ``(N, d)`` and encoded targets ``(N, n_out)`` (float64).
+    weight_decay : float
+    tol : float
+        Relative tolerance of the block gaps.
+    solver : str or list
+        Backend of the block subproblems (``"auto"``, or any registry name).
+    block_size : "auto", "layer", "unit" or int
+        The blocks the certificate speaks about (see :func:`multiconvex.nets.blocks.make_blocks`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiconvex.nets import Architecture, init_params
+    >>> arch = Architecture((2, 3, 1))
+    >>> X = torch.randn(30, 2, dtype=torch.float64); T = torch.randn(30, 1, dtype=torch.float64)
+    >>> certificate(arch, init_params(arch, 0, X.device), X, T, 1e-3).is_partial_minimum
+    False
+    """
+    plan = dispatch.make_plan(solver)
+    form = NetForm(arch, X, T, weight_decay, plan=plan, block_size=block_size,
+                   resolve_class=lambda cls, name: resolve(solver, cls, matrix_level=True),
+                   backends_for=lambda sub, name: resolve(solver, problem_class(sub)))
+    return partial_minimum_certificate(form, form.point_from_params(params), tol, executor)
+
+
 def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=None) -> Certificate:
-    """Block gaps at ``point`` compared with ``tol · max(1, |F|)`` (the drivers' relative tolerance).
+    """Block gaps at ``point`` compared with ``tol · |F|`` (the drivers' relative tolerance,
+    :func:`multiconvex.tolerance.gap_tolerance`).
 
     Parameters
     ----------
@@ -65,7 +109,7 @@ def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=
         Relative tolerance.
     """
     f, _ = form.evaluate(point)
-    return Certificate.from_gaps(block_gaps(form, point, executor), tol * max(1.0, abs(f)))
+    return Certificate.from_gaps(block_gaps(form, point, executor), gap_tolerance(tol, f))
 
 
 @dataclass(frozen=True)
@@ -175,5 +219,5 @@ def gradient_basis_gap(arch: Architecture, params: Params, X: torch.Tensor, T: t
     return GradientBasisGap(loss - best, loss, best, rank, Jm.shape[1])
 
 
-__all__ = ["block_gaps", "partial_minimum_certificate", "GradientBasisGap", "gradient_basis_gap",
+__all__ = ["block_gaps", "certificate", "partial_minimum_certificate", "GradientBasisGap", "gradient_basis_gap",
            "parameter_jacobian"]

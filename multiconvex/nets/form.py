@@ -6,7 +6,14 @@ row ``u`` of ``W_{k+1}`` with its bias appended. ``prepare`` runs one forward pa
 (cached) and records what to build; ``solve_prepared`` builds the block's matrices in torch
 (:func:`multiconvex.nets.blocks.block_data`) and hands them to a backend:
 
-* squared loss: the block is a :class:`~multiconvex.subproblem.BlockSubproblem` (dense Gram,
+* squared loss in unit blocks (``block_size="auto"``): every unit block of a layer prepared at one
+  point is built as one batch when the first of them is solved (:func:`multiconvex.nets.batched.unit_batch`:
+  Grams, linear terms, one interval per sample) and solved exactly
+  (:func:`multiconvex.nets.unit_blocks.solve_units`: DAQP per unit for ``"auto"``, the dispatcher for
+  a named solver); a Jacobi pass or a certificate thus builds each layer's data once, a Gauss–Seidel
+  step one unit's. Forward passes of nearby points are derived from each other
+  (:class:`multiconvex.nets.incremental.ForwardCache`);
+* squared loss in larger blocks: the block is a :class:`~multiconvex.subproblem.BlockSubproblem` (dense Gram,
   the piece as rows, one interval per sample for a unit;
   :func:`multiconvex.nets.subproblems.squared_subproblem`) solved by the one dispatcher
   (:func:`multiconvex.solvers.dispatch.solve`) with the :class:`~multiconvex.solvers.dispatch.Plan`
@@ -39,9 +46,12 @@ from ..solvers.cvxpy_adapter import options_for
 from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
+from .batched import boundary_units, piece_context, unit_batch
 from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
-from .network import DTYPE, Architecture, Params, forward, init_params, objective
+from .incremental import ForwardCache
+from .network import DTYPE, Architecture, Params, init_params
 from .subproblems import block_values, conic_matrices, squared_subproblem
+from .unit_blocks import solve_units
 
 logger = logging.getLogger("multiconvex")
 
@@ -165,6 +175,13 @@ class NetForm(StandardForm):
         first backend is matrix-level (``clarabel-native``).
     solver_options : dict, optional
         Passed through to the backend.
+
+    Attributes
+    ----------
+    unit_batches : bool
+        Squared loss in unit blocks: the unit blocks of a layer prepared at one point are built and solved as
+        one batch (:mod:`multiconvex.nets.batched`, :mod:`multiconvex.nets.unit_blocks`). Set it to False for
+        the per-block path (:func:`~multiconvex.nets.blocks.block_data`, then the dispatcher for each unit).
     """
 
     def __init__(self, arch: Architecture, X: torch.Tensor, T: torch.Tensor, weight_decay: float, *,
@@ -194,7 +211,12 @@ class NetForm(StandardForm):
         self._shape_lock = threading.Lock()
         self._prepared: dict[int, tuple[Point, float, bool]] = {}
         self._shipped: dict[int, tuple[BlockSubproblem, np.ndarray, float]] = {}
-        self._cache: tuple[Point, Any] | None = None
+        self._fwd = ForwardCache(arch, X, T, self.weight_decay)
+        # squared loss in unit blocks: every unit block of a layer prepared at one point is built and
+        # solved as one batch (multiconvex.nets.batched, .unit_blocks) when the first of them is solved
+        self.unit_batches = arch.loss == "squared" and all(len(b.units) == 1 for b in self.layer_blocks)
+        self._unit_done: dict[int, BlockSolution] = {}
+        self._unit_lock = threading.Lock()
         self.build_time = 0.0
         self.build_seconds = 0.0  # torch and numpy time building block subproblems (outside the backend)
 
@@ -223,19 +245,12 @@ class NetForm(StandardForm):
         return params
 
     def evaluate(self, point: Point) -> tuple[float, float]:
-        with torch.no_grad():
-            val = float(objective(self.arch, self.params_from_point(point), self.X, self.T, self.weight_decay))
+        val = self._fwd.get(point).f
         return (val, 0.0) if np.isfinite(val) else (float("inf"), float("inf"))
 
     def _forward(self, point: Point):
-        if self._cache is not None and self._cache[0] is point:
-            return self._cache[1]
-        params = self.params_from_point(point)
-        with torch.no_grad():
-            out, pre, inputs = forward(self.arch, params, self.X)
-            f = float(objective(self.arch, params, self.X, self.T, self.weight_decay))
-        self._cache = (point, (params, pre, inputs, f))
-        return self._cache[1]
+        e = self._fwd.get(point)
+        return e.params, e.pre, e.inputs, e.f
 
     def piece(self, point: Point) -> tuple[np.ndarray, ...]:
         _, pre, _, _ = self._forward(point)
@@ -271,11 +286,49 @@ class NetForm(StandardForm):
             return self._shapes[key]
 
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
-        _, pre, _, _ = self._forward(point)
+        entry = self._fwd.get(point)
         if self.arch.loss != "squared":
             self._shape(index)
         self._prepared[index] = (point, float(prox), flip_boundary)
-        return block_boundary(self.arch, self.layer_blocks[index], pre)
+        block = self.layer_blocks[index]
+        if not self.unit_batches:
+            return block_boundary(self.arch, block, entry.pre)
+        self._unit_done.pop(index, None)
+        key = ("boundary", block.layer)
+        if key not in entry.extra:
+            entry.extra[key] = boundary_units(self.arch, block.layer, entry.pre).cpu().numpy()
+        return bool(entry.extra[key][block.units[0]])
+
+    def _solve_unit_batch(self, index: int) -> BlockSolution:
+        """Block ``index`` and every other unit block of its layer prepared at the same point (same prox and
+        piece side), built as one :func:`~multiconvex.nets.batched.unit_batch` and solved together; the
+        others' solutions wait for their own :meth:`solve_prepared` call."""
+        with self._unit_lock:
+            done = self._unit_done.pop(index, None)
+            if done is not None:
+                return done
+            t0 = time.perf_counter()
+            point, prox, flip = prep = self._prepared.pop(index)
+            layer = self.layer_blocks[index].layer
+            group = [index] + [j for j, p in list(self._prepared.items())
+                               if p[0] is point and p[1:] == prep[1:] and self.layer_blocks[j].layer == layer]
+            for j in group[1:]:
+                del self._prepared[j]
+            entry = self._fwd.get(point)
+            units = [self.layer_blocks[j].units[0] for j in group]
+            with torch.no_grad():
+                key = ("piece", flip)
+                if key not in entry.extra:
+                    entry.extra[key] = piece_context(self.arch, self.T, entry.pre, entry.inputs, flip)
+                batch = unit_batch(self.arch, entry.params, self.T, layer, entry.pre, entry.inputs, units,
+                                   flip_boundary=flip, context=entry.extra[key])
+            self.build_seconds += time.perf_counter() - t0
+            sols = solve_units(self.arch, batch, entry.f, self.X.shape[0], self.weight_decay, prox, self.plan,
+                               [self.blocks[j].name for j in group])
+            theta0 = batch.theta0.detach().cpu().numpy()
+            for n, (j, sol) in enumerate(zip(group, sols)):
+                self._unit_done[j] = self._block_solution(j, None, theta0[n], prox, sol)
+            return self._unit_done.pop(index)
 
     def block_data(self, index: int, point: Point, flip_boundary: bool = False) -> BlockData:
         """The matrices of block ``index``'s subproblem at ``point`` (torch, on the model's device)."""
@@ -299,6 +352,8 @@ class NetForm(StandardForm):
         return squared_subproblem(self.arch, block, data, f0, self.X.shape[0], self.weight_decay, prox)
 
     def solve_prepared(self, index: int) -> BlockSolution:
+        if self.unit_batches:
+            return self._solve_unit_batch(index)
         point, prox, flip = self._prepared[index]
         if self.arch.loss == "squared":
             t0 = time.perf_counter()
@@ -347,7 +402,7 @@ class NetForm(StandardForm):
         sub, theta0, prox = self._shipped.pop(index)
         return self._block_solution(index, sub, theta0, prox, result)
 
-    def _block_solution(self, index: int, sub: BlockSubproblem, theta0: np.ndarray, prox: float,
+    def _block_solution(self, index: int, sub: BlockSubproblem | None, theta0: np.ndarray, prox: float,
                         sol: dispatch.SubSolution) -> BlockSolution:
         """The dispatcher's answer as the driver's: new values and the true objective (prox taken off)."""
         block = self.layer_blocks[index]
@@ -418,15 +473,8 @@ class NetForm(StandardForm):
 
 
 def _forward_uncached(form: NetForm, point: Point):
-    """Forward pass without touching the driver-thread cache (solves may run in worker threads)."""
-    cached = form._cache
-    if cached is not None and cached[0] is point:
-        return cached[1]
-    params = form.params_from_point(point)
-    with torch.no_grad():
-        _, pre, inputs = forward(form.arch, params, form.X)
-        f = float(objective(form.arch, params, form.X, form.T, form.weight_decay))
-    return params, pre, inputs, f
+    """The forward pass of ``point`` (the cache is thread-safe: solves may run in worker threads)."""
+    return form._forward(point)
 
 
 def params_from_named(arch: Architecture, values: Mapping[str, Any], device: torch.device) -> Params:

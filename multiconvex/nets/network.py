@@ -54,7 +54,9 @@ class Architecture:
         return self.n_layers - 1
 
     def slope(self, alive: torch.Tensor) -> torch.Tensor:
-        """Slope of σ on the piece: 1 where alive, ``negative_slope`` where dead."""
+        """Slope of σ on the piece: 1 where alive, ``negative_slope`` where dead (``alive`` itself for ReLU)."""
+        if self.negative_slope == 0:
+            return alive
         return alive + (1.0 - alive) * self.negative_slope
 
     def n_params(self) -> int:

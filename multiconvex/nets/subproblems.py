@@ -55,7 +55,7 @@ def _numpy(t):
     return None if t is None else t.detach().cpu().numpy()
 
 
-def _dense_rows(M: np.ndarray, n_cols: int, col0: np.ndarray | None = None) -> sp.csr_matrix:
+def dense_rows(M: np.ndarray, n_cols: int, col0: np.ndarray | None = None) -> sp.csr_matrix:
     """Rows of the dense ``M`` (``r × k``) as CSR with ``n_cols`` columns, row ``i`` starting at column
     ``col0[i]`` (0 when ``None``); zeros are kept as entries."""
     r, k = M.shape
@@ -106,19 +106,19 @@ def piece_rows(arch: Architecture, layer: int, data: BlockData) -> PieceRows | N
                 upper = np.minimum(upper, np.where(alpha < 0, ratio, np.inf).min(axis=1))
                 empty = empty or bool(np.any(hj[alpha == 0] < 0))
         crossed = np.flatnonzero(lower > upper)
-        C = _dense_rows(np.vstack([W, W[crossed]]), p)
+        C = dense_rows(np.vstack([W, W[crossed]]), p)
         lo = np.concatenate([lower, np.full(crossed.size, -np.inf)])
         up = np.concatenate([upper, upper[crossed]])
         up[crossed] = np.inf
     else:
         u = np.repeat(np.arange(g), N)
-        parts = [_dense_rows(own.reshape(g * N, c), p, u * c)]
+        parts = [dense_rows(own.reshape(g * N, c), p, u * c)]
         lo, up = [np.zeros(g * N)], [np.full(g * N, np.inf)]
         empty = False
         if G is not None:
             moves = np.any(G != 0, axis=1)
             keep = np.flatnonzero(moves)
-            parts.append(_dense_rows(G[keep], p))
+            parts.append(dense_rows(G[keep], p))
             lo.append(-h[keep]), up.append(np.full(keep.size, np.inf))
             empty = bool(np.any(h[~moves] < 0))
         C = sp.vstack(parts, format="csr")

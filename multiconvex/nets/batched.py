@@ -1,0 +1,315 @@
+"""Every unit block of a layer at once: Grams, linear terms and per-sample intervals as stacked tensors.
+
+A unit block is one row of ``W_k`` with its bias, ``θ_u ∈ R^c`` (``c = n_{k-1} + 1``). On the
+cross-section and piece of a point, everything after unit ``u`` is affine in its own
+pre-activation ``z_u = θ_u · ã_i`` (``ã_i = [a_{k-1,i}; 1]``), with forward-mode Jacobians
+``V_j[i, :, u]`` that are columns of the layer's Jacobians ``V_j`` (``N × n_j × n_k``): one batched
+product per later layer serves every unit of the layer (THEORY §1; the per-block version is
+:func:`multiconvex.nets.blocks.block_data`). From them, for every unit ``u`` at once:
+
+* the Gram ``Σ_i ‖V_L[i, :, u]‖² ã_i ã_iᵀ`` and the linear term of the squared loss;
+* the piece as **one interval per sample** on the unit's pre-activation ``z_iu``: its own row
+  (``z ≥ 0`` alive, ``≤ 0`` dead) and every later row ``s_j z_j ≥ 0``, ``z_j = z_j⁰ + V_j (z_u − z_u⁰)``,
+  collapse to ``L_iu ≤ z_iu ≤ U_iu`` (on the rows ``ã_i`` that every unit of the layer shares; in
+  the sign-folded form of :func:`multiconvex.nets.subproblems.piece_rows` through
+  :attr:`UnitBatch.lower`/:attr:`UnitBatch.upper`). The bounds are written as ``z⁰ − slack/β`` with
+  ``slack = s_j z_j⁰ ≥ 0`` on the point's own piece, so the point is inside its own intervals exactly
+  (no rounding can make its own piece look empty).
+
+The same data for the neighbouring piece across a boundary (``flip_boundary``) flips the sign of
+every constrained unit with ``z ≈ 0`` (:func:`multiconvex.nets.network.boundary_mask`) that the
+block can move; flipping every unit of layer ``k`` at once equals flipping each unit's own,
+because unit ``u``'s data reads only column ``u`` of layer ``k``'s pattern.
+
+Work is chunked over samples (sums over samples, intervals per sample), so memory stays at
+``chunk · Σ_j n_j · g`` entries; everything runs on the tensors' device (CPU or CUDA).
+
+Examples
+--------
+>>> import torch
+>>> from multiconvex.nets import Architecture, forward, init_params
+>>> arch = Architecture((2, 3, 1))
+>>> params = init_params(arch, 0, torch.device("cpu"))
+>>> X = torch.randn(20, 2, dtype=torch.float64); T = torch.randn(20, 1, dtype=torch.float64)
+>>> _, pre, inputs = forward(arch, params, X)
+>>> batch = unit_batch(arch, params, T, 0, pre, inputs)
+>>> batch.gram.shape, batch.lower.shape, bool((batch.lower <= batch.w0.T).all())
+(torch.Size([3, 3, 3]), torch.Size([3, 20]), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .network import Architecture, Params, boundary_mask
+
+#: Largest number of entries of one chunk's Jacobians ``V_j`` (samples × units × later units).
+CHUNK_ENTRIES = 131_072  # ~1 MiB of float64: a chunk's passes stay in cache
+
+
+@dataclass
+class UnitBatch:
+    """The unit blocks ``units`` of layer ``layer`` at one point (torch, float64, on the point's device).
+
+    Attributes
+    ----------
+    theta0 : (g, c)
+        Each unit's weight row with its bias appended (the block's variables at the point).
+    gram, lin : (g, c, c), (g, c)
+        Squared loss: ``½‖f(θ_u) − t‖²`` summed over samples is ``½θᵀ gram θ − linᵀθ + const``.
+    inputs : (N, c)
+        ``ã``: the layer's inputs with a column of ones (shared by every unit's rows).
+    sign : (N, g) or None
+        Each unit's own sign ``s = ±1`` on the piece (``None`` for the output layer: no piece rows).
+    zlo, zhi : (g, N) or None
+        The piece as intervals on each unit's pre-activation ``z_i = ã_i · θ_u`` (its own row and every later
+        row; ``∓inf`` where a side is free). :attr:`lower`, :attr:`upper` give them on ``w = s z``.
+    z0 : (N, g)
+        ``z`` at the point.
+    """
+
+    layer: int
+    units: torch.Tensor
+    theta0: torch.Tensor
+    gram: torch.Tensor
+    lin: torch.Tensor
+    inputs: torch.Tensor
+    sign: torch.Tensor | None
+    zlo: torch.Tensor | None
+    zhi: torch.Tensor | None
+    z0: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.units.numel())
+
+    def own_rows(self, i: int) -> torch.Tensor:
+        """Unit ``i``'s (position in the batch) rows ``s_j ã_j`` (N, c): ``w = rows @ θ``."""
+        assert self.sign is not None
+        return self.sign[:, i, None] * self.inputs
+
+    def z_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The intervals on ``z = ã · θ`` (the rows are then ``ã``, shared by every unit), (g, N)."""
+        assert self.zlo is not None and self.zhi is not None
+        return self.zlo, self.zhi
+
+    @property
+    def w0(self) -> torch.Tensor:
+        """``w = s z`` at the point, (N, g) (``z`` for the output layer)."""
+        return self.sign * self.z0 if self.sign is not None else self.z0
+
+    @property
+    def lower(self) -> torch.Tensor | None:
+        """The piece as ``lower ≤ w ≤ upper`` on ``w_i = s_i ã_i · θ_u`` (the rows of
+        :func:`multiconvex.nets.subproblems.piece_rows`), (g, N); ``None`` for the output layer."""
+        if self.sign is None or self.zlo is None or self.zhi is None:
+            return None
+        return torch.where(self.sign.T > 0, self.zlo, -self.zhi)
+
+    @property
+    def upper(self) -> torch.Tensor | None:
+        """See :attr:`lower` (``inf`` where free)."""
+        if self.sign is None or self.zlo is None or self.zhi is None:
+            return None
+        return torch.where(self.sign.T > 0, self.zhi, -self.zlo)
+
+
+class PieceContext:
+    """What every unit block at one point and one side of its boundaries shares, computed once per layer
+    when first asked for (a Gauss–Seidel step on layer ``k`` needs layers ``k..L-1`` only).
+
+    :meth:`hidden` gives, per hidden layer ``j``: signs ``s_j`` (boundary units flipped for the
+    neighbouring piece), slopes, ``slack_j = s_j z_j⁰`` and, when every slack is ≥ 0 (always on the
+    point's own piece), ``s_j / slack_j`` (``±inf`` at a zero slack); :meth:`inputs` the layer's inputs
+    ``ã`` with a column of ones; :attr:`resid` the residual ``t − f``.
+    """
+
+    def __init__(self, arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
+                 flip_boundary: bool = False):
+        self.arch, self.pre, self._inputs, self.flip = arch, pre, inputs, flip_boundary
+        self.resid = T - pre[-1]
+        self._hidden: dict[int, tuple] = {}
+        self._zero_slack: dict[int, bool] = {}  # a zero slack: V·inv is 0·inf = nan where V = 0
+        self._at: dict[int, torch.Tensor] = {}
+
+    def hidden(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(sign, slope, slack, inv)`` of hidden layer ``j`` (``inv`` is ``None`` when a slack is < 0)."""
+        if j not in self._hidden:
+            z = self.pre[j]
+            S = (z >= 0).to(z.dtype)
+            inv: torch.Tensor | None
+            if self.flip:
+                S = torch.where(boundary_mask(z), 1.0 - S, S)
+                sign = 2 * S - 1
+                slack = sign * z
+                # β/slack; a zero slack (signed zeros included) gives ±inf with the sign of β: the bound is z⁰
+                inv = torch.where(slack == 0, sign * torch.inf, sign / slack) if bool((slack >= 0).all()) else None
+            else:  # the point's own piece: slack = |z| ≥ 0; at a zero slack the smallest positive float instead,
+                # so sign/slack is finite and V·inv is 0 where V = 0 and huge (or ±inf) with β's sign elsewhere:
+                # the bound z⁰ − 1/(V·inv) is then z⁰ to the last bit, as the exact ±inf would give
+                sign = 2 * S - 1
+                slack = z.abs()
+                inv = sign / slack.clamp_min(torch.finfo(z.dtype).tiny)
+            self._hidden[j] = (sign, self.arch.slope(S), slack, inv)
+            self._zero_slack[j] = self.flip and inv is not None and bool(torch.isinf(inv).any())
+        return self._hidden[j]
+
+    def inputs(self, k: int) -> torch.Tensor:
+        """``ã`` of layer ``k``: its inputs with a column of ones (with biases), (N, c)."""
+        if k not in self._at:
+            a = self._inputs[k]
+            ones = torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)
+            self._at[k] = torch.cat([a, ones], dim=1) if self.arch.bias else a
+        return self._at[k]
+
+
+def piece_context(arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
+                  flip_boundary: bool = False) -> PieceContext:
+    """The :class:`PieceContext` of the point whose forward pass gave ``pre`` and ``inputs``."""
+    return PieceContext(arch, T, pre, inputs, flip_boundary)
+
+
+def _later_intervals(ctx: PieceContext, j: int, sl: slice, V: torch.Tensor, z0: torch.Tensor):
+    """The rows ``s_j z_j ≥ 0`` of the later layer ``j`` (samples ``sl``), ``z_j = z_j⁰ + V (z − z⁰)``, as
+    ``lower ≤ z ≤ upper`` (n, g).
+
+    With ``β = s_j V``: ``z ≥ z⁰ − slack/β`` where ``β > 0``, ``z ≤ z⁰ − slack/β`` where ``β < 0``. When every
+    slack is ≥ 0 (the point's own piece) the bounds come from the extreme ratios ``β/slack`` (four passes
+    over the ``n × n_j × g`` Jacobian); otherwise (a flipped piece) from ``slack/β`` directly.
+
+    A row with ``β = 0`` does not involve the block: on the point's own piece its slack is ≥ 0. On the
+    neighbouring piece a flipped boundary unit's slack is ``−|z| ≈ 0``; such a row (the block cannot move it)
+    is left out: the neighbouring piece taken is the one where the units that do not depend on the block
+    keep their side (the point lies on both sides of each boundary unit, so that piece contains it too,
+    and the unit's slope does not enter the block's Jacobians at that sample, where ``V = 0``).
+    """
+    sign, _, slack_j, inv = ctx.hidden(j)
+    if inv is not None:
+        rho = V * inv[sl][:, :, None]
+        if ctx._zero_slack[j]:
+            rho = torch.nan_to_num(rho, nan=0.0, posinf=torch.inf, neginf=-torch.inf)
+        hi, lo = rho.amax(dim=1), rho.amin(dim=1)  # (n, g)
+        lower = torch.where(hi > 0, z0 - 1.0 / hi, -torch.inf)
+        upper = torch.where(lo < 0, z0 - 1.0 / lo, torch.inf)
+        return lower, upper
+    slack = slack_j[sl]
+    beta = sign[sl][:, :, None] * V
+    t = slack[:, :, None] / beta  # inf/nan where β = 0: masked
+    lower = z0 - torch.where(beta > 0, t, torch.inf).amin(dim=1)
+    upper = z0 - torch.where(beta < 0, t, -torch.inf).amax(dim=1)
+    return lower, upper
+
+
+def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
+               inputs: list[torch.Tensor], units: torch.Tensor | list[int] | None = None, *,
+               flip_boundary: bool = False, chunk_entries: int = CHUNK_ENTRIES,
+               context: PieceContext | None = None) -> UnitBatch:
+    """The unit blocks ``units`` (default: all) of ``layer`` at the point whose forward pass gave ``pre``, ``inputs``.
+
+    Squared loss only (the Gram form). ``flip_boundary`` builds the neighbouring piece across a boundary;
+    ``context`` is that point's :func:`piece_context` for that side when the caller keeps it (it is built
+    otherwise).
+    """
+    ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
+    L, k = arch.n_layers, layer
+    dev, dt = T.device, T.dtype
+    idx = (torch.arange(arch.sizes[k + 1], device=dev) if units is None
+           else torch.as_tensor(units, device=dev, dtype=torch.long))
+    g = int(idx.numel())
+    at = ctx.inputs(k)
+    N, c = at.shape
+    W, b = params[k]
+    theta0 = torch.cat([W[idx]] + ([b[idx, None]] if b is not None else []), dim=1)
+    z0 = pre[k][:, idx]  # (N, g)
+    hidden = k < L - 1
+    sign = ctx.hidden(k)[0][:, idx] if hidden else None
+    gram = torch.zeros(g, c, c, dtype=dt, device=dev)
+    lin = torch.zeros(g, c, dtype=dt, device=dev)
+    lz = torch.full((N, g), -torch.inf, dtype=dt, device=dev)  # the later rows as intervals on z
+    uz = torch.full((N, g), torch.inf, dtype=dt, device=dev)
+    width = max([arch.sizes[j + 1] for j in range(k + 1, L)] + [1])
+    step = max(1, int(chunk_entries // max(1, width * g)))
+    for s in range(0, N, step):
+        sl = slice(s, min(N, s + step))
+        A = at[sl]
+        if hidden:
+            V = params[k + 1][0][:, idx][None, :, :] * ctx.hidden(k)[1][sl][:, idx][:, None, :]  # (n, n_{k+1}, g)
+            for j in range(k + 1, L - 1):  # later hidden layers: their rows collapse to intervals on z
+                lo, up = _later_intervals(ctx, j, sl, V, z0[sl])
+                lz[sl] = torch.maximum(lz[sl], lo)
+                uz[sl] = torch.minimum(uz[sl], up)
+                V = torch.matmul(params[j + 1][0], ctx.hidden(j)[1][sl][:, :, None] * V)
+        else:
+            V = torch.zeros(A.shape[0], arch.sizes[-1], g, dtype=dt, device=dev)
+            V[:, idx, torch.arange(g, device=dev)] = 1.0
+        M = (V * V).sum(dim=1)  # (n, g): ‖V_L[i, :, u]‖²
+        gram += (A.T[None, :, :] * M.T[:, None, :]) @ A
+        beta = torch.einsum("iou,io->iu", V, ctx.resid[sl]) + M * z0[sl]  # Σ_o V (t − f + V z⁰)
+        lin += beta.T @ A
+    zlo = zhi = None
+    if sign is not None:  # the own row: z ≥ 0 where alive (s = 1), z ≤ 0 where dead
+        pos = sign.T > 0
+        lzT, uzT = lz.T, uz.T
+        zlo, zhi = torch.where(pos, lzT.clamp_min(0.0), lzT), torch.where(pos, uzT, uzT.clamp_max(0.0))
+    return UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0)
+
+
+def boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:
+    """Which unit blocks of ``layer`` have a constrained unit on a boundary that involves them, (n_k,) bool:
+    their own pre-activation ``≈ 0`` at some sample, or a later hidden unit's at a sample where the unit is
+    alive (ReLU; any sample for a leaky ReLU). A later boundary unit that does not depend on the block
+    leaves its subproblem unchanged on either side (see :func:`_later_intervals`), so flipping it adds nothing.
+    For every unit at once; :func:`multiconvex.nets.blocks.block_boundary` is the per-block test, which
+    flags more."""
+    n = pre[layer].shape[1]
+    if layer >= arch.n_layers - 1:
+        return torch.zeros(n, dtype=torch.bool, device=pre[layer].device)
+    own = boundary_mask(pre[layer]).any(dim=0)
+    later = torch.zeros(pre[layer].shape[0], dtype=torch.bool, device=pre[layer].device)  # per sample
+    for j in range(layer + 1, arch.n_layers - 1):
+        later |= boundary_mask(pre[j]).any(dim=1)
+    if arch.negative_slope != 0:
+        return own | bool(later.any())
+    # ReLU: a later unit depends on unit u at sample i only through u's slope there, 0 where u is dead
+    return own | ((pre[layer] >= 0) & later[:, None]).any(dim=0)
+
+
+@dataclass
+class UnitQPs:
+    """The unit blocks as QPs ``min ½θᵀPθ + qᵀθ`` (numpy): ``P = gram/N + (λ+ρ)I``, ``q = −lin/N − ρθ⁰``;
+    ``grad0 = Pθ⁰ + q`` (the value of a solution is ``f⁰ + grad0ᵀδ + ½δᵀPδ``, ``δ = θ − θ⁰``: no
+    cancellation against ``f⁰`` when ``θ ≈ θ⁰``)."""
+
+    P: np.ndarray
+    q: np.ndarray
+    theta0: np.ndarray
+    grad0: np.ndarray
+
+    def values(self, theta: np.ndarray, f0: float) -> np.ndarray:
+        """The subproblem's value at each row of ``theta`` (the objective on the piece, plus the prox term)."""
+        d = theta - self.theta0
+        return f0 + np.einsum("bc,bc->b", self.grad0, d) + 0.5 * np.einsum("bc,bcd,bd->b", d, self.P, d)
+
+    def value(self, i: int, theta: np.ndarray, f0: float) -> float:
+        """The value of unit ``i``'s subproblem at ``theta``."""
+        d = theta - self.theta0[i]
+        return float(f0 + self.grad0[i] @ d + 0.5 * d @ (self.P[i] @ d))
+
+
+def unit_qps(batch: UnitBatch, n_samples: int, weight_decay: float, prox: float = 0.0) -> UnitQPs:
+    """The batch's QPs in numpy (``P`` symmetrised)."""
+    gram = batch.gram.detach().cpu().numpy()
+    P = (gram + gram.transpose(0, 2, 1)) / (2 * n_samples)
+    c = P.shape[1]
+    P[:, np.arange(c), np.arange(c)] += weight_decay + prox
+    theta0 = batch.theta0.detach().cpu().numpy()
+    q = -batch.lin.detach().cpu().numpy() / n_samples - prox * theta0
+    grad0 = np.einsum("bcd,bd->bc", P, theta0) + q
+    return UnitQPs(P, q, theta0, grad0)
+
+
+__all__ = ["UnitBatch", "UnitQPs", "PieceContext", "piece_context", "unit_batch", "unit_qps", "boundary_units",
+           "CHUNK_ENTRIES"]

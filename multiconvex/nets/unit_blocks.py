@@ -1,0 +1,136 @@
+"""Solving a batch of unit blocks (:class:`~multiconvex.nets.batched.UnitBatch`) exactly.
+
+* ``solver="auto"``: a hidden unit's block is a dense QP with one interval per sample on the
+  rows ``ã`` that every unit of the layer shares; DAQP solves each exactly
+  (:func:`multiconvex.solvers.batched_qp.solve_interval_qps`) without a sparse matrix or a dispatcher
+  round trip per unit. An output unit's block has no piece rows: one batched Cholesky solve for the
+  whole layer (the closed form). A unit DAQP cannot solve goes to the dispatcher (ProxQP, Clarabel, ...).
+* any other ``solver=``: each unit's block as a :class:`~multiconvex.subproblem.BlockSubproblem`
+  through :func:`multiconvex.solvers.dispatch.solve` with the user's plan (``clarabel-native``
+  stays the reference it always was).
+
+A piece that is empty by its own rows (a crossed interval: possible only on a neighbouring piece
+across a boundary) goes to the dispatcher with the interval as two one-sided rows (as
+:func:`multiconvex.nets.subproblems.piece_rows` writes it), and the backend's proof of infeasibility
+is the answer.
+
+Every solution's value is computed by the same arithmetic (:meth:`~multiconvex.nets.batched.UnitQPs.values`:
+``f⁰ + ∇ᵀδ + ½δᵀPδ``), so a gap ``f⁰ − value`` is exact to rounding whichever backend ran.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..solvers import dispatch
+from ..solvers import status as st
+from ..solvers.batched_qp import solve_interval_qps
+from ..solvers.cvxpy_adapter import options_for
+from ..solvers.registry import get_backend
+from ..subproblem import BlockSubproblem, make_slots
+from .batched import UnitBatch, UnitQPs, unit_qps
+from .network import Architecture
+from .subproblems import dense_rows
+
+
+def unit_subproblem(batch: UnitBatch, i: int, qps: UnitQPs, f0: float) -> BlockSubproblem:
+    """Unit ``i`` (position in the batch) as a :class:`BlockSubproblem` (its value at ``θ⁰`` is ``f0``), the
+    piece as the rows ``s_j ã_j`` with the batch's intervals (as :func:`multiconvex.nets.subproblems.piece_rows`)."""
+    unit = int(batch.units[i])
+    P, q, theta0 = qps.P[i], qps.q[i], qps.theta0[i]
+    c = f0 - (0.5 * theta0 @ (P @ theta0) + q @ theta0)
+    slots = make_slots([((batch.layer, unit), (theta0.size,))])
+    if batch.sign is None:
+        return BlockSubproblem(slots, [], q, float(c), P_extra=P)
+    assert batch.lower is not None and batch.upper is not None
+    W = batch.own_rows(i).detach().cpu().numpy()
+    lower, upper = batch.lower[i].detach().cpu().numpy(), batch.upper[i].detach().cpu().numpy()
+    # a crossed interval (an empty piece) as two one-sided rows, which every backend can prove infeasible
+    cross = np.flatnonzero(lower > upper)
+    lo = np.concatenate([lower, np.full(cross.size, -np.inf)])
+    up = np.concatenate([upper, upper[cross]])
+    up[cross] = np.inf
+    # every entry kept (zeros too): the pattern depends only on the shape, so a backend that updates its data
+    # in place between solves of a block (clarabel-native) sees the same pattern at every point
+    C = dense_rows(np.vstack([W, W[cross]]), theta0.size)
+    return BlockSubproblem(slots, [], q, float(c), P_extra=P, A=C, l=lo, u=up)
+
+
+def _closed_form(qps: UnitQPs) -> np.ndarray | None:
+    """``θ = −P⁻¹q`` for every unit by one batched Cholesky solve; ``None`` when a ``P`` is not positive definite."""
+    try:
+        Lc = np.linalg.cholesky(qps.P)
+    except np.linalg.LinAlgError:
+        return None
+    y = np.linalg.solve(Lc, -qps.q[:, :, None])
+    return np.linalg.solve(np.transpose(Lc, (0, 2, 1)), y)[:, :, 0]
+
+
+def _active_guess(batch: UnitBatch, zlo, zhi) -> np.ndarray:
+    """The rows tight at the point (``z`` within ``1e-9·(1 + |z|)`` of a bound): DAQP's starting working set,
+    ``-1`` lower, ``1`` upper, (g, N). Near a block's optimum it is the optimum's active set or close to it."""
+    assert batch.sign is not None
+    z0 = batch.z0.T
+    eps = 1e-9 * (1.0 + z0.abs())
+    guess = (zhi - z0 <= eps).to(torch.int8) - (z0 - zlo <= eps).to(torch.int8)
+    return guess.cpu().numpy()
+
+
+def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int, weight_decay: float,
+                prox: float, plan: dispatch.Plan, names: list[str]) -> list[dispatch.SubSolution]:
+    """Each unit block of ``batch`` solved on its piece: one :class:`~multiconvex.solvers.dispatch.SubSolution`
+    per unit, its ``value`` the subproblem's value (objective on the piece plus ``prox/2‖θ − θ⁰‖²``).
+
+    ``names`` are the blocks' names (the dispatcher's per-block workspaces).
+    """
+    t0 = time.perf_counter()
+    qps = unit_qps(batch, n_samples, weight_decay, prox)
+    g = batch.size
+    out: list[dispatch.SubSolution | None] = [None] * g
+    if batch.sign is not None:
+        zlo, zhi = batch.z_bounds()
+        crossed = (zlo > zhi).any(dim=1).cpu().numpy()
+    else:
+        crossed = np.zeros(g, dtype=bool)
+    todo = [i for i in range(g) if not crossed[i]]  # a crossed unit goes to the dispatcher, whose backend proves it
+    daqp = get_backend("daqp")
+    if plan.auto and todo and batch.sign is not None and plan.installed(daqp):
+        zlo, zhi = batch.z_bounds()
+        C = batch.inputs.detach().cpu().numpy()
+        sel = np.asarray(todo)
+        res = solve_interval_qps(qps.P[sel], qps.q[sel], C, zlo[sel].cpu().numpy(), zhi[sel].cpu().numpy(),
+                                 warm=qps.theta0[sel], active=_active_guess(batch, zlo, zhi)[sel],
+                                 options=options_for(daqp, plan.options))
+        for j, i in enumerate(todo):
+            if st.has_solution(res.status[j]):
+                out[i] = dispatch.SubSolution(res.status[j], res.x[j], qps.value(i, res.x[j], f0), "daqp",
+                                              float(res.solve_time[j]), float(res.solve_time[j]),
+                                              [("daqp", res.status[j])])
+    elif plan.auto and todo and batch.sign is None:
+        t1 = time.perf_counter()
+        x = _closed_form(qps)
+        if x is not None:
+            per = (time.perf_counter() - t1) / g
+            for i in todo:
+                out[i] = dispatch.SubSolution(st.OPTIMAL, x[i], qps.value(i, x[i], f0), "lstsq", per, per,
+                                              [("lstsq", st.OPTIMAL)])
+    for i in range(g):
+        if out[i] is None:  # a named solver, or what the fast path could not solve: the dispatcher
+            sub = unit_subproblem(batch, i, qps, f0)
+            sol = dispatch.solve(sub, plan, warm=qps.theta0[i], key=names[i])
+            if sol.x is not None:
+                sol.value = qps.value(i, sol.x, f0)
+            out[i] = sol
+    wall = (time.perf_counter() - t0) / max(1, g)
+    result: list[dispatch.SubSolution] = []
+    for sol in out:
+        assert sol is not None
+        sol.wall_time = max(sol.wall_time, wall)
+        result.append(sol)
+    return result
+
+
+__all__ = ["solve_units", "unit_subproblem"]
