@@ -4,11 +4,15 @@ A run directory holds
 
 - ``run.json``: the exact command, suite, options, seeds, the case list and the
   environment of the process that started the run;
-- ``results.jsonl``: one JSON record per finished case, appended (and flushed)
-  as each case finishes, so an interrupted run loses nothing finished;
+- ``results.jsonl``: one JSON record per finished case, appended, flushed and fsynced
+  as each case finishes, so an interrupted (even ``kill -9``-ed) run loses nothing finished;
+  a torn last line left by a kill is closed before the next append, and skipped on reading;
 - ``results.csv``: the same records, flat, written at the end.
 
-``resume=True`` re-reads ``run.json`` and runs only the cases that have no record.
+``run.json`` and ``results.csv`` are replaced atomically. A new run only goes into a new or
+empty directory; a directory that holds files but no run is refused (:class:`RunDirError`),
+so a user's files are never overwritten. ``resume=True`` re-reads ``run.json`` and runs only
+the cases that have no record. Ctrl-C (SIGINT) stops the run after writing what finished.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -46,16 +51,27 @@ logger = logging.getLogger("multiconvex.bench")
 OK_STATUSES = ("converged", "stalled", "iteration_limit", "time_limit", "bound_active")
 CSV_FIELDS = ("id", "suite", "problem", "method", "backend", "seed", "status", "objective", "reference", "gap",
               "max_block_gap", "is_partial_minimum", "iterations", "wall_time", "cpu_time", "run_time", "solver_time",
-              "build_time", "peak_rss_mb", "rss_delta_mb", "worker", "error")
+              "build_time", "case_memory_mb", "worker", "error")
+#: Fields every record has; a line of results.jsonl without them is not a record of a run.
+RECORD_ID_FIELDS = ("id", "problem", "method", "backend", "seed", "status")
+#: The temporary file behind the atomic replacement of run.json (ignored when a directory is checked for emptiness).
+_TMP_SUFFIX = ".tmp-multiconvex"
 
 
 class RunDirError(Exception):
-    """A run directory that cannot be used as asked (exists without --resume, or has no run)."""
+    """A run directory that cannot be used as asked: it holds a run (no --resume), holds other files, is a
+    file, does not exist (--resume, report), or its ``run.json`` / ``results.jsonl`` is damaged."""
 
 
 # -- measuring one case -------------------------------------------------------------------------------
-class _PeakRSS:
-    """Sample this process's resident memory every ``interval`` seconds (a background thread)."""
+class _CaseMemory:
+    """The growth of this process's resident memory during one case (sampled every ``interval`` s).
+
+    ``growth_mb`` = peak RSS during the case − RSS when it started: what the case itself added
+    (its data, compiled problems, solver workspaces, including memory allocated inside C/Rust
+    backends, which ``tracemalloc`` would miss; tracing also slowed cases 4-5x here). Memory
+    the process already held and the case reused is not counted.
+    """
 
     def __init__(self, interval: float = 0.02):
         self.interval = interval
@@ -73,6 +89,10 @@ class _PeakRSS:
 
             scale = 1 if sys.platform == "darwin" else 1024
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+    @property
+    def growth_mb(self) -> float:
+        return max(0.0, self.peak - self.start)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -128,8 +148,8 @@ def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
     if "Y" in d:  # matrix factorization
         from multiconvex.models import MatrixFactorization  # lazy: the models import torch (~0.7 s)
 
-        est = MatrixFactorization(lam=d["lam"], seed=case.seed).fit(d["Y"], algorithm="grow", solver=case.backend,
-                                                                   time_limit=case.time_limit)
+        est = MatrixFactorization(lam=d["lam"], algorithm="grow", solver=case.backend, time_limit=case.time_limit,
+                                  random_state=case.seed).fit(d["Y"])
     else:
         from multiconvex.models import ParallelReLUNetwork  # lazy: the models import torch (~0.7 s)
 
@@ -180,13 +200,13 @@ def run_case(case: Case) -> dict:
     try:
         if inst is None:
             raise _Skip
-        with _PeakRSS() as mem:
+        with _CaseMemory() as mem:
             start = inst.start(case.seed)
-            max_iters = case.max_iters or inst.max_iters
+            max_iters = inst.max_iters if case.max_iters is None else case.max_iters
             run = _run_ours if case.method in OURS else _run_global if case.method in GLOBAL_METHODS else _run_peer
             out = run(case, inst, start, max_iters)
         record.update(out)
-        record["peak_rss_mb"], record["rss_delta_mb"] = mem.peak, mem.peak - mem.start
+        record["case_memory_mb"] = mem.growth_mb
         ref = inst.reference
         record["reference"], record["reference_note"] = ref, inst.reference_note
         record["gap"] = None if ref is None else (record["objective"] - ref) / max(1.0, abs(ref))
@@ -206,33 +226,170 @@ def run_case(case: Case) -> dict:
 
 # -- a run directory ----------------------------------------------------------------------------------
 def read_records(run_dir: str | Path) -> list[dict]:
-    """Every record in ``run_dir/results.jsonl`` (a torn last line from a kill is skipped)."""
+    """Every record in ``run_dir/results.jsonl``.
+
+    A line that is not JSON (a write torn by a kill) is skipped with a warning: its case has no
+    record and runs again on ``--resume``. A line that is JSON but not a record (not an object, or
+    without ``id``, ``problem``, ``method``, ``backend``, ``seed``, ``status``) was written by
+    something else: :class:`RunDirError` names the line, and nothing is changed.
+    """
     path = Path(run_dir) / "results.jsonl"
     records = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                logger.warning("%s: skipping an unreadable line (an interrupted write)", path)
+    if not path.exists():
+        return records
+    if not path.is_file():
+        raise RunDirError(f"{path} is not a file: move it away; results.jsonl must be a file this program writes.")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s line %d: skipping an unreadable line (a write interrupted by a kill); "
+                           "its case runs again on --resume", path, lineno)
+            continue
+        if not isinstance(record, dict):
+            raise RunDirError(f"{path} line {lineno} is a JSON {type(record).__name__}, not a record object: "
+                              "delete or fix that line (its case then runs again on --resume).")
+        missing = [k for k in RECORD_ID_FIELDS if k not in record]
+        if missing or not isinstance(record["id"], str):
+            raise RunDirError(f"{path} line {lineno} is not a benchmark record (no {', '.join(missing) or 'id'}): "
+                              "delete or fix that line (its case then runs again on --resume).")
+        records.append(record)
     return records
 
 
 def read_run(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
+    """``run_dir/run.json``, checked: a JSON object with the run's ``options`` and ``cases``."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"{run_dir} does not exist: give the --out directory of a `multiconvex bench` run.")
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run directory: give the --out directory of a "
+                          "`multiconvex bench` run.")
+    path = run_dir / "run.json"
+    if not path.is_file():
         raise RunDirError(f"{run_dir} holds no benchmark run (no run.json); run `multiconvex bench --out {run_dir}`.")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path} is damaged (not JSON: {exc}): restore it, or start a new run with another "
+                          "--out.") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("options"), dict) \
+            or not isinstance(meta.get("cases"), list) or not isinstance(meta.get("sessions", []), list):
+        raise RunDirError(f"{path} is not the run.json of a multiconvex bench run (it needs 'options' and "
+                          "'cases'): restore it, or start a new run with another --out.")
+    meta["options"] = vars(options_of(meta, run_dir))  # checked, with every field present
+    return meta
+
+
+def options_of(meta: dict, run_dir: str | Path) -> BenchOptions:
+    """The :class:`BenchOptions` stored in a run's ``run.json`` (checked: unknown or bad values refused)."""
+    path = Path(run_dir) / "run.json"
+    known = set(BenchOptions.__dataclass_fields__)
+    unknown = sorted(set(meta["options"]) - known)
+    if unknown:
+        raise RunDirError(f"{path}: unknown options {unknown}: restore the file, or start a new run with another "
+                          "--out.")
+    try:
+        options = BenchOptions(**meta["options"])
+        expand(options.suite, options.solvers, options.seeds, methods=options.methods, problems=options.problems)
+    except Exception as exc:  # noqa: BLE001 - any bad stored option is a damaged run directory
+        raise RunDirError(f"{path}: its options cannot be expanded into cases ({type(exc).__name__}: {exc}): "
+                          "restore the file, or start a new run with another --out.") from None
+    return options
+
+
+def prepare_new_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` for a new run; refuse a file, an existing run, or a directory of other files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--out {run_dir} is a file, not a directory: choose a new or empty directory.")
+    if run_dir.is_dir():
+        if (run_dir / "run.json").exists() or (run_dir / "results.jsonl").exists():
+            raise RunDirError(f"{run_dir} already holds results: pass --resume to finish that run, "
+                              "or choose another --out.")
+        others = sorted(p.name for p in run_dir.iterdir() if not p.name.endswith(_TMP_SUFFIX))
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise RunDirError(f"{run_dir} is not empty ({shown}) and holds no multiconvex run: choose a new or "
+                              "empty directory for --out (nothing was written).")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``: never half-written."""
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
+    with tmp.open("w") as fh:
+        fh.write(json.dumps(obj, indent=2, default=str))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def repair_torn_tail(path: Path) -> bool:
+    """End ``path`` with a newline if a kill tore its last line (the fragment stays, as an unreadable line).
+
+    Returns whether a repair was needed. The next record then starts on its own line instead of
+    being glued to the fragment (which would lose both).
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return False
+    with path.open("ab") as fh:
+        fh.write(b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    logger.warning("%s: closed a torn last line (a write interrupted by a kill); its case runs again", path)
+    return True
+
+
+def append_record(fh: Any, record: dict) -> None:
+    """One record as one line: written, flushed and fsynced before the next case is reported."""
+    fh.write(json.dumps(record, default=_json_default) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def write_csv(run_dir: str | Path, records: list[dict]) -> Path:
     path = Path(run_dir) / "results.csv"
-    with path.open("w", newline="") as fh:
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
+    with tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in records:
             w.writerow({k: r.get(k) for k in CSV_FIELDS})
+    os.replace(tmp, path)
     return path
+
+
+class _SigintGuard:
+    """Notes a Ctrl-C during the run and still raises ``KeyboardInterrupt``.
+
+    A solver that catches the interrupt and returns its best point (status ``interrupted``) would
+    otherwise let the sweep go on to the next case; with the note the runner drops that partial
+    record (the case runs again on ``--resume``) and stops.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.hit = True
+        raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 @dataclass
@@ -278,33 +435,35 @@ def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: b
         meta = read_run(run_dir)
         options = BenchOptions(**meta["options"])
     else:
-        if (run_dir / "results.jsonl").exists():
-            raise RunDirError(f"{run_dir} already holds results: pass --resume to finish that run, "
-                              "or choose another --out.")
         options = options or BenchOptions()
     cases = expand(options.suite, options.solvers, options.seeds, methods=options.methods,
                    problems=options.problems, max_iters=options.max_iters, time_limit=options.time_limit,
                    tol=options.tol)
+    if not resume:
+        prepare_new_run_dir(run_dir)
+        meta = {"command": command or [], "cwd": os.getcwd(), "options": vars(options), "seeds": options.seeds,
+                "cases": [c.id for c in cases], "environment": environment(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "sessions": []}
+    results = run_dir / "results.jsonl"
+    repair_torn_tail(results)
     done = {r["id"] for r in read_records(run_dir)}
     todo = [c for c in cases if c.id not in done]
     executor = executor or InProcessExecutor()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    meta.setdefault("sessions", []).append({"command": command or [], "executor": _describe(executor),
+                                            "resume": resume, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                            "todo": len(todo)})
     meta_path = run_dir / "run.json"
-    meta = json.loads(meta_path.read_text()) if resume else {
-        "command": command or [], "cwd": os.getcwd(), "options": vars(options), "seeds": options.seeds,
-        "cases": [c.id for c in cases], "environment": environment(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "sessions": []}
-    meta["sessions"].append({"command": command or [], "executor": _describe(executor), "resume": resume,
-                             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "todo": len(todo)})
-    meta_path.write_text(json.dumps(meta, indent=2, default=str))
+    write_json_atomic(meta_path, meta)
     failed: list[str] = []
+    ran = 0
     bar = _bar(len(cases), len(done), progress)
     try:
-        with (run_dir / "results.jsonl").open("a") as fh:
+        with _SigintGuard() as sigint, results.open("a") as fh:
             for _, record in iter_completed(executor, run_case, todo):
-                fh.write(json.dumps(record, default=_json_default) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                if sigint.hit:  # the case caught Ctrl-C and returned early: not a finished case
+                    raise KeyboardInterrupt
+                append_record(fh, record)
+                ran += 1
                 if record["status"] == "error":
                     failed.append(record["id"])
                 if on_record:
@@ -318,8 +477,8 @@ def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: b
         write_csv(run_dir, records)
         meta["sessions"][-1]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         meta["sessions"][-1]["complete"] = {c.id for c in cases} <= {r["id"] for r in records}
-        meta_path.write_text(json.dumps(meta, indent=2, default=str))
-    return BenchSummary(run_dir, len(cases), len(done), len(todo), failed, records)
+        write_json_atomic(meta_path, meta)
+    return BenchSummary(run_dir, len(cases), len(done), ran, failed, records)
 
 
 def _describe(executor: Any) -> str:

@@ -1,8 +1,30 @@
-"""Checks on user input that run before any solve."""
+"""Checks on user input that run before any solve: one place for types, ranges, finiteness and names.
+
+Every public entry point (``mc.solve``, the estimators, the command line) checks its arguments
+here, so the same mistake gets the same message everywhere. The rules:
+
+- numbers: Python and numpy integer / float scalars are accepted (``np.int64(5)``, ``np.float32(0.1)``),
+  ``bool`` is refused where a number is meant (``tol=True`` is a mistake, not ``1``), strings are
+  refused (the command line converts its strings with :func:`parse_int` / :func:`parse_number`);
+- integers are never truncated: ``3.7`` where an integer is meant is refused, ``3.0`` too;
+- every message names the argument, shows the value and says what to give instead.
+
+Examples
+--------
+>>> check_number(np.float64(1e-6), "tol", minimum=0.0)
+1e-06
+>>> check_int(np.int64(5), "max_iters", minimum=1)
+5
+>>> check_number(True, "tol")
+Traceback (most recent call last):
+...
+multiconvex.errors.InvalidInputError: tol=True is a bool, not a number: give a finite number.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import cvxpy as cp
@@ -10,7 +32,182 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+__all__ = ["check_number", "check_int", "check_seed", "check_choice", "check_flag", "check_mapping",
+           "check_solver_spec", "parse_number", "parse_int", "parse_int_list", "check_options", "check_finite_data",
+           "check_variables"]
 
+
+def _prefix(where: str | None) -> str:
+    return f"{where}: " if where else ""
+
+
+def _bound_text(minimum: float | None, maximum: float | None, strict: bool) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if strict else '>='} {minimum:g}")
+    if maximum is not None:
+        parts.append(f"<= {maximum:g}")
+    return " and ".join(parts)
+
+
+def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                 strict: bool = False, allow_none: bool = False, where: str | None = None) -> float | None:
+    """A finite real number in range, as a Python float.
+
+    Parameters
+    ----------
+    value : any
+        What the user passed.
+    name : str
+        The argument's name, as the user spelled it (``"tol"``, ``"--time-limit"``).
+    minimum, maximum : float, optional
+        Bounds; ``strict=True`` makes the lower bound strict (``> minimum``).
+    allow_none : bool
+        Accept ``None`` (returned unchanged), e.g. ``time_limit=None``.
+    where : str, optional
+        The entry point, prefixed to the message (``"MatrixFactorization.fit"``).
+
+    Raises
+    ------
+    InvalidInputError
+        For bools, non-numbers, NaN / inf and values out of range.
+    """
+    p = _prefix(where)
+    want = "a finite number" + (f" {_bound_text(minimum, maximum, strict)}" if minimum is not None
+                                or maximum is not None else "") + (", or None" if allow_none else "")
+    if value is None:
+        if allow_none:
+            return None
+        raise InvalidInputError(f"{p}{name}=None: give {want}.")
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{p}{name}={value!r} is a bool, not a number: give {want}.")
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{p}{name}={value!r} is a {type(value).__name__}, not a number: give {want}.")
+    x = float(value)
+    if not math.isfinite(x):
+        raise InvalidInputError(f"{p}{name}={value!r} is not finite: give {want}.")
+    if minimum is not None and (x <= minimum if strict else x < minimum):
+        raise InvalidInputError(f"{p}{name}={value!r} is out of range: give {want}.")
+    if maximum is not None and x > maximum:
+        raise InvalidInputError(f"{p}{name}={value!r} is out of range: give {want}.")
+    return x
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,
+              allow_none: bool = False, where: str | None = None) -> int | None:
+    """An integer in range, as a Python int; floats (even ``3.0``) and bools are refused, never truncated."""
+    p = _prefix(where)
+    want = "an integer" + (f" {_bound_text(minimum, maximum, False)}" if minimum is not None
+                           or maximum is not None else "") + (", or None" if allow_none else "")
+    if value is None:
+        if allow_none:
+            return None
+        raise InvalidInputError(f"{p}{name}=None: give {want}.")
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{p}{name}={value!r} is a bool, not an integer: give {want}.")
+    if not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{p}{name}={value!r} is a {type(value).__name__}, not an integer: give {want}.")
+    n = int(value)
+    if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+        raise InvalidInputError(f"{p}{name}={value!r} is out of range: give {want}.")
+    return n
+
+
+def check_seed(value: Any, name: str = "seed", *, where: str | None = None) -> int | None:
+    """``None`` or an integer ``>= 0`` (what :func:`numpy.random.default_rng` accepts, named)."""
+    return check_int(value, name, minimum=0, allow_none=True, where=where)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str], *, where: str | None = None) -> str:
+    """One of ``choices`` (exact string match); the message lists them."""
+    options = list(choices)
+    if not isinstance(value, str) or value not in options:
+        raise InvalidInputError(f"{_prefix(where)}{name}={value!r} is not known: use one of {', '.join(options)}.")
+    return value
+
+
+def check_flag(value: Any, name: str, *, where: str | None = None) -> bool:
+    """``True`` or ``False`` (numpy's ``bool_`` too); ``"yes"`` or ``1`` is refused, not read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{_prefix(where)}{name}={value!r} is a {type(value).__name__}: give True or False.")
+    return bool(value)
+
+
+def check_mapping(value: Any, name: str, *, allow_none: bool = True, what: str = "values",
+                  where: str | None = None) -> Mapping[Any, Any] | None:
+    """A mapping (``dict``) or, with ``allow_none``, ``None``; ``what`` says what it maps to in the message."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{_prefix(where)}{name}={_short(repr(value), 60)} is a {type(value).__name__}, not "
+                                f"a mapping: give a dict of {what}{', or None' if allow_none else ''}.")
+    return value
+
+
+def check_solver_spec(value: Any, name: str = "solver", *, where: str | None = None) -> str | list[str] | None:
+    """A backend name, ``"auto"``, ``None`` (the same as ``"auto"``), or a non-empty list / tuple of names (a
+    fallback list); the names are checked against the registry later, by :func:`multiconvex.solvers.resolve`."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidInputError(f"{_prefix(where)}{name}={_short(repr(value), 60)}: give a backend name such as "
+                            "'clarabel', 'auto', or a non-empty list of names such as ['gurobi', 'clarabel'] "
+                            "(mc.available_solvers() lists them).")
+
+
+# -- strings from the command line ---------------------------------------------------------------
+def parse_number(text: str, name: str, **bounds: Any) -> float:
+    """``float(text)`` checked by :func:`check_number` (``"nan"``, ``"inf"`` and ``"1e-3x"`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInputError(f"{name}={text!r} is not a number: give a finite number.") from None
+    out = check_number(value, name, **bounds)
+    assert out is not None  # allow_none is not passed: a float came back
+    return out
+
+
+def parse_int(text: str, name: str, **bounds: Any) -> int:
+    """``int(text)`` checked by :func:`check_int` (``"3.5"``, ``"a"`` refused)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InvalidInputError(f"{name}={text!r} is not an integer: give a whole number such as 3.") from None
+    out = check_int(value, name, **bounds)
+    assert out is not None
+    return out
+
+
+def parse_int_list(text: str, name: str, **bounds: Any) -> list[int]:
+    """A comma-separated list of integers (``"0,1,7"``), none missing, no duplicates."""
+    parts = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in parts):
+        raise InvalidInputError(f"{name}={text!r} has an empty entry: give comma-separated integers such as 0,1,2.")
+    values = []
+    for s in parts:
+        try:
+            values.append(parse_int(s, name, **bounds))
+        except InvalidInputError:
+            rng = _bound_text(bounds.get("minimum"), bounds.get("maximum"), False)
+            raise InvalidInputError(f"{name}={text!r}: {s!r} is not an integer{' ' + rng if rng else ''}; "
+                                    "give comma-separated integers such as 0,1,2.") from None
+    if len(set(values)) != len(values):
+        raise InvalidInputError(f"{name}={text!r} repeats a value: list each integer once.")
+    return values
+
+
+# -- solve options ---------------------------------------------------------------------------------
+def check_options(*, max_iters: Any, tol: Any, time_limit: Any, reg: Any, prox: Any,
+                  where: str | None = None) -> None:
+    """The stopping rules and weights every algorithm takes (``mc.solve``, ``fit``)."""
+    check_int(max_iters, "max_iters", minimum=1, where=where)
+    for name, val in (("tol", tol), ("reg", reg), ("prox", prox)):
+        check_number(val, name, minimum=0.0, where=where)
+    check_number(time_limit, "time_limit", minimum=0.0, strict=True, allow_none=True, where=where)
+
+
+# -- cvxpy problems -----------------------------------------------------------------------------
 def check_finite_data(problem: cp.Problem) -> None:
     """Raise if any constant or parameter value in ``problem`` is NaN or infinite, naming where."""
     places = [("objective", problem.objective.expr)] + [
@@ -34,6 +231,7 @@ def check_finite_data(problem: cp.Problem) -> None:
 
 
 def check_variables(problem: cp.Problem) -> None:
+    """Continuous, real variables with at least one entry each."""
     variables = problem.variables()
     if not variables:
         raise InvalidInputError("the problem has no variables: there is nothing to optimise.")
@@ -44,17 +242,9 @@ def check_variables(problem: cp.Problem) -> None:
                 "Use a mixed-integer solver directly (e.g. prob.solve(solver='SCIP')).")
         if v.is_complex():
             raise InvalidInputError(f"variable '{v.name()}' is complex: multiconvex supports real variables only.")
-
-
-def check_options(*, max_iters: Any, tol: Any, time_limit: Any, reg: Any, prox: Any) -> None:
-    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
-        raise InvalidInputError(f"max_iters={max_iters!r}: give a positive integer.")
-    for name, val in (("tol", tol), ("reg", reg), ("prox", prox)):
-        if not isinstance(val, (int, float, np.floating, np.integer)) or not math.isfinite(val) or val < 0:
-            raise InvalidInputError(f"{name}={val!r}: give a finite number >= 0.")
-    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
-                                   or not math.isfinite(time_limit) or time_limit <= 0):
-        raise InvalidInputError(f"time_limit={time_limit!r}: give a positive number of seconds, or None.")
+        if v.size == 0:
+            raise InvalidInputError(f"variable '{v.name()}' has shape {v.shape} with no entries: give every "
+                                    "variable at least one entry, or remove it from the problem.")
 
 
 def _short(obj: object, n: int = 120) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -19,7 +24,7 @@ from multiconvex.solvers import get_backend
 # test-sized quick suite: every problem and method of `quick`, one backend, few iterations
 QUICK = ["bench", "--suite", "quick", "--solvers", "clarabel", "--max-iters", "15", "--quiet"]
 RECORD_KEYS = ("objective", "gap", "status", "max_block_gap", "is_partial_minimum", "iterations", "wall_time",
-               "solver_time", "peak_rss_mb", "env")
+               "solver_time", "case_memory_mb", "env")
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +284,96 @@ def test_bench_joins_an_existing_dask_cluster_by_scheduler_address(quick_run, tm
         assert f == pytest.approx(in_process[case_id], rel=1e-7, abs=1e-9)
     session = json.loads((tmp_path / "remote" / "run.json").read_text())["sessions"][0]
     assert session["executor"].startswith(f"dask ({cluster.scheduler_address}")
+
+
+# -- kill -9 and Ctrl-C during a run -------------------------------------------------------------------
+KILLABLE = [sys.executable, "-m", "multiconvex", "bench", "--suite", "quick", "--solvers", "clarabel", "--problems",
+            "neuron-bad,neuron-good,bilinear-10", "--seeds", "3", "--max-iters", "15", "--quiet"]
+
+
+def _complete_lines(path):
+    """The records a kill cannot take back: every line that ends in a newline and parses."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out[record["id"]] = record["started"]
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_loses_no_record(tmp_path):
+    out = tmp_path / "run"
+    rng = random.Random(12)
+    kept: dict[str, float] = {}
+    for attempt in range(6):
+        resume = (out / "run.json").exists()
+        cmd = [*KILLABLE, "--out", str(out), *(["--resume"] if resume else [])]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=rng.uniform(1.5, 6.0))  # imports take ~2 s: kills land in set-up and in cases
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        now = _complete_lines(out / "results.jsonl")
+        for case_id, started in kept.items():  # nothing finished before is lost or rerun
+            assert now.get(case_id) == started, (attempt, case_id)
+        kept = now
+        if proc.returncode == 0:
+            break
+    final = subprocess.run([*KILLABLE, "--out", str(out), "--resume"], capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    records = runner.read_records(out)
+    cases = json.loads((out / "run.json").read_text())["cases"]
+    assert sorted(r["id"] for r in records) == sorted(cases)  # every case exactly once
+    for r in records:
+        if r["id"] in kept:
+            assert r["started"] == kept[r["id"]]
+    with (out / "results.csv").open() as fh:
+        assert sorted(row["id"] for row in csv.DictReader(fh)) == sorted(cases)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_bench_with_130_and_keeps_finished_cases(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([*KILLABLE, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not _complete_lines(out / "results.jsonl") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert time.monotonic() - sent < 5.0
+    assert "--resume" in err and "Traceback" not in err
+    finished = _complete_lines(out / "results.jsonl")
+    assert finished and all(r["status"] != "interrupted" for r in runner.read_records(out))
+    cases = json.loads((out / "run.json").read_text())["cases"]
+    assert len(finished) < len(cases)
+    assert main(["bench", "--resume", "--out", str(out), "--quiet"]) == EXIT_OK
+    records = runner.read_records(out)
+    assert sorted(r["id"] for r in records) == sorted(cases)
+    for r in records:
+        if r["id"] in finished:
+            assert r["started"] == finished[r["id"]]
+
+
+def _rec(problem, method, wall, objective, seed=0):
+    return {"id": f"{problem}/{method}/b/seed{seed}", "problem": problem, "method": method, "backend": "b",
+            "seed": seed, "status": "converged", "objective": objective, "reference": 1.0, "wall_time": wall}
+
+
+def test_performance_profile_counts_only_the_instances_a_method_ran():
+    from multiconvex.benchmarks.report import performance_profile
+
+    records = [_rec("p1", "ours", 1.0, 1.0), _rec("p1", "peer", 2.0, 1.0),
+               _rec("p2", "ours", 3.0, 1.0),  # the peer never ran p2: not a failure of the peer
+               _rec("p3", "ours", 1.0, 5.0), _rec("p3", "peer", 4.0, 1.0)]  # ours ran p3 and missed the optimum
+    profile = performance_profile(records, tol=1e-6)
+    assert profile["peer/b"].tolist() == [1.0, 2.0]
+    assert profile["ours/b"].tolist() == [1.0, 1.0, math.inf]

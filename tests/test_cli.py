@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
 import pytest
 
-from multiconvex.__main__ import EXIT_OK, EXIT_RUN_DIR, EXIT_UNAVAILABLE, EXIT_USAGE, main
+from multiconvex.__main__ import EXIT_FAILED, EXIT_OK, EXIT_RUN_DIR, EXIT_UNAVAILABLE, EXIT_USAGE, main
 from multiconvex.solvers import LicenceStatus, get_backend
 
 
@@ -92,13 +93,31 @@ def test_bench_list_prints_case_ids(capsys):
     assert "neuron-bad/gauss-seidel/osqp/seed0" in ids and "neuron-good/torch-adam/torch/seed0" in ids
 
 
-def test_small_demo_reaches_the_closed_form_optimum(capsys):
-    assert main(["demo", "--samples", "120", "--rank", "6", "--lam", "5.5", "--tol", "1e-9"]) == 0
+def _gaps(out: str) -> list[float]:
+    return [float(part.split()[0].rstrip(";")) for part in out.split("relative gap")[1:]]
+
+
+def test_small_demo_proves_global_optimality_and_matches_the_closed_form(capsys):
+    assert main(["demo", "--samples", "120", "--rank", "6", "--lam", "5.5", "--tol", "1e-9"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "status=converged" in out
-    assert "partial minimum" in out
-    gap = float(out.rsplit("relative gap", 1)[1].split()[0])
-    assert abs(gap) < 1e-6
+    assert "global optimality: True" in out  # grow's certificate
+    assert "globally optimal (proven)" in out
+    grow_gap, block_gap = _gaps(out)
+    assert abs(grow_gap) < 1e-9  # the certified point is the closed-form optimum
+    assert abs(block_gap) < 1e-6
+    assert "status=converged" in out.split("2. ")[1]  # the comparison run converged too
+
+
+def test_demo_that_does_not_converge_exits_1(capsys):
+    assert main(["demo", "--samples", "120", "--rank", "6", "--max-iters", "2", "--quiet"]) == EXIT_FAILED
+    assert "iteration_limit" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"multiconvex {importlib.metadata.version('multiconvex')}"
 
 
 def test_console_script_entry_point_runs():
@@ -113,6 +132,8 @@ def test_readme_demo_end_to_end():
     proc = subprocess.run([sys.executable, "-m", "multiconvex", "demo"], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "status=converged" in proc.stdout
-    gap = float(proc.stdout.rsplit("relative gap", 1)[1].split()[0])
-    assert abs(gap) < 1e-6
+    assert "global optimality: True" in proc.stdout
+    grow_gap, block_gap = _gaps(proc.stdout)
+    assert abs(grow_gap) < 1e-9 and abs(block_gap) < 1e-6
+    seconds = float(proc.stdout.rsplit("s after imports", 1)[0].rsplit(" ", 1)[1])
+    assert seconds < 6.0  # the target is 3 s of compute; slack for a shared machine

@@ -6,6 +6,13 @@ whose arguments are all DCP — are joined in an *interaction graph*; a greedy
 colouring of that graph (largest degree first) gives blocks whose variables
 never multiply each other, and each block is then verified by one DCP check of
 its subproblem with the other blocks fixed.
+
+Two checks guard against false certificates: the block objective must be *convex* (for
+``Minimize``; concave for ``Maximize``), not merely DCP (:func:`is_dcp` also accepts concave
+expressions), and no atom may be convex only on an implicit domain that the user's function
+does not have: ``w**3`` is convex to cvxpy only on ``w >= 0``, so a block solve would minimise
+over ``w >= 0`` and certify a "partial minimum" of a function that is unbounded below along
+the block (:func:`check_domains`).
 """
 
 from __future__ import annotations
@@ -14,10 +21,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import cvxpy as cp
+from cvxpy.atoms.elementwise.power import Power
+from cvxpy.constraints.nonpos import Inequality
 from cvxpy.expressions.expression import Expression
 from cvxpy.expressions.variable import Variable
 
 from ..errors import InvalidInputError, NotMulticonvexError
+from .cross_section import CrossSection, objective_terms
 
 
 def interaction_graph(problem: cp.Problem) -> dict[int, set[int]]:
@@ -83,21 +93,20 @@ def find_blocks(problem: cp.Problem) -> list[list[Variable]]:
     >>> [[v.name() for v in b] for b in mc.find_blocks(cp.Problem(cp.Minimize(cp.square(x * y - 1))))]
     [['x'], ['y']]
     """
-    from .cross_section import CrossSection
-
     variables = {v.id: v for v in problem.variables()}
     if not variables:
         raise InvalidInputError("the problem has no variables: there is nothing to optimise.")
+    check_domains(problem)
     objective = _minimised(problem)
     blocks: list[list[Variable]] = []
     for ids in _colour(interaction_graph(problem), list(variables)):
         group = [variables[i] for i in ids]
         try:
-            CrossSection("candidate", objective, problem.constraints, group)
+            check_block(problem, "candidate", group, objective)
             blocks.append(group)
         except NotMulticonvexError:
             for v in group:  # split the colour class; a lone variable that fails is a real failure
-                CrossSection(v.name(), objective, problem.constraints, [v])
+                check_block(problem, v.name(), [v], objective)
                 blocks.append([v])
     return blocks
 
@@ -105,11 +114,19 @@ def find_blocks(problem: cp.Problem) -> list[list[Variable]]:
 def is_multiconvex(problem: cp.Problem, blocks: Sequence[Sequence[Variable]] | None = None) -> bool:
     """Whether ``problem`` is multi-convex in ``blocks`` (found automatically when ``None``).
 
-    One DCP check per block, each with the other blocks fixed and every ``relu``
-    fixed to its piece: polynomial in the number of variables.
-    """
-    from .cross_section import CrossSection
+    One convexity check per block, each with the other blocks fixed and every ``relu``
+    fixed to its piece (polynomial in the number of variables), and the domain check of
+    :func:`check_domains`.
 
+    Examples
+    --------
+    >>> import cvxpy as cp, multiconvex as mc
+    >>> x, y = cp.Variable(2, name="x"), cp.Variable(2, name="y")
+    >>> mc.is_multiconvex(cp.Problem(cp.Minimize(cp.sum_squares(x) + x @ y)), [[x], [y]])
+    True
+    >>> mc.is_multiconvex(cp.Problem(cp.Maximize(cp.sum_squares(x) + x @ y)), [[x], [y]])
+    False
+    """
     try:
         if blocks is None:
             find_blocks(problem)
@@ -117,14 +134,86 @@ def is_multiconvex(problem: cp.Problem, blocks: Sequence[Sequence[Variable]] | N
         checked = normalise_blocks(problem, blocks)
         objective = _minimised(problem)
         for name, group in zip(block_names(checked), checked):
-            CrossSection(name, objective, problem.constraints, group)
+            check_block(problem, name, group, objective)
         return True
     except NotMulticonvexError:
         return False
 
 
+def check_block(problem: cp.Problem, name: str, group: list[Variable], objective: Expression | None = None) -> None:
+    """Raise :class:`NotMulticonvexError` unless block ``group`` is convex with the other blocks fixed.
+
+    The objective to minimise (``-f`` for ``Maximize(f)``) must be **convex** in the block, with
+    the other blocks fixed and every ``relu`` on its piece, and the constraints must define a
+    convex set (:class:`~multiconvex.cvxpy_front.cross_section.CrossSection` checks those).
+    """
+    objective = _minimised(problem) if objective is None else objective
+    section = CrossSection(name, objective, problem.constraints, group)
+    if section.problem.objective.expr.is_convex():
+        return
+    sense = "maximising needs a concave term" if isinstance(problem.objective, cp.Maximize) else \
+        "minimising needs a convex term"
+    for term in objective_terms(objective):  # name the first term that is not convex in the block
+        if not CrossSection(name, term, [], group).problem.objective.expr.is_convex():
+            shown = _short(-term if isinstance(problem.objective, cp.Maximize) else term)
+            raise NotMulticonvexError(
+                f"block '{name}' is not convex when the other blocks are fixed: the objective term `{shown}` is "
+                f"not {'concave' if isinstance(problem.objective, cp.Maximize) else 'convex'} in the block "
+                f"({sense}). Split its variables into other blocks, or reformulate the term.",
+                block=name, term=shown)
+    raise NotMulticonvexError(
+        f"block '{name}' is not convex when the other blocks are fixed: the objective is not "
+        f"{'concave' if isinstance(problem.objective, cp.Maximize) else 'convex'} in the block ({sense}).",
+        block=name, term=_short(problem.objective.expr))
+
+
+def check_domains(problem: cp.Problem) -> None:
+    """Refuse atoms that cvxpy calls convex only on an implicit domain the user's function does not have.
+
+    ``power(x, p)`` with an odd integer ``p >= 3`` or a negative integer ``p`` is finite for
+    ``x < 0`` too (``x**3``, ``1/x``), but cvxpy treats it as convex on ``x >= 0`` (``x > 0``) and
+    silently restricts every solve to that set: a block solve from ``w = −2`` of ``w**3 − 3w`` returns
+    ``w = 1`` and would certify a partial minimum of a function that is unbounded below. Such an
+    atom is accepted when its argument is nonnegative by construction (a ``nonneg`` variable,
+    ``cp.pos``, ``mc.relu``) or the problem has the explicit constraint ``arg >= 0``.
+
+    Raises
+    ------
+    NotMulticonvexError
+        Naming the atom, its domain and the fix.
+    """
+    explicit = {str(c.args[1]) for c in problem.constraints if isinstance(c, Inequality)
+                and not c.args[0].variables() and c.args[0].is_nonneg()}
+    roots: list[Expression] = [problem.objective.expr] + [a for c in problem.constraints for a in c.args]
+    stack, seen = list(roots), set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, Power) and e.args[0].variables():
+            p = float(e.p.value)
+            arg = e.args[0]
+            odd_or_negative = p.is_integer() and ((p >= 3 and p % 2 == 1) or p < 0)
+            if odd_or_negative and not arg.is_nonneg() and str(arg) not in explicit:
+                shown = f"power({_short(arg)}, {p:g})"
+                raise NotMulticonvexError(
+                    f"`{shown}` is convex only where `{_short(arg)}` {'>' if p < 0 else '>='} 0 (cvxpy's implicit "
+                    f"domain of power with p={p:g}), but it is finite and not convex for negative values too: a "
+                    "block solve would silently stay in that domain and certify a point that is not a partial "
+                    f"minimum of your function. Add the constraint `{_short(arg)} >= 0` (or declare the variable "
+                    "nonneg=True) if that domain is meant; otherwise reformulate the term.",
+                    block=None, term=shown)
+        stack.extend(a for a in getattr(e, "args", []) if a.variables())
+
+
 def _minimised(problem: cp.Problem) -> Expression:
     return problem.objective.expr if isinstance(problem.objective, cp.Minimize) else -problem.objective.expr
+
+
+def _short(obj: object, n: int = 120) -> str:
+    s = str(obj)
+    return s if len(s) <= n else s[: n - 3] + "..."
 
 
 def normalise_blocks(problem: cp.Problem, blocks: Iterable) -> list[list[Variable]]:
@@ -150,6 +239,7 @@ def normalise_blocks(problem: cp.Problem, blocks: Iterable) -> list[list[Variabl
             f"the blocks do not cover every variable: {', '.join(missing)} belong to no block. Add them to a "
             "block (an auxiliary variable may be listed in every block), or pass blocks=None to find blocks "
             "automatically.")
+    check_domains(problem)
     return out
 
 

@@ -106,7 +106,7 @@ class CrossSection:
         built_terms = [self._build(t, piece_constraints) for t in terms]
         built_terms = [self._lift(t) for t in built_terms]
         for term, built in zip(terms, built_terms):
-            if not built.is_dcp():
+            if not built.is_convex():
                 raise NotMulticonvexError(
                     f"block '{name}' is not convex when the other blocks are fixed: the objective term "
                     f"`{_short(term)}` is {built.curvature.lower()} in the block "
