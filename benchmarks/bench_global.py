@@ -31,6 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from sklearn.utils.extmath import randomized_svd  # noqa: E402
 
 from multiconvex.drivers import DriverOptions, run  # noqa: E402
 from multiconvex.globalopt.mf_problem import MFForm  # noqa: E402
@@ -147,6 +148,45 @@ def bench_relu(n: int, d: int, lam: float, *, adam_time: float) -> dict:
     }
 
 
+def bench_relu_speedup(n: int, lam: float) -> dict:
+    """Issue 11: grow (exact patterns) against the convex reformulation over every pattern, same backend."""
+    X, y = relu_data(n, 2, seed=n)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    t0 = time.perf_counter()
+    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=lam, random_state=0).fit(X, y, solver="clarabel",
+                                                                              patterns="exact")
+    t_grow = time.perf_counter() - t0   # includes enumerating (and proving) the patterns
+    g = net.result_.certificate.globalopt
+    t0 = time.perf_counter()
+    cvx = convex_relu_regression(Xa, y, lam, patterns="exact", solver="clarabel")
+    t_cvx = time.perf_counter() - t0    # the enumeration is cached by then: the reformulation does not pay it
+    rel = (net.objective_ - cvx.objective) / cvx.objective
+    return {"n": n, "d": 3, "lam": lam, "patterns": g.patterns_total, "grow_time": t_grow, "convex_time": t_cvx,
+            "speedup": t_cvx / t_grow, "grow_objective": net.objective_, "convex_objective": cvx.objective,
+            "rel_diff": rel, "same_optimum_1e-6": abs(rel) <= 1e-6,
+            "global_optimal": net.result_.certificate.global_optimal, "polar_method": g.method,
+            "subnetworks": net.result_.subnetworks, "rounds": net.result_.info["rounds"]}
+
+
+def bench_mf_vs_randomized_svd(m: int, n: int, rank: int, noise: float) -> dict:
+    """Issue 11: certified MF grow against a randomized truncated SVD of the top ``k + 1`` triplets."""
+    Y = low_rank(m, n, rank, noise, seed=m)
+    s_top = randomized_svd(Y, rank + 1, random_state=0)[1]
+    lam = float(0.5 * (s_top[rank - 1] + s_top[rank]))
+    t0 = time.perf_counter()
+    randomized_svd(Y, rank + 1, n_iter="auto", random_state=0)
+    t_rsvd = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mf = MatrixFactorization(lam=lam, algorithm="grow", random_state=0).fit(Y, n_maximisers=rank + 1)
+    t_grow = time.perf_counter() - t0
+    g = mf.result_.certificate.globalopt
+    return {"shape": [m, n], "rank": rank, "lam": lam, "randomized_svd_time": t_rsvd, "grow_time": t_grow,
+            "ratio": t_grow / t_rsvd, "global_optimal": g.global_optimal, "polar_method": g.method,
+            "polar": g.polar, "polar_upper": g.polar_upper, "gap_bound": g.gap_bound,
+            "rounds": mf.result_.info["rounds"], "polar_checks": [
+                {k: c[k] for k in ("round", "polar", "upper", "time")} for c in mf.result_.info["polar_checks"]]}
+
+
 def bench_diabetes(*, rounds: int, adam_time: float) -> dict:
     X, y = datasets.load("diabetes")
     lam = 1.0
@@ -214,8 +254,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--replot", action="store_true", help="redraw global.png from global.json, run nothing")
+    ap.add_argument("--speedup", action="store_true",
+                    help="issue 11 only: ReLU grow vs the convex reformulation (N = 40..100, lam 0.1 and 0.01) and "
+                         "MF grow vs a randomized SVD -> global_speedup.json")
+    ap.add_argument("--skip-mf", action="store_true", help="with --speedup: the ReLU table only")
+    ap.add_argument("--relu-n", type=int, nargs="*", default=[40, 60, 80, 100],
+                    help="with --speedup: sample counts of the ReLU table")
+    ap.add_argument("--name", default="global_speedup", help="with --speedup: results file name (no suffix)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
+    if args.speedup:
+        speed: dict = {"environment": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, "relu": []}
+        for n in args.relu_n:
+            for lam in (0.1, 0.01):
+                speed["relu"].append(bench_relu_speedup(n, lam))
+                print(json.dumps({k: speed["relu"][-1][k] for k in ("n", "lam", "grow_time", "convex_time",
+                                                                     "speedup", "rel_diff", "global_optimal")}),
+                      flush=True)
+        if not args.skip_mf:
+            speed["mf"] = bench_mf_vs_randomized_svd(5000, 2000, 10, 0.5)
+            print(json.dumps({k: v for k, v in speed["mf"].items() if k != "polar_checks"}), flush=True)
+        (OUT / f"{args.name}.json").write_text(json.dumps(speed, indent=1, default=float))
+        return
     if args.replot:
         plot(json.loads((OUT / "global.json").read_text()), OUT / "global.png")
         return

@@ -7,6 +7,7 @@ import pytest
 
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import dual_lower_bound, make_certificate, mf_polar, null_combination, rescale
+from multiconvex.globalopt.grow import GrowOptions, grow
 from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
 from multiconvex.models import MatrixFactorization, svt_optimum
 
@@ -125,12 +126,12 @@ def test_warm_start_from_any_factorization_is_certified_or_improved():
     assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
 
 
-def test_large_matrices_use_lanczos_not_a_full_svd():
+def test_large_matrices_use_a_block_iteration_not_a_full_svd():
     Y = low_rank(700, 450, 6, 0.05, seed=8)
     lam = lam_for_rank(Y, 6)
     mf = MatrixFactorization(lam=lam, seed=0).fit(Y, algorithm="grow", n_maximisers=8)
     g = mf.result_.certificate.globalopt
-    assert g.method == "svds" and g.global_optimal
+    assert g.method == "subspace+cholesky" and g.global_optimal  # block-iteration estimate, Cholesky proof
     assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
 
 
@@ -139,12 +140,14 @@ def test_mf_polar_lanczos_agrees_with_the_dense_svd():
     dense, lanczos = mf_polar(G, k=3, method="svd"), mf_polar(G, k=3, method="svds")
     assert lanczos.sigmas == pytest.approx(dense.sigmas, rel=1e-10)
     assert lanczos.value <= lanczos.upper <= lanczos.value * (1 + 1e-8)
+    assert lanczos.method in ("subspace+cholesky", "svds+cholesky") and lanczos.exact
+    assert lanczos.upper >= dense.sigmas[0]
     u, v = lanczos.left[:, 0], lanczos.right[:, 0]
     assert u @ G @ v == pytest.approx(lanczos.value, rel=1e-10)
 
 
 def test_rank_is_required_except_for_grow():
-    with pytest.raises(InvalidInputError, match="rank.*grow"):
+    with pytest.raises(InvalidInputError, match="n_components.*grow"):
         MatrixFactorization(lam=0.1).fit(np.ones((4, 3)))
     with pytest.raises(InvalidInputError, match="does not take"):
         MatrixFactorization(lam=0.1).fit(np.ones((4, 3)), algorithm="grow", bogus=1)
@@ -206,3 +209,19 @@ def test_a_failed_block_solve_is_covered_only_by_a_closed_dual_gap():
     assert "implied" in at_opt.reason
     off = make_certificate(G=Y - np.diag([2.0, 0.0]), objective=5.0, polar=1.0, polar_upper=1.0, **common)
     assert off.gap_bound > 1e-9 and off.stationary is False and off.global_optimal is False
+
+
+def test_a_truthy_callback_stops_grow_as_interrupted_with_a_certificate():
+    Y = low_rank(40, 30, 6, 0.3, seed=12)
+    lam = lam_for_rank(Y, 5)
+    seen = []
+    problem = MFGrowProblem(Y, lam)
+    start = MFState(np.zeros((40, 0)), np.zeros((30, 0)))
+    res, _ = grow(problem, start, GrowOptions(n_maximisers=1, callback=lambda e: seen.append(e) or True))
+    assert res.status == "interrupted" and "callback" in res.message
+    assert len(seen) == 1 and seen[0].iteration == 1 and res.info["rounds"] == 1
+    assert res.certificate.globalopt is not None and res.certificate.global_optimal is False
+    full, _ = grow(problem, start, GrowOptions(n_maximisers=1, callback=lambda e: False))
+    assert full.status == "converged" and full.certificate.global_optimal
+    with pytest.raises(InvalidInputError, match="callback"):
+        grow(problem, start, GrowOptions(callback=3))

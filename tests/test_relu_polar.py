@@ -28,6 +28,7 @@ from multiconvex.globalopt.relu_polar import (
     relaxation_upper_bound,
     relu_polar,
 )
+from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
 
 
 def _data(n=20, d=3, seed=0):
@@ -312,9 +313,7 @@ def test_near_concurrent_hyperplanes_lose_no_chamber():
     assert _cached(X)[2]                                     # the sampling cross-check agreed
 
 
-def test_enumeration_that_misses_a_chamber_is_repaired_and_not_reported_exact(monkeypatch):
-    X, y = _data(12, 3, seed=11)
-    X = X * (1 + 1e-9)  # a fresh array (not cached by other tests)
+def _drop_a_chamber(monkeypatch):
     full = pm._chamber_points
 
     def drop_one(V, limit):
@@ -322,8 +321,25 @@ def test_enumeration_that_misses_a_chamber_is_repaired_and_not_reported_exact(mo
         return pts[1:] if V.shape[1] == 3 else pts   # lose a chamber at the top level only
 
     monkeypatch.setattr(pm, "_chamber_points", drop_one)
+
+
+def test_enumeration_that_misses_a_chamber_is_repaired_by_sampling_and_then_proven(monkeypatch):
+    X, y = _data(12, 3, seed=11)
+    X = X * (1 + 1e-9)  # a fresh array (not cached by other tests)
+    _drop_a_chamber(monkeypatch)
     pats = enumerate_patterns(X)
     assert len(pats) == len({p.tobytes() for p in pats})
+    assert {tuple(p) for p in pats} == _feasible_signs_by_lp(X)      # the sampled repair found it
+    assert pm._cached(X)[2]                                           # and the exact count proves it
+
+
+def test_a_missed_chamber_that_sampling_does_not_find_is_caught_by_the_exact_count(monkeypatch):
+    X, y = _data(12, 3, seed=11)
+    X = X * (1 + 2e-9)
+    _drop_a_chamber(monkeypatch)
+    monkeypatch.setattr(pm, "_verify", lambda X, pats, pts: (pats, pts, True))   # the sampling net says "fine"
+    pats = enumerate_patterns(X)
+    assert len({tuple(p) for p in pats}) == len(_feasible_signs_by_lp(X)) - 1
     res = relu_polar(X, _linear_residual(X, y), upper_bound=False)
     assert not res.exact and "not proven complete" in res.method
     assert not relu_polar(X, _linear_residual(X, y), patterns=pats, upper_bound=False).exact
@@ -388,3 +404,34 @@ def test_sampling_in_one_dimension_returns_only_realised_patterns():
     with np.errstate(all="raise"):   # the boundary draws divided 0 by 0 here
         P = sample_patterns(X, 10, seed=0)
     assert {tuple(p) for p in P} == {(True, False, True), (False, True, True)}
+
+
+def test_pruning_below_a_threshold_gives_a_proven_interval():
+    X, y = _data(25, 3, seed=2)
+    G = _linear_residual(X, y)
+    exact = relu_polar(X, G, upper_bound=False)
+    assert exact.exact
+    tau = 2.0 * exact.value   # every program whose bound ‖XᵀDG‖ is at most 2·polar is skipped
+    pruned = relu_polar(X, G, prune_below=tau, upper_bound=False)
+    assert not pruned.exact and "prune_below" in pruned.method
+    assert pruned.value <= exact.value * (1 + 1e-12) <= pruned.upper * (1 + 1e-12)
+    assert pruned.upper <= tau
+    with pytest.raises(InvalidInputError, match="prune_below"):
+        relu_polar(X, G, prune_below=math.nan)
+
+
+def test_the_native_piece_program_reaches_the_cvxpy_program_optimum():
+    """The matrix-built SOCP (Clarabel's standard form, no modeling layer) and the cvxpy program are the same
+    group lasso: the same backend lands on the same objective."""
+    X, y = _data(30, 3, seed=4)
+    rng = np.random.default_rng(0)
+    s = ReLUState(rng.standard_normal((4, 3)), rng.standard_normal(4))
+    native = ReLUGrowProblem(X, y, 0.05, solver="clarabel")
+    assert native._native is not None
+    via_cvxpy = ReLUGrowProblem(X, y, 0.05, solver="clarabel")
+    via_cvxpy._native = None
+    a, _ = native.piece_program(s)
+    b, _ = via_cvxpy.piece_program(s)
+    assert native.objective(a) == pytest.approx(via_cvxpy.objective(b), rel=1e-6)
+    assert native.objective(a) < native.objective(s)
+    assert native.hidden_block_value(a)[0] == pytest.approx(via_cvxpy.hidden_block_value(a)[0], rel=1e-6)

@@ -60,7 +60,7 @@ class GlobalCertificate:
     lam : float
         The regularisation weight λ the polar is compared with.
     method : str
-        How the polar was computed (e.g. ``"svd"``, ``"svds"``, ``"patterns:exact"``).
+        How the polar was computed and proven (e.g. ``"svd+cholesky"``, ``"svds+cholesky"``, ``"patterns:exact"``).
     patterns_checked, patterns_total : int | None
         Activation patterns whose programs were solved, and how many exist (None: unknown).
     stationary : bool | None
@@ -205,8 +205,8 @@ def make_certificate(*, G: np.ndarray, Y: np.ndarray, lam: float, objective: flo
         ok, reason = False, (f"the subnetworks are not stationary (largest block gap {max_gap:.3g} > tol "
                              f"{block_tol:.3g}): a polar value at a non-stationary point proves nothing")
     elif not polar_exact and not math.isfinite(polar_upper):
-        ok, reason = False, ("the polar was only bounded below (not every activation pattern was checked and no "
-                             "upper bound was computed): not proven")
+        ok, reason = False, ("the polar was only bounded below (no proven upper bound: not every activation pattern "
+                             "was checked, or the bound's proof was skipped or failed): not proven")
     elif not polar_ok:
         if polar_exact or polar > lam * (1.0 + polar_tol):
             reason = (f"the polar {polar:.6g} exceeds lam {lam:.6g}: a new subnetwork along the polar "

@@ -29,11 +29,13 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..drivers import check_callback
 from ..result import Certificate, HistoryEntry, Result
 from .certificate import GlobalCertificate, make_certificate
 from .rescale import null_combination, rescale
@@ -120,6 +122,11 @@ class GrowOptions:
         Subnetworks appended per round (the best polar maximisers above λ).
     rescale_rtol : float
         Linear-dependence threshold of the rescaling step.
+    callback : callable, optional
+        Called as ``callback(entry)`` with each round's :class:`~multiconvex.result.HistoryEntry` once
+        that round's certificate is computed (the drivers' contract, :mod:`multiconvex.drivers`): a
+        truthy return stops the run as ``"interrupted"`` with the last certified state (a round that
+        proves global optimality still ends ``"converged"``); an exception propagates.
     """
 
     max_subnetworks: int = 200
@@ -132,6 +139,7 @@ class GrowOptions:
     n_maximisers: int = 5
     rescale_rtol: float = 1e-10
     info: dict[str, Any] = field(default_factory=dict)
+    callback: Callable[[HistoryEntry], Any] | None = None
 
 
 def _rescale_all(problem: SubnetworkProblem, state: Any, rtol: float) -> tuple[Any, int]:
@@ -180,6 +188,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     λ but nothing more is proven — the message says which), ``"iteration_limit"`` (``max_rounds``),
     ``"time_limit"``, ``"stalled"`` (``max_subnetworks``), ``"interrupted"``.
     """
+    callback = check_callback(opts.callback)
     t0 = time.perf_counter()
     deadline = t0 + opts.time_limit if opts.time_limit is not None else None
     lam = problem.lam
@@ -219,9 +228,14 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
             logger.info("round %d: objective %.12g, %d subnetworks, polar %.6g (upper %.6g) vs lam %.6g, "
                         "max block gap %.3g", rnd, f, problem.n_subnetworks(state), pol.value, pol.upper, lam,
                         max_gap)
+            stop = bool(callback(history[-1])) if callback is not None else False
             if cert.global_optimal:
                 status, message = "converged", (f"globally optimal: polar {pol.value:.6g} <= lam {lam:.6g} at a "
                                                 f"stationary point, proven gap {cert.gap_bound:.3g}")
+                break
+            if stop:
+                status, message = "interrupted", f"stopped by the callback after round {rnd}: {cert.reason}"
+                logger.info(message)
                 break
             growable = [v for v in pol.values if v > lam * (1.0 + opts.polar_tol)]
             if not growable:

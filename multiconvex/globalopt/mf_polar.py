@@ -1,19 +1,38 @@
-"""The polar of matrix factorization: the top singular value(s) of ``G`` (THEORY.md §4).
+"""The polar of matrix factorization: the top singular value(s) of ``G`` (THEORY.md §4), proven.
 
 With ``φ(u, v) = u vᵀ`` and ``θ = ½(‖u‖² + ‖v‖²)`` the induced regulariser is the nuclear
 norm and its polar is the spectral norm: ``Ω°(G) = σ_max(G)``, attained at ``u vᵀ`` for the top
-singular pair. Small matrices use LAPACK's dense SVD; large ones a few Lanczos iterations
-(:func:`scipy.sparse.linalg.svds`, ARPACK) for the top ``k`` singular triplets only — no full SVD.
+singular pair.
+
+Two steps:
+
+1. **estimate** the top ``k`` singular triplets: LAPACK's dense SVD for small matrices; otherwise a
+   randomized block subspace iteration (a block of ``k + 10`` vectors; it resolves the repeated top
+   values of the residual at the optimum in a few steps), and where that has not converged after 30
+   steps Lanczos (:func:`scipy.sparse.linalg.svds`, ARPACK) — no full SVD. When ARPACK does not
+   converge it is retried with more Lanczos vectors, a looser tolerance and a fresh random start, and
+   then replaced by a dense SVD; no failure escapes.
+2. **prove** ``σ_max(G) ≤ upper`` by a Cholesky test of ``upper²(1 − margin) I − GᵀG`` on the smaller
+   side (:mod:`.spectral_bound`, with a documented rounding margin). Lanczos finds *a* singular value;
+   the test proves no larger one exists. When it fails (the estimate missed the top of the spectrum)
+   the top eigenpairs of the Gram matrix already formed are computed densely and the test re-run.
+
+``MFPolar.method`` names both steps, e.g. ``"svds+cholesky"``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import svds
+import scipy.linalg
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, svds
+
+from ..errors import InvalidInputError
+from .spectral_bound import UNIT_ROUNDOFF, gram_smaller_side, prove_spectral_bound
 
 logger = logging.getLogger("multiconvex")
 
@@ -25,24 +44,28 @@ DENSE_LIMIT = 100
 
 @dataclass(frozen=True)
 class MFPolar:
-    """Top singular triplets of ``G``.
+    """Top singular triplets of ``G`` and what is proven about ``σ_max(G)``.
 
     Attributes
     ----------
     value : float
-        ``σ_max(G)``, the polar.
+        The computed ``σ_max(G)``, the polar (a lower bound on it up to rounding: ``uᵀ G v`` for unit vectors).
     upper : float
-        A bound ``≥ σ_max(G)``: equal to ``value`` for the dense SVD; for Lanczos ``value``
-        plus the residual norm of the computed triplet (the computed σ is within that distance of
-        a true singular value; ARPACK's random start finds the top one with probability 1).
+        A *proven* bound ``≥ σ_max(G)`` (Cholesky test, :mod:`.spectral_bound`); ``inf`` when no proof
+        was run or it failed.
     exact : bool
-        True: computed to solver accuracy.
-    method : {"svd", "svds"}
+        True when ``upper`` is proven: ``value ≤ σ_max ≤ upper`` pins the polar down to the test's margin.
+    method : str
+        How the triplets were estimated and how the bound was proven: ``"svd+cholesky"``,
+        ``"subspace+cholesky"``, ``"svds+cholesky"``, ``"gram-eigh+cholesky"`` (the fallback), or without
+        ``+cholesky`` when unproven.
     sigmas : ndarray (k,)
         Top singular values, descending.
     left, right : ndarray (m, k), (n, k)
         Their unit singular vectors: ``G right[:, i] = sigmas[i] left[:, i]``.
     wall_time : float
+    proof : str
+        ``"cholesky"``, or why there is no proof.
     """
 
     value: float
@@ -53,11 +76,98 @@ class MFPolar:
     left: np.ndarray
     right: np.ndarray
     wall_time: float
+    proof: str = "cholesky"
 
 
-def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | None = 0,
-             tol: float = 1e-12) -> MFPolar:
-    """Top-``k`` singular triplets of ``G``: the MF polar and its maximisers ``u vᵀ``.
+def _dense(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    U, s, Vt = np.linalg.svd(G, full_matrices=False)
+    return s[:k].copy(), U[:, :k].copy(), Vt[:k].T.copy()
+
+
+def _block_subspace(G: np.ndarray, k: int, seed: int | None, relevant_above: float | None, *,
+                    rtol: float = 1e-13, max_iters: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Top-``k`` triplets by randomized block subspace iteration with Rayleigh–Ritz; ``None`` if not converged.
+
+    A block of ``k + 10`` vectors from a Gaussian start, re-orthonormalised every half step (two
+    products with ``G`` per step, as in a randomized SVD). A block resolves a repeated or clustered
+    top singular value at once (at the factorization's optimum the top values of the residual all
+    equal λ, the case where single-vector Lanczos restarts most); it converges like
+    ``(σ_{k+11} / σ_i)^(2q)``, so a matrix without a gap below its top values (pure noise) is left to
+    Lanczos after ``max_iters`` steps. Converged: the top Ritz value, and every one above
+    ``relevant_above`` (the caller's threshold; all ``k`` when None), changed by at most ``rtol``
+    relatively in the last step. Ritz values never exceed the singular values they approximate; that
+    the top one is the largest singular value is *not* assumed here — :func:`_prove` decides.
+    """
+    m, n = G.shape
+    b = min(min(m, n), k + 10)
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(G @ rng.standard_normal((n, b)))
+    B = Q.T @ G                                         # Rayleigh–Ritz on span(Q)
+    prev = None
+    for _ in range(max_iters):
+        Ub, s, Vt = np.linalg.svd(B, full_matrices=False)
+        if s[0] == 0:
+            return s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()
+        if prev is not None:
+            need = np.ones(k, dtype=bool) if relevant_above is None else (s[:k] > relevant_above)
+            need[0] = True
+            if np.all(np.abs(s[:k] - prev)[need] <= rtol * s[0]):
+                return s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()
+        prev = s[:k].copy()
+        Z, _ = np.linalg.qr(B.T)                        # = orth(Gᵀ Q): no extra product
+        Q, _ = np.linalg.qr(G @ Z)
+        B = Q.T @ G
+    return None
+
+
+def _lanczos(G: np.ndarray, k: int, seed: int | None, tol: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Top-``k`` triplets by ARPACK, retried once with more Lanczos vectors; ``None`` when both fail."""
+    q = min(G.shape)
+    rng = np.random.default_rng(seed)
+    attempts: list[dict] = [{"tol": tol},
+                            {"tol": max(tol, 1e-8), "ncv": min(q, max(4 * k + 1, 64)), "maxiter": 50 * q}]
+    for i, kw in enumerate(attempts):
+        try:
+            U, s, Vt = svds(G, k=k, v0=rng.standard_normal(q), return_singular_vectors=True, **kw)
+        except (ArpackNoConvergence, ArpackError) as exc:
+            logger.info("svds attempt %d on %dx%d (k=%d, %s) failed: %s", i + 1, *G.shape, k, kw, exc)
+            continue
+        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))):
+            continue
+        order = np.argsort(s)[::-1]
+        return s[order].copy(), U[:, order].copy(), Vt[order].T.copy()
+    return None
+
+
+def _gram_triplets(G: np.ndarray, C: np.ndarray, e: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``k`` triplets from the eigenpairs of the (scaled) Gram matrix ``C = Hᵀ H``, ``H = 2ᵉ G`` or ``2ᵉ Gᵀ``."""
+    n = C.shape[0]
+    w, X = scipy.linalg.eigh(C, subset_by_index=[n - k, n - 1])
+    w, X = w[::-1], X[:, ::-1]
+    s = np.ldexp(np.sqrt(np.maximum(w, 0.0)), -e)
+    tall = G.shape[0] >= G.shape[1]
+    other = (G @ X) if tall else (G.T @ X)
+    norms = np.linalg.norm(other, axis=0)
+    other = other / np.where(norms > 0, norms, 1.0)
+    return (s, other, X) if tall else (s, X, other)
+
+
+def _prove(G: np.ndarray, sigma: float, gram: tuple[np.ndarray, int]) -> tuple[float, float]:
+    """``(upper, margin)`` from the Cholesky test at growing room above ``sigma``; ``(inf, inf)`` if all fail."""
+    n = gram[0].shape[0]
+    eta = max(1e-10, 4.0 * n**1.5 * UNIT_ROUNDOFF)
+    for _ in range(3):
+        b = prove_spectral_bound(G, sigma, eta=eta, gram=gram)
+        if b.proven:
+            return b.upper, b.margin
+        eta *= 100.0
+    return math.inf, math.inf
+
+
+def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | None = 0, tol: float = 1e-10,
+             prove_below: float | None = None, relevant_above: float | None = None) -> MFPolar:
+    """Top-``k`` singular triplets of ``G`` (the MF polar and its maximisers ``u vᵀ``) and a proven bound.
 
     Parameters
     ----------
@@ -66,40 +176,72 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     k : int
         How many maximisers (top singular pairs) to return.
     method : {"auto", "svd", "svds"}
-        ``"auto"``: dense SVD when ``min(m, n) <= DENSE_LIMIT`` or ``k`` is close to ``min(m, n)``,
-        else Lanczos.
+        How to estimate: ``"auto"``: dense SVD when ``min(m, n) <= DENSE_LIMIT`` or ``k`` is close to
+        ``min(m, n)``, else ``"svds"``: block subspace iteration, then Lanczos where it did not converge.
     seed : int or None
-        Seeds Lanczos' start vector.
+        Seeds the random starts (block iteration, Lanczos).
     tol : float
-        Lanczos tolerance.
+        Lanczos tolerance (retries loosen it to ``1e-8``).
+    prove_below : float, optional
+        Skip the proof (one Gram product and one Cholesky factorization of the smaller side) when the
+        estimate already exceeds this value and ``min(m, n) > DENSE_LIMIT``: a caller that compares the
+        polar with λ learns nothing from an upper bound above it. ``upper`` is then ``inf``.
+    relevant_above : float, optional
+        Only the top pair and the pairs whose value exceeds this (λ: the directions a new subnetwork can
+        take) must be accurate; the block iteration does not wait for the others. The returned values
+        below it are Ritz values (lower bounds), their vectors approximate.
 
     Examples
     --------
     >>> import numpy as np
     >>> p = mf_polar(np.diag([3.0, 1.0, 0.5]), k=2)
     >>> round(p.value, 12), p.sigmas.round(12).tolist(), p.method
-    (3.0, [3.0, 1.0], 'svd')
+    (3.0, [3.0, 1.0], 'svd+cholesky')
+    >>> 3.0 <= p.upper <= 3.0 * (1 + 1e-9)
+    True
     """
     t0 = time.perf_counter()
+    if method not in ("auto", "svd", "svds"):
+        raise InvalidInputError(f"mf_polar: method must be 'auto', 'svd' or 'svds', got {method!r}.")
     G = np.asarray(G, dtype=float)
+    if G.ndim != 2 or G.size == 0 or not np.all(np.isfinite(G)):
+        raise InvalidInputError(f"mf_polar: G must be a non-empty finite 2-D array, got shape {G.shape}; check the "
+                                "targets and factors for NaN/inf.")
     m, n = G.shape
     q = min(m, n)
     k = max(1, min(int(k), q))
     if method == "auto":
         method = "svd" if q <= DENSE_LIMIT or k >= q // 2 else "svds"
-    if method == "svd" or k >= q:
-        U, s, Vt = np.linalg.svd(G, full_matrices=False)
-        return MFPolar(float(s[0]), float(s[0]), True, "svd", s[:k].copy(), U[:, :k].copy(), Vt[:k].T.copy(),
-                       time.perf_counter() - t0)
-
-    rng = np.random.default_rng(seed)
-    v0 = rng.standard_normal(min(m, n))
-    U, s, Vt = svds(G, k=k, tol=tol, v0=v0, return_singular_vectors=True)
-    order = np.argsort(s)[::-1]
-    s, U, V = s[order], U[:, order], Vt[order].T
-    r1 = G @ V[:, 0] - s[0] * U[:, 0]
-    r2 = G.T @ U[:, 0] - s[0] * V[:, 0]
-    resid = float(np.sqrt(r1 @ r1 + r2 @ r2))
-    logger.debug("svds polar %.12g, residual %.3g", s[0], resid)
-    return MFPolar(float(s[0]), float(s[0]) + resid, True, "svds", s.copy(), U.copy(), V.copy(),
-                   time.perf_counter() - t0)
+    est = None
+    if method == "svds" and k < q:
+        est = _block_subspace(G, k, seed, relevant_above)
+        if est is not None:
+            method = "subspace"
+        else:
+            est = _lanczos(G, k, seed, tol)
+        if est is None:
+            logger.warning("Lanczos did not converge on the %dx%d polar; using a dense SVD", m, n)
+            method = "svd"
+    if est is None:
+        method = "svd"
+        est = _dense(G, k)
+    s, U, V = est
+    # the computed value: a Rayleigh quotient of the returned unit vectors (≤ σ_max up to rounding)
+    value = float(abs(U[:, 0] @ (G @ V[:, 0]))) if s[0] > 0 else 0.0
+    if prove_below is not None and value > prove_below and q > DENSE_LIMIT:
+        return MFPolar(value, math.inf, False, method, s, U, V, time.perf_counter() - t0,
+                       proof=f"skipped: the estimate {value:.6g} exceeds {prove_below:.6g}")
+    gram = gram_smaller_side(G)
+    upper, margin = _prove(G, max(value, float(s[0])), gram)
+    if not math.isfinite(upper):
+        # the estimate missed the top of the spectrum: the Gram matrix is formed already, so take its top eigenpairs
+        logger.warning("the Cholesky test refuted the %s estimate %.12g on %dx%d; recomputing from the Gram matrix",
+                       method, float(s[0]), m, n)
+        method = "gram-eigh"
+        s, U, V = _gram_triplets(G, gram[0], gram[1], k)
+        value = float(abs(U[:, 0] @ (G @ V[:, 0])))
+        upper, margin = _prove(G, max(value, float(s[0])), gram)
+    logger.debug("%s polar %.12g, proven upper %.12g (margin %.3g)", method, value, upper, margin)
+    proven = math.isfinite(upper)
+    return MFPolar(value, upper, proven, method + ("+cholesky" if proven else ""), s, U, V,
+                   time.perf_counter() - t0, proof="cholesky" if proven else "failed: the Cholesky test broke down")

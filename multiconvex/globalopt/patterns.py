@@ -35,6 +35,7 @@ import numpy as np
 from multiconvex.errors import InvalidInputError
 
 from .checks import check_array
+from .pattern_proof import prove_complete
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +338,19 @@ def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> t
         pats[:, nonzero] = np.where(sign[None, :] > 0, S[:, group], ~S[:, group])
     pts = pts_r @ basis.T if r else np.eye(1, d).repeat(P, 0)
     pts /= np.linalg.norm(pts, axis=1, keepdims=True)
-    pats, pts, verified = _verify(X, pats, pts)
+    pats, verified, why = prove_complete(X, nonzero, pats, pts)
+    sampled_ok = True
+    if not verified:  # look for the missing chambers by sampling, then try the proof again
+        pats, pts, sampled_ok = _verify(X, pats, pts)
+        pats, verified, why = prove_complete(X, nonzero, pats, pts)
+    if not verified:
+        logger.warning("enumerate_patterns: the enumeration is not proven complete (%s); the polar over it is not "
+                       "reported exact.", why)
+    _, first = np.unique(np.packbits(pats, axis=1), axis=0, return_index=True)
+    if len(first) < len(pats):  # a point certified another point's pattern: keep one of each
+        keep = np.sort(first)
+        pats, pts = pats[keep], pts[keep]
+    logger.debug("enumerate_patterns: %s (sampling cross-check %s)", why, "agreed" if sampled_ok else "added patterns")
     key = _key(X)
     _CACHE.pop(key, None)
     if len(_CACHE) >= _CACHE_SIZE:
@@ -357,10 +370,15 @@ def enumerate_patterns(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> n
     dimension lower; in 2-D the sectors are read off sorted angles). The closed cones
     ``(2D − I) X u ≥ 0`` of the returned patterns cover ``R^d``.
 
-    The construction's decisions are floating-point sign tests; as a safety net the tie-free
-    patterns of 20 000 to 200 000 seeded sampled directions are checked against the result. A pattern
-    found only by sampling is added (with a warning) and the enumeration is then *not* treated as
-    complete (:func:`patterns_complete` is False, so the polar is not reported exact).
+    The construction's decisions are floating-point sign tests, so the result is then *proven*
+    complete or not (:mod:`.pattern_proof`): every chamber point's signs are certified (error bound,
+    exact rational arithmetic where the bound cannot decide) and the distinct certified patterns are
+    compared with the chamber count computed in exact integer arithmetic. When they fall short, the
+    tie-free patterns of 20 000 to 200 000 seeded sampled directions are added (with a warning) and
+    the proof is tried again. Only a proven enumeration
+    is complete for :func:`patterns_complete` (so only then is the polar reported exact); rows that
+    are parallel only up to rounding, or rank deficiency that holds only up to rounding, leave thin
+    chambers the construction does not build, and the proof says so.
 
     Complexity: with ``m`` distinct hyperplanes and rank ``r`` the count is at most
     ``P ≤ 2 Σ_{k<r} C(m−1, k) = O(m^(r−1))`` (:func:`count_patterns_upper_bound`); the
@@ -402,8 +420,8 @@ def patterns_complete(X: np.ndarray, patterns: np.ndarray) -> bool:
     """Whether ``patterns`` provably holds every activation pattern of ``X``.
 
     True when an enumeration of exactly this ``X`` is cached (it was enumerated in this process),
-    passed the sampling cross-check of the construction, and every enumerated pattern is among
-    ``patterns``. Never enumerates.
+    was proven complete (:mod:`.pattern_proof`: certified chamber points as many as the exact chamber
+    count), and every enumerated pattern is among ``patterns``. Never enumerates.
     """
     X = np.asarray(X, dtype=float)
     patterns = np.asarray(patterns, dtype=bool)

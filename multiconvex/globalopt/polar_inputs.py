@@ -70,8 +70,8 @@ def _resolve_patterns(X: np.ndarray, patterns: Any, seed: Any, max_patterns: int
         pats = enumerate_patterns(X, max_patterns=max_patterns)
         if patterns_complete(X, pats):
             return pats, True, len(pats), f"exact patterns (P={len(pats)})"
-        return pats, False, None, (f"enumerated patterns (P={len(pats)}; not proven complete: the construction "
-                                   "disagreed with a sampling cross-check on this near-degenerate data)")
+        return pats, False, None, (f"enumerated patterns (P={len(pats)}; not proven complete: fewer certified "
+                                   "chambers than the exact count on this near-degenerate data)")
     if isinstance(patterns, int):
         rng = np.random.default_rng(seed)
         U = _sample_points(X, patterns, rng)

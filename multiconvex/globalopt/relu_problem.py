@@ -20,10 +20,17 @@ Optionally (``gradient_steps``, default on for sampled patterns, i.e. larger dat
 iterations start each local-descent iteration: they cross pieces, which the piece-restricted programs
 can only do one boundary at a time; they are accepted only when the objective decreases.
 
+With ``solver="clarabel"`` both programs are written straight into the backend's standard form
+(:mod:`.relu_piece`: the piece program to Clarabel's matrix interface, its sparsity fixed per unit
+count so later solves only refill numbers; the hidden-block QP through the dispatcher); other
+backends take the cvxpy route, compiled per call.
+
 **Block gaps** (stationarity) are those of the two layer blocks: the output block in closed form,
 the hidden block ``U`` as a QP on its piece by the backend. **The polar** is
 :func:`multiconvex.globalopt.relu_polar.relu_polar` (exact over enumerated patterns, or a lower
-bound over sampled ones with an upper bound where it computes one). A cheap multi-start screen
+bound over sampled ones with an upper bound where it computes one); programs whose bound
+``‖XᵀDG‖`` is at most λ are skipped while the polar is above λ, and solved where the result may
+certify, so a reported certificate carries the exact polar. A cheap multi-start screen
 (``screen``) proposes units first; the full polar runs whenever the screen finds nothing above λ and
 always at the returned point, so every reported certificate comes from the full polar.
 """
@@ -40,10 +47,13 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import MulticonvexError
 from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
+from ..solvers.dispatch import make_plan
 from .grow import LocalDescent, PolarInfo
 from .polar_search import local_polar_search
+from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
 
 logger = logging.getLogger("multiconvex")
@@ -119,6 +129,10 @@ class ReLUGrowProblem:
         # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
         self._scale = float(np.linalg.norm(self.Y)) or 1.0
         self.solves = 0
+        # with Clarabel the programs are written in its standard form directly (no per-call compile);
+        # other backends take the cvxpy route
+        self._native = (PiecePrograms(self.X, make_plan(solver, "QP", self.solver_options), self.solver_options)
+                        if resolve(solver, "SOCP")[0].name == "clarabel" else None)
 
     # -- objective ------------------------------------------------------------------------------
     def output(self, s: ReLUState) -> np.ndarray:
@@ -167,13 +181,21 @@ class ReLUGrowProblem:
         r, d = s.U.shape[0], self.X.shape[1]
         if r == 0:
             return s, 0.0
-        D = self._patterns(s, flip_boundary).astype(float)
         sign = np.where(s.alpha >= 0, 1.0, -1.0)
+        ys = self._unit(self.objective(s))
+        if self._native is not None:
+            try:
+                Wn, status, t = self._native.piece(self.Y / ys, self.lam / ys, self._patterns(s, flip_boundary), sign)
+            except MulticonvexError as exc:  # a failed solve keeps the point (monotone)
+                logger.warning("piece program failed: %s", exc)
+                return None, 0.0
+            self.solves += 1
+            return (None, t) if Wn is None else (self._balanced(Wn * ys, sign), t)
+        D = self._patterns(s, flip_boundary).astype(float)
         A = np.hstack([sign[j] * D[j][:, None] * self.X for j in range(r)])  # N × rd
         C = sp.block_diag([(2 * D[j] - 1)[:, None] * self.X for j in range(r)], format="csr")
         w = cp.Variable(r * d)  # w / s: posed at unit scale (see _unit)
         W = cp.reshape(w, (r, d), order="C")
-        ys = self._unit(self.objective(s))
         obj = 0.5 * cp.sum_squares(self.Y / ys - A @ w) + (self.lam / ys) * cp.sum(cp.norm(W, 2, axis=1))
         prob = cp.Problem(cp.Minimize(obj), [C @ w >= 0])
         w0 = np.abs(s.alpha)[:, None] * s.U
@@ -185,11 +207,15 @@ class ReLUGrowProblem:
             return None, 0.0
         if status == "failed" or w.value is None:
             return None, t
-        Wv = np.asarray(w.value, dtype=float).reshape(r, d) * ys
+        return self._balanced(np.asarray(w.value, dtype=float).reshape(r, d) * ys, sign), t
+
+    @staticmethod
+    def _balanced(Wv: np.ndarray, sign: np.ndarray) -> ReLUState:
+        """The balanced units of ``w_j = |α_j| u_j``: ``u_j = w_j / √‖w_j‖``, ``α_j = s_j √‖w_j‖``."""
         norms = np.linalg.norm(Wv, axis=1)
         root = np.sqrt(norms)
         U = np.where(norms[:, None] > 0, Wv / np.where(root > 0, root, 1.0)[:, None], 0.0)
-        return ReLUState(U, sign * root), t
+        return ReLUState(U, sign * root)
 
     def output_block(self, s: ReLUState) -> ReLUState:
         """The output block: ``α = argmin ½‖y − H α‖² + (λ/2)‖α‖²``, ``H = (X Uᵀ)_+`` (closed form)."""
@@ -204,6 +230,13 @@ class ReLUGrowProblem:
         # at unit scale (see _unit): y/s, α/√s, u/√s, λ/s; the value is s² times the scaled one
         ys = self._unit(self.objective(s))
         rs = math.sqrt(ys)
+        if self._native is not None:
+            val, status, t = self._native.hidden(self.Y / ys, self.lam / ys, D > 0, s.alpha / rs,
+                                                 warm=s.U.reshape(-1) / rs)
+            self.solves += 1
+            if status != "optimal":
+                return math.nan, t
+            return val * ys * ys + 0.5 * self.lam * float(s.alpha @ s.alpha), t
         A = np.hstack([(s.alpha[j] / rs) * D[j][:, None] * self.X for j in range(r)])
         C = sp.block_diag([(2 * D[j] - 1)[:, None] * self.X for j in range(r)], format="csr")
         u = cp.Variable(r * d)
@@ -228,8 +261,11 @@ class ReLUGrowProblem:
                 if fc < f:
                     s, f = cand, fc
             if s.U.shape[0]:
-                # the point lies in every piece its boundary samples touch: try the neighbour too (THEORY §2)
-                for flip in (False, True) if self.has_boundary(s) else (False,):
+                # the point lies in every piece its boundary samples touch: try the neighbour too (THEORY §2) —
+                # needed only when the own piece no longer lowers the objective (the iteration that converges)
+                for flip in (False, True):
+                    if flip and (start - f > tol * abs(f) or not self.has_boundary(s)):
+                        break
                     cand, t = self.piece_program(s, flip_boundary=flip)
                     solver_time += t
                     if cand is not None:
@@ -342,7 +378,13 @@ class ReLUGrowProblem:
         opts = {"solver": self.solver, "seed": self.seed, **self.polar_options}
         G = self.residual(s)
         ys = float(np.linalg.norm(G)) or 1.0  # the polar is positively homogeneous in G: solve for G/‖G‖
-        p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, **opts)
+        tau = self.lam / ys
+        # programs whose bound ‖XᵀDG‖ is at most λ can neither add a unit nor fail the certificate: skip them;
+        # where the result may certify (the proven upper bound is at most λ), solve them all for the exact value
+        p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k,
+                       **{"prune_below": tau, **opts})
+        if not p.exact and p.upper <= tau * (1.0 + 1e-3) and "prune_below" not in self.polar_options:
+            p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, **opts)
         return PolarInfo(value=p.value * ys, upper=p.upper * ys, exact=p.exact, method=p.method,
                          maximisers=list(p.maximisers), values=[v * ys for v in p.values],
                          patterns_checked=p.patterns_checked,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..tolerance import gap_tolerance
 from .grow import LocalDescent, PolarInfo
 
 logger = logging.getLogger("multiconvex")
@@ -154,7 +155,7 @@ class TorchGrowProblem:
         for it in range(1, max_iters + 1):  # noqa: B007 - `it` is the iteration count after the loop
             opt.step(closure)
             f = float(closure().detach())
-            if f_prev - f <= tol * max(1.0, abs(f)):
+            if f_prev - f <= gap_tolerance(tol, f):
                 converged = True
                 break
             f_prev = f
