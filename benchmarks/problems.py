@@ -116,7 +116,7 @@ def _factorization(Y: np.ndarray, rank: int, lam: float, max_iters: int) -> Inst
 
     from multiconvex.models import MatrixFactorization, svt_optimum  # lazy: the models import torch (~0.7 s)
 
-    model = MatrixFactorization(rank=rank, lam=lam)
+    model = MatrixFactorization(n_components=rank, lam=lam)
     X_star, value = svt_optimum(Y, lam)
     svt_rank = int(np.linalg.matrix_rank(X_star, tol=1e-9 * max(1.0, np.abs(X_star).max())))
     if svt_rank > rank:  # the factorization optimum is then above the convex one: no reference
@@ -130,7 +130,7 @@ def _factorization(Y: np.ndarray, rank: int, lam: float, max_iters: int) -> Inst
         return 0.5 * ((Yt - U @ V.T) ** 2).sum() + lam / 2 * ((U**2).sum() + (V**2).sum())
 
     def start(seed):
-        return MatrixFactorization(rank=rank, lam=lam, seed=seed).initial_point(Y)
+        return MatrixFactorization(n_components=rank, lam=lam, random_state=seed).initial_point(Y)
 
     return Instance(make=lambda: model.to_cvxpy(Y), start=start,
                     objective=lambda v: model.objective_at(Y, v["U"], v["V"]), torch_objective=torch_objective,
