@@ -378,6 +378,10 @@ class ReLUNetwork(ReLUData):
     def score(self, X, y, sample_weight=None) -> float:
         """R² (regression, averaged over outputs as scikit-learn does) or accuracy (classification)."""
         pred = self.predict(X)
+        n_y = len(y) if hasattr(y, "__len__") else None
+        if n_y != len(pred):
+            raise InvalidInputError(f"{type(self).__name__}.score: y has {n_y} entries but X has {len(pred)} rows; "
+                                    "give one target (row) per sample of X.")
         if is_classification(self):
             return float(accuracy_score(y, pred, sample_weight=sample_weight))
         return float(r2_score(y, pred, sample_weight=sample_weight))

@@ -606,3 +606,47 @@ def test_pyomo_solver_refuses_bad_options_before_any_solve(options, name):
         opt.solve(m)
     assert not hasattr(opt, "result")  # no run
     assert (m.a.x.value, m.b.y.value) == (0.5, 2.0)
+
+
+# -- the ReLU estimators: gradient options and devices refused before any step -------------------------------------
+RELU_FIT = [({"device": "cuda"}, {}, "device"), ({"device": "tpu9"}, {}, "device"),
+            ({"algorithm": "sgd"}, {"batch_size": 0}, "batch_size"), ({"algorithm": "adam"}, {"lr": -1.0}, "lr"),
+            ({"algorithm": "adam"}, {"lr": float("nan")}, "lr"), ({"algorithm": "gd"}, {"lr_schedule": "cosine"},
+                                                                 "lr_schedule"),
+            ({"algorithm": "sgd"}, {"batch_size": 2.5}, "batch_size"), ({"algorithm": "adam"}, {"grad_tol": -1.0},
+                                                                          "grad_tol"),
+            ({"algorithm": "adam+gauss-seidel"}, {"block_iters": 0}, "block_iters")]
+
+
+@pytest.mark.parametrize("params, fit_kwargs, name", RELU_FIT, ids=[n + repr(list({**p, **f}.values())[-1])
+                                                                    for p, f, n in RELU_FIT])
+def test_relu_estimator_refuses_bad_gradient_options_and_devices(params, fit_kwargs, name):
+    import torch
+
+    if params.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    from multiconvex.models import ReLURegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    X0, y0 = X.copy(), y.copy()
+    net = ReLURegressor(hidden_layer_sizes=(3,), max_iter=2, **params)
+    with pytest.raises(InvalidInputError, match=name):
+        net.fit(X, y, **fit_kwargs)
+    assert not hasattr(net, "result_") and np.array_equal(X, X0) and np.array_equal(y, y0)
+
+
+@pytest.mark.parametrize("where", ["objective", "constraint", "param"])  # Pyomo itself refuses a NaN bound
+def test_pyomo_nan_in_the_model_is_refused_before_any_solve(where):
+    pyo = pytest.importorskip("pyomo.environ")
+    m = pyo.ConcreteModel()
+    m.a, m.b = pyo.Block(), pyo.Block()
+    m.a.x, m.b.y = pyo.Var(initialize=0.5), pyo.Var(initialize=2.0)
+    m.p = pyo.Param(initialize=float("nan") if where == "param" else 1.0, mutable=True)
+    c = float("nan") if where == "objective" else 1.0
+    m.o = pyo.Objective(expr=(m.a.x * m.b.y - c) ** 2 + m.p * (m.a.x - 1) ** 2)
+    m.c = pyo.Constraint(expr=m.a.x + (float("nan") if where == "constraint" else 0.0) * m.b.y <= 3)
+    opt = pyo.SolverFactory("multiconvex", subsolver="auto")
+    with pytest.raises(InvalidInputError, match="NaN"):
+        opt.solve(m)
+    assert not hasattr(opt, "result") and (m.a.x.value, m.b.y.value) == (0.5, 2.0)

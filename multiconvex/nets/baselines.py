@@ -26,6 +26,7 @@ import torch
 
 from ..drivers import check_callback
 from ..result import Callback, Certificate, HistoryEntry, Result
+from ..validation import check_choice, check_int, check_number
 from .diagnostics import normalised_curvature, region_test
 from .network import Architecture, Params, objective
 
@@ -54,6 +55,21 @@ class GradientOptions:
     extra: dict = field(default_factory=dict)
 
 
+def check_gradient_options(opts: GradientOptions, where: str = "fit") -> None:
+    """Refuse bad gradient options before any step, naming the option (``batch_size=0`` used to fail
+    seconds later inside ``range()``, ``lr=-1`` inside torch)."""
+    check_choice(opts.algorithm, "algorithm", GRADIENT_ALGORITHMS, where=where)
+    check_number(opts.lr, "lr", minimum=0.0, strict=True, allow_none=True, where=where)
+    check_choice(opts.lr_schedule, "lr_schedule", ("constant", "sqrt", "harmonic"), where=where)
+    check_int(opts.batch_size, "batch_size", minimum=1, allow_none=True, where=where)
+    check_int(opts.max_iters, "max_iter", minimum=0, where=where)
+    check_number(opts.grad_tol, "grad_tol", minimum=0.0, where=where)
+    check_number(opts.time_limit, "time_limit", minimum=0.0, allow_none=True, where=where)
+    check_int(opts.log_every, "log_every", minimum=1, where=where)
+    check_number(opts.momentum, "momentum", minimum=0.0, where=where)
+    check_callback(opts.callback)
+
+
 def _lr(opts: GradientOptions) -> float:
     if opts.lr is not None:
         return float(opts.lr)
@@ -68,7 +84,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     The returned point is the last iterate (gradient methods are not monotone); the history
     records the full-batch objective every ``log_every`` iterations.
     """
-    check_callback(opts.callback)
+    check_gradient_options(opts)
     leaves = [t.detach().clone().requires_grad_(True) for W, b in params0 for t in ((W, b) if b is not None else (W,))]
 
     def as_params() -> Params:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InvalidInputError
 from ..pieces import BOUNDARY_TOL  # one tolerance for every front end; the test itself stays in torch below
 
 LOSSES = ("squared", "logistic", "softmax")
@@ -67,7 +68,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        out = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidInputError(f"device={device!r} is not a torch device: use 'auto', 'cpu' or 'cuda'.") from exc
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"device={device!r}: this torch has no CUDA device (torch {torch.__version__}, "
+                                "CUDA available: False); use device='auto' (CUDA when present, else CPU) or 'cpu'.")
+    return out
 
 
 def init_params(arch: Architecture, seed: int | None, device: torch.device) -> Params:

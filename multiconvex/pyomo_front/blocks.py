@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentSet
 from pyomo.core.base.block import BlockData
 from pyomo.core.base.var import VarData
-from pyomo.core.expr.visitor import identify_variables
+from pyomo.core.expr.numvalue import native_numeric_types
+from pyomo.core.expr.visitor import StreamBasedExpressionVisitor, identify_variables
 
 from ..errors import InvalidInputError
 
@@ -40,6 +43,45 @@ def model_vars(objective, constraints: list, relations: list) -> ComponentSet:
         seen.update(identify_variables(r.input, include_fixed=True))
         seen.add(r.output)
     return seen
+
+
+def _nonfinite_data(expr) -> list[str]:
+    """The NaN/inf numbers in ``expr``: constants, and the values of the Params it uses."""
+    bad: list[str] = []
+
+    def before_child(node, child, child_idx):
+        if type(child) in native_numeric_types:
+            if not math.isfinite(child):
+                bad.append(repr(child))
+            return False, None
+        if getattr(child, "is_parameter_type", lambda: False)():
+            value = pyo.value(child, exception=False)
+            if value is not None and not math.isfinite(value):
+                bad.append(f"{child.name}={value}")
+            return False, None
+        return True, None
+
+    if type(expr) in native_numeric_types:
+        return [] if math.isfinite(expr) else [repr(expr)]
+    StreamBasedExpressionVisitor(beforeChild=before_child).walk_expression(expr)
+    return bad
+
+
+def check_finite_data(objective, constraints: list, relations: list) -> None:
+    """Refuse NaN/inf in the objective, a constraint (body or bound) or a relation's input, before any solve."""
+    parts = [(f"objective {objective.name}", objective.expr)]
+    parts += [(f"constraint {c.name}", c.body) for c in constraints]
+    parts += [(f"ReLURelation {r.name}", r.input) for r in relations]
+    for where, expr in parts:
+        bad = _nonfinite_data(expr)
+        if bad:
+            raise InvalidInputError(f"{where} contains NaN or inf ({', '.join(bad[:3])}): fix the data (or the Param "
+                                    "values) before solving.")
+    for c in constraints:
+        for side, bound in (("lower", c.lower), ("upper", c.upper)):
+            value = None if bound is None else pyo.value(bound, exception=False)
+            if value is not None and math.isnan(value):
+                raise InvalidInputError(f"constraint {c.name} has a NaN {side} bound: fix the data before solving.")
 
 
 def variable_blocks(model, blocks) -> tuple[list[list[VarData]], list[str]]:

@@ -30,7 +30,7 @@ from pyomo.core.base.var import VarData
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch
 from ..standard_form import Block, BlockSolution, Point, StandardForm
-from .blocks import model_vars, variable_blocks
+from .blocks import check_finite_data, model_vars, variable_blocks
 from .compiled import CompiledModel
 from .cross_section import (
     PyomoCrossSection,
@@ -93,6 +93,7 @@ class PyomoForm(StandardForm):
         for r in self.relations:
             if not r.is_set():
                 raise InvalidInputError(f"ReLURelation {r.name} was never set: call .set(output, input).")
+        check_finite_data(self.objective, self.constraints, self.relations)
         block_lists, names = variable_blocks(model, blocks)
         used = model_vars(self.objective, self.constraints, self.relations)
         for name, b in zip(names, block_lists):
