@@ -154,10 +154,12 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     True
     """
 
-    def __init__(self, n_components: int | None = None, lam: float = 0.0, *, algorithm: str = "gauss-seidel",
-                 solver: str | list[str] = "auto", max_iter: int | None = None, tol: float | None = None,
-                 time_limit: float | None = None, random_state: int | None = None,
-                 rank: Any = DEPRECATED, seed: Any = DEPRECATED):
+    def __init__(self, n_components: int | None = None, lam: float = 0.0, seed: Any = DEPRECATED, *,
+                 algorithm: str = "gauss-seidel", solver: str | list[str] = "auto", max_iter: int | None = None,
+                 tol: float | None = None, time_limit: float | None = None, random_state: int | None = None,
+                 rank: Any = DEPRECATED):
+        # ``seed`` stays third positionally: the old ``MatrixFactorization(rank, lam, seed)`` keeps working
+        # (with a FutureWarning) for one release
         self.n_components = n_components
         self.lam = lam
         self.algorithm = algorithm

@@ -131,12 +131,14 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
     (True, (3, 10), True)
     """
 
-    def __init__(self, n_components: Any = "auto", *, init: str | None = None, beta_loss: str = "frobenius",
+    def __init__(self, n_components: Any = "auto", alpha: Any = DEPRECATED, seed: Any = DEPRECATED, *,
+                 init: str | None = None, beta_loss: str = "frobenius",
                  tol: float = 1e-6, max_iter: int = 1000, random_state: Any = None, alpha_W: float = 0.0,
                  alpha_H: Any = "same", l1_ratio: float = 0.0, solver: Any = "auto",
                  algorithm: str = "gauss-seidel", block_steps: str = "auto", time_limit: float | None = None,
-                 verbose: int = 0,
-                 rank: Any = DEPRECATED, alpha: Any = DEPRECATED, seed: Any = DEPRECATED):
+                 verbose: int = 0, rank: Any = DEPRECATED):
+        # ``alpha`` and ``seed`` stay positional: the old ``NonnegativeMatrixFactorization(rank, alpha, seed)``
+        # keeps working (with a FutureWarning) for one release
         self.n_components = n_components
         self.init = init
         self.beta_loss = beta_loss

@@ -128,7 +128,7 @@ class ReLUNetwork(ReLUData):
     max_iter : int, default 100
         Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
     tol : float, default 1e-6
-        Relative tolerance of the block gaps (``tol · |F|``; ``tol`` when ``F`` is exactly 0).
+        Relative tolerance of the block gaps (``tol · |F|``, no absolute floor).
     time_limit : float or None
         Seconds.
     random_state : int or None

@@ -253,7 +253,7 @@ class _Driver:
                 else:
                     step = self.gauss_seidel_sweep(st, opts.prox, deadline)
                 tol = gap_tolerance(opts.tol, step.start_f)
-                proof = _proof(step, st)
+                proof = _proof(step, st, self.form)
                 if proof is not None:
                     status, message = proof
                     self._record(history, it, t0, st, step, bar)
@@ -278,7 +278,7 @@ class _Driver:
                         self._record(history, it, t0, st, check, bar)
                         break
                     step = check
-                proof = _proof(step, st)
+                proof = _proof(step, st, self.form)
                 if proof is not None:
                     status, message = proof
                     self._record(history, it, t0, st, step, bar)
@@ -364,12 +364,14 @@ class _Driver:
         return bool(self.opts.callback(entry))
 
 
-def _proof(step: _Pass, st: _State) -> tuple[str, str] | None:
+def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | None:
     """``(status, message)`` when a failed block solve of ``step`` is a proof that ends the run, else None.
 
-    Unbounded: always (the problem is unbounded). Infeasible: only while the incumbent is infeasible
-    and the step accepted nothing (at a feasible incumbent the subproblem has a feasible point, so the
-    backend's claim is wrong and the run goes on to report a solver failure).
+    Unbounded: always (the subproblem's feasible points are feasible for the problem, on the piece the
+    objectives agree). Infeasible: only for a block whose feasible set involves no other block and no
+    piece (:meth:`StandardForm.isolated`), while the incumbent is infeasible and the step accepted
+    nothing; a coupled block's empty cross-section says nothing about the problem (another start may be
+    feasible), and at a feasible incumbent the backend's claim is wrong — both go on to a solver failure.
     """
     by_status: dict[str, list[str]] = {}
     for name, status in zip(step.failed, step.failed_status):
@@ -378,12 +380,11 @@ def _proof(step: _Pass, st: _State) -> tuple[str, str] | None:
         blocks = ", ".join(by_status["unbounded"])
         return "unbounded", (f"the subproblem of block(s) {blocks} is unbounded below (proof from the backend): "
                              "its feasible points are feasible for the problem, so the problem is unbounded")
-    if "infeasible" in by_status and not np.isfinite(st.f) and step.accepted is None:
-        blocks = ", ".join(by_status["infeasible"])
-        return "infeasible", (f"no feasible point was found and the subproblem of block(s) {blocks} is infeasible "
-                              "(proof from the backend): with the other blocks at their values (and every ReLU on "
-                              "its piece) the constraints have no solution; the problem is infeasible if those "
-                              "constraints involve that block only")
+    index = {b.name: i for i, b in enumerate(form.blocks)}
+    proven = [n for n in by_status.get("infeasible", []) if form.isolated(index[n])]
+    if proven and not np.isfinite(st.f) and step.accepted is None:
+        return "infeasible", (f"the constraints of block(s) {', '.join(proven)} involve that block alone and its "
+                              "subproblem is infeasible (proof from the backend): the problem has no feasible point")
     return None
 
 

@@ -281,10 +281,6 @@ class NMFForm(StandardForm):
         self._known.append((W, H, value, err))
         del self._known[:-4]
 
-    def objective_error(self, point: Point) -> float:
-        """A bound on the rounding error of :meth:`evaluate`'s objective at ``point``."""
-        return self._objective(point["W"], point["H"])[1]
-
     def _candidate_value(self, index: int, sub: BlockSubproblem, point: Point, X: np.ndarray,
                          prox: float) -> tuple[float, float]:
         """The true objective at the candidate: the point's objective minus the exact decrease

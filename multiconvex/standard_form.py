@@ -98,6 +98,12 @@ class StandardForm(ABC):
         exactly (then the driver need not :meth:`evaluate` it), else ``None``."""
         return None
 
+    def isolated(self, index: int) -> bool:
+        """Whether block ``index``'s feasible set does not depend on the other blocks or the piece (its
+        constraints involve its own variables only): then a proof that its subproblem is infeasible is a
+        proof that the problem is. ``False`` (the safe answer) unless a form knows better."""
+        return False
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         """Block ``index``'s prepared solve as plain data ``(function, argument)`` that can run in
         another process (a pool or a Dask worker), or ``None`` when the solve needs this process's

@@ -153,6 +153,9 @@ class NativeSolution:
     reused : bool
         Whether the solver of the previous call was updated in place.
     native_status : str
+    ray : ndarray or None
+        Clarabel's certificate when it reports infeasibility: ``x`` (a direction of unboundedness) for
+        ``DualInfeasible``, ``z`` (a dual ray) for ``PrimalInfeasible`` — for callers that verify it.
     """
 
     status: str
@@ -165,6 +168,7 @@ class NativeSolution:
     native_status: str
     wall_time: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    ray: np.ndarray | None = None
 
 
 def solve_once(P, q, A, b, cones: Sequence) -> NativeSolution:
@@ -258,9 +262,14 @@ class ClarabelProblem:
         native = str(sol.status)
         status = STATUS_MAP.get(native, st.SOLVER_ERROR)
         x = np.asarray(sol.x, dtype=float) if st.has_solution(status) else None
+        ray = None
+        if status == st.UNBOUNDED:
+            ray = np.asarray(sol.x, dtype=float)
+        elif status == st.INFEASIBLE:
+            ray = np.asarray(sol.z, dtype=float)
         return NativeSolution(status=status, x=x, value=float(sol.obj_val) if x is not None else None,
                               solve_time=float(sol.solve_time), setup_time=setup, iterations=int(sol.iterations),
-                              reused=reused, native_status=native, wall_time=time.perf_counter() - t0)
+                              reused=reused, native_status=native, wall_time=time.perf_counter() - t0, ray=ray)
 
 
 __all__ = [

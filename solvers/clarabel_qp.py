@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from multiconvex.subproblem import BlockSubproblem
 
+from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg
 from .matrix import MatrixOutcome, MatrixSolver
 
@@ -82,5 +83,43 @@ class ClarabelQP(MatrixSolver):
         cones = ([zero(n_zero)] if n_zero else []) + ([nonneg(n_nonneg)] if n_nonneg else [])
         P = sp.triu(sub.P_sparse(), format="csc")
         sol = problem.solve(P, sub.q, A, b, cones)
+        proof = not sol.native_status.startswith("Almost") and _certificate_holds(sub, A, b, n_zero, sol)
         return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), sol.native_status,
-                             sol.iterations, {"reused": sol.reused}, proof=not sol.native_status.startswith("Almost"))
+                             sol.iterations, {"reused": sol.reused}, proof=proof)
+
+
+#: Relative tolerances of the re-checked certificates: no curvature along a ray of unboundedness (relative to
+#: ‖P‖), and ‖Aᵀy‖ against |bᵀy| for a dual ray (Clarabel's own test is of the same kind).
+CERTIFICATE_RTOL = 1e-9
+INFEASIBLE_RTOL = 1e-6
+
+
+def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_zero: int, sol) -> bool:
+    """Re-check Clarabel's infeasibility certificate in our own arithmetic (True when there is none to check).
+
+    Unbounded: the ray ``d`` must have no curvature (``dᵀPd ≤ rtol·‖P‖·‖d‖²``), descend (``qᵀd < 0``) and
+    stay feasible (``A d`` in the recession cone: 0 on equality rows, ``≤ 0`` on the others, to ``rtol``).
+    A strictly convex block (a ReLU unit with weight decay) got ``DualInfeasible`` from Clarabel once, and
+    the run ended 'unbounded'. Infeasible: the dual ray ``y`` must lie in the dual cone, ``Aᵀy ≈ 0`` and
+    ``bᵀy < 0``.
+    """
+    ray = getattr(sol, "ray", None)
+    if sol.status not in (st.UNBOUNDED, st.INFEASIBLE):
+        return True
+    if ray is None or not np.all(np.isfinite(ray)) or not np.any(ray):
+        return False
+    if sol.status == st.UNBOUNDED:
+        d = ray / np.abs(ray).max()
+        Pd = sub.Px(d)
+        p_scale = max(float(np.abs(sub.Px(np.ones(sub.n))).max(initial=0.0)), np.finfo(float).tiny)
+        descent = float(sub.q @ d)
+        Ad = A @ d if A.shape[0] else np.zeros(0)
+        a_scale = float(abs(A).max()) if A.nnz else 0.0
+        return bool(float(d @ Pd) <= CERTIFICATE_RTOL * p_scale * float(d @ d) and descent < 0
+                    and np.all(np.abs(Ad[:n_zero]) <= CERTIFICATE_RTOL * max(a_scale, 1.0))
+                    and np.all(Ad[n_zero:] <= CERTIFICATE_RTOL * max(a_scale, 1.0)))
+    y = ray / np.abs(ray).max()
+    if np.any(y[n_zero:] < -CERTIFICATE_RTOL):
+        return False
+    bty = float(b @ y)  # yᵀ(b − Ax) = bᵀy − (Aᵀy)ᵀx must be ≥ 0 at a feasible x: with bᵀy < 0 and Aᵀy ≈ 0 no x
+    return bool(bty < 0 and np.all(np.abs(A.T @ y) <= INFEASIBLE_RTOL * abs(bty)))  # of moderate size is

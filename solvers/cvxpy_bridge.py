@@ -91,13 +91,14 @@ def solve_via_cvxpy(sub: BlockSubproblem, backend: Backend, options: dict[str, A
 
 
 def _infeasible_or_unbounded(problem: cp.Problem, backend: Backend, options: dict[str, Any]) -> str:
-    """``infeasible`` or ``unbounded``: whether the constraints of ``problem`` have a point."""
+    """``infeasible`` or ``unbounded``: whether the constraints of ``problem`` have a point — or
+    ``numerical_error`` when the feasibility solve settles nothing (a limit, an error: not a proof)."""
     if not problem.constraints:
         return st.UNBOUNDED
     feasibility = cp.Problem(cp.Minimize(0), problem.constraints)
     try:
         solve_cvxpy(feasibility, [backend], options, warm_start=False)
-    except SolverFailure:
-        return st.INFEASIBLE
+    except SolverFailure as exc:
+        return st.INFEASIBLE if exc.status == st.INFEASIBLE else st.NUMERICAL_ERROR
     return st.UNBOUNDED
 

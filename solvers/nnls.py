@@ -128,10 +128,11 @@ def nnls_shared_gram(G: np.ndarray, Q: np.ndarray, warm: np.ndarray | None = Non
     if r == 0 or k == 0:
         return NnlsReport(X, st.OPTIMAL, 0.0, 0, empty, empty, "empty")
     max_iter = 5 * k + 10 if max_iter is None else int(max_iter)
-    diag = np.diag(G)
     gmax = float(np.abs(G).max(initial=0.0))
-    # coordinates with no curvature: G PSD means the whole row and column of G is zero there
-    flat = diag <= np.finfo(float).eps * k * max(gmax, np.finfo(float).tiny)
+    # coordinates with no curvature: only an exactly zero row/column of G (then e_j with q_j < 0 is an exact
+    # direction of unboundedness); a tiny but nonzero diagonal (a near-dead NMF component) is curvature, and its
+    # possibly huge solution is left to the pivoting and the KKT check (a failure there is no proof)
+    flat = ~(G != 0.0).any(axis=0)
     unbounded_rows = np.flatnonzero((Q[:, flat] < 0).any(axis=1)) if flat.any() else empty
     live = ~flat
     F = (warm > 0) if warm is not None else np.zeros((r, k), dtype=bool)

@@ -46,7 +46,7 @@ CVXPY_STATUS_MAP: dict[str, str] = {
     "infeasible_inaccurate": NUMERICAL_ERROR,  # inaccurate: a guess, not a proof (drivers end runs on proofs)
     "unbounded": UNBOUNDED,
     "unbounded_inaccurate": NUMERICAL_ERROR,
-    "infeasible_or_unbounded": INFEASIBLE,
+    "infeasible_or_unbounded": NUMERICAL_ERROR,  # one of two, not which: the cvxpy bridge settles it itself
     "user_limit": ITERATION_LIMIT,
     "solver_error": SOLVER_ERROR,
     "unknown": SOLVER_ERROR,

@@ -199,3 +199,14 @@ def test_an_ill_conditioned_block_is_not_called_unbounded():
     sol = dispatch.solve(mc.BlockSubproblem.from_dense(np.diag([1.0, 0.0]), np.array([1.0, 1.0])),
                          dispatch.make_plan(["lstsq", "clarabel"]))
     assert sol.status == "unbounded" and [n for n, _ in sol.attempts] == ["lstsq"]  # a proof stops the list
+
+
+@pytest.mark.parametrize("order", ["x*y", "y*x", "multiply(x, y)"])
+def test_a_scalar_product_with_the_block_first_keeps_the_blocks_linear_term(order):
+    """Regression: with the block variable first in ``x * y`` the compiled block took its own value as the
+    weight and lost its linear term, so ``min x y`` from x = 0 ended 'converged' with a false zero gap."""
+    x, y = cp.Variable(name="x", bounds=[-1, 1]), cp.Variable(name="y", bounds=[1, 2])
+    x.value, y.value = np.array(0.0), np.array(1.5)
+    term = {"x*y": x * y, "y*x": y * x, "multiply(x, y)": cp.multiply(x, y)}[order]
+    res = mc.solve(cp.Problem(cp.Minimize(term)), [[x], [y]], max_iters=20)
+    assert res.objective == pytest.approx(-2.0) and res.info["forms"]["x"] == "matrix"

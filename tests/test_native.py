@@ -316,3 +316,16 @@ def test_licence_typing_marker_and_torch_range_are_declared():
     torch_req = next(Requirement(r) for r in project["project"]["dependencies"] if r.startswith("torch"))
     assert len(torch_req.specifier) >= 2  # a range, not a pin
     assert torch_req.specifier.contains(torch.__version__.split("+")[0])  # the installed torch satisfies it
+
+
+def test_an_empty_cross_section_of_coupled_blocks_is_no_proof_of_infeasibility():
+    """Regression: x + y >= 3 with both blocks at 0 and x, y <= 2: each block's cross-section is empty, but
+    the problem is feasible (x = y = 1.5); the run must not say 'infeasible' (nor cvxpy's status)."""
+    x, y = cp.Variable(name="x"), cp.Variable(name="y")
+    for algorithm in ("jacobi", "gauss-seidel"):
+        prob = cp.Problem(cp.Minimize(cp.square(x - y)), [x + y >= 3, x >= 0, x <= 2, y >= 0, y <= 2])
+        res = mc.solve(prob, [[x], [y]], init={"x": 0.0, "y": 0.0}, algorithm=algorithm, max_iters=20)
+        assert res.status == "solver_failure" and prob.status != cp.INFEASIBLE
+    prob = cp.Problem(cp.Minimize(cp.square(x - y)), [x >= 3, x <= 2, y >= 0])  # x's constraints: x alone
+    res = mc.solve(prob, [[x], [y]], init={"x": 0.0, "y": 0.0})
+    assert res.status == "infeasible" and prob.status == cp.INFEASIBLE

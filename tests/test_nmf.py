@@ -362,3 +362,22 @@ def test_old_fit_init_mapping_is_the_custom_start():
     new = NonnegativeMatrixFactorization(2, init="custom")
     new.fit_transform(X, W=W0, H=H0)
     assert old.objective_ == pytest.approx(new.objective_, rel=1e-12)
+
+
+def test_a_nearly_flat_coordinate_is_curvature_not_a_proof_of_unboundedness():
+    """Regression: a diagonal entry below eps·k·max|G| was taken as no curvature, so a strictly convex NNLS
+    (and a near-dead NMF component) was 'proven' unbounded and the whole run ended 'unbounded'."""
+    rep = nnls_shared_gram(np.diag([1.0, 1e-17]), np.array([[-1.0, -1e-3]]))
+    assert rep.status == "optimal" and rep.X[0] == pytest.approx([1.0, 1e14])
+    rep = nnls_shared_gram(np.array([[1.0, -3e-9], [-3e-9, 1e-17]]), np.array([[-1.0, 0.0]]))
+    assert rep.status == "optimal" and rep.X[0] == pytest.approx([10.0, 3e9], rel=1e-6)
+    assert nnls_shared_gram(np.diag([1.0, 0.0]), np.array([[-1.0, -1e-3]])).status == "unbounded"  # exact zero
+
+    rng = np.random.default_rng(0)
+    Y = np.abs(rng.standard_normal((20, 15)))
+    W, H = np.abs(rng.standard_normal((20, 3))), np.abs(rng.standard_normal((3, 15)))
+    H[2] *= 1e-9  # a near-dead component
+    form = NMFForm(Y, 3, solve=lambda sub, warm, key: solve_subproblem(sub, make_plan("auto"), warm=warm, key=key))
+    res = run(form, {"W": W, "H": H},
+              DriverOptions("gauss-seidel", max_iters=200, tol=1e-8))
+    assert res.status in ("converged", "iteration_limit") and 0 <= res.objective < nmf_objective(Y, W, H)

@@ -95,11 +95,12 @@ def test_block_drivers_reach_a_partial_minimum(algorithm, device):
 @pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
 def test_block_drivers_reach_a_partial_minimum_on_200_samples(algorithm):
     X, y = teacher_data(200)
+    # tol is relative (tol·|F|, F ≈ 0.006 here): 1e-4 is the old absolute 1e-6 in scale
     net = ReLURegressor([8, 8], weight_decay=1e-3, random_state=0, algorithm=algorithm, solver="clarabel",
-                        max_iter=500, tol=1e-6)
+                        max_iter=500, tol=1e-4)
     net.fit(X, y)
     assert net.result_.status == "converged"
-    assert net.result_.certificate.max_gap <= 1e-6 * max(1, abs(net.result_.objective))
+    assert net.result_.certificate.max_gap <= 1e-4 * abs(net.result_.objective)
 
 
 def test_to_cvxpy_gives_the_same_first_iterate():

@@ -198,3 +198,16 @@ def test_old_parallel_relu_spellings_warn_and_give_the_same_fit():
         old = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=0).fit(X, y, max_iters=3, max_rounds=1)
     assert old.subnetwork_ == new.subnetwork_ == (3, 1, 1)
     np.testing.assert_array_equal(old.predict(X), new.predict(X))
+
+
+def test_old_positional_factorization_calls_warn_and_still_work():
+    from multiconvex.models import MatrixFactorization, NonnegativeMatrixFactorization
+
+    Y = np.abs(np.random.default_rng(0).standard_normal((12, 8)))
+    for old, new in [(MatrixFactorization(2, 0.1, 0), MatrixFactorization(2, 0.1, random_state=0)),
+                     (NonnegativeMatrixFactorization(2, 0.1, 0),
+                      NonnegativeMatrixFactorization(2, alpha_W=0.1 / 8, alpha_H=0.1 / 12, random_state=0,
+                                                     init="random"))]:
+        with pytest.warns(FutureWarning):
+            old.fit(Y)
+        assert old.objective_ == pytest.approx(new.fit(Y).objective_, rel=1e-9)

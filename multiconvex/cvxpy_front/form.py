@@ -197,6 +197,16 @@ class CvxpyForm(StandardForm):
         sub, warm = self._prepared[index]
         return self.receive(index, dispatch.solve(sub, self.plan, warm=warm, key=self.blocks[index].name))
 
+    def isolated(self, index: int) -> bool:
+        """True when every constraint that involves block ``index`` involves no other variable, and no
+        ``relu`` (a piece row) involves the block: its cross-section's feasible set is the problem's."""
+        own = set(self.blocks[index].keys)
+        for c in self.constraints:
+            ids = {v.id for v in c.variables()}
+            if ids & own and not ids <= own:
+                return False
+        return not any({v.id for v in r.variables()} & own for r in self._relus)
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         if self.compiled[index] is None:
             return None  # a compiled cvxpy problem lives in this process

@@ -310,7 +310,8 @@ class QuadraticBlock:
         if isinstance(expr, multiply) and expr.size == 1 and \
                 any(a.size == 1 and not self._touches(a) for a in expr.args):
             # (not by is_affine: cvxpy calls 0 * sum_squares(x) affine)
-            const, inner = (expr.args[0], expr.args[1]) if not self._touches(expr.args[0]) else expr.args
+            const, inner = (expr.args[0], expr.args[1]) if not self._touches(expr.args[0]) else \
+                (expr.args[1], expr.args[0])
             if not inner.is_affine() and not (const.is_nonneg() or const.is_nonpos()):
                 # a weight whose sign depends on the point (another block's variable): convexity is not
                 # structural, as in cvxpy's DCP analysis; the cvxpy path names the term

@@ -71,7 +71,7 @@ def solve(
     solver_options : dict, optional
         Passed through to the backend(s).
     max_iters, tol, time_limit : stopping rules. ``tol`` is relative: the run has
-        converged when every block gap is <= ``tol * |objective|`` (``tol`` when the objective is exactly 0).
+        converged when every block gap is <= ``tol * |objective|`` (no absolute floor: at 0 only a gap of 0).
     seed : int, optional
         Seeds the random start of variables that have no value.
     init : dict, optional

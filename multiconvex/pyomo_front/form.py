@@ -26,6 +26,7 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentSet
 from pyomo.core.base.var import VarData
+from pyomo.core.expr.visitor import identify_variables
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch
@@ -135,11 +136,13 @@ class PyomoForm(StandardForm):
         self.sections: list[PyomoCrossSection | MatrixCrossSection] = []
         self.forms: dict[str, str] = {}
         self._held: list[set[int]] = []
+        self._own_ids: list[set[int]] = []
         x0 = {id(vd): vd.value for vd in self.vars}
         for name, b in zip(names, block_lists):
             bvars = [vd for vd in b if not vd.fixed and vd in used]
             if not bvars:
                 raise InvalidInputError(f"block {name} has no free variables (all are fixed).")
+            self._own_ids.append({id(vd) for vd in bvars})
             held_free = held_free_vars(links, {id(vd) for vd in bvars}, free_ids) if free else set()
             own = bvars + [vd for vd in free if id(vd) not in held_free]
             sec = self._matrix_section(name, own, len(bvars))
@@ -156,6 +159,19 @@ class PyomoForm(StandardForm):
         self.build_time = time.perf_counter() - t0
         self._prepared: dict[int, Point] = {}
         self._loaded: Point | None = None
+
+    def isolated(self, index: int) -> bool:
+        """True when every active constraint with a variable of block ``index`` has no other free variable,
+        and no ReLU relation touches the block: its cross-section's feasible set is the model's."""
+        own = self._own_ids[index]
+        for c in self.constraints:
+            ids = {id(v) for v in identify_variables(c.body, include_fixed=False)}
+            if ids & own and not ids <= own:
+                return False
+        for r in self.relations:
+            if ({id(v) for v in identify_variables(r.input, include_fixed=False)} | {id(r.output)}) & own:
+                return False
+        return True
 
     def _compile(self) -> CompiledModel:
         lower = np.array([-np.inf if vd.lb is None else vd.lb for vd in self.vars], dtype=float)

@@ -44,15 +44,15 @@ _LEGACY = {
     TC.optimal: "optimal", TC.globallyOptimal: "optimal", TC.locallyOptimal: "optimal",
     TC.feasible: "optimal_inaccurate", TC.maxIterations: "iteration_limit", TC.maxTimeLimit: "time_limit",
     TC.maxEvaluations: "iteration_limit", TC.minStepLength: "numerical_error",
-    TC.infeasible: "infeasible", TC.invalidProblem: "infeasible", TC.unbounded: "unbounded",
-    TC.infeasibleOrUnbounded: "infeasible", TC.licensingProblems: "licence_error",
+    TC.infeasible: "infeasible", TC.invalidProblem: "numerical_error", TC.unbounded: "unbounded",
+    TC.infeasibleOrUnbounded: "numerical_error", TC.licensingProblems: "licence_error",
 }
 _V2 = {
     TCv2.convergenceCriteriaSatisfied: "optimal", TCv2.maxTimeLimit: "time_limit",
     TCv2.iterationLimit: "iteration_limit", TCv2.objectiveLimit: "iteration_limit",
     TCv2.minStepLength: "numerical_error", TCv2.unbounded: "unbounded", TCv2.provenInfeasible: "infeasible",
     TCv2.locallyInfeasible: "numerical_error",  # a local NLP method's verdict, not a proof
-    TCv2.infeasibleOrUnbounded: "infeasible",
+    TCv2.infeasibleOrUnbounded: "numerical_error",
     TCv2.licensingProblems: "licence_error",
 }
 
