@@ -26,7 +26,23 @@ from multiconvex.validation import check_seed
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
-__all__ = ["ReLUData", "is_classification"]
+__all__ = ["ReLUData", "check_hidden_sizes", "is_classification"]
+
+
+def check_hidden_sizes(value, where: str, *, allow_empty: bool = True,
+                       example: str = "the widths of the hidden layers, e.g. (16, 16)") -> tuple[int, ...]:
+    """``hidden_layer_sizes`` as a tuple of positive ints (an int is one layer); bools and floats refused."""
+    h = (value,) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        hidden = tuple(h)
+    except TypeError:
+        hidden = (0,)
+    if (not hidden and not allow_empty) or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in hidden):
+        kind = "a sequence" if allow_empty else "a non-empty sequence"
+        raise InvalidInputError(f"{where}: hidden_layer_sizes must be {kind} of positive ints ({example}), got "
+                                f"{value!r}.")
+    return tuple(int(s) for s in hidden)
 
 
 def is_classification(est) -> bool:
@@ -82,16 +98,7 @@ class ReLUData(Estimator):
 
     # -- configuration -------------------------------------------------------------------------
     def _hidden(self, where: str) -> tuple[int, ...]:
-        h = self.hidden_layer_sizes
-        h = (h,) if isinstance(h, numbers.Integral) and not isinstance(h, bool) else h
-        try:
-            hidden = tuple(h)
-        except TypeError:
-            hidden = (0,)
-        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in hidden):
-            raise InvalidInputError(f"{where}: hidden_layer_sizes must be a sequence of positive ints (the widths "
-                                    f"of the hidden layers, e.g. (16, 16)), got {self.hidden_layer_sizes!r}.")
-        return tuple(int(s) for s in hidden)
+        return check_hidden_sizes(self.hidden_layer_sizes, where)
 
     def _arch(self, where: str, sizes: Sequence[int] | None = None, loss: str | None = None) -> Architecture:
         """The architecture: ``sizes``/``loss`` when given, else the fitted ones, else the deprecated

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import numbers
 import time
 import warnings
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from multiconvex.solvers import get_backend
 from multiconvex.validation import check_int, check_number, check_seed
 
 from ._base import DEPRECATED, CvxpyModel, Estimator
+from ._relu_network_data import check_hidden_sizes
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 
@@ -204,18 +204,8 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         return check_seed(value, "random_state", where=where)
 
     def _hidden(self, where: str) -> tuple[int, ...]:
-        h = self.hidden_layer_sizes
-        h = (h,) if isinstance(h, numbers.Integral) and not isinstance(h, bool) else h
-        try:
-            hidden = tuple(h)
-        except TypeError:
-            hidden = ()
-        if not hidden or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
-                                 for s in hidden):
-            raise InvalidInputError(f"{where}: hidden_layer_sizes must be a non-empty sequence of positive ints "
-                                    f"(the hidden widths of one subnetwork, e.g. (1,)), got "
-                                    f"{self.hidden_layer_sizes!r}.")
-        return tuple(int(s) for s in hidden)
+        return check_hidden_sizes(self.hidden_layer_sizes, where, allow_empty=False,
+                                  example="the hidden widths of one subnetwork, e.g. (1,)")
 
     def _config(self, n_features: int | None, where: str, n_outputs: int = 1) -> tuple[tuple[int, ...], float]:
         """``(sizes, λ)``: one subnetwork's architecture (input with the bias column) and the checked λ."""
