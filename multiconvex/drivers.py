@@ -18,6 +18,12 @@ user's model (``form.load``); a truthy return stops the run as ``"interrupted"``
 propagates after the best point is loaded (the contract: :mod:`multiconvex.result`). Front ends
 call :func:`check_callback` before building anything.
 
+Limits: ``time_limit`` is a deadline. The form gets it (:meth:`StandardForm.set_deadline`) and hands
+the remaining time to each backend as its own time limit; the driver starts no block solve after it
+and ends ``"time_limit"`` with the best point, its block gaps not computed (a certificate pass is a
+whole round of solves). Ctrl-C (``KeyboardInterrupt``) ends the run ``"interrupted"`` at once with the
+best point, likewise without a certificate pass: the gaps are ``nan``, never a claim not computed.
+
 A backend's proof ends a run with a status of its own: a block subproblem proven unbounded makes
 the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are feasible for the
 problem and the objectives agree on them); a block subproblem proven infeasible while no feasible
@@ -212,6 +218,8 @@ class _Driver:
         failed_status: list[str] = []
         n_ok = 0
         for i, name in enumerate(self.names):
+            if _past(deadline):
+                break  # no block solve starts after the deadline
             sol = self.solve_blocks(st, prox, [i])[0]
             if not sol.ok:
                 logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
@@ -225,8 +233,6 @@ class _Driver:
             cand = replace(st.x, sol.values)
             if st.offer(cand, form.merit(i, sol) or form.evaluate(cand)):
                 accepted.append(name)
-            if deadline is not None and time.perf_counter() > deadline:
-                break
         return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok,
                      failed=tuple(failed), failed_status=tuple(failed_status))
 
@@ -235,6 +241,8 @@ class _Driver:
         opts, form = self.opts, self.form
         t0 = time.perf_counter()
         deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+        # the form's clock is time.time() (it may travel to worker processes with the plan)
+        form.set_deadline(time.time() + opts.time_limit if opts.time_limit is not None else None)
         f0, v0 = form.evaluate(x0)
         st = _State(x=x0, f=f0, violation=v0)
         if not np.isfinite(st.f):
@@ -243,6 +251,7 @@ class _Driver:
         history = [HistoryEntry(0, 0.0, st.f * form.sense, None, math.nan, 0.0)]
         certificate: Certificate | None = None
         status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
+        no_gaps = ""  # why the certificate pass is skipped (a limit or Ctrl-C), "" to run it
         bar = _progress_bar(opts)
         self._log_header()
         it = 0
@@ -258,10 +267,6 @@ class _Driver:
                     status, message = proof
                     self._record(history, it, t0, st, step, bar)
                     break
-                if step.n_ok == 0:
-                    status, message = "solver_failure", "every block solve of the iteration failed"
-                    self._record(history, it, t0, st, step, bar)
-                    break
                 progress = step.start_f - st.f
                 if step.gaps is not None and step.accepted is None and _all_within(step.gaps, tol):
                     # gaps measured at the incumbent (Jacobi without prox stays put when certified)
@@ -269,7 +274,17 @@ class _Driver:
                     status, message = "converged", "every block gap is within tolerance"
                     self._record(history, it, t0, st, step, bar)
                     break
-                if step.gaps is None and progress <= tol:
+                if _past(deadline):
+                    # before judging failed solves: after the deadline solves end time_limit or do not start
+                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                    no_gaps = "the time limit had passed"
+                    self._record(history, it, t0, st, step, bar)
+                    break
+                if step.n_ok == 0:
+                    status, message = "solver_failure", "every block solve of the iteration failed"
+                    self._record(history, it, t0, st, step, bar)
+                    break
+                if step.gaps is None and progress <= tol and not _past(deadline):
                     # the step could not measure gaps at the incumbent: check with one pass, no prox
                     check = self.jacobi_pass(st, 0.0)
                     if check.accepted is None and _all_within(check.gaps or {}, tol):
@@ -299,21 +314,33 @@ class _Driver:
                     message = "stopped by the callback; the best point so far is returned"
                     logger.info(message)
                     break
-                if deadline is not None and time.perf_counter() > deadline:
+                if _past(deadline):
                     status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                    no_gaps = "the time limit had passed"
                     break
         except KeyboardInterrupt:
-            status, message = "interrupted", "interrupted by the user; the best point so far is returned"
+            status, message = "interrupted", "interrupted by the user (Ctrl-C); the best point so far is returned"
+            no_gaps = "the run was interrupted"
             logger.warning(message)
         finally:
+            form.set_deadline(None)
             form.load(st.x)  # whatever happened, the user's variables hold the best point
             if bar is not None:
                 bar.close()
         if certificate is None and status in ("infeasible", "unbounded"):
             # the backend's proof is the answer; gaps at a point of an infeasible cross-section mean nothing
             certificate = Certificate.from_gaps({n: math.nan for n in self.names}, gap_tolerance(opts.tol, st.f))
+        if certificate is None and no_gaps:
+            # a certificate pass is a whole round of block solves: not after a limit or Ctrl-C
+            certificate = self._no_certificate(st)
+            message += f"; block gaps not computed ({no_gaps})"
         if certificate is None:
             certificate = self._certify(st)
+            if certificate is None:  # Ctrl-C during the certificate pass
+                certificate = self._no_certificate(st)
+                message = (f"interrupted by the user (Ctrl-C) while the block gaps were computed, after the run "
+                           f"ended {status} ({message}); the best point is returned, its block gaps not computed")
+                status = "interrupted"
         form.load(st.x)
         total = time.perf_counter() - t0
         res = Result(
@@ -333,13 +360,17 @@ class _Driver:
         logger.info("%s: %s", status, message)
         return res
 
-    def _certify(self, st: _State) -> Certificate:
-        """Block gaps at the incumbent, by one pass that does not move."""
+    def _certify(self, st: _State) -> Certificate | None:
+        """Block gaps at the incumbent, by one pass that does not move (``None`` when Ctrl-C stops it)."""
         try:
             check = self.jacobi_pass(st, 0.0, accept=False)
         except KeyboardInterrupt:
-            return Certificate.from_gaps({n: math.nan for n in self.names}, gap_tolerance(self.opts.tol, st.f))
+            return None
         return Certificate.from_gaps(check.gaps or {}, gap_tolerance(self.opts.tol, st.f))
+
+    def _no_certificate(self, st: _State) -> Certificate:
+        """The certificate of a run whose block gaps were not computed: every gap ``nan``, no claim."""
+        return Certificate.from_gaps({n: math.nan for n in self.names}, gap_tolerance(self.opts.tol, st.f))
 
     def _log_header(self) -> None:
         logger.info("%5s  %18s  %10s  %-14s  %8s", "iter", "objective", "max gap", "accepted", "time")
@@ -386,6 +417,11 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
         return "infeasible", (f"the constraints of block(s) {', '.join(proven)} involve that block alone and its "
                               "subproblem is infeasible (proof from the backend): the problem has no feasible point")
     return None
+
+
+def _past(deadline: float | None) -> bool:
+    """Whether the run's deadline (``time.perf_counter()`` seconds) has passed."""
+    return deadline is not None and time.perf_counter() > deadline
 
 
 def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:

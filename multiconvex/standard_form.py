@@ -104,6 +104,14 @@ class StandardForm(ABC):
         proof that the problem is. ``False`` (the safe answer) unless a form knows better."""
         return False
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """The run's deadline (``time.time()`` seconds; ``None``: no limit), set by the driver before its
+        first solve and cleared after its last. A form whose block solves go through the dispatcher
+        stores it on its :class:`~multiconvex.solvers.dispatch.Plan`, which then starts no solve after
+        it and hands each backend the remaining time as its own time limit. The default does nothing
+        (the driver still checks the deadline between block solves)."""
+        return None
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         """Block ``index``'s prepared solve as plain data ``(function, argument)`` that can run in
         another process (a pool or a Dask worker), or ``None`` when the solve needs this process's

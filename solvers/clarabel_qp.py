@@ -74,11 +74,15 @@ class ClarabelQP(MatrixSolver):
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:
         state = {} if state is None else state
+        # the time limit changes on every solve of a run with a deadline: it is set on the kept solver, not
+        # part of the options that decide whether the solver is rebuilt
+        settings = {k: v for k, v in options.items() if k != "time_limit"}
         problem = state.get("clarabel")
-        if problem is None or state.get("clarabel_options") != options:
+        if problem is None or state.get("clarabel_options") != settings:
             problem = state["clarabel"] = ClarabelProblem({"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10,
-                                                           "tol_feas": 1e-10, **options})
-            state["clarabel_options"] = dict(options)
+                                                           "tol_feas": 1e-10, **settings})
+            state["clarabel_options"] = dict(settings)
+        _set_time_limit(problem, options.get("time_limit"))
         A, b, n_zero, n_nonneg = cone_rows(sub)
         cones = ([zero(n_zero)] if n_zero else []) + ([nonneg(n_nonneg)] if n_nonneg else [])
         P = sp.triu(sub.P_sparse(), format="csc")
@@ -86,6 +90,18 @@ class ClarabelQP(MatrixSolver):
         proof = not sol.native_status.startswith("Almost") and _certificate_holds(sub, A, b, n_zero, sol)
         return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), sol.native_status,
                              sol.iterations, {"reused": sol.reused}, proof=proof)
+
+
+def _set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
+    """Clarabel's ``time_limit`` on ``problem``'s settings (``inf``: none), and on its kept solver, whose
+    settings are a copy taken when it was built (``update(settings=...)`` leaves the data update allowed)."""
+    limit = float("inf") if seconds is None else float(seconds)
+    if problem.settings.time_limit == limit:
+        return
+    problem.settings.time_limit = limit
+    solver = getattr(problem, "_solver", None)  # ClarabelProblem has no setter for one setting of a kept solver
+    if solver is not None:
+        solver.update(settings=problem.settings)
 
 
 #: Relative tolerances of the re-checked certificates: no curvature along a ray of unboundedness (relative to

@@ -69,6 +69,19 @@ VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "LP": ("clarabel", "highs", "osqp"),
 }
 
+#: Registry name -> the backend's own time-limit option (seconds), through its matrix module or through
+#: cvxpy's pass-through of solver options. Backends not listed get no time limit (ProxQP has none; the
+#: closed form and NNLS are one factorisation); the driver still starts no solve after the deadline.
+TIME_LIMIT_OPTION: dict[str, str] = {
+    "clarabel": "time_limit",
+    "clarabel-native": "time_limit",
+    "osqp": "time_limit",
+    "daqp": "time_limit",
+    "gurobi": "TimeLimit",
+    "highs": "time_limit",
+    "scs": "time_limit_secs",
+}
+
 
 @dataclass
 class Plan:
@@ -76,6 +89,10 @@ class Plan:
 
     ``workspaces`` keeps per-block solver state (a Clarabel solver updated in place) between
     solves of the same block: pass the block's name as ``key`` to :func:`solve`.
+
+    ``deadline`` (``time.time()`` seconds, so that it means the same in a worker process; ``None``: no
+    limit) is the run's time limit: :func:`solve` starts no solve after it and hands each backend the
+    remaining time as its own time limit (:data:`TIME_LIMIT_OPTION`) unless the user set that option.
     """
 
     backends: list[Backend]
@@ -84,6 +101,11 @@ class Plan:
     workspaces: dict[Any, dict] = field(default_factory=dict, repr=False)
     _installed: dict[str, bool] = field(default_factory=dict, repr=False)
     _licences: dict[str, str] = field(default_factory=dict, repr=False)
+    deadline: float | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before :attr:`deadline` (negative once it has passed), or ``None`` without one."""
+        return None if self.deadline is None else self.deadline - time.time()
 
     def installed(self, backend: Backend) -> bool:
         """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve)."""
@@ -115,7 +137,8 @@ class Plan:
 
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
-        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._installed), dict(self._licences))
+        return Plan(list(self.backends), dict(self.options), self.auto, {}, dict(self._installed), dict(self._licences),
+                    self.deadline)
 
     @property
     def names(self) -> list[str]:
@@ -239,6 +262,24 @@ def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem) -> contextlib.A
     return _OneBlasThread()
 
 
+def with_time_limit(backend: Backend, options: dict[str, Any], remaining: float | None) -> dict[str, Any]:
+    """``options`` with ``remaining`` seconds as ``backend``'s own time limit, when it has one
+    (:data:`TIME_LIMIT_OPTION`) and the user did not set it (a user's option is never overridden)."""
+    key = TIME_LIMIT_OPTION.get(backend.name)
+    if remaining is None or key is None or any(k.lower() == key.lower() for k in options):
+        return options
+    return {**options, key: max(remaining, 1e-3)}  # > 0: OSQP reads 0 as "no limit"
+
+
+def _time_is_up(plan: Plan, sub: BlockSubproblem, t0: float, solve_time: float,
+                attempts: list[tuple[str, str]]) -> SubSolution:
+    """The answer when the plan's deadline has passed before a backend could start: no point."""
+    attempts = attempts + [("-", f"{st.TIME_LIMIT}: the time limit had passed; no solve started")]
+    return SubSolution(st.TIME_LIMIT, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
+                       message=f"the time limit had passed: no solve started on this {sub.problem_class} block "
+                               "subproblem")
+
+
 def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
                state: dict) -> MatrixOutcome:
     solver = MATRIX_SOLVERS.get(backend.name)
@@ -258,6 +299,9 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
     ``attempts``); if no backend could even be tried, the configuration error is raised
     (there is nothing to fall back on). A backend that runs and fails is recorded and the next
     one tried; when all fail, the :class:`SubSolution` has ``x=None`` and the last status.
+    Once ``plan.deadline`` has passed no backend starts (status ``time_limit``, no point); before, each
+    gets the remaining time as its own time limit (:func:`with_time_limit`), and one that stops there
+    ends the call (status ``time_limit``: no fallback after the time is up).
     """
     t0 = time.perf_counter()
     attempts: list[tuple[str, str]] = []
@@ -266,6 +310,9 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
     solve_time = 0.0
     workspace = plan.workspaces.setdefault(key, {})
     for backend in plan.candidates(sub):
+        remaining = plan.remaining()
+        if remaining is not None and remaining <= 0:
+            return _time_is_up(plan, sub, t0, solve_time, attempts)
         t_try = time.perf_counter()
         try:
             if not plan.installed(backend):
@@ -276,8 +323,8 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
             config_errors.append(exc)
             continue
         try:
-            out = _solve_one(backend, sub, options_for(backend, plan.options), warm,
-                             workspace.setdefault(backend.name, {}))
+            out = _solve_one(backend, sub, with_time_limit(backend, options_for(backend, plan.options), remaining),
+                             warm, workspace.setdefault(backend.name, {}))
         except (LicenceError, SolverUnavailableError) as exc:
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)
@@ -300,6 +347,9 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
                     out.native_status)
         if out.status in (st.INFEASIBLE, st.UNBOUNDED) and out.proof:
             last = out  # a proof about the subproblem: no other backend can do better
+            break
+        if out.status == st.TIME_LIMIT and remaining is not None:
+            last = out  # the run's time is up: no fallback starts
             break
         if last is None or last.status not in (st.INFEASIBLE, st.UNBOUNDED):
             last = out

@@ -207,6 +207,10 @@ class CvxpyForm(StandardForm):
                 return False
         return not any({v.id for v in r.variables()} & own for r in self._relus)
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
+        self.plan.deadline = deadline
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         if self.compiled[index] is None:
             return None  # a compiled cvxpy problem lives in this process

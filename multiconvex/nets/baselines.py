@@ -108,6 +108,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     gen.manual_seed(0 if opts.seed is None else int(opts.seed))
 
     t0 = time.perf_counter()
+    deadline = t0 + opts.time_limit if opts.time_limit is not None else None
     with torch.no_grad():
         f0 = float(objective(arch, as_params(), X, T, weight_decay))
     history = [HistoryEntry(0, 0.0, f0, None, math.nan, 0.0)]
@@ -130,6 +131,8 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
             else:
                 perm = torch.randperm(N, generator=gen).to(X.device)
                 for s in range(0, N, opts.batch_size):
+                    if deadline is not None and time.perf_counter() > deadline:
+                        break  # no minibatch step starts after the time limit
                     idx = perm[s:s + opts.batch_size]
                     optim.zero_grad()
                     objective(arch, as_params(), X[idx], T[idx], weight_decay).backward()
@@ -152,7 +155,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 if opts.callback is not None and opts.callback(history[-1]):
                     status, message = "interrupted", "stopped by the callback; the last iterate is returned"
                     break
-            if opts.time_limit is not None and time.perf_counter() - t0 > opts.time_limit:
+            if deadline is not None and time.perf_counter() > deadline:
                 status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                 break
     except KeyboardInterrupt:

@@ -385,6 +385,10 @@ class NetForm(StandardForm):
                 return fallback
             return self._solve_cvxpy(index, sub, data, prox, f0, t0)
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
+        self.plan.deadline = deadline
+
     def ship(self, index: int) -> tuple[Any, Any] | None:
         """Squared loss: the prepared block's subproblem and plan as plain data for a process pool or
         a Dask worker (built here, solved there); logistic/softmax blocks stay in this process."""

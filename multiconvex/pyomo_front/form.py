@@ -160,6 +160,11 @@ class PyomoForm(StandardForm):
         self._prepared: dict[int, Point] = {}
         self._loaded: Point | None = None
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
+        if self.plan is not None:  # None: sub-solves through Pyomo solvers, checked between solves only
+            self.plan.deadline = deadline
+
     def isolated(self, index: int) -> bool:
         """True when every active constraint with a variable of block ``index`` has no other free variable,
         and no ReLU relation touches the block: its cross-section's feasible set is the model's."""
