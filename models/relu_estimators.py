@@ -13,7 +13,31 @@ from .relu_network import ReLUNetwork
 __all__ = ["ReLUClassifier", "ReLURegressor"]
 
 
-class ReLURegressor(RegressorMixin, ReLUNetwork):
+class _FixedLossReLU(ReLUNetwork):
+    """`ReLUNetwork`'s parameters without ``loss`` and the deprecated spellings: the loss comes from the
+    subclass (:meth:`_loss_param`), the sizes from the data."""
+
+    def __init__(self, hidden_layer_sizes: Sequence[int] = (16,), *, weight_decay: float = 1e-4,
+                 activation: str = "relu", negative_slope: float = 0.01, bias: bool = True,
+                 algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
+                 tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
+                 warm_start: bool = False, device: str = "auto"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.weight_decay = weight_decay
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.bias = bias
+        self.algorithm = algorithm
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.time_limit = time_limit
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.device = device
+
+
+class ReLURegressor(RegressorMixin, _FixedLossReLU):
     """A ReLU network regressor (squared loss, any number of outputs), like ``MLPRegressor``.
 
     Parameters are those of `ReLUNetwork` without ``loss`` (always ``"squared"``) and the
@@ -31,30 +55,11 @@ class ReLURegressor(RegressorMixin, ReLUNetwork):
     True
     """
 
-    def __init__(self, hidden_layer_sizes: Sequence[int] = (16,), *, weight_decay: float = 1e-4,
-                 activation: str = "relu", negative_slope: float = 0.01, bias: bool = True,
-                 algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
-                 tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
-                 warm_start: bool = False, device: str = "auto"):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.weight_decay = weight_decay
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.bias = bias
-        self.algorithm = algorithm
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.time_limit = time_limit
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.device = device
-
     def _loss_param(self) -> str:
         return "squared"
 
 
-class ReLUClassifier(ClassifierMixin, ReLUNetwork):
+class ReLUClassifier(ClassifierMixin, _FixedLossReLU):
     """A ReLU network classifier, like ``MLPClassifier``: logistic loss (one output) for two classes,
     softmax cross-entropy (one output per class) for more; any label type.
 
@@ -69,25 +74,6 @@ class ReLUClassifier(ClassifierMixin, ReLUNetwork):
     >>> clf.loss_, clf.score(X, y) > 0.9
     ('logistic', True)
     """
-
-    def __init__(self, hidden_layer_sizes: Sequence[int] = (16,), *, weight_decay: float = 1e-4,
-                 activation: str = "relu", negative_slope: float = 0.01, bias: bool = True,
-                 algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
-                 tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
-                 warm_start: bool = False, device: str = "auto"):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.weight_decay = weight_decay
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.bias = bias
-        self.algorithm = algorithm
-        self.solver = solver
-        self.max_iter = max_iter
-        self.tol = tol
-        self.time_limit = time_limit
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.device = device
 
     def _loss_param(self) -> str:
         return "auto"

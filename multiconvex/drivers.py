@@ -411,9 +411,11 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
         blocks = ", ".join(by_status["unbounded"])
         return "unbounded", (f"the subproblem of block(s) {blocks} is unbounded below (proof from the backend): "
                              "its feasible points are feasible for the problem, so the problem is unbounded")
+    if "infeasible" not in by_status or np.isfinite(st.f) or step.accepted is not None:
+        return None
     index = {b.name: i for i, b in enumerate(form.blocks)}
-    proven = [n for n in by_status.get("infeasible", []) if form.isolated(index[n])]
-    if proven and not np.isfinite(st.f) and step.accepted is None:
+    proven = [n for n in by_status["infeasible"] if form.isolated(index[n])]
+    if proven:
         return "infeasible", (f"the constraints of block(s) {', '.join(proven)} involve that block alone and its "
                               "subproblem is infeasible (proof from the backend): the problem has no feasible point")
     return None

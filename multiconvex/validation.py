@@ -50,6 +50,26 @@ def _bound_text(minimum: float | None, maximum: float | None, strict: bool) -> s
     return " and ".join(parts)
 
 
+def _want(kind: str, minimum: float | None, maximum: float | None, strict: bool, allow_none: bool) -> str:
+    """What to give, for the messages: ``"a finite number >= 0, or None"``."""
+    bounds = f" {_bound_text(minimum, maximum, strict)}" if minimum is not None or maximum is not None else ""
+    return kind + bounds + (", or None" if allow_none else "")
+
+
+def _none_or_refused(value: Any, name: str, p: str, want: str, allow_none: bool, types: tuple[type, ...],
+                     noun: str) -> bool:
+    """True for an allowed ``None``; raise for a refused ``None``, a bool or a value not of ``types``."""
+    if value is None:
+        if allow_none:
+            return True
+        raise InvalidInputError(f"{p}{name}=None: give {want}.")
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{p}{name}={value!r} is a bool, not {noun}: give {want}.")
+    if not isinstance(value, types):
+        raise InvalidInputError(f"{p}{name}={value!r} is a {type(value).__name__}, not {noun}: give {want}.")
+    return False
+
+
 def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
                  strict: bool = False, allow_none: bool = False, where: str | None = None) -> float | None:
     """A finite real number in range, as a Python float.
@@ -73,16 +93,9 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
         For bools, non-numbers, NaN / inf and values out of range.
     """
     p = _prefix(where)
-    want = "a finite number" + (f" {_bound_text(minimum, maximum, strict)}" if minimum is not None
-                                or maximum is not None else "") + (", or None" if allow_none else "")
-    if value is None:
-        if allow_none:
-            return None
-        raise InvalidInputError(f"{p}{name}=None: give {want}.")
-    if isinstance(value, (bool, np.bool_)):
-        raise InvalidInputError(f"{p}{name}={value!r} is a bool, not a number: give {want}.")
-    if not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidInputError(f"{p}{name}={value!r} is a {type(value).__name__}, not a number: give {want}.")
+    want = _want("a finite number", minimum, maximum, strict, allow_none)
+    if _none_or_refused(value, name, p, want, allow_none, (int, float, np.integer, np.floating), "a number"):
+        return None
     x = float(value)
     if not math.isfinite(x):
         raise InvalidInputError(f"{p}{name}={value!r} is not finite: give {want}.")
@@ -97,16 +110,9 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
               allow_none: bool = False, where: str | None = None) -> int | None:
     """An integer in range, as a Python int; floats (even ``3.0``) and bools are refused, never truncated."""
     p = _prefix(where)
-    want = "an integer" + (f" {_bound_text(minimum, maximum, False)}" if minimum is not None
-                           or maximum is not None else "") + (", or None" if allow_none else "")
-    if value is None:
-        if allow_none:
-            return None
-        raise InvalidInputError(f"{p}{name}=None: give {want}.")
-    if isinstance(value, (bool, np.bool_)):
-        raise InvalidInputError(f"{p}{name}={value!r} is a bool, not an integer: give {want}.")
-    if not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"{p}{name}={value!r} is a {type(value).__name__}, not an integer: give {want}.")
+    want = _want("an integer", minimum, maximum, False, allow_none)
+    if _none_or_refused(value, name, p, want, allow_none, (int, np.integer), "an integer"):
+        return None
     n = int(value)
     if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
         raise InvalidInputError(f"{p}{name}={value!r} is out of range: give {want}.")
