@@ -1,24 +1,13 @@
 """The runner behind ``multiconvex bench``: cases through an executor into a run directory.
 
-A run directory holds
-
-- ``run.json``: the exact command, suite, options, seeds, the case list and the
-  environment of the process that started the run;
-- ``results.jsonl``: one JSON record per finished case, appended, flushed and fsynced
-  as each case finishes, so an interrupted (even ``kill -9``-ed) run loses nothing finished;
-  a torn last line left by a kill is closed before the next append, and skipped on reading;
-- ``results.csv``: the same records, flat, written at the end.
-
-``run.json`` and ``results.csv`` are replaced atomically. A new run only goes into a new or
-empty directory; a directory that holds files but no run is refused (:class:`RunDirError`),
-so a user's files are never overwritten. ``resume=True`` re-reads ``run.json`` and runs only
-the cases that have no record. Ctrl-C (SIGINT) stops the run after writing what finished.
+The run directory's files (``run.json``, ``results.jsonl`` appended and fsynced per record,
+``results.csv``) and the rules that keep them whole are :mod:`.rundir`'s; its names are
+re-exported here. ``resume=True`` re-reads ``run.json`` and runs only the cases that have no
+record. Ctrl-C (SIGINT) stops the run after writing what finished.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
@@ -43,24 +32,28 @@ from multiconvex.solvers import get_backend
 from . import peers
 from .environment import environment
 from .problems import build
+from .rundir import (
+    CSV_FIELDS,
+    RECORD_ID_FIELDS,
+    RunDirError,
+    append_record,
+    prepare_new_run_dir,
+    read_records,
+    read_run_json,
+    repair_torn_tail,
+    write_csv,
+    write_json_atomic,
+)
 from .suites import GLOBAL_METHODS, OURS, Case, expand
+
+__all__ = ["OK_STATUSES", "CSV_FIELDS", "RECORD_ID_FIELDS", "RunDirError", "BenchOptions", "BenchSummary", "run_case",
+           "run_bench", "read_run", "read_records", "options_of", "list_cases", "prepare_new_run_dir",
+           "write_json_atomic", "repair_torn_tail", "append_record", "write_csv"]
 
 logger = logging.getLogger("multiconvex.bench")
 
 #: Statuses of a case that ran to an answer (others: error, licence_limit, solver_failure, diverged).
 OK_STATUSES = ("converged", "stalled", "iteration_limit", "time_limit", "bound_active")
-CSV_FIELDS = ("id", "suite", "problem", "method", "backend", "seed", "status", "objective", "reference", "gap",
-              "max_block_gap", "is_partial_minimum", "iterations", "wall_time", "cpu_time", "run_time", "solver_time",
-              "build_time", "case_memory_mb", "worker", "error")
-#: Fields every record has; a line of results.jsonl without them is not a record of a run.
-RECORD_ID_FIELDS = ("id", "problem", "method", "backend", "seed", "status")
-#: The temporary file behind the atomic replacement of run.json (ignored when a directory is checked for emptiness).
-_TMP_SUFFIX = ".tmp-multiconvex"
-
-
-class RunDirError(Exception):
-    """A run directory that cannot be used as asked: it holds a run (no --resume), holds other files, is a
-    file, does not exist (--resume, report), or its ``run.json`` / ``results.jsonl`` is damaged."""
 
 
 # -- measuring one case -------------------------------------------------------------------------------
@@ -224,64 +217,13 @@ def run_case(case: Case) -> dict:
     return record
 
 
-# -- a run directory ----------------------------------------------------------------------------------
-def read_records(run_dir: str | Path) -> list[dict]:
-    """Every record in ``run_dir/results.jsonl``.
-
-    A line that is not JSON (a write torn by a kill) is skipped with a warning: its case has no
-    record and runs again on ``--resume``. A line that is JSON but not a record (not an object, or
-    without ``id``, ``problem``, ``method``, ``backend``, ``seed``, ``status``) was written by
-    something else: :class:`RunDirError` names the line, and nothing is changed.
-    """
-    path = Path(run_dir) / "results.jsonl"
-    records = []
-    if not path.exists():
-        return records
-    if not path.is_file():
-        raise RunDirError(f"{path} is not a file: move it away; results.jsonl must be a file this program writes.")
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            logger.warning("%s line %d: skipping an unreadable line (a write interrupted by a kill); "
-                           "its case runs again on --resume", path, lineno)
-            continue
-        if not isinstance(record, dict):
-            raise RunDirError(f"{path} line {lineno} is a JSON {type(record).__name__}, not a record object: "
-                              "delete or fix that line (its case then runs again on --resume).")
-        missing = [k for k in RECORD_ID_FIELDS if k not in record]
-        if missing or not isinstance(record["id"], str):
-            raise RunDirError(f"{path} line {lineno} is not a benchmark record (no {', '.join(missing) or 'id'}): "
-                              "delete or fix that line (its case then runs again on --resume).")
-        records.append(record)
-    return records
-
-
 def read_run(run_dir: str | Path) -> dict:
-    """``run_dir/run.json``, checked: a JSON object with the run's ``options`` and ``cases``."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"{run_dir} does not exist: give the --out directory of a `multiconvex bench` run.")
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is a file, not a run directory: give the --out directory of a "
-                          "`multiconvex bench` run.")
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} holds no benchmark run (no run.json); run `multiconvex bench --out {run_dir}`.")
-    try:
-        meta = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is damaged (not JSON: {exc}): restore it, or start a new run with another "
-                          "--out.") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("options"), dict) \
-            or not isinstance(meta.get("cases"), list) or not isinstance(meta.get("sessions", []), list):
-        raise RunDirError(f"{path} is not the run.json of a multiconvex bench run (it needs 'options' and "
-                          "'cases'): restore it, or start a new run with another --out.")
+    """``run_dir/run.json``, checked: a JSON object with the run's ``options`` (every field present, each
+    one valid) and ``cases``."""
+    meta = read_run_json(run_dir)
     meta["options"] = vars(options_of(meta, run_dir))  # checked, with every field present
     return meta
+
 
 
 def options_of(meta: dict, run_dir: str | Path) -> BenchOptions:
@@ -300,70 +242,6 @@ def options_of(meta: dict, run_dir: str | Path) -> BenchOptions:
                           "restore the file, or start a new run with another --out.") from None
     return options
 
-
-def prepare_new_run_dir(run_dir: Path) -> None:
-    """Create ``run_dir`` for a new run; refuse a file, an existing run, or a directory of other files."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"--out {run_dir} is a file, not a directory: choose a new or empty directory.")
-    if run_dir.is_dir():
-        if (run_dir / "run.json").exists() or (run_dir / "results.jsonl").exists():
-            raise RunDirError(f"{run_dir} already holds results: pass --resume to finish that run, "
-                              "or choose another --out.")
-        others = sorted(p.name for p in run_dir.iterdir() if not p.name.endswith(_TMP_SUFFIX))
-        if others:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            raise RunDirError(f"{run_dir} is not empty ({shown}) and holds no multiconvex run: choose a new or "
-                              "empty directory for --out (nothing was written).")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``: never half-written."""
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with tmp.open("w") as fh:
-        fh.write(json.dumps(obj, indent=2, default=str))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def repair_torn_tail(path: Path) -> bool:
-    """End ``path`` with a newline if a kill tore its last line (the fragment stays, as an unreadable line).
-
-    Returns whether a repair was needed. The next record then starts on its own line instead of
-    being glued to the fragment (which would lose both).
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    with path.open("rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return False
-    with path.open("ab") as fh:
-        fh.write(b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    logger.warning("%s: closed a torn last line (a write interrupted by a kill); its case runs again", path)
-    return True
-
-
-def append_record(fh: Any, record: dict) -> None:
-    """One record as one line: written, flushed and fsynced before the next case is reported."""
-    fh.write(json.dumps(record, default=_json_default) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def write_csv(run_dir: str | Path, records: list[dict]) -> Path:
-    path = Path(run_dir) / "results.csv"
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in records:
-            w.writerow({k: r.get(k) for k in CSV_FIELDS})
-    os.replace(tmp, path)
-    return path
 
 
 class _SigintGuard:
@@ -491,15 +369,6 @@ def _bar(total: int, initial: int, show: bool):
 
     return tqdm(total=total, initial=initial, desc="bench", unit="case")
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, frozenset)):
-        return sorted(o)
-    return str(o)
 
 
 def list_cases(options: BenchOptions) -> Iterable[Case]:

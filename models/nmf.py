@@ -498,6 +498,13 @@ def _bind(plan: Plan):
     return solve
 
 
+def _deadline_setter(plan: Plan):
+    """``on_deadline`` for :class:`NMFForm`: the run's deadline goes on the plan its ``solve`` is bound to."""
+    def set_deadline(deadline: float | None) -> None:
+        plan.deadline = deadline
+    return set_deadline
+
+
 def _blas_threads(shape: tuple[int, int], k: int) -> contextlib.AbstractContextManager:
     if shape[0] * shape[1] * k <= SINGLE_THREAD_WORK:
         return one_blas_thread()
@@ -509,7 +516,7 @@ def _run(X: np.ndarray, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple
     l1_W, l2_W, l1_H, l2_H = penalties
     coordinate_rtol = COORDINATE_FACTOR * float(p["tol"]) if p["block_steps"] == "auto" else 0.0
     form = NMFForm(X, k, solve=_bind(plan), l1_W=l1_W, l2_W=l2_W, l1_H=l1_H, l2_H=l2_H,
-                   coordinate_rtol=coordinate_rtol)
+                   coordinate_rtol=coordinate_rtol, on_deadline=_deadline_setter(plan))
     opts = DriverOptions(algorithm=p["algorithm"], max_iters=int(p["max_iter"]), tol=float(p["tol"]),
                          time_limit=p["time_limit"], verbose=p["verbose"], prox=float(extra.get("prox", 0.0)),
                          progress=extra.get("progress", False))

@@ -46,6 +46,7 @@ from multiconvex.globalopt.torch_problem import (
 from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
 from multiconvex.result import Certificate, HistoryEntry, Result
 from multiconvex.solvers import get_backend
+from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number, check_seed
 
 from ._base import DEPRECATED, CvxpyModel, Estimator
@@ -342,6 +343,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
             for name in [solver] if isinstance(solver, str) else list(solver):
                 if name != "auto":
                     get_backend(name)  # unknown names fail here, before any solve
+        check_solver_options(solver_options, solver, where=where)
         Ws = self._init_from(init, sizes, where) if init is not None else self._start(sizes, where)
         if opts["algorithm"] == "adam":
             return self._fit_adam(Xa, Y, Ws, sizes, lam, epochs, lr, opts["time_limit"], solver, patterns,

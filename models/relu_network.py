@@ -45,6 +45,7 @@ from multiconvex.nets import (
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.solvers import dispatch, problem_class, resolve
+from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number
 
 from ._base import DEPRECATED, CvxpyModel
@@ -122,9 +123,10 @@ class ReLUNetwork(ReLUData):
         Backend for the block subproblems, any registry name or a fallback list. ``"auto"``:
         per block — squared loss: the closed form (``lstsq``) for an unconstrained output-layer
         block, DAQP (dense active set, exact) for a small piece-constrained one, then ProxQP,
-        Clarabel, OSQP (:func:`multiconvex.solvers.dispatch.solve`); logistic/softmax:
-        ``clarabel-native`` on the exponential-cone program. Also used for the certificate of a
-        gradient run.
+        Clarabel, OSQP (:func:`multiconvex.solvers.dispatch.solve`); logistic/softmax: Newton steps on
+        DAQP with a proven lower bound per unit block (:mod:`multiconvex.nets.smooth_units`; needs
+        ``weight_decay > 0`` or ``prox > 0``), else ``clarabel-native`` on the exponential-cone
+        program. Also used for the certificate of a gradient run.
     max_iter : int, default 100
         Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
     tol : float, default 1e-6
@@ -274,6 +276,7 @@ class ReLUNetwork(ReLUData):
         """
         where = f"{type(self).__name__}.fit"
         opts = self._options(deprecated, where)
+        check_solver_options(solver_options, opts["solver"], where=where)  # misspelt names fail before any work
         check_number(prox, "prox", minimum=0.0, where=where)
         seed = self._random_state(where)
         block_iters = check_int(block_iters, "block_iters", minimum=1, where=where)
@@ -396,6 +399,7 @@ class ReLUNetwork(ReLUData):
     def certificate(self, X, y, *, solver="auto", tol: float = 1e-6, block_size="auto", budget=None,
                     solver_options=None):
         """The partial-minimum certificate of the current weights on ``(X, y)`` (any origin)."""
+        check_solver_options(solver_options, solver, where=f"{type(self).__name__}.certificate")
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=False)
         form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
         return partial_minimum_certificate(form, form.point_from_params(self._params()), tol)

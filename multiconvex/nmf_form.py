@@ -97,15 +97,21 @@ class NMFForm(StandardForm):
         (:func:`multiconvex.solvers.solve_subproblem`).
     l1_W, l2_W, l1_H, l2_H : float
         Penalties, already scaled (scikit-learn's ``_compute_regularization``).
+    on_deadline : callable, optional
+        ``on_deadline(deadline)`` with the run's deadline (``time.time()`` seconds, or ``None``) when the
+        driver sets it: the caller puts it on the plan bound into ``solve``, which then starts no solve
+        after it and hands each backend the time left as its own time limit.
     """
 
     def __init__(self, Y: np.ndarray, k: int, *, solve: SolveFn, l1_W: float = 0.0, l2_W: float = 0.0,
-                 l1_H: float = 0.0, l2_H: float = 0.0, coordinate_rtol: float = 0.0):
+                 l1_H: float = 0.0, l2_H: float = 0.0, coordinate_rtol: float = 0.0,
+                 on_deadline: Callable[[float | None], None] | None = None):
         self.Y = np.asarray(Y, dtype=float)
         self.coordinate_rtol = float(coordinate_rtol)
         self.coordinate_steps = self.coordinate_rtol > 0  # still taking coordinate (HALS) block steps
         self.k = int(k)
         self._solve = solve
+        self._on_deadline = on_deadline
         self.pen = {"W": (float(l1_W), float(l2_W)), "H": (float(l1_H), float(l2_H))}
         self.blocks = [Block("W", ("W",)), Block("H", ("H",))]
         self.point: Point | None = None
@@ -248,6 +254,12 @@ class NMFForm(StandardForm):
         wall = time.perf_counter() - t0
         return BlockSolution(index, "optimal_inaccurate", {name: Xb}, value, "hals", wall, wall,
                              "one coordinate-descent pass (not the block optimum)")
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """The run's deadline, handed to the dispatcher's plan through ``on_deadline``
+        (see :meth:`StandardForm.set_deadline`)."""
+        if self._on_deadline is not None:
+            self._on_deadline(deadline)
 
     def merit(self, index: int, sol: BlockSolution) -> tuple[float, float] | None:
         return (sol.value, 0.0) if sol.ok else None

@@ -75,6 +75,8 @@ class Backend:
         Problem classes (see :data:`PROBLEM_CLASSES`) it solves.
     defaults : dict
         Default solver options, overridden by user options.
+    time_limit_option : str or None
+        Name of the backend's own time limit in seconds (``"time_limit"``, Gurobi's ``"TimeLimit"``).
     """
 
     name: ClassVar[str] = ""
@@ -84,6 +86,8 @@ class Backend:
     distribution: ClassVar[str] = ""
     classes: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[dict[str, Any]] = {}
+    #: The backend's own time-limit option (seconds) as cvxpy passes it through, or None without one.
+    time_limit_option: ClassVar[str | None] = None
     #: Native status string -> normalised status (used by native adapters).
     status_map: ClassVar[dict[Any, str]] = {}
 

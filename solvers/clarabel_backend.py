@@ -16,3 +16,4 @@ class ClarabelBackend(Backend):
     modules = ("clarabel",)
     distribution = "clarabel"
     classes = frozenset({"EQP", "LP", "QP", "SOCP", "EXP", "SDP"})
+    time_limit_option = "time_limit"

@@ -75,6 +75,23 @@ def options_for(backend: Backend, options: dict[str, Any] | None) -> dict[str, A
     return {**common, **specific}
 
 
+def with_deadline(backend: Backend, options: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+    """``options`` with the time left before ``deadline`` (``time.time()`` seconds) as ``backend``'s own time
+    limit (:attr:`Backend.time_limit_option`), unless the user set that option (any case) or there is none."""
+    key = backend.time_limit_option
+    if deadline is None or key is None or any(k.lower() == key.lower() for k in options):
+        return options
+    return {**options, key: max(deadline - time.time(), 1e-3)}  # > 0: OSQP reads 0 as "no limit"
+
+
+#: Statuses that are a backend's proof about the problem, kept as they are when the deadline has passed.
+_PROOFS = frozenset({st.INFEASIBLE, st.UNBOUNDED})
+
+
+def _time_is_up(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
 def compiled_size(problem: cp.Problem, backend: Backend) -> tuple[int, int, int]:
     """Size of ``problem`` as ``backend`` sees it after cvxpy's compilation.
 
@@ -141,7 +158,8 @@ def _solve_once(problem: cp.Problem, backend: Backend, options: dict[str, Any],
 
 
 def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
-                options: dict[str, Any] | None = None, warm_start: bool = True) -> SolveReport:
+                options: dict[str, Any] | None = None, warm_start: bool = True, *,
+                deadline: float | None = None) -> SolveReport:
     """Solve ``problem`` with the first backend in ``backends`` that succeeds.
 
     Each backend's licence and size limit are checked before its solve; a
@@ -161,6 +179,11 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
         OSQP/SCS tolerances) are kept unless overridden.
     warm_start : bool
         Passed to cvxpy.
+    deadline : float, optional
+        The run's deadline (``time.time()`` seconds): no backend starts after it, each gets the time
+        left as its own time limit (:func:`with_deadline`), and a backend that fails once it has
+        passed ends the call with status ``time_limit`` (no fallback after the time is up), unless its
+        status is a proof (``infeasible``, ``unbounded``), which is kept.
 
     Returns
     -------
@@ -173,7 +196,8 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
     SolverUnavailableError
         The only backend given is not installed.
     SolverFailure
-        Every backend failed; the message lists every attempt.
+        Every backend failed; the message lists every attempt. Status ``time_limit`` when the
+        deadline passed before a backend could start or while one ran.
     """
     if not backends:
         raise SolverFailure("no backend to try", solver="none")
@@ -181,17 +205,27 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
     errors: list[Exception] = []
     start = time.perf_counter()
     for backend in backends:
+        if _time_is_up(deadline):
+            tried = "".join(f"; {name}: {msg}" for name, msg in attempts)
+            raise SolverFailure(f"the time limit had passed: no solve started{tried}", solver=backend.name,
+                                status=st.TIME_LIMIT)
         try:
             if not backend.installed():
                 raise SolverUnavailableError(
                     f"solver {backend.name!r} is not installed; `{backend.install_hint()}`"
                 )
-            status, solve_time = _solve_once(problem, backend, options_for(backend, options),
+            status, solve_time = _solve_once(problem, backend,
+                                             with_deadline(backend, options_for(backend, options), deadline),
                                              warm_start)
         except (LicenceError, SolverFailure, SolverUnavailableError) as exc:
             logger.info("backend %s failed: %s", backend.name, exc)
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             errors.append(exc)
+            if isinstance(exc, SolverFailure) and _time_is_up(deadline):
+                if exc.status in _PROOFS:
+                    raise  # a proof stays what it is; still no fallback starts after the time limit
+                raise SolverFailure(f"{backend.name} stopped at the time limit ({exc}); no fallback starts after "
+                                    "it", solver=backend.name, status=st.TIME_LIMIT) from exc
             continue
         attempts.append((backend.name, status))
         return SolveReport(status=status, backend=backend.name, solve_time=solve_time,
@@ -210,15 +244,18 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
 
 
 def solve_block(index: int, problem: Any, backends: list[Any], options: Mapping[str, Any] | None,
-                      t0: float) -> tuple[BlockSolution, SolveReport | None]:
+                t0: float, *, deadline: float | None = None) -> tuple[BlockSolution, SolveReport | None]:
     """Solve one block's cvxpy problem through the backend list; ``(BlockSolution, SolveReport | None)``.
 
     A missing licence or backend is a configuration error and raises; any other failure becomes a
     failed :class:`BlockSolution` (the driver keeps its point). ``t0`` is when the block's work began.
-    The caller fills in ``values`` and ``value`` from the report when it has a solution.
+    ``deadline`` (``time.time()`` seconds, the run's time limit: ``plan.deadline``) is handed to each
+    backend as its own time limit; a block stopped there, or not started because it had passed, ends
+    ``time_limit`` with no point. The caller fills in ``values`` and ``value`` from the report when it
+    has a solution.
     """
     try:
-        report = solve_cvxpy(problem, backends, dict(options or {}), warm_start=True)
+        report = solve_cvxpy(problem, backends, dict(options or {}), warm_start=True, deadline=deadline)
     except (LicenceError, SolverUnavailableError):
         raise
     except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the point is kept

@@ -52,6 +52,7 @@ class GurobiBackend(Backend):
     modules = ("gurobipy",)
     distribution = "gurobipy"
     classes = frozenset({"EQP", "LP", "QP", "SOCP"})
+    time_limit_option = "TimeLimit"
     max_variables = 2000
     max_constraints = 2000
     max_quadratic_variables = 200

@@ -27,6 +27,7 @@ class HighsBackend(Backend):
     modules = ("highspy",)
     distribution = "highspy"
     classes = frozenset({"EQP", "LP", "QP"})
+    time_limit_option = "time_limit"
 
     def options(self, user_options: dict[str, Any] | None = None) -> dict[str, Any]:
         silence_highs_banner()

@@ -21,6 +21,7 @@ class OsqpBackend(Backend):
     modules = ("osqp",)
     distribution = "osqp"
     classes = frozenset({"EQP", "LP", "QP"})
+    time_limit_option = "time_limit"
     defaults = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True}
 
     def options(self, user_options: dict[str, Any] | None = None) -> dict[str, Any]:

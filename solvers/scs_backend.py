@@ -19,4 +19,5 @@ class ScsBackend(Backend):
     modules = ("scs",)
     distribution = "scs"
     classes = frozenset({"EQP", "LP", "QP", "SOCP", "EXP", "SDP"})
+    time_limit_option = "time_limit_secs"
     defaults = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}

@@ -650,3 +650,112 @@ def test_pyomo_nan_in_the_model_is_refused_before_any_solve(where):
     with pytest.raises(InvalidInputError, match="NaN"):
         opt.solve(m)
     assert not hasattr(opt, "result") and (m.a.x.value, m.b.y.value) == (0.5, 2.0)
+
+
+# -- backend option names: checked against what the backend's library lists, before any solve -----------------------
+def _installed(name: str) -> bool:
+    return mc.solvers.get_backend(name).installed()
+
+
+BAD_SOLVER_OPTIONS = [
+    ("clarabel", {"bogus": 1}, "'bogus'", None),
+    ("clarabel", {"max_iters": 5}, "'max_iters'", "max_iter"),  # Clarabel calls it max_iter
+    ("clarabel", {"tol_gap_rell": 1e-9}, "'tol_gap_rell'", "tol_gap_rel"),
+    ("osqp", {"eps_abss": 1e-6}, "'eps_abss'", "eps_abs"),
+    ("osqp", {"max_iters": 5}, "'max_iters'", "max_iter"),
+    ("osqp", {"osqp": {"polish_iter": 3}}, "'polish_iter'", "polish_refine_iter"),
+    (["osqp", "clarabel"], {"eps_abs": 1e-6}, "'eps_abs'", None),  # an OSQP option given to Clarabel too
+    (["osqp", "clarabel"], {"clarabel": {"eps_abs": 1e-6}}, "'eps_abs'", None),
+    ("daqp", {"primal_tolerance": 1e-6}, "'primal_tolerance'", "primal_tol"),
+    ("proxqp", {"eps_absolute": 1e-6}, "'eps_absolute'", "eps_abs"),
+    ("highs", {"presolv": "off"}, "'presolv'", "presolve"),
+    ("gurobi", {"TimeLimt": 5}, "'TimeLimt'", "TimeLimit"),
+    ("auto", {"bogus": 1}, "'bogus'", None),
+    ("auto", {"clarabel": 3}, "clarabel", None),  # a per-backend entry that is not a dict
+    ("lstsq", {"max_iter": 3}, "'max_iter'", None),
+    ("nnls", {"tolerance": 1e-9}, "'tolerance'", None),  # no close match: both names are listed
+]
+
+
+@pytest.mark.parametrize("solver, options, named, close", BAD_SOLVER_OPTIONS,
+                         ids=[f"{s}-{o}" for s, o, _, _ in BAD_SOLVER_OPTIONS])
+def test_solve_refuses_an_option_name_the_backend_does_not_take(solver, options, named, close):
+    for name in [solver] if isinstance(solver, str) else solver:
+        if name != "auto" and not _installed(name):
+            pytest.skip(f"{name} is not installed")
+    prob, blocks, Y = _mf_problem()
+    Y0 = Y.copy()
+    with pytest.raises(InvalidInputError) as exc:
+        mc.solve(prob, blocks, solver=solver, solver_options=options)
+    text = str(exc.value)
+    assert "solver_options" in text and named in text, text
+    if close is not None:
+        assert f"did you mean '{close}'" in text, text
+    _unchanged(prob, Y, Y0)
+
+
+def test_an_option_refused_for_one_backend_of_a_list_says_how_to_give_it_to_the_other():
+    prob, blocks, _ = _mf_problem()
+    with pytest.raises(InvalidInputError, match=r"\{'osqp': \{'eps_abs': \.\.\.\}\}"):
+        mc.solve(prob, blocks, solver=["osqp", "clarabel"], solver_options={"eps_abs": 1e-6})
+
+
+@pytest.mark.parametrize("solver, options", [
+    ("clarabel", {"max_iter": 200, "tol_gap_rel": 1e-9, "verbose": False}),
+    ("osqp", {"eps_abs": 1e-9, "max_iter": 50_000}),
+    (["osqp", "clarabel"], {"osqp": {"max_iter": 50_000}, "clarabel": {"max_iter": 200}}),
+    ("auto", {"max_iter": 500}),  # taken by some backend auto may pick: passed through as before
+    ("scs", {"max_iters": 5000, "acceleration_lookback": 0}),  # SCS's names cannot be read: passed through
+])
+def test_option_names_the_backend_takes_run(solver, options):
+    prob, blocks, _ = _mf_problem()
+    res = mc.solve(prob, blocks, solver=solver, solver_options=options, max_iters=3)
+    assert res.status in ("converged", "stalled", "iteration_limit")
+
+
+def test_option_names_are_read_from_the_backend_libraries():
+    from multiconvex.solvers.options import accepted_options
+
+    clarabel = pytest.importorskip("clarabel")
+    assert {a for a in dir(clarabel.DefaultSettings()) if a in ("max_iter", "time_limit", "tol_gap_rel")} \
+        <= accepted_options("clarabel")
+    assert accepted_options("scs") is None and accepted_options("ecos") is None  # not listed by scs / ecos
+    # the same library; Clarabel through cvxpy also takes cvxpy's own keywords (ignore_dpp...), the matrix module not
+    assert accepted_options("clarabel-native") <= accepted_options("clarabel")
+    assert accepted_options("clarabel") - accepted_options("clarabel-native") == {"ignore_dpp", "enforce_dpp",
+                                                                                  "canon_backend"}
+
+
+PYOMO_SUBSOLVER_OPTIONS = [("highs", {"presolv": "off"}, "presolve"), ("auto", {"bogus": 1}, None),
+                           ("clarabel", {"max_iters": 3}, "max_iter"),
+                           ("gurobi_persistent", {"TimeLimt": 5}, "TimeLimit")]
+
+
+@pytest.mark.parametrize("subsolver, options, close", PYOMO_SUBSOLVER_OPTIONS,
+                         ids=[s for s, _, _ in PYOMO_SUBSOLVER_OPTIONS])
+def test_pyomo_subsolver_option_names_are_checked_before_any_solve(subsolver, options, close):
+    pyo = pytest.importorskip("pyomo.environ")
+    if subsolver.startswith("gurobi") and not _installed("gurobi"):
+        pytest.skip("gurobi is not installed")
+    m = pyo.ConcreteModel()
+    m.a, m.b = pyo.Block(), pyo.Block()
+    m.a.x, m.b.y = pyo.Var(initialize=0.5), pyo.Var(initialize=2.0)
+    m.o = pyo.Objective(expr=(m.a.x * m.b.y - 1) ** 2 + (m.a.x - 1) ** 2)
+    opt = pyo.SolverFactory("multiconvex", subsolver=subsolver, subsolver_options=options)
+    with pytest.raises(InvalidInputError, match="subsolver_options") as exc:
+        opt.solve(m)
+    assert repr(next(iter(options))) in str(exc.value)
+    if close is not None:
+        assert f"'{close}'" in str(exc.value)
+    assert not hasattr(opt, "result") and (m.a.x.value, m.b.y.value) == (0.5, 2.0)
+
+
+def test_matrix_factorization_estimator_checks_option_names_before_any_solve():
+    from multiconvex.models import MatrixFactorization
+
+    Y = np.random.default_rng(0).standard_normal((8, 6))
+    Y0 = Y.copy()
+    mf = MatrixFactorization(rank=2, max_iter=3)
+    with pytest.raises(InvalidInputError, match="max_iters"):
+        mf.fit(Y, solver="clarabel", solver_options={"max_iters": 3})
+    assert not hasattr(mf, "result_") and np.array_equal(Y, Y0)

@@ -19,12 +19,22 @@ import time
 
 import cvxpy as cp
 import numpy as np
+import pyomo.environ as pyo
 import pytest
 import scipy.sparse as sp
+import torch
+from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 
 import multiconvex as mc
+from multiconvex.cvxpy_front.sizes import CVXPY_BYTES_PER_NONZERO, available_memory, block_memory, check_block_sizes
+from multiconvex.errors import SolverFailure
+from multiconvex.models import NonnegativeMatrixFactorization
+from multiconvex.nets import Architecture, GradientOptions, init_params, run_gradient
+from multiconvex.nets.network import objective as net_objective
+from multiconvex.pyomo_front.subsolver import SubSolver, legacy_time_limit
+from multiconvex.solvers.cvxpy_adapter import solve_block, solve_cvxpy, with_deadline
 from multiconvex.solvers.dispatch import TIME_LIMIT_OPTION, make_plan, solve, with_time_limit
-from multiconvex.solvers.registry import get_backend
+from multiconvex.solvers.registry import get_backend, resolve
 from multiconvex.subproblem import BlockSubproblem
 
 
@@ -192,3 +202,276 @@ def test_ctrl_c_returns_the_best_point_at_once_as_interrupted(tmp_path, algorith
     # no certificate pass after Ctrl-C: the gaps are not computed, and nothing is claimed
     assert report["gaps_nan"] == [True, True] and not report["partial"]
     assert "not computed" in report["message"]
+
+
+# -- the gradient baselines -------------------------------------------------------------------------------
+
+def small_net_problem():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    T = torch.randn(40, 1, generator=g, dtype=torch.float64)
+    arch = Architecture(sizes=(3, 4, 1))
+    return arch, init_params(arch, 0, torch.device("cpu")), X, T
+
+
+def test_a_gradient_run_stopped_while_getting_worse_returns_the_best_point_and_says_how_it_ended():
+    arch, params0, X, T = small_net_problem()
+    # a step far too long: every step makes the objective worse, so the best point is the start
+    res, params = run_gradient(arch, params0, X, T, 1e-3, GradientOptions(
+        algorithm="gd", lr=50.0, max_iters=100, callback=lambda entry: entry.iteration >= 3))
+    assert res.status == "interrupted" and res.iterations == 3
+    assert res.history[-1].objective > res.history[0].objective  # the last iterate is worse than the start
+    assert res.objective == pytest.approx(res.history[0].objective) and res.info["best_iteration"] == 0
+    assert "best point seen (iteration 0" in res.message
+    assert all(torch.equal(W, W0) for (W, _), (W0, _) in zip(params, params0))
+    assert float(net_objective(arch, params, X, T, 1e-3)) == pytest.approx(res.objective)
+
+
+@pytest.mark.parametrize("algorithm", ["sgd", "adam"])
+def test_a_time_limited_gradient_run_returns_the_best_point_it_saw(algorithm):
+    arch, params0, X, T = small_net_problem()
+    res, params = run_gradient(arch, params0, X, T, 1e-3, GradientOptions(
+        algorithm=algorithm, lr=2.0, batch_size=8, max_iters=10**7, time_limit=0.3, seed=0))
+    assert res.status == "time_limit"
+    assert res.total_time < 0.3 + 0.5  # one epoch of 5 minibatches is far below the slack
+    seen = [h.objective for h in res.history if math.isfinite(h.objective)]
+    assert res.objective == pytest.approx(min(seen))
+    assert float(net_objective(arch, params, X, T, 1e-3)) == pytest.approx(res.objective)
+
+
+def longest_sweep(res) -> float:
+    """The longest outer iteration of a run (its block solves): the "one block solve" of the limit's slack."""
+    times = [h.time for h in res.history]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+# -- the cvxpy path (blocks that are not QPs) ------------------------------------------------------------
+
+def l1_regression(m: int = 800, n: int = 200) -> cp.Problem:
+    rng = np.random.default_rng(0)
+    A, b = rng.standard_normal((m, n)), rng.standard_normal(m)
+    x = cp.Variable(n)
+    return cp.Problem(cp.Minimize(cp.norm(A @ x - b, 1) + cp.norm(x, 2)), [x >= -1])
+
+
+def test_a_cvxpy_path_block_hands_the_time_left_to_its_backend_and_ends_time_limit_with_no_point():
+    problem = l1_regression()
+    t0 = time.perf_counter()
+    full, _ = solve_block(0, problem, [get_backend("clarabel")], {}, t0)
+    assert full.status == "optimal"
+    t0 = time.perf_counter()
+    cut, report = solve_block(0, problem, [get_backend("clarabel"), get_backend("scs")], {}, t0,
+                              deadline=time.time() + min(0.2, full.wall_time / 5))
+    assert cut.status == "time_limit" and report is None  # no point, and no fallback to SCS after the limit
+    assert [name for name, _ in cut.attempts] in ([], ["clarabel"]) and "scs" not in cut.message
+    assert cut.wall_time < 0.6 * full.wall_time, (cut.wall_time, full.wall_time)
+
+
+def test_a_cvxpy_path_block_starts_no_solve_after_the_deadline():
+    t0 = time.perf_counter()
+    sol, report = solve_block(0, l1_regression(50, 10), [get_backend("clarabel")], {}, t0, deadline=time.time() - 1)
+    assert sol.status == "time_limit" and report is None and "no solve started" in sol.message
+    assert sol.wall_time < 0.05
+
+
+def test_the_time_left_goes_to_a_cvxpy_backends_own_option_and_a_users_option_is_kept():
+    soon = time.time() + 2.0
+    assert 1.5 < with_deadline(get_backend("clarabel"), {}, soon)["time_limit"] <= 2.0
+    assert "time_limit_secs" in with_deadline(get_backend("scs"), {}, soon)
+    assert with_deadline(get_backend("gurobi"), {"timelimit": 9}, soon) == {"timelimit": 9}
+    assert with_deadline(get_backend("ecos"), {}, soon) == {}  # ECOS has no time limit
+    assert with_deadline(get_backend("clarabel"), {}, None) == {}
+
+
+def test_a_time_limit_on_cvxpy_path_blocks_keeps_the_best_point_and_claims_nothing():
+    rng = np.random.default_rng(3)
+    Y = rng.standard_normal((60, 40))
+    U, V = cp.Variable((60, 4), name="U"), cp.Variable((4, 40), name="V")
+    prob = cp.Problem(cp.Minimize(cp.norm(Y - U @ V, 1) + cp.sum_squares(U) + cp.sum_squares(V)))
+    probe = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, max_iters=1, tol=0.0)
+    assert set(probe.info["forms"].values()) == {"cvxpy"}
+    one_sweep = probe.history[1].time
+    limit = 0.5
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, max_iters=100_000, tol=0.0, time_limit=limit)
+    assert res.status == "time_limit"
+    one_sweep = max(one_sweep, longest_sweep(res))
+    assert res.total_time <= limit + max(0.05 * limit, one_sweep), (res.total_time, one_sweep)
+    assert res.objective <= min(h.objective for h in res.history)
+    assert prob.objective.value == pytest.approx(res.objective, rel=1e-9)
+    assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
+    assert not res.certificate.is_partial_minimum
+
+
+# -- Pyomo sub-models --------------------------------------------------------------------------------------
+
+def bilinear_pyomo(n: int = 90, seed: int = 0) -> pyo.ConcreteModel:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(n)
+    m = pyo.ConcreteModel()
+    m.b1, m.b2 = pyo.Block(), pyo.Block()
+    m.b1.x = pyo.Var(range(n), bounds=(-2, 2), initialize=lambda _, i: rng.uniform(0.5, 1))
+    m.b2.y = pyo.Var(range(n), bounds=(-2, 2), initialize=lambda _, i: rng.uniform(0.5, 1))
+    m.o = pyo.Objective(expr=sum((m.b1.x[i] * m.b2.y[i] - a[i]) ** 2 + 0.1 * (m.b1.x[i] - m.b2.y[(i + 1) % n]) ** 2
+                                 for i in range(n)))
+    return m
+
+
+def test_a_legacy_pyomo_sub_solver_gets_the_time_left_as_its_own_option_and_a_users_option_is_kept():
+    assert legacy_time_limit("gurobi_persistent", {}, 2.5) == {"TimeLimit": 2.5}
+    assert legacy_time_limit("gurobi_persistent", {"timelimit": 9}, 2.5) == {"timelimit": 9}
+    assert legacy_time_limit("scip", {}, 2.5) == {"limits/time": 2.5}
+    assert legacy_time_limit("glpk", {}, 2.5) == {"tmlim": 2}  # whole seconds, at least 1
+    assert legacy_time_limit("ipopt", {"tol": 1e-8}, 2.5) == {"tol": 1e-8}  # not known here: none added
+    assert legacy_time_limit("gurobi_persistent", {}, None) == {}
+
+
+def test_a_pyomo_sub_solver_starts_no_solve_after_the_deadline():
+    sub = pyo.ConcreteModel()
+    sub.x = pyo.Var(bounds=(0, 1))
+    sub.obj = pyo.Objective(expr=(sub.x - 0.5) ** 2)
+    r = SubSolver("highs").solve(sub, deadline=time.time() - 1)
+    assert r.status == "time_limit" and not r.has_solution and "no solve started" in r.message
+    assert sub.x.value is None
+
+
+@pytest.mark.skipif(not get_backend("gurobi").available(), reason="a Pyomo-path sub-solver (gurobi_persistent)")
+def test_a_time_limit_on_pyomo_sub_models_holds_keeps_the_best_point_and_claims_nothing():
+    opt = SolverFactoryV2("multiconvex")
+    opt.solve(bilinear_pyomo(), subsolver="gurobi_persistent", max_iters=1, tol=0.0,
+              raise_exception_on_nonoptimal_result=False)
+    assert set(opt.result.info["forms"].values()) == {"pyomo"}
+    one_sweep = opt.result.history[1].time
+    m, limit = bilinear_pyomo(), 0.3
+    opt.solve(m, subsolver="gurobi_persistent", max_iters=100_000, tol=0.0, time_limit=limit,
+              raise_exception_on_nonoptimal_result=False)
+    res = opt.result
+    assert res.status == "time_limit"
+    one_sweep = max(one_sweep, longest_sweep(res))  # this loaded 2-core machine: a sweep here can take longer
+    assert res.total_time <= limit + max(0.05 * limit, one_sweep), (res.total_time, one_sweep)
+    assert res.objective <= min(h.objective for h in res.history)
+    assert pyo.value(m.o) == pytest.approx(res.objective, rel=1e-9)
+    assert all(math.isnan(g) for g in res.certificate.block_gaps.values()) and not res.certificate.is_partial_minimum
+
+
+# -- NMF (NMFForm through its dispatcher closure) ------------------------------------------------------------
+
+def test_an_nmf_time_limit_reaches_the_backend_through_the_bound_plan():
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((6000, 12))) @ np.abs(rng.standard_normal((12, 300)))
+    limit = 0.3
+    nmf = NonnegativeMatrixFactorization(n_components=12, solver="clarabel", max_iter=10**6, tol=1e-14,
+                                         random_state=0, time_limit=limit, block_steps="exact")
+    nmf.fit(X)
+    res = nmf.result_
+    assert res.status == "time_limit"
+    # the W block (72 000 nonnegative variables) takes seconds in Clarabel here: it was stopped at the limit
+    # (Clarabel ends at its MaxTime), so it failed and the start was kept
+    assert res.info["failed_block_solves"] >= 1
+    assert res.total_time <= limit + max(0.05 * limit, longest_sweep(res)), res.total_time
+    assert res.objective == pytest.approx(res.history[0].objective)
+    assert nmf.objective_ == pytest.approx(res.objective)
+    assert all(math.isnan(g) for g in res.certificate.block_gaps.values()) and not res.certificate.is_partial_minimum
+
+
+# -- a size estimate before a huge block subproblem is built ------------------------------------------------------
+
+def test_a_block_whose_dense_gram_matrix_cannot_fit_in_memory_is_refused_before_anything_is_built():
+    # a · x with a dense row of 200 000 entries: the compiled QP path would form aᵀa, 200 000² doubles (298 GiB)
+    a = np.random.default_rng(0).standard_normal((1, 200_000))
+    x = cp.Variable(200_000, name="x")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(a @ x - 1) + cp.sum_squares(x)))
+    t0 = time.perf_counter()
+    with pytest.raises(mc.InvalidInputError) as exc:
+        mc.solve(prob, [[x]], solver="clarabel")
+    text = str(exc.value)
+    assert "block 'x'" in text and "200,000 variables" in text and "GiB" in text and "Gram matrix" in text
+    assert "smaller blocks" in text and "scipy.sparse" in text and "Nothing was solved" in text
+    assert time.perf_counter() - t0 < 2.0  # an estimate from the shapes, not an attempt
+    assert x.value is None and mc.last_result(prob) is None
+
+
+def test_the_size_estimate_follows_the_path_a_block_takes():
+    Y = np.ones((3000, 2000))
+    U, V = cp.Variable((3000, 10), name="U"), cp.Variable((10, 2000), name="V")
+    # a QP block: one 10 × 10 Gram matrix shared by every row of U (the MF that once took 10.8 GB)
+    need, path, _ = block_memory(cp.sum_squares(Y - U @ V), [], [U])
+    assert (need, path) == (8 * 10 * 10, "compiled")
+    # an L1 loss stays on the cvxpy path: cvxpy's coefficient matrix has 3000·2000·10 nonzeros
+    need, path, what = block_memory(cp.norm(Y - U @ V, 1), [], [U])
+    assert path == "cvxpy" and need == CVXPY_BYTES_PER_NONZERO * 3000 * 2000 * 10 and "60,000,000" in what
+
+
+def test_the_memory_budget_is_what_the_machine_has_available():
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((300, 200))
+    U, V = cp.Variable((300, 5), name="U"), cp.Variable((5, 200), name="V")
+    prob = cp.Problem(cp.Minimize(cp.norm(Y - U @ V, 1)))
+    check_block_sizes(prob, [[U], [V]])  # a few MB: fits this machine
+    with pytest.raises(mc.InvalidInputError, match=r"block 'U' \(1,500 variables\).*coefficients"):
+        check_block_sizes(prob, [[U], [V]], available=2**20)  # a machine with 1 MiB free
+    assert 0 < available_memory()
+
+
+def test_a_false_refusal_is_gone_linear_terms_elementwise_products_and_sparse_data_cost_their_size():
+    rng = np.random.default_rng(0)
+    budget = 2**30  # a machine with 1 GiB free: each block below needs a few MB
+    # a linear term c @ x is a row of data, not a Gram matrix: 8 · n bytes on the compiled path
+    n = 50_000
+    x = cp.Variable(n, name="x")
+    check_block_sizes(cp.Problem(cp.Minimize(cp.sum_squares(x) + rng.standard_normal(n) @ x)), [[x]], available=budget)
+    # cp.multiply is elementwise: one coefficient per entry, not size · k
+    n = 20_000
+    x = cp.Variable(n, name="x")
+    w = rng.uniform(1, 2, n)
+    check_block_sizes(cp.Problem(cp.Minimize(cp.norm1(cp.multiply(w, x) - 1))), [[x]], available=budget)
+    # sparse data counts its nonzeros (1e5 of them), not its 20 000² entries
+    A = sp.csr_matrix((rng.standard_normal(100_000), (rng.integers(0, n, 100_000), rng.integers(0, n, 100_000))),
+                      shape=(n, n))
+    prob = cp.Problem(cp.Minimize(cp.norm1(A @ x - 1) + cp.sum_squares(x)))
+    check_block_sizes(prob, [[x]], available=budget)
+    need, path, _ = block_memory(prob.objective.expr, [], [x])
+    assert path == "cvxpy" and need <= CVXPY_BYTES_PER_NONZERO * (A.nnz + 2 * n)
+    # constraint rows keep their data on the compiled path: 8 · size(B), no Gram matrix
+    B = rng.standard_normal((300, 2000))
+    y = cp.Variable(2000, name="y")
+    need, path, _ = block_memory(cp.sum_squares(y), [B @ y <= 1], [y])
+    assert path == "compiled" and need == 8 * B.size
+
+
+def test_a_true_refusal_stays_the_masked_l1_factorization_needs_a_dense_parameter_tensor():
+    # measured: Clarabel's compilation of this block asks for 74.5 GiB (an array of 1 000 001 × 10 002 doubles)
+    rng = np.random.default_rng(0)
+    Y, M = rng.standard_normal((1000, 1000)), (rng.uniform(size=(1000, 1000)) < 0.3).astype(float)
+    U, V = cp.Variable((1000, 10), name="U"), cp.Variable((10, 1000), name="V")
+    prob = cp.Problem(cp.Minimize(cp.norm1(cp.multiply(M, Y - U @ V)) + cp.sum_squares(U) + cp.sum_squares(V)))
+    need, path, what = block_memory(prob.objective.expr, [], [U])
+    assert path == "cvxpy" and 70 * 2**30 < need < 80 * 2**30 and "parameter tensor" in what
+    with pytest.raises(mc.InvalidInputError, match=r"block 'U' \(10,000 variables\)"):
+        check_block_sizes(prob, [[U], [V]], available=64 * 2**30)
+
+
+def test_an_infeasibility_proof_is_not_relabelled_time_limit_when_the_deadline_passes_during_the_solve():
+    # cvxpy's compilation of 300 scalar rows outlasts the 20 ms deadline; HiGHS's presolve still proves infeasibility
+    x = cp.Variable(300)
+    prob = cp.Problem(cp.Minimize(cp.sum(x)), [x[i] + x[i + 1] <= 1 for i in range(299)] + [cp.sum(x) >= 1000, x >= 0])
+    deadline = time.time() + 0.02
+    with pytest.raises(SolverFailure) as exc:
+        solve_cvxpy(prob, resolve(["highs", "clarabel"], "LP"), deadline=deadline)
+    assert time.time() > deadline  # the deadline did pass during the call
+    assert exc.value.status == "infeasible" and exc.value.solver == "highs"  # and no fallback started after it
+
+
+def test_a_gradient_run_returning_the_best_point_reports_that_points_gradient_and_names_the_last_iterate():
+    arch, params0, X, T = small_net_problem()
+    res, params = run_gradient(arch, params0, X, T, 1e-3, GradientOptions(
+        algorithm="gd", lr=50.0, max_iters=100, callback=lambda entry: entry.iteration >= 3))
+    assert res.info["best_iteration"] == 0
+    leaves = [t.detach().clone().requires_grad_(True) for W, b in params for t in (W, b) if t is not None]
+    it = iter(leaves)
+    at = [(next(it), next(it) if arch.bias else None) for _ in params]
+    grads = torch.autograd.grad(net_objective(arch, at, X, T, 1e-3), leaves)
+    returned = float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
+    assert res.info["grad_norm"] == pytest.approx(returned, rel=1e-9)
+    assert res.info["last_grad_norm"] != pytest.approx(returned)  # the diverging last iterate's is another number
+    assert res.message.startswith("the last iterate (iteration 3") and "stopped by the callback" in res.message
+    assert "is returned instead" in res.message

@@ -15,6 +15,7 @@ from ..errors import InvalidInputError
 from ..executor import make_executor
 from ..result import Callback, Result
 from ..solvers import dispatch, problem_class, resolve
+from ..solvers.options import check_solver_options
 from ..validation import (
     check_finite_data,
     check_flag,
@@ -26,6 +27,7 @@ from ..validation import (
 )
 from .blocks import find_blocks, normalise_blocks
 from .form import CvxpyForm
+from .sizes import check_block_sizes
 
 logger = logging.getLogger("multiconvex")
 
@@ -69,7 +71,9 @@ def solve(
         installed backend for each block's problem class) or a fallback list such as
         ``["gurobi", "clarabel"]``.
     solver_options : dict, optional
-        Passed through to the backend(s).
+        Passed through to the backend(s): ``{option: value}`` for every backend, ``{backend: {option: value}}``
+        for one. Option names are checked before any solve against the names the backend's library lists
+        (:mod:`multiconvex.solvers.options`; SCS, ECOS, MOSEK, SCIP and Ipopt options pass through unchecked).
     max_iters, tol, time_limit : stopping rules. ``tol`` is relative: the run has
         converged when every block gap is <= ``tol * |objective|`` (no absolute floor: at 0 only a gap of 0).
     seed : int, optional
@@ -97,6 +101,12 @@ def solve(
         the problem's variables holding the best point so far; a truthy return stops the run
         (status ``"interrupted"``, best point kept). An exception raised in it propagates, with the
         best point loaded into the variables (contract: :mod:`multiconvex.result`).
+
+    Raises
+    ------
+    InvalidInputError
+        Bad arguments, option names a backend does not take, and a block whose subproblem would not fit in
+        the memory available (:func:`check_block_sizes`: estimated from the shapes before anything is built).
 
     Returns
     -------
@@ -135,7 +145,9 @@ def solve(
     check_variables(problem)
     check_finite_data(problem)
     block_list = find_blocks(problem) if blocks is None else normalise_blocks(problem, blocks)
+    check_block_sizes(problem, block_list)  # a subproblem too large for this machine fails before it is built
     resolve(solver, None)  # unknown names fail here, before anything is built
+    check_solver_options(solver_options, solver)  # so do option names the backend(s) do not accept
 
     def backends_for(subproblem: cp.Problem, name: str):
         return resolve(solver, problem_class(subproblem))

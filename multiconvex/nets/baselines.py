@@ -9,9 +9,15 @@ by double backprop, region test) can be recorded along the way (``record_diagnos
 
 ``GradientOptions.callback`` follows the contract of :mod:`multiconvex.result`: ``callback(entry)``
 with each :class:`~multiconvex.result.HistoryEntry` as it is appended (every ``log_every``
-iterations); a truthy return stops the run as ``"interrupted"`` with the last iterate (these
-methods are not monotone, so the last iterate is what they return on any stop); an exception
-propagates.
+iterations); a truthy return stops the run as ``"interrupted"``; an exception propagates.
+
+These methods are not monotone: the returned point is the **best one seen** among the points whose
+full-batch objective was computed (the start, every ``log_every``-th iterate, every full-batch
+iterate, and the last one), not necessarily the last iterate. The status says how the run ended
+(``time_limit``, ``interrupted``, ``iteration_limit``...) and the message says why, of the last iterate;
+when the best point is not the last iterate the message says so, ``info["best_iteration"]`` names it,
+``info["grad_norm"]`` is the full-batch gradient norm at the returned point (NaN for minibatch runs, which
+compute none) and ``info["last_grad_norm"]`` the last iterate's.
 """
 
 from __future__ import annotations
@@ -76,13 +82,40 @@ def _lr(opts: GradientOptions) -> float:
     return 1e-3 if opts.algorithm == "adam" else 0.1
 
 
+#: Relative objective difference below which the best point seen and the last iterate tie (rounding: near a
+#: stationary point gradient descent changes F by less than this, and its values then differ by noise only).
+_TIE = 1e-12
+
+
+class _Best:
+    """The best point seen so far: its objective, iteration and a detached copy of its leaves."""
+
+    def __init__(self, f: float, iteration: int, leaves: list[torch.Tensor]) -> None:
+        self.f, self.iteration, self.leaves = math.inf, iteration, [t.detach().clone() for t in leaves]
+        self.offer(f, iteration, leaves)
+
+    def better_than(self, f: float) -> bool:
+        """Whether the kept point beats objective ``f`` by more than rounding (:data:`_TIE`; a tie goes to ``f``'s
+        point, the last iterate, which the status describes); a NaN or infinite ``f`` is beaten by any finite one."""
+        return math.isfinite(self.f) and not f <= self.f + _TIE * abs(f)
+
+    def offer(self, f: float, iteration: int, leaves: list[torch.Tensor]) -> None:
+        """Keep ``leaves`` (copied) if ``f`` is finite and lower than the kept objective."""
+        if math.isfinite(f) and f < self.f:
+            self.f, self.iteration = f, iteration
+            with torch.no_grad():
+                for kept, t in zip(self.leaves, leaves):
+                    kept.copy_(t)
+
+
 def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.Tensor, weight_decay: float,
                  opts: GradientOptions, names: list[str] | None = None) -> tuple[Result, Params]:
     """Train from ``params0`` with ``opts.algorithm``; returns the Result (certificate not yet
-    computed: ``block_gaps`` empty) and the final parameters.
+    computed: ``block_gaps`` empty) and the returned parameters.
 
-    The returned point is the last iterate (gradient methods are not monotone); the history
-    records the full-batch objective every ``log_every`` iterations.
+    The returned point is the best one seen (gradient methods are not monotone; see the module's
+    docstring), whatever ended the run; the history records the full-batch objective every
+    ``log_every`` iterations.
     """
     check_gradient_options(opts)
     leaves = [t.detach().clone().requires_grad_(True) for W, b in params0 for t in ((W, b) if b is not None else (W,))]
@@ -112,6 +145,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     with torch.no_grad():
         f0 = float(objective(arch, as_params(), X, T, weight_decay))
     history = [HistoryEntry(0, 0.0, f0, None, math.nan, 0.0)]
+    best = _Best(f0, 0, leaves)
     diag: dict[str, list[float]] = {"iteration": [], "objective": [], "curvature": [], "theta": []}
     status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
     grad_norm = math.nan
@@ -122,6 +156,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 optim.zero_grad()
                 F = objective(arch, as_params(), X, T, weight_decay)
                 F.backward()
+                best.offer(float(F.detach()), it - 1, leaves)  # the objective of the iterate before this step
                 grad_norm = float(torch.sqrt(sum((p.grad ** 2).sum() for p in leaves)))
                 if grad_norm <= opts.grad_tol:
                     status, message = "stalled", f"‖∇F‖ = {grad_norm:.3g} <= grad_tol={opts.grad_tol}"
@@ -143,6 +178,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 with torch.no_grad():
                     f = float(objective(arch, as_params(), X, T, weight_decay))
                 history.append(HistoryEntry(it, time.perf_counter() - t0, f, None, math.nan, 0.0))
+                best.offer(f, it, leaves)
                 if not math.isfinite(f):
                     status, message = "solver_failure", "the objective diverged (lower lr)"
                     break
@@ -153,26 +189,45 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     diag["curvature"].append(normalised_curvature(arch, p, X, T, weight_decay))
                     diag["theta"].append(region_test(arch, p, X, T, weight_decay).theta_max)
                 if opts.callback is not None and opts.callback(history[-1]):
-                    status, message = "interrupted", "stopped by the callback; the last iterate is returned"
+                    status, message = "interrupted", "stopped by the callback"
                     break
             if deadline is not None and time.perf_counter() > deadline:
                 status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                 break
     except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted by the user; the last iterate is returned"
+        status, message = "interrupted", "interrupted by the user (Ctrl-C)"
     params = [(W.detach(), b.detach() if b is not None else None) for W, b in as_params()]
     with torch.no_grad():
         f = float(objective(arch, params, X, T, weight_decay))
     if history[-1].iteration != it:
         history.append(HistoryEntry(it, time.perf_counter() - t0, f, None, math.nan, 0.0))
+    best_iteration, last_grad_norm = it, grad_norm
+    if best.better_than(f):
+        it_params = iter(best.leaves)
+        params = [(next(it_params), next(it_params) if arch.bias else None) for _ in params0]
+        if full:  # the gradient of the point returned, not of the last iterate
+            grad_norm = _grad_norm_at(arch, best.leaves, len(params0), X, T, weight_decay)
+        message = (f"the last iterate (iteration {it}, objective {f:.6g}) {message}; the best point seen "
+                   f"(iteration {best.iteration}, objective {best.f:.6g}"
+                   f"{f', ‖∇F‖ = {grad_norm:.3g}' if full else ''}) is returned instead")
+        f, best_iteration = best.f, best.iteration
     res = Result(objective=f, status=status, iterations=it, history=history, solver_time=0.0,
                  total_time=time.perf_counter() - t0,
                  certificate=Certificate({}, 0.0, False), algorithm=opts.algorithm, message=message,
                  info={"lr": lr, "lr_schedule": opts.lr_schedule, "batch_size": None if full else opts.batch_size,
-                       "grad_norm": grad_norm})
+                       "grad_norm": grad_norm, "last_grad_norm": last_grad_norm, "best_iteration": best_iteration})
     if opts.record_diagnostics:
         res.info["milne"] = {k: np.asarray(v) for k, v in diag.items()}
     return res, params
+
+
+def _grad_norm_at(arch, leaves: list[torch.Tensor], n_layers: int, X, T, weight_decay) -> float:
+    """‖∇F‖ over the full data at the point ``leaves`` (``(W, b)`` per layer, flattened as the run keeps them)."""
+    point = [t.detach().clone().requires_grad_(True) for t in leaves]
+    it_point = iter(point)
+    params = [(next(it_point), next(it_point) if arch.bias else None) for _ in range(n_layers)]
+    grads = torch.autograd.grad(objective(arch, params, X, T, weight_decay), point, allow_unused=True)
+    return float(torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None)))
 
 
 __all__ = ["GRADIENT_ALGORITHMS", "SCHEDULES", "GradientOptions", "run_gradient"]

@@ -13,6 +13,7 @@ and the term named when it is not.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -210,12 +211,19 @@ class PyomoCrossSection:
             sub.rho = 0.0
         return bool(edge.any())
 
-    def solve(self) -> tuple[str, bool, float, str, str | None]:
-        """Try the sub-solvers in order: (status, has_solution, solve time, message, solver used)."""
+    def solve(self, deadline: float | None = None) -> tuple[str, bool, float, str, str | None]:
+        """Try the sub-solvers in order: (status, has_solution, solve time, message, solver used).
+
+        ``deadline`` (``time.time()`` seconds): none starts after it, each gets the time left as its own
+        time limit, and one stopped there ends the block ``time_limit`` (no fallback after the time is up).
+        """
         total, messages = 0.0, []
         for ss in self.subsolvers:
+            if deadline is not None and time.time() >= deadline:
+                messages.append("the time limit had passed: no solve started")
+                return "time_limit", False, total, "; ".join(messages), None
             try:
-                r = ss.solve(self.sub)
+                r = ss.solve(self.sub, deadline=deadline)
             except LicenceError:
                 if len(self.subsolvers) == 1:
                     raise
@@ -225,6 +233,8 @@ class PyomoCrossSection:
             if r.has_solution:
                 return r.status, True, total, r.message, ss.name
             messages.append(f"{ss.name}: {r.status} {r.message}")
+            if deadline is not None and time.time() >= deadline:
+                return "time_limit", False, total, "; ".join(messages), None
         return "solver_error", False, total, "; ".join(messages), None
 
     def objective_value(self) -> float:

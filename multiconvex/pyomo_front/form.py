@@ -159,10 +159,13 @@ class PyomoForm(StandardForm):
         self.build_time = time.perf_counter() - t0
         self._prepared: dict[int, Point] = {}
         self._loaded: Point | None = None
+        self._deadline: float | None = None
 
     def set_deadline(self, deadline: float | None) -> None:
-        """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
-        if self.plan is not None:  # None: sub-solves through Pyomo solvers, checked between solves only
+        """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`) and for the
+        Pyomo sub-solvers, which get the time left as their own time limit (:meth:`SubSolver.solve`)."""
+        self._deadline = deadline
+        if self.plan is not None:
             self.plan.deadline = deadline
 
     def isolated(self, index: int) -> bool:
@@ -399,7 +402,7 @@ class PyomoForm(StandardForm):
         if isinstance(sec, MatrixCrossSection):
             return self._solve_matrix(index, sec)
         t0 = time.perf_counter()
-        status, has, solve_time, message, used = sec.solve()
+        status, has, solve_time, message, used = sec.solve(deadline=self._deadline)
         sol = BlockSolution(block=index, status=status, backend=used, solve_time=solve_time,
                             wall_time=time.perf_counter() - t0, message=message)
         if has:

@@ -56,6 +56,7 @@ from ..executor import make_executor
 from ..result import Result
 from ..validation import check_choice, check_flag, check_int, check_mapping, check_number, check_seed, check_solver_spec
 from .form import PyomoForm
+from .subsolver import check_subsolver_options
 
 logger = logging.getLogger("multiconvex")
 
@@ -212,6 +213,8 @@ class MulticonvexSolver(SolverBase):
         _check_executor(config.executor)
         check_callback(config.callback)
         try:  # bad input is refused before any solve, with the user's model left as it was
+            specs = [config.subsolver] if isinstance(config.subsolver, str) else list(config.subsolver)
+            check_subsolver_options(config.subsolver_options, specs, where="SolverFactory('multiconvex')")
             form = PyomoForm(model, config.blocks, subsolver=config.subsolver,
                              subsolver_options=config.subsolver_options, prox=config.prox > 0,
                              reuse_subsolver=config.reuse_subsolver)

@@ -36,6 +36,7 @@ from pyomo.solvers.plugins.solvers.persistent_solver import PersistentSolver
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch, get_backend, known_names
 from ..solvers.backends import silence_highs_banner
+from ..solvers.options import check_solver_options
 from ..subproblem import BlockSubproblem
 
 logger = logging.getLogger("multiconvex")
@@ -59,6 +60,30 @@ _V2 = {
 #: Pyomo names checked when telling a user what is available (any other name is accepted too).
 COMMON_NAMES = ("highs", "gurobi_persistent", "gurobi_direct", "scip_direct", "mosek_persistent", "cyipopt",
                 "ipopt", "appsi_highs", "cplex_persistent", "xpress_persistent", "glpk", "cbc", "scip")
+
+
+#: Legacy Pyomo solver name (prefix) -> the solver's own time-limit option in seconds. New-style (v2)
+#: solvers take Pyomo's ``time_limit`` config instead; a solver not listed gets none (the driver still
+#: starts no block solve after the deadline).
+LEGACY_TIME_LIMIT_OPTION: dict[str, str] = {
+    "gurobi": "TimeLimit",
+    "appsi_highs": "time_limit",
+    "highs": "time_limit",
+    "scip": "limits/time",
+    "cbc": "sec",
+    "glpk": "tmlim",
+}
+
+
+def legacy_time_limit(name: str, options: Mapping[str, Any], remaining: float | None) -> dict[str, Any]:
+    """``options`` with ``remaining`` seconds as the legacy solver ``name``'s own time limit, when it has one
+    (:data:`LEGACY_TIME_LIMIT_OPTION`) and the user did not set it (any case)."""
+    out = dict(options)
+    key = next((k for prefix, k in LEGACY_TIME_LIMIT_OPTION.items() if name.lower().startswith(prefix)), None)
+    if remaining is None or key is None or any(k.lower() == key.lower() for k in out):
+        return out
+    out[key] = max(remaining, 1e-3) if key != "tmlim" else max(1, int(remaining))  # GLPK takes whole seconds
+    return out
 
 
 @dataclass
@@ -115,6 +140,39 @@ def matrix_plan(specs: list[str], options: Mapping[str, Any] | None) -> dispatch
             raise LicenceError(text, solver=str(specs))
         raise SolverUnavailableError(text)
     return plan
+
+
+def check_subsolver_options(options: Mapping[str, Any] | None, specs: list[str], *, where: str | None = None) -> None:
+    """Refuse option names the named sub-solvers do not accept, before any solve
+    (:func:`multiconvex.solvers.options.check_solver_options`). A Pyomo name is checked as the backend behind
+    it (``gurobi_persistent`` as Gurobi, ``appsi_highs`` as HiGHS); options for any other Pyomo solver
+    (``ipopt``, ``cyipopt``, ``scip``...) pass through unchecked. Options nested under a Pyomo solver name
+    (``{"gurobi_persistent": {"TimeLimit": 5}}``, read by :meth:`PyomoForm._pyomo_subsolvers` for that
+    solver only) are checked against the backend behind that name, or not at all when it has none."""
+    known = set(known_names())
+    names = [b for b in (_backend_for(s) for s in specs) if b is not None]
+    rest: dict[Any, Any] = {}
+    for key, value in (options or {}).items():
+        if isinstance(key, str) and key.strip().lower() not in known and isinstance(value, Mapping):
+            backend = _backend_for(key)
+            if backend is not None:
+                check_solver_options(value, [backend], name=f"subsolver_options[{key!r}]", where=where)
+            continue  # one Pyomo solver's own options: checked above, or unchecked when no backend is behind it
+        rest[key] = value
+    if names:
+        check_solver_options(rest, names, name="subsolver_options", where=where)
+
+
+def _backend_for(spec: str) -> str | None:
+    """The registry backend name behind a registry or Pyomo solver name (``appsi_highs`` -> ``highs``,
+    ``gurobi_persistent`` -> ``gurobi``); None for a Pyomo solver with none (``ipopt``...)."""
+    key = spec.strip().lower()
+    if key in set(known_names()):
+        return key
+    if "highs" in key:
+        return "highs"
+    backend = _registry_backend(key)
+    return None if backend is None else backend.name
 
 
 def check_plan(plan: dispatch.Plan, sub: BlockSubproblem, block: str) -> None:
@@ -206,16 +264,23 @@ class SubSolver:
         self._attached = sub
         self._param_constraints = param_constraints
 
-    def solve(self, sub: pyo.ConcreteModel) -> SubResult:
+    def solve(self, sub: pyo.ConcreteModel, deadline: float | None = None) -> SubResult:
+        """Solve the sub-model; ``deadline`` (``time.time()`` seconds) gives the solver the time left as its own
+        time limit (Pyomo's ``time_limit`` for new-style solvers, :data:`LEGACY_TIME_LIMIT_OPTION` for legacy
+        ones); a user's own time-limit option is kept. Past the deadline nothing is solved (``time_limit``)."""
         t0 = time.perf_counter()
+        remaining = None if deadline is None else deadline - time.time()
+        if remaining is not None and remaining <= 0:
+            return SubResult("time_limit", False, 0.0, "the time limit had passed: no solve started")
         if not self.reuse:  # a fresh instance per solve: the naive baseline (everything rebuilt)
             self.opt = self._new()
             if self.kind == "persistent":
                 self.opt.set_instance(sub)
         try:
             if self.kind == "v2":
+                limit = {} if remaining is None else {"time_limit": max(remaining, 1e-3)}
                 res = self.opt.solve(sub, load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                                     solver_options=self.options)
+                                     solver_options=self.options, **limit)
                 status = _V2.get(res.termination_condition, "solver_error")
                 has = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
                 if has:
@@ -225,7 +290,8 @@ class SubSolver:
                 for c in self._param_constraints:
                     self.opt.remove_constraint(c)
                     self.opt.add_constraint(c)
-                res = self.opt.solve(load_solutions=False, options=self.options)
+                res = self.opt.solve(load_solutions=False,
+                                     options=legacy_time_limit(self.name, self.options, remaining))
                 status = _LEGACY.get(res.solver.termination_condition, "solver_error")
                 has = False
                 if status in ("optimal", "optimal_inaccurate", "iteration_limit", "time_limit"):
@@ -235,7 +301,8 @@ class SubSolver:
                     except Exception:  # noqa: BLE001 - the solver stopped without a point
                         has = False
             else:
-                res = self.opt.solve(sub, load_solutions=False, options=self.options)
+                res = self.opt.solve(sub, load_solutions=False,
+                                     options=legacy_time_limit(self.name, self.options, remaining))
                 status = _LEGACY.get(res.solver.termination_condition, "solver_error")
                 has = len(res.solution) > 0
                 if has:
