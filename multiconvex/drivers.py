@@ -34,6 +34,7 @@ feasible point). A block proven infeasible at a *feasible* incumbent contradicts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -142,6 +143,8 @@ class _Driver:
         self.form = form
         self.opts = opts
         self.names = [b.name for b in form.blocks]
+        self._session: contextlib.AbstractContextManager = contextlib.nullcontext()
+        self._inline = getattr(opts.executor, "kind", None) == "inprocess"  # solves run here, in order
 
     # -- block solves on the piece at the incumbent (and its neighbour across a boundary) -------
     def solve_blocks(self, st: _State, prox: float, indices: list[int]) -> list[BlockSolution]:
@@ -152,8 +155,18 @@ class _Driver:
         better of the two is the block's solution and its optimum (THEORY §2).
         """
         form, x = self.form, st.x
-        boundary = {i: form.prepare(i, x, prox=prox) for i in indices}
-        sols = {s.block: s for s in self._map_solves(indices)}
+        if len(indices) == 1 and self._inline:
+            # one block in this process (a Gauss–Seidel step): no executor round trip
+            i = indices[0]
+            if not form.prepare(i, x, prox=prox):
+                sol = form.solve_prepared(i)
+                st.record(sol)
+                return [sol]
+            boundary = {i: True}
+            sols = {i: form.solve_prepared(i)}
+        else:
+            boundary = {i: form.prepare(i, x, prox=prox) for i in indices}
+            sols = {s.block: s for s in self._map_solves(indices)}
         for s in sols.values():
             st.record(s)
         flips = [i for i in indices if boundary[i]]
@@ -222,7 +235,8 @@ class _Driver:
                 break  # no block solve starts after the deadline
             sol = self.solve_blocks(st, prox, [i])[0]
             if not sol.ok:
-                logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
+                if sol.status != "time_limit":  # out of time is the run's status, not a block's failure
+                    logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 failed.append(name)
                 failed_status.append(sol.status)
                 if sol.status == "unbounded":
@@ -238,11 +252,21 @@ class _Driver:
 
     # -- the shared loop ------------------------------------------------------------------------
     def run(self, x0: Point) -> Result:
+        """:meth:`_run` inside the form's session (:meth:`StandardForm.session`), left around callbacks."""
+        self._session = self.form.session()
+        self._session.__enter__()
+        try:
+            return self._run(x0)
+        finally:
+            self._session.__exit__(None, None, None)
+
+    def _run(self, x0: Point) -> Result:
         opts, form = self.opts, self.form
         t0 = time.perf_counter()
         deadline = t0 + opts.time_limit if opts.time_limit is not None else None
         # the form's clock is time.time() (it may travel to worker processes with the plan)
         form.set_deadline(time.time() + opts.time_limit if opts.time_limit is not None else None)
+        form.set_tolerance(opts.tol)
         f0, v0 = form.evaluate(x0)
         st = _State(x=x0, f=f0, violation=v0)
         if not np.isfinite(st.f):
@@ -274,8 +298,10 @@ class _Driver:
                     status, message = "converged", "every block gap is within tolerance"
                     self._record(history, it, t0, st, step, bar)
                     break
-                if _past(deadline):
-                    # before judging failed solves: after the deadline solves end time_limit or do not start
+                if _past(deadline) or (deadline is not None and step.n_ok == 0 and step.failed_status
+                                       and all(s == "time_limit" for s in step.failed_status)):
+                    # before judging failed solves: after the deadline solves end time_limit or do not start;
+                    # a backend handed the time left may stop a moment before the deadline itself
                     status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                     no_gaps = "the time limit had passed"
                     self._record(history, it, t0, st, step, bar)
@@ -392,7 +418,12 @@ class _Driver:
         if self.opts.callback is None:
             return False
         self.form.load(st.x)  # the callback reads the best point so far from the user's variables
-        return bool(self.opts.callback(entry))
+        self._session.__exit__(None, None, None)  # the user's code runs as the user set things up
+        try:
+            return bool(self.opts.callback(entry))
+        finally:
+            self._session = self.form.session()
+            self._session.__enter__()
 
 
 def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | None:

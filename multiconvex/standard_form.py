@@ -9,6 +9,7 @@ certificates only ever talk to this interface.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,9 @@ class BlockSolution:
     ``values`` holds the block's new variable values (``None`` when the solve
     failed); ``value`` is the subproblem's optimal value as the backend reports
     it (the true objective restricted to the cross-section and piece, without any
-    proximal term).
+    proximal term). A form may report a proven lower bound of that optimum instead
+    (within its solve tolerance of the objective at ``values``), so that the gap
+    ``f − value`` is never smaller than the true one.
     """
 
     block: int
@@ -111,6 +114,17 @@ class StandardForm(ABC):
         it and hands each backend the remaining time as its own time limit. The default does nothing
         (the driver still checks the deadline between block solves)."""
         return None
+
+    def set_tolerance(self, tol: float) -> None:
+        """The run's relative gap tolerance ``tol`` (gaps count as zero up to ``tol·|f|``), set by the driver
+        before its first solve. A form may then compute objective values in a cheaper arithmetic whose
+        rounding error it bounds well below ``tol·|f|``; the default does nothing (values stay exact)."""
+        return None
+
+    def session(self) -> contextlib.AbstractContextManager:
+        """A context the driver holds around its block solves (not around callbacks): a form whose
+        blocks are small runs them with one BLAS thread, say. The default does nothing."""
+        return contextlib.nullcontext()
 
     def ship(self, index: int) -> tuple[Any, Any] | None:
         """Block ``index``'s prepared solve as plain data ``(function, argument)`` that can run in

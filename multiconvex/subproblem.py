@@ -8,6 +8,7 @@ cross-section through the point, on its piece); the dispatcher in
 
     \\min_x \\; \\tfrac12 x^\\top P x + q^\\top x + c
     \\quad\\text{s.t.}\\quad l \\le A x \\le u, \\; lb \\le x \\le ub,
+    \\; S x + s \\in Q_{d_1} \\times \\dots \\times Q_{d_k},
 
 where ``x`` stacks the block's variables (each one a *slot*, vectorised in
 column-major order as cvxpy does). ``P`` is kept in the structure it has:
@@ -18,6 +19,12 @@ column-major order as cvxpy does). ``P`` is kept in the structure it has:
   factorization ``‖Y − U V‖²`` is one ``k × k`` matrix shared by every row of
   ``U``, never a ``m·k`` square matrix nor one auxiliary variable per residual;
 * an optional explicit part ``P_extra`` (dense or scipy sparse) for anything else.
+
+Second-order cones appear only where the program has them (class ``SOCP``): ``soc_A x + soc_b``
+stacks the cones' rows, cone ``k`` taking the next ``soc_dims[k]`` rows ``(t, v)`` with
+``‖v‖₂ ≤ t`` — so ``‖G x + h‖₂ ≤ gᵀx + e`` is the rows ``[gᵀ; G]``, ``[e; h]`` (:func:`soc_rows`).
+A front end keeps the sparsity of ``soc_A`` fixed between points (only its numbers change), so a
+kept Clarabel solver is updated in place.
 
 The backend that fits reads the structure (:meth:`BlockSubproblem.shared_gram`
 for closed-form batched solves) or asks for ``P`` as a dense or sparse matrix.
@@ -30,15 +37,21 @@ Examples
 ('EQP', 2)
 >>> float(sub.value(np.array([1.0, 1.0])))
 0.0
+>>> G, h = soc_rows([(np.array([0.0, 0.0]), 1.0, np.eye(2), np.zeros(2))])   # ‖x‖ ≤ 1
+>>> ball = BlockSubproblem.from_dense(np.diag([2.0, 4.0]), np.array([-2.0, -4.0]), soc_A=G, soc_b=h, soc_dims=(3,))
+>>> ball.problem_class, round(ball.violation(np.array([1.0, 1.0])), 6)
+('SOCP', 0.414214)
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
+from multiconvex.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ class KronTerm:
 
 @dataclass
 class BlockSubproblem:
-    """``min ½xᵀPx + qᵀx + c  s.t.  l ≤ Ax ≤ u, lb ≤ x ≤ ub`` in the block's own variables.
+    """``min ½xᵀPx + qᵀx + c  s.t.  l ≤ Ax ≤ u, lb ≤ x ≤ ub, soc_A x + soc_b ∈ Q`` in the block's own variables.
 
     Attributes
     ----------
@@ -107,6 +120,9 @@ class BlockSubproblem:
         Unstructured part of ``P`` (symmetric, ``n × n``).
     A, l, u : linear constraints (``A`` sparse CSR, ``m × n``; ``l``/``u`` may hold ±inf).
     lb, ub : variable bounds (``None``: unbounded).
+    soc_A, soc_b, soc_dims : second-order cones ``soc_A x + soc_b ∈ Q(d_1) × … × Q(d_k)``
+        (``soc_A`` sparse CSR, ``Σ d_k × n``; cone ``k`` is its next ``d_k`` rows ``(t, v)``,
+        ``‖v‖₂ ≤ t``). ``None`` / ``()``: no cones.
     """
 
     slots: tuple[Slot, ...]
@@ -119,20 +135,27 @@ class BlockSubproblem:
     u: np.ndarray | None = None
     lb: np.ndarray | None = None
     ub: np.ndarray | None = None
+    soc_A: sp.csr_matrix | None = None
+    soc_b: np.ndarray | None = None
+    soc_dims: tuple[int, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
-    def from_dense(cls, P: np.ndarray, q: np.ndarray, c: float = 0.0, *, A=None, l=None, u=None, lb=None,
-                   ub=None) -> BlockSubproblem:
-        """A single vector slot with an explicit ``P`` (tests, canned problems, matrix-level models)."""
+    def from_dense(cls, P: np.ndarray | sp.spmatrix | None, q: np.ndarray, c: float = 0.0, *, A=None, l=None,
+                   u=None, lb=None, ub=None, soc_A=None, soc_b=None, soc_dims: Sequence[int] = ()
+                   ) -> BlockSubproblem:
+        """A single vector slot with an explicit ``P`` (``None``: linear objective) — tests, canned problems,
+        matrix-level models. The cones, when given, are checked (:func:`check_soc`)."""
         q = np.asarray(q, dtype=float).ravel()
         A = None if A is None else sp.csr_matrix(A, dtype=float)
+        cones = check_soc(q.size, soc_A, soc_b, soc_dims) if soc_dims else (None, None, ())
         return cls(make_slots([("x", (q.size,))]), [], q, float(c), P_extra=P, A=A,
                    l=None if l is None else np.asarray(l, dtype=float),
                    u=None if u is None else np.asarray(u, dtype=float),
                    lb=None if lb is None else np.asarray(lb, dtype=float),
-                   ub=None if ub is None else np.asarray(ub, dtype=float))
+                   ub=None if ub is None else np.asarray(ub, dtype=float),
+                   soc_A=cones[0], soc_b=cones[1], soc_dims=cones[2])
 
     # -- sizes and class -------------------------------------------------------------------------
     @property
@@ -143,6 +166,11 @@ class BlockSubproblem:
     def m(self) -> int:
         """Number of linear constraint rows (bounds not counted)."""
         return 0 if self.A is None else int(self.A.shape[0])
+
+    @property
+    def n_soc(self) -> int:
+        """Number of second-order cone rows."""
+        return 0 if self.soc_A is None else int(self.soc_A.shape[0])
 
     @property
     def has_bounds(self) -> bool:
@@ -160,10 +188,17 @@ class BlockSubproblem:
 
     @property
     def problem_class(self) -> str:
-        """``EQP`` (no inequalities), ``QP``, or ``LP`` (no quadratic term), as the registry names them."""
-        if self.only_equalities and self.is_quadratic:
-            return "EQP"
-        return "QP" if self.is_quadratic else "LP"
+        """``SOCP`` (second-order cones), ``EQP`` (no inequalities), ``QP``, or ``LP`` (no quadratic term),
+        as the registry names them (found once: a subproblem's fields are not changed after it is made, as
+        the cached forms of ``P`` assume too)."""
+        cls = self._cache.get("class")
+        if cls is None:
+            if self.soc_dims:
+                cls = "SOCP"
+            else:
+                cls = ("EQP" if self.only_equalities else "QP") if self.is_quadratic else "LP"
+            self._cache["class"] = cls
+        return cls
 
     # -- P in the forms backends want ----------------------------------------------------------
     def P_sparse(self) -> sp.csc_matrix:
@@ -214,15 +249,9 @@ class BlockSubproblem:
             return None
         (m, k) = self.slots[0].shape
         if all(t.left is None for t in self.quad):
-            G = np.zeros((k, k))
-            for t in self.quad:
-                G += t.scale * (np.eye(k) if t.right is None else t.right)
-            return "rows", G
+            return "rows", _summed_gram(k, [(t.scale, t.right) for t in self.quad])
         if all(t.right is None for t in self.quad):
-            H = np.zeros((m, m))
-            for t in self.quad:
-                H += t.scale * (np.eye(m) if t.left is None else t.left)
-            return "cols", H
+            return "cols", _summed_gram(m, [(t.scale, t.left) for t in self.quad])
         return None
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -233,7 +262,8 @@ class BlockSubproblem:
         if shared is not None:  # one product with the summed Gram matrix
             side, G = shared
             X = x.reshape(self.slots[0].shape, order="F")
-            return (X @ G if side == "rows" else G @ X).ravel(order="F")
+            # rows: (X G)ᵀ = G Xᵀ (G symmetric) is C-ordered, so its rows are X G's columns: no copy
+            return (G @ X.T).ravel() if side == "rows" else (G @ X).ravel(order="F")
         out = np.zeros_like(x)
         mats = [x[s.span].reshape(s.shape, order="F") for s in self.slots]
         for t in self.quad:
@@ -261,6 +291,8 @@ class BlockSubproblem:
             worst = max(worst, float(np.max(self.lb - x, initial=0.0)))
         if self.ub is not None:
             worst = max(worst, float(np.max(x - self.ub, initial=0.0)))
+        if self.soc_dims:
+            worst = max(worst, float(np.max(soc_gaps(self.soc_A @ x + self.soc_b, self.soc_dims), initial=0.0)))
         return worst
 
     def split(self, x: np.ndarray) -> dict[Hashable, np.ndarray]:
@@ -280,6 +312,66 @@ class BlockSubproblem:
         lb = np.full(self.n, -np.inf) if self.lb is None else self.lb
         ub = np.full(self.n, np.inf) if self.ub is None else self.ub
         return lb, ub
+
+
+def soc_rows(cones: Sequence[tuple[np.ndarray, float, np.ndarray | sp.spmatrix, np.ndarray]]
+             ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(soc_A, soc_b)`` for cones ``‖G_k x + h_k‖₂ ≤ g_kᵀx + e_k`` given as ``(g_k, e_k, G_k, h_k)``.
+
+    Cone ``k`` has ``1 + G_k.shape[0]`` rows (its ``soc_dims`` entry). Explicit zeros in ``G_k`` are
+    kept, so a front end that passes the same pattern at every point gets the same sparsity.
+    """
+    mats, rhs = [], []
+    for g, e, G, h in cones:
+        mats += [sp.csr_matrix(np.asarray(g, dtype=float).reshape(1, -1)), sp.csr_matrix(G, dtype=float)]
+        rhs += [np.array([float(e)]), np.asarray(h, dtype=float).ravel()]
+    return sp.vstack(mats, format="csr"), np.concatenate(rhs)
+
+
+def soc_gaps(v: np.ndarray, dims: Sequence[int]) -> np.ndarray:
+    """``‖v_k[1:]‖₂ − v_k[0]`` for each cone's rows ``v_k`` of ``v`` (≤ 0 inside the cone)."""
+    out = np.empty(len(dims))
+    start = 0
+    for k, d in enumerate(dims):
+        out[k] = float(np.linalg.norm(v[start + 1:start + d])) - float(v[start])
+        start += d
+    return out
+
+
+def check_soc(n: int, soc_A, soc_b, soc_dims: Sequence[int]) -> tuple[sp.csr_matrix, np.ndarray, tuple[int, ...]]:
+    """``soc_A`` as CSR, ``soc_b`` as a vector and ``soc_dims`` as a tuple, checked against each other and ``n``.
+
+    Raises
+    ------
+    InvalidInputError
+        When a dimension is below 1, or the rows of ``soc_A``/``soc_b`` do not add up to ``Σ soc_dims``,
+        or ``soc_A`` does not have ``n`` columns.
+    """
+    dims = tuple(int(d) for d in soc_dims)
+    if any(d < 1 for d in dims):
+        raise InvalidInputError(f"soc_dims={dims!r}: every second-order cone needs at least 1 row (t); "
+                                "pass one positive size per cone")
+    if soc_A is None or soc_b is None:
+        raise InvalidInputError(f"soc_dims={dims!r} given without soc_A/soc_b; pass the cones' stacked rows "
+                                "(see multiconvex.subproblem.soc_rows)")
+    A = sp.csr_matrix(soc_A, dtype=float)
+    b = np.asarray(soc_b, dtype=float).ravel()
+    rows = sum(dims)
+    if A.shape != (rows, n) or b.size != rows:
+        raise InvalidInputError(f"soc_A has shape {A.shape} and soc_b {b.size} entries, but soc_dims={dims!r} "
+                                f"needs ({rows}, {n}) and {rows}: one row per cone entry, one column per variable")
+    return A, b, dims
+
+
+def _summed_gram(k: int, parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray:
+    """``Σ scale · M`` over ``parts`` (``None``: the ``k × k`` identity, added on the diagonal)."""
+    G = np.zeros((k, k))
+    for scale, M in parts:
+        if M is None:
+            G.flat[:: k + 1] += scale
+        else:
+            G += scale * M
+    return G
 
 
 def _lxr(left: np.ndarray | None, X: np.ndarray, right: np.ndarray | None, *, transpose: bool) -> np.ndarray:

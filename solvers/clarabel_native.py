@@ -1,4 +1,4 @@
-"""``clarabel-native``: Clarabel called with matrices, no cvxpy in between (classes EQP, QP, EXP).
+"""``clarabel-native``: Clarabel called with matrices, no cvxpy in between (classes EQP, QP, SOCP, EXP).
 
 The block subproblems of a ReLU network (:class:`multiconvex.nets.NetForm`) are built in torch
 as dense matrices. Through cvxpy they are Parameters of a DPP problem whose compilation
@@ -76,8 +76,9 @@ class ClarabelNativeBackend(Backend):
     cvxpy_name = "CLARABEL"
     pyomo_name = None
     modules = ("clarabel", "scipy")
+    time_limit_option = "time_limit"
     distribution = "clarabel"
-    classes = frozenset({"EQP", "QP", "EXP"})
+    classes = frozenset({"EQP", "QP", "SOCP", "EXP"})
     status_map = STATUS_MAP
     #: Takes matrices (``ClarabelProblem``), not cvxpy problems.
     matrix_level: ClassVar[bool] = True

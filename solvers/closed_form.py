@@ -3,9 +3,10 @@
 Unconstrained blocks are solved by one Cholesky factorisation; when every row (or
 column) of a matrix variable shares one Gram matrix (``P = kron(G, I)``, the factor
 blocks of a least-squares factorization) that is a single ``k × k`` factorisation and
-one batched triangular solve for all rows. Equality constraints go through the KKT
-system. A singular ``P`` gets the least-norm minimiser when the gradient can vanish and
-``unbounded`` when it cannot (checked on the residual, not assumed).
+one product with its inverse for all rows. Equality constraints go through the KKT system;
+inconsistent ones are proven so by a Farkas ray checked here (:func:`farkas_certificate`), so
+``infeasible`` from this backend is a proof. A singular ``P`` gets the least-norm minimiser when
+the gradient can vanish and ``unbounded`` when it cannot (checked on the residual, not assumed).
 
 Examples
 --------
@@ -39,6 +40,12 @@ DENSE_LIMIT = 3000
 #: tiny pivot, and its answer is then an arbitrary (often huge) minimiser, not the least-norm one.
 RCOND_SCREEN = 1e-10
 
+#: Margin of a Farkas ray of inconsistent equalities (:func:`farkas_certificate`): ``‖Aᵀy‖_∞ · max(1, ‖x_ls‖_1)``
+#: at most this fraction of ``bᵀy``.
+FARKAS_RTOL = 1e-6
+
+_POTRF, _POCON, _POTRS = la.get_lapack_funcs(("potrf", "pocon", "potrs"), dtype=np.float64)
+
 #: Eigenvalues at most ``SINGULAR_RTOL * n * λmax`` count as zero (those of a singular ``BᵀB``
 #: formed in floating point stay below ``n·eps·λmax``).
 SINGULAR_RTOL = 16 * np.finfo(float).eps
@@ -65,31 +72,37 @@ class ClosedForm(MatrixSolver):
             x, how = self._kkt(sub)
         # the residual of the optimality conditions decides, whatever the factorisation said
         px = sub.Px(x)
-        scale = max(1.0, float(np.abs(sub.q).max(initial=0.0)), float(np.abs(px).max(initial=0.0)))
         grad = px + sub.q
         if sub.m:
             lam = self._multipliers(sub, grad)
             grad = grad + sub.A.T @ lam
-            feas = float(np.abs(sub.A @ x - sub.l).max(initial=0.0))
+            feas = _abs_max(sub.A @ x - sub.l)
+            feas_scale = max(1.0, _abs_max(sub.l))
         else:
-            feas = 0.0
-        resid = float(np.abs(grad).max(initial=0.0))
+            feas, feas_scale = 0.0, 1.0
+        resid = _abs_max(grad)
         tol = float(options.get("tol", 1e-8))
         proof = True
-        if not np.all(np.isfinite(x)):
-            status = st.NUMERICAL_ERROR
-        elif resid <= tol * scale and feas <= tol * max(1.0, float(np.abs(sub.l).max(initial=0.0)) if sub.m else 1.0):
+        value = float(0.5 * x @ px + sub.q @ x + sub.c)  # sub.value(x), P x reused
+        # the residual against tol · max(1, |q|, |Px|), the scale found only as far as the test needs it;
+        # (NaN fails every comparison, and any inf or NaN in x makes the value inf or NaN)
+        if feas <= tol * feas_scale and np.isfinite(value) and (
+                resid <= tol or resid <= tol * max(_abs_max(sub.q), _abs_max(px))):
             status = st.OPTIMAL
+        elif not np.all(np.isfinite(x)):
+            status = st.NUMERICAL_ERROR
+        elif sub.m and farkas_certificate(sub) is not None:
+            status = st.INFEASIBLE  # proven: a verified Farkas ray of the inconsistent equalities
         elif sub.m:
-            # the equalities may be inconsistent, or the KKT solve inaccurate: not a proof either way
+            # inconsistent equalities without a verified ray, or an inaccurate KKT solve: not a proof either way
             status, proof = (st.INFEASIBLE, False) if feas > 1e-6 else (st.NUMERICAL_ERROR, True)
         elif self._unbounded_direction(sub, grad):
             status = st.UNBOUNDED  # proven: P d = 0 and qᵀd < 0 along d = −(Px + q)
         else:
             status = st.NUMERICAL_ERROR  # ill-conditioned, not unbounded: let a fallback try
-        value = float(0.5 * x @ px + sub.q @ x + sub.c) if status == st.OPTIMAL else None  # sub.value(x), P x reused
-        return MatrixOutcome(status, x if status == st.OPTIMAL else None, time.perf_counter() - t0, how,
-                             info={"residual": resid}, value=value, proof=proof)
+        ok = status == st.OPTIMAL
+        return MatrixOutcome(status, x if ok else None, time.perf_counter() - t0, how, info={"residual": resid},
+                             value=value if ok else None, value_exact=True, proof=proof)
 
     @staticmethod
     def _unbounded_direction(sub: BlockSubproblem, grad: np.ndarray) -> bool:
@@ -146,6 +159,51 @@ class ClosedForm(MatrixSolver):
         return la.lstsq(At, -grad, check_finite=False)[0]
 
 
+def _abs_max(v: np.ndarray) -> float:
+    """``max |v|`` (0 for an empty ``v``) in two passes without a temporary of ``|v|``."""
+    if v.size == 0:
+        return 0.0
+    return float(max(v.max(), -v.min()))
+
+
+def farkas_certificate(sub: BlockSubproblem) -> np.ndarray | None:
+    """A verified proof that the equalities ``A x = b`` of ``sub`` (``b = l = u``) have no solution, else ``None``.
+
+    The residual ``r = b − A x_ls`` of the least-squares solution is orthogonal to the range of ``A``, so
+    ``y = r / max|r|`` has ``Aᵀy = 0`` and ``bᵀy = ‖r‖²/max|r| > 0``: any solution ``x`` would give
+    ``bᵀy = (Aᵀy)ᵀx``. In floating point ``Aᵀy`` is small, not zero; the ray is accepted when it is
+    small against ``bᵀy`` with a wide margin: ``‖Aᵀy‖_∞ · max(1, ‖x_ls‖_1) ≤ FARKAS_RTOL · bᵀy``, which
+    (checked here, in our own arithmetic) says that every solution would be at least ``1/FARKAS_RTOL``
+    times larger than the least-squares point — none of a size the problem's numbers can mean.
+
+    Examples
+    --------
+    >>> sub = BlockSubproblem.from_dense(np.eye(2), np.zeros(2), A=np.array([[1.0, 1.0], [1.0, 1.0]]),
+    ...                                  l=np.array([1.0, 2.0]), u=np.array([1.0, 2.0]))
+    >>> farkas_certificate(sub).round(12).tolist()
+    [-1.0, 1.0]
+    """
+    if not sub.m or sub.l is None or sub.u is None or not np.array_equal(sub.l, sub.u) or sub.has_bounds:
+        return None
+    A, b = sub.A, np.asarray(sub.l, dtype=float)
+    if not np.all(np.isfinite(b)):
+        return None
+    if sub.n * sub.m <= 4e6:
+        x_ls = la.lstsq(A.toarray(), b, check_finite=False)[0]
+    else:
+        x_ls = np.asarray(spla.lsqr(A, b, atol=1e-14, btol=1e-14)[0])
+    r = b - A @ x_ls
+    size = _abs_max(r)
+    if not np.isfinite(size) or size == 0.0:
+        return None
+    y = r / size
+    bty = float(b @ y)
+    aty = _abs_max(np.asarray(A.T @ y))
+    if bty > 0 and aty * max(1.0, float(np.abs(x_ls).sum())) <= FARKAS_RTOL * bty:
+        return y
+    return None
+
+
 def solve_psd(M: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, str]:
     """The least-norm solution of ``M X = rhs`` for a symmetric PSD ``M`` (least squares if none).
 
@@ -160,19 +218,22 @@ def solve_psd(M: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, str]:
     ([1.0, 1.0], 'least-norm solve (singular)')
     """
     M = np.asarray(M, dtype=float)
-    try:
-        c, lower = la.cho_factor(M, check_finite=False)
-        rcond, info = la.lapack.dpocon(c, float(np.abs(M).sum(axis=0).max(initial=0.0)), uplo="L" if lower else "U")
+    # LAPACK directly: scipy's cho_factor/cho_solve wrappers cost more than a 12x12 factorisation
+    c, info = _POTRF(M, lower=False, clean=False)
+    if info == 0:
+        rcond, info = _POCON(c, float(np.abs(M).sum(axis=0).max(initial=0.0)))
         if info == 0 and rcond > RCOND_SCREEN:
             if rhs.ndim == 2 and rhs.shape[1] > M.shape[0]:
                 # many right-hand sides (the rows of a factor): the inverse of the well-conditioned k×k matrix
                 # and one product, 5x faster than LAPACK's triangular solves with 600 columns at k = 12;
                 # the caller's residual check still decides
-                Minv = la.cho_solve((c, lower), np.eye(M.shape[0]), check_finite=False)
-                return Minv @ rhs, "cholesky"
-            return la.cho_solve((c, lower), rhs, check_finite=False), "cholesky"
-    except la.LinAlgError:
-        pass
+                Minv, info = _POTRS(c, np.eye(M.shape[0]))
+                if info == 0:
+                    return Minv @ rhs, "cholesky"
+            else:
+                sol, info = _POTRS(c, rhs)
+                if info == 0:
+                    return sol, "cholesky"
     w, V = la.eigh(M, check_finite=False)
     keep = w > SINGULAR_RTOL * M.shape[0] * max(float(np.abs(w).max(initial=0.0)), np.finfo(float).tiny)
     Vk = V[:, keep]

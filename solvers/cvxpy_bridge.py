@@ -2,7 +2,8 @@
 
 For backends without a matrix-level module (Gurobi, MOSEK, SCIP, HiGHS, ECOS, SCS, Ipopt
 through cvxpy) the subproblem is written as ``½ xᵀPx + qᵀx + c`` over one vector variable of
-the block's own size — never the auxiliary variables of the user's expression — and solved
+the block's own size — never the auxiliary variables of the user's expression — with the block's
+second-order cones as ``cp.SOC`` constraints (class ``SOCP``: ECOS, SCS, MOSEK, Gurobi, ...), and solved
 through :func:`~multiconvex.solvers.cvxpy_adapter.solve_cvxpy` (licence and size checks,
 status map).
 
@@ -57,7 +58,21 @@ def as_cvxpy(sub: BlockSubproblem) -> tuple[cp.Problem, cp.Variable]:
     if np.isfinite(ub).any():
         fin = np.flatnonzero(np.isfinite(ub))
         constraints.append(x[fin] <= ub[fin])
+    if sub.soc_dims:
+        constraints += soc_constraints(sub, x)
     return cp.Problem(cp.Minimize(objective), constraints), x
+
+
+def soc_constraints(sub: BlockSubproblem, x: cp.Variable) -> list[cp.Constraint]:
+    """The block's cones ``soc_A x + soc_b ∈ Q(d_1) × …`` as ``cp.SOC(t, v)`` (a 1-row cone: ``t ≥ 0``)."""
+    out: list[cp.Constraint] = []
+    start = 0
+    for d in sub.soc_dims:
+        rows = sub.soc_A[start:start + d]
+        expr = rows @ x + sub.soc_b[start:start + d]
+        out.append(expr[0] >= 0 if d == 1 else cp.SOC(expr[0], expr[1:]))
+        start += d
+    return out
 
 
 #: Backends that refuse a problem without constraint rows (SCS: "m must be a positive integer").

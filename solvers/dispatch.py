@@ -44,6 +44,7 @@ from .cvxpy_bridge import solve_via_cvxpy
 from .daqp_qp import DaqpQP
 from .matrix import MatrixOutcome, MatrixSolver
 from .nnls import NnlsQP
+from .options import CVXPY_KEYWORDS
 from .osqp_qp import OsqpQP
 from .proxqp_qp import ProxqpQP
 from .registry import get_backend, known_names, resolve
@@ -67,6 +68,7 @@ VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "EQP": ("lstsq", "daqp", "proxqp", "clarabel", "osqp"),
     "QP": ("nnls", "daqp", "proxqp", "clarabel", "osqp"),  # nnls: shared-Gram blocks with lower bounds only
     "LP": ("clarabel", "highs", "osqp"),
+    "SOCP": ("clarabel", "ecos", "scs"),  # cones: only the conic backends (through cvxpy for ECOS/SCS)
 }
 
 #: Registry name -> the backend's own time-limit option (seconds), through its matrix module or through
@@ -129,11 +131,9 @@ class Plan:
             if (solver is not None and problem_class in solver.classes) or (
                     backend.cvxpy_name is not None and backend.can_solve(problem_class)):
                 continue
-            able = sorted(name for name in known_names() if name != "auto" and (
-                problem_class in getattr(MATRIX_SOLVERS.get(name), "classes", ())
-                or get_backend(name).can_solve(problem_class)))
-            raise InvalidInputError(f"solver {backend.name!r} cannot solve {where} ({problem_class} subproblems); "
-                                    f"use one of: {', '.join(able)}, or 'auto'")
+            raise InvalidInputError(f"solver {backend.name!r} cannot solve {where} ({problem_class} subproblems)"
+                                    f"{_why(problem_class)}; use one of: {', '.join(able_for(problem_class))}, "
+                                    "or 'auto'")
 
     def portable(self) -> Plan:
         """The plan without per-block solver state (which cannot leave this process)."""
@@ -192,6 +192,7 @@ class SubSolution:
     attempts: list[tuple[str, str]] = field(default_factory=list)
     message: str = ""
     how: str = ""
+    value_exact: bool = False  # ``value`` is ``sub.value(x)`` computed as that method computes it
 
     @property
     def ok(self) -> bool:
@@ -207,7 +208,7 @@ def check_licence(backend: Backend, sub: BlockSubproblem, plan: Plan) -> None:
         raise backend.licence_error()
     if state == "size-limited":
         n_bounds = int(sub.has_bounds) * sub.n
-        backend.check_size(sub.n, sub.m + n_bounds, sub.n if sub.is_quadratic else 0)
+        backend.check_size(sub.n, sub.m + n_bounds + sub.n_soc, sub.n if sub.is_quadratic else 0)
 
 
 #: Largest dense factor (the shared Gram matrix's side, else n) solved with one BLAS thread: small
@@ -280,16 +281,42 @@ def _time_is_up(plan: Plan, sub: BlockSubproblem, t0: float, solve_time: float,
                                "subproblem")
 
 
+class ClassMismatch(InvalidInputError):
+    """A named backend cannot take the subproblem's class: a configuration error, not a failed solve (the
+    next backend of the list is tried; alone, it is raised)."""
+
+
+def _why(problem_class: str) -> str:
+    """Why a class is refused, where a reader may not know (a message fragment; empty otherwise)."""
+    if problem_class == "SOCP":
+        return "; a SOCP block has second-order cones, which QP-only backends cannot take"
+    return ""
+
+
+def able_for(problem_class: str) -> list[str]:
+    """Registry names whose matrix module or cvxpy route takes ``problem_class`` subproblems."""
+    return sorted(name for name in known_names() if name != "auto" and (
+        problem_class in getattr(MATRIX_SOLVERS.get(name), "classes", ())
+        or (get_backend(name).cvxpy_name is not None and get_backend(name).can_solve(problem_class))))
+
+
+_CVXPY_ONLY = CVXPY_KEYWORDS - {"verbose"}
+
+
 def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
                state: dict) -> MatrixOutcome:
     solver = MATRIX_SOLVERS.get(backend.name)
     if solver is not None and solver.accepts(sub, auto=False):
+        # cvxpy's own keywords (ignore_dpp, ...) mean nothing to a matrix module; verbose is the backend's own
+        options = {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
         with _one_blas_thread(solver, sub):
             return solver.solve(sub, options, warm, state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
-        raise SolverFailure(f"{backend.name} cannot take a {sub.problem_class} block subproblem",
-                            solver=backend.name, status=st.SOLVER_ERROR)
+        raise ClassMismatch(f"solver {backend.name!r} cannot take a {sub.problem_class} block subproblem"
+                            f"{_why(sub.problem_class)}; use one of: {', '.join(able_for(sub.problem_class))}, "
+                            "or 'auto'")
     return solve_via_cvxpy(sub, backend, options, warm)
+
 
 
 def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, key: Any = None) -> SubSolution:
@@ -325,7 +352,7 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         try:
             out = _solve_one(backend, sub, with_time_limit(backend, options_for(backend, plan.options), remaining),
                              warm, workspace.setdefault(backend.name, {}))
-        except (LicenceError, SolverUnavailableError) as exc:
+        except (LicenceError, SolverUnavailableError, ClassMismatch) as exc:
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             config_errors.append(exc)
             continue
@@ -342,7 +369,8 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         if ok and out.x is not None:
             value = out.value if out.value is not None else sub.value(out.x)
             return SubSolution(out.status, out.x, value, backend.name, solve_time,
-                               time.perf_counter() - t0, attempts, how=out.native_status)
+                               time.perf_counter() - t0, attempts, how=out.native_status,
+                               value_exact=out.value is None or out.value_exact)
         logger.info("backend %s on a %s block subproblem: %s (%s)", backend.name, sub.problem_class, out.status,
                     out.native_status)
         if out.status in (st.INFEASIBLE, st.UNBOUNDED) and out.proof:

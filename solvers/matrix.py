@@ -35,6 +35,7 @@ class MatrixOutcome:
     iterations: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     value: float | None = None  # the subproblem's value at x when the solver computed it exactly on the way
+    value_exact: bool = False  # ``value`` is ``sub.value(x)`` itself (the same arithmetic), not an identity
     proof: bool = True  # an ``infeasible`` / ``unbounded`` status is a certificate (not an inaccurate guess)
 
 
@@ -46,7 +47,8 @@ class MatrixSolver:
     name : str
         The registry name it serves.
     classes : frozenset of str
-        The subproblem classes (``EQP``, ``QP``, ``LP``) it takes.
+        The subproblem classes (``EQP``, ``QP``, ``LP``, ``SOCP``) it takes; only a conic module lists
+        ``SOCP`` (a block with second-order cones), so :meth:`accepts` keeps cones away from QP solvers.
     max_auto_size : int or None
         Largest ``n`` for which ``"auto"`` picks it (dense methods); a solver the user
         named takes any size.

@@ -210,3 +210,75 @@ def test_a_scalar_product_with_the_block_first_keeps_the_blocks_linear_term(orde
     term = {"x*y": x * y, "y*x": y * x, "multiply(x, y)": cp.multiply(x, y)}[order]
     res = mc.solve(cp.Problem(cp.Minimize(term)), [[x], [y]], max_iters=20)
     assert res.objective == pytest.approx(-2.0) and res.info["forms"]["x"] == "matrix"
+
+
+def _factor_block(rng, Y, rank=3, lam=0.5):
+    U, V = cp.Variable((Y.shape[0], rank), name="U"), cp.Variable((rank, Y.shape[1]), name="V")
+    obj = 0.5 * cp.sum_squares(Y - U @ V) + lam * (cp.sum_squares(U) + cp.sum_squares(V))
+    V.value = rng.standard_normal(V.shape)
+    U.value = rng.standard_normal(U.shape)
+    qb, why = compile_block(obj, [], [U])
+    assert qb is not None, why
+    return qb, U, V, obj
+
+
+def test_the_expanded_value_is_used_only_within_its_rounding_bound(rng):
+    """Away from a perfect fit ½xᵀPx + qᵀx + c is returned, and it agrees with the residual form within the
+    proven bound; the bound itself is far below the 10⁻³·tol the driver asks for."""
+    qb, U, V, obj = _factor_block(rng, rng.standard_normal((40, 30)))
+    sub = qb.subproblem()
+    x = rng.standard_normal(sub.n)
+    residual = qb.objective_at(x)
+    fast = qb.objective_at(x, sub, rtol=1e-9)
+    assert fast == sub.value(x)  # the expanded value was taken
+    assert abs(fast - residual) <= qb.rounding_bound(x) <= 1e-9 * abs(residual)
+
+
+def test_near_a_perfect_fit_the_value_comes_from_the_residuals(rng):
+    """At an exact factorization the expanded form is rounding noise of ‖Y‖²; the bound sees it and the
+    residuals give the value (here a tiny nonnegative number)."""
+    U0, V0 = 1e3 * rng.standard_normal((50, 3)), rng.standard_normal((3, 40))
+    Y = U0 @ V0
+    U, V = cp.Variable((50, 3), name="U"), cp.Variable((3, 40), name="V")
+    V.value, U.value = V0, U0
+    qb, _ = compile_block(cp.sum_squares(Y - U @ V), [], [U])
+    sub = qb.subproblem()
+    x = sub.stack({U.id: U0})
+    true = qb.objective_at(x)
+    assert 0.0 <= true < 1e-12
+    assert qb.rounding_bound(x) > 1e-9 * abs(sub.value(x))  # the expanded form cannot be trusted here
+    assert qb.objective_at(x, sub, rtol=1e-9) == true
+
+
+def test_a_compiled_form_evaluates_the_objective_as_cvxpy_does(rng):
+    from multiconvex.cvxpy_front.form import CvxpyForm
+
+    Y = rng.standard_normal((20, 15))
+    U, V = cp.Variable((20, 3), name="U"), cp.Variable((3, 15), name="V")
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Y - U @ V) + 0.3 * cp.sum_squares(U) + cp.sum(V) / 7))
+    form = CvxpyForm(prob, [[U], [V]], backends_for=lambda p, n: [])
+    assert form.forms == {"U": "matrix", "V": "matrix"}
+    for seed in range(3):
+        point = form.initial_point(seed, None)
+        f, violation = form.evaluate(point)
+        assert violation == 0.0 and f == pytest.approx(prob.objective.value, rel=1e-13)
+
+
+def test_small_blocks_run_on_one_blas_thread_but_callbacks_see_the_users_setting(rng):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    Y = rng.standard_normal((30, 20))
+    U, V = cp.Variable((30, 3), name="U"), cp.Variable((3, 20), name="V")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + cp.sum_squares(U) + cp.sum_squares(V)))
+    seen = []
+
+    def blas_threads():
+        return sorted(d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas")
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        res = mc.solve(prob, [[U], [V]], seed=0, max_iters=4, callback=lambda entry: seen.append(blas_threads()))
+        after = blas_threads()
+    assert before == after and max(before) == 2
+    assert seen and all(s == before for s in seen)
+    assert res.iterations >= 1

@@ -473,3 +473,49 @@ def test_the_one_blas_thread_context_nests_and_restores_the_setting():
             pass
         assert all(n == 1 for _, n in blas())
     assert blas() == before
+
+
+def _equalities(A, b, n_extra_q=None):
+    A = np.asarray(A, dtype=float)
+    b = np.asarray(b, dtype=float)
+    return BlockSubproblem.from_dense(np.eye(A.shape[1]), np.zeros(A.shape[1]) if n_extra_q is None else n_extra_q,
+                                      A=A, l=b, u=b)
+
+
+def test_inconsistent_equalities_are_proven_infeasible_by_the_closed_form():
+    """x₁ + x₂ = 1 and x₁ + x₂ = 2: the least-squares residual is a Farkas ray, checked here, so the claim is a
+    proof and no other backend is tried after it."""
+    sub = _equalities([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [1.0, 2.0, 0.5])
+    y = multiconvex.solvers.closed_form.farkas_certificate(sub)
+    assert y is not None and abs(sub.A.T @ y).max() <= 1e-12 and sub.l @ y > 0.4
+    sol = solve(sub, make_plan(["lstsq", "clarabel"]))
+    assert sol.status == "infeasible" and [n for n, _ in sol.attempts] == ["lstsq"]
+
+
+def test_consistent_rank_deficient_equalities_have_no_farkas_ray():
+    """Repeated, consistent rows: the residual is rounding noise, never accepted as a ray; the solve is optimal."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, 6))
+    A = np.vstack([A, A[:2] * 3.0])
+    b = A @ rng.standard_normal(6)
+    sub = _equalities(A, b)
+    assert multiconvex.solvers.closed_form.farkas_certificate(sub) is None
+    sol = solve(sub, make_plan("lstsq"))
+    assert sol.status == "optimal" and sub.violation(sol.x) <= 1e-9
+
+
+def test_an_inconsistency_at_rounding_level_is_not_a_proof():
+    """Rows equal up to 1e-13 and right-hand sides that differ by as little: the margin refuses the ray."""
+    A = np.array([[1.0, 2.0], [1.0, 2.0 + 1e-13]])
+    sub = _equalities(A, [1.0, 1.0 + 1e-13])
+    assert multiconvex.solvers.closed_form.farkas_certificate(sub) is None
+    assert solve(sub, make_plan("lstsq")).status != "infeasible"
+
+
+def test_an_isolated_block_with_inconsistent_equalities_ends_the_run_infeasible():
+    import cvxpy as cp
+
+    x, y = cp.Variable(2, name="x"), cp.Variable(2, name="y")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(x - y) + cp.sum_squares(y)), [cp.sum(x) == 1, cp.sum(x) == 2])
+    res = multiconvex.solve(prob, [[x], [y]], solver="lstsq", seed=0)
+    assert res.status == "infeasible" and "x" in res.message

@@ -62,7 +62,9 @@ class CvxpyForm(StandardForm):
         self.compiled: list[QuadraticBlock | None] = []
         self.compile_notes: dict[str, str] = {}
         for n, b in zip(names, blocks):
-            qb, why = compile_block(expr, self.constraints, list(b), n)
+            # a small block's first numbers are built with one BLAS thread, as its every step (see prepare)
+            with dispatch.one_blas_thread() if sum(v.size for v in b) <= SMALL_BLOCK else contextlib.nullcontext():
+                qb, why = compile_block(expr, self.constraints, list(b), n)
             self.compiled.append(qb)
             if qb is not None:
                 self.plan.check_class(qb.problem_class, f"block '{n}'")
@@ -74,6 +76,11 @@ class CvxpyForm(StandardForm):
         self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
         self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
         self._prepared: dict[int, tuple[BlockSubproblem, np.ndarray]] = {}
+        # blocks whose variables no attribute projects: the solver's point is the user's as it is
+        self._plain = [all(not v.attributes.get(k) for v in b for k in v.attributes) and
+                       all(v.sparse_idx is None for v in b) for b in blocks]
+        self.objective_rtol = 0.0  # set_tolerance: the accuracy objective values need
+        self._loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _assign: what each variable holds from us
         self.solver_options = dict(solver_options or {})
         self.build_time = time.perf_counter() - t0
         self._relus = [e for e in _atoms(expr, self.constraints) if isinstance(e, relu)]
@@ -121,17 +128,28 @@ class CvxpyForm(StandardForm):
         raise InvalidInputError(f"init names variable '{name}', which is not in the problem.")
 
     def _assign(self, point: Point) -> None:
+        loaded = self._loaded
         for vid, v in self.variables.items():
-            val = v.project(point[vid])
+            given = point[vid]
             if v.sparse_idx is None:
+                hit = loaded.get(vid)
+                if hit is not None and hit[0] is given and v.value is hit[1]:
+                    continue  # this very array is loaded, and nobody has set the variable since
                 # the point's values were checked when it was made (initial_point) or come shaped from a
                 # block solve: skip cvxpy's validation, a third of the time of a small block step
-                v.save_value(np.asarray(val, dtype=float))
+                saved = np.asarray(v.project(given), dtype=float)
+                v.save_value(saved)
+                loaded[vid] = (given, saved)
             else:
-                v.value = val
+                v.value = v.project(given)
 
     def evaluate(self, point: Point) -> tuple[float, float]:
         self._assign(point)
+        if not self.constraints and self.compiled and all(qb is not None for qb in self.compiled):
+            try:  # every block compiled: any of them has the whole objective in residual form
+                return self.compiled[0].objective_here(), 0.0
+            except Unsupported:  # a weight whose sign moved: cvxpy's evaluation below
+                pass
         val = self.objective_expr.value
         if val is None:
             return float("inf"), float("inf")
@@ -174,7 +192,8 @@ class CvxpyForm(StandardForm):
         options = dict(self.solver_options)
         if not sec.dpp:
             options["ignore_dpp"] = True  # recompiled each solve anyway: skip cvxpy's DPP warning
-        sol, report = solve_block_cvxpy(index, sec.problem, self.backends[index], options, time.perf_counter())
+        sol, report = solve_block_cvxpy(index, sec.problem, self.backends[index], options, time.perf_counter(),
+                                        deadline=self.plan.deadline)
         if report is None:
             return sol
         if has_solution(report.status) and report.value is not None and all(
@@ -207,6 +226,18 @@ class CvxpyForm(StandardForm):
                 return False
         return not any({v.id for v in r.variables()} & own for r in self._relus)
 
+    def set_tolerance(self, tol: float) -> None:
+        """Objective values of compiled blocks to ``10⁻³·tol`` relative: the expanded quadratic where its
+        rounding bound allows, the residuals elsewhere (``tol = 0``: always the residuals)."""
+        self.objective_rtol = 1e-3 * float(tol)
+
+    def session(self) -> contextlib.AbstractContextManager:
+        """One BLAS thread for the run when every block is compiled and small: its products and solves are
+        tiny, and BLAS threads spinning on busy cores cost far more than they save."""
+        if all(qb is not None and qb.n <= SMALL_BLOCK for qb in self.compiled):
+            return dispatch.one_blas_thread()
+        return contextlib.nullcontext()
+
     def set_deadline(self, deadline: float | None) -> None:
         """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
         self.plan.deadline = deadline
@@ -223,10 +254,15 @@ class CvxpyForm(StandardForm):
         out = BlockSolution(block=index, status=sol.status, backend=sol.backend, solve_time=sol.solve_time,
                             wall_time=sol.wall_time, attempts=list(sol.attempts))
         if sol.ok:
-            # the point the user will get (attributes projected), and its objective from the residuals
-            out.values = {vid: np.asarray(self.variables[vid].project(val), dtype=float)
-                          for vid, val in sub.split(sol.x).items()}
-            out.value = self.compiled[index].objective_at(sub.stack(out.values))
+            # the point the user will get (attributes projected), and the objective there
+            if self._plain[index]:
+                x, out.values = sol.x, sub.split(sol.x)
+            else:
+                out.values = {vid: np.asarray(self.variables[vid].project(val), dtype=float)
+                              for vid, val in sub.split(sol.x).items()}
+                x = sub.stack(out.values)
+            out.value = self.compiled[index].objective_at(x, sub, self.objective_rtol,
+                                                          sol.value if x is sol.x and sol.value_exact else None)
         else:
             out.message = sol.message or f"block {name}: {sol.status}"
         return out

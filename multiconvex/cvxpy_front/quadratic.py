@@ -13,7 +13,8 @@ The walk of the expression tree decides the *structure* once (:func:`compile_blo
 ``None`` with the reason when a block does not fit: a ``relu`` of the block, a norm, a product
 of two block variables, a transpose or index of a block variable...); such blocks stay on the
 cvxpy-level path (:class:`~multiconvex.cvxpy_front.cross_section.CrossSection`). At each point
-only numbers are computed (:meth:`QuadraticBlock.subproblem`).
+only numbers are computed (:meth:`QuadraticBlock.subproblem`). The affine expressions come from the
+walk in :mod:`.affine`.
 
 Examples
 --------
@@ -31,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,80 +40,22 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 from cvxpy.atoms.affine.add_expr import AddExpression
-from cvxpy.atoms.affine.binary_operators import DivExpression, MulExpression, multiply
+from cvxpy.atoms.affine.binary_operators import DivExpression, multiply
 from cvxpy.atoms.affine.sum import Sum
-from cvxpy.atoms.affine.transpose import transpose
 from cvxpy.atoms.affine.unary_operators import NegExpression
 from cvxpy.atoms.elementwise.power import Power
 from cvxpy.atoms.pnorm import Pnorm
 from cvxpy.atoms.quad_over_lin import quad_over_lin
 from cvxpy.constraints import Equality, Inequality, NonNeg, NonPos, Zero
-from cvxpy.expressions.leaf import Leaf
 from cvxpy.expressions.variable import Variable
 
 from ..subproblem import BlockSubproblem, KronTerm, Slot, make_slots
+from .affine import Affine, AffineCompiler, Unsupported, as2d, is_static, matmul
+
+__all__ = ["QuadraticBlock", "Unsupported", "compile_block"]
 
 #: Variable attributes the compiled form expresses (as bounds); any other keeps the cvxpy path.
 _BOUND_ATTRIBUTES = frozenset({"nonneg", "nonpos", "bounds"})
-
-
-class Unsupported(Exception):
-    """The block's subproblem is not in the compiled class; the message says why."""
-
-
-@dataclass
-class _Affine:
-    """``E = Σ_t alpha_t · L_t @ X_{slot_t} @ R_t + C`` as a matrix of ``shape`` (``None``: identity); the
-    expression is ``E`` itself, or ``Eᵀ`` when ``t`` (a transposed block variable: ``‖Eᵀ‖ = ‖E‖``, and
-    the rows of ``Eᵀ ≤ 0`` are those of ``E ≤ 0``, so every use reads ``E``)."""
-
-    shape: tuple[int, int]
-    terms: list[tuple[int, float, np.ndarray | None, np.ndarray | None]]
-    C: np.ndarray | None  # (rows, cols), or a scalar to broadcast; None: no constant (skips products of zeros)
-    t: bool = False
-
-    @property
-    def out(self) -> tuple[int, int]:
-        """The shape of the expression (``shape`` transposed when ``t``)."""
-        return (self.shape[1], self.shape[0]) if self.t else self.shape
-
-    def constant(self) -> np.ndarray:
-        if self.C is None:
-            return np.zeros(self.shape)
-        return np.broadcast_to(np.asarray(self.C, dtype=float), self.shape)
-
-    def map(self, f) -> np.ndarray | None:
-        """``f`` applied to the constant, ``None`` stays ``None``."""
-        return None if self.C is None else f(self.constant())
-
-    def scaled(self, k: float) -> _Affine:
-        return _Affine(self.shape, [(s, k * al, L, R) for s, al, L, R in self.terms], self.map(lambda C: k * C),
-                       self.t)
-
-
-def _as2d(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    if sp.issparse(value):
-        if np.prod(value.shape) > 4_000_000:
-            raise Unsupported(f"a sparse data matrix of shape {value.shape} (the compiled form is dense)")
-        value = value.toarray()
-    arr = np.asarray(value, dtype=float)
-    if len(shape) == 0:
-        return arr.reshape(1, 1)
-    if len(shape) == 1:
-        return arr.reshape(-1, 1)
-    return arr
-
-
-def _shape2(shape: tuple[int, ...]) -> tuple[int, int]:
-    return (1, 1) if len(shape) == 0 else (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1]))
-
-
-def _matmul(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a @ b
 
 
 @dataclass
@@ -123,9 +67,6 @@ class QuadraticBlock:
     constraints: list
     block_vars: list[Variable]
     slots: tuple[Slot, ...] = ()
-    _slot_of: dict[int, int] = field(default_factory=dict)
-    _involves: dict[int, bool] = field(default_factory=dict)
-    _constant_cache: dict[int, np.ndarray] = field(default_factory=dict)
     _norm_cache: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
     problem_class: str = "QP"
 
@@ -136,20 +77,17 @@ class QuadraticBlock:
 
     def __post_init__(self) -> None:
         self.slots = make_slots([(v.id, v.shape) for v in self.block_vars])
-        self._slot_of = {v.id: i for i, v in enumerate(self.block_vars)}
-        self._ids = frozenset(self._slot_of)
+        self._compiler = AffineCompiler(self.block_vars)  # the walk of block-affine expressions, and its caches
+        self._prox = False
+        self._depth: int | None = None  # rounding_bound's count of products, fixed by the structure
         self._bounds = self._variable_bounds()
-        # the affine expression of each constraint, built once and kept (the caches are keyed by id)
-        self._cons = [self._constraint_form(c) for c in self.constraints if self._touches(c)]
+        # the walk of the objective and of each constraint, once: at each point only numbers are computed
+        self._objective: list = []
+        self._objective_program(self.objective, 1.0, (), self._objective)
+        self._cons = [(self._compiler.program(expr), kind) for expr, kind in
+                      (self._constraint_form(c) for c in self.constraints if self._compiler.touches(c))]
 
     # -- structure -------------------------------------------------------------------------------
-    def _touches(self, expr) -> bool:
-        key = id(expr)
-        hit = self._involves.get(key)
-        if hit is None:
-            hit = self._involves[key] = bool({v.id for v in expr.variables()} & self._ids)
-        return hit
-
     @staticmethod
     def _constraint_form(con) -> tuple[Any, str]:
         """``(expr, "le")`` for ``expr <= 0`` or ``(expr, "eq")`` for ``expr == 0``."""
@@ -179,8 +117,8 @@ class QuadraticBlock:
                 ub[:] = 0.0
             if "bounds" in attrs:
                 low, high = (_bound_value(b, default) for b, default in zip(v.attributes["bounds"], (-np.inf, np.inf)))
-                lb = np.maximum(lb, _as2d(np.broadcast_to(low, v.shape), v.shape).ravel(order="F"))
-                ub = np.minimum(ub, _as2d(np.broadcast_to(high, v.shape), v.shape).ravel(order="F"))
+                lb = np.maximum(lb, as2d(np.broadcast_to(low, v.shape), v.shape).ravel(order="F"))
+                ub = np.minimum(ub, as2d(np.broadcast_to(high, v.shape), v.shape).ravel(order="F"))
             any_bound = any_bound or bool(attrs & _BOUND_ATTRIBUTES)
             lbs.append(lb)
             ubs.append(ub)
@@ -188,170 +126,92 @@ class QuadraticBlock:
             return None, None
         return np.concatenate(lbs), np.concatenate(ubs)
 
-    def _value(self, expr) -> np.ndarray:
-        """Numbers of a sub-expression that does not involve the block, at the point the user variables hold."""
-        if isinstance(expr, Leaf) and not isinstance(expr, Variable):
-            key = id(expr)
-            if isinstance(expr, cp.Constant):
-                if key not in self._constant_cache:
-                    self._constant_cache[key] = _as2d(expr.value, expr.shape)
-                return self._constant_cache[key]
-        val = expr.value
-        if val is None:
-            raise Unsupported(f"`{expr}` has no value at the point")
-        return _as2d(val, expr.shape)
-
-    def _affine(self, expr) -> _Affine:
-        shape = _shape2(expr.shape)
-        if not self._touches(expr):
-            return _Affine(shape, [], self._value(expr))
-        if isinstance(expr, Variable):
-            return _Affine(shape, [(self._slot_of[expr.id], 1.0, None, None)], None)
-        if isinstance(expr, AddExpression):
-            return self._sum(expr, shape)
-        if isinstance(expr, NegExpression):
-            return self._affine(expr.args[0]).scaled(-1.0)
-        if isinstance(expr, multiply):
-            return self._scaled(expr)
-        if isinstance(expr, DivExpression):
-            num, den = expr.args
-            if den.variables() or den.size != 1:
-                raise Unsupported(f"division by a non-scalar or by a variable in `{expr}`")
-            return self._affine(num).scaled(1.0 / _nonzero(self._value(den), expr))
-        if isinstance(expr, MulExpression):
-            return self._matmul(expr, shape)
-        if isinstance(expr, Sum) and expr.axis is None:
-            inner = self._affine(expr.args[0])  # the sum of Eᵀ's entries is the sum of E's
-            r, c = inner.shape
-            ones_r, ones_c = np.ones((1, r)), np.ones((c, 1))
-            terms = [(s, a, _matmul(ones_r, L) if L is not None else ones_r, _matmul(R, ones_c) if R is not None
-                      else ones_c) for s, a, L, R in inner.terms]
-            return _Affine((1, 1), terms, np.array([[float(inner.constant().sum())]]))
-        if isinstance(expr, transpose) and len(expr.shape) == 2 and expr.axes is None:
-            inner = self._affine(expr.args[0])
-            return _Affine(inner.shape, inner.terms, inner.C, not inner.t)
-        raise Unsupported(f"`{type(expr).__name__}` of the block (in `{expr}`)")
-
-    def _sum(self, expr, shape: tuple[int, int]) -> _Affine:
-        parts = [self._affine(a) for a in expr.args]
-        with_terms = [p for p in parts if p.terms]
-        t = bool(with_terms) and with_terms[0].t
-        if any(p.t != t or p.out != shape for p in with_terms):
-            raise Unsupported(f"a block term is broadcast, or transposed and not, in `{expr}`")
-        consts = []
-        for a, p in zip(expr.args, parts):
-            if p.C is None:
-                continue
-            C = np.asarray(p.C)
-            if not p.terms and len(a.shape) == 1 and len(expr.shape) == 2:
-                C = C.reshape(1, -1)  # numpy broadcasting: a vector added to a matrix is a row
-            consts.append(C.T if t and not p.terms else C)  # into E's frame
-        C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
-        return _Affine((shape[1], shape[0]) if t else shape, [x for p in with_terms for x in p.terms], C, t)
-
-    def _scaled(self, expr) -> _Affine:
-        a, b = expr.args
-        if self._touches(a) and self._touches(b):
-            raise Unsupported(f"a product of block variables in `{expr}`")
-        const, var = (a, b) if not self._touches(a) else (b, a)
-        if const.size != 1:
-            raise Unsupported(f"an elementwise product of the block with an array in `{expr}`")
-        inner = self._affine(var)
-        if _shape2(expr.shape) != inner.out:
-            raise Unsupported(f"a block term is broadcast in `{expr}`")
-        return inner.scaled(float(self._value(const).ravel()[0]))
-
-    def _matmul(self, expr, shape: tuple[int, int]) -> _Affine:
-        a, b = expr.args
-        ta, tb = self._touches(a), self._touches(b)
-        if ta and tb:
-            raise Unsupported(f"a product of block variables in `{expr}`")
-        if ta:  # (Σ L X R + C) @ B
-            inner = self._affine(a)
-            B = self._value(b)
-            if inner.t:  # Eᵀ B = (Bᵀ E)ᵀ
-                if len(a.shape) != 2 or len(b.shape) != 2:
-                    raise Unsupported(f"a transposed block times a vector in `{expr}`")
-                return _Affine((shape[1], shape[0]), [(s, al, _matmul(B.T, L) if L is not None else B.T, R)
-                                                      for s, al, L, R in inner.terms],
-                               inner.map(lambda C: B.T @ C), True)
-            if len(a.shape) == 1:  # a 1-d vector times B: Bᵀ a (a column here)
-                return _Affine(shape, [(s, al, _matmul(B.T, L) if L is not None else B.T, R)
-                                       for s, al, L, R in inner.terms], inner.map(lambda C: B.T @ C))
-            return _Affine(shape, [(s, al, L, _matmul(R, B)) for s, al, L, R in inner.terms],
-                           inner.map(lambda C: C @ B))
-        # A @ (Σ L X R + C)
-        if len(a.shape) == 1 and len(b.shape) == 2:
-            raise Unsupported(f"a row vector times the block (a transpose) in `{expr}`")
-        inner = self._affine(b)
-        A = self._value(a)
-        if inner.t:  # A Eᵀ = (E Aᵀ)ᵀ
-            if len(b.shape) != 2:
-                raise Unsupported(f"a matrix times a transposed block vector in `{expr}`")
-            return _Affine((shape[1], shape[0]), [(s, al, L, _matmul(R, A.T)) for s, al, L, R in inner.terms],
-                           inner.map(lambda C: C @ A.T), True)
-        if len(a.shape) == 1:  # vector · vector: aᵀ b
-            A = A.T
-        return _Affine(shape, [(s, al, _matmul(A, L) if L is not None else A, R) for s, al, L, R in inner.terms],
-                       inner.map(lambda C: A @ C))
-
-    # -- the objective as weighted squares + affine --------------------------------------------------
-    def _objective_parts(self, expr, w: float, squares: list, linear: list, consts: list) -> None:
-        if not self._touches(expr):
-            consts.append(w * float(np.asarray(expr.value, dtype=float)))
+    # -- the objective as weighted squares + affine, compiled once -----------------------------------
+    def _objective_program(self, expr, k: float, dyn: tuple, out: list) -> None:
+        """Append ``(kind, k, dyn, f, expr)`` items: the term's weight is ``k`` times the values of the
+        functions ``dyn`` (weights read from the point), ``f`` computes its numbers; ``kind`` is ``"const"``
+        (``f`` a float), ``"square"`` (``w‖E‖²``, ``f`` the affine ``E``) or ``"linear"`` (``f`` a scalar ``E``)."""
+        if not self._compiler.touches(expr):
+            if isinstance(expr, quad_over_lin) and is_static(expr.args[1]) and float(
+                    self._compiler.getter(expr.args[1])().ravel()[0]) > 0:
+                # another block's square: its ‖C‖² in the same arithmetic as the block's residual
+                y = float(self._compiler.getter(expr.args[1])().ravel()[0])
+                out.append(("square", k / y, dyn, self._compiler.program(expr.args[0]), expr))
+                return
+            out.append(("const", k, dyn, self._compiler.scalar(expr), expr))
             return
         if isinstance(expr, AddExpression):
             for a in expr.args:
-                self._objective_parts(a, w, squares, linear, consts)
+                self._objective_program(a, k, dyn, out)
             return
         if isinstance(expr, NegExpression):
-            self._objective_parts(expr.args[0], -w, squares, linear, consts)
+            self._objective_program(expr.args[0], -k, dyn, out)
             return
         if isinstance(expr, multiply) and expr.size == 1 and \
-                any(a.size == 1 and not self._touches(a) for a in expr.args):
+                any(a.size == 1 and not self._compiler.touches(a) for a in expr.args):
             # (not by is_affine: cvxpy calls 0 * sum_squares(x) affine)
-            const, inner = (expr.args[0], expr.args[1]) if not self._touches(expr.args[0]) else \
+            const, inner = (expr.args[0], expr.args[1]) if not self._compiler.touches(expr.args[0]) else \
                 (expr.args[1], expr.args[0])
             if not inner.is_affine() and not (const.is_nonneg() or const.is_nonpos()):
                 # a weight whose sign depends on the point (another block's variable): convexity is not
                 # structural, as in cvxpy's DCP analysis; the cvxpy path names the term
                 raise Unsupported(f"a weight of unknown sign in `{expr}`")
-            self._objective_parts(inner, w * float(self._value(const).ravel()[0]), squares, linear, consts)
+            if is_static(const):
+                self._objective_program(inner, k * self._compiler.scalar(const)(), dyn, out)
+            else:
+                self._objective_program(inner, k, dyn + (self._compiler.scalar(const),), out)
             return
         if isinstance(expr, DivExpression) and expr.size == 1:
             num, den = expr.args
             if den.variables() or den.size != 1 or not (num.is_affine() or den.is_nonneg() or den.is_nonpos()):
                 raise Unsupported(f"division by a variable or by a term of unknown sign in `{expr}`")
-            self._objective_parts(num, w / _nonzero(self._value(den), expr), squares, linear, consts)
+            self._objective_program(num, k, dyn + (self._compiler.reciprocal(den, expr),), out)
             return
         if expr.is_affine():
             if expr.size != 1:
                 raise Unsupported(f"a non-scalar objective term `{expr}`")
-            linear.append((w, self._affine(expr)))
+            out.append(("linear", k, dyn, self._compiler.program(expr), expr))
             return
-        if w < 0:
-            raise Unsupported(f"a square with a negative weight (`{expr}`): not convex as a QP")
         if isinstance(expr, quad_over_lin):
             x, y = expr.args
             if y.variables() or not y.is_nonneg():
                 raise Unsupported(f"a variable or a term of unknown sign in a denominator (`{expr}`)")
-            squares.append((w / _nonzero(self._value(y), expr), self._affine(x)))
+            out.append(("square", k, dyn + (self._compiler.reciprocal(y, expr),), self._compiler.program(x), expr))
             return
         if isinstance(expr, Sum) and expr.axis is None and isinstance(expr.args[0], Power):
             p = expr.args[0]
             if float(p.p.value) != 2.0:
                 raise Unsupported(f"a power other than 2 (`{expr}`)")
-            squares.append((w, self._affine(p.args[0])))
+            out.append(("square", k, dyn, self._compiler.program(p.args[0]), expr))
             return
         if isinstance(expr, Power) and float(expr.p.value) == 2.0:
             base = expr.args[0]
             if isinstance(base, Pnorm) and float(base.p) == 2 and base.axis is None:
-                squares.append((w, self._affine(base.args[0])))
+                out.append(("square", k, dyn, self._compiler.program(base.args[0]), expr))
                 return
             if base.size == 1:
-                squares.append((w, self._affine(base)))
+                out.append(("square", k, dyn, self._compiler.program(base), expr))
                 return
         raise Unsupported(f"`{type(expr).__name__}` of the block (in `{expr}`)")
+
+    def _objective_parts(self) -> tuple[list, list, list]:
+        """The objective's squares ``(w, E)``, affine terms ``(w, E)`` and constants at the point."""
+        squares: list = []
+        linear: list = []
+        consts: list = []
+        for kind, k, dyn, f, expr in self._objective:
+            w = k
+            for d in dyn:
+                w *= d()
+            if kind == "const":
+                consts.append(w * f())
+            elif kind == "linear":
+                linear.append((w, f()))
+            elif w < 0:
+                raise Unsupported(f"a square with a negative weight (`{expr}`): not convex as a QP")
+            else:
+                squares.append((w, f()))
+        return squares, linear, consts
 
     # -- numbers at the point ------------------------------------------------------------------------
     def subproblem(self, prox: float = 0.0, anchor: dict[int, np.ndarray] | None = None) -> BlockSubproblem:
@@ -359,26 +219,34 @@ class QuadraticBlock:
 
         With ``prox`` the proximal term ``(ρ/2)‖x − anchor‖²`` is added (certificates use ``prox=0``).
         """
-        squares: list = []
-        linear: list = []
-        consts: list = []
-        self._objective_parts(self.objective, 1.0, squares, linear, consts)
+        squares, linear, consts = self._objective_parts()
         self._parts = (squares, linear, consts)  # for objective_at: the same numbers, in residual form
+        self._prox = bool(prox)  # the expanded value has a proximal term then
         n = sum(s.size for s in self.slots)
         q = np.zeros(n)
+        written: set[int] = set()  # slots whose part of q holds a linear part already
         c = float(sum(consts))
         quad: list[KronTerm] = []
         for w, aff in squares:
-            C = None if aff.C is None else aff.constant()
+            C = None if aff.C is None else aff.C if np.shape(aff.C) == aff.shape else aff.constant()
             if C is not None:
-                c += w * (self._squared_norm(aff.C) if np.shape(aff.C) == aff.shape else float(np.vdot(C, C)))
+                c += w * self._constant_norm2(aff)
             terms = aff.terms
             for ti, (s, al, L, R) in enumerate(terms):
                 slot = self.slots[s]
-                if C is not None:  # linear part 2w α Lᵀ C Rᵀ
-                    G = C if L is None else L.T @ C
-                    G = G if R is None else G @ R.T
-                    q[slot.span] += 2 * w * al * np.broadcast_to(G, slot.shape).ravel(order="F")
+                if C is not None:  # linear part 2w α Lᵀ C Rᵀ, built transposed: R Cᵀ L in C order is its F order
+                    k = 2 * w * al  # into a factor, before the product: one pass fewer over the result
+                    if R is not None:
+                        Gt = (k * R) @ C.T if L is None else ((k * R) @ C.T) @ L
+                    else:
+                        Gt = k * C.T if L is None else C.T @ (k * L)
+                    if Gt.shape != slot.shape[::-1]:
+                        Gt = np.broadcast_to(Gt, slot.shape[::-1])
+                    if s in written:
+                        q[slot.span] += Gt.ravel()
+                    else:  # the slot's first linear part
+                        q[slot.span] = Gt.ravel()
+                        written.add(s)
                 for tj, (s2, al2, L2, R2) in enumerate(terms):
                     if s != s2 and tj <= ti:
                         continue  # a cross term between two slots adds its transpose itself
@@ -403,12 +271,31 @@ class QuadraticBlock:
         A, low, up, lb, ub = self._constraint_rows(n)
         return BlockSubproblem(self.slots, quad, q, c, A=A, l=low, u=up, lb=lb, ub=ub)
 
-    def objective_at(self, x: np.ndarray) -> float:
+    def objective_at(self, x: np.ndarray, sub: BlockSubproblem | None = None, rtol: float = 0.0,
+                     value: float | None = None) -> float:
         """The objective at block values ``x`` (stacked as the slots), the other blocks as at the last
-        :meth:`subproblem`, computed from the residuals ``Σ w‖E(x)‖²``: the expanded ``½xᵀPx + qᵀx + c``
-        cancels to rounding noise of ``‖C‖²`` near a perfect fit (an objective of 1e-20 came out as −6e-5)."""
-        squares, linear, consts = self._parts
-        mats = [np.asarray(x[s.span]).reshape(s.shape, order="F") for s in self.slots]
+        :meth:`subproblem`.
+
+        With ``sub`` (that subproblem, built without a proximal term) and ``rtol > 0`` the expanded
+        ``½xᵀPx + qᵀx + c`` (``value`` when the caller has it, else ``sub.value(x)``) is returned when its
+        rounding error is provably at most ``rtol`` relative (:meth:`rounding_bound`). Otherwise, and always
+        near a perfect fit, where the expanded form cancels to rounding noise of ``‖C‖²`` (an objective of
+        1e-20 came out as −6e-5), it is computed from the residuals ``Σ w‖E(x)‖²``."""
+        if sub is not None and rtol > 0.0 and not self._prox:
+            expanded = sub.value(x) if value is None else float(value)
+            if np.isfinite(expanded) and self.rounding_bound(x) <= rtol * abs(expanded):
+                return expanded
+        return self._residual_objective(self._parts, [np.asarray(x[s.span]).reshape(s.shape, order="F")
+                                                      for s in self.slots])
+
+    def objective_here(self) -> float:
+        """The objective at the point the user's variables hold (the block's own included), from the
+        residuals: what cvxpy's ``objective.value`` gives, without its expression walk."""
+        mats = [self._compiler.value(v) for v in self.block_vars]
+        return self._residual_objective(self._objective_parts(), mats)
+
+    def _residual_objective(self, parts: tuple[list, list, list], mats: list[np.ndarray]) -> float:
+        squares, linear, consts = parts
         total = float(sum(consts))
         for w, aff in squares:
             E = self._residual(aff, mats)
@@ -417,16 +304,51 @@ class QuadraticBlock:
             total += w * float(self._residual(aff, mats).ravel()[0])
         return total
 
+    def rounding_bound(self, x: np.ndarray) -> float:
+        """A bound on the rounding error of the expanded value ``½xᵀPx + qᵀx + c`` at ``x``.
+
+        Every number in it is a sum of products of the data ``L_t``, ``X_t``, ``R_t``, ``C`` of the squares
+        ``w‖Σ α_t L_t X_t R_t + C‖²`` and of the affine terms, each of at most ``D`` products (``D``: the
+        block's size plus the lengths of every inner dimension); by the standard bound for sums of
+        products (Higham, *Accuracy and Stability*, §3.1) its error is at most ``γ_D = D·u/(1 − D·u)``
+        times the same sums taken in absolute values, which Cauchy–Schwarz and ``‖|A||B|‖_F ≤
+        ‖A‖_F‖B‖_F`` bound by ``w(‖C‖_F + Σ|α_t|‖L_t‖_F‖X_t‖_F‖R_t‖_F)²`` per square (``|w|`` times the
+        first power per affine term, ``|c|`` per constant)."""
+        squares, linear, consts = self._parts
+        norms = [_fro(x[s.span]) for s in self.slots]
+        total = float(sum(abs(c) for c in consts))
+        for group, power in ((squares, 2), (linear, 1)):
+            for w, aff in group:
+                size = 0.0 if aff.C is None else math.sqrt(self._constant_norm2(aff))
+                for s, al, L, R in aff.terms:
+                    size += abs(al) * norms[s] * (1.0 if L is None else _fro(L)) * (1.0 if R is None else _fro(R))
+                total += abs(w) * size ** power
+        if self._depth is None:
+            self._depth = x.size + 8 + sum(
+                (0 if aff.C is None else int(np.size(aff.C))) + sum(
+                    (0 if L is None else L.shape[0] + L.shape[1]) + (0 if R is None else R.shape[0] + R.shape[1])
+                    for _, _, L, R in aff.terms) for _, aff in squares + linear)
+        depth = self._depth
+        u = _UNIT_ROUNDOFF
+        return depth * u / (1.0 - depth * u) * total
+
     @staticmethod
-    def _residual(aff: _Affine, mats: list[np.ndarray]) -> np.ndarray:
+    def _residual(aff: Affine, mats: list[np.ndarray]) -> np.ndarray:
         E: np.ndarray | None = None
         for s, al, L, R in aff.terms:
-            T = _matmul(_matmul(L, mats[s]), R)
+            T = matmul(matmul(L, mats[s]), R)
             T = T if al == 1.0 else (-T if al == -1.0 else al * T)
             E = T if E is None else E + T
         if aff.C is not None:
             E = aff.C if E is None else E + aff.C  # broadcasts as the expression does
         return np.broadcast_to(E, aff.shape) if E is not None else np.zeros(aff.shape)
+
+    def _constant_norm2(self, aff: Affine) -> float:
+        """``‖C‖²`` of ``aff``'s constant as broadcast to its shape."""
+        if np.shape(aff.C) == aff.shape:
+            return self._squared_norm(aff.C)
+        C = aff.constant()
+        return float(np.vdot(C, C))
 
     def _squared_norm(self, C: np.ndarray) -> float:
         """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
@@ -434,16 +356,17 @@ class QuadraticBlock:
         hit = self._norm_cache.get(key)
         if hit is not None and hit[0] is C:
             return hit[1]
-        value = float(np.vdot(C, C))
-        if any(C is v for v in self._constant_cache.values()):
+        flat = np.asarray(C, dtype=float).ravel(order="K")
+        value = float(flat @ flat)
+        if self._compiler.is_data(C):
             self._norm_cache[key] = (C, value)
         return value
 
     def _constraint_rows(self, n: int):
         lb, ub = (None, None) if self._bounds[0] is None else (self._bounds[0].copy(), self._bounds[1].copy())
         rows, lows, ups = [], [], []
-        for expr, kind in self._cons:
-            aff = self._affine(expr)
+        for program, kind in self._cons:
+            aff = program()
             rhs = -aff.constant().ravel(order="F")
             if len(aff.terms) == 1 and aff.terms[0][2] is None and aff.terms[0][3] is None and kind == "le" \
                     and aff.shape == self.slots[aff.terms[0][0]].shape:
@@ -483,11 +406,13 @@ def _bound_value(bound, default: float):
     return bound
 
 
-def _nonzero(value: np.ndarray, expr) -> float:
-    d = float(np.asarray(value).ravel()[0])
-    if d == 0.0 or not np.isfinite(d):
-        raise Unsupported(f"a denominator equal to {d} in `{expr}`")
-    return d
+_UNIT_ROUNDOFF = np.finfo(float).eps / 2
+
+
+def _fro(A: np.ndarray) -> float:
+    """``‖A‖_F`` by one dot product (``np.linalg.norm``'s checks cost more than the sum at these sizes)."""
+    a = A.ravel(order="K")  # no copy for an array contiguous in either order
+    return math.sqrt(float(a @ a))
 
 
 def _gram(L1: np.ndarray | None, L2: np.ndarray | None, m: int) -> np.ndarray:
