@@ -225,3 +225,22 @@ def test_a_truthy_callback_stops_grow_as_interrupted_with_a_certificate():
     assert full.status == "converged" and full.certificate.global_optimal
     with pytest.raises(InvalidInputError, match="callback"):
         grow(problem, start, GrowOptions(callback=3))
+
+
+def test_time_limit_reaches_the_block_iterations_of_grow():
+    """A local descent that would never converge (tol 1e-300, a million iterations) still ends at the time
+    limit: the deadline reaches the driver's block iterations, not only the checks between rounds. The point
+    returned carries a computed certificate (no verdict)."""
+    Y = low_rank(800, 600, 12, 0.5, seed=11)   # large enough that grow cannot finish in 0.3 s on a fast machine
+    lam = lam_for_rank(Y, 10)
+    problem = MFGrowProblem(Y, lam)
+    rng = np.random.default_rng(0)
+    start = MFState(rng.standard_normal((800, 2)), rng.standard_normal((600, 2)))
+    res, state = grow(problem, start, GrowOptions(max_iters=10**6, tol=1e-300, time_limit=0.3))
+    assert res.status == "time_limit" and "time_limit=0.3" in res.message
+    assert res.total_time < 0.3 + 3.0          # a few block solves and one polar past the deadline, on a loaded machine
+    assert res.iterations >= 1
+    g = res.certificate.globalopt
+    assert g is not None and g.global_optimal is False
+    assert g.objective == pytest.approx(problem.objective(state), rel=1e-12)
+    assert g.polar > lam and g.lower_bound <= svt_optimum(Y, lam)[1]   # computed; proven only near λ (-inf here)

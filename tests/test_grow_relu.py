@@ -7,6 +7,7 @@ import pytest
 import multiconvex as mc
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import null_combination, rescale
+from multiconvex.globalopt.grow import GrowOptions, grow
 from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
 from multiconvex.models import ParallelReLUNetwork, datasets
@@ -208,3 +209,22 @@ def test_small_scale_targets_neither_fool_nor_block_the_certificate():
     cert = bad.certificate(X, eps * y)
     assert cert.global_optimal is False
     assert bad.result_.certificate.global_optimal is False
+
+
+def test_screened_rounds_skip_the_block_gaps_but_the_returned_point_has_them():
+    """Rounds whose polar is a screen that found units to append do not measure block gaps (their certificate
+    cannot pass); the point returned — here after such a round — gets its gaps and the full polar."""
+    X, y = toy(30, 2, seed=7)
+    problem = ReLUGrowProblem(with_bias(X), y, 0.05, solver="clarabel")
+    res, state = grow(problem, ReLUState(np.zeros((0, 3)), np.zeros(0)), GrowOptions(max_rounds=3))
+    checks = res.info["polar_checks"]
+    screened_rounds = [c["round"] for c in checks if c["screened"]]
+    assert screened_rounds, "no screened round: the case this test is about did not occur"
+    gap_of_round = {h.iteration: h.max_block_gap for h in res.history[1:]}
+    assert all(np.isnan(gap_of_round[r]) for r in screened_rounds)
+    g = res.certificate.globalopt
+    assert res.status == "iteration_limit" and g.stationary is not None          # measured at the returned point
+    assert set(res.certificate.block_gaps) == {"hidden", "output"}
+    assert g.polar_exact and not checks[-1]["screened"]                        # the full polar was computed there
+    f = problem.objective(state)
+    assert g.objective == pytest.approx(f, rel=1e-12) and g.lower_bound <= f

@@ -16,8 +16,15 @@ from scipy.optimize import linprog
 from models import MatrixFactorization, svt_optimum
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import patterns as pm
+from multiconvex.globalopt.certificate import dual_lower_bound
 from multiconvex.globalopt.mf_polar import mf_polar
-from multiconvex.globalopt.pattern_proof import certified_signs, count_chambers, integer_rows
+from multiconvex.globalopt.pattern_proof import (
+    CountBudgetExceeded,
+    certified_signs,
+    count_chambers,
+    integer_rows,
+    prove_complete,
+)
 from multiconvex.globalopt.patterns import count_patterns_upper_bound, enumerate_patterns
 from multiconvex.globalopt.spectral_bound import UNIT_ROUNDOFF, prove_spectral_bound
 
@@ -217,3 +224,78 @@ def test_mf_polar_refuses_bad_input_with_the_fix():
         mf_polar(np.ones((3, 2)), method="lanczos")
     with pytest.raises(InvalidInputError, match="NaN"):
         mf_polar(np.full((3, 2), np.inf))
+
+
+# ----------------------------------------------------------------------------------- the dual bound's arithmetic
+
+
+def exact_dual_bound(G: np.ndarray, Y: np.ndarray, lam: float, rho: float) -> Fraction:
+    """``max_{0 ≤ t ≤ λ/ρ} t⟨G, Y⟩ − t²‖G‖²/2`` in rational arithmetic (every double is a rational)."""
+    gy = sum((Fraction(float(a)) * Fraction(float(b)) for a, b in zip(G.ravel(), Y.ravel())), Fraction(0))
+    gg = sum((Fraction(float(a)) ** 2 for a in G.ravel()), Fraction(0))
+    t_max = Fraction(lam) / Fraction(rho)
+    t = min(max(gy / gg, Fraction(0)), t_max) if gg else Fraction(0)
+    return t * gy - t * t * gg / 2
+
+
+def test_the_dual_bound_carries_a_rounding_margin_for_its_own_products():
+    """⟨G, Y⟩ summed in floating point cancels 1e16 against −1e16 and keeps a rounding error of 1: the
+    unguarded formula claimed 8/3 where the bound over t is exactly 3/2."""
+    G, Y, lam, rho = np.ones(3), np.array([1e16, 3.0, -1e16]), 1.0, 1e-9
+    gy, gg = float(np.vdot(G, Y)), float(np.vdot(G, G))
+    naive = (gy / gg) * gy - 0.5 * (gy / gg) ** 2 * gg
+    exact = exact_dual_bound(G, Y, lam, rho)
+    assert naive > exact                        # what the margin is for: without it the "bound" is violated
+    assert Fraction(dual_lower_bound(G, Y, lam, rho)) <= exact
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_dual_bound_is_below_its_exact_rational_value(seed):
+    """Random G, Y with heavy cancellation and scales 1e-8…1e8: the float bound never exceeds the exact one,
+    and stays within a relative 1e-9 of it where there is no cancellation to lose."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    scale = 10.0 ** rng.uniform(-8, 8)
+    Y = scale * rng.standard_normal(n) * 10.0 ** rng.integers(0, 16, n)
+    G = scale * rng.standard_normal(n) if seed % 2 else Y - scale * rng.standard_normal(n)
+    rho = abs(float(rng.standard_normal())) * float(np.linalg.norm(G))
+    lam = float(rng.uniform(0.1, 2.0)) * rho
+    exact = exact_dual_bound(G, Y, lam, rho)
+    lb = dual_lower_bound(G, Y, lam, rho)
+    assert Fraction(lb) <= exact
+    if seed % 2 == 0:  # G ≈ Y: no cancellation in ⟨G, Y⟩
+        assert lb >= float(exact) * (1 - 1e-9) - 1e-300
+
+
+def test_the_dual_bound_of_a_large_matrix_keeps_its_digits():
+    """The margin is γ_{m+n} ‖G‖‖Y‖ (two-stage sums), not γ_{mn}: at 2000 × 1000 a relative 1e-12."""
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((2000, 1000))
+    G = 0.5 * Y
+    lb = dual_lower_bound(G, Y, 1.0, 1.0)    # t = 1: ⟨G, Y⟩ − ‖G‖²/2 = 0.375 ‖Y‖²
+    ref = 0.375 * float(np.vdot(Y, Y))
+    assert ref * (1 - 1e-11) <= lb <= ref
+
+
+# ----------------------------------------------------------------------------------- the chamber-count budget
+
+
+def near_rank_deficient_rows(m: int, seed: int) -> np.ndarray:
+    """``m`` rows of exact rank 3 whose third coordinate is at the rounding level: floating-point rank 2."""
+    rng = np.random.default_rng(seed)
+    X = np.c_[rng.standard_normal((m, 2)), 1e-17 * rng.standard_normal(m)]
+    assert np.linalg.matrix_rank(X) == 2
+    return X
+
+
+def test_the_chamber_count_stops_at_its_budget_where_the_float_rank_understates_the_cost():
+    X = near_rank_deficient_rows(60, 0)
+    normals = integer_rows(X)
+    assert len(normals) == 60
+    exact = count_chambers(normals)                       # rank 3: about m² chambers, ~m²/2 work
+    assert exact > 2 * 60                                 # more than the rank-2 count the float rank suggests
+    with pytest.raises(CountBudgetExceeded):
+        count_chambers(normals, budget=500)
+    nz = np.arange(60)
+    pats, proven, why = prove_complete(X, nz, np.zeros((1, 60), bool), np.zeros((1, 3)), budget=500)
+    assert not proven and "budget" in why                # the float-rank pre-check (60 ≤ 500) let it through

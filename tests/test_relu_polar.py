@@ -371,7 +371,28 @@ def test_a_tiny_nonzero_row_does_not_cut_every_cone_in_half(per_pattern):
         G = rng.standard_normal(7)
         res = relu_polar(X, G, per_pattern=per_pattern)
         grid = np.abs(np.maximum(U @ X.T, 0) @ G).max()
-        assert res.exact and grid <= res.value + 1e-8
+        delta = abs(G[-1]) * np.linalg.norm(X[-1])        # what the treated-as-zero row can move
+        assert grid <= res.value + 1e-8
+        assert grid <= res.upper + 1e-8 and res.upper <= res.value * (1 + 1e-12) + 2 * delta * (1 + 1e-9)
+        assert not res.exact
+
+
+def test_a_treated_as_zero_row_with_a_large_residual_widens_the_upper_bound():
+    """A row of norm 1e-13 with G_i = 3e12 moves the objective by up to 0.3: the programs drop it, so the
+    value over the remaining arrangement can miss the polar by that much; the upper bound must not."""
+    rng = np.random.default_rng(3)
+    theta = np.linspace(0, 2 * np.pi, 400_001)
+    U = np.c_[np.cos(theta), np.sin(theta)]
+    misses = 0
+    for _ in range(20):
+        X = np.vstack([rng.standard_normal((6, 2)), 1e-13 * rng.standard_normal(2)])
+        G = np.r_[rng.standard_normal(6), 3e12 * rng.choice([-1.0, 1.0])]
+        res = relu_polar(X, G)
+        grid = np.abs(np.maximum(U @ X.T, 0) @ G).max()
+        misses += grid > res.value + 1e-6                  # the dropped row matters here
+        assert grid <= res.upper + 1e-8, (grid, res.value, res.upper)
+        assert not res.exact and "treated as zero" in res.method
+    assert misses                                          # the case the widened bound exists for occurs
 
 
 def test_relaxation_with_a_zero_row_is_finite_and_valid():

@@ -10,7 +10,9 @@ One round:
    path ``W_i ← (1 + β_i)^{1/p} W_i`` until one subnetwork is zero (output unchanged, objective
    not increased), drop it, and go back to 1;
 4. **certificate** (:mod:`.certificate`): block gaps (stationarity), the polar of
-   ``G = −∇_X ℓ``, the dual lower bound; stop when it proves global optimality;
+   ``G = −∇_X ℓ``, the dual lower bound; stop when it proves global optimality. In a round whose
+   polar is only a cheap screen that found units to append, the block gaps are not measured (such a
+   certificate cannot pass, and the gaps cost one QP per piece): it says "stationarity not checked";
 5. otherwise **append several subnetworks** along the best polar maximisers whose value exceeds λ,
    each scaled by an exact line search on the objective (so the objective decreases), and repeat.
 
@@ -167,7 +169,7 @@ def _check_record(rnd: int, problem: SubnetworkProblem, state: Any, pol: PolarIn
             "patterns_checked": pol.patterns_checked, "objective": f}
 
 
-def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, gaps: dict[str, float],
+def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, gaps: dict[str, float] | None,
              opts: GrowOptions) -> GlobalCertificate:
     return make_certificate(
         G=problem.residual(state), Y=problem.Y, lam=problem.lam, objective=f, polar=pol.value,
@@ -215,13 +217,19 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
                     state, total_iters = problem.drop_zero(ld.state), total_iters + ld.iterations
                     solver_time += ld.solver_time
             f = problem.objective(state)
-            gaps = ld.block_gaps if (ld.block_gaps is not None and not n_resc) else problem.block_gaps(state)
             pol = problem.polar(state, max(1, opts.n_maximisers))
             solver_time += pol.solver_time
             polar_checks.append(_check_record(rnd, problem, state, pol, f))
-            cert = _certify(problem, state, pol, f, gaps, opts)
+            if pol.screened and any(v > lam * (1.0 + opts.polar_tol) for v in pol.values):
+                # a screen's lower bound certifies nothing and the round appends units: the block gaps (one
+                # QP per piece) would only be reported, so they are measured where the verdict needs them
+                gaps_now: dict[str, float] | None = None
+            else:
+                gaps_now = ld.block_gaps if (ld.block_gaps is not None and not n_resc) else problem.block_gaps(state)
+            gaps = gaps_now if gaps_now is not None else {}
+            cert = _certify(problem, state, pol, f, gaps_now, opts)
             # the returned point is always one whose certificate was computed
-            snapshot = (state, cert, gaps, pol.screened)
+            snapshot = (state, cert, gaps_now, pol.screened)
             max_gap = max([g for g in gaps.values() if np.isfinite(g)], default=math.nan)
             history.append(HistoryEntry(rnd, time.perf_counter() - t0, f, f"r={problem.n_subnetworks(state)}",
                                         max_gap, solver_time))
@@ -267,7 +275,8 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
         status, message = "interrupted", "interrupted by the user; the last certified state is returned"
         logger.warning(message)
     if snapshot is not None:
-        state, cert, gaps, screened = snapshot
+        state, cert, snap_gaps, screened = snapshot
+        gaps = snap_gaps if snap_gaps is not None else problem.block_gaps(state)
         if screened:  # the last polar was only a screen: compute the full one at the returned point
             pol = problem.polar(state, max(1, opts.n_maximisers), full=True)
             solver_time += pol.solver_time

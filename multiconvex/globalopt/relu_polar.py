@@ -98,6 +98,9 @@ class PolarResult:
     solver_time : float
         Backend time summed over the per-pattern programs and the relaxation.
     wall_time : float
+    pruned : bool
+        Whether ``prune_below`` left programs unsolved whose bound exceeds ``value`` (then ``upper``
+        carries their bound; a call without ``prune_below`` may tighten it).
     """
 
     value: float
@@ -110,6 +113,7 @@ class PolarResult:
     values: list = field(default_factory=list)
     solver_time: float = 0.0
     wall_time: float = 0.0
+    pruned: bool = False
 
     @property
     def gap(self) -> float:
@@ -385,6 +389,17 @@ def relu_polar(
     if failures:
         exact = False
         notes.append(f"{len(failures)} programs failed ({failures[0]}); their bound ‖XᵀDG‖ is used")
+    # Rows the enumeration and the programs treat as zero (_solve_chunk) still enter the true objective:
+    # each moves it by at most |G_i|·‖x_i‖ for ‖u‖ ≤ 1, so with δ their sum a program's optimum is at most
+    # value + δ at its solution and the polar on its chamber at most that + δ (failed or pruned: bound + δ)
+    norms = np.linalg.norm(X, axis=1)
+    tiny = norms <= _ZERO_ROW_TOL * max(float(norms.max()), 1e-300)
+    delta = float(np.abs(G[tiny]) @ norms[tiny]) * (1.0 + 1e-10) if complete else 0.0
+    if delta > 0:
+        exact = False
+        failed_bound = max(value + delta, failed_bound) + delta
+        notes.append(f"{int(tiny.sum())} rows of norm <= {_ZERO_ROW_TOL:g} x the largest treated as zero: "
+                     f"the bound carries their contribution {delta:.3g} twice")
     notes.insert(0, f"{n_solved} pattern programs solved ({kind}), {n_closed} in closed form, "
                     f"{n_pruned} pruned by ‖XᵀDG‖")
     if exact:
@@ -416,7 +431,7 @@ def relu_polar(
         value=value, upper=float(upper), exact=bool(exact), method=method,
         patterns_checked=len(pats), patterns_total=total,
         maximisers=[(u, s) for _, u, s in best], values=[v for v, _, _ in best],
-        solver_time=solver_time, wall_time=time.perf_counter() - start,
+        solver_time=solver_time, wall_time=time.perf_counter() - start, pruned=pruned_above > value,
     )
 
 

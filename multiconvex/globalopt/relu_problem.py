@@ -20,10 +20,10 @@ Optionally (``gradient_steps``, default on for sampled patterns, i.e. larger dat
 iterations start each local-descent iteration: they cross pieces, which the piece-restricted programs
 can only do one boundary at a time; they are accepted only when the objective decreases.
 
-With ``solver="clarabel"`` both programs are written straight into the backend's standard form
-(:mod:`.relu_piece`: the piece program to Clarabel's matrix interface, its sparsity fixed per unit
-count so later solves only refill numbers; the hidden-block QP through the dispatcher); other
-backends take the cvxpy route, compiled per call.
+With ``solver="clarabel"`` both programs are block subproblems for the dispatcher (:mod:`.relu_piece`:
+the piece program an SOCP with second-order cone rows, its sparsity fixed per unit count so later
+solves only refill numbers; the hidden block a QP); other backends take the cvxpy route, compiled
+per call.
 
 **Block gaps** (stationarity) are those of the two layer blocks: the output block in closed form,
 the hidden block ``U`` as a QP on its piece by the backend. **The polar** is
@@ -129,9 +129,10 @@ class ReLUGrowProblem:
         # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
         self._scale = float(np.linalg.norm(self.Y)) or 1.0
         self.solves = 0
-        # with Clarabel the programs are written in its standard form directly (no per-call compile);
+        # with Clarabel the programs are block subproblems for the dispatcher (no per-call compile);
         # other backends take the cvxpy route
-        self._native = (PiecePrograms(self.X, make_plan(solver, "QP", self.solver_options), self.solver_options)
+        self._native = (PiecePrograms(self.X, make_plan(solver, "QP", self.solver_options), self.solver_options,
+                                      piece_plan=make_plan(solver, "SOCP", self.solver_options))
                         if resolve(solver, "SOCP")[0].name == "clarabel" else None)
 
     # -- objective ------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ class ReLUGrowProblem:
         # where the result may certify (the proven upper bound is at most λ), solve them all for the exact value
         p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k,
                        **{"prune_below": tau, **opts})
-        if not p.exact and p.upper <= tau * (1.0 + 1e-3) and "prune_below" not in self.polar_options:
+        if p.pruned and p.upper <= tau * (1.0 + 1e-3) and "prune_below" not in self.polar_options:
             p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, **opts)
         return PolarInfo(value=p.value * ys, upper=p.upper * ys, exact=p.exact, method=p.method,
                          maximisers=list(p.maximisers), values=[v * ys for v in p.values],

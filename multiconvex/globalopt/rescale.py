@@ -77,7 +77,7 @@ def null_combination(*, outputs: np.ndarray | None = None, gram: np.ndarray | No
     return None
 
 
-def rescale(beta: np.ndarray, thetas: Sequence[float], degree: int) -> RescaleStep:
+def rescale(beta: np.ndarray, thetas: Sequence[float] | np.ndarray, degree: int) -> RescaleStep:
     """Orient and scale a null combination β and return the factors that zero one subnetwork.
 
     ``thetas`` are the regulariser values ``θ(W_i) ≥ 0``; ``degree`` is p. The sign of β is chosen
