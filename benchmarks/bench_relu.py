@@ -10,7 +10,8 @@ Run: ``python benchmarks/bench_relu.py [--quick] [--device cpu|cuda] [--only SEC
 takes — ``auto`` (DAQP / closed form), ``clarabel-native`` (Clarabel through the dispatcher) and
 ``ecos`` (the dispatcher's small cvxpy problem in the block's own weights) — with per-block times on
 diabetes, and clarabel-native against Clarabel through cvxpy on softmax blocks, the one place the
-cvxpy-level path is left), ``compare`` (ours vs Adam vs GD), ``scaling`` (N = 1k … 30k), and the batched
+cvxpy-level path is left), ``compare`` (ours — Gauss–Seidel and ``adam+gauss-seidel``, ``solver="auto"`` — vs
+Adam vs GD; ``--no-digits`` for diabetes alone), ``scaling`` (N = 1k … 30k), and the batched
 unit blocks: ``sweep`` (one Gauss–Seidel sweep on diabetes ``auto`` vs ``clarabel-native`` from the same
 start, the certifying pass, a small network run to gaps ≤ 1e-9), ``certify`` (certifying Adam's end point
 against Adam's training time) and ``hybrid`` (``adam+gauss-seidel`` and the pure block driver against Adam).
@@ -59,6 +60,14 @@ def _time_to(history, target: float) -> float:
     return math.inf
 
 
+def _end_point(net, X, y) -> dict:
+    """The partial-minimum certificate of a fitted network's weights, computed after its run (unit blocks)."""
+    t0 = time.perf_counter()
+    c = net.certificate(X, y, block_size="unit")
+    return {"partial_minimum": bool(c.is_partial_minimum), "max_block_gap": float(c.max_gap),
+            "tolerance": float(c.tolerance), "seconds": time.perf_counter() - t0}
+
+
 def _cert(r) -> dict:
     c = r.certificate
     return {"partial_minimum": None if c is None else bool(c.is_partial_minimum),
@@ -77,7 +86,8 @@ SQUARED_PATHS = (
 CVXPY_LEVEL_SQUARED = (
     "not reachable for squared loss: NetForm.solve_prepared hands every squared-loss block to the dispatcher "
     "(solver='clarabel' runs the same ClarabelQP module as 'clarabel-native'), and the per-shape cvxpy problem "
-    "(multiconvex.nets.form._Subproblem) now builds only logistic/softmax objectives. The cvxpy-level path is "
+    "(multiconvex.nets.smooth_conic.CvxpySmoothBlock) now builds only logistic/softmax objectives. "
+    "The cvxpy-level path is "
     "still measured for softmax blocks (softmax_blocks: clarabel-native vs Clarabel through cvxpy)."
 )
 
@@ -205,9 +215,12 @@ def backend_paths_markdown(out: dict) -> str:
 
 # -- ours against Adam and GD ----------------------------------------------------------------------
 def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs: int, gd_steps: int,
-            gd_lr: float, device: str) -> dict:
+            gd_lr: float, device: str, solver: str = "auto") -> dict:
+    """Ours (Gauss–Seidel over unit blocks, and ``adam+gauss-seidel``) against Adam and full-batch GD, every end
+    point certified with the same unit blocks and ``solver`` (default ``auto``: DAQP / closed form for squared
+    loss)."""
     common = dict(loss=loss, weight_decay=1e-4, seed=0, device=device)
-    cert = dict(solver=NATIVE, block_size="unit")
+    cert = dict(solver=solver, block_size="unit")  # the blocks of the certificates, and of our runs
     runs, nets = {}, {}
     nets["adam"] = ReLUNetwork(sizes, **common).fit(X, y, algorithm="adam", lr=1e-3, batch_size=64,
                                                     max_iters=adam_epochs, **cert)
@@ -215,6 +228,10 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
                                                   log_every=10, **cert)
     nets["ours (gauss-seidel)"] = ReLUNetwork(sizes, **common).fit(
         X, y, algorithm="gauss-seidel", max_iters=10_000, time_limit=ours_time, **cert)
+    # Adam's epochs, then unit-block sweeps until certified or the same time limit
+    nets["ours (adam+gauss-seidel)"] = ReLUNetwork(sizes, **common).fit(
+        X, y, algorithm="adam+gauss-seidel", lr=1e-3, batch_size=64, max_iters=adam_epochs, block_iters=10_000,
+        time_limit=ours_time, **cert)
     target = nets["adam"].result_.objective
     for label, net in nets.items():
         r = net.result_
@@ -225,11 +242,14 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
             "time": r.total_time if ours else r.history[-1].time,
             "solver_share": r.solver_share if ours else 0.0,
             **_cert(r), "certificate_time": r.info.get("certificate_time"),
+            # a run stopped by its time limit computes no gaps (nan): its end point's certificate, afterwards
+            **({"end_point": _end_point(net, X, y)} if r.certificate is not None
+               and not np.isfinite(r.certificate.max_gap) else {}),
             "train_score": net.score(X, y), "blocks": len(r.info["blocks"]),
             "time_to_adam_objective": _time_to(hist, target), "history": hist,
         }
     t_adam = runs["adam"]["time"]
-    for label in ("gd", "ours (gauss-seidel)"):
+    for label in ("gd", "ours (gauss-seidel)", "ours (adam+gauss-seidel)"):
         runs[label]["ratio_to_adam"] = runs[label]["time_to_adam_objective"] / t_adam
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, entry in runs.items():
@@ -360,16 +380,21 @@ def hybrid_run(*, device: str, epochs: int, time_factor: float) -> dict:
     res_a, _ = _adam(arch, Xt, Tt, dev, epochs)
     t_adam = res_a.history[-1].time
     form = NetForm(arch, Xt, Tt, 1e-4)
-    res, _ = run_hybrid(form, init_params(arch, 0, dev),
-                        GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0),
-                        DriverOptions("gauss-seidel", max_iters=100_000, time_limit=time_factor * t_adam))
+    res, params = run_hybrid(form, init_params(arch, 0, dev),
+                             GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0),
+                             DriverOptions("gauss-seidel", max_iters=100_000, time_limit=time_factor * t_adam))
     grad, block = res.info["phases"]
+    # a run stopped by its time limit computes no gaps: the end point's certificate, measured afterwards
+    end = certificate(arch, params, Xt, Tt, 1e-4)
     out = {"adam": {"seconds": t_adam, "objective": res_a.objective},
            "adam+gauss-seidel": {"seconds": res.total_time, "ratio_to_adam": res.total_time / t_adam,
                                  "objective": res.objective, "status": res.status,
                                  "partial_minimum": bool(res.certificate.is_partial_minimum),
                                  "max_block_gap": float(res.certificate.max_gap), "sweeps": block["iterations"],
-                                 "gradient_phase_objective": grad["objective"]}}
+                                 "gradient_phase_objective": grad["objective"],
+                                 "end_point_partial_minimum": bool(end.is_partial_minimum),
+                                 "end_point_max_block_gap": float(end.max_gap),
+                                 "end_point_gap_tolerance": float(end.tolerance)}}
     form = NetForm(arch, Xt, Tt, 1e-4)
     pure = run(form, form.point_from_params(init_params(arch, 0, dev)),
                DriverOptions("gauss-seidel", max_iters=100_000, time_limit=time_factor * t_adam))
@@ -386,6 +411,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--digits-n", type=int, default=128)
+    ap.add_argument("--no-digits", action="store_true", help="compare: diabetes only")
     ap.add_argument("--only", default="all",
                     choices=["all", "backends", "native", "compare", "scaling", "sweep", "certify", "hybrid"],
                     help="'native' is the old name of 'backends'")
@@ -410,6 +436,7 @@ def main(argv=None) -> dict:
                                      ours_time=40 if a.quick else 90, adam_epochs=300, gd_steps=3000, gd_lr=0.1)
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "history"}
                           for k, v in report["diabetes"].items()}, indent=1, default=float), flush=True)
+    if a.only in ("all", "compare") and not a.no_digits:
         Xg, yg = datasets.load("digits")
         Xg, yg = Xg[:a.digits_n], yg[:a.digits_n]
         report["digits"] = compare("digits", [64, 64, 64, 10], "softmax", Xg, yg, device=a.device,

@@ -1,8 +1,16 @@
 """The ReLU network on a GPU: ``device="auto"`` picks CUDA, CPU and CUDA agree, and what CUDA buys.
 
 Run on a machine with CUDA (see ``benchmarks/gpu_check.sh``, which installs the solvers first):
-``python benchmarks/gpu_check.py OUT.json``. Writes the JSON after every section, so a run cut
-short still reports what it finished. Timings compare CPU and CUDA within this one run.
+``python benchmarks/gpu_check.py OUT.json [SECTION ...]`` (sections: parity, baselines, block_build,
+sweep, torch_qp; default all; OUT.json defaults to ``$OUT/relu_gpu.json`` when ``$OUT`` is set).
+Writes the JSON after every section, so a run cut short still reports what it finished. Timings
+compare CPU and CUDA within this one run.
+
+``torch_qp``: one layer's unit blocks (diabetes-shaped ``[10, 64, 64, 1]``, second hidden layer:
+64 QPs in 65 variables, one interval per sample) solved by the DAQP loop
+(:func:`multiconvex.solvers.batched_qp.solve_interval_qps`) and by the batched torch solver
+(:func:`multiconvex.solvers.torch_qp.solve_interval_qps_torch`) on each device; times, statuses,
+``max |Δobjective|`` against DAQP and the largest certified gap.
 """
 
 from __future__ import annotations
@@ -21,8 +29,11 @@ import numpy as np
 import torch
 
 from multiconvex.models import ReLUNetwork, datasets
-from multiconvex.nets import NetForm
+from multiconvex.nets import Architecture, NetForm, forward, init_params
+from multiconvex.nets.batched import unit_batch, unit_qps
 from multiconvex.solvers import resolve
+from multiconvex.solvers.batched_qp import solve_interval_qps
+from multiconvex.solvers.torch_qp import solve_interval_qps_torch
 
 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
 
@@ -130,7 +141,80 @@ def block_build_times(devices) -> list[dict]:
     return rows
 
 
-def main(path: str) -> None:
+def _unit_layer(X: np.ndarray, y: np.ndarray, layer: int = 1, seed: int = 0):
+    """The unit blocks of ``layer`` of ``[d, 64, 64, 1]`` at its seeded initial point, weight decay 1e-4:
+    ``(qps, C, zlo, zhi, active)`` in numpy (``active``: the rows tight at the point, as ``auto`` guesses)."""
+    arch = Architecture((X.shape[1], 64, 64, 1))
+    params = init_params(arch, seed, torch.device("cpu"))
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    T = torch.as_tensor(y, dtype=torch.float64).reshape(len(y), -1)
+    _, pre, inputs = forward(arch, params, Xt)
+    batch = unit_batch(arch, params, T, layer, pre, inputs)
+    qps = unit_qps(batch, X.shape[0], 1e-4, 0.0)
+    zlo, zhi = (t.numpy() for t in batch.z_bounds())
+    z0 = batch.z0.T.numpy()
+    eps = 1e-9 * (1.0 + np.abs(z0))
+    active = (zhi - z0 <= eps).astype(np.int8) - (z0 - zlo <= eps).astype(np.int8)
+    return qps, batch.inputs.numpy(), zlo, zhi, active
+
+
+def _objectives(P: np.ndarray, q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.einsum("bi,bij,bj->b", x, P, x) + np.einsum("bi,bi->b", q, x)
+
+
+def torch_qp_times(devices, ns=(442, 10_000, 50_000), budget: float = 120.0, cpu_up_to: int = 10_000,
+                   partial: pathlib.Path | None = None) -> list[dict]:
+    """The DAQP loop vs the batched torch solver on one layer's 64 unit blocks (c = 65), per N and device,
+    from the point (``warm``/``active`` as ``auto`` passes them; also cold at the smallest N). The torch
+    solver runs on CPU up to ``cpu_up_to`` samples only; no new N starts past ``budget`` seconds; the rows so far
+    are written to ``partial`` after each one (a run cut short still reports)."""
+    rows: list[dict] = []
+    t_start = time.perf_counter()
+    for n in ns:
+        if time.perf_counter() - t_start > budget:
+            rows.append({"N": n, "skipped": f"section budget of {budget} s spent"})
+            break
+        X, y = datasets.load("diabetes") if n == 442 else datasets.teacher(n, sizes=(10, 16, 16, 1), seed=0)
+        qps, C, zlo, zhi, active = _unit_layer(X, y)
+        for start in ("warm", "cold") if n == ns[0] else ("warm",):
+            kw = dict(warm=qps.theta0, active=active) if start == "warm" else {}
+            t0 = time.perf_counter()
+            ref = solve_interval_qps(qps.P, qps.q, C, zlo, zhi, **kw)
+            t_daqp = time.perf_counter() - t0
+            f_ref = _objectives(qps.P, qps.q, ref.x)
+            for dev in [d for d in devices if d != "cpu" or n <= cpu_up_to]:
+                args = [torch.as_tensor(a, device=dev) for a in (qps.P, qps.q, C, zlo, zhi)]
+                tkw = {k: torch.as_tensor(v, device=dev) for k, v in kw.items()}
+                P_, q_, C_, lo_, up_ = args
+                solve_interval_qps_torch(P_[:2], q_[:2], C_, lo_[:2], up_[:2])  # warm-up (kernels, allocator)
+                if dev != "cpu":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                out = solve_interval_qps_torch(*args, **tkw)
+                t_torch = time.perf_counter() - t0
+                ok = np.array([s == "optimal" for s in out.status]) & np.isfinite(f_ref)  # certified answers
+                gaps = (out.objective - out.lower_bound) / np.maximum(np.abs(out.objective), 1e-300)
+                rows.append({"N": n, "c": C.shape[1], "units": len(qps.P), "start": start, "device": dev,
+                             "daqp_seconds": t_daqp, "torch_seconds": t_torch, "speedup": t_daqp / t_torch,
+                             "daqp_statuses": {s: ref.status.count(s) for s in set(ref.status)},
+                             "torch_statuses": {s: out.status.count(s) for s in set(out.status)},
+                             "max_abs_objective_diff_optimal": float(np.max(np.abs(out.objective[ok] - f_ref[ok])))
+                             if ok.any() else None,
+                             "max_bound_above_daqp": float(np.max(out.lower_bound - f_ref)),  # ≤ 0 up to rounding
+                             "max_abs_objective_diff_any_point": float(np.nanmax(np.abs(out.objective - f_ref))),
+                             "max_relative_gap": float(np.max(gaps[ok])) if ok.any() else None,
+                             "admm_iterations_max": int(out.iterations.max()),
+                             "admm_iterations_mean": float(out.iterations.mean())})
+                print(rows[-1], flush=True)
+                if partial is not None:
+                    partial.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+SECTIONS = ("parity", "baselines", "block_build", "sweep", "torch_qp")
+
+
+def main(path: str, only: tuple[str, ...] = SECTIONS) -> None:
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "torch_cpu_threads": torch.get_num_threads()}
@@ -138,8 +222,11 @@ def main(path: str) -> None:
     out = pathlib.Path(path)
     sections = [("parity", parity), ("baselines", lambda: baseline_times(devices)),
                 ("block_build", lambda: block_build_times(devices)),
-                ("sweep", lambda: sweep_times([1000, 3000, 10_000, 30_000], devices))]
+                ("sweep", lambda: sweep_times([1000, 3000, 10_000, 30_000], devices)),
+                ("torch_qp", lambda: torch_qp_times(devices, partial=out.with_suffix(".partial.json")))]
     for name, fn in sections:
+        if name not in only:
+            continue
         t0 = time.perf_counter()
         try:
             report[name] = fn()
@@ -152,4 +239,8 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "relu_gpu.json")
+    default = str(pathlib.Path(os.environ["OUT"]) / "relu_gpu.json") if os.environ.get("OUT") else "relu_gpu.json"
+    unknown = set(sys.argv[2:]) - set(SECTIONS)
+    if unknown:
+        sys.exit(f"unknown sections {sorted(unknown)}; known: {SECTIONS}")
+    main(sys.argv[1] if len(sys.argv) > 1 else default, tuple(sys.argv[2:]) or SECTIONS)

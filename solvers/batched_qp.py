@@ -46,7 +46,7 @@ class BatchOutcome:
 
 def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.ndarray], lower: np.ndarray,
                        upper: np.ndarray, *, warm: np.ndarray | None = None, active: np.ndarray | None = None,
-                       options: dict[str, Any] | None = None) -> BatchOutcome:
+                       options: dict[str, Any] | None = None, deadline: float | None = None) -> BatchOutcome:
     """``min ½xᵀP_b x + q_bᵀx  s.t.  lower_b ≤ C_b x ≤ upper_b`` for every ``b``, by DAQP.
 
     Parameters
@@ -67,25 +67,42 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
         corrects it; should it fail from there, the QP is solved again from scratch.
     options : dict, optional
         DAQP settings, passed through.
+    deadline : float, optional
+        ``time.time()`` seconds (a run's time limit, :attr:`multiconvex.solvers.dispatch.Plan.deadline`): no QP
+        starts after it (status ``"time_limit"``, no point), and each gets the remaining time as DAQP's own
+        ``time_limit`` unless ``options`` set one.
     """
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
     B, n = q.shape
+    # contiguous float64 once for the batch (DAQP's wrapper copies whatever is not)
+    P, q = np.ascontiguousarray(P, dtype=float), np.ascontiguousarray(q, dtype=float)
+    warm = None if warm is None else np.ascontiguousarray(warm, dtype=float)
+    shared = not isinstance(C, list)
+    if shared:
+        C = np.ascontiguousarray(C, dtype=float)
     x = np.full((B, n), np.nan)
     times, iters = np.zeros(B), np.zeros(B, dtype=int)
     status: list[str] = []
     opts = {"eps_prox": -1e-6, **(options or {})}  # negative: regularise only when P is singular
-    shared = not isinstance(C, list)
+    user_limit = any(k.lower() == "time_limit" for k in opts)
     for b in range(B):
-        A = np.ascontiguousarray(C if shared else C[b], dtype=float)
+        A = C if shared else np.ascontiguousarray(C[b], dtype=float)
         lo, up = np.asarray(lower[b], dtype=float), np.asarray(upper[b], dtype=float)
         if np.any(lo > up):
             status.append(st.INFEASIBLE)
             continue
         run = dict(opts)
+        if deadline is not None:
+            remaining = deadline - time.time()
+            if remaining <= 0:  # the run's time is up: no solve starts
+                status.append(st.TIME_LIMIT)
+                continue
+            if not user_limit:
+                run["time_limit"] = max(remaining, 1e-3)
         if warm is not None:
-            run.setdefault("primal_start", np.asarray(warm[b], dtype=float))
-        Pb, qb = np.ascontiguousarray(P[b], dtype=float), np.ascontiguousarray(q[b], dtype=float)
+            run.setdefault("primal_start", warm[b])
+        Pb, qb = P[b], q[b]
         ub, lb = finite_or_big(up), finite_or_big(lo)
         guess = None if active is None else np.asarray(active[b])
         if guess is not None and (not guess.any() or np.count_nonzero(guess) > n):
@@ -102,7 +119,7 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
             times[b] += min(wall, float(info.get("solve_time", wall)) + float(info.get("setup_time", 0.0)))
             iters[b] += int(info.get("iterations", 0))
             s = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
-            if s == st.OPTIMAL:
+            if s in (st.OPTIMAL, st.TIME_LIMIT):
                 break
         status.append(s)
         if st.has_solution(s):

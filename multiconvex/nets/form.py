@@ -20,11 +20,14 @@ row ``u`` of ``W_{k+1}`` with its bias appended. ``prepare`` runs one forward pa
   resolved from the user's ``solver=`` at the front door: ``"auto"`` takes the closed form for an
   unconstrained output-layer block and DAQP (dense active set, exact) for small piece-constrained
   ones; any registry name works;
-* logistic/softmax (exponential cones, not in ``BlockSubproblem`` yet): straight to
-  ``clarabel-native`` (:class:`_NativeSubproblem` assembles Clarabel's ``P, q, A, b`` and cones
-  and updates the solver's data in place between solves), or through a cvxpy problem compiled
-  **once** per block shape (layer, group size) with Parameters for every matrix (DPP). Blocks of
-  the same shape share it, one solve at a time.
+* logistic/softmax with ``solver="auto"`` in unit blocks: the unit blocks of a layer prepared at one
+  point are built as one batch (:func:`multiconvex.nets.smooth_units.smooth_batch`: each sample's outputs
+  affine in the unit's pre-activation, one interval per sample) and solved by Newton steps on DAQP with a
+  proven lower bound (:func:`multiconvex.nets.smooth_units.solve_smooth_units`): no cones, and a
+  gap-measuring solve reports the bound, so every block gap is a proof;
+* logistic/softmax otherwise (a named solver, blocks of several units, or neither weight decay nor
+  prox): exponential-cone programs (:class:`multiconvex.nets.smooth_conic.ConicBlocks`), straight to
+  ``clarabel-native`` as matrices or through a cvxpy problem compiled once per block shape.
 """
 
 from __future__ import annotations
@@ -35,117 +38,25 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
-from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
-from ..solvers import dispatch, has_solution
+from ..errors import InvalidInputError
+from ..solvers import dispatch
 from ..solvers.cvxpy_adapter import options_for
-from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
+from ..solvers.registry import get_backend
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
 from .batched import boundary_units, piece_context, unit_batch
 from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
 from .incremental import ForwardCache
 from .network import DTYPE, Architecture, Params, init_params
-from .subproblems import block_values, conic_matrices, squared_subproblem
+from .smooth_conic import ConicBlocks
+from .smooth_units import smooth_batch, solve_smooth_units
+from .subproblems import block_problem_class, block_values, squared_subproblem
 from .unit_blocks import solve_units
 
 logger = logging.getLogger("multiconvex")
-
-
-class _Subproblem:
-    """One compiled cvxpy problem for every logistic/softmax block of a shape: data loss + weight
-    decay, piece kept (squared-loss blocks go to the dispatcher as values)."""
-
-    def __init__(self, arch: Architecture, n_samples: int, layer: int, g: int, n_later_rows: int,
-                 weight_decay: float):
-        N, K = n_samples, arch.sizes[-1]
-        c = arch.sizes[layer] + int(arch.bias)
-        p = g * c
-        self.theta = cp.Variable(p, name="theta")
-        th = self.theta
-        self.A, self.c = cp.Parameter((N * K, p), name="A"), cp.Parameter(N * K, name="c")
-        z = self.A @ th + self.c
-        if arch.loss == "logistic":  # A, c carry the sign −t: loss = log(1 + exp(−t f))
-            loss = cp.sum(cp.logistic(z)) / N
-        else:
-            self.q = cp.Parameter(p, name="q")  # Σ_i A_iᵀ t_i: the linear part −tᵀf
-            loss = (cp.sum(cp.log_sum_exp(cp.reshape(z, (N, K), order="C"), axis=1)) - self.q @ th) / N
-        self.main = loss + (weight_decay / 2) * cp.sum_squares(th) if weight_decay else loss
-        self.rho = cp.Parameter(nonneg=True, value=0.0, name="rho")
-        self.anchor = cp.Parameter(p, value=np.zeros(p), name="anchor")
-        obj = self.main + self.rho / 2 * cp.sum_squares(th) - self.anchor @ th
-        cons = []
-        self.own: list[cp.Parameter] = []
-        if layer < arch.n_layers - 1:
-            for u in range(g):
-                P = cp.Parameter((N, c), name=f"own{u}")
-                self.own.append(P)
-                cons.append(P @ th[u * c:(u + 1) * c] >= 0)
-        self.G = self.h = None
-        if n_later_rows:
-            self.G, self.h = cp.Parameter((n_later_rows, p), name="G"), cp.Parameter(n_later_rows, name="h")
-            cons.append(self.G @ th + self.h >= 0)
-        self.problem = cp.Problem(cp.Minimize(obj), cons)
-        self.lock = threading.Lock()
-        self.backends: list | None = None
-
-    def set_data(self, data: BlockData, T: np.ndarray | None, loss: str, prox: float) -> None:
-        def np_(t):
-            return t.detach().cpu().numpy()
-
-        if loss == "logistic":
-            sign = -T.reshape(-1)
-            self.A.value, self.c.value = sign[:, None] * np_(data.A), sign * np_(data.c)
-        else:
-            A = np_(data.A)
-            self.A.value, self.c.value = A, np_(data.c)
-            self.q.value = A.T @ T.reshape(-1)
-        for P, rows in zip(self.own, data.own if data.own is not None else []):
-            P.value = np_(rows)
-        if self.G is not None:
-            self.G.value, self.h.value = np_(data.G), np_(data.h)
-        theta0 = np_(data.theta0)
-        self.rho.value = float(prox)
-        self.anchor.value = float(prox) * theta0
-        self.theta.value = theta0  # warm start, and the point where the constant is matched
-
-
-def block_problem_class(arch: Architecture, layer: int) -> str:
-    """The class of a block subproblem without building it: ``EQP`` (unconstrained squared loss: the
-    output layer of a network whose only hidden layers come before it), ``QP`` (squared loss with
-    piece constraints) or ``EXP`` (logistic/softmax)."""
-    if arch.loss != "squared":
-        return "EXP"
-    return "EQP" if layer == arch.n_layers - 1 else "QP"
-
-
-class _NativeSubproblem:
-    """A logistic/softmax block shape's exponential-cone program, handed to Clarabel as matrices
-    (:func:`multiconvex.nets.subproblems.conic_matrices`); the solver's data is updated in place
-    between solves while the sparsity pattern stays the same, and rebuilt otherwise.
-    """
-
-    def __init__(self, arch: Architecture, n_samples: int, layer: int, weight_decay: float, backend, options):
-        self.arch, self.N, self.layer, self.weight_decay = arch, n_samples, layer, float(weight_decay)
-        self.backend = backend
-        self.problem = backend.problem(options)
-        self.lock = threading.Lock()
-        self.fallback: list | None = None  # cvxpy backends after the native one
-        self.cvxpy: _Subproblem | None = None
-
-    def main(self, theta: np.ndarray, mats: dict) -> float:
-        """The model's own objective on the block (no constant), for ``F`` at the new point."""
-        z = (mats["Z"] @ theta + mats["zc"]).reshape(self.N, -1)
-        return float(logsumexp(z, axis=1).sum() - mats["q"] @ theta) / self.N \
-            + self.weight_decay / 2 * float(theta @ theta)
-
-    def matrices(self, data: BlockData, T: np.ndarray, prox: float):
-        """Clarabel's ``P, q, A, b, cones`` for the block, and what :meth:`main` needs."""
-        return conic_matrices(self.arch, self.layer, data, T, self.weight_decay, prox)
 
 
 class NetForm(StandardForm):
@@ -171,13 +82,17 @@ class NetForm(StandardForm):
         directly, the cvxpy backends after it are the fallback.
     block_size : "auto", "layer", "unit" or int
         See :func:`multiconvex.nets.blocks.make_blocks`; ``"auto"`` means ``"unit"`` for squared loss
-        (every backend then gets the block in its own variables) and for logistic/softmax when the
-        first backend is matrix-level (``clarabel-native``).
+        (every backend then gets the block in its own variables) and for logistic/softmax with
+        ``solver="auto"`` (the Newton path) or when the first backend is matrix-level (``clarabel-native``).
     solver_options : dict, optional
         Passed through to the backend.
 
     Attributes
     ----------
+    smooth_batches : bool
+        Logistic/softmax with ``solver="auto"`` in unit blocks: solved as batches like ``unit_batches`` by
+        Newton steps on DAQP (:mod:`multiconvex.nets.smooth_units`) whenever ``weight_decay + prox > 0``; a
+        gap-measuring solve reports its proven lower bound as the block's value.
     unit_batches : bool
         Squared loss in unit blocks: the unit blocks of a layer prepared at one point are built and solved as
         one batch (:mod:`multiconvex.nets.batched`, :mod:`multiconvex.nets.unit_blocks`). Set it to False for
@@ -198,7 +113,8 @@ class NetForm(StandardForm):
         if arch.loss == "squared":  # those blocks go to the dispatcher: a named backend must take their class
             for layer in range(arch.n_layers):
                 self.plan.check_class(block_problem_class(arch, layer), f"the layer-{layer + 1} blocks")
-        if block_size == "auto" and (arch.loss == "squared" or resolve_class is not None and getattr(
+        smooth_auto = arch.loss != "squared" and self.plan.auto
+        if block_size == "auto" and (arch.loss == "squared" or smooth_auto or resolve_class is not None and getattr(
                 resolve_class(block_problem_class(arch, 0), "layer1")[0], "matrix_level", False)):
             # measured (benchmarks/results/relu.json): in the block's own variables a unit's piece
             # is one interval per sample, so unit blocks are far cheaper than groups (on diabetes
@@ -207,14 +123,18 @@ class NetForm(StandardForm):
         self.layer_blocks = make_blocks(arch, X.shape[0], block_size, budget)
         self.blocks = [Block(b.name, tuple((b.layer, u) for u in b.units)) for b in self.layer_blocks]
         self._backends_for = backends_for
-        self._shapes: dict[tuple[int, int], _Subproblem | _NativeSubproblem] = {}
-        self._shape_lock = threading.Lock()
+        self._conic = ConicBlocks(self)
         self._prepared: dict[int, tuple[Point, float, bool]] = {}
         self._shipped: dict[int, tuple[BlockSubproblem, np.ndarray, float]] = {}
         self._fwd = ForwardCache(arch, X, T, self.weight_decay)
         # squared loss in unit blocks: every unit block of a layer prepared at one point is built and
         # solved as one batch (multiconvex.nets.batched, .unit_blocks) when the first of them is solved
-        self.unit_batches = arch.loss == "squared" and all(len(b.units) == 1 for b in self.layer_blocks)
+        units = all(len(b.units) == 1 for b in self.layer_blocks)
+        self.unit_batches = arch.loss == "squared" and units
+        # logistic/softmax with "auto" in unit blocks: Newton steps on DAQP with a dual bound, batched likewise
+        # (a solve with weight_decay + prox = 0 has no bound of that kind: it takes the cone path)
+        self.smooth_batches = smooth_auto and units
+        self._smooth_prepared: set[int] = set()  # blocks prepared for that path (prepare runs in the driver's thread)
         self._unit_done: dict[int, BlockSolution] = {}
         self._unit_lock = threading.Lock()
         self.build_time = 0.0
@@ -257,41 +177,18 @@ class NetForm(StandardForm):
         return tuple((z >= 0).cpu().numpy() for z in pre[:-1])
 
     # -- block subproblems -------------------------------------------------------------------
-    def _cvxpy_subproblem(self, layer: int, g: int) -> _Subproblem:
-        later = self.X.shape[0] * sum(self.arch.sizes[j + 1] for j in range(layer + 1, self.arch.n_layers - 1))
-        return _Subproblem(self.arch, self.X.shape[0], layer, g, later, self.weight_decay)
-
-    def _shape(self, index: int) -> _Subproblem | _NativeSubproblem:
-        """A logistic/softmax block shape's solver state (built once, shared by the blocks of the shape)."""
-        b = self.layer_blocks[index]
-        key = (b.layer, len(b.units))
-        with self._shape_lock:
-            if key not in self._shapes:
-                t0 = time.perf_counter()
-                if self._resolve_class is not None:
-                    backends = list(self._resolve_class(block_problem_class(self.arch, b.layer), b.name))
-                    native = [x for x in backends if getattr(x, "matrix_level", False)]
-                    rest = [x for x in backends if not getattr(x, "matrix_level", False)]
-                else:
-                    native, rest = [], None
-                if native:
-                    sub = _NativeSubproblem(self.arch, self.X.shape[0], b.layer, self.weight_decay, native[0],
-                                            options_for(native[0], self.solver_options))
-                    sub.fallback = rest
-                else:
-                    sub = self._cvxpy_subproblem(b.layer, len(b.units))
-                    sub.backends = rest if rest is not None else self._backends_for(sub.problem, b.name)
-                self._shapes[key] = sub
-                self.build_time += time.perf_counter() - t0
-            return self._shapes[key]
-
     def prepare(self, index: int, point: Point, *, prox: float = 0.0, flip_boundary: bool = False) -> bool:
         entry = self._fwd.get(point)
-        if self.arch.loss != "squared":
-            self._shape(index)
+        smooth_here = self.smooth_batches and self.weight_decay + prox > 0
+        if self.arch.loss != "squared" and not smooth_here:
+            self._conic.shape(index)
         self._prepared[index] = (point, float(prox), flip_boundary)
+        if smooth_here:
+            self._smooth_prepared.add(index)
+        else:
+            self._smooth_prepared.discard(index)
         block = self.layer_blocks[index]
-        if not self.unit_batches:
+        if not (self.unit_batches or smooth_here):
             return block_boundary(self.arch, block, entry.pre)
         self._unit_done.pop(index, None)
         key = ("boundary", block.layer)
@@ -301,7 +198,8 @@ class NetForm(StandardForm):
 
     def _solve_unit_batch(self, index: int) -> BlockSolution:
         """Block ``index`` and every other unit block of its layer prepared at the same point (same prox and
-        piece side), built as one :func:`~multiconvex.nets.batched.unit_batch` and solved together; the
+        piece side), built as one batch (:func:`~multiconvex.nets.batched.unit_batch` for squared loss,
+        :func:`~multiconvex.nets.smooth_units.smooth_batch` for logistic/softmax) and solved together; the
         others' solutions wait for their own :meth:`solve_prepared` call."""
         with self._unit_lock:
             done = self._unit_done.pop(index, None)
@@ -320,12 +218,21 @@ class NetForm(StandardForm):
                 key = ("piece", flip)
                 if key not in entry.extra:
                     entry.extra[key] = piece_context(self.arch, self.T, entry.pre, entry.inputs, flip)
-                batch = unit_batch(self.arch, entry.params, self.T, layer, entry.pre, entry.inputs, units,
-                                   flip_boundary=flip, context=entry.extra[key])
+                if self.unit_batches:
+                    batch = unit_batch(self.arch, entry.params, self.T, layer, entry.pre, entry.inputs, units,
+                                       flip_boundary=flip, context=entry.extra[key])
+                else:
+                    smooth = smooth_batch(self.arch, entry.params, self.T, layer, entry.pre, entry.inputs, units,
+                                          flip_boundary=flip, context=entry.extra[key])
             self.build_seconds += time.perf_counter() - t0
-            sols = solve_units(self.arch, batch, entry.f, self.X.shape[0], self.weight_decay, prox, self.plan,
-                               [self.blocks[j].name for j in group])
-            theta0 = batch.theta0.detach().cpu().numpy()
+            if self.unit_batches:
+                sols = solve_units(self.arch, batch, entry.f, self.X.shape[0], self.weight_decay, prox, self.plan,
+                                   [self.blocks[j].name for j in group])
+                theta0 = batch.theta0.detach().cpu().numpy()
+            else:
+                sols = solve_smooth_units(self.arch, smooth, entry.f, self.X.shape[0], self.weight_decay, prox,
+                                          options_for(get_backend("daqp"), self.plan.options))
+                theta0 = smooth.theta0
             for n, (j, sol) in enumerate(zip(group, sols)):
                 self._unit_done[j] = self._block_solution(j, None, theta0[n], prox, sol)
             return self._unit_done.pop(index)
@@ -352,7 +259,7 @@ class NetForm(StandardForm):
         return squared_subproblem(self.arch, block, data, f0, self.X.shape[0], self.weight_decay, prox)
 
     def solve_prepared(self, index: int) -> BlockSolution:
-        if self.unit_batches:
+        if self.unit_batches or index in self._smooth_prepared:
             return self._solve_unit_batch(index)
         point, prox, flip = self._prepared[index]
         if self.arch.loss == "squared":
@@ -364,26 +271,7 @@ class NetForm(StandardForm):
             out = self._block_solution(index, sub, theta0, prox, sol)
             out.wall_time = time.perf_counter() - t0
             return out
-        block = self.layer_blocks[index]
-        t0 = time.perf_counter()
-        params, pre, inputs, f0 = _forward_uncached(self, point)
-        sub = self._shapes[(block.layer, len(block.units))]
-        with torch.no_grad():
-            data = block_data(self.arch, params, self.T, block, pre, inputs, flip_boundary=flip)
-        with sub.lock:
-            if isinstance(sub, _NativeSubproblem):
-                sol = self._solve_native(index, sub, data, prox, f0, t0)
-                # a proof of infeasibility (a neighbouring piece that is empty) is an answer: no fallback
-                if sol.ok or not sub.fallback or sol.status in ("infeasible", "unbounded"):
-                    return sol
-                if sub.cvxpy is None:  # the native solve failed: the cvxpy backends after it
-                    sub.cvxpy = self._cvxpy_subproblem(block.layer, len(block.units))
-                    sub.cvxpy.backends = sub.fallback
-                fallback = self._solve_cvxpy(index, sub.cvxpy, data, prox, f0, time.perf_counter())
-                fallback.attempts = sol.attempts + fallback.attempts
-                fallback.wall_time = time.perf_counter() - t0
-                return fallback
-            return self._solve_cvxpy(index, sub, data, prox, f0, t0)
+        return self._conic.solve(index, point, prox, flip)
 
     def set_deadline(self, deadline: float | None) -> None:
         """The run's deadline on the dispatcher's plan (see :meth:`StandardForm.set_deadline`)."""
@@ -418,51 +306,6 @@ class NetForm(StandardForm):
         else:
             out.message = sol.message or f"block {block.name}: {sol.status}"
         return out
-
-    def _solve_native(self, index: int, sub: _NativeSubproblem, data: BlockData, prox: float, f0: float,
-                      t0: float) -> BlockSolution:
-        block = self.layer_blocks[index]
-        name = sub.backend.name
-        try:
-            P, q, A, b, cones, mats = sub.matrices(data, self.T_np, prox)
-            theta0 = data.theta0.detach().cpu().numpy()
-            const = f0 - sub.main(theta0, mats)
-            self.build_seconds += time.perf_counter() - t0
-            res = sub.problem.solve(P, q, A, b, cones)
-        except (LicenceError, SolverUnavailableError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - normalised; the driver keeps the point
-            return BlockSolution(block=index, status="solver_error", backend=name,
-                                 wall_time=time.perf_counter() - t0, solve_time=time.perf_counter() - t0,
-                                 message=f"{name}: {type(exc).__name__}: {exc}",
-                                 attempts=[(name, f"{type(exc).__name__}: {exc}")])
-        sol = BlockSolution(block=index, status=res.status, backend=name, solve_time=res.wall_time,
-                            wall_time=time.perf_counter() - t0, attempts=[(name, res.status)])
-        if res.x is not None:
-            theta = res.x[:theta0.size]
-            sol.values = block_values(block, theta)
-            sol.value = sub.main(theta, mats) + const
-        else:
-            sol.message = f"backend {name} ended with status {res.status} (Clarabel: {res.native_status})"
-        return sol
-
-    def _solve_cvxpy(self, index: int, sub: _Subproblem, data: BlockData, prox: float, f0: float,
-                     t0: float) -> BlockSolution:
-        block = self.layer_blocks[index]
-        sub.set_data(data, self.T_np, self.arch.loss, prox)
-        # the subproblem's objective drops constants: match it to F at the point (on its piece)
-        const = f0 - float(sub.main.value)
-        self.build_seconds += time.perf_counter() - t0
-        sol, report = solve_block_cvxpy(index, sub.problem, sub.backends, self.solver_options, t0)
-        if report is None:
-            return sol
-        if has_solution(report.status) and sub.theta.value is not None:
-            sol.values = block_values(block, sub.theta.value)
-            main = float(report.value) if prox == 0 else float(sub.main.value)
-            sol.value = main + const
-        else:
-            sol.message = f"backend {report.backend} ended with status {report.status}"
-        return sol
 
     def load(self, point: Point) -> None:
         self.final_point = point

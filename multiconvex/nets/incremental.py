@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .network import DTYPE, Architecture, Params, data_loss, forward, sq_norm
+from .network import DTYPE, Architecture, Params, data_loss, forward
 
 Point = Mapping[Hashable, np.ndarray]
 
@@ -50,6 +50,8 @@ class ForwardEntry:
     f: float
     #: what users derive from the pass and keep with it (e.g. boundary units per layer)
     extra: dict = field(default_factory=dict)
+    #: ``‖W_k‖² + ‖b_k‖²`` per layer (0-d tensors): a step in one layer recomputes that layer's only
+    norms: list = field(default_factory=list)
 
 
 class ForwardCache:
@@ -74,13 +76,19 @@ class ForwardCache:
             params.append((t[:, :-1], t[:, -1]) if self.arch.bias else (t, None))
         return params
 
-    def _objective(self, params: Params, out: torch.Tensor) -> float:
-        return float(data_loss(self.arch, out, self.T) + 0.5 * self.weight_decay * sq_norm(params))
+    @staticmethod
+    def _norm(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return (W ** 2).sum() + ((b ** 2).sum() if b is not None else 0.0)
+
+    def _objective(self, out: torch.Tensor, norms: list) -> float:
+        # sum() from 0 over the layers in order: the same arithmetic as network.sq_norm
+        return float(data_loss(self.arch, out, self.T) + 0.5 * self.weight_decay * sum(norms))
 
     def _full(self, point: Point) -> ForwardEntry:
         params = self.params_from_point(point)
         out, pre, inputs = forward(self.arch, params, self.X)
-        return ForwardEntry(point, params, pre, inputs, self._objective(params, out))
+        norms = [self._norm(W, b) for W, b in params]
+        return ForwardEntry(point, params, pre, inputs, self._objective(out, norms), norms=norms)
 
     def _from(self, base: ForwardEntry, point: Point, layer: int, units: list[int]) -> ForwardEntry:
         arch, dev = self.arch, self.X.device
@@ -109,7 +117,9 @@ class ForwardCache:
             Wk, bk = params[k]
             zk = a @ Wk.T
             pre.append(zk + bk if bk is not None else zk)
-        return ForwardEntry(point, params, pre, inputs, self._objective(params, pre[-1]))
+        norms = list(base.norms)
+        norms[layer] = self._norm(W, b)
+        return ForwardEntry(point, params, pre, inputs, self._objective(pre[-1], norms), norms=norms)
 
     def get(self, point: Point) -> ForwardEntry:
         """The forward pass of ``point`` (cached, or derived from a cached point that differs in one layer)."""
@@ -123,7 +133,7 @@ class ForwardCache:
                 layers = {k for k, _ in changed}
                 if len(layers) <= 1:
                     if not changed:
-                        entry = ForwardEntry(point, base.params, base.pre, base.inputs, base.f)
+                        entry = ForwardEntry(point, base.params, base.pre, base.inputs, base.f, norms=base.norms)
                     else:
                         layer = layers.pop()
                         entry = self._from(base, point, layer, [u for _, u in changed])

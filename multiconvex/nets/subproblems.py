@@ -151,6 +151,15 @@ def squared_subproblem(arch: Architecture, block: LayerBlock, data: BlockData, f
     return BlockSubproblem(slots, [], q, float(c), P_extra=P, A=rows.C, l=rows.lower, u=rows.upper)
 
 
+def block_problem_class(arch: Architecture, layer: int) -> str:
+    """The class of a block subproblem without building it: ``EQP`` (unconstrained squared loss: the
+    output layer of a network whose only hidden layers come before it), ``QP`` (squared loss with
+    piece constraints) or ``EXP`` (logistic/softmax)."""
+    if arch.loss != "squared":
+        return "EXP"
+    return "EQP" if layer == arch.n_layers - 1 else "QP"
+
+
 def block_values(block: LayerBlock, theta: np.ndarray) -> dict[Hashable, np.ndarray]:
     """``θ`` (flattened unit by unit) as the point's values ``{(layer, unit): row}``."""
     rows = np.asarray(theta, dtype=float).reshape(len(block.units), -1)
@@ -220,4 +229,5 @@ def conic_matrices(arch: Architecture, layer: int, data: BlockData, T: np.ndarra
     return P, qv, A, b, cones, {"Z": Z, "zc": zc, "q": qlin}
 
 
-__all__ = ["PieceRows", "piece_rows", "squared_subproblem", "block_values", "conic_matrices"]
+__all__ = ["PieceRows", "piece_rows", "squared_subproblem", "block_values", "block_problem_class",
+           "conic_matrices"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from ..solvers import dispatch
 from ..solvers import status as st
@@ -69,14 +68,17 @@ def _closed_form(qps: UnitQPs) -> np.ndarray | None:
     return np.linalg.solve(np.transpose(Lc, (0, 2, 1)), y)[:, :, 0]
 
 
-def _active_guess(batch: UnitBatch, zlo, zhi) -> np.ndarray:
+def _active_guess(z0: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray:
     """The rows tight at the point (``z`` within ``1e-9·(1 + |z|)`` of a bound): DAQP's starting working set,
     ``-1`` lower, ``1`` upper, (g, N). Near a block's optimum it is the optimum's active set or close to it."""
-    assert batch.sign is not None
-    z0 = batch.z0.T
-    eps = 1e-9 * (1.0 + z0.abs())
-    guess = (zhi - z0 <= eps).to(torch.int8) - (z0 - zlo <= eps).to(torch.int8)
-    return guess.cpu().numpy()
+    eps = 1e-9 * (1.0 + np.abs(z0))
+    return (zhi - z0 <= eps).astype(np.int8) - (z0 - zlo <= eps).astype(np.int8)
+
+
+def _time_is_up(solve_time: float = 0.0) -> dispatch.SubSolution:
+    """A unit whose solve did not start (or stopped) because the run's time limit had passed: no point."""
+    return dispatch.SubSolution(st.TIME_LIMIT, None, float("nan"), "daqp", solve_time, solve_time,
+                                [("daqp", st.TIME_LIMIT)], message="the time limit had passed: no unit block solved")
 
 
 def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int, weight_decay: float,
@@ -84,31 +86,36 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
     """Each unit block of ``batch`` solved on its piece: one :class:`~multiconvex.solvers.dispatch.SubSolution`
     per unit, its ``value`` the subproblem's value (objective on the piece plus ``prox/2‖θ − θ⁰‖²``).
 
-    ``names`` are the blocks' names (the dispatcher's per-block workspaces).
+    ``names`` are the blocks' names (the dispatcher's per-block workspaces). The plan's deadline
+    (:meth:`~multiconvex.solvers.dispatch.Plan.remaining`) holds here too: no unit solve starts after it, and each
+    DAQP solve gets the remaining time as its own limit; such a unit ends ``"time_limit"`` without a point.
     """
     t0 = time.perf_counter()
     qps = unit_qps(batch, n_samples, weight_decay, prox)
     g = batch.size
     out: list[dispatch.SubSolution | None] = [None] * g
+    zlo = zhi = None
     if batch.sign is not None:
-        zlo, zhi = batch.z_bounds()
-        crossed = (zlo > zhi).any(dim=1).cpu().numpy()
+        tlo, thi = batch.z_bounds()
+        zlo, zhi = tlo.detach().cpu().numpy(), thi.detach().cpu().numpy()
+        crossed = (zlo > zhi).any(axis=1)
     else:
         crossed = np.zeros(g, dtype=bool)
     todo = [i for i in range(g) if not crossed[i]]  # a crossed unit goes to the dispatcher, whose backend proves it
     daqp = get_backend("daqp")
-    if plan.auto and todo and batch.sign is not None and plan.installed(daqp):
-        zlo, zhi = batch.z_bounds()
+    if plan.auto and todo and zlo is not None and zhi is not None and plan.installed(daqp):
         C = batch.inputs.detach().cpu().numpy()
         sel = np.asarray(todo)
-        res = solve_interval_qps(qps.P[sel], qps.q[sel], C, zlo[sel].cpu().numpy(), zhi[sel].cpu().numpy(),
-                                 warm=qps.theta0[sel], active=_active_guess(batch, zlo, zhi)[sel],
-                                 options=options_for(daqp, plan.options))
+        guess = _active_guess(batch.z0.detach().cpu().numpy().T[sel], zlo[sel], zhi[sel])
+        res = solve_interval_qps(qps.P[sel], qps.q[sel], C, zlo[sel], zhi[sel], warm=qps.theta0[sel], active=guess,
+                                 options=options_for(daqp, plan.options), deadline=plan.deadline)
         for j, i in enumerate(todo):
             if st.has_solution(res.status[j]):
                 out[i] = dispatch.SubSolution(res.status[j], res.x[j], qps.value(i, res.x[j], f0), "daqp",
                                               float(res.solve_time[j]), float(res.solve_time[j]),
                                               [("daqp", res.status[j])])
+            elif res.status[j] == st.TIME_LIMIT:  # out of time: no fallback (as the dispatcher)
+                out[i] = _time_is_up(float(res.solve_time[j]))
     elif plan.auto and todo and batch.sign is None:
         t1 = time.perf_counter()
         x = _closed_form(qps)

@@ -1,0 +1,197 @@
+"""Logistic/softmax unit blocks without cones: Newton steps on DAQP (solvers/newton_qp.py) and the network
+blocks built on them (multiconvex/nets/smooth_units.py). The lower bound is checked against Clarabel's
+optimum of the same problem over many random instances: a gap must never be smaller than the true one."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import torch
+
+from multiconvex.models import ReLUClassifier
+from multiconvex.nets import Architecture, forward, init_params
+from multiconvex.nets.network import encode_targets
+from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
+from multiconvex.solvers.newton_qp import dual_bound, solve_separable
+from multiconvex.standard_form import replace
+
+N_INSTANCES = 25
+
+
+def _logistic_rows(a: np.ndarray, v: np.ndarray, w: float):
+    """``φ_i(z) = w · log(1 + exp(a_i + v_i z))`` with two derivatives."""
+    def phi(z):
+        u = a + v * z
+        s = 1 / (1 + np.exp(-u))
+        return w * np.logaddexp(0.0, u), w * v * s, w * v * v * s * (1 - s)
+    return phi
+
+
+def _random_instance(rng: np.random.Generator):
+    m, n = int(rng.integers(5, 40)), int(rng.integers(2, 6))
+    C = rng.standard_normal((m, n))
+    a, v = rng.standard_normal(m), rng.standard_normal(m) * rng.uniform(0.5, 4)
+    x_feas = rng.standard_normal(n)
+    z = C @ x_feas
+    lower = np.where(rng.random(m) < 0.5, z - rng.exponential(0.3, m), -np.inf)
+    upper = np.where(rng.random(m) < 0.5, z + rng.exponential(0.3, m), np.inf)
+    mu, b = float(10 ** rng.uniform(-3, 0)), rng.standard_normal(n) * 0.1
+    return C, lower, upper, mu, b, a, v, 1.0 / m
+
+
+def _clarabel_optimum(C, lower, upper, mu, b, a, v, w) -> float:
+    x = cp.Variable(C.shape[1])
+    z = C @ x
+    cons = [z[i] >= lower[i] for i in np.flatnonzero(np.isfinite(lower))]
+    cons += [z[i] <= upper[i] for i in np.flatnonzero(np.isfinite(upper))]
+    prob = cp.Problem(cp.Minimize(w * cp.sum(cp.logistic(a + cp.multiply(v, z))) + mu / 2 * cp.sum_squares(x)
+                                  - b @ x), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert prob.status == "optimal"
+    return float(prob.value)
+
+
+def test_newton_bound_never_exceeds_clarabels_optimum_on_random_instances():
+    rng = np.random.default_rng(0)
+    for _ in range(N_INSTANCES):
+        C, lower, upper, mu, b, a, v, w = _random_instance(rng)
+        phi = _logistic_rows(a, v, w)
+        out = solve_separable(C, lower, upper, mu, b, phi, np.zeros(C.shape[1]), target=1e-11)
+        ref = _clarabel_optimum(C, lower, upper, mu, b, a, v, w)
+        scale = max(1.0, abs(ref))
+        assert out.status == "optimal"
+        assert out.bound <= ref + 1e-8 * scale  # a valid bound (Clarabel's own accuracy is the slack)
+        assert out.value <= ref + 1e-8 * scale  # and the point is optimal
+        assert 0 <= out.value - out.bound <= 1e-11
+        z = C @ out.x  # on the intervals (an active row to rounding)
+        slack = 1e-12 * (1 + np.abs(z))
+        assert np.all(z >= lower - slack) and np.all(z <= upper + slack)
+
+
+def test_dual_bound_holds_for_arbitrary_multipliers():
+    rng = np.random.default_rng(1)
+    for _ in range(N_INSTANCES):
+        C, lower, upper, mu, b, a, v, w = _random_instance(rng)
+        phi = _logistic_rows(a, v, w)
+        best = solve_separable(C, lower, upper, mu, b, phi, np.zeros(C.shape[1]), target=1e-12).value
+        for _ in range(5):  # any z, any signed ν: still below the optimum
+            z, nu = rng.standard_normal(C.shape[0]) * 3, rng.standard_normal(C.shape[0])
+            assert dual_bound(phi, C, lower, upper, mu, b, z, nu) <= best + 1e-12
+
+
+def test_an_infeasible_start_is_moved_onto_the_intervals():
+    C = np.eye(2)
+    phi = _logistic_rows(np.zeros(2), np.ones(2), 0.5)
+    out = solve_separable(C, np.array([1.0, -np.inf]), np.array([2.0, -1.0]), 0.1, np.zeros(2), phi,
+                          np.array([5.0, 5.0]), target=1e-12)
+    assert out.status == "optimal" and out.x[0] == pytest.approx(1.0) and out.x[1] <= -1.0
+
+
+def _network(loss: str, seed: int, n: int = 60):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    if loss == "logistic":
+        y = (X[:, 0] * X[:, 1] > 0).astype(int)
+        arch = Architecture((3, 5, 4, 1), loss)
+    else:
+        y = np.argmax(X @ rng.standard_normal((3, 3)), 1)
+        arch = Architecture((3, 5, 4, 3), loss)
+    Xt = torch.as_tensor(X)
+    Tt = torch.as_tensor(encode_targets(arch, y))
+    return arch, Xt, Tt, X, y
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax"])
+def test_block_gaps_are_never_below_clarabel_natives(loss):
+    """Every unit block at random points, on its piece and across its boundary: ``auto``'s value (a lower bound)
+    is at most Clarabel's optimum, and the point it returns is as good."""
+    for seed in range(3):
+        arch, Xt, Tt, X, y = _network(loss, seed)
+        net = ReLUClassifier([5, 4], weight_decay=1e-2, random_state=seed, device="cpu")
+        forms = {s: net._form(arch, Xt, Tt, s, "unit", None, None) for s in ("auto", "clarabel-native")}
+        assert forms["auto"].smooth_batches and not forms["clarabel-native"].smooth_batches
+        x0 = forms["auto"].point_from_params(init_params(arch, seed, Xt.device))
+        f0 = forms["auto"].evaluate(x0)[0]
+        for i in range(len(forms["auto"].blocks)):
+            for flip in (False, True):
+                sols = {}
+                for s, form in forms.items():
+                    form.prepare(i, x0, flip_boundary=flip)
+                    sols[s] = form.solve_prepared(i)
+                ours, ref = sols["auto"], sols["clarabel-native"]
+                if ref.status == "infeasible":
+                    assert ours.status == "infeasible"
+                    continue
+                assert ours.status == "optimal" and ours.backend == "newton-daqp"
+                assert ours.value <= ref.value + 1e-8 * f0  # gap f0 − value ≥ the true gap
+                if not flip:
+                    ours_at = forms["auto"].evaluate(replace(x0, ours.values))[0]
+                    assert ours_at <= ref.value + 1e-8 * f0
+                    assert ours_at - ours.value <= 1e-9 * f0
+
+
+def test_prox_solutions_report_the_objective_and_stay_on_the_piece():
+    arch, Xt, Tt, X, y = _network("softmax", 4)
+    params = init_params(arch, 4, Xt.device)
+    _, pre, inputs = forward(arch, params, Xt)
+    batch = smooth_batch(arch, params, Tt, 0, pre, inputs)
+    f0 = 1.0
+    sols = solve_smooth_units(arch, batch, f0, Xt.shape[0], 1e-2, 1.0)
+    for i, sol in enumerate(sols):
+        assert sol.status == "optimal"
+        z = batch.inputs @ sol.x
+        assert np.all(z >= batch.zlo[i] - 1e-12) and np.all(z <= batch.zhi[i] + 1e-12)
+        phi = scalar_loss(arch.loss, batch.offset[i], batch.slope[i], batch.targets, Xt.shape[0])
+
+        def main(t, phi=phi):
+            return phi(batch.inputs @ t)[0].sum() + 0.5e-2 * t @ t
+
+        d = sol.x - batch.theta0[i]
+        expect = f0 + main(sol.x) - main(batch.theta0[i]) + 0.5 * d @ d
+        assert sol.value == pytest.approx(expect, rel=1e-12) and sol.value <= f0 + 1e-12
+
+
+def test_a_crossed_interval_is_reported_infeasible():
+    arch, Xt, Tt, X, y = _network("logistic", 5)
+    params = init_params(arch, 5, Xt.device)
+    _, pre, inputs = forward(arch, params, Xt)
+    batch = smooth_batch(arch, params, Tt, 0, pre, inputs, [0])
+    batch.zlo[0, 0], batch.zhi[0, 0] = 1.0, -1.0
+    (sol,) = solve_smooth_units(arch, batch, 1.0, Xt.shape[0], 1e-2, 0.0)
+    assert sol.status == "infeasible" and sol.x is None
+
+
+def _three_classes(n: int):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 2))
+    return X, np.argmax(X @ rng.standard_normal((2, 3)), 1)
+
+
+def test_classifier_with_auto_solves_its_blocks_without_cones():
+    X, y = _three_classes(60)
+    clf = ReLUClassifier([4], weight_decay=1e-2, random_state=0, max_iter=3, device="cpu").fit(X, y)
+    res = clf.result_
+    assert set(res.backends_used) == {"newton-daqp"}
+    assert res.objective < res.history[0].objective
+    gaps = np.array(list(res.certificate.block_gaps.values()))
+    assert np.all(np.isfinite(gaps)) and np.all(gaps >= -1e-9 * res.objective)
+
+
+@pytest.mark.slow
+def test_classifier_with_auto_converges_to_a_certified_partial_minimum():
+    X, y = _three_classes(80)
+    clf = ReLUClassifier([4], weight_decay=1e-2, random_state=0, max_iter=300, tol=1e-4, device="cpu").fit(X, y)
+    res = clf.result_
+    assert res.status == "converged" and res.certificate.is_partial_minimum
+
+
+def test_without_weight_decay_the_blocks_take_the_cone_path():
+    arch, Xt, Tt, X, y = _network("logistic", 6, n=30)
+    net = ReLUClassifier([5, 4], weight_decay=0.0, random_state=0, device="cpu")
+    form = net._form(arch, Xt, Tt, "auto", "unit", None, None)
+    x0 = form.point_from_params(init_params(arch, 0, Xt.device))
+    form.prepare(0, x0)
+    assert form.solve_prepared(0).backend == "clarabel-native"
+    form.prepare(0, x0, prox=1.0)  # a prox term gives the Newton path its bound
+    assert form.solve_prepared(0).backend == "newton-daqp"

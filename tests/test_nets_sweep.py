@@ -1,0 +1,120 @@
+"""The per-unit work of a Gauss–Seidel sweep (issue 14, item 1): the cheaper paths compute exactly what the
+plain definitions do — boundary flags, a unit's own columns, the cached ``[a, 1]``, the incremental objective.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import torch
+
+from multiconvex.nets import Architecture, forward, init_params, objective
+from multiconvex.nets.batched import boundary_units, piece_context, unit_batch, with_ones
+from multiconvex.nets.incremental import ForwardCache
+from multiconvex.nets.network import boundary_mask
+
+
+def _reference_boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:
+    """The definition with boolean masks (the implementation before the min/max reductions)."""
+    n = pre[layer].shape[1]
+    if layer >= arch.n_layers - 1:
+        return torch.zeros(n, dtype=torch.bool)
+    own = boundary_mask(pre[layer]).any(dim=0)
+    later = torch.zeros(pre[layer].shape[0], dtype=torch.bool)
+    for j in range(layer + 1, arch.n_layers - 1):
+        later |= boundary_mask(pre[j]).any(dim=1)
+    if arch.negative_slope != 0:
+        return own | bool(later.any())
+    return own | ((pre[layer] >= 0) & later[:, None]).any(dim=0)
+
+
+def _net(sizes=(3, 6, 5, 4, 1), negative_slope: float = 0.0, seed: int = 0, n: int = 50):
+    arch = Architecture(sizes, negative_slope=negative_slope)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
+    T = torch.randn(n, sizes[-1], generator=g, dtype=torch.float64)
+    params = [(W.clone(), b.clone()) for W, b in init_params(arch, seed, X.device)]
+    return arch, params, X, T
+
+
+def _pin(arch, params, X, at: list[tuple[int, int, int]], zero: float = 0.0):
+    """Biases changed so that unit ``u`` of layer ``k`` has pre-activation ``zero`` at sample ``i``."""
+    for k, u, i in at:
+        _, pre, inputs = forward(arch, params, X)
+        W, b = params[k]
+        b[u] = b[u] - pre[k][i, u] + zero
+    return forward(arch, params, X)
+
+
+@pytest.mark.parametrize("negative_slope", [0.0, 0.1])
+@pytest.mark.parametrize("zero", [0.0, -0.0, 3e-9])
+def test_boundary_units_equal_the_mask_definition(negative_slope, zero):
+    arch, params, X, _ = _net(negative_slope=negative_slope)
+    _, pre, _ = _pin(arch, params, X, [(0, 1, 0), (1, 2, 3), (2, 0, 7)], zero)
+    flagged_somewhere = False
+    for layer in range(arch.n_layers):
+        got, want = boundary_units(arch, layer, pre), _reference_boundary_units(arch, layer, pre)
+        assert torch.equal(got, want), (layer, got, want)
+        flagged_somewhere |= bool(got.any())
+    assert flagged_somewhere
+    _, pre_free, _ = forward(arch, _net(negative_slope=negative_slope, seed=5)[1], X)
+    for layer in range(arch.n_layers):
+        assert torch.equal(boundary_units(arch, layer, pre_free), _reference_boundary_units(arch, layer, pre_free))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_units_own_batch_equals_its_row_of_the_layers_batch(flip):
+    """A Gauss–Seidel step builds one unit (its own columns only); a Jacobi pass the whole layer."""
+    arch, params, X, T = _net()
+    _, pre, inputs = _pin(arch, params, X, [(0, 1, 0), (1, 2, 3), (1, 2, 9), (2, 0, 7)], -0.0)
+    for k in range(arch.n_layers):
+        full = unit_batch(arch, params, T, k, pre, inputs, flip_boundary=flip)
+        for u in range(arch.sizes[k + 1]):
+            one = unit_batch(arch, params, T, k, pre, inputs, [u], flip_boundary=flip,
+                             context=piece_context(arch, T, pre, inputs, flip))  # a fresh context: columns only
+            assert torch.equal(one.gram[0], full.gram[u]) and torch.equal(one.lin[0], full.lin[u])
+            if full.sign is None:
+                assert one.sign is None
+                continue
+            assert one.sign is not None and torch.equal(one.sign[:, 0], full.sign[:, u])
+            assert torch.equal(one.zlo[0], full.zlo[u]) and torch.equal(one.zhi[0], full.zhi[u])
+
+
+def test_the_own_piece_treats_signed_zeros_as_alive_and_the_flip_turns_them():
+    arch, params, X, T = _net()
+    _, pre, inputs = forward(arch, params, X)
+    pre[0][4, 3] = -0.0  # the context reads only the pre-activations
+    assert pre[0][4, 3] == 0 and torch.signbit(pre[0][4, 3])
+    own, flip = piece_context(arch, T, pre, inputs), piece_context(arch, T, pre, inputs, True)
+    assert own.hidden(0)[0][4, 3] == 1.0 and own.hidden(0)[1][4, 3] == 1.0  # z ≥ 0: alive
+    assert flip.hidden(0)[0][4, 3] == -1.0 and flip.hidden(0)[1][4, 3] == 0.0
+    assert torch.equal(own.hidden(0)[0], torch.where(pre[0] >= 0, 1.0, -1.0).to(pre[0].dtype))
+
+
+def test_with_ones_is_reused_for_the_same_tensor_and_never_for_another():
+    a = torch.randn(7, 3, dtype=torch.float64)
+    first = with_ones(a)
+    assert with_ones(a) is first and torch.equal(first, torch.cat([a, torch.ones(7, 1, dtype=a.dtype)], dim=1))
+    del a, first
+    gc.collect()
+    for _ in range(20):  # new tensors (possibly at a freed tensor's address) get their own columns
+        b = torch.randn(7, 3, dtype=torch.float64)
+        assert torch.equal(with_ones(b), torch.cat([b, torch.ones(7, 1, dtype=b.dtype)], dim=1))
+
+
+def test_the_incremental_objective_is_the_objective_to_the_last_bit():
+    arch, params, X, T = _net(sizes=(4, 8, 6, 2))
+    cache = ForwardCache(arch, X, T, 1e-3)
+    point = {(k, u): np.append(W[u].numpy(), b[u].numpy()) for k, (W, b) in enumerate(params)
+             for u in range(W.shape[0])}
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        key = list(point)[rng.integers(len(point))]
+        point = dict(point)
+        point[key] = point[key] + 0.1 * rng.standard_normal(point[key].shape)
+        entry = cache.get(point)
+        want = float(objective(arch, cache.params_from_point(point), X, T, 1e-3))
+        assert entry.f == pytest.approx(want, rel=1e-14, abs=0)
+    assert cache.incremental_hits >= 11
