@@ -312,12 +312,20 @@ def sweep_speed(*, device: str, repeats: int, small_time: float) -> dict:
     paths = (("auto", "auto", True), (NATIVE, NATIVE, True), ("auto, per-block path", "auto", False))
     sweeps: dict[str, list[float]] = {label: [] for label, _, _ in paths}
     passes: dict[str, list[float]] = {label: [] for label, _, _ in paths}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _ in paths}  # process CPU seconds of the sweep
     last = {}
     for _ in range(repeats):  # the paths interleaved: a shared machine's load drifts
         for label, solver, batched in paths:
             form = NetForm(arch, Xt, Tt, 1e-4, plan=dispatch.make_plan(solver))
             form.unit_batches = batched  # False: block_data, piece_rows and the dispatcher per unit (the path before)
-            res = run(form, form.point_from_params(init_params(arch, 0, dev)), DriverOptions(max_iters=1))
+            marks = {-1: time.process_time()}  # process CPU time at each history entry (the machine is shared)
+
+            def mark(entry, marks=marks) -> None:
+                marks.setdefault(entry.iteration, time.process_time())
+
+            res = run(form, form.point_from_params(init_params(arch, 0, dev)), DriverOptions(max_iters=1,
+                                                                                              callback=mark))
+            cpu[label].append(marks[1] - marks.get(0, marks[-1]))
             sweeps[label].append(res.history[1].time)
             passes[label].append(res.total_time - res.history[1].time)
             last[label] = res
@@ -325,6 +333,7 @@ def sweep_speed(*, device: str, repeats: int, small_time: float) -> dict:
         res = last[label]
         out[label] = {"sweep_seconds": statistics.median(sweeps[label]),
                       "certify_pass_seconds": statistics.median(passes[label]),
+                      "cpu_seconds_per_sweep": statistics.median(cpu[label]),
                       "objective_after_sweep": res.history[1].objective, "start_objective": res.history[0].objective,
                       "solver_seconds": res.solver_time, "backends": res.backends_used,
                       "max_block_gap_after_sweep": float(res.certificate.max_gap)}
@@ -332,6 +341,8 @@ def sweep_speed(*, device: str, repeats: int, small_time: float) -> dict:
     out["sweep_ratio_native_over_auto"] = out[NATIVE]["sweep_seconds"] / out["auto"]["sweep_seconds"]
     out["certify_pass_ratio_native_over_auto"] = (out[NATIVE]["certify_pass_seconds"]
                                                   / out["auto"]["certify_pass_seconds"])
+    out["sweep_cpu_ratio_native_over_auto"] = (out[NATIVE]["cpu_seconds_per_sweep"]
+                                               / out["auto"]["cpu_seconds_per_sweep"])
     out["sweep_ratio_per_block_path_over_auto"] = (out["auto, per-block path"]["sweep_seconds"]
                                                    / out["auto"]["sweep_seconds"])
     rng = np.random.default_rng(0)

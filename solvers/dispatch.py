@@ -25,7 +25,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,13 @@ class Plan:
     @property
     def names(self) -> list[str]:
         return [b.name for b in self.backends]
+
+    def first_choice(self, problem_class: str) -> str | None:
+        """The backend :meth:`candidates` considers first for a subproblem of ``problem_class``, whatever
+        its size (the first of the list, or of "auto"'s order for the class)."""
+        if not self.auto:
+            return self.backends[0].name if self.backends else None
+        return VALUE_AUTO_ORDER.get(problem_class, VALUE_AUTO_ORDER["QP"])[0]
 
     def candidates(self, sub: BlockSubproblem) -> Iterator[Backend]:
         """The backends to try for ``sub``, in order; lazily, so that a fit is not judged (a density check
@@ -303,23 +310,75 @@ def able_for(problem_class: str) -> list[str]:
 _CVXPY_ONLY = CVXPY_KEYWORDS - {"verbose"}
 
 
-def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
+#: A warm start, or a function that builds it (called only for a backend that reads warm starts).
+Warm = np.ndarray | Callable[[], np.ndarray] | None
+
+
+def _warm_for(solver: MatrixSolver | None, warm: Warm) -> np.ndarray | None:
+    """``warm`` as an array for ``solver`` (``None``: a cvxpy route), built only if the backend reads it."""
+    if not callable(warm):
+        return warm
+    return warm() if solver is None or solver.uses_warm else None
+
+
+def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], warm: Warm,
                state: dict) -> MatrixOutcome:
     solver = MATRIX_SOLVERS.get(backend.name)
     if solver is not None and solver.accepts(sub, auto=False):
         # cvxpy's own keywords (ignore_dpp, ...) mean nothing to a matrix module; verbose is the backend's own
         options = {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
         with _one_blas_thread(solver, sub):
-            return solver.solve(sub, options, warm, state)
+            return solver.solve(sub, options, _warm_for(solver, warm), state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
         raise ClassMismatch(f"solver {backend.name!r} cannot take a {sub.problem_class} block subproblem"
                             f"{_why(sub.problem_class)}; use one of: {', '.join(able_for(sub.problem_class))}, "
                             "or 'auto'")
-    return solve_via_cvxpy(sub, backend, options, warm)
+    return solve_via_cvxpy(sub, backend, options, _warm_for(None, warm))
 
 
+#: Key, in a block's workspace, of the backend that solved the block's last subproblem first time (see
+#: :func:`_solve_sticky`); registry names never start with an underscore.
+_STICKY = "_sticky"
 
-def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, key: Any = None) -> SubSolution:
+#: Licence states that need no per-solve size check.
+_FREE = ("not-required", "ok")
+
+
+def _solve_sticky(sticky: tuple[Backend, MatrixSolver, str], sub: BlockSubproblem, plan: Plan,
+                  warm: Warm, workspace: dict, t0: float) -> SubSolution | None:
+    """The block's remembered backend on ``sub``, without choosing again; ``None`` when it does not apply
+    (another class, a size it does not take) or did not return a solution (the caller then runs the full
+    search, which records every attempt).
+
+    Remembered only for the plan's first choice for the class (:meth:`Plan.first_choice`), installed and
+    with a licence that needs no size check (:data:`_FREE`): while that backend takes the subproblem
+    (``accepts``, asked here as the search asks it), the search would try it first again. The deadline,
+    options, timing, status and value are handled as in :func:`solve`.
+    """
+    backend, solver, problem_class = sticky
+    if sub.problem_class != problem_class or not solver.accepts(sub, auto=plan.auto):
+        return None
+    remaining = plan.remaining()
+    if remaining is not None and remaining <= 0:
+        return _time_is_up(plan, sub, t0, 0.0, [])
+    options = options_for(backend, plan.options) if plan.options else {}
+    if options:
+        options = {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
+    options = with_time_limit(backend, options, remaining)
+    try:
+        with _one_blas_thread(solver, sub):
+            out = solver.solve(sub, options, _warm_for(solver, warm), workspace.setdefault(backend.name, {}))
+    except Exception:  # noqa: BLE001 - the full search runs it again and records the failure as it does
+        return None
+    if out.x is None or not st.has_solution(out.status):
+        return None  # the full search records the failure and tries the others (a rare, repeated solve)
+    value = out.value if out.value is not None else sub.value(out.x)
+    return SubSolution(out.status, out.x, value, backend.name, out.solve_time, time.perf_counter() - t0,
+                       [(backend.name, out.status)], how=out.native_status,
+                       value_exact=out.value is None or out.value_exact)
+
+
+def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = None) -> SubSolution:
     """Solve ``sub`` with the first backend of ``plan`` that returns a solution.
 
     A backend that is not installed, unlicensed or too small is skipped (recorded in
@@ -329,13 +388,20 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
     Once ``plan.deadline`` has passed no backend starts (status ``time_limit``, no point); before, each
     gets the remaining time as its own time limit (:func:`with_time_limit`), and one that stops there
     ends the call (status ``time_limit``: no fallback after the time is up).
+    ``warm`` may be a function that builds the start: it is called only for a backend that reads one.
     """
     t0 = time.perf_counter()
+    workspace = plan.workspaces.setdefault(key, {})
+    sticky = workspace.get(_STICKY)
+    if sticky is not None:
+        fast = _solve_sticky(sticky, sub, plan, warm, workspace, t0)
+        if fast is not None:
+            return fast
+        del workspace[_STICKY]  # it failed here, or no longer fits: the full search below, from the start
     attempts: list[tuple[str, str]] = []
     config_errors: list[Exception] = []
     last: MatrixOutcome | None = None
     solve_time = 0.0
-    workspace = plan.workspaces.setdefault(key, {})
     for backend in plan.candidates(sub):
         remaining = plan.remaining()
         if remaining is not None and remaining <= 0:
@@ -367,6 +433,10 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: np.ndarray | None = None, k
         attempts.append((backend.name, out.status if ok or not out.native_status or out.native_status == out.status
                          else f"{out.status}: {out.native_status}"))
         if ok and out.x is not None:
+            if len(attempts) == 1 and backend.name == plan.first_choice(sub.problem_class) and \
+                    backend.name in MATRIX_SOLVERS and plan.licence_state(backend) in _FREE:
+                # the plan's first choice solved it: the block's next solves go straight to it (_solve_sticky)
+                workspace[_STICKY] = (backend, MATRIX_SOLVERS[backend.name], sub.problem_class)
             value = out.value if out.value is not None else sub.value(out.x)
             return SubSolution(out.status, out.x, value, backend.name, solve_time,
                                time.perf_counter() - t0, attempts, how=out.native_status,

@@ -57,9 +57,12 @@ class MatrixSolver:
         fraction of ``n²`` (beyond a few dozen variables). A factor block of a nonnegative
         factorization is block-diagonal: as a dense QP it took DAQP 205 ms where Clarabel's sparse
         factorisation took 4 ms.
+    uses_warm : bool
+        Whether :meth:`solve` reads its ``warm`` start (a front end may then skip building one).
     """
 
     name: ClassVar[str] = ""
+    uses_warm: ClassVar[bool] = True
     classes: ClassVar[frozenset[str]] = frozenset()
     max_auto_size: ClassVar[int | None] = None
     min_auto_density: ClassVar[float] = 0.0

@@ -10,6 +10,7 @@ licences, unknown names, per-backend options.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import multiconvex
 from multiconvex.errors import LicenceError, UnknownSolverError
 from multiconvex.solvers import dispatch
 from multiconvex.solvers.clarabel_qp import ClarabelQP
-from multiconvex.solvers.closed_form import ClosedForm
+from multiconvex.solvers.closed_form import EXACT_WORK, ClosedForm, inconsistent_exactly, inverse_residual_bound
 from multiconvex.solvers.dispatch import make_plan, solve
 from multiconvex.solvers.registry import get_backend
 from multiconvex.subproblem import BlockSubproblem, KronTerm, make_slots
@@ -328,6 +329,94 @@ def test_closed_form_uses_the_shared_gram_matrix():
         np.testing.assert_allclose(out.x, case.x, atol=1e-10)
 
 
+def test_the_shared_gram_solve_is_verified_on_the_k_by_k_inverse_and_matches_the_general_path():
+    case = shared_gram("rows")  # 3 x 7 right-hand sides: the inverse route
+    out = ClosedForm().solve(case.sub, {}, None)
+    assert "verified inverse" in out.native_status and out.info["residual_bound"] <= 1e-8
+    assert out.value == case.sub.value(out.x)  # the subproblem's own arithmetic
+    x, _ = ClosedForm._unconstrained(case.sub)  # the general path: the same numbers, bit for bit
+    np.testing.assert_array_equal(out.x, x)
+
+
+def test_a_singular_shared_gram_matrix_leaves_the_verified_route_for_the_least_norm_solve():
+    m, k = 6, 3
+    G = np.ones((k, k))  # rank 1
+    Xstar = np.outer(np.arange(1.0, m + 1), np.ones(k)) / k
+    q = -(Xstar @ G).ravel(order="F")  # a gradient that can vanish: a least-norm minimiser exists
+    sub = BlockSubproblem(make_slots([("U", (m, k))]), [KronTerm(0, 0, None, G)], q)
+    out = ClosedForm().solve(sub, {}, None)
+    assert out.status == "optimal" and "verified" not in out.native_status and "least-norm" in out.native_status
+    np.testing.assert_allclose(out.x, Xstar.ravel(order="F"), atol=1e-10)
+
+
+@pytest.mark.parametrize("k, cond", [(3, 1e1), (12, 1e4), (30, 1e8)])
+def test_the_inverse_residual_bound_covers_the_true_residual(k, cond):
+    rng = np.random.default_rng(k)
+    Qm, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    G = (Qm * np.logspace(0.0, np.log10(cond), k)) @ Qm.T
+    G = (G + G.T) / 2
+    Minv = np.linalg.inv(G)
+    B = rng.standard_normal((k, 200))
+    X = Minv @ B
+    beta = inverse_residual_bound(G, Minv)
+    true = np.abs(G.astype(np.longdouble) @ X.astype(np.longdouble) - B).max()  # in wider arithmetic
+    assert true <= beta * np.abs(B).max()
+    assert beta <= 1e3 * k * cond * np.finfo(float).eps  # a bound of the size of the rounding, not vacuous
+
+
+def test_an_inaccurate_inverse_gets_no_proof():
+    G = np.array([[4.0, 1.0], [1.0, 3.0]])
+    assert inverse_residual_bound(G, np.linalg.inv(G) * (1 + 1e-6)) > 1e-8
+
+
+def test_a_block_goes_straight_to_the_backend_that_solved_it_first():
+    plan = make_plan("auto")
+    first = solve(shared_gram("rows").sub, plan, key="U")
+    assert plan.workspaces["U"][dispatch._STICKY][0].name == "lstsq"
+    again = solve(shared_gram("rows").sub, plan, key="U")
+    assert (again.backend, again.attempts, again.status) == ("lstsq", [("lstsq", "optimal")], "optimal")
+    np.testing.assert_array_equal(again.x, first.x)
+    assert again.value == first.value and again.value_exact
+    # a subproblem of another class on the same key: the remembered backend does not apply, the search runs
+    bounded = box().sub
+    sol = solve(bounded, plan, key="U")
+    assert sol.status == "optimal" and sol.backend != "lstsq"
+    assert sol.backend == solve(bounded, make_plan("auto")).backend
+    # the deadline holds on the remembered route too
+    solve(shared_gram("rows").sub, plan, key="V")
+    assert dispatch._STICKY in plan.workspaces["V"]
+    plan.deadline = time.time() - 1.0
+    late = solve(shared_gram("rows").sub, plan, key="V")
+    assert late.x is None and late.status == "time_limit"
+
+
+def test_a_warm_start_function_is_called_only_for_a_backend_that_reads_it():
+    calls: list[str] = []
+
+    def start(sub: BlockSubproblem, name: str):
+        def build() -> np.ndarray:
+            calls.append(name)
+            return np.zeros(sub.n)
+        return build
+
+    eqp = shared_gram("rows").sub
+    assert solve(eqp, make_plan("lstsq"), warm=start(eqp, "lstsq")).status == "optimal"
+    assert calls == []  # the closed form starts from nothing
+    _need("daqp")
+    qp = box().sub
+    assert solve(qp, make_plan("daqp"), warm=start(qp, "daqp")).status == "optimal"
+    assert calls == ["daqp"]
+
+
+def test_a_named_list_remembers_only_its_first_backend():
+    plan = make_plan(["clarabel", "lstsq"])
+    solve(shared_gram("rows").sub, plan, key="U")
+    assert plan.workspaces["U"][dispatch._STICKY][0].name == "clarabel"
+    plan = make_plan(["mosek", "lstsq"])  # MOSEK unlicensed here: lstsq answers, but is not the first choice
+    sol = solve(shared_gram("rows").sub, plan, key="U")
+    assert sol.backend == "lstsq" and dispatch._STICKY not in plan.workspaces["U"]
+
+
 # --- the subproblem value -----------------------------------------------------------------------------
 def test_kronecker_p_matches_an_explicit_np_kron_construction():
     sub, P = _two_slots()
@@ -519,3 +608,38 @@ def test_an_isolated_block_with_inconsistent_equalities_ends_the_run_infeasible(
     prob = cp.Problem(cp.Minimize(cp.sum_squares(x - y) + cp.sum_squares(y)), [cp.sum(x) == 1, cp.sum(x) == 2])
     res = multiconvex.solve(prob, [[x], [y]], solver="lstsq", seed=0)
     assert res.status == "infeasible" and "x" in res.message
+
+
+# -- infeasibility proofs on equality rows are exact where that is cheap -----------------------------------------
+
+def _equalities(A, b):
+    A, b = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+    return BlockSubproblem.from_dense(np.eye(A.shape[1]), np.zeros(A.shape[1]), A=A, l=b, u=b)
+
+
+@pytest.mark.parametrize("solver", ["lstsq", "daqp", "clarabel", "osqp", "auto"])
+def test_consistent_equalities_with_a_huge_solution_are_never_proved_infeasible(solver):
+    # A x = b has the exact solution (1 − 2⁵², 2⁵²) in the floats as given; a least-squares residual looks like a
+    # Farkas ray (the review that found it: lstsq, DAQP and Clarabel all 'proved' it infeasible)
+    sub = _equalities([[1.0, 1.0], [1.0, 1.0 + 2.0**-52]], [1.0, 2.0])
+    sol = dispatch.solve(sub, dispatch.make_plan(solver))
+    assert sol.status != "infeasible", sol.attempts
+
+
+@pytest.mark.parametrize("solver", ["lstsq", "daqp", "clarabel", "osqp", "auto"])
+def test_contradicting_equalities_are_proved_infeasible_by_every_backend(solver):
+    sol = dispatch.solve(_equalities([[1.0, 1.0], [1.0, 1.0]], [1.0, 2.0]), dispatch.make_plan(solver))
+    assert sol.status == "infeasible", sol.attempts
+
+
+def test_the_exact_consistency_check_decides_rank_deficient_systems_and_declines_large_ones():
+    rng = np.random.default_rng(0)
+    A = rng.integers(-3, 4, (6, 4)).astype(float)
+    A[5] = A[0] + 2 * A[1]  # exact in floats: small integers
+    x = rng.integers(-5, 6, 4).astype(float)
+    assert inconsistent_exactly(A, A @ x) is False
+    b = A @ x
+    b[5] += 1.0
+    assert inconsistent_exactly(A, b) is True
+    m = int(np.ceil((EXACT_WORK / 10) ** 0.5)) + 1
+    assert inconsistent_exactly(np.ones((m, 10)), np.ones(m)) is None

@@ -91,7 +91,14 @@ class AffineCompiler:
         key = id(expr)
         hit = self._involves.get(key)
         if hit is None:
-            hit = self._involves[key] = bool({v.id for v in expr.variables()} & self._ids)
+            # bottom-up, each node once (cvxpy's ``variables()`` walks the whole subtree at every node)
+            if isinstance(expr, Variable):
+                hit = expr.id in self._ids
+            elif isinstance(expr, Leaf):
+                hit = False  # a constant or a parameter
+            else:
+                hit = any([self.touches(a) for a in expr.args])
+            self._involves[key] = hit
         return hit
 
     def is_data(self, C: np.ndarray) -> bool:

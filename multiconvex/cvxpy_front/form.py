@@ -75,7 +75,7 @@ class CvxpyForm(StandardForm):
                          for n, b, qb in zip(names, blocks, self.compiled)]
         self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
         self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
-        self._prepared: dict[int, tuple[BlockSubproblem, np.ndarray]] = {}
+        self._prepared: dict[int, tuple[BlockSubproblem, dict]] = {}  # the subproblem and its anchor values
         # blocks whose variables no attribute projects: the solver's point is the user's as it is
         self._plain = [all(not v.attributes.get(k) for v in b for k in v.attributes) and
                        all(v.sparse_idx is None for v in b) for b in blocks]
@@ -180,7 +180,7 @@ class CvxpyForm(StandardForm):
             except Unsupported as exc:  # structure was checked at build; only a sign that moved gets here
                 raise NotMulticonvexError(f"block '{self.blocks[index].name}' is not convex at this point: {exc}",
                                           block=self.blocks[index].name) from exc
-            self._prepared[index] = (sub, sub.stack(anchor))
+            self._prepared[index] = (sub, anchor)  # the warm start is stacked only for a backend that reads it
             return False
         sec = self.sections[index]
         return sec.set_point({vid: point[vid] for vid in sec.copies}, prox=prox, flip_boundary=flip_boundary)
@@ -213,8 +213,9 @@ class CvxpyForm(StandardForm):
         return (sol.value, 0.0) if sol.ok and np.isfinite(sol.value) else None
 
     def _solve_compiled(self, index: int) -> BlockSolution:
-        sub, warm = self._prepared[index]
-        return self.receive(index, dispatch.solve(sub, self.plan, warm=warm, key=self.blocks[index].name))
+        sub, anchor = self._prepared[index]
+        return self.receive(index, dispatch.solve(sub, self.plan, warm=lambda: sub.stack(anchor),
+                                                  key=self.blocks[index].name))
 
     def isolated(self, index: int) -> bool:
         """True when every constraint that involves block ``index`` involves no other variable, and no
@@ -245,8 +246,8 @@ class CvxpyForm(StandardForm):
     def ship(self, index: int) -> tuple[Any, Any] | None:
         if self.compiled[index] is None:
             return None  # a compiled cvxpy problem lives in this process
-        sub, warm = self._prepared[index]
-        return dispatch.solve_task, (sub, self.plan.portable(), warm, self.blocks[index].name)
+        sub, anchor = self._prepared[index]
+        return dispatch.solve_task, (sub, self.plan.portable(), sub.stack(anchor), self.blocks[index].name)
 
     def receive(self, index: int, sol: dispatch.SubSolution) -> BlockSolution:
         sub, _ = self._prepared[index]

@@ -73,10 +73,12 @@ class QuadraticBlock:
     @property
     def n(self) -> int:
         """Number of scalar variables of the block."""
-        return sum(s.size for s in self.slots)
+        return self._n
 
     def __post_init__(self) -> None:
         self.slots = make_slots([(v.id, v.shape) for v in self.block_vars])
+        self._n = sum(s.size for s in self.slots)
+        self._square_norms2: tuple[list, list[float]] = ([], [])  # subproblem's squares and their ‖C‖²
         self._compiler = AffineCompiler(self.block_vars)  # the walk of block-affine expressions, and its caches
         self._prox = False
         self._depth: int | None = None  # rounding_bound's count of products, fixed by the structure
@@ -222,15 +224,21 @@ class QuadraticBlock:
         squares, linear, consts = self._objective_parts()
         self._parts = (squares, linear, consts)  # for objective_at: the same numbers, in residual form
         self._prox = bool(prox)  # the expanded value has a proximal term then
-        n = sum(s.size for s in self.slots)
+        n = self._n
         q = np.zeros(n)
         written: set[int] = set()  # slots whose part of q holds a linear part already
         c = float(sum(consts))
         quad: list[KronTerm] = []
+        norms2: list[float] = []  # ‖C‖² of each square, for rounding_bound at this point
+        self._square_norms2 = (squares, norms2)
         for w, aff in squares:
             C = None if aff.C is None else aff.C if np.shape(aff.C) == aff.shape else aff.constant()
             if C is not None:
-                c += w * self._constant_norm2(aff)
+                norm2 = self._constant_norm2(aff)
+                c += w * norm2
+                norms2.append(norm2)
+            else:
+                norms2.append(0.0)
             terms = aff.terms
             for ti, (s, al, L, R) in enumerate(terms):
                 slot = self.slots[s]
@@ -268,6 +276,8 @@ class QuadraticBlock:
                 x_k = np.asarray(anchor[slot.key], dtype=float).reshape(slot.shape, order="F").ravel(order="F")
                 q[slot.span] -= prox * x_k
                 c += 0.5 * prox * float(x_k @ x_k)
+        if not self._cons and self._bounds[0] is None:  # nothing to build: the common unconstrained block
+            return BlockSubproblem(self.slots, quad, q, c)
         A, low, up, lb, ub = self._constraint_rows(n)
         return BlockSubproblem(self.slots, quad, q, c, A=A, l=low, u=up, lb=lb, ub=ub)
 
@@ -317,9 +327,17 @@ class QuadraticBlock:
         squares, linear, consts = self._parts
         norms = [_fro(x[s.span]) for s in self.slots]
         total = float(sum(abs(c) for c in consts))
+        # ‖C‖ of the squares as subproblem computed them for these parts, of the affine terms here
+        known = self._square_norms2[1] if self._square_norms2[0] is squares and \
+            len(self._square_norms2[1]) == len(squares) else None
         for group, power in ((squares, 2), (linear, 1)):
-            for w, aff in group:
-                size = 0.0 if aff.C is None else math.sqrt(self._constant_norm2(aff))
+            for i, (w, aff) in enumerate(group):
+                if aff.C is None:
+                    size = 0.0
+                elif power == 2 and known is not None:
+                    size = math.sqrt(known[i])
+                else:
+                    size = math.sqrt(self._constant_norm2(aff))
                 for s, al, L, R in aff.terms:
                     size += abs(al) * norms[s] * (1.0 if L is None else _fro(L)) * (1.0 if R is None else _fro(R))
                 total += abs(w) * size ** power
