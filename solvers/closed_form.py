@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,16 +45,23 @@ RCOND_SCREEN = 1e-10
 #: at most this fraction of ``bᵀy``.
 FARKAS_RTOL = 1e-6
 
+#: Largest ``rows² · columns`` for which :func:`inconsistent_exactly` settles a Farkas ray in exact arithmetic
+#: (rational Gaussian elimination; beyond it no proof is claimed and the fallback list runs).
+EXACT_WORK = 50_000
+
 _POTRF, _POCON, _POTRS = la.get_lapack_funcs(("potrf", "pocon", "potrs"), dtype=np.float64)
 
 #: Eigenvalues at most ``SINGULAR_RTOL * n * λmax`` count as zero (those of a singular ``BᵀB``
 #: formed in floating point stay below ``n·eps·λmax``).
 SINGULAR_RTOL = 16 * np.finfo(float).eps
 
+_UNIT_ROUNDOFF = np.finfo(float).eps / 2
+
 
 class ClosedForm(MatrixSolver):
     name = "lstsq"
     classes = frozenset({"EQP"})
+    uses_warm = False  # one factorisation: nothing to start from
     #: "auto" takes equality-constrained blocks only up to this size (their KKT system is solved densely:
     #: 3.7 s for a 2,500-variable factor block with one equality, where Clarabel took 5 ms)
     max_auto_kkt: ClassVar[int] = 400
@@ -66,6 +74,12 @@ class ClosedForm(MatrixSolver):
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,
               state: dict | None = None) -> MatrixOutcome:
         t0 = time.perf_counter()
+        tol = float(options.get("tol", 1e-8))
+        shared = sub.shared_gram() if sub.m == 0 else None
+        if shared is not None:
+            fused = self._shared_gram_solve(sub, shared, tol, t0)
+            if fused is not None:
+                return fused
         if sub.m == 0:
             x, how = self._unconstrained(sub)
         else:
@@ -81,7 +95,6 @@ class ClosedForm(MatrixSolver):
         else:
             feas, feas_scale = 0.0, 1.0
         resid = _abs_max(grad)
-        tol = float(options.get("tol", 1e-8))
         proof = True
         value = float(0.5 * x @ px + sub.q @ x + sub.c)  # sub.value(x), P x reused
         # the residual against tol · max(1, |q|, |Px|), the scale found only as far as the test needs it;
@@ -103,6 +116,47 @@ class ClosedForm(MatrixSolver):
         ok = status == st.OPTIMAL
         return MatrixOutcome(status, x if ok else None, time.perf_counter() - t0, how, info={"residual": resid},
                              value=value if ok else None, value_exact=True, proof=proof)
+
+    @staticmethod
+    def _shared_gram_solve(sub: BlockSubproblem, shared: tuple[str, np.ndarray], tol: float,
+                           t0: float) -> MatrixOutcome | None:
+        """An unconstrained block with one Gram matrix ``G`` (``k × k``) shared by every row (column) of its
+        one slot: ``X = −G⁻¹Qᵀ`` through the inverse from the Cholesky factor (as :func:`solve_psd` does
+        for many right-hand sides), verified on ``k × k`` numbers only (:func:`inverse_residual_bound`):
+        the residual ``G X + Qᵀ`` of the optimality conditions is at most ``β · max|q|`` entrywise, and
+        ``β ≤ tol`` passes the test :meth:`solve` applies to the residual it computes (``≤ tol · max|q|``).
+        It also proves ``G`` nonsingular (``β`` bounds ``‖G·Minv − I‖_∞`` for the computed inverse ``Minv``, and
+        a matrix within distance ``< 1`` of ``I`` is invertible), so the minimiser is
+        unique: the condition screen of :func:`solve_psd`, which keeps singular matrices off the Cholesky
+        route so that they get the least-norm minimiser, is not needed here.
+        The value is ``½ xᵀPx + qᵀx + c`` from ``P x = G X``, as ``sub.value(x)`` computes it.
+        ``None`` (the general path decides, with its own residual check) when the Cholesky factorisation
+        fails, there are no more right-hand sides than ``k``, or the bound is above ``tol`` (or ``½``)."""
+        side, G = shared
+        slot = sub.slots[0]
+        Q = sub.q.reshape(slot.shape, order="F")
+        Qt = Q.T if side == "rows" else Q  # the right-hand sides' layout: k × m (a view of q, no copy)
+        k = G.shape[0]
+        if Qt.shape[1] <= k:
+            return None
+        Minv = _cholesky_inverse(G)
+        if Minv is None:
+            return None  # not positive definite: the general path finds the least-norm point or the proof
+        beta = inverse_residual_bound(G, Minv)
+        if not beta <= min(tol, 0.5):  # (NaN fails) ill-conditioned or singular: the general path decides
+            return None
+        Xt = (-Minv) @ Qt  # = Minv @ (−Qᵀ) in the same rounding: a negation is exact
+        GX = G @ Xt
+        if side == "rows":  # Xt and GX are C-ordered k × m: their C order is x's (F order of the m × k X)
+            x, px = Xt.ravel(), GX.ravel()
+        else:
+            x, px = Xt.ravel(order="F"), GX.ravel(order="F")
+        value = float(0.5 * x @ px + sub.q @ x + sub.c)  # as sub.value(x) computes it
+        if not np.isfinite(value):
+            return None
+        return MatrixOutcome(st.OPTIMAL, x, time.perf_counter() - t0,
+                             f"cholesky of the shared {k}x{k} Gram matrix ({side}), verified inverse",
+                             info={"residual_bound": beta}, value=value, value_exact=True, proof=True)
 
     @staticmethod
     def _unbounded_direction(sub: BlockSubproblem, grad: np.ndarray) -> bool:
@@ -172,9 +226,11 @@ def farkas_certificate(sub: BlockSubproblem) -> np.ndarray | None:
     The residual ``r = b − A x_ls`` of the least-squares solution is orthogonal to the range of ``A``, so
     ``y = r / max|r|`` has ``Aᵀy = 0`` and ``bᵀy = ‖r‖²/max|r| > 0``: any solution ``x`` would give
     ``bᵀy = (Aᵀy)ᵀx``. In floating point ``Aᵀy`` is small, not zero; the ray is accepted when it is
-    small against ``bᵀy`` with a wide margin: ``‖Aᵀy‖_∞ · max(1, ‖x_ls‖_1) ≤ FARKAS_RTOL · bᵀy``, which
-    (checked here, in our own arithmetic) says that every solution would be at least ``1/FARKAS_RTOL``
-    times larger than the least-squares point — none of a size the problem's numbers can mean.
+    small against ``bᵀy`` with a wide margin: ``‖Aᵀy‖_∞ · max(1, ‖x_ls‖_1) ≤ FARKAS_RTOL · bᵀy``. That screen
+    alone is not a proof (a solution may exist that is merely huge), so a ray that passes it is returned
+    only when exact rational elimination does not find a solution (:func:`inconsistent_exactly`); beyond
+    :data:`EXACT_WORK` the screened ray stands: no solution within ``1/FARKAS_RTOL`` times the least-squares
+    point's size.
 
     Examples
     --------
@@ -200,8 +256,83 @@ def farkas_certificate(sub: BlockSubproblem) -> np.ndarray | None:
     bty = float(b @ y)
     aty = _abs_max(np.asarray(A.T @ y))
     if bty > 0 and aty * max(1.0, float(np.abs(x_ls).sum())) <= FARKAS_RTOL * bty:
-        return y
+        dense = A.toarray() if sp.issparse(A) else np.asarray(A)
+        if inconsistent_exactly(dense, b) is not False:  # refuted exactly where that is cheap
+            return y
     return None
+
+
+def inconsistent_exactly(A: np.ndarray, b: np.ndarray) -> bool | None:
+    """Whether ``A x = b`` has no solution, decided in exact rational arithmetic (every float is a rational);
+    ``None`` when the system is too large for that (:data:`EXACT_WORK`).
+
+    A float screen cannot decide it: ``A = [[1, 1], [1, 1 + 2⁻⁵²]]``, ``b = (1, 2)`` has the exact solution
+    ``(1 − 2⁵², 2⁵²)`` while its least-squares residual looks like a Farkas ray.
+
+    >>> inconsistent_exactly(np.array([[1.0, 1.0], [1.0, 1.0 + 2.0**-52]]), np.array([1.0, 2.0]))
+    False
+    >>> inconsistent_exactly(np.array([[1.0, 1.0], [1.0, 1.0]]), np.array([1.0, 2.0]))
+    True
+    """
+    m, n = A.shape
+    if m * m * n > EXACT_WORK:
+        return None
+    rows = [[Fraction(float(v)) for v in A[i]] + [Fraction(float(b[i]))] for i in range(m)]
+    r = 0
+    for c in range(n):
+        piv = next((i for i in range(r, m) if rows[i][c] != 0), None)
+        if piv is None:
+            continue
+        rows[r], rows[piv] = rows[piv], rows[r]
+        p = rows[r]
+        for i in range(r + 1, m):
+            f = rows[i][c] / p[c]
+            if f:
+                rows[i] = [x - f * y for x, y in zip(rows[i], p)]
+        r += 1
+        if r == m:
+            break
+    return any(rows[i][n] != 0 for i in range(r, m))  # a zero row of A whose right-hand side is not zero
+
+
+def _cholesky_inverse(M: np.ndarray) -> np.ndarray | None:
+    """``M⁻¹`` from the Cholesky factor, ``None`` when the factorisation fails. No condition screen: the caller
+    verifies the inverse (:func:`inverse_residual_bound`), and a bound below 1 proves ``M`` nonsingular."""
+    c, info = _POTRF(M, lower=False, clean=False)
+    if info != 0:
+        return None
+    Minv, info = _POTRS(c, np.eye(M.shape[0]))
+    return Minv if info == 0 else None
+
+
+def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray) -> float:
+    """``β`` such that, for any ``B`` (``k × m``) and ``X = fl(Minv @ B)``, every entry of ``G X − B`` is at most
+    ``β · max|B|`` in absolute value: a proof, in our own arithmetic, that the product with a computed inverse
+    solves ``G X = B`` to that accuracy (``Minv`` any matrix; nothing is assumed about how it was computed).
+
+    With ``X = Minv B + Δ``, ``|Δ| ≤ γ_k |Minv||B|`` (Higham, *Accuracy and Stability*, §3.5), the residual is
+    ``(G Minv − I) B + G Δ``, so ``|G X − B| ≤ (|G Minv − I| + γ_k |G||Minv|) |B|``; and ``E = fl(fl(G Minv) − I)``
+    has ``|G Minv − I| ≤ (|E| + γ_k |G||Minv|) / (1 − u)``. Hence ``β = (‖E‖_∞ + 2γ_k ‖|G||Minv|‖_∞) / (1 − u)``
+    (``‖·‖_∞`` the largest row sum; the same sum bounds ``‖G Minv − I‖_∞``), doubled here to cover the
+    rounding of these ``k × k`` sums themselves
+    (relative ``≤ γ_{k+1}``, far below 1). Cost: two ``k × k`` products, independent of ``m``.
+
+    Examples
+    --------
+    >>> G = np.array([[4.0, 1.0], [1.0, 3.0]])
+    >>> bool(inverse_residual_bound(G, np.linalg.inv(G)) < 1e-14)
+    True
+    >>> bool(inverse_residual_bound(G, np.eye(2)) > 1.0)   # not an inverse: no proof
+    True
+    """
+    k = G.shape[0]
+    u = _UNIT_ROUNDOFF
+    gamma = k * u / (1.0 - k * u)
+    E = G @ Minv
+    E.flat[:: k + 1] -= 1.0
+    size = np.abs(G) @ np.abs(Minv)
+    bound = (float(np.abs(E).sum(axis=1).max(initial=0.0)) + 2.0 * gamma * float(size.sum(axis=1).max(initial=0.0)))
+    return 2.0 * bound / (1.0 - u)
 
 
 def solve_psd(M: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, str]:

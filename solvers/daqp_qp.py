@@ -24,6 +24,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .base import Backend
+from .closed_form import inconsistent_exactly
 from .matrix import MatrixOutcome, MatrixSolver, finite_or_big
 
 #: DAQP's exit flags -> normalised status.
@@ -44,11 +45,14 @@ _OVERDETERMINED = -6
 
 
 def _inconsistent(E: np.ndarray, e: np.ndarray) -> bool:
-    """Whether ``E x = e`` has no solution (least-squares residual above rounding)."""
+    """Whether ``E x = e`` provably has no solution: a least-squares residual above rounding, confirmed in exact
+    arithmetic where that is cheap (a float residual alone misses huge solutions)."""
     if not e.size:
         return False
     x = np.linalg.lstsq(E, e, rcond=None)[0]
-    return bool(np.abs(E @ x - e).max() > 1e-9 * max(1.0, float(np.abs(e).max())))
+    if not np.abs(E @ x - e).max() > 1e-9 * max(1.0, float(np.abs(e).max())):
+        return False
+    return inconsistent_exactly(E, e) is not False
 
 
 class DaqpBackend(Backend):

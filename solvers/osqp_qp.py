@@ -22,6 +22,8 @@ import scipy.sparse as sp
 from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
+from .clarabel_qp import CERTIFICATE_RTOL, INFEASIBLE_RTOL
+from .closed_form import inconsistent_exactly
 from .matrix import MatrixOutcome, MatrixSolver
 
 #: OSQP's status strings -> normalised status.
@@ -82,7 +84,44 @@ class OsqpQP(MatrixSolver):
         native = str(res.info.status).lower()
         status = STATUS_MAP.get(native, st.SOLVER_ERROR)
         x = np.asarray(res.x, dtype=float) if st.has_solution(status) else None
-        return MatrixOutcome(status, x, wall, native, int(res.info.iter), proof="inaccurate" not in native)
+        proof = "inaccurate" not in native and _certificate_holds(sub, A, lo, hi, status, res)
+        return MatrixOutcome(status, x, wall, native, int(res.info.iter), proof=proof)
+
+
+def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, lo: np.ndarray, hi: np.ndarray, status: str,
+                       res: Any) -> bool:
+    """Re-check OSQP's infeasibility or unboundedness certificate in our own arithmetic (True when there is
+    none to check), with the tolerances Clarabel's certificates are held to (:mod:`.clarabel_qp`).
+
+    Infeasible: ``y`` with ``Aᵀy ≈ 0`` and ``uᵀy₊ + lᵀy₋ < 0`` (no infinite bound meets its sign of ``y``); a
+    ray on equality rows alone is settled exactly where that is cheap (:func:`.closed_form.inconsistent_exactly`).
+    Unbounded: ``d`` with ``Pd ≈ 0``, ``qᵀd < 0`` and ``A d`` in the recession cone of ``l ≤ · ≤ u``. OSQP's
+    rays come from ADMM iterates and are often looser than these tolerances: then they prove nothing and the
+    dispatcher tries the next backend.
+    """
+    if status not in (st.INFEASIBLE, st.UNBOUNDED):
+        return True
+    ray = np.asarray(res.prim_inf_cert if status == st.INFEASIBLE else res.dual_inf_cert, dtype=float)
+    if ray.size == 0 or not np.all(np.isfinite(ray)) or not np.any(ray):
+        return False
+    r = ray / np.abs(ray).max()
+    a_scale = max(float(abs(A).max()) if A.nnz else 0.0, 1.0)
+    if status == st.UNBOUNDED:
+        Pd, Ad = sub.Px(r), A @ r
+        p_scale = max(float(np.abs(sub.Px(np.ones(sub.n))).max(initial=0.0)), np.finfo(float).tiny)
+        tol = CERTIFICATE_RTOL * a_scale
+        return bool(float(r @ Pd) <= CERTIFICATE_RTOL * p_scale * float(r @ r) and float(sub.q @ r) < 0
+                    and np.all(Ad[np.isfinite(hi)] <= tol) and np.all(Ad[np.isfinite(lo)] >= -tol))
+    pos, neg = r > CERTIFICATE_RTOL, r < -CERTIFICATE_RTOL
+    if np.any(pos & ~np.isfinite(hi)) or np.any(neg & ~np.isfinite(lo)):
+        return False
+    support = pos | neg
+    if np.all(lo[support] == hi[support]):  # equality rows only: decide exactly where that is cheap
+        verdict = inconsistent_exactly(A[support].toarray(), hi[support])
+        if verdict is not None:
+            return verdict
+    s = float(hi[pos] @ r[pos] + lo[neg] @ r[neg])
+    return bool(s < 0 and np.all(np.abs(A.T @ np.where(support, r, 0.0)) <= INFEASIBLE_RTOL * abs(s)))
 
 
 @functools.lru_cache(maxsize=1)
