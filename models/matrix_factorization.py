@@ -109,7 +109,8 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     tol : float or None, default None
         Relative block-gap tolerance; None: 1e-6 (1e-9 for ``"grow"``).
     time_limit : float or None, default None
-        Seconds.
+        Seconds. A deadline: no block solve, polar or certificate pass starts after it, and the fit keeps
+        the best point with status ``"time_limit"`` (its certificate not computed unless it already was).
     random_state : int or None, default None
         Seed of the random start (standard normal, scaled to the data).
     rank, seed : deprecated

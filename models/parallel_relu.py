@@ -124,7 +124,9 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
     tol : float or None
         Relative block-gap tolerance; None: 1e-7 for two-layer units (interior-point accuracy), else 1e-9.
     time_limit : float or None
-        Seconds (grow and Adam).
+        Seconds (grow and Adam). A deadline, checked inside the local descent, the pattern enumeration and the
+        polar check: the fit keeps the best point with status ``"time_limit"`` and claims no certificate it did
+        not compute. Ctrl-C likewise returns the best point as ``"interrupted"``.
     random_state : int or None
         Seeds the start, sampled patterns and Adam.
 
@@ -378,6 +380,8 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
 
     def _fit_grow(self, Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options, opts):
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
+        if isinstance(problem, ReLUGrowProblem):  # too many exact patterns: fail before any solve, not at the end
+            problem.check_patterns(None if opts.time_limit is None else time.perf_counter() + opts.time_limit)
         opts.info = {"patterns": patterns if isinstance(patterns, (str, int)) else "array"}
         result, state = grow(problem, self._state(Ws), opts)
         if not self.certify:

@@ -323,12 +323,15 @@ class ReLUNetwork(ReLUData):
                     with _torch_threads(None):
                         res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), gopts)
                     res.values = form.named_values(form.point_from_params(params))
-                    if certify:
+                    if certify and res.status not in ("time_limit", "interrupted"):
                         t0 = _time.perf_counter()
                         res.certificate = partial_minimum_certificate(form, form.point_from_params(params), tol, ex)
                         res.info["certificate_time"] = _time.perf_counter() - t0
                         if res.certificate.is_partial_minimum:
                             res.status, res.message = "converged", res.message + "; the end point is a partial minimum"
+                    elif certify:  # a limit or Ctrl-C: return now, claim nothing (certify later with .certificate)
+                        res.message += ("; the partial-minimum certificate was not computed "
+                                        f"(the run ended {res.status})")
             finally:
                 ex.close()
         res.build_time = form.build_time

@@ -145,6 +145,7 @@ class _Driver:
         self.names = [b.name for b in form.blocks]
         self._session: contextlib.AbstractContextManager = contextlib.nullcontext()
         self._inline = getattr(opts.executor, "kind", None) == "inprocess"  # solves run here, in order
+        self._deadline: float | None = None  # the run's (time.perf_counter() seconds), set by _run
 
     # -- block solves on the piece at the incumbent (and its neighbour across a boundary) -------
     def solve_blocks(self, st: _State, prox: float, indices: list[int]) -> list[BlockSolution]:
@@ -164,12 +165,25 @@ class _Driver:
                 return [sol]
             boundary = {i: True}
             sols = {i: form.solve_prepared(i)}
+        elif self._inline and self._deadline is not None:
+            # solved here one after another (a Jacobi round): none is prepared or started after the deadline
+            boundary, sols = {}, {}
+            for i in indices:
+                if _past(self._deadline):
+                    break
+                boundary[i] = form.prepare(i, x, prox=prox)
+            for i in boundary:
+                sols[i] = form.solve_prepared(i) if not _past(self._deadline) else _not_started(i)
+            for i in indices:
+                if i not in sols:
+                    boundary[i], sols[i] = False, _not_started(i)
         else:
             boundary = {i: form.prepare(i, x, prox=prox) for i in indices}
             sols = {s.block: s for s in self._map_solves(indices)}
         for s in sols.values():
-            st.record(s)
-        flips = [i for i in indices if boundary[i]]
+            if s.message != _NOT_STARTED:  # a solve never started is neither a solve nor a failure
+                st.record(s)
+        flips = [i for i in indices if boundary[i] and not (self._inline and _past(self._deadline))]
         for i in flips:
             form.prepare(i, x, prox=prox, flip_boundary=True)
         for s in self._map_solves(flips) if flips else ():
@@ -198,7 +212,8 @@ class _Driver:
         for sol in sols:
             name = self.names[sol.block]
             if not sol.ok:
-                logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
+                if sol.status != "time_limit":  # out of time is the run's status, not a block's failure
+                    logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 gaps[name] = math.nan
                 continue
             # only an accurate optimum of the subproblem without prox measures the gap
@@ -264,6 +279,7 @@ class _Driver:
         opts, form = self.opts, self.form
         t0 = time.perf_counter()
         deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+        self._deadline = deadline
         # the form's clock is time.time() (it may travel to worker processes with the plan)
         form.set_deadline(time.time() + opts.time_limit if opts.time_limit is not None else None)
         form.set_tolerance(opts.tol)
@@ -298,10 +314,11 @@ class _Driver:
                     status, message = "converged", "every block gap is within tolerance"
                     self._record(history, it, t0, st, step, bar)
                     break
-                if _past(deadline) or (deadline is not None and step.n_ok == 0 and step.failed_status
+                if _past(deadline) or (step.n_ok == 0 and step.failed_status and _nearly_past(deadline, opts)
                                        and all(s == "time_limit" for s in step.failed_status)):
                     # before judging failed solves: after the deadline solves end time_limit or do not start;
-                    # a backend handed the time left may stop a moment before the deadline itself
+                    # a backend handed the time left may stop a moment before the deadline itself (a user's own
+                    # per-solve time limit far from the run's deadline is a solver failure, not the run's limit)
                     status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
                     no_gaps = "the time limit had passed"
                     self._record(history, it, t0, st, step, bar)
@@ -319,6 +336,11 @@ class _Driver:
                         self._record(history, it, t0, st, check, bar)
                         break
                     step = check
+                    if _past(deadline):  # the check pass was cut short: its blocks not solved did not fail
+                        status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                        no_gaps = "the time limit had passed"
+                        self._record(history, it, t0, st, step, bar)
+                        break
                 proof = _proof(step, st, self.form)
                 if proof is not None:
                     status, message = proof
@@ -367,6 +389,8 @@ class _Driver:
                 message = (f"interrupted by the user (Ctrl-C) while the block gaps were computed, after the run "
                            f"ended {status} ({message}); the best point is returned, its block gaps not computed")
                 status = "interrupted"
+            elif _past(deadline) and any(math.isnan(g) for g in certificate.block_gaps.values()):
+                message += "; block gaps not solved after the time limit are nan (not computed)"
         form.load(st.x)
         total = time.perf_counter() - t0
         res = Result(
@@ -452,9 +476,24 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
     return None
 
 
+_NOT_STARTED = "not started: the time limit had passed"
+
+
+def _not_started(block: int) -> BlockSolution:
+    """The solution of a block solve not started because the run's deadline had passed."""
+    return BlockSolution(block=block, status="time_limit", message=_NOT_STARTED)
+
+
 def _past(deadline: float | None) -> bool:
     """Whether the run's deadline (``time.perf_counter()`` seconds) has passed."""
     return deadline is not None and time.perf_counter() > deadline
+
+
+def _nearly_past(deadline: float | None, opts: DriverOptions) -> bool:
+    """Whether the run's deadline is at most 5% of its time limit (or 50 ms) away."""
+    if deadline is None or opts.time_limit is None:
+        return False
+    return deadline - time.perf_counter() <= max(0.05, 0.05 * float(opts.time_limit))
 
 
 def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:

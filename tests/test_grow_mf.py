@@ -229,18 +229,23 @@ def test_a_truthy_callback_stops_grow_as_interrupted_with_a_certificate():
 
 def test_time_limit_reaches_the_block_iterations_of_grow():
     """A local descent that would never converge (tol 1e-300, a million iterations) still ends at the time
-    limit: the deadline reaches the driver's block iterations, not only the checks between rounds. The point
-    returned carries a computed certificate (no verdict)."""
+    limit: the deadline reaches the driver's block iterations, not only the checks between rounds. After it
+    no polar and no certificate pass runs: the best point comes back with its certificate not computed
+    (nothing claimed), within max(5% of the limit, one block sweep) over the limit (issue 12)."""
     Y = low_rank(800, 600, 12, 0.5, seed=11)   # large enough that grow cannot finish in 0.3 s on a fast machine
     lam = lam_for_rank(Y, 10)
     problem = MFGrowProblem(Y, lam)
     rng = np.random.default_rng(0)
     start = MFState(rng.standard_normal((800, 2)), rng.standard_normal((600, 2)))
+    one = grow(problem, start, GrowOptions(max_iters=1, max_rounds=1, tol=1e-300, n_maximisers=1))[0]
+    sweep = one.history[1].time - one.info["polar_checks"][0]["time"]   # one block sweep (and the setup)
     res, state = grow(problem, start, GrowOptions(max_iters=10**6, tol=1e-300, time_limit=0.3))
     assert res.status == "time_limit" and "time_limit=0.3" in res.message
-    assert res.total_time < 0.3 + 3.0          # a few block solves and one polar past the deadline, on a loaded machine
+    # measured here (2 shared cores under load): 0.32 s at limit 0.3, 1.03-1.08 s at limit 1.0
+    assert res.total_time <= 0.3 + max(0.05 * 0.3, 2 * sweep), (res.total_time, sweep)
     assert res.iterations >= 1
-    g = res.certificate.globalopt
-    assert g is not None and g.global_optimal is False
-    assert g.objective == pytest.approx(problem.objective(state), rel=1e-12)
-    assert g.polar > lam and g.lower_bound <= svt_optimum(Y, lam)[1]   # computed; proven only near λ (-inf here)
+    assert res.info["polar_checks"] == []          # no polar after the deadline
+    assert res.certificate.globalopt is None and res.certificate.global_optimal is None
+    assert not res.certificate.is_partial_minimum and "certificate not computed" in res.message
+    assert res.objective == pytest.approx(problem.objective(state), rel=1e-12)
+    assert res.objective <= problem.objective(start)   # the best point: the descent is monotone

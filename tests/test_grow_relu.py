@@ -1,5 +1,7 @@
 """Parallel two-layer ReLU units grown to a certified global optimum (THEORY.md §4; issue 5)."""
 
+import time
+
 import numpy as np
 import pyomo.environ as pyo
 import pytest
@@ -8,6 +10,7 @@ import multiconvex as mc
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import null_combination, rescale
 from multiconvex.globalopt.grow import GrowOptions, grow
+from multiconvex.globalopt.patterns import PatternLimitError
 from multiconvex.globalopt.relu_convex import convex_relu_regression, two_layer_objective
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
 from multiconvex.models import ParallelReLUNetwork, datasets
@@ -228,3 +231,16 @@ def test_screened_rounds_skip_the_block_gaps_but_the_returned_point_has_them():
     assert g.polar_exact and not checks[-1]["screened"]                        # the full polar was computed there
     f = problem.objective(state)
     assert g.objective == pytest.approx(f, rel=1e-12) and g.lower_bound <= f
+
+
+def test_too_many_exact_patterns_fail_before_any_solve_not_after_the_rounds():
+    # the review that found it: the rounds ran on the cheap screen, then the final full polar raised
+    # PatternLimitError and the whole fit was lost
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 3))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(30)
+    net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", max_rounds=1)
+    t0 = time.perf_counter()
+    with pytest.raises(PatternLimitError, match="max_patterns=100"):
+        net.fit(X, y, polar_options={"max_patterns": 100})
+    assert time.perf_counter() - t0 < 5.0 and not hasattr(net, "result_")

@@ -475,3 +475,16 @@ def test_a_gradient_run_returning_the_best_point_reports_that_points_gradient_an
     assert res.info["last_grad_norm"] != pytest.approx(returned)  # the diverging last iterate's is another number
     assert res.message.startswith("the last iterate (iteration 3") and "stopped by the callback" in res.message
     assert "is returned instead" in res.message
+
+
+def test_a_users_own_per_solve_time_limit_far_from_the_runs_deadline_is_a_solver_failure_not_the_runs_limit():
+    # every block solve stops at Clarabel's own time_limit of 10 µs, while the run has 600 s: the run did not
+    # reach its time limit, its solves failed (the review that found it: 'stopped at time_limit=599.99s')
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((60, 50))
+    W, H = cp.Variable((60, 5), nonneg=True, name="W"), cp.Variable((5, 50), nonneg=True, name="H")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - W @ H)))
+    res = mc.solve(prob, [[W], [H]], solver="clarabel", solver_options={"time_limit": 1e-5, "max_iter": 1},
+                   time_limit=600, max_iters=5, algorithm="jacobi")
+    assert res.status == "solver_failure", res.message
+    assert "time_limit=" not in res.message

@@ -18,8 +18,17 @@ One round:
 
 Stops at the certificate, ``max_subnetworks``, ``max_rounds``, ``time_limit``, or when the polar
 is only bounded (sampled patterns) and no maximiser found exceeds λ; the Result's ``status`` and
-``message`` say which. Any start works (a warm start from a network trained elsewhere, e.g. by
-Adam): the algorithm certifies it or improves it.
+``message`` say which.
+
+Limits: ``time_limit`` is a deadline checked between phases and handed to the local descent (its own
+block solves) and to the polar (which checks it between its pattern programs and inside the pattern
+enumeration, and raises :class:`~.patterns.DeadlinePassed`). After it, and after Ctrl-C, no polar,
+block-gap or certificate pass runs: the best point found is returned with status ``"time_limit"`` /
+``"interrupted"``, and a certificate only if one was already computed at that very point (else none:
+block gaps ``nan``, ``global_optimal`` None, and the message says "certificate not computed").
+
+Any start works (a warm start from a network trained elsewhere, e.g. by Adam): the algorithm
+certifies it or improves it.
 
 The model-specific parts live behind :class:`SubnetworkProblem` (matrix factorization:
 :mod:`.mf_problem`; two-layer ReLU units: :mod:`.relu_problem`).
@@ -40,6 +49,7 @@ import numpy as np
 from ..drivers import check_callback
 from ..result import Certificate, HistoryEntry, Result
 from .certificate import GlobalCertificate, make_certificate
+from .patterns import DeadlinePassed
 from .rescale import null_combination, rescale
 
 logger = logging.getLogger("multiconvex")
@@ -77,6 +87,7 @@ class LocalDescent:
     converged: bool
     solver_time: float
     block_gaps: dict[str, float] | None = None  # measured at the returned state, when available
+    interrupted: bool = False  # Ctrl-C stopped it (a driver that catches KeyboardInterrupt says so here)
 
 
 class SubnetworkProblem(Protocol):
@@ -95,7 +106,8 @@ class SubnetworkProblem(Protocol):
     def thetas(self, state: Any) -> np.ndarray: ...
     def scale(self, state: Any, factors: np.ndarray) -> Any: ...
     def residual(self, state: Any) -> np.ndarray: ...  # G = Y − X̂ (negative gradient of ½‖Y − X̂‖²)
-    def polar(self, state: Any, k: int, full: bool = False) -> PolarInfo: ...  # full: no cheap screen
+    # full: no cheap screen; deadline (time.perf_counter() seconds): raise DeadlinePassed once it has passed
+    def polar(self, state: Any, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo: ...
     def append(self, state: Any, polar: PolarInfo, k: int) -> Any: ...
     def values(self, state: Any) -> dict[str, np.ndarray]: ...
 
@@ -113,7 +125,8 @@ class GrowOptions:
     max_iters : int
         Local-descent iterations per round.
     time_limit : float | None
-        Seconds for the whole run (checked between phases).
+        Seconds for the whole run: checked between phases and inside the local descent and the polar;
+        no polar or certificate pass starts after it (see the module docstring).
     tol : float
         Relative tolerance of the local descent and of the block gaps (× |f|: scale-equivariant).
     polar_tol : float
@@ -179,6 +192,11 @@ def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, g
         polar_tol=opts.polar_tol, gap_tol=opts.gap_tol)
 
 
+def _past(deadline: float | None) -> bool:
+    """Whether the run's deadline (``time.perf_counter()`` seconds) has passed."""
+    return deadline is not None and time.perf_counter() > deadline
+
+
 def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Result, Any]:
     """Run the meta-algorithm from ``state``; returns the :class:`Result` and the final state.
 
@@ -188,7 +206,8 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     ``info["polar_checks"]`` (per round: subnetworks, polar, upper bound, time, objective).
     Status: ``"converged"`` (certified, or a partial minimum where no polar maximiser found exceeds
     λ but nothing more is proven — the message says which), ``"iteration_limit"`` (``max_rounds``),
-    ``"time_limit"``, ``"stalled"`` (``max_subnetworks``), ``"interrupted"``.
+    ``"time_limit"``, ``"stalled"`` (``max_subnetworks``), ``"interrupted"``. After ``time_limit`` or
+    Ctrl-C the best point is returned without a new certificate (module docstring).
     """
     callback = check_callback(opts.callback)
     t0 = time.perf_counter()
@@ -200,6 +219,8 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     cert: GlobalCertificate | None = None
     gaps: dict[str, float] = {}
     status, message = "iteration_limit", f"stopped after max_rounds={opts.max_rounds} rounds"
+    cut = ""  # why no polar or certificate pass may run any more (the time limit, Ctrl-C); "" while they may
+    timed_out = f"stopped at time_limit={opts.time_limit}s"
     total_iters = 0
     rnd = 0
     snapshot = None
@@ -207,25 +228,37 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
         for rnd in range(1, opts.max_rounds + 1):
             ld = problem.local_descent(state, max_iters=opts.max_iters, tol=opts.tol, deadline=deadline)
             state, total_iters, solver_time = ld.state, total_iters + ld.iterations, solver_time + ld.solver_time
+            if ld.interrupted:
+                raise KeyboardInterrupt
             state = problem.drop_zero(state)
             state, n_resc = _rescale_all(problem, state, opts.rescale_rtol)
             if n_resc:
                 logger.info("round %d: %d rescaling step(s), %d subnetworks", rnd, n_resc,
                             problem.n_subnetworks(state))
-                if not (deadline is not None and time.perf_counter() > deadline):
+                if not _past(deadline):
                     ld = problem.local_descent(state, max_iters=opts.max_iters, tol=opts.tol, deadline=deadline)
                     state, total_iters = problem.drop_zero(ld.state), total_iters + ld.iterations
                     solver_time += ld.solver_time
+                    if ld.interrupted:
+                        raise KeyboardInterrupt
+            if _past(deadline):
+                status, message, cut = "time_limit", f"{timed_out} in round {rnd}", "the time limit had passed"
+                break
             f = problem.objective(state)
-            pol = problem.polar(state, max(1, opts.n_maximisers))
+            pol = problem.polar(state, max(1, opts.n_maximisers), deadline=deadline)
             solver_time += pol.solver_time
             polar_checks.append(_check_record(rnd, problem, state, pol, f))
             if pol.screened and any(v > lam * (1.0 + opts.polar_tol) for v in pol.values):
                 # a screen's lower bound certifies nothing and the round appends units: the block gaps (one
                 # QP per piece) would only be reported, so they are measured where the verdict needs them
                 gaps_now: dict[str, float] | None = None
+            elif ld.block_gaps is not None and not n_resc:
+                gaps_now = ld.block_gaps
+            elif _past(deadline):  # the block gaps are a certificate pass: not after the deadline
+                status, message, cut = "time_limit", f"{timed_out} in round {rnd}", "the time limit had passed"
+                break
             else:
-                gaps_now = ld.block_gaps if (ld.block_gaps is not None and not n_resc) else problem.block_gaps(state)
+                gaps_now = problem.block_gaps(state)
             gaps = gaps_now if gaps_now is not None else {}
             cert = _certify(problem, state, pol, f, gaps_now, opts)
             # the returned point is always one whose certificate was computed
@@ -252,14 +285,14 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
                     message = ("partial minimum; no polar maximiser found exceeds lam, but global optimality is "
                                f"not proven: {cert.reason}")
                     break
-                if deadline is not None and time.perf_counter() > deadline:
-                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s: {cert.reason}"
+                if _past(deadline):
+                    status, message, cut = "time_limit", timed_out, "the time limit had passed"
                     break
                 status, message = "iteration_limit", (f"stopped after max_rounds={opts.max_rounds} rounds before "
                                                       f"the subnetworks were stationary: {cert.reason}")
                 continue  # not stationary yet: descend further
-            if deadline is not None and time.perf_counter() > deadline:
-                status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s: {cert.reason}"
+            if _past(deadline):
+                status, message, cut = "time_limit", timed_out, "the time limit had passed"
                 break
             if rnd == opts.max_rounds:
                 status, message = "iteration_limit", (f"stopped after max_rounds={opts.max_rounds} rounds: "
@@ -272,8 +305,13 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
                 break
             state = problem.append(state, pol, min(room, len(growable)))
     except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted by the user; the last certified state is returned"
+        status, message, cut = "interrupted", "interrupted by the user (Ctrl-C)", "the run was interrupted"
         logger.warning(message)
+    except DeadlinePassed:
+        status, message, cut = "time_limit", f"{timed_out} in round {rnd}", "the time limit had passed"
+    if cut:
+        return _cut_result(problem, state, snapshot, gaps, status, message, cut, total_iters, history,
+                           solver_time, t0, rnd, polar_checks, opts)
     if snapshot is not None:
         state, cert, snap_gaps, screened = snapshot
         gaps = snap_gaps if snap_gaps is not None else problem.block_gaps(state)
@@ -294,6 +332,39 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
         f = cert.objective
         block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * abs(f)),
                                          global_optimal=cert.global_optimal, globalopt=cert)
+    res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
+                 total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),
+                 algorithm="grow", message=message, subnetworks=problem.n_subnetworks(state),
+                 info={"rounds": rnd, "polar_checks": polar_checks, **opts.info})
+    logger.info("grow: %s: %s", status, message)
+    return res, state
+
+
+def _cut_result(problem: SubnetworkProblem, state: Any, snapshot: tuple | None, gaps: dict[str, float],
+                status: str, message: str, cut: str, total_iters: int, history: list[HistoryEntry],
+                solver_time: float, t0: float, rnd: int, polar_checks: list[dict[str, Any]],
+                opts: GrowOptions) -> tuple[Result, Any]:
+    """The Result of a run cut short by the time limit or Ctrl-C: the best point found, no new pass.
+
+    Every phase is monotone (local descent, rescaling, appending along the line search), so the last
+    state is the best one; it is compared with the last certified one all the same (rounding). The
+    certificate is kept only when the returned point is the certified one; otherwise the block gaps are
+    ``nan`` and nothing is claimed (``global_optimal`` None), as the drivers do (:mod:`multiconvex.drivers`).
+    """
+    f = problem.objective(state)
+    cert = None
+    if snapshot is not None:
+        snap_state, snap_cert, snap_gaps, _ = snapshot
+        if snap_state is state or snap_cert.objective < f:
+            state, f, cert = snap_state, snap_cert.objective, snap_cert
+            gaps = snap_gaps if snap_gaps is not None else {n: math.nan for n in gaps}
+    if cert is None:
+        block_cert = Certificate.from_gaps({n: math.nan for n in gaps}, opts.tol * abs(f))
+        message += f"; the best point is returned, its certificate not computed ({cut})"
+    else:
+        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * abs(f)),
+                                         global_optimal=cert.global_optimal, globalopt=cert)
+        message += f"; the best point is the last certified one ({cut}): {cert.reason}"
     res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
                  total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),
                  algorithm="grow", message=message, subnetworks=problem.n_subnetworks(state),

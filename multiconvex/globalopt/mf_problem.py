@@ -22,6 +22,7 @@ from ..drivers import DriverOptions, run
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from .grow import LocalDescent, PolarInfo
 from .mf_polar import mf_polar
+from .patterns import check_deadline
 
 __all__ = ["MFForm", "MFState", "MFGrowProblem", "PROVE_BELOW"]
 
@@ -136,8 +137,12 @@ class MFGrowProblem:
                   DriverOptions(algorithm="gauss-seidel", max_iters=max_iters, tol=tol, time_limit=limit,
                                 progress=False))
         st = MFState(res.values["U"], res.values["V"])
-        return LocalDescent(st, res.iterations, res.status == "converged", res.solver_time,
-                            block_gaps=dict(res.certificate.block_gaps))
+        # the driver catches Ctrl-C and returns its best point: the meta-algorithm must stop too
+        interrupted = res.status == "interrupted"
+        # after a limit or Ctrl-C the driver computed no gaps (nan): none are passed on
+        gaps = None if res.status in ("time_limit", "interrupted") else dict(res.certificate.block_gaps)
+        return LocalDescent(st, res.iterations, res.status == "converged", res.solver_time, block_gaps=gaps,
+                            interrupted=interrupted)
 
     def block_gaps(self, s: MFState) -> dict[str, float]:
         if s.U.shape[1] == 0:
@@ -172,7 +177,9 @@ class MFGrowProblem:
     def residual(self, s: MFState) -> np.ndarray:
         return self.form.residual(s.U, s.V)
 
-    def polar(self, s: MFState, k: int, full: bool = False) -> PolarInfo:
+    def polar(self, s: MFState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
+        """The top singular values of the residual (one SVD-sized step: ``deadline`` is checked before it)."""
+        check_deadline(deadline, "MFGrowProblem.polar")
         # the proof (a Gram product and a Cholesky factorization) is skipped while the polar is clearly above λ:
         # the certificate cannot pass there, and the rounds that can pass get it
         p = mf_polar(self.residual(s), k=k, seed=self.seed, prove_below=None if full else PROVE_BELOW * self.lam,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_PATTERNS",
+    "DeadlinePassed",
+    "check_deadline",
     "PatternLimitError",
     "count_patterns_upper_bound",
     "enumerate_chambers",
@@ -60,6 +63,20 @@ _PARALLEL_SIN_TOL = 1e-10  # rows whose directions differ by a smaller sine are 
 # recognised as cut and one of its halves (possibly a fat one) is lost (regression test
 # test_near_concurrent_hyperplanes_lose_no_chamber).
 _RESTRICT_SIN_TOL = 1e-13
+
+
+class DeadlinePassed(Exception):  # noqa: N818 - a signal to the caller's limit handling, not an error
+    """A long phase (pattern enumeration, a polar check) stopped because the run's deadline passed.
+
+    Raised between units of work so that a run with a ``time_limit`` (the grow meta-algorithm) returns
+    its best point at once; it carries no partial result (nothing half computed is ever claimed).
+    """
+
+
+def check_deadline(deadline: float | None, where: str) -> None:
+    """Raise :class:`DeadlinePassed` when ``deadline`` (``time.perf_counter()`` seconds) has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise DeadlinePassed(f"{where}: the time limit passed")
 
 
 class PatternLimitError(InvalidInputError):
@@ -186,7 +203,7 @@ def _null_basis(h: np.ndarray) -> np.ndarray:
     return Q[:, 1:k]
 
 
-def _chamber_points(V: np.ndarray, limit: int) -> np.ndarray:
+def _chamber_points(V: np.ndarray, limit: int, deadline: float | None = None) -> np.ndarray:
     """One interior point per chamber of the central arrangement with distinct normals ``V``.
 
     ``V`` is (m × k), rows non-zero and pairwise non-parallel. Incremental construction by
@@ -194,7 +211,8 @@ def _chamber_points(V: np.ndarray, limit: int) -> np.ndarray:
     arrangement so far that meet ``H``, and those correspond one-to-one to the chambers of the
     restricted arrangement inside ``H`` (one dimension lower, enumerated recursively). A chamber
     cut by ``H`` is replaced by the two points ``v ± ε h`` around an interior point ``v`` of its
-    restriction; a chamber not cut keeps its point. Raises ``_Overflow`` past ``limit`` chambers.
+    restriction; a chamber not cut keeps its point. Raises ``_Overflow`` past ``limit`` chambers and
+    :class:`DeadlinePassed` once ``deadline`` has passed (checked per hyperplane, at every depth).
     """
     m, k = V.shape
     if m == 0:
@@ -209,6 +227,7 @@ def _chamber_points(V: np.ndarray, limit: int) -> np.ndarray:
     V = V / np.linalg.norm(V, axis=1, keepdims=True)
     pts = np.eye(1, k)  # no hyperplane yet: one chamber
     for j in range(m):
+        check_deadline(deadline, "enumerate_patterns")
         h, prev = V[j], V[:j]
         # chambers of the restriction to H = h⊥ (the earlier hyperplanes seen inside H)
         B = _null_basis(h)
@@ -217,7 +236,7 @@ def _chamber_points(V: np.ndarray, limit: int) -> np.ndarray:
         else:
             W = prev @ B
             reps, _, _ = _unique_lines(W, _RESTRICT_SIN_TOL)
-            sub = _chamber_points(W[reps], limit)
+            sub = _chamber_points(W[reps], limit) if deadline is None else _chamber_points(W[reps], limit, deadline)
         v = sub @ B.T  # points of H, inside chambers of the earlier arrangement
         # step off H without crossing an earlier hyperplane
         if j:
@@ -300,11 +319,14 @@ def _verify(X: np.ndarray, pats: np.ndarray, pts: np.ndarray) -> tuple[np.ndarra
     return np.concatenate([pats, np.array(extra_p)]), np.concatenate([pts, np.array(extra_u)]), False
 
 
-def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> tuple[np.ndarray, np.ndarray]:
+def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS,
+                       deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every activation pattern of ``X`` with one strictly interior ``u`` each.
 
     Same as :func:`enumerate_patterns` and also returns ``points`` (P × d), ``points[p]`` a unit
-    vector with ``1[X u ≥ 0] = patterns[p]`` and no ties on non-zero rows.
+    vector with ``1[X u ≥ 0] = patterns[p]`` and no ties on non-zero rows. ``deadline``
+    (``time.perf_counter()`` seconds): raise :class:`DeadlinePassed` once it has passed (checked per
+    hyperplane of the construction and between its phases; nothing is cached then).
     """
     X = _check_X(X, "enumerate_patterns")
     max_patterns = int(max_patterns)
@@ -316,7 +338,12 @@ def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> t
     m, r = Z.shape
     bound = count_patterns_upper_bound(m, r)
     try:
-        pts_r = _chamber_points(Z, max_patterns) if m else np.zeros((1, max(r, 0)))
+        if not m:
+            pts_r = np.zeros((1, max(r, 0)))
+        elif deadline is None:  # the two-argument call, as before deadlines (a test replaces it by one taking two)
+            pts_r = _chamber_points(Z, max_patterns)
+        else:
+            pts_r = _chamber_points(Z, max_patterns, deadline)
     except _Overflow as exc:
         raise PatternLimitError(
             f"enumerate_patterns: the hyperplane arrangement of X ({N} samples, rank {r}, {m} distinct "
@@ -338,10 +365,13 @@ def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> t
         pats[:, nonzero] = np.where(sign[None, :] > 0, S[:, group], ~S[:, group])
     pts = pts_r @ basis.T if r else np.eye(1, d).repeat(P, 0)
     pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+    check_deadline(deadline, "enumerate_patterns")
     pats, verified, why = prove_complete(X, nonzero, pats, pts)
     sampled_ok = True
     if not verified:  # look for the missing chambers by sampling, then try the proof again
+        check_deadline(deadline, "enumerate_patterns")
         pats, pts, sampled_ok = _verify(X, pats, pts)
+        check_deadline(deadline, "enumerate_patterns")
         pats, verified, why = prove_complete(X, nonzero, pats, pts)
     if not verified:
         logger.warning("enumerate_patterns: the enumeration is not proven complete (%s); the polar over it is not "
@@ -360,7 +390,8 @@ def enumerate_chambers(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> t
     return pats.copy(), pts.copy()
 
 
-def enumerate_patterns(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> np.ndarray:
+def enumerate_patterns(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS,
+                       deadline: float | None = None) -> np.ndarray:
     """All activation patterns ``1[X u ≥ 0]`` of the chambers of the data's hyperplane arrangement.
 
     Exact, with no LP and no sampling: the rows of ``X`` are reduced to their distinct hyperplanes
@@ -392,6 +423,8 @@ def enumerate_patterns(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> n
         Data; a bias is a constant column the caller adds.
     max_patterns : int
         Stop and raise :class:`PatternLimitError` once more patterns than this are found.
+    deadline : float, optional
+        ``time.perf_counter()`` seconds: raise :class:`DeadlinePassed` once passed (a run's time limit).
 
     Returns
     -------
@@ -413,7 +446,7 @@ def enumerate_patterns(X: Any, *, max_patterns: int = DEFAULT_MAX_PATTERNS) -> n
     >>> len(enumerate_patterns(X)) == count_patterns_upper_bound(10, 3)   # general position
     True
     """
-    return enumerate_chambers(X, max_patterns=max_patterns)[0]
+    return enumerate_chambers(X, max_patterns=max_patterns, deadline=deadline)[0]
 
 
 def patterns_complete(X: np.ndarray, patterns: np.ndarray) -> bool:

@@ -51,7 +51,7 @@ from multiconvex.solvers import resolve
 
 # _solve_chunk looks the per-pattern programs up in this module's namespace (a test replaces one here)
 from .pattern_programs import _clarabel_program, _CvxpyProgram, _projection_program
-from .patterns import _ZERO_ROW_TOL, DEFAULT_MAX_PATTERNS
+from .patterns import _ZERO_ROW_TOL, DEFAULT_MAX_PATTERNS, check_deadline, enumerate_patterns
 from .polar_inputs import _check_int, _check_patterns, _check_XG, _resolve_patterns
 from .polar_relaxation import RelaxationBound, relaxation_upper_bound
 from .polar_search import local_polar_search
@@ -191,6 +191,7 @@ def relu_polar(
     per_pattern: str = "auto",
     bound_time_limit: float = 30.0,
     prune_below: float | None = None,
+    deadline: float | None = None,
 ) -> PolarResult:
     """The polar ``Ω°(G) = sup_{‖u‖≤1} |Gᵀ(X u)_+|`` of two-layer ReLU units (scalar output).
 
@@ -255,6 +256,10 @@ def relu_polar(
         along maximisers above it: programs whose bound ``‖XᵀDG‖`` is at most ``τ`` are not solved.
         The result is then ``value`` (the best program solved) and ``upper = max(value, largest pruned
         bound)`` — a proven interval, exact only when no pruned bound exceeds ``value``.
+    deadline : float, optional
+        A run's deadline (``time.perf_counter()`` seconds): checked inside the pattern enumeration, between
+        chunks of pattern programs and before the relaxation bound (whose branch and bound gets at most the
+        time left); once passed, :class:`~.patterns.DeadlinePassed` is raised and nothing is returned.
 
     Returns
     -------
@@ -266,6 +271,8 @@ def relu_polar(
         Bad shapes, NaN/inf, unknown options (before any solve).
     PatternLimitError
         ``patterns="exact"`` with more than ``max_patterns`` patterns.
+    DeadlinePassed
+        ``deadline`` passed before the polar was computed.
 
     Examples
     --------
@@ -307,6 +314,9 @@ def relu_polar(
     if kind == "native" and backend.name != "clarabel":
         raise InvalidInputError(f"{_WHERE}: per_pattern='native' needs solver='clarabel', got {solver!r}.")
 
+    if isinstance(patterns, str) and deadline is not None:
+        # the enumeration with the deadline checked inside it; _resolve_patterns then finds it in the cache
+        enumerate_patterns(X, max_patterns=max_patterns, deadline=deadline)
     pats, exact, total, how = _resolve_patterns(X, patterns, seed, max_patterns)
     found: list[tuple[float, np.ndarray, float]] = []   # (value, u, s): every attained point
     notes = []
@@ -319,15 +329,26 @@ def relu_polar(
             pats = np.unique(np.concatenate([pats, extra]), axis=0)
             notes.append(f"{len(pats) - before} patterns from {local_starts} local starts")
     # bounds and closed forms for every (pattern, sign)
-    Cm = (pats * G) @ X                                     # P × d, row p = Xᵀ D_p G
-    bound = np.linalg.norm(Cm, axis=1)
-    signed = np.where(pats, 1.0, -1.0)
-    dirs = Cm / np.maximum(bound, 1e-300)[:, None]
+    # by rows of patterns (the deadline is checked between them: at P ~ 300 000 this takes seconds)
+    P = len(pats)
+    Cm = np.empty((P, d))                                   # P × d, row p = Xᵀ D_p G
+    in_cone = {1.0: np.zeros(P, dtype=bool), -1.0: np.zeros(P, dtype=bool)}
     tol = 1e-12 * max(np.linalg.norm(X, axis=1).max(), 1e-300)
+    for first in range(0, P, _BOUND_ROWS):
+        check_deadline(deadline, _WHERE)
+        rows = slice(first, first + _BOUND_ROWS)
+        C = (pats[rows] * G) @ X
+        b_rows = np.linalg.norm(C, axis=1)
+        proj = np.where(pats[rows], 1.0, -1.0) * ((C / np.maximum(b_rows, 1e-300)[:, None]) @ X.T)
+        in_cone[1.0][rows] = (proj >= -tol).all(axis=1) & (b_rows > 0)
+        in_cone[-1.0][rows] = (-proj >= -tol).all(axis=1) & (b_rows > 0)
+        Cm[rows] = C
+    bound = np.linalg.norm(Cm, axis=1)
+    dirs = Cm / np.maximum(bound, 1e-300)[:, None]
     cand_p, cand_s, cand_b = [], [], []
     n_closed = 0
     for s in (1.0, -1.0):
-        inside = (signed * ((s * dirs) @ X.T) >= -tol).all(axis=1) & (bound > 0)
+        inside = in_cone[s]
         for p in np.flatnonzero(inside):
             u = s * dirs[p]
             found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
@@ -349,6 +370,7 @@ def relu_polar(
     pos = 0
     try:
         while pos < len(cand_p):
+            check_deadline(deadline, _WHERE)  # between rounds of chunks: at most one round past it
             thr = max(_threshold(found, n_maximisers, d), tau)
             if cand_b[pos] <= thr:
                 break
@@ -409,9 +431,12 @@ def relu_polar(
     elif upper_bound is False:
         upper = math.inf
     else:
+        check_deadline(deadline, _WHERE)
+        bnb_time = float(bound_time_limit) if upper_bound == "bnb" else 0.0
+        if deadline is not None:
+            bnb_time = min(bnb_time, max(0.0, deadline - time.perf_counter()))
         try:
-            rb = relaxation_upper_bound(X, G, solver=solver, lower=value,
-                                        time_limit=float(bound_time_limit) if upper_bound == "bnb" else 0.0)
+            rb = relaxation_upper_bound(X, G, solver=solver, lower=value, time_limit=bnb_time)
         except MulticonvexError as exc:
             logger.warning("relu_polar: the relaxation upper bound failed: %s", exc)
             upper = math.inf
@@ -433,6 +458,10 @@ def relu_polar(
         maximisers=[(u, s) for _, u, s in best], values=[v for v, _, _ in best],
         solver_time=solver_time, wall_time=time.perf_counter() - start, pruned=pruned_above > value,
     )
+
+
+#: Patterns per row block of the bounds and closed forms (the deadline is checked between blocks).
+_BOUND_ROWS = 16384
 
 
 def _threshold(found: list, n: int, d: int) -> float:

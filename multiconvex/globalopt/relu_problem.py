@@ -52,6 +52,7 @@ from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from ..solvers.dispatch import make_plan
 from .grow import LocalDescent, PolarInfo
+from .patterns import DEFAULT_MAX_PATTERNS, DeadlinePassed, check_deadline, enumerate_patterns
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
@@ -253,10 +254,14 @@ class ReLUGrowProblem:
     def local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
         f = self.objective(s)
         solver_time, it, converged = 0.0, 0, False
+
+        def late() -> bool:  # no solve starts after the deadline, also between the solves of one iteration
+            return deadline is not None and time.perf_counter() > deadline
+
         for it in range(1, max_iters + 1):  # noqa: B007 - `it` is the iteration count after the loop
             start = f
             flipped = False
-            if s.U.shape[0] and self.gradient_steps:
+            if s.U.shape[0] and self.gradient_steps and not late():
                 cand = self.gradient_polish(s, self.gradient_steps)
                 fc = self.objective(cand)
                 if fc < f:
@@ -265,7 +270,7 @@ class ReLUGrowProblem:
                 # the point lies in every piece its boundary samples touch: try the neighbour too (THEORY §2) —
                 # needed only when the own piece no longer lowers the objective (the iteration that converges)
                 for flip in (False, True):
-                    if flip and (start - f > tol * abs(f) or not self.has_boundary(s)):
+                    if late() or (flip and (start - f > tol * abs(f) or not self.has_boundary(s))):
                         break
                     cand, t = self.piece_program(s, flip_boundary=flip)
                     solver_time += t
@@ -274,7 +279,7 @@ class ReLUGrowProblem:
                         if fc <= f:
                             s, f = cand, fc
                 s = self.drop_zero(s)
-                if s.U.shape[0]:
+                if s.U.shape[0] and not late():
                     cand = self.output_block(s)
                     fc = self.objective(cand)
                     if fc <= f:
@@ -283,10 +288,10 @@ class ReLUGrowProblem:
                         s, f = cand, fc
                     s = self.drop_zero(s)
             f = self.objective(s)
+            if late():  # (an iteration cut short by the deadline proves no convergence)
+                break
             if start - f <= tol * abs(f) and not flipped:  # relative, like the certificate's gap
                 converged = True
-                break
-            if deadline is not None and time.perf_counter() > deadline:
                 break
         return LocalDescent(s, it, converged, solver_time)
 
@@ -371,7 +376,26 @@ class ReLUGrowProblem:
                          method=f"screening by local search ({self.screen} starts): a lower bound", maximisers=maxi,
                          values=vals, wall_time=time.perf_counter() - t0, screened=True)
 
-    def polar(self, s: ReLUState, k: int, full: bool = False) -> PolarInfo:
+    def check_patterns(self, deadline: float | None = None) -> None:
+        """Enumerate the exact patterns now (cached for the polar checks), so that an arrangement beyond
+        ``max_patterns`` fails before any solve instead of at the final polar, after the rounds' work.
+
+        Raises :class:`~.patterns.PatternLimitError` (an ``InvalidInputError`` naming the fix: sampled patterns or
+        a larger ``max_patterns``); nothing for sampled or given patterns, nor when ``deadline`` passes first
+        (the run then stops at its time limit as usual).
+        """
+        if isinstance(self.patterns, str) and self.patterns == "exact":
+            try:
+                enumerate_patterns(self.X, max_patterns=int(self.polar_options.get("max_patterns",
+                                                                                   DEFAULT_MAX_PATTERNS)),
+                                   deadline=deadline)
+            except DeadlinePassed:
+                pass
+
+    def polar(self, s: ReLUState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
+        """The screen, else the polar of :func:`.relu_polar.relu_polar` (``deadline``: raise
+        :class:`~.patterns.DeadlinePassed` once passed, checked inside the enumeration and between programs)."""
+        check_deadline(deadline, "ReLUGrowProblem.polar")
         if self.screen and not full:
             screened = self.screen_polar(s, k)
             if screened is not None:
@@ -382,10 +406,10 @@ class ReLUGrowProblem:
         tau = self.lam / ys
         # programs whose bound ‖XᵀDG‖ is at most λ can neither add a unit nor fail the certificate: skip them;
         # where the result may certify (the proven upper bound is at most λ), solve them all for the exact value
-        p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k,
+        p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, deadline=deadline,
                        **{"prune_below": tau, **opts})
         if p.pruned and p.upper <= tau * (1.0 + 1e-3) and "prune_below" not in self.polar_options:
-            p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, **opts)
+            p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, deadline=deadline, **opts)
         return PolarInfo(value=p.value * ys, upper=p.upper * ys, exact=p.exact, method=p.method,
                          maximisers=list(p.maximisers), values=[v * ys for v in p.values],
                          patterns_checked=p.patterns_checked,

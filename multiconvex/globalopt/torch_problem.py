@@ -27,6 +27,7 @@ import torch
 
 from ..tolerance import gap_tolerance
 from .grow import LocalDescent, PolarInfo
+from .patterns import check_deadline
 
 logger = logging.getLogger("multiconvex")
 
@@ -215,8 +216,9 @@ class TorchGrowProblem:
         c = th ** (-1.0 / regulariser_degree(self.regulariser, K))
         return [W * c[:, None, None] for W in bal]
 
-    def polar(self, s: TorchState, k: int, full: bool = False) -> PolarInfo:
-        """A lower bound on ``sup_{θ(w) ≤ 1} ⟨G, φ(w)⟩`` by projected ascent from ``n_starts`` starts."""
+    def polar(self, s: TorchState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
+        """A lower bound on ``sup_{θ(w) ≤ 1} ⟨G, φ(w)⟩`` by projected ascent from ``n_starts`` starts
+        (``deadline``: :class:`~.patterns.DeadlinePassed` once passed, checked every ascent step)."""
         t0 = time.perf_counter()
         G = torch.as_tensor(self.residual(s), dtype=DTYPE)
         init = init_weights(self.sizes, self.n_starts, self.rng)
@@ -224,6 +226,7 @@ class TorchGrowProblem:
         Ws = [W.requires_grad_(True) for W in self._normalise(Ws)]
         opt = torch.optim.Adam(Ws, lr=0.05)
         for _ in range(self.ascent_steps):
+            check_deadline(deadline, "TorchGrowProblem.polar")
             opt.zero_grad()
             val = (forward(Ws, self._X, per_subnetwork=True) * G[None]).sum(dim=(1, 2))
             (-val.sum()).backward()

@@ -68,8 +68,9 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
     gradient : GradientOptions
         The gradient phase (``max_iters`` epochs/steps; its ``time_limit`` bounds that phase alone).
     block : DriverOptions
-        The block phase; its ``time_limit`` bounds the **whole** run (what the gradient phase used is
-        taken off; the block phase gets at least one sweep).
+        The block phase; its ``time_limit`` bounds the **whole** run: the gradient phase stops at it too,
+        and the block phase gets what is left (none once the gradient phase used it all: the run then ends
+        ``"time_limit"`` with the gradient phase's best point, its block gaps not computed).
 
     Returns
     -------
@@ -79,6 +80,10 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
         certificate, status and message, ``info["phases"]``; and the final parameters.
     """
     t0 = time.perf_counter()
+    if block.time_limit is not None:  # the whole run's limit holds in the gradient phase too
+        own = gradient.time_limit
+        gradient = dataclasses.replace(gradient, time_limit=block.time_limit if own is None
+                                       else min(own, block.time_limit))
     g_res, params = run_gradient(form.arch, params0, form.X, form.T, form.weight_decay, gradient)
     t_grad = time.perf_counter() - t0
     shift_it = g_res.iterations
