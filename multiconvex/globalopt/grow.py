@@ -142,6 +142,9 @@ class GrowOptions:
         that round's certificate is computed (the drivers' contract, :mod:`multiconvex.drivers`): a
         truthy return stops the run as ``"interrupted"`` with the last certified state (a round that
         proves global optimality still ends ``"converged"``); an exception propagates.
+    started : float, optional
+        ``time.perf_counter()`` seconds the ``time_limit`` counts from (default: when :func:`grow` starts; a
+        caller that did work of the same fit first, e.g. enumerating the patterns, passes its own start).
     """
 
     max_subnetworks: int = 200
@@ -155,6 +158,7 @@ class GrowOptions:
     rescale_rtol: float = 1e-10
     info: dict[str, Any] = field(default_factory=dict)
     callback: Callable[[HistoryEntry], Any] | None = None
+    started: float | None = None
 
 
 def _rescale_all(problem: SubnetworkProblem, state: Any, rtol: float) -> tuple[Any, int]:
@@ -211,7 +215,8 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     """
     callback = check_callback(opts.callback)
     t0 = time.perf_counter()
-    deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+    deadline = (opts.started if opts.started is not None else t0) + opts.time_limit \
+        if opts.time_limit is not None else None
     lam = problem.lam
     history = [HistoryEntry(0, 0.0, problem.objective(state), None, math.nan, 0.0)]
     solver_time = 0.0
