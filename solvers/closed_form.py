@@ -228,9 +228,9 @@ def farkas_certificate(sub: BlockSubproblem) -> np.ndarray | None:
     ``bᵀy = (Aᵀy)ᵀx``. In floating point ``Aᵀy`` is small, not zero; the ray is accepted when it is
     small against ``bᵀy`` with a wide margin: ``‖Aᵀy‖_∞ · max(1, ‖x_ls‖_1) ≤ FARKAS_RTOL · bᵀy``. That screen
     alone is not a proof (a solution may exist that is merely huge), so a ray that passes it is returned
-    only when exact rational elimination does not find a solution (:func:`inconsistent_exactly`); beyond
-    :data:`EXACT_WORK` the screened ray stands: no solution within ``1/FARKAS_RTOL`` times the least-squares
-    point's size.
+    only when exact rational elimination proves there is no solution (:func:`inconsistent_exactly`); beyond
+    :data:`EXACT_WORK` nothing is proven (the dispatcher then tries the next backend, else reports a numerical
+    error, never 'infeasible').
 
     Examples
     --------
@@ -256,13 +256,12 @@ def farkas_certificate(sub: BlockSubproblem) -> np.ndarray | None:
     bty = float(b @ y)
     aty = _abs_max(np.asarray(A.T @ y))
     if bty > 0 and aty * max(1.0, float(np.abs(x_ls).sum())) <= FARKAS_RTOL * bty:
-        dense = A.toarray() if sp.issparse(A) else np.asarray(A)
-        if inconsistent_exactly(dense, b) is not False:  # refuted exactly where that is cheap
+        if inconsistent_exactly(A, b):  # only an exact decision is a proof (a huge solution may exist)
             return y
     return None
 
 
-def inconsistent_exactly(A: np.ndarray, b: np.ndarray) -> bool | None:
+def inconsistent_exactly(A: np.ndarray | sp.spmatrix, b: np.ndarray) -> bool | None:
     """Whether ``A x = b`` has no solution, decided in exact rational arithmetic (every float is a rational);
     ``None`` when the system is too large for that (:data:`EXACT_WORK`).
 
@@ -277,6 +276,7 @@ def inconsistent_exactly(A: np.ndarray, b: np.ndarray) -> bool | None:
     m, n = A.shape
     if m * m * n > EXACT_WORK:
         return None
+    A = A.toarray() if sp.issparse(A) else np.asarray(A)  # densified only within the size limit
     rows = [[Fraction(float(v)) for v in A[i]] + [Fraction(float(b[i]))] for i in range(m)]
     r = 0
     for c in range(n):

@@ -46,13 +46,13 @@ _OVERDETERMINED = -6
 
 def _inconsistent(E: np.ndarray, e: np.ndarray) -> bool:
     """Whether ``E x = e`` provably has no solution: a least-squares residual above rounding, confirmed in exact
-    arithmetic where that is cheap (a float residual alone misses huge solutions)."""
+    arithmetic (a float residual alone misses huge solutions; too large to decide exactly: no proof)."""
     if not e.size:
         return False
     x = np.linalg.lstsq(E, e, rcond=None)[0]
     if not np.abs(E @ x - e).max() > 1e-9 * max(1.0, float(np.abs(e).max())):
         return False
-    return inconsistent_exactly(E, e) is not False
+    return bool(inconsistent_exactly(E, e))  # undecided (too large): no proof
 
 
 class DaqpBackend(Backend):

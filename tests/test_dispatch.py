@@ -643,3 +643,19 @@ def test_the_exact_consistency_check_decides_rank_deficient_systems_and_declines
     assert inconsistent_exactly(A, b) is True
     m = int(np.ceil((EXACT_WORK / 10) ** 0.5)) + 1
     assert inconsistent_exactly(np.ones((m, 10)), np.ones(m)) is None
+
+
+def test_an_ill_conditioned_consistent_system_too_large_to_decide_exactly_is_never_proved_infeasible():
+    # a 40 × 40 system of condition 1e13 with its first row repeated: consistent, but DAQP exits -6 and the
+    # least-squares residual looked like a contradiction (the review that found it: 'infeasible' from daqp and auto)
+    rng = np.random.default_rng(1)
+    n = 40
+    U, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A0 = (U * np.logspace(0, -13, n)) @ V.T
+    b0 = rng.standard_normal(n)
+    A, b = np.vstack([A0, A0[:1]]), np.concatenate([b0, b0[:1]])
+    assert inconsistent_exactly(A, b) is None  # too large to decide: no proof either way
+    for solver in ("daqp", "auto"):
+        sol = dispatch.solve(_equalities(A, b), dispatch.make_plan(solver))
+        assert sol.status != "infeasible", (solver, sol.attempts)
