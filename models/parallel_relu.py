@@ -380,9 +380,6 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
 
     def _fit_grow(self, Xa, Y, Ws, sizes, lam, solver, patterns, solver_options, polar_options, opts):
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
-        if isinstance(problem, ReLUGrowProblem):  # too many exact patterns: fail before any solve, not at the end
-            opts.started = time.perf_counter()  # one deadline for the whole fit, the enumeration included
-            problem.check_patterns(None if opts.time_limit is None else opts.started + opts.time_limit)
         opts.info = {"patterns": patterns if isinstance(patterns, (str, int)) else "array"}
         result, state = grow(problem, self._state(Ws), opts)
         if not self.certify:

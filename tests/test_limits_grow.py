@@ -26,6 +26,7 @@ from multiconvex.globalopt.mf_problem import MFForm
 from multiconvex.globalopt.patterns import DeadlinePassed, _cached, enumerate_patterns
 from multiconvex.globalopt.relu_polar import relu_polar
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
+from multiconvex.models import ParallelReLUNetwork
 from multiconvex.nets import Architecture, GradientOptions, NetForm, init_params, run_gradient, run_hybrid
 from multiconvex.nets.network import objective as net_objective
 
@@ -234,3 +235,17 @@ def test_ctrl_c_returns_the_best_point_within_a_second(tmp_path, kind):
     assert report["objective"] == pytest.approx(report["at_state"], rel=1e-12)
     assert report["objective"] <= report["start"]
     assert not report["claimed"]   # no certificate pass after Ctrl-C
+
+
+def test_the_exact_pattern_enumeration_before_the_first_round_counts_against_the_time_limit():
+    # N = 60, d = 3 + bias: the enumeration alone takes seconds (and exceeds max_patterns): it runs inside grow,
+    # so the fit ends time_limit at the deadline with nothing claimed instead of running over it
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 3))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(60)
+    net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", time_limit=0.3)
+    t0 = time.perf_counter()
+    net.fit(X, y)
+    assert time.perf_counter() - t0 < 0.3 + 0.5
+    assert net.result_.status == "time_limit" and "not computed" in net.result_.message
+    assert net.result_.certificate.global_optimal is not True

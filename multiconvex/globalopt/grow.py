@@ -142,9 +142,6 @@ class GrowOptions:
         that round's certificate is computed (the drivers' contract, :mod:`multiconvex.drivers`): a
         truthy return stops the run as ``"interrupted"`` with the last certified state (a round that
         proves global optimality still ends ``"converged"``); an exception propagates.
-    started : float, optional
-        ``time.perf_counter()`` seconds the ``time_limit`` counts from (default: when :func:`grow` starts; a
-        caller that did work of the same fit first, e.g. enumerating the patterns, passes its own start).
     """
 
     max_subnetworks: int = 200
@@ -158,7 +155,6 @@ class GrowOptions:
     rescale_rtol: float = 1e-10
     info: dict[str, Any] = field(default_factory=dict)
     callback: Callable[[HistoryEntry], Any] | None = None
-    started: float | None = None
 
 
 def _rescale_all(problem: SubnetworkProblem, state: Any, rtol: float) -> tuple[Any, int]:
@@ -215,8 +211,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     """
     callback = check_callback(opts.callback)
     t0 = time.perf_counter()
-    deadline = (opts.started if opts.started is not None else t0) + opts.time_limit \
-        if opts.time_limit is not None else None
+    deadline = t0 + opts.time_limit if opts.time_limit is not None else None
     lam = problem.lam
     history = [HistoryEntry(0, 0.0, problem.objective(state), None, math.nan, 0.0)]
     solver_time = 0.0
@@ -230,6 +225,9 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     rnd = 0
     snapshot = None
     try:
+        prepare = getattr(problem, "prepare", None)  # optional: work before any solve (e.g. exact patterns)
+        if prepare is not None:
+            prepare(deadline)
         for rnd in range(1, opts.max_rounds + 1):
             ld = problem.local_descent(state, max_iters=opts.max_iters, tol=opts.tol, deadline=deadline)
             state, total_iters, solver_time = ld.state, total_iters + ld.iterations, solver_time + ld.solver_time

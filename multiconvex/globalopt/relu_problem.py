@@ -52,7 +52,7 @@ from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from ..solvers.dispatch import make_plan
 from .grow import LocalDescent, PolarInfo
-from .patterns import DEFAULT_MAX_PATTERNS, DeadlinePassed, check_deadline, enumerate_patterns
+from .patterns import DEFAULT_MAX_PATTERNS, check_deadline, enumerate_patterns
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
@@ -376,21 +376,18 @@ class ReLUGrowProblem:
                          method=f"screening by local search ({self.screen} starts): a lower bound", maximisers=maxi,
                          values=vals, wall_time=time.perf_counter() - t0, screened=True)
 
-    def check_patterns(self, deadline: float | None = None) -> None:
-        """Enumerate the exact patterns now (cached for the polar checks), so that an arrangement beyond
-        ``max_patterns`` fails before any solve instead of at the final polar, after the rounds' work.
+    def prepare(self, deadline: float | None = None) -> None:
+        """Called by :func:`.grow.grow` before its first round: enumerate the exact patterns now (cached for the
+        polar checks), so that an arrangement beyond ``max_patterns`` fails before any solve instead of at the
+        final polar, after the rounds' work.
 
         Raises :class:`~.patterns.PatternLimitError` (an ``InvalidInputError`` naming the fix: sampled patterns or
-        a larger ``max_patterns``); nothing for sampled or given patterns, nor when ``deadline`` passes first
-        (the run then stops at its time limit as usual).
+        a larger ``max_patterns``), or :class:`~.patterns.DeadlinePassed` (grow then ends ``time_limit``; Ctrl-C
+        ends ``interrupted``); nothing for sampled or given patterns.
         """
         if isinstance(self.patterns, str) and self.patterns == "exact":
-            try:
-                enumerate_patterns(self.X, max_patterns=int(self.polar_options.get("max_patterns",
-                                                                                   DEFAULT_MAX_PATTERNS)),
-                                   deadline=deadline)
-            except DeadlinePassed:
-                pass
+            enumerate_patterns(self.X, max_patterns=int(self.polar_options.get("max_patterns", DEFAULT_MAX_PATTERNS)),
+                               deadline=deadline)
 
     def polar(self, s: ReLUState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
         """The screen, else the polar of :func:`.relu_polar.relu_polar` (``deadline``: raise
