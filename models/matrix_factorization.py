@@ -8,6 +8,7 @@ value, so ``σ_max(Y − U Vᵀ) ≤ λ`` certifies a factorization as global.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,7 +130,8 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         Final objective value (``result_.objective``).
     polar_ : float
         ``σ_max(Y − X_)``, the polar of the negative gradient (H&V Cor. 1). At a
-        partial minimum, ``polar_ <= lam`` (to tolerance) certifies global optimality.
+        partial minimum, ``polar_ <= lam`` (to tolerance) certifies global optimality. ``nan`` when a
+        ``time_limit`` or Ctrl-C stopped grow before a polar was computed at the returned point.
     n_iter_ : int
         Outer iterations run.
     n_features_in_ : int
@@ -325,7 +327,8 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         self.cvxpy_model_ = None
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)
-        self._store(state.U.copy(), state.V.copy(), float(result.certificate.polar))
+        polar = result.certificate.polar  # None when a limit or Ctrl-C cut the run before a polar at this point
+        self._store(state.U.copy(), state.V.copy(), math.nan if polar is None else float(polar))
         return self
 
     def _store(self, U: np.ndarray, V: np.ndarray, polar: float) -> None:

@@ -26,7 +26,7 @@ from multiconvex.globalopt.mf_problem import MFForm
 from multiconvex.globalopt.patterns import DeadlinePassed, _cached, enumerate_patterns
 from multiconvex.globalopt.relu_polar import relu_polar
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
-from multiconvex.models import ParallelReLUNetwork
+from multiconvex.models import MatrixFactorization, ParallelReLUNetwork
 from multiconvex.nets import Architecture, GradientOptions, NetForm, init_params, run_gradient, run_hybrid
 from multiconvex.nets.network import objective as net_objective
 
@@ -249,3 +249,14 @@ def test_the_exact_pattern_enumeration_before_the_first_round_counts_against_the
     assert time.perf_counter() - t0 < 0.3 + 0.5
     assert net.result_.status == "time_limit" and "not computed" in net.result_.message
     assert net.result_.certificate.global_optimal is not True
+
+
+def test_a_time_limited_matrix_factorization_grow_fit_keeps_its_point_and_reports_no_polar():
+    # the estimator read certificate.polar, which a cut run does not compute: float(None) crashed the fit
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((800, 12)) @ rng.standard_normal((12, 600)) + 0.5 * rng.standard_normal((800, 600))
+    mf = MatrixFactorization(n_components=2, lam=1.0, algorithm="grow", time_limit=0.2, max_iter=10**6, tol=1e-300,
+                             random_state=0).fit(Y)
+    assert mf.result_.status == "time_limit" and math.isnan(mf.polar_)
+    assert mf.objective_ == pytest.approx(mf.result_.objective)
+    assert mf.U_.shape[0] == 800 and np.all(np.isfinite(mf.X_))

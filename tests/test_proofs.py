@@ -64,9 +64,9 @@ def cases(count: int, max_m: int, max_n: int, seed: int):
         yield kind, m, n, scale, int(rng.integers(1 << 30))
 
 
-def check_polar(G: np.ndarray, k: int) -> None:
-    """The proven bound is above the dense SVD's σ_max and close to it; the value is attained."""
-    p = mf_polar(G, k=k)
+def check_polar(G: np.ndarray, k: int, **kw) -> str:
+    """The proven bound is above the dense SVD's σ_max and close to it; the value is attained. Returns the method."""
+    p = mf_polar(G, k=k, **kw)
     s = np.linalg.svd(G, compute_uv=False)
     slack = 8 * min(G.shape) * UNIT_ROUNDOFF  # the dense SVD's own error, relative
     assert p.exact and p.method.endswith("+cholesky"), p.method
@@ -74,6 +74,7 @@ def check_polar(G: np.ndarray, k: int) -> None:
     assert p.upper <= s[0] * (1 + 1e-6)
     assert p.value <= s[0] * (1 + slack)
     assert p.sigmas == pytest.approx(s[:len(p.sigmas)], rel=1e-6, abs=1e-9 * s[0])  # the rest: to rounding of σ_max
+    return p.method
 
 
 @pytest.mark.parametrize("kind,m,n,scale,seed", list(cases(25, 260, 200, seed=0)))
@@ -92,6 +93,28 @@ def test_gaussian_matrices_that_crashed_arpack_are_proven(shape):
     """Regression: ``svds(tol=1e-12)`` raised ArpackNoConvergence inside MF grow on Gaussian 300×200 / 200×300."""
     for seed in range(4):
         check_polar(np.random.default_rng(seed).standard_normal(shape), k=5)
+
+
+@pytest.mark.parametrize("kind,m,n,scale,seed", list(cases(10, 240, 200, seed=5)))
+def test_a_start_block_saves_steps_and_never_decides_the_proof(kind, m, n, scale, seed):
+    """grow passes its factor ``V`` as ``start``: the top right singular vectors converge in one step; a start
+    that misses the top value (the next ones) or random vectors only cost steps — the bound stays a proof."""
+    G = adversarial_matrix(kind, max(m, 120), max(n, 120), scale, seed)
+    k = 3
+    Vt = np.linalg.svd(G, full_matrices=False)[2]
+    top = mf_polar(G, k=k, method="svds", start=Vt[:k].T)
+    assert top.method == "subspace+cholesky" and top.steps == 1
+    for start in (Vt[:k].T, Vt[1:k + 2].T, np.random.default_rng(seed).standard_normal((G.shape[1], 2))):
+        check_polar(G, k, method="svds", start=start)
+
+
+def test_a_start_above_prove_below_is_not_proven_and_bad_starts_are_refused():
+    G = adversarial_matrix("low_rank", 300, 200, 1.0, seed=1)
+    V = np.linalg.svd(G, full_matrices=False)[2][:2].T
+    p = mf_polar(G, k=2, method="svds", prove_below=0.0, start=V)
+    assert not p.exact and p.method == "subspace" and p.upper == math.inf and p.steps == 1
+    with pytest.raises(InvalidInputError, match="start"):
+        mf_polar(G, k=2, start=np.ones((300, 2)))
 
 
 def test_an_estimate_below_the_largest_singular_value_is_refuted():

@@ -17,6 +17,12 @@ Two steps:
    the test proves no larger one exists. When it fails (the estimate missed the top of the spectrum)
    the top eigenpairs of the Gram matrix already formed are computed densely and the test re-run.
 
+A caller that holds a guess of the top right singular subspace (grow: the current factor ``V``, whose
+span is the top of the residual's at a stationary point) passes it as ``start``: it seeds the block
+(with Gaussian columns that find directions outside it), which then converges in one step where the
+guess is right — four products with ``G`` instead of a dozen. Only the proof decides that the estimate
+is the top of the spectrum; a wrong guess costs steps, never correctness.
+
 ``MFPolar.method`` names both steps, e.g. ``"svds+cholesky"``.
 """
 
@@ -32,6 +38,7 @@ import scipy.linalg
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, svds
 
 from ..errors import InvalidInputError
+from .patterns import check_deadline
 from .spectral_bound import UNIT_ROUNDOFF, gram_smaller_side, prove_spectral_bound
 
 logger = logging.getLogger("multiconvex")
@@ -66,6 +73,8 @@ class MFPolar:
     wall_time : float
     proof : str
         ``"cholesky"``, or why there is no proof.
+    steps : int
+        Block-iteration steps taken (0 when the block iteration was not run or did not converge).
     """
 
     value: float
@@ -77,6 +86,12 @@ class MFPolar:
     right: np.ndarray
     wall_time: float
     proof: str = "cholesky"
+    steps: int = 0
+
+
+def _finite(G: np.ndarray) -> bool:
+    """Every entry finite, without an ``m × n`` temporary (``max``/``min`` propagate NaN)."""
+    return bool(np.isfinite(G.max()) and np.isfinite(G.min()))
 
 
 def _dense(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,7 +100,8 @@ def _dense(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _block_subspace(G: np.ndarray, k: int, seed: int | None, relevant_above: float | None, *,
-                    rtol: float = 1e-13, max_iters: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                    start: np.ndarray | None = None, rtol: float = 1e-13, max_iters: int = 12,
+                    deadline: float | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int] | None:
     """Top-``k`` triplets by randomized block subspace iteration with Rayleigh–Ritz; ``None`` if not converged.
 
     A block of ``k + 10`` vectors from a Gaussian start, re-orthonormalised every half step (two
@@ -97,22 +113,29 @@ def _block_subspace(G: np.ndarray, k: int, seed: int | None, relevant_above: flo
     ``relevant_above`` (the caller's threshold; all ``k`` when None), changed by at most ``rtol``
     relatively in the last step. Ritz values never exceed the singular values they approximate; that
     the top one is the largest singular value is *not* assumed here — :func:`_prove` decides.
+    ``start`` (``n × p``, right vectors) takes the first ``p`` columns of the block (then ``max(k, p) + 10``
+    wide); returns the triplets and the steps taken.
     """
     m, n = G.shape
-    b = min(min(m, n), k + 10)
+    p = 0 if start is None else min(start.shape[1], min(m, n) - 1)
+    b = min(min(m, n), max(k, p) + 10)
     rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(G @ rng.standard_normal((n, b)))
+    S = rng.standard_normal((n, b))
+    if p:
+        S[:, :p] = start[:, :p]
+    Q, _ = np.linalg.qr(G @ S)
     B = Q.T @ G                                         # Rayleigh–Ritz on span(Q)
     prev = None
-    for _ in range(max_iters):
+    for step in range(max_iters):
+        check_deadline(deadline, "mf_polar")
         Ub, s, Vt = np.linalg.svd(B, full_matrices=False)
         if s[0] == 0:
-            return s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()
+            return (s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()), step
         if prev is not None:
             need = np.ones(k, dtype=bool) if relevant_above is None else (s[:k] > relevant_above)
             need[0] = True
             if np.all(np.abs(s[:k] - prev)[need] <= rtol * s[0]):
-                return s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()
+                return (s[:k].copy(), Q @ Ub[:, :k], Vt[:k].T.copy()), step
         prev = s[:k].copy()
         Z, _ = np.linalg.qr(B.T)                        # = orth(Gᵀ Q): no extra product
         Q, _ = np.linalg.qr(G @ Z)
@@ -166,7 +189,8 @@ def _prove(G: np.ndarray, sigma: float, gram: tuple[np.ndarray, int]) -> tuple[f
 
 
 def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | None = 0, tol: float = 1e-10,
-             prove_below: float | None = None, relevant_above: float | None = None) -> MFPolar:
+             prove_below: float | None = None, relevant_above: float | None = None,
+             start: np.ndarray | None = None, deadline: float | None = None) -> MFPolar:
     """Top-``k`` singular triplets of ``G`` (the MF polar and its maximisers ``u vᵀ``) and a proven bound.
 
     Parameters
@@ -190,6 +214,13 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
         Only the top pair and the pairs whose value exceeds this (λ: the directions a new subnetwork can
         take) must be accurate; the block iteration does not wait for the others. The returned values
         below it are Ritz values (lower bounds), their vectors approximate.
+    start : ndarray (n, p), optional
+        A guess of the top right singular subspace (grow passes its current factor ``V``): the first columns
+        of the block iteration's starting block (``method="svds"``). Right, the iteration converges in one
+        step; wrong, it costs steps — the proof decides either way.
+    deadline : float, optional
+        ``time.perf_counter()`` seconds: :class:`~.patterns.DeadlinePassed` is raised at the next block step, before
+        Lanczos or before the proof once it has passed (grow then stops with nothing claimed).
 
     Examples
     --------
@@ -204,7 +235,7 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     if method not in ("auto", "svd", "svds"):
         raise InvalidInputError(f"mf_polar: method must be 'auto', 'svd' or 'svds', got {method!r}.")
     G = np.asarray(G, dtype=float)
-    if G.ndim != 2 or G.size == 0 or not np.all(np.isfinite(G)):
+    if G.ndim != 2 or G.size == 0 or not _finite(G):
         raise InvalidInputError(f"mf_polar: G must be a non-empty finite 2-D array, got shape {G.shape}; check the "
                                 "targets and factors for NaN/inf.")
     m, n = G.shape
@@ -213,11 +244,19 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     if method == "auto":
         method = "svd" if q <= DENSE_LIMIT or k >= q // 2 else "svds"
     est = None
+    steps = 0
+    if start is not None:
+        start = np.asarray(start, dtype=float)
+        if start.ndim != 2 or start.shape[0] != n or (start.size > 0 and not _finite(start)):
+            raise InvalidInputError(f"mf_polar: start must be a finite ({n}, p) array of right vectors (G has shape "
+                                    f"{G.shape}), got shape {start.shape}; pass the factor V or None.")
     if method == "svds" and k < q:
-        est = _block_subspace(G, k, seed, relevant_above)
-        if est is not None:
-            method = "subspace"
+        block = _block_subspace(G, k, seed, relevant_above, start=start if start is not None and start.size else None,
+                                deadline=deadline)
+        if block is not None:
+            (est, steps), method = block, "subspace"
         else:
+            check_deadline(deadline, "mf_polar")
             est = _lanczos(G, k, seed, tol)
         if est is None:
             logger.warning("Lanczos did not converge on the %dx%d polar; using a dense SVD", m, n)
@@ -230,7 +269,8 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     value = float(abs(U[:, 0] @ (G @ V[:, 0]))) if s[0] > 0 else 0.0
     if prove_below is not None and value > prove_below and q > DENSE_LIMIT:
         return MFPolar(value, math.inf, False, method, s, U, V, time.perf_counter() - t0,
-                       proof=f"skipped: the estimate {value:.6g} exceeds {prove_below:.6g}")
+                       proof=f"skipped: the estimate {value:.6g} exceeds {prove_below:.6g}", steps=steps)
+    check_deadline(deadline, "mf_polar")  # the proof is one Gram product and a Cholesky factorization
     gram = gram_smaller_side(G)
     upper, margin = _prove(G, max(value, float(s[0])), gram)
     if not math.isfinite(upper):
@@ -244,4 +284,5 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     logger.debug("%s polar %.12g, proven upper %.12g (margin %.3g)", method, value, upper, margin)
     proven = math.isfinite(upper)
     return MFPolar(value, upper, proven, method + ("+cholesky" if proven else ""), s, U, V,
-                   time.perf_counter() - t0, proof="cholesky" if proven else "failed: the Cholesky test broke down")
+                   time.perf_counter() - t0, proof="cholesky" if proven else "failed: the Cholesky test broke down",
+                   steps=steps)
