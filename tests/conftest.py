@@ -1,4 +1,9 @@
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -20,3 +25,31 @@ def svt_value(Y: np.ndarray, lam: float) -> float:
 def _quiet_logs():
     logging.getLogger("multiconvex").setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture
+def interrupt_child(tmp_path):
+    """Run ``python -c code <ready file> *args``, wait until the child creates the ready file, let it work
+    ``after`` seconds more, send it a real SIGINT and return ``(returncode, stdout, stderr, sent, exited)``
+    (``sent``/``exited``: ``time.time()`` when the signal went and when the child had exited)."""
+    def run(code: str, *args: str, after: float, start_timeout: float = 120.0):
+        ready = tmp_path / "ready"
+        child = subprocess.Popen([sys.executable, "-c", code, str(ready), *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + start_timeout
+            while not ready.exists():
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < deadline, "the child never started iterating"
+                time.sleep(0.01)
+            time.sleep(after)
+            sent = time.time()
+            os.kill(child.pid, signal.SIGINT)
+            out, err = child.communicate(timeout=60)
+            exited = time.time()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        return child.returncode, out, err, sent, exited
+    return run

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -172,26 +168,9 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
-def test_ctrl_c_returns_the_best_point_at_once_as_interrupted(tmp_path, algorithm):
-    ready = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ready), algorithm], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the child never started iterating"
-            time.sleep(0.01)
-        time.sleep(0.3)  # well inside the iterations (each ~25 ms here)
-        sent = time.time()
-        os.kill(child.pid, signal.SIGINT)
-        out, err = child.communicate(timeout=60)
-        exited = time.time()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 0, err
+def test_ctrl_c_returns_the_best_point_at_once_as_interrupted(interrupt_child, algorithm):
+    returncode, out, err, sent, exited = interrupt_child(CHILD, algorithm, after=0.3)  # inside the iterations
+    assert returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
     # measured here: the fit returned 0.01 s after SIGINT, the process exited after 0.15 s (interpreter
     # teardown included); 5 s leaves room for a loaded CI machine

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -115,25 +111,9 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_sweep_of_unit_blocks_returns_the_best_point_within_a_second(tmp_path):
-    ready = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(ready)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not ready.exists():
-            assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, "the child never finished a sweep"
-            time.sleep(0.01)
-        time.sleep(0.3)  # inside the second sweep
-        sent = time.time()
-        os.kill(child.pid, signal.SIGINT)
-        out, err = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 0, err
+def test_ctrl_c_during_a_sweep_of_unit_blocks_returns_the_best_point_within_a_second(interrupt_child):
+    returncode, out, err, sent, _ = interrupt_child(CHILD, after=0.3, start_timeout=240)  # inside the second sweep
+    assert returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
     # the issue's target is one second; measured here (2 shared cores, load ~10): 0.006 s
     assert report["returned_at"] - sent < 1.0, report["returned_at"] - sent
