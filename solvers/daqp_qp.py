@@ -94,10 +94,12 @@ class DaqpQP(MatrixSolver):
                                           finite_or_big(lower), sense, **opts)
         wall = time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
-        proof = False  # DAQP's -1 / -3 come without a certificate to re-check: claims, not proofs
+        # DAQP's -1 / -3 come without a certificate we could re-check: trusted as proofs, a known limit (README
+        # "Proofs end the run"); only -6 is decided here, exactly
+        proof = int(flag) in (-1, -3)
         if int(flag) == _OVERDETERMINED and _inconsistent(np.vstack([np.eye(sub.n), A])[sense == _EQUALITY],
                                                           upper[sense == _EQUALITY]):
-            status, proof = st.INFEASIBLE, True  # DAQP's -6 on equalities that contradict each other, decided exactly
+            status, proof = st.INFEASIBLE, True  # -6 on equalities that contradict each other, decided exactly
         return MatrixOutcome(status, np.asarray(x, dtype=float) if st.has_solution(status) else None,
                              min(wall, float(info.get("solve_time", wall)) + float(info.get("setup_time", 0.0))),
                              f"exitflag {flag}", int(info.get("iterations", 0)), proof=proof)

@@ -51,10 +51,7 @@ OPTIONAL = {"daqp", "proxqp", "scip"}
 #: ProxQP seldom certifies infeasibility or unboundedness; it runs to its iteration limit instead.
 #: What a backend without a certificate of infeasibility/unboundedness answers instead (an unproven claim is a
 #: numerical error: drivers end runs on proofs only).
-# backends whose infeasibility/unboundedness claims carry no certificate we can re-check: such a claim is a
-# numerical error (the dispatcher then tries the next backend), never a proof (DAQP's exits -1 and -3)
-NO_CERTIFICATE = {"proxqp": {"iteration_limit", "numerical_error"}, "lstsq": {"numerical_error"},
-                  "daqp": {"numerical_error"}}
+NO_CERTIFICATE = {"proxqp": {"iteration_limit", "numerical_error"}, "lstsq": {"numerical_error"}}
 
 
 def _need(name: str) -> None:
