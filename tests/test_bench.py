@@ -192,6 +192,7 @@ def _objectives(out):
     return {i: r["objective"] for i, r in _records(out).items()}
 
 
+@pytest.mark.slow
 def test_process_pool_and_dask_give_the_in_process_objectives(quick_run, tmp_path):
     pytest.importorskip("distributed")
     assert main([*PARALLEL, "--workers", "2", "--out", str(tmp_path / "pool")]) == EXIT_OK
@@ -250,6 +251,7 @@ def test_global_miqp_finds_the_optimum_a_local_method_misses():
     assert stuck["is_partial_minimum"] and stuck["gap"] > 0.1  # certified partial minimum, far from global
 
 
+@pytest.mark.slow
 def test_global_suite_grows_to_certified_optima_and_checks_them_against_the_convex_reformulation():
     cases = expand("global", ["clarabel", "osqp"], [0], methods=["grow", "convex-reformulation"])
     assert {(c.problem, c.method) for c in cases} == {("mf-synth-60x40", "grow"), ("relu-units-40", "grow"),

@@ -201,6 +201,7 @@ def test_one_jacobi_sweep_of_layer_blocks_is_the_same_with_every_backend():
         np.testing.assert_allclose(runs[s].objectives, runs["clarabel-native"].objectives, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_native_reaches_a_certified_partial_minimum():
     X, y = _regression(60)
     net = ReLUNetwork([4, 5, 1], weight_decay=1e-2, seed=0, device="cpu")

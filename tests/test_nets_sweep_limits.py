@@ -68,6 +68,7 @@ def test_a_unit_block_prepared_after_the_deadline_ends_time_limit_with_no_point(
     assert form.solve_prepared(0).status == "optimal"
 
 
+@pytest.mark.slow
 def test_a_time_limit_inside_a_sweep_returns_within_a_few_unit_solves_with_the_best_point():
     arch, X, T = net_problem(N=600, sizes=(5, 32, 32, 1))
     form = NetForm(arch, X, T, 1e-3)

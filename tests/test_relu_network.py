@@ -75,6 +75,7 @@ def test_block_affine_map_reproduces_the_network_on_its_piece(loss, activation):
 
 
 # -- drivers on the torch form -------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algorithm", ["jacobi", "gauss-seidel"])
 def test_block_drivers_reach_a_partial_minimum(algorithm, device):

@@ -323,6 +323,7 @@ def _drop_a_chamber(monkeypatch):
     monkeypatch.setattr(pm, "_chamber_points", drop_one)
 
 
+@pytest.mark.slow
 def test_enumeration_that_misses_a_chamber_is_repaired_by_sampling_and_then_proven(monkeypatch):
     X, y = _data(12, 3, seed=11)
     X = X * (1 + 1e-9)  # a fresh array (not cached by other tests)
