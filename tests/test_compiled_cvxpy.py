@@ -173,7 +173,9 @@ def test_inputs_the_compiled_form_cannot_take_keep_the_cvxpy_path(rng):
     res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(A @ x - 1) + cp.sum_squares(x - y))), [[x], [y]])
     assert res.status == "converged" and res.info["forms"] == {"x": "matrix", "y": "matrix"}
     z, w = cp.Variable(3, bounds=[1, 2], name="z"), cp.Variable(3, name="w")  # bounds, no value yet
-    res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(z - 1.5) + cp.sum_squares(z - w))), [[z], [w]])
+    # an optimum with f > 0 (z at its bound 2, w = 2.5, f = 0.75): at f = 0 only exactly zero gaps certify
+    res = mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(z - 1.5) + cp.sum_squares(z - w) + cp.sum_squares(w - 3))),
+                   [[z], [w]], seed=0)
     assert res.status == "converged" and res.info["forms"]["z"] == "matrix"
     t, v = cp.Variable(nonneg=True, name="t"), cp.Variable(2, name="v")  # another block in a denominator
     res = mc.solve(cp.Problem(cp.Minimize(cp.quad_over_lin(v - 1, t) + cp.square(t - 1))), [[v], [t]])
