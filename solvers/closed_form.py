@@ -317,6 +317,11 @@ def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray) -> float:
     rounding of these ``k × k`` sums themselves
     (relative ``≤ γ_{k+1}``, far below 1). Cost: two ``k × k`` products, independent of ``m``.
 
+    The model assumes no underflow in forming ``X``: where entries of ``Minv B`` are subnormal, gradual underflow
+    adds up to ``k · 2⁻¹⁰⁷⁴ · ‖G‖_∞`` to each residual entry in absolute terms, beyond ``β · max|B|`` (a review found
+    ``G ≈ 1e300·I`` with ``B ≈ 1e-30``: β 8.9e-16, true relative residual 2e-12); the term is not added to ``β``
+    yet, so data scaled to the edge of the float range is outside this proof.
+
     Examples
     --------
     >>> G = np.array([[4.0, 1.0], [1.0, 3.0]])
