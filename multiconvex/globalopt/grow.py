@@ -328,13 +328,19 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
                                                 f"stationary point, proven gap {cert.gap_bound:.3g}")
             elif status != "interrupted":
                 message = f"{message.split(': ', 1)[0]}: {cert.reason}"
-    if cert is None:  # interrupted before any certificate: none is reported
-        f = problem.objective(state)
-        block_cert = Certificate.from_gaps(gaps, opts.tol * abs(f))
-    else:
-        f = cert.objective
-        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * abs(f)),
-                                         global_optimal=cert.global_optimal, globalopt=cert)
+    f = problem.objective(state) if cert is None else cert.objective  # no certificate: interrupted before any
+    return _result(problem, state, f, cert, gaps, status, message, total_iters, history, solver_time, t0, rnd,
+                   polar_checks, opts)
+
+
+def _result(problem: SubnetworkProblem, state: Any, f: float, cert: GlobalCertificate | None,
+            gaps: dict[str, float], status: str, message: str, total_iters: int, history: list[HistoryEntry],
+            solver_time: float, t0: float, rnd: int, polar_checks: list[dict[str, Any]],
+            opts: GrowOptions) -> tuple[Result, Any]:
+    """The Result at ``state`` (objective ``f``): the block gaps' certificate, with the global one when computed."""
+    block_cert = Certificate.from_gaps(gaps, opts.tol * abs(f))
+    if cert is not None:
+        block_cert = dataclasses.replace(block_cert, global_optimal=cert.global_optimal, globalopt=cert)
     res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
                  total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),
                  algorithm="grow", message=message, subnetworks=problem.n_subnetworks(state),
@@ -362,15 +368,9 @@ def _cut_result(problem: SubnetworkProblem, state: Any, snapshot: tuple | None, 
             state, f, cert = snap_state, snap_cert.objective, snap_cert
             gaps = snap_gaps if snap_gaps is not None else {n: math.nan for n in gaps}
     if cert is None:
-        block_cert = Certificate.from_gaps({n: math.nan for n in gaps}, opts.tol * abs(f))
+        gaps = {n: math.nan for n in gaps}
         message += f"; the best point is returned, its certificate not computed ({cut})"
     else:
-        block_cert = dataclasses.replace(Certificate.from_gaps(gaps, opts.tol * abs(f)),
-                                         global_optimal=cert.global_optimal, globalopt=cert)
         message += f"; the best point is the last certified one ({cut}): {cert.reason}"
-    res = Result(objective=f, status=status, iterations=total_iters, history=history, solver_time=solver_time,
-                 total_time=time.perf_counter() - t0, certificate=block_cert, values=problem.values(state),
-                 algorithm="grow", message=message, subnetworks=problem.n_subnetworks(state),
-                 info={"rounds": rnd, "polar_checks": polar_checks, **opts.info})
-    logger.info("grow: %s: %s", status, message)
-    return res, state
+    return _result(problem, state, f, cert, gaps, status, message, total_iters, history, solver_time, t0, rnd,
+                   polar_checks, opts)
