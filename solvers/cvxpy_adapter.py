@@ -75,13 +75,19 @@ def options_for(backend: Backend, options: dict[str, Any] | None) -> dict[str, A
     return {**common, **specific}
 
 
-def with_deadline(backend: Backend, options: dict[str, Any], deadline: float | None) -> dict[str, Any]:
-    """``options`` with the time left before ``deadline`` (``time.time()`` seconds) as ``backend``'s own time
-    limit (:attr:`Backend.time_limit_option`), unless the user set that option (any case) or there is none."""
+def with_time_limit(backend: Backend, options: dict[str, Any], remaining: float | None) -> dict[str, Any]:
+    """``options`` with ``remaining`` seconds as ``backend``'s own time limit (:attr:`Backend.time_limit_option`),
+    unless the user set that option (any case) or the backend has none (ProxQP; the closed form and NNLS are one
+    factorisation: the driver still starts no solve after the deadline)."""
     key = backend.time_limit_option
-    if deadline is None or key is None or any(k.lower() == key.lower() for k in options):
+    if remaining is None or key is None or any(k.lower() == key.lower() for k in options):
         return options
-    return {**options, key: max(deadline - time.time(), 1e-3)}  # > 0: OSQP reads 0 as "no limit"
+    return {**options, key: max(remaining, 1e-3)}  # > 0: OSQP reads 0 as "no limit"
+
+
+def with_deadline(backend: Backend, options: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+    """:func:`with_time_limit` with the time left before ``deadline`` (``time.time()`` seconds)."""
+    return with_time_limit(backend, options, None if deadline is None else deadline - time.time())
 
 
 #: Statuses that are a backend's proof about the problem, kept as they are when the deadline has passed.

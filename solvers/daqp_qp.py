@@ -63,6 +63,7 @@ class DaqpBackend(Backend):
     modules = ("daqp",)
     distribution = "daqp"
     classes = frozenset({"EQP", "QP", "LP"})
+    time_limit_option = "time_limit"
 
 
 class DaqpQP(MatrixSolver):

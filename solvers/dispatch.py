@@ -39,7 +39,7 @@ from . import status as st
 from .base import Backend
 from .clarabel_qp import ClarabelQP
 from .closed_form import ClosedForm
-from .cvxpy_adapter import options_for
+from .cvxpy_adapter import options_for, with_time_limit
 from .cvxpy_bridge import solve_via_cvxpy
 from .daqp_qp import DaqpQP
 from .matrix import MatrixOutcome, MatrixSolver
@@ -71,20 +71,6 @@ VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "SOCP": ("clarabel", "ecos", "scs"),  # cones: only the conic backends (through cvxpy for ECOS/SCS)
 }
 
-#: Registry name -> the backend's own time-limit option (seconds), through its matrix module or through
-#: cvxpy's pass-through of solver options. Backends not listed get no time limit (ProxQP has none; the
-#: closed form and NNLS are one factorisation); the driver still starts no solve after the deadline.
-TIME_LIMIT_OPTION: dict[str, str] = {
-    "clarabel": "time_limit",
-    "clarabel-native": "time_limit",
-    "osqp": "time_limit",
-    "daqp": "time_limit",
-    "gurobi": "TimeLimit",
-    "highs": "time_limit",
-    "scs": "time_limit_secs",
-}
-
-
 @dataclass
 class Plan:
     """A user's ``solver=`` resolved once: the backends in order, their options, whether "auto".
@@ -94,7 +80,7 @@ class Plan:
 
     ``deadline`` (``time.time()`` seconds, so that it means the same in a worker process; ``None``: no
     limit) is the run's time limit: :func:`solve` starts no solve after it and hands each backend the
-    remaining time as its own time limit (:data:`TIME_LIMIT_OPTION`) unless the user set that option.
+    remaining time as its own time limit (:attr:`Backend.time_limit_option`) unless the user set that option.
     """
 
     backends: list[Backend]
@@ -268,15 +254,6 @@ def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem) -> contextlib.A
     if size > SINGLE_THREAD_FACTOR:
         return contextlib.nullcontext()
     return _OneBlasThread()
-
-
-def with_time_limit(backend: Backend, options: dict[str, Any], remaining: float | None) -> dict[str, Any]:
-    """``options`` with ``remaining`` seconds as ``backend``'s own time limit, when it has one
-    (:data:`TIME_LIMIT_OPTION`) and the user did not set it (a user's option is never overridden)."""
-    key = TIME_LIMIT_OPTION.get(backend.name)
-    if remaining is None or key is None or any(k.lower() == key.lower() for k in options):
-        return options
-    return {**options, key: max(remaining, 1e-3)}  # > 0: OSQP reads 0 as "no limit"
 
 
 def _time_is_up(plan: Plan, sub: BlockSubproblem, t0: float, solve_time: float,
