@@ -141,6 +141,14 @@ CERTIFICATE_RTOL = 1e-9
 INFEASIBLE_RTOL = 1e-6
 
 
+def descends_without_curvature(sub: BlockSubproblem, d: np.ndarray) -> bool:
+    """The objective part of a ray of unboundedness: no curvature along ``d`` (``dᵀPd ≤ rtol·‖P‖·‖d‖²``, ``‖P‖``
+    read as the largest entry of ``P·1``) and descent (``qᵀd < 0``); the constraints' recession cone is the
+    caller's, in its own form."""
+    p_scale = max(float(np.abs(sub.Px(np.ones(sub.n))).max(initial=0.0)), np.finfo(float).tiny)
+    return bool(float(d @ sub.Px(d)) <= CERTIFICATE_RTOL * p_scale * float(d @ d) and float(sub.q @ d) < 0)
+
+
 def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_zero: int, sol) -> bool:
     """Re-check Clarabel's infeasibility certificate in our own arithmetic (True when there is none to check).
 
@@ -159,14 +167,11 @@ def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_
         return False
     if sol.status == st.UNBOUNDED:
         d = ray / np.abs(ray).max()
-        Pd = sub.Px(d)
-        p_scale = max(float(np.abs(sub.Px(np.ones(sub.n))).max(initial=0.0)), np.finfo(float).tiny)
-        descent = float(sub.q @ d)
         Ad = A @ d if A.shape[0] else np.zeros(0)
         a_scale = float(abs(A).max()) if A.nnz else 0.0
         tol = CERTIFICATE_RTOL * max(a_scale, 1.0)
         n_lin = A.shape[0] - sub.n_soc
-        return bool(float(d @ Pd) <= CERTIFICATE_RTOL * p_scale * float(d @ d) and descent < 0
+        return bool(descends_without_curvature(sub, d)
                     and np.all(np.abs(Ad[:n_zero]) <= tol)
                     and np.all(Ad[n_zero:n_lin] <= tol)
                     and (not sub.soc_dims or np.all(soc_gaps(-Ad[n_lin:], sub.soc_dims) <= tol)))
