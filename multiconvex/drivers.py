@@ -133,9 +133,9 @@ def _run_task(task: tuple) -> object:
 def _no_worse(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Merit order on (objective, violation); objective is inf for infeasible points."""
     (fa, va), (fb, vb) = a, b
-    if np.isfinite(fa):
-        return fa <= fb or not np.isfinite(fb)
-    return not np.isfinite(fb) and va < vb
+    if math.isfinite(fa):
+        return fa <= fb or not math.isfinite(fb)
+    return not math.isfinite(fb) and va < vb
 
 
 class _Driver:
@@ -217,7 +217,7 @@ class _Driver:
                 gaps[name] = math.nan
                 continue
             # only an accurate optimum of the subproblem without prox measures the gap
-            gaps[name] = f - sol.value if prox == 0 and np.isfinite(f) and sol.status == "optimal" else math.nan
+            gaps[name] = f - sol.value if prox == 0 and math.isfinite(f) and sol.status == "optimal" else math.nan
             if gaps[name] < -tol:
                 logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
                                "feasible for it: the solve is inaccurate and certifies nothing", name,
@@ -427,13 +427,13 @@ class _Driver:
 
     def _record(self, history, it, t0, st, step, bar) -> bool:
         """Append the iteration's entry, log it, and call the callback; True when the callback asks to stop."""
-        gaps = [g for g in (step.gaps or {}).values() if np.isfinite(g)]
+        gaps = [g for g in (step.gaps or {}).values() if math.isfinite(g)]
         max_gap = max(gaps) if gaps else math.nan
         elapsed = time.perf_counter() - t0
         entry = HistoryEntry(it, elapsed, st.f * self.form.sense, step.accepted, max_gap, st.solver_time)
         history.append(entry)
         # a Gauss–Seidel sweep measures no gap: "-" rather than "nan" in the table
-        gap_text = f"{max_gap:10.3g}" if np.isfinite(max_gap) else f"{'-':>10}"
+        gap_text = f"{max_gap:10.3g}" if math.isfinite(max_gap) else f"{'-':>10}"
         logger.info("%5d  %18.10g  %s  %-14s  %8.3f", it, st.f * self.form.sense, gap_text,
                     step.accepted or "-", elapsed)
         if bar is not None:
@@ -466,7 +466,7 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
         blocks = ", ".join(by_status["unbounded"])
         return "unbounded", (f"the subproblem of block(s) {blocks} is unbounded below (proof from the backend): "
                              "its feasible points are feasible for the problem, so the problem is unbounded")
-    if "infeasible" not in by_status or np.isfinite(st.f) or step.accepted is not None:
+    if "infeasible" not in by_status or math.isfinite(st.f) or step.accepted is not None:
         return None
     index = {b.name: i for i, b in enumerate(form.blocks)}
     proven = [n for n in by_status["infeasible"] if form.isolated(index[n])]
@@ -503,7 +503,7 @@ def _strictly_better(a: tuple[float, float], b: tuple[float, float]) -> bool:
 def _all_within(gaps: dict[str, float], tol: float) -> bool:
     """Every gap measured and within ``[-tol, tol]`` (a gap below −tol means the solve was wrong:
     the current point is feasible for every block subproblem)."""
-    return bool(gaps) and all(np.isfinite(g) and -tol <= g <= tol for g in gaps.values())
+    return bool(gaps) and all(math.isfinite(g) and -tol <= g <= tol for g in gaps.values())
 
 
 def _progress_bar(opts: DriverOptions):

@@ -71,6 +71,12 @@ VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "SOCP": ("clarabel", "ecos", "scs"),  # cones: only the conic backends (through cvxpy for ECOS/SCS)
 }
 
+#: Backends found installed in this process (their modules do not vanish while it runs).
+_FOUND: set[str] = set()
+#: Backends that need no licence (a fixed property of the backend).
+_NO_LICENCE: set[str] = set()
+
+
 @dataclass
 class Plan:
     """A user's ``solver=`` resolved once: the backends in order, their options, whether "auto".
@@ -96,15 +102,26 @@ class Plan:
         return None if self.deadline is None else self.deadline - time.time()
 
     def installed(self, backend: Backend) -> bool:
-        """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve)."""
+        """``backend.installed()``, asked once per plan (it looks up module specs: too slow for every solve); a
+        backend found once stays found for the process (:data:`_FOUND`), one not found is asked again by the next
+        plan (the user may install it meanwhile)."""
         if backend.name not in self._installed:
-            self._installed[backend.name] = backend.installed()
+            own = "installed" not in vars(backend)  # not a per-instance replacement (a test's stand-in)
+            found = (own and backend.name in _FOUND) or backend.installed()
+            if found and own:
+                _FOUND.add(backend.name)
+            self._installed[backend.name] = found
         return self._installed[backend.name]
 
     def licence_state(self, backend: Backend) -> str:
-        """``backend.licence().state``, asked once per plan."""
+        """``backend.licence().state``, asked once per plan; a backend that needs no licence needs none for the
+        process (:data:`_NO_LICENCE`), the others are asked again by the next plan (a licence file may appear)."""
         if backend.name not in self._licences:
-            self._licences[backend.name] = backend.licence().state
+            own = "licence" not in vars(backend)  # not a per-instance replacement (a test's stand-in)
+            state = "not-required" if own and backend.name in _NO_LICENCE else backend.licence().state
+            if state == "not-required" and own:
+                _NO_LICENCE.add(backend.name)
+            self._licences[backend.name] = state
         return self._licences[backend.name]
 
     def check_class(self, problem_class: str, where: str = "a block") -> None:
@@ -231,9 +248,11 @@ class _OneBlasThread:
                 for lib, _ in _blas_saved:
                     lib.set_num_threads(1)
             _blas_users += 1
+        _held.depth = getattr(_held, "depth", 0) + 1
 
     def __exit__(self, *exc: object) -> None:
         global _blas_users
+        _held.depth -= 1
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
@@ -241,12 +260,20 @@ class _OneBlasThread:
                     lib.set_num_threads(n)
 
 
+#: Per thread: how many one-BLAS-thread contexts it is inside (the setting holds until the outermost ends).
+_held = threading.local()
+_UNCHANGED = contextlib.nullcontext()
+
+
 def one_blas_thread() -> contextlib.AbstractContextManager:
-    """A context that runs its body with one BLAS thread (for front ends building small subproblems)."""
-    return _OneBlasThread()
+    """A context that runs its body with one BLAS thread (for front ends building small subproblems); inside
+    another such context on the same thread it changes nothing (the setting holds until that one ends)."""
+    return _UNCHANGED if getattr(_held, "depth", 0) else _OneBlasThread()
 
 
 def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem) -> contextlib.AbstractContextManager:
+    if getattr(_held, "depth", 0):  # this thread holds one BLAS thread already (a run's session)
+        return _UNCHANGED
     if solver.name != "lstsq":  # the others factorise in their own C/C++ code, not through BLAS calls from here
         return contextlib.nullcontext()
     shared = sub.shared_gram()
@@ -303,7 +330,7 @@ def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], 
     solver = MATRIX_SOLVERS.get(backend.name)
     if solver is not None and solver.accepts(sub, auto=False):
         # cvxpy's own keywords (ignore_dpp, ...) mean nothing to a matrix module; verbose is the backend's own
-        options = {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
+        options = _matrix_options(options)
         with _one_blas_thread(solver, sub):
             return solver.solve(sub, options, _warm_for(solver, warm), state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
@@ -330,7 +357,9 @@ def _solve_sticky(sticky: tuple[Backend, MatrixSolver, str], sub: BlockSubproble
     Remembered only for the plan's first choice for the class (:meth:`Plan.first_choice`), installed and
     with a licence that needs no size check (:data:`_FREE`): while that backend takes the subproblem
     (``accepts``, asked here as the search asks it), the search would try it first again. The deadline,
-    options, timing, status and value are handled as in :func:`solve`.
+    options, timing, status and value are handled as in :func:`solve`; a solve stopped by the run's time
+    limit is recorded as the search records it (the backend's attempt and its solve time: the search, run
+    again after the deadline, would start nothing and report no solve).
     """
     backend, solver, problem_class = sticky
     if sub.problem_class != problem_class or not solver.accepts(sub, auto=plan.auto):
@@ -338,21 +367,55 @@ def _solve_sticky(sticky: tuple[Backend, MatrixSolver, str], sub: BlockSubproble
     remaining = plan.remaining()
     if remaining is not None and remaining <= 0:
         return _time_is_up(plan, sub, t0, 0.0, [])
-    options = options_for(backend, plan.options) if plan.options else {}
-    if options:
-        options = {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
-    options = with_time_limit(backend, options, remaining)
+    options = _matrix_options(options_for(backend, plan.options)) if plan.options else {}
+    if remaining is not None:
+        options = with_time_limit(backend, options, remaining)
+    state = workspace.get(backend.name)
+    if state is None:
+        state = workspace[backend.name] = {}
     try:
         with _one_blas_thread(solver, sub):
-            out = solver.solve(sub, options, _warm_for(solver, warm), workspace.setdefault(backend.name, {}))
+            out = solver.solve(sub, options, _warm_for(solver, warm), state)
     except Exception:  # noqa: BLE001 - the full search runs it again and records the failure as it does
         return None
-    if out.x is None or not st.has_solution(out.status):
-        return None  # the full search records the failure and tries the others (a rare, repeated solve)
+    if out.x is not None and st.has_solution(out.status):
+        return _solved(backend, sub, out, out.solve_time, t0, [(backend.name, out.status)])
+    if out.status == st.TIME_LIMIT and remaining is not None:
+        # the run's time is up: as the search ends on it (no fallback starts), with this attempt recorded
+        return _failed(out, out.solve_time, t0, [(backend.name, _attempt_status(out))])
+    return None  # the full search records the failure and tries the others (a rare, repeated solve)
+
+
+def _matrix_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without cvxpy's own keywords (``ignore_dpp``...), which mean nothing to a matrix module."""
+    return {k: v for k, v in options.items() if k not in _CVXPY_ONLY}
+
+
+def _attempt_status(out: MatrixOutcome) -> str:
+    """How an attempt is recorded: the normalised status, with the native one when it says more."""
+    if out.x is not None and st.has_solution(out.status) or not out.native_status or out.native_status == out.status:
+        return out.status
+    return f"{out.status}: {out.native_status}"
+
+
+def _solved(backend: Backend, sub: BlockSubproblem, out: MatrixOutcome, solve_time: float, t0: float,
+            attempts: list[tuple[str, str]]) -> SubSolution:
+    """The :class:`SubSolution` of a backend's solution (its value the subproblem's own when it gave none)."""
+    assert out.x is not None
     value = out.value if out.value is not None else sub.value(out.x)
-    return SubSolution(out.status, out.x, value, backend.name, out.solve_time, time.perf_counter() - t0,
-                       [(backend.name, out.status)], how=out.native_status,
-                       value_exact=out.value is None or out.value_exact)
+    return SubSolution(out.status, out.x, value, backend.name, solve_time, time.perf_counter() - t0, attempts,
+                       how=out.native_status, value_exact=out.value is None or out.value_exact)
+
+
+def _failed(last: MatrixOutcome, solve_time: float, t0: float, attempts: list[tuple[str, str]]) -> SubSolution:
+    """The :class:`SubSolution` when no backend returned a solution; ``last`` decides the status (an
+    infeasible / unbounded claim without a proof is a numerical error: drivers end runs on proofs only)."""
+    status = last.status
+    if status in (st.INFEASIBLE, st.UNBOUNDED) and not last.proof:
+        status = st.NUMERICAL_ERROR
+    return SubSolution(status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
+                       message="every backend failed: " + "; ".join(f"{n}: {m}" for n, m in attempts),
+                       how=last.native_status)
 
 
 def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = None) -> SubSolution:
@@ -368,7 +431,9 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
     ``warm`` may be a function that builds the start: it is called only for a backend that reads one.
     """
     t0 = time.perf_counter()
-    workspace = plan.workspaces.setdefault(key, {})
+    workspace = plan.workspaces.get(key)
+    if workspace is None:
+        workspace = plan.workspaces[key] = {}
     sticky = workspace.get(_STICKY)
     if sticky is not None:
         fast = _solve_sticky(sticky, sub, plan, warm, workspace, t0)
@@ -406,18 +471,13 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
         except Exception as exc:  # noqa: BLE001 - any backend failure is normalised; the caller keeps its point
             out = MatrixOutcome(st.SOLVER_ERROR, None, 0.0, f"{type(exc).__name__}: {exc}")
         solve_time += out.solve_time
-        ok = out.x is not None and st.has_solution(out.status)
-        attempts.append((backend.name, out.status if ok or not out.native_status or out.native_status == out.status
-                         else f"{out.status}: {out.native_status}"))
-        if ok and out.x is not None:
+        attempts.append((backend.name, _attempt_status(out)))
+        if out.x is not None and st.has_solution(out.status):
             if len(attempts) == 1 and backend.name == plan.first_choice(sub.problem_class) and \
                     backend.name in MATRIX_SOLVERS and plan.licence_state(backend) in _FREE:
                 # the plan's first choice solved it: the block's next solves go straight to it (_solve_sticky)
                 workspace[_STICKY] = (backend, MATRIX_SOLVERS[backend.name], sub.problem_class)
-            value = out.value if out.value is not None else sub.value(out.x)
-            return SubSolution(out.status, out.x, value, backend.name, solve_time,
-                               time.perf_counter() - t0, attempts, how=out.native_status,
-                               value_exact=out.value is None or out.value_exact)
+            return _solved(backend, sub, out, solve_time, t0, attempts)
         logger.info("backend %s on a %s block subproblem: %s (%s)", backend.name, sub.problem_class, out.status,
                     out.native_status)
         if out.status in (st.INFEASIBLE, st.UNBOUNDED) and out.proof:
@@ -437,10 +497,4 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
                                          f"or use solver='auto'")
         raise SolverUnavailableError(f"no installed licence-free solver takes this {sub.problem_class} block "
                                      f"subproblem (n={sub.n}); install clarabel or name a solver")
-    status = last.status
-    if status in (st.INFEASIBLE, st.UNBOUNDED) and not last.proof:
-        # a claim without a certificate (an inaccurate status, a heuristic): drivers end runs on proofs only
-        status = st.NUMERICAL_ERROR
-    return SubSolution(status, None, float("nan"), None, solve_time, time.perf_counter() - t0, attempts,
-                       message="every backend failed: " + "; ".join(f"{n}: {m}" for n, m in attempts),
-                       how=last.native_status)
+    return _failed(last, solve_time, t0, attempts)

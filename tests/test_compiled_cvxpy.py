@@ -1,12 +1,18 @@
 """cvxpy blocks compiled to subproblem values: the same subproblem as cvxpy's, in the block's own variables."""
 
+import re
+
 import cvxpy as cp
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import multiconvex as mc
 from multiconvex.cvxpy_front.cross_section import CrossSection
+from multiconvex.cvxpy_front.form import CvxpyForm, walk_form
 from multiconvex.cvxpy_front.quadratic import compile_block
+from multiconvex.cvxpy_front.sizes import block_memory, check_block_sizes
 from multiconvex.solvers import dispatch
 
 
@@ -49,6 +55,21 @@ def test_compiled_block_is_cvxpys_subproblem(rng, name, make):
     assert sol.status == "optimal"
     assert sol.value == pytest.approx(ref.problem.value, rel=1e-6, abs=1e-6)
     assert sub.violation(sol.x) <= 1e-8
+
+
+@pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
+def test_the_class_read_from_the_structure_is_the_subproblems(rng, name, make):
+    obj, U, V, x, t, A = _problem(rng)
+    block, cons = make(U, V, x, t, A)
+    qb, _ = compile_block(obj, cons, block)
+    read = qb.structural_class()
+    assert qb.problem_class == qb.subproblem().problem_class
+    # read without numbers only where no row and no bound is involved ("V" is nonneg: a bound)
+    assert read == (qb.problem_class if name in ("U", "U and x") and not cons else None)
+    linear = compile_block(2 * cp.sum(V) + cp.sum_squares(U @ V), [], [U])[0]
+    assert linear.structural_class() == linear.subproblem().problem_class == "EQP"
+    affine_only = compile_block(cp.sum(U) + 3 * cp.sum(V), [], [U])[0]
+    assert affine_only.structural_class() == affine_only.subproblem().problem_class == "LP"
 
 
 @pytest.mark.parametrize("form", ["U @ V.T", "(V @ U.T).T", "Y.T - V @ U.T"])
@@ -95,7 +116,6 @@ def test_blocks_outside_the_compiled_class_keep_the_cvxpy_path(rng, objective, r
     res = mc.solve(prob, [[U], [V]], seed=0, max_iters=2, solver="clarabel")
     assert res.info["forms"]["U"] == "cvxpy"
     assert res.info["cvxpy_path_reasons"]["U"]
-    import re
 
     assert re.search(reason, res.info["cvxpy_path_reasons"]["U"], re.I)
 
@@ -166,7 +186,6 @@ def test_a_perfect_fit_is_valued_from_the_residuals(rng):
 
 
 def test_inputs_the_compiled_form_cannot_take_keep_the_cvxpy_path(rng):
-    import scipy.sparse as sp
 
     x, y = cp.Variable(5, name="x"), cp.Variable(5, name="y")
     A = sp.random(8, 5, density=0.5, random_state=0)  # sparse data
@@ -253,8 +272,6 @@ def test_near_a_perfect_fit_the_value_comes_from_the_residuals(rng):
 
 
 def test_a_compiled_form_evaluates_the_objective_as_cvxpy_does(rng):
-    from multiconvex.cvxpy_front.form import CvxpyForm
-
     Y = rng.standard_normal((20, 15))
     U, V = cp.Variable((20, 3), name="U"), cp.Variable((3, 15), name="V")
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Y - U @ V) + 0.3 * cp.sum_squares(U) + cp.sum(V) / 7))
@@ -267,8 +284,6 @@ def test_a_compiled_form_evaluates_the_objective_as_cvxpy_does(rng):
 
 
 def test_small_blocks_run_on_one_blas_thread_but_callbacks_see_the_users_setting(rng):
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     Y = rng.standard_normal((30, 20))
     U, V = cp.Variable((30, 3), name="U"), cp.Variable((3, 20), name="V")
     prob = cp.Problem(cp.Minimize(cp.sum_squares(Y - U @ V) + cp.sum_squares(U) + cp.sum_squares(V)))
@@ -284,3 +299,57 @@ def test_small_blocks_run_on_one_blas_thread_but_callbacks_see_the_users_setting
     assert before == after and max(before) == 2
     assert seen and all(s == before for s in seen)
     assert res.iterations >= 1
+
+
+def test_the_front_door_walk_gives_the_form_and_the_memory_check_what_walking_again_gives(rng):
+    Y = rng.standard_normal((20, 15))
+    U, V, w = cp.Variable((20, 3), name="U"), cp.Variable((3, 15), name="V"), cp.Variable(15, name="w")
+    prob = cp.Problem(cp.Maximize(-cp.sum_squares(Y - U @ V) - cp.norm1(w) - cp.sum_squares(V) - w @ np.ones(15)))
+    blocks = [[U], [V], [w]]
+    walked = walk_form(prob, blocks)  # (reg > 0 would add a norm of every block: no block compiled)
+    assert [b.path for b in walked.blocks] == ["compiled", "compiled", "cvxpy"]  # norm1: not a QP term
+    assert all(v.value is None for v in (U, V, w))  # the values the walk filled in are taken back
+    for block, walk in zip(blocks, walked.blocks):
+        assert block_memory(prob.objective.expr, [], block, walk) == block_memory(prob.objective.expr, [], block)
+    check_block_sizes(prob, blocks, built=walked.blocks)
+    with pytest.raises(mc.InvalidInputError, match="block 'U'"):
+        check_block_sizes(prob, blocks, available=1, built=walked.blocks)
+    fresh = CvxpyForm(prob, blocks, backends_for=lambda p, n: [])
+    reused = CvxpyForm(prob, blocks, backends_for=lambda p, n: [], precompiled=walked)
+    assert reused.forms == fresh.forms and reused.compile_notes == fresh.compile_notes
+    point = fresh.initial_point(0, None)
+    assert reused.evaluate(point) == fresh.evaluate(point)
+    assert reused.build_time >= walked.walk_time
+    with pytest.raises(ValueError, match="another problem, reg"):
+        CvxpyForm(prob, blocks, backends_for=lambda p, n: [], reg=0.1, precompiled=walked)
+
+
+def test_a_sum_gives_the_same_numbers_after_its_structure_is_checked_once(rng):
+    # a vector added to a matrix (a row), a transposed block term and a data constant: the first call checks the
+    # structure, the later ones reuse it (the same numbers, bit for bit, at any point)
+    Y, b = rng.standard_normal((9, 6)), rng.standard_normal(6)
+    U, V = cp.Variable((9, 2), name="U"), cp.Variable((2, 6), name="V")
+    obj = cp.sum_squares(Y - U @ V + b) + cp.sum_squares((U @ V).T - Y.T) + cp.sum_squares(U)
+    qb, why = compile_block(obj, [], [U])
+    assert why == ""
+    for seed in range(3):
+        U.value, V.value = np.random.default_rng(seed).standard_normal((2, 9, 2))[0], rng.standard_normal((2, 6))
+        first, again = qb.subproblem(), qb.subproblem()
+        np.testing.assert_array_equal(first.q, again.q)
+        assert first.c == again.c
+        expected = 2 * (-(Y + b) @ V.value.T) - 2 * Y @ V.value.T  # gradient's linear part of both squares
+        np.testing.assert_allclose(first.q, expected.ravel(order="F"), rtol=1e-13, atol=1e-12)
+        x = first.stack({U.id: U.value})
+        assert first.value(x) == pytest.approx(obj.value, rel=1e-12)
+
+
+def test_the_linear_part_with_a_data_constant_has_the_numbers_of_the_transposed_product(rng):
+    # the data constant's transposed copy (made once) gives what the product with the transposed view gives
+    Y = rng.standard_normal((40, 7))
+    U, V = cp.Variable((40, 3), name="U"), cp.Variable((3, 7), name="V")
+    U.value, V.value = rng.standard_normal((40, 3)), rng.standard_normal((3, 7))
+    for block, expected in (([U], -(V.value @ Y.T)), ([V], -(Y.T @ U.value))):
+        qb, _ = compile_block(0.5 * cp.sum_squares(Y - U @ V), [], block)
+        q = qb.subproblem().q
+        np.testing.assert_allclose(q, expected.ravel(), rtol=1e-14, atol=1e-14)
+        assert qb.subproblem().q.tobytes() == q.tobytes()  # and again, from the kept copy

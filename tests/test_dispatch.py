@@ -10,13 +10,16 @@ licences, unknown names, per-backend options.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 
+import cvxpy as cp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
+from threadpoolctl import threadpool_info
 
 import multiconvex
 from multiconvex.errors import LicenceError, UnknownSolverError
@@ -358,15 +361,49 @@ def test_the_inverse_residual_bound_covers_the_true_residual(k, cond):
     Minv = np.linalg.inv(G)
     B = rng.standard_normal((k, 200))
     X = Minv @ B
-    beta = inverse_residual_bound(G, Minv)
+    beta = inverse_residual_bound(G, Minv, float(np.abs(B).max()))
     true = np.abs(G.astype(np.longdouble) @ X.astype(np.longdouble) - B).max()  # in wider arithmetic
     assert true <= beta * np.abs(B).max()
     assert beta <= 1e3 * k * cond * np.finfo(float).eps  # a bound of the size of the rounding, not vacuous
+    for enough in (beta / 2, beta, 2 * beta, 1e-8):
+        # the quicker, looser bound is taken only when it is enough: the test passes exactly as with the tight one
+        quick = inverse_residual_bound(G, Minv, float(np.abs(B).max()), enough)
+        assert quick >= beta and (quick <= enough) == (beta <= enough) and true <= quick * np.abs(B).max()
+
+
+@pytest.mark.parametrize("rhs_scale", [1e-10, 1e-16, 1e-30])
+def test_the_inverse_residual_bound_covers_subnormal_products(rhs_scale):
+    # G ≈ 1e300: X = G⁻¹B ≈ 1e-300·B is subnormal (1e-310, 1e-316) or underflows to 0 (1e-330)
+    rng = np.random.default_rng(7)
+    k = 4
+    Qm, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    G = 1e300 * (Qm * np.linspace(1.0, 3.0, k)) @ Qm.T
+    G = (G + G.T) / 2
+    Minv = np.linalg.inv(G)
+    B = rhs_scale * rng.standard_normal((k, 50))
+    X = Minv @ B
+    assert np.any((X != 0) & (np.abs(X) < np.finfo(float).tiny)) or not np.any(X)  # subnormal or underflowed
+    beta = inverse_residual_bound(G, Minv, float(np.abs(B).max()))
+    true = np.abs(G.astype(np.longdouble) @ X.astype(np.longdouble) - B).max()
+    assert true <= beta * np.abs(B).max()
+    # the case a bound without the underflow term (what rhs_max=0 gives) misses
+    assert true > inverse_residual_bound(G, Minv, 0.0) * np.abs(B).max()
+
+
+def test_a_shared_gram_block_whose_solution_underflows_gets_no_false_proof():
+    m, k = 20, 3
+    G = 1e300 * np.diag([1.0, 2.0, 3.0])
+    Q = 1e-30 * np.random.default_rng(3).standard_normal((m, k))  # X = −Q G⁻¹ ≈ 1e-330: underflows to 0
+    sub = BlockSubproblem(make_slots([("U", (m, k))]), [KronTerm(0, 0, None, G)], Q.ravel(order="F"))
+    out = ClosedForm().solve(sub, {}, None)
+    # the general path decides on the residual it computes, not on the bound
+    assert "verified" not in out.native_status and "residual_bound" not in out.info
+    assert out.info["residual"] == np.abs(sub.Px(np.zeros(m * k) if out.x is None else out.x) + sub.q).max()
 
 
 def test_an_inaccurate_inverse_gets_no_proof():
     G = np.array([[4.0, 1.0], [1.0, 3.0]])
-    assert inverse_residual_bound(G, np.linalg.inv(G) * (1 + 1e-6)) > 1e-8
+    assert inverse_residual_bound(G, np.linalg.inv(G) * (1 + 1e-6), 1.0) > 1e-8
 
 
 def test_a_block_goes_straight_to_the_backend_that_solved_it_first():
@@ -388,6 +425,30 @@ def test_a_block_goes_straight_to_the_backend_that_solved_it_first():
     plan.deadline = time.time() - 1.0
     late = solve(shared_gram("rows").sub, plan, key="V")
     assert late.x is None and late.status == "time_limit"
+
+
+def _dense_box_qp(n: int, seed: int = 0) -> BlockSubproblem:
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((n, n))
+    return BlockSubproblem.from_dense(B @ B.T / n + np.eye(n), rng.standard_normal(n), lb=-0.1 * np.ones(n),
+                                      ub=0.1 * np.ones(n))
+
+
+def test_a_solve_stopped_by_the_deadline_on_the_remembered_backend_is_recorded_as_the_search_records_it():
+    big = _dense_box_qp(600)  # Clarabel needs ~0.5 s on it; the deadline stops it after 0.2 s
+    remembered = make_plan("clarabel")
+    assert solve(_dense_box_qp(5), remembered, key="B").status == "optimal"
+    assert dispatch._STICKY in remembered.workspaces["B"]
+    remembered.deadline = time.time() + 0.2
+    late = solve(big, remembered, key="B")
+    searched = make_plan("clarabel")  # nothing remembered: the full search
+    searched.deadline = time.time() + 0.2
+    normal = solve(big, searched, key="B")
+    assert (late.status, late.x, late.backend) == (normal.status, normal.x, normal.backend) == ("time_limit", None,
+                                                                                                 None)
+    assert late.attempts == normal.attempts and late.attempts[0][0] == "clarabel"  # a solve ran: not "not started"
+    assert late.solve_time > 0.05 and normal.solve_time > 0.05
+    assert late.message == normal.message
 
 
 def test_a_warm_start_function_is_called_only_for_a_backend_that_reads_it():
@@ -551,8 +612,6 @@ def test_daqp_clarabel_and_proxqp_agree_on_random_bounded_qps(seed, n, rows):
 
 def test_the_one_blas_thread_context_nests_and_restores_the_setting():
     """Jacobi blocks on threads enter it concurrently: the inner exit must not restore the threads."""
-    from threadpoolctl import threadpool_info
-
     def blas():
         return [(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
 
@@ -562,6 +621,32 @@ def test_the_one_blas_thread_context_nests_and_restores_the_setting():
             pass
         assert all(n == 1 for _, n in blas())
     assert blas() == before
+
+
+def test_inside_a_one_blas_thread_context_another_on_the_same_thread_changes_nothing_and_other_threads_count():
+    def blas():
+        return [(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    seen: list = []
+    with dispatch.one_blas_thread():
+        inner = dispatch.one_blas_thread()
+        assert not isinstance(inner, dispatch._OneBlasThread)  # this thread holds the setting already
+        with inner:
+            pass
+
+        def worker():  # a Jacobi block on a thread pool: counted, so its exit restores nothing under us
+            ctx = dispatch.one_blas_thread()
+            seen.append(isinstance(ctx, dispatch._OneBlasThread))
+            with ctx:
+                pass
+
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+        assert seen == [True] and all(n == 1 for _, n in blas())
+    assert blas() == before
+    assert isinstance(dispatch.one_blas_thread(), dispatch._OneBlasThread)  # outside: the real context again
 
 
 def _equalities(A, b, n_extra_q=None):
@@ -602,7 +687,6 @@ def test_an_inconsistency_at_rounding_level_is_not_a_proof():
 
 
 def test_an_isolated_block_with_inconsistent_equalities_ends_the_run_infeasible():
-    import cvxpy as cp
 
     x, y = cp.Variable(2, name="x"), cp.Variable(2, name="y")
     prob = cp.Problem(cp.Minimize(cp.sum_squares(x - y) + cp.sum_squares(y)), [cp.sum(x) == 1, cp.sum(x) == 2])

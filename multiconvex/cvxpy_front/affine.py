@@ -42,7 +42,7 @@ class Unsupported(Exception):
     """The block's subproblem is not in the compiled class; the message says why."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Affine:
     """``E = Σ_t alpha_t · L_t @ X_{slot_t} @ R_t + C`` as a matrix of ``shape`` (``None``: identity); the
     expression is ``E`` itself, or ``Eᵀ`` when ``t`` (a transposed block variable: ``‖Eᵀ‖ = ‖E‖``, and
@@ -68,8 +68,8 @@ class Affine:
         return None if self.C is None else f(self.constant())
 
     def scaled(self, k: float) -> Affine:
-        return Affine(self.shape, [(s, k * al, L, R) for s, al, L, R in self.terms], self.map(lambda C: k * C),
-                      self.t)
+        return Affine(self.shape, [(s, k * al, L, R) for s, al, L, R in self.terms],
+                      None if self.C is None else k * self.constant(), self.t)
 
 
 class AffineCompiler:
@@ -169,7 +169,16 @@ class AffineCompiler:
             return lambda: own
         if isinstance(expr, AddExpression):
             parts = [self.program(a) for a in expr.args]
-            return lambda: self._sum(expr, shape, [p() for p in parts])
+            layout: list[tuple[bool, bool, bool]] = []  # per argument, found at the first call (structure)
+
+            def added() -> Affine:
+                values = [p() for p in parts]
+                if not layout:
+                    out = self._sum(expr, shape, values)  # checks the structure once
+                    layout.extend(self._sum_layout(expr, values))
+                    return out
+                return _sum_known(shape, values, layout)
+            return added
         if isinstance(expr, NegExpression):
             inner = self.program(expr.args[0])
             return lambda: inner().scaled(-1.0)
@@ -211,6 +220,16 @@ class AffineCompiler:
             consts.append(C.T if t and not p.terms else C)  # into E's frame
         C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
         return Affine((shape[1], shape[0]) if t else shape, [x for p in with_terms for x in p.terms], C, t)
+
+    @staticmethod
+    def _sum_layout(expr, parts: list[Affine]) -> list[tuple[bool, bool, bool]]:
+        """Per argument of a sum that :meth:`_sum` accepted: whether it has block terms, whether its constant is a
+        vector to read as a row, whether its constant is transposed into the sum's frame. All three follow from the
+        structure (which arguments involve the block, their shapes, their transposes), so they hold at every point."""
+        with_terms = [p for p in parts if p.terms]
+        t = bool(with_terms) and with_terms[0].t
+        return [(bool(p.terms), not p.terms and len(a.shape) == 1 and len(expr.shape) == 2, t and not p.terms)
+                for a, p in zip(expr.args, parts)]
 
     def _scaled(self, expr) -> Callable[[], Affine]:
         a, b = expr.args
@@ -305,6 +324,26 @@ def is_static(expr) -> bool:
 
 def _shape2(shape: tuple[int, ...]) -> tuple[int, int]:
     return (1, 1) if len(shape) == 0 else (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1]))
+
+
+def _sum_known(shape: tuple[int, int], parts: list[Affine], layout: list[tuple[bool, bool, bool]]) -> Affine:
+    """:meth:`AffineCompiler._sum` once its structure has been checked (``layout``: :meth:`AffineCompiler._sum_layout`):
+    the same numbers, without the checks."""
+    terms = []
+    consts = []
+    t = False
+    for p, (has_terms, as_row, transposed) in zip(parts, layout):
+        if has_terms:
+            terms.extend(p.terms)
+            t = p.t
+        if p.C is None:
+            continue
+        C = np.asarray(p.C)
+        if as_row:
+            C = C.reshape(1, -1)  # numpy broadcasting: a vector added to a matrix is a row
+        consts.append(C.T if transposed else C)
+    C = None if not consts else consts[0] if len(consts) == 1 else sum(consts[1:], consts[0])
+    return Affine((shape[1], shape[0]) if t else shape, terms, C, t)
 
 
 def _summed(inner: Affine) -> Affine:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
@@ -20,12 +22,45 @@ from ..subproblem import BlockSubproblem
 from .atoms import piece_of, relu
 from .blocks import block_names
 from .cross_section import CrossSection
-from .quadratic import QuadraticBlock, Unsupported, compile_block
+from .quadratic import BlockWalk, QuadraticBlock, Unsupported, compile_block, walk_block, zero_filled
 
 logger = logging.getLogger("multiconvex")
 
 #: Blocks of up to this many variables build their subproblem's numbers with one BLAS thread.
 SMALL_BLOCK = 20000
+
+
+def form_objective(problem: cp.Problem, reg: float = 0.0):
+    """The expression :class:`CvxpyForm` minimises: the objective (negated for ``Maximize``), plus
+    ``reg · Σ_v ‖vec(v)‖₂`` when ``reg`` (R&R Thm 7.2: a norm regulariser keeps the iterates in a compact set;
+    the sum of per-variable Frobenius norms is a norm on the whole point)."""
+    expr = problem.objective.expr if isinstance(problem.objective, cp.Minimize) else -problem.objective.expr
+    if reg:
+        expr = expr + float(reg) * sum(cp.norm(cp.vec(v, order="F"), 2) for v in problem.variables())
+    return expr
+
+
+@dataclass
+class FormWalk:
+    """The blocks of ``problem`` walked once (:func:`walk_form`), for the memory check and for the form."""
+
+    problem: cp.Problem
+    reg: float
+    objective: Any  # form_objective(problem, reg), the expression the walks read
+    blocks: list[BlockWalk]
+    walk_time: float  # seconds the walk took (part of the form's build time)
+
+
+def walk_form(problem: cp.Problem, blocks: Sequence[Sequence[Variable]], reg: float = 0.0) -> FormWalk:
+    """Each block's structure (:func:`~multiconvex.cvxpy_front.quadratic.walk_block`), once: the front door
+    hands it to :func:`~multiconvex.cvxpy_front.sizes.check_block_sizes` (``built=``) and to
+    :class:`CvxpyForm` (``precompiled=``), so the expressions are not walked again."""
+    t0 = time.perf_counter()
+    expr = form_objective(problem, reg)
+    constraints = list(problem.constraints)
+    with zero_filled(expr, constraints):  # once for every block
+        walks = [walk_block(expr, constraints, list(b), n, filled=True) for n, b in zip(block_names(blocks), blocks)]
+    return FormWalk(problem, float(reg), expr, walks, time.perf_counter() - t0)
 
 
 class CvxpyForm(StandardForm):
@@ -38,33 +73,40 @@ class CvxpyForm(StandardForm):
     it with ``plan``. Any other block keeps a :class:`CrossSection` (a cvxpy problem built once,
     re-solved with new Parameter values) and its backend list from ``backends_for``.
     ``forms`` says which form each block uses, ``compile_notes`` why a block was not compiled.
+    ``precompiled``: the :func:`walk_form` of this ``problem``, ``blocks`` and ``reg``, done already by the
+    caller (its time counts in ``build_time``); the blocks are then not walked again.
     """
 
     def __init__(self, problem: cp.Problem, blocks: Sequence[Sequence[Variable]], *, backends_for,
                  plan: dispatch.Plan | None = None, solver_options: Mapping[str, Any] | None = None,
-                 reg: float = 0.0, prox: bool = False, feasibility_tol: float = 1e-6):
+                 reg: float = 0.0, prox: bool = False, feasibility_tol: float = 1e-6,
+                 precompiled: FormWalk | None = None):
+        t0 = time.perf_counter()
         self.problem = problem
         self.sense = 1 if isinstance(problem.objective, cp.Minimize) else -1
         self.variables = {v.id: v for v in problem.variables()}
         self.reg = float(reg)
-        expr = problem.objective.expr if self.sense == 1 else -problem.objective.expr
-        if self.reg:
-            # R&R Thm 7.2: a norm regulariser keeps the iterates in a compact set.
-            # sum of per-variable Frobenius norms is a norm on the whole point.
-            expr = expr + self.reg * sum(cp.norm(cp.vec(v, order="F"), 2) for v in problem.variables())
+        if precompiled is not None and (precompiled.problem is not problem or precompiled.reg != self.reg
+                                        or len(precompiled.blocks) != len(blocks)):
+            raise ValueError("precompiled is the walk of another problem, reg or list of blocks")
+        expr = form_objective(problem, self.reg) if precompiled is None else precompiled.objective
+        walks: list[BlockWalk | None] = [None] * len(blocks) if precompiled is None else list(precompiled.blocks)
         self.objective_expr = expr
         self.constraints = list(problem.constraints)
         self.feasibility_tol = feasibility_tol
         names = block_names(blocks)
         self.blocks = [Block(n, tuple(v.id for v in b)) for n, b in zip(names, blocks)]
-        t0 = time.perf_counter()
         self.plan = plan if plan is not None else dispatch.make_plan("auto", options=dict(solver_options or {}))
         self.compiled: list[QuadraticBlock | None] = []
         self.compile_notes: dict[str, str] = {}
-        for n, b in zip(names, blocks):
-            # a small block's first numbers are built with one BLAS thread, as its every step (see prepare)
-            with dispatch.one_blas_thread() if sum(v.size for v in b) <= SMALL_BLOCK else contextlib.nullcontext():
-                qb, why = compile_block(expr, self.constraints, list(b), n)
+        with zero_filled(expr, self.constraints):  # once for every block
+            compiled = []
+            for n, b, walk in zip(names, blocks, walks):
+                # a small block's first numbers are built with one BLAS thread, as its every step (see prepare)
+                with dispatch.one_blas_thread() if sum(v.size for v in b) <= SMALL_BLOCK else \
+                        contextlib.nullcontext():
+                    compiled.append(compile_block(expr, self.constraints, list(b), n, walk=walk, filled=True))
+        for n, (qb, why) in zip(names, compiled):
             self.compiled.append(qb)
             if qb is not None:
                 self.plan.check_class(qb.problem_class, f"block '{n}'")
@@ -81,8 +123,11 @@ class CvxpyForm(StandardForm):
                        all(v.sparse_idx is None for v in b) for b in blocks]
         self.objective_rtol = 0.0  # set_tolerance: the accuracy objective values need
         self._loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _assign: what each variable holds from us
+        # variables that cvxpy's project leaves as they are (real, no attributes)
+        self._bare = frozenset(vid for vid, v in self.variables.items()
+                               if v.num_attributes == 0 and not v.is_complex() and v.sparse_idx is None)
         self.solver_options = dict(solver_options or {})
-        self.build_time = time.perf_counter() - t0
+        self.build_time = time.perf_counter() - t0 + (0.0 if precompiled is None else precompiled.walk_time)
         self._relus = [e for e in _atoms(expr, self.constraints) if isinstance(e, relu)]
 
     # -- points ---------------------------------------------------------------------------------
@@ -136,8 +181,12 @@ class CvxpyForm(StandardForm):
                 if hit is not None and hit[0] is given and v.value is hit[1]:
                     continue  # this very array is loaded, and nobody has set the variable since
                 # the point's values were checked when it was made (initial_point) or come shaped from a
-                # block solve: skip cvxpy's validation, a third of the time of a small block step
-                saved = np.asarray(v.project(given), dtype=float)
+                # block solve: skip cvxpy's validation, a third of the time of a small block step (and its
+                # projection where it is the identity: a real variable without attributes)
+                if vid in self._bare and type(given) is np.ndarray and given.dtype == np.float64:
+                    saved = given  # what np.asarray(v.project(given), dtype=float) returns for it
+                else:
+                    saved = np.asarray(v.project(given), dtype=float)
                 v.save_value(saved)
                 loaded[vid] = (given, saved)
             else:
@@ -175,6 +224,7 @@ class CvxpyForm(StandardForm):
             try:
                 # small blocks: the products that build the numbers are tiny, and BLAS threads spinning on
                 # busy cores cost far more than they save
+                # (inside the run's session, which holds one BLAS thread already, the context changes nothing)
                 with dispatch.one_blas_thread() if qb.n <= SMALL_BLOCK else contextlib.nullcontext():
                     sub = qb.subproblem(prox, anchor)
             except Unsupported as exc:  # structure was checked at build; only a sign that moved gets here
@@ -210,7 +260,7 @@ class CvxpyForm(StandardForm):
         problem has no constraints (attributes are projected, so nothing can be violated)."""
         if self.compiled[index] is None or self.constraints:
             return None
-        return (sol.value, 0.0) if sol.ok and np.isfinite(sol.value) else None
+        return (sol.value, 0.0) if sol.ok and math.isfinite(sol.value) else None
 
     def _solve_compiled(self, index: int) -> BlockSolution:
         sub, anchor = self._prepared[index]
@@ -257,7 +307,12 @@ class CvxpyForm(StandardForm):
         if sol.ok:
             # the point the user will get (attributes projected), and the objective there
             if self._plain[index]:
-                x, out.values = sol.x, sub.split(sol.x)
+                x = sol.x
+                if len(sub.slots) == 1:  # sub.split(x), one slot: x itself, shaped (a view)
+                    slot = sub.slots[0]
+                    out.values = {slot.key: x.reshape(slot.shape, order="F").reshape(slot.value_shape, order="F")}
+                else:
+                    out.values = sub.split(x)
             else:
                 out.values = {vid: np.asarray(self.variables[vid].project(val), dtype=float)
                               for vid, val in sub.split(sol.x).items()}

@@ -32,7 +32,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +55,7 @@ from cvxpy.expressions.variable import Variable
 from ..subproblem import BlockSubproblem, KronTerm, Slot, make_slots
 from .affine import Affine, AffineCompiler, Unsupported, as2d, is_static, matmul
 
-__all__ = ["QuadraticBlock", "Unsupported", "compile_block"]
+__all__ = ["BlockWalk", "QuadraticBlock", "Unsupported", "compile_block", "walk_block", "zero_filled"]
 
 #: Variable attributes the compiled form expresses (as bounds); any other keeps the cvxpy path.
 _BOUND_ATTRIBUTES = frozenset({"nonneg", "nonpos", "bounds"})
@@ -68,6 +71,7 @@ class QuadraticBlock:
     block_vars: list[Variable]
     slots: tuple[Slot, ...] = ()
     _norm_cache: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)
+    _transposed_cache: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     problem_class: str = "QP"
 
     @property
@@ -79,6 +83,7 @@ class QuadraticBlock:
         self.slots = make_slots([(v.id, v.shape) for v in self.block_vars])
         self._n = sum(s.size for s in self.slots)
         self._square_norms2: tuple[list, list[float]] = ([], [])  # subproblem's squares and their ‖C‖²
+        self._point_norms2: dict[int, tuple[np.ndarray, float]] = {}  # subproblem's arrays and their ‖·‖²
         self._compiler = AffineCompiler(self.block_vars)  # the walk of block-affine expressions, and its caches
         self._prox = False
         self._depth: int | None = None  # rounding_bound's count of products, fixed by the structure
@@ -154,7 +159,7 @@ class QuadraticBlock:
             # (not by is_affine: cvxpy calls 0 * sum_squares(x) affine)
             const, inner = (expr.args[0], expr.args[1]) if not self._compiler.touches(expr.args[0]) else \
                 (expr.args[1], expr.args[0])
-            if not inner.is_affine() and not (const.is_nonneg() or const.is_nonpos()):
+            if not (const.is_nonneg() or const.is_nonpos()) and not inner.is_affine():  # the cheap test first
                 # a weight whose sign depends on the point (another block's variable): convexity is not
                 # structural, as in cvxpy's DCP analysis; the cvxpy path names the term
                 raise Unsupported(f"a weight of unknown sign in `{expr}`")
@@ -169,16 +174,20 @@ class QuadraticBlock:
                 raise Unsupported(f"division by a variable or by a term of unknown sign in `{expr}`")
             self._objective_program(num, k, dyn + (self._compiler.reciprocal(den, expr),), out)
             return
+        if isinstance(expr, quad_over_lin):  # before is_affine (a walk of the subtree): it involves the block, so
+            x, y = expr.args                # it is not affine
+            if y.variables() or not y.is_nonneg():
+                raise Unsupported(f"a variable or a term of unknown sign in a denominator (`{expr}`)")
+            rec = self._compiler.reciprocal(y, expr)
+            if not dyn and is_static(y):  # k · (1/y) once: what the weight's product gives at every point
+                out.append(("square", k * rec(), (), self._compiler.program(x), expr))
+            else:
+                out.append(("square", k, dyn + (rec,), self._compiler.program(x), expr))
+            return
         if expr.is_affine():
             if expr.size != 1:
                 raise Unsupported(f"a non-scalar objective term `{expr}`")
             out.append(("linear", k, dyn, self._compiler.program(expr), expr))
-            return
-        if isinstance(expr, quad_over_lin):
-            x, y = expr.args
-            if y.variables() or not y.is_nonneg():
-                raise Unsupported(f"a variable or a term of unknown sign in a denominator (`{expr}`)")
-            out.append(("square", k, dyn + (self._compiler.reciprocal(y, expr),), self._compiler.program(x), expr))
             return
         if isinstance(expr, Sum) and expr.axis is None and isinstance(expr.args[0], Power):
             p = expr.args[0]
@@ -215,6 +224,17 @@ class QuadraticBlock:
                 squares.append((w, f()))
         return squares, linear, consts
 
+    def structural_class(self) -> str | None:
+        """The class of the block's subproblem read from the structure, without building its numbers: for a block
+        without constraint rows or bounds ``"EQP"`` when some square involves the block (a quadratic term, as
+        :meth:`subproblem` writes one for every such square), else ``"LP"``; ``None`` when rows or bounds make the
+        class depend on their numbers (:meth:`subproblem` decides). The objective's parts are evaluated, so the
+        checks of their numbers (a weight's sign) run as in :meth:`subproblem`."""
+        if self._cons or self._bounds[0] is not None:
+            return None
+        squares, _, _ = self._objective_parts()
+        return "EQP" if any(aff.terms for _, aff in squares) else "LP"
+
     # -- numbers at the point ------------------------------------------------------------------------
     def subproblem(self, prox: float = 0.0, anchor: dict[int, np.ndarray] | None = None) -> BlockSubproblem:
         """The block's subproblem at the point the user's variables hold now.
@@ -231,30 +251,27 @@ class QuadraticBlock:
         quad: list[KronTerm] = []
         norms2: list[float] = []  # ‖C‖² of each square, for rounding_bound at this point
         self._square_norms2 = (squares, norms2)
+        seen: dict[int, tuple[np.ndarray, float]] = {}  # ‖A‖² of the arrays met here, by id (rounding_bound)
+        self._point_norms2 = seen
         for w, aff in squares:
-            C = None if aff.C is None else aff.C if np.shape(aff.C) == aff.shape else aff.constant()
-            if C is not None:
-                norm2 = self._constant_norm2(aff)
+            C = aff.C
+            if C is None:
+                norms2.append(0.0)
+            else:
+                if np.shape(C) == aff.shape:
+                    norm2 = self._squared_norm(C)
+                    seen[id(C)] = (C, norm2)  # another block's values, as a factor of a term too (‖V‖, ‖U‖)
+                else:
+                    C = aff.constant()
+                    norm2 = float(np.vdot(C, C))
                 c += w * norm2
                 norms2.append(norm2)
-            else:
-                norms2.append(0.0)
             terms = aff.terms
             for ti, (s, al, L, R) in enumerate(terms):
                 slot = self.slots[s]
                 if C is not None:  # linear part 2w α Lᵀ C Rᵀ, built transposed: R Cᵀ L in C order is its F order
-                    k = 2 * w * al  # into a factor, before the product: one pass fewer over the result
-                    if R is not None:
-                        Gt = (k * R) @ C.T if L is None else ((k * R) @ C.T) @ L
-                    else:
-                        Gt = k * C.T if L is None else C.T @ (k * L)
-                    if Gt.shape != slot.shape[::-1]:
-                        Gt = np.broadcast_to(Gt, slot.shape[::-1])
-                    if s in written:
-                        q[slot.span] += Gt.ravel()
-                    else:  # the slot's first linear part
-                        q[slot.span] = Gt.ravel()
-                        written.add(s)
+                    _linear_part(q, slot, 2 * w * al, C, self._transposed, L, R, s in written)
+                    written.add(s)
                 for tj, (s2, al2, L2, R2) in enumerate(terms):
                     if s != s2 and tj <= ti:
                         continue  # a cross term between two slots adds its transpose itself
@@ -293,7 +310,7 @@ class QuadraticBlock:
         1e-20 came out as −6e-5), it is computed from the residuals ``Σ w‖E(x)‖²``."""
         if sub is not None and rtol > 0.0 and not self._prox:
             expanded = sub.value(x) if value is None else float(value)
-            if np.isfinite(expanded) and self.rounding_bound(x) <= rtol * abs(expanded):
+            if math.isfinite(expanded) and self.rounding_bound(x) <= rtol * abs(expanded):
                 return expanded
         return self._residual_objective(self._parts, [np.asarray(x[s.span]).reshape(s.shape, order="F")
                                                       for s in self.slots])
@@ -325,7 +342,8 @@ class QuadraticBlock:
         ‖A‖_F‖B‖_F`` bound by ``w(‖C‖_F + Σ|α_t|‖L_t‖_F‖X_t‖_F‖R_t‖_F)²`` per square (``|w|`` times the
         first power per affine term, ``|c|`` per constant)."""
         squares, linear, consts = self._parts
-        norms = [_fro(x[s.span]) for s in self.slots]
+        slots = self.slots
+        norms = [_fro(x)] if len(slots) == 1 else [_fro(x[s.span]) for s in slots]  # (one slot: x is its span)
         total = float(sum(abs(c) for c in consts))
         # ‖C‖ of the squares as subproblem computed them for these parts, of the affine terms here
         known = self._square_norms2[1] if self._square_norms2[0] is squares and \
@@ -339,7 +357,8 @@ class QuadraticBlock:
                 else:
                     size = math.sqrt(self._constant_norm2(aff))
                 for s, al, L, R in aff.terms:
-                    size += abs(al) * norms[s] * (1.0 if L is None else _fro(L)) * (1.0 if R is None else _fro(R))
+                    size += abs(al) * norms[s] * (1.0 if L is None else self._norm_here(L)) * (
+                        1.0 if R is None else self._norm_here(R))
                 total += abs(w) * size ** power
         if self._depth is None:
             self._depth = x.size + 8 + sum(
@@ -349,6 +368,14 @@ class QuadraticBlock:
         depth = self._depth
         u = _UNIT_ROUNDOFF
         return depth * u / (1.0 - depth * u) * total
+
+    def _norm_here(self, A: np.ndarray) -> float:
+        """``‖A‖_F`` (:func:`_fro`), read from the squared norms the last :meth:`subproblem` computed when ``A`` is
+        one of those arrays (the same dot product: the same number)."""
+        hit = self._point_norms2.get(id(A))
+        if hit is not None and hit[0] is A:
+            return math.sqrt(hit[1])
+        return _fro(A)
 
     @staticmethod
     def _residual(aff: Affine, mats: list[np.ndarray]) -> np.ndarray:
@@ -368,13 +395,26 @@ class QuadraticBlock:
         C = aff.constant()
         return float(np.vdot(C, C))
 
+    def _transposed(self, C: np.ndarray) -> np.ndarray:
+        """``C.T``: for a data constant (the same array at every point) a C-ordered copy, made once; for the
+        other constants (numbers of the point) the transposed view."""
+        key = id(C)
+        hit = self._transposed_cache.get(key)
+        if hit is not None and hit[0] is C:
+            return hit[1]
+        if not self._compiler.is_data(C) or C.ndim != 2:
+            return C.T
+        CT = np.ascontiguousarray(C.T)
+        self._transposed_cache[key] = (C, CT)
+        return CT
+
     def _squared_norm(self, C: np.ndarray) -> float:
         """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
         key = id(C)
         hit = self._norm_cache.get(key)
         if hit is not None and hit[0] is C:
             return hit[1]
-        flat = np.asarray(C, dtype=float).ravel(order="K")
+        flat = (C if type(C) is np.ndarray and C.dtype == np.float64 else np.asarray(C, dtype=float)).ravel(order="K")
         value = float(flat @ flat)
         if self._compiler.is_data(C):
             self._norm_cache[key] = (C, value)
@@ -413,6 +453,47 @@ class QuadraticBlock:
         return sp.vstack(rows, format="csr"), np.concatenate(lows), np.concatenate(ups), lb, ub
 
 
+def _linear_part(q: np.ndarray, slot: Slot, k: float, C: np.ndarray, transposed: Callable[[np.ndarray], np.ndarray],
+                 L: np.ndarray | None, R: np.ndarray | None, add: bool) -> None:
+    """Write (``add``: add) ``k · Lᵀ C Rᵀ`` into ``slot``'s part of ``q``, built transposed: ``k · R Cᵀ L`` in C order
+    is its F order. ``transposed(C)`` is ``C.T`` (:meth:`QuadraticBlock._transposed`: a C-ordered copy for a data
+    constant, made once; the product with it runs about twice as fast as with the transposed view, and gives the
+    same numbers), asked only where ``Cᵀ`` is a factor. ``k`` goes into a factor before the product (one pass fewer
+    over the result); ``k = ±1`` needs no scaled copy: the product is written straight into ``q`` and negated
+    there (exact, so the numbers are those of the scaled factor bit for bit)."""
+    shape = slot.shape[::-1]
+    unit = k == 1.0 or k == -1.0
+    target = q[slot.span].reshape(shape)  # a view: the span is contiguous
+    if R is None and L is not None and unit and not add and (C.shape[1], L.shape[1]) == shape:
+        # Cᵀ L as (Lᵀ C)ᵀ: both operands read in their own order (the same dot products)
+        if k == -1.0:
+            np.negative((L.T @ C).T, out=target)
+        else:
+            target[...] = (L.T @ C).T
+        return
+    if R is not None:
+        kR = R if unit else k * R
+        a, b = (kR, transposed(C)) if L is None else (kR @ transposed(C), L)
+    elif L is not None:
+        a, b = C.T, (L if unit else k * L)
+    else:
+        a, b = (C.T if unit else k * C.T), None
+    if b is not None and not add and (a.shape[0], b.shape[1]) == shape:
+        np.matmul(a, b, out=target)
+        if k == -1.0:
+            np.negative(target, out=target)
+        return
+    Gt = a if b is None else a @ b
+    if k == -1.0:
+        Gt = -Gt
+    if Gt.shape != shape:
+        Gt = np.broadcast_to(Gt, shape)
+    if add:
+        target += Gt
+    else:
+        target[...] = Gt
+
+
 def _bound_value(bound, default: float):
     """A variable's ``bounds`` entry as numbers: ``None`` is unbounded; a Parameter or expression its value."""
     if bound is None:
@@ -443,25 +524,73 @@ def _gram_r(R1: np.ndarray | None, R2: np.ndarray | None, k: int) -> np.ndarray:
     return a @ (R2.T if R2 is not None else np.eye(a.shape[1]))
 
 
-def compile_block(objective, constraints: list, block_vars: list[Variable],
-                  name: str = "block") -> tuple[QuadraticBlock | None, str]:
-    """``(QuadraticBlock, "")`` when the block's subproblem is a QP in the compiled class, else
-    ``(None, reason)``. The structure is checked with the variables' current values (zeros where
-    a variable has none), which only decide numbers, never the structure."""
+@dataclass
+class BlockWalk:
+    """One block's expressions walked once (:func:`walk_block`): the compiled structure, or why there is none.
+
+    The front door walks each block once and hands the walk to the memory check
+    (:func:`~multiconvex.cvxpy_front.sizes.check_block_sizes`) and to the form (:func:`compile_block`).
+    """
+
+    qb: QuadraticBlock | None
+    why: str = ""  # why the block is not compiled ("" when it is)
+    error: Exception | None = None  # what the walk raised besides Unsupported (the structure could not be read)
+
+    @property
+    def path(self) -> str:
+        """``"compiled"``, ``"cvxpy"`` (the walk refused the block), or ``"unknown"`` (the walk failed)."""
+        return "compiled" if self.qb is not None else "cvxpy" if self.error is None else "unknown"
+
+
+@contextmanager
+def zero_filled(objective, constraints: list) -> Iterator[None]:
+    """Variables without a value hold zeros (a value their attributes allow) inside, ``None`` again after."""
     missing = [v for v in {v.id: v for v in _variables(objective, constraints)}.values() if v.value is None]
     try:
         for v in missing:
-            v.save_value(np.asarray(v.project(np.zeros(v.shape)), dtype=float))  # a value its attributes allow
-        qb = QuadraticBlock(name, objective, list(constraints), list(block_vars))
-        qb.problem_class = qb.subproblem().problem_class  # fixed by the structure
-        return qb, ""
-    except Unsupported as exc:
-        return None, str(exc)
-    except (ValueError, TypeError, ArithmeticError) as exc:  # numbers the compiled form cannot take
-        return None, f"the compiled form could not be built ({type(exc).__name__}: {exc})"
+            v.save_value(np.asarray(v.project(np.zeros(v.shape)), dtype=float))
+        yield
     finally:
         for v in missing:
             v.save_value(None)
+
+
+def walk_block(objective, constraints: list, block_vars: list[Variable], name: str = "block", *,
+               filled: bool = False) -> BlockWalk:
+    """The structure of the block's subproblem (:class:`QuadraticBlock`, no numbers yet), or the reason it
+    has none. Read with the variables' current values (zeros where a variable has none), which only decide
+    numbers, never the structure. ``filled``: every variable has a value already (the caller filled them)."""
+    with contextlib.nullcontext() if filled else zero_filled(objective, constraints):
+        try:
+            return BlockWalk(QuadraticBlock(name, objective, list(constraints), list(block_vars)))
+        except Unsupported as exc:
+            return BlockWalk(None, str(exc))
+        except Exception as exc:  # noqa: BLE001 - kept: compile_block decides what it means (block_memory: unknown)
+            return BlockWalk(None, f"the compiled form could not be built ({type(exc).__name__}: {exc})", exc)
+
+
+def compile_block(objective, constraints: list, block_vars: list[Variable], name: str = "block",
+                  walk: BlockWalk | None = None, *, filled: bool = False) -> tuple[QuadraticBlock | None, str]:
+    """``(QuadraticBlock, "")`` when the block's subproblem is a QP in the compiled class, else
+    ``(None, reason)``. The structure is checked with the variables' current values (zeros where
+    a variable has none), which only decide numbers, never the structure. ``walk``: the block's
+    :func:`walk_block` of the same expressions, done already (not walked again); ``filled``: every variable
+    has a value already (the caller filled them, see :func:`zero_filled`)."""
+    walk = walk if walk is not None else walk_block(objective, constraints, block_vars, name, filled=filled)
+    if walk.error is not None and not isinstance(walk.error, (ValueError, TypeError, ArithmeticError)):
+        raise walk.error  # not a number the compiled form cannot take: a real error, raised as it was
+    if walk.qb is None:
+        return None, walk.why
+    qb = walk.qb
+    with contextlib.nullcontext() if filled else zero_filled(objective, constraints):
+        try:
+            # fixed by the structure: read from it where it can be, else from the subproblem at these values
+            qb.problem_class = qb.structural_class() or qb.subproblem().problem_class
+            return qb, ""
+        except Unsupported as exc:
+            return None, str(exc)
+        except (ValueError, TypeError, ArithmeticError) as exc:  # numbers the compiled form cannot take
+            return None, f"the compiled form could not be built ({type(exc).__name__}: {exc})"
 
 
 def _variables(objective, constraints) -> list[Variable]:

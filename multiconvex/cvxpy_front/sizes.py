@@ -1,9 +1,11 @@
 """The size of a block's subproblem, estimated before it is built: a block too large for this machine is refused.
 
-:func:`check_block_sizes` runs at the front door (:func:`multiconvex.cvxpy_front.solve`) before any block is
-compiled. :func:`block_memory` reads the shapes of the data that multiplies each block variable and the path the
-block takes (the compiled QP of :mod:`.quadratic`, or cvxpy's own compilation) and estimates the bytes the
-subproblem takes; :func:`available_memory` says how many the machine has now.
+:func:`check_block_sizes` runs at the front door (:func:`multiconvex.cvxpy_front.solve`) before any block's
+numbers are built (it reads the blocks' structure from the front door's one walk,
+:func:`~multiconvex.cvxpy_front.form.walk_form`). :func:`block_memory` reads the shapes of the data that
+multiplies each block variable and the path the block takes (the compiled QP of :mod:`.quadratic`, or cvxpy's
+own compilation) and estimates the bytes the subproblem takes; :func:`available_memory` says how many the machine
+has now.
 
 Examples
 --------
@@ -18,7 +20,8 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import cvxpy as cp
 import scipy.sparse as sp
@@ -27,7 +30,7 @@ from cvxpy.expressions.variable import Variable
 
 from ..errors import InvalidInputError
 from .blocks import block_names
-from .quadratic import QuadraticBlock, Unsupported
+from .quadratic import BlockWalk, walk_block
 
 #: Share of the memory available now that one block's subproblem may take.
 MEMORY_SHARE = 0.8
@@ -88,7 +91,9 @@ def _density(data) -> float:
     return 1.0
 
 
-def block_memory(expr, constraints: list, block: Sequence[Variable]) -> tuple[int, str, str]:
+def block_memory(expr, constraints: list, block: Sequence[Variable], walk: BlockWalk | None = None,
+                 products: list[tuple[Any, bool, frozenset[int], frozenset[int]]] | None = None
+                 ) -> tuple[int, str, str]:
     """An estimate of the memory a block's subproblem takes when it is built, from the variable sizes and
     the shapes of the data that multiplies them: ``(bytes, path, what dominates)``.
 
@@ -106,65 +111,76 @@ def block_memory(expr, constraints: list, block: Sequence[Variable]) -> tuple[in
       values of 8 bytes (measured: the masked L1 factorization 1000 × 1000, rank 10, asks Clarabel's
       compilation for 74.5 GiB).
 
-    The path is decided as :class:`CvxpyForm` decides it, by the structure alone; when the structure cannot be
-    read without values, the smaller estimate is taken (``path == "unknown"``: a refusal then holds on either
-    path).
+    The path is decided as :class:`CvxpyForm` decides it, by the structure alone (``walk``: the block's
+    :func:`~multiconvex.cvxpy_front.quadratic.walk_block`, when the caller has it; else walked here; ``products``
+    likewise: the :func:`matrix_products` of ``expr`` and ``constraints``); when the
+    structure cannot be read, the smaller estimate is taken (``path == "unknown"``: a refusal then holds on
+    either path).
     """
     ids = {v.id: v for v in block}
-    try:
-        QuadraticBlock("size estimate", expr, list(constraints), list(block))
-        path = "compiled"
-    except Unsupported:
-        path = "cvxpy"
-    except Exception:  # noqa: BLE001 - a structure the walk cannot read without values: judged on both paths
-        path = "unknown"
+    path = (walk if walk is not None else walk_block(expr, list(constraints), list(block), "size estimate")).path
     totals = {"compiled": 0, "cvxpy": 0}
-    largest = {"compiled": (0, ""), "cvxpy": (0, "")}
+    # the largest item of each path, described only when it is reported (a cvxpy expression's text is slow)
+    largest: dict[str, tuple[int, Callable[[], str]]] = {"compiled": (0, str), "cvxpy": (0, str)}
     sides: dict[int, set[str]] = {}
 
-    def add(where: str, size: int, what: str) -> None:
+    def add(where: str, size: int, what: Callable[[], str]) -> None:
         totals[where] += size
         if size > largest[where][0]:
             largest[where] = (size, what)
 
-    for root in [expr, *constraints]:
-        for e, squared in _walk(root):
-            if not isinstance(e, MulExpression) or len(e.args) != 2:
-                continue
-            a, b = e.args
-            in_a = {v.id for v in a.variables()} & ids.keys()
-            in_b = {v.id for v in b.variables()} & ids.keys()
-            if bool(in_a) == bool(in_b) or not a.shape or not b.shape:
-                continue  # a product of two block variables is not convex (refused elsewhere); a scalar is cheap
-            data, moving = (b, a) if in_a else (a, b)
-            if isinstance(e, cp.multiply):  # elementwise: one coefficient per entry
-                others = _other_block_products(moving, ids.keys())
-                if others:
-                    values = int(e.size) * (others + 1)
-                    add("cvxpy", 8 * values, f"a dense {int(e.size):,} × {others + 1:,} parameter tensor for "
-                                             f"`{_short(e)}`")
-                else:
-                    add("cvxpy", CVXPY_BYTES_PER_NONZERO * int(e.size), f"{int(e.size):,} coefficients for "
-                                                                        f"`{_short(e)}`")
-                add("compiled", 8 * int(data.size), f"the data of `{_short(e)}`")
-                continue
-            k = int(a.shape[-1])
-            if squared:
-                for vid in in_a | in_b:
-                    sides.setdefault(vid, set()).add("right" if in_a else "left")
-                add("compiled", 8 * k * k, f"a {k} × {k} Gram matrix of `{_short(e)}`")
+    # each product of the block with data (``products``: :func:`matrix_products`, when the caller has it)
+    for e, squared, vars_a, vars_b in products if products is not None else matrix_products(expr, constraints):
+        a, b = e.args
+        in_a = vars_a & ids.keys()
+        in_b = vars_b & ids.keys()
+        if bool(in_a) == bool(in_b) or not a.shape or not b.shape:
+            continue  # a product of two block variables is not convex (refused elsewhere); a scalar is cheap
+        data, moving = (b, a) if in_a else (a, b)
+        if isinstance(e, cp.multiply):  # elementwise: one coefficient per entry
+            others = _other_block_products(moving, ids.keys())
+            if others:
+                values = int(e.size) * (others + 1)
+                add("cvxpy", 8 * values, lambda e=e, others=others: f"a dense {int(e.size):,} × {others + 1:,} "
+                                                                    f"parameter tensor for `{_short(e)}`")
             else:
-                add("compiled", 8 * int(data.size), f"the data of `{_short(e)}`")
-            nonzeros = int(int(e.size) * k * _density(data))
-            add("cvxpy", CVXPY_BYTES_PER_NONZERO * nonzeros, f"{nonzeros:,} coefficients for `{_short(e)}`")
+                add("cvxpy", CVXPY_BYTES_PER_NONZERO * int(e.size),
+                    lambda e=e: f"{int(e.size):,} coefficients for `{_short(e)}`")
+            add("compiled", 8 * int(data.size), lambda e=e: f"the data of `{_short(e)}`")
+            continue
+        k = int(a.shape[-1])
+        if squared:
+            for vid in in_a | in_b:
+                sides.setdefault(vid, set()).add("right" if in_a else "left")
+            add("compiled", 8 * k * k, lambda e=e, k=k: f"a {k} × {k} Gram matrix of `{_short(e)}`")
+        else:
+            add("compiled", 8 * int(data.size), lambda e=e: f"the data of `{_short(e)}`")
+        nonzeros = int(int(e.size) * k * _density(data))
+        add("cvxpy", CVXPY_BYTES_PER_NONZERO * nonzeros,
+            lambda e=e, nonzeros=nonzeros: f"{nonzeros:,} coefficients for `{_short(e)}`")
     for vid, where in sides.items():
         if where == {"left", "right"}:  # P = kron(R Rᵀ, Lᵀ L) for that variable: dense in its size
             n = int(ids[vid].size)
-            add("compiled", 8 * n * n, f"a dense {n} × {n} matrix for `{ids[vid].name()}` (data on both sides)")
+            add("compiled", 8 * n * n,
+                lambda n=n, vid=vid: f"a dense {n} × {n} matrix for `{ids[vid].name()}` (data on both sides)")
     if path == "unknown":
         chosen = min(totals, key=lambda p: totals[p])
-        return totals[chosen], "unknown", largest[chosen][1]
-    return totals[path], path, largest[path][1]
+        return totals[chosen], "unknown", largest[chosen][1]()
+    return totals[path], path, largest[path][1]()
+
+
+def matrix_products(expr, constraints: list) -> list[tuple[Any, bool, frozenset[int], frozenset[int]]]:
+    """Every product of two factors in ``expr`` and ``constraints`` (``MulExpression``: ``@`` and ``multiply``) with
+    whether it lies under a square atom and the ids of the variables in each factor: what :func:`block_memory` reads
+    for every block, found once (:func:`check_block_sizes` hands it to each block's estimate)."""
+    out = []
+    for root in [expr, *constraints]:
+        for e, squared in _walk(root):
+            if isinstance(e, MulExpression) and len(e.args) == 2:
+                a, b = e.args
+                out.append((e, squared, frozenset(v.id for v in a.variables()),
+                            frozenset(v.id for v in b.variables())))
+    return out
 
 
 def _other_block_products(expr, block_ids) -> int:
@@ -186,13 +202,20 @@ def _other_block_products(expr, block_ids) -> int:
 
 
 def check_block_sizes(problem: cp.Problem, blocks: Sequence[Sequence[Variable]],
-                      available: int | None = None) -> None:
-    """Refuse, before anything is built, a block whose subproblem would take more than :data:`MEMORY_SHARE`
-    of the memory available (:func:`block_memory`), naming the block, its size and the fix."""
+                      available: int | None = None, built: Sequence[BlockWalk] | None = None) -> None:
+    """Refuse, before any subproblem's numbers are built, a block whose subproblem would take more than
+    :data:`MEMORY_SHARE` of the memory available (:func:`block_memory`), naming the block, its size and the fix.
+
+    ``built``: each block's :func:`~multiconvex.cvxpy_front.quadratic.walk_block` (structure only, no numbers),
+    done once by the front door and handed on to the form; without it each block is walked here."""
+    if built is not None and len(built) != len(blocks):
+        raise ValueError(f"built has {len(built)} block walks for {len(blocks)} blocks")
     budget = MEMORY_SHARE * (available_memory() if available is None else available)
     expr = problem.objective.expr
-    for name, block in zip(block_names(blocks), blocks):
-        need, path, what = block_memory(expr, problem.constraints, block)
+    walks: Sequence[BlockWalk | None] = built if built is not None else [None] * len(blocks)
+    products = matrix_products(expr, problem.constraints)  # once for every block
+    for name, block, walk in zip(block_names(blocks), blocks, walks):
+        need, path, what = block_memory(expr, problem.constraints, block, walk, products)
         if need > budget:
             n = sum(int(v.size) for v in block)
             fix = {"compiled": "give the data that multiplies it as a scipy.sparse matrix (the block then goes to "

@@ -26,7 +26,7 @@ from ..validation import (
     check_variables,
 )
 from .blocks import find_blocks, normalise_blocks
-from .form import CvxpyForm
+from .form import CvxpyForm, walk_form
 from .sizes import check_block_sizes
 
 logger = logging.getLogger("multiconvex")
@@ -145,7 +145,8 @@ def solve(
     check_variables(problem)
     check_finite_data(problem)
     block_list = find_blocks(problem) if blocks is None else normalise_blocks(problem, blocks)
-    check_block_sizes(problem, block_list)  # a subproblem too large for this machine fails before it is built
+    walked = walk_form(problem, block_list, reg=reg)  # each block's structure, once: for the check and the form
+    check_block_sizes(problem, block_list, built=walked.blocks)  # too large for this machine: fails before numbers
     resolve(solver, None)  # unknown names fail here, before anything is built
     check_solver_options(solver_options, solver)  # so do option names the backend(s) do not accept
 
@@ -154,7 +155,7 @@ def solve(
 
     plan = dispatch.make_plan(solver, options=dict(solver_options or {}))
     form = CvxpyForm(problem, block_list, backends_for=backends_for, plan=plan, solver_options=solver_options,
-                     reg=reg, prox=prox > 0)
+                     reg=reg, prox=prox > 0, precompiled=walked)
     x0 = form.initial_point(seed, init)
     ex = make_executor(executor, workers)
     _configure_logging(verbose)
