@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from multiconvex.subproblem import BlockSubproblem, soc_gaps
+from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg, second_order
-from .closed_form import inconsistent_exactly
+from .exact_rays import infeasible_exactly, unbounded_exactly
 from .matrix import MatrixOutcome, MatrixSolver
 
 
@@ -119,7 +119,10 @@ class ClarabelQP(MatrixSolver):
         P = sp.triu(sub.P_sparse(), format="csc")
         sol = problem.solve(P, sub.q, A, b, cones)
         proof = not sol.native_status.startswith("Almost") and _certificate_holds(sub, A, b, n_zero, sol)
-        return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), sol.native_status,
+        native = sol.native_status
+        if sol.status in (st.INFEASIBLE, st.UNBOUNDED):
+            native += " (ray checked exactly)" if proof else " (not a proof: the ray fails the exact check)"
+        return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), native,
                              sol.iterations, {"reused": sol.reused}, proof=proof)
 
 
@@ -135,30 +138,17 @@ def _set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
         solver.update(settings=problem.settings)
 
 
-#: Relative tolerances of the re-checked certificates: no curvature along a ray of unboundedness (relative to
-#: ‖P‖), and ‖Aᵀy‖ against |bᵀy| for a dual ray (Clarabel's own test is of the same kind).
-CERTIFICATE_RTOL = 1e-9
-INFEASIBLE_RTOL = 1e-6
-
-
-def descends_without_curvature(sub: BlockSubproblem, d: np.ndarray) -> bool:
-    """The objective part of a ray of unboundedness: no curvature along ``d`` (``dᵀPd ≤ rtol·‖P‖·‖d‖²``, ``‖P‖``
-    read as the largest entry of ``P·1``) and descent (``qᵀd < 0``); the constraints' recession cone is the
-    caller's, in its own form."""
-    p_scale = max(float(np.abs(sub.Px(np.ones(sub.n))).max(initial=0.0)), np.finfo(float).tiny)
-    return bool(float(d @ sub.Px(d)) <= CERTIFICATE_RTOL * p_scale * float(d @ d) and float(sub.q @ d) < 0)
-
-
 def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_zero: int, sol) -> bool:
-    """Re-check Clarabel's infeasibility certificate in our own arithmetic (True when there is none to check).
+    """Whether Clarabel's infeasibility certificate is a proof, decided in exact arithmetic
+    (:mod:`.exact_rays`; True when there is none to check).
 
-    Unbounded: the ray ``d`` must have no curvature (``dᵀPd ≤ rtol·‖P‖·‖d‖²``), descend (``qᵀd < 0``) and
-    stay feasible (``A d`` in the recession cone: 0 on equality rows, ``≤ 0`` on the others, ``soc_A d``
-    in each second-order cone, to ``rtol``).
-    A strictly convex block (a ReLU unit with weight decay) got ``DualInfeasible`` from Clarabel once, and
-    the run ended 'unbounded'. Infeasible: the dual ray ``y`` must lie in the dual cone (nonnegative rows
-    ``≥ 0``; second-order cones are self-dual: each cone's part of ``y`` in the cone), ``Aᵀy ≈ 0`` and
-    ``bᵀy < 0``. The cones' rows are the last ``sub.n_soc`` rows of ``A`` (:func:`soc_cone_rows`).
+    Unbounded: the ray ``d`` is moved exactly into the null space of ``P`` and of the rows it keeps at zero, and
+    must then have ``qᵀd < 0`` and ``−A d`` in the cones (0 on equality rows, ``≤ 0`` on the others, each
+    second-order cone's rows in the cone) — a strictly convex block (a ReLU unit with weight decay) once got
+    ``DualInfeasible``, and a tiny eigenvalue is curvature all the same. Infeasible: the dual ray ``y`` is moved
+    exactly into the null space of ``Aᵀ`` on its support and must lie in the dual cone with ``bᵀy < 0``; a huge
+    solution defeats any float test. The cones' rows are the last ``sub.n_soc`` rows of ``A``
+    (:func:`soc_cone_rows`). Too large to settle exactly: not a proof (the dispatcher goes on).
     """
     ray = getattr(sol, "ray", None)
     if sol.status not in (st.UNBOUNDED, st.INFEASIBLE):
@@ -166,23 +156,6 @@ def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_
     if ray is None or not np.all(np.isfinite(ray)) or not np.any(ray):
         return False
     if sol.status == st.UNBOUNDED:
-        d = ray / np.abs(ray).max()
-        Ad = A @ d if A.shape[0] else np.zeros(0)
-        a_scale = float(abs(A).max()) if A.nnz else 0.0
-        tol = CERTIFICATE_RTOL * max(a_scale, 1.0)
-        n_lin = A.shape[0] - sub.n_soc
-        return bool(descends_without_curvature(sub, d)
-                    and np.all(np.abs(Ad[:n_zero]) <= tol)
-                    and np.all(Ad[n_zero:n_lin] <= tol)
-                    and (not sub.soc_dims or np.all(soc_gaps(-Ad[n_lin:], sub.soc_dims) <= tol)))
-    y = ray / np.abs(ray).max()
-    n_lin = y.size - sub.n_soc
-    if np.any(y[n_zero:n_lin] < -CERTIFICATE_RTOL):
-        return False
-    if sub.soc_dims and np.any(soc_gaps(y[n_lin:], sub.soc_dims) > CERTIFICATE_RTOL):
-        return False
-    bty = float(b @ y)  # yᵀ(b − Ax) = bᵀy − (Aᵀy)ᵀx must be ≥ 0 at a feasible x: with bᵀy < 0 and Aᵀy ≈ 0 no x
-    if n_zero and np.all(np.abs(y[n_zero:]) <= CERTIFICATE_RTOL):
-        # a ray on the equality rows alone: only an exact decision is a proof (they may have a huge solution)
-        return bool(inconsistent_exactly(A[:n_zero], b[:n_zero]))
-    return bool(bty < 0 and np.all(np.abs(A.T @ y) <= INFEASIBLE_RTOL * abs(bty)))  # of moderate size is
+        return bool(unbounded_exactly(sub.P_sparse() if sub.is_quadratic else None, sub.q, A, n_zero, sub.soc_dims,
+                                      ray))
+    return bool(infeasible_exactly(A, b, n_zero, sub.soc_dims, ray))

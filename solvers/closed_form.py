@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ import scipy.sparse.linalg as spla
 from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
+from .exact_rays import unbounded_exactly
 from .matrix import MatrixOutcome, MatrixSolver
 
 #: Dense factorisations up to this many variables; sparse LU above.
@@ -56,6 +58,9 @@ _POTRF, _POCON, _POTRS = la.get_lapack_funcs(("potrf", "pocon", "potrs"), dtype=
 SINGULAR_RTOL = 16 * np.finfo(float).eps
 
 _UNIT_ROUNDOFF = np.finfo(float).eps / 2
+
+#: ``2⁻¹⁰⁷⁴``, the smallest subnormal double: twice the absolute error a product may lose to gradual underflow.
+_UNDERFLOW = 2.0 ** -1074
 
 
 class ClosedForm(MatrixSolver):
@@ -110,7 +115,7 @@ class ClosedForm(MatrixSolver):
             # inconsistent equalities without a verified ray, or an inaccurate KKT solve: not a proof either way
             status, proof = (st.INFEASIBLE, False) if feas > 1e-6 else (st.NUMERICAL_ERROR, True)
         elif self._unbounded_direction(sub, grad):
-            status = st.UNBOUNDED  # proven: P d = 0 and qᵀd < 0 along d = −(Px + q)
+            status = st.UNBOUNDED  # proven exactly: P d = 0 and qᵀd < 0 along d = −(Px + q), projected
         else:
             status = st.NUMERICAL_ERROR  # ill-conditioned, not unbounded: let a fallback try
         ok = status == st.OPTIMAL
@@ -142,8 +147,10 @@ class ClosedForm(MatrixSolver):
         Minv = _cholesky_inverse(G)
         if Minv is None:
             return None  # not positive definite: the general path finds the least-norm point or the proof
-        beta = inverse_residual_bound(G, Minv)
-        if not beta <= min(tol, 0.5):  # (NaN fails) ill-conditioned or singular: the general path decides
+        # any entry of q is a lower bound of max|q|, which is enough for the bound (no pass over q)
+        enough = min(tol, 0.5)
+        beta = inverse_residual_bound(G, Minv, abs(float(Qt[0, 0])) or _abs_max(sub.q), enough)
+        if not beta <= enough:  # (NaN fails) ill-conditioned or singular: the general path decides
             return None
         Xt = (-Minv) @ Qt  # = Minv @ (−Qᵀ) in the same rounding: a negation is exact
         GX = G @ Xt
@@ -152,7 +159,7 @@ class ClosedForm(MatrixSolver):
         else:
             x, px = Xt.ravel(order="F"), GX.ravel(order="F")
         value = float(0.5 * x @ px + sub.q @ x + sub.c)  # as sub.value(x) computes it
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             return None
         return MatrixOutcome(st.OPTIMAL, x, time.perf_counter() - t0,
                              f"cholesky of the shared {k}x{k} Gram matrix ({side}), verified inverse",
@@ -160,18 +167,11 @@ class ClosedForm(MatrixSolver):
 
     @staticmethod
     def _unbounded_direction(sub: BlockSubproblem, grad: np.ndarray) -> bool:
-        """Whether ``d = −grad`` (the residual of a least-norm solve) proves the quadratic unbounded below:
-        ``P d ≈ 0`` relative to ``‖P‖‖d‖`` and ``qᵀd < 0``. A strictly convex but ill-conditioned block fails
-        this test and is reported as a numerical error instead."""
-        d = -grad
-        norm_d = float(np.linalg.norm(d))
-        if norm_d == 0.0:
-            return False
-        pd = sub.Px(d)
-        probe = sub.Px(np.ones(sub.n)) if sub.n else pd
-        norm_p = max(float(np.linalg.norm(probe)) / np.sqrt(max(sub.n, 1)), float(np.linalg.norm(pd)) / norm_d)
-        return float(np.linalg.norm(pd)) <= 1e-9 * max(norm_p, 1e-300) * norm_d and float(sub.q @ d) < -1e-12 * (
-            float(np.linalg.norm(sub.q)) * norm_d)
+        """Whether ``d = −grad`` (the residual of a least-norm solve) proves the quadratic unbounded below, decided
+        in exact arithmetic (:func:`.exact_rays.unbounded_exactly`): ``d`` moved exactly into the null space of
+        ``P`` must have ``qᵀd < 0``. A strictly convex block whose smallest eigenvalue is below rounding of the
+        largest fails it and is reported as a numerical error instead; so is one too large to decide exactly."""
+        return bool(unbounded_exactly(sub.P_sparse(), sub.q, None, 0, (), -grad))
 
     @staticmethod
     def _unconstrained(sub: BlockSubproblem) -> tuple[np.ndarray, str]:
@@ -301,43 +301,90 @@ def _cholesky_inverse(M: np.ndarray) -> np.ndarray | None:
     c, info = _POTRF(M, lower=False, clean=False)
     if info != 0:
         return None
-    Minv, info = _POTRS(c, np.eye(M.shape[0]))
+    Minv, info = _POTRS(c, _identity(M.shape[0]))  # potrs copies its right-hand side: the shared one is kept
     return Minv if info == 0 else None
 
 
-def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray) -> float:
-    """``β`` such that, for any ``B`` (``k × m``) and ``X = fl(Minv @ B)``, every entry of ``G X − B`` is at most
-    ``β · max|B|`` in absolute value: a proof, in our own arithmetic, that the product with a computed inverse
-    solves ``G X = B`` to that accuracy (``Minv`` any matrix; nothing is assumed about how it was computed).
+_IDENTITY: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    With ``X = Minv B + Δ``, ``|Δ| ≤ γ_k |Minv||B|`` (Higham, *Accuracy and Stability*, §3.5), the residual is
-    ``(G Minv − I) B + G Δ``, so ``|G X − B| ≤ (|G Minv − I| + γ_k |G||Minv|) |B|``; and ``E = fl(fl(G Minv) − I)``
-    has ``|G Minv − I| ≤ (|E| + γ_k |G||Minv|) / (1 − u)``. Hence ``β = (‖E‖_∞ + 2γ_k ‖|G||Minv|‖_∞) / (1 − u)``
-    (``‖·‖_∞`` the largest row sum; the same sum bounds ``‖G Minv − I‖_∞``), doubled here to cover the
-    rounding of these ``k × k`` sums themselves
-    (relative ``≤ γ_{k+1}``, far below 1). Cost: two ``k × k`` products, independent of ``m``.
 
-    The model assumes no underflow in forming ``X``: where entries of ``Minv B`` are subnormal, gradual underflow
-    adds up to ``k · 2⁻¹⁰⁷⁴ · ‖G‖_∞`` to each residual entry in absolute terms, beyond ``β · max|B|`` (a review found
-    ``G ≈ 1e300·I`` with ``B ≈ 1e-30``: β 8.9e-16, true relative residual 2e-12); the term is not added to ``β``
-    yet, so data scaled to the edge of the float range is outside this proof.
+def _identity(k: int) -> np.ndarray:
+    """The ``k × k`` identity, read-only and made once per ``k`` (a block solves with the same ``k`` every step)."""
+    return _constants(k)[0]
+
+
+def _ones(k: int) -> np.ndarray:
+    """A read-only vector of ``k`` ones, made once per ``k``."""
+    return _constants(k)[1]
+
+
+def _constants(k: int) -> tuple[np.ndarray, np.ndarray]:
+    hit = _IDENTITY.get(k)
+    if hit is None:
+        eye, ones = np.eye(k), np.ones(k)
+        eye.flags.writeable = ones.flags.writeable = False
+        hit = _IDENTITY[k] = (eye, ones)
+    return hit
+
+
+def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray, rhs_max: float, enough: float = 0.0) -> float:
+    """``β`` such that, for any ``B`` (``k × m``) with ``max|B| ≥ rhs_max`` and ``X = fl(Minv @ B)``, every entry of
+    ``G X − B`` is at most ``β · max|B|`` in absolute value: a proof, in our own arithmetic, that the product with a
+    computed inverse solves ``G X = B`` to that accuracy (``Minv`` any matrix; nothing is assumed about how it was
+    computed). ``rhs_max`` is ``max|B|`` or any positive lower bound of it (a smaller one only loosens ``β``), or 0
+    when ``B = 0``.
+
+    With ``X = Minv B + Δ``, ``|Δ| ≤ γ_k |Minv||B| + k·η`` (Higham, *Accuracy and Stability*, §3.5, with gradual
+    underflow: each product of a dot product may lose up to ``2⁻¹⁰⁷⁵`` absolute besides its relative rounding,
+    and sums of subnormals are exact, so ``η = 2⁻¹⁰⁷⁴`` covers the ``k`` products and the roundings after
+    them), the residual is ``(G Minv − I) B + G Δ``, so
+    ``|G X − B| ≤ (|G Minv − I| + γ_k |G||Minv|) |B| + k·η·‖G‖_∞``; and ``E = fl(fl(G Minv) − I)`` has
+    ``|G Minv − I| ≤ (|E| + γ_k |G||Minv| + k·η) / (1 − u)``. Hence
+    ``β = (‖E‖_∞ + k²η + 2γ_k (‖|G||Minv|‖_∞ + k²η) + k·η·‖G‖_∞ / max|B|) / (1 − u)`` (``‖·‖_∞`` the
+    largest row sum; the same sum bounds ``‖G Minv − I‖_∞``; ``‖|G||Minv|‖_∞`` is read as ``max |G| (|Minv| 1)``,
+    the same number in exact arithmetic; the ``k²η`` terms cover underflow in forming these ``k × k`` numbers),
+    doubled here to cover the rounding of the ``k × k`` sums themselves (relative ``≤ γ_{k+1}``, far below 1).
+    The last term is the underflow of ``X``: it matters only for data at the edge of the float range
+    (``G ≈ 1e300·I`` with ``B ≈ 1e-10``: ``X`` is subnormal and loses digits, ``β ≈ 1e-12``; with ``B ≈ 1e-30``
+    ``X`` underflows to 0 and ``β`` is far above any tolerance, so no proof is claimed there). ``max|B| = 0``
+    gives ``X = 0`` exactly (no underflow term). Cost: one ``k × k`` product and a few ``k``-vectors,
+    independent of ``m``.
+
+    ``enough``: a bound at most this is all the caller needs. The same formula with ``‖|G||Minv|‖_∞`` replaced by
+    ``‖G‖_∞ ‖Minv‖_∞`` (never smaller: ``|G|(|Minv| 1) ≤ |G| 1 · max(|Minv| 1)``) takes fewer operations; it is
+    returned when it is at most ``enough``, else the bound above is. A test ``β ≤ enough`` therefore passes
+    exactly when it passes for the bound above.
 
     Examples
     --------
     >>> G = np.array([[4.0, 1.0], [1.0, 3.0]])
-    >>> bool(inverse_residual_bound(G, np.linalg.inv(G)) < 1e-14)
+    >>> bool(inverse_residual_bound(G, np.linalg.inv(G), 1.0) < 1e-14)
     True
-    >>> bool(inverse_residual_bound(G, np.eye(2)) > 1.0)   # not an inverse: no proof
+    >>> bool(inverse_residual_bound(G, np.eye(2), 1.0) > 1.0)   # not an inverse: no proof
+    True
+    >>> bool(inverse_residual_bound(1e300 * G, np.linalg.inv(1e300 * G), 1e-30) > 1.0)  # X would underflow
     True
     """
     k = G.shape[0]
+    if k == 0:
+        return 0.0
     u = _UNIT_ROUNDOFF
     gamma = k * u / (1.0 - k * u)
+    ones = _ones(k)
     E = G @ Minv
-    E.flat[:: k + 1] -= 1.0
-    size = np.abs(G) @ np.abs(Minv)
-    bound = (float(np.abs(E).sum(axis=1).max(initial=0.0)) + 2.0 * gamma * float(size.sum(axis=1).max(initial=0.0)))
-    return 2.0 * bound / (1.0 - u)
+    E -= _identity(k)
+    # the largest row sums of |E|, |G| and |Minv| at once (numpy's max: a NaN anywhere gives NaN, never a proof)
+    e_norm, g_norm, m_norm = (np.abs(np.concatenate((E, G, Minv))) @ ones).reshape(3, k).max(axis=1).tolist()
+    tiny = k * k * _UNDERFLOW
+    fixed = e_norm + tiny
+    if rhs_max != 0.0:  # X = Minv·0 is exactly 0: nothing underflows
+        fixed += k * _UNDERFLOW * g_norm / rhs_max
+    row = k * _UNDERFLOW  # the underflow of one row sum of k entries
+    cheap = 2.0 * (fixed + 2.0 * gamma * ((g_norm + row) * (m_norm + row) + tiny)) / (1.0 - u)
+    if cheap <= enough:
+        return cheap
+    size = float((np.abs(G) @ (np.abs(Minv) @ ones)).max())
+    return 2.0 * (fixed + 2.0 * gamma * (size + tiny)) / (1.0 - u)
 
 
 def solve_psd(M: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, str]:

@@ -22,8 +22,7 @@ import scipy.sparse as sp
 from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
-from .clarabel_qp import CERTIFICATE_RTOL, INFEASIBLE_RTOL, descends_without_curvature
-from .closed_form import inconsistent_exactly
+from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, unbounded_exactly
 from .matrix import MatrixOutcome, MatrixSolver
 
 #: OSQP's status strings -> normalised status.
@@ -85,39 +84,32 @@ class OsqpQP(MatrixSolver):
         status = STATUS_MAP.get(native, st.SOLVER_ERROR)
         x = np.asarray(res.x, dtype=float) if st.has_solution(status) else None
         proof = "inaccurate" not in native and _certificate_holds(sub, A, lo, hi, status, res)
+        if status in (st.INFEASIBLE, st.UNBOUNDED):
+            native += " (ray checked exactly)" if proof else " (not a proof: the ray fails the exact check)"
         return MatrixOutcome(status, x, wall, native, int(res.info.iter), proof=proof)
 
 
 def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, lo: np.ndarray, hi: np.ndarray, status: str,
                        res: Any) -> bool:
-    """Re-check OSQP's infeasibility or unboundedness certificate in our own arithmetic (True when there is
-    none to check), with the tolerances Clarabel's certificates are held to (:mod:`.clarabel_qp`).
+    """Whether OSQP's infeasibility or unboundedness certificate is a proof, decided in exact arithmetic as
+    Clarabel's are (:mod:`.exact_rays`; True when there is none to check).
 
-    Infeasible: ``y`` with ``Aᵀy ≈ 0`` and ``uᵀy₊ + lᵀy₋ < 0`` (no infinite bound meets its sign of ``y``); a
-    ray on equality rows alone is settled exactly where that is cheap (:func:`.closed_form.inconsistent_exactly`).
-    Unbounded: ``d`` with ``Pd ≈ 0``, ``qᵀd < 0`` and ``A d`` in the recession cone of ``l ≤ · ≤ u``. OSQP's
-    rays come from ADMM iterates and are often looser than these tolerances: then they prove nothing and the
-    dispatcher tries the next backend.
+    Infeasible: ``y`` (``y_i > 0`` on ``hi_i``, ``< 0`` on ``lo_i``) moved exactly into the null space of ``Aᵀ``
+    on its support, with ``hiᵀy₊ + loᵀy₋ < 0``. Unbounded: ``d`` moved exactly into the null space of ``P`` and
+    of the rows it keeps at zero, with ``qᵀd < 0`` and ``A d`` in the recession cone of ``lo ≤ · ≤ hi``.
+    OSQP's rays come from ADMM iterates and are often loose: projected, they may fail; then they prove
+    nothing and the dispatcher tries the next backend.
     """
     if status not in (st.INFEASIBLE, st.UNBOUNDED):
         return True
     ray = np.asarray(res.prim_inf_cert if status == st.INFEASIBLE else res.dual_inf_cert, dtype=float)
     if ray.size == 0 or not np.all(np.isfinite(ray)) or not np.any(ray):
         return False
-    r = ray / np.abs(ray).max()
-    a_scale = max(float(abs(A).max()) if A.nnz else 0.0, 1.0)
+    M, b, n_zero = interval_rows(A, lo, hi)
     if status == st.UNBOUNDED:
-        Ad, tol = A @ r, CERTIFICATE_RTOL * a_scale
-        return bool(descends_without_curvature(sub, r)
-                    and np.all(Ad[np.isfinite(hi)] <= tol) and np.all(Ad[np.isfinite(lo)] >= -tol))
-    pos, neg = r > CERTIFICATE_RTOL, r < -CERTIFICATE_RTOL
-    if np.any(pos & ~np.isfinite(hi)) or np.any(neg & ~np.isfinite(lo)):
-        return False
-    support = pos | neg
-    if np.all(lo[support] == hi[support]):  # equality rows only: decide exactly where that is cheap
-        return bool(inconsistent_exactly(A[support], hi[support]))  # undecided (too large): no proof
-    s = float(hi[pos] @ r[pos] + lo[neg] @ r[neg])
-    return bool(s < 0 and np.all(np.abs(A.T @ np.where(support, r, 0.0)) <= INFEASIBLE_RTOL * abs(s)))
+        return bool(unbounded_exactly(sub.P_sparse() if sub.is_quadratic else None, sub.q, M, n_zero, (), ray))
+    y = interval_ray(lo, hi, ray)
+    return bool(infeasible_exactly(M, b, n_zero, (), y)) if y is not None else crossed_pair(M, b, n_zero)
 
 
 @functools.lru_cache(maxsize=1)
