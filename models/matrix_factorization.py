@@ -125,7 +125,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     components_ : ndarray of shape (k, n)
         ``V_.T``, so that ``Y ≈ U_ @ components_`` (scikit-learn's convention).
     X_ : ndarray of shape (m, n)
-        The reconstruction ``U_ @ V_.T``.
+        The reconstruction ``U_ @ V_.T`` (formed on first access, then kept).
     objective_ : float
         Final objective value (``result_.objective``).
     polar_ : float
@@ -334,8 +334,16 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     def _store(self, U: np.ndarray, V: np.ndarray, polar: float) -> None:
         self.U_, self.V_ = U, V
         self.components_ = V.T
-        self.X_ = U @ V.T
+        self._X: np.ndarray | None = None  # X_ is formed on first access
         self.polar_ = polar
+
+    @property
+    def X_(self) -> np.ndarray:
+        """``U_ @ V_ᵀ``, formed on first access (an ``m × n`` array fit itself never needs)."""
+        self._check_fitted("V_")
+        if getattr(self, "_X", None) is None:
+            self._X = self.U_ @ self.V_.T
+        return self._X
 
     # -- transformer -------------------------------------------------------------
     def transform(self, Y: Any) -> np.ndarray:

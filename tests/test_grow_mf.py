@@ -131,7 +131,11 @@ def test_large_matrices_use_a_block_iteration_not_a_full_svd():
     lam = lam_for_rank(Y, 6)
     mf = MatrixFactorization(lam=lam, seed=0).fit(Y, algorithm="grow", n_maximisers=8)
     g = mf.result_.certificate.globalopt
-    assert g.method == "subspace+cholesky" and g.global_optimal  # block-iteration estimate, Cholesky proof
+    # the certifying round: the span of the factor V is proven the top of the residual's spectrum by deflation
+    # (its values stand clear of the noise), no block iteration and no full Gram matrix
+    assert g.method == "start-ritz+deflation+cholesky" and g.global_optimal
+    assert [c["upper"] for c in mf.result_.info["polar_checks"]][:-1] == [np.inf] * (mf.result_.info["rounds"] - 1)
+    assert g.polar_upper <= g.polar * (1 + 1e-10)
     assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
 
 

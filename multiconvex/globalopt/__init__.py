@@ -6,6 +6,8 @@
   polar maximisers, certify)
 - :mod:`.rescale` — the null-space rescaling step
 - :mod:`.mf_polar` — the exact polar of matrix factorization (top singular value, no full SVD)
+- :mod:`.deflated_bound` — a proven bound on σ_max from an estimated top subspace (no n × n Gram matrix)
+- :mod:`.mf_expanded` — the factorization objective from its expansion, with a proven rounding bound
 - :mod:`.mf_problem`, :mod:`.relu_problem` — the model-specific sides of :func:`grow`
 - :mod:`.relu_polar`, :mod:`.relu_convex`, :mod:`.patterns` — the two-layer ReLU polar over activation
   patterns and the convex reformulation (loaded on first use); the polar's parts:

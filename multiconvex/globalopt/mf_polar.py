@@ -16,6 +16,9 @@ Two steps:
    side (:mod:`.spectral_bound`, with a documented rounding margin). Lanczos finds *a* singular value;
    the test proves no larger one exists. When it fails (the estimate missed the top of the spectrum)
    the top eigenpairs of the Gram matrix already formed are computed densely and the test re-run.
+   With ``proof="auto"`` (grow's choice) the deflated bound of :mod:`.deflated_bound` comes first: where the
+   estimated top values stand clear of the rest it proves as tight a bound from a few thin products, without
+   the ``m n²`` Gram product; where it is not tight enough the Gram test runs as before.
 
 A caller that holds a guess of the top right singular subspace (grow: the current factor ``V``, whose
 span is the top of the residual's at a stationary point) passes it as ``start``: it seeds the block
@@ -38,6 +41,7 @@ import scipy.linalg
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, svds
 
 from ..errors import InvalidInputError
+from .deflated_bound import BLOCK_WIDTHS, deflated_spectral_bound
 from .patterns import check_deadline
 from .spectral_bound import UNIT_ROUNDOFF, gram_smaller_side, prove_spectral_bound
 
@@ -64,15 +68,16 @@ class MFPolar:
         True when ``upper`` is proven: ``value ≤ σ_max ≤ upper`` pins the polar down to the test's margin.
     method : str
         How the triplets were estimated and how the bound was proven: ``"svd+cholesky"``,
-        ``"subspace+cholesky"``, ``"svds+cholesky"``, ``"gram-eigh+cholesky"`` (the fallback), or without
-        ``+cholesky`` when unproven.
+        ``"subspace+cholesky"``, ``"svds+cholesky"``, ``"gram-eigh+cholesky"`` (the fallback),
+        ``"subspace+deflation+cholesky"`` or ``"start-ritz+deflation+cholesky"`` (the deflated bound,
+        ``proof="auto"``), or without ``+cholesky`` when unproven.
     sigmas : ndarray (k,)
         Top singular values, descending.
     left, right : ndarray (m, k), (n, k)
         Their unit singular vectors: ``G right[:, i] = sigmas[i] left[:, i]``.
     wall_time : float
     proof : str
-        ``"cholesky"``, or why there is no proof.
+        ``"cholesky"``, ``"deflation"``, or why there is no proof.
     steps : int
         Block-iteration steps taken (0 when the block iteration was not run or did not converge).
     """
@@ -91,7 +96,12 @@ class MFPolar:
 
 def _finite(G: np.ndarray) -> bool:
     """Every entry finite, without an ``m × n`` temporary (``max``/``min`` propagate NaN)."""
-    return bool(np.isfinite(G.max()) and np.isfinite(G.min()))
+    return math.isfinite(_amax(G))
+
+
+def _amax(G: np.ndarray) -> float:
+    """``max |G|`` without an ``m × n`` temporary; NaN or inf when an entry is not finite."""
+    return max(float(G.max()), -float(G.min())) if G.size else 0.0
 
 
 def _dense(G: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +131,7 @@ def _block_subspace(G: np.ndarray, k: int, seed: int | None, relevant_above: flo
     b = min(min(m, n), max(k, p) + 10)
     rng = np.random.default_rng(seed)
     S = rng.standard_normal((n, b))
-    if p:
+    if start is not None and p:
         S[:, :p] = start[:, :p]
     Q, _ = np.linalg.qr(G @ S)
     B = Q.T @ G                                         # Rayleigh–Ritz on span(Q)
@@ -176,10 +186,15 @@ def _gram_triplets(G: np.ndarray, C: np.ndarray, e: int, k: int) -> tuple[np.nda
     return (s, other, X) if tall else (s, X, other)
 
 
+def _first_room(n: int) -> float:
+    """The relative room above the estimate at which the Cholesky test of an ``n × n`` Gram matrix starts."""
+    return max(1e-10, 4.0 * n**1.5 * UNIT_ROUNDOFF)
+
+
 def _prove(G: np.ndarray, sigma: float, gram: tuple[np.ndarray, int]) -> tuple[float, float]:
     """``(upper, margin)`` from the Cholesky test at growing room above ``sigma``; ``(inf, inf)`` if all fail."""
     n = gram[0].shape[0]
-    eta = max(1e-10, 4.0 * n**1.5 * UNIT_ROUNDOFF)
+    eta = _first_room(n)
     for _ in range(3):
         b = prove_spectral_bound(G, sigma, eta=eta, gram=gram)
         if b.proven:
@@ -188,9 +203,36 @@ def _prove(G: np.ndarray, sigma: float, gram: tuple[np.ndarray, int]) -> tuple[f
     return math.inf, math.inf
 
 
+def _start_proof(G: np.ndarray, start: np.ndarray, relevant_above: float, t0: float, amax: float
+                 ) -> MFPolar | None:
+    """The polar from the span of ``start`` alone, where the deflated bound proves it is the top of the spectrum.
+
+    Rayleigh–Ritz on ``span(start)`` gives Ritz triplets (lower bounds on the top singular values). They are the
+    answer when the deflated bound (:mod:`.deflated_bound`) is within the Gram test's first room of the top Ritz
+    value *and* bounds everything outside the span by ``relevant_above`` (so no direction above it is missed);
+    ``None`` otherwise (the caller then runs the block iteration).
+    """
+    Q, _ = np.linalg.qr(start)
+    Z = G @ Q
+    Ub, s, Vbt = np.linalg.svd(Z, full_matrices=False)
+    if not s.size or s[0] <= 0:
+        return None
+    right = Q @ Vbt.T
+    value = float(abs(Ub[:, 0] @ (G @ right[:, 0])))
+    target = max(value, float(s[0])) * (1.0 + _first_room(min(G.shape)))
+    b = deflated_spectral_bound(G, right, widths=BLOCK_WIDTHS[:1], target=target, rest_limit=relevant_above,
+                                amax=amax)
+    if not (b.upper <= target and b.rest <= relevant_above):
+        logger.debug("the start's span is not proven the top (bound %.12g, rest %.3g): block iteration", b.upper,
+                     b.rest)
+        return None
+    return MFPolar(value, b.upper, True, "start-ritz+deflation+cholesky", s, Ub, right, time.perf_counter() - t0,
+                   proof="deflation", steps=0)
+
+
 def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | None = 0, tol: float = 1e-10,
              prove_below: float | None = None, relevant_above: float | None = None,
-             start: np.ndarray | None = None, deadline: float | None = None) -> MFPolar:
+             start: np.ndarray | None = None, deadline: float | None = None, proof: str = "gram") -> MFPolar:
     """Top-``k`` singular triplets of ``G`` (the MF polar and its maximisers ``u vᵀ``) and a proven bound.
 
     Parameters
@@ -221,6 +263,15 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     deadline : float, optional
         ``time.perf_counter()`` seconds: :class:`~.patterns.DeadlinePassed` is raised at the next block step, before
         Lanczos or before the proof once it has passed (grow then stops with nothing claimed).
+    proof : {"gram", "auto"}
+        ``"gram"``: the Cholesky test of the smaller side's Gram matrix. ``"auto"``: where the estimate comes from
+        the block iteration or Lanczos, first the deflated bound (:mod:`.deflated_bound`: a few products of the
+        width of the top values, no ``m n²`` Gram product), accepted when it is as tight as the Gram test's first
+        try would be (method ``"…+deflation+cholesky"``); the Gram test otherwise. With ``start`` and
+        ``relevant_above`` the span of ``start`` is tried first on its own: where the
+        deflated bound proves it holds the top of the spectrum and nothing outside it exceeds
+        ``relevant_above``, its Ritz triplets are the answer (method ``"start-ritz+deflation+cholesky"``; fewer
+        than ``k`` of them when ``start`` has fewer columns).
 
     Examples
     --------
@@ -234,8 +285,11 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
     t0 = time.perf_counter()
     if method not in ("auto", "svd", "svds"):
         raise InvalidInputError(f"mf_polar: method must be 'auto', 'svd' or 'svds', got {method!r}.")
+    if proof not in ("gram", "auto"):
+        raise InvalidInputError(f"mf_polar: proof must be 'gram' or 'auto', got {proof!r}.")
     G = np.asarray(G, dtype=float)
-    if G.ndim != 2 or G.size == 0 or not _finite(G):
+    amax = _amax(G) if G.ndim == 2 and G.size else math.nan
+    if not math.isfinite(amax):
         raise InvalidInputError(f"mf_polar: G must be a non-empty finite 2-D array, got shape {G.shape}; check the "
                                 "targets and factors for NaN/inf.")
     m, n = G.shape
@@ -250,6 +304,14 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
         if start.ndim != 2 or start.shape[0] != n or (start.size > 0 and not _finite(start)):
             raise InvalidInputError(f"mf_polar: start must be a finite ({n}, p) array of right vectors (G has shape "
                                     f"{G.shape}), got shape {start.shape}; pass the factor V or None.")
+    if (method == "svds" and proof == "auto" and start is not None and 0 < start.shape[1] < q
+            and relevant_above is not None):
+        # the start's own span may already be the top of the spectrum (grow's V at a stationary point): one
+        # Rayleigh–Ritz step on it and the deflated bound decide; no block iteration where they do
+        check_deadline(deadline, "mf_polar")
+        found = _start_proof(G, start, relevant_above, t0, amax)
+        if found is not None:
+            return found
     if method == "svds" and k < q:
         block = _block_subspace(G, k, seed, relevant_above, start=start if start is not None and start.size else None,
                                 deadline=deadline)
@@ -271,6 +333,17 @@ def mf_polar(G: np.ndarray, k: int = 1, *, method: str = "auto", seed: int | Non
         return MFPolar(value, math.inf, False, method, s, U, V, time.perf_counter() - t0,
                        proof=f"skipped: the estimate {value:.6g} exceeds {prove_below:.6g}", steps=steps)
     check_deadline(deadline, "mf_polar")  # the proof is one Gram product and a Cholesky factorization
+    if proof == "auto" and method in ("subspace", "svds") and s[0] > 0:
+        # the top values that stand clear of the rest span the deflated subspace; the rest need only be bounded
+        top = max(1, int(np.count_nonzero(s >= 0.5 * s[0])))
+        target = max(value, float(s[0])) * (1.0 + _first_room(q))
+        b = deflated_spectral_bound(G, V[:, :top], target=target, amax=amax)
+        if b.upper <= target:
+            logger.debug("%s polar %.12g, deflated bound %.12g (rest %.3g)", method, value, b.upper, b.rest)
+            return MFPolar(value, b.upper, True, method + "+deflation+cholesky", s, U, V,
+                           time.perf_counter() - t0, proof="deflation", steps=steps)
+        logger.debug("the deflated bound %.12g is not tight (rest %.3g, coupling %.3g): Gram test", b.upper,
+                     b.rest, b.cross)
     gram = gram_smaller_side(G)
     upper, margin = _prove(G, max(value, float(s[0])), gram)
     if not math.isfinite(upper):

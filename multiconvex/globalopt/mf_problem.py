@@ -21,20 +21,23 @@ import numpy as np
 from ..drivers import DriverOptions, run
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from .grow import LocalDescent, PolarInfo
+from .mf_expanded import FactorizationValues
 from .mf_polar import mf_polar
 from .patterns import check_deadline
 
-__all__ = ["MFForm", "MFState", "MFGrowProblem", "PROVE_BELOW"]
+__all__ = ["MFForm", "MFState", "MFGrowProblem", "PROVE_BELOW", "EXPANDED_SHARE"]
 
 #: The polar is proven (:mod:`.spectral_bound`) only when its estimate is at most this multiple of λ.
 PROVE_BELOW = 1.1
 
 
-def _ridge(Y: np.ndarray, F: np.ndarray, lam: float) -> np.ndarray:
-    """``argmin_A ½‖Y − A Fᵀ‖² + (λ/2)‖A‖²`` = ``Y F (FᵀF + λI)⁻¹`` (least squares via Cholesky/solve)."""
-    k = F.shape[1]
-    K = F.T @ F + lam * np.eye(k)
-    rhs = Y @ F
+#: The expanded value (:mod:`.mf_expanded`) is used where its proven rounding bound is at most this share of
+#: the run's gap tolerance ``tol·|f|``; the residual otherwise.
+EXPANDED_SHARE = 1e-3
+
+
+def _ridge_solve(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``rhs K⁻¹`` for the symmetric ``K = FᵀF + λI`` (least squares where it is singular)."""
     try:
         return np.linalg.solve(K, rhs.T).T
     except np.linalg.LinAlgError:
@@ -42,7 +45,13 @@ def _ridge(Y: np.ndarray, F: np.ndarray, lam: float) -> np.ndarray:
 
 
 class MFForm(StandardForm):
-    """``½‖Y − U Vᵀ‖² + (λ/2)(‖U‖² + ‖V‖²)`` with blocks ``U`` and ``V`` solved in closed form."""
+    """``½‖Y − U Vᵀ‖² + (λ/2)(‖U‖² + ‖V‖²)`` with blocks ``U`` and ``V`` solved in closed form.
+
+    Values come from the expansion (:class:`.mf_expanded.FactorizationValues`: no ``m × n`` pass, ``YV`` and
+    ``YᵀU`` shared with the ridge regressions) where its proven rounding bound is at most
+    :data:`EXPANDED_SHARE` of the run's gap tolerance (:meth:`set_tolerance`), else from the residual. Before a
+    tolerance is set (and with ``tol = 0``) every value is the residual's.
+    """
 
     def __init__(self, Y: np.ndarray, lam: float):
         self.Y = Y
@@ -50,6 +59,9 @@ class MFForm(StandardForm):
         self.blocks = [Block("U", ("U",)), Block("V", ("V",))]
         self._prepared: dict[int, Point] = {}
         self._last_residual: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.expanded = FactorizationValues(Y, self.lam)
+        self._rtol = 0.0
+        self.counts = {"expanded": 0, "residual": 0}  # which way each value was computed (for tests and profiles)
 
     def keys(self) -> list[Hashable]:
         return ["U", "V"]
@@ -57,25 +69,50 @@ class MFForm(StandardForm):
     def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
         return {k: np.asarray(v, dtype=float) for k, v in (init or {}).items()}
 
+    def set_tolerance(self, tol: float) -> None:
+        self._rtol = EXPANDED_SHARE * float(tol)
+
     def residual(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         """``Y − U Vᵀ`` (read-only), remembered for the last factor values (compared by value: the driver hands
-        back copies): the driver, the certificate and the polar ask for the same point several times, and at
-        5000 × 2000 each one costs a third of the polar. Without factors it is a view of ``Y``."""
+        back copies): the certificate and the polar ask for the same point. Without factors it is a view of ``Y``."""
         last = self._last_residual
         if last is not None and (last[0] is U or np.array_equal(last[0], U)) \
                 and (last[1] is V or np.array_equal(last[1], V)):
             return last[2]
-        R = self.Y.view() if U.shape[1] == 0 else self.Y - U @ V.T
+        if U.shape[1] == 0:
+            R = self.Y.view()
+        else:
+            R = U @ V.T
+            np.subtract(self.Y, R, out=R)  # Y − UVᵀ in the product's buffer: one m × n allocation, not two
         R.setflags(write=False)
         self._last_residual = (U.copy(), V.copy(), R)
         return R
 
     def value(self, U: np.ndarray, V: np.ndarray) -> float:
+        """The objective: expanded where its bound allows (see the class), else from the residual."""
+        if self._rtol > 0.0 and U.shape[1] > 0:
+            f, err = self.expanded.value(U, V, need=self._rtol)
+            if err <= self._rtol * abs(f):
+                self.counts["expanded"] += 1
+                return f
+        self.counts["residual"] += 1
         R = self.residual(U, V)
         return float(0.5 * np.vdot(R, R) + 0.5 * self.lam * (np.vdot(U, U) + np.vdot(V, V)))
 
+    def ridge(self, index: int, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """Block ``index``'s minimiser with the other factor fixed: ``U = YV (VᵀV + λI)⁻¹`` (0) or
+        ``V = YᵀU (UᵀU + λI)⁻¹`` (1); ``YV``/``YᵀU`` and the Gram matrix are the ones the values use."""
+        F = V if index == 0 else U
+        rhs = self.expanded.YV(V)[0] if index == 0 else self.expanded.YtU(U)[0]
+        K = self.expanded.gram(F).gram + self.lam * np.eye(F.shape[1])
+        return _ridge_solve(K, rhs)
+
     def evaluate(self, point: Point) -> tuple[float, float]:
         return self.value(point["U"], point["V"]), 0.0
+
+    def merit(self, index: int, sol: BlockSolution) -> tuple[float, float] | None:
+        # solve_prepared valued the candidate itself
+        return (sol.value, 0.0) if sol.ok and math.isfinite(sol.value) else None
 
     def piece(self, point: Point) -> tuple[np.ndarray, ...]:
         return ()
@@ -87,11 +124,13 @@ class MFForm(StandardForm):
     def solve_prepared(self, index: int) -> BlockSolution:
         t0 = time.perf_counter()
         p = self._prepared[index]
+        U, V = p["U"], p["V"]
+        vals: dict[Hashable, np.ndarray]
         if index == 0:
-            U, V = _ridge(self.Y, p["V"], self.lam), p["V"]
+            U = self.ridge(0, U, V)
             vals = {"U": U}
         else:
-            U, V = p["U"], _ridge(self.Y.T, p["U"], self.lam)
+            V = self.ridge(1, U, V)
             vals = {"V": V}
         dt = time.perf_counter() - t0
         return BlockSolution(block=index, status="optimal", values=vals, value=self.value(U, V),
@@ -150,9 +189,10 @@ class MFGrowProblem:
         if s.U.shape[1] == 0:
             return {"U": 0.0, "V": 0.0}
         f = self.objective(s)
-        U = _ridge(self.Y, s.V, self.lam)
-        V = _ridge(self.Y.T, s.U, self.lam)
-        return {"U": f - self.form.value(U, s.V), "V": f - self.form.value(s.U, V)}
+        U = self.form.ridge(0, s.U, s.V)
+        gap_u = f - self.form.value(U, s.V)
+        V = self.form.ridge(1, s.U, s.V)
+        return {"U": gap_u, "V": f - self.form.value(s.U, V)}
 
     def drop_zero(self, s: MFState) -> MFState:
         size = np.linalg.norm(s.U, axis=0) * np.linalg.norm(s.V, axis=0)
@@ -184,9 +224,10 @@ class MFGrowProblem:
         check_deadline(deadline, "MFGrowProblem.polar")
         # the proof (a Gram product and a Cholesky factorization) is skipped while the polar is clearly above λ:
         # the certificate cannot pass there, and the rounds that can pass get it. V as the start block saves most
-        # block steps near a stationary point (it never decides the proof)
+        # block steps near a stationary point (it never decides the proof); the deflated bound spares the Gram product
+        # where the top values stand clear of the rest
         p = mf_polar(self.residual(s), k=k, seed=self.seed, prove_below=None if full else PROVE_BELOW * self.lam,
-                     relevant_above=self.lam, start=s.V, deadline=deadline)
+                     relevant_above=self.lam, start=s.V, deadline=deadline, proof="auto")
         return PolarInfo(value=p.value, upper=p.upper, exact=p.exact, method=p.method,
                          maximisers=[(p.left[:, i], p.right[:, i]) for i in range(len(p.sigmas))],
                          values=[float(v) for v in p.sigmas], wall_time=p.wall_time, solver_time=p.wall_time)

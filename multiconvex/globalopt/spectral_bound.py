@@ -38,20 +38,20 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["SpectralBound", "prove_spectral_bound", "UNIT_ROUNDOFF"]
+__all__ = ["SpectralBound", "prove_spectral_bound", "UNIT_ROUNDOFF", "gamma", "round_up"]
 
 #: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
 UNIT_ROUNDOFF = 2.0**-53
 _TINY = 2.0**-1022  # smallest normal number: each product below it may lose this much absolutely
 
 
-def _gamma(k: int) -> float:
+def gamma(k: int) -> float:
     """``γ_k = k u / (1 − k u)`` (Higham §3.4); ``inf`` when ``k u ≥ 1``."""
     ku = k * UNIT_ROUNDOFF
     return ku / (1.0 - ku) if ku < 1.0 else math.inf
 
 
-def _up(x: float, ulps: int = 4) -> float:
+def round_up(x: float, ulps: int = 4) -> float:
     """``x`` rounded upward by ``ulps`` units in the last place (covers the rounding of the bound's own sums)."""
     for _ in range(ulps):
         x = math.nextafter(x, math.inf)
@@ -146,11 +146,11 @@ def prove_spectral_bound(G: np.ndarray, sigma: float, *, eta: float = 1e-10,
     if info != 0:
         return SpectralBound(False, math.inf, math.ldexp(math.sqrt(s), -e), math.inf)
     fro2 = float(np.sum(diag))  # ‖H‖²_F (the diagonal of the Gram: sums of squares, each within γ_m)
-    g_n1 = _gamma(n + 1)
-    e1 = _gamma(m) * fro2 * (1.0 + _gamma(n)) + m * n * _TINY      # forming C (+ underflow)
+    g_n1 = gamma(n + 1)
+    e1 = gamma(m) * fro2 * (1.0 + gamma(n)) + m * n * _TINY      # forming C (+ underflow)
     e2 = UNIT_ROUNDOFF * float(np.max(np.abs(s - diag)))            # rounding the diagonal of A
-    e3 = g_n1 * tr_a * (1.0 + _gamma(n)) / (1.0 - g_n1)             # the Cholesky backward error
-    bound2 = _up(s + 2.0 * (e1 + e2 + e3), 8)
-    upper_h = _up(math.sqrt(bound2), 4)
-    upper = _up(math.ldexp(upper_h, -e), 2)  # ldexp is exact unless the result is subnormal
+    e3 = g_n1 * tr_a * (1.0 + gamma(n)) / (1.0 - g_n1)             # the Cholesky backward error
+    bound2 = round_up(s + 2.0 * (e1 + e2 + e3), 8)
+    upper_h = round_up(math.sqrt(bound2), 4)
+    upper = round_up(math.ldexp(upper_h, -e), 2)  # ldexp is exact unless the result is subnormal
     return SpectralBound(True, upper, math.ldexp(math.sqrt(s), -e), upper_h / math.sqrt(s) - 1.0)
