@@ -44,6 +44,7 @@ from multiconvex.nets import (
     run_hybrid,
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
+from multiconvex.nets.hybrid import as_layer_steps, run_rounds
 from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number
@@ -241,7 +242,7 @@ class ReLUNetwork(ReLUData):
             lr: float | None = None, lr_schedule: str = "constant", batch_size: int | None = None,
             grad_tol: float = 0.0, log_every: int = 1, record_diagnostics: bool = False,
             torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None,
-            block_iters: int = 1000, callback: Any = None, **deprecated: Any):
+            block_iters: int = 1000, callback: Any = None, layer_steps: Any = None, **deprecated: Any):
         """Train the network; returns self.
 
         Parameters
@@ -270,6 +271,11 @@ class ReLUNetwork(ReLUData):
         callback : callable, optional
             ``callback(entry)`` after every outer iteration (sweep or epoch) with its
             :class:`~multiconvex.HistoryEntry`; a truthy return stops the run (status ``"interrupted"``).
+        layer_steps : bool or LayerSteps, default None
+            Block drivers and hybrids, squared loss with ``weight_decay > 0``: run the block iterations in rounds
+            with joint Newton steps of whole layers between them (:class:`multiconvex.nets.hybrid.LayerSteps`;
+            ``True``: its defaults). A layer step only lowers the objective; the certificate is still the unit
+            blocks' (:func:`multiconvex.nets.hybrid.run_rounds`). ``None``/``False``: block iterations only.
         **deprecated
             ``algorithm``, ``solver``, ``max_iters``, ``tol``, ``time_limit``, ``warm_start``: constructor
             parameters now (a FutureWarning; removed in the next release).
@@ -280,6 +286,7 @@ class ReLUNetwork(ReLUData):
         check_number(prox, "prox", minimum=0.0, where=where)
         seed = self._random_state(where)
         block_iters = check_int(block_iters, "block_iters", minimum=1, where=where)
+        steps = as_layer_steps(layer_steps, where)
         was_fitted = hasattr(self, "coefs_")
         if opts["warm_start"] and was_fitted:
             old_arch, old_params = self._arch(where), self._params()
@@ -295,6 +302,10 @@ class ReLUNetwork(ReLUData):
             params0 = init_params(arch, seed, Xt.device)
 
         algorithm, solver, tol = opts["algorithm"], opts["solver"], opts["tol"]
+        if steps is not None and algorithm not in BLOCK_ALGORITHMS and algorithm not in HYBRID_ALGORITHMS:
+            raise InvalidInputError(f"{where}: layer_steps={layer_steps!r} applies to the block drivers and the "
+                                    f"hybrids, not to algorithm={algorithm!r}: drop layer_steps or use e.g. "
+                                    f"'{algorithm}+gauss-seidel'.")
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
             form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
@@ -302,9 +313,10 @@ class ReLUNetwork(ReLUData):
             ex = make_executor(executor, workers)
             try:
                 if algorithm in BLOCK_ALGORITHMS:
-                    res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=opts["max_iter"], tol=tol,
-                                                      time_limit=opts["time_limit"], prox=float(prox), executor=ex,
-                                                      verbose=verbose, progress=progress, callback=callback))
+                    dopts = DriverOptions(algorithm=algorithm, max_iters=opts["max_iter"], tol=tol,
+                                          time_limit=opts["time_limit"], prox=float(prox), executor=ex,
+                                          verbose=verbose, progress=progress, callback=callback)
+                    res = run(form, x0, dopts) if steps is None else run_rounds(form, params0, dopts, steps)
                     params = form.params_from_point(form.final_point)
                 elif algorithm in HYBRID_ALGORITHMS:
                     grad_alg, block_alg = parse_hybrid(algorithm)
@@ -314,7 +326,7 @@ class ReLUNetwork(ReLUData):
                     dopts = DriverOptions(algorithm=block_alg, max_iters=block_iters, tol=tol,
                                           time_limit=opts["time_limit"], prox=float(prox), executor=ex,
                                           verbose=verbose, progress=progress, callback=callback)
-                    res, params = run_hybrid(form, params0, gopts, dopts)
+                    res, params = run_hybrid(form, params0, gopts, dopts, steps)
                 else:
                     gopts = GradientOptions(algorithm=algorithm, lr=lr, lr_schedule=lr_schedule,
                                             batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,

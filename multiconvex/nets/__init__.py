@@ -14,6 +14,7 @@ machinery behind it, usable on its own with any weights:
   for the output layer)
 - :mod:`.incremental` — forward passes updated after a block step (only what changed)
 - :mod:`.hybrid` — ``"adam+gauss-seidel"``: a gradient phase, then block sweeps until certified
+- :mod:`.layer_step` — joint steps of a whole layer on its fixed pieces (they move the point; gaps certify)
 """
 
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
@@ -38,7 +39,7 @@ from .diagnostics import (
     spectral_norm,
 )
 from .form import NetForm, params_from_named
-from .hybrid import HYBRID_ALGORITHMS, parse_hybrid, run_hybrid
+from .hybrid import HYBRID_ALGORITHMS, LayerSteps, parse_hybrid, run_hybrid, run_rounds
 from .incremental import ForwardCache
 from .network import (
     ACTIVATIONS,
@@ -58,5 +59,6 @@ __all__ = [
     "GRADIENT_ALGORITHMS", "GradientOptions", "run_gradient", "block_gaps", "partial_minimum_certificate",
     "GradientBasisGap", "gradient_basis_gap", "parameter_jacobian", "RegionTest", "region_test", "region_theta",
     "spectral_norm", "LambdaThreshold", "lambda_threshold", "normalised_curvature", "loss_change_fraction",
-    "certificate", "unit_batch", "ForwardCache", "HYBRID_ALGORITHMS", "parse_hybrid", "run_hybrid",
+    "certificate", "unit_batch", "ForwardCache", "HYBRID_ALGORITHMS", "parse_hybrid", "run_hybrid", "LayerSteps",
+    "run_rounds",
 ]

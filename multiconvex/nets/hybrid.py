@@ -8,6 +8,12 @@ gradient phase's end point) until the partial-minimum certificate holds or a lim
 returns one :class:`~multiconvex.result.Result` whose history holds both phases
 (``info["phases"]``: one record per phase).
 
+With ``layer_steps`` (squared loss) the block phase runs in rounds: a few joint Newton steps of whole
+layers (:func:`multiconvex.nets.layer_step.layer_newton_step`: every unit of a layer at once, which
+Gauss–Seidel over units does only slowly when they are coupled), then a few driver iterations. A
+layer step only moves the point (and only down); each round's driver run ends with its certifying
+pass, so the partial-minimum claim is decided by the unit block gaps exactly as without it.
+
 Examples
 --------
 >>> import numpy as np, torch
@@ -26,15 +32,22 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import time
+from dataclasses import dataclass
 
 from ..drivers import ALGORITHMS as BLOCK_ALGORITHMS
 from ..drivers import DriverOptions, run
 from ..errors import InvalidInputError
-from ..result import HistoryEntry, Result
+from ..result import Certificate, HistoryEntry, Result
+from ..tolerance import gap_tolerance
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
 from .form import NetForm
+from .layer_step import layer_newton_step, network_newton_step
 from .network import Params
+
+logger = logging.getLogger("multiconvex")
 
 #: Every ``"<gradient>+<block driver>"`` name.
 HYBRID_ALGORITHMS = tuple(f"{g}+{b}" for g in GRADIENT_ALGORITHMS for b in BLOCK_ALGORITHMS)
@@ -50,13 +63,64 @@ def parse_hybrid(algorithm: str) -> tuple[str, str]:
     return gradient, block
 
 
+@dataclass(frozen=True)
+class LayerSteps:
+    """Rounds of the block phase with joint layer steps (:func:`run_hybrid`'s ``layer_steps``).
+
+    Attributes
+    ----------
+    passes : int
+        Layer passes per round: each is one :func:`~multiconvex.nets.layer_step.layer_newton_step` of every
+        layer, the last hidden layer first, then the output layer, then the earlier hidden layers.
+    sweeps : int
+        Block-driver iterations per round (each round's driver run ends with its certifying pass).
+    network : int
+        Damped Gauss–Newton steps of all layers at once per round, before the layer passes
+        (:func:`~multiconvex.nets.layer_step.network_newton_step`): the damping starts at ``DAMPING[0]`` each round,
+        falls after a full step and rises after a short or failed one; the round's Gauss–Newton steps stop once it
+        exceeds ``DAMPING[1]`` (they stall at the kinks of the pieces).
+    """
+
+    passes: int = 5
+    sweeps: int = 2
+    network: int = 0
+
+    def __post_init__(self):
+        for name, least in (("passes", 0), ("sweeps", 1), ("network", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidInputError(f"LayerSteps({name}={value!r}): {name} must be an integer >= {least}.")
+
+
+def as_layer_steps(value, where: str) -> LayerSteps | None:
+    """A user's ``layer_steps=`` (``None``/``False``: none, ``True``: :class:`LayerSteps` defaults, or a
+    :class:`LayerSteps`) as ``LayerSteps | None``; anything else is a clear error naming ``where``."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return LayerSteps()
+    if isinstance(value, LayerSteps):
+        return value
+    raise InvalidInputError(f"{where}: layer_steps={value!r} ({type(value).__name__}) is not understood: pass True "
+                            "(the default LayerSteps), False/None (sweeps only) or a "
+                            "multiconvex.nets.hybrid.LayerSteps(passes=..., sweeps=..., network=...).")
+
+
+def check_layer_steps(form: NetForm, steps: LayerSteps, where: str) -> None:
+    """Layer steps need squared loss and ``weight_decay > 0``: a clear error naming ``where`` otherwise."""
+    if form.arch.loss != "squared" or not form.weight_decay > 0:
+        raise InvalidInputError(f"{where}: layer_steps={steps!r} needs loss='squared' and weight_decay > 0 (got "
+                                f"loss={form.arch.loss!r}, weight_decay={form.weight_decay!r}): on a piece the "
+                                "objective is then a strictly convex quadratic in each layer; pass layer_steps=None.")
+
+
 def _phase(res: Result, algorithm: str, start_time: float) -> dict:
     return {"algorithm": algorithm, "iterations": res.iterations, "start_time": start_time,
             "time": res.total_time, "objective": res.objective, "status": res.status, "message": res.message}
 
 
-def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
-               block: DriverOptions) -> tuple[Result, Params]:
+def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions, block: DriverOptions,
+               layer_steps: LayerSteps | None = None) -> tuple[Result, Params]:
     """The gradient phase ``gradient`` from ``params0``, then the block driver ``block`` on ``form`` from its end point.
 
     Parameters
@@ -71,6 +135,10 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
         The block phase; its ``time_limit`` bounds the **whole** run: the gradient phase stops at it too,
         and the block phase gets what is left (none once the gradient phase used it all: the run then ends
         ``"time_limit"`` with the gradient phase's best point, its block gaps not computed).
+    layer_steps : LayerSteps, optional
+        Squared loss with ``weight_decay > 0`` only: run the block phase in rounds of joint layer steps and
+        driver iterations (:class:`LayerSteps`); ``block.max_iters`` bounds the driver iterations of all
+        rounds together. ``info["layer_steps"]`` records every layer step taken.
 
     Returns
     -------
@@ -79,6 +147,8 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
         entries up to ``info["phases"][0]["iterations"]`` are the gradient phase's), the block phase's
         certificate, status and message, ``info["phases"]``; and the final parameters.
     """
+    if layer_steps is not None:
+        check_layer_steps(form, layer_steps, "run_hybrid")
     t0 = time.perf_counter()
     if block.time_limit is not None:  # the whole run's limit holds in the gradient phase too
         own = gradient.time_limit
@@ -102,7 +172,10 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
         g_res.info["phases"] = [_phase(g_res, gradient.algorithm, 0.0)]
         g_res.algorithm = f"{gradient.algorithm}+{block.algorithm}"
         return g_res, params
-    b_res = run(form, form.point_from_params(params), opts)
+    if layer_steps is None:
+        b_res = run(form, form.point_from_params(params), opts)
+    else:
+        b_res = run_rounds(form, params, opts, layer_steps)
     history = list(g_res.history)
     history.extend(shifted(h) for h in b_res.history[1:])
     phases = [_phase(g_res, gradient.algorithm, 0.0), _phase(b_res, block.algorithm, t_grad)]
@@ -115,4 +188,151 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions,
     return res, form.params_from_point(form.final_point)
 
 
-__all__ = ["HYBRID_ALGORITHMS", "parse_hybrid", "run_hybrid"]
+#: the Gauss–Newton damping each round starts from, and the damping at which the round's network steps stop
+DAMPING = (1e-3, 1.0)
+
+
+def _step_name(layer: int) -> str:
+    return f"layer{layer + 1}-step" if layer >= 0 else "network-step"
+
+
+def _layer_order(form: NetForm) -> list[int]:
+    """The last hidden layer first (its units share the output), the output layer, then the earlier hidden layers."""
+    hidden = list(range(form.arch.n_layers - 1))
+    return hidden[-1:] + [form.arch.n_layers - 1] + hidden[-2::-1]
+
+
+def _layer_pass(form: NetForm, params: Params, f: float, deadline: float | None,
+                damping: float | None = None) -> tuple[Params, float, list[dict]]:
+    """One layer step of every layer (:func:`_layer_order`), or with ``damping`` one Gauss–Newton step of all layers
+    at once; a step is kept only when the form's own ``F`` decreases."""
+    taken = []
+    for layer in _layer_order(form) if damping is None else [-1]:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        if damping is None:
+            new, info = layer_newton_step(form.arch, params, form.X, form.T, form.weight_decay, layer)
+        else:
+            new, info = network_newton_step(form.arch, params, form.X, form.T, form.weight_decay, damping)
+        if info.step > 0:
+            f_new = form.evaluate(form.point_from_params(new))[0]
+            if f_new < f:
+                params, f = new, f_new
+                taken.append({**dataclasses.asdict(info), "objective_after": f_new})
+    return params, f, taken
+
+
+def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerSteps) -> Result:
+    """The block driver ``opts`` from ``params`` in rounds (``steps``): layer steps, then ``steps.sweeps`` driver
+    iterations, until a round's driver run ends other than by its iteration limit (converged, stalled without a
+    layer step, a failure), or at ``opts.max_iters`` driver iterations in all, or ``opts.time_limit``.
+
+    Parameters
+    ----------
+    form : NetForm
+        Squared loss, ``weight_decay > 0``.
+    params : Params
+        Start point.
+    opts : DriverOptions
+        The block driver; ``max_iters`` counts its iterations over all rounds, ``time_limit`` the whole phase.
+    steps : LayerSteps
+
+    Returns
+    -------
+    Result
+        History of every step (a layer pass that moved is one entry, ``accepted_block`` ``"layer2-step,..."``);
+        status, message and certificate of the last round's driver run (its certifying pass at the final point),
+        or no gaps (``nan``) when the time limit or Ctrl-C came before that pass; ``info["layer_steps"]``.
+    """
+    check_layer_steps(form, steps, "run_rounds")
+    t0 = time.perf_counter()
+    deadline = t0 + opts.time_limit if opts.time_limit is not None else None
+    f = form.evaluate(form.point_from_params(params))[0]
+    history = [HistoryEntry(0, 0.0, f, None, math.nan, 0.0)]
+    taken: list[dict] = []
+    solver_time, sweeps, rounds = 0.0, 0, 0
+    backends: dict[str, int] = {}
+    last: Result | None = None
+    out_of_time = False  # the time limit came between a round's driver run and the next one
+    try:
+        while sweeps < opts.max_iters:
+            rounds += 1
+            moved, damping = False, DAMPING[0]
+            for n in range(steps.network + steps.passes):
+                network = n < steps.network
+                if network and damping > DAMPING[1]:
+                    continue  # the Gauss–Newton steps stalled (at kinks of the pieces): on to the layer passes
+                params, f, now = _layer_pass(form, params, f, deadline, damping if network else None)
+                if network:  # Levenberg–Marquardt: less damping after a full step, more after a short one
+                    full = bool(now) and now[0]["step"] == 1.0
+                    damping = damping / 3 if full else damping * (2 if now else 10)
+                taken.extend(now)
+                moved = moved or bool(now)
+                if now:
+                    history.append(HistoryEntry(history[-1].iteration + 1, time.perf_counter() - t0, f,
+                                                ",".join(_step_name(s["layer"]) for s in now), math.nan, solver_time))
+                    if opts.callback is not None and opts.callback(history[-1]):
+                        raise _Stopped
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            if left == 0.0:  # out of time: a certificate from before a layer step would speak of another point
+                last = None if moved else last
+                out_of_time = True
+                break
+            shift_it, shift_t, shift_s = history[-1].iteration, time.perf_counter() - t0, solver_time
+            r_opts = dataclasses.replace(opts, max_iters=min(steps.sweeps, opts.max_iters - sweeps), time_limit=left)
+            if opts.callback is not None:
+                r_opts = dataclasses.replace(r_opts, callback=_shifted_callback(opts.callback, shift_it, shift_t,
+                                                                                shift_s))
+            last = run(form, form.point_from_params(params), r_opts)
+            history.extend(_shift(h, shift_it, shift_t, shift_s) for h in last.history[1:])
+            sweeps += last.iterations
+            solver_time += last.solver_time
+            for name, n in last.backends_used.items():
+                backends[name] = backends.get(name, 0) + n
+            params, f = form.params_from_point(form.final_point), last.objective
+            if last.status not in ("iteration_limit", "stalled") or (last.status == "stalled" and not moved):
+                break
+    except (KeyboardInterrupt, _Stopped) as exc:
+        status = "interrupted"
+        message = ("interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else
+                   "stopped by the callback") + " during a layer step; the best point so far is returned"
+        logger.warning(message)
+        last = None
+    else:
+        status = ""
+    form.load(form.point_from_params(params))
+    info = {"layer_steps": taken, "rounds": rounds}
+    if last is None:  # stopped before or during a round's driver run could certify: no gaps
+        gaps = {b.name: math.nan for b in form.blocks}
+        cert = Certificate.from_gaps(gaps, gap_tolerance(opts.tol, f))
+        return Result(objective=f, status=status or "time_limit", iterations=history[-1].iteration, history=history,
+                      solver_time=solver_time, total_time=time.perf_counter() - t0, certificate=cert,
+                      values=form.named_values(form.point_from_params(params)), algorithm=opts.algorithm,
+                      backends_used=backends, message=(message if status else "stopped at the time limit during a "
+                                                       "layer step") + "; block gaps not computed", info=info)
+    status, message = last.status, last.message
+    if out_of_time:  # no step since the last round's certifying pass: its gaps are this point's
+        status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s (the gaps are the last round's)"
+    return Result(objective=last.objective, status=status, iterations=history[-1].iteration, history=history,
+                  solver_time=solver_time, total_time=time.perf_counter() - t0, certificate=last.certificate,
+                  values=last.values, algorithm=opts.algorithm, backends_used=backends,
+                  message=f"{message} ({rounds} rounds of layer steps and iterations, {len(taken)} layer steps "
+                  "taken)", info={**last.info, **info})
+
+
+def _shifted_callback(user, iterations: int, seconds: float, solver: float):
+    return lambda h: user(_shift(h, iterations, seconds, solver))
+
+
+class _Stopped(Exception):
+    """The user's callback asked to stop during the layer steps."""
+
+
+def _shift(h: HistoryEntry, iterations: int, seconds: float, solver: float) -> HistoryEntry:
+    """A round's driver entry continued after the block phase's earlier entries."""
+    return HistoryEntry(h.iteration + iterations, h.time + seconds, h.objective, h.accepted_block, h.max_block_gap,
+                        h.solver_time + solver)
+
+
+__all__ = ["HYBRID_ALGORITHMS", "LayerSteps", "as_layer_steps", "check_layer_steps", "parse_hybrid", "run_hybrid",
+           "run_rounds"]

@@ -1,0 +1,207 @@
+"""Joint layer steps (:mod:`multiconvex.nets.layer_step`) and the block phase in rounds
+(:func:`multiconvex.nets.hybrid.run_rounds`, ``run_hybrid(..., layer_steps=...)``): steps only move the point down,
+the output layer's step is the exact ridge solution, pinned samples stay on their boundary, and the certificate
+is still the unit blocks' own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from multiconvex.drivers import DriverOptions
+from multiconvex.errors import InvalidInputError
+from multiconvex.models import ReLUClassifier, ReLURegressor
+from multiconvex.nets import Architecture, GradientOptions, NetForm, forward, init_params, objective
+from multiconvex.nets.certificates import certificate
+from multiconvex.nets.hybrid import LayerSteps, run_hybrid, run_rounds
+from multiconvex.nets.layer_step import layer_newton_step, network_newton_step
+
+WD = 1e-3
+
+
+def _net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "squared"):
+    arch = Architecture(sizes, loss=loss)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
+    T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
+    params = [(W.clone(), b.clone()) for W, b in init_params(arch, seed, X.device)]
+    return arch, params, X, T
+
+
+def _F(arch, params, X, T) -> float:
+    return float(objective(arch, params, X, T, WD))
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_a_layer_step_lowers_the_objective_and_moves_only_its_layer(layer):
+    arch, params, X, T = _net()
+    new, info = layer_newton_step(arch, params, X, T, WD, layer)
+    assert info.step > 0 and info.layer == layer
+    assert _F(arch, new, X, T) < _F(arch, params, X, T)
+    assert info.objective_after == pytest.approx(_F(arch, new, X, T), rel=1e-14)
+    for k, ((W, b), (W0, b0)) in enumerate(zip(new, params)):
+        assert torch.equal(W, W0) == (k != layer) and torch.equal(b, b0) == (k != layer)
+
+
+def test_the_output_layer_step_is_the_ridge_solution():
+    arch, params, X, T = _net()
+    new, info = layer_newton_step(arch, params, X, T, WD, 2)
+    assert info.step == 1.0
+    _, _, inputs = forward(arch, params, X)
+    A = np.hstack([inputs[2].numpy(), np.ones((X.shape[0], 1))])
+    n = X.shape[0]
+    # F in the output layer: 1/(2N)‖Aθ − t‖² + λ/2‖θ‖²  ->  (AᵀA/N + λI)θ = Aᵀt/N
+    theta = np.linalg.solve(A.T @ A / n + WD * np.eye(A.shape[1]), A.T @ T.numpy()[:, 0] / n)
+    got = np.append(new[2][0].numpy()[0], new[2][1].numpy())
+    np.testing.assert_allclose(got, theta, rtol=1e-9, atol=1e-12)
+
+
+def test_samples_on_a_boundary_stay_there():
+    arch, params, X, T = _net()
+    W, b = params[1]
+    _, pre, _ = forward(arch, params, X)
+    for u, j in ((0, 3), (2, 5), (4, 7)):  # unit u of the last hidden layer on its boundary at sample j
+        b[u] = b[u] - pre[1][j, u]
+    new, info = layer_newton_step(arch, params, X, T, WD, 1)
+    assert info.step > 0 and info.pinned >= 3
+    _, pre_new, _ = forward(arch, new, X)
+    for u, j in ((0, 3), (2, 5), (4, 7)):
+        assert abs(float(pre_new[1][j, u])) <= 1e-12
+    assert not torch.allclose(pre_new[1], pre[1])  # the layer did move
+
+
+def test_a_network_step_lowers_the_objective_and_never_raises_it():
+    arch, params, X, T = _net(n=60)
+    f = _F(arch, params, X, T)
+    for _ in range(5):
+        params, info = network_newton_step(arch, params, X, T, WD, 1e-3)
+        assert _F(arch, params, X, T) <= f
+        f_next = _F(arch, params, X, T)
+        assert info.layer == -1 and (info.step > 0) == (f_next < f)
+        f = f_next
+    assert f < _F(arch, _net(n=60)[1], X, T)
+
+
+def test_layer_steps_name_what_is_wrong():
+    arch, params, X, T = _net()
+    with pytest.raises(InvalidInputError, match="layer=3"):
+        layer_newton_step(arch, params, X, T, WD, 3)
+    with pytest.raises(InvalidInputError, match="weight_decay=0"):
+        layer_newton_step(arch, params, X, T, 0.0, 1)
+    arch_l, params_l, X_l, _ = _net(loss="logistic")
+    with pytest.raises(InvalidInputError, match="loss='logistic'"):
+        layer_newton_step(arch_l, params_l, X_l, torch.sign(X_l[:, :1]), WD, 0)
+    with pytest.raises(InvalidInputError, match="sweeps"):
+        LayerSteps(sweeps=0)
+    with pytest.raises(InvalidInputError, match="passes"):
+        LayerSteps(passes=True)
+
+
+def test_a_hybrid_with_layer_steps_refuses_a_smooth_loss():
+    arch, params, X, _ = _net(loss="logistic")
+    T = torch.where(X[:, :1] > 0, 1.0, -1.0).to(torch.float64)
+    form = NetForm(arch, X, T, WD)
+    with pytest.raises(InvalidInputError, match="layer_steps"):
+        run_hybrid(form, params, GradientOptions("adam", lr=1e-2, max_iters=2), DriverOptions(max_iters=2),
+                   LayerSteps())
+
+
+def test_rounds_keep_the_unit_blocks_certificate():
+    arch, params, X, T = _net(n=50)
+    form = NetForm(arch, X, T, WD)
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=6), LayerSteps(passes=1, sweeps=3,
+                                                                                          network=2))
+    assert res.status == "iteration_limit" and res.info["rounds"] == 2
+    assert any(h.accepted_block and "step" in h.accepted_block for h in res.history)
+    objectives = [h.objective for h in res.history]
+    assert all(b <= a for a, b in zip(objectives, objectives[1:]))  # monotone across steps and sweeps
+    final = form.params_from_point(form.final_point)
+    assert res.objective == pytest.approx(_F(arch, final, X, T), rel=1e-12)
+    # the result's gaps are the unit blocks' gaps at the returned point, as an independent certificate finds them
+    cert = certificate(arch, final, X, T, WD)
+    assert set(cert.block_gaps) == set(res.certificate.block_gaps)
+    for name, gap in cert.block_gaps.items():
+        assert res.certificate.block_gaps[name] == pytest.approx(gap, abs=1e-12)
+    assert res.certificate.is_partial_minimum == cert.is_partial_minimum
+
+
+def test_rounds_reach_a_certified_partial_minimum():
+    arch, params, X, T = _net(sizes=(2, 4, 1), n=60)
+    form = NetForm(arch, X, T, WD)
+    # Gauss–Seidel alone needs ~1,600 sweeps here; with network and layer steps ~100 iterations
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=1000, tol=1e-6),
+                     LayerSteps(passes=1, sweeps=50, network=3))
+    assert res.status == "converged" and res.certificate.is_partial_minimum
+    cert = certificate(arch, form.params_from_point(form.final_point), X, T, WD)
+    assert cert.is_partial_minimum
+
+
+def test_the_hybrid_records_both_phases_and_its_layer_steps():
+    arch, params, X, T = _net(n=50)
+    form = NetForm(arch, X, T, WD)
+    res, final = run_hybrid(form, params, GradientOptions("gd", lr=0.1, max_iters=20, seed=0),
+                            DriverOptions("gauss-seidel", max_iters=4), LayerSteps(passes=1, sweeps=2))
+    grad, block = res.info["phases"]
+    assert (grad["algorithm"], block["algorithm"]) == ("gd", "gauss-seidel")
+    assert res.objective <= grad["objective"] and res.info["layer_steps"]
+    assert res.objective == pytest.approx(_F(arch, final, X, T), rel=1e-12)
+    times = [h.time for h in res.history]
+    assert times == sorted(times)
+
+
+def test_rounds_stop_at_the_time_limit_without_claiming_gaps():
+    arch, params, X, T = _net(sizes=(2, 16, 16, 1), n=200)
+    form = NetForm(arch, X, T, WD)
+    f0 = _F(arch, params, X, T)
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=10_000, time_limit=0.3),
+                     LayerSteps(passes=1, sweeps=2))
+    assert res.status == "time_limit" and res.objective <= f0
+    assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
+    assert not res.certificate.is_partial_minimum
+
+
+def test_a_callback_stops_the_rounds_during_the_layer_steps():
+    arch, params, X, T = _net()
+    form = NetForm(arch, X, T, WD)
+    seen = []
+
+    def stop_at_a_layer_step(entry):
+        seen.append(entry.accepted_block)
+        return bool(entry.accepted_block and "step" in entry.accepted_block)
+
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=50, callback=stop_at_a_layer_step),
+                     LayerSteps(passes=1, sweeps=2))
+    assert res.status == "interrupted" and "callback" in res.message
+    assert res.objective == pytest.approx(_F(arch, form.params_from_point(form.final_point), X, T), rel=1e-12)
+    assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
+
+
+def _data(n: int = 50, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 2))
+    return X, np.sin(X[:, 0]) + X[:, 0] * X[:, 1]
+
+
+def test_fit_takes_layer_steps_for_a_hybrid_and_a_block_driver():
+    X, y = _data()
+    net = ReLURegressor(hidden_layer_sizes=(6, 6), weight_decay=WD, random_state=0, algorithm="gd+gauss-seidel",
+                        max_iter=10)
+    net.fit(X, y, lr=0.1, block_iters=4, layer_steps=LayerSteps(passes=1, sweeps=2))
+    assert net.result_.info["layer_steps"] and net.result_.objective <= net.result_.info["phases"][0]["objective"]
+    gs = ReLURegressor(hidden_layer_sizes=(6,), weight_decay=WD, random_state=0, algorithm="gauss-seidel",
+                       max_iter=4).fit(X, y, layer_steps=True)
+    assert gs.result_.info["rounds"] >= 1 and gs.result_.iterations >= 4
+
+
+def test_fit_refuses_layer_steps_where_they_do_not_apply():
+    X, y = _data()
+    with pytest.raises(InvalidInputError, match="layer_steps=True applies to the block drivers"):
+        ReLURegressor(hidden_layer_sizes=(4,), algorithm="adam", max_iter=2).fit(X, y, layer_steps=True)
+    with pytest.raises(InvalidInputError, match="layer_steps='yes'"):
+        ReLURegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, y, layer_steps="yes")
+    with pytest.raises(InvalidInputError, match="loss='logistic'"):
+        ReLUClassifier(hidden_layer_sizes=(4,), weight_decay=WD, max_iter=2).fit(X, y > 0, layer_steps=True)
