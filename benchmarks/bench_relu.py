@@ -11,7 +11,8 @@ takes — ``auto`` (DAQP / closed form), ``clarabel-native`` (Clarabel through t
 ``ecos`` (the dispatcher's small cvxpy problem in the block's own weights) — with per-block times on
 diabetes, and clarabel-native against Clarabel through cvxpy on softmax blocks, the one place the
 cvxpy-level path is left), ``compare`` (ours — Gauss–Seidel and ``adam+gauss-seidel``, ``solver="auto"`` — vs
-Adam vs GD; ``--no-digits`` for diabetes alone), ``scaling`` (N = 1k … 30k), and the batched
+Adam vs GD; ``--no-digits`` for diabetes alone), ``scaling`` (N = 1k … 30k, or ``--scaling-n``; solver
+``clarabel-native``, or ``--scaling-solver auto``), and the batched
 unit blocks: ``sweep`` (one Gauss–Seidel sweep on diabetes ``auto`` vs ``clarabel-native`` from the same
 start, the certifying pass, a small network run to gaps ≤ 1e-9), ``certify`` (certifying Adam's end point
 against Adam's training time) and ``hybrid`` (``adam+gauss-seidel`` and the pure block driver against Adam).
@@ -265,16 +266,20 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
     return runs
 
 
-def scaling(ns, *, device: str, per_iteration_cap: float = 90.0) -> list[dict]:
+def scaling(ns, *, device: str, per_iteration_cap: float = 90.0, solver: str = NATIVE) -> list[dict]:
+    """One Gauss–Seidel sweep of [10, 16, 16, 1] unit blocks on teacher data of each size in ``ns`` with ``solver``:
+    seconds per sweep (wall and process CPU), the solver's share of the sweep, the block-building time."""
     rows = []
     for n in ns:
         X, y = datasets.teacher(n, sizes=(10, 16, 16, 1), seed=0)
         net = ReLUNetwork([10, 16, 16, 1], weight_decay=1e-4, seed=0, device=device)
-        t0 = time.perf_counter()
-        net.fit(X, y, algorithm="gauss-seidel", solver=NATIVE, block_size="unit", max_iters=1, certify=False)
+        t0, c0 = time.perf_counter(), time.process_time()
+        net.fit(X, y, algorithm="gauss-seidel", solver=solver, block_size="unit", max_iters=1, certify=False)
         r = net.result_
         per_it = (r.history[-1].time - r.history[0].time) / max(1, r.iterations)
-        rows.append({"N": n, "seconds_per_iteration": per_it, "solver_share": r.solver_share,
+        rows.append({"N": n, "solver": solver, "seconds_per_iteration": per_it, "solver_share": r.solver_share,
+                     "solver_seconds": r.solver_time, "total_seconds": r.total_time,
+                     "cpu_seconds_fit": time.process_time() - c0,
                      "blocks": len(r.info["blocks"]), "build_time": r.build_time,
                      "block_matrix_time": r.info["block_build_time"], "wall": time.perf_counter() - t0})
         print(rows[-1], flush=True)
@@ -283,8 +288,9 @@ def scaling(ns, *, device: str, per_iteration_cap: float = 90.0) -> list[dict]:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.loglog([r["N"] for r in rows], [r["seconds_per_iteration"] for r in rows], "o-")
     ax.set_xlabel("N samples"), ax.set_ylabel("s per Gauss–Seidel sweep")
-    ax.set_title(f"[10,16,16,1] unit blocks, squared loss, {device}")
-    fig.savefig(OUT / f"relu_scaling{'' if device == 'cpu' else '_' + device}.png", dpi=120, bbox_inches="tight")
+    ax.set_title(f"[10,16,16,1] unit blocks, squared loss, {solver}, {device}")
+    tag = ("" if device == "cpu" else "_" + device) + ("" if solver == NATIVE else "_" + solver)
+    fig.savefig(OUT / f"relu_scaling{tag}.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return rows
 
@@ -428,6 +434,8 @@ def main(argv=None) -> dict:
                     help="'native' is the old name of 'backends'")
     ap.add_argument("--repeats", type=int, default=None, help="sweeps timed per backend path, median (default 3; "
                                                                  "--quick 1)")
+    ap.add_argument("--scaling-solver", default=NATIVE, help="solver of the 'scaling' section (default %(default)s)")
+    ap.add_argument("--scaling-n", default=None, help="comma-separated sample sizes of the 'scaling' section")
     ap.add_argument("--out", default=None, help="JSON path (default: results/relu.json or relu_<only>.json)")
     a = ap.parse_args(argv)
     a.only = "backends" if a.only == "native" else a.only
@@ -455,8 +463,9 @@ def main(argv=None) -> dict:
         print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "history"}
                           for k, v in report["digits"].items()}, indent=1, default=float), flush=True)
     if a.only in ("all", "scaling"):
-        report["scaling"] = scaling([1000, 3000, 10_000] if a.quick else [1000, 3000, 10_000, 30_000],
-                                    device=a.device)
+        ns = ([int(v) for v in a.scaling_n.split(",")] if a.scaling_n
+              else [1000, 3000, 10_000] if a.quick else [1000, 3000, 10_000, 30_000])
+        report["scaling"] = scaling(ns, device=a.device, solver=a.scaling_solver)
     if a.only in ("all", "sweep"):
         report["sweep"] = sweep_speed(device=a.device, repeats=a.repeats or (1 if a.quick else 3),
                                       small_time=60 if a.quick else 300)

@@ -42,6 +42,8 @@ class BatchOutcome:
     x: np.ndarray  # (B, n); nan rows where no solution
     solve_time: np.ndarray  # (B,) seconds inside DAQP
     iterations: np.ndarray  # (B,)
+    #: the final working set from DAQP's multipliers, coded as ``active=`` (``-1`` lower, ``1`` upper, ``0`` free)
+    active: np.ndarray | None = None  # (B, m) int8 for a shared ``C``; None for per-QP rows
 
 
 def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.ndarray], lower: np.ndarray,
@@ -83,6 +85,7 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
         C = np.ascontiguousarray(C, dtype=float)
     x = np.full((B, n), np.nan)
     times, iters = np.zeros(B), np.zeros(B, dtype=int)
+    final = np.zeros((B, C.shape[0]), dtype=np.int8) if isinstance(C, np.ndarray) else None
     status: list[str] = []
     opts = {"eps_prox": -1e-6, **(options or {})}  # negative: regularise only when P is singular
     user_limit = any(k.lower() == "time_limit" for k in opts)
@@ -124,7 +127,10 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
         status.append(s)
         if st.has_solution(s):
             x[b] = xb
-    return BatchOutcome(status, x, times, iters)
+            lam = info.get("lam")
+            if final is not None and lam is not None and len(lam) == final.shape[1]:
+                final[b] = np.sign(lam)
+    return BatchOutcome(status, x, times, iters, final)
 
 
 __all__ = ["BatchOutcome", "solve_interval_qps"]

@@ -19,7 +19,11 @@ product per later layer serves every unit of the layer (THEORY §1; the per-bloc
 The same data for the neighbouring piece across a boundary (``flip_boundary``) flips the sign of
 every constrained unit with ``z ≈ 0`` (:func:`multiconvex.nets.network.boundary_mask`) that the
 block can move; flipping every unit of layer ``k`` at once equals flipping each unit's own,
-because unit ``u``'s data reads only column ``u`` of layer ``k``'s pattern.
+because unit ``u``'s data reads only column ``u`` of layer ``k``'s pattern. When the own piece's batch of
+the same units at the same point was built first (a Gauss–Seidel step, a certifying pass), the neighbour's
+is derived from it: only the samples where a flipped unit lies (:func:`_flipped_samples`) are rebuilt on
+the neighbouring piece, their terms replace the own piece's in the Gram and the linear term, and their
+intervals replace the own piece's rows (equal to a full build to rounding).
 
 Work is chunked over samples (sums over samples, intervals per sample), so memory stays at
 ``chunk · Σ_j n_j · g`` entries; everything runs on the tensors' device (CPU or CUDA).
@@ -71,6 +75,15 @@ class UnitBatch:
         row; ``∓inf`` where a side is free). :attr:`lower`, :attr:`upper` give them on ``w = s z``.
     z0 : (N, g)
         ``z`` at the point.
+    parts : SampleParts or None
+        The per-sample terms the sums were made of (own piece only, when small enough to keep): the
+        neighbouring piece's batch is this one with the boundary samples' terms replaced
+        (:func:`unit_batch` with ``flip_boundary``).
+    source : (UnitBatch, positions) or None
+        For a neighbouring piece derived that way: the own piece's batch and the positions of these units in it.
+    active : int8 array (g, N) or None
+        After an exact solve (:func:`multiconvex.nets.unit_blocks.solve_units`): each unit's final working set
+        (``-1`` lower, ``1`` upper side), a warm start for the neighbouring piece's solve.
     """
 
     layer: int
@@ -83,6 +96,9 @@ class UnitBatch:
     zlo: torch.Tensor | None
     zhi: torch.Tensor | None
     z0: torch.Tensor
+    parts: SampleParts | None = None
+    source: tuple[UnitBatch, torch.Tensor | None] | None = None
+    active: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -119,6 +135,23 @@ class UnitBatch:
         return torch.where(self.sign.T > 0, self.zhi, -self.zlo)
 
 
+@dataclass
+class SampleParts:
+    """Per-sample terms of a :class:`UnitBatch` (N, g): ``m = ‖V_L[i, :, u]‖²`` (the Gram is ``Σ_i m_i ã_i ã_iᵀ``),
+    ``beta`` (the linear term is ``Σ_i beta_i ã_i``), and the later rows' intervals ``lz ≤ z ≤ uz`` (``None``
+    without later hidden layers); ``params`` is the point's parameter list they were built from."""
+
+    m: torch.Tensor
+    beta: torch.Tensor
+    lz: torch.Tensor | None
+    uz: torch.Tensor | None
+    params: Params
+
+
+#: Largest ``N · g`` for which a batch keeps its :class:`SampleParts` (four such tensors: 16 MiB at most; a point's
+#: own-piece context keeps the last batch of each layer).
+PARTS_ENTRIES = 500_000
+
 #: The last few ``[a, 1]`` built, by the identity of ``a`` (``id`` with a weak reference that proves it is still
 #: that tensor): a Gauss–Seidel sweep over layer ``k`` meets the same layer inputs at every point.
 _WITH_ONES: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
@@ -145,15 +178,31 @@ class PieceContext:
     neighbouring piece), slopes, ``slack_j = s_j z_j⁰`` and, when every slack is ≥ 0 (always on the
     point's own piece), ``s_j / slack_j`` (``±inf`` at a zero slack); :meth:`inputs` the layer's inputs
     ``ã`` with a column of ones; :attr:`resid` the residual ``t − f``.
+
+    ``scale_pre`` (default ``pre``) are the pre-activations whose per-layer largest magnitude scales the
+    boundary tolerance: a context over a subset of the samples keeps the whole point's tolerance.
+    :attr:`batches` holds the last own-piece :class:`UnitBatch` built per layer (the neighbouring piece's
+    batch is derived from it).
     """
 
     def __init__(self, arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
-                 flip_boundary: bool = False):
+                 flip_boundary: bool = False, scale_pre: list[torch.Tensor] | None = None):
         self.arch, self.pre, self._inputs, self.flip = arch, pre, inputs, flip_boundary
+        self._scale_pre = pre if scale_pre is None else scale_pre
         self.resid = T - pre[-1]
         self._hidden: dict[int, tuple] = {}
         self._zero_slack: dict[int, bool] = {}  # a zero slack: V·inv is 0·inf = nan where V = 0
         self._at: dict[int, torch.Tensor] = {}
+        self._tol: dict[int, float] = {}
+        self.batches: dict[int, UnitBatch] = {}
+
+    def tol(self, j: int, abs_z: torch.Tensor | None = None) -> float:
+        """The boundary tolerance of layer ``j``: ``|z| ≤ tol`` is on the boundary (as :func:`boundary_mask`);
+        ``abs_z`` is ``|z_j|`` of the whole point when the caller has it."""
+        if j not in self._tol:
+            a = self._scale_pre[j].abs() if abs_z is None else abs_z
+            self._tol[j] = BOUNDARY_TOL * max(1.0, float(a.amax())) if a.numel() else BOUNDARY_TOL
+        return self._tol[j]
 
     def hidden(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(sign, slope, slack, inv)`` of hidden layer ``j`` (``inv`` is ``None`` when a slack is < 0)."""
@@ -165,14 +214,15 @@ class PieceContext:
                 slack = sign * z
                 # β/slack; a zero slack (signed zeros included) gives ±inf with the sign of β: the bound is z⁰
                 # (|slack| turns a −0 into +0, so that the division gives the sign of β)
-                inv = sign / slack.abs() if float(slack.amin()) >= 0 else None
+                inv = sign / slack.abs() if slack.numel() == 0 or float(slack.amin()) >= 0 else None
             else:  # the point's own piece: slack = |z| ≥ 0; at a zero slack the smallest positive float instead,
                 # so sign/slack is finite and V·inv is 0 where V = 0 and huge (or ±inf) with β's sign elsewhere:
                 # the bound z⁰ − 1/(V·inv) is then z⁰ to the last bit, as the exact ±inf would give
                 slack = z.abs()
                 inv = sign / slack.clamp_min(torch.finfo(z.dtype).tiny)
             self._hidden[j] = (sign, self.arch.slope(0.5 * (sign + 1)), slack, inv)
-            self._zero_slack[j] = self.flip and inv is not None and float(inv.abs().amax()) == math.inf
+            self._zero_slack[j] = (self.flip and inv is not None and inv.numel() > 0
+                                   and float(inv.abs().amax()) == math.inf)
         return self._hidden[j]
 
     def _signs(self, j: int, z: torch.Tensor) -> torch.Tensor:
@@ -181,7 +231,7 @@ class PieceContext:
         Float arithmetic only (torch's boolean kernels cost ~10× more per element on a CPU)."""
         sign = torch.sign(torch.sign(z) + 0.5)
         if self.flip and z.numel():
-            tol = BOUNDARY_TOL * max(1.0, float(self.pre[j].abs().amax()))
+            tol = self.tol(j)
             a = z.abs()
             if float(a.amin()) <= tol:  # −1 where |z| ≤ tol (flip), +1 elsewhere
                 sign = sign * torch.sign(torch.sign(a - tol) - 0.5)
@@ -203,10 +253,29 @@ class PieceContext:
         return self._at[k]
 
 
+#: The own-piece contexts of the last few points, by the identity of their ``pre`` list (``id`` with a weak
+#: reference that proves it is still that context): the neighbouring piece's context finds the own piece's
+#: batches there (a Gauss–Seidel step builds the own piece first, then the neighbour at the same point).
+_OWN_SIDE: dict[int, weakref.ref] = {}
+_OWN_SIDE_SIZE = 8
+
+
 def piece_context(arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
                   flip_boundary: bool = False) -> PieceContext:
     """The :class:`PieceContext` of the point whose forward pass gave ``pre`` and ``inputs``."""
-    return PieceContext(arch, T, pre, inputs, flip_boundary)
+    ctx = PieceContext(arch, T, pre, inputs, flip_boundary)
+    if not flip_boundary:
+        _OWN_SIDE[id(pre)] = weakref.ref(ctx)
+        while len(_OWN_SIDE) > _OWN_SIDE_SIZE:  # dicts keep insertion order: drop the oldest
+            _OWN_SIDE.pop(next(iter(_OWN_SIDE)), None)
+    return ctx
+
+
+def _own_side(ctx: PieceContext) -> PieceContext | None:
+    """The own-piece context registered for ``ctx``'s point (``None`` when there is none any more)."""
+    ref = _OWN_SIDE.get(id(ctx.pre))
+    own = ref() if ref is not None else None
+    return own if own is not None and own.pre is ctx.pre and own is not ctx else None
 
 
 def _later_intervals(ctx: PieceContext, j: int, sl: slice, V: torch.Tensor, z0: torch.Tensor):
@@ -240,6 +309,39 @@ def _later_intervals(ctx: PieceContext, j: int, sl: slice, V: torch.Tensor, z0: 
     return lower, upper
 
 
+def _sample_terms(ctx: PieceContext, params: Params, k: int, idx: torch.Tensor, sl: slice, z0: torch.Tensor,
+                  own_slope: torch.Tensor | None):
+    """The per-sample terms of the samples ``sl`` (see :class:`SampleParts`): ``(m, beta, lz, uz)``, (n, g)
+    each (``lz``/``uz`` ``None`` without later hidden layers). ``z0`` are those samples' own pre-activations."""
+    L = ctx.arch.n_layers
+    lz = uz = None
+    if own_slope is not None:
+        V = params[k + 1][0][:, idx][None, :, :] * own_slope[:, None, :]  # (n, n_{k+1}, g)
+        for j in range(k + 1, L - 1):  # later hidden layers: their rows collapse to intervals on z
+            lo, up = _later_intervals(ctx, j, sl, V, z0)
+            lz, uz = (lo, up) if lz is None or uz is None else (torch.maximum(lz, lo), torch.minimum(uz, up))
+            V = torch.matmul(params[j + 1][0], ctx.hidden(j)[1][sl][:, :, None] * V)
+    else:
+        g = int(idx.numel())
+        V = torch.zeros(z0.shape[0], ctx.arch.sizes[-1], g, dtype=z0.dtype, device=z0.device)
+        V[:, idx, torch.arange(g, device=z0.device)] = 1.0
+    m = (V * V).sum(dim=1)  # (n, g): ‖V_L[i, :, u]‖²
+    beta = (V * ctx.resid[sl][:, :, None]).sum(dim=1) + m * z0  # Σ_o V (t − f + V z⁰)
+    return m, beta, lz, uz
+
+
+def _with_own_rows(sign: torch.Tensor | None, lz: torch.Tensor | None, uz: torch.Tensor | None):
+    """The intervals ``(zlo, zhi)`` (g, N) with each unit's own row: ``z ≥ 0`` where alive (s = 1), ``≤ 0`` where
+    dead; ``(None, None)`` for the output layer."""
+    if sign is None:
+        return None, None
+    if lz is None or uz is None:  # no later rows: the own row alone
+        side = sign.T * torch.inf  # +inf alive, −inf dead
+        return side.clamp_max(0.0), side.clamp_min(0.0)
+    lzT, uzT, pos = lz.T, uz.T, sign.T > 0
+    return torch.where(pos, lzT.clamp_min(0.0), lzT), torch.where(pos, uzT, uzT.clamp_max(0.0))
+
+
 def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
                inputs: list[torch.Tensor], units: torch.Tensor | list[int] | None = None, *,
                flip_boundary: bool = False, chunk_entries: int = CHUNK_ENTRIES,
@@ -248,51 +350,116 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
 
     Squared loss only (the Gram form). ``flip_boundary`` builds the neighbouring piece across a boundary;
     ``context`` is that point's :func:`piece_context` for that side when the caller keeps it (it is built
-    otherwise).
+    otherwise). When the own piece's batch of these units at this point was built last (through
+    :func:`piece_context`), the neighbouring piece's is derived from it: only the samples where a unit it
+    flips lies on a boundary are rebuilt, and their terms replace the own piece's in the sums (equal to the
+    full build to rounding).
     """
     ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
     L, k = arch.n_layers, layer
     dev, dt = T.device, T.dtype
     idx = (torch.arange(arch.sizes[k + 1], device=dev) if units is None
            else torch.as_tensor(units, device=dev, dtype=torch.long))
+    hidden = k < L - 1
+    if ctx.flip and hidden:
+        derived = _neighbour_from_own(ctx, params, T, k, idx)
+        if derived is not None:
+            return derived
     g = int(idx.numel())
     at = ctx.inputs(k)
     N, c = at.shape
     W, b = params[k]
     theta0 = torch.cat([W[idx]] + ([b[idx, None]] if b is not None else []), dim=1)
     z0 = pre[k][:, idx]  # (N, g)
-    hidden = k < L - 1
     sign, own_slope = ctx.own(k, idx) if hidden else (None, None)
-    gram = torch.zeros(g, c, c, dtype=dt, device=dev)
-    lin = torch.zeros(g, c, dtype=dt, device=dev)
-    lz = torch.full((N, g), -torch.inf, dtype=dt, device=dev)  # the later rows as intervals on z
-    uz = torch.full((N, g), torch.inf, dtype=dt, device=dev)
     width = max([arch.sizes[j + 1] for j in range(k + 1, L)] + [1])
     step = max(1, int(chunk_entries // max(1, width * g)))
-    for s in range(0, N, step):
-        sl = slice(s, min(N, s + step))
-        A = at[sl]
-        if hidden:
-            assert own_slope is not None
-            V = params[k + 1][0][:, idx][None, :, :] * own_slope[sl][:, None, :]  # (n, n_{k+1}, g)
-            for j in range(k + 1, L - 1):  # later hidden layers: their rows collapse to intervals on z
-                lo, up = _later_intervals(ctx, j, sl, V, z0[sl])
-                lz[sl] = torch.maximum(lz[sl], lo)
-                uz[sl] = torch.minimum(uz[sl], up)
-                V = torch.matmul(params[j + 1][0], ctx.hidden(j)[1][sl][:, :, None] * V)
-        else:
-            V = torch.zeros(A.shape[0], arch.sizes[-1], g, dtype=dt, device=dev)
-            V[:, idx, torch.arange(g, device=dev)] = 1.0
-        M = (V * V).sum(dim=1)  # (n, g): ‖V_L[i, :, u]‖²
-        gram += (A.T[None, :, :] * M.T[:, None, :]) @ A
-        beta = torch.einsum("iou,io->iu", V, ctx.resid[sl]) + M * z0[sl]  # Σ_o V (t − f + V z⁰)
-        lin += beta.T @ A
-    zlo = zhi = None
-    if sign is not None:  # the own row: z ≥ 0 where alive (s = 1), z ≤ 0 where dead
-        pos = sign.T > 0
-        lzT, uzT = lz.T, uz.T
-        zlo, zhi = torch.where(pos, lzT.clamp_min(0.0), lzT), torch.where(pos, uzT, uzT.clamp_max(0.0))
-    return UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0)
+    if step >= N:  # one chunk: no accumulation
+        m, beta, lz, uz = _sample_terms(ctx, params, k, idx, slice(0, N), z0, own_slope)
+        gram = (at.T[None, :, :] * m.T[:, None, :]) @ at
+        lin = beta.T @ at
+    else:
+        gram = torch.zeros(g, c, c, dtype=dt, device=dev)
+        lin = torch.zeros(g, c, dtype=dt, device=dev)
+        m = torch.empty(N, g, dtype=dt, device=dev)
+        beta = torch.empty(N, g, dtype=dt, device=dev)
+        later = hidden and k + 1 < L - 1
+        lz = torch.empty(N, g, dtype=dt, device=dev) if later else None
+        uz = torch.empty(N, g, dtype=dt, device=dev) if later else None
+        for s in range(0, N, step):
+            sl = slice(s, min(N, s + step))
+            A = at[sl]
+            ms, bs, ls, us = _sample_terms(ctx, params, k, idx, sl, z0[sl],
+                                           own_slope[sl] if own_slope is not None else None)
+            m[sl], beta[sl] = ms, bs
+            if lz is not None and uz is not None and ls is not None and us is not None:
+                lz[sl], uz[sl] = ls, us
+            gram += (A.T[None, :, :] * ms.T[:, None, :]) @ A
+            lin += bs.T @ A
+    zlo, zhi = _with_own_rows(sign, lz, uz)
+    parts = SampleParts(m, beta, lz, uz, params) if not ctx.flip and N * g <= PARTS_ENTRIES else None
+    batch = UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0, parts)
+    if parts is not None:
+        ctx.batches[k] = batch
+    return batch
+
+
+def _flipped_samples(ctx: PieceContext, k: int, idx: torch.Tensor) -> torch.Tensor:
+    """The samples (indices) where the neighbouring piece of the units ``idx`` of layer ``k`` differs from the own
+    piece: one of their own pre-activations, or a later hidden unit's, is on its boundary."""
+    pre = ctx.pre
+    near = pre[k][:, idx].abs().amin(dim=1) <= ctx.tol(k)
+    for j in range(k + 1, ctx.arch.n_layers - 1):
+        a = pre[j].abs()
+        near = near | (a.amin(dim=1) <= ctx.tol(j, a))
+    return torch.nonzero(near).squeeze(1)
+
+
+def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: int,
+                        idx: torch.Tensor) -> UnitBatch | None:
+    """The neighbouring piece's batch of the units ``idx`` from the own piece's batch at the same point (``None``
+    when there is none): the boundary samples' terms are rebuilt on that piece and replace the own piece's."""
+    own_ctx = _own_side(ctx)
+    own = own_ctx.batches.get(k) if own_ctx is not None else None
+    if own is None or own.parts is None or own.parts.params is not params or own.sign is None:
+        return None
+    if torch.equal(own.units, idx):
+        pos = None
+    else:
+        where = {int(u): n for n, u in enumerate(own.units.tolist())}
+        if any(int(u) not in where for u in idx.tolist()):
+            return None
+        pos = torch.as_tensor([where[int(u)] for u in idx.tolist()], device=idx.device, dtype=torch.long)
+
+    def cols(t: torch.Tensor | None, dim: int = 1) -> torch.Tensor | None:
+        return t if t is None or pos is None else t.index_select(dim, pos)
+
+    parts = own.parts
+    rows = _flipped_samples(ctx, k, idx)
+    sign, lz, uz = cols(own.sign), cols(parts.lz), cols(parts.uz)
+    gram, lin = cols(own.gram, 0), cols(own.lin, 0)
+    assert sign is not None and gram is not None and lin is not None
+    at, z0 = own.inputs, cols(own.z0)
+    assert z0 is not None
+    if rows.numel():
+        # those samples only, from layer k on (the layers before and the inputs are not read: the own batch has ã)
+        sub = PieceContext(ctx.arch, T[rows], [p if j < k else p[rows] for j, p in enumerate(ctx.pre)], ctx._inputs,
+                           True, scale_pre=ctx.pre)
+        sub._tol = ctx._tol  # the whole point's tolerances, computed once
+        s_rows, slope_rows = sub.own(k, idx)
+        m, beta, lo, up = _sample_terms(sub, params, k, idx, slice(None), z0[rows], slope_rows)
+        m_own, beta_own = cols(parts.m), cols(parts.beta)
+        assert m_own is not None and beta_own is not None
+        A = at[rows]
+        gram = gram + (A.T[None, :, :] * (m - m_own[rows]).T[:, None, :]) @ A
+        lin = lin + (beta - beta_own[rows]).T @ A
+        sign = sign.clone()
+        sign[rows] = s_rows
+        if lz is not None and uz is not None and lo is not None and up is not None:
+            lz, uz = lz.clone(), uz.clone()
+            lz[rows], uz[rows] = lo, up
+    zlo, zhi = _with_own_rows(sign, lz, uz)
+    return UnitBatch(k, idx, cols(own.theta0, 0), gram, lin, at, sign, zlo, zhi, z0, source=(own, pos))
 
 
 def boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:

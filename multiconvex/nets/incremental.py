@@ -92,8 +92,14 @@ class ForwardCache:
 
     def _from(self, base: ForwardEntry, point: Point, layer: int, units: list[int]) -> ForwardEntry:
         arch, dev = self.arch, self.X.device
-        rows = torch.as_tensor(np.stack([point[(layer, u)] for u in units]), dtype=DTYPE, device=dev)
-        idx = torch.as_tensor(units, device=dev)
+        # one unit (a Gauss–Seidel step) or a run of units: a slice, whose reads and writes are views
+        idx: slice | torch.Tensor
+        if units == list(range(units[0], units[0] + len(units))):
+            idx = slice(units[0], units[0] + len(units))
+        else:
+            idx = torch.as_tensor(units, device=dev)
+        raw = point[(layer, units[0])] if len(units) == 1 else np.stack([point[(layer, u)] for u in units])
+        rows = torch.as_tensor(raw, dtype=DTYPE, device=dev).reshape(len(units), -1)
         params = list(base.params)
         W, b = params[layer]
         W = W.clone()
@@ -110,7 +116,6 @@ class ForwardCache:
         zu = inputs[layer] @ W[idx].T
         z[:, idx] = zu + b[idx] if b is not None else zu
         pre.append(z)
-        a = z
         for k in range(layer + 1, arch.n_layers):
             a = torch.nn.functional.leaky_relu(pre[-1], arch.negative_slope)  # σ on its piece (slope 0: ReLU)
             inputs.append(a)

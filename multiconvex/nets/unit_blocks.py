@@ -3,8 +3,11 @@
 * ``solver="auto"``: a hidden unit's block is a dense QP with one interval per sample on the
   rows ``ã`` that every unit of the layer shares; DAQP solves each exactly
   (:func:`multiconvex.solvers.batched_qp.solve_interval_qps`) without a sparse matrix or a dispatcher
-  round trip per unit. An output unit's block has no piece rows: one batched Cholesky solve for the
-  whole layer (the closed form). A unit DAQP cannot solve goes to the dispatcher (ProxQP, Clarabel, ...).
+  round trip per unit. A neighbouring piece derived from the own piece's batch starts from the own solve's
+  final working set (:attr:`~multiconvex.nets.batched.UnitBatch.active`), a few rows from its optimum as a
+  rule; any other solve from the rows tight at the point. An output unit's block has no piece rows: one
+  batched Cholesky solve for the whole layer (the closed form). A unit DAQP cannot solve goes to the
+  dispatcher (ProxQP, Clarabel, ...).
 * any other ``solver=``: each unit's block as a :class:`~multiconvex.subproblem.BlockSubproblem`
   through :func:`multiconvex.solvers.dispatch.solve` with the user's plan (``clarabel-native``
   stays the reference it always was).
@@ -75,6 +78,19 @@ def _active_guess(z0: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarra
     return (zhi - z0 <= eps).astype(np.int8) - (z0 - zlo <= eps).astype(np.int8)
 
 
+def _warm_working_set(batch: UnitBatch, sel: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray | None:
+    """For a neighbouring piece derived from the own piece's batch: the own piece's final working sets (its optima
+    are usually a few rows away), each row kept only where that side is still finite; ``None`` otherwise."""
+    if batch.source is None or batch.source[0].active is None:
+        return None
+    own, pos = batch.source
+    assert own.active is not None
+    act = own.active if pos is None else own.active[pos.cpu().numpy()]
+    act = act[sel]
+    keep = np.where(act < 0, np.isfinite(zlo), np.isfinite(zhi))
+    return np.where(keep, act, 0).astype(np.int8)
+
+
 def _time_is_up(solve_time: float = 0.0) -> dispatch.SubSolution:
     """A unit whose solve did not start (or stopped) because the run's time limit had passed: no point."""
     return dispatch.SubSolution(st.TIME_LIMIT, None, float("nan"), "daqp", solve_time, solve_time,
@@ -106,9 +122,14 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
     if plan.auto and todo and zlo is not None and zhi is not None and plan.installed(daqp):
         C = batch.inputs.detach().cpu().numpy()
         sel = np.asarray(todo)
-        guess = _active_guess(batch.z0.detach().cpu().numpy().T[sel], zlo[sel], zhi[sel])
+        guess = _warm_working_set(batch, sel, zlo[sel], zhi[sel])
+        if guess is None:
+            guess = _active_guess(batch.z0.detach().cpu().numpy().T[sel], zlo[sel], zhi[sel])
         res = solve_interval_qps(qps.P[sel], qps.q[sel], C, zlo[sel], zhi[sel], warm=qps.theta0[sel], active=guess,
                                  options=options_for(daqp, plan.options), deadline=plan.deadline)
+        if batch.parts is not None and res.active is not None:  # the neighbouring piece's solve starts from these
+            batch.active = np.zeros((g, C.shape[0]), dtype=np.int8)
+            batch.active[sel] = res.active
         for j, i in enumerate(todo):
             if st.has_solution(res.status[j]):
                 out[i] = dispatch.SubSolution(res.status[j], res.x[j], qps.value(i, res.x[j], f0), "daqp",
