@@ -63,7 +63,7 @@ MATRIX_SOLVERS: dict[str, MatrixSolver] = {
 }
 
 #: "auto" on block subproblems, per class: exact and dense first, conic for what is large.
-#: A dense module is skipped above its ``max_auto_size``.
+#: A dense module is skipped above its ``max_auto_size`` (variables) and ``max_auto_rows`` (constraint rows).
 VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "EQP": ("lstsq", "daqp", "proxqp", "clarabel", "osqp"),
     "QP": ("nnls", "daqp", "proxqp", "clarabel", "osqp"),  # nnls: shared-Gram blocks with lower bounds only

@@ -52,6 +52,10 @@ class MatrixSolver:
     max_auto_size : int or None
         Largest ``n`` for which ``"auto"`` picks it (dense methods); a solver the user
         named takes any size.
+    max_auto_rows : int or None
+        Largest number of constraint rows for which ``"auto"`` picks it (``None``: no bound). ProxQP's dense
+        backend allocates about ``(n + rows)²`` numbers: a ReLU unit's piece over 100,000 samples aborted the
+        process inside it.
     min_auto_density : float
         Dense methods: ``"auto"`` skips a subproblem whose ``P`` has fewer nonzeros than this
         fraction of ``n²`` (beyond a few dozen variables). A factor block of a nonnegative
@@ -65,6 +69,7 @@ class MatrixSolver:
     uses_warm: ClassVar[bool] = True
     classes: ClassVar[frozenset[str]] = frozenset()
     max_auto_size: ClassVar[int | None] = None
+    max_auto_rows: ClassVar[int | None] = None
     min_auto_density: ClassVar[float] = 0.0
 
     def accepts(self, sub: BlockSubproblem, *, auto: bool) -> bool:
@@ -73,6 +78,8 @@ class MatrixSolver:
         if not auto:
             return True
         if self.max_auto_size is not None and sub.n > self.max_auto_size:
+            return False
+        if self.max_auto_rows is not None and sub.m > self.max_auto_rows:
             return False
         if self.min_auto_density <= 0 or sub.n <= SMALL_DENSE:
             return True

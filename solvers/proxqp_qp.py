@@ -65,6 +65,8 @@ class ProxqpQP(MatrixSolver):
     name = "proxqp"
     classes = frozenset({"EQP", "QP"})
     max_auto_size: ClassVar[int | None] = 1000
+    #: the dense backend allocates about (n + rows)² numbers: 5,000 rows ≈ 0.2 GB; 100,000 aborted the process
+    max_auto_rows: ClassVar[int | None] = 5_000
     min_auto_density: ClassVar[float] = 0.2
 
     def solve(self, sub: BlockSubproblem, options: dict[str, Any], warm: np.ndarray | None,

@@ -27,6 +27,7 @@ from multiconvex.solvers import dispatch
 from multiconvex.solvers.clarabel_qp import ClarabelQP
 from multiconvex.solvers.closed_form import EXACT_WORK, ClosedForm, inconsistent_exactly, inverse_residual_bound
 from multiconvex.solvers.dispatch import make_plan, solve
+from multiconvex.solvers.proxqp_qp import ProxqpQP
 from multiconvex.solvers.registry import get_backend
 from multiconvex.subproblem import BlockSubproblem, KronTerm, make_slots
 
@@ -540,6 +541,20 @@ def test_auto_skips_daqp_above_its_max_auto_size():
     assert sol.status == "optimal" and sol.backend in {"proxqp", "clarabel"}
     assert "daqp" not in [name for name, _ in sol.attempts]
     assert sub.violation(sol.x) <= 1e-8
+
+
+def test_auto_skips_dense_proxqp_above_its_max_auto_rows():
+    """ProxQP's dense backend allocates about (n + rows)² numbers: a ReLU unit piece over 100,000 samples
+    aborted the process inside it. Under auto a many-row block never reaches it; named, it still does."""
+    rng = np.random.default_rng(3)
+    n, rows = 11, ProxqpQP.max_auto_rows + 1
+    A = rng.standard_normal((rows, n))
+    sub = BlockSubproblem.from_dense(np.eye(n), rng.standard_normal(n), A=A, l=-np.ones(rows), u=np.full(rows, np.inf))
+    assert not ProxqpQP().accepts(sub, auto=True)
+    assert ProxqpQP().accepts(sub, auto=False)
+    small = BlockSubproblem.from_dense(np.eye(n), rng.standard_normal(n), A=A[:50], l=-np.ones(50),
+                                       u=np.full(50, np.inf))
+    assert ProxqpQP().accepts(small, auto=True)
 
 
 def test_a_fallback_list_skips_an_unlicensed_mosek_and_records_it():
