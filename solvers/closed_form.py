@@ -378,7 +378,9 @@ def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray, rhs_max: float, enou
     tiny = k * k * _UNDERFLOW
     fixed = e_norm + tiny
     if rhs_max != 0.0:  # X = Minv·0 is exactly 0: nothing underflows
-        fixed += k * _UNDERFLOW * g_norm / rhs_max
+        # the ratio first: 2⁻¹⁰⁷⁴·‖G‖ rounds to 0 when k‖G‖ < ½ (a review's G = 0.3, B ≈ 1e-320 was 'proven');
+        # one step up covers the rounding of the product (an overflow gives inf: no proof)
+        fixed += math.nextafter(k * (g_norm / rhs_max) * _UNDERFLOW, math.inf)
     row = k * _UNDERFLOW  # the underflow of one row sum of k entries
     cheap = 2.0 * (fixed + 2.0 * gamma * ((g_norm + row) * (m_norm + row) + tiny)) / (1.0 - u)
     if cheap <= enough:

@@ -71,8 +71,9 @@ VALUE_AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "SOCP": ("clarabel", "ecos", "scs"),  # cones: only the conic backends (through cvxpy for ECOS/SCS)
 }
 
-#: Backends found installed in this process (their modules do not vanish while it runs).
-_FOUND: set[str] = set()
+#: Backends found installed in this process (their modules do not vanish while it runs), keyed by name, the
+#: ``installed`` method and the required modules: a stand-in for either (a test's) is asked, never cached over.
+_FOUND: set[tuple[Any, ...]] = set()
 #: Backends that need no licence (a fixed property of the backend).
 _NO_LICENCE: set[str] = set()
 
@@ -107,9 +108,10 @@ class Plan:
         plan (the user may install it meanwhile)."""
         if backend.name not in self._installed:
             own = "installed" not in vars(backend)  # not a per-instance replacement (a test's stand-in)
-            found = (own and backend.name in _FOUND) or backend.installed()
+            key = (backend.name, type(backend).installed, tuple(backend.modules))
+            found = (own and key in _FOUND) or backend.installed()
             if found and own:
-                _FOUND.add(backend.name)
+                _FOUND.add(key)
             self._installed[backend.name] = found
         return self._installed[backend.name]
 

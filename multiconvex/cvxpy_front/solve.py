@@ -145,10 +145,10 @@ def solve(
     check_variables(problem)
     check_finite_data(problem)
     block_list = find_blocks(problem) if blocks is None else normalise_blocks(problem, blocks)
-    walked = walk_form(problem, block_list, reg=reg)  # each block's structure, once: for the check and the form
-    check_block_sizes(problem, block_list, built=walked.blocks)  # too large for this machine: fails before numbers
     resolve(solver, None)  # unknown names fail here, before anything is built
     check_solver_options(solver_options, solver)  # so do option names the backend(s) do not accept
+    walked = walk_form(problem, block_list, reg=reg)  # each block's structure, once: for the check and the form
+    check_block_sizes(problem, block_list, built=walked.blocks)  # too large for this machine: fails before numbers
 
     def backends_for(subproblem: cp.Problem, name: str):
         return resolve(solver, problem_class(subproblem))
