@@ -15,8 +15,8 @@ above by a convex relaxation (:func:`relaxation_upper_bound`), so a result is an
 gives a proven lower bound on the global optimum of the training objective
 (:func:`multiconvex.globalopt.certificate.dual_lower_bound`).
 
-This module runs the pattern programs in chunks through an executor, prunes them by their bound
-``‖Xᵀ D G‖`` and assembles the :class:`PolarResult`; the parts live beside it:
+This module runs the pattern programs in chunks through an executor, prunes them by their one-row
+bound (below ``‖Xᵀ D G‖``) and assembles the :class:`PolarResult`; the parts live beside it:
 :mod:`.pattern_programs` (one pattern's program, three ways), :mod:`.polar_inputs` (input checks,
 ``patterns=``), :mod:`.polar_search` (:func:`local_polar_search`) and :mod:`.polar_relaxation`
 (:func:`relaxation_upper_bound`).
@@ -87,7 +87,7 @@ class PolarResult:
     method : str
         How the value and the bound were obtained.
     patterns_checked : int
-        Patterns accounted for (solved, solved in closed form, or pruned by ``‖Xᵀ D G‖``).
+        Patterns accounted for (solved, solved in closed form, or pruned by their bound).
     patterns_total : int or None
         The number of patterns of the data's arrangement when known, else None.
     maximisers : list of (numpy.ndarray, float)
@@ -139,7 +139,7 @@ def _solve_chunk(task: tuple) -> list[tuple[float, np.ndarray | None, str, float
     norms = np.linalg.norm(X, axis=1)
     keep = norms > _ZERO_ROW_TOL * max(norms.max(), 1e-300)
     program = {"native": _clarabel_program, "nnls": _projection_program}.get(kind) or _CvxpyProgram(N, d, solver)
-    out = []
+    out: list[tuple[float, np.ndarray | None, str, float]] = []
     for D, s in zip(pats, signs):
         c = s * (X.T @ (D * G))
         Xc = np.where(D, 1.0, -1.0)[:, None] * X
@@ -164,7 +164,7 @@ def _solve_chunk(task: tuple) -> list[tuple[float, np.ndarray | None, str, float
             out.append((-math.inf, None, status, t))
             continue
         nu = np.linalg.norm(u)
-        if nu <= 1e-9 * max(np.linalg.norm(c), 1e-300):  # optimum 0 at u = 0: no direction to report
+        if nu <= 1e-9 * max(float(np.linalg.norm(c)), 1e-300):  # optimum 0 at u = 0: no direction to report
             out.append((0.0, None, "zero", t))
             continue
         u = u / nu
@@ -191,14 +191,17 @@ def relu_polar(
     per_pattern: str = "auto",
     bound_time_limit: float = 30.0,
     prune_below: float | None = None,
+    settle: bool = False,
     deadline: float | None = None,
 ) -> PolarResult:
     """The polar ``Ω°(G) = sup_{‖u‖≤1} |Gᵀ(X u)_+|`` of two-layer ReLU units (scalar output).
 
     For each pattern ``D`` and sign ``s`` the program ``max s·Gᵀ D X u s.t. (2D−I) X u ≥ 0,
-    ‖u‖ ≤ 1`` is solved — unless it can be settled without a solve: its value is at most
-    ``‖Xᵀ D G‖`` (attained when ``s·XᵀDG/‖XᵀDG‖`` lies in the cone: solved in closed form), and
-    patterns whose bound cannot beat the ``n_maximisers``-th best value found so far are pruned
+    ‖u‖ ≤ 1`` is solved — unless it can be settled without a solve. With ``c = s·XᵀDG`` its value is
+    ``‖Π_K(c)‖`` for the cone ``K``; it is at most ``‖c‖`` (attained when ``c`` lies in ``K``), and at most
+    the norm of ``c``'s projection onto the hyperplane of the row it violates most — the **one-row bound**
+    ``‖c‖·√(1 − cos²)`` — which is attained when that projection lies in ``K`` (then it is ``Π_K(c)``: solved in
+    closed form). Programs whose bound cannot beat the ``n_maximisers``-th best value found so far are pruned
     (processed best bound first, in batches through the executor). Pruning keeps the result exact.
 
     Parameters
@@ -253,9 +256,14 @@ def relu_polar(
 
     prune_below : float, optional
         A caller that only compares the polar with a threshold ``τ`` (λ, for the certificate) and grows
-        along maximisers above it: programs whose bound ``‖XᵀDG‖`` is at most ``τ`` are not solved.
+        along maximisers above it: programs whose bound (the one-row bound) is at most ``τ`` are not solved.
         The result is then ``value`` (the best program solved) and ``upper = max(value, largest pruned
         bound)`` — a proven interval, exact only when no pruned bound exceeds ``value``.
+    settle : bool
+        With ``prune_below``: when the best value found is below ``τ`` while programs with a bound between it
+        and ``τ`` are left, solve those too (largest bound first, until no bound exceeds the best value), so
+        the result is exact where it may certify — one pass, instead of a second call without
+        ``prune_below`` that would solve every program again.
     deadline : float, optional
         A run's deadline (``time.perf_counter()`` seconds): checked inside the pattern enumeration, between
         chunks of pattern programs and before the relaxation bound (whose branch and bound gets at most the
@@ -328,36 +336,50 @@ def relu_polar(
             before = len(pats)
             pats = np.unique(np.concatenate([pats, extra]), axis=0)
             notes.append(f"{len(pats) - before} patterns from {local_starts} local starts")
-    # bounds and closed forms for every (pattern, sign)
-    # by rows of patterns (the deadline is checked between them: at P ~ 300 000 this takes seconds)
+    # bounds and closed forms for every (pattern, sign), by rows of patterns (the deadline is checked between
+    # them: at P ~ 300 000 this takes seconds). With c = s·XᵀDG the program's value is ‖Π_K(c)‖ for the cone
+    # K = {u : (2D − I) X u ≥ 0}. K lies in each half-space c_iᵀu ≥ 0, so for a row with c_iᵀc < 0 the value is
+    # at most the norm of c's projection onto that row's hyperplane, ‖c‖·√(1 − cos²) (the most negative cosine
+    # gives the least bound: the "one-row bound", tighter than ‖c‖); when that projection lies in K it *is*
+    # Π_K(c), and the program is solved in closed form. Rows treated as zero carry no constraint (_solve_chunk).
     P = len(pats)
-    Cm = np.empty((P, d))                                   # P × d, row p = Xᵀ D_p G
-    in_cone = {1.0: np.zeros(P, dtype=bool), -1.0: np.zeros(P, dtype=bool)}
-    tol = 1e-12 * max(np.linalg.norm(X, axis=1).max(), 1e-300)
+    xn = np.linalg.norm(X, axis=1)
+    keep = xn > _ZERO_ROW_TOL * max(float(xn.max()), 1e-300)
+    Xk, xk = X[keep], xn[keep]
+    tol = 1e-12 * max(float(xn.max()), 1e-300)
+    bound = {1.0: np.zeros(P), -1.0: np.zeros(P)}
     for first in range(0, P, _BOUND_ROWS):
         check_deadline(deadline, _WHERE)
         rows = slice(first, first + _BOUND_ROWS)
         C = (pats[rows] * G) @ X
         b_rows = np.linalg.norm(C, axis=1)
-        proj = np.where(pats[rows], 1.0, -1.0) * ((C / np.maximum(b_rows, 1e-300)[:, None]) @ X.T)
-        in_cone[1.0][rows] = (proj >= -tol).all(axis=1) & (b_rows > 0)
-        in_cone[-1.0][rows] = (-proj >= -tol).all(axis=1) & (b_rows > 0)
-        Cm[rows] = C
-    bound = np.linalg.norm(Cm, axis=1)
-    dirs = Cm / np.maximum(bound, 1e-300)[:, None]
-    cand_p, cand_s, cand_b = [], [], []
-    n_closed = 0
-    for s in (1.0, -1.0):
-        inside = in_cone[s]
-        for p in np.flatnonzero(inside):
-            u = s * dirs[p]
-            found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
-        n_closed += int(inside.sum())
-        rest = np.flatnonzero(~inside & (bound > 0))
-        cand_p.append(rest)
-        cand_s.append(np.full(rest.size, s))
-        cand_b.append(bound[rest])
-    cand_p, cand_s, cand_b = map(np.concatenate, (cand_p, cand_s, cand_b))
+        dirs = C / np.maximum(b_rows, 1e-300)[:, None]
+        sg = np.where(pats[rows][:, keep], 1.0, -1.0)
+        proj = sg * (dirs @ Xk.T)                            # ĉᵀ(2D − I)x_i
+        cos = proj / xk
+        for s in (1.0, -1.0):
+            inside = (s * proj >= -tol).all(axis=1) & (b_rows > 0)
+            if not xk.size:   # every row treated as zero: no constraint, c itself is the maximiser
+                m, U, nU, facet = np.zeros(len(cos)), dirs, b_rows, np.zeros(len(cos), dtype=bool)
+            else:
+                worst = np.argmin(s * cos, axis=1)
+                m = (s * cos)[np.arange(len(cos)), worst]    # the most negative cosine of s·ĉ with a row
+                # the projection of s·ĉ onto the worst row's hyperplane; in K: the program's maximiser
+                U = s * dirs - m[:, None] * sg[np.arange(len(cos)), worst][:, None] * (Xk[worst] / xk[worst, None])
+                nU = np.linalg.norm(U, axis=1)
+                facet = ~inside & (b_rows > 0) & (nU > 1e-9) & (
+                    (sg * (U @ Xk.T)) >= -tol * np.maximum(nU, 1e-300)[:, None]).all(axis=1)
+            for q in np.flatnonzero(inside | facet):
+                u = s * dirs[q] if inside[q] else U[q] / nU[q]
+                found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
+            # (1e-14 under the root and 1e-12: the cancellation in 1 − m² and the rounding of the cosines)
+            b = np.where(inside, b_rows, b_rows * np.sqrt(np.clip(1.0 - m * m, 0.0, 1.0) + 1e-14) * (1.0 + 1e-12))
+            bound[s][rows] = np.where(inside | facet, -math.inf, b)   # -inf: settled in closed form
+    n_closed = sum(int(np.isneginf(bound[s]).sum()) for s in (1.0, -1.0))
+    rest = {s: np.flatnonzero(bound[s] > 0) for s in (1.0, -1.0)}
+    cand_p = np.concatenate([rest[1.0], rest[-1.0]])
+    cand_s = np.concatenate([np.full(rest[1.0].size, 1.0), np.full(rest[-1.0].size, -1.0)])
+    cand_b = np.concatenate([bound[1.0][rest[1.0]], bound[-1.0][rest[-1.0]]])
     order = np.argsort(-cand_b, kind="stable")
     cand_p, cand_s, cand_b = cand_p[order], cand_s[order], cand_b[order]
 
@@ -368,11 +390,15 @@ def relu_polar(
     solver_time, n_solved, failed_bound = 0.0, 0, -math.inf
     failures: list[str] = []
     pos = 0
+    settling = False   # settle: past τ, only the value matters (the maximisers found so far are all below τ)
     try:
         while pos < len(cand_p):
             check_deadline(deadline, _WHERE)  # between rounds of chunks: at most one round past it
-            thr = max(_threshold(found, n_maximisers, d), tau)
+            thr = (_threshold(found, 1, d) if settling else max(_threshold(found, n_maximisers, d), tau))
             if cand_b[pos] <= thr:
+                if settle and not settling and cand_b[pos] > _threshold(found, 1, d):
+                    settling = True
+                    continue
                 break
             stop = pos
             limit = pos + chunk * workers
@@ -410,7 +436,7 @@ def relu_polar(
         notes.append(f"programs with bound <= prune_below={tau:.6g} not solved (largest {pruned_above:.6g})")
     if failures:
         exact = False
-        notes.append(f"{len(failures)} programs failed ({failures[0]}); their bound ‖XᵀDG‖ is used")
+        notes.append(f"{len(failures)} programs failed ({failures[0]}); their one-row bound is used")
     # Rows the enumeration and the programs treat as zero (_solve_chunk) still enter the true objective:
     # each moves it by at most |G_i|·‖x_i‖ for ‖u‖ ≤ 1, so with δ their sum a program's optimum is at most
     # value + δ at its solution and the polar on its chamber at most that + δ (failed or pruned: bound + δ)
@@ -423,10 +449,10 @@ def relu_polar(
         notes.append(f"{int(tiny.sum())} rows of norm <= {_ZERO_ROW_TOL:g} x the largest treated as zero: "
                      f"the bound carries their contribution {delta:.3g} twice")
     notes.insert(0, f"{n_solved} pattern programs solved ({kind}), {n_closed} in closed form, "
-                    f"{n_pruned} pruned by ‖XᵀDG‖")
+                    f"{n_pruned} pruned by their one-row bound")
     if exact:
         upper = value
-    elif complete:  # every pattern accounted for; a failed or pruned program is bounded by its ‖XᵀDG‖
+    elif complete:  # every pattern accounted for; a failed or pruned program is bounded by its one-row bound
         upper = max(value, failed_bound)
     elif upper_bound is False:
         upper = math.inf

@@ -29,10 +29,10 @@ per call.
 the hidden block ``U`` as a QP on its piece by the backend. **The polar** is
 :func:`multiconvex.globalopt.relu_polar.relu_polar` (exact over enumerated patterns, or a lower
 bound over sampled ones with an upper bound where it computes one); programs whose bound
-``‖XᵀDG‖`` is at most λ are skipped while the polar is above λ, and solved where the result may
-certify, so a reported certificate carries the exact polar. A cheap multi-start screen
-(``screen``) proposes units first; the full polar runs whenever the screen finds nothing above λ and
-always at the returned point, so every reported certificate comes from the full polar.
+(``relu_polar``'s one-row bound) is at most λ are skipped while the polar is above λ, and solved where the
+result may certify (``settle``, in the same pass), so a reported certificate carries the exact polar.
+A cheap multi-start screen (``screen``) proposes units first; the full polar runs whenever the screen finds
+nothing above λ and always at the returned point, so every reported certificate comes from the full polar.
 """
 
 from __future__ import annotations
@@ -272,12 +272,12 @@ class ReLUGrowProblem:
                 for flip in (False, True):
                     if late() or (flip and (start - f > tol * abs(f) or not self.has_boundary(s))):
                         break
-                    cand, t = self.piece_program(s, flip_boundary=flip)
+                    got, t = self.piece_program(s, flip_boundary=flip)
                     solver_time += t
-                    if cand is not None:
-                        fc = self.objective(cand)
+                    if got is not None:
+                        fc = self.objective(got)
                         if fc <= f:
-                            s, f = cand, fc
+                            s, f = got, fc
                 s = self.drop_zero(s)
                 if s.U.shape[0] and not late():
                     cand = self.output_block(s)
@@ -401,12 +401,10 @@ class ReLUGrowProblem:
         G = self.residual(s)
         ys = float(np.linalg.norm(G)) or 1.0  # the polar is positively homogeneous in G: solve for G/‖G‖
         tau = self.lam / ys
-        # programs whose bound ‖XᵀDG‖ is at most λ can neither add a unit nor fail the certificate: skip them;
-        # where the result may certify (the proven upper bound is at most λ), solve them all for the exact value
+        # programs whose bound is at most λ can neither add a unit nor fail the certificate: skip them;
+        # where the result may certify (the best value is below λ), settle solves the band above it for the exact value
         p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, deadline=deadline,
-                       **{"prune_below": tau, **opts})
-        if p.pruned and p.upper <= tau * (1.0 + 1e-3) and "prune_below" not in self.polar_options:
-            p = relu_polar(self.X, G / ys, patterns=self.patterns, n_maximisers=k, deadline=deadline, **opts)
+                       **{"prune_below": tau, "settle": "prune_below" not in self.polar_options, **opts})
         return PolarInfo(value=p.value * ys, upper=p.upper * ys, exact=p.exact, method=p.method,
                          maximisers=list(p.maximisers), values=[v * ys for v in p.values],
                          patterns_checked=p.patterns_checked,
