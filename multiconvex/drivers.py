@@ -10,7 +10,10 @@ Two drivers share one loop:
 
 A candidate is accepted only if the true (piecewise) objective does not
 increase, so the best point so far is always the current point. The
-certificate (block gaps, R&R Def 5.8) is computed at the returned point.
+certificate (block gaps, R&R Def 5.8) is computed at the returned point. A block
+whose piece has units on a boundary is solved on the neighbouring piece too; when
+that solve fails without proving the piece empty, the block's gap is ``nan`` (the
+neighbouring piece might hold a lower optimum).
 
 ``DriverOptions.callback`` is called as ``callback(entry)`` after each outer iteration's
 :class:`~multiconvex.result.HistoryEntry` is appended, with the best point so far loaded into the
@@ -23,6 +26,8 @@ the remaining time to each backend as its own time limit; the driver starts no b
 and ends ``"time_limit"`` with the best point, its block gaps not computed (a certificate pass is a
 whole round of solves). Ctrl-C (``KeyboardInterrupt``) ends the run ``"interrupted"`` at once with the
 best point, likewise without a certificate pass: the gaps are ``nan``, never a claim not computed.
+However a run ends, the last history entry holds the returned point's objective: an iteration cut
+short by Ctrl-C gets its entry too (``accepted_block``: the blocks it had accepted by then).
 
 A backend's proof ends a run with a status of its own: a block subproblem proven unbounded makes
 the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are feasible for the
@@ -146,6 +151,10 @@ class _Driver:
         self._session: contextlib.AbstractContextManager = contextlib.nullcontext()
         self._inline = getattr(opts.executor, "kind", None) == "inprocess"  # solves run here, in order
         self._deadline: float | None = None  # the run's (time.perf_counter() seconds), set by _run
+        self._accepted_now: list[str] = []  # blocks accepted so far in the current sweep (for a Ctrl-C inside it)
+        # blocks of the last solve_blocks call whose solve on the neighbouring piece failed (not a proof that it is
+        # empty): their optimum over the pieces containing the point is not known, so neither is their gap
+        self._neighbour_unsolved: dict[int, str] = {}
 
     # -- block solves on the piece at the incumbent (and its neighbour across a boundary) -------
     def solve_blocks(self, st: _State, prox: float, indices: list[int]) -> list[BlockSolution]:
@@ -153,9 +162,12 @@ class _Driver:
 
         A block whose piece has units on a boundary (pre-activation ≈ 0) is solved on
         the adjacent piece too (those units flipped): the point belongs to both, and the
-        better of the two is the block's solution and its optimum (THEORY §2).
+        better of the two is the block's solution and its optimum (THEORY §2). A block whose
+        solve on the adjacent piece failed without proving it empty is listed in
+        ``self._neighbour_unsolved`` (its optimum, and so its gap, is not known).
         """
         form, x = self.form, st.x
+        self._neighbour_unsolved = {}
         if len(indices) == 1 and self._inline:
             # one block in this process (a Gauss–Seidel step): no executor round trip
             i = indices[0]
@@ -188,6 +200,8 @@ class _Driver:
             form.prepare(i, x, prox=prox, flip_boundary=True)
         for s in self._map_solves(flips) if flips else ():
             st.record(s, neighbour=True)
+            if not s.ok and s.status != "infeasible":  # failed, and no proof that the piece is empty
+                self._neighbour_unsolved[s.block] = s.status
             if s.ok and (not sols[s.block].ok or s.value < sols[s.block].value):
                 sols[s.block] = s
         return [sols[i] for i in indices]
@@ -218,6 +232,11 @@ class _Driver:
                 continue
             # only an accurate optimum of the subproblem without prox measures the gap
             gaps[name] = f - sol.value if prox == 0 and math.isfinite(f) and sol.status == "optimal" else math.nan
+            if sol.block in self._neighbour_unsolved:  # the piece across a boundary might hold a lower optimum
+                if prox == 0:
+                    logger.warning("block %s: its solve on the neighbouring piece across a boundary ended %s: "
+                                   "the block gap is not computed", name, self._neighbour_unsolved[sol.block])
+                gaps[name] = math.nan
             if gaps[name] < -tol:
                 logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
                                "feasible for it: the solve is inaccurate and certifies nothing", name,
@@ -245,6 +264,7 @@ class _Driver:
         failed: list[str] = []
         failed_status: list[str] = []
         n_ok = 0
+        self._accepted_now = accepted
         for i, name in enumerate(self.names):
             if _past(deadline):
                 break  # no block solve starts after the deadline
@@ -297,6 +317,7 @@ class _Driver:
         it = 0
         try:
             for it in range(1, opts.max_iters + 1):
+                self._accepted_now = []
                 if opts.algorithm == "jacobi":
                     step = self.jacobi_pass(st, opts.prox)
                 else:
@@ -355,6 +376,9 @@ class _Driver:
                 if step.accepted is None and step.gaps is not None:
                     status = "stalled"
                     message = "no block step lowers the objective, but some block gap exceeds the tolerance"
+                    if any(math.isnan(g) for g in step.gaps.values()):
+                        message += (" or was not computed (a solve on a neighbouring piece across a boundary "
+                                    "failed)")
                     self._record(history, it, t0, st, step, bar)
                     break
                 if self._record(history, it, t0, st, step, bar):
@@ -370,6 +394,9 @@ class _Driver:
             status, message = "interrupted", "interrupted by the user (Ctrl-C); the best point so far is returned"
             no_gaps = "the run was interrupted"
             logger.warning(message)
+            if history[-1].iteration != it:  # the iteration cut short: its entry holds the point returned
+                history.append(HistoryEntry(it, time.perf_counter() - t0, st.f * form.sense,
+                                            ",".join(self._accepted_now) or None, math.nan, st.solver_time))
         finally:
             form.set_deadline(None)
             form.load(st.x)  # whatever happened, the user's variables hold the best point
@@ -510,7 +537,7 @@ def _progress_bar(opts: DriverOptions):
     show = opts.progress if opts.progress is not None else (not opts.verbose and sys.stderr.isatty())
     if not show:
         return None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: ~0.1 s of imports (tqdm.auto probes for notebooks), for interactive runs only
 
     return tqdm(total=opts.max_iters, desc=f"multiconvex {opts.algorithm}", leave=False)
 

@@ -116,6 +116,7 @@ def test_a_time_limit_keeps_the_best_point_and_claims_no_gaps(algorithm):
                    time_limit=0.3)
     assert res.status == "time_limit"
     assert res.objective <= min(h.objective for h in res.history)
+    assert res.history[-1].objective == res.objective and res.history[-1].iteration == res.iterations
     assert prob.objective.value == pytest.approx(res.objective, rel=1e-9)
     assert set(res.certificate.block_gaps) == {"U", "V"}
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
@@ -177,6 +178,7 @@ def test_ctrl_c_returns_the_best_point_at_once_as_interrupted(interrupt_child, a
     assert report["returned_at"] - sent < 5.0 and exited - sent < 10.0
     assert report["status"] == "interrupted" and "Ctrl-C" in report["message"], report["message"]
     assert report["objective"] <= min(report["history"])  # the best point, even mid-sweep
+    assert report["history"][-1] == report["objective"]  # the sweep cut short has its history entry
     assert report["loaded"] == pytest.approx(report["objective"], rel=1e-9)  # and it is in the variables
     # no certificate pass after Ctrl-C: the gaps are not computed, and nothing is claimed
     assert report["gaps_nan"] == [True, True] and not report["partial"]

@@ -33,7 +33,8 @@ from .network import Architecture, Params, data_loss, flatten, forward, unflatte
 
 
 def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
-    """``F(point) − optimum`` of every block subproblem of ``form`` (``nan`` where a solve failed).
+    """``F(point) − optimum`` of every block subproblem of ``form`` (``nan`` where a solve failed, the
+    neighbouring piece's included unless it was proven empty).
 
     A block whose piece has boundary units is solved on the neighbouring piece too and the
     better optimum is used (the point belongs to both pieces; THEORY §2).
@@ -46,13 +47,17 @@ def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
     flips = [i for i in indices if boundary[i]]
     for i in flips:
         form.prepare(i, point, flip_boundary=True)
+    unsolved: set[int] = set()  # a neighbouring piece neither solved nor proven empty: its block's gap is unknown
     for s in run(form.solve_prepared, flips) if flips else ():
+        if not s.ok and s.status != "infeasible":  # "infeasible" is a proof (unproven claims are numerical errors)
+            unsolved.add(s.block)
         if s.ok and (not best[s.block].ok or s.value < best[s.block].value):
             best[s.block] = s
     gaps: dict[str, float] = {}
     for i in indices:
         s = best[i]
-        gaps[form.blocks[i].name] = f - s.value if s.ok and s.status == "optimal" else math.nan
+        known = s.ok and s.status == "optimal" and i not in unsolved
+        gaps[form.blocks[i].name] = f - s.value if known else math.nan
     return gaps
 
 

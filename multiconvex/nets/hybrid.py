@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..drivers import ALGORITHMS as BLOCK_ALGORITHMS
@@ -203,23 +204,25 @@ def _layer_order(form: NetForm) -> list[int]:
 
 
 def _layer_pass(form: NetForm, params: Params, f: float, deadline: float | None,
-                damping: float | None = None) -> tuple[Params, float, list[dict]]:
+                damping: float | None = None) -> Iterator[tuple[Params, float, dict]]:
     """One layer step of every layer (:func:`_layer_order`), or with ``damping`` one Gauss–Newton step of all layers
-    at once; a step is kept only when the form's own ``F`` decreases."""
-    taken = []
+    at once; a step is kept only when the form's own ``F`` decreases, and each kept step is yielded at once as
+    ``(params, F, record)`` (so a Ctrl-C later in the pass keeps it). The steps get the ``deadline``: one whose
+    estimated cost exceeds the time left is not started, one that runs past it stops."""
     for layer in _layer_order(form) if damping is None else [-1]:
         if deadline is not None and time.perf_counter() >= deadline:
-            break
+            return
         if damping is None:
-            new, info = layer_newton_step(form.arch, params, form.X, form.T, form.weight_decay, layer)
+            new, info = layer_newton_step(form.arch, params, form.X, form.T, form.weight_decay, layer,
+                                          deadline=deadline)
         else:
-            new, info = network_newton_step(form.arch, params, form.X, form.T, form.weight_decay, damping)
+            new, info = network_newton_step(form.arch, params, form.X, form.T, form.weight_decay, damping,
+                                            deadline=deadline)
         if info.step > 0:
             f_new = form.evaluate(form.point_from_params(new))[0]
             if f_new < f:
                 params, f = new, f_new
-                taken.append({**dataclasses.asdict(info), "objective_after": f_new})
-    return params, f, taken
+                yield params, f, {**dataclasses.asdict(info), "objective_after": f_new}
 
 
 def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerSteps) -> Result:
@@ -240,9 +243,11 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
     Returns
     -------
     Result
-        History of every step (a layer pass that moved is one entry, ``accepted_block`` ``"layer2-step,..."``);
-        status, message and certificate of the last round's driver run (its certifying pass at the final point),
-        or no gaps (``nan``) when the time limit or Ctrl-C came before that pass; ``info["layer_steps"]``.
+        History of every step (a layer pass that moved is one entry, ``accepted_block`` ``"layer2-step,..."``; a pass
+        cut short by Ctrl-C gets one for the steps it kept, so the last entry is the returned objective); status,
+        message and certificate of the last round's driver run (its certifying pass at the final point), or no gaps
+        (``nan``) when the time limit or Ctrl-C came before that pass; ``info["layer_steps"]`` (every step kept),
+        ``info["failed_block_solves"]`` (all rounds together).
     """
     check_layer_steps(form, steps, "run_rounds")
     t0 = time.perf_counter()
@@ -252,8 +257,10 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
     taken: list[dict] = []
     solver_time, sweeps, rounds = 0.0, 0, 0
     backends: dict[str, int] = {}
+    failures = 0  # failed block solves of every round's driver run
     last: Result | None = None
     out_of_time = False  # the time limit came between a round's driver run and the next one
+    now: list[dict] = []  # the steps kept in the current layer pass
     try:
         while sweeps < opts.max_iters:
             rounds += 1
@@ -262,15 +269,18 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                 network = n < steps.network
                 if network and damping > DAMPING[1]:
                     continue  # the Gauss–Newton steps stalled (at kinks of the pieces): on to the layer passes
-                params, f, now = _layer_pass(form, params, f, deadline, damping if network else None)
+                now = []
+                for kept, f_kept, record in _layer_pass(form, params, f, deadline, damping if network else None):
+                    params, f = kept, f_kept  # at once: a Ctrl-C later in the pass returns this point
+                    now.append(record)
+                    taken.append(record)
                 if network:  # Levenberg–Marquardt: less damping after a full step, more after a short one
                     full = bool(now) and now[0]["step"] == 1.0
                     damping = damping / 3 if full else damping * (2 if now else 10)
-                taken.extend(now)
                 moved = moved or bool(now)
                 if now:
-                    history.append(HistoryEntry(history[-1].iteration + 1, time.perf_counter() - t0, f,
-                                                ",".join(_step_name(s["layer"]) for s in now), math.nan, solver_time))
+                    history.append(_steps_entry(history, now, f, t0, solver_time))
+                    now = []
                     if opts.callback is not None and opts.callback(history[-1]):
                         raise _Stopped
             left = None if deadline is None else max(0.0, deadline - time.perf_counter())
@@ -289,6 +299,7 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
             solver_time += last.solver_time
             for name, n in last.backends_used.items():
                 backends[name] = backends.get(name, 0) + n
+            failures += int(last.info.get("failed_block_solves", 0))
             params, f = form.params_from_point(form.final_point), last.objective
             if last.status not in ("iteration_limit", "stalled") or (last.status == "stalled" and not moved):
                 break
@@ -298,10 +309,12 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                    "stopped by the callback") + " during a layer step; the best point so far is returned"
         logger.warning(message)
         last = None
+        if now:  # the steps kept in the interrupted pass: the returned point's objective ends the history
+            history.append(_steps_entry(history, now, f, t0, solver_time))
     else:
         status = ""
     form.load(form.point_from_params(params))
-    info = {"layer_steps": taken, "rounds": rounds}
+    info = {"layer_steps": taken, "rounds": rounds, "failed_block_solves": failures}
     if last is None:  # stopped before or during a round's driver run could certify: no gaps
         gaps = {b.name: math.nan for b in form.blocks}
         cert = Certificate.from_gaps(gaps, gap_tolerance(opts.tol, f))
@@ -318,6 +331,13 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                   values=last.values, algorithm=opts.algorithm, backends_used=backends,
                   message=f"{message} ({rounds} rounds of layer steps and iterations, {len(taken)} layer steps "
                   "taken)", info={**last.info, **info})
+
+
+def _steps_entry(history: list[HistoryEntry], steps: list[dict], f: float, t0: float,
+                 solver_time: float) -> HistoryEntry:
+    """The history entry of a layer pass that kept ``steps`` (``accepted_block``: ``"layer2-step,..."``)."""
+    return HistoryEntry(history[-1].iteration + 1, time.perf_counter() - t0, f,
+                        ",".join(_step_name(s["layer"]) for s in steps), math.nan, solver_time)
 
 
 def _shifted_callback(user, iterations: int, seconds: float, solver: float):

@@ -7,14 +7,20 @@ and slowly. With every piece fixed the network's output is affine in one layer's
 piece. :func:`layer_newton_step` takes that quadratic's minimiser over the moves that keep the
 pre-activations of the samples near a unit's boundary (``|z| ≤ pin_tol · max|z|``: the unit
 blocks' active rows and the samples that would cross first) where they are — the
-equality-constrained Newton step of the whole layer, solved through the ``N``-row Woodbury
-identity on ``N·n_out`` rows — and then searches the step length on the true objective ``F``
+equality-constrained Newton step of the whole layer — and then searches the step length on the true objective ``F``
 (not on the piece: other samples may cross, the search only compares values of ``F``). The point
 moves only when ``F`` decreases. Pinning only the samples exactly on a boundary lets the samples
 just off it cross within a small fraction of the step, so the default ``pin_tol`` keeps the near ones
 too (the measured effect is in the README).
 :func:`network_newton_step` is the damped Gauss–Newton (Levenberg–Marquardt) step of every layer
-at once, on the same Woodbury identity.
+at once.
+
+Both solve ``(cI + JᵀJ/N) v = −g`` with ``J`` the Jacobian of the ``N·n_out`` outputs in the step's
+``p`` free parameters, in whichever form is smaller (:func:`_damped_newton`): the ``p × p`` normal
+equations (``JᵀJ`` summed over chunks of samples, so memory stays ``O(p² + chunk·p)``; Cholesky) when
+``N·n_out > p``, else the Woodbury identity on the ``N·n_out`` rows. Given a ``deadline`` a step whose
+estimated cost exceeds the time left is not started, and one that runs past it stops (between chunks
+of samples, before its solve, between the lengths of its search) with the best length found so far.
 
 The steps certify nothing: block gaps, and so the partial-minimum claim, are still decided by the
 unit blocks (the driver's sweeps and its certifying pass) exactly as without it.
@@ -36,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +54,10 @@ from .network import Architecture, Params, forward, objective
 STEP_LENGTHS = (1.0, 0.5, 0.25, 0.125, 1 / 16, 1 / 64, 1 / 256)
 #: a sample whose pre-activation is within this (relative to the layer's largest ``|z|``) keeps it in the step
 PIN_TOL = 1e-3
+#: how the damped Gauss–Newton system is solved: ``"auto"`` takes the smaller of the two forms
+SOLVES = ("auto", "normal", "woodbury")
+#: Jacobian elements (samples × outputs × parameters) formed at once when the normal equations are summed
+CHUNK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,12 @@ class LayerStepInfo:
     pinned : int
         Number of (sample, unit) pairs whose pre-activation the step kept.
     seconds : float
+    solve : str
+        ``"normal"`` (the ``p × p`` normal equations) or ``"woodbury"`` (the ``N·n_out`` rows); ``""`` when the
+        step was not started (its estimated cost exceeded the time left) or stopped before its solve.
+    out_of_time : bool
+        The deadline cut the step short: not started, stopped before its solve, or its search of lengths ended
+        early (the best length found by then is taken).
     """
 
     layer: int
@@ -72,6 +89,8 @@ class LayerStepInfo:
     objective_after: float
     pinned: int
     seconds: float
+    solve: str = ""
+    out_of_time: bool = False
 
 
 def _output_jacobian(arch: Architecture, params: Params, pre: list[torch.Tensor], layer: int) -> torch.Tensor:
@@ -96,6 +115,8 @@ def _null_spaces(rows: torch.Tensor, pinned: torch.Tensor) -> list[torch.Tensor]
         if E.shape[0] == 0:
             bases.append(eye)
             continue
+        if E.shape[0] > p:  # the same null space from E's p × p triangle (a full SVD of E holds an m × m factor)
+            E = torch.linalg.qr(E, mode="r").R
         _, s, Vh = torch.linalg.svd(E, full_matrices=True)
         rank = int((s > s[0] * 1e-10).sum())
         bases.append(Vh[rank:].T)
@@ -112,23 +133,88 @@ def _layer_data(arch: Architecture, params: Params, X: torch.Tensor, layer: int)
     return out, pre, A, theta
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def _system(N: int, n_out: int, p: int, solve: str) -> str:
+    """The form :func:`_damped_newton` solves: ``"normal"`` (size ``p``) or ``"woodbury"`` (size ``N·n_out``)."""
+    if solve not in SOLVES:
+        raise InvalidInputError(f"solve={solve!r} is not one of {SOLVES}: use 'auto' (the smaller system), 'normal' "
+                                "(the p × p normal equations) or 'woodbury' (the N·n_out sample rows).")
+    if solve == "auto":
+        return "normal" if N * n_out > p else "woodbury"
+    return solve
+
+
+def _estimated_seconds(arch: Architecture, N: int, p: int, system: str, forward_seconds: float,
+                       searches: int) -> float:
+    """Wall time of a step, scaled from one measured objective evaluation (``forward_seconds``, the rate of the
+    forward pass's products): the step's Jacobian products and solve, one more forward pass and its search."""
+    n_out = arch.sizes[-1]
+    forward_flops = 2.0 * N * sum(m * n for m, n in zip(arch.sizes[:-1], arch.sizes[1:]))
+    m = N * n_out
+    solve_flops = 2.0 * m * p * p + p ** 3 / 3 if system == "normal" else 2.0 * m * m * p + m ** 3 / 3
+    jacobian_flops = 2.0 * m * p * max(arch.sizes)
+    return forward_seconds * ((solve_flops + jacobian_flops) / max(forward_flops, 1.0) + 1 + searches)
+
+
+def _damped_newton(rows: Callable[[int, int], torch.Tensor], N: int, n_out: int, p: int, R: torch.Tensor,
+                   g0: torch.Tensor, c: float, system: str, deadline: float | None) -> torch.Tensor | None:
+    """``v = −(cI + JᵀJ/N)⁻¹ (g0 + JᵀR/N)``, ``J`` ``(N·n_out, p)`` given by ``rows(start, stop)`` (the rows of
+    samples ``start:stop``), ``R`` ``(N, n_out)``; ``None`` when the deadline passes first.
+
+    ``system="normal"``: ``JᵀJ`` summed over chunks of samples (:data:`CHUNK_ELEMENTS`), then Cholesky of the
+    ``p × p`` matrix; ``"woodbury"``: ``(g − Jᵀ(NcI + JJᵀ)⁻¹Jg)/c`` on the ``N·n_out`` rows (``J`` whole).
+    """
+    if system == "woodbury":
+        if _past(deadline):
+            return None
+        J = rows(0, N)
+        g = g0 + J.T @ R.reshape(-1) / N
+        K = J @ J.T
+        K.diagonal().add_(N * c)
+        return -(g - J.T @ torch.linalg.solve(K, J @ g)) / c
+    G = torch.zeros(p, p, dtype=R.dtype, device=R.device)
+    JR = torch.zeros(p, dtype=R.dtype, device=R.device)
+    chunk = max(1, CHUNK_ELEMENTS // max(1, n_out * p))
+    for start in range(0, N, chunk):
+        if _past(deadline):
+            return None
+        stop = min(N, start + chunk)
+        Jc = rows(start, stop)
+        G.addmm_(Jc.T, Jc)
+        JR.addmv_(Jc.T, R[start:stop].reshape(-1))
+    H = G / N
+    H.diagonal().add_(c)
+    g = g0 + JR / N
+    L, info = torch.linalg.cholesky_ex(H)
+    if int(info) == 0:
+        return -torch.cholesky_solve(g[:, None], L)[:, 0]
+    return -torch.linalg.solve(H, g)  # c > 0 makes H positive definite; rounding may still defeat Cholesky
+
+
 def _pinned_step(S: torch.Tensor, A: torch.Tensor, R: torch.Tensor, theta: torch.Tensor, weight_decay: float,
-                 pinned: torch.Tensor) -> torch.Tensor:
-    """Minimiser of the layer's quadratic on the piece over the moves that keep the ``pinned`` pre-activations: the
-    step ``δ`` ``(n, p)``. ``S``: ``∂f/∂z`` ``(N, n_out, n)``; ``A``: the layer's inputs ``(N, p)``; ``R = f − t``."""
+                 bases: list[torch.Tensor], system: str, deadline: float | None) -> torch.Tensor | None:
+    """Minimiser of the layer's quadratic on the piece over the moves ``δ_u = B_u v_u`` that keep the pinned
+    pre-activations (``bases``: :func:`_null_spaces`): the step ``δ`` ``(n, p)``, or ``None`` when the deadline
+    passes first. ``S``: ``∂f/∂z`` ``(N, n_out, n)``; ``A``: the layer's inputs ``(N, p)``; ``R = f − t``."""
     N, n_out, _ = S.shape
-    bases = _null_spaces(A, pinned)
-    # Jacobian of the outputs in v (δ_u = B_u v_u): J[j, o, (u, i)] = S[j, o, u] (A B_u)[j, i]
-    J = torch.cat([S[:, :, u:u + 1] * (A @ B)[:, None, :] for u, B in enumerate(bases)], dim=2).reshape(N * n_out, -1)
-    g = torch.cat([(weight_decay * theta[u]) @ B for u, B in enumerate(bases)]) + J.T @ R.reshape(-1) / N
-    # (λI + JᵀJ/N)⁻¹ g = (g − Jᵀ(NλI + JJᵀ)⁻¹ J g) / λ
-    K = J @ J.T
-    K.diagonal().add_(N * weight_decay)
-    v = -(g - J.T @ torch.linalg.solve(K, J @ g)) / weight_decay
+    dims = [B.shape[1] for B in bases]
+
+    def rows(start: int, stop: int) -> torch.Tensor:  # J[j, o, (u, i)] = S[j, o, u] (A B_u)[j, i]
+        a, s = A[start:stop], S[start:stop]
+        return torch.cat([s[:, :, u:u + 1] * (a @ B)[:, None, :] for u, B in enumerate(bases)],
+                         dim=2).reshape((stop - start) * n_out, -1)
+
+    g0 = torch.cat([(weight_decay * theta[u]) @ B for u, B in enumerate(bases)])
+    v = _damped_newton(rows, N, n_out, sum(dims), R, g0, weight_decay, system, deadline)
+    if v is None:
+        return None
     steps, start = [], 0
-    for B in bases:
-        steps.append(B @ v[start:start + B.shape[1]])
-        start += B.shape[1]
+    for B, dim in zip(bases, dims):
+        steps.append(B @ v[start:start + dim])
+        start += dim
     return torch.stack(steps)
 
 
@@ -138,9 +224,24 @@ def _moved(params: Params, layer: int, theta: torch.Tensor, bias: bool) -> Param
     return new
 
 
+def _search(F, f0: float, step_lengths: tuple[float, ...], deadline: float | None) -> tuple[float, float, bool]:
+    """The step length with the lowest ``F(a)`` below ``f0`` (``0.0``: none), ``F`` there, and whether the deadline
+    ended the search early."""
+    best_f, best_a = f0, 0.0
+    for a in step_lengths:
+        if _past(deadline):
+            return best_f, best_a, True
+        f = F(a)
+        if f < best_f:
+            best_f, best_a = f, a
+        elif best_a:  # F rose again along the ray: the best length so far stays
+            break
+    return best_f, best_a, False
+
+
 def layer_newton_step(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Tensor, weight_decay: float,
-                      layer: int, *, pin_tol: float = PIN_TOL,
-                      step_lengths: tuple[float, ...] = STEP_LENGTHS) -> tuple[Params, LayerStepInfo]:
+                      layer: int, *, pin_tol: float = PIN_TOL, step_lengths: tuple[float, ...] = STEP_LENGTHS,
+                      solve: str = "auto", deadline: float | None = None) -> tuple[Params, LayerStepInfo]:
     """One joint step of layer ``layer``'s weights: the Newton step on its piece (the pre-activations near a boundary
     kept), its length searched on ``F``; ``params`` unchanged unless ``F`` decreases.
 
@@ -160,6 +261,13 @@ def layer_newton_step(arch: Architecture, params: Params, X: torch.Tensor, T: to
         Samples with ``|z| <= pin_tol · max(1, max|z|)`` keep their pre-activation ``z`` in the step.
     step_lengths : tuple of float
         Step lengths tried; the one with the lowest ``F`` is taken when it is below ``F(params)``.
+    solve : {"auto", "normal", "woodbury"}
+        The form of the Newton system (the same step up to rounding): ``"auto"`` the smaller one, the ``p × p``
+        normal equations when the ``N·n_out`` outputs outnumber the layer's ``p`` free parameters, else the Woodbury
+        identity on the ``N·n_out`` rows.
+    deadline : float, optional
+        ``time.perf_counter()`` seconds: the step is not started when its estimated cost exceeds the time left, and
+        stops at the deadline (``info.out_of_time``) with the best length found by then.
 
     Returns
     -------
@@ -175,24 +283,32 @@ def layer_newton_step(arch: Architecture, params: Params, X: torch.Tensor, T: to
         raise InvalidInputError(f"layer_newton_step: layer={layer!r} is not a layer of {arch.sizes}: use "
                                 f"0 <= layer < {arch.n_layers}.")
     t0 = time.perf_counter()
+    N, n_out = T.shape
+    p = arch.sizes[layer + 1] * (arch.sizes[layer] + int(arch.bias))  # free parameters before any is pinned
+    system = _system(N, n_out, p, solve)
     with torch.no_grad():
         f0 = float(objective(arch, params, X, T, weight_decay))
+        seconds = _estimated_seconds(arch, N, p, system, time.perf_counter() - t0, len(step_lengths))
+        if deadline is not None and time.perf_counter() + seconds > deadline:
+            return params, LayerStepInfo(layer, 0.0, f0, f0, 0, time.perf_counter() - t0, "", True)
         out, pre, A, theta = _layer_data(arch, params, X, layer)
         z = pre[layer]
         if layer < arch.n_layers - 1:
             pinned = z.abs() <= pin_tol * max(1.0, float(z.abs().max()))
         else:  # the output layer: no piece of its own
             pinned = torch.zeros(z.shape, dtype=torch.bool, device=X.device)
-        step = _pinned_step(_output_jacobian(arch, params, pre, layer), A, out - T, theta, weight_decay, pinned)
-        best_f, best_a = f0, 0.0
-        for a in step_lengths:
-            f = float(objective(arch, _moved(params, layer, theta + a * step, arch.bias), X, T, weight_decay))
-            if f < best_f:
-                best_f, best_a = f, a
-            elif best_a:  # F rose again along the ray: the best length so far stays
-                break
+        bases = _null_spaces(A, pinned)
+        if solve == "auto":  # the pinned samples' constraints may have made the normal equations the smaller form
+            system = _system(N, n_out, sum(B.shape[1] for B in bases), solve)
+        step = _pinned_step(_output_jacobian(arch, params, pre, layer), A, out - T, theta, weight_decay, bases,
+                            system, deadline)
+        if step is None:
+            return params, LayerStepInfo(layer, 0.0, f0, f0, int(pinned.sum()), time.perf_counter() - t0, "", True)
+        best_f, best_a, cut = _search(
+            lambda a: float(objective(arch, _moved(params, layer, theta + a * step, arch.bias), X, T, weight_decay)),
+            f0, step_lengths, deadline)
     new = _moved(params, layer, theta + best_a * step, arch.bias) if best_a else params
-    return new, LayerStepInfo(layer, best_a, f0, best_f, int(pinned.sum()), time.perf_counter() - t0)
+    return new, LayerStepInfo(layer, best_a, f0, best_f, int(pinned.sum()), time.perf_counter() - t0, system, cut)
 
 
 def _all_thetas(params: Params) -> list[torch.Tensor]:
@@ -200,35 +316,43 @@ def _all_thetas(params: Params) -> list[torch.Tensor]:
 
 
 def network_newton_step(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Tensor, weight_decay: float,
-                        damping: float, *,
-                        step_lengths: tuple[float, ...] = STEP_LENGTHS) -> tuple[Params, LayerStepInfo]:
+                        damping: float, *, step_lengths: tuple[float, ...] = STEP_LENGTHS, solve: str = "auto",
+                        deadline: float | None = None) -> tuple[Params, LayerStepInfo]:
     """One damped Gauss–Newton (Levenberg–Marquardt) step of every layer at once, its length searched on ``F``.
 
     On the current piece the outputs are multi-affine in the layers; the step minimises their linearisation's
-    squared loss plus ``(λ + damping)/2 ‖δ‖²`` (``λ`` the weight decay's curvature), by the ``N``-row Woodbury
-    identity. ``params`` unchanged unless ``F`` decreases; ``info.layer`` is ``-1`` (every layer).
+    squared loss plus ``(λ + damping)/2 ‖δ‖²`` (``λ`` the weight decay's curvature), on the normal equations of
+    all ``p`` parameters or the Woodbury identity on the ``N·n_out`` rows, whichever is smaller (``solve``, and
+    ``deadline`` as in :func:`layer_newton_step`). ``params`` unchanged unless ``F`` decreases; ``info.layer`` is
+    ``-1`` (every layer).
     """
     if arch.loss != "squared" or not weight_decay + damping > 0:
         raise InvalidInputError(f"network_newton_step: needs loss='squared' and weight_decay + damping > 0 (got "
                                 f"loss={arch.loss!r}, weight_decay={weight_decay!r}, damping={damping!r}).")
     t0 = time.perf_counter()
+    N, n_out = T.shape
+    p = arch.n_params()
+    system = _system(N, n_out, p, solve)
     with torch.no_grad():
-        out, pre, inputs = forward(arch, params, X)
-        N, n_out = out.shape
         f0 = float(objective(arch, params, X, T, weight_decay))
+        seconds = _estimated_seconds(arch, N, p, system, time.perf_counter() - t0, len(step_lengths))
+        if deadline is not None and time.perf_counter() + seconds > deadline:
+            return params, LayerStepInfo(-1, 0.0, f0, f0, 0, time.perf_counter() - t0, "", True)
+        out, pre, inputs = forward(arch, params, X)
         thetas = _all_thetas(params)
-        blocks = []
-        for k in range(arch.n_layers):
-            A = torch.cat([inputs[k], torch.ones_like(inputs[k][:, :1])], dim=1) if arch.bias else inputs[k]
-            S = _output_jacobian(arch, params, pre, k)
-            blocks.append((S[:, :, :, None] * A[:, None, None, :]).reshape(N * n_out, -1))
-        J = torch.cat(blocks, dim=1)
+        A = [torch.cat([a, torch.ones_like(a[:, :1])], dim=1) if arch.bias else a for a in inputs[:arch.n_layers]]
+        S = [_output_jacobian(arch, params, pre, k) for k in range(arch.n_layers)]
+
+        def rows(start: int, stop: int) -> torch.Tensor:  # J[j, o, (k, u, i)] = S_k[j, o, u] A_k[j, i]
+            return torch.cat([(s[start:stop, :, :, None] * a[start:stop, None, None, :]).reshape((stop - start) * n_out,
+                                                                                                  -1)
+                              for s, a in zip(S, A)], dim=1)
+
         theta = torch.cat([t.reshape(-1) for t in thetas])
-        g = J.T @ (out - T).reshape(-1) / N + weight_decay * theta
-        c = weight_decay + damping
-        K = J @ J.T
-        K.diagonal().add_(N * c)
-        step = -(g - J.T @ torch.linalg.solve(K, J @ g)) / c
+        step = _damped_newton(rows, N, n_out, p, out - T, weight_decay * theta, weight_decay + damping, system,
+                              deadline)
+        if step is None:
+            return params, LayerStepInfo(-1, 0.0, f0, f0, 0, time.perf_counter() - t0, "", True)
 
         def moved(a: float) -> Params:
             new, start = [], 0
@@ -238,16 +362,11 @@ def network_newton_step(arch: Architecture, params: Params, X: torch.Tensor, T: 
                 new.append((piece[:, :-1], piece[:, -1]) if arch.bias else (piece, None))
             return new
 
-        best_f, best_a = f0, 0.0
-        for a in step_lengths:
-            f = float(objective(arch, moved(a), X, T, weight_decay))
-            if f < best_f:
-                best_f, best_a = f, a
-            elif best_a:
-                break
+        best_f, best_a, cut = _search(lambda a: float(objective(arch, moved(a), X, T, weight_decay)), f0,
+                                      step_lengths, deadline)
         new = moved(best_a) if best_a else params
-    return new, LayerStepInfo(-1, best_a, f0, best_f, 0, time.perf_counter() - t0)
+    return new, LayerStepInfo(-1, best_a, f0, best_f, 0, time.perf_counter() - t0, system, cut)
 
 
-__all__ = ["LayerStepInfo", "PIN_TOL", "STEP_LENGTHS", "layer_newton_step", "network_newton_step"]
-
+__all__ = ["CHUNK_ELEMENTS", "LayerStepInfo", "PIN_TOL", "SOLVES", "STEP_LENGTHS", "layer_newton_step",
+           "network_newton_step"]
