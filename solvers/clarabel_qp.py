@@ -26,7 +26,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg, second_order
-from .exact_rays import infeasible_exactly, unbounded_exactly
+from .exact_rays import infeasible_exactly, settle_unbounded_claim
 from .matrix import MatrixOutcome, MatrixSolver
 
 
@@ -108,8 +108,7 @@ class ClarabelQP(MatrixSolver):
         settings = {k: v for k, v in options.items() if k != "time_limit"}
         problem = state.get("clarabel")
         if problem is None or state.get("clarabel_options") != settings:
-            defaults = SOCP_TOLERANCES if sub.soc_dims else QP_TOLERANCES
-            problem = state["clarabel"] = ClarabelProblem({**defaults, **settings})
+            problem = state["clarabel"] = ClarabelProblem({**defaults_for(sub), **settings})
             state["clarabel_options"] = dict(settings)
         _set_time_limit(problem, options.get("time_limit"))
         A, b, n_zero, n_nonneg = soc_cone_rows(sub) if sub.soc_dims else cone_rows(sub)
@@ -118,12 +117,23 @@ class ClarabelQP(MatrixSolver):
             cones += [second_order(d) for d in sub.soc_dims]
         P = sp.triu(sub.P_sparse(), format="csc")
         sol = problem.solve(P, sub.q, A, b, cones)
-        proof = not sol.native_status.startswith("Almost") and _certificate_holds(sub, A, b, n_zero, sol)
-        native = sol.native_status
-        if sol.status in (st.INFEASIBLE, st.UNBOUNDED):
+        status, native, proof = sol.status, sol.native_status, True
+        if status == st.INFEASIBLE:
+            proof = not native.startswith("Almost") and _certificate_holds(sub, A, b, n_zero, sol)
             native += " (ray checked exactly)" if proof else " (not a proof: the ray fails the exact check)"
-        return MatrixOutcome(sol.status, sol.x, min(sol.solve_time, sol.wall_time), native,
-                             sol.iterations, {"reused": sol.reused}, proof=proof)
+        elif status == st.UNBOUNDED:
+            settled, why = _settle_unbounded(sub, A, b, n_zero, sol, {**defaults_for(sub), **settings},
+                                             options.get("time_limit"))
+            proof = settled is not None  # exact whatever Clarabel's accuracy was
+            status = settled or status
+            native += f" ({why})"
+        return MatrixOutcome(status, sol.x if st.has_solution(status) else None, min(sol.solve_time, sol.wall_time),
+                             native, sol.iterations, {"reused": sol.reused}, proof=proof)
+
+
+def defaults_for(sub: BlockSubproblem) -> dict[str, float]:
+    """Clarabel's default tolerances for ``sub`` (:data:`SOCP_TOLERANCES` with cones, else :data:`QP_TOLERANCES`)."""
+    return SOCP_TOLERANCES if sub.soc_dims else QP_TOLERANCES
 
 
 def _set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
@@ -139,23 +149,41 @@ def _set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
 
 
 def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_zero: int, sol) -> bool:
-    """Whether Clarabel's infeasibility certificate is a proof, decided in exact arithmetic
+    """Whether Clarabel's infeasibility or unboundedness claim is a proof, decided in exact arithmetic
     (:mod:`.exact_rays`; True when there is none to check).
 
-    Unbounded: the ray ``d`` is moved exactly into the null space of ``P`` and of the rows it keeps at zero, and
-    must then have ``qᵀd < 0`` and ``−A d`` in the cones (0 on equality rows, ``≤ 0`` on the others, each
-    second-order cone's rows in the cone) — a strictly convex block (a ReLU unit with weight decay) once got
-    ``DualInfeasible``, and a tiny eigenvalue is curvature all the same. Infeasible: the dual ray ``y`` is moved
-    exactly into the null space of ``Aᵀ`` on its support and must lie in the dual cone with ``bᵀy < 0``; a huge
-    solution defeats any float test. The cones' rows are the last ``sub.n_soc`` rows of ``A``
-    (:func:`soc_cone_rows`). Too large to settle exactly: not a proof (the dispatcher goes on).
-    """
-    ray = getattr(sol, "ray", None)
-    if sol.status not in (st.UNBOUNDED, st.INFEASIBLE):
+    Infeasible: the dual ray ``y`` moved exactly into the null space of ``Aᵀ`` on its support must lie in the dual
+    cone with ``bᵀy < 0`` (:func:`.exact_rays.infeasible_exactly`; a huge solution defeats any float test). The
+    cones' rows are the last ``sub.n_soc`` rows of ``A`` (:func:`soc_cone_rows`). Unbounded: a direction and a
+    feasible point, both exact (:func:`_settle_unbounded`). Too large to settle exactly: not a proof."""
+    if sol.status == st.UNBOUNDED:
+        return _settle_unbounded(sub, A, b, n_zero, sol, defaults_for(sub))[0] == st.UNBOUNDED
+    if sol.status != st.INFEASIBLE:
         return True
+    ray = getattr(sol, "ray", None)
     if ray is None or not np.all(np.isfinite(ray)) or not np.any(ray):
         return False
-    if sol.status == st.UNBOUNDED:
-        return bool(unbounded_exactly(sub.P_sparse() if sub.is_quadratic else None, sub.q, A, n_zero, sub.soc_dims,
-                                      ray))
     return bool(infeasible_exactly(A, b, n_zero, sub.soc_dims, ray))
+
+
+def _settle_unbounded(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_zero: int, sol,
+                      settings: dict[str, Any], time_limit: float | None = None) -> tuple[str | None, str]:
+    """What Clarabel's ``DualInfeasible`` is worth (:func:`.exact_rays.settle_unbounded_claim`): its direction
+    ``d`` checked exactly (``P d = 0``, ``qᵀd < 0``, ``−A d`` in the cones; a strictly convex block once got
+    ``DualInfeasible``, and a tiny eigenvalue is curvature all the same) *and* a feasible point, from a
+    feasibility solve (zero objective; an interior-point answer lies inside the set) checked exactly. Clarabel
+    reports ``DualInfeasible`` on empty sets too: that solve's ``PrimalInfeasible`` ray, checked exactly, proves
+    the block infeasible instead. ``(None, why)``: not a proof."""
+    ray = getattr(sol, "ray", None)
+    if ray is not None and not np.all(np.isfinite(ray)):
+        ray = None
+    n_nonneg = A.shape[0] - n_zero - sub.n_soc
+    cones = ([zero(n_zero)] if n_zero else []) + ([nonneg(n_nonneg)] if n_nonneg else [])
+    cones += [second_order(d) for d in sub.soc_dims]
+    feasibility = ClarabelProblem(settings)
+    _set_time_limit(feasibility, time_limit)
+    phase = feasibility.solve(sp.csc_matrix((sub.n, sub.n)), np.zeros(sub.n), A, b, cones)
+    point = phase.x if phase.status in (st.OPTIMAL, st.OPTIMAL_INACCURATE) else None
+    empty = phase.ray if phase.status == st.INFEASIBLE else None
+    return settle_unbounded_claim(sub.P_sparse() if sub.is_quadratic else None, sub.q, A, b, n_zero, sub.soc_dims,
+                                  ray, point, empty)

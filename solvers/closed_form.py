@@ -170,7 +170,13 @@ class ClosedForm(MatrixSolver):
         """Whether ``d = −grad`` (the residual of a least-norm solve) proves the quadratic unbounded below, decided
         in exact arithmetic (:func:`.exact_rays.unbounded_exactly`): ``d`` moved exactly into the null space of
         ``P`` must have ``qᵀd < 0``. A strictly convex block whose smallest eigenvalue is below rounding of the
-        largest fails it and is reported as a numerical error instead; so is one too large to decide exactly."""
+        largest fails it and is reported as a numerical error instead; so is one too large to decide exactly.
+
+        A direction proves unboundedness only beside a feasible point: here the block has no constraints (every
+        point is feasible), and a block with equality rows or bounds is refused (its equalities may contradict
+        each other: :func:`farkas_certificate` decides those)."""
+        if sub.m or sub.has_bounds:
+            return False
         return bool(unbounded_exactly(sub.P_sparse(), sub.q, None, 0, (), -grad))
 
     @staticmethod

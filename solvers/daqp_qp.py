@@ -25,7 +25,7 @@ from multiconvex.subproblem import BlockSubproblem
 from . import status as st
 from .base import Backend
 from .closed_form import inconsistent_exactly
-from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, unbounded_exactly
+from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, settle_unbounded_claim
 from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big
 
 #: DAQP's exit flags -> normalised status.
@@ -42,6 +42,15 @@ STATUS_MAP: dict[int, str] = {
 }
 
 _EQUALITY = 5
+
+#: The weight ``w`` of ``½w‖x‖²`` in the phase-1 problem (:func:`_phase_one`): small, so that its multipliers
+#: are a Farkas ray up to ``w x`` (the exact check moves them onto one on the same active set), and nonzero, so
+#: that DAQP solves it exactly without proximal iterations (which stopped ~1e-6 short on 3-row examples).
+PHASE_ONE_WEIGHT = 1e-8
+
+#: DAQP's primal tolerance in the phase-1 problem: its default (1e-6) took a gap of 1e-6 between two rows as
+#: satisfied, and gave no ray.
+PHASE_ONE_TOL = 1e-12
 _INFEASIBLE, _UNBOUNDED, _OVERDETERMINED = -1, -3, -6
 
 
@@ -56,39 +65,36 @@ def _inconsistent(E: np.ndarray, e: np.ndarray) -> bool:
     return bool(inconsistent_exactly(E, e))  # undecided (too large): no proof
 
 
-def _proves_infeasible(A: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                       options: dict[str, Any]) -> tuple[bool, str]:
-    """Whether ``lower ≤ [I; A] x ≤ upper`` (the bounds, then the rows, as DAQP took them) is proven empty, and
-    by what, for DAQP's exit −1, which comes without a certificate: a crossed pair of rows (a neighbouring piece
-    of a ReLU unit), else the multipliers of a phase-1 problem checked in exact arithmetic
-    (:func:`.exact_rays.infeasible_exactly`; too large to settle exactly: undecided, not a proof)."""
-    M, b, n_zero = interval_rows(np.vstack([np.eye(A.shape[1]), A]), lower, upper)
-    if crossed_pair(M, b, n_zero):
+def _proves_infeasible(M: np.ndarray, b: np.ndarray, n_zero: int, crossed: bool,
+                       phase: tuple[np.ndarray, np.ndarray] | None) -> tuple[bool, str]:
+    """Whether ``b − M x ∈ {0} × ℝ₊`` (:func:`.exact_rays.interval_rows` of the bounds, then the rows, as DAQP took
+    them) is proven empty, and by what, for DAQP's exits −1 and −3, which come without a certificate: a crossed
+    pair of rows (a neighbouring piece of a ReLU unit), else the multipliers of the phase-1 problem
+    (:func:`_phase_one`) checked in exact arithmetic (:func:`.exact_rays.infeasible_exactly`; too large to
+    settle exactly: undecided, not a proof)."""
+    if crossed:  # crossed_pair(M, b, n_zero), found by the caller
         return True, "proven: a crossed pair of rows"
-    ray = _phase_one_ray(M, b, n_zero, options)
-    if ray is None:
+    if phase is None:
         return False, "not proven: the phase-1 problem gave no ray"
-    verdict = infeasible_exactly(M, b, n_zero, (), ray, supports=(0.0, 1e-9))  # active-set zeros are exact
+    verdict = infeasible_exactly(M, b, n_zero, (), phase[1], supports=(0.0, 1e-9))  # active-set zeros are exact
     if verdict is None:
         return False, "undecided: the phase-1 ray is too large to check exactly"
     return verdict, "proven: an exact Farkas ray from phase 1" if verdict else "not proven: no exact Farkas ray"
 
 
-def _proves_unbounded(H: np.ndarray, q: np.ndarray, A: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                      options: dict[str, Any]) -> tuple[bool, str]:
-    """Whether ``min ½xᵀHx + qᵀx`` over ``lower ≤ [I; A] x ≤ upper`` is proven unbounded below, and how, for
-    DAQP's exit −3 (no ray): with ``N`` a float basis of the near-null space of ``H``, the projection ``c`` of
-    ``−Nᵀq`` onto the recession cone (``min ½‖c‖² + qᵀN c`` over ``A N c`` in it, a small QP for DAQP) gives the
-    candidate ``d = N c`` (``qᵀd = −‖c‖² < 0``), checked in exact arithmetic
-    (:func:`.exact_rays.unbounded_exactly`: a tiny eigenvalue is curvature, and refuses it)."""
+def _descent_direction(H: np.ndarray, q: np.ndarray, M: np.ndarray, n_zero: int,
+                       options: dict[str, Any]) -> np.ndarray | None:
+    """A candidate direction of unboundedness of ``min ½xᵀHx + qᵀx`` over ``b − M x ∈ {0} × ℝ₊``, for DAQP's exit
+    −3 (no ray): with ``N`` a float basis of the near-null space of ``H``, the projection ``c`` of ``−Nᵀq`` onto
+    the recession cone (``min ½‖c‖² + qᵀN c`` over ``M N c`` in it, a small QP for DAQP) gives ``d = N c``
+    (``qᵀd = −‖c‖² < 0``); only a candidate: :func:`.exact_rays.unbounded_exactly` checks it (a tiny eigenvalue
+    is curvature, and refuses it). ``None`` when there is none."""
     import daqp  # where used: availability checks must not load the solver
 
-    n = H.shape[0]
     w, V = np.linalg.eigh(H)
     N = V[:, w <= 1e-9 * max(float(np.abs(w).max(initial=0.0)), np.finfo(float).tiny)]
     if not N.shape[1]:
-        return False, "not proven: P has no null space"
-    M, b, n_zero = interval_rows(np.vstack([np.eye(n), A]), lower, upper)
+        return None
     R = M @ N  # recession cone: R c = 0 on equality rows, ≤ 0 on the others
     sense = np.zeros(R.shape[0], dtype=np.int32)
     sense[:n_zero] = _EQUALITY
@@ -97,36 +103,50 @@ def _proves_unbounded(H: np.ndarray, q: np.ndarray, A: np.ndarray, lower: np.nda
     c, _f, flag, _info = daqp.solve(np.eye(N.shape[1]), N.T @ q, np.ascontiguousarray(R), np.zeros(R.shape[0]),
                                     low, sense, **opts)
     if int(flag) not in (1, 2) or not np.any(c):
-        return False, "not proven: no descent direction in the null space of P"
-    verdict = unbounded_exactly(H, q, M, n_zero, (), N @ np.asarray(c, dtype=float))
-    if verdict is None:
-        return False, "undecided: the direction is too large to check exactly"
-    return verdict, "proven: an exact direction of unboundedness" if verdict else "not proven: no exact direction"
+        return None
+    return N @ np.asarray(c, dtype=float)
 
 
-def _phase_one_ray(M: np.ndarray, b: np.ndarray, n_zero: int, options: dict[str, Any]) -> np.ndarray | None:
-    """A float ray of ``b − M x ∈ {0} × ℝ₊`` from DAQP: the multipliers of ``min ½t²  s.t.  M_E x = b_E,
-    M_I x − t ≤ b_I``, whose stationarity in ``x`` is ``Mᵀλ = 0`` (``λ_I ≥ 0``, ``Σλ_I = t > 0`` when the rows
-    are inconsistent); ``None`` when DAQP does not solve it. Only a candidate: the caller checks it exactly."""
+def _settle_unbounded(H: np.ndarray, q: np.ndarray, M: np.ndarray, b: np.ndarray, n_zero: int,
+                      phase: tuple[np.ndarray, np.ndarray] | None, options: dict[str, Any]) -> tuple[str | None, str]:
+    """What DAQP's exit −3 is worth (no crossed pair: the caller looked): infeasible when the phase-1 ray
+    proves it (:func:`_proves_infeasible`: −3 occurs on empty sets too), else unbounded when a descent direction
+    (:func:`_descent_direction`) *and* the phase-1 point are proven exactly
+    (:func:`.exact_rays.settle_unbounded_claim`); ``(None, why)``: not a proof."""
+    empty, why = _proves_infeasible(M, b, n_zero, False, phase)
+    if empty:
+        return st.INFEASIBLE, why.replace("proven:", "proven infeasible instead:")
+    d = _descent_direction(H, q, M, n_zero, options)
+    if d is None:
+        return None, "not proven: no descent direction in the null space of P"
+    return settle_unbounded_claim(H, q, M, b, n_zero, (), d, None if phase is None else phase[0], None)
+
+
+def _phase_one(M: np.ndarray, b: np.ndarray, n_zero: int,
+               options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A float point and a float ray of ``b − M x ∈ {0} × ℝ₊`` from DAQP: ``min ½t² + ½w‖x‖²  s.t.
+    −t ≤ M_E x − b_E ≤ t,  M_I x − t ≤ b_I``. At ``t = 0`` its ``x`` is a feasible point; otherwise its multipliers
+    (``λ_E = λ_E⁺ − λ_E⁻``, ``λ_I``) satisfy ``Mᵀλ = −w x ≈ 0`` (:data:`PHASE_ONE_WEIGHT`), ``λ_I ≥ 0``,
+    ``Σ|λ| = t > 0``: a Farkas ray (equality rows get slack too, so two contradicting equalities give one).
+    ``(x, λ)``, or ``None`` when DAQP does not solve it. Only candidates: the caller checks them exactly."""
     import daqp  # where used: availability checks must not load the solver
 
     m, n = M.shape
-    H = np.zeros((n + 1, n + 1))
-    H[n, n] = 1.0
-    C = np.zeros((m, n + 1))
-    C[:, :n] = M
-    C[n_zero:, n] = -1.0
-    low = np.concatenate([b[:n_zero], np.full(m - n_zero, -BIG)])
-    sense = np.zeros(m, dtype=np.int32)
-    sense[:n_zero] = _EQUALITY
-    opts = {k: v for k, v in options.items() if k != "primal_start"}
-    opts["eps_prox"] = abs(float(opts.get("eps_prox", 1e-6))) or 1e-6  # H is singular in x: proximal iterations
-    _x, _f, flag, info = daqp.solve(H, np.zeros(n + 1), np.ascontiguousarray(C), np.ascontiguousarray(b),
-                                    low, sense, **opts)
+    H = np.diag(np.r_[np.full(n, PHASE_ONE_WEIGHT), 1.0])  # strictly convex: DAQP's active set, exactly
+    E = M[:n_zero]
+    C = np.zeros((m + n_zero, n + 1))
+    C[:, :n] = np.vstack([E, -E, M[n_zero:]])
+    C[:, n] = -1.0
+    rhs = np.concatenate([b[:n_zero], -b[:n_zero], b[n_zero:]])
+    opts = {k: v for k, v in options.items() if k not in ("primal_start", "eps_prox")}
+    opts["primal_tol"] = min(float(opts.get("primal_tol", PHASE_ONE_TOL)), PHASE_ONE_TOL)  # DAQP's 1e-6 hid a gap
+    z, _f, flag, info = daqp.solve(H, np.zeros(n + 1), np.ascontiguousarray(C), np.ascontiguousarray(rhs),
+                                   np.full(m + n_zero, -BIG), np.zeros(m + n_zero, dtype=np.int32), **opts)
     lam = np.asarray(info.get("lam", ()), dtype=float)
-    if int(flag) not in (1, 2) or lam.shape != (m,) or not np.all(np.isfinite(lam)):
+    if int(flag) not in (1, 2) or lam.shape != (m + n_zero,) or not np.all(np.isfinite(lam)):
         return None
-    return lam
+    ray = np.concatenate([lam[:n_zero] - lam[n_zero:2 * n_zero], lam[2 * n_zero:]])
+    return np.asarray(z, dtype=float)[:n], ray
 
 
 class DaqpBackend(Backend):
@@ -170,13 +190,18 @@ class DaqpQP(MatrixSolver):
         solved = time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         proof, native = True, f"exitflag {flag}"
-        if int(flag) == _INFEASIBLE:
-            # DAQP gives no certificate: a crossed pair of rows, else a phase-1 ray, checked exactly
-            proof, why = _proves_infeasible(A, lower, upper, opts)
-            native += f" ({why})"
-        elif int(flag) == _UNBOUNDED:
-            # no ray either: a descent direction in the (float) null space of P, checked exactly
-            proof, why = _proves_unbounded(H, np.asarray(sub.q, dtype=float), A, lower, upper, opts)
+        if int(flag) in (_INFEASIBLE, _UNBOUNDED):
+            # DAQP gives no certificate: a crossed pair of rows, else a phase-1 ray or point, checked exactly
+            M, b, n_zero = interval_rows(np.vstack([np.eye(sub.n), A]), lower, upper)
+            crossed = crossed_pair(M, b, n_zero)
+            phase = None if crossed else _phase_one(M, b, n_zero, opts)
+            if int(flag) == _INFEASIBLE:
+                proof, why = _proves_infeasible(M, b, n_zero, crossed, phase)
+            elif crossed:
+                proof, status, why = True, st.INFEASIBLE, "proven infeasible instead: a crossed pair of rows"
+            else:  # −3 occurs on empty sets too: infeasible first, else a direction and a feasible point
+                settled, why = _settle_unbounded(H, np.asarray(sub.q, dtype=float), M, b, n_zero, phase, opts)
+                proof, status = settled is not None, settled or status
             native += f" ({why})"
         elif int(flag) == _OVERDETERMINED and _inconsistent(np.vstack([np.eye(sub.n), A])[sense == _EQUALITY],
                                                             upper[sense == _EQUALITY]):

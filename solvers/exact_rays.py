@@ -12,15 +12,20 @@ integer arithmetic:
   (Bareiss) elimination, the float ray is fitted in it and the fit rebuilt exactly; a vector ``z`` with
   ``M_Sᵀ z = 0`` exactly, ``z`` in the dual cone (free / ``≥ 0`` / ``t² ≥ ‖v‖², t ≥ 0``) and ``b_Sᵀ z < 0`` proves
   that no ``x`` exists (``0 = (M_Sᵀz)ᵀx = zᵀ(b_S − s) ≤ b_Sᵀz < 0`` for the slack ``s ∈ K``);
-* **unboundedness** of ``min ½xᵀPx + qᵀx`` on that set: ``d`` with ``P d = 0`` and ``M d = 0`` on the rows the
-  float direction keeps (exactly, in the null space as above), ``M d ≤ 0`` on the other nonnegative rows,
-  ``−M d`` in each second-order cone, and ``qᵀd < 0`` — all checked in integers;
-* a **crossed pair**: two rows with opposite coefficients whose sides contradict (``a x ≤ u``, ``a x ≥ l > u``;
-  a neighbouring piece of a ReLU unit) is a proof by itself (:func:`crossed_pair`), found without a ray.
+* **unboundedness** of ``min ½xᵀPx + qᵀx`` on that set needs two things (:func:`settle_unbounded_claim`): a
+  descent direction of recession, ``d`` with ``P d = 0`` and ``M d = 0`` on the rows the float direction keeps
+  (exactly, in the null space as above), ``M d ≤ 0`` on the other nonnegative rows, ``−M d`` in each second-order
+  cone, and ``qᵀd < 0`` (:func:`unbounded_exactly`), *and* a feasible point (:func:`feasible_exactly`: a float
+  point moved exactly onto its tight rows, every row then checked in integers) — a direction alone only shows the
+  dual infeasible, and backends report it on empty sets too;
+* a **crossed pair**: two linear inequality rows with opposite coefficients whose sides contradict (``a x ≤ u``,
+  ``a x ≥ l > u``; a neighbouring piece of a ReLU unit) is a proof by itself (:func:`crossed_pair`), found
+  without a ray.
 
 Refusing is always safe (the dispatcher then tries the next backend), so every screen that refuses may use
-floats; only an acceptance is exact. The elimination is budgeted (:data:`EXACT_WORK` big-integer operations,
-about rows × columns × rank): beyond it the answer is ``None``, "undecided", and the claim is not a proof.
+floats; only an acceptance is exact. Each call is budgeted (:data:`EXACT_WORK`, charged by the size of the integers,
+:mod:`.exact_integers`): beyond it the answer is ``None``, "undecided", and the claim is not a proof. Sparse
+matrices stay sparse: only the rows a check eliminates are made dense.
 
 Examples
 --------
@@ -37,29 +42,52 @@ False
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
-from math import gcd as _gcd
 from typing import TypeAlias, Union
 
 import numpy as np
 import scipy.sparse as sp
 
-#: Largest elimination, in big-integer multiply-adds (rows × columns × rank of the system eliminated), done
-#: to decide one ray; beyond it the answer is ``None`` (undecided: the backend's status is a claim, not a proof).
-EXACT_WORK = 200_000
+from multiconvex.errors import InvalidInputError
 
-#: Entries of a normalised float ray below these fractions of its largest are tried as exact zeros, in turn
-#: (fewer rows first: cheaper, and an interior-point ray's tiny multipliers are rounding, not support).
+from . import status as st
+from .exact_integers import (
+    Budget,
+    OverBudget,
+    bits_of,
+    corrected_point,
+    fit,
+    ints,
+    is_certificate,
+    is_direction,
+    is_point,
+    null_basis,
+    scaled_rows,
+    scaled_sparse_rows,
+)
+
+#: Work of one exact check, in units of ~0.2 µs (charged per big-integer operation by the integers' bit sizes,
+#: :class:`.exact_integers.Budget`): about a second at most. Beyond it the answer is ``None`` (undecided: the
+#: backend's status is a claim, not a proof).
+EXACT_WORK = 5_000_000
+
+#: Rows whose ``|y_i| · ‖(M_i, b_i)‖_∞`` (the row's share of the certificate, whatever its scale) is below these
+#: fractions of the largest are tried as exact zeros of a float ray, in turn (fewer rows first: cheaper, and an
+#: interior-point ray's tiny multipliers are rounding, not support).
 SUPPORT_RTOLS = (1e-3, 1e-6, 1e-9)
 
-#: A direction's row ``i`` of ``M d`` above ``−DIRECTION_RTOL · (|M||d|)_i`` (its own terms) is taken as an exact
-#: zero (the direction is moved onto it exactly); the other rows must stay strictly inside, exactly.
+#: A direction's row ``i`` of ``M d`` within ``±DIRECTION_RTOL · ‖M_i‖₁ ‖d‖_∞`` is taken as an exact zero (the
+#: direction is moved onto it exactly); the other rows must stay strictly inside, exactly.
 DIRECTION_RTOL = 1e-7
 
 #: Float screens, loose (an interior-point ray is accurate to ~1e-5): a direction with ``M d`` above this
-#: fraction of its terms on some row, or ``‖P d‖_∞`` above this fraction of ``‖P‖_∞ ‖d‖_∞``, is refused without
-#: an exact check (refusing is always safe; the exact check decides every acceptance).
+#: fraction of ``‖M_i‖₁ ‖d‖_∞`` on some row, or ``‖P d‖_∞`` above this fraction of ``‖P‖_∞ ‖d‖_∞``, is refused
+#: without an exact check (refusing is always safe; the exact check decides every acceptance); rows between
+#: the two bands are flat (moved onto exactly).
 SCREEN_RTOL = 1e-3
+
+#: A float point's linear rows with slack below these fractions of ``|b_i| + |M_i||x|`` are made tight exactly
+#: (:func:`feasible_exactly`), in turn.
+TIGHT_RTOLS = (1e-9, 1e-6)
 
 Matrix: TypeAlias = Union[np.ndarray, sp.spmatrix]  # noqa: UP007 - a runtime alias
 
@@ -71,9 +99,14 @@ def interval_rows(A: Matrix, lo: np.ndarray, hi: np.ndarray) -> tuple[Matrix, np
 
     Equality rows (``lo == hi``) first, then ``A_i x ≤ hi_i`` for every finite ``hi_i``, then ``−A_i x ≤ −lo_i``
     for every finite ``lo_i`` (a crossed interval ``lo_i > hi_i`` gives both, which :func:`crossed_pair` finds).
+    An "equality" ``lo_i == hi_i == ±inf`` is no row at all: :class:`~multiconvex.errors.InvalidInputError`.
     """
     lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     eq = lo == hi
+    bad = np.flatnonzero(eq & ~np.isfinite(hi))
+    if bad.size:
+        raise InvalidInputError(f"interval_rows: lo[{bad[0]}] == hi[{bad[0]}] == {hi[bad[0]]} is not a constraint "
+                                "(an equality needs a finite value); drop the row or give finite bounds")
     up, low = ~eq & np.isfinite(hi), ~eq & np.isfinite(lo)
     rhs = np.concatenate([hi[eq], hi[up], -lo[low]])
     if sp.issparse(A):
@@ -98,166 +131,68 @@ def interval_ray(lo: np.ndarray, hi: np.ndarray, y: np.ndarray) -> np.ndarray | 
     return np.concatenate([y[eq], np.maximum(y[up], 0.0), np.maximum(-y[low], 0.0)])
 
 
-def crossed_pair(M: Matrix, b: np.ndarray, n_zero: int) -> bool:
-    """Whether two nonnegative rows of ``b − M x ∈ K`` contradict each other on their own: ``M_j = −M_i`` exactly
-    and ``b_i + b_j < 0`` (then ``y = e_i + e_j`` is an exact certificate: ``Mᵀy = 0``, ``bᵀy < 0``), or one row
-    is zero with ``b_i < 0``. Exact float comparisons (the rounded sum of two doubles has the sign of the exact
-    sum). Candidates are found by one random projection (``h(−r) = −h(r)`` exactly; a pair the projection's
-    rounding splits is only missed, never invented), then compared entry by entry."""
-    k = M.shape[0] - n_zero
-    if k <= 0:
+def _as_matrix(M: Matrix | None, n: int) -> Matrix:
+    if M is None:
+        return sp.csr_matrix((0, n))
+    return sp.csr_matrix(M, dtype=float) if sp.issparse(M) else np.asarray(M, dtype=float)
+
+
+def _rows(M: Matrix, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The rows ``idx`` of ``M``, dense (only those: a sparse ``M`` is never densified whole)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    return M[idx].toarray() if sp.issparse(M) else np.asarray(M)[idx]
+
+
+def _row_max(M: Matrix) -> np.ndarray:
+    """``‖M_i‖_∞`` per row."""
+    if sp.issparse(M):
+        return np.asarray(abs(M).max(axis=1).toarray()).ravel() if M.shape[1] else np.zeros(M.shape[0])
+    return np.abs(M).max(axis=1, initial=0.0)
+
+
+def crossed_pair(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence[int] = ()) -> bool:
+    """Whether two linear inequality rows of ``b − M x ∈ K`` (rows ``n_zero`` up to the second-order cones' rows)
+    contradict each other on their own: ``M_j = −M_i`` exactly and ``b_i + b_j < 0`` (then ``y = e_i + e_j`` is an
+    exact certificate: ``Mᵀy = 0``, ``bᵀy < 0``), or one row is zero with ``b_i < 0``. Second-order cone rows are
+    never used (a cone's ``v`` rows are not nonnegative).
+
+    Exact float comparisons (the rounded sum of two doubles has the sign of the exact sum, and is 0 only when
+    the exact sum is). Rows are keyed by two random projections (``h(−r) = −h(r)`` exactly); per key only the
+    tightest row is kept (duplicated rows cost nothing), and each key is looked up negated once (sorted, no
+    Python loop over rows). A pair the projections' rounding splits is only missed, never invented: every
+    candidate is compared entry by entry."""
+    n_lin = M.shape[0] - int(sum(soc_dims))
+    if n_lin - n_zero <= 0:
         return False
-    R = _dense(M)[n_zero:] + 0.0  # −0.0 → 0.0
-    rhs = np.asarray(b, dtype=float)[n_zero:n_zero + k]
-    if np.any(~R.any(axis=1) & (rhs < 0)):
+    R = M[n_zero:n_lin]
+    if sp.issparse(R):
+        R = sp.csr_matrix(R, dtype=float)
+        R.eliminate_zeros()
+        empty = np.diff(R.indptr) == 0
+    else:
+        R = np.asarray(R, dtype=float)
+        empty = ~R.any(axis=1)
+    rhs = np.asarray(b, dtype=float)[n_zero:n_lin]
+    if np.any(empty & (rhs < 0)):
         return True
-    h = R @ _PROBE[: R.shape[1]] if R.shape[1] <= _PROBE.size else R @ np.resize(_PROBE, R.shape[1])
-    order = np.argsort(h, kind="stable")
+    n = R.shape[1]
+    h = (R @ np.resize(_PROBE[0], n) + 0.0) + 1j * (R @ np.resize(_PROBE[1], n) + 0.0)  # −0.0 → 0.0
+    order = np.lexsort((rhs, h.imag, h.real))
     hs = h[order]
-    j = np.searchsorted(hs, -h)  # the first row whose hash is −h_i
-    for i in np.flatnonzero((j < k) & (hs[np.minimum(j, k - 1)] == -h)):
-        for jj in range(int(j[i]), k):
-            r = order[jj]
-            if hs[jj] != -h[i]:
-                break
-            if rhs[i] + rhs[r] < 0 and np.array_equal(R[r], -R[i] + 0.0):
-                return True
+    first = np.r_[True, hs[1:] != hs[:-1]]
+    keys, tight, rows = hs[first], rhs[order][first], order[first]
+    j = np.minimum(np.searchsorted(keys, -keys), keys.size - 1)
+    for i in np.flatnonzero((keys[j] == -keys) & (tight + tight[j] < 0)):
+        a, c = int(rows[i]), int(rows[j[i]])
+        total = R[a] + R[c]
+        if not (total.count_nonzero() if sp.issparse(total) else np.any(total)):
+            return True
     return False
 
 
-#: Fixed random weights of :func:`crossed_pair`'s projection (irrational-looking, so that distinct rows rarely
+#: Fixed random weights of :func:`crossed_pair`'s projections (irrational-looking, so that distinct rows rarely
 #: collide; collisions are compared exactly anyway).
-_PROBE = np.random.default_rng(20261202).uniform(0.5, 1.5, 256)
-
-
-# --------------------------------------------------------------------------------------- exact integers
-
-def _int_rows(rows: np.ndarray, groups: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
-    """Each row of ``rows`` (floats) times the smallest power of two that makes it integral: exact. Rows in one
-    of ``groups`` share one power (a second-order cone's rows: a common positive scale keeps cone membership)."""
-    return _scaled_rows(rows, groups)[0]
-
-
-def _scaled_rows(rows: np.ndarray, groups: Sequence[Sequence[int]] | None = None) -> tuple[list[list[int]], list[int]]:
-    """:func:`_int_rows` and, per row, the ``k`` with integer row ``= 2^k ·`` float row."""
-    mant, expo = np.frexp(rows)
-    m53 = (mant * 2.0**53).astype(np.int64)  # exact: |mant| < 1, 53 bits
-    e = expo.astype(np.int64) - 53
-    big = np.iinfo(np.int64).max
-    e = np.where(m53 == 0, big, e)
-    low = e.min(axis=1) if rows.shape[1] else np.zeros(rows.shape[0], dtype=np.int64)
-    low = np.where(low == big, 0, low)
-    for g in groups or ():
-        idx = list(g)
-        if idx:
-            low[idx] = low[idx].min()
-    out = []
-    for mi, ei, li in zip(m53.tolist(), e.tolist(), low.tolist()):
-        out.append([m << (x - li) if m else 0 for m, x in zip(mi, ei)])
-    return out, [-int(v) for v in low]
-
-
-def _null_basis(K: list[list[int]], ncols: int, work: int) -> list[list[int]] | None:
-    """An integer basis of ``{z : K z = 0}``: fraction-free (Bareiss) elimination to echelon form, every entry a
-    minor of ``K``, then back substitution in rationals scaled to integers (the caller verifies the result in
-    integers anyway). ``None`` past ``work`` multiply-adds."""
-    R = [r for r in K if any(r)]
-    pivots: list[int] = []
-    prev, k, spent = 1, 0, 0
-    for c in range(ncols):
-        if k == len(R):
-            break
-        p = next((i for i in range(k, len(R)) if R[i][c]), None)
-        if p is None:
-            continue
-        spent += (len(R) - k) * (ncols - c)
-        if spent > work:
-            return None
-        R[k], R[p] = R[p], R[k]
-        Rk, pk = R[k], R[k][c]
-        for i in range(k + 1, len(R)):
-            f = R[i][c]
-            Ri = R[i]
-            R[i] = [0] * (c + 1) + [(pk * Ri[j] - f * Rk[j]) // prev for j in range(c + 1, ncols)]
-        prev = pk
-        pivots.append(c)
-        k += 1
-    pivot_set = set(pivots)
-    basis = []
-    for f in (c for c in range(ncols) if c not in pivot_set):
-        basis.append(_back_substitute(R, pivots, f, ncols, prev))
-    return basis
-
-
-def _back_substitute(R: list[list[int]], pivots: list[int], f: int, ncols: int, det: int) -> list[int]:
-    """The null vector of the echelon form ``R`` with free column ``f`` set to ``det`` (the last Bareiss pivot,
-    which makes the others integers by Cramer's rule) and the other free columns 0; exact divisions in integers,
-    rationals where one is not exact (then scaled back to integers)."""
-    z = [0] * ncols
-    z[f] = det
-    for j in range(len(pivots) - 1, -1, -1):
-        row, pc = R[j], pivots[j]
-        num = -sum(row[t] * z[t] for t in range(pc + 1, ncols) if row[t] and z[t])
-        q, r = divmod(num, row[pc])
-        if r:
-            return _back_substitute_rational(R, pivots, f, ncols)
-        z[pc] = q
-    return z
-
-
-def _back_substitute_rational(R: list[list[int]], pivots: list[int], f: int, ncols: int) -> list[int]:
-    zf: list[Fraction] = [Fraction(0)] * ncols
-    zf[f] = Fraction(1)
-    for j in range(len(pivots) - 1, -1, -1):
-        row, pc = R[j], pivots[j]
-        zf[pc] = -sum((row[t] * zf[t] for t in range(pc + 1, ncols) if row[t] and zf[t]), Fraction(0)) / row[pc]
-    den = 1
-    for v in zf:
-        den = den * v.denominator // _gcd(den, v.denominator)
-    return [int(v * den) for v in zf]
-
-
-def _dense(M: Matrix) -> np.ndarray:
-    return sp.csr_matrix(M).toarray() if sp.issparse(M) else np.asarray(M, dtype=float)
-
-
-def _approx(v: Sequence[int]) -> tuple[np.ndarray, int]:
-    """``v`` as floats times ``2^shift`` (big integers overflow a float)."""
-    top = max((abs(x).bit_length() for x in v), default=0)
-    shift = max(top - 60, 0)
-    return np.array([float(x >> shift) if shift else float(x) for x in v]), shift
-
-
-def _fit(basis: list[list[int]], target: np.ndarray) -> list[int] | None:
-    """The exact vector ``Σ c_j basis_j`` (integers: scaled by a positive power of two) with floats ``c`` fitted
-    to ``target`` (least squares): in the null space exactly, whatever the rounding of the fit."""
-    if not basis:
-        return None
-    approx = [_approx(z) for z in basis]
-    B = np.stack([a for a, _ in approx], axis=1)
-    if len(basis) == 1:
-        c = np.array([1.0 if float(B[:, 0] @ target) >= 0 else -1.0])
-    else:
-        c = np.linalg.lstsq(B, target, rcond=None)[0]
-    if not np.all(np.isfinite(c)):
-        return None
-    # c_j / 2^shift_j = num_j / 2^e_j exactly; on the common denominator 2^E every coefficient is an integer
-    parts = []
-    for cj, (_, s) in zip(c, approx):
-        num, den = float(cj).as_integer_ratio()
-        parts.append((num, den.bit_length() - 1 + s))
-    top = max(e for _, e in parts)
-    coef = [num << (top - e) for num, e in parts]
-    return [sum(cj * z[i] for cj, z in zip(coef, basis) if cj and z[i]) for i in range(len(basis[0]))]
-
-
-def _ints(v: np.ndarray) -> list[int]:
-    """A float vector times the smallest power of two that makes it integral (exact)."""
-    return _int_rows(np.asarray(v, dtype=float)[None, :])[0]
-
-
-def _dot(a: Sequence[int], b: Sequence[int]) -> int:
-    return sum(x * y for x, y in zip(a, b) if x and y)
+_PROBE = np.random.default_rng(20261202).uniform(0.5, 1.5, (2, 256))
 
 
 # --------------------------------------------------------------------------------------- infeasibility
@@ -277,10 +212,10 @@ def infeasible_exactly(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence
     y : (m,) array or None
         The backend's ray (any positive scale; ``Mᵀy ≈ 0``, ``bᵀy < 0``, ``y`` in the dual cone).
     work : int
-        Budget of the exact elimination (:data:`EXACT_WORK`).
+        Budget of the whole call (:data:`EXACT_WORK`).
     supports : sequence of float
-        The supports tried, in turn: the entries of ``y`` above each fraction of its largest
-        (:data:`SUPPORT_RTOLS`; ``0.0``: every nonzero, for an active-set solver's exact zeros).
+        The supports tried, in turn: the rows whose ``|y_i| · ‖(M_i, b_i)‖_∞`` is above each fraction of the
+        largest (:data:`SUPPORT_RTOLS`; ``0.0``: every nonzero, for an active-set solver's exact zeros).
 
     Returns
     -------
@@ -295,10 +230,10 @@ def infeasible_exactly(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence
     >>> infeasible_exactly(M, np.array([1.0, -2.0]), 0, (), np.array([0.7, 0.7000001]))
     True
     """
-    M = sp.csr_matrix(M, dtype=float) if sp.issparse(M) else np.asarray(M, dtype=float)
+    M = _as_matrix(M, 0)
     b = np.asarray(b, dtype=float)
     m, n = M.shape
-    if crossed_pair(M, b, n_zero):
+    if crossed_pair(M, b, n_zero, soc_dims):
         return True
     if y is None:
         return False
@@ -315,10 +250,16 @@ def infeasible_exactly(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence
     for d in soc_dims:
         cones.append(list(range(start, start + d)))
         start += d
+    with np.errstate(divide="ignore"):  # log2(0) = −inf: a zero row or multiplier never joins a support
+        weight = np.log2(np.abs(y)) + np.log2(np.maximum(_row_max(M), np.abs(b)))
+    top = float(weight.max())
+    if not np.isfinite(top):
+        return False
+    budget = Budget(work)
     undecided = False
     tried: set[tuple[int, ...]] = set()
     for rtol in supports:
-        keep = np.abs(y) > rtol
+        keep = (weight > top + np.log2(rtol)) if rtol > 0 else (y != 0)
         keep[n_zero:n_lin] &= y[n_zero:n_lin] > 0
         for g in cones:
             keep[g] = keep[g].any()
@@ -326,70 +267,62 @@ def infeasible_exactly(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence
         if not S or S in tried:
             continue
         tried.add(S)
-        verdict = _certify_on_support(M, b, n_zero, n_lin, cones, y, list(S), work)
-        if verdict:
-            return True
-        undecided |= verdict is None
+        try:
+            if _certify_on_support(M, b, n_zero, n_lin, cones, y, list(S), budget):
+                return True
+        except OverBudget:
+            undecided = True
+            break
     return None if undecided else False
 
 
 def _certify_on_support(M: Matrix, b: np.ndarray, n_zero: int, n_lin: int, cones: list[list[int]],
-                        y: np.ndarray, S: list[int], work: int) -> bool | None:
+                        y: np.ndarray, S: list[int], budget: Budget) -> bool:
     """:func:`infeasible_exactly` on the rows ``S`` (the rest of the ray set to zero)."""
     n = M.shape[1]
+    s = len(S)
+    budget.charge(s * (n + 1), 64)
     pos = {r: i for i, r in enumerate(S)}
     groups = [[pos[r] for r in g] for g in cones if g and g[0] in pos]
-    rows = np.hstack([sp.csr_matrix(M)[S].toarray() if sp.issparse(M) else np.asarray(M)[S], b[S, None]])
-    scaled, expo = _scaled_rows(rows, groups)
-    s = len(S)
+    scaled, expo = scaled_rows(np.hstack([_rows(M, S), b[S, None]]), groups)
     Kt = [[scaled[i][j] for i in range(s)] for j in range(n)]  # Kᵀ z = 0: n equations in the s multipliers
     bs = [r[n] for r in scaled]
     kind = [0 if r < n_zero else (1 if r < n_lin else 2) for r in S]
-    # integer row i is 2^k_i times float row i, so the float ray in those units is y_i / 2^k_i
-    target = np.ldexp(y[S], -np.asarray(expo))
-    if not np.all(np.isfinite(target)):
-        return None
-    if _is_certificate(Kt, bs, _ints(target), kind, groups):
+    # integer row i is 2^k_i times float row i, so the float ray in those units is y_i / 2^k_i; exponents are
+    # normalised first (the largest entry near 1) so that ldexp neither overflows nor loses the large entries
+    mant, ey = np.frexp(y[S])
+    e = ey.astype(np.int64) - np.asarray(expo, dtype=np.int64)
+    target = np.ldexp(mant, e - int(e[mant != 0].max()))
+    rows_bits = max(bits_of(r) for r in scaled)
+    direct = ints(target)[0]
+    budget.charge(s * n, rows_bits + bits_of(direct))
+    if is_certificate(Kt, bs, direct, kind, groups):
         return True  # the float ray itself, read exactly
-    if s * n * min(s, n) > work:
-        return None
-    basis = _null_basis(Kt, s, work)
-    if basis is None:
-        return None
-    fitted = _fit(basis, target)
-    return fitted is not None and _is_certificate(Kt, bs, fitted, kind, groups)
-
-
-def _is_certificate(Kt: list[list[int]], bs: list[int], z: list[int], kind: list[int],
-                    groups: list[list[int]]) -> bool:
-    """``Kᵀz = 0``, ``z`` in the dual cone (``kind`` 0 free, 1 nonnegative, 2 a cone's row) and ``bᵀz < 0``,
-    in integers."""
-    if not any(z) or any(k == 1 and zi < 0 for k, zi in zip(kind, z)):
+    basis = null_basis(Kt, s, budget)
+    fitted = fit(basis, target, budget)
+    if fitted is None:
         return False
-    for g in groups:
-        t = z[g[0]]
-        if t < 0 or t * t < sum(z[i] * z[i] for i in g[1:]):
-            return False
-    if _dot(z, bs) >= 0:
-        return False
-    return all(_dot(z, row) == 0 for row in Kt)
+    budget.charge(s * n, rows_bits + bits_of(fitted))
+    return is_certificate(Kt, bs, fitted, kind, groups)
 
 
 # --------------------------------------------------------------------------------------- unboundedness
 
 def unbounded_exactly(P: Matrix | None, q: np.ndarray, M: Matrix | None, n_zero: int, soc_dims: Sequence[int],
                       d: np.ndarray | None, *, work: int = EXACT_WORK) -> bool | None:
-    """Whether the float direction ``d`` yields an exact proof that ``min ½xᵀPx + qᵀx`` over ``b − M x ∈ K`` is
-    unbounded below (given a feasible point, which the caller's status asserts).
+    """Whether the float direction ``d`` yields an exact descent direction of recession of ``min ½xᵀPx + qᵀx``
+    over ``b − M x ∈ K``: ``P d = 0``, ``qᵀd < 0`` and ``−M d ∈ K`` (``M d = 0`` on zero rows, ``≤ 0`` on
+    nonnegative rows, ``−M d`` in each second-order cone), all exact. The float ``d`` is moved, exactly, into the
+    null space of ``P`` and of the rows where ``M d`` is at rounding level (``|M_i d| ≤ DIRECTION_RTOL ‖M_i‖₁``).
 
-    The proof is a ``d`` with ``P d = 0``, ``qᵀd < 0`` and ``−M d ∈ K`` (``M d = 0`` on zero rows, ``≤ 0`` on
-    nonnegative rows, ``−M d`` in each second-order cone), all exact. The float ``d`` is moved, exactly, into
-    the null space of ``P`` and of the rows where ``M d`` is at rounding level.
+    Such a ``d`` proves the problem unbounded below only together with a feasible point (it shows the dual
+    infeasible; an empty set has such directions too): :func:`settle_unbounded_claim` asks for both. With no
+    constraints (``M`` None or without rows) every point is feasible.
 
     Returns
     -------
     bool or None
-        True: proven; False: ``d`` proves nothing; None: undecided (too large to settle exactly).
+        True: ``d`` is proven; False: ``d`` proves nothing; None: undecided (too large to settle exactly).
 
     Examples
     --------
@@ -412,53 +345,149 @@ def unbounded_exactly(P: Matrix | None, q: np.ndarray, M: Matrix | None, n_zero:
     Ps = sp.csr_matrix((n, n)) if P is None else sp.csr_matrix(P, dtype=float)
     Ms = sp.csr_matrix((0, n)) if M is None else sp.csr_matrix(M, dtype=float)
     n_lin = Ms.shape[0] - int(sum(soc_dims))
-    # float screens (a refusal is always safe): rows of M d and of P d at rounding level of their own terms are
-    # taken as exact zeros; anything else must already have the right sign
+    # float screens (a refusal is always safe), against ‖M_i‖₁‖d‖_∞ (‖d‖_∞ = 1): a row's own terms |M_i||d| can
+    # be all rounding noise of a ray, so rows inside the band are flat (moved onto exactly), not refused
     Md = Ms @ d
-    size = np.asarray(abs(Ms) @ np.abs(d)).ravel()
-    flat = (Md >= -DIRECTION_RTOL * size) & (Md <= SCREEN_RTOL * size)  # at zero, or above it by a loose ray's error
-    if np.any(~flat[:n_zero] & (np.abs(Md[:n_zero]) > SCREEN_RTOL * size[:n_zero])) or \
+    size = np.asarray(abs(Ms).sum(axis=1)).ravel()
+    flat = np.abs(Md) <= DIRECTION_RTOL * size
+    flat |= (Md > 0) & (Md <= SCREEN_RTOL * size)  # above zero by a loose ray's error: moved onto the row too
+    if np.any(np.abs(Md[:n_zero]) > SCREEN_RTOL * size[:n_zero]) or \
             np.any(Md[n_zero:n_lin] > SCREEN_RTOL * size[n_zero:n_lin]):
         return False  # leaves an equality, or crosses an inequality, by far more than a ray's error
     flat[:n_zero] = True
     p_size = float(np.asarray(abs(Ps).sum(axis=1)).max(initial=0.0))  # ‖P‖_∞; ‖d‖_∞ = 1
     if float(np.abs(Ps @ d).max(initial=0.0)) > SCREEN_RTOL * p_size:
         return False  # curvature far above rounding: the objective grows along d
-    keep = [i for i in range(n_lin) if flat[i] and Ms.indptr[i + 1] > Ms.indptr[i]]
-    Z = sp.vstack([Ps, Ms[keep]], format="csr").toarray() if keep else Ps.toarray()
-    Z = Z[np.any(Z != 0, axis=1)]
-    if Z.shape[0] * n * min(Z.shape[0], n) > work:
+    keep = np.flatnonzero(flat[:n_lin] & (np.diff(Ms.indptr)[:n_lin] > 0))
+    Zs = sp.vstack([Ps, Ms[keep]], format="csr") if keep.size else Ps
+    nonzero = np.flatnonzero(np.diff(Zs.indptr) > 0)
+    budget = Budget(work)
+    try:
+        budget.charge(nonzero.size * n + Ms.nnz, 64)
+        K = scaled_rows(_rows(Zs, nonzero))[0] if nonzero.size else []
+        groups, start = [], n_lin
+        for dim in soc_dims:
+            groups.append(list(range(start, start + dim)))
+            start += dim
+        Mi = scaled_sparse_rows(Ms, groups)
+        qi = ints(q)[0]
+        direct = ints(d)[0]
+        if is_direction(K, qi, Mi, n_zero, n_lin, groups, direct, budget):
+            return True  # the float direction itself, read exactly
+        if not K:
+            return False  # nothing to move d onto: d itself was the only candidate
+        fitted = fit(null_basis(K, n, budget), d, budget)
+        return fitted is not None and is_direction(K, qi, Mi, n_zero, n_lin, groups, fitted, budget)
+    except OverBudget:
         return None
-    K = _int_rows(Z) if Z.shape[0] else []
+
+
+# --------------------------------------------------------------------------------------- feasibility
+
+def feasible_exactly(M: Matrix | None, b: np.ndarray, n_zero: int, soc_dims: Sequence[int], x: np.ndarray | None,
+                     *, work: int = EXACT_WORK) -> bool | None:
+    """Whether the float point ``x`` yields an exact point of ``b − M x ∈ K``.
+
+    The linear rows where ``x`` is tight (slack within :data:`TIGHT_RTOLS` of ``|b_i| + |M_i||x|``) and the
+    equality rows are made to hold exactly: ``x`` is corrected by a rational solution of those rows' residual
+    system (fraction-free elimination); every row, the cones' included, is then checked in integers at the
+    corrected point. A point near a cone's boundary is not moved onto it (an interior point, such as an
+    interior-point method's answer to a feasibility problem, passes).
+
+    Returns
+    -------
+    bool or None
+        True: a feasible point is proven; False: ``x`` shows none; None: undecided (too large to settle).
+
+    Examples
+    --------
+    >>> M = np.array([[1.0, 1.0], [-1.0, -1.0]])            # x₁ + x₂ ≤ 0.1 and x₁ + x₂ ≥ 0.1
+    >>> feasible_exactly(M, np.array([0.1, -0.1]), 0, (), np.array([0.05, 0.05]))
+    True
+    >>> feasible_exactly(M, np.array([0.1, -0.2]), 0, (), np.array([0.05, 0.1]))
+    False
+    """
+    if x is None:
+        return False
+    x = np.asarray(x, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if M is None or M.shape[0] == 0:
+        return bool(np.all(np.isfinite(x)))
+    Ms = sp.csr_matrix(M, dtype=float)
+    m, n = Ms.shape
+    if x.shape != (n,) or not np.all(np.isfinite(x)):
+        return False
+    n_lin = m - int(sum(soc_dims))
+    slack = b - Ms @ x
+    size = np.abs(b) + np.asarray(abs(Ms) @ np.abs(x)).ravel()
     groups, start = [], n_lin
     for dim in soc_dims:
         groups.append(list(range(start, start + dim)))
         start += dim
-    Mi = _int_rows(Ms.toarray(), groups) if Ms.shape[0] else []
-    qi = _ints(q)
-    if _is_direction(K, qi, Mi, n_zero, n_lin, groups, _ints(d)):
-        return True  # the float direction itself, read exactly
-    basis = _null_basis(K, n, work) if K else [[int(i == j) for i in range(n)] for j in range(n)]
-    if basis is None:
+    budget = Budget(work)
+    try:
+        budget.charge(Ms.nnz + m, 64)
+        rows = scaled_sparse_rows(sp.hstack([Ms, sp.csr_matrix(b[:, None])], format="csr"), groups)
+        X, k = ints(x)
+        tried: set[tuple[int, ...]] = set()
+        row = np.arange(m)
+        inequality = (row >= n_zero) & (row < n_lin)
+        for rtol in TIGHT_RTOLS:
+            if np.any(inequality & (slack < -rtol * size)):
+                continue  # a linear row clearly violated: no small correction helps
+            tight = np.flatnonzero((row < n_zero) | (inequality & (slack <= rtol * size)))
+            key = tuple(tight.tolist())
+            if key in tried:
+                continue
+            tried.add(key)
+            point = corrected_point(rows, tight, X, k, n, budget)
+            if point is not None and is_point(rows, n, n_zero, n_lin, groups, *point, budget):
+                return True
+        return False
+    except OverBudget:
         return None
-    fitted = _fit(basis, d)
-    return fitted is not None and _is_direction(K, qi, Mi, n_zero, n_lin, groups, fitted)
 
 
-def _is_direction(K: list[list[int]], q: list[int], M: list[list[int]], n_zero: int, n_lin: int,
-                  groups: list[list[int]], d: list[int]) -> bool:
-    """``K d = 0``, ``qᵀd < 0`` and ``−M d ∈ K``, in integers (rows scaled by positive powers of two)."""
-    if not any(d) or _dot(q, d) >= 0 or any(_dot(row, d) for row in K):
-        return False
-    Md = [_dot(row, d) for row in M]
-    if any(Md[:n_zero]) or any(v > 0 for v in Md[n_zero:n_lin]):
-        return False
-    for g in groups:
-        t = -Md[g[0]]
-        if t < 0 or t * t < sum(Md[i] * Md[i] for i in g[1:]):
-            return False
-    return True
+# --------------------------------------------------------------------------------------- a backend's claim
+
+def settle_unbounded_claim(P: Matrix | None, q: np.ndarray, M: Matrix, b: np.ndarray, n_zero: int,
+                           soc_dims: Sequence[int], d: np.ndarray | None, x: np.ndarray | None,
+                           y: np.ndarray | None, *, work: int = EXACT_WORK) -> tuple[str | None, str]:
+    """What a backend's "unbounded" (dual infeasible) claim on ``min ½xᵀPx + qᵀx`` over ``b − M x ∈ K`` is worth.
+
+    ``d`` is the backend's direction, ``x`` a float point (from a feasibility solve, say) and ``y`` a float
+    infeasibility ray (the same solve's, when it found the set empty); either may be ``None``.
+
+    Returns
+    -------
+    (status, why)
+        ``(status.INFEASIBLE, why)`` when the set is proven empty (a crossed pair, or ``y`` checked exactly: a
+        dual-infeasibility claim on an empty set); ``(status.UNBOUNDED, why)`` when ``d`` is proven a descent
+        direction of recession *and* ``x`` an exact feasible point; else ``(None, why)``: not a proof.
+
+    Examples
+    --------
+    >>> M = np.array([[0.0, 1.0], [0.0, -1.0]])            # x₂ ≤ 0 and x₂ ≥ 1, minimise −x₁
+    >>> settle_unbounded_claim(None, np.array([-1.0, 0.0]), M, np.array([0.0, -1.0]), 0, (),
+    ...                        np.array([1.0, 0.0]), None, None)[0]
+    'infeasible'
+    """
+    M = _as_matrix(M, np.asarray(q).size)
+    if crossed_pair(M, b, n_zero, soc_dims):
+        return st.INFEASIBLE, "proven infeasible instead: a crossed pair of rows"
+    if y is not None and infeasible_exactly(M, b, n_zero, soc_dims, y, work=work):
+        return st.INFEASIBLE, "proven infeasible instead: an exact Farkas ray"
+    direction = unbounded_exactly(P, q, M, n_zero, soc_dims, d, work=work)
+    if direction is None:
+        return None, "undecided: the direction is too large to check exactly"
+    if not direction:
+        return None, "not a proof: the direction fails the exact check"
+    point = feasible_exactly(M, b, n_zero, soc_dims, x, work=work)
+    if point:
+        return st.UNBOUNDED, "proven: an exact direction and an exact feasible point"
+    why = "too large to check exactly" if point is None else "none shown exactly"
+    return None, f"not a proof: the direction holds but a feasible point is {why}"
 
 
-__all__ = ["EXACT_WORK", "crossed_pair", "infeasible_exactly", "interval_ray", "interval_rows",
-           "unbounded_exactly"]
+__all__ = ["EXACT_WORK", "crossed_pair", "feasible_exactly", "infeasible_exactly", "interval_ray", "interval_rows",
+           "settle_unbounded_claim", "unbounded_exactly"]

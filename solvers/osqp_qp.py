@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
-from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, unbounded_exactly
+from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, settle_unbounded_claim
 from .matrix import MatrixOutcome, MatrixSolver
 
 #: OSQP's status strings -> normalised status.
@@ -79,37 +79,52 @@ class OsqpQP(MatrixSolver):
         if warm is not None:
             solver.warm_start(x=np.asarray(warm, dtype=float))
         res = solver.solve() if legacy else solver.solve(raise_error=False)
-        wall = time.perf_counter() - t0
         native = str(res.info.status).lower()
         status = STATUS_MAP.get(native, st.SOLVER_ERROR)
         x = np.asarray(res.x, dtype=float) if st.has_solution(status) else None
-        proof = "inaccurate" not in native and _certificate_holds(sub, A, lo, hi, status, res)
-        if status in (st.INFEASIBLE, st.UNBOUNDED):
+        proof = True
+        if status == st.INFEASIBLE:
+            proof = "inaccurate" not in native and _infeasibility_holds(A, lo, hi, res.prim_inf_cert)
             native += " (ray checked exactly)" if proof else " (not a proof: the ray fails the exact check)"
-        return MatrixOutcome(status, x, wall, native, int(res.info.iter), proof=proof)
+        elif status == st.UNBOUNDED:
+            settled, why = _settle_unbounded(sub, A, lo, hi, res.dual_inf_cert, settings, legacy)
+            proof, status = settled is not None, settled or status
+            native += f" ({why})"
+        return MatrixOutcome(status, x, time.perf_counter() - t0, native, int(res.info.iter), proof=proof)
 
 
-def _certificate_holds(sub: BlockSubproblem, A: sp.csc_matrix, lo: np.ndarray, hi: np.ndarray, status: str,
-                       res: Any) -> bool:
-    """Whether OSQP's infeasibility or unboundedness certificate is a proof, decided in exact arithmetic as
-    Clarabel's are (:mod:`.exact_rays`; True when there is none to check).
-
-    Infeasible: ``y`` (``y_i > 0`` on ``hi_i``, ``< 0`` on ``lo_i``) moved exactly into the null space of ``Aᵀ``
-    on its support, with ``hiᵀy₊ + loᵀy₋ < 0``. Unbounded: ``d`` moved exactly into the null space of ``P`` and
-    of the rows it keeps at zero, with ``qᵀd < 0`` and ``A d`` in the recession cone of ``lo ≤ · ≤ hi``.
-    OSQP's rays come from ADMM iterates and are often loose: projected, they may fail; then they prove
-    nothing and the dispatcher tries the next backend.
-    """
-    if status not in (st.INFEASIBLE, st.UNBOUNDED):
-        return True
-    ray = np.asarray(res.prim_inf_cert if status == st.INFEASIBLE else res.dual_inf_cert, dtype=float)
+def _infeasibility_holds(A: sp.csc_matrix, lo: np.ndarray, hi: np.ndarray, cert: Any) -> bool:
+    """Whether OSQP's ``primal infeasible`` ray ``y`` (``y_i > 0`` on ``hi_i``, ``< 0`` on ``lo_i``) is a proof,
+    decided in exact arithmetic (:func:`.exact_rays.infeasible_exactly`): moved exactly into the null space of
+    ``Aᵀ`` on its support, with ``hiᵀy₊ + loᵀy₋ < 0``. OSQP's rays come from ADMM iterates and are often loose:
+    projected, they may fail; then they prove nothing and the dispatcher tries the next backend."""
+    ray = np.asarray(cert, dtype=float)
     if ray.size == 0 or not np.all(np.isfinite(ray)) or not np.any(ray):
         return False
     M, b, n_zero = interval_rows(A, lo, hi)
-    if status == st.UNBOUNDED:
-        return bool(unbounded_exactly(sub.P_sparse() if sub.is_quadratic else None, sub.q, M, n_zero, (), ray))
     y = interval_ray(lo, hi, ray)
     return bool(infeasible_exactly(M, b, n_zero, (), y)) if y is not None else crossed_pair(M, b, n_zero)
+
+
+def _settle_unbounded(sub: BlockSubproblem, A: sp.csc_matrix, lo: np.ndarray, hi: np.ndarray, cert: Any,
+                      settings: dict[str, Any], legacy: bool) -> tuple[str | None, str]:
+    """What OSQP's ``dual infeasible`` is worth (:func:`.exact_rays.settle_unbounded_claim`): its direction ``d``
+    checked exactly (``P d = 0``, ``qᵀd < 0``, ``A d`` in the recession cone of ``lo ≤ · ≤ hi``) *and* a feasible
+    point from a feasibility solve (zero objective) checked exactly; OSQP reports dual infeasibility on empty
+    sets too, and that solve's infeasibility ray, checked exactly, then proves the block infeasible instead.
+    ``(None, why)``: not a proof."""
+    import osqp  # where used: availability checks must not load the solver
+
+    ray = np.asarray(cert, dtype=float)
+    d = ray if ray.size == sub.n and np.all(np.isfinite(ray)) else None
+    phase = osqp.OSQP()
+    phase.setup(sp.csc_matrix((sub.n, sub.n)), np.zeros(sub.n), A, lo, hi, **settings)
+    res = phase.solve() if legacy else phase.solve(raise_error=False)
+    status = STATUS_MAP.get(str(res.info.status).lower(), st.SOLVER_ERROR)
+    point = np.asarray(res.x, dtype=float) if st.has_solution(status) else None
+    y = interval_ray(lo, hi, np.asarray(res.prim_inf_cert, dtype=float)) if status == st.INFEASIBLE else None
+    M, b, n_zero = interval_rows(A, lo, hi)
+    return settle_unbounded_claim(sub.P_sparse() if sub.is_quadratic else None, sub.q, M, b, n_zero, (), d, point, y)
 
 
 @functools.lru_cache(maxsize=1)
