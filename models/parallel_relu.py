@@ -31,6 +31,7 @@ from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.certificate import make_certificate
 from multiconvex.globalopt.checks import check_array, check_scalar
+from multiconvex.globalopt.grow import bounded_objective
 from multiconvex.globalopt.relu_problem import ReLUGrowProblem, ReLUState
 from multiconvex.globalopt.torch_problem import (
     DTYPE,
@@ -427,10 +428,11 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         if hasattr(problem, "screen"):
             problem.screen = 0  # the full polar: a screen's lower bound would certify nothing here
         state = self._state(self.weights_)
-        f = problem.objective(state)
+        f, f_err = bounded_objective(problem, state)  # the gap rests on a proven upper bound of F
         pol = problem.polar(state, 1)
         G = problem.residual(state)
-        return make_certificate(G=G, Y=problem.Y, lam=lam, objective=f, polar=pol.value, polar_upper=pol.upper,
+        return make_certificate(G=G, Y=problem.Y, lam=lam, objective=f, objective_error=f_err, polar=pol.value,
+                                polar_upper=pol.upper,
                                 polar_exact=pol.exact, method=pol.method, block_gaps=problem.block_gaps(state),
                                 block_tol=tol * abs(f), n_subnetworks=problem.n_subnetworks(state),
                                 patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,

@@ -24,6 +24,12 @@ When ``ρ ≤ λ``, t = 1 is feasible and the gap is at most ``λΘ − ⟨G, X�
 stationary along the scaling of each subnetwork (there ``⟨G, φ(W_i)⟩ = λ θ(W_i)``, Euler's identity), so a converged
 run with ``Ω°(G) ≤ λ`` closes the gap.
 
+**The objective side of the gap** is proven too: ``f(W)`` is computed in floating point, so the gap uses
+``f̂ + e`` with ``e`` a proven bound on ``|f̂ − f(W)|`` (:func:`objective_with_error` for a regularised squared
+loss from its residual; the model's own bound where it has a cheaper one), and the relative gap divides by
+``f̂ − e ≤ f(W)``. A model that gives no bound (``e = inf``) gets no gap bound. The lower bound needs no such
+care: it holds for *any* ``G``, so the rounded residual is as good as the exact one.
+
 **Global optimality** (Cor. 1) is claimed only when all of these were *computed*:
 the existing subnetworks are stationary (every block gap ≤ tolerance — a polar value at a
 non-stationary point proves nothing), the polar was computed exactly or bounded above
@@ -39,7 +45,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GlobalCertificate", "dual_lower_bound", "make_certificate", "relative_gap"]
+from ..errors import InvalidInputError
+from .spectral_bound import UNIT_ROUNDOFF, gamma, round_up
+
+__all__ = ["GlobalCertificate", "dual_lower_bound", "make_certificate", "norm_upper", "objective_with_error",
+           "relative_gap", "sum_of_squares"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +79,13 @@ class GlobalCertificate:
     max_block_gap, block_tol : float
         The largest block gap and the tolerance it was compared with.
     objective : float
-        ``f(W)`` at the point.
+        ``f(W)`` at the point, as computed (``f̂``).
+    objective_error : float
+        A proven bound on ``|f̂ − f(W)|``, the rounding of the objective's evaluation (``inf``: not bounded).
     lower_bound : float
         Proven lower bound on the global optimum (``-inf`` when no polar upper bound exists).
     gap_bound : float
-        ``objective − lower_bound ≥ objective − f*`` (``inf`` when unknown).
+        ``objective + objective_error − lower_bound ≥ f(W) − f*``, rounded upward (``inf`` when unknown).
     n_subnetworks : int
         Nonzero subnetworks at the point.
     reason : str
@@ -92,6 +104,7 @@ class GlobalCertificate:
     max_block_gap: float
     block_tol: float
     objective: float
+    objective_error: float
     lower_bound: float
     gap_bound: float
     n_subnetworks: int
@@ -99,10 +112,15 @@ class GlobalCertificate:
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
+    def objective_upper(self) -> float:
+        """``objective + objective_error`` rounded upward: a proven upper bound on ``f(W)``."""
+        return _add_up(self.objective, self.objective_error)
+
+    @property
     def relative_gap(self) -> float:
-        """``gap_bound / |objective|``: the proven relative distance to the global optimum (0 when the
-        gap is closed; see :func:`relative_gap`)."""
-        return relative_gap(self.gap_bound, self.objective)
+        """``gap_bound / (objective − objective_error)``: the proven relative distance to the global optimum
+        (0 when the gap is closed; see :func:`relative_gap`)."""
+        return relative_gap(self.gap_bound, _objective_lower(self.objective, self.objective_error))
 
     @property
     def polar_interval(self) -> tuple[float, float]:
@@ -120,7 +138,8 @@ class GlobalCertificate:
             tot = "?" if self.patterns_total is None else str(self.patterns_total)
             pol += f", {self.patterns_checked}/{tot} patterns"
         gap = ("no proven gap bound" if not math.isfinite(self.gap_bound)
-               else f"within {self.gap_bound:.3g} of the global optimum (lower bound {self.lower_bound:.10g})")
+               else f"within {self.gap_bound:.3g} of the global optimum (objective {self.objective:.10g} "
+                    f"± {self.objective_error:.2g}, lower bound {self.lower_bound:.10g})")
         stat = {True: "stationary", False: "NOT stationary", None: "stationarity not checked"}[self.stationary]
         return (f"{verdict}: {pol} vs lam {self.lam:.6g}; {self.n_subnetworks} subnetworks, {stat}; "
                 f"{gap}; {self.reason}")
@@ -139,7 +158,7 @@ def relative_gap(gap: float, objective: float) -> float:
         return math.inf
     if gap <= 0:
         return 0.0
-    return gap / abs(objective) if objective != 0 else math.inf
+    return math.nextafter(gap / abs(objective), math.inf) if objective != 0 else math.inf  # rounded upward
 
 
 def dual_lower_bound(G: np.ndarray, Y: np.ndarray, lam: float, polar_upper: float) -> float:
@@ -182,7 +201,22 @@ def dual_lower_bound(G: np.ndarray, Y: np.ndarray, lam: float, polar_upper: floa
     return float((a - b) - 8.0 * _U * (abs(a) + b)) + 0.0   # + 0.0: no −0.0
 
 
-_U = 2.0**-53   # the unit roundoff of float64
+_U = UNIT_ROUNDOFF   # the unit roundoff of float64
+_ETA = 2.0**-1074    # the subnormal spacing: what a product may lose absolutely to underflow
+_SAFETY = 1.01       # covers the rounding of an error bound's own arithmetic and its second-order terms
+
+
+def _as_rows(*arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays as 2-D float arrays of one shape (a vector folded to ``≈ √n × √n``, zero-padded)."""
+    out = [np.asarray(a, dtype=float) for a in arrays]
+    if out[0].ndim == 2:
+        return out
+    flat = [np.ravel(a) for a in out]
+    n = flat[0].size
+    cols = max(1, math.isqrt(n))
+    rows = -(-n // cols) if n else 1
+    pad = rows * cols - n
+    return [np.concatenate([a, np.zeros(pad)]).reshape(rows, cols) if pad else a.reshape(rows, cols) for a in flat]
 
 
 def _dot_intervals(G: np.ndarray, Y: np.ndarray) -> tuple[float, float, float, float]:
@@ -195,41 +229,132 @@ def _dot_intervals(G: np.ndarray, Y: np.ndarray) -> tuple[float, float, float, f
     ``‖G‖², ‖Y‖²`` are at most their computed values ``/ (1 − γ_h)``. Two stages keep ``h ≈ 2√n``
     instead of ``n`` (``e ≈ 1e-12 ‖G‖‖Y‖`` at 5000 × 2000), at the cost of three passes over the data.
     """
-    g = np.asarray(G, dtype=float)
-    y = np.asarray(Y, dtype=float)
-    if g.ndim != 2:
-        g, y = np.ravel(g), np.ravel(y)
-        n = g.size
-        cols = max(1, math.isqrt(n))
-        rows = -(-n // cols) if n else 1
-        pad = rows * cols - n
-        if pad:
-            g, y = np.concatenate([g, np.zeros(pad)]), np.concatenate([y, np.zeros(pad)])
-        g, y = g.reshape(rows, cols), y.reshape(rows, cols)
+    g, y = _as_rows(G, Y)
     rows, cols = g.shape
     gy = float(np.einsum("ij,ij->i", g, y).sum())
     gg = float(np.einsum("ij,ij->i", g, g).sum())
     yy = float(np.einsum("ij,ij->i", y, y).sum())
-    h = rows + cols + 1            # one rounding per product, at most rows + cols − 2 per addition path
-    gamma = h * _U / (1.0 - h * _U)
-    tiny = 4.0 * 2.0**-1074 * rows * cols  # products that underflow
-    grow = (1.0 + 8.0 * _U) / (1.0 - gamma)
-    e_gg = gamma * gg * grow + tiny
-    e_gy = gamma * math.sqrt(gg * grow) * math.sqrt(yy * grow) * (1.0 + 8.0 * _U) + tiny
+    g_h = gamma(rows + cols + 1)   # one rounding per product, at most rows + cols − 2 per addition path
+    tiny = 4.0 * _ETA * rows * cols  # products that underflow
+    grow = (1.0 + 8.0 * _U) / (1.0 - g_h)
+    e_gg = g_h * gg * grow + tiny
+    e_gy = g_h * math.sqrt(gg * grow) * math.sqrt(yy * grow) * (1.0 + 8.0 * _U) + tiny
     return gy, e_gy, gg, e_gg
+
+
+def sum_of_squares(A: np.ndarray) -> tuple[float, float]:
+    """``(fl‖A‖², e)`` with ``|fl‖A‖² − ‖A‖²| ≤ e`` proven, in one pass over ``A``.
+
+    Row sums of squares, then their sum (a vector is folded to ``≈ √n × √n``): every square passes through
+    at most ``h = rows + cols + 1`` roundings in any summation order, so ``e = γ_h ‖A‖²`` (Higham Thm 3.1;
+    ``‖A‖² ≤ fl‖A‖² / (1 − γ_h)``) plus ``2⁻¹⁰⁷⁴`` per square for underflow. ``e = inf`` on overflow or NaN.
+
+    Examples
+    --------
+    >>> s, e = sum_of_squares(np.full((300, 200), 0.1))
+    >>> abs(s - 600.0) <= e < 1e-12 * 600
+    True
+    """
+    a, = _as_rows(A)
+    if a.size == 0:
+        return 0.0, 0.0
+    s = float(np.einsum("ij,ij->i", a, a).sum())
+    if not math.isfinite(s):
+        return s, math.inf
+    g_h = gamma(a.shape[0] + a.shape[1] + 1)
+    return s, round_up(g_h * s / (1.0 - g_h) * _SAFETY + a.size * _ETA)
+
+
+def norm_upper(square: tuple[float, float]) -> float:
+    """A proven upper bound on ``‖A‖`` from :func:`sum_of_squares`'s ``(fl‖A‖², e)``."""
+    s, e = square
+    return round_up(math.sqrt(max(s + e, 0.0)))
+
+
+def objective_with_error(residual_sq: tuple[float, float], residual_err: float,
+                         penalty_sqs: tuple[tuple[float, float], ...], lam: float) -> tuple[float, float]:
+    """``(f̂, e)``: ``f = ½‖R‖² + (λ/2) Σ_b ‖W_b‖²`` from a computed residual, with ``|f̂ − f| ≤ e`` proven.
+
+    Parameters
+    ----------
+    residual_sq : (float, float)
+        :func:`sum_of_squares` of the *computed* residual ``R̂``.
+    residual_err : float
+        A proven bound on ``‖R̂ − R‖`` (Frobenius), ``R`` the exact residual of the stored numbers — the
+        model's own: for ``R̂ = fl(Y − fl(UVᵀ))`` it is ``γ_k‖U‖‖V‖ + γ_1‖R̂‖`` (Higham: ``|fl(UVᵀ) − UVᵀ| ≤
+        γ_k|U||Vᵀ|`` entrywise, one more rounding for the subtraction).
+    penalty_sqs : tuple of (float, float)
+        :func:`sum_of_squares` of each regularised block.
+    lam : float
+        λ.
+
+    Notes
+    -----
+    ``f̂ = fl(½ fl‖R̂‖² + (½λ)(Σ_b fl‖W_b‖²))``. With ``ρ ≥ ‖R̂‖``, ``|‖R̂‖² − ‖R‖²| ≤ e_R(2ρ + e_R)``; the sums
+    carry their own bounds; the last ``n_b + 2`` operations add ``u`` times the magnitudes each. The total is
+    multiplied by 1.01 (the bound's own arithmetic) and rounded upward; ``e = inf`` on overflow or NaN.
+
+    Examples
+    --------
+    >>> R, W = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0.5, -0.5])
+    >>> f, e = objective_with_error(sum_of_squares(R), 0.0, (sum_of_squares(W),), 2.0)
+    >>> f, e < 1e-13
+    (15.5, True)
+    """
+    rr, rr_err = residual_sq
+    pen = 0.0
+    pen_err = 0.0
+    for s, e in penalty_sqs:
+        pen += s
+        pen_err += e
+    a = 0.5 * rr
+    b = 0.5 * lam * pen
+    f = a + b
+    rho = norm_upper(residual_sq)
+    err = (0.5 * rr_err + 0.5 * residual_err * (2.0 * rho + residual_err) + 0.5 * abs(lam) * pen_err
+           + (len(penalty_sqs) + 2) * _U * (abs(a) + abs(b)) + 4.0 * _ETA)
+    err = round_up(err * _SAFETY)
+    if not (math.isfinite(f) and math.isfinite(err)):
+        return f, math.inf
+    return f, err
+
+
+def _add_up(a: float, b: float) -> float:
+    """``a + b`` rounded upward (one ulp covers round-to-nearest)."""
+    return math.nextafter(a + b, math.inf)
+
+
+def _objective_lower(objective: float, error: float) -> float:
+    """``max(objective − error, 0)`` rounded downward: a proven lower bound on a nonnegative objective."""
+    if not math.isfinite(error):
+        return 0.0
+    return max(math.nextafter(objective - error, -math.inf), 0.0)
 
 
 def make_certificate(*, G: np.ndarray, Y: np.ndarray, lam: float, objective: float, polar: float,
                      polar_upper: float, polar_exact: bool, method: str, block_gaps: dict[str, float] | None,
                      block_tol: float, n_subnetworks: int, patterns_checked: int | None = None,
                      patterns_total: int | None = None, polar_tol: float = 1e-6, gap_tol: float = 1e-6,
-                     extra: dict | None = None) -> GlobalCertificate:
+                     extra: dict | None = None, objective_error: float = 0.0) -> GlobalCertificate:
     """Assemble a :class:`GlobalCertificate` from what was computed (never more).
 
     ``block_gaps=None`` means stationarity was not checked: the verdict is then not proven.
+    ``objective_error`` is a proven bound on the rounding of ``objective`` (``|f̂ − f(W)|``; 0 claims that
+    ``objective`` is exact, ``inf`` that it is not bounded): the gap and the verdict use ``objective +
+    objective_error`` and the relative gap divides by ``objective − objective_error``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``objective_error`` negative or NaN.
     """
+    if not objective_error >= 0.0:
+        raise InvalidInputError(
+            f"make_certificate: objective_error={objective_error!r} must be a bound on the objective's rounding "
+            "error, >= 0 (0 when the objective is exact, inf when it is not bounded).")
     lower = dual_lower_bound(G, Y, lam, polar_upper)
-    gap = objective - lower if math.isfinite(lower) else math.inf
+    bounded = math.isfinite(lower) and math.isfinite(objective_error)
+    gap = math.nextafter(_add_up(objective, objective_error) - lower, math.inf) if bounded else math.inf
     implied = False
     if block_gaps is None:
         stationary, max_gap = None, math.nan
@@ -241,7 +366,7 @@ def make_certificate(*, G: np.ndarray, Y: np.ndarray, lam: float, objective: flo
             # every block gap f − min_block f is ≤ f − f* ≤ gap: the proven bound implies stationarity even
             # where a block solve failed or was inaccurate (near-interpolating fits push the backends)
             stationary = implied = True
-    rel_gap = relative_gap(gap, objective)
+    rel_gap = relative_gap(gap, _objective_lower(objective, objective_error))
     polar_ok = math.isfinite(polar_upper) and polar_upper <= lam * (1.0 + polar_tol)  # relative: no absolute slack
     if stationary is None:
         ok, reason = False, "stationarity of the subnetworks was not checked, so the polar proves nothing"
@@ -259,6 +384,9 @@ def make_certificate(*, G: np.ndarray, Y: np.ndarray, lam: float, objective: flo
             reason = (f"the polar upper bound {polar_upper:.6g} exceeds lam {lam:.6g}: the interval "
                       f"[{polar:.6g}, {polar_upper:.6g}] does not decide; the gap bound is what is proven")
         ok = False
+    elif not math.isfinite(objective_error):
+        ok, reason = False, ("polar <= lam but the objective's rounding error is not bounded (the model gives no "
+                             "objective_bound), so no gap is proven")
     elif rel_gap > gap_tol:
         ok, reason = False, f"polar <= lam but the proven relative gap {rel_gap:.3g} exceeds {gap_tol:.3g}"
     else:
@@ -268,5 +396,6 @@ def make_certificate(*, G: np.ndarray, Y: np.ndarray, lam: float, objective: flo
         global_optimal=ok, polar=float(polar), polar_upper=float(polar_upper), polar_exact=bool(polar_exact),
         lam=float(lam), method=method, patterns_checked=patterns_checked, patterns_total=patterns_total,
         stationary=stationary, max_block_gap=float(max_gap), block_tol=float(block_tol),
-        objective=float(objective), lower_bound=float(lower), gap_bound=float(gap),
+        objective=float(objective), objective_error=float(objective_error), lower_bound=float(lower),
+        gap_bound=float(gap),
         n_subnetworks=int(n_subnetworks), reason=reason, extra=dict(extra or {}))

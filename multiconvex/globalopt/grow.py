@@ -32,6 +32,10 @@ certifies it or improves it.
 
 The model-specific parts live behind :class:`SubnetworkProblem` (matrix factorization:
 :mod:`.mf_problem`; two-layer ReLU units: :mod:`.relu_problem`).
+
+The certificate's gap rests on the objective *with* a proven bound on its rounding: a problem that has
+``objective_bound(state) -> (f̂, e)`` (``|f̂ − f| ≤ e``) is valued by it at every certified point; one that
+has not gets ``e = inf`` there, and so no proven gap (:mod:`.certificate`).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from .rescale import null_combination, rescale
 
 logger = logging.getLogger("multiconvex")
 
-__all__ = ["GrowOptions", "PolarInfo", "LocalDescent", "SubnetworkProblem", "grow"]
+__all__ = ["GrowOptions", "PolarInfo", "LocalDescent", "SubnetworkProblem", "bounded_objective", "grow"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class SubnetworkProblem(Protocol):
     Y: np.ndarray
 
     def objective(self, state: Any) -> float: ...
+    # optional: objective_bound(state) -> (f̂, e) with |f̂ − f(state)| ≤ e proven (see bounded_objective)
     def n_subnetworks(self, state: Any) -> int: ...
     def local_descent(self, state: Any, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent: ...
     def block_gaps(self, state: Any) -> dict[str, float]: ...
@@ -182,12 +187,40 @@ def _check_record(rnd: int, problem: SubnetworkProblem, state: Any, pol: PolarIn
             "patterns_checked": pol.patterns_checked, "objective": f}
 
 
-def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: float, gaps: dict[str, float] | None,
-             opts: GrowOptions) -> GlobalCertificate:
+def bounded_objective(problem: SubnetworkProblem, state: Any) -> tuple[float, float]:
+    """``(f̂, e)``: the objective at ``state`` and a proven bound ``|f̂ − f| ≤ e`` on its rounding — what a global
+    certificate's gap rests on (``make_certificate(objective=f̂, objective_error=e, ...)``).
+
+    Parameters
+    ----------
+    problem : SubnetworkProblem
+        Its optional ``objective_bound(state)`` gives the pair; without it ``e = inf`` (no gap can be proven).
+    state : Any
+        The point.
+
+    Examples
+    --------
+    >>> from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
+    >>> Y = np.arange(12.0).reshape(4, 3)
+    >>> f, e = bounded_objective(MFGrowProblem(Y, 1.0), MFState(np.ones((4, 1)), np.ones((3, 1))))
+    >>> f, 0 < e < 1e-12 * f          # ½‖Y − 1‖² + ½(4 + 3)
+    (196.5, True)
+    """
+    bound = getattr(problem, "objective_bound", None)
+    if bound is None:
+        return problem.objective(state), math.inf
+    f, err = bound(state)
+    return float(f), float(err)
+
+
+def _certify(problem: SubnetworkProblem, state: Any, pol: PolarInfo, f: tuple[float, float],
+             gaps: dict[str, float] | None, opts: GrowOptions) -> GlobalCertificate:
+    """The certificate at ``state`` valued ``f = (f̂, e)`` (:func:`bounded_objective`)."""
+    value, err = f
     return make_certificate(
-        G=problem.residual(state), Y=problem.Y, lam=problem.lam, objective=f, polar=pol.value,
-        polar_upper=pol.upper, polar_exact=pol.exact, method=pol.method, block_gaps=gaps,
-        block_tol=opts.tol * abs(f), n_subnetworks=problem.n_subnetworks(state),
+        G=problem.residual(state), Y=problem.Y, lam=problem.lam, objective=value, objective_error=err,
+        polar=pol.value, polar_upper=pol.upper, polar_exact=pol.exact, method=pol.method, block_gaps=gaps,
+        block_tol=opts.tol * abs(value), n_subnetworks=problem.n_subnetworks(state),
         patterns_checked=pol.patterns_checked, patterns_total=pol.patterns_total,
         polar_tol=opts.polar_tol, gap_tol=opts.gap_tol)
 
@@ -247,7 +280,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
             if _past(deadline):
                 status, message, cut = "time_limit", f"{timed_out} in round {rnd}", "the time limit had passed"
                 break
-            f = problem.objective(state)
+            f, f_err = bounded_objective(problem, state)
             pol = problem.polar(state, max(1, opts.n_maximisers), deadline=deadline)
             solver_time += pol.solver_time
             polar_checks.append(_check_record(rnd, problem, state, pol, f))
@@ -263,7 +296,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
             else:
                 gaps_now = problem.block_gaps(state)
             gaps = gaps_now if gaps_now is not None else {}
-            cert = _certify(problem, state, pol, f, gaps_now, opts)
+            cert = _certify(problem, state, pol, (f, f_err), gaps_now, opts)
             # the returned point is always one whose certificate was computed
             snapshot = (state, cert, gaps_now, pol.screened)
             max_gap = max([g for g in gaps.values() if np.isfinite(g)], default=math.nan)
@@ -322,7 +355,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
             pol = problem.polar(state, max(1, opts.n_maximisers), full=True)
             solver_time += pol.solver_time
             polar_checks.append(_check_record(rnd, problem, state, pol, cert.objective))
-            cert = _certify(problem, state, pol, cert.objective, gaps, opts)
+            cert = _certify(problem, state, pol, (cert.objective, cert.objective_error), gaps, opts)
             if cert.global_optimal and status != "interrupted":
                 status, message = "converged", (f"globally optimal: polar {pol.value:.6g} <= lam {lam:.6g} at a "
                                                 f"stationary point, proven gap {cert.gap_bound:.3g}")

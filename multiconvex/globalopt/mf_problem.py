@@ -20,10 +20,12 @@ import numpy as np
 
 from ..drivers import DriverOptions, run
 from ..standard_form import Block, BlockSolution, Point, StandardForm
+from .certificate import norm_upper, objective_with_error, sum_of_squares
 from .grow import LocalDescent, PolarInfo
 from .mf_expanded import FactorizationValues
 from .mf_polar import mf_polar
 from .patterns import check_deadline
+from .spectral_bound import gamma
 
 __all__ = ["MFForm", "MFState", "MFGrowProblem", "PROVE_BELOW", "EXPANDED_SHARE"]
 
@@ -34,6 +36,8 @@ PROVE_BELOW = 1.1
 #: The expanded value (:mod:`.mf_expanded`) is used where its proven rounding bound is at most this share of
 #: the run's gap tolerance ``tol·|f|``; the residual otherwise.
 EXPANDED_SHARE = 1e-3
+
+_ETA = 2.0**-1074  # the subnormal spacing: what a product may lose absolutely to underflow
 
 
 def _ridge_solve(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -90,14 +94,31 @@ class MFForm(StandardForm):
 
     def value(self, U: np.ndarray, V: np.ndarray) -> float:
         """The objective: expanded where its bound allows (see the class), else from the residual."""
-        if self._rtol > 0.0 and U.shape[1] > 0:
+        return self.value_with_error(U, V)[0]
+
+    def value_with_error(self, U: np.ndarray, V: np.ndarray) -> tuple[float, float]:
+        """``(f̂, e)``: the objective as :meth:`value` computes it and a proven bound ``|f̂ − f(U, V)| ≤ e``.
+
+        The expanded value carries its own bound (:class:`.mf_expanded.FactorizationValues`); the residual's is
+        :func:`.certificate.objective_with_error` with ``‖R̂ − R‖ ≤ γ_k‖U‖‖V‖ + γ_1‖R̂‖`` for
+        ``R̂ = fl(Y − fl(UVᵀ))`` (``γ_k|U||Vᵀ|`` entrywise for the product, one rounding for the subtraction,
+        ``2⁻¹⁰⁷⁴`` per product for underflow; exact without factors) — no pass beyond the sums of squares the
+        value takes anyway.
+        """
+        k = U.shape[1]
+        if self._rtol > 0.0 and k > 0:
             f, err = self.expanded.value(U, V, need=self._rtol)
             if err <= self._rtol * abs(f):
                 self.counts["expanded"] += 1
-                return f
+                return f, err
         self.counts["residual"] += 1
         R = self.residual(U, V)
-        return float(0.5 * np.vdot(R, R) + 0.5 * self.lam * (np.vdot(U, U) + np.vdot(V, V)))
+        rr, uu, vv = sum_of_squares(R), sum_of_squares(U), sum_of_squares(V)
+        r_err = 0.0
+        if k > 0:
+            r_err = (gamma(k) * norm_upper(uu) * norm_upper(vv) + gamma(1) * norm_upper(rr)
+                     + math.sqrt(R.size) * k * _ETA)
+        return objective_with_error(rr, r_err, (uu, vv), self.lam)
 
     def ridge(self, index: int, U: np.ndarray, V: np.ndarray) -> np.ndarray:
         """Block ``index``'s minimiser with the other factor fixed: ``U = YV (VᵀV + λI)⁻¹`` (0) or
@@ -164,6 +185,10 @@ class MFGrowProblem:
 
     def objective(self, s: MFState) -> float:
         return self.form.value(s.U, s.V)
+
+    def objective_bound(self, s: MFState) -> tuple[float, float]:
+        """``(f̂, e)`` with ``|f̂ − f| ≤ e`` proven (:meth:`MFForm.value_with_error`): what the certificate's gap uses."""
+        return self.form.value_with_error(s.U, s.V)
 
     def n_subnetworks(self, s: MFState) -> int:
         return s.U.shape[1]

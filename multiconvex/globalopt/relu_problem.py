@@ -51,11 +51,13 @@ from ..errors import MulticonvexError
 from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from ..solvers.dispatch import make_plan
+from .certificate import norm_upper, objective_with_error, sum_of_squares
 from .grow import LocalDescent, PolarInfo
 from .patterns import DEFAULT_MAX_PATTERNS, check_deadline, enumerate_patterns
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
+from .spectral_bound import gamma
 
 logger = logging.getLogger("multiconvex")
 
@@ -129,6 +131,7 @@ class ReLUGrowProblem:
         self.gradient_steps = int(gradient_steps)
         # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
         self._scale = float(np.linalg.norm(self.Y)) or 1.0
+        self._x_norm: float | None = None  # ‖X‖_F upper bound (objective_bound), on first need
         self.solves = 0
         # with Clarabel the programs are block subproblems for the dispatcher (no per-call compile);
         # other backends take the cvxpy route
@@ -143,6 +146,31 @@ class ReLUGrowProblem:
     def objective(self, s: ReLUState) -> float:
         r = self.Y - self.output(s)
         return float(0.5 * r @ r + 0.5 * self.lam * (np.sum(s.U**2) + np.sum(s.alpha**2)))
+
+    def objective_bound(self, s: ReLUState) -> tuple[float, float]:
+        """``(f̂, e)`` with ``|f̂ − f| ≤ e`` proven: what the certificate's gap uses.
+
+        ``Ẑ = fl(XUᵀ)`` errs by ``γ_d|X||U|ᵀ`` entrywise and the ReLU is 1-Lipschitz, so ``Ĥ = (Ẑ)_+`` does too;
+        ``fl(Ĥα)`` adds ``γ_r|Ĥ||α|`` with ``‖Ĥ‖_F ≤ (1 + γ_d)‖X‖_F‖U‖_F``, and the subtraction from ``y`` one
+        rounding: ``‖r̂ − r‖ ≤ (γ_d + γ_r(1 + γ_d))‖X‖_F‖U‖_F‖α‖ + γ_1‖r̂‖`` (plus ``2⁻¹⁰⁷⁴`` per product for
+        underflow), and :func:`.certificate.objective_with_error` does the rest.
+        """
+        r = self.Y - self.output(s)
+        rr, uu, aa = sum_of_squares(r), sum_of_squares(s.U), sum_of_squares(s.alpha)
+        units, d = s.U.shape
+        r_err = 0.0
+        if units:
+            g_d = gamma(d)
+            scale = self._x_norm_upper() * norm_upper(uu) * norm_upper(aa)
+            underflow = math.sqrt(r.size) * (d * float(np.abs(s.alpha).sum()) + units) * 2.0**-1074
+            r_err = (g_d + gamma(units) * (1.0 + g_d)) * scale + gamma(1) * norm_upper(rr) + underflow
+        return objective_with_error(rr, r_err, (uu, aa), self.lam)
+
+    def _x_norm_upper(self) -> float:
+        """A proven upper bound on ``‖X‖_F`` (computed once)."""
+        if self._x_norm is None:
+            self._x_norm = norm_upper(sum_of_squares(self.X))
+        return self._x_norm
 
     def n_subnetworks(self, s: ReLUState) -> int:
         return s.U.shape[0]
