@@ -84,6 +84,9 @@ class UnitBatch:
     active : int8 array (g, N) or None
         After an exact solve (:func:`multiconvex.nets.unit_blocks.solve_units`): each unit's final working set
         (``-1`` lower, ``1`` upper side), a warm start for the neighbouring piece's solve.
+    neighbour : bool
+        Whether this is the neighbouring piece across a boundary (``flip_boundary``), which may be empty, rather
+        than the point's own piece, which contains the point.
     """
 
     layer: int
@@ -99,6 +102,7 @@ class UnitBatch:
     parts: SampleParts | None = None
     source: tuple[UnitBatch, torch.Tensor | None] | None = None
     active: np.ndarray | None = None
+    neighbour: bool = False
 
     @property
     def size(self) -> int:
@@ -398,7 +402,7 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
             lin += bs.T @ A
     zlo, zhi = _with_own_rows(sign, lz, uz)
     parts = SampleParts(m, beta, lz, uz, params) if not ctx.flip and N * g <= PARTS_ENTRIES else None
-    batch = UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0, parts)
+    batch = UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0, parts, neighbour=ctx.flip and hidden)
     if parts is not None:
         ctx.batches[k] = batch
     return batch
@@ -459,7 +463,8 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: i
             lz, uz = lz.clone(), uz.clone()
             lz[rows], uz[rows] = lo, up
     zlo, zhi = _with_own_rows(sign, lz, uz)
-    return UnitBatch(k, idx, cols(own.theta0, 0), gram, lin, at, sign, zlo, zhi, z0, source=(own, pos))
+    return UnitBatch(k, idx, cols(own.theta0, 0), gram, lin, at, sign, zlo, zhi, z0, source=(own, pos),
+                     neighbour=True)
 
 
 def boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:

@@ -12,10 +12,19 @@
   through :func:`multiconvex.solvers.dispatch.solve` with the user's plan (``clarabel-native``
   stays the reference it always was).
 
-A piece that is empty by its own rows (a crossed interval: possible only on a neighbouring piece
-across a boundary) goes to the dispatcher with the interval as two one-sided rows (as
-:func:`multiconvex.nets.subproblems.piece_rows` writes it), and the backend's proof of infeasibility
-is the answer.
+A piece that is empty by its own rows (a crossed interval ``lower_i > upper_i`` on one row ``ã_i``: possible only
+on a neighbouring piece across a boundary) is answered ``"infeasible"`` here, whatever the plan: that one row
+is the proof, as the data stand, and no backend can say more (it used to go to the dispatcher as two one-sided
+rows, a dense ``(N + crossings) × c`` block per unit, for DAQP's crossed-pair check to find the same row).
+
+A neighbouring piece without a crossed interval that DAQP leaves unsolved (it calls the piece empty, and the
+dispatcher's DAQP, which checks its phase-1 ray exactly, proves it or not) gets no fallback backend under
+``"auto"`` once it has more than :data:`NEIGHBOUR_FALLBACK_ROWS` rows: such a piece is empty or nearly so (the
+point lies on it to within the boundary tolerance), which is where the interior-point and ADMM fallbacks run to
+their iteration limits on ``N`` rows without deciding anything (README: a minutes-long sweep). The unit
+then ends without a point and without a proof (``"numerical_error"``, the message says "undecided"): a sweep
+step takes the own piece's solution, and the block's gap is not proven (the drivers and
+:func:`multiconvex.nets.certificates.block_gaps` report ``nan`` for it).
 
 Every solution's value is computed by the same arithmetic (:meth:`~multiconvex.nets.batched.UnitQPs.values`:
 ``f⁰ + ∇ᵀδ + ½δᵀPδ``), so a gap ``f⁰ − value`` is exact to rounding whichever backend ran.
@@ -36,6 +45,11 @@ from ..subproblem import BlockSubproblem, make_slots
 from .batched import UnitBatch, UnitQPs, unit_qps
 from .network import Architecture
 from .subproblems import dense_rows
+
+#: Under ``"auto"``, a neighbouring piece's unit block with more rows than this that DAQP (batched, then through
+#: the dispatcher with its exact proof of emptiness) leaves undecided is not handed to the slower backends (see
+#: the module docstring); the own piece, and smaller neighbours, keep the whole fallback list.
+NEIGHBOUR_FALLBACK_ROWS = 5_000
 
 
 def unit_subproblem(batch: UnitBatch, i: int, qps: UnitQPs, f0: float) -> BlockSubproblem:
@@ -91,6 +105,28 @@ def _warm_working_set(batch: UnitBatch, sel: np.ndarray, zlo: np.ndarray, zhi: n
     return np.where(keep, act, 0).astype(np.int8)
 
 
+def _crossed(zlo: np.ndarray, zhi: np.ndarray) -> dispatch.SubSolution:
+    """A unit whose piece is empty by one crossed interval ``zlo_j > zhi_j`` on the row ``ã_j`` (the proof)."""
+    j = int(np.flatnonzero(zlo > zhi)[0])
+    why = (f"the piece is empty: sample {j}'s interval on its row is crossed "
+           f"(lower {float(zlo[j])!r} > upper {float(zhi[j])!r})")
+    return dispatch.SubSolution(st.INFEASIBLE, None, float("nan"), None, 0.0, 0.0, [], message=why,
+                                how="proven: a crossed interval")
+
+
+def _neighbour_plan(plan: dispatch.Plan) -> dispatch.Plan:
+    """``plan`` (``"auto"``) cut to DAQP alone, with its options and deadline: for a large neighbouring piece
+    that the batched solve left undecided (see :data:`NEIGHBOUR_FALLBACK_ROWS`)."""
+    return dispatch.Plan([get_backend("daqp")], dict(plan.options), False, deadline=plan.deadline)
+
+
+def _undecided(sol: dispatch.SubSolution, rows: int) -> dispatch.SubSolution:
+    """``sol`` (no point, no proof) marked as a neighbouring piece left undecided on purpose."""
+    sol.message = (f"neighbouring piece undecided (no point, no proof that it is empty; {rows} rows: no fallback "
+                   f"after DAQP, so the block's gap is not proven): {sol.message}")
+    return sol
+
+
 def _time_is_up(solve_time: float = 0.0) -> dispatch.SubSolution:
     """A unit whose solve did not start (or stopped) because the run's time limit had passed: no point."""
     return dispatch.SubSolution(st.TIME_LIMIT, None, float("nan"), "daqp", solve_time, solve_time,
@@ -114,10 +150,13 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
     if batch.sign is not None:
         tlo, thi = batch.z_bounds()
         zlo, zhi = tlo.detach().cpu().numpy(), thi.detach().cpu().numpy()
-        crossed = (zlo > zhi).any(axis=1)
+        crossed = np.any(zlo > zhi, axis=1)
     else:
         crossed = np.zeros(g, dtype=bool)
-    todo = [i for i in range(g) if not crossed[i]]  # a crossed unit goes to the dispatcher, whose backend proves it
+    todo = [i for i in range(g) if not crossed[i]]
+    for i in np.flatnonzero(crossed).tolist():  # an empty piece: the crossed row is the proof
+        assert zlo is not None and zhi is not None
+        out[i] = _crossed(zlo[i], zhi[i])
     daqp = get_backend("daqp")
     if plan.auto and todo and zlo is not None and zhi is not None and plan.installed(daqp):
         C = batch.inputs.detach().cpu().numpy()
@@ -145,10 +184,14 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
             for i in todo:
                 out[i] = dispatch.SubSolution(st.OPTIMAL, x[i], qps.value(i, x[i], f0), "lstsq", per, per,
                                               [("lstsq", st.OPTIMAL)])
+    rows = batch.inputs.shape[0]
+    cut = batch.neighbour and plan.auto and rows > NEIGHBOUR_FALLBACK_ROWS and plan.installed(daqp)
     for i in range(g):
         if out[i] is None:  # a named solver, or what the fast path could not solve: the dispatcher
             sub = unit_subproblem(batch, i, qps, f0)
-            sol = dispatch.solve(sub, plan, warm=qps.theta0[i], key=names[i])
+            sol = dispatch.solve(sub, _neighbour_plan(plan) if cut else plan, warm=qps.theta0[i], key=names[i])
+            if cut and sol.x is None and sol.status not in (st.INFEASIBLE, st.TIME_LIMIT):
+                sol = _undecided(sol, rows)
             if sol.x is not None:
                 sol.value = qps.value(i, sol.x, f0)
             out[i] = sol
