@@ -94,6 +94,18 @@ Matrix: TypeAlias = Union[np.ndarray, sp.spmatrix]  # noqa: UP007 - a runtime al
 
 # --------------------------------------------------------------------------------------- the row forms
 
+
+def _unit_scaled(v, size: int) -> np.ndarray | None:
+    """A float ray or direction ``v`` of ``size`` entries divided by its largest magnitude (a positive scale changes
+    no sign condition), or ``None`` when it is missing, misshapen, zero or not finite."""
+    if v is None:
+        return None
+    v = np.asarray(v, dtype=float)
+    scale = float(np.abs(v).max(initial=0.0))
+    if v.shape != (size,) or scale == 0.0 or not np.isfinite(scale):
+        return None
+    return v / scale
+
 def interval_rows(A: Matrix, lo: np.ndarray, hi: np.ndarray) -> tuple[Matrix, np.ndarray, int]:
     """``lo ≤ A x ≤ hi`` as ``b − M x ∈ {0}^{n_zero} × ℝ₊^{rest}``: ``(M, b, n_zero)`` (``M`` dense when ``A`` is).
 
@@ -235,13 +247,9 @@ def infeasible_exactly(M: Matrix, b: np.ndarray, n_zero: int, soc_dims: Sequence
     m, n = M.shape
     if crossed_pair(M, b, n_zero, soc_dims):
         return True
+    y = _unit_scaled(y, m)
     if y is None:
         return False
-    y = np.asarray(y, dtype=float)
-    scale = float(np.abs(y).max(initial=0.0))
-    if y.shape != (m,) or scale == 0.0 or not np.isfinite(scale):
-        return False
-    y = y / scale
     n_soc = int(sum(soc_dims))
     n_lin = m - n_soc
     if np.any(y[n_zero:n_lin] < -1e-6):
@@ -333,13 +341,9 @@ def unbounded_exactly(P: Matrix | None, q: np.ndarray, M: Matrix | None, n_zero:
     """
     q = np.asarray(q, dtype=float)
     n = q.size
+    d = _unit_scaled(d, n)
     if d is None:
         return False
-    d = np.asarray(d, dtype=float)
-    scale = float(np.abs(d).max(initial=0.0))
-    if d.shape != (n,) or scale == 0.0 or not np.isfinite(scale):
-        return False
-    d = d / scale
     if not float(q @ d) < 0:
         return False
     Ps = sp.csr_matrix((n, n)) if P is None else sp.csr_matrix(P, dtype=float)

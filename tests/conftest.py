@@ -53,3 +53,16 @@ def interrupt_child(tmp_path):
                 child.communicate()
         return child.returncode, out, err, sent, exited
     return run
+
+
+def random_interval_qps(seed: int, B: int, n: int, m: int):
+    """``B`` strictly convex QPs in ``n`` variables sharing ``m`` interval rows (half bounded below, half above):
+    ``(P, q, C, lower, upper)`` as :func:`multiconvex.solvers.batched_qp.solve_interval_qps` takes them."""
+    rng = np.random.default_rng(seed)
+    R = rng.standard_normal((B, n, n))
+    P = R @ R.transpose(0, 2, 1) + 0.1 * np.eye(n)
+    q = rng.standard_normal((B, n)) * 5
+    C = rng.standard_normal((m, n))
+    lower = np.where(rng.random((B, m)) < 0.5, -1.0, -np.inf)
+    upper = np.where(np.isinf(lower), 1.0, np.inf)
+    return P, q, C, lower, upper

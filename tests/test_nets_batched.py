@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import random_interval_qps
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError
@@ -149,14 +150,8 @@ def test_incremental_forward_equals_a_full_forward(device):
 
 
 def test_interval_qps_match_the_dispatcher_and_the_warm_working_set():
-    rng = np.random.default_rng(0)
     B, n, m = 4, 5, 30
-    R = rng.standard_normal((B, n, n))
-    P = R @ R.transpose(0, 2, 1) + 0.1 * np.eye(n)
-    q = rng.standard_normal((B, n)) * 5
-    C = rng.standard_normal((m, n))
-    lower = np.where(rng.random((B, m)) < 0.5, -1.0, -np.inf)
-    upper = np.where(np.isinf(lower), 1.0, np.inf)
+    P, q, C, lower, upper = random_interval_qps(0, B, n, m)
     cold = solve_interval_qps(P, q, C, lower, upper)
     for b in range(B):
         slots = BlockSubproblem.from_dense(P[b], q[b]).slots

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import random_interval_qps
 
 from multiconvex.nets import Architecture, batched, forward, init_params
 from multiconvex.nets.batched import PieceContext, piece_context, unit_batch
@@ -121,14 +122,8 @@ def test_the_neighbours_solve_from_the_own_working_set_finds_the_cold_optimum(la
 
 
 def test_interval_qps_report_the_final_working_set():
-    rng = np.random.default_rng(1)
     B, n, m = 3, 4, 25
-    R = rng.standard_normal((B, n, n))
-    P = R @ R.transpose(0, 2, 1) + 0.1 * np.eye(n)
-    q = rng.standard_normal((B, n)) * 5
-    C = rng.standard_normal((m, n))
-    lower = np.where(rng.random((B, m)) < 0.5, -1.0, -np.inf)
-    upper = np.where(np.isinf(lower), 1.0, np.inf)
+    P, q, C, lower, upper = random_interval_qps(1, B, n, m)
     out = solve_interval_qps(P, q, C, lower, upper)
     assert out.active is not None and out.active.shape == (B, m)
     z = np.einsum("mn,bn->bm", C, out.x)
