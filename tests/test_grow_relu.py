@@ -244,3 +244,30 @@ def test_too_many_exact_patterns_fail_before_any_solve_not_after_the_rounds():
     with pytest.raises(PatternLimitError, match="max_patterns=100"):
         net.fit(X, y, polar_options={"max_patterns": 100})
     assert time.perf_counter() - t0 < 5.0 and not hasattr(net, "result_")
+
+
+def _bench_data(n, seed):
+    """The speed-up benchmark's data (``benchmarks/bench_global.relu_data``), bias column appended."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 2))
+    y = np.abs(X[:, 0]) - X[:, -1] + 0.5 * np.maximum(X.sum(1), 0) + 0.1 * rng.standard_normal(n)
+    return with_bias(X), y
+
+
+@pytest.mark.parametrize("n, lam, seed", [
+    (40, 0.01, 40), (40, 0.01, 41), (40, 0.1, 40),
+    pytest.param(60, 0.01, 60, marks=pytest.mark.slow), pytest.param(60, 0.01, 61, marks=pytest.mark.slow),
+    pytest.param(80, 0.01, 80, marks=pytest.mark.slow), pytest.param(80, 0.1, 81, marks=pytest.mark.slow)])
+def test_grow_called_directly_with_defaults_certifies_small_lambda_without_creeping(n, lam, seed):
+    # N = 40, λ = 0.01 crept for 60 rounds without a certificate when the piece programs were left at the
+    # interior-point solution: the last rounds' gains (~ε²) were below its resolution
+    Xa, y = _bench_data(n, seed)
+    problem = ReLUGrowProblem(Xa, y, lam)
+    res, _ = grow(problem, ReLUState(np.zeros((0, 3)), np.zeros(0)), GrowOptions(max_rounds=45))
+    cert = res.certificate
+    assert res.status == "converged" and cert.global_optimal is True, res.message
+    g = cert.globalopt
+    assert g.polar_exact and g.polar <= lam * (1 + 1e-6) and g.gap_bound <= 1e-6 * res.objective
+    # the piece programs were finished exactly: most by the active-set method alone, from the current units
+    stats = problem._native.polish_stats
+    assert stats.get("from start", 0) > 0.5 * problem.solves
