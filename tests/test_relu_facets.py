@@ -131,3 +131,16 @@ def test_cone_qp_polish_corrects_a_wrong_active_set():
         z = x_star.W + 1e-3 * rng.standard_normal(4)
         if (C @ z >= 0).all():
             assert 0.5 * np.sum((b - A @ z) ** 2) + 0.05 * z @ z >= x_star.objective - 1e-15
+
+
+def test_a_singular_finish_keeps_the_interior_point_value_of_the_hidden_block():
+    # collinear features and λ ≈ 0: the finish's reduced system is singular (a review's case raised LinAlgError
+    # and lost Clarabel's valid value); the block's value must be Clarabel's, as without the finish
+    X = 1e4 * np.array([[1.0, 1.0], [2.0, 2.0], [-1.0, -1.0], [3.0, 3.0]])
+    y = np.array([1.0, 2.0, 0.5, 3.0])
+    D, alpha = np.array([[True, True, False, True]]), np.array([1.0])
+    with_finish = PiecePrograms(X, make_plan("clarabel", "QP", {}))
+    value, status, _ = with_finish.hidden(y, 1e-9, D, alpha)
+    plain, plain_status, _ = PiecePrograms(X, make_plan("clarabel", "QP", {}), polish=False).hidden(y, 1e-9, D, alpha)
+    assert (status, plain_status) == ("optimal", "optimal")
+    assert value <= plain and value == pytest.approx(plain, rel=1e-9)

@@ -49,6 +49,10 @@ from multiconvex.subproblem import BlockSubproblem, make_slots
 
 from .pattern_facets import cone_facets
 
+#: What the numpy/scipy linear algebra of the active-set finish may raise on degenerate numbers; the interior-point
+#: answer then stands (the finish only ever improves on it).
+_POLISH_ERRORS = (np.linalg.LinAlgError, ValueError, RuntimeError, FloatingPointError)
+
 __all__ = ["PiecePrograms"]
 
 #: A dropped (implied) row may be violated by at most this relative amount ``−c_iᵀw_j / (‖c_i‖ max_k ‖w_k‖)`` at
@@ -229,7 +233,11 @@ class PiecePrograms:
         signs = np.where(D, 1.0, -1.0)
         A = [sign[j] * D[j][:, None] * X for j in range(D.shape[0])]
         C = [signs[j][:, None] * X if rows is None else signs[j, rows[j], None] * X[rows[j]] for j in range(D.shape[0])]
-        out = polish_group_lasso(A, y, lam, C, W)
+        try:
+            out = polish_group_lasso(A, y, lam, C, W)
+        except _POLISH_ERRORS:  # degenerate numbers (a singular reduced system, NNLS's iteration cap): keep W
+            self.polish_stats["error"] = self.polish_stats.get("error", 0) + 1
+            return None
         self.polish_stats[out.status] = self.polish_stats.get(out.status, 0) + 1
         return out if self._within_cones(out.W, D, tol=POLISH_ROW_TOL) else None
 
@@ -293,7 +301,11 @@ class PiecePrograms:
             # the backend's value errs by its tolerance (≈ 1e-9 of f: a block gap of that size reads as
             # "not stationary" either way); the polish re-solves on the active rows. Only a lower value is taken:
             # the measured gap f − value never shrinks by it.
-            out = polish_cone_qp(A, y, lam, _cones(X, D), np.asarray(sol.x, dtype=float), block_size=d)
+            try:
+                out = polish_cone_qp(A, y, lam, _cones(X, D), np.asarray(sol.x, dtype=float), block_size=d)
+            except _POLISH_ERRORS:  # e.g. a singular reduced Hessian (λ ≈ 0, collinear features): Clarabel's value
+                self.polish_stats["hidden error"] = self.polish_stats.get("hidden error", 0) + 1
+                return value, sol.status, sol.solve_time
             self.polish_stats["hidden " + out.status] = self.polish_stats.get("hidden " + out.status, 0) + 1
             if out.status == "optimal" and self._within_cones(out.W.reshape(r, d), D, tol=POLISH_ROW_TOL):
                 value = min(value, out.objective)
