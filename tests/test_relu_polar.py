@@ -334,6 +334,7 @@ def test_enumeration_that_misses_a_chamber_is_repaired_by_sampling_and_then_prov
     assert pm._cached(X)[2]                                           # and the exact count proves it
 
 
+@pytest.mark.slow  # ~6 s: an exact chamber count on near-degenerate data
 def test_a_missed_chamber_that_sampling_does_not_find_is_caught_by_the_exact_count(monkeypatch):
     X, y = _data(12, 3, seed=11)
     X = X * (1 + 2e-9)
