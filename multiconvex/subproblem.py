@@ -140,6 +140,17 @@ class BlockSubproblem:
     soc_dims: tuple[int, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        for low, high, what in ((self.l, self.u, ("l", "u")), (self.lb, self.ub, ("lb", "ub"))):
+            if low is None or high is None:
+                continue
+            bad = np.flatnonzero((np.asarray(low) == np.asarray(high)) & ~np.isfinite(np.asarray(high)))
+            if bad.size:
+                i = int(bad[0])
+                raise InvalidInputError(
+                    f"{what[0]}[{i}] == {what[1]}[{i}] == {float(np.asarray(high)[i])!r}: an equality needs a finite "
+                    f"value; drop that row (or bound) or give it finite sides")
+
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
     def from_dense(cls, P: np.ndarray | sp.spmatrix | None, q: np.ndarray, c: float = 0.0, *, A=None, l=None,

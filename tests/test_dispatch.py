@@ -22,7 +22,7 @@ from hypothesis import strategies as hst
 from threadpoolctl import threadpool_info
 
 import multiconvex
-from multiconvex.errors import LicenceError, UnknownSolverError
+from multiconvex.errors import InvalidInputError, LicenceError, UnknownSolverError
 from multiconvex.solvers import dispatch
 from multiconvex.solvers.clarabel_qp import ClarabelQP
 from multiconvex.solvers.closed_form import EXACT_WORK, ClosedForm, inconsistent_exactly, inverse_residual_bound
@@ -770,3 +770,14 @@ def test_a_backend_found_once_is_asked_again_when_its_modules_are_replaced(monke
     monkeypatch.setattr(backend, "modules", ("clarabel_is_not_installed_here",))
     assert not backend.installed()
     assert not make_plan("auto").installed(backend)
+
+
+@pytest.mark.parametrize("side", [np.inf, -np.inf])
+def test_an_equality_at_infinity_is_refused_when_the_subproblem_is_built(side):
+    # l_i == u_i == ±inf is no constraint a backend can take (DAQP's proof code raised inside its solve, and the
+    # next backend then called the block optimal): it fails at construction, naming the row and the fix
+    with pytest.raises(InvalidInputError, match=r"l\[1\] == u\[1\] .*finite"):
+        BlockSubproblem.from_dense(np.eye(2), np.ones(2), A=np.eye(2), l=np.array([0.0, side]),
+                                   u=np.array([1.0, side]))
+    with pytest.raises(InvalidInputError, match=r"lb\[0\] == ub\[0\]"):
+        BlockSubproblem.from_dense(np.eye(2), np.ones(2), lb=np.array([side, 0.0]), ub=np.array([side, 1.0]))
