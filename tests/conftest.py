@@ -66,3 +66,10 @@ def random_interval_qps(seed: int, B: int, n: int, m: int):
     lower = np.where(rng.random((B, m)) < 0.5, -1.0, -np.inf)
     upper = np.where(np.isinf(lower), 1.0, np.inf)
     return P, q, C, lower, upper
+
+
+def kinked_regression_data(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` (n × 3, Gaussian) and ``y = |x₁| − x₂ + 0.1·noise``: a two-layer ReLU target with a kink."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3))
+    return X, np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(n)

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 import pytest
+from conftest import kinked_regression_data
 
 import multiconvex as mc
 from multiconvex.errors import InvalidInputError
@@ -236,9 +237,7 @@ def test_screened_rounds_skip_the_block_gaps_but_the_returned_point_has_them():
 def test_too_many_exact_patterns_fail_before_any_solve_not_after_the_rounds():
     # the review that found it: the rounds ran on the cheap screen, then the final full polar raised
     # PatternLimitError and the whole fit was lost
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((30, 3))
-    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(30)
+    X, y = kinked_regression_data(30)
     net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", max_rounds=1)
     t0 = time.perf_counter()
     with pytest.raises(PatternLimitError, match="max_patterns=100"):

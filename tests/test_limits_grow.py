@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import kinked_regression_data
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.globalopt.grow import GrowOptions, grow
@@ -223,9 +224,7 @@ def test_ctrl_c_returns_the_best_point_within_a_second(interrupt_child, kind):
 def test_the_exact_pattern_enumeration_before_the_first_round_counts_against_the_time_limit():
     # N = 60, d = 3 + bias: the enumeration alone takes seconds (and exceeds max_patterns): it runs inside grow,
     # so the fit ends time_limit at the deadline with nothing claimed instead of running over it
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((60, 3))
-    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(60)
+    X, y = kinked_regression_data(60)
     net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", time_limit=0.3)
     t0 = time.perf_counter()
     net.fit(X, y)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from .spectral_bound import UNIT_ROUNDOFF, gamma, round_up
+from .spectral_bound import BOUND_SAFETY, SUBNORMAL_SPACING, UNIT_ROUNDOFF, gamma, round_up
 
 __all__ = ["GlobalCertificate", "dual_lower_bound", "make_certificate", "norm_upper", "objective_with_error",
            "relative_gap", "sum_of_squares"]
@@ -202,8 +202,6 @@ def dual_lower_bound(G: np.ndarray, Y: np.ndarray, lam: float, polar_upper: floa
 
 
 _U = UNIT_ROUNDOFF   # the unit roundoff of float64
-_ETA = 2.0**-1074    # the subnormal spacing: what a product may lose absolutely to underflow
-_SAFETY = 1.01       # covers the rounding of an error bound's own arithmetic and its second-order terms
 
 
 def _as_rows(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -235,7 +233,7 @@ def _dot_intervals(G: np.ndarray, Y: np.ndarray) -> tuple[float, float, float, f
     gg = float(np.einsum("ij,ij->i", g, g).sum())
     yy = float(np.einsum("ij,ij->i", y, y).sum())
     g_h = gamma(rows + cols + 1)   # one rounding per product, at most rows + cols − 2 per addition path
-    tiny = 4.0 * _ETA * rows * cols  # products that underflow
+    tiny = 4.0 * SUBNORMAL_SPACING * rows * cols  # products that underflow
     grow = (1.0 + 8.0 * _U) / (1.0 - g_h)
     e_gg = g_h * gg * grow + tiny
     e_gy = g_h * math.sqrt(gg * grow) * math.sqrt(yy * grow) * (1.0 + 8.0 * _U) + tiny
@@ -262,7 +260,7 @@ def sum_of_squares(A: np.ndarray) -> tuple[float, float]:
     if not math.isfinite(s):
         return s, math.inf
     g_h = gamma(a.shape[0] + a.shape[1] + 1)
-    return s, round_up(g_h * s / (1.0 - g_h) * _SAFETY + a.size * _ETA)
+    return s, round_up(g_h * s / (1.0 - g_h) * BOUND_SAFETY + a.size * SUBNORMAL_SPACING)
 
 
 def norm_upper(square: tuple[float, float]) -> float:
@@ -312,8 +310,8 @@ def objective_with_error(residual_sq: tuple[float, float], residual_err: float,
     f = a + b
     rho = norm_upper(residual_sq)
     err = (0.5 * rr_err + 0.5 * residual_err * (2.0 * rho + residual_err) + 0.5 * abs(lam) * pen_err
-           + (len(penalty_sqs) + 2) * _U * (abs(a) + abs(b)) + 4.0 * _ETA)
-    err = round_up(err * _SAFETY)
+           + (len(penalty_sqs) + 2) * _U * (abs(a) + abs(b)) + 4.0 * SUBNORMAL_SPACING)
+    err = round_up(err * BOUND_SAFETY)
     if not (math.isfinite(f) and math.isfinite(err)):
         return f, math.inf
     return f, err

@@ -39,13 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spectral_bound import UNIT_ROUNDOFF, gamma, prove_spectral_bound, round_up
+from .spectral_bound import SUBNORMAL_SPACING, UNIT_ROUNDOFF, gamma, prove_spectral_bound, round_up
 
 __all__ = ["DeflatedBound", "deflated_spectral_bound", "BLOCK_WIDTHS"]
 
 #: Column-block widths tried for the bound on the deflated rest ``‖H‖`` (wider: tighter, ``m n w`` flops).
 BLOCK_WIDTHS = (32, 256)
-_ETA = 2.0**-1074
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class DeflatedBound:
 def _fro_up(A: np.ndarray) -> float:
     """An upper bound on ``‖A‖_F`` (a sum of squares errs by at most ``γ_{size}`` relatively)."""
     s = float(np.vdot(A, A))
-    return round_up(math.sqrt(s * (1.0 + 2.0 * gamma(max(A.size, 1))) + A.size * _ETA))
+    return round_up(math.sqrt(s * (1.0 + 2.0 * gamma(max(A.size, 1))) + A.size * SUBNORMAL_SPACING))
 
 
 def _rest_bound(G: np.ndarray, Z: np.ndarray, Q: np.ndarray, w: int) -> tuple[float, float]:
@@ -93,7 +92,7 @@ def _rest_bound(G: np.ndarray, Z: np.ndarray, Q: np.ndarray, w: int) -> tuple[fl
         absC = np.abs(C)
         g_w = 1.0 + 2.0 * gamma(C.shape[0])
         norm_c = math.sqrt(float(absC.sum(axis=0).max()) * float(absC.sum(axis=1).max())) * g_w
-        total += norm_c + g_m * tr + m * C.shape[0] * _ETA
+        total += norm_c + g_m * tr + m * C.shape[0] * SUBNORMAL_SPACING
         fro2 += tr
     scale = 1.0 + 4.0 * gamma(max(n // w + 1, 1))   # the sums over blocks
     return round_up(math.sqrt(total * scale)), round_up(math.sqrt(fro2 * scale))
@@ -178,7 +177,7 @@ def deflated_spectral_bound(G: np.ndarray, Q: np.ndarray, *, widths: tuple[int, 
     z = _prove_norm(Z)
     if not math.isfinite(z):
         return inf
-    under = m * n * p * _ETA   # what underflow may cost any of the products below, in Frobenius norm
+    under = m * n * p * SUBNORMAL_SPACING   # what underflow may cost any of the products below, in Frobenius norm
     h = round_up((gamma(n) * fg * fq + z * s + under) / math.sqrt(1.0 - s))
     top = round_up(z * math.sqrt(1.0 + s) + h)
     c = math.nan

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spectral_bound import UNIT_ROUNDOFF, gamma, round_up
+from .spectral_bound import BOUND_SAFETY, SUBNORMAL_SPACING, UNIT_ROUNDOFF, gamma, round_up
 
 __all__ = ["CHUNK", "GRAM_CHUNK", "PRODUCT_CHUNK", "FactorGram", "FactorizationValues", "chunked_product", "tree_sum"]
 
@@ -53,8 +53,6 @@ CHUNK = 32
 #: accumulated in order); the Gram matrices of the thin factors use :data:`GRAM_CHUNK`.
 PRODUCT_CHUNK = 128
 GRAM_CHUNK = 32
-_ETA = 2.0**-1074  # the subnormal spacing: what a product may lose absolutely to underflow
-_SAFETY = 1.01     # covers the bound's own rounding and every second-order term
 
 
 def tree_sum(x: np.ndarray) -> tuple[float, int]:
@@ -123,7 +121,7 @@ class FactorGram:
         abs_gram = (absF.T @ absF) / (1.0 - gamma(max(F.shape[0], 1)))
         k = F.shape[1]
         trace = float(np.trace(gram))
-        trace_err = (gamma(depth) + gamma(max(k, 1))) * float(np.trace(abs_gram)) * _SAFETY
+        trace_err = (gamma(depth) + gamma(max(k, 1))) * float(np.trace(abs_gram)) * BOUND_SAFETY
         return FactorGram(gram, depth, abs_gram, trace, trace_err)
 
     @property
@@ -205,7 +203,7 @@ class FactorizationValues:
                 parts.append(np.einsum("ij,ij->i", block, block))
                 parts.append(np.array([float(np.dot(flat[full:], flat[full:]))]))
             s, depth = tree_sum(np.concatenate(parts))
-            err = gamma(depth + CHUNK) * s * _SAFETY + Y.size * _ETA
+            err = gamma(depth + CHUNK) * s * BOUND_SAFETY + Y.size * SUBNORMAL_SPACING
             self._norms = (0.5 * s, 0.5 * err, round_up(math.sqrt(s + err)))
         return self._norms
 
@@ -260,10 +258,10 @@ class FactorizationValues:
         rest = (c_err + gamma(p_depth + 1) * p_abs + 0.5 * cross
                 + 0.5 * abs(self.lam) * (gu.trace_err + gv.trace_err)
                 + 8 * UNIT_ROUNDOFF * (abs(c) + p_abs + cross_abs + abs(self.lam) * pen)
-                + 4.0 * (m * n * k + (m + n) * k * k) * _ETA)
-        err = round_up((rest + gamma(w_depth) * nu * uv) * _SAFETY)
+                + 4.0 * (m * n * k + (m + n) * k * k) * SUBNORMAL_SPACING)
+        err = round_up((rest + gamma(w_depth) * nu * uv) * BOUND_SAFETY)
         if need is not None and err > need * abs(f):
-            err = round_up((rest + gamma(w_depth) * self.abs_norm() * uv) * _SAFETY)
+            err = round_up((rest + gamma(w_depth) * self.abs_norm() * uv) * BOUND_SAFETY)
         if not (math.isfinite(f) and math.isfinite(err)):
             return f, math.inf
         return f, err

@@ -25,7 +25,7 @@ from .grow import LocalDescent, PolarInfo
 from .mf_expanded import FactorizationValues
 from .mf_polar import mf_polar
 from .patterns import check_deadline
-from .spectral_bound import gamma
+from .spectral_bound import SUBNORMAL_SPACING, gamma
 
 __all__ = ["MFForm", "MFState", "MFGrowProblem", "PROVE_BELOW", "EXPANDED_SHARE"]
 
@@ -37,7 +37,6 @@ PROVE_BELOW = 1.1
 #: the run's gap tolerance ``tol·|f|``; the residual otherwise.
 EXPANDED_SHARE = 1e-3
 
-_ETA = 2.0**-1074  # the subnormal spacing: what a product may lose absolutely to underflow
 
 
 def _ridge_solve(K: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -117,7 +116,7 @@ class MFForm(StandardForm):
         r_err = 0.0
         if k > 0:
             r_err = (gamma(k) * norm_upper(uu) * norm_upper(vv) + gamma(1) * norm_upper(rr)
-                     + math.sqrt(R.size) * k * _ETA)
+                     + math.sqrt(R.size) * k * SUBNORMAL_SPACING)
         return objective_with_error(rr, r_err, (uu, vv), self.lam)
 
     def ridge(self, index: int, U: np.ndarray, V: np.ndarray) -> np.ndarray:

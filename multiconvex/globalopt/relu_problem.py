@@ -60,7 +60,7 @@ from .patterns import DEFAULT_MAX_PATTERNS, check_deadline, enumerate_chambers
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
-from .spectral_bound import gamma
+from .spectral_bound import SUBNORMAL_SPACING, gamma
 
 logger = logging.getLogger("multiconvex")
 
@@ -166,7 +166,7 @@ class ReLUGrowProblem:
         if units:
             g_d = gamma(d)
             scale = self._x_norm_upper() * norm_upper(uu) * norm_upper(aa)
-            underflow = math.sqrt(r.size) * (d * float(np.abs(s.alpha).sum()) + units) * 2.0**-1074
+            underflow = math.sqrt(r.size) * (d * float(np.abs(s.alpha).sum()) + units) * SUBNORMAL_SPACING
             r_err = (g_d + gamma(units) * (1.0 + g_d)) * scale + gamma(1) * norm_upper(rr) + underflow
         return objective_with_error(rr, r_err, (uu, aa), self.lam)
 

@@ -38,10 +38,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["SpectralBound", "prove_spectral_bound", "UNIT_ROUNDOFF", "gamma", "round_up"]
+__all__ = ["SpectralBound", "prove_spectral_bound", "UNIT_ROUNDOFF", "SUBNORMAL_SPACING", "BOUND_SAFETY", "gamma",
+           "round_up"]
 
 #: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
 UNIT_ROUNDOFF = 2.0**-53
+#: ``2⁻¹⁰⁷⁴``, the subnormal spacing: what one product may lose absolutely to underflow.
+SUBNORMAL_SPACING = 2.0**-1074
+#: The factor on a rounding-error bound that covers the bound's own arithmetic and its second-order terms.
+BOUND_SAFETY = 1.01
 _TINY = 2.0**-1022  # smallest normal number: each product below it may lose this much absolutely
 
 
