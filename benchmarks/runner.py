@@ -146,8 +146,9 @@ def _run_global(case: Case, inst, start: dict, max_iters: int) -> dict:
     else:
         from multiconvex.models import ParallelReLUNetwork  # lazy: the models import torch (~0.7 s)
 
-        est = ParallelReLUNetwork(subnetwork=[d["X"].shape[1], 1, 1], lam=d["lam"], seed=case.seed)
-        est.fit(d["X"], d["y"], algorithm="grow", solver=case.backend, patterns="exact", time_limit=case.time_limit)
+        est = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=d["lam"], random_state=case.seed, algorithm="grow",
+                                  solver=case.backend, patterns="exact", time_limit=case.time_limit)
+        est.fit(d["X"], d["y"])
     return {**_result_record(est.result_), "subnetworks": est.result_.subnetworks}
 
 
