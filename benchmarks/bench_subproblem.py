@@ -31,7 +31,12 @@ median of ``--repeats`` runs; import time is never counted):
    iterates as in-process (objective history, final U and V). Only compiled (``"matrix"``) blocks
    travel to processes / Dask; the block's numbers are built in this process, so only the backend
    solve (the solver share) is spread over the workers.
-5. The solver share (``Result.solver_time / Result.total_time``) of every case.
+5. The solver share (``Result.solver_time / Result.total_time``) of every case, and a case of its own
+   (``--only share``) for reduced problems where the backend does real work: MF 200×100, rank 5, λ = 0.1
+   (the rebuild case's data and start), 20 Gauss–Seidel sweeps (``tol=0``) with ``clarabel``, ``osqp``,
+   ``daqp`` and ``auto`` (the closed form), and MF 3000×2000, rank 10 with ``auto`` (5 sweeps); each the
+   median of ``--repeats`` calls after an untimed one, as the share of the whole call (build included) and
+   of the driver's run (``total_time − build_time``), against the target 0.9.
 
 ``--blas-threads default,1`` runs everything twice: with the BLAS thread pool as found and
 limited to one thread (``threadpoolctl`` in this process, ``OPENBLAS_NUM_THREADS`` and friends in
@@ -39,7 +44,7 @@ the child). On a shared 2-core machine a multithreaded OpenBLAS call on tiny mat
 milliseconds for a busy core; the two settings side by side show how much that costs.
 
 Run: ``python -m multiconvex.benchmarks.bench_subproblem [--quick] [--repeats 3]
-[--blas-threads default,1] [--only demo|rebuild|large|jacobi ...]``. Prints markdown tables; writes
+[--blas-threads default,1] [--only demo|rebuild|large|jacobi|share ...]``. Prints markdown tables; writes
 ``benchmarks/results/subproblem.json`` (``--quick``: only with ``--out``; the JSON is printed). With
 ``--only`` the cases run replace theirs in an existing JSON file and the others are kept.
 """
@@ -64,6 +69,7 @@ import cvxpy as cp
 import numpy as np
 
 import multiconvex as mc
+from multiconvex.solvers import dispatch
 
 try:
     from multiconvex.benchmarks.peers import dmcp_style_factorization
@@ -265,6 +271,78 @@ def case_rebuild(repeats: int, sweeps: int, m: int = 200, n: int = 100, rank: in
             "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
             "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"),
         })
+    return rows
+
+
+# -- 5. the solver share of reduced problems where the backend does real work ------------------------
+#: (label, m, n, rank, sweeps, solvers) of the share case.
+SHARE_CASES = (("MF 200x100 rank 5", 200, 100, 5, 20, ("clarabel", "osqp", "daqp", "auto")),
+               ("MF 3000x2000 rank 10", 3000, 2000, 10, 5, ("auto",)))
+SHARE_TARGET = 0.9
+
+
+@contextmanager
+def dispatcher_clock(spent: list[float]) -> Iterator[None]:
+    """Adds the wall time of every :func:`multiconvex.solvers.dispatch.solve` call inside to ``spent[0]``: the time
+    the backend's module takes, its conversion of the subproblem value to the backend's own format included
+    (``Result.solver_time`` is the backend's own solve time)."""
+    original = dispatch.solve
+
+    def timed_solve(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+    dispatch.solve = timed_solve
+    try:
+        yield
+    finally:
+        dispatch.solve = original
+
+
+def _share_call(Y: np.ndarray, U0: np.ndarray, V0: np.ndarray, lam: float, solver: str,
+                sweeps: int) -> tuple[Any, float, float]:
+    """One ``mc.solve`` of the share case: the result, its wall time, and the time in the dispatcher's calls."""
+    prob, U, V = mf_problem(Y, U0.shape[1], lam)
+    spent = [0.0]
+    t0 = time.perf_counter()
+    with dispatcher_clock(spent):
+        res = mc.solve(prob, [[U], [V]], algorithm="gauss-seidel", solver=solver, init={U: U0, V: V0},
+                       max_iters=sweeps, tol=0.0, progress=False)
+    return res, time.perf_counter() - t0, spent[0]
+
+
+def case_share(repeats: int, lam: float = 0.1) -> list[dict]:
+    """The solver share of ``mc.solve`` on reduced block subproblems (every block compiled to its own variables),
+    per backend: the backend's own solve time (``Result.solver_time``) over the call, and the time of the
+    dispatcher's calls (:func:`dispatcher_clock`: the backend module, data conversion included) over the call.
+    Median of ``repeats`` calls after an untimed one; ``tol=0`` and ``max_iters=sweeps``, so that every call runs
+    the same sweeps (plus the certificate pass)."""
+    rows = []
+    for label, m, n, rank, sweeps, solvers in SHARE_CASES:
+        Y, U0, V0 = mf_gaussian(m, n, rank)
+        for solver in solvers:
+            _share_call(Y, U0, V0, lam, solver, sweeps)  # untimed: lazy imports, first solves
+            runs = [_share_call(Y, U0, V0, lam, solver, sweeps) for _ in range(repeats)]
+            res = runs[-1][0]
+            share = statistics.median(r.solver_time / r.total_time for r, _, _ in runs)
+            run_share = statistics.median(r.solver_time / (r.total_time - r.build_time) for r, _, _ in runs)
+            call_share = statistics.median(d / r.total_time for r, _, d in runs)
+            rows.append({
+                "case": f"share: {label}, lambda {lam}, {sweeps} sweeps, solver={solver}", "label": label,
+                "solver": solver, "sweeps": sweeps, "status": res.status, "iterations": res.iterations,
+                "ours_time": statistics.median(t for _, t, _ in runs), "ours_times": [t for _, t, _ in runs],
+                "ours_solver_time": statistics.median(r.solver_time for r, _, _ in runs),
+                "ours_dispatch_time": statistics.median(d for _, _, d in runs),
+                "ours_solver_share": share, "ours_solver_share_of_run": run_share,
+                "ours_dispatch_share": call_share,
+                "meets_target": share >= SHARE_TARGET, "ours_objective": res.objective,
+                "forms": res.info.get("forms"), "backends_used": dict(res.backends_used),
+                "cvxpy_path_reasons": res.info.get("cvxpy_path_reasons"),
+            })
+            print(f"share: {label} {solver}: {share:.2f} of the call, {run_share:.2f} of the run, dispatcher "
+                  f"{call_share:.2f} of the call ({res.backends_used})", flush=True)
     return rows
 
 
@@ -521,6 +599,10 @@ def table_rows(run: dict) -> list[list[str]]:
             add(f"{tag}: objective", g["ours_objective"], g["peer_objective"], g["objective_rel_diff"],
                 "rel diff ≤ 1e-8", g["objective_rel_diff"] <= 1e-8)
             add(f"{tag}: solver share", g["ours_solver_share"], None, None, "—")
+    for r in run.get("share", []):
+        add(f"{r['label']}, {r['solver']} ({', '.join(r['backends_used'])}), {r['sweeps']} sweeps: solver share of "
+            "the call (peer column: the dispatcher's calls, data conversion included)", r["ours_solver_share"],
+            r.get("ours_dispatch_share"), None, f"≥ {SHARE_TARGET:g}", r["meets_target"])
     return rows
 
 
@@ -536,7 +618,7 @@ def notes(runs: list[dict]) -> list[str]:
     """Things that look wrong: the cvxpy fallback, objective mismatches, a child that failed."""
     out = []
     for run in runs:
-        cases = [run.get("demo"), *run.get("rebuild", []), *run.get("large", [])]
+        cases = [run.get("demo"), *run.get("rebuild", []), *run.get("large", []), *run.get("share", [])]
         for c in cases:
             if not c:
                 continue
@@ -611,7 +693,7 @@ def main(argv: list[str] | None = None) -> None:
                          "time limit or max_iters stops it)")
     ap.add_argument("--blas-threads", default="default",
                     help="comma list of BLAS thread settings to run under, e.g. 'default,1'")
-    ap.add_argument("--only", choices=["demo", "rebuild", "large", "jacobi"], action="append",
+    ap.add_argument("--only", choices=["demo", "rebuild", "large", "jacobi", "share"], action="append",
                     help="run only these cases")
     ap.add_argument("--jacobi", type=int, nargs=3, metavar=("M", "N", "RANK"), default=None,
                     help="size of the Jacobi executor case (default 1500 1000 10; --quick 300 200 5)")
@@ -631,7 +713,7 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     sweeps = args.sweeps or (5 if args.quick else 20)
     m, n, rank = args.large or ((600, 400, 10) if args.quick else (3000, 2000, 10))
-    only = set(args.only or ["demo", "rebuild", "large", "jacobi"])
+    only = set(args.only or ["demo", "rebuild", "large", "jacobi", "share"])
     jm, jn, jrank = args.jacobi or ((300, 200, 5) if args.quick else (1500, 1000, 10))
     runs = []
     for blas in args.blas_threads.split(","):
@@ -646,6 +728,9 @@ def main(argv: list[str] | None = None) -> None:
             if "rebuild" in only:
                 run["rebuild"] = case_rebuild(repeats, sweeps)
                 print(f"[{blas}] rebuild done", flush=True)
+            if "share" in only:
+                run["share"] = case_share(repeats)
+                print(f"[{blas}] share done", flush=True)
             if "jacobi" in only:
                 run["jacobi"] = case_jacobi(repeats, [s.strip() for s in args.jacobi_solvers.split(",")],
                                             m=jm, n=jn, rank=jrank, iters=args.jacobi_iters)

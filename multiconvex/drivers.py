@@ -459,10 +459,11 @@ class _Driver:
         elapsed = time.perf_counter() - t0
         entry = HistoryEntry(it, elapsed, st.f * self.form.sense, step.accepted, max_gap, st.solver_time)
         history.append(entry)
-        # a Gauss–Seidel sweep measures no gap: "-" rather than "nan" in the table
-        gap_text = f"{max_gap:10.3g}" if math.isfinite(max_gap) else f"{'-':>10}"
-        logger.info("%5d  %18.10g  %s  %-14s  %8.3f", it, st.f * self.form.sense, gap_text,
-                    step.accepted or "-", elapsed)
+        if logger.isEnabledFor(logging.INFO):  # (the line is formatted only when it is logged)
+            # a Gauss–Seidel sweep measures no gap: "-" rather than "nan" in the table
+            gap_text = f"{max_gap:10.3g}" if math.isfinite(max_gap) else f"{'-':>10}"
+            logger.info("%5d  %18.10g  %s  %-14s  %8.3f", it, st.f * self.form.sense, gap_text,
+                        step.accepted or "-", elapsed)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(objective=f"{st.f * self.form.sense:.6g}")
@@ -486,6 +487,8 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
     nothing; a coupled block's empty cross-section says nothing about the problem (another start may be
     feasible), and at a feasible incumbent the backend's claim is wrong — both go on to a solver failure.
     """
+    if not step.failed:
+        return None  # no failed solve: no proof (every iteration of a run without failures asks twice)
     by_status: dict[str, list[str]] = {}
     for name, status in zip(step.failed, step.failed_status):
         by_status.setdefault(status, []).append(name)

@@ -141,6 +141,8 @@ class BlockSubproblem:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if (self.l is None or self.u is None) and (self.lb is None or self.ub is None):
+            return  # no pair of sides to compare (an unconstrained block: every step of a factorization)
         for low, high, what in ((self.l, self.u, ("l", "u")), (self.lb, self.ub, ("lb", "ub"))):
             if low is None or high is None:
                 continue
@@ -287,9 +289,12 @@ class BlockSubproblem:
         return out
 
     def value(self, x: np.ndarray) -> float:
-        """The subproblem's objective at ``x`` (the true objective on the cross-section)."""
+        """The subproblem's objective at ``x`` (the true objective on the cross-section).
+
+        ``½ (xᵀ(Px))``: halving the dot product is exact, so it is the number ``(½x)ᵀ(Px)`` gives (but for gradual
+        underflow), without a pass over ``x`` to halve it."""
         x = np.asarray(x, dtype=float)
-        return float(0.5 * x @ self.Px(x) + self.q @ x + self.c)
+        return float(0.5 * (x @ self.Px(x)) + self.q @ x + self.c)
 
     def violation(self, x: np.ndarray) -> float:
         """Largest violation of the constraints and bounds at ``x`` (0 when feasible)."""
@@ -375,14 +380,42 @@ def check_soc(n: int, soc_A, soc_b, soc_dims: Sequence[int]) -> tuple[sp.csr_mat
 
 
 def _summed_gram(k: int, parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray:
-    """``Σ scale · M`` over ``parts`` (``None``: the ``k × k`` identity, added on the diagonal)."""
+    """``Σ scale · M`` over ``parts`` (``None``: the ``k × k`` identity, added on the diagonal), summed in order
+    from zero.
+
+    The common sum of a factor block, ``M + s·I`` (a Gram matrix and a ridge term), is one addition of the cached
+    ``s·I``: the same numbers bit for bit (``0 + M`` is ``M`` but for the sign of a zero, which ``M + 0`` drops the
+    same way, and a sum that starts from ``+0`` never holds ``−0``, so adding the zeros off the diagonal changes
+    nothing)."""
+    first = parts[0][1] if len(parts) == 2 and parts[0][0] == 1.0 and parts[1][1] is None else None
+    if first is not None and first.shape == (k, k):
+        return np.add(first, _scaled_identity(k, float(parts[1][0])))
     G = np.zeros((k, k))
+    diagonal = G.ravel()[:: k + 1]  # a view: G is C-contiguous
     for scale, M in parts:
         if M is None:
-            G.flat[:: k + 1] += scale
+            diagonal += scale
         else:
             G += scale * M
     return G
+
+
+_SCALED_IDENTITY: dict[tuple[int, float], np.ndarray] = {}
+
+
+def _scaled_identity(k: int, scale: float) -> np.ndarray:
+    """``scale · I`` (``k × k``, read-only), made once per ``(k, scale)`` (a block's ridge weight is the same at every
+    step); at most 64 kept."""
+    key = (k, scale)
+    hit = _SCALED_IDENTITY.get(key)
+    if hit is None:
+        if len(_SCALED_IDENTITY) >= 64:
+            _SCALED_IDENTITY.clear()
+        hit = np.zeros((k, k))
+        hit.ravel()[:: k + 1] = scale
+        hit.flags.writeable = False
+        _SCALED_IDENTITY[key] = hit
+    return hit
 
 
 def _lxr(left: np.ndarray | None, X: np.ndarray, right: np.ndarray | None, *, transpose: bool) -> np.ndarray:

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import math
+import threading
 import time
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -101,7 +102,7 @@ class ClosedForm(MatrixSolver):
             feas, feas_scale = 0.0, 1.0
         resid = _abs_max(grad)
         proof = True
-        value = float(0.5 * x @ px + sub.q @ x + sub.c)  # sub.value(x), P x reused
+        value = float(0.5 * (x @ px) + sub.q @ x + sub.c)  # sub.value(x), P x reused
         # the residual against tol · max(1, |q|, |Px|), the scale found only as far as the test needs it;
         # (NaN fails every comparison, and any inf or NaN in x makes the value inf or NaN)
         if feas <= tol * feas_scale and np.isfinite(value) and (
@@ -136,7 +137,9 @@ class ClosedForm(MatrixSolver):
         route so that they get the least-norm minimiser, is not needed here.
         The value is ``½ xᵀPx + qᵀx + c`` from ``P x = G X``, as ``sub.value(x)`` computes it.
         ``None`` (the general path decides, with its own residual check) when the Cholesky factorisation
-        fails, there are no more right-hand sides than ``k``, or the bound is above ``tol`` (or ``½``)."""
+        fails, there are no more right-hand sides than ``k``, or the bound is above ``tol`` (or ``½``).
+        ``P x`` goes into a scratch array kept per thread (:func:`_scratch`): the same numbers as a fresh array, and
+        the next step finds it warm in the cache."""
         side, G = shared
         slot = sub.slots[0]
         Q = sub.q.reshape(slot.shape, order="F")
@@ -147,22 +150,24 @@ class ClosedForm(MatrixSolver):
         Minv = _cholesky_inverse(G)
         if Minv is None:
             return None  # not positive definite: the general path finds the least-norm point or the proof
-        # any entry of q is a lower bound of max|q|, which is enough for the bound (no pass over q)
+        # any entry of q is a lower bound of max|q|, which is enough for the bound (no pass over q; the last one
+        # too, as a row or column of zeros in the data makes the first one 0)
         enough = min(tol, 0.5)
-        beta = inverse_residual_bound(G, Minv, abs(float(Qt[0, 0])) or _abs_max(sub.q), enough)
+        beta = inverse_residual_bound(G, Minv, abs(float(Qt[0, 0])) or abs(float(Qt[-1, -1])) or _abs_max(sub.q),
+                                      enough)
         if not beta <= enough:  # (NaN fails) ill-conditioned or singular: the general path decides
             return None
-        Xt = (-Minv) @ Qt  # = Minv @ (−Qᵀ) in the same rounding: a negation is exact
-        GX = G @ Xt
+        np.negative(Minv, out=Minv)  # (−Minv) Qᵀ = Minv (−Qᵀ) in the same rounding: a negation is exact
+        Xt = Minv @ Qt
+        GX = np.matmul(G, Xt, out=_scratch(Xt.shape))
         if side == "rows":  # Xt and GX are C-ordered k × m: their C order is x's (F order of the m × k X)
             x, px = Xt.ravel(), GX.ravel()
         else:
             x, px = Xt.ravel(order="F"), GX.ravel(order="F")
-        value = float(0.5 * x @ px + sub.q @ x + sub.c)  # as sub.value(x) computes it
+        value = float(0.5 * (x @ px) + sub.q @ x + sub.c)  # as sub.value(x) computes it
         if not math.isfinite(value):
             return None
-        return MatrixOutcome(st.OPTIMAL, x, time.perf_counter() - t0,
-                             f"cholesky of the shared {k}x{k} Gram matrix ({side}), verified inverse",
+        return MatrixOutcome(st.OPTIMAL, x, time.perf_counter() - t0, _shared_how(k, side),
                              info={"residual_bound": beta}, value=value, value_exact=True, proof=True)
 
     @staticmethod
@@ -217,6 +222,39 @@ class ClosedForm(MatrixSolver):
         if At is None:
             return np.asarray(spla.lsqr(sub.A.T, -grad, atol=1e-14, btol=1e-14)[0])
         return la.lstsq(At, -grad, check_finite=False)[0]
+
+
+#: How a shared-Gram solve is reported (:attr:`MatrixOutcome.native_status`), by ``(k, side)``.
+_SHARED_HOW: dict[tuple[int, str], str] = {}
+
+#: Largest scratch array kept (entries); larger solves use fresh arrays.
+_SCRATCH_LIMIT = 1 << 20
+
+_scratch_local = threading.local()
+
+
+def _shared_how(k: int, side: str) -> str:
+    how = _SHARED_HOW.get((k, side))
+    if how is None:
+        how = _SHARED_HOW[(k, side)] = f"cholesky of the shared {k}x{k} Gram matrix ({side}), verified inverse"
+    return how
+
+
+def _scratch(shape: tuple[int, int]) -> np.ndarray:
+    """A scratch array of ``shape`` (C order) for a shared-Gram solve's ``P x``: kept per thread for the last two
+    shapes (a Gauss–Seidel run alternates between two blocks), fresh above :data:`_SCRATCH_LIMIT` entries. Only
+    for numbers that do not leave the solve."""
+    if shape[0] * shape[1] > _SCRATCH_LIMIT:
+        return np.empty(shape)
+    kept = getattr(_scratch_local, "kept", None)
+    if kept is None:
+        kept = _scratch_local.kept = {}
+    buf = kept.get(shape)
+    if buf is None:
+        if len(kept) >= 2:
+            kept.pop(next(iter(kept)))
+        buf = kept[shape] = np.empty(shape)
+    return buf
 
 
 def _abs_max(v: np.ndarray) -> float:
@@ -307,11 +345,16 @@ def _cholesky_inverse(M: np.ndarray) -> np.ndarray | None:
     c, info = _POTRF(M, lower=False, clean=False)
     if info != 0:
         return None
-    Minv, info = _POTRS(c, _identity(M.shape[0]))  # potrs copies its right-hand side: the shared one is kept
+    k = M.shape[0]
+    eye = _IDENTITY.get(k)  # (_identity, without the calls: this runs at every block step)
+    Minv, info = _POTRS(c, eye[0] if eye is not None else _identity(k))  # potrs copies its right-hand side
     return Minv if info == 0 else None
 
 
 _IDENTITY: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+#: The largest entry along an axis (a NaN anywhere gives NaN), without the Python wrapper of ``ndarray.max``.
+_MAX = np.maximum.reduce
 
 
 def _identity(k: int) -> np.ndarray:
@@ -319,12 +362,8 @@ def _identity(k: int) -> np.ndarray:
     return _constants(k)[0]
 
 
-def _ones(k: int) -> np.ndarray:
-    """A read-only vector of ``k`` ones, made once per ``k``."""
-    return _constants(k)[1]
-
-
 def _constants(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k × k`` identity and a vector of ``k`` ones, read-only, made once per ``k``."""
     hit = _IDENTITY.get(k)
     if hit is None:
         eye, ones = np.eye(k), np.ones(k)
@@ -376,11 +415,12 @@ def inverse_residual_bound(G: np.ndarray, Minv: np.ndarray, rhs_max: float, enou
         return 0.0
     u = _UNIT_ROUNDOFF
     gamma = k * u / (1.0 - k * u)
-    ones = _ones(k)
+    eye, ones = _IDENTITY.get(k) or _constants(k)
     E = G @ Minv
-    E -= _identity(k)
+    E -= eye
     # the largest row sums of |E|, |G| and |Minv| at once (numpy's max: a NaN anywhere gives NaN, never a proof)
-    e_norm, g_norm, m_norm = (np.abs(np.concatenate((E, G, Minv))) @ ones).reshape(3, k).max(axis=1).tolist()
+    stacked = np.concatenate((E, G, Minv))
+    e_norm, g_norm, m_norm = _MAX((np.absolute(stacked, out=stacked) @ ones).reshape(3, k), axis=1).tolist()
     tiny = k * k * _UNDERFLOW
     fixed = e_norm + tiny
     if rhs_max != 0.0:  # X = Minv·0 is exactly 0: nothing underflows

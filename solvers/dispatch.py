@@ -273,6 +273,12 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     return _UNCHANGED if getattr(_held, "depth", 0) else _OneBlasThread()
 
 
+def one_blas_thread_held() -> bool:
+    """Whether this thread is inside a :func:`one_blas_thread` context (a run's session): a hot loop then skips
+    entering another, which would change nothing."""
+    return bool(getattr(_held, "depth", 0))
+
+
 def _one_blas_thread(solver: MatrixSolver, sub: BlockSubproblem) -> contextlib.AbstractContextManager:
     if getattr(_held, "depth", 0):  # this thread holds one BLAS thread already (a run's session)
         return _UNCHANGED
@@ -366,7 +372,7 @@ def _solve_sticky(sticky: tuple[Backend, MatrixSolver, str], sub: BlockSubproble
     backend, solver, problem_class = sticky
     if sub.problem_class != problem_class or not solver.accepts(sub, auto=plan.auto):
         return None
-    remaining = plan.remaining()
+    remaining = None if plan.deadline is None else plan.remaining()
     if remaining is not None and remaining <= 0:
         return _time_is_up(plan, sub, t0, 0.0, [])
     options = _matrix_options(options_for(backend, plan.options)) if plan.options else {}
@@ -375,9 +381,14 @@ def _solve_sticky(sticky: tuple[Backend, MatrixSolver, str], sub: BlockSubproble
     state = workspace.get(backend.name)
     if state is None:
         state = workspace[backend.name] = {}
+    if callable(warm):  # (_warm_for) built only for a backend that reads it
+        warm = warm() if solver.uses_warm else None
     try:
-        with _one_blas_thread(solver, sub):
-            out = solver.solve(sub, options, _warm_for(solver, warm), state)
+        if getattr(_held, "depth", 0):  # the run's session holds one BLAS thread: no context to enter
+            out = solver.solve(sub, options, warm, state)
+        else:
+            with _one_blas_thread(solver, sub):
+                out = solver.solve(sub, options, warm, state)
     except Exception:  # noqa: BLE001 - the full search runs it again and records the failure as it does
         return None
     if out.x is not None and st.has_solution(out.status):

@@ -163,6 +163,9 @@ class AffineCompiler:
             if is_static(expr):
                 fixed = Affine(shape, [], self.getter(expr)())
                 return lambda: fixed
+            if isinstance(expr, Variable) and expr.sparse_idx is None:  # another block's variable: its value read
+                read = self.getter(expr)                                 # directly (no type tests per call)
+                return lambda: Affine(shape, [], read())
             return lambda: Affine(shape, [], self.value(expr))
         if isinstance(expr, Variable):
             own = Affine(shape, [(self._slot_of[expr.id], 1.0, None, None)], None)
@@ -329,6 +332,10 @@ def _shape2(shape: tuple[int, ...]) -> tuple[int, int]:
 def _sum_known(shape: tuple[int, int], parts: list[Affine], layout: list[tuple[bool, bool, bool]]) -> Affine:
     """:meth:`AffineCompiler._sum` once its structure has been checked (``layout``: :meth:`AffineCompiler._sum_layout`):
     the same numbers, without the checks."""
+    if len(parts) == 2 and layout[0] == (False, False, False) and layout[1][0] and parts[1].C is None \
+            and type(parts[0].C) is np.ndarray:
+        # data minus (or plus) the block's terms, ``Y − U V``: the constant as it is, the terms of the other part
+        return Affine((shape[1], shape[0]) if parts[1].t else shape, list(parts[1].terms), parts[0].C, parts[1].t)
     terms = []
     consts = []
     t = False

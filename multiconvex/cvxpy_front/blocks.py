@@ -24,6 +24,7 @@ import cvxpy as cp
 from cvxpy.atoms.elementwise.power import Power
 from cvxpy.constraints.nonpos import Inequality
 from cvxpy.expressions.expression import Expression
+from cvxpy.expressions.leaf import Leaf
 from cvxpy.expressions.variable import Variable
 
 from ..errors import InvalidInputError, NotMulticonvexError
@@ -186,12 +187,13 @@ def check_domains(problem: cp.Problem) -> None:
                 and not c.args[0].variables() and c.args[0].is_nonneg()}
     roots: list[Expression] = [problem.objective.expr] + [a for c in problem.constraints for a in c.args]
     stack, seen = list(roots), set()
+    involves: dict[int, bool] = {}  # whether a node's subtree holds a variable, each node once
     while stack:
         e = stack.pop()
         if id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, Power) and e.args[0].variables():
+        if isinstance(e, Power) and _has_variable(e.args[0], involves):
             p = float(e.p.value)
             arg = e.args[0]
             odd_or_negative = p.is_integer() and ((p >= 3 and p % 2 == 1) or p < 0)
@@ -204,7 +206,22 @@ def check_domains(problem: cp.Problem) -> None:
                     f"minimum of your function. Add the constraint `{_short(arg)} >= 0` (or declare the variable "
                     "nonneg=True) if that domain is meant; otherwise reformulate the term.",
                     block=None, term=shown)
-        stack.extend(a for a in getattr(e, "args", []) if a.variables())
+        stack.extend(a for a in getattr(e, "args", []) if _has_variable(a, involves))
+
+
+def _has_variable(e, memo: dict[int, bool]) -> bool:
+    """``bool(e.variables())``, bottom-up with ``memo`` (cvxpy's ``variables()`` walks the whole subtree at every
+    node it is asked of)."""
+    hit = memo.get(id(e))
+    if hit is None:
+        if isinstance(e, Variable):
+            hit = True
+        elif isinstance(e, Leaf):
+            hit = False
+        else:
+            hit = any([_has_variable(a, memo) for a in e.args])
+        memo[id(e)] = hit
+    return hit
 
 
 def _minimised(problem: cp.Problem) -> Expression:

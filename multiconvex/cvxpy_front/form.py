@@ -58,7 +58,7 @@ def walk_form(problem: cp.Problem, blocks: Sequence[Sequence[Variable]], reg: fl
     t0 = time.perf_counter()
     expr = form_objective(problem, reg)
     constraints = list(problem.constraints)
-    with zero_filled(expr, constraints):  # once for every block
+    with zero_filled(expr, constraints, problem.variables()):  # once for every block
         walks = [walk_block(expr, constraints, list(b), n, filled=True) for n, b in zip(block_names(blocks), blocks)]
     return FormWalk(problem, float(reg), expr, walks, time.perf_counter() - t0)
 
@@ -99,7 +99,7 @@ class CvxpyForm(StandardForm):
         self.plan = plan if plan is not None else dispatch.make_plan("auto", options=dict(solver_options or {}))
         self.compiled: list[QuadraticBlock | None] = []
         self.compile_notes: dict[str, str] = {}
-        with zero_filled(expr, self.constraints):  # once for every block
+        with zero_filled(expr, self.constraints, list(self.variables.values())):  # once for every block
             compiled = []
             for n, b, walk in zip(names, blocks, walks):
                 # a small block's first numbers are built with one BLAS thread, as its every step (see prepare)
@@ -117,7 +117,8 @@ class CvxpyForm(StandardForm):
                          for n, b, qb in zip(names, blocks, self.compiled)]
         self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
         self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
-        self._prepared: dict[int, tuple[BlockSubproblem, dict]] = {}  # the subproblem and its anchor values
+        # the subproblem and its anchor (the point it was built at: the block's values are read from it by key)
+        self._prepared: dict[int, tuple[BlockSubproblem, Point]] = {}
         # blocks whose variables no attribute projects: the solver's point is the user's as it is
         self._plain = [all(not v.attributes.get(k) for v in b for k in v.attributes) and
                        all(v.sparse_idx is None for v in b) for b in blocks]
@@ -129,6 +130,12 @@ class CvxpyForm(StandardForm):
         self.solver_options = dict(solver_options or {})
         self.build_time = time.perf_counter() - t0 + (0.0 if precompiled is None else precompiled.walk_time)
         self._relus = [e for e in _atoms(expr, self.constraints) if isinstance(e, relu)]
+        # the norms of the blocks' latest values (_remember_norm), shared by every compiled block
+        self._known_norms2: dict[int, tuple[np.ndarray, float]] = {}
+        self._norm_ids: dict[int, int] = {}
+        for qb in self.compiled:
+            if qb is not None:
+                qb.known_norms2 = self._known_norms2
 
     # -- points ---------------------------------------------------------------------------------
     def keys(self) -> list[Hashable]:
@@ -220,13 +227,16 @@ class CvxpyForm(StandardForm):
         self._assign(point)
         qb = self.compiled[index]
         if qb is not None:  # no piece of this block: no boundary to flip
-            anchor = {vid: point[vid] for vid in self.blocks[index].keys}
+            anchor = point  # the block's values at the point: read by their keys (the point is not changed later)
             try:
                 # small blocks: the products that build the numbers are tiny, and BLAS threads spinning on
-                # busy cores cost far more than they save
-                # (inside the run's session, which holds one BLAS thread already, the context changes nothing)
-                with dispatch.one_blas_thread() if qb.n <= SMALL_BLOCK else contextlib.nullcontext():
+                # busy cores cost far more than they save (inside the run's session, which holds one BLAS
+                # thread already, no context is entered: it would change nothing)
+                if qb.n > SMALL_BLOCK or dispatch.one_blas_thread_held():
                     sub = qb.subproblem(prox, anchor)
+                else:
+                    with dispatch.one_blas_thread():
+                        sub = qb.subproblem(prox, anchor)
             except Unsupported as exc:  # structure was checked at build; only a sign that moved gets here
                 raise NotMulticonvexError(f"block '{self.blocks[index].name}' is not convex at this point: {exc}",
                                           block=self.blocks[index].name) from exc
@@ -310,18 +320,34 @@ class CvxpyForm(StandardForm):
                 x = sol.x
                 if len(sub.slots) == 1:  # sub.split(x), one slot: x itself, shaped (a view)
                     slot = sub.slots[0]
-                    out.values = {slot.key: x.reshape(slot.shape, order="F").reshape(slot.value_shape, order="F")}
+                    shaped = x.reshape(slot.shape, order="F")
+                    out.values = {slot.key: shaped if slot.shape == slot.value_shape else
+                                  shaped.reshape(slot.value_shape, order="F")}
                 else:
                     out.values = sub.split(x)
             else:
                 out.values = {vid: np.asarray(self.variables[vid].project(val), dtype=float)
                               for vid, val in sub.split(sol.x).items()}
                 x = sub.stack(out.values)
-            out.value = self.compiled[index].objective_at(x, sub, self.objective_rtol,
-                                                          sol.value if x is sol.x and sol.value_exact else None)
+            qb = self.compiled[index]
+            qb.last_norm2 = None
+            out.value = qb.objective_at(x, sub, self.objective_rtol,
+                                        sol.value if x is sol.x and sol.value_exact else None)
+            if qb.last_norm2 is not None and qb.last_norm2[0] is x and len(out.values) == 1:
+                self._remember_norm(index, next(iter(out.values.values())), qb.last_norm2[1])
         else:
             out.message = sol.message or f"block {name}: {sol.status}"
         return out
+
+    def _remember_norm(self, index: int, values: np.ndarray, norm2: float) -> None:
+        """``‖values‖²`` of block ``index``'s new values (a view of the solution ``x``, whose norm the rounding bound
+        computed), for the other compiled blocks: their subproblems read it for this block's square
+        (:attr:`QuadraticBlock.known_norms2`) instead of another pass; only the block's latest values are kept."""
+        old = self._norm_ids.get(index)
+        if old is not None:
+            self._known_norms2.pop(old, None)
+        self._known_norms2[id(values)] = (values, norm2)
+        self._norm_ids[index] = id(values)
 
     def load(self, point: Point) -> None:
         self._assign(point)

@@ -87,6 +87,11 @@ class QuadraticBlock:
         self._compiler = AffineCompiler(self.block_vars)  # the walk of block-affine expressions, and its caches
         self._prox = False
         self._depth: int | None = None  # rounding_bound's count of products, fixed by the structure
+        #: ``‖values‖²`` of other blocks' new values, by ``id`` (``(array, norm²)``), kept by the form
+        #: (:meth:`CvxpyForm.receive`): this block reads them for another block's square instead of a new pass
+        self.known_norms2: dict[int, tuple[np.ndarray, float]] = {}
+        #: ``(x, ‖x‖²)`` of the last :meth:`rounding_bound` of a one-slot block
+        self.last_norm2: tuple[np.ndarray, float] | None = None
         self._bounds = self._variable_bounds()
         # the walk of the objective and of each constraint, once: at each point only numbers are computed
         self._objective: list = []
@@ -111,12 +116,17 @@ class QuadraticBlock:
         raise Unsupported(f"a {type(con).__name__} constraint on the block")
 
     def _variable_bounds(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        lbs, ubs, any_bound = [], [], False
-        for v, slot in zip(self.block_vars, self.slots):
+        given = []
+        for v in self.block_vars:
             attrs = {k for k, val in v.attributes.items() if val is not None and val is not False}
             extra = attrs - _BOUND_ATTRIBUTES - {"real", "name"}
             if extra:
                 raise Unsupported(f"variable '{v.name()}' has attribute(s) {sorted(extra)}")
+            given.append(attrs)
+        if not any(attrs & _BOUND_ATTRIBUTES for attrs in given):
+            return None, None  # no bound: no arrays of infinities to build
+        lbs, ubs, any_bound = [], [], False
+        for v, slot, attrs in zip(self.block_vars, self.slots, given):
             lb, ub = np.full(slot.size, -np.inf), np.full(slot.size, np.inf)
             if "nonneg" in attrs:
                 lb[:] = 0.0
@@ -245,7 +255,7 @@ class QuadraticBlock:
         self._parts = (squares, linear, consts)  # for objective_at: the same numbers, in residual form
         self._prox = bool(prox)  # the expanded value has a proximal term then
         n = self._n
-        q = np.zeros(n)
+        q = np.empty(n)  # each slot's part is written by its first linear part, or zeroed below
         written: set[int] = set()  # slots whose part of q holds a linear part already
         c = float(sum(consts))
         quad: list[KronTerm] = []
@@ -253,13 +263,14 @@ class QuadraticBlock:
         self._square_norms2 = (squares, norms2)
         seen: dict[int, tuple[np.ndarray, float]] = {}  # ‖A‖² of the arrays met here, by id (rounding_bound)
         self._point_norms2 = seen
+        slots, transposed, squared_norm = self.slots, self._transposed, self._squared_norm
         for w, aff in squares:
             C = aff.C
             if C is None:
                 norms2.append(0.0)
             else:
-                if np.shape(C) == aff.shape:
-                    norm2 = self._squared_norm(C)
+                if (C.shape if type(C) is np.ndarray else np.shape(C)) == aff.shape:
+                    norm2 = squared_norm(C)
                     seen[id(C)] = (C, norm2)  # another block's values, as a factor of a term too (‖V‖, ‖U‖)
                 else:
                     C = aff.constant()
@@ -267,17 +278,30 @@ class QuadraticBlock:
                 c += w * norm2
                 norms2.append(norm2)
             terms = aff.terms
+            if len(terms) == 1:  # the common square of one term: the loops below, unrolled
+                s, al, L, R = terms[0]
+                if C is not None:
+                    _linear_part(q, slots[s], 2 * w * al, C, transposed, L, R, s in written)
+                    written.add(s)
+                shape = slots[s].shape
+                quad.append(KronTerm(s, s, None if L is None else _gram(L, L, shape[0]),
+                                     None if R is None else _gram_r(R, R, shape[1]), 2 * w * al * al))
+                continue
             for ti, (s, al, L, R) in enumerate(terms):
-                slot = self.slots[s]
+                slot = slots[s]
                 if C is not None:  # linear part 2w α Lᵀ C Rᵀ, built transposed: R Cᵀ L in C order is its F order
-                    _linear_part(q, slot, 2 * w * al, C, self._transposed, L, R, s in written)
+                    _linear_part(q, slot, 2 * w * al, C, transposed, L, R, s in written)
                     written.add(s)
                 for tj, (s2, al2, L2, R2) in enumerate(terms):
                     if s != s2 and tj <= ti:
                         continue  # a cross term between two slots adds its transpose itself
-                    left = None if L is None and L2 is None else _gram(L, L2, self.slots[s].shape[0])
-                    right = None if R is None and R2 is None else _gram_r(R, R2, self.slots[s].shape[1])
+                    left = None if L is None and L2 is None else _gram(L, L2, slots[s].shape[0])
+                    right = None if R is None and R2 is None else _gram_r(R, R2, slots[s].shape[1])
                     quad.append(KronTerm(s, s2, left, right, 2 * w * al * al2))
+        if len(written) < len(self.slots):
+            for s, slot in enumerate(self.slots):
+                if s not in written:
+                    q[slot.span] = 0.0
         for w, aff in linear:
             C = aff.constant()
             c += w * float(C.ravel()[0])
@@ -343,22 +367,31 @@ class QuadraticBlock:
         first power per affine term, ``|c|`` per constant)."""
         squares, linear, consts = self._parts
         slots = self.slots
-        norms = [_fro(x)] if len(slots) == 1 else [_fro(x[s.span]) for s in slots]  # (one slot: x is its span)
-        total = float(sum(abs(c) for c in consts))
+        if len(slots) == 1:  # one slot: x is its span; ‖x‖² kept for the form (last_norm2)
+            flat = x.ravel(order="K")
+            norm2 = float(flat @ flat)
+            self.last_norm2 = (x, norm2)
+            norms = [math.sqrt(norm2)]  # _fro(x)
+        else:
+            norms = [_fro(x[s.span]) for s in slots]
+        total = float(sum([abs(c) for c in consts])) if consts else 0.0
         # ‖C‖ of the squares as subproblem computed them for these parts, of the affine terms here
         known = self._square_norms2[1] if self._square_norms2[0] is squares and \
             len(self._square_norms2[1]) == len(squares) else None
-        for group, power in ((squares, 2), (linear, 1)):
-            for i, (w, aff) in enumerate(group):
+        norm_here, sqrt = self._norm_here, math.sqrt
+        for group, power in ((squares, 2), (linear, 1)) if linear else ((squares, 2),):
+            i = 0
+            for w, aff in group:
                 if aff.C is None:
                     size = 0.0
                 elif power == 2 and known is not None:
-                    size = math.sqrt(known[i])
+                    size = sqrt(known[i])
                 else:
-                    size = math.sqrt(self._constant_norm2(aff))
+                    size = sqrt(self._constant_norm2(aff))
+                i += 1
                 for s, al, L, R in aff.terms:
-                    size += abs(al) * norms[s] * (1.0 if L is None else self._norm_here(L)) * (
-                        1.0 if R is None else self._norm_here(R))
+                    size += abs(al) * norms[s] * (1.0 if L is None else norm_here(L)) * (
+                        1.0 if R is None else norm_here(R))
                 total += abs(w) * size ** power
         if self._depth is None:
             self._depth = x.size + 8 + sum(
@@ -380,17 +413,25 @@ class QuadraticBlock:
     @staticmethod
     def _residual(aff: Affine, mats: list[np.ndarray]) -> np.ndarray:
         E: np.ndarray | None = None
-        for s, al, L, R in aff.terms:
-            T = matmul(matmul(L, mats[s]), R)
-            T = T if al == 1.0 else (-T if al == -1.0 else al * T)
-            E = T if E is None else E + T
-        if aff.C is not None:
-            E = aff.C if E is None else E + aff.C  # broadcasts as the expression does
-        return np.broadcast_to(E, aff.shape) if E is not None else np.zeros(aff.shape)
+        terms, C = aff.terms, aff.C
+        if len(terms) == 1 and terms[0][1] == -1.0 and C is not None:
+            s, _, L, R = terms[0]
+            E = C - matmul(matmul(L, mats[s]), R)  # (−T) + C in one pass: the same numbers (a negation is exact)
+        else:
+            for s, al, L, R in terms:
+                T = matmul(matmul(L, mats[s]), R)
+                T = T if al == 1.0 else (-T if al == -1.0 else al * T)
+                E = T if E is None else E + T
+            if C is not None:
+                E = C if E is None else E + C  # broadcasts as the expression does
+        if E is None:
+            return np.zeros(aff.shape)
+        return E if np.shape(E) == aff.shape else np.broadcast_to(E, aff.shape)
 
     def _constant_norm2(self, aff: Affine) -> float:
         """``‖C‖²`` of ``aff``'s constant as broadcast to its shape."""
-        if np.shape(aff.C) == aff.shape:
+        C = aff.C
+        if (C.shape if type(C) is np.ndarray else np.shape(C)) == aff.shape:
             return self._squared_norm(aff.C)
         C = aff.constant()
         return float(np.vdot(C, C))
@@ -409,9 +450,14 @@ class QuadraticBlock:
         return CT
 
     def _squared_norm(self, C: np.ndarray) -> float:
-        """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point)."""
+        """``‖C‖²``, remembered when ``C`` is one of the data constants (the same array at every point); read from
+        :attr:`known_norms2` when ``C`` is a block's values whose norm the form has already (the same dot product
+        over the same memory: the same number)."""
         key = id(C)
         hit = self._norm_cache.get(key)
+        if hit is not None and hit[0] is C:
+            return hit[1]
+        hit = self.known_norms2.get(key)
         if hit is not None and hit[0] is C:
             return hit[1]
         flat = (C if type(C) is np.ndarray and C.dtype == np.float64 else np.asarray(C, dtype=float)).ravel(order="K")
@@ -472,6 +518,11 @@ def _linear_part(q: np.ndarray, slot: Slot, k: float, C: np.ndarray, transposed:
             target[...] = (L.T @ C).T
         return
     if R is not None:
+        if k == -1.0 and L is None and not add and R.size < target.size and R.ndim == C.ndim == 2 \
+                and (R.shape[0], C.shape[0]) == shape and R.shape[1] == C.shape[1]:
+            # −R Cᵀ: the smaller factor negated instead of the product (exact either way: the same numbers)
+            np.matmul(np.negative(R), transposed(C), out=target)
+            return
         kR = R if unit else k * R
         a, b = (kR, transposed(C)) if L is None else (kR @ transposed(C), L)
     elif L is not None:
@@ -543,9 +594,12 @@ class BlockWalk:
 
 
 @contextmanager
-def zero_filled(objective, constraints: list) -> Iterator[None]:
-    """Variables without a value hold zeros (a value their attributes allow) inside, ``None`` again after."""
-    missing = [v for v in {v.id: v for v in _variables(objective, constraints)}.values() if v.value is None]
+def zero_filled(objective, constraints: list, variables: list[Variable] | None = None) -> Iterator[None]:
+    """Variables without a value hold zeros (a value their attributes allow) inside, ``None`` again after.
+    ``variables``: those of ``objective`` and ``constraints`` when the caller has them (a problem's, which cvxpy
+    keeps), else found here."""
+    found = variables if variables is not None else _variables(objective, constraints)
+    missing = [v for v in {v.id: v for v in found}.values() if v.value is None]
     try:
         for v in missing:
             v.save_value(np.asarray(v.project(np.zeros(v.shape)), dtype=float))

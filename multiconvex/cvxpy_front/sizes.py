@@ -41,6 +41,22 @@ FALLBACK_MEMORY = 8 * 2**30
 CVXPY_BYTES_PER_NONZERO = 48
 
 
+#: :func:`check_block_sizes` reads the available memory (:func:`available_memory`, ~50 µs) only for a block that
+#: needs more than this share of :data:`MEMORY_SHARE` of the *free* memory (:func:`free_memory`, ~0.3 µs). The
+#: kernel's available memory is the free memory less its reserve (its watermarks, a few percent of the memory)
+#: plus what it can reclaim, so a block within this share is within the budget of the available memory too
+#: unless that reserve exceeds half the free memory (a machine about to swap).
+FREE_SHARE = 0.5
+
+
+def free_memory() -> int:
+    """Bytes of free memory (POSIX ``sysconf`` free pages: one system call), 0 when it cannot be read."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
 def available_memory() -> int:
     """Bytes of memory available now: ``psutil``'s ``available``, else POSIX ``sysconf`` free pages, else
     :data:`FALLBACK_MEMORY`."""
@@ -210,12 +226,17 @@ def check_block_sizes(problem: cp.Problem, blocks: Sequence[Sequence[Variable]],
     done once by the front door and handed on to the form; without it each block is walked here."""
     if built is not None and len(built) != len(blocks):
         raise ValueError(f"built has {len(built)} block walks for {len(blocks)} blocks")
-    budget = MEMORY_SHARE * (available_memory() if available is None else available)
     expr = problem.objective.expr
     walks: Sequence[BlockWalk | None] = built if built is not None else [None] * len(blocks)
     products = matrix_products(expr, problem.constraints)  # once for every block
-    for name, block, walk in zip(block_names(blocks), blocks, walks):
-        need, path, what = block_memory(expr, problem.constraints, block, walk, products)
+    needs = [(name, block, *block_memory(expr, problem.constraints, block, walk, products))
+             for name, block, walk in zip(block_names(blocks), blocks, walks)]
+    if available is None:
+        if max((need for _, _, need, _, _ in needs), default=0) <= MEMORY_SHARE * FREE_SHARE * free_memory():
+            return  # every block fits well within the free memory: the available memory (more) is not read
+        available = available_memory()
+    budget = MEMORY_SHARE * available
+    for name, block, need, path, what in needs:
         if need > budget:
             n = sum(int(v.size) for v in block)
             fix = {"compiled": "give the data that multiplies it as a scipy.sparse matrix (the block then goes to "
