@@ -2,11 +2,14 @@
 without :class:`multiconvex.nets.hybrid.LayerSteps`, against Adam, on diabetes ``[10, 64, 64, 1]``, weight
 decay 1e-4, seed 0 (the setup of ``bench_relu.py --only hybrid``: Adam lr 1e-3, minibatches of 64, 300 epochs).
 
-Every run gets ``--factor`` × Adam's time (the whole run, gradient phase included); the hybrid's block phases
-all start from the same Adam end point. Reported per run: the
+The variants with ``+ balance`` open every round by rescaling the hidden units
+(:func:`multiconvex.nets.balance.balance_units`, ``LayerSteps(balance=True)``, the default); the one without is the
+previous default. Every run gets ``--factor`` × Adam's time (the whole run, gradient phase included); the hybrid's
+block phases all start from the same Adam end point. Reported per run: the
 objective at 2× and at the end, the time to Adam's objective (as a multiple of Adam's time), the status and
 the certificate of the end point (the run's own, or one certifying pass afterwards when the time limit cut
-the run before its own).
+the run before its own): its largest computed gap, how many blocks are above the tolerance and how many gaps were
+not computed (a neighbouring piece neither solved nor proven empty).
 
 Run (from the repository root): ``python -m benchmarks.bench_hybrid [--quick] [--factor 5] [--only hybrid|pure]``
 -> ``benchmarks/results/hybrid_layer_steps.json``; ``--only long [--long-seconds 240]`` (not in ``all``): rounds with
@@ -38,13 +41,14 @@ OUT = pathlib.Path(os.environ.get("MULTICONVEX_RESULTS", pathlib.Path(__file__).
 #: the block phases compared: label -> layer steps (None: the driver alone)
 VARIANTS: dict[str, LayerSteps | None] = {
     "sweeps only": None,
-    "layer steps (2 passes / 4 sweeps)": LayerSteps(passes=2, sweeps=4),
-    "layer steps (5 passes / 2 sweeps)": LayerSteps(passes=5, sweeps=2),
-    "network + layer steps (3 Gauss–Newton, 2 passes / 4 sweeps)": LayerSteps(passes=2, sweeps=4, network=3),
+    "layer steps (5 passes / 2 sweeps), no balance": LayerSteps(passes=5, sweeps=2, balance=False),
+    "layer steps (5 passes / 2 sweeps) + balance": LayerSteps(passes=5, sweeps=2),
+    "layer steps (2 passes / 4 sweeps) + balance": LayerSteps(passes=2, sweeps=4),
+    "network + layer steps (3 Gauss–Newton, 2 passes / 4 sweeps) + balance": LayerSteps(passes=2, sweeps=4, network=3),
 }
 
 #: the layer steps of the one end-to-end :func:`run_hybrid` run
-END_TO_END = LayerSteps()  # the defaults (5 passes / 2 sweeps)
+END_TO_END = LayerSteps()  # the defaults (5 passes / 2 sweeps, balance)
 
 
 def _objective_at(history: list[tuple[float, float]], t: float) -> float:
@@ -56,6 +60,11 @@ def _objective_at(history: list[tuple[float, float]], t: float) -> float:
     return best
 
 
+def _largest(cert) -> float:
+    """The largest block gap that was computed (``Certificate.max_gap`` is ``max`` over a list that may hold nan)."""
+    return max((g for g in cert.block_gaps.values() if not math.isnan(g)), default=math.nan)
+
+
 def _summary(res, params, arch, Xt, Tt, t_adam: float, f_adam: float) -> dict:
     hist = [(h.time, h.objective) for h in res.history]
     cert = res.certificate
@@ -65,8 +74,11 @@ def _summary(res, params, arch, Xt, Tt, t_adam: float, f_adam: float) -> dict:
     return {"seconds": res.total_time, "ratio_to_adam": res.total_time / t_adam, "objective": res.objective,
             "objective_at_2x_adam": _objective_at(hist, 2 * t_adam), "status": res.status,
             "time_to_adam_objective_ratio": _time_to(hist, f_adam) / t_adam,
-            "end_point_partial_minimum": bool(cert.is_partial_minimum), "end_point_max_block_gap": float(cert.max_gap),
-            "end_point_gap_tolerance": float(cert.tolerance), "layer_steps_taken": len(layer_steps),
+            "end_point_partial_minimum": bool(cert.is_partial_minimum), "end_point_max_block_gap": _largest(cert),
+            "end_point_gap_tolerance": float(cert.tolerance),
+            "end_point_blocks_above_tolerance": sum(g > cert.tolerance for g in cert.block_gaps.values()),
+            "end_point_blocks_not_computed": sum(math.isnan(g) for g in cert.block_gaps.values()),
+            "layer_steps_taken": len(layer_steps),
             "layer_step_seconds": sum(s["seconds"] for s in layer_steps), "iterations": res.iterations}
 
 
@@ -129,9 +141,11 @@ def long_run(arch, Xt, Tt, adam_params, t_adam: float, seconds: float) -> dict:
     out = {"seconds": seconds, "ratio_to_adam": (t_adam + seconds) / t_adam, "status": res.status,
            "objective": res.objective,
            "objective_every_tenth": [(h.time, h.objective) for h in res.history[::max(1, len(res.history) // 10)]],
-           "partial_minimum": bool(cert.is_partial_minimum), "max_block_gap": float(cert.max_gap),
+           "partial_minimum": bool(cert.is_partial_minimum), "max_block_gap": _largest(cert),
            "tolerance": float(cert.tolerance),
-           "per_layer": {k: {"max_gap": max(v), "above_tolerance": sum(g > cert.tolerance for g in v)}
+           "per_layer": {k: {"max_gap": max((g for g in v if not math.isnan(g)), default=math.nan),
+                             "above_tolerance": sum(g > cert.tolerance for g in v),
+                             "not_computed": sum(math.isnan(g) for g in v)}
                          for k, v in by_layer.items()}}
     print("long run", out, flush=True)
     return out

@@ -8,7 +8,9 @@ gradient phase's end point) until the partial-minimum certificate holds or a lim
 returns one :class:`~multiconvex.result.Result` whose history holds both phases
 (``info["phases"]``: one record per phase).
 
-With ``layer_steps`` (squared loss) the block phase runs in rounds: a few joint Newton steps of whole
+With ``layer_steps`` (squared loss) the block phase runs in rounds: the hidden units rescaled so that each
+unit's incoming and outgoing weights have equal norms (:func:`multiconvex.nets.balance.balance_units`: the same
+function, less weight decay; ``LayerSteps(balance=False)`` skips it), a few joint Newton steps of whole
 layers (:func:`multiconvex.nets.layer_step.layer_newton_step`: every unit of a layer at once, which
 Gauss–Seidel over units does only slowly when they are coupled), then a few driver iterations. A
 layer step only moves the point (and only down); each round's driver run ends with its certifying
@@ -43,6 +45,7 @@ from ..drivers import DriverOptions, run
 from ..errors import InvalidInputError
 from ..result import Certificate, HistoryEntry, Result
 from ..tolerance import gap_tolerance
+from .balance import balance_units
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
 from .form import NetForm
 from .layer_step import layer_newton_step, network_newton_step
@@ -80,17 +83,23 @@ class LayerSteps:
         (:func:`~multiconvex.nets.layer_step.network_newton_step`): the damping starts at ``DAMPING[0]`` each round,
         falls after a full step and rises after a short or failed one; the round's Gauss–Newton steps stop once it
         exceeds ``DAMPING[1]`` (they stall at the kinks of the pieces).
+    balance : bool
+        Start each round by rescaling every hidden unit so that its incoming row and outgoing column have equal
+        norms (:func:`~multiconvex.nets.balance.balance_units`: the same outputs and piece, less weight decay).
     """
 
     passes: int = 5
     sweeps: int = 2
     network: int = 0
+    balance: bool = True
 
     def __post_init__(self):
         for name, least in (("passes", 0), ("sweeps", 1), ("network", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise InvalidInputError(f"LayerSteps({name}={value!r}): {name} must be an integer >= {least}.")
+        if not isinstance(self.balance, bool):
+            raise InvalidInputError(f"LayerSteps(balance={self.balance!r}): balance must be True or False.")
 
 
 def as_layer_steps(value, where: str) -> LayerSteps | None:
@@ -193,8 +202,24 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions, block:
 DAMPING = (1e-3, 1.0)
 
 
-def _step_name(layer: int) -> str:
+def _step_name(record: dict) -> str:
+    if "name" in record:
+        return record["name"]
+    layer = record["layer"]
     return f"layer{layer + 1}-step" if layer >= 0 else "network-step"
+
+
+def _round_start(form: NetForm, params: Params, f: float, steps: LayerSteps) -> Iterator[tuple[Params, float, dict]]:
+    """The move that opens a round: the units' balance (``steps.balance``), kept only when ``F`` decreases and then
+    yielded as ``(params, F, record)``."""
+    if not steps.balance:
+        return
+    t = time.perf_counter()
+    new = balance_units(params)
+    f_new = form.evaluate(form.point_from_params(new))[0]
+    if f_new < f:
+        yield new, f_new, {"name": "balance", "layer": -1, "step": 1.0, "objective_before": f,
+                           "objective_after": f_new, "seconds": time.perf_counter() - t}
 
 
 def _layer_order(form: NetForm) -> list[int]:
@@ -265,6 +290,18 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
         while sweeps < opts.max_iters:
             rounds += 1
             moved, damping = False, DAMPING[0]
+            now = []
+            for kept, f_kept, record in _round_start(form, params, f, steps):
+                # a move below the driver's tolerance does not count as one (a stalled driver run then ends the rounds)
+                moved = moved or record["objective_before"] - f_kept > gap_tolerance(opts.tol, f_kept)
+                params, f = kept, f_kept
+                now.append(record)
+                taken.append(record)
+            if now:
+                history.append(_steps_entry(history, now, f, t0, solver_time))
+                now = []
+                if opts.callback is not None and opts.callback(history[-1]):
+                    raise _Stopped
             for n in range(steps.network + steps.passes):
                 network = n < steps.network
                 if network and damping > DAMPING[1]:
@@ -337,7 +374,7 @@ def _steps_entry(history: list[HistoryEntry], steps: list[dict], f: float, t0: f
                  solver_time: float) -> HistoryEntry:
     """The history entry of a layer pass that kept ``steps`` (``accepted_block``: ``"layer2-step,..."``)."""
     return HistoryEntry(history[-1].iteration + 1, time.perf_counter() - t0, f,
-                        ",".join(_step_name(s["layer"]) for s in steps), math.nan, solver_time)
+                        ",".join(_step_name(s) for s in steps), math.nan, solver_time)
 
 
 def _shifted_callback(user, iterations: int, seconds: float, solver: float):

@@ -1,0 +1,135 @@
+"""Moves that help the block phase settle (issue 14): the units' balance (:mod:`multiconvex.nets.balance`) keeps the
+function and lowers the weight decay; the exact solve of the last hidden layer's QP on its piece
+(:mod:`multiconvex.nets.layer_qp`) leaves every unit of that layer at its own block's optimum, as the unit blocks'
+own solves (DAQP) measure it. The balance opens every round of :func:`multiconvex.nets.hybrid.run_rounds`
+(``LayerSteps(balance=True)``, the default).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from multiconvex.drivers import DriverOptions
+from multiconvex.errors import InvalidInputError
+from multiconvex.nets import Architecture, NetForm, forward, init_params, objective
+from multiconvex.nets.balance import balance_units
+from multiconvex.nets.hybrid import LayerSteps, run_rounds
+from multiconvex.nets.layer_qp import last_layer_solve
+
+WD = 1e-3
+
+
+def _net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "squared"):
+    arch = Architecture(sizes, loss=loss)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
+    T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
+    if sizes[-1] > 1:
+        T = torch.cat([T, X[:, :1] ** 2][: sizes[-1]], dim=1)
+    return arch, init_params(arch, seed, X.device), X, T
+
+
+def _own_gaps(form: NetForm, params, layer: int) -> list[float]:
+    """The own-piece block gaps of every unit of ``layer`` (the unit blocks' exact solves, no neighbouring piece)."""
+    point = form.point_from_params(params)
+    f, _ = form.evaluate(point)
+    indices = [i for i, b in enumerate(form.layer_blocks) if b.layer == layer]
+    for i in indices:
+        form.prepare(i, point)
+    sols = [form.solve_prepared(i) for i in indices]
+    assert all(s.status == "optimal" for s in sols)
+    return [f - s.value for s in sols]
+
+
+def test_balance_keeps_every_output_and_piece_and_equalises_the_norms():
+    arch, params, X, T = _net((3, 5, 4, 2))
+    params = [(W * s, b * s) for (W, b), s in zip(params, (3.0, 0.2, 5.0))]  # unbalanced on purpose
+    new = balance_units(params)
+    out0, pre0, _ = forward(arch, params, X)
+    out1, pre1, _ = forward(arch, new, X)
+    assert torch.allclose(out1, out0, rtol=1e-12, atol=1e-12)
+    for z0, z1 in zip(pre0[:-1], pre1[:-1]):
+        assert torch.equal(z0 >= 0, z1 >= 0)
+    assert float(objective(arch, new, X, T, WD)) < float(objective(arch, params, X, T, WD))
+    # the last hidden layer is balanced against the output layer (the earlier ones were, before it was rescaled)
+    W, b = new[-2]
+    row = (W ** 2).sum(dim=1) + b ** 2
+    assert torch.allclose(row, (new[-1][0] ** 2).sum(dim=0), rtol=1e-12)
+
+
+def test_balance_leaves_a_unit_without_outgoing_weights_alone():
+    arch, params, X, T = _net((2, 6, 1))
+    W_out, b_out = params[-1]
+    W_out = W_out.clone()
+    W_out[:, 2] = 0.0
+    params[-1] = (W_out, b_out)
+    new = balance_units(params)
+    assert torch.equal(new[0][0][2], params[0][0][2]) and torch.isfinite(new[0][0]).all()
+    assert torch.isfinite(new[1][0]).all() and float(new[1][0][0, 2]) == 0.0
+
+
+@pytest.mark.parametrize("sizes", [(2, 6, 6, 1), (2, 5, 2)])
+def test_the_exact_layer_solve_leaves_each_unit_of_the_layer_at_its_block_optimum(sizes):
+    arch, params, X, T = _net(sizes)
+    form = NetForm(arch, X, T, WD)
+    layer = arch.n_layers - 2
+    f0 = float(objective(arch, params, X, T, WD))
+    before = _own_gaps(form, params, layer)
+    new, info = last_layer_solve(arch, params, X, T, WD)
+    assert info.converged and not info.failed and info.layer == layer
+    f1 = float(objective(arch, new, X, T, WD))
+    assert f1 < f0 and info.objective_after == pytest.approx(f1, rel=1e-14)
+    after = _own_gaps(NetForm(arch, X, T, WD), new, layer)
+    tol = 1e-9 * f1
+    assert max(before) > 1e3 * tol  # the start was far from it
+    assert max(after) <= tol
+
+
+def test_the_exact_layer_solve_moves_only_the_last_hidden_layer():
+    arch, params, X, T = _net()
+    new, _ = last_layer_solve(arch, params, X, T, WD)
+    for k, ((W, b), (W0, b0)) in enumerate(zip(new, params)):
+        assert torch.equal(W, W0) == (k != 1) and torch.equal(b, b0) == (k != 1)
+
+
+def test_the_exact_layer_solve_keeps_every_sample_on_its_side():
+    arch, params, X, T = _net()
+    new, _ = last_layer_solve(arch, params, X, T, WD)
+    z0 = forward(arch, params, X)[1][1]
+    z1 = forward(arch, new, X)[1][1]
+    assert torch.equal(z0 >= 0, z1 >= 0)
+
+
+def test_the_exact_layer_solve_names_what_it_needs():
+    arch, params, X, T = _net()
+    with pytest.raises(InvalidInputError, match="weight_decay"):
+        last_layer_solve(arch, params, X, T, 0.0)
+    arch_l, params_l, X_l, _ = _net(loss="logistic")
+    with pytest.raises(InvalidInputError, match="squared"):
+        last_layer_solve(arch_l, params_l, X_l, torch.sign(X_l[:, :1]), WD)
+
+
+def test_rounds_record_the_balance():
+    arch, params, X, T = _net()
+    form = NetForm(arch, X, T, WD)
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=4), LayerSteps(passes=1, sweeps=2))
+    names = [s["name"] for s in res.info["layer_steps"] if "name" in s]
+    assert "balance" in names
+    assert all(s["objective_after"] < s["objective_before"] for s in res.info["layer_steps"])
+    objectives = [h.objective for h in res.history]
+    assert all(b <= a for a, b in zip(objectives, objectives[1:]))
+    assert any(h.accepted_block and "balance" in h.accepted_block for h in res.history)
+
+
+def test_rounds_without_balance_take_none():
+    arch, params, X, T = _net()
+    form = NetForm(arch, X, T, WD)
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=2), LayerSteps(passes=1, sweeps=2,
+                                                                                         balance=False))
+    assert not any(s.get("name") == "balance" for s in res.info["layer_steps"])
+
+
+def test_layer_steps_name_a_bad_balance():
+    with pytest.raises(InvalidInputError, match="balance must be True or False"):
+        LayerSteps(balance=1)  # type: ignore[arg-type]
