@@ -1,7 +1,5 @@
 """Moves that help the block phase settle (issue 14): the units' balance (:mod:`multiconvex.nets.balance`) keeps the
-function and lowers the weight decay; the exact solve of the last hidden layer's QP on its piece
-(:mod:`multiconvex.nets.layer_qp`) leaves every unit of that layer at its own block's optimum, as the unit blocks'
-own solves (DAQP) measure it. The balance opens every round of :func:`multiconvex.nets.hybrid.run_rounds`
+function and lowers the weight decay. The balance opens every round of :func:`multiconvex.nets.hybrid.run_rounds`
 (``LayerSteps(balance=True)``, the default).
 """
 
@@ -15,7 +13,6 @@ from multiconvex.errors import InvalidInputError
 from multiconvex.nets import Architecture, NetForm, forward, init_params, objective
 from multiconvex.nets.balance import balance_units
 from multiconvex.nets.hybrid import LayerSteps, run_rounds
-from multiconvex.nets.layer_qp import last_layer_solve
 
 WD = 1e-3
 
@@ -67,47 +64,6 @@ def test_balance_leaves_a_unit_without_outgoing_weights_alone():
     new = balance_units(params)
     assert torch.equal(new[0][0][2], params[0][0][2]) and torch.isfinite(new[0][0]).all()
     assert torch.isfinite(new[1][0]).all() and float(new[1][0][0, 2]) == 0.0
-
-
-@pytest.mark.parametrize("sizes", [(2, 6, 6, 1), (2, 5, 2)])
-def test_the_exact_layer_solve_leaves_each_unit_of_the_layer_at_its_block_optimum(sizes):
-    arch, params, X, T = _net(sizes)
-    form = NetForm(arch, X, T, WD)
-    layer = arch.n_layers - 2
-    f0 = float(objective(arch, params, X, T, WD))
-    before = _own_gaps(form, params, layer)
-    new, info = last_layer_solve(arch, params, X, T, WD)
-    assert info.converged and not info.failed and info.layer == layer
-    f1 = float(objective(arch, new, X, T, WD))
-    assert f1 < f0 and info.objective_after == pytest.approx(f1, rel=1e-14)
-    after = _own_gaps(NetForm(arch, X, T, WD), new, layer)
-    tol = 1e-9 * f1
-    assert max(before) > 1e3 * tol  # the start was far from it
-    assert max(after) <= tol
-
-
-def test_the_exact_layer_solve_moves_only_the_last_hidden_layer():
-    arch, params, X, T = _net()
-    new, _ = last_layer_solve(arch, params, X, T, WD)
-    for k, ((W, b), (W0, b0)) in enumerate(zip(new, params)):
-        assert torch.equal(W, W0) == (k != 1) and torch.equal(b, b0) == (k != 1)
-
-
-def test_the_exact_layer_solve_keeps_every_sample_on_its_side():
-    arch, params, X, T = _net()
-    new, _ = last_layer_solve(arch, params, X, T, WD)
-    z0 = forward(arch, params, X)[1][1]
-    z1 = forward(arch, new, X)[1][1]
-    assert torch.equal(z0 >= 0, z1 >= 0)
-
-
-def test_the_exact_layer_solve_names_what_it_needs():
-    arch, params, X, T = _net()
-    with pytest.raises(InvalidInputError, match="weight_decay"):
-        last_layer_solve(arch, params, X, T, 0.0)
-    arch_l, params_l, X_l, _ = _net(loss="logistic")
-    with pytest.raises(InvalidInputError, match="squared"):
-        last_layer_solve(arch_l, params_l, X_l, torch.sign(X_l[:, :1]), WD)
 
 
 def test_rounds_record_the_balance():
