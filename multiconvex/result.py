@@ -106,8 +106,11 @@ class Certificate:
 
     @property
     def max_gap(self) -> float:
+        """The largest block gap; ``nan`` when there is none or any block's gap was not computed (``nan``)."""
         gaps = list(self.block_gaps.values())
-        return max(gaps) if gaps else math.nan
+        if not gaps or any(math.isnan(g) for g in gaps):
+            return math.nan
+        return max(gaps)
 
     @classmethod
     def from_gaps(cls, gaps: dict[str, float], tolerance: float) -> Certificate:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -430,3 +432,10 @@ def test_init_for_a_variable_outside_the_problem_is_rejected(rng):
     prob, U, V = factorization(low_rank(rng, 4, 3, 1), 1, 0.1)
     with pytest.raises(mc.InvalidInputError, match="not in the problem"):
         mc.solve(prob, [[U], [V]], init={cp.Variable((4, 1), name="W"): np.ones((4, 1))})
+
+
+@pytest.mark.parametrize("gaps", [{"a": 1e-3, "b": float("nan")}, {"a": float("nan"), "b": 1e-3}])
+def test_the_largest_gap_is_nan_whenever_a_gap_was_not_computed_in_any_order(gaps):
+    cert = mc.Certificate.from_gaps(gaps, tolerance=1.0)
+    assert math.isnan(cert.max_gap) and not cert.is_partial_minimum
+    assert mc.Certificate.from_gaps({"a": 1e-3, "b": 2e-3}, tolerance=1.0).max_gap == 2e-3
