@@ -28,7 +28,7 @@ import numpy as np
 
 from . import status as st
 from .daqp_qp import STATUS_MAP
-from .matrix import finite_or_big
+from .matrix import BIG
 
 #: DAQP's constraint sense bits: in the working set, at its lower side.
 _ACTIVE, _LOWER = 1, 2
@@ -44,6 +44,12 @@ class BatchOutcome:
     iterations: np.ndarray  # (B,)
     #: the final working set from DAQP's multipliers, coded as ``active=`` (``-1`` lower, ``1`` upper, ``0`` free)
     active: np.ndarray | None = None  # (B, m) int8 for a shared ``C``; None for per-QP rows
+
+
+def _finite(v: np.ndarray) -> np.ndarray:
+    """±inf replaced by ±:data:`~multiconvex.solvers.matrix.BIG` (DAQP takes no infinities): the values of
+    :func:`~multiconvex.solvers.matrix.finite_or_big` by two ufuncs, without ``np.clip``'s call overhead."""
+    return np.maximum(np.minimum(v, BIG), -BIG)
 
 
 def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.ndarray], lower: np.ndarray,
@@ -83,6 +89,11 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
     shared = not isinstance(C, list)
     if shared:
         C = np.ascontiguousarray(C, dtype=float)
+        # one pass over the batch's intervals: the crossed check and DAQP's finite bounds (±inf -> ±BIG)
+        # C order: DAQP reads each row through a pointer (a transposed view's row is strided)
+        lower, upper = np.ascontiguousarray(lower, dtype=float), np.ascontiguousarray(upper, dtype=float)
+        crossed = np.any(lower > upper, axis=1)
+        lower_big, upper_big = _finite(lower), _finite(upper)  # C order, as their inputs
     x = np.full((B, n), np.nan)
     times, iters = np.zeros(B), np.zeros(B, dtype=int)
     final = np.zeros((B, C.shape[0]), dtype=np.int8) if isinstance(C, np.ndarray) else None
@@ -90,9 +101,13 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
     opts = {"eps_prox": -1e-6, **(options or {})}  # negative: regularise only when P is singular
     user_limit = any(k.lower() == "time_limit" for k in opts)
     for b in range(B):
-        A = C if shared else np.ascontiguousarray(C[b], dtype=float)
-        lo, up = np.asarray(lower[b], dtype=float), np.asarray(upper[b], dtype=float)
-        if np.any(lo > up):
+        if shared:
+            A, empty, lb, ub = C, bool(crossed[b]), lower_big[b], upper_big[b]
+        else:
+            A = np.ascontiguousarray(C[b], dtype=float)
+            lo, up = np.ascontiguousarray(lower[b], dtype=float), np.ascontiguousarray(upper[b], dtype=float)
+            empty, lb, ub = bool(np.any(lo > up)), _finite(lo), _finite(up)
+        if empty:
             status.append(st.INFEASIBLE)
             continue
         run = dict(opts)
@@ -106,13 +121,12 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
         if warm is not None:
             run.setdefault("primal_start", warm[b])
         Pb, qb = P[b], q[b]
-        ub, lb = finite_or_big(up), finite_or_big(lo)
         guess = None if active is None else np.asarray(active[b])
         if guess is not None and (not guess.any() or np.count_nonzero(guess) > n):
             guess = None  # nothing to start from, or more rows than variables: start from scratch
         s = st.SOLVER_ERROR
         for start in ([guess, None] if guess is not None else [None]):
-            sense = np.zeros(lo.size, dtype=np.int32)
+            sense = np.zeros(lb.size, dtype=np.int32)
             if start is not None:
                 sense[start > 0] = _ACTIVE
                 sense[start < 0] = _ACTIVE | _LOWER

@@ -165,6 +165,20 @@ def test_interval_qps_match_the_dispatcher_and_the_warm_working_set():
     assert np.allclose(warm.x, cold.x, atol=1e-10) and warm.iterations.sum() < cold.iterations.sum()
 
 
+def test_interval_qps_read_strided_bounds_as_their_values():
+    """A batch's intervals as a transposed view (a torch batch's layout) or a list of strided rows solve as the
+    same numbers in C order: DAQP reads each row through a pointer."""
+    B, n, m = 3, 4, 25
+    P, q, C, lower, upper = random_interval_qps(2, B, n, m)
+    want = solve_interval_qps(P, q, C, lower, upper)
+    lo_t, up_t = np.asfortranarray(lower), np.asfortranarray(upper)  # rows strided
+    assert not lo_t[0].flags.c_contiguous
+    got = solve_interval_qps(P, q, C, lo_t, up_t)
+    assert got.status == want.status and np.array_equal(got.x, want.x)
+    rows = solve_interval_qps(P, q, [C] * B, list(lo_t), list(up_t))
+    assert rows.status == want.status and np.array_equal(rows.x, want.x)
+
+
 def test_interval_qps_call_a_crossed_interval_infeasible():
     out = solve_interval_qps(np.eye(2)[None], np.zeros((1, 2)), np.ones((1, 2)), np.array([[1.0]]), np.array([[0.0]]))
     assert out.status == ["infeasible"] and np.isnan(out.x).all()

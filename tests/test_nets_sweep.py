@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from multiconvex.nets import Architecture, forward, init_params, objective
+import multiconvex.nets.piece_context as piece_context_module
+from multiconvex.nets import Architecture, batched, forward, init_params, objective
 from multiconvex.nets.batched import boundary_units, piece_context, unit_batch, with_ones
 from multiconvex.nets.incremental import ForwardCache
 from multiconvex.nets.network import boundary_mask
@@ -118,3 +119,71 @@ def test_the_incremental_objective_is_the_objective_to_the_last_bit():
         want = float(objective(arch, cache.params_from_point(point), X, T, 1e-3))
         assert entry.f == pytest.approx(want, rel=1e-14, abs=0)
     assert cache.incremental_hits >= 11
+
+
+@pytest.mark.parametrize("zero", [0.0, -0.0, 3e-9])
+@pytest.mark.parametrize("chunk", [batched.CHUNK_ENTRIES, 40])
+def test_a_units_build_from_its_alive_samples_equals_the_build_from_all(monkeypatch, zero, chunk):
+    """One ReLU unit on its own piece: the later layers' rows and terms from the samples where it is alive only
+    (batched._alive_rows_terms) are the full build's to the last bit, dead samples free and without terms (in one
+    chunk of samples, and chunk by chunk)."""
+    arch, params, X, T = _net(n=60)
+    _, pre, inputs = _pin(arch, params, X, [(0, 1, 0), (1, 2, 3), (1, 2, 9), (2, 0, 7)], zero)
+    calls = []
+    real = batched._alive_rows_terms
+    monkeypatch.setattr(batched, "_alive_rows_terms", lambda *a: calls.append(1) or real(*a))
+    for k in range(arch.n_layers - 2):  # the layers with later hidden layers
+        for u in range(arch.sizes[k + 1]):
+            restricted = unit_batch(arch, params, T, k, pre, inputs, [u], chunk_entries=chunk,
+                                    context=piece_context(arch, T, pre, inputs))
+            with monkeypatch.context() as m:
+                m.setattr(batched, "ALIVE_SHARE", -1.0)  # never restrict
+                full = unit_batch(arch, params, T, k, pre, inputs, [u], chunk_entries=chunk,
+                                  context=piece_context(arch, T, pre, inputs))
+            assert restricted.parts is not None and full.parts is not None
+            for a, b in [(restricted.gram, full.gram), (restricted.lin, full.lin), (restricted.zlo, full.zlo),
+                         (restricted.zhi, full.zhi), (restricted.parts.m, full.parts.m),
+                         (restricted.parts.beta, full.parts.beta)]:
+                assert torch.equal(a, b), (k, u)
+    assert any(calls)
+    dead = (pre[0][:, 0] < 0).nonzero().squeeze(1)
+    one = unit_batch(arch, params, T, 0, pre, inputs, [0], context=piece_context(arch, T, pre, inputs))
+    assert dead.numel() and one.parts is not None
+    assert bool((one.parts.m[dead] == 0).all()) and bool(torch.isinf(one.parts.lz[dead]).all())
+
+
+def test_the_own_pieces_ratios_are_sign_over_slack_to_the_last_bit():
+    arch, params, X, T = _net()
+    _, pre, inputs = _pin(arch, params, X, [(1, 2, 3)], -0.0)  # an exact zero: the clamped formula
+    for z in (pre, forward(arch, _net(seed=4)[1], X)[1]):  # without a zero: 1/z
+        ctx = piece_context(arch, T, z, inputs)
+        for j in range(arch.n_layers - 1):
+            sign, _, slack, inv = ctx.hidden(j)
+            assert inv is not None
+            assert torch.equal(inv, sign / z[j].abs().clamp_min(torch.finfo(z[j].dtype).tiny))
+            assert torch.equal(slack, z[j].abs())
+
+
+def test_layer_statistics_are_kept_per_tensor_and_match_their_definitions():
+    z = torch.randn(30, 5, dtype=torch.float64)
+    stats = batched.abs_stats(z)
+    assert batched.abs_stats(z) is stats
+    assert stats.amax == float(z.abs().amax()) and torch.equal(stats.row_min, z.abs().amin(dim=1))
+    assert torch.equal(stats.col_min, z.abs().amin(dim=0))
+    assert batched.abs_stats(z.clone()) is not stats
+
+
+def test_unit_columns_are_a_slice_only_for_a_contiguous_run():
+    assert batched.unit_columns([3], 8) == slice(3, 4) and batched.unit_columns([2, 3, 4], 8) == slice(2, 5)
+    assert batched.unit_columns(None, 8) == slice(0, 8) and batched.unit_columns(torch.tensor([5]), 8) == slice(5, 6)
+    assert batched.unit_columns([1, 3], 8) is None and batched.unit_columns([4, 3], 8) is None
+
+
+def test_layer_statistics_are_dropped_with_their_tensor():
+    z = torch.randn(30, 5, dtype=torch.float64)
+    batched.abs_stats(z)
+    key = id(z)
+    assert key in piece_context_module._ABS
+    del z
+    gc.collect()
+    assert key not in piece_context_module._ABS

@@ -10,6 +10,7 @@ machinery behind it, usable on its own with any weights:
 - :mod:`.certificates` — partial-minimum certificate for any weights; K&K gradient-basis gap
 - :mod:`.diagnostics` — Milne: region test, λ threshold, normalised curvature, loss change fraction
 - :mod:`.batched` — every unit block of a layer built in one torch pass (layer-parallel Jacobi, gaps)
+- :mod:`.piece_context` — what every unit block at one point shares (signs, slopes, |z| statistics, boundary flags)
 - :mod:`.unit_blocks` — exact solves of those unit blocks (DAQP per hidden unit, one batched Cholesky
   for the output layer)
 - :mod:`.incremental` — forward passes updated after a block step (only what changed)

@@ -25,6 +25,13 @@ is derived from it: only the samples where a flipped unit lies (:func:`_flipped_
 the neighbouring piece, their terms replace the own piece's in the Gram and the linear term, and their
 intervals replace the own piece's rows (equal to a full build to rounding).
 
+A Gauss–Seidel step builds one unit: its columns of the layer's tensors are read through slices (views, no
+gathered copies; :func:`unit_columns`), and a ReLU unit on its own piece builds its later layers' rows and terms
+from the samples where it is alive only (:func:`_alive_rows_terms`; where it is dead it moves no later unit).
+Both give the full build's numbers to the last bit. What every unit block at one point shares (signs, slopes
+and slacks of the later layers, ``|z|`` and its reductions, ``[a, 1]``, the boundary flags) is computed once per
+point in :mod:`multiconvex.nets.piece_context` (re-exported here).
+
 Work is chunked over samples (sums over samples, intervals per sample), so memory stays at
 ``chunk · Σ_j n_j · g`` entries; everything runs on the tensors' device (CPU or CUDA).
 
@@ -43,14 +50,13 @@ Examples
 
 from __future__ import annotations
 
-import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .network import BOUNDARY_TOL, Architecture, Params
+from .network import Architecture, Params
+from .piece_context import AbsStats, PieceContext, _own_side, abs_stats, boundary_units, piece_context, with_ones
 
 #: Largest number of entries of one chunk's Jacobians ``V_j`` (samples × units × later units).
 CHUNK_ENTRIES = 131_072  # ~1 MiB of float64: a chunk's passes stay in cache
@@ -156,132 +162,6 @@ class SampleParts:
 #: own-piece context keeps the last batch of each layer).
 PARTS_ENTRIES = 500_000
 
-#: The last few ``[a, 1]`` built, by the identity of ``a`` (``id`` with a weak reference that proves it is still
-#: that tensor): a Gauss–Seidel sweep over layer ``k`` meets the same layer inputs at every point.
-_WITH_ONES: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
-_WITH_ONES_SIZE = 8
-
-
-def with_ones(a: torch.Tensor) -> torch.Tensor:
-    """``[a, 1]``: the inputs ``a`` (N, n) with a column of ones, reused while ``a`` is the same tensor."""
-    hit = _WITH_ONES.get(id(a))
-    if hit is not None and hit[0]() is a:
-        return hit[1]
-    out = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
-    _WITH_ONES[id(a)] = (weakref.ref(a), out)
-    while len(_WITH_ONES) > _WITH_ONES_SIZE:  # dicts keep insertion order: drop the oldest
-        _WITH_ONES.pop(next(iter(_WITH_ONES)), None)
-    return out
-
-
-class PieceContext:
-    """What every unit block at one point and one side of its boundaries shares, computed once per layer
-    when first asked for (a Gauss–Seidel step on layer ``k`` needs layers ``k..L-1`` only).
-
-    :meth:`hidden` gives, per hidden layer ``j``: signs ``s_j`` (boundary units flipped for the
-    neighbouring piece), slopes, ``slack_j = s_j z_j⁰`` and, when every slack is ≥ 0 (always on the
-    point's own piece), ``s_j / slack_j`` (``±inf`` at a zero slack); :meth:`inputs` the layer's inputs
-    ``ã`` with a column of ones; :attr:`resid` the residual ``t − f``.
-
-    ``scale_pre`` (default ``pre``) are the pre-activations whose per-layer largest magnitude scales the
-    boundary tolerance: a context over a subset of the samples keeps the whole point's tolerance.
-    :attr:`batches` holds the last own-piece :class:`UnitBatch` built per layer (the neighbouring piece's
-    batch is derived from it).
-    """
-
-    def __init__(self, arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
-                 flip_boundary: bool = False, scale_pre: list[torch.Tensor] | None = None):
-        self.arch, self.pre, self._inputs, self.flip = arch, pre, inputs, flip_boundary
-        self._scale_pre = pre if scale_pre is None else scale_pre
-        self.resid = T - pre[-1]
-        self._hidden: dict[int, tuple] = {}
-        self._zero_slack: dict[int, bool] = {}  # a zero slack: V·inv is 0·inf = nan where V = 0
-        self._at: dict[int, torch.Tensor] = {}
-        self._tol: dict[int, float] = {}
-        self.batches: dict[int, UnitBatch] = {}
-
-    def tol(self, j: int, abs_z: torch.Tensor | None = None) -> float:
-        """The boundary tolerance of layer ``j``: ``|z| ≤ tol`` is on the boundary (as :func:`boundary_mask`);
-        ``abs_z`` is ``|z_j|`` of the whole point when the caller has it."""
-        if j not in self._tol:
-            a = self._scale_pre[j].abs() if abs_z is None else abs_z
-            self._tol[j] = BOUNDARY_TOL * max(1.0, float(a.amax())) if a.numel() else BOUNDARY_TOL
-        return self._tol[j]
-
-    def hidden(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(sign, slope, slack, inv)`` of hidden layer ``j`` (``inv`` is ``None`` when a slack is < 0)."""
-        if j not in self._hidden:
-            z = self.pre[j]
-            sign = self._signs(j, z)
-            inv: torch.Tensor | None
-            if self.flip:
-                slack = sign * z
-                # β/slack; a zero slack (signed zeros included) gives ±inf with the sign of β: the bound is z⁰
-                # (|slack| turns a −0 into +0, so that the division gives the sign of β)
-                inv = sign / slack.abs() if slack.numel() == 0 or float(slack.amin()) >= 0 else None
-            else:  # the point's own piece: slack = |z| ≥ 0; at a zero slack the smallest positive float instead,
-                # so sign/slack is finite and V·inv is 0 where V = 0 and huge (or ±inf) with β's sign elsewhere:
-                # the bound z⁰ − 1/(V·inv) is then z⁰ to the last bit, as the exact ±inf would give
-                slack = z.abs()
-                inv = sign / slack.clamp_min(torch.finfo(z.dtype).tiny)
-            self._hidden[j] = (sign, self.arch.slope(0.5 * (sign + 1)), slack, inv)
-            self._zero_slack[j] = (self.flip and inv is not None and inv.numel() > 0
-                                   and float(inv.abs().amax()) == math.inf)
-        return self._hidden[j]
-
-    def _signs(self, j: int, z: torch.Tensor) -> torch.Tensor:
-        """Each unit's sign ``s = ±1`` on the piece for the pre-activations ``z`` (columns of layer ``j``):
-        ``+1`` where ``z ≥ 0`` (signed zeros included), boundary units flipped on the neighbouring piece.
-        Float arithmetic only (torch's boolean kernels cost ~10× more per element on a CPU)."""
-        sign = torch.sign(torch.sign(z) + 0.5)
-        if self.flip and z.numel():
-            tol = self.tol(j)
-            a = z.abs()
-            if float(a.amin()) <= tol:  # −1 where |z| ≤ tol (flip), +1 elsewhere
-                sign = sign * torch.sign(torch.sign(a - tol) - 0.5)
-        return sign
-
-    def own(self, k: int, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(sign, slope)`` of the units ``idx`` of hidden layer ``k`` only, (N, g): a block's own units need
-        their columns, not the layer's (the layer's when :meth:`hidden` has them already)."""
-        if k in self._hidden:
-            sign, slope = self._hidden[k][:2]
-            return sign[:, idx], slope[:, idx]
-        sign = self._signs(k, self.pre[k][:, idx])
-        return sign, self.arch.slope(0.5 * (sign + 1))
-
-    def inputs(self, k: int) -> torch.Tensor:
-        """``ã`` of layer ``k``: its inputs with a column of ones (with biases), (N, c)."""
-        if k not in self._at:
-            self._at[k] = with_ones(self._inputs[k]) if self.arch.bias else self._inputs[k]
-        return self._at[k]
-
-
-#: The own-piece contexts of the last few points, by the identity of their ``pre`` list (``id`` with a weak
-#: reference that proves it is still that context): the neighbouring piece's context finds the own piece's
-#: batches there (a Gauss–Seidel step builds the own piece first, then the neighbour at the same point).
-_OWN_SIDE: dict[int, weakref.ref] = {}
-_OWN_SIDE_SIZE = 8
-
-
-def piece_context(arch: Architecture, T: torch.Tensor, pre: list[torch.Tensor], inputs: list[torch.Tensor],
-                  flip_boundary: bool = False) -> PieceContext:
-    """The :class:`PieceContext` of the point whose forward pass gave ``pre`` and ``inputs``."""
-    ctx = PieceContext(arch, T, pre, inputs, flip_boundary)
-    if not flip_boundary:
-        _OWN_SIDE[id(pre)] = weakref.ref(ctx)
-        while len(_OWN_SIDE) > _OWN_SIDE_SIZE:  # dicts keep insertion order: drop the oldest
-            _OWN_SIDE.pop(next(iter(_OWN_SIDE)), None)
-    return ctx
-
-
-def _own_side(ctx: PieceContext) -> PieceContext | None:
-    """The own-piece context registered for ``ctx``'s point (``None`` when there is none any more)."""
-    ref = _OWN_SIDE.get(id(ctx.pre))
-    own = ref() if ref is not None else None
-    return own if own is not None and own.pre is ctx.pre and own is not ctx else None
-
-
 def _later_intervals(ctx: PieceContext, j: int, sl: slice, V: torch.Tensor, z0: torch.Tensor):
     """The rows ``s_j z_j ≥ 0`` of the later layer ``j`` (samples ``sl``), ``z_j = z_j⁰ + V (z − z⁰)``, as
     ``lower ≤ z ≤ upper`` (n, g).
@@ -313,12 +193,36 @@ def _later_intervals(ctx: PieceContext, j: int, sl: slice, V: torch.Tensor, z0: 
     return lower, upper
 
 
-def _sample_terms(ctx: PieceContext, params: Params, k: int, idx: torch.Tensor, sl: slice, z0: torch.Tensor,
+Cols = torch.Tensor | slice  # units of a layer: an index tensor, or a slice (a view, no gather) when contiguous
+
+
+def unit_columns(units: torch.Tensor | list[int] | None, n: int) -> slice | None:
+    """``units`` (of a layer of ``n`` units) as a slice when they are a contiguous ascending run (every unit for
+    ``None``), else ``None``: indexing with it gives views instead of gathered copies (the same numbers)."""
+    if units is None:
+        return slice(0, n)
+    if isinstance(units, torch.Tensor):
+        if units.numel() != 1:
+            return None
+        u = int(units)
+        return slice(u, u + 1)
+    us = list(units)
+    if us and us == list(range(int(us[0]), int(us[0]) + len(us))):
+        return slice(int(us[0]), int(us[0]) + len(us))
+    return None
+
+
+def _sample_terms(ctx: PieceContext, params: Params, k: int, idx: Cols, sl: slice, z0: torch.Tensor,
                   own_slope: torch.Tensor | None):
     """The per-sample terms of the samples ``sl`` (see :class:`SampleParts`): ``(m, beta, lz, uz)``, (n, g)
     each (``lz``/``uz`` ``None`` without later hidden layers). ``z0`` are those samples' own pre-activations."""
     L = ctx.arch.n_layers
     lz = uz = None
+    if own_slope is not None and k + 1 < L - 1 and not ctx.flip and own_slope.shape[1] == 1 \
+            and ctx.arch.negative_slope == 0:
+        alive = _alive_rows_terms(ctx, params, k, idx, sl, z0, own_slope)
+        if alive is not None:
+            return alive
     if own_slope is not None:
         V = params[k + 1][0][:, idx][None, :, :] * own_slope[:, None, :]  # (n, n_{k+1}, g)
         for j in range(k + 1, L - 1):  # later hidden layers: their rows collapse to intervals on z
@@ -326,11 +230,44 @@ def _sample_terms(ctx: PieceContext, params: Params, k: int, idx: torch.Tensor, 
             lz, uz = (lo, up) if lz is None or uz is None else (torch.maximum(lz, lo), torch.minimum(uz, up))
             V = torch.matmul(params[j + 1][0], ctx.hidden(j)[1][sl][:, :, None] * V)
     else:
-        g = int(idx.numel())
+        g = z0.shape[1]
+        out = idx if isinstance(idx, torch.Tensor) else torch.arange(ctx.arch.sizes[-1], device=z0.device)[idx]
         V = torch.zeros(z0.shape[0], ctx.arch.sizes[-1], g, dtype=z0.dtype, device=z0.device)
-        V[:, idx, torch.arange(g, device=z0.device)] = 1.0
+        V[:, out, torch.arange(g, device=z0.device)] = 1.0
     m = (V * V).sum(dim=1)  # (n, g): ‖V_L[i, :, u]‖²
     beta = (V * ctx.resid[sl][:, :, None]).sum(dim=1) + m * z0  # Σ_o V (t − f + V z⁰)
+    return m, beta, lz, uz
+
+
+#: :func:`_alive_rows_terms` works on the samples where the unit is alive when they are at most this share.
+ALIVE_SHARE = 0.75
+
+
+def _alive_rows_terms(ctx: PieceContext, params: Params, k: int, idx: Cols, sl: slice,
+                      z0: torch.Tensor, own_slope: torch.Tensor):
+    """:func:`_sample_terms` of one ReLU unit on its own piece from the samples where it is alive only (``None`` when
+    they are more than :data:`ALIVE_SHARE` of ``sl``). Where the unit is dead its slope is 0: the block moves no
+    later unit there (``V = 0``), so those samples have no later rows (``∓inf``) and ``m = beta = 0``; the alive
+    samples' terms are computed row by row exactly as over all samples, so the result is the same to the last bit,
+    without the later layers' signs, slopes and ratios at the dead samples."""
+    n = z0.shape[0]
+    rows = torch.nonzero(own_slope[:, 0]).squeeze(1)
+    if rows.numel() > ALIVE_SHARE * n:
+        return None
+    start = sl.start or 0
+    at = rows + start if start else rows
+    sub = PieceContext(ctx.arch, None, [p if j < k else p[at] for j, p in enumerate(ctx.pre)], ctx._inputs, False,
+                       scale_pre=ctx.pre, resid=ctx.resid[at])
+    sub._tol = ctx._tol
+    m = z0.new_zeros(n, 1)
+    beta = z0.new_zeros(n, 1)
+    lz = z0.new_full((n, 1), -torch.inf)
+    uz = z0.new_full((n, 1), torch.inf)
+    if rows.numel():
+        ms, bs, ls, us = _sample_terms(sub, params, k, idx, slice(None), z0[rows], own_slope[rows])
+        m[rows], beta[rows] = ms, bs
+        assert ls is not None and us is not None  # later hidden layers: the caller checked
+        lz[rows], uz[rows] = ls, us
     return m, beta, lz, uz
 
 
@@ -366,20 +303,21 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
            else torch.as_tensor(units, device=dev, dtype=torch.long))
     hidden = k < L - 1
     if ctx.flip and hidden:
-        derived = _neighbour_from_own(ctx, params, T, k, idx)
+        derived = _neighbour_from_own(ctx, params, k, idx, unit_columns(units, arch.sizes[k + 1]))
         if derived is not None:
             return derived
     g = int(idx.numel())
+    cols: Cols = unit_columns(units, arch.sizes[k + 1]) or idx  # a slice: views of the layer's tensors
     at = ctx.inputs(k)
     N, c = at.shape
     W, b = params[k]
-    theta0 = torch.cat([W[idx]] + ([b[idx, None]] if b is not None else []), dim=1)
-    z0 = pre[k][:, idx]  # (N, g)
-    sign, own_slope = ctx.own(k, idx) if hidden else (None, None)
+    theta0 = torch.cat([W[cols]] + ([b[cols, None]] if b is not None else []), dim=1)
+    z0 = pre[k][:, cols]  # (N, g)
+    sign, own_slope = ctx.own(k, cols) if hidden else (None, None)
     width = max([arch.sizes[j + 1] for j in range(k + 1, L)] + [1])
     step = max(1, int(chunk_entries // max(1, width * g)))
     if step >= N:  # one chunk: no accumulation
-        m, beta, lz, uz = _sample_terms(ctx, params, k, idx, slice(0, N), z0, own_slope)
+        m, beta, lz, uz = _sample_terms(ctx, params, k, cols, slice(0, N), z0, own_slope)
         gram = (at.T[None, :, :] * m.T[:, None, :]) @ at
         lin = beta.T @ at
     else:
@@ -393,7 +331,7 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
         for s in range(0, N, step):
             sl = slice(s, min(N, s + step))
             A = at[sl]
-            ms, bs, ls, us = _sample_terms(ctx, params, k, idx, sl, z0[sl],
+            ms, bs, ls, us = _sample_terms(ctx, params, k, cols, sl, z0[sl],
                                            own_slope[sl] if own_slope is not None else None)
             m[sl], beta[sl] = ms, bs
             if lz is not None and uz is not None and ls is not None and us is not None:
@@ -408,19 +346,19 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
     return batch
 
 
-def _flipped_samples(ctx: PieceContext, k: int, idx: torch.Tensor) -> torch.Tensor:
+def _flipped_samples(ctx: PieceContext, k: int, idx: Cols) -> torch.Tensor:
     """The samples (indices) where the neighbouring piece of the units ``idx`` of layer ``k`` differs from the own
     piece: one of their own pre-activations, or a later hidden unit's, is on its boundary."""
     pre = ctx.pre
     near = pre[k][:, idx].abs().amin(dim=1) <= ctx.tol(k)
     for j in range(k + 1, ctx.arch.n_layers - 1):
-        a = pre[j].abs()
-        near = near | (a.amin(dim=1) <= ctx.tol(j, a))
+        stats = abs_stats(pre[j])
+        near = near | (stats.row_min <= ctx.tol(j))
     return torch.nonzero(near).squeeze(1)
 
 
-def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: int,
-                        idx: torch.Tensor) -> UnitBatch | None:
+def _neighbour_from_own(ctx: PieceContext, params: Params, k: int, idx: torch.Tensor,
+                        columns: slice | None = None) -> UnitBatch | None:
     """The neighbouring piece's batch of the units ``idx`` from the own piece's batch at the same point (``None``
     when there is none): the boundary samples' terms are rebuilt on that piece and replace the own piece's."""
     own_ctx = _own_side(ctx)
@@ -439,7 +377,8 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: i
         return t if t is None or pos is None else t.index_select(dim, pos)
 
     parts = own.parts
-    rows = _flipped_samples(ctx, k, idx)
+    c_idx: Cols = idx if columns is None else columns  # the layer's columns of these units (a slice: views)
+    rows = _flipped_samples(ctx, k, c_idx)
     sign, lz, uz = cols(own.sign), cols(parts.lz), cols(parts.uz)
     gram, lin = cols(own.gram, 0), cols(own.lin, 0)
     assert sign is not None and gram is not None and lin is not None
@@ -447,11 +386,11 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: i
     assert z0 is not None
     if rows.numel():
         # those samples only, from layer k on (the layers before and the inputs are not read: the own batch has ã)
-        sub = PieceContext(ctx.arch, T[rows], [p if j < k else p[rows] for j, p in enumerate(ctx.pre)], ctx._inputs,
-                           True, scale_pre=ctx.pre)
+        sub = PieceContext(ctx.arch, None, [p if j < k else p[rows] for j, p in enumerate(ctx.pre)], ctx._inputs,
+                           True, scale_pre=ctx.pre, resid=ctx.resid[rows])
         sub._tol = ctx._tol  # the whole point's tolerances, computed once
-        s_rows, slope_rows = sub.own(k, idx)
-        m, beta, lo, up = _sample_terms(sub, params, k, idx, slice(None), z0[rows], slope_rows)
+        s_rows, slope_rows = sub.own(k, c_idx)
+        m, beta, lo, up = _sample_terms(sub, params, k, c_idx, slice(None), z0[rows], slope_rows)
         m_own, beta_own = cols(parts.m), cols(parts.beta)
         assert m_own is not None and beta_own is not None
         A = at[rows]
@@ -463,35 +402,9 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, T: torch.Tensor, k: i
             lz, uz = lz.clone(), uz.clone()
             lz[rows], uz[rows] = lo, up
     zlo, zhi = _with_own_rows(sign, lz, uz)
-    return UnitBatch(k, idx, cols(own.theta0, 0), gram, lin, at, sign, zlo, zhi, z0, source=(own, pos),
-                     neighbour=True)
-
-
-def boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:
-    """Which unit blocks of ``layer`` have a constrained unit on a boundary that involves them, (n_k,) bool:
-    their own pre-activation ``≈ 0`` at some sample, or a later hidden unit's at a sample where the unit is
-    alive (ReLU; any sample for a leaky ReLU). A later boundary unit that does not depend on the block
-    leaves its subproblem unchanged on either side (see :func:`_later_intervals`), so flipping it adds nothing.
-    For every unit at once; :func:`multiconvex.nets.blocks.block_boundary` is the per-block test, which
-    flags more."""
-    z = pre[layer]
-    if layer >= arch.n_layers - 1 or z.numel() == 0:
-        return torch.zeros(z.shape[1], dtype=torch.bool, device=z.device)
-    # min/max reductions rather than boolean masks: the same test as boundary_mask, ~10× cheaper on a CPU
-    a = z.abs()
-    own = a.amin(dim=0) <= BOUNDARY_TOL * max(1.0, float(a.amax()))
-    later: torch.Tensor | None = None  # per sample: a later hidden unit on its boundary
-    for j in range(layer + 1, arch.n_layers - 1):
-        aj = pre[j].abs()
-        near = aj.amin(dim=1) <= BOUNDARY_TOL * max(1.0, float(aj.amax()))
-        later = near if later is None else later | near
-    if later is None:
-        return own
-    if arch.negative_slope != 0:
-        return own | bool(later.any())
-    # ReLU: a later unit depends on unit u at sample i only through u's slope there, 0 where u is dead
-    rows = z[later]
-    return own | (rows.amax(dim=0) >= 0) if rows.shape[0] else own
+    theta0 = cols(own.theta0, 0)
+    assert theta0 is not None
+    return UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0, source=(own, pos), neighbour=True)
 
 
 @dataclass
@@ -516,20 +429,27 @@ class UnitQPs:
         return float(f0 + self.grad0[i] @ d + 0.5 * d @ (self.P[i] @ d))
 
 
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a numpy array: a view of a CPU tensor (one call instead of ``detach().cpu().numpy()``), a copy from
+    another device."""
+    return t.numpy() if t.device.type == "cpu" and not t.requires_grad else t.detach().cpu().numpy()
+
+
 def unit_qps(batch: UnitBatch, n_samples: int, weight_decay: float, prox: float = 0.0) -> UnitQPs:
     """The batch's QPs in numpy (``P`` symmetrised)."""
-    gram = batch.gram.detach().cpu().numpy()
+    gram = to_numpy(batch.gram)
     P = gram + gram.transpose(0, 2, 1)
     P /= 2 * n_samples
     c = P.shape[1]
     P.reshape(P.shape[0], c * c)[:, ::c + 1] += weight_decay + prox  # the diagonals (a view of P)
-    theta0 = batch.theta0.detach().cpu().numpy()
-    q = -batch.lin.detach().cpu().numpy() / n_samples
+    theta0 = to_numpy(batch.theta0)
+    q = -to_numpy(batch.lin) / n_samples
     if prox:
         q -= prox * theta0
     grad0 = np.einsum("bcd,bd->bc", P, theta0) + q
     return UnitQPs(P, q, theta0, grad0)
 
 
+# PieceContext, piece_context, boundary_units, with_ones, AbsStats, abs_stats live in .piece_context; re-exported here
 __all__ = ["UnitBatch", "UnitQPs", "PieceContext", "piece_context", "unit_batch", "unit_qps", "boundary_units",
-           "CHUNK_ENTRIES"]
+           "CHUNK_ENTRIES", "AbsStats", "abs_stats", "unit_columns", "to_numpy", "with_ones"]

@@ -50,7 +50,7 @@ class ForwardEntry:
     f: float
     #: what users derive from the pass and keep with it (e.g. boundary units per layer)
     extra: dict = field(default_factory=dict)
-    #: ``‖W_k‖² + ‖b_k‖²`` per layer (0-d tensors): a step in one layer recomputes that layer's only
+    #: ``‖W_k‖² + ‖b_k‖²`` per layer (Python floats): a step in one layer recomputes that layer's only
     norms: list = field(default_factory=list)
 
 
@@ -77,12 +77,13 @@ class ForwardCache:
         return params
 
     @staticmethod
-    def _norm(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        return (W ** 2).sum() + ((b ** 2).sum() if b is not None else 0.0)
+    def _norm(W: torch.Tensor, b: torch.Tensor | None) -> float:
+        # float64 scalars: Python's arithmetic on them is torch's on 0-d tensors, without a tensor op per addition
+        return float((W ** 2).sum()) + (float((b ** 2).sum()) if b is not None else 0.0)
 
     def _objective(self, out: torch.Tensor, norms: list) -> float:
-        # sum() from 0 over the layers in order: the same arithmetic as network.sq_norm
-        return float(data_loss(self.arch, out, self.T) + 0.5 * self.weight_decay * sum(norms))
+        # sum() from 0 over the layers in order: the same arithmetic as network.sq_norm (in float64 scalars)
+        return float(data_loss(self.arch, out, self.T)) + 0.5 * self.weight_decay * sum(norms)
 
     def _full(self, point: Point) -> ForwardEntry:
         params = self.params_from_point(point)

@@ -42,7 +42,7 @@ from ..solvers.batched_qp import solve_interval_qps
 from ..solvers.cvxpy_adapter import options_for
 from ..solvers.registry import get_backend
 from ..subproblem import BlockSubproblem, make_slots
-from .batched import UnitBatch, UnitQPs, unit_qps
+from .batched import UnitBatch, UnitQPs, to_numpy, unit_qps
 from .network import Architecture
 from .subproblems import dense_rows
 
@@ -92,7 +92,8 @@ def _active_guess(z0: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarra
     return (zhi - z0 <= eps).astype(np.int8) - (z0 - zlo <= eps).astype(np.int8)
 
 
-def _warm_working_set(batch: UnitBatch, sel: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray | None:
+def _warm_working_set(batch: UnitBatch, sel: np.ndarray | slice, zlo: np.ndarray,
+                      zhi: np.ndarray) -> np.ndarray | None:
     """For a neighbouring piece derived from the own piece's batch: the own piece's final working sets (its optima
     are usually a few rows away), each row kept only where that side is still finite; ``None`` otherwise."""
     if batch.source is None or batch.source[0].active is None:
@@ -149,7 +150,7 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
     zlo = zhi = None
     if batch.sign is not None:
         tlo, thi = batch.z_bounds()
-        zlo, zhi = tlo.detach().cpu().numpy(), thi.detach().cpu().numpy()
+        zlo, zhi = to_numpy(tlo), to_numpy(thi)
         crossed = np.any(zlo > zhi, axis=1)
     else:
         crossed = np.zeros(g, dtype=bool)
@@ -159,11 +160,12 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
         out[i] = _crossed(zlo[i], zhi[i])
     daqp = get_backend("daqp")
     if plan.auto and todo and zlo is not None and zhi is not None and plan.installed(daqp):
-        C = batch.inputs.detach().cpu().numpy()
-        sel = np.asarray(todo)
+        C = to_numpy(batch.inputs)
+        # every unit (a Gauss–Seidel step's one unit, as a rule): the arrays themselves, no fancy-indexed copies
+        sel: np.ndarray | slice = slice(None) if len(todo) == g else np.asarray(todo)
         guess = _warm_working_set(batch, sel, zlo[sel], zhi[sel])
         if guess is None:
-            guess = _active_guess(batch.z0.detach().cpu().numpy().T[sel], zlo[sel], zhi[sel])
+            guess = _active_guess(to_numpy(batch.z0).T[sel], zlo[sel], zhi[sel])
         res = solve_interval_qps(qps.P[sel], qps.q[sel], C, zlo[sel], zhi[sel], warm=qps.theta0[sel], active=guess,
                                  options=options_for(daqp, plan.options), deadline=plan.deadline)
         if batch.parts is not None and res.active is not None:  # the neighbouring piece's solve starts from these
