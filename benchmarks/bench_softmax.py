@@ -11,7 +11,11 @@ Sections (one run each, same machine):
 * ``logistic`` — the same for a binary problem (digits < 5 against ≥ 5, ``[64, 32, 1]``, logistic loss);
 * ``small`` — ``sweep`` on the first 300 samples, where ``clarabel-native`` completes its sweep (same result checked);
 * ``adam`` — Adam (lr 1e-3, minibatches of 64) for ``--adam-epochs`` epochs against Gauss–Seidel sweeps with
-  ``auto`` for the same wall time (and a few sweeps more): objectives, time to Adam's objective.
+  ``auto`` for the same wall time (and a few sweeps more): objectives, time to Adam's objective;
+* ``deep`` — the target's network, all of digits, softmax ``[64, 64, 64, 10]``: one Gauss–Seidel sweep with
+  ``auto`` from the seeded start (and the certifying pass after it: statuses, block gaps) against Adam
+  (lr 1e-3, minibatches of 64, same start) for ``--deep-epochs`` epochs, alternately ``--deep-repeats`` times;
+  the sweep's time in Adam epochs, wall and CPU (the machine may be shared).
 
 Run: ``python benchmarks/bench_softmax.py [--quick] [--only SECTION]`` -> ``benchmarks/results/softmax.json``.
 ``--quick`` takes 300 samples and fewer epochs (a smoke run, minutes).
@@ -43,13 +47,13 @@ WEIGHT_DECAY = 1e-4
 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
 
 
-def _data(loss: str, n: int | None):
+def _data(loss: str, n: int | None, hidden: tuple[int, ...] = (32,)):
     X, y = datasets.load("digits")
     if n is not None:
         X, y = X[:n], y[:n]
     if loss == "logistic":
         y = (y >= 5).astype(int)
-    arch = Architecture((X.shape[1], 32, 10 if loss == "softmax" else 1), loss)
+    arch = Architecture((X.shape[1], *hidden, 10 if loss == "softmax" else 1), loss)
     T = encode_targets(arch, y)
     return arch, torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(T, dtype=torch.float64)
 
@@ -125,13 +129,89 @@ def against_adam(n: int | None, epochs: int) -> dict:
     return out
 
 
+def _timed(fn):
+    """``fn()``, its wall seconds and this process's CPU seconds."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def _deep_sweep(arch, Xt, Tt) -> dict:
+    """One Gauss–Seidel sweep with ``auto`` from the seeded start and the certifying pass after it: wall and CPU
+    seconds of each, the objectives, every block solve's status (by phase), the block gaps."""
+    form = _form(arch, Xt, Tt, "auto")
+    phase = ["sweep"]
+    statuses: dict[str, dict[str, int]] = {"sweep": {}, "certify": {}}
+    solve_prepared = form.solve_prepared
+
+    def recording(index):  # every block solve of the run, own piece and neighbouring piece alike
+        sol = solve_prepared(index)
+        count = statuses[phase[0]]
+        count[sol.status] = count.get(sol.status, 0) + 1
+        return sol
+
+    form.solve_prepared = recording  # type: ignore[method-assign]
+    marks: dict = {}
+
+    def end_of_sweep(entry) -> bool:  # stop after the first sweep (the driver still computes the block gaps)
+        marks.update(wall=time.perf_counter(), cpu=time.process_time(), build=form.build_seconds)
+        phase[0] = "certify"
+        return True
+
+    x0 = form.point_from_params(init_params(arch, 0, Xt.device))
+    c0, w0 = time.process_time(), time.perf_counter()
+    res = run(form, x0, DriverOptions(max_iters=1, callback=end_of_sweep))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    gaps = np.array(list(res.certificate.block_gaps.values()))
+    done = gaps[np.isfinite(gaps)]
+    return {"sweep_wall_s": marks["wall"] - w0, "sweep_cpu_s": marks["cpu"] - c0,
+            "sweep_build_s": marks["build"], "certify_wall_s": wall - (marks["wall"] - w0),
+            "certify_cpu_s": cpu - (marks["cpu"] - c0),
+            "start_objective": res.history[0].objective, "objective_after_sweep": res.history[1].objective,
+            "statuses": statuses, "failed_block_solves": res.info.get("failed_block_solves"),
+            "backends": res.backends_used, "blocks": len(gaps), "gaps_not_computed": int(gaps.size - done.size),
+            "max_block_gap": float(done.max()) if done.size else math.nan,
+            "median_block_gap": float(np.median(done)) if done.size else math.nan,
+            "min_block_gap": float(done.min()) if done.size else math.nan,
+            "gap_tolerance": res.certificate.tolerance, "partial_minimum": res.certificate.is_partial_minimum}
+
+
+def deep_against_adam(n: int | None, epochs: int, repeats: int) -> dict:
+    """The target's network, softmax ``[64, 64, 64, 10]`` on digits: one Gauss–Seidel sweep (``auto``, seeded start)
+    against Adam epochs (lr 1e-3, minibatches of 64, same start), ``repeats`` times alternately in one process, so
+    that both see the same load. The ratio is the sweep's time in Adam epochs (wall and CPU; medians)."""
+    arch, Xt, Tt = _data("softmax", n, hidden=(64, 64))
+    adam_runs, sweeps = [], []
+    for r in range(repeats):
+        opts = GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0)
+        (adam, _), wall, cpu = _timed(lambda o=opts: run_gradient(arch, init_params(arch, 0, Xt.device), Xt, Tt,
+                                                                  WEIGHT_DECAY, o))
+        adam_runs.append({"epochs": epochs, "wall_s": wall, "cpu_s": cpu, "objective": adam.objective})
+        sweeps.append(_deep_sweep(arch, Xt, Tt))
+        print("deep", r, adam_runs[-1], {k: v for k, v in sweeps[-1].items() if k != "statuses"}, flush=True)
+    med = {k: float(np.median([a[k] for a in adam_runs])) / epochs for k in ("wall_s", "cpu_s")}
+    sweep_wall = float(np.median([s["sweep_wall_s"] for s in sweeps]))
+    sweep_cpu = float(np.median([s["sweep_cpu_s"] for s in sweeps]))
+    return {"problem": f"digits N={Xt.shape[0]}, softmax {list(arch.sizes)}, weight decay {WEIGHT_DECAY}, seed 0, "
+                       "unit blocks; Adam lr 1e-3, minibatches of 64, from the same start",
+            "adam": adam_runs, "sweeps": sweeps,
+            "adam_epoch_wall_s": med["wall_s"], "adam_epoch_cpu_s": med["cpu_s"],
+            "sweep_wall_s": sweep_wall, "sweep_cpu_s": sweep_cpu,
+            "sweep_in_adam_epochs_wall": sweep_wall / med["wall_s"],
+            "sweep_in_adam_epochs_cpu": sweep_cpu / med["cpu_s"],
+            "sweep_in_adam_epochs_per_pair_wall": [s["sweep_wall_s"] / (a["wall_s"] / epochs)
+                                                   for s, a in zip(sweeps, adam_runs)]}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="300 samples, 50 Adam epochs")
-    ap.add_argument("--only", default="all", choices=["all", "sweep", "logistic", "small", "adam"])
+    ap.add_argument("--only", default="all", choices=["all", "sweep", "logistic", "small", "adam", "deep"])
     ap.add_argument("--native-limit", type=float, default=300.0,
                     help="seconds for the clarabel-native sweep on all of digits (then extrapolated)")
     ap.add_argument("--adam-epochs", type=int, default=None)
+    ap.add_argument("--deep-epochs", type=int, default=None, help="Adam epochs per timing run in 'deep'")
+    ap.add_argument("--deep-repeats", type=int, default=3, help="Adam runs and sweeps, alternately, in 'deep'")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     n = 300 if a.quick else None
@@ -141,8 +221,13 @@ def main(argv=None) -> dict:
     quick_path = pathlib.Path("/tmp/softmax_quick.json")  # a smoke run does not overwrite the recorded results
     path = pathlib.Path(a.out) if a.out else (quick_path if a.quick else OUT / "softmax.json")
 
+    # one section (--only) replaces its own entry in the results file and keeps the others' (and their machine)
+    kept = json.loads(path.read_text()) if a.only != "all" and path.exists() else {}
+    if kept:
+        report["machine_" + a.only] = report.pop("machine")
+
     def save():  # after every section: a long run that is stopped keeps what it measured
-        path.write_text(json.dumps(report, indent=1, default=float))
+        path.write_text(json.dumps({**kept, **report}, indent=1, default=float))
 
     limit = None if a.quick else a.native_limit
     if a.only in ("all", "sweep"):
@@ -153,6 +238,10 @@ def main(argv=None) -> dict:
         save()
     if a.only in ("all", "small") and not a.quick:
         report["softmax_sweep_300"] = one_sweep("softmax", 300, False)
+        save()
+    if a.only in ("all", "deep"):
+        epochs = a.deep_epochs or (20 if a.quick else 50)
+        report["deep"] = deep_against_adam(n, epochs, 1 if a.quick else a.deep_repeats)
         save()
     if a.only in ("all", "adam"):
         report["adam"] = against_adam(n, a.adam_epochs or (50 if a.quick else 100))

@@ -10,6 +10,13 @@ active set; its multipliers come back with the step) and moves along ``y − x``
 search on ``Φ`` itself. The iterates stay feasible after the first step, so ``Φ`` at them is an upper
 bound of the optimum.
 
+**Each step's QP, exactly and cheaply.** A ReLU unit's piece has one row per sample, and most of them never
+bind. A step first tries its working set (the last step's active rows, or the rows the start lies on):
+one equality-constrained solve, kept only when every optimality condition checks out
+(:func:`_on_working_set`). Otherwise DAQP solves it on a growing subset of the rows until its answer
+satisfies all of them (:class:`_ScreenedRows`). Either way the answer is the QP's, to DAQP's tolerances.
+The bound below does not depend on how the step was found.
+
 **The lower bound.** With ``ψ_i(z) = φ_i(z) + 1[lower_i ≤ z ≤ upper_i]``, Fenchel duality gives, for
 every ``α ∈ R^m``::
 
@@ -43,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from . import status as st
 from .daqp_qp import STATUS_MAP
@@ -54,6 +62,9 @@ ScalarLoss = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: DAQP's constraint sense bits: in the working set, at its lower side.
 _ACTIVE, _LOWER = 1, 2
 _ARMIJO = 1e-4
+#: Screening (:class:`_ScreenedRows`): the rows nearest the start per variable, and the fewest rows worth it.
+SCREEN_START = 4
+SCREEN_MIN_ROWS = 200
 
 
 @dataclass
@@ -61,6 +72,8 @@ class NewtonOutcome:
     """What :func:`solve_separable` found.
 
     ``value`` is ``Φ(x)``, ``bound`` a proven lower bound of ``min Φ`` (``-inf`` when none was found),
+    ``start_value`` is ``Φ(x0)`` (feasible or not), ``working`` the last step's working set (DAQP's ``sense`` per
+    row; ``None`` when it had no active row), a warm start for a later solve with the same rows,
     ``status`` ``"optimal"`` when ``value − bound`` reached the target, ``"optimal_inaccurate"`` when the
     iterations ran out first (``x`` is still feasible and ``bound`` still valid), or DAQP's status when a
     step failed before a feasible point was reached (``x`` is then ``None``).
@@ -73,10 +86,8 @@ class NewtonOutcome:
     iterations: int
     qp_time: float
     wall_time: float
-
-
-def _objective(loss: ScalarLoss, C: np.ndarray, mu: float, b: np.ndarray, x: np.ndarray) -> float:
-    return float(loss(C @ x)[0].sum() + 0.5 * mu * (x @ x) - b @ x)
+    start_value: float = float("nan")
+    working: np.ndarray | None = None
 
 
 def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray,
@@ -84,8 +95,14 @@ def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.nda
     """``D(α)`` (module docstring) at ``α = φ'(z̄) + ν``, ``z̄ = clip(z)``: a lower bound of ``min Φ`` for any
     ``z`` and ``ν`` (``ν_i > 0`` is kept only where ``upper_i`` is finite, ``ν_i < 0`` where ``lower_i`` is)."""
     zb = np.clip(z, lower, upper)
-    m = zb.size
     val, d1, _ = loss(zb)
+    return _bound_at(C, lower, upper, mu, b, zb, val, d1, nu)
+
+
+def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray, zb: np.ndarray,
+              val: np.ndarray, d1: np.ndarray, nu: np.ndarray) -> float:
+    """:func:`dual_bound` at ``z̄ = zb`` (on the intervals) with ``φ(z̄)``, ``φ'(z̄)`` given."""
+    m = zb.size
     nu = np.where((nu > 0) & np.isfinite(upper) | (nu < 0) & np.isfinite(lower), nu, 0.0)
     alpha = d1 + nu
     s = alpha - d1  # the slope of z ↦ αz − φ(z) at z̄, as computed (0 exactly where ν = 0)
@@ -99,13 +116,23 @@ def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.nda
     return float(-conj.sum() - quad - rounding)
 
 
-def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: np.ndarray, sense: np.ndarray | None,
+def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
+    """``Cᵀ diag(φ'') C + μI`` from the rows with curvature only (a dead unit's samples have none), as
+    ``RᵀR`` with ``R = diag(√φ'') C`` (one symmetric product)."""
+    nz = np.flatnonzero(d2 > 0)
+    R = (C[nz] if nz.size < C.shape[0] else C) * np.sqrt(d2[nz])[:, None]
+    H = R.T @ R
+    H[np.diag_indices(C.shape[1])] += mu
+    return H
+
+
+def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray | None,
         options: dict[str, Any]) -> tuple[str, np.ndarray | None, np.ndarray, float]:
-    """``min ½yᵀHy + qᵀy, lower ≤ Cy ≤ upper`` by DAQP (from the working set ``sense`` when given, else from
-    scratch): status, ``y``, the signed multipliers (``> 0`` upper side, ``< 0`` lower), seconds."""
+    """``min ½yᵀHy + qᵀy, lo ≤ Cy ≤ up`` (finite bounds: ±BIG for a free side) by DAQP (from the working set
+    ``sense`` when given, else from scratch): status, ``y``, the signed multipliers (``> 0`` upper side, ``< 0``
+    lower), seconds."""
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
-    lo, up = finite_or_big(lower), finite_or_big(upper)
     status, y, lam, spent = st.SOLVER_ERROR, None, np.zeros(C.shape[0]), 0.0
     for start in ([sense, None] if sense is not None else [None]):
         s0 = np.zeros(C.shape[0], dtype=np.int32) if start is None else start.copy()
@@ -119,9 +146,108 @@ def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: n
     return status, y, lam, spent
 
 
+def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray,
+                    tol: np.ndarray, dual_tol: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The QP's answer ``(y, ν)`` (as :func:`_qp`) if the working set ``sense`` is its active set, else ``None``.
+
+    Solves ``Hy + q + C_Wᵀλ = 0``, ``C_W y = b_W`` on the working set's rows ``W`` at their sides (Schur
+    complement; a few small dense factorisations), then checks the rest of the optimality conditions: every
+    row within ``tol`` of its interval, ``W``'s rows within ``tol`` of their sides, ``λ`` of the side's sign
+    (up to ``dual_tol``). Those together are the conditions DAQP stops on, so the answer is the same to its
+    tolerances (the QP is strictly convex: one minimiser). A Newton step's active set is most often the last
+    step's: this replaces an active-set run that re-adds every row of it one by one.
+    """
+    w = np.flatnonzero(sense)
+    lower_side = (sense[w] & _LOWER) != 0
+    A, rhs = C[w], np.where(lower_side, lo[w], up[w])
+    try:
+        factor = scipy.linalg.cho_factor(H)
+        HiA, Hiq = scipy.linalg.cho_solve(factor, A.T), scipy.linalg.cho_solve(factor, q)
+        lam = scipy.linalg.cho_solve(scipy.linalg.cho_factor(A @ HiA), -(rhs + A @ Hiq))
+    except (np.linalg.LinAlgError, ValueError):  # W's rows dependent (or H not positive definite): not this way
+        return None
+    y = -(Hiq + HiA @ lam)
+    if not np.all(np.isfinite(y)) or np.any(np.where(lower_side, lam > dual_tol, lam < -dual_tol)):
+        return None
+    r = C @ y
+    if np.any(np.maximum(r - up, lo - r) > tol) or np.any(np.abs(r[w] - rhs) > tol[w]):
+        return None
+    nu = np.zeros(C.shape[0])
+    nu[w] = lam
+    return y, nu
+
+
+def _working_set(nu: np.ndarray) -> np.ndarray:
+    """DAQP's ``sense`` for the rows with a multiplier: active, at the side its sign gives."""
+    return np.where(nu > 0, _ACTIVE, np.where(nu < 0, _ACTIVE | _LOWER, 0)).astype(np.int32)
+
+
+def _row_tolerance(norms: np.ndarray, options: dict[str, Any]) -> np.ndarray:
+    """How far an answer may leave each row's interval (``norms``: the rows' norms): as strict as DAQP's own check
+    (``primal_tol``), whether it measures a row's violation as is or per unit row norm."""
+    return float(options.get("primal_tol", 1e-6)) * np.minimum(1.0, norms)
+
+
+class _ScreenedRows:
+    """The Newton QPs of one solve on a growing subset of the rows (constraint generation), exactly.
+
+    A QP on a subset ``S`` of the rows whose answer satisfies every other row is the QP's answer on all rows
+    (convexity: the rows outside ``S`` take multiplier 0, and KKT holds). ``S`` starts as the rows nearest to
+    the start point (distance to the nearest finite side, in the variables' space) and grows by the rows an
+    answer violates, re-solved from its working set, until none is. ``S`` is kept between Newton steps (a
+    row that bound one step tends to bind the next). DAQP's work per active-set change is ``|S| · n`` instead
+    of ``m · n``, and its set-up (``A R⁻¹``) ``|S| · n²`` instead of ``m · n²``.
+    """
+
+    def __init__(self, C: np.ndarray, lower: np.ndarray, upper: np.ndarray, lo: np.ndarray, up: np.ndarray,
+                 z: np.ndarray, options: dict[str, Any], norms: np.ndarray, tol: np.ndarray):
+        self.C, self.lo, self.up, self.options, self.tol = C, lo, up, options, tol
+        m, n = C.shape
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = np.minimum(z - lower, upper - z) / norms  # inf where both sides are free; < 0 where violated
+        dist[~np.isfinite(dist) & ~(dist < 0)] = np.inf
+        self.rows = np.zeros(m, dtype=bool)
+        k = min(m, SCREEN_START * n)
+        near = np.argpartition(dist, k - 1)[:k] if k < m else np.arange(m)
+        self.rows[near[np.isfinite(dist[near])]] = True
+
+    def solve(self, H: np.ndarray, q: np.ndarray, sense: np.ndarray | None
+              ) -> tuple[str, np.ndarray | None, np.ndarray, float]:
+        """As :func:`_qp` on every row (``sense`` over every row)."""
+        C, m = self.C, self.C.shape[0]
+        if sense is not None:
+            self.rows |= sense != 0
+        spent = 0.0
+        while True:
+            idx = np.flatnonzero(self.rows)
+            status, y, lam, t = _qp(H, q, C[idx], self.lo[idx], self.up[idx],
+                                    sense[idx] if sense is not None else None, self.options)
+            spent += t
+            if y is None:  # not settled on the subset: all rows, from scratch, as without screening
+                status, y, nu, t = _qp(H, q, C, self.lo, self.up, None, self.options)
+                return status, y, nu, spent + t
+            r = C @ y
+            bad = (np.maximum(r - self.up, self.lo - r) > self.tol) & ~self.rows
+            nu = np.zeros(m)
+            nu[idx] = lam
+            if not bad.any():
+                return status, y, nu, spent
+            self.rows |= bad
+            sense = _working_set(nu)
+
+
+def _evaluate(loss: ScalarLoss, C: np.ndarray, mu: float, b: np.ndarray, x: np.ndarray
+              ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """``Φ(x)``, ``z = Cx`` and the rows' ``φ'``, ``φ''`` there (one evaluation of the loss)."""
+    z = C @ x
+    val, d1, d2 = loss(z)
+    return float(val.sum() + 0.5 * mu * (x @ x) - b @ x), z, d1, d2
+
+
 def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray, loss: ScalarLoss,
                     x0: np.ndarray, *, target: float = 0.0, max_iter: int = 50,
-                    options: dict[str, Any] | None = None) -> NewtonOutcome:
+                    options: dict[str, Any] | None = None, screen: bool | None = None,
+                    working: np.ndarray | None = None) -> NewtonOutcome:
     """Minimise ``Σ φ_i(c_iᵀx) + (μ/2)‖x‖² − bᵀx`` on ``lower ≤ Cx ≤ upper`` (module docstring).
 
     Parameters
@@ -133,7 +259,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         ``> 0`` (the bound divides by it).
     b : array (n,)
     loss : callable
-        ``z -> (φ(z), φ'(z), φ''(z))`` for the ``m`` rows (:data:`ScalarLoss`).
+        ``z -> (φ(z), φ'(z), φ''(z))`` for the ``m`` rows (:data:`ScalarLoss`); ``φ'' ≥ 0``.
     x0 : array (n,)
         Start; it need not be feasible (the first step then goes to the first QP's solution).
     target : float
@@ -141,61 +267,98 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         until the gap stops shrinking (the bound carries a rounding margin, so the status is then
         ``"optimal_inaccurate"``).
     max_iter : int
-        Newton steps (QP solves) at most.
+        Newton steps at most.
     options : dict, optional
         DAQP settings, passed through.
+    screen : bool, optional
+        Solve each Newton QP on a growing subset of the rows (:class:`_ScreenedRows`; the same answer).
+        Default: when there are more than ``SCREEN_MIN_ROWS`` rows and ``SCREEN_START`` rows per variable.
+    working : int array (m,), optional
+        The first step's working set (DAQP's ``sense``: an earlier solve's :attr:`NewtonOutcome.working` of a
+        problem with the same rows) when the start lies on none of the rows; only where to start: the answer
+        does not depend on it.
     """
     t_start = time.perf_counter()
     C = np.ascontiguousarray(C, dtype=float)
     m, n = C.shape
     opts = {"eps_prox": -1e-6, **(options or {})}
     bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
+    lo, up = finite_or_big(lower), finite_or_big(upper)
     x = np.asarray(x0, dtype=float).copy()
-    z = C @ x
+    value, z, d1, d2 = _evaluate(loss, C, mu, b, x)
+    start_value = value
     feasible = bool(np.all((z >= lower) & (z <= upper)))
+    if not feasible:
+        value = np.inf
+    if screen is None:
+        screen = m > max(SCREEN_MIN_ROWS, 2 * SCREEN_START * n)
+    norms = np.sqrt(np.einsum("ij,ij->i", C, C))
+    tol, dual_tol = _row_tolerance(norms, opts), float(opts.get("dual_tol", 1e-12))
+    rows = _ScreenedRows(C, lower, upper, lo, up, z, opts, norms, tol) if bounded and screen else None
     best = -np.inf
-    value = _objective(loss, C, mu, b, x) if feasible else np.inf
+    # the first step's working set: the rows the start lies on (at a point that an earlier solve of this block
+    # moved to, as a rule its active set)
     sense: np.ndarray | None = None
+    if bounded and feasible:
+        sense = _working_set(np.where(upper - z <= tol, 1.0, np.where(z - lower <= tol, -1.0, 0.0)))
+        if not sense.any() and working is not None and working.shape == (m,):
+            sense = np.asarray(working, dtype=np.int32) & (_ACTIVE | _LOWER)
+        if np.count_nonzero(sense) > n or not sense.any():
+            sense = None
     qp_time, it, prev_gap = 0.0, 0, np.inf
     for it in range(1, max_iter + 1):
-        _, d1, d2 = loss(z)
         g = C.T @ d1 + mu * x - b
-        H = (C.T * d2) @ C
-        H[np.diag_indices(n)] += mu
+        H = _hessian(C, d2, mu)
         if bounded:
-            status, y, nu, spent = _qp(H, g - H @ x, C, lower, upper, sense, opts)
+            q = g - H @ x
+            t_qp = time.perf_counter()
+            known = _on_working_set(H, q, C, lo, up, sense, tol, dual_tol) if sense is not None else None
+            if known is not None:
+                status, (y, nu), spent = st.OPTIMAL, known, time.perf_counter() - t_qp
+            else:
+                status, y, nu, spent = rows.solve(H, q, sense) if rows is not None else _qp(H, q, C, lo, up, sense,
+                                                                                            opts)
             qp_time += spent
             if y is None:
                 if feasible:
                     break  # keep the feasible iterate and the bound so far
-                return NewtonOutcome(status, None, np.inf, best, it, qp_time, time.perf_counter() - t_start)
-            sense = np.where(nu > 0, _ACTIVE, np.where(nu < 0, _ACTIVE | _LOWER, 0)).astype(np.int32)
+                return NewtonOutcome(status, None, np.inf, best, it, qp_time, time.perf_counter() - t_start,
+                                     start_value)
+            sense = _working_set(nu)
             if np.count_nonzero(sense) > n or not sense.any():
                 sense = None
         else:
             y, nu = x - np.linalg.solve(H, g), np.zeros(m)
-        best = max(best, dual_bound(loss, C, lower, upper, mu, b, C @ y, nu))
-        d = y - x
+        # the bound at the step's z̄ = clip(Cy); where y is on every interval (as a rule), the same evaluation of
+        # the loss gives Φ(y), the line search's first trial
+        zy = C @ y
+        zb = np.clip(zy, lower, upper)
+        at_y = loss(zb)
+        best = max(best, _bound_at(C, lower, upper, mu, b, zb, at_y[0], at_y[1], nu))
+        if np.array_equal(zb, zy):
+            trial = (float(at_y[0].sum() + 0.5 * mu * (y @ y) - b @ y), zy, at_y[1], at_y[2])
+        else:
+            trial = _evaluate(loss, C, mu, b, y)
         if not feasible:
             x, feasible = y, True
-            value = _objective(loss, C, mu, b, x)
+            value, z, d1, d2 = trial
         else:
+            d = y - x
             slope = float(g @ d)
             t = 1.0
-            new = _objective(loss, C, mu, b, x + d)
-            while new > value + _ARMIJO * t * slope and t > 1e-12:
+            while trial[0] > value + _ARMIJO * t * slope and t > 1e-12:
                 t *= 0.5
-                new = _objective(loss, C, mu, b, x + t * d)
-            if new <= value:
-                x, value = x + t * d, new
-        z = C @ x
+                trial = _evaluate(loss, C, mu, b, x + t * d)
+            if trial[0] <= value:
+                x = y if t == 1.0 else x + t * d
+                value, z, d1, d2 = trial
         gap = value - best
         if gap <= target or it > 3 and gap >= prev_gap:
             break  # at the target, or at the rounding floor (no more progress)
         prev_gap = min(prev_gap, gap)
     best = min(best, value)  # Φ at a feasible point bounds the optimum from above: a bound above it is rounding
     status = st.OPTIMAL if value - best <= target else st.OPTIMAL_INACCURATE
-    return NewtonOutcome(status, x, value, best, it, qp_time, time.perf_counter() - t_start)
+    return NewtonOutcome(status, x, value, best, it, qp_time, time.perf_counter() - t_start, start_value, sense)
 
 
 __all__ = ["NewtonOutcome", "ScalarLoss", "dual_bound", "solve_separable"]

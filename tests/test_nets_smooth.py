@@ -13,7 +13,8 @@ from multiconvex.models import ReLUClassifier
 from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.network import encode_targets
 from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
-from multiconvex.solvers.newton_qp import dual_bound, solve_separable
+from multiconvex.solvers.matrix import finite_or_big
+from multiconvex.solvers.newton_qp import _on_working_set, _qp, _ScreenedRows, _working_set, dual_bound, solve_separable
 from multiconvex.standard_form import replace
 
 N_INSTANCES = 25
@@ -40,14 +41,14 @@ def _random_instance(rng: np.random.Generator):
     return C, lower, upper, mu, b, a, v, 1.0 / m
 
 
-def _clarabel_optimum(C, lower, upper, mu, b, a, v, w) -> float:
+def _clarabel_optimum(C, lower, upper, mu, b, a, v, w, tol: float = 1e-10) -> float:
     x = cp.Variable(C.shape[1])
     z = C @ x
     cons = [z[i] >= lower[i] for i in np.flatnonzero(np.isfinite(lower))]
     cons += [z[i] <= upper[i] for i in np.flatnonzero(np.isfinite(upper))]
     prob = cp.Problem(cp.Minimize(w * cp.sum(cp.logistic(a + cp.multiply(v, z))) + mu / 2 * cp.sum_squares(x)
                                   - b @ x), cons)
-    prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
     assert prob.status == "optimal"
     return float(prob.value)
 
@@ -195,3 +196,94 @@ def test_without_weight_decay_the_blocks_take_the_cone_path():
     assert form.solve_prepared(0).backend == "clarabel-native"
     form.prepare(0, x0, prox=1.0)  # a prox term gives the Newton path its bound
     assert form.solve_prepared(0).backend == "newton-daqp"
+
+
+def _large_instance(seed: int, m: int = 600, n: int = 8):
+    """An instance with many rows, most of them with a finite side near the start (as a ReLU unit's piece):
+    large enough that :func:`solve_separable` screens its rows by default."""
+    rng = np.random.default_rng(seed)
+    C = rng.standard_normal((m, n))
+    a, v = rng.standard_normal(m), rng.standard_normal(m) * 2
+    z = C @ rng.standard_normal(n)
+    lower = np.where(rng.random(m) < 0.6, z - rng.exponential(0.5, m), -np.inf)
+    upper = np.where(rng.random(m) < 0.6, z + rng.exponential(0.5, m), np.inf)
+    return C, lower, upper, 1e-3, rng.standard_normal(n) * 0.1, a, v, 1.0 / m
+
+
+@pytest.mark.parametrize("seed", [1, 2])  # instances on which Clarabel reports "optimal" at 1e-8
+def test_screened_rows_give_the_optimum_of_all_rows(seed):
+    """The Newton QPs solved on a growing subset of the rows end where the solve on every row ends, at
+    Clarabel's optimum, with a valid bound."""
+    C, lower, upper, mu, b, a, v, w = _large_instance(seed)
+    phi = _logistic_rows(a, v, w)
+    start = np.zeros(C.shape[1])  # need not be feasible: the first step goes onto the intervals
+    screened = solve_separable(C, lower, upper, mu, b, phi, start, target=1e-11, screen=True)
+    full = solve_separable(C, lower, upper, mu, b, phi, start, target=1e-11, screen=False)
+    ref = _clarabel_optimum(C, lower, upper, mu, b, a, v, w, tol=1e-8)  # 600 rows: 1e-10 is beyond Clarabel
+    for out in (screened, full):
+        assert out.status == "optimal"
+        assert out.bound <= ref + 1e-7 * max(1.0, abs(ref)) and out.value <= ref + 1e-7 * max(1.0, abs(ref))
+        z = C @ out.x
+        assert np.all(z >= lower - 1e-9) and np.all(z <= upper + 1e-9)
+    assert screened.value == pytest.approx(full.value, abs=1e-10)
+    np.testing.assert_allclose(screened.x, full.x, atol=1e-4)  # the optimum to the stopping tolerance
+
+
+def test_screening_solves_a_newton_qp_on_fewer_rows_with_the_same_answer():
+    C, lower, upper, mu, b, a, v, w = _large_instance(2)
+    lo, up = finite_or_big(lower), finite_or_big(upper)
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((C.shape[1], C.shape[1]))
+    H, q = A @ A.T + np.eye(C.shape[1]), rng.standard_normal(C.shape[1]) * 20  # a step that hits many rows
+    start = np.linalg.lstsq(C, np.clip(np.zeros(C.shape[0]), lower, upper), rcond=None)[0]
+    norms = np.linalg.norm(C, axis=1)
+    rows = _ScreenedRows(C, lower, upper, lo, up, C @ start, {}, norms, 1e-6 * np.minimum(1.0, norms))
+    status, y, nu, _ = rows.solve(H, q, None)
+    ref_status, y_ref, nu_ref, _ = _qp(H, q, C, lo, up, None, {})
+    assert status == ref_status == "optimal"
+    assert rows.rows.sum() < C.shape[0]  # it did screen
+    np.testing.assert_allclose(y, y_ref, atol=1e-8)
+    np.testing.assert_allclose(H @ y + q + C.T @ nu, 0.0, atol=1e-8)  # stationary with its multipliers
+
+
+def test_the_working_set_shortcut_is_the_qp_answer_or_declines():
+    """Given DAQP's own active set the equality-constrained solve returns DAQP's answer; given a wrong one it
+    declines (``None``) rather than return a point that is not the QP's optimum."""
+    C, lower, upper, mu, b, a, v, w = _large_instance(4, m=300, n=6)
+    lo, up = finite_or_big(lower), finite_or_big(upper)
+    rng = np.random.default_rng(5)
+    H, q = np.eye(6) * 0.5, rng.standard_normal(6) * 20
+    tol = np.full(C.shape[0], 1e-6)
+    status, y, nu, _ = _qp(H, q, C, lo, up, None, {})
+    assert status == "optimal" and np.count_nonzero(nu) >= 2
+    sense = _working_set(nu)
+    got = _on_working_set(H, q, C, lo, up, sense, tol, 1e-12)
+    assert got is not None
+    np.testing.assert_allclose(got[0], y, atol=1e-9)
+    wrong = sense.copy()
+    wrong[np.flatnonzero(sense)[0]] = 0  # one active row left out: the answer violates it
+    assert _on_working_set(H, q, C, lo, up, wrong, tol, 1e-12) is None
+
+
+def test_a_warm_working_set_changes_the_work_not_the_answer():
+    C, lower, upper, mu, b, a, v, w = _large_instance(6)
+    phi = _logistic_rows(a, v, w)
+    x0 = np.zeros(C.shape[1])
+    lower, upper = np.minimum(lower, 0.0), np.maximum(upper, 0.0)  # x0 = 0 inside every interval
+    cold = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11)
+    garbage = np.random.default_rng(7).choice([0, 1, 3], size=C.shape[0]).astype(np.int32)
+    for working in (cold.working, garbage):
+        warm = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, working=working)
+        assert warm.status == "optimal"
+        assert warm.value == pytest.approx(cold.value, abs=1e-10)
+        assert warm.bound <= cold.value + 1e-10 and cold.bound <= warm.value + 1e-10
+
+
+def test_the_same_fit_twice_in_one_process_takes_the_same_path():
+    """Warm starts kept between block solves (the neighbouring piece's solve starts from the own piece's working
+    set) never carry over from one run to the next: a second identical fit repeats the first exactly."""
+    X, y = _three_classes(300)
+    runs = [ReLUClassifier([6, 5], weight_decay=1e-3, random_state=1, max_iter=2, device="cpu").fit(X, y).result_
+            for _ in range(2)]
+    assert [h.objective for h in runs[0].history] == [h.objective for h in runs[1].history]
+    assert runs[0].certificate.block_gaps == runs[1].certificate.block_gaps

@@ -34,14 +34,15 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import expit, log_expit, logsumexp
-from threadpoolctl import threadpool_limits
+from scipy.special import expit, log_expit
+from threadpoolctl import ThreadpoolController
 
 from ..errors import InvalidInputError
 from ..solvers import dispatch
@@ -76,6 +77,8 @@ class SmoothUnitBatch:
         The outputs on the piece: ``f_i(z) = offset_i + slope_i z`` per unit.
     targets : (N, K)
         Encoded targets (±1 for logistic, one-hot for softmax).
+    neighbour : bool
+        Whether the pieces are the neighbouring ones across a boundary (``flip_boundary``).
     """
 
     layer: int
@@ -88,24 +91,49 @@ class SmoothUnitBatch:
     offset: np.ndarray
     slope: np.ndarray
     targets: np.ndarray
+    neighbour: bool = False
 
     @property
     def size(self) -> int:
         return len(self.units)
 
 
+#: Each unit block's last own-piece solve, by ``(layer, unit, samples)``: its point (bytes) and the rows of its last
+#: Newton step's working set with their DAQP senses. The solve of the same unit from the same point on the
+#: neighbouring piece (the driver's next solve) starts DAQP there: its point lies on none of its rows, so it would
+#: start from scratch. Only a start: a wrong one costs active-set steps, never the answer. Read by neighbouring-piece
+#: solves only, at the point of the own-piece solve that wrote it just before, so a run's path does not depend on
+#: what ran before it in the process. The least recently written entry goes first beyond :data:`_WORKING_SIZE`.
+_WORKING: dict[tuple[int, int, int], tuple[bytes, np.ndarray, np.ndarray]] = {}
+_WORKING_SIZE = 4096
+
+
+@functools.cache
+def _blas_threads() -> ThreadpoolController:
+    """One controller of the process's thread pools, built once: building one scans the loaded libraries, which
+    costs more than a unit's whole solve on small data."""
+    return ThreadpoolController()
+
+
+def _logsumexp_rows(f: np.ndarray) -> np.ndarray:
+    """``log Σ_o e^{f_o}`` per row of ``f`` (m, K), finite ``f``."""
+    top = f.max(axis=1)
+    return top + np.log(np.exp(f - top[:, None]).sum(axis=1))
+
+
 def _jacobians(arch: Architecture, params: Params, ctx: PieceContext, layer: int, idx: torch.Tensor,
                n: int) -> torch.Tensor:
-    """``V_L[i, :, u]`` for the units ``idx`` of ``layer`` on the context's piece, (N, K, g)."""
+    """``V_L[i, :, u]`` for the units ``idx`` of ``layer`` on the context's piece, as (g, N, K)."""
     L, g = arch.n_layers, int(idx.numel())
-    W_next = params[layer + 1][0] if layer < L - 1 else None
-    if W_next is None:  # an output unit moves its own output only
-        V = torch.zeros(n, arch.sizes[-1], g, dtype=params[0][0].dtype, device=idx.device)
-        V[:, idx, torch.arange(g, device=idx.device)] = 1.0
+    if layer == L - 1:  # an output unit moves its own output only
+        V = torch.zeros(g, n, arch.sizes[-1], dtype=params[0][0].dtype, device=idx.device)
+        V[torch.arange(g, device=idx.device), :, idx] = 1.0
         return V
-    V = W_next[:, idx][None, :, :] * ctx.hidden(layer)[1][:, idx][:, None, :]  # (N, n_{k+1}, g)
+    # (g, N, n_{k+1}), samples in rows: each later layer is one (g·N × n_j) @ (n_j × n_{j+1}) product (W_j @ V with
+    # samples as the batch dimension is N tiny products, several times slower)
+    V = ctx.own(layer, idx)[1].T[:, :, None] * params[layer + 1][0][:, idx].T[:, None, :]
     for j in range(layer + 1, L - 1):
-        V = torch.matmul(params[j + 1][0], ctx.hidden(j)[1][:, :, None] * V)
+        V = torch.matmul(V * ctx.hidden(j)[1][None, :, :], params[j + 1][0].T)
     return V
 
 
@@ -119,9 +147,9 @@ def smooth_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int
     idx_list = list(range(arch.sizes[layer + 1])) if units is None else [int(u) for u in units]
     batch = unit_batch(arch, params, T, layer, pre, inputs, idx_list, flip_boundary=flip_boundary, context=ctx)
     idx = torch.as_tensor(idx_list, device=T.device, dtype=torch.long)
-    V = _jacobians(arch, params, ctx, layer, idx, T.shape[0])  # (N, K, g)
-    z0 = pre[layer][:, idx]  # (N, g)
-    offset = pre[-1][:, :, None] - V * z0[:, None, :]
+    V = _jacobians(arch, params, ctx, layer, idx, T.shape[0])  # (g, N, K)
+    z0 = pre[layer][:, idx].T  # (g, N)
+    offset = pre[-1][None, :, :] - V * z0[:, :, None]
 
     def np_(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy()
@@ -130,9 +158,8 @@ def smooth_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int
     if batch.sign is not None:
         lo, hi = batch.z_bounds()
         zlo, zhi = np_(lo), np_(hi)
-    return SmoothUnitBatch(layer, idx_list, np_(batch.theta0), np_(batch.inputs), zlo, zhi, np_(z0.T),
-                           np.ascontiguousarray(np_(offset).transpose(2, 0, 1)),
-                           np.ascontiguousarray(np_(V).transpose(2, 0, 1)), np_(T))
+    return SmoothUnitBatch(layer, idx_list, np_(batch.theta0), np_(batch.inputs), zlo, zhi, np_(z0),
+                           np.ascontiguousarray(np_(offset)), np.ascontiguousarray(np_(V)), np_(T), flip_boundary)
 
 
 def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.ndarray, n_samples: int) -> ScalarLoss:
@@ -143,7 +170,8 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
     Rows whose outputs do not move (``slope_i = 0``: the unit is dead there, or its path to the output is)
     are constants: they are evaluated once.
     """
-    moves = np.flatnonzero(np.any(slope != 0, axis=1))
+    moving = np.any(slope != 0, axis=1)
+    moves, still = np.flatnonzero(moving), np.flatnonzero(~moving)
     a, v, t = offset[moves], slope[moves], targets[moves]
     m = offset.shape[0]
     inv_n = 1.0 / n_samples
@@ -155,7 +183,8 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
             d1 = (-t * v * expit(u)).sum(axis=1)
             d2 = (v * v * expit(u) * expit(-u)).sum(axis=1)
             return val, d1, d2
-        fixed = -log_expit(targets * offset).sum(axis=1)
+        fixed = np.zeros(m)
+        fixed[still] = -log_expit(targets[still] * offset[still]).sum(axis=1)
     elif loss == "softmax":
         tv = (t * v).sum(axis=1)
         ta = (t * a).sum(axis=1)
@@ -166,14 +195,19 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
             e = np.exp(f - top[:, None])
             tot = e.sum(axis=1)
             val = top + np.log(tot) - ta - tv * zm  # logsumexp(f) − tᵀf
-            pv = (e * v).sum(axis=1) / tot
-            return val, pv - tv, np.maximum((e * v * v).sum(axis=1) / tot - pv * pv, 0.0)
-        fixed = logsumexp(offset, axis=1) - (targets * offset).sum(axis=1)
+            ev = e * v
+            pv = ev.sum(axis=1) / tot
+            return val, pv - tv, np.maximum((ev * v).sum(axis=1) / tot - pv * pv, 0.0)
+        fixed = np.zeros(m)
+        fixed[still] = _logsumexp_rows(offset[still]) - (targets[still] * offset[still]).sum(axis=1)
     else:
         raise InvalidInputError(f"scalar_loss: loss={loss!r}; use 'logistic' or 'softmax' (squared-loss unit "
                                 "blocks are QPs: multiconvex.nets.unit_blocks.solve_units)")
 
     def phi(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if moves.size == m:
+            val, d1, d2 = rows(z)
+            return val * inv_n, d1 * inv_n, d2 * inv_n
         val, d1, d2 = fixed.copy(), np.zeros(m), np.zeros(m)
         if moves.size:
             val[moves], d1[moves], d2[moves] = rows(z[moves])
@@ -197,8 +231,19 @@ def solve_smooth_units(arch: Architecture, batch: SmoothUnitBatch, f0: float, n_
                                 )
     # the products are small (c × c from N × c): one BLAS thread; several spin against each other on a busy
     # machine (measured: 50 ms against 0.4 ms for one Hessian, N = 300, c = 65, two loaded cores)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_threads().limit(limits=1, user_api="blas"):
         return [_solve_one(arch, batch, i, f0, n_samples, weight_decay, prox, options) for i in range(batch.size)]
+
+
+def _own_working_set(key: tuple[int, int, int], point: bytes, n_rows: int) -> np.ndarray | None:
+    """The working set (DAQP's ``sense`` per row) of the own-piece solve of ``key`` at ``point``, if that was the
+    last one of that unit (see :data:`_WORKING`)."""
+    entry = _WORKING.get(key)
+    if entry is None or entry[0] != point or not entry[1].size:
+        return None
+    sense = np.zeros(n_rows, dtype=np.int32)
+    sense[entry[1]] = entry[2]
+    return sense
 
 
 def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_samples: int, weight_decay: float,
@@ -221,9 +266,17 @@ def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_
     def main(x: np.ndarray) -> float:  # the objective without prox, up to a constant
         return float(phi(C @ x)[0].sum() + 0.5 * weight_decay * (x @ x))
 
-    const = f0 - main(theta0)
+    key, point = (batch.layer, batch.units[i], N), theta0.tobytes()
     res = solve_separable(C, lo, hi, mu, b, phi, theta0, target=GAP_RTOL * abs(f0), max_iter=MAX_NEWTON,
-                          options=options)
+                          options=options, working=_own_working_set(key, point, N) if batch.neighbour else None)
+    if not batch.neighbour:
+        rows = np.flatnonzero(res.working) if res.working is not None else np.zeros(0, dtype=np.int64)
+        _WORKING.pop(key, None)  # re-inserted last: the most recently written
+        _WORKING[key] = (point, rows, res.working[rows] if res.working is not None else np.zeros(0, dtype=np.int32))
+        while len(_WORKING) > _WORKING_SIZE:
+            _WORKING.pop(next(iter(_WORKING)), None)
+    # Φ = main + (ρ/2)‖x‖² − ρθ⁰·x: at θ⁰ main is Φ + (ρ/2)‖θ⁰‖² (the solve evaluated Φ there)
+    const = f0 - (res.start_value + 0.5 * prox * float(theta0 @ theta0))
     wall = time.perf_counter() - t0
     attempts = [(BACKEND, res.status)]
     if res.x is None:
