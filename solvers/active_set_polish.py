@@ -20,6 +20,8 @@ From a start (an interior-point solution, or any feasible point such as the curr
    (Hessian ``MᵀM + Σ_j λ/‖z_j‖ (I − ẑ_j ẑ_jᵀ)``, backtracking line search) that stay feasible: a step that
    reaches an inactive row stops there and the row joins the active set; a group whose steps stall at its
    kink while zero is its own minimum (the others fixed) is set to zero;
+   (all groups at once: the active rows' null spaces by one batched SVD, one Newton system in every group's
+   coordinates, the frozen ones held at zero; a full step that gains only rounding ends the descent);
 3. the result is **verified**: every row holds; on each non-zero group the stationarity condition
    ``∇_j F = C_actᵀ μ`` holds (residual ≤ 1e-7 relative) with ``μ ≥ 0``; each zero group satisfies
    ``‖Π_{K_j}(A_jᵀ r)‖ ≤ λ`` (``K_j`` its cone, ``r`` the residual; the projection by non-negative least
@@ -53,6 +55,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 from scipy.optimize import nnls
 
 __all__ = ["PolishResult", "group_lasso_objective", "polish_cone_qp", "polish_group_lasso"]
@@ -70,109 +73,153 @@ class PolishResult:
     reason: str = ""
 
 
-def group_lasso_objective(A: list[np.ndarray], y: np.ndarray, lam: float, W: np.ndarray) -> float:
-    """``F(W) = ½‖y − Σ_j A_j w_j‖² + λ Σ_j ‖w_j‖``."""
-    r = y - sum((A[j] @ W[j] for j in range(len(A))), np.zeros_like(y))
+def _rows_times(C3: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``(C3[j] @ W[j])_j`` (r × m) for stacked blocks (r, m, d) and one vector per block (r, d)."""
+    return (C3 @ W[:, :, None])[:, :, 0]
+
+
+def group_lasso_objective(A: list[np.ndarray] | np.ndarray, y: np.ndarray, lam: float, W: np.ndarray) -> float:
+    """``F(W) = ½‖y − Σ_j A_j w_j‖² + λ Σ_j ‖w_j‖`` (``A``: the groups' blocks, a list or an (r, N, d) array)."""
+    r = y - _rows_times(np.asarray(A, dtype=float), W).sum(axis=0)
     return float(0.5 * r @ r + lam * np.linalg.norm(W, axis=1).sum())
 
 
-def _null_basis(rows: np.ndarray, d: int) -> np.ndarray:
-    """Orthonormal basis (d × k) of ``{w : rows w = 0}``."""
-    if rows.shape[0] == 0:
-        return np.eye(d)
-    _, sv, Vt = np.linalg.svd(rows, full_matrices=True)
-    rank = int((sv > 1e-10 * max(float(sv[0]), 1e-300)).sum())
-    return Vt[rank:].T
+def _stack_rows(C: list[np.ndarray] | np.ndarray, r: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The groups' rows as one (r, m, d) array padded with zero rows, and which rows are real (r, m)."""
+    if isinstance(C, np.ndarray) and C.ndim == 3:
+        return np.asarray(C, dtype=float), np.ones(C.shape[:2], dtype=bool)
+    m = max((len(Cj) for Cj in C), default=0)
+    C3, valid = np.zeros((r, m, d)), np.zeros((r, m), dtype=bool)
+    for j, Cj in enumerate(C):
+        C3[j, :len(Cj)] = Cj
+        valid[j, :len(Cj)] = True
+    return C3, valid
 
 
-def _newton(M: np.ndarray, y: np.ndarray, lam: float, z: np.ndarray, sizes: list[int], G: np.ndarray,
-            max_steps: int) -> tuple[np.ndarray, int, int | None]:
-    """Minimise ``½‖y − M z‖² + λ Σ_j ‖z_j‖`` (groups of ``sizes``, all non-zero) from ``z`` by damped Newton,
-    keeping ``G z ≥ 0`` (the inactive rows): a step that reaches one stops there and returns its index ``i ≥ 0``;
-    a group set to zero (the steps stalled at its kink and zero is its own minimum) returns ``−1 − k``."""
-    sizes_a = np.asarray(sizes)
-    starts = np.concatenate([[0], np.cumsum(sizes_a)[:-1]])
-    owner = np.repeat(np.arange(sizes_a.size), sizes_a)           # the group of each coordinate
-    # the (row, column) pairs of the block-diagonal curvature term, and their group
-    sq = sizes_a * sizes_a
-    pg = np.repeat(np.arange(sizes_a.size), sq)
-    t = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
-    pr, pc = starts[pg] + t // sizes_a[pg], starts[pg] + t % sizes_a[pg]
-    eye = (pr == pc).astype(float)
+@dataclass(frozen=True)
+class _Bases:
+    """Every group's active rows by SVD (batched): ``V`` (r, d, d) orthonormal columns, the first ``rank_j`` spanning
+    group j's active rows and the rest (``free``, r × d) their null space; ``U``, ``sv`` and ``idx`` (the active rows'
+    indices, padded) for the multipliers."""
+
+    V: np.ndarray
+    free: np.ndarray
+    U: np.ndarray
+    sv: np.ndarray
+    idx: np.ndarray
+    count: np.ndarray
+
+
+def _bases(C3: np.ndarray, active: np.ndarray) -> _Bases:
+    r, _, d = C3.shape
+    count = active.sum(axis=1)
+    kmax = max(int(count.max(initial=0)), 1)
+    idx = np.argsort(~active, axis=1, kind="stable")[:, :kmax]
+    rows = C3[np.arange(r)[:, None], idx] * (np.arange(kmax)[None, :] < count[:, None])[:, :, None]
+    U, sv, Vt = np.linalg.svd(rows, full_matrices=True)
+    rank = (sv > 1e-10 * np.maximum(sv[:, :1], 1e-300)).sum(axis=1)
+    free = np.arange(d)[None, :] >= rank[:, None]
+    return _Bases(Vt.transpose(0, 2, 1), free, U, np.where(np.arange(sv.shape[1]) < rank[:, None], sv, np.inf),
+                  idx, count)
+
+
+def _newton(AV: np.ndarray, y: np.ndarray, lam: float, Z: np.ndarray, free: np.ndarray, CV: np.ndarray,
+            inactive: np.ndarray, max_steps: int) -> tuple[np.ndarray, int, tuple[int, int] | None]:
+    """Minimise ``½‖y − Σ_j AV_j z_j‖² + λ Σ_j ‖z_j‖`` over the groups' ``free`` coordinates (the others stay 0;
+    every group with a free coordinate non-zero) from ``Z`` (r × d) by damped Newton, keeping the ``inactive`` rows
+    ``CV_j z_j ≥ 0``: a step that reaches one stops there and returns ``(j, i)``; a group set to zero (the steps
+    stalled at its kink and zero is its own minimum) returns ``(j, −1)``."""
+    r, N, d = AV.shape
+    sup = free.any(axis=1)
+    frozen = np.flatnonzero(~free.ravel())
+    AVm = AV * free[:, None, :]
+    M = AVm.transpose(1, 0, 2).reshape(N, r * d)
     MtM, Mty = M.T @ M, M.T @ y
+    ar = np.arange(r)
+    eye = free[:, :, None] & free[:, None, :] & np.eye(d, dtype=bool)[None]
 
-    def norms(v: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.add.reduceat(v * v, starts))
+    def norms(V: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.einsum("rd,rd->r", V, V))
 
-    def value(v: np.ndarray) -> float:
-        res = y - M @ v
-        return float(0.5 * res @ res + lam * norms(v).sum())
+    def value(V: np.ndarray) -> float:
+        res = y - M @ V.ravel()
+        return float(0.5 * res @ res + lam * norms(V).sum())
 
-    f = value(z)
+    f = value(Z)
     steps = 0
     for steps in range(1, max_steps + 1):  # noqa: B007 - the count is returned
-        nz = norms(z)
-        u = z / nz[owner]
-        grad = MtM @ z - Mty + lam * u
+        nz = np.where(sup, norms(Z), 1.0)
+        Un = Z / nz[:, None]
+        grad = ((MtM @ Z.ravel() - Mty).reshape(r, d) + lam * Un) * free
         H = MtM.copy()
-        H[pr, pc] += (lam / nz[pg]) * (eye - u[pr] * u[pc])
-        try:
-            p = -np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError:
-            p = -np.linalg.lstsq(H, grad, rcond=None)[0]
-        slope = float(grad @ p)
+        H.reshape(r, d, r, d)[ar, :, ar, :] += (lam / nz)[:, None, None] * (eye - Un[:, :, None] * Un[:, None, :])
+        H[frozen, frozen] = 1.0
+        _, p, info = lapack.dposv(H, -grad.ravel())   # H is symmetric, positive definite but at a flat group
+        if info != 0:
+            try:
+                p = -np.linalg.solve(H, grad.ravel())
+            except np.linalg.LinAlgError:
+                p = -np.linalg.lstsq(H, grad.ravel(), rcond=None)[0]
+        P = p.reshape(r, d) * free
+        slope = float(grad.ravel() @ P.ravel())
         if not slope < 0:
             break
-        rate = G @ p
-        falling = np.flatnonzero(rate < 0)
+        rate = _rows_times(CV, P)
+        falling = inactive & (rate < 0)
         t_max, block = 1.0, None
-        if falling.size:
-            reach = np.maximum(G[falling] @ z, 0.0) / -rate[falling]
+        if falling.any():
+            slack = np.maximum(_rows_times(CV, Z), 0.0)
+            reach = np.where(falling, slack / np.where(falling, -rate, 1.0), np.inf)
             k = int(np.argmin(reach))
-            if reach[k] < 1.0:
-                t_max, block = float(reach[k]), int(falling[k])
-        t, improved = t_max, False
+            if reach.flat[k] < 1.0:
+                t_max, block = float(reach.flat[k]), divmod(k, CV.shape[1])
+        t, improved, f_before = t_max, False, f
         while t > 1e-12 * t_max and t > 0:
-            cand = z + t * p
-            if (norms(cand) > 0).all():
+            cand = Z + t * P
+            if (norms(cand)[sup] > 0).all():
                 fc = value(cand)
                 if fc <= f + 1e-4 * t * slope:
                     improved = fc < f
-                    z, f = cand, fc
+                    Z, f = cand, fc
                     break
             t *= 0.5
+        if block is None and improved and t == t_max and f_before - f <= 1e-15 * abs(f_before):
+            break   # a full step that gains only rounding: converged (further steps only shuffle the last bits)
         if block is not None and t == t_max and improved:
-            return z, steps, block
+            return Z, steps, block
         if t_max == 0.0:
-            return z, steps, block
+            return Z, steps, block
         if not improved:
             # a group whose own minimum (the others fixed) is zero blocks the steps at the kink: zero it
-            res = y - M @ z
-            for k in range(sizes_a.size):
-                g = slice(int(starts[k]), int(starts[k] + sizes_a[k]))
-                if float(np.linalg.norm(M[:, g].T @ (res + M[:, g] @ z[g]))) <= lam:
-                    z = z.copy()
-                    z[g] = 0.0
-                    return z, steps, -1 - k
+            res = y - M @ Z.ravel()
+            own = (AVm.transpose(0, 2, 1) @ (res[None, :] + _rows_times(AVm, Z))[:, :, None])[:, :, 0]
+            kink = np.flatnonzero(sup & (norms(own) <= lam))
+            if kink.size:
+                Z = Z.copy()
+                Z[kink[0]] = 0.0
+                return Z, steps, (int(kink[0]), -1)
             break
-        if np.linalg.norm(t * p) <= 1e-15 * max(float(np.linalg.norm(z)), 1e-300):
+        if np.linalg.norm(t * p) <= 1e-15 * max(float(np.linalg.norm(Z)), 1e-300):
             break
-    return z, steps, None
+    return Z, steps, None
 
 
-def polish_group_lasso(A: list[np.ndarray], y: np.ndarray, lam: float, C: list[np.ndarray], W0: np.ndarray, *,
-                       zero_tol: float = 1e-6, active_tol: float = 1e-6, tol: float = 1e-9, max_newton: int = 30,
-                       max_rounds: int = 12) -> PolishResult:
+def polish_group_lasso(A: list[np.ndarray] | np.ndarray, y: np.ndarray, lam: float, C: list[np.ndarray] | np.ndarray,
+                       W0: np.ndarray, *, zero_tol: float = 1e-6, active_tol: float = 1e-6, tol: float = 1e-9,
+                       max_newton: int = 30, max_rounds: int = 12) -> PolishResult:
     """Polish an approximate solution ``W0`` of the cone-constrained group lasso (module docstring).
+
+    Every step is vectorised over the groups (batched SVDs of the active rows, one Newton system in all the groups'
+    coordinates, the checks on stacked arrays): the cost per round does not grow with Python calls per group.
 
     Parameters
     ----------
-    A : list of ndarray (N, d)
+    A : list of ndarray (N, d), or ndarray (r, N, d)
         Each group's design block ``A_j``.
     y : ndarray (N,)
     lam : float
         λ > 0.
-    C : list of ndarray (m_j, d)
+    C : list of ndarray (m_j, d), or ndarray (r, m, d)
         Each group's cone rows (``C_j w_j ≥ 0``); facet rows suffice.
     W0 : ndarray (r, d)
         The approximate solution (e.g. an interior-point method's).
@@ -191,120 +238,98 @@ def polish_group_lasso(A: list[np.ndarray], y: np.ndarray, lam: float, C: list[n
     """
     W0 = np.asarray(W0, dtype=float)
     r, d = W0.shape
+    if r == 0:   # no group: nothing to move, F is ½‖y‖²
+        return PolishResult(W0, 0.5 * float(y @ y), "optimal", 0)
+    A3 = np.asarray(A, dtype=float).reshape(r, -1, d)
+    C3, valid = _stack_rows(C, r, d)
     norms = np.linalg.norm(W0, axis=1)
     top = float(norms.max(initial=0.0))
     zero = norms <= zero_tol * top if top > 0 else np.ones(r, dtype=bool)
-    cn = [np.sqrt(np.einsum("id,id->i", Cj, Cj)) for Cj in C]
-    active = [C[j] @ W0[j] <= active_tol * cn[j] * norms[j] for j in range(r)]
+    cn = np.sqrt(np.einsum("rmd,rmd->rm", C3, C3))
+    active = valid & (_rows_times(C3, W0) <= active_tol * cn * norms[:, None])
     W = np.where(zero[:, None], 0.0, W0)
     steps, reason = 0, "no round"
-    reduced: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def group(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Group j on its active set: (B_j, A_j B_j, its inactive rows C B_j, their indices), kept per active set."""
-        key = (j, active[j].tobytes())
-        if key not in reduced:
-            B = _null_basis(C[j][active[j]], d)
-            rows = np.flatnonzero(~active[j])
-            reduced[key] = (B, A[j] @ B, C[j][rows] @ B, rows)
-        return reduced[key]
-
     for _ in range(max_rounds):
-        support = []
-        for j in np.flatnonzero(~zero).tolist():   # a group whose active rows leave no direction is zero
-            if group(j)[0].shape[1] == 0:
-                zero[j] = True
-            else:
-                support.append(j)
-        Wr = np.zeros((r, d))
+        bases = _bases(C3, active)
+        AV, CV = A3 @ bases.V, C3 @ bases.V
+        zero |= ~bases.free.any(axis=1)   # a group whose active rows leave no direction is zero
+        free = bases.free & ~zero[:, None]
         blocked = None
-        if support:
-            parts = [group(j) for j in support]
-            M = np.hstack([p[1] for p in parts])
-            z = np.concatenate([p[0].T @ W[j] for j, p in zip(support, parts)])
-            sizes = [p[0].shape[1] for p in parts]
-            cuts = np.cumsum([0, *sizes])
-            # the inactive rows in the reduced variables, and which (group, row) each is
-            G = np.zeros((sum(p[3].size for p in parts), int(cuts[-1])))
-            owner_j = np.repeat(support, [p[3].size for p in parts])
-            owner_i = np.concatenate([p[3] for p in parts])
-            at = 0
-            for k, p in enumerate(parts):
-                G[at:at + p[3].size, cuts[k]:cuts[k + 1]] = p[2]
-                at += p[3].size
-            if (np.add.reduceat(z * z, cuts[:-1]) > 0).all():
-                z, n, blocked = _newton(M, y, lam, z, sizes, G, max_newton)
-                steps += n
-            for k, (j, p) in enumerate(zip(support, parts)):
-                Wr[j] = p[0] @ z[cuts[k]:cuts[k + 1]]
-        W = Wr
-        if blocked is not None and blocked < 0:   # a group went to zero
-            j = support[-1 - blocked]
-            zero[j] = True
-            reason = f"group {j} went to zero"
+        Z = _rows_times(bases.V.transpose(0, 2, 1), W) * free    # z_j = V_jᵀ w_j on the free coordinates
+        if not zero.all() and (np.einsum("rd,rd->r", Z, Z)[~zero] > 0).all():
+            Z, n, blocked = _newton(AV, y, lam, Z, free, CV, valid & ~active & ~zero[:, None], max_newton)
+            steps += n
+        W = _rows_times(bases.V, Z)
+        if blocked is not None and blocked[1] < 0:   # a group went to zero
+            zero[blocked[0]] = True
+            reason = f"group {blocked[0]} went to zero"
             continue
         if blocked is not None:   # a row stopped the step: it joins the active set, and the descent goes on
-            j, i = int(owner_j[blocked]), int(owner_i[blocked])
-            active[j][i] = True
+            j, i = blocked
+            active[j, i] = True
             reason = f"group {j} reached row {i}"
             continue
-        reason = _verify(A, y, lam, C, cn, W, zero, active, tol)
+        reason = _verify(A3, y, lam, C3, valid, cn, W, zero, active, bases, tol)
         if not reason:
-            return PolishResult(W, group_lasso_objective(A, y, lam, W), "optimal", steps)
-    return PolishResult(W, group_lasso_objective(A, y, lam, W), "not verified", steps, reason)
+            return PolishResult(W, group_lasso_objective(A3, y, lam, W), "optimal", steps)
+    return PolishResult(W, group_lasso_objective(A3, y, lam, W), "not verified", steps, reason)
 
 
-def _verify(A: list[np.ndarray], y: np.ndarray, lam: float, C: list[np.ndarray], cn: list[np.ndarray], W: np.ndarray,
-            zero: np.ndarray, active: list[np.ndarray], tol: float, stat_tol: float = 1e-7) -> str:
-    """Check the KKT conditions at ``W``; where one fails, update ``zero``/``active`` in place and say which
-    (``cn``: the rows' norms; ``stat_tol``: the stationarity residual on a group's free directions, relative to
-    ``‖A_jᵀr‖ + λ``)."""
-    r = y - sum((A[j] @ W[j] for j in range(len(A))), np.zeros_like(y))
-    G = np.array([A[j].T @ r for j in range(len(A))])             # −∇ of the smooth part, per group
+def _verify(A3: np.ndarray, y: np.ndarray, lam: float, C3: np.ndarray, valid: np.ndarray, cn: np.ndarray,
+            W: np.ndarray, zero: np.ndarray, active: np.ndarray, bases: _Bases, tol: float,
+            stat_tol: float = 1e-7) -> str:
+    """Check the KKT conditions at ``W``; where one fails, update ``zero``/``active``/``W`` in place and say which
+    (``cn``: the rows' norms; ``bases``: the active rows' SVDs; ``stat_tol``: the stationarity residual on a group's
+    free directions, relative to ``‖A_jᵀr‖ + λ``)."""
+    r = y - _rows_times(A3, W).sum(axis=0)
+    G = (A3.transpose(0, 2, 1) @ r)                               # −∇ of the smooth part, per group
     nw = np.sqrt(np.einsum("jd,jd->j", W, W))
     scale = np.sqrt(np.einsum("jd,jd->j", G, G)) + lam
     reasons = []
-    for j in range(W.shape[0]):
-        g = G[j]
-        if zero[j]:
-            if C[j].shape[0]:
-                mu = nnls(C[j].T, -g)[0]   # Π_K(g) = g + Cᵀμ*, μ* = argmin_{μ ≥ 0} ‖g + Cᵀμ‖
-                proj = g + C[j].T @ mu
-            else:
-                proj = g
-            size = float(np.linalg.norm(proj))
-            if size > lam * (1.0 + tol):
-                zero[j] = False
-                active[j] = C[j] @ proj <= 1e-12 * cn[j] * size   # the face of K the projection lies on
-                step = float(np.linalg.norm(A[j] @ proj)) ** 2
-                W[j] = proj * ((size - lam) / size / step if step > 0 else 1e-8)   # the exact line search along it
-                reasons.append(f"group {j} should not be zero")
-            continue
-        bad = (~active[j]) & (C[j] @ W[j] < -tol * cn[j] * nw[j])
-        if bad.any():
-            active[j] = active[j] | bad
-            reasons.append(f"group {j} violates {int(bad.sum())} rows")
-            continue
-        grad = -g + lam * W[j] / nw[j]          # = C_actᵀ μ at a KKT point
-        act = np.flatnonzero(active[j])
-        if not act.size:
-            if float(grad @ grad) > (stat_tol * scale[j]) ** 2:
-                reasons.append(f"group {j} not stationary")   # the Newton steps stopped short: nothing to correct
-            continue
-        Ca = C[j][act]
-        try:   # ≤ d − 1 independent rows (a group on more is zero): the normal equations of the least squares
-            mu = np.linalg.solve(Ca @ Ca.T, Ca @ grad)
-        except np.linalg.LinAlgError:
-            mu = np.linalg.lstsq(Ca.T, grad, rcond=None)[0]
-        res = grad - Ca.T @ mu
-        if float(res @ res) > (stat_tol * scale[j]) ** 2:
-            reasons.append(f"group {j} not stationary")
-            continue
-        neg = mu < -tol * scale[j] / np.maximum(cn[j][act], 1e-300)
-        if neg.any():
-            active[j][act[neg]] = False
-            reasons.append(f"group {j} has {int(neg.sum())} negative multipliers")
+    nz = ~zero   # (a group released below is checked next round, on its new active set)
+    for j in np.flatnonzero(zero).tolist():
+        Cj, g = C3[j, valid[j]], G[j]
+        if Cj.shape[0]:
+            mu = nnls(Cj.T, -g)[0]   # Π_K(g) = g + Cᵀμ*, μ* = argmin_{μ ≥ 0} ‖g + Cᵀμ‖
+            proj = g + Cj.T @ mu
+        else:
+            proj = g
+        size = float(np.linalg.norm(proj))
+        if size > lam * (1.0 + tol):
+            zero[j] = False
+            active[j] = valid[j] & (C3[j] @ proj <= 1e-12 * cn[j] * size)   # the face of K the projection lies on
+            step = float(np.linalg.norm(A3[j] @ proj)) ** 2
+            W[j] = proj * ((size - lam) / size / step if step > 0 else 1e-8)   # the exact line search along it
+            reasons.append(f"group {j} should not be zero")
+    bad = nz[:, None] & valid & ~active & (_rows_times(C3, W) < -tol * cn * nw[:, None])
+    worse = bad.any(axis=1)
+    active |= bad
+    reasons += [f"group {j} violates {int(bad[j].sum())} rows" for j in np.flatnonzero(worse).tolist()]
+    check = nz & ~worse
+    grad = -G + lam * W / np.where(nw > 0, nw, 1.0)[:, None]      # = C_actᵀ μ at a KKT point
+    coords = _rows_times(bases.V.transpose(0, 2, 1), grad)
+    off = np.einsum("rk,rk->r", coords * bases.free, coords)      # its part on the active rows' null space
+    still = check & (off > (stat_tol * scale) ** 2)
+    reasons += [f"group {j} not stationary" for j in np.flatnonzero(still).tolist()]
+    # the multipliers (least squares, minimum norm): μ = U Σ⁺ (V_rowsᵀ grad) on the rank's directions
+    k = bases.sv.shape[1]
+    mu = _rows_times(bases.U[:, :, :k], coords[:, :k] / bases.sv)
+    pad = np.arange(mu.shape[1])[None, :] < bases.count[:, None]
+    cn_act = cn[np.arange(cn.shape[0])[:, None], bases.idx]
+    neg = pad & (check & ~still)[:, None] & (mu < -tol * scale[:, None] / np.maximum(cn_act, 1e-300))
+    for j in np.flatnonzero(neg.any(axis=1)).tolist():
+        active[j, bases.idx[j, neg[j]]] = False
+        reasons.append(f"group {j} has {int(neg[j].sum())} negative multipliers")
     return "; ".join(reasons)
+
+
+def _null_basis(rows: np.ndarray, d: int) -> np.ndarray:
+    """Orthonormal basis (d × k) of ``{w : rows w = 0}``."""
+    if rows.shape[0] == 0:
+        return np.eye(d)
+    _, sv, Vt = np.linalg.svd(rows, full_matrices=True)
+    rank = int((sv > 1e-10 * max(float(sv[0]), 1e-300)).sum())
+    return Vt[rank:].T
 
 
 def polish_cone_qp(A: np.ndarray, b: np.ndarray, mu: float, C: np.ndarray, u0: np.ndarray, *,

@@ -4,6 +4,7 @@ replaces (real solvers, no mocks)."""
 
 from __future__ import annotations
 
+import cvxpy as cp
 import numpy as np
 import pytest
 
@@ -144,3 +145,37 @@ def test_a_singular_finish_keeps_the_interior_point_value_of_the_hidden_block():
     plain, plain_status, _ = PiecePrograms(X, make_plan("clarabel", "QP", {}), polish=False).hidden(y, 1e-9, D, alpha)
     assert (status, plain_status) == ("optimal", "optimal")
     assert value <= plain and value == pytest.approx(plain, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hidden_block_from_the_current_units_is_the_qp_optimum_without_an_interior_point_solve(seed):
+    X, y, D, _, U, _, _ = _piece_problem(30, 5, seed)
+    alpha = np.linspace(-1.0, 1.5, 5)
+    v_daqp, status, _ = PiecePrograms(X, make_plan("daqp", "QP"), polish=False).hidden(y, 0.1, D, alpha)
+    assert status == "optimal"
+    # near the optimum (as grow's units are when it measures the gap): the active-set method alone, exact
+    A = (alpha[:, None, None] * D[:, :, None] * X[None, :, :]).transpose(1, 0, 2).reshape(30, 15)
+    u = cp.Variable(15)
+    cones = [np.where(D[j], 1.0, -1.0)[:, None] * X @ u[3 * j:3 * j + 3] >= 0 for j in range(5)]
+    cp.Problem(cp.Minimize(0.5 * cp.sum_squares(y - A @ u) + 0.05 * cp.sum_squares(u)), cones).solve("CLARABEL")
+    near = PiecePrograms(X, make_plan("clarabel", "QP"))
+    v, status, _ = near.hidden(y, 0.1, D, alpha, warm=u.value)
+    assert status == "optimal" and near.polish_stats == {"hidden from start": 1}
+    assert v == pytest.approx(v_daqp, rel=1e-11)
+    # far from it (random units): the interior-point route, the same value
+    far = PiecePrograms(X, make_plan("clarabel", "QP"))
+    v, status, _ = far.hidden(y, 0.1, D, alpha, warm=U.reshape(-1))
+    assert status == "optimal" and v == pytest.approx(v_daqp, rel=1e-11)
+
+
+def test_polish_takes_ragged_facet_rows_and_stacked_rows_alike():
+    X, y, D, sign, U, A, C = _piece_problem(40, 5, 2)
+    W, status, _ = PiecePrograms(X, make_plan("clarabel", "QP"), polish=False).piece(y, 0.05, D, sign)
+    assert status == "optimal"
+    facets = [C[j][cone_facets(C[j], U[j])] for j in range(5)]
+    assert len({len(f) for f in facets}) > 1                 # ragged: the rows are padded inside
+    ragged = polish_group_lasso(A, y, 0.05, facets, W)
+    stacked = polish_group_lasso(np.stack(A), y, 0.05, np.stack(C), W)
+    assert ragged.status == stacked.status == "optimal"
+    assert ragged.objective == pytest.approx(stacked.objective, rel=1e-12)
+    assert np.allclose(ragged.W, stacked.W, atol=1e-9)

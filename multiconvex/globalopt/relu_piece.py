@@ -23,9 +23,11 @@ point; where it verifies the optimality conditions no interior-point solve is ma
 from Clarabel's solution. Clarabel's program then keeps only each cone's facet rows (:mod:`.pattern_facets`;
 the same feasible set, so the same optimum; about four rows per unit instead of N in ``d = 3``), checked
 against every row afterwards (a violated dropped row sends it back to all rows). The hidden block's value
-(a block gap) is Clarabel's, lowered to the active-set optimum (:func:`.polish_cone_qp`) where that verifies:
-the measured gap never shrinks by it. The piece program only moves the point; nothing a certificate proves
-depends on it.
+(a block gap) is the active-set optimum (:func:`.polish_cone_qp`) from the current units where that verifies the
+KKT conditions (feasible rows, non-negative multipliers, stationarity: the strongly convex QP's optimum, no
+interior-point solve); otherwise Clarabel's, lowered to the active-set optimum from Clarabel's point where that
+verifies (the measured gap never shrinks by it). The piece program only moves the point; nothing a certificate
+proves depends on it.
 """
 
 from __future__ import annotations
@@ -231,15 +233,19 @@ class PiecePrograms:
         """The active-set polish from ``W``; None when its point leaves a cone (beyond :data:`POLISH_ROW_TOL`)."""
         X = self.X
         signs = np.where(D, 1.0, -1.0)
-        A = [sign[j] * D[j][:, None] * X for j in range(D.shape[0])]
-        C = [signs[j][:, None] * X if rows is None else signs[j, rows[j], None] * X[rows[j]] for j in range(D.shape[0])]
+        C = (signs[:, :, None] * X[None, :, :] if rows is None
+             else [signs[j, rows[j], None] * X[rows[j]] for j in range(D.shape[0])])
         try:
-            out = polish_group_lasso(A, y, lam, C, W)
+            out = polish_group_lasso(self._designs(D, sign), y, lam, C, W)
         except _POLISH_ERRORS:  # degenerate numbers (a singular reduced system, NNLS's iteration cap): keep W
             self.polish_stats["error"] = self.polish_stats.get("error", 0) + 1
             return None
         self.polish_stats[out.status] = self.polish_stats.get(out.status, 0) + 1
         return out if self._within_cones(out.W, D, tol=POLISH_ROW_TOL) else None
+
+    def _designs(self, D: np.ndarray, sign: np.ndarray) -> np.ndarray:
+        """The groups' design blocks ``A_j = s_j D_j X`` stacked (r × N × d)."""
+        return (sign[:, None] * D)[:, :, None] * self.X[None, :, :]
 
     def _polished(self, y: np.ndarray, lam: float, D: np.ndarray, sign: np.ndarray, W: np.ndarray,
                   rows: list[np.ndarray] | None) -> np.ndarray:
@@ -250,8 +256,7 @@ class PiecePrograms:
         out = self._polish(y, lam, D, sign, W, rows)
         if out is None:
             return W
-        A = [sign[j] * D[j][:, None] * self.X for j in range(D.shape[0])]
-        if out.status == "optimal" or out.objective <= group_lasso_objective(A, y, lam, W):
+        if out.status == "optimal" or out.objective <= group_lasso_objective(self._designs(D, sign), y, lam, W):
             self.polish_stats["used"] = self.polish_stats.get("used", 0) + 1
             return out.W
         return W
@@ -289,15 +294,27 @@ class PiecePrograms:
         r = D.shape[0]
         N, d = X.shape
         A = (alpha[:, None, None] * D[:, :, None] * X[None, :, :]).transpose(1, 0, 2).reshape(N, r * d)
+        t0 = time.perf_counter()
+        exact = self.polish and D.size <= MAX_POLISH_ROWS
+        if exact and warm is not None:
+            # the active-set method from the current units: a verified KKT point is the QP's optimum (the program is
+            # strongly convex), so no interior-point solve is needed; otherwise the interior-point route below
+            try:
+                out = polish_cone_qp(A, y, lam, _cones(X, D), np.asarray(warm, dtype=float), block_size=d)
+            except _POLISH_ERRORS:
+                out = None
+            if out is not None and out.status == "optimal" and self._within_cones(out.W.reshape(r, d), D,
+                                                                                 tol=POLISH_ROW_TOL):
+                self.polish_stats["hidden from start"] = self.polish_stats.get("hidden from start", 0) + 1
+                return out.objective, "optimal", time.perf_counter() - t0
         P = A.T @ A + lam * np.eye(r * d)
         sub = BlockSubproblem.from_dense(P, -(A.T @ y), 0.5 * float(y @ y), A=_cones(X, D),
                                          l=np.zeros(r * N), u=np.full(r * N, np.inf))
-        t0 = time.perf_counter()
         sol = solve_subproblem(sub, self.plan, warm=warm, key=("hidden", r))
         if sol.x is None or sol.status != "optimal":
             return float("nan"), sol.status, time.perf_counter() - t0
         value = float(sol.value)
-        if self.polish and D.size <= MAX_POLISH_ROWS:
+        if exact:
             # the backend's value errs by its tolerance (≈ 1e-9 of f: a block gap of that size reads as
             # "not stationary" either way); the polish re-solves on the active rows. Only a lower value is taken:
             # the measured gap f − value never shrinks by it.

@@ -16,8 +16,9 @@ gives a proven lower bound on the global optimum of the training objective
 (:func:`multiconvex.globalopt.certificate.dual_lower_bound`).
 
 This module runs the pattern programs in chunks through an executor, prunes them by their one-row
-bound (below ``‖Xᵀ D G‖``) and assembles the :class:`PolarResult`; the parts live beside it:
-:mod:`.pattern_programs` (one pattern's program, three ways), :mod:`.polar_inputs` (input checks,
+bound (below ``‖Xᵀ D G‖``) and their two-row dual bound, and assembles the :class:`PolarResult`; the parts
+live beside it: :mod:`.pattern_programs` (one pattern's program, three ways), :mod:`.polar_bounds` (the two-row
+dual bounds and closed forms), :mod:`.polar_inputs` (input checks,
 ``patterns=``), :mod:`.polar_search` (:func:`local_polar_search`) and :mod:`.polar_relaxation`
 (:func:`relaxation_upper_bound`).
 
@@ -52,6 +53,7 @@ from multiconvex.solvers import resolve
 # _solve_chunk looks the per-pattern programs up in this module's namespace (a test replaces one here)
 from .pattern_programs import _clarabel_program, _CvxpyProgram, _projection_program
 from .patterns import _ZERO_ROW_TOL, DEFAULT_MAX_PATTERNS, check_deadline, enumerate_patterns
+from .polar_bounds import refine_bounds
 from .polar_inputs import _check_int, _check_patterns, _check_XG, _resolve_patterns
 from .polar_relaxation import RelaxationBound, relaxation_upper_bound
 from .polar_search import local_polar_search
@@ -201,8 +203,12 @@ def relu_polar(
     ``‖Π_K(c)‖`` for the cone ``K``; it is at most ``‖c‖`` (attained when ``c`` lies in ``K``), and at most
     the norm of ``c``'s projection onto the hyperplane of the row it violates most — the **one-row bound**
     ``‖c‖·√(1 − cos²)`` — which is attained when that projection lies in ``K`` (then it is ``Π_K(c)``: solved in
-    closed form). Programs whose bound cannot beat the ``n_maximisers``-th best value found so far are pruned
-    (processed best bound first, in batches through the executor). Pruning keeps the result exact.
+    closed form). Where that does not decide a program, the **two-row dual bound**
+    (:func:`.polar_bounds.refine_bounds`: ``‖c + Cᵀμ‖`` for a ``μ ≥ 0`` on two rows, found by a short walk over
+    pairs of rows; weak duality makes it a bound for any such ``μ``) tightens it, and settles the program in
+    closed form when its projection lies in ``K`` (the per-pattern program routes but ``"cvxpy"``). Programs whose
+    bound cannot beat the ``n_maximisers``-th best value found so far are pruned (processed best bound first, in
+    batches through the executor). Pruning keeps the result exact.
 
     Parameters
     ----------
@@ -256,7 +262,7 @@ def relu_polar(
 
     prune_below : float, optional
         A caller that only compares the polar with a threshold ``τ`` (λ, for the certificate) and grows
-        along maximisers above it: programs whose bound (the one-row bound) is at most ``τ`` are not solved.
+        along maximisers above it: programs whose bound (one-row or two-row) is at most ``τ`` are not solved.
         The result is then ``value`` (the best program solved) and ``upper = max(value, largest pruned
         bound)`` — a proven interval, exact only when no pruned bound exceeds ``value``.
     settle : bool
@@ -348,6 +354,8 @@ def relu_polar(
     Xk, xk = X[keep], xn[keep]
     tol = 1e-12 * max(float(xn.max()), 1e-300)
     bound = {1.0: np.zeros(P), -1.0: np.zeros(P)}
+    two_rows = kind != "cvxpy"   # (the DPP route stays the plain reference path)
+    n_two = 0
     for first in range(0, P, _BOUND_ROWS):
         check_deadline(deadline, _WHERE)
         rows = slice(first, first + _BOUND_ROWS)
@@ -374,7 +382,19 @@ def relu_polar(
                 found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
             # (1e-14 under the root and 1e-12: the cancellation in 1 − m² and the rounding of the cosines)
             b = np.where(inside, b_rows, b_rows * np.sqrt(np.clip(1.0 - m * m, 0.0, 1.0) + 1e-14) * (1.0 + 1e-12))
-            bound[s][rows] = np.where(inside | facet, -math.inf, b)   # -inf: settled in closed form
+            settled = inside | facet
+            if two_rows and xk.size:
+                # the dual bound on two rows at a time (polar_bounds), where the one-row bound does not decide
+                floor = min(max(tau, _threshold(found, n_maximisers, d)),
+                            _threshold(found, 1, d) if settle else math.inf)
+                open_ = np.flatnonzero(~settled & (b_rows > 0) & (b > floor))
+                b[open_], closed, pts = refine_bounds(s * C[open_], sg[open_], Xk, worst[open_], b[open_], floor)
+                for pt in pts[closed]:
+                    u = pt / np.linalg.norm(pt)
+                    found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
+                settled[open_[closed]] = True
+                n_two += int(closed.sum())
+            bound[s][rows] = np.where(settled, -math.inf, b)   # -inf: settled in closed form
     n_closed = sum(int(np.isneginf(bound[s]).sum()) for s in (1.0, -1.0))
     rest = {s: np.flatnonzero(bound[s] > 0) for s in (1.0, -1.0)}
     cand_p = np.concatenate([rest[1.0], rest[-1.0]])
@@ -436,7 +456,7 @@ def relu_polar(
         notes.append(f"programs with bound <= prune_below={tau:.6g} not solved (largest {pruned_above:.6g})")
     if failures:
         exact = False
-        notes.append(f"{len(failures)} programs failed ({failures[0]}); their one-row bound is used")
+        notes.append(f"{len(failures)} programs failed ({failures[0]}); their dual bound is used")
     # Rows the enumeration and the programs treat as zero (_solve_chunk) still enter the true objective:
     # each moves it by at most |G_i|·‖x_i‖ for ‖u‖ ≤ 1, so with δ their sum a program's optimum is at most
     # value + δ at its solution and the polar on its chamber at most that + δ (failed or pruned: bound + δ)
@@ -448,11 +468,11 @@ def relu_polar(
         failed_bound = max(value + delta, failed_bound) + delta
         notes.append(f"{int(tiny.sum())} rows of norm <= {_ZERO_ROW_TOL:g} x the largest treated as zero: "
                      f"the bound carries their contribution {delta:.3g} twice")
-    notes.insert(0, f"{n_solved} pattern programs solved ({kind}), {n_closed} in closed form, "
-                    f"{n_pruned} pruned by their one-row bound")
+    notes.insert(0, f"{n_solved} pattern programs solved ({kind}), {n_closed} in closed form ({n_two} by two rows), "
+                    f"{n_pruned} pruned by their dual bound (one or two rows)")
     if exact:
         upper = value
-    elif complete:  # every pattern accounted for; a failed or pruned program is bounded by its one-row bound
+    elif complete:  # every pattern accounted for; a failed or pruned program is bounded by its dual bound
         upper = max(value, failed_bound)
     elif upper_bound is False:
         upper = math.inf
