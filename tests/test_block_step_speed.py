@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 import multiconvex as mc
+from multiconvex.cvxpy_front import sizes
 from multiconvex.cvxpy_front.quadratic import _linear_part, compile_block
-from multiconvex.cvxpy_front.sizes import MEMORY_SHARE, check_block_sizes, free_memory
+from multiconvex.cvxpy_front.sizes import MEMORY_SHARE, UNCHECKED_BYTES, check_block_sizes
 from multiconvex.solvers import dispatch
 from multiconvex.solvers.closed_form import ClosedForm
-from multiconvex.subproblem import BlockSubproblem, KronTerm, _summed_gram, make_slots
+from multiconvex.subproblem import BlockSubproblem, KronTerm, _summed_gram, half_quadratic, make_slots
 
 
 def _summed_from_zero(k: int, parts: list) -> np.ndarray:
@@ -137,13 +138,23 @@ def test_the_one_blas_thread_context_is_known_to_be_held_inside_and_not_outside(
     assert not dispatch.one_blas_thread_held()
 
 
-def test_free_memory_is_read_and_a_block_well_within_it_passes_the_check():
-    assert free_memory() > 0
+def _unread():
+    raise AssertionError("the available memory was read")
+
+
+def test_small_blocks_skip_reading_the_memory_and_large_ones_are_checked_against_it(monkeypatch):
     U, V = cp.Variable((30, 3)), cp.Variable((3, 20))
     prob = cp.Problem(cp.Minimize(cp.sum_squares(np.ones((30, 20)) - U @ V)))
-    check_block_sizes(prob, [[U], [V]])  # the free memory suffices: the available memory is not asked
+    monkeypatch.setattr(sizes, "available_memory", _unread)
+    check_block_sizes(prob, [[U], [V]])  # tiny blocks: the available memory is not asked
     with pytest.raises(mc.InvalidInputError, match="more than the"):
         check_block_sizes(prob, [[U], [V]], available=64)  # a budget given is still the budget
+    # a block over UNCHECKED_BYTES is checked against the memory available now: refused when it is short
+    x = cp.Variable(2000)  # a dense 2000 x 2000 quadratic: 32 MB
+    big = cp.Problem(cp.Minimize(cp.sum_squares(np.ones((2000, 2000)) @ x - 1.0)))
+    monkeypatch.setattr(sizes, "available_memory", lambda: UNCHECKED_BYTES)
+    with pytest.raises(mc.InvalidInputError, match="more than the"):
+        check_block_sizes(big, [[x]])
     assert 0 < MEMORY_SHARE < 1
 
 
@@ -164,3 +175,12 @@ def test_the_demo_factorization_keeps_its_iterates_certificate_and_objective():
     assert res.backends_used == {"lstsq": 2 * res.iterations + 2}
     assert res.objective == pytest.approx(f_als, rel=1e-12)
     np.testing.assert_allclose(res.values["U"], Ua, atol=1e-10)
+
+
+def test_the_halved_quadratic_survives_a_dot_product_just_past_the_largest_float():
+    x = np.array([1.5e154, 1.5e154])
+    px = np.array([6e153, 6e153])  # x·px = 1.8e308 > max float; halved it is 9e307
+    assert not np.isfinite(x @ px)
+    assert half_quadratic(x, px) == float((0.5 * x) @ px) and np.isfinite(half_quadratic(x, px))
+    y = np.array([3.0, -1.0])
+    assert half_quadratic(y, np.array([2.0, 5.0])) == 0.5

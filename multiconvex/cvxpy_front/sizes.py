@@ -41,20 +41,12 @@ FALLBACK_MEMORY = 8 * 2**30
 CVXPY_BYTES_PER_NONZERO = 48
 
 
-#: :func:`check_block_sizes` reads the available memory (:func:`available_memory`, ~50 µs) only for a block that
-#: needs more than this share of :data:`MEMORY_SHARE` of the *free* memory (:func:`free_memory`, ~0.3 µs). The
-#: kernel's available memory is the free memory less its reserve (its watermarks, a few percent of the memory)
-#: plus what it can reclaim, so a block within this share is within the budget of the available memory too
-#: unless that reserve exceeds half the free memory (a machine about to swap).
-FREE_SHARE = 0.5
-
-
-def free_memory() -> int:
-    """Bytes of free memory (POSIX ``sysconf`` free pages: one system call), 0 when it cannot be read."""
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return 0
+#: :func:`check_block_sizes` reads the available memory (:func:`available_memory`, ~50–90 µs with ``psutil``) only
+#: when some block's subproblem needs more than this many bytes (16 MiB). Below it the check cannot matter: the
+#: Python process with numpy and cvxpy loaded already holds several times as much, so a machine without 16 MiB
+#: to spare has failed before the block is built. (An earlier shortcut compared with the *free* memory instead;
+#: it let an over-budget block through when the kernel's reserve exceeded half the free memory.)
+UNCHECKED_BYTES = 16 * 2**20
 
 
 def available_memory() -> int:
@@ -232,8 +224,8 @@ def check_block_sizes(problem: cp.Problem, blocks: Sequence[Sequence[Variable]],
     needs = [(name, block, *block_memory(expr, problem.constraints, block, walk, products))
              for name, block, walk in zip(block_names(blocks), blocks, walks)]
     if available is None:
-        if max((need for _, _, need, _, _ in needs), default=0) <= MEMORY_SHARE * FREE_SHARE * free_memory():
-            return  # every block fits well within the free memory: the available memory (more) is not read
+        if max((need for _, _, need, _, _ in needs), default=0) <= UNCHECKED_BYTES:
+            return  # every block is small (see UNCHECKED_BYTES): the available memory is not read
         available = available_memory()
     budget = MEMORY_SHARE * available
     for name, block, need, path, what in needs:
