@@ -45,6 +45,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +54,13 @@ import scipy.sparse as sp
 
 from multiconvex.errors import InvalidInputError
 
+
+def half_quadratic(x: np.ndarray, px: np.ndarray) -> float:
+    """``½ xᵀ(Px)`` given ``Px``: halving the dot product is exact, so it is the number ``(½x)ᵀ(Px)`` gives without a
+    pass over ``x`` to halve it — but for gradual underflow, and for a dot product in (max float, 2·max float),
+    which overflows before the halving: then ``(½x)ᵀ(Px)`` is computed."""
+    d = float(x @ px)
+    return 0.5 * d if math.isfinite(d) else float((0.5 * x) @ px)
 
 @dataclass(frozen=True)
 class Slot:
@@ -291,10 +299,9 @@ class BlockSubproblem:
     def value(self, x: np.ndarray) -> float:
         """The subproblem's objective at ``x`` (the true objective on the cross-section).
 
-        ``½ (xᵀ(Px))``: halving the dot product is exact, so it is the number ``(½x)ᵀ(Px)`` gives (but for gradual
-        underflow), without a pass over ``x`` to halve it."""
+        ``½ (xᵀ(Px))`` (:func:`half_quadratic`)."""
         x = np.asarray(x, dtype=float)
-        return float(0.5 * (x @ self.Px(x)) + self.q @ x + self.c)
+        return float(half_quadratic(x, self.Px(x)) + self.q @ x + self.c)
 
     def violation(self, x: np.ndarray) -> float:
         """Largest violation of the constraints and bounds at ``x`` (0 when feasible)."""

@@ -11,7 +11,7 @@ the gradient can vanish and ``unbounded`` when it cannot (checked on the residua
 Examples
 --------
 >>> import numpy as np
->>> from multiconvex.subproblem import BlockSubproblem
+>>> from multiconvex.subproblem import BlockSubproblem, half_quadratic
 >>> sub = BlockSubproblem.from_dense(np.diag([2.0, 4.0]), np.array([-2.0, -4.0]))
 >>> ClosedForm().solve(sub, {}, None).x.round(12).tolist()
 [1.0, 1.0]
@@ -30,7 +30,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from multiconvex.subproblem import BlockSubproblem
+from multiconvex.subproblem import BlockSubproblem, half_quadratic
 
 from . import status as st
 from .exact_rays import unbounded_exactly
@@ -102,7 +102,7 @@ class ClosedForm(MatrixSolver):
             feas, feas_scale = 0.0, 1.0
         resid = _abs_max(grad)
         proof = True
-        value = float(0.5 * (x @ px) + sub.q @ x + sub.c)  # sub.value(x), P x reused
+        value = float(half_quadratic(x, px) + sub.q @ x + sub.c)  # sub.value(x), P x reused
         # the residual against tol · max(1, |q|, |Px|), the scale found only as far as the test needs it;
         # (NaN fails every comparison, and any inf or NaN in x makes the value inf or NaN)
         if feas <= tol * feas_scale and np.isfinite(value) and (
@@ -164,7 +164,7 @@ class ClosedForm(MatrixSolver):
             x, px = Xt.ravel(), GX.ravel()
         else:
             x, px = Xt.ravel(order="F"), GX.ravel(order="F")
-        value = float(0.5 * (x @ px) + sub.q @ x + sub.c)  # as sub.value(x) computes it
+        value = float(half_quadratic(x, px) + sub.q @ x + sub.c)  # as sub.value(x) computes it
         if not math.isfinite(value):
             return None
         return MatrixOutcome(st.OPTIMAL, x, time.perf_counter() - t0, _shared_how(k, side),
