@@ -89,3 +89,29 @@ def test_rounds_without_balance_take_none():
 def test_layer_steps_name_a_bad_balance():
     with pytest.raises(InvalidInputError, match="balance must be True or False"):
         LayerSteps(balance=1)  # type: ignore[arg-type]
+
+
+def test_a_deadline_right_after_a_small_balance_returns_the_balanced_point_without_an_older_certificate(monkeypatch):
+    import time
+
+    from multiconvex.nets import hybrid
+
+    arch, params, X, T = _net(n=40)
+    form = NetForm(arch, X, T, WD)
+    limit, calls, t0 = 1.0, [], time.perf_counter()
+    balance = hybrid.balance_units
+
+    def late_balance(p):  # round 2's balance ends after the deadline (a layer pass could use it up as well)
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(max(0.0, limit - (time.perf_counter() - t0)) + 0.05)
+        return balance(p)
+
+    monkeypatch.setattr(hybrid, "balance_units", late_balance)
+    res = run_rounds(form, params, DriverOptions("gauss-seidel", max_iters=50, tol=0.3, time_limit=limit),
+                     LayerSteps(passes=1, sweeps=2))
+    assert len(calls) == 2 and res.status == "time_limit"
+    assert res.objective == res.history[-1].objective  # the balanced point, not the round before it
+    returned = form.named_values(form.final_point)
+    assert all(torch.equal(torch.as_tensor(res.values[k]), torch.as_tensor(v)) for k, v in returned.items())
+    assert not res.certificate.is_partial_minimum  # no certificate computed at this point

@@ -7,7 +7,10 @@ pattern, as it was (H&V's degree-1 homogeneity, THEORY §4). Only the weight dec
 norms are equal. Block sweeps reach that balance only slowly (the unit's row and the next layer's
 column are different blocks, and the product is what the data fixes); :func:`balance_units` takes it in
 one step, layer after layer (balancing layer ``k`` changes the columns of layer ``k + 1``'s rows, which the
-next layer's balance then sees). It never increases ``F`` and stays on the point's piece.
+next layer's balance then sees). In exact arithmetic it never increases ``F`` and keeps the point's piece; in
+floating point ``(cW)x + cb`` rounds differently from ``c(Wx + b)``, so outputs move by rounding and a
+pre-activation exactly at 0 can come out at ±1e-17, on the other side (84 of 800 random cases). The rounds of
+:func:`~multiconvex.nets.hybrid.run_rounds` keep a balance only when ``F`` falls and read the pieces afresh.
 
 Examples
 --------

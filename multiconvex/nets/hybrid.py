@@ -85,7 +85,8 @@ class LayerSteps:
         exceeds ``DAMPING[1]`` (they stall at the kinks of the pieces).
     balance : bool
         Start each round by rescaling every hidden unit so that its incoming row and outgoing column have equal
-        norms (:func:`~multiconvex.nets.balance.balance_units`: the same outputs and piece, less weight decay).
+        norms (:func:`~multiconvex.nets.balance.balance_units`: the same outputs and piece up to rounding, less
+        weight decay).
     """
 
     passes: int = 5
@@ -290,10 +291,12 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
         while sweeps < opts.max_iters:
             rounds += 1
             moved, damping = False, DAMPING[0]
+            changed = False  # any step kept this round, however small (an older certificate is of another point)
             now = []
             for kept, f_kept, record in _round_start(form, params, f, steps):
                 # a move below the driver's tolerance does not count as one (a stalled driver run then ends the rounds)
                 moved = moved or record["objective_before"] - f_kept > gap_tolerance(opts.tol, f_kept)
+                changed = True
                 params, f = kept, f_kept
                 now.append(record)
                 taken.append(record)
@@ -315,6 +318,7 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                     full = bool(now) and now[0]["step"] == 1.0
                     damping = damping / 3 if full else damping * (2 if now else 10)
                 moved = moved or bool(now)
+                changed = changed or bool(now)
                 if now:
                     history.append(_steps_entry(history, now, f, t0, solver_time))
                     now = []
@@ -322,7 +326,7 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                         raise _Stopped
             left = None if deadline is None else max(0.0, deadline - time.perf_counter())
             if left == 0.0:  # out of time: a certificate from before a layer step would speak of another point
-                last = None if moved else last
+                last = None if changed else last
                 out_of_time = True
                 break
             shift_it, shift_t, shift_s = history[-1].iteration, time.perf_counter() - t0, solver_time
