@@ -16,11 +16,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import small_relu_net
 
 from multiconvex.drivers import DriverOptions
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import ReLUClassifier, ReLURegressor
-from multiconvex.nets import Architecture, GradientOptions, NetForm, forward, init_params, objective
+from multiconvex.nets import GradientOptions, NetForm, forward, objective
 from multiconvex.nets.certificates import certificate
 from multiconvex.nets.hybrid import LayerSteps, run_hybrid, run_rounds
 from multiconvex.nets.layer_step import layer_newton_step, network_newton_step
@@ -28,13 +29,7 @@ from multiconvex.nets.layer_step import layer_newton_step, network_newton_step
 WD = 1e-3
 
 
-def _net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "squared"):
-    arch = Architecture(sizes, loss=loss)
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
-    T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
-    params = [(W.clone(), b.clone()) for W, b in init_params(arch, seed, X.device)]
-    return arch, params, X, T
+_net = small_relu_net
 
 
 def _F(arch, params, X, T) -> float:

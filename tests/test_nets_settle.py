@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import small_relu_net
 
 from multiconvex.drivers import DriverOptions
 from multiconvex.errors import InvalidInputError
-from multiconvex.nets import Architecture, NetForm, forward, init_params, objective
+from multiconvex.nets import NetForm, forward, objective
 from multiconvex.nets.balance import balance_units
 from multiconvex.nets.hybrid import LayerSteps, run_rounds
 
 WD = 1e-3
 
 
-def _net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "squared"):
-    arch = Architecture(sizes, loss=loss)
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
-    T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
-    if sizes[-1] > 1:
-        T = torch.cat([T, X[:, :1] ** 2][: sizes[-1]], dim=1)
-    return arch, init_params(arch, seed, X.device), X, T
+_net = small_relu_net
 
 
 def _own_gaps(form: NetForm, params, layer: int) -> list[float]:
