@@ -154,16 +154,15 @@ def _newton(AV: np.ndarray, y: np.ndarray, lam: float, Z: np.ndarray, free: np.n
         H = MtM.copy()
         H.reshape(r, d, r, d)[ar, :, ar, :] += (lam / nz)[:, None, None] * (eye - Un[:, :, None] * Un[:, None, :])
         H[frozen, frozen] = 1.0
-        _, p, info = lapack.dposv(H, -grad.ravel())   # H is symmetric, positive definite but at a flat group
-        if info != 0:
-            try:
-                p = -np.linalg.solve(H, grad.ravel())
-            except np.linalg.LinAlgError:
-                p = -np.linalg.lstsq(H, grad.ravel(), rcond=None)[0]
+        p = _descent_direction(H, grad.ravel())
         P = p.reshape(r, d) * free
         slope = float(grad.ravel() @ P.ravel())
-        if not slope < 0:
-            break
+        if not slope < 0:   # no Newton descent (a singular system solved to rounding): steepest descent instead
+            P = -grad
+            p = P.ravel()
+            slope = -float(grad.ravel() @ grad.ravel())
+            if not slope < 0:
+                break
         rate = _rows_times(CV, P)
         falling = inactive & (rate < 0)
         t_max, block = 1.0, None
@@ -173,6 +172,8 @@ def _newton(AV: np.ndarray, y: np.ndarray, lam: float, Z: np.ndarray, free: np.n
             k = int(np.argmin(reach))
             if reach.flat[k] < 1.0:
                 t_max, block = float(reach.flat[k]), divmod(k, CV.shape[1])
+        if block is not None and t_max * float(np.linalg.norm(p)) <= 1e-14 * max(float(np.linalg.norm(Z)), 1e-300):
+            return Z, steps, block   # the row is active to rounding already: it joins the active set, no move
         t, improved, f_before = t_max, False, f
         while t > 1e-12 * t_max and t > 0:
             cand = Z + t * P
@@ -202,6 +203,22 @@ def _newton(AV: np.ndarray, y: np.ndarray, lam: float, Z: np.ndarray, free: np.n
         if np.linalg.norm(t * p) <= 1e-15 * max(float(np.linalg.norm(Z)), 1e-300):
             break
     return Z, steps, None
+
+
+def _descent_direction(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``−H⁻¹g`` by Cholesky; where ``H`` is singular to working precision (duplicated samples, groups sharing a
+    direction) ``−(H + δI)⁻¹g`` with the smallest ``δ = 1e-12·tr(H)/n · 1000^k`` that factors, which is still a
+    descent direction (``np.linalg.solve`` on the singular ``H`` had returned ‖p‖ ~ 1e16 uphill)."""
+    _, p, info = lapack.dposv(H, -g)   # H is symmetric, positive semidefinite; definite unless a group is flat
+    if info == 0:
+        return p
+    delta = 1e-12 * max(float(np.trace(H)) / max(H.shape[0], 1), np.finfo(float).tiny)
+    for _ in range(5):
+        _, p, info = lapack.dposv(H + delta * np.eye(H.shape[0]), -g)
+        if info == 0:
+            return p
+        delta *= 1e3
+    return -g
 
 
 def polish_group_lasso(A: list[np.ndarray] | np.ndarray, y: np.ndarray, lam: float, C: list[np.ndarray] | np.ndarray,

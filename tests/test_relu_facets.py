@@ -80,6 +80,25 @@ def test_polished_piece_program_is_optimal_and_no_worse_than_the_interior_point_
             assert group_lasso_objective(A, y, lam, Z) >= out.objective - 1e-13
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_polish_from_far_with_duplicated_samples_and_units_sharing_a_direction_reaches_the_optimum(seed):
+    # a singular Newton system (duplicated samples, units on one ray) and rows active to rounding used to stall
+    # the vectorised method at its start (review: 15.10 instead of 6.03, 482.8 instead of 4.73)
+    X, y = _data(24, seed)
+    X[12:], y[12:] = X[:12], y[:12]
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(3)
+    U = u * rng.uniform(0.5, 2.0, (4, 1))
+    D, sign = np.broadcast_to((X @ u) >= 0, (4, len(y))), np.array([1.0, 1.0, -1.0, 1.0])
+    A = [sign[j] * D[j][:, None] * X for j in range(4)]
+    C = [np.where(D[j], 1.0, -1.0)[:, None] * X for j in range(4)]
+    W, status, _ = PiecePrograms(X, make_plan("clarabel", "QP"), polish=False).piece(y, 0.05, D, sign)
+    assert status == "optimal"
+    out = polish_group_lasso(A, y, 0.05, C, 3.0 * U, max_rounds=30)
+    assert out.status == "optimal", out.reason
+    assert out.objective == pytest.approx(group_lasso_objective(A, y, 0.05, W), rel=1e-7)
+
+
 def test_polish_releases_a_group_wrongly_set_to_zero():
     X, y, D, sign, U, A, C = _piece_problem(30, 4, 1)
     W, status, _ = PiecePrograms(X, make_plan("clarabel", "QP"), polish=False).piece(y, 0.01, D, sign)
