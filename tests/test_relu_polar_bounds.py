@@ -149,3 +149,37 @@ def test_exact_polar_solves_few_programs_with_two_row_bounds():
     assert res.exact and res.value == pytest.approx(ref.value, rel=1e-7)
     solved = int(res.method.split("pattern programs solved")[0].split(":")[-1])
     assert solved <= 0.1 * 2 * res.patterns_total
+
+
+# rows of norms 1e-7 ... 9e7 (review): a feasibility test scaled by the largest row let a closed form violate the
+# small rows at cosines ~ -0.2 and claim a value ‖point‖ above the program's maximum, not attained at its point
+_SPREAD_X = np.array([
+    [-48749129.89397211, -60220238.32987421, -19603599.47461119, -19505240.33892431, 35532462.19382722],
+    [-1531.8775132183378, -8637.638648333943, -4864.515192989179, -1296.4045676260334, 2433.9569852171976],
+    [257323.43825076966, -518913.86766668607, -786178.1544695499, -2069651.156342488, 896545.4036746018],
+    [0.0004510211996414678, -0.0002456714154341176, 0.0003755864120480046, 0.000348208147010826,
+     0.00022311225033772492],
+    [119.43519119984894, -249.66212895869185, 57.646994101948195, -502.73521788537096, 436.00773363365147],
+    [1715928.8930387213, 19428.808844557407, 3501013.6063391073, 6255057.941522882, 6581245.193143013],
+    [9.0037290501475e-08, -2.0176667273185287e-08, 5.4213861683050774e-08, -4.113469577807396e-08,
+     5.195942446771372e-08],
+    [-121563.85336352815, -83988.6719032928, -133440.8746052483, 133209.6771528163, 135891.5903203763]])
+_SPREAD_G = np.array([0.9232411384617251, 1.27231174703939, -0.025300329264120056, 0.27438159608727786,
+                      -0.5784269986000683, -1.1509612478497493, 0.44701815053155675, 0.26837311131653563])
+
+
+def test_closed_forms_hold_every_row_in_its_own_scale_and_the_polar_matches_every_program_solved():
+    X, G = _SPREAD_X, _SPREAD_G
+    pats = enumerate_patterns(X)
+    sg = np.where(pats, 1.0, -1.0)
+    nr = np.linalg.norm(X, axis=1)
+    for s in (1.0, -1.0):
+        C = s * (pats * G) @ X
+        worst = np.argmin(sg * (C @ X.T) / nr, axis=1)
+        _, closed, point = refine_bounds(C, sg, X, worst, np.full(len(C), np.inf), -np.inf, iters=6)
+        for p in np.flatnonzero(closed):
+            u = point[p] / np.linalg.norm(point[p])
+            assert (sg[p] * (X @ u) / nr).min() >= -1e-9   # every row, as a cosine
+    res = relu_polar(X, G)
+    ref = relu_polar(X, G, per_pattern="native")   # every program solved by Clarabel
+    assert res.value == pytest.approx(ref.value, rel=1e-7) and res.upper >= ref.value * (1 - 1e-7)

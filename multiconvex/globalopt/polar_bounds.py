@@ -70,14 +70,16 @@ def refine_bounds(c: np.ndarray, sg: np.ndarray, Xk: np.ndarray, first: np.ndarr
     iters : int
         Rows added per program at most.
     tol : float
-        Feasibility tolerance of a closed form, relative to ``max‖x_i‖·‖U‖`` (as the one-row closed form's).
+        Feasibility tolerance of a closed form, relative to ``‖x_i‖·‖U‖`` of each row (a cosine); the caller
+        settles a closed form only where its value is attained at its point (:func:`.relu_polar.relu_polar`).
 
     Returns
     -------
     bound : ndarray (p,)
         The tightened proven bounds.
     closed : ndarray of bool (p,)
-        Programs solved in closed form: their value is ``‖point‖``, attained at ``point / ‖point‖``.
+        Programs solved in closed form: their value is ``‖point‖``, attained at ``point / ‖point‖`` up to the
+        feasibility tolerance ``tol``.
     point : ndarray (p, d)
         Each program's last projection ``c + Cᵀμ``.
     """
@@ -88,15 +90,17 @@ def refine_bounds(c: np.ndarray, sg: np.ndarray, Xk: np.ndarray, first: np.ndarr
     ra = sg[np.arange(p), a][:, None] * Xk[a]
     point = c + (np.maximum(0.0, -np.einsum("pd,pd->p", c, ra)) / np.maximum(np.einsum("pd,pd->p", ra, ra),
                                                                                1e-300))[:, None] * ra
-    xmax = float(np.linalg.norm(Xk, axis=1).max(initial=0.0))
+    xk = np.linalg.norm(Xk, axis=1)
     for it in range(iters + 1):
         live = np.flatnonzero(~closed & (bound > floor))
         if not live.size:
             break
         V = sg[live] * (point[live] @ Xk.T)
-        k = np.argmin(V / np.maximum(np.linalg.norm(Xk, axis=1), 1e-300), axis=1)
+        cosines = V / np.maximum(xk, 1e-300)
+        k = np.argmin(cosines, axis=1)
         size = np.linalg.norm(point[live], axis=1)
-        inside = (V[np.arange(live.size), k] >= -tol * xmax * size) & (size > 0)
+        # feasible to tol in each row's own scale (a cosine): a row of norm 1e-11·max‖x‖ counts as much as any
+        inside = (cosines[np.arange(live.size), k] >= -tol * size) & (size > 0)
         done = live[inside]
         closed[done] = True
         if done.size:

@@ -389,9 +389,14 @@ def relu_polar(
                             _threshold(found, 1, d) if settle else math.inf)
                 open_ = np.flatnonzero(~settled & (b_rows > 0) & (b > floor))
                 b[open_], closed, pts = refine_bounds(s * C[open_], sg[open_], Xk, worst[open_], b[open_], floor)
-                for pt in pts[closed]:
-                    u = pt / np.linalg.norm(pt)
-                    found.append((float(s * (np.maximum(X @ u, 0) @ G)), u, s))
+                for q in np.flatnonzero(closed):
+                    size = float(np.linalg.norm(pts[q]))
+                    u = pts[q] / size
+                    val = float(s * (np.maximum(X @ u, 0) @ G))
+                    found.append((val, u, s))
+                    # settled only where the closed form's value ‖point‖ (an upper bound) is attained at its point to
+                    # 1e-12: a point feasible only to the tolerance can fall short; such a program keeps its bound
+                    closed[q] = val >= size * (1.0 - 1e-12)
                 settled[open_[closed]] = True
                 n_two += int(closed.sum())
             bound[s][rows] = np.where(settled, -math.inf, b)   # -inf: settled in closed form
