@@ -437,13 +437,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--scaling-solver", default=NATIVE, help="solver of the 'scaling' section (default %(default)s)")
     ap.add_argument("--scaling-n", default=None, help="comma-separated sample sizes of the 'scaling' section")
     ap.add_argument("--out", default=None, help="JSON path (default: results/relu.json or relu_<only>.json)")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch intra-op threads (default: 1 on a CPU, torch's own on CUDA); e.g. 2 to time a sweep "
+                         "as a user with torch's default setting runs it")
     a = ap.parse_args(argv)
     a.only = "backends" if a.only == "native" else a.only
     OUT.mkdir(exist_ok=True)
-    torch.set_num_threads(1 if a.device == "cpu" else torch.get_num_threads())
+    torch.set_num_threads(a.torch_threads or (1 if a.device == "cpu" else torch.get_num_threads()))
     report = {"device": a.device, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
               + (f", {torch.cuda.get_device_name()}" if a.device.startswith("cuda") else ""),
-              "load_average_start": os.getloadavg(), "torch": torch.__version__}
+              "load_average_start": os.getloadavg(), "torch": torch.__version__,
+              "torch_threads": torch.get_num_threads()}
     path = pathlib.Path(a.out) if a.out else OUT / ("relu.json" if a.only == "all" else f"relu_{a.only}.json")
     t0 = time.perf_counter()
     if a.only in ("all", "backends"):

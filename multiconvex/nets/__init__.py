@@ -14,6 +14,7 @@ machinery behind it, usable on its own with any weights:
 - :mod:`.unit_blocks` — exact solves of those unit blocks (DAQP per hidden unit, one batched Cholesky
   for the output layer)
 - :mod:`.incremental` — forward passes updated after a block step (only what changed)
+- :mod:`.torch_threads` — one torch thread around the unit sweep's small tensor work (the user's setting given back)
 - :mod:`.hybrid` — ``"adam+gauss-seidel"``: a gradient phase, then block sweeps until certified
 - :mod:`.layer_step` — joint steps of a whole layer on its fixed pieces (they move the point; gaps certify)
 """

@@ -57,6 +57,7 @@ import torch
 
 from .network import Architecture, Params
 from .piece_context import AbsStats, PieceContext, _own_side, abs_stats, boundary_units, piece_context, with_ones
+from .torch_threads import one_torch_thread
 
 #: Largest number of entries of one chunk's Jacobians ``V_j`` (samples × units × later units).
 CHUNK_ENTRIES = 131_072  # ~1 MiB of float64: a chunk's passes stay in cache
@@ -296,6 +297,14 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
     flips lies on a boundary are rebuilt, and their terms replace the own piece's in the sums (equal to the
     full build to rounding).
     """
+    with one_torch_thread(T.device, T.shape[0] * max(arch.sizes)):  # small tensors: see torch_threads
+        return _unit_batch(arch, params, T, layer, pre, inputs, units, flip_boundary, chunk_entries, context)
+
+
+def _unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
+                inputs: list[torch.Tensor], units: torch.Tensor | list[int] | None, flip_boundary: bool,
+                chunk_entries: int, context: PieceContext | None) -> UnitBatch:
+    """:func:`unit_batch` (its arguments, in order)."""
     ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
     L, k = arch.n_layers, layer
     dev, dt = T.device, T.dtype

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .network import DTYPE, Architecture, Params, data_loss, forward
+from .torch_threads import one_torch_thread
 
 Point = Mapping[Hashable, np.ndarray]
 
@@ -67,6 +68,7 @@ class ForwardCache:
         self._lock = threading.Lock()
         self.incremental_hits = 0
         self._keys = [(k, u) for k in range(arch.n_layers) for u in range(arch.sizes[k + 1])]
+        self._entries_max = X.shape[0] * max(arch.sizes)  # the largest layer tensor of a forward pass
 
     def params_from_point(self, point: Point) -> Params:
         params: Params = []
@@ -129,7 +131,7 @@ class ForwardCache:
 
     def get(self, point: Point) -> ForwardEntry:
         """The forward pass of ``point`` (cached, or derived from a cached point that differs in one layer)."""
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad(), one_torch_thread(self.X.device, self._entries_max):
             for e in self._entries:
                 if e.point is point:
                     return e

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .network import BOUNDARY_TOL, Architecture
+from .torch_threads import one_torch_thread
 
 if TYPE_CHECKING:  # for the annotation only: batched imports this module
     from .batched import UnitBatch
@@ -242,6 +243,13 @@ def boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> t
     z = pre[layer]
     if layer >= arch.n_layers - 1 or z.numel() == 0:
         return torch.zeros(z.shape[1], dtype=torch.bool, device=z.device)
+    with one_torch_thread(z.device, z.shape[0] * max(arch.sizes)):  # small tensors: see torch_threads
+        return _boundary_units(arch, layer, pre)
+
+
+def _boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`boundary_units` of a hidden layer with samples."""
+    z = pre[layer]
     # min/max reductions rather than boolean masks: the same test as boundary_mask, ~10× cheaper on a CPU; the
     # |z| of each layer and its reductions are kept for the piece contexts of the same point (abs_stats)
     stats = abs_stats(z)
