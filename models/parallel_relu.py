@@ -120,8 +120,10 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
     max_rounds : int or None
         Grow rounds (each appends subnetworks, then descends); None: 50 (20 for other architectures).
     max_iter : int or None
-        Local-descent iterations per grow round (0: none, e.g. to certify a warm start); None: 500 (200 for
-        other architectures).
+        Local-descent iterations per grow round at most (0: none, e.g. to certify a warm start); None: 500 (200
+        for other architectures). Two-layer units with exact patterns take at most 3 per round
+        (:class:`multiconvex.globalopt.relu_problem.ReLUGrowProblem`'s ``walk``); a round cut short certifies nothing
+        and the next one continues.
     tol : float or None
         Relative block-gap tolerance; None: 1e-7 for two-layer units (interior-point accuracy), else 1e-9.
     time_limit : float or None

@@ -146,14 +146,19 @@ def _unique_lines(V: np.ndarray, tol: float = _PARALLEL_SIN_TOL) -> tuple[np.nda
     """
     m = V.shape[0]
     A = V / np.linalg.norm(V, axis=1, keepdims=True)
+    C = A @ A.T
+    near = np.abs(C) > 1.0 - 1e-6
+    if near.diagonal().all() and int(near.sum()) == m:
+        # no two rows near parallel (data in general position): each row is its own hyperplane — what the loop
+        # below returns then, without its m Python iterations (called once per hyperplane of the enumeration)
+        return np.arange(m, dtype=np.int64), np.arange(m, dtype=np.int64), np.ones(m)
     group = np.full(m, -1, dtype=np.int64)
     sign = np.ones(m)
     reps: list[int] = []
-    C = A @ A.T
     for i in range(m):
         if group[i] >= 0:
             continue
-        cand = np.flatnonzero((group < 0) & (np.abs(C[i]) > 1.0 - 1e-6))
+        cand = np.flatnonzero((group < 0) & near[i])
         # sine of the angle, computed without the cancellation of 1 − cos
         sines = np.linalg.norm(A[cand] - np.sign(C[i, cand])[:, None] * A[i], axis=1)
         same = cand[sines <= tol * 2]

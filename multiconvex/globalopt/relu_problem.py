@@ -16,6 +16,10 @@ true objective does not increase:
   patterns and signs), so it dominates the hidden-layer block step on that piece;
 * the **output block** ``α`` (a ridge regression, closed form; it may flip signs).
 
+A piece program whose (patterns, signs) are those of the last one solved to its *verified* optimum, at a point with
+that optimum's value, is not solved again (it would return the same optimum): one program less per converging
+iteration.
+
 Optionally (``gradient_steps``, default on for sampled patterns, i.e. larger data) a few L-BFGS
 iterations start each local-descent iteration: they cross pieces, which the piece-restricted programs
 can only do one boundary at a time; they are accepted only when the objective decreases.
@@ -34,8 +38,15 @@ the hidden block ``U`` as a QP on its piece by the backend. **The polar** is
 bound over sampled ones with an upper bound where it computes one); programs whose bound
 (``relu_polar``'s one- or two-row dual bound) is at most λ are skipped while the polar is above λ, and solved where the
 result may certify (``settle``, in the same pass), so a reported certificate carries the exact polar.
-A cheap multi-start screen (``screen``) proposes units first; the full polar runs whenever the screen finds
-nothing above λ and always at the returned point, so every reported certificate comes from the full polar.
+A cheap multi-start screen (``screen``) proposes units first — each the exact maximiser of the chamber a local
+search ended in, so a new unit sits on its chamber's faces and the next piece program starts with its active rows;
+the full polar runs whenever the screen finds nothing above λ and always at the returned point, so every reported
+certificate comes from the full polar.
+
+With exact patterns a round's local descent takes at most ``walk`` iterations (default 3): each moves the units by
+at most one piece, and appending the polar's units gains more per second than walking units across many pieces one
+round after another; a round cut short is not stationary and certifies nothing (grow appends, or descends further
+next round).
 """
 
 from __future__ import annotations
@@ -50,12 +61,13 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import MulticonvexError
+from ..errors import InvalidInputError, MulticonvexError
 from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
 from ..solvers.dispatch import make_plan, one_blas_thread
 from .certificate import norm_upper, objective_with_error, sum_of_squares
 from .grow import LocalDescent, PolarInfo
+from .pattern_programs import _projection_program
 from .patterns import DEFAULT_MAX_PATTERNS, check_deadline, enumerate_chambers
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
@@ -65,6 +77,12 @@ from .spectral_bound import SUBNORMAL_SPACING, gamma
 logger = logging.getLogger("multiconvex")
 
 __all__ = ["ReLUState", "ReLUGrowProblem", "unit_outputs"]
+
+#: Local-descent iterations per round with exact patterns (:class:`ReLUGrowProblem`'s ``walk``).
+WALK = 3
+
+#: Ascent steps of the screen's local search (it only proposes units; the piece programs place them exactly).
+SCREEN_ITERS = 30
 
 
 @dataclass(frozen=True)
@@ -104,21 +122,29 @@ class ReLUGrowProblem:
         before the full polar: while it finds units whose value exceeds λ, they are appended and the
         full (exact or sampled) polar is skipped for that round — its certificate then says "not
         proven" (a lower bound), which is true. The full polar runs whenever the screen finds nothing,
-        so a certificate is never claimed from the screen. 0 disables.
+        so a certificate is never claimed from the screen. 0 disables. Each start ascends ``SCREEN_ITERS`` (30)
+        steps and is then replaced by its chamber's exact maximiser (:meth:`screen_polar`).
     gradient_steps : int or None
         L-BFGS iterations (torch, the same objective) at the start of each local-descent iteration:
         gradient steps cross pieces, the convex piece programs then polish and certify within one
         (THEORY.md §2, practical note). Accepted only when the objective decreases. 0 disables;
         None: 0 with exact patterns (small data: measured 2.1 s vs 4.4 s at N=40), 30 otherwise
         (diabetes, 6 rounds: objective 74.0 vs 90.3).
+    walk : int or None
+        Local-descent iterations per round at most (with the caller's ``max_iters``, the smaller counts). Each
+        iteration moves the units by at most one piece; far from the optimum they walk across many pieces one
+        round after another while appending the polar's units gains more per second. A round cut short is not
+        stationary, so no certificate is claimed from it: grow appends (or, when the polar finds nothing, descends
+        further in the next round). 0: no cap beyond ``max_iters``; None: ``WALK`` (3) with exact patterns
+        (measured there), no cap otherwise.
     """
 
     degree = 2
 
     def __init__(self, X: np.ndarray, y: np.ndarray, lam: float, *, solver: Any = "clarabel",
                  patterns: Any = "exact", solver_options: dict | None = None, polar_options: dict | None = None,
-                 seed: int | None = 0, zero_tol: float = 1e-10, screen: int = 64,
-                 gradient_steps: int | None = None):
+                 seed: int | None = 0, zero_tol: float = 1e-10, screen: int = 32,
+                 gradient_steps: int | None = None, walk: int | None = None):
         self.X = np.asarray(X, dtype=float)
         self.Y = np.asarray(y, dtype=float).reshape(-1)
         self.lam = float(lam)
@@ -132,11 +158,19 @@ class ReLUGrowProblem:
         if gradient_steps is None:  # small data (exact patterns): torch's per-call overhead outweighs the gain
             gradient_steps = 0 if isinstance(patterns, str) and patterns == "exact" else 30
         self.gradient_steps = int(gradient_steps)
+        if walk is None:  # capped with exact patterns (measured there), as gradient_steps
+            walk = WALK if isinstance(patterns, str) and patterns == "exact" else 0
+        if isinstance(walk, bool) or not isinstance(walk, (int, np.integer)) or walk < 0:
+            raise InvalidInputError(f"ReLUGrowProblem: walk={walk!r}; pass local-descent iterations per round "
+                                    "(an int >= 1), 0 for no cap, or None for the default.")
+        self.walk = int(walk)
         # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
         self._scale = float(np.linalg.norm(self.Y)) or 1.0
         self._x_norm: float | None = None  # ‖X‖_F upper bound (objective_bound), on first need
         self.solves = 0
         self._chamber_points: dict[bytes, np.ndarray] = {}   # exact patterns: pattern bytes -> interior point
+        # the (patterns, signs) of the last piece program solved to its verified optimum, and that optimum's objective
+        self._settled: tuple[tuple[int, ...], bytes, bytes, float] | None = None
         # with Clarabel the programs are block subproblems for the dispatcher (no per-call compile);
         # other backends take the cvxpy route
         self._native = (PiecePrograms(self.X, make_plan(solver, "QP", self.solver_options), self.solver_options,
@@ -227,6 +261,12 @@ class ReLUGrowProblem:
         ys = self._unit(self.objective(s))
         if self._native is not None:
             D = self._patterns(s, flip_boundary)
+            key = (D.shape, np.packbits(D).tobytes(), np.packbits(sign > 0).tobytes())
+            if self._settled is not None and key == self._settled[:3] and self.objective(s) <= self._settled[3]:
+                # the same piece and signs as a program solved to its verified optimum, and the point is at that
+                # optimum's value: solving it again returns the same optimum (no descent; saves one program per
+                # converging local-descent iteration)
+                return None, 0.0
             try:
                 Wn, status, t = self._native.piece(self.Y / ys, self.lam / ys, D, sign, self._cone_points(D, s.U),
                                                    start=np.abs(s.alpha)[:, None] * s.U / ys)
@@ -234,7 +274,11 @@ class ReLUGrowProblem:
                 logger.warning("piece program failed: %s", exc)
                 return None, 0.0
             self.solves += 1
-            return (None, t) if Wn is None else (self._balanced(Wn * ys, sign), t)
+            if Wn is None:
+                return None, t
+            got = self._balanced(Wn * ys, sign)
+            self._settled = (key + (self.objective(got),)) if self._native.verified else None
+            return got, t
         D = self._patterns(s, flip_boundary).astype(float)
         A = np.hstack([sign[j] * D[j][:, None] * self.X for j in range(r)])  # N × rd
         C = sp.block_diag([(2 * D[j] - 1)[:, None] * self.X for j in range(r)], format="csr")
@@ -302,6 +346,8 @@ class ReLUGrowProblem:
     def _local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
         f = self.objective(s)
         solver_time, it, converged = 0.0, 0, False
+        if self.walk:
+            max_iters = min(max_iters, self.walk)
 
         def late() -> bool:  # no solve starts after the deadline, also between the solves of one iteration
             return deadline is not None and time.perf_counter() > deadline
@@ -406,27 +452,54 @@ class ReLUGrowProblem:
         return ReLUState(s.U * factors[:, None], s.alpha * factors)
 
     def screen_polar(self, s: ReLUState, k: int) -> PolarInfo | None:
-        """Cheap multi-start screening; returns up to ``k`` distinct maximisers above λ, or None."""
+        """Cheap multi-start screening; returns up to ``k`` distinct maximisers above λ, or None.
+
+        Each start's end point lies in some chamber; the screen returns that chamber's exact maximiser instead
+        (``Π_K(c)/‖Π_K(c)‖``, :func:`.pattern_programs._projection_program`: one small NNLS), which sits exactly
+        on the chamber's active faces — so the next piece program starts the new unit with its active rows in
+        place. Every value is attained (``s·Gᵀ(X u)_+`` at the returned ``u``): a lower bound on the polar, no
+        more; the screen never certifies (:meth:`polar`)."""
         t0 = time.perf_counter()
         G = self.residual(s)
-        found = local_polar_search(self.X, G, self.screen, seed=self.seed)
-        seen, maxi, vals = set(), [], []
+        found = local_polar_search(self.X, G, self.screen, seed=self.seed, iters=SCREEN_ITERS)
+        seen: set[tuple[bytes, float]] = set()
+        maxi: list[tuple[np.ndarray, float]] = []
+        vals: list[float] = []
         for v, u, sgn in found:
             if v <= self.lam * (1.0 + 1e-3):
                 break
-            key = (np.packbits(self.X @ u > 0).tobytes(), sgn)
+            D = self.X @ u > 0
+            key = (np.packbits(D).tobytes(), sgn)
             if key in seen:
                 continue
             seen.add(key)
+            u, v = self._chamber_maximiser(G, D, u, sgn, v)
+            if any(sgn == s2 and np.linalg.norm(u - u2) <= 1e-9 for u2, s2 in maxi):
+                continue   # two chambers' maximisers on their common face: one unit
             maxi.append((u, sgn))
-            vals.append(float(v))
+            vals.append(v)
             if len(maxi) >= k:
                 break
         if not maxi:
             return None
-        return PolarInfo(value=vals[0], upper=math.inf, exact=False,
-                         method=f"screening by local search ({self.screen} starts): a lower bound", maximisers=maxi,
-                         values=vals, wall_time=time.perf_counter() - t0, screened=True)
+        order = np.argsort(-np.asarray(vals), kind="stable")
+        return PolarInfo(value=vals[order[0]], upper=math.inf, exact=False,
+                         method=f"screening by local search ({self.screen} starts): a lower bound",
+                         maximisers=[maxi[i] for i in order], values=[vals[i] for i in order],
+                         wall_time=time.perf_counter() - t0, screened=True)
+
+    def _chamber_maximiser(self, G: np.ndarray, D: np.ndarray, u: np.ndarray, sgn: float,
+                           v: float) -> tuple[np.ndarray, float]:
+        """The maximiser of ``sgn·Gᵀ D X w`` over the closed chamber of pattern ``D`` and the unit ball, with its
+        attained value ``sgn·Gᵀ(X w)_+``; ``(u, v)`` itself when that is not better (or the projection fails)."""
+        c = sgn * (self.X.T @ np.where(D, G, 0.0))
+        w, _, _ = _projection_program(np.where(D, 1.0, -1.0)[:, None] * self.X, c)
+        nw = float(np.linalg.norm(w)) if w is not None else 0.0
+        if w is None or nw <= 0.0:
+            return u, float(v)
+        w = w / nw
+        vw = float(sgn * (G @ np.maximum(self.X @ w, 0.0)))
+        return (w, vw) if vw >= v else (u, float(v))
 
     def prepare(self, deadline: float | None = None) -> None:
         """Called by :func:`.grow.grow` before its first round: enumerate the exact patterns now (cached for the
