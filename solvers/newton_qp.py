@@ -14,7 +14,9 @@ bound of the optimum.
 bind. A step first tries its working set (the last step's active rows, or the rows the start lies on):
 one equality-constrained solve, kept only when every optimality condition checks out
 (:func:`_on_working_set`). Otherwise DAQP solves it on a growing subset of the rows until its answer
-satisfies all of them (:class:`_ScreenedRows`). Either way the answer is the QP's, to DAQP's tolerances.
+satisfies all of them (:class:`_ScreenedRows`). Either way the answer is the QP's, to DAQP's tolerances. Rows of
+norm below 1 go to DAQP divided by their norm (:class:`_ScaledRows`), so that its ``primal_tol`` is at most that
+distance in ``x`` whatever the rows' scale.
 The bound below does not depend on how the step was found.
 
 **The lower bound.** With ``ψ_i(z) = φ_i(z) + 1[lower_i ≤ z ≤ upper_i]``, Fenchel duality gives, for
@@ -147,15 +149,16 @@ def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndar
 
 
 def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray,
-                    tol: np.ndarray, dual_tol: float) -> tuple[np.ndarray, np.ndarray] | None:
+                    tol: float, dual_tol: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The QP's answer ``(y, ν)`` (as :func:`_qp`) if the working set ``sense`` is its active set, else ``None``.
 
     Solves ``Hy + q + C_Wᵀλ = 0``, ``C_W y = b_W`` on the working set's rows ``W`` at their sides (Schur
     complement; a few small dense factorisations), then checks the rest of the optimality conditions: every
     row within ``tol`` of its interval, ``W``'s rows within ``tol`` of their sides, ``λ`` of the side's sign
-    (up to ``dual_tol``). Those together are the conditions DAQP stops on, so the answer is the same to its
-    tolerances (the QP is strictly convex: one minimiser). A Newton step's active set is most often the last
-    step's: this replaces an active-set run that re-adds every row of it one by one.
+    (up to ``dual_tol``). Those together are the conditions DAQP stops on (on the same rows, scaled:
+    :class:`_ScaledRows`), so the answer is the same to its tolerances (the QP is strictly convex: one minimiser).
+    A Newton step's active set is most often the last step's: this replaces an active-set run that re-adds every
+    row of it one by one.
     """
     w = np.flatnonzero(sense)
     lower_side = (sense[w] & _LOWER) != 0
@@ -170,7 +173,7 @@ def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray,
     if not np.all(np.isfinite(y)) or np.any(np.where(lower_side, lam > dual_tol, lam < -dual_tol)):
         return None
     r = C @ y
-    if np.any(np.maximum(r - up, lo - r) > tol) or np.any(np.abs(r[w] - rhs) > tol[w]):
+    if np.any(np.maximum(r - up, lo - r) > tol) or np.any(np.abs(r[w] - rhs) > tol):
         return None
     nu = np.zeros(C.shape[0])
     nu[w] = lam
@@ -182,10 +185,56 @@ def _working_set(nu: np.ndarray) -> np.ndarray:
     return np.where(nu > 0, _ACTIVE, np.where(nu < 0, _ACTIVE | _LOWER, 0)).astype(np.int32)
 
 
-def _row_tolerance(norms: np.ndarray, options: dict[str, Any]) -> np.ndarray:
-    """How far an answer may leave each row's interval (``norms``: the rows' norms): as strict as DAQP's own check
-    (``primal_tol``), whether it measures a row's violation as is or per unit row norm."""
-    return float(options.get("primal_tol", 1e-6)) * np.minimum(1.0, norms)
+@dataclass(frozen=True)
+class _ScaledRows:
+    """The rows as every Newton QP takes them: a row of norm below 1 divided by its norm (its sides likewise).
+
+    DAQP checks a row's violation against ``primal_tol`` as it is: an absolute tolerance in ``c_iᵀx``, a distance
+    ``primal_tol / ‖c_i‖`` in ``x``. On rows of norm 1e-7 that accepted every point within 10 of a row in ``x``
+    (intervals of width 1e-7 in ``z`` taken as satisfied), and the answer depended on which rows were in DAQP's
+    problem (screened or not). Scaled, every row's tolerance is at most ``primal_tol`` in ``x``; rows of norm 1
+    or more (a network's inputs with their column of ones) go to DAQP as given. The checks here
+    (:func:`_on_working_set`, :class:`_ScreenedRows`, the start's active rows) apply DAQP's ``primal_tol`` to
+    the same scaled rows. A QP's multipliers ``λ`` on the scaled rows are ``ν = λ / scale`` on the given ones
+    (:meth:`multipliers`); the dual bound is computed on the given rows.
+
+    Attributes
+    ----------
+    C : (m, n)
+        The scaled rows (``C`` itself when no row is scaled).
+    lower, upper : (m,)
+        Their sides, ``∓inf`` where free.
+    lo, up : (m,)
+        The same with ``∓BIG`` for a free side (DAQP takes no infinities).
+    scale : (m,)
+        What each row was divided by: ``min(1, ‖c_i‖)``, 1 for a zero row.
+    norms : (m,)
+        The norms of the scaled rows (``max(1, ‖c_i‖)``; 1 for a zero row).
+    """
+
+    C: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    lo: np.ndarray
+    up: np.ndarray
+    scale: np.ndarray
+    norms: np.ndarray
+
+    @classmethod
+    def of(cls, C: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> _ScaledRows:
+        norms = np.sqrt(np.einsum("ij,ij->i", C, C))
+        scale = np.where(norms > 0, np.minimum(norms, 1.0), 1.0)
+        new_norms = np.where(norms > 0, np.maximum(norms, 1.0), 1.0)
+        if np.all(scale == 1.0):
+            return cls(C, lower, upper, finite_or_big(lower), finite_or_big(upper), scale, new_norms)
+        with np.errstate(over="ignore"):  # a side beyond max float in x: never reached, free as ±inf
+            lower_s, upper_s = lower / scale, upper / scale
+        return cls(C / scale[:, None], lower_s, upper_s, finite_or_big(lower_s), finite_or_big(upper_s), scale,
+                   new_norms)
+
+    def multipliers(self, lam: np.ndarray) -> np.ndarray:
+        """The multipliers ``ν`` of the given rows from those of the scaled rows."""
+        return lam / self.scale
 
 
 class _ScreenedRows:
@@ -197,14 +246,17 @@ class _ScreenedRows:
     answer violates, re-solved from its working set, until none is. ``S`` is kept between Newton steps (a
     row that bound one step tends to bind the next). DAQP's work per active-set change is ``|S| · n`` instead
     of ``m · n``, and its set-up (``A R⁻¹``) ``|S| · n²`` instead of ``m · n²``.
+
+    The rows are the scaled rows (:class:`_ScaledRows`) and a row outside ``S`` counts as violated beyond DAQP's own
+    ``primal_tol`` (``tol``): the answer on ``S`` is then held to the test that DAQP applies to ``S``'s rows, and
+    equals the answer on all rows to DAQP's accuracy.
     """
 
-    def __init__(self, C: np.ndarray, lower: np.ndarray, upper: np.ndarray, lo: np.ndarray, up: np.ndarray,
-                 z: np.ndarray, options: dict[str, Any], norms: np.ndarray, tol: np.ndarray):
-        self.C, self.lo, self.up, self.options, self.tol = C, lo, up, options, tol
-        m, n = C.shape
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dist = np.minimum(z - lower, upper - z) / norms  # inf where both sides are free; < 0 where violated
+    def __init__(self, rows: _ScaledRows, z: np.ndarray, options: dict[str, Any], tol: float):
+        self.C, self.lo, self.up, self.options, self.tol = rows.C, rows.lo, rows.up, options, tol
+        m, n = rows.C.shape
+        with np.errstate(invalid="ignore"):  # inf where both sides are free; < 0 where violated
+            dist = np.minimum(z - rows.lower, rows.upper - z) / rows.norms
         dist[~np.isfinite(dist) & ~(dist < 0)] = np.inf
         self.rows = np.zeros(m, dtype=bool)
         k = min(m, SCREEN_START * n)
@@ -283,7 +335,6 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
     m, n = C.shape
     opts = {"eps_prox": -1e-6, **(options or {})}
     bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
-    lo, up = finite_or_big(lower), finite_or_big(upper)
     x = np.asarray(x0, dtype=float).copy()
     value, z, d1, d2 = _evaluate(loss, C, mu, b, x)
     start_value = value
@@ -292,15 +343,16 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         value = np.inf
     if screen is None:
         screen = m > max(SCREEN_MIN_ROWS, 2 * SCREEN_START * n)
-    norms = np.sqrt(np.einsum("ij,ij->i", C, C))
-    tol, dual_tol = _row_tolerance(norms, opts), float(opts.get("dual_tol", 1e-12))
-    rows = _ScreenedRows(C, lower, upper, lo, up, z, opts, norms, tol) if bounded and screen else None
+    scaled = _ScaledRows.of(C, lower, upper) if bounded else None
+    tol, dual_tol = float(opts.get("primal_tol", 1e-6)), float(opts.get("dual_tol", 1e-12))
+    rows = _ScreenedRows(scaled, z / scaled.scale, opts, tol) if scaled is not None and screen else None
     best = -np.inf
     # the first step's working set: the rows the start lies on (at a point that an earlier solve of this block
     # moved to, as a rule its active set)
     sense: np.ndarray | None = None
-    if bounded and feasible:
-        sense = _working_set(np.where(upper - z <= tol, 1.0, np.where(z - lower <= tol, -1.0, 0.0)))
+    if scaled is not None and feasible:
+        zn = z / scaled.scale
+        sense = _working_set(np.where(scaled.upper - zn <= tol, 1.0, np.where(zn - scaled.lower <= tol, -1.0, 0.0)))
         if not sense.any() and working is not None and working.shape == (m,):
             sense = np.asarray(working, dtype=np.int32) & (_ACTIVE | _LOWER)
         if np.count_nonzero(sense) > n or not sense.any():
@@ -309,24 +361,26 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
     for it in range(1, max_iter + 1):
         g = C.T @ d1 + mu * x - b
         H = _hessian(C, d2, mu)
-        if bounded:
+        if scaled is not None:
             q = g - H @ x
             t_qp = time.perf_counter()
-            known = _on_working_set(H, q, C, lo, up, sense, tol, dual_tol) if sense is not None else None
+            known = (_on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol)
+                     if sense is not None else None)
             if known is not None:
-                status, (y, nu), spent = st.OPTIMAL, known, time.perf_counter() - t_qp
+                status, (y, lam), spent = st.OPTIMAL, known, time.perf_counter() - t_qp
             else:
-                status, y, nu, spent = rows.solve(H, q, sense) if rows is not None else _qp(H, q, C, lo, up, sense,
-                                                                                            opts)
+                status, y, lam, spent = (rows.solve(H, q, sense) if rows is not None
+                                         else _qp(H, q, scaled.C, scaled.lo, scaled.up, sense, opts))
             qp_time += spent
             if y is None:
                 if feasible:
                     break  # keep the feasible iterate and the bound so far
                 return NewtonOutcome(status, None, np.inf, best, it, qp_time, time.perf_counter() - t_start,
                                      start_value)
-            sense = _working_set(nu)
+            sense = _working_set(lam)
             if np.count_nonzero(sense) > n or not sense.any():
                 sense = None
+            nu = scaled.multipliers(lam)
         else:
             y, nu = x - np.linalg.solve(H, g), np.zeros(m)
         # the bound at the step's z̄ = clip(Cy); where y is on every interval (as a rule), the same evaluation of

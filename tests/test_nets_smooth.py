@@ -14,7 +14,15 @@ from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.network import encode_targets
 from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
 from multiconvex.solvers.matrix import finite_or_big
-from multiconvex.solvers.newton_qp import _on_working_set, _qp, _ScreenedRows, _working_set, dual_bound, solve_separable
+from multiconvex.solvers.newton_qp import (
+    _on_working_set,
+    _qp,
+    _ScaledRows,
+    _ScreenedRows,
+    _working_set,
+    dual_bound,
+    solve_separable,
+)
 from multiconvex.standard_form import replace
 
 N_INSTANCES = 25
@@ -236,8 +244,7 @@ def test_screening_solves_a_newton_qp_on_fewer_rows_with_the_same_answer():
     A = rng.standard_normal((C.shape[1], C.shape[1]))
     H, q = A @ A.T + np.eye(C.shape[1]), rng.standard_normal(C.shape[1]) * 20  # a step that hits many rows
     start = np.linalg.lstsq(C, np.clip(np.zeros(C.shape[0]), lower, upper), rcond=None)[0]
-    norms = np.linalg.norm(C, axis=1)
-    rows = _ScreenedRows(C, lower, upper, lo, up, C @ start, {}, norms, 1e-6 * np.minimum(1.0, norms))
+    rows = _ScreenedRows(_ScaledRows.of(C, lower, upper), C @ start, {}, 1e-6)  # rows of norm > 1: as given
     status, y, nu, _ = rows.solve(H, q, None)
     ref_status, y_ref, nu_ref, _ = _qp(H, q, C, lo, up, None, {})
     assert status == ref_status == "optimal"
@@ -253,7 +260,7 @@ def test_the_working_set_shortcut_is_the_qp_answer_or_declines():
     lo, up = finite_or_big(lower), finite_or_big(upper)
     rng = np.random.default_rng(5)
     H, q = np.eye(6) * 0.5, rng.standard_normal(6) * 20
-    tol = np.full(C.shape[0], 1e-6)
+    tol = 1e-6
     status, y, nu, _ = _qp(H, q, C, lo, up, None, {})
     assert status == "optimal" and np.count_nonzero(nu) >= 2
     sense = _working_set(nu)
@@ -287,3 +294,35 @@ def test_the_same_fit_twice_in_one_process_takes_the_same_path():
             for _ in range(2)]
     assert [h.objective for h in runs[0].history] == [h.objective for h in runs[1].history]
     assert runs[0].certificate.block_gaps == runs[1].certificate.block_gaps
+
+
+def _tiny_rows_instance(seed: int, m: int = 400, n: int = 6, scale: float = 1e-7):
+    """Rows of norm ~``scale`` (a layer whose inputs are tiny), each with one finite side near a start inside
+    every interval (the start on a ReLU unit's piece), as on a network's own piece."""
+    rng = np.random.default_rng(seed)
+    C = rng.standard_normal((m, n)) * scale
+    a, v = rng.standard_normal(m), rng.standard_normal(m) * 2
+    x0 = rng.standard_normal(n)
+    z0 = C @ x0
+    gap = rng.exponential(0.5, m) * np.abs(z0).mean()
+    side = rng.random(m) < 0.5
+    lower, upper = np.where(side, z0 - gap, -np.inf), np.where(~side, z0 + gap, np.inf)
+    return C, lower, upper, 1e-3, rng.standard_normal(n) * 0.1, a, v, 1.0 / m, x0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_of_tiny_norm_are_kept_to_within_daqps_tolerance_in_x(seed):
+    """Rows of norm 1e-7: DAQP's absolute ``primal_tol`` (1e-6 in ``c_iᵀx``) would take points 10 away from a row
+    in ``x`` as on it (review of edffe35: the screened answer off the intervals, unlike the unscreened one). Both
+    end on every interval (in ``x``, per row norm), at the same point, at Clarabel's optimum."""
+    C, lower, upper, mu, b, a, v, w, x0 = _tiny_rows_instance(seed)
+    phi = _logistic_rows(a, v, w)
+    ref = _clarabel_optimum(C, lower, upper, mu, b, a, v, w, tol=1e-9)
+    norms = np.linalg.norm(C, axis=1)
+    outs = [solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, screen=s) for s in (True, False)]
+    for out in outs:
+        z = C @ out.x
+        assert np.max(np.maximum(lower - z, z - upper) / norms) <= 1e-9  # DAQP reports rounding only here
+        assert out.bound <= ref + 1e-8 and out.value <= ref + 1e-8
+    assert outs[0].value == pytest.approx(outs[1].value, abs=1e-12)
+    np.testing.assert_allclose(outs[0].x, outs[1].x, atol=1e-6)

@@ -52,7 +52,7 @@ from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_bl
 from .incremental import ForwardCache
 from .network import DTYPE, Architecture, Params, init_params
 from .smooth_conic import ConicBlocks
-from .smooth_units import smooth_batch, solve_smooth_units
+from .smooth_units import WarmStarts, smooth_batch, solve_smooth_units
 from .subproblems import block_problem_class, block_values, squared_subproblem
 from .unit_blocks import solve_units
 
@@ -135,6 +135,7 @@ class NetForm(StandardForm):
         # (a solve with weight_decay + prox = 0 has no bound of that kind: it takes the cone path)
         self.smooth_batches = smooth_auto and units
         self._smooth_prepared: set[int] = set()  # blocks prepared for that path (prepare runs in the driver's thread)
+        self._smooth_warm = WarmStarts()  # this problem's own-piece working sets, for its neighbouring-piece solves
         self._unit_done: dict[int, BlockSolution] = {}
         self._unit_lock = threading.Lock()
         self.build_time = 0.0
@@ -231,7 +232,7 @@ class NetForm(StandardForm):
                 theta0 = batch.theta0.detach().cpu().numpy()
             else:
                 sols = solve_smooth_units(self.arch, smooth, entry.f, self.X.shape[0], self.weight_decay, prox,
-                                          options_for(get_backend("daqp"), self.plan.options))
+                                          options_for(get_backend("daqp"), self.plan.options), warm=self._smooth_warm)
                 theta0 = smooth.theta0
             for n, (j, sol) in enumerate(zip(group, sols)):
                 self._unit_done[j] = self._block_solution(j, None, theta0[n], prox, sol)

@@ -35,7 +35,9 @@ Examples
 from __future__ import annotations
 
 import functools
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,14 +100,59 @@ class SmoothUnitBatch:
         return len(self.units)
 
 
-#: Each unit block's last own-piece solve, by ``(layer, unit, samples)``: its point (bytes) and the rows of its last
-#: Newton step's working set with their DAQP senses. The solve of the same unit from the same point on the
-#: neighbouring piece (the driver's next solve) starts DAQP there: its point lies on none of its rows, so it would
-#: start from scratch. Only a start: a wrong one costs active-set steps, never the answer. Read by neighbouring-piece
-#: solves only, at the point of the own-piece solve that wrote it just before, so a run's path does not depend on
-#: what ran before it in the process. The least recently written entry goes first beyond :data:`_WORKING_SIZE`.
-_WORKING: dict[tuple[int, int, int], tuple[bytes, np.ndarray, np.ndarray]] = {}
-_WORKING_SIZE = 4096
+class WarmStarts:
+    """The working sets of one problem's own-piece unit solves, for its neighbouring-piece solves at the same point.
+
+    Each unit block's last own-piece solve is kept by ``(layer, unit, samples)``: its point (bytes) and the rows of
+    its last Newton step's working set with their DAQP senses. The solve of the same unit from the same point on
+    the neighbouring piece (the driver's next solve) starts DAQP there: its point lies on none of its rows, so it
+    would start from scratch. Only a start: a wrong one costs active-set steps, never the answer.
+
+    One per problem (the form that owns the problem keeps its own), so that two problems of the same
+    shape at the same point never read each other's entries and a run's path does not depend on what else ran in
+    the process. Safe to share between threads: every access holds a lock. The least recently written entry goes
+    first beyond ``size`` entries.
+
+    Examples
+    --------
+    >>> warm = WarmStarts()
+    >>> warm.put((0, 3, 4), b"point", np.array([0, 3, 0, 1], dtype=np.int32))
+    >>> warm.get((0, 3, 4), b"point").tolist(), warm.get((0, 3, 4), b"other")
+    ([0, 3, 0, 1], None)
+    """
+
+    def __init__(self, size: int = 4096):
+        if not (isinstance(size, int) and size > 0):
+            raise InvalidInputError(f"WarmStarts: size={size!r}; give a positive number of entries")
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int, int], tuple[bytes, np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def put(self, key: tuple[int, int, int], point: bytes, working: np.ndarray | None) -> None:
+        """Keep ``working`` (DAQP's ``sense`` per row, ``None`` for none active) of the own-piece solve of ``key``
+        at ``point``, as its most recent entry."""
+        rows = np.flatnonzero(working) if working is not None else np.zeros(0, dtype=np.int64)
+        senses = working[rows] if working is not None else np.zeros(0, dtype=np.int32)
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (point, rows, senses)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def get(self, key: tuple[int, int, int], point: bytes) -> np.ndarray | None:
+        """The working set (DAQP's ``sense`` per row, over ``key``'s ``samples`` rows) of the own-piece solve of
+        ``key`` at ``point``, if that was the last one of that unit, else ``None``."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] != point or not entry[1].size:
+            return None
+        sense = np.zeros(key[2], dtype=np.int32)
+        sense[entry[1]] = entry[2]
+        return sense
 
 
 @functools.cache
@@ -217,13 +264,16 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
 
 
 def solve_smooth_units(arch: Architecture, batch: SmoothUnitBatch, f0: float, n_samples: int, weight_decay: float,
-                       prox: float, options: dict[str, Any] | None = None) -> list[dispatch.SubSolution]:
+                       prox: float, options: dict[str, Any] | None = None, *,
+                       warm: WarmStarts | None = None) -> list[dispatch.SubSolution]:
     """Each unit block of ``batch`` on its piece: one :class:`~multiconvex.solvers.dispatch.SubSolution` per unit.
 
     ``value`` is the proven lower bound of the block's optimum when ``prox == 0`` and the objective plus the
     prox term at ``x`` otherwise (module docstring); ``f0`` is ``F`` at the point. A crossed interval (an
     empty neighbouring piece) is ``"infeasible"``: the sample's rows contradict each other. ``weight_decay +
-    prox`` must be positive (the bound divides by it). ``options`` go to DAQP.
+    prox`` must be positive (the bound divides by it). ``options`` go to DAQP. ``warm``: the problem's
+    :class:`WarmStarts` (own-piece solves write to it, neighbouring-piece solves start from it; ``None``: every
+    solve starts from its own point).
     """
     if not weight_decay + prox > 0:
         raise InvalidInputError(f"solve_smooth_units: weight_decay + prox = {weight_decay + prox!r}; the dual "
@@ -232,22 +282,12 @@ def solve_smooth_units(arch: Architecture, batch: SmoothUnitBatch, f0: float, n_
     # the products are small (c × c from N × c): one BLAS thread; several spin against each other on a busy
     # machine (measured: 50 ms against 0.4 ms for one Hessian, N = 300, c = 65, two loaded cores)
     with _blas_threads().limit(limits=1, user_api="blas"):
-        return [_solve_one(arch, batch, i, f0, n_samples, weight_decay, prox, options) for i in range(batch.size)]
-
-
-def _own_working_set(key: tuple[int, int, int], point: bytes, n_rows: int) -> np.ndarray | None:
-    """The working set (DAQP's ``sense`` per row) of the own-piece solve of ``key`` at ``point``, if that was the
-    last one of that unit (see :data:`_WORKING`)."""
-    entry = _WORKING.get(key)
-    if entry is None or entry[0] != point or not entry[1].size:
-        return None
-    sense = np.zeros(n_rows, dtype=np.int32)
-    sense[entry[1]] = entry[2]
-    return sense
+        return [_solve_one(arch, batch, i, f0, n_samples, weight_decay, prox, options, warm)
+                for i in range(batch.size)]
 
 
 def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_samples: int, weight_decay: float,
-               prox: float, options: dict[str, Any] | None) -> dispatch.SubSolution:
+               prox: float, options: dict[str, Any] | None, warm: WarmStarts | None) -> dispatch.SubSolution:
     """Unit ``i`` of ``batch`` (see :func:`solve_smooth_units`)."""
     mu = weight_decay + prox
     C = np.ascontiguousarray(batch.inputs)
@@ -267,14 +307,11 @@ def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_
         return float(phi(C @ x)[0].sum() + 0.5 * weight_decay * (x @ x))
 
     key, point = (batch.layer, batch.units[i], N), theta0.tobytes()
+    start = warm.get(key, point) if warm is not None and batch.neighbour else None
     res = solve_separable(C, lo, hi, mu, b, phi, theta0, target=GAP_RTOL * abs(f0), max_iter=MAX_NEWTON,
-                          options=options, working=_own_working_set(key, point, N) if batch.neighbour else None)
-    if not batch.neighbour:
-        rows = np.flatnonzero(res.working) if res.working is not None else np.zeros(0, dtype=np.int64)
-        _WORKING.pop(key, None)  # re-inserted last: the most recently written
-        _WORKING[key] = (point, rows, res.working[rows] if res.working is not None else np.zeros(0, dtype=np.int32))
-        while len(_WORKING) > _WORKING_SIZE:
-            _WORKING.pop(next(iter(_WORKING)), None)
+                          options=options, working=start)
+    if warm is not None and not batch.neighbour:
+        warm.put(key, point, res.working)
     # Φ = main + (ρ/2)‖x‖² − ρθ⁰·x: at θ⁰ main is Φ + (ρ/2)‖θ⁰‖² (the solve evaluated Φ there)
     const = f0 - (res.start_value + 0.5 * prox * float(theta0 @ theta0))
     wall = time.perf_counter() - t0
@@ -291,4 +328,4 @@ def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_
                                 how=f"{res.iterations} Newton steps, gap {res.value - res.bound:.3g}")
 
 
-__all__ = ["GAP_RTOL", "SmoothUnitBatch", "smooth_batch", "scalar_loss", "solve_smooth_units"]
+__all__ = ["GAP_RTOL", "SmoothUnitBatch", "WarmStarts", "smooth_batch", "scalar_loss", "solve_smooth_units"]
