@@ -37,7 +37,10 @@ def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
     neighbouring piece's included unless it was proven empty).
 
     A block whose piece has boundary units is solved on the neighbouring piece too and the
-    better optimum is used (the point belongs to both pieces; THEORY §2).
+    better optimum is used (the point belongs to both pieces; THEORY §2). That neighbour flips *every*
+    boundary unit: with ``k ≥ 2`` boundary entries the point lies in ``2^k`` pieces of the block and the
+    others are not checked, so a certified point is a partial minimum on its own piece (R&R Def 5.8), not
+    necessarily a local minimum along each block (README, "What partial minimum says for a network").
     """
     f, _ = form.evaluate(point)
     indices = list(range(len(form.blocks)))
