@@ -187,3 +187,41 @@ def test_layer_statistics_are_dropped_with_their_tensor():
     del z
     gc.collect()
     assert key not in piece_context_module._ABS
+
+
+def test_the_piece_caches_survive_threads_and_drop_entries_with_their_tensors():
+    import sys
+    import threading
+    import time
+
+    from multiconvex.nets import piece_context as pc
+
+    errors: list[str] = []
+    live = [torch.empty(3, 2) for _ in range(12)]  # kept alive: their entries are evicted, not dropped
+
+    def work(fn, seconds=0.3):
+        end = time.perf_counter() + seconds
+        try:
+            while time.perf_counter() < end:
+                fn(torch.empty(2, 2))
+                for z in live[:6]:
+                    fn(z)
+        except Exception as exc:  # noqa: BLE001 - any error in a thread is the failure
+            errors.append(repr(exc))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for fn in (pc.abs_stats, pc.with_ones):
+            threads = [threading.Thread(target=work, args=(fn,)) for _ in range(3)]
+            [t.start() for t in threads]
+            [t.join() for t in threads]
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    a = torch.ones(5, 2)
+    pc.with_ones(a)
+    assert id(a) in pc._WITH_ONES
+    key = id(a)
+    del a
+    assert key not in pc._WITH_ONES  # the [a, 1] copy is not held after a is gone

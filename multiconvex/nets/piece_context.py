@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,15 +44,31 @@ _WITH_ONES: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
 _WITH_ONES_SIZE = 8
 
 
+#: Guards the insertion and eviction of both caches (fits may run in several threads); a weak reference's
+#: callback drops its own entry with one ``dict.pop`` and takes no lock (it may run inside a locked section).
+_CACHE_LOCK = threading.Lock()
+
+
+def _keep(cache: dict, key: int, value: tuple, size: int) -> None:
+    """Store ``value`` under ``key`` and drop the oldest entries beyond ``size`` (dicts keep insertion order)."""
+    with _CACHE_LOCK:
+        cache[key] = value
+        while len(cache) > size:
+            try:
+                cache.pop(next(iter(cache)), None)
+            except RuntimeError:  # a weak reference's callback dropped an entry meanwhile: look again
+                continue
+
+
 def with_ones(a: torch.Tensor) -> torch.Tensor:
     """``[a, 1]``: the inputs ``a`` (N, n) with a column of ones, reused while ``a`` is the same tensor."""
     hit = _WITH_ONES.get(id(a))
     if hit is not None and hit[0]() is a:
         return hit[1]
     out = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
-    _WITH_ONES[id(a)] = (weakref.ref(a), out)
-    while len(_WITH_ONES) > _WITH_ONES_SIZE:  # dicts keep insertion order: drop the oldest
-        _WITH_ONES.pop(next(iter(_WITH_ONES)), None)
+    key = id(a)
+    # dropped with a (its memory is not held after the data is gone)
+    _keep(_WITH_ONES, key, (weakref.ref(a, lambda _ref: _WITH_ONES.pop(key, None)), out), _WITH_ONES_SIZE)
     return out
 
 
@@ -107,9 +124,7 @@ def abs_stats(z: torch.Tensor) -> AbsStats:
     out = AbsStats(z.abs())
     key = id(z)
     # dropped with z (CPython frees z, and so runs this, before its id can name another tensor)
-    _ABS[key] = (weakref.ref(z, lambda _ref: _ABS.pop(key, None)), out)
-    while len(_ABS) > _ABS_SIZE:  # dicts keep insertion order: drop the oldest
-        _ABS.pop(next(iter(_ABS)), None)
+    _keep(_ABS, key, (weakref.ref(z, lambda _ref: _ABS.pop(key, None)), out), _ABS_SIZE)
     return out
 
 
