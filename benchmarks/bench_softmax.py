@@ -227,6 +227,7 @@ def main(argv=None) -> dict:
         report["machine_" + a.only] = report.pop("machine")
 
     def save():  # after every section: a long run that is stopped keeps what it measured
+        path.parent.mkdir(parents=True, exist_ok=True)  # MULTICONVEX_RESULTS may name a folder not made yet
         path.write_text(json.dumps({**kept, **report}, indent=1, default=float))
 
     limit = None if a.quick else a.native_limit

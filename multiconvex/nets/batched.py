@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InvalidInputError
 from .network import Architecture, Params
 from .piece_context import AbsStats, PieceContext, _own_side, abs_stats, boundary_units, piece_context, with_ones
 from .torch_threads import one_torch_thread
@@ -72,7 +73,8 @@ class UnitBatch:
     theta0 : (g, c)
         Each unit's weight row with its bias appended (the block's variables at the point).
     gram, lin : (g, c, c), (g, c)
-        Squared loss: ``½‖f(θ_u) − t‖²`` summed over samples is ``½θᵀ gram θ − linᵀθ + const``.
+        Squared loss: ``½‖f(θ_u) − t‖²`` summed over samples is ``½θᵀ gram θ − linᵀθ + const``. Empty,
+        (g, 0, 0) and (g, 0), for a batch built with ``gram=False`` (:attr:`has_gram`).
     inputs : (N, c)
         ``ã``: the layer's inputs with a column of ones (shared by every unit's rows).
     sign : (N, g) or None
@@ -110,6 +112,11 @@ class UnitBatch:
     source: tuple[UnitBatch, torch.Tensor | None] | None = None
     active: np.ndarray | None = None
     neighbour: bool = False
+
+    @property
+    def has_gram(self) -> bool:
+        """Whether :attr:`gram` and :attr:`lin` were built (``unit_batch(..., gram=True)``)."""
+        return self.gram.shape[-1] > 0
 
     @property
     def size(self) -> int:
@@ -287,7 +294,7 @@ def _with_own_rows(sign: torch.Tensor | None, lz: torch.Tensor | None, uz: torch
 def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
                inputs: list[torch.Tensor], units: torch.Tensor | list[int] | None = None, *,
                flip_boundary: bool = False, chunk_entries: int = CHUNK_ENTRIES,
-               context: PieceContext | None = None) -> UnitBatch:
+               context: PieceContext | None = None, gram: bool = True) -> UnitBatch:
     """The unit blocks ``units`` (default: all) of ``layer`` at the point whose forward pass gave ``pre``, ``inputs``.
 
     Squared loss only (the Gram form). ``flip_boundary`` builds the neighbouring piece across a boundary;
@@ -296,14 +303,17 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
     :func:`piece_context`), the neighbouring piece's is derived from it: only the samples where a unit it
     flips lies on a boundary are rebuilt, and their terms replace the own piece's in the sums (equal to the
     full build to rounding).
+
+    ``gram=False`` leaves out the squared loss's Gram and linear term (:attr:`UnitBatch.has_gram`): a smooth loss's
+    blocks (:func:`multiconvex.nets.smooth_units.smooth_batch`) use the piece's intervals only.
     """
     with one_torch_thread(T.device, T.shape[0] * max(arch.sizes)):  # small tensors: see torch_threads
-        return _unit_batch(arch, params, T, layer, pre, inputs, units, flip_boundary, chunk_entries, context)
+        return _unit_batch(arch, params, T, layer, pre, inputs, units, flip_boundary, chunk_entries, context, gram)
 
 
 def _unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
                 inputs: list[torch.Tensor], units: torch.Tensor | list[int] | None, flip_boundary: bool,
-                chunk_entries: int, context: PieceContext | None) -> UnitBatch:
+                chunk_entries: int, context: PieceContext | None, with_gram: bool = True) -> UnitBatch:
     """:func:`unit_batch` (its arguments, in order)."""
     ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
     L, k = arch.n_layers, layer
@@ -312,7 +322,7 @@ def _unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int,
            else torch.as_tensor(units, device=dev, dtype=torch.long))
     hidden = k < L - 1
     if ctx.flip and hidden:
-        derived = _neighbour_from_own(ctx, params, k, idx, unit_columns(units, arch.sizes[k + 1]))
+        derived = _neighbour_from_own(ctx, params, k, idx, unit_columns(units, arch.sizes[k + 1]), with_gram)
         if derived is not None:
             return derived
     g = int(idx.numel())
@@ -327,11 +337,15 @@ def _unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int,
     step = max(1, int(chunk_entries // max(1, width * g)))
     if step >= N:  # one chunk: no accumulation
         m, beta, lz, uz = _sample_terms(ctx, params, k, cols, slice(0, N), z0, own_slope)
-        gram = (at.T[None, :, :] * m.T[:, None, :]) @ at
-        lin = beta.T @ at
+        if with_gram:
+            gram = (at.T[None, :, :] * m.T[:, None, :]) @ at
+            lin = beta.T @ at
+        else:
+            gram, lin = at.new_zeros(g, 0, 0), at.new_zeros(g, 0)
     else:
-        gram = torch.zeros(g, c, c, dtype=dt, device=dev)
-        lin = torch.zeros(g, c, dtype=dt, device=dev)
+        cg = c if with_gram else 0
+        gram = torch.zeros(g, cg, cg, dtype=dt, device=dev)
+        lin = torch.zeros(g, cg, dtype=dt, device=dev)
         m = torch.empty(N, g, dtype=dt, device=dev)
         beta = torch.empty(N, g, dtype=dt, device=dev)
         later = hidden and k + 1 < L - 1
@@ -345,8 +359,9 @@ def _unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int,
             m[sl], beta[sl] = ms, bs
             if lz is not None and uz is not None and ls is not None and us is not None:
                 lz[sl], uz[sl] = ls, us
-            gram += (A.T[None, :, :] * ms.T[:, None, :]) @ A
-            lin += bs.T @ A
+            if with_gram:
+                gram += (A.T[None, :, :] * ms.T[:, None, :]) @ A
+                lin += bs.T @ A
     zlo, zhi = _with_own_rows(sign, lz, uz)
     parts = SampleParts(m, beta, lz, uz, params) if not ctx.flip and N * g <= PARTS_ENTRIES else None
     batch = UnitBatch(k, idx, theta0, gram, lin, at, sign, zlo, zhi, z0, parts, neighbour=ctx.flip and hidden)
@@ -367,12 +382,14 @@ def _flipped_samples(ctx: PieceContext, k: int, idx: Cols) -> torch.Tensor:
 
 
 def _neighbour_from_own(ctx: PieceContext, params: Params, k: int, idx: torch.Tensor,
-                        columns: slice | None = None) -> UnitBatch | None:
+                        columns: slice | None = None, with_gram: bool = True) -> UnitBatch | None:
     """The neighbouring piece's batch of the units ``idx`` from the own piece's batch at the same point (``None``
-    when there is none): the boundary samples' terms are rebuilt on that piece and replace the own piece's."""
+    when there is none, or when ``with_gram`` asks for the Gram that it was built without): the boundary samples'
+    terms are rebuilt on that piece and replace the own piece's (the Gram's and linear term's only ``with_gram``)."""
     own_ctx = _own_side(ctx)
     own = own_ctx.batches.get(k) if own_ctx is not None else None
-    if own is None or own.parts is None or own.parts.params is not params or own.sign is None:
+    if own is None or own.parts is None or own.parts.params is not params or own.sign is None \
+            or with_gram and not own.has_gram:
         return None
     if torch.equal(own.units, idx):
         pos = None
@@ -391,6 +408,8 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, k: int, idx: torch.Te
     sign, lz, uz = cols(own.sign), cols(parts.lz), cols(parts.uz)
     gram, lin = cols(own.gram, 0), cols(own.lin, 0)
     assert sign is not None and gram is not None and lin is not None
+    if not with_gram:
+        gram, lin = gram[:, :0, :0], lin[:, :0]
     at, z0 = own.inputs, cols(own.z0)
     assert z0 is not None
     if rows.numel():
@@ -400,11 +419,12 @@ def _neighbour_from_own(ctx: PieceContext, params: Params, k: int, idx: torch.Te
         sub._tol = ctx._tol  # the whole point's tolerances, computed once
         s_rows, slope_rows = sub.own(k, c_idx)
         m, beta, lo, up = _sample_terms(sub, params, k, c_idx, slice(None), z0[rows], slope_rows)
-        m_own, beta_own = cols(parts.m), cols(parts.beta)
-        assert m_own is not None and beta_own is not None
-        A = at[rows]
-        gram = gram + (A.T[None, :, :] * (m - m_own[rows]).T[:, None, :]) @ A
-        lin = lin + (beta - beta_own[rows]).T @ A
+        if with_gram:
+            m_own, beta_own = cols(parts.m), cols(parts.beta)
+            assert m_own is not None and beta_own is not None
+            A = at[rows]
+            gram = gram + (A.T[None, :, :] * (m - m_own[rows]).T[:, None, :]) @ A
+            lin = lin + (beta - beta_own[rows]).T @ A
         sign = sign.clone()
         sign[rows] = s_rows
         if lz is not None and uz is not None and lo is not None and up is not None:
@@ -446,6 +466,9 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 def unit_qps(batch: UnitBatch, n_samples: int, weight_decay: float, prox: float = 0.0) -> UnitQPs:
     """The batch's QPs in numpy (``P`` symmetrised)."""
+    if not batch.has_gram:
+        raise InvalidInputError("unit_qps: the batch was built with unit_batch(..., gram=False); build it with "
+                                "gram=True (the default) for squared-loss QPs")
     gram = to_numpy(batch.gram)
     P = gram + gram.transpose(0, 2, 1)
     P /= 2 * n_samples

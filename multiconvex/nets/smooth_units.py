@@ -162,10 +162,18 @@ def _blas_threads() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def _row_max(f: np.ndarray) -> np.ndarray:
+    """``max_o f_o`` per row of ``f`` (m, K), one column at a time (exact, as ``f.max(axis=1)``)."""
+    top = f[:, 0].copy()
+    for o in range(1, f.shape[1]):
+        np.maximum(top, f[:, o], out=top)
+    return top
+
+
 def _logsumexp_rows(f: np.ndarray) -> np.ndarray:
     """``log Σ_o e^{f_o}`` per row of ``f`` (m, K), finite ``f``."""
-    top = f.max(axis=1)
-    return top + np.log(np.exp(f - top[:, None]).sum(axis=1))
+    top = _row_max(f)
+    return top + np.log(np.exp(f - top[:, None]) @ np.ones(f.shape[1]))
 
 
 def _jacobians(arch: Architecture, params: Params, ctx: PieceContext, layer: int, idx: torch.Tensor,
@@ -179,8 +187,8 @@ def _jacobians(arch: Architecture, params: Params, ctx: PieceContext, layer: int
     # (g, N, n_{k+1}), samples in rows: each later layer is one (g·N × n_j) @ (n_j × n_{j+1}) product (W_j @ V with
     # samples as the batch dimension is N tiny products, several times slower)
     V = ctx.own(layer, idx)[1].T[:, :, None] * params[layer + 1][0][:, idx].T[:, None, :]
-    for j in range(layer + 1, L - 1):
-        V = torch.matmul(V * ctx.hidden(j)[1][None, :, :], params[j + 1][0].T)
+    for j in range(layer + 1, L - 1):  # the later layer's slopes only (own: not its slacks, as hidden() builds)
+        V = torch.matmul(V * ctx.own(j, slice(None))[1][None, :, :], params[j + 1][0].T)
     return V
 
 
@@ -192,7 +200,8 @@ def smooth_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int
     :func:`~multiconvex.nets.batched.piece_context` for that side when the caller keeps it)."""
     ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
     idx_list = list(range(arch.sizes[layer + 1])) if units is None else [int(u) for u in units]
-    batch = unit_batch(arch, params, T, layer, pre, inputs, idx_list, flip_boundary=flip_boundary, context=ctx)
+    batch = unit_batch(arch, params, T, layer, pre, inputs, idx_list, flip_boundary=flip_boundary, context=ctx,
+                       gram=False)  # the piece only: a smooth loss has no Gram
     idx = torch.as_tensor(idx_list, device=T.device, dtype=torch.long)
     V = _jacobians(arch, params, ctx, layer, idx, T.shape[0])  # (g, N, K)
     z0 = pre[layer][:, idx].T  # (g, N)
@@ -217,9 +226,10 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
     Rows whose outputs do not move (``slope_i = 0``: the unit is dead there, or its path to the output is)
     are constants: they are evaluated once.
     """
-    moving = np.any(slope != 0, axis=1)
+    ones = np.ones(offset.shape[1])  # sums over the K outputs as products: see rows() below
+    moving = (slope != 0) @ ones > 0
     moves, still = np.flatnonzero(moving), np.flatnonzero(~moving)
-    a, v, t = offset[moves], slope[moves], targets[moves]
+    a, v, t = (offset, slope, targets) if still.size == 0 else (offset[moves], slope[moves], targets[moves])
     m = offset.shape[0]
     inv_n = 1.0 / n_samples
 
@@ -233,20 +243,25 @@ def scalar_loss(loss: str, offset: np.ndarray, slope: np.ndarray, targets: np.nd
         fixed = np.zeros(m)
         fixed[still] = -log_expit(targets[still] * offset[still]).sum(axis=1)
     elif loss == "softmax":
-        tv = (t * v).sum(axis=1)
-        ta = (t * a).sum(axis=1)
+        tv = (t * v) @ ones
+        ta = (t * a) @ ones
 
         def rows(zm):
-            f = a + v * zm[:, None]
-            top = f.max(axis=1)
-            e = np.exp(f - top[:, None])
-            tot = e.sum(axis=1)
+            # in place, the row maxima over the K classes column by column and the sums as products with ones:
+            # numpy's reductions along a short last axis (K = 10) cost several times more
+            f = v * zm[:, None]
+            f += a
+            top = _row_max(f)
+            f -= top[:, None]
+            e = np.exp(f, out=f)
+            tot = e @ ones
             val = top + np.log(tot) - ta - tv * zm  # logsumexp(f) − tᵀf
-            ev = e * v
-            pv = ev.sum(axis=1) / tot
-            return val, pv - tv, np.maximum((ev * v).sum(axis=1) / tot - pv * pv, 0.0)
+            e *= v
+            pv = (e @ ones) / tot
+            e *= v
+            return val, pv - tv, np.maximum((e @ ones) / tot - pv * pv, 0.0)
         fixed = np.zeros(m)
-        fixed[still] = _logsumexp_rows(offset[still]) - (targets[still] * offset[still]).sum(axis=1)
+        fixed[still] = _logsumexp_rows(offset[still]) - (targets[still] * offset[still]) @ ones
     else:
         raise InvalidInputError(f"scalar_loss: loss={loss!r}; use 'logistic' or 'softmax' (squared-loss unit "
                                 "blocks are QPs: multiconvex.nets.unit_blocks.solve_units)")
