@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from conftest import small_relu_net
 
 from multiconvex.drivers import DriverOptions, run
-from multiconvex.nets import Architecture, NetForm, forward, init_params, objective
+from multiconvex.nets import NetForm, forward, objective
 from multiconvex.nets.hybrid import LayerSteps, run_rounds
 from multiconvex.standard_form import BlockSolution
 
@@ -24,11 +24,8 @@ WD = 1e-3
 
 
 def _problem(sizes=(2, 6, 6, 1), n: int = 40):
-    arch = Architecture(sizes)
-    g = torch.Generator().manual_seed(0)
-    X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
-    T = torch.sin(X[:, :1]) + X[:, 1:] * X[:, :1]
-    return arch, X, T, init_params(arch, 0, X.device)
+    arch, params, X, T = small_relu_net(sizes, n)  # two inputs: the same data as the other nets tests
+    return arch, X, T, params
 
 
 class _CtrlCInSolve(NetForm):
