@@ -122,16 +122,16 @@ def bench_relu(n: int, d: int, lam: float, *, adam_time: float) -> dict:
     X, y = relu_data(n, d, seed=n)
     Xa = np.hstack([X, np.ones((n, 1))])
     t0 = time.perf_counter()
-    net = ParallelReLUNetwork(subnetwork=[d, 1, 1], lam=lam, seed=0).fit(X, y, solver="clarabel", patterns="exact")
+    net = ParallelReLUNetwork(lam=lam, solver="clarabel", patterns="exact", random_state=0).fit(X, y)
     t_grow = time.perf_counter() - t0
     g = net.result_.certificate.globalopt
     t0 = time.perf_counter()
     cvx = convex_relu_regression(Xa, y, lam, patterns="exact", solver="clarabel")
     t_cvx = time.perf_counter() - t0
     f_star = min(cvx.objective, net.objective_)
-    adam = ParallelReLUNetwork(subnetwork=[d, 1, 1], lam=lam, seed=0, n_subnetworks=64)
+    adam = ParallelReLUNetwork(lam=lam, n_subnetworks=64, algorithm="adam", time_limit=adam_time, random_state=0)
     t0 = time.perf_counter()
-    adam.fit(X, y, algorithm="adam", epochs=10**7, lr=1e-2, time_limit=adam_time)
+    adam.fit(X, y, epochs=10**7, lr=1e-2)
     hist = [(h.time, h.objective) for h in adam.result_.history]
     polar_time = sum(c["time"] for c in net.result_.info["polar_checks"])
     return {
@@ -220,15 +220,15 @@ def bench_diabetes(*, rounds: int, adam_time: float) -> dict:
     X, y = datasets.load("diabetes")
     lam = 1.0
     t0 = time.perf_counter()
-    net = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=lam, seed=0).fit(
-        X, y, patterns=200, max_rounds=rounds, max_iters=10, n_maximisers=10)
+    net = ParallelReLUNetwork(lam=lam, patterns=200, max_rounds=rounds, max_iter=10, random_state=0).fit(
+        X, y, n_maximisers=10)
     t_grow = time.perf_counter() - t0
     g = net.result_.certificate.globalopt
-    adam = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=lam, seed=0, n_subnetworks=64)
-    adam.fit(X, y, algorithm="adam", epochs=10**7, lr=5e-3, time_limit=adam_time)
+    adam = ParallelReLUNetwork(lam=lam, n_subnetworks=64, algorithm="adam", time_limit=adam_time, random_state=0)
+    adam.fit(X, y, epochs=10**7, lr=5e-3)
     t0 = time.perf_counter()
-    warm = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=lam, seed=0).fit(
-        X, y, init=adam, patterns=200, max_rounds=3, max_iters=10, n_maximisers=10)
+    warm = ParallelReLUNetwork(lam=lam, patterns=200, max_rounds=3, max_iter=10, random_state=0).fit(
+        X, y, init=adam, n_maximisers=10)
     t_warm = time.perf_counter() - t0
     w = warm.result_.certificate.globalopt
     return {"n": len(X), "d": 11, "lam": lam,

@@ -100,7 +100,8 @@ def _rel(a: float, b: float) -> float:
 def _block_rows(name: str, sizes, loss: str, X, y, solver: str, label: str, *, device: str) -> list[dict]:
     """Solve a few blocks (first of each layer and its neighbour) from the seeded start: per-block wall time
     (the first block of a shape includes building that shape's solver state) and the backend that ran."""
-    net = ReLUNetwork(sizes, loss=loss, weight_decay=1e-4, seed=0, device=device)
+    net = ReLUNetwork(hidden_layer_sizes=list(sizes[1:-1]), loss=loss, weight_decay=1e-4, device=device,
+                      random_state=0)
     arch, Xt, Tt = net._tensors(X, y, "bench", fit=True)
     picks = [0, 1, sizes[1], sizes[1] + 1, sizes[1] + sizes[2], sizes[1] + sizes[2] + (1 if sizes[-1] > 1 else 0)]
     form = net._form(arch, Xt, Tt, solver, "unit", None, None)
@@ -152,9 +153,10 @@ def backend_paths(*, device: str, digits_n: int, repeats: int = 3) -> dict:
     runs: dict[str, list] = {solver: [] for solver, _ in SQUARED_PATHS}
     for _ in range(repeats):
         for solver, _label in SQUARED_PATHS:
-            net = ReLUNetwork([10, 16, 16, 1], weight_decay=1e-4, seed=0, device=device)
+            net = ReLUNetwork(hidden_layer_sizes=[16, 16], weight_decay=1e-4, device=device, algorithm="gauss-seidel",
+                              solver=solver, max_iter=1, random_state=0)
             t0 = time.perf_counter()
-            net.fit(X, y, algorithm="gauss-seidel", solver=solver, block_size="unit", max_iters=1, certify=False)
+            net.fit(X, y, block_size="unit", certify=False)
             runs[solver].append((net.result_, time.perf_counter() - t0))
     out["sweep"] = []
     for solver, label in SQUARED_PATHS:
@@ -220,19 +222,20 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
     """Ours (Gauss–Seidel over unit blocks, and ``adam+gauss-seidel``) against Adam and full-batch GD, every end
     point certified with the same unit blocks and ``solver`` (default ``auto``: DAQP / closed form for squared
     loss)."""
-    common = dict(loss=loss, weight_decay=1e-4, seed=0, device=device)
-    cert = dict(solver=solver, block_size="unit")  # the blocks of the certificates, and of our runs
+    # the solver and blocks of the certificates, and of our runs
+    common = dict(hidden_layer_sizes=list(sizes[1:-1]), loss=loss, weight_decay=1e-4, device=device, solver=solver,
+                  random_state=0)
     runs, nets = {}, {}
-    nets["adam"] = ReLUNetwork(sizes, **common).fit(X, y, algorithm="adam", lr=1e-3, batch_size=64,
-                                                    max_iters=adam_epochs, **cert)
-    nets["gd"] = ReLUNetwork(sizes, **common).fit(X, y, algorithm="gd", lr=gd_lr, max_iters=gd_steps,
-                                                  log_every=10, **cert)
-    nets["ours (gauss-seidel)"] = ReLUNetwork(sizes, **common).fit(
-        X, y, algorithm="gauss-seidel", max_iters=10_000, time_limit=ours_time, **cert)
+    nets["adam"] = ReLUNetwork(algorithm="adam", max_iter=adam_epochs, **common).fit(
+        X, y, lr=1e-3, batch_size=64, block_size="unit")
+    nets["gd"] = ReLUNetwork(algorithm="gd", max_iter=gd_steps, **common).fit(
+        X, y, lr=gd_lr, log_every=10, block_size="unit")
+    nets["ours (gauss-seidel)"] = ReLUNetwork(algorithm="gauss-seidel", max_iter=10_000, time_limit=ours_time,
+                                              **common).fit(X, y, block_size="unit")
     # Adam's epochs, then unit-block sweeps until certified or the same time limit
-    nets["ours (adam+gauss-seidel)"] = ReLUNetwork(sizes, **common).fit(
-        X, y, algorithm="adam+gauss-seidel", lr=1e-3, batch_size=64, max_iters=adam_epochs, block_iters=10_000,
-        time_limit=ours_time, **cert)
+    nets["ours (adam+gauss-seidel)"] = ReLUNetwork(algorithm="adam+gauss-seidel", max_iter=adam_epochs,
+                                                   time_limit=ours_time, **common).fit(
+        X, y, lr=1e-3, batch_size=64, block_iters=10_000, block_size="unit")
     target = nets["adam"].result_.objective
     for label, net in nets.items():
         r = net.result_
@@ -272,9 +275,10 @@ def scaling(ns, *, device: str, per_iteration_cap: float = 90.0, solver: str = N
     rows = []
     for n in ns:
         X, y = datasets.teacher(n, sizes=(10, 16, 16, 1), seed=0)
-        net = ReLUNetwork([10, 16, 16, 1], weight_decay=1e-4, seed=0, device=device)
+        net = ReLUNetwork(hidden_layer_sizes=[16, 16], weight_decay=1e-4, device=device, algorithm="gauss-seidel",
+                          solver=solver, max_iter=1, random_state=0)
         t0, c0 = time.perf_counter(), time.process_time()
-        net.fit(X, y, algorithm="gauss-seidel", solver=solver, block_size="unit", max_iters=1, certify=False)
+        net.fit(X, y, block_size="unit", certify=False)
         r = net.result_
         per_it = (r.history[-1].time - r.history[0].time) / max(1, r.iterations)
         rows.append({"N": n, "solver": solver, "seconds_per_iteration": per_it, "solver_share": r.solver_share,

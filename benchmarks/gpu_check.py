@@ -46,25 +46,27 @@ def _rel(a: float, b: float) -> float:
 
 def parity() -> dict:
     """The same fits on CPU and on ``device="auto"``: objectives, weights and certificates."""
-    net = ReLUNetwork([3, 4, 1], device="auto")
+    net = ReLUNetwork(hidden_layer_sizes=[4], device="auto")
     out: dict = {"auto_resolves_to": str(net._device()), "cuda_available": torch.cuda.is_available()}
     X, y = datasets.teacher(200, sizes=(5, 8, 8, 1), seed=0)
     Xc, yc = datasets.load("digits")
     Xc, yc = Xc[:200], yc[:200]
-    runs = [("gauss-seidel", [5, 8, 8, 1], "squared", X, y, dict(algorithm="gauss-seidel", solver=NATIVE,
-                                                               block_size="unit", max_iters=5)),
-            ("jacobi", [5, 8, 8, 1], "squared", X, y, dict(algorithm="jacobi", solver=NATIVE, max_iters=5,
-                                                          block_size="layer")),
-            ("gd", [5, 8, 8, 1], "squared", X, y, dict(algorithm="gd", lr=0.1, max_iters=300, solver=NATIVE)),
-            ("adam", [64, 16, 10], "softmax", Xc, yc, dict(algorithm="adam", lr=1e-3, batch_size=64, max_iters=20,
-                                                          certify=False))]
+    # (name, hidden sizes, loss, data, constructor options, fit options)
+    runs = [("gauss-seidel", [8, 8], "squared", X, y, dict(algorithm="gauss-seidel", solver=NATIVE, max_iter=5),
+             dict(block_size="unit")),
+            ("jacobi", [8, 8], "squared", X, y, dict(algorithm="jacobi", solver=NATIVE, max_iter=5),
+             dict(block_size="layer")),
+            ("gd", [8, 8], "squared", X, y, dict(algorithm="gd", max_iter=300, solver=NATIVE), dict(lr=0.1)),
+            ("adam", [16], "softmax", Xc, yc, dict(algorithm="adam", max_iter=20),
+             dict(lr=1e-3, batch_size=64, certify=False))]
     out["runs"] = []
-    for name, sizes, loss, Xr, yr, kw in runs:
+    for name, hidden, loss, Xr, yr, opts, kw in runs:
         row: dict = {"run": name}
         fits = {}
         for dev in ("cpu", "auto"):
             t0 = time.perf_counter()
-            fits[dev] = ReLUNetwork(sizes, loss=loss, weight_decay=1e-3, seed=0, device=dev).fit(Xr, yr, **kw)
+            fits[dev] = ReLUNetwork(hidden_layer_sizes=hidden, loss=loss, weight_decay=1e-3, device=dev,
+                                    random_state=0, **opts).fit(Xr, yr, **kw)
             row[f"{dev}_seconds"] = time.perf_counter() - t0
         a, b = fits["auto"].result_, fits["cpu"].result_
         weight_diffs = [float(np.abs(p - q).max()) for p, q in zip(fits["auto"].coefs_, fits["cpu"].coefs_)]
@@ -85,9 +87,10 @@ def sweep_times(ns, devices) -> list[dict]:
     for n in ns:
         X, y = datasets.teacher(n, sizes=(10, 16, 16, 1), seed=0)
         for dev in devices:
-            net = ReLUNetwork([10, 16, 16, 1], weight_decay=1e-4, seed=0, device=dev)
+            net = ReLUNetwork(hidden_layer_sizes=[16, 16], weight_decay=1e-4, device=dev, algorithm="gauss-seidel",
+                              solver=NATIVE, max_iter=1, random_state=0)
             t0 = time.perf_counter()
-            net.fit(X, y, algorithm="gauss-seidel", solver=NATIVE, block_size="unit", max_iters=1, certify=False)
+            net.fit(X, y, block_size="unit", certify=False)
             r = net.result_
             rows.append({"N": n, "device": dev, "seconds_per_iteration": r.history[-1].time - r.history[0].time,
                          "solver_share": r.solver_share, "block_matrix_time": r.info["block_build_time"],
@@ -99,14 +102,13 @@ def sweep_times(ns, devices) -> list[dict]:
 def baseline_times(devices) -> list[dict]:
     """Adam epochs and GD steps on digits (all 1797 samples) and diabetes, [d, 64, 64, out]."""
     rows = []
-    cases = [("digits", [64, 64, 64, 10], "softmax", *datasets.load("digits")),
-             ("diabetes", [10, 64, 64, 1], "squared", *datasets.load("diabetes"))]
-    for name, sizes, loss, X, y in cases:
+    cases = [("digits", "softmax", *datasets.load("digits")), ("diabetes", "squared", *datasets.load("diabetes"))]
+    for name, loss, X, y in cases:  # [d, 64, 64, out]
         for dev in devices:
-            for alg, kw in (("adam", dict(lr=1e-3, batch_size=64, max_iters=30)),
-                            ("gd", dict(lr=0.1, max_iters=500, log_every=50))):
-                net = ReLUNetwork(sizes, loss=loss, weight_decay=1e-4, seed=0, device=dev)
-                net.fit(X, y, algorithm=alg, certify=False, **kw)
+            for alg, iters, kw in (("adam", 30, dict(lr=1e-3, batch_size=64)), ("gd", 500, dict(lr=0.1, log_every=50))):
+                net = ReLUNetwork(hidden_layer_sizes=[64, 64], loss=loss, weight_decay=1e-4, device=dev, algorithm=alg,
+                                  max_iter=iters, random_state=0)
+                net.fit(X, y, certify=False, **kw)
                 r = net.result_
                 rows.append({"data": name, "device": dev, "algorithm": alg, "iterations": r.iterations,
                              "seconds": r.history[-1].time, "seconds_per_iteration": r.history[-1].time / r.iterations,
@@ -121,7 +123,7 @@ def block_build_times(devices) -> list[dict]:
     for n in (10_000, 100_000):
         X, y = datasets.teacher(n, sizes=(10, 64, 64, 1), seed=0)
         for dev in devices:
-            net = ReLUNetwork([10, 64, 64, 1], weight_decay=1e-4, seed=0, device=dev)
+            net = ReLUNetwork(hidden_layer_sizes=[64, 64], weight_decay=1e-4, device=dev, random_state=0)
             arch, Xt, Tt = net._tensors(X, y, "gpu_check", fit=True)
             form = NetForm(arch, Xt, Tt, 1e-4, backends_for=None, block_size="unit",
                            resolve_class=lambda cls, name: resolve(NATIVE, cls, matrix_level=True))

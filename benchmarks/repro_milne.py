@@ -73,9 +73,9 @@ def digits(seeds: int = 5, epochs: int = 30) -> dict:
     X, y = datasets.load("digits")
     fracs, traces, accs = [], [], []
     for s in range(seeds):
-        net = ReLUNetwork([64, 32, 10], loss="softmax", weight_decay=1e-4, seed=s, device="cpu")
-        net.fit(X, y, algorithm="sgd", lr=0.1, batch_size=128, max_iters=epochs, record_diagnostics=True,
-                certify=False)
+        net = ReLUNetwork(hidden_layer_sizes=[32], loss="softmax", weight_decay=1e-4, device="cpu", algorithm="sgd",
+                          max_iter=epochs, random_state=s)
+        net.fit(X, y, lr=0.1, batch_size=128, record_diagnostics=True, certify=False)
         m = net.result_.info["milne"]
         objs = np.r_[net.result_.history[0].objective, m["objective"]]
         curv = np.r_[np.nan, m["curvature"]]
