@@ -22,12 +22,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -264,6 +265,7 @@ class _OneBlasThread:
 
 #: Per thread: how many one-BLAS-thread contexts it is inside (the setting holds until the outermost ends).
 _held = threading.local()
+T = TypeVar("T")
 _UNCHANGED = contextlib.nullcontext()
 
 
@@ -271,6 +273,15 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     """A context that runs its body with one BLAS thread (for front ends building small subproblems); inside
     another such context on the same thread it changes nothing (the setting holds until that one ends)."""
     return _UNCHANGED if getattr(_held, "depth", 0) else _OneBlasThread()
+
+
+def on_one_blas_thread(fn: Callable[..., T]) -> Callable[..., T]:
+    """A decorator: ``fn`` runs inside :func:`one_blas_thread` (small dense algebra, e.g. a grow problem's hooks)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with one_blas_thread():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def one_blas_thread_held() -> bool:

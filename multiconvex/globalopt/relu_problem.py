@@ -64,7 +64,7 @@ import scipy.sparse as sp
 from ..errors import InvalidInputError, MulticonvexError
 from ..pieces import on_boundary
 from ..solvers import has_solution, problem_class, resolve, solve_cvxpy
-from ..solvers.dispatch import make_plan, one_blas_thread
+from ..solvers.dispatch import make_plan, on_one_blas_thread
 from .certificate import norm_upper, objective_with_error, sum_of_squares
 from .grow import LocalDescent, PolarInfo
 from .pattern_programs import _projection_program
@@ -337,13 +337,10 @@ class ReLUGrowProblem:
         return float(prob.value) * ys * ys + 0.5 * self.lam * float(s.alpha @ s.alpha), t
 
     # -- meta-algorithm hooks --------------------------------------------------------------------
+    # the hooks below do small dense algebra (a few hundred columns at most): one BLAS thread — on a loaded machine
+    # OpenBLAS's spinning threads made a 144-column Gram product and solve 20-40x slower (N = 80, 48 units)
+    @on_one_blas_thread
     def local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
-        # small dense algebra (a few hundred columns at most): one BLAS thread — on a loaded machine OpenBLAS's
-        # spinning threads made a 144-column Gram product and solve 20-40x slower (N = 80, 48 units)
-        with one_blas_thread():
-            return self._local_descent(s, max_iters=max_iters, tol=tol, deadline=deadline)
-
-    def _local_descent(self, s: ReLUState, *, max_iters: int, tol: float, deadline: float | None) -> LocalDescent:
         f = self.objective(s)
         solver_time, it, converged = 0.0, 0, False
         if self.walk:
@@ -414,11 +411,8 @@ class ReLUGrowProblem:
             torch.set_num_threads(threads)
         return ReLUState(U.detach().numpy().copy(), a.detach().numpy().copy())
 
+    @on_one_blas_thread
     def block_gaps(self, s: ReLUState) -> dict[str, float]:
-        with one_blas_thread():   # small dense algebra (see local_descent)
-            return self._block_gaps(s)
-
-    def _block_gaps(self, s: ReLUState) -> dict[str, float]:
         if s.U.shape[0] == 0:
             return {"hidden": 0.0, "output": 0.0}
         f = self.objective(s)
@@ -516,14 +510,11 @@ class ReLUGrowProblem:
                                            deadline=deadline)
             self._chamber_points = {p.tobytes(): u for p, u in zip(pats, pts)}
 
+    @on_one_blas_thread
     def polar(self, s: ReLUState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
         """The screen, else the polar of :func:`.relu_polar.relu_polar` (``deadline``: raise
         :class:`~.patterns.DeadlinePassed` once passed, checked inside the enumeration and between programs)."""
         check_deadline(deadline, "ReLUGrowProblem.polar")
-        with one_blas_thread():   # small dense algebra (see local_descent)
-            return self._polar(s, k, full, deadline)
-
-    def _polar(self, s: ReLUState, k: int, full: bool, deadline: float | None) -> PolarInfo:
         if self.screen and not full:
             screened = self.screen_polar(s, k)
             if screened is not None:
