@@ -32,6 +32,8 @@ from .matrix import BIG
 
 #: DAQP's constraint sense bits: in the working set, at its lower side.
 _ACTIVE, _LOWER = 1, 2
+#: The sense of a row by its ``active=`` code plus one (``-1`` lower, ``0`` free, ``1`` upper): one table look-up
+_SENSE = np.array([_ACTIVE | _LOWER, 0, _ACTIVE], dtype=np.int32)
 
 
 @dataclass
@@ -126,10 +128,10 @@ def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.nda
             guess = None  # nothing to start from, or more rows than variables: start from scratch
         s = st.SOLVER_ERROR
         for start in ([guess, None] if guess is not None else [None]):
-            sense = np.zeros(lb.size, dtype=np.int32)
             if start is not None:
-                sense[start > 0] = _ACTIVE
-                sense[start < 0] = _ACTIVE | _LOWER
+                sense = _SENSE[np.sign(start).astype(np.intp) + 1]  # a new array: DAQP may write into it
+            else:
+                sense = np.zeros(lb.size, dtype=np.int32)
             t0 = time.perf_counter()
             xb, _fval, flag, info = daqp.solve(Pb, qb, A, ub, lb, sense, **run)
             wall = time.perf_counter() - t0

@@ -144,3 +144,17 @@ def test_a_batch_too_large_to_keep_its_terms_leaves_the_neighbour_to_a_full_buil
     full = _full_neighbour(arch, params, T, 0, pre, inputs, None)
     assert own.parts is None and flip.source is None
     assert torch.equal(flip.gram, full.gram) and torch.equal(flip.zlo, full.zlo) and torch.equal(flip.zhi, full.zhi)
+
+
+def test_interval_qps_read_any_signed_active_codes_as_their_sides():
+    """``active=`` codes are read by their sign (any negative: lower side, positive: upper side): the same start as
+    the codes -1, 0, 1, so the same solve to the last bit."""
+    P, q, C, lower, upper = random_interval_qps(5, 3, 4, 20)
+    cold = solve_interval_qps(P, q, C, lower, upper)
+    z = np.einsum("mn,bn->bm", C, cold.x)
+    active = (np.abs(z - upper) < 1e-9).astype(np.int8) - (np.abs(z - lower) < 1e-9).astype(np.int8)
+    assert np.count_nonzero(active)
+    unit = solve_interval_qps(P, q, C, lower, upper, active=active)
+    scaled = solve_interval_qps(P, q, C, lower, upper, active=active.astype(np.int64) * 3)
+    assert unit.status == scaled.status and np.array_equal(unit.x, scaled.x)
+    assert np.array_equal(unit.iterations, scaled.iterations)

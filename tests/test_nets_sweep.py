@@ -225,3 +225,84 @@ def test_the_piece_caches_survive_threads_and_drop_entries_with_their_tensors():
     key = id(a)
     del a
     assert key not in pc._WITH_ONES  # the [a, 1] copy is not held after a is gone
+
+
+def _reference_signs(z: torch.Tensor, tol: float | None) -> torch.Tensor:
+    """The signs by their formula with fresh tensors (``tol``: the neighbouring piece's flip at that tolerance)."""
+    sign = torch.sign(torch.sign(z) + 0.5)
+    if tol is not None and float(z.abs().amin()) <= tol:
+        sign = sign * torch.sign(torch.sign(z.abs() - tol) - 0.5)
+    return sign
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("at_tol", [False, True])
+def test_signs_slopes_and_ratios_computed_in_place_are_their_formulas_to_the_last_bit(flip, at_tol):
+    """The signs, slopes (max(s, 0) for (s + 1)/2) and the neighbouring piece's ratios s/|s z| made in place equal the
+    formulas with fresh tensors bit for bit, signed zeros and pre-activations exactly at the tolerance included (on
+    the neighbouring piece those have negative slacks: no ratios)."""
+    for negative_slope in (0.0, 0.1):
+        arch, params, X, T = _net(negative_slope=negative_slope)
+        _, pre, inputs = forward(arch, params, X)
+        tol = piece_context(arch, T, pre, inputs, flip).tol(1)
+        pre[1] = pre[1].clone()  # a new tensor: the statistics kept for the old one are not its own
+        pre[1][0, 0], pre[1][1, 1] = 0.0, -0.0
+        if at_tol:
+            pre[1][2, 2], pre[1][3, 3] = tol, -tol
+        ctx = piece_context(arch, T, pre, inputs, flip)
+        assert ctx.tol(1) == tol
+        for j in range(arch.n_layers - 1):
+            sign, slope, slack, inv = ctx.hidden(j)
+            want = _reference_signs(pre[j], ctx.tol(j) if flip else None)
+            want_slope = arch.slope(0.5 * (want + 1))
+            assert torch.equal(sign, want) and torch.equal(slope, want_slope)
+            assert torch.equal(torch.signbit(slope), torch.signbit(want_slope))
+            assert torch.equal(slack, want * pre[j] if flip else pre[j].abs())
+            if flip and float(slack.amin()) >= 0:
+                assert inv is not None and torch.equal(inv, want / (want * pre[j]).abs())
+                assert ctx._zero_slack[j] == (float(inv.abs().amax()) == float("inf"))
+            elif flip:
+                assert inv is None
+        if flip:
+            assert ctx.parts(1)[2] is None if at_tol else ctx._zero_slack[1]  # layer 1's zeros: infinite ratios
+
+
+@pytest.mark.parametrize("zero", [None, 0.0, -0.0])
+def test_a_context_over_some_samples_reads_the_points_kept_minima(zero):
+    """A unit's context over some samples takes the smallest |z| of its rows from the point's kept statistics (no |z|
+    of the rows made) and makes the slack only when asked: its signs, slopes, ratios and slacks are a plain context's
+    over the same rows, bit for bit (an exact zero among the rows takes the clamped formula in both)."""
+    arch, params, X, T = _net()
+    _, pre, inputs = forward(arch, params, X) if zero is None else _pin(arch, params, X, [(1, 2, 3)], zero)
+    ctx = piece_context(arch, T, pre, inputs)
+    rows = torch.tensor([1, 3, 4, 8, 20, 33])
+    for j in range(1, arch.n_layers - 1):
+        assert batched.abs_stats(pre[j]).row_min.numel() == X.shape[0]  # kept, as a sweep's boundary flags keep them
+    sub = batched._rows_context(ctx, 0, rows)
+    plain = piece_context_module.PieceContext(arch, None, [p[rows] for p in pre], inputs, resid=ctx.resid[rows])
+    for j in range(1, arch.n_layers - 1):
+        assert piece_context_module._kept_abs_stats(pre[j]) is not None
+        sub.parts(j)
+        clamped = zero is not None and j == 1  # layer 1's exact zero (sample 3) takes the clamped formula: |z| made
+        assert (sub._hidden[j][2] is None) != clamped  # otherwise no |z| of the rows made
+        got, want = sub.hidden(j), plain.hidden(j)
+        assert all(a is not None and b is not None and torch.equal(a, b) for a, b in zip(got, want)), j
+    assert torch.equal(sub.resid, ctx.resid[rows])
+
+
+def test_a_build_runs_in_inference_mode_and_keeps_normal_tensors_for_every_caller():
+    """A batch's tensors are inference tensors (no autograd bookkeeping in the build); what the piece context module
+    keeps for every caller, made first inside a build ([a, 1], |z| statistics), is normal: usable in a graph."""
+    arch, params, X, T = _net()
+    _, pre, inputs = forward(arch, params, X)
+    pre, inputs = [p.clone() for p in pre], [a.clone() for a in inputs]  # new tensors: nothing kept for them yet
+    assert piece_context_module._kept_abs_stats(pre[1]) is None
+    ctx = piece_context(arch, T, pre, inputs, True)  # the neighbouring piece reads the layers' tolerances
+    batch = unit_batch(arch, params, T, 1, pre, inputs, [2], flip_boundary=True, context=ctx)
+    assert batch.gram.is_inference() and not torch.is_inference_mode_enabled()
+    kept = [with_ones(inputs[1]), batched.abs_stats(pre[1]).abs, batched.abs_stats(pre[1]).row_min]
+    assert piece_context_module._kept_abs_stats(pre[1]) is not None
+    assert not any(t.is_inference() for t in kept)
+    w = torch.ones(kept[0].shape[1], dtype=kept[0].dtype, requires_grad=True)
+    (kept[0] @ w).square().sum().backward()  # a kept tensor saved for backward: refused were it an inference tensor
+    assert w.grad is not None and torch.equal(w.grad, 2 * kept[0].T @ (kept[0] @ w.detach()))

@@ -5,7 +5,9 @@ unit is on a boundary, and the driver's certifying pass every unit of a layer at
 per-layer numbers of that point — signs, slopes and slacks of the later layers (:class:`PieceContext`), ``|z|``
 with its reductions (:func:`abs_stats`), the layer inputs with a column of ones (:func:`with_ones`) — and the
 boundary flags of the layer's units (:func:`boundary_units`). Each is computed once, when first asked for, and kept
-while the point's tensors are (caches keyed by identity, checked by weak references).
+while the point's tensors are (caches keyed by identity, checked by weak references). What the module-level caches
+keep is made as normal tensors, also when first asked for inside a build in ``torch.inference_mode``
+(:func:`~multiconvex.nets.batched.unit_batch`): any caller may use it, in an autograd graph too.
 
 Examples
 --------
@@ -23,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import weakref
@@ -60,12 +63,23 @@ def _keep(cache: dict, key: int, value: tuple, size: int) -> None:
                 continue
 
 
+_NO_CONTEXT = contextlib.nullcontext()
+
+
+def _normal_tensors() -> contextlib.AbstractContextManager:
+    """A context in which new tensors are normal tensors, also inside ``torch.inference_mode`` (where the unit
+    sweep's builds run): what this module keeps is shared with any caller, which may use it anywhere (in an autograd
+    graph too, where an inference tensor is refused)."""
+    return torch.inference_mode(False) if torch.is_inference_mode_enabled() else _NO_CONTEXT
+
+
 def with_ones(a: torch.Tensor) -> torch.Tensor:
     """``[a, 1]``: the inputs ``a`` (N, n) with a column of ones, reused while ``a`` is the same tensor."""
     hit = _WITH_ONES.get(id(a))
     if hit is not None and hit[0]() is a:
         return hit[1]
-    out = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
+    with _normal_tensors():
+        out = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)], dim=1)
     key = id(a)
     # dropped with a (its memory is not held after the data is gone)
     _keep(_WITH_ONES, key, (weakref.ref(a, lambda _ref: _WITH_ONES.pop(key, None)), out), _WITH_ONES_SIZE)
@@ -94,14 +108,16 @@ class AbsStats:
     def row_min(self) -> torch.Tensor:
         """``min_u |z_iu|`` per sample, (N,)."""
         if self._row_min is None:
-            self._row_min = self.abs.amin(dim=1)
+            with _normal_tensors():
+                self._row_min = self.abs.amin(dim=1)
         return self._row_min
 
     @property
     def col_min(self) -> torch.Tensor:
         """``min_i |z_iu|`` per unit, (n,)."""
         if self._col_min is None:
-            self._col_min = self.abs.amin(dim=0)
+            with _normal_tensors():
+                self._col_min = self.abs.amin(dim=0)
         return self._col_min
 
     def tol(self) -> float:
@@ -116,12 +132,19 @@ _ABS: dict[int, tuple[weakref.ref, AbsStats]] = {}
 _ABS_SIZE = 4
 
 
+def _kept_abs_stats(z: torch.Tensor) -> AbsStats | None:
+    """The :class:`AbsStats` of ``z`` when they are kept, else ``None`` (nothing is computed)."""
+    hit = _ABS.get(id(z))
+    return hit[1] if hit is not None and hit[0]() is z else None
+
+
 def abs_stats(z: torch.Tensor) -> AbsStats:
     """The :class:`AbsStats` of ``z`` (cached while ``z`` is one of the last few tensors asked for)."""
     hit = _ABS.get(id(z))
     if hit is not None and hit[0]() is z:
         return hit[1]
-    out = AbsStats(z.abs())
+    with _normal_tensors():
+        out = AbsStats(z.abs())
     key = id(z)
     # dropped with z (CPython frees z, and so runs this, before its id can name another tensor)
     _keep(_ABS, key, (weakref.ref(z, lambda _ref: _ABS.pop(key, None)), out), _ABS_SIZE)
@@ -139,21 +162,26 @@ class PieceContext:
 
     ``scale_pre`` (default ``pre``) are the pre-activations whose per-layer largest magnitude scales the
     boundary tolerance: a context over a subset of the samples keeps the whole point's tolerance, and takes its
-    rows of the point's residual as ``resid`` (then ``T`` may be ``None``).
+    rows of the point's residual as ``resid`` (then ``T`` may be ``None``); ``rows``, when given, says which
+    samples of ``scale_pre`` they are: its own piece then reads the smallest ``|z|`` of those rows from the point's
+    kept statistics (:func:`abs_stats`) and makes the slack only when asked for (:meth:`slack`; :meth:`parts` is
+    :meth:`hidden` without it).
     :attr:`batches` holds the last own-piece :class:`UnitBatch` built per layer (the neighbouring piece's
     batch is derived from it).
     """
 
     def __init__(self, arch: Architecture, T: torch.Tensor | None, pre: list[torch.Tensor], inputs: list[torch.Tensor],
                  flip_boundary: bool = False, scale_pre: list[torch.Tensor] | None = None,
-                 resid: torch.Tensor | None = None):
+                 resid: torch.Tensor | None = None, rows: torch.Tensor | None = None):
         self.arch, self.pre, self._inputs, self.flip = arch, pre, inputs, flip_boundary
         self._scale_pre = pre if scale_pre is None else scale_pre
+        #: for a context over some samples: which samples of the point (``scale_pre``) they are, when known
+        self.rows = rows
         if resid is None:
             assert T is not None, "PieceContext needs the targets T or the residual"
             resid = T - pre[-1]
         self.resid = resid
-        self._hidden: dict[int, tuple] = {}
+        self._hidden: dict[int, list] = {}
         self._zero_slack: dict[int, bool] = {}  # a zero slack: V·inv is 0·inf = nan where V = 0
         self._at: dict[int, torch.Tensor] = {}
         self._tol: dict[int, float] = {}
@@ -171,41 +199,83 @@ class PieceContext:
 
     def hidden(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(sign, slope, slack, inv)`` of hidden layer ``j`` (``inv`` is ``None`` when a slack is < 0)."""
+        sign, slope, inv = self.parts(j)
+        return sign, slope, self.slack(j), inv
+
+    def slack(self, j: int) -> torch.Tensor:
+        """``slack_j = s_j z_j⁰`` of hidden layer ``j`` (``|z|`` on the point's own piece)."""
+        parts = self._parts(j)
+        if parts[2] is None:  # the own piece of a context over some samples: made when first asked for
+            parts[2] = self.pre[j].abs()
+        return parts[2]
+
+    def parts(self, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(sign, slope, inv)`` of hidden layer ``j``: :meth:`hidden` without the slack (the bounds of the own
+        piece read ``inv`` only)."""
+        sign, slope, _, inv = self._parts(j)
+        return sign, slope, inv
+
+    def _parts(self, j: int) -> list:
+        """``[sign, slope, slack or None, inv]`` of hidden layer ``j``, computed once."""
         if j not in self._hidden:
             z = self.pre[j]
             sign = self._signs(j, z)
             inv: torch.Tensor | None
+            slack: torch.Tensor | None
             if self.flip:
                 slack = sign * z
                 # β/slack; a zero slack (signed zeros included) gives ±inf with the sign of β: the bound is z⁰
                 # (|slack| turns a −0 into +0, so that the division gives the sign of β)
-                inv = sign / slack.abs() if slack.numel() == 0 or float(slack.amin()) >= 0 else None
+                if slack.numel() == 0 or float(slack.amin()) >= 0:
+                    inv = slack.abs()
+                    torch.div(sign, inv, out=inv)  # sign / |slack|, into |slack|'s memory
+                else:
+                    inv = None
             else:  # the point's own piece: slack = |z| ≥ 0; at a zero slack the smallest positive float instead,
                 # so sign/slack is finite and V·inv is 0 where V = 0 and huge (or ±inf) with β's sign elsewhere:
                 # the bound z⁰ − 1/(V·inv) is then z⁰ to the last bit, as the exact ±inf would give
-                stats = abs_stats(z) if z is self._scale_pre[j] else AbsStats(z.abs())
-                slack = stats.abs
+                # the smallest |z|: from the point's |z| statistics when they are kept (for some samples: their rows'
+                # minima, no |z| of these rows made; min is exact, so the same number)
+                whole = self._scale_pre[j]
+                kept = _kept_abs_stats(whole)
+                if z is whole:
+                    stats = abs_stats(z)
+                    slack, zmin = stats.abs, stats.row_min
+                elif kept is not None and self.rows is not None:
+                    slack, zmin = None, kept.row_min[self.rows]
+                else:
+                    slack = zmin = z.abs()
                 tiny = torch.finfo(z.dtype).tiny
-                if z.numel() and float(stats.row_min.amin()) >= tiny:
+                if z.numel() and float(zmin.amin()) >= tiny:
                     inv = torch.reciprocal(z)  # = sign/|z| to the last bit (IEEE division is exact up to the sign)
                 else:
+                    slack = z.abs() if slack is None else slack
                     inv = sign / slack.clamp_min(tiny)
-            self._hidden[j] = (sign, self.arch.slope(0.5 * (sign + 1)), slack, inv)
+            self._hidden[j] = [sign, self._slope(sign), slack, inv]
+            # an infinite ratio: |inv|'s largest is inf (two reductions, no |inv| made)
             self._zero_slack[j] = (self.flip and inv is not None and inv.numel() > 0
-                                   and float(inv.abs().amax()) == math.inf)
+                                   and (float(inv.amax()) == math.inf or float(inv.amin()) == -math.inf))
         return self._hidden[j]
 
     def _signs(self, j: int, z: torch.Tensor) -> torch.Tensor:
         """Each unit's sign ``s = ±1`` on the piece for the pre-activations ``z`` (columns of layer ``j``):
         ``+1`` where ``z ≥ 0`` (signed zeros included), boundary units flipped on the neighbouring piece.
         Float arithmetic only (torch's boolean kernels cost ~10× more per element on a CPU)."""
-        sign = torch.sign(torch.sign(z) + 0.5)
+        # sign(sign(z) + 1/2), each step in place: a layer's tensors are a few hundred kB, and a fresh one per step
+        # costs more than the arithmetic (memory out of cache); the same numbers
+        sign = torch.sign(z)
+        sign.add_(0.5).sign_()
         if self.flip and z.numel():
             tol = self.tol(j)
             a = z.abs()
             if float(a.amin()) <= tol:  # −1 where |z| ≤ tol (flip), +1 elsewhere
-                sign = sign * torch.sign(torch.sign(a - tol) - 0.5)
+                sign.mul_(a.sub_(tol).sign_().sub_(0.5).sign_())
         return sign
+
+    def _slope(self, sign: torch.Tensor) -> torch.Tensor:
+        """The slopes on the piece of the signs ``s = ±1``: the alive mask ``(s + 1)/2`` is ``max(s, 0)`` to the last
+        bit (both give +0 and 1), in one pass instead of two."""
+        return self.arch.slope(sign.clamp_min(0.0))
 
     def own(self, k: int, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sign, slope)`` of the units ``idx`` of hidden layer ``k`` only, (N, g): a block's own units need
@@ -213,8 +283,13 @@ class PieceContext:
         if k in self._hidden:
             sign, slope = self._hidden[k][:2]
             return sign[:, idx], slope[:, idx]
-        sign = self._signs(k, self.pre[k][:, idx])
-        return sign, self.arch.slope(0.5 * (sign + 1))
+        return self.side(k, self.pre[k][:, idx])
+
+    def side(self, k: int, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sign, slope)`` on this side of the pre-activations ``z`` of some units of hidden layer ``k`` (any
+        samples and columns of it: the layer's tolerance is the point's)."""
+        sign = self._signs(k, z)
+        return sign, self._slope(sign)
 
     def inputs(self, k: int) -> torch.Tensor:
         """``ã`` of layer ``k``: its inputs with a column of ones (with biases), (N, c)."""
@@ -279,8 +354,8 @@ def _boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> 
     if arch.negative_slope != 0:
         return own | bool(later.any())
     # ReLU: a later unit depends on unit u at sample i only through u's slope there, 0 where u is dead
-    rows = z[later]
-    return own | (rows.amax(dim=0) >= 0) if rows.shape[0] else own
+    at = torch.nonzero(later).squeeze(1)  # rows by index: as fast as a mask for a few, faster for many
+    return own | (z.index_select(0, at).amax(dim=0) >= 0) if at.numel() else own
 
 
 __all__ = ["AbsStats", "PieceContext", "abs_stats", "boundary_units", "piece_context", "with_ones"]

@@ -89,7 +89,7 @@ def _active_guess(z0: np.ndarray, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarra
     """The rows tight at the point (``z`` within ``1e-9·(1 + |z|)`` of a bound): DAQP's starting working set,
     ``-1`` lower, ``1`` upper, (g, N). Near a block's optimum it is the optimum's active set or close to it."""
     eps = 1e-9 * (1.0 + np.abs(z0))
-    return (zhi - z0 <= eps).astype(np.int8) - (z0 - zlo <= eps).astype(np.int8)
+    return (zhi - z0 <= eps).view(np.int8) - (z0 - zlo <= eps).view(np.int8)  # booleans read as 0/1 bytes
 
 
 def _warm_working_set(batch: UnitBatch, sel: np.ndarray | slice, zlo: np.ndarray,
@@ -155,7 +155,7 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
     else:
         crossed = np.zeros(g, dtype=bool)
     todo = [i for i in range(g) if not crossed[i]]
-    for i in np.flatnonzero(crossed).tolist():  # an empty piece: the crossed row is the proof
+    for i in np.flatnonzero(crossed).tolist() if crossed.any() else ():  # an empty piece: the crossed row proves it
         assert zlo is not None and zhi is not None
         out[i] = _crossed(zlo[i], zhi[i])
     daqp = get_backend("daqp")
