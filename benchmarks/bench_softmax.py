@@ -15,7 +15,9 @@ Sections (one run each, same machine):
 * ``deep`` — the target's network, all of digits, softmax ``[64, 64, 64, 10]``: one Gauss–Seidel sweep with
   ``auto`` from the seeded start (and the certifying pass after it: statuses, block gaps) against Adam
   (lr 1e-3, minibatches of 64, same start) for ``--deep-epochs`` epochs, alternately ``--deep-repeats`` times;
-  the sweep's time in Adam epochs, wall and CPU (the machine may be shared).
+  the sweep's time in Adam epochs, wall and CPU (the machine may be shared); and ``--deep-perturbed`` sweeps more
+  from starts that differ from the seeded one by rounding (relative 1e-14): the spread of the objective after one
+  sweep, which rounding alone moves by a few per cent.
 
 Run: ``python benchmarks/bench_softmax.py [--quick] [--only SECTION]`` -> ``benchmarks/results/softmax.json``.
 ``--quick`` takes 300 samples and fewer epochs (a smoke run, minutes).
@@ -136,9 +138,17 @@ def _timed(fn):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def _deep_sweep(arch, Xt, Tt) -> dict:
-    """One Gauss–Seidel sweep with ``auto`` from the seeded start and the certifying pass after it: wall and CPU
-    seconds of each, the objectives, every block solve's status (by phase), the block gaps."""
+def _perturbed_start(arch, Xt, seed: int, rel: float = 1e-14):
+    """The seeded start (seed 0) with every weight multiplied by ``1 + rel·g``, ``g`` standard normal from ``seed``:
+    a start that differs from it by rounding only."""
+    gen = torch.Generator().manual_seed(seed)
+    return [(W * (1 + rel * torch.randn(W.shape, generator=gen, dtype=W.dtype)), b)
+            for W, b in init_params(arch, 0, Xt.device)]
+
+
+def _deep_sweep(arch, Xt, Tt, params=None) -> dict:
+    """One Gauss–Seidel sweep with ``auto`` from ``params`` (default: the seeded start) and the certifying pass after
+    it: wall and CPU seconds of each, the objectives, every block solve's status (by phase), the block gaps."""
     form = _form(arch, Xt, Tt, "auto")
     phase = ["sweep"]
     statuses: dict[str, dict[str, int]] = {"sweep": {}, "certify": {}}
@@ -158,7 +168,7 @@ def _deep_sweep(arch, Xt, Tt) -> dict:
         phase[0] = "certify"
         return True
 
-    x0 = form.point_from_params(init_params(arch, 0, Xt.device))
+    x0 = form.point_from_params(init_params(arch, 0, Xt.device) if params is None else params)
     c0, w0 = time.process_time(), time.perf_counter()
     res = run(form, x0, DriverOptions(max_iters=1, callback=end_of_sweep))
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -176,10 +186,15 @@ def _deep_sweep(arch, Xt, Tt) -> dict:
             "gap_tolerance": res.certificate.tolerance, "partial_minimum": res.certificate.is_partial_minimum}
 
 
-def deep_against_adam(n: int | None, epochs: int, repeats: int) -> dict:
+def deep_against_adam(n: int | None, epochs: int, repeats: int, perturbed: int = 0) -> dict:
     """The target's network, softmax ``[64, 64, 64, 10]`` on digits: one Gauss–Seidel sweep (``auto``, seeded start)
     against Adam epochs (lr 1e-3, minibatches of 64, same start), ``repeats`` times alternately in one process, so
-    that both see the same load. The ratio is the sweep's time in Adam epochs (wall and CPU; medians)."""
+    that both see the same load. The ratio is the sweep's time in Adam epochs (wall and CPU; medians).
+
+    ``perturbed`` more sweeps start from the seeded start changed by rounding only (:func:`_perturbed_start`, seeds
+    1, 2, ...): the objective after one sweep depends on rounding (each block is solved to its ``1e-10·F`` gap, and a
+    block that ends on a boundary decides the next block's piece), so one run's objective says little; their spread
+    does."""
     arch, Xt, Tt = _data("softmax", n, hidden=(64, 64))
     adam_runs, sweeps = [], []
     for r in range(repeats):
@@ -189,6 +204,11 @@ def deep_against_adam(n: int | None, epochs: int, repeats: int) -> dict:
         adam_runs.append({"epochs": epochs, "wall_s": wall, "cpu_s": cpu, "objective": adam.objective})
         sweeps.append(_deep_sweep(arch, Xt, Tt))
         print("deep", r, adam_runs[-1], {k: v for k, v in sweeps[-1].items() if k != "statuses"}, flush=True)
+    spread = [_deep_sweep(arch, Xt, Tt, _perturbed_start(arch, Xt, seed))["objective_after_sweep"]
+              for seed in range(1, perturbed + 1)]
+    every = [sweeps[0]["objective_after_sweep"], *spread]  # the seeded start's and the perturbed ones'
+    if spread:
+        print("deep, perturbed starts: objective after the sweep", spread, flush=True)
     med = {k: float(np.median([a[k] for a in adam_runs])) / epochs for k in ("wall_s", "cpu_s")}
     sweep_wall = float(np.median([s["sweep_wall_s"] for s in sweeps]))
     sweep_cpu = float(np.median([s["sweep_cpu_s"] for s in sweeps]))
@@ -200,7 +220,12 @@ def deep_against_adam(n: int | None, epochs: int, repeats: int) -> dict:
             "sweep_in_adam_epochs_wall": sweep_wall / med["wall_s"],
             "sweep_in_adam_epochs_cpu": sweep_cpu / med["cpu_s"],
             "sweep_in_adam_epochs_per_pair_wall": [s["sweep_wall_s"] / (a["wall_s"] / epochs)
-                                                   for s, a in zip(sweeps, adam_runs)]}
+                                                   for s, a in zip(sweeps, adam_runs)],
+            "sweep_in_adam_epochs_per_pair_cpu": [s["sweep_cpu_s"] / (a["cpu_s"] / epochs)
+                                                  for s, a in zip(sweeps, adam_runs)],
+            "objective_after_sweep_perturbed_starts": spread,
+            "objective_after_sweep_all_starts": {"min": min(every), "median": float(np.median(every)),
+                                                 "max": max(every)}}
 
 
 def main(argv=None) -> dict:
@@ -212,6 +237,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--adam-epochs", type=int, default=None)
     ap.add_argument("--deep-epochs", type=int, default=None, help="Adam epochs per timing run in 'deep'")
     ap.add_argument("--deep-repeats", type=int, default=3, help="Adam runs and sweeps, alternately, in 'deep'")
+    ap.add_argument("--deep-perturbed", type=int, default=4,
+                    help="sweeps in 'deep' from the seeded start changed by rounding only (the objective's spread)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     n = 300 if a.quick else None
@@ -242,7 +269,8 @@ def main(argv=None) -> dict:
         save()
     if a.only in ("all", "deep"):
         epochs = a.deep_epochs or (20 if a.quick else 50)
-        report["deep"] = deep_against_adam(n, epochs, 1 if a.quick else a.deep_repeats)
+        report["deep"] = deep_against_adam(n, epochs, 1 if a.quick else a.deep_repeats,
+                                           0 if a.quick else a.deep_perturbed)
         save()
     if a.only in ("all", "adam"):
         report["adam"] = against_adam(n, a.adam_epochs or (50 if a.quick else 100))

@@ -12,6 +12,7 @@ import torch
 from multiconvex.models import ReLUClassifier
 from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.network import encode_targets
+from multiconvex.nets.piece_context import PieceContext
 from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
 from multiconvex.solvers.matrix import finite_or_big
 from multiconvex.solvers.newton_qp import (
@@ -169,6 +170,37 @@ def test_a_crossed_interval_is_reported_infeasible():
     batch.zlo[0, 0], batch.zhi[0, 0] = 1.0, -1.0
     (sol,) = solve_smooth_units(arch, batch, 1.0, Xt.shape[0], 1e-2, 0.0)
     assert sol.status == "infeasible" and sol.x is None
+
+
+class _ThreadsSeen(PieceContext):
+    """A piece context that notes torch's thread count each time a block's own units are read from it."""
+
+    seen: list[int]
+
+    def own(self, k, idx):
+        self.seen.append(torch.get_num_threads())
+        return super().own(k, idx)
+
+
+def test_a_smooth_batch_is_built_on_one_torch_thread_and_the_users_setting_is_given_back():
+    """Torch's worker threads only spin on a unit block's small tensors (several times the CPU time on a loaded
+    machine): the build runs on one thread, whatever the user set, and leaves the user's setting as it was."""
+    arch, Xt, Tt, X, y = _network("softmax", 6)
+    params = init_params(arch, 6, Xt.device)
+    _, pre, inputs = forward(arch, params, Xt)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ctx = _ThreadsSeen(arch, Tt, pre, inputs)
+        ctx.seen = []
+        batch = smooth_batch(arch, params, Tt, 0, pre, inputs, context=ctx)
+        assert ctx.seen and set(ctx.seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    again = smooth_batch(arch, params, Tt, 0, pre, inputs)  # the same numbers at the user's setting
+    np.testing.assert_array_equal(batch.slope, again.slope)
+    np.testing.assert_array_equal(batch.offset, again.offset)
 
 
 def _three_classes(n: int):

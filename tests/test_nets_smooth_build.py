@@ -106,3 +106,28 @@ def test_a_smooth_batch_keeps_the_piece_of_the_unit_batch():
     lo, hi = ref.z_bounds()
     assert batch.zlo is not None and batch.zhi is not None
     assert np.array_equal(batch.zlo, lo.numpy()) and np.array_equal(batch.zhi, hi.numpy())
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_a_smooth_batchs_slopes_are_the_outputs_derivatives_in_the_units_pre_activations(layer):
+    """``slope[g, i, :]`` is ``∂f_i/∂z_i`` for unit ``units[g]``'s own pre-activation ``z_i`` on the piece (autograd
+    through the network, ReLU slopes at the point), for a unit two, one and no hidden layers before the output."""
+    arch = Architecture((4, 6, 5, 4, 3), "softmax")
+    params = init_params(arch, 2, torch.device("cpu"))
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    T = torch.as_tensor(encode_targets(arch, torch.randint(0, 3, (50,), generator=g).numpy()), dtype=torch.float64)
+    _, pre, inputs = forward(arch, params, X)
+    units = list(range(arch.sizes[layer + 1]))
+    batch = smooth_batch(arch, params, T, layer, pre, inputs, units)
+    for u in units:
+        shift = torch.zeros(X.shape[0], dtype=torch.float64, requires_grad=True)
+        a = X
+        for k, (W, b) in enumerate(params):
+            z = a @ W.T + b
+            if k == layer:
+                z = z + shift[:, None] * torch.nn.functional.one_hot(torch.tensor(u), W.shape[0])
+            a = torch.relu(z) if k < arch.n_layers - 1 else z
+        for o in range(a.shape[1]):  # outputs of sample i depend on sample i's shift only
+            (grad,) = torch.autograd.grad(a[:, o].sum(), shift, retain_graph=True)
+            np.testing.assert_allclose(batch.slope[u, :, o], grad.numpy(), rtol=1e-12, atol=1e-14)

@@ -52,6 +52,7 @@ from ..solvers import status as st
 from ..solvers.newton_qp import ScalarLoss, solve_separable
 from .batched import PieceContext, piece_context, unit_batch
 from .network import Architecture, Params
+from .torch_threads import one_torch_thread
 
 #: A block solve stops when the objective at its point is within ``GAP_RTOL · |F(θ⁰)|`` of its lower bound.
 GAP_RTOL = 1e-10
@@ -184,10 +185,17 @@ def _jacobians(arch: Architecture, params: Params, ctx: PieceContext, layer: int
         V = torch.zeros(g, n, arch.sizes[-1], dtype=params[0][0].dtype, device=idx.device)
         V[torch.arange(g, device=idx.device), :, idx] = 1.0
         return V
-    # (g, N, n_{k+1}), samples in rows: each later layer is one (g·N × n_j) @ (n_j × n_{j+1}) product (W_j @ V with
-    # samples as the batch dimension is N tiny products, several times slower)
-    V = ctx.own(layer, idx)[1].T[:, :, None] * params[layer + 1][0][:, idx].T[:, None, :]
-    for j in range(layer + 1, L - 1):  # the later layer's slopes only (own: not its slacks, as hidden() builds)
+    slope = ctx.own(layer, idx)[1].T[:, :, None]  # (g, N, 1): the units' own slopes
+    w_next = params[layer + 1][0][:, idx].T  # (g, n_{k+1}): their columns of the next layer's weights
+    if layer + 1 == L - 1:
+        return slope * w_next[:, None, :]
+    # samples in rows: each later layer is one (g·N × n_j) @ (n_j × n_{j+1}) product (W_j @ V with samples as the batch
+    # dimension is N tiny products, several times slower); the units' columns are folded into the layer after next
+    # first, (g, n_{k+1}, n_{k+2}), so that no (g, N, n_{k+1}) tensor is formed. Later layers: their slopes only (own:
+    # not their slacks, as hidden() builds).
+    fold = w_next[:, :, None] * params[layer + 2][0].T[None, :, :]
+    V = slope * torch.matmul(ctx.own(layer + 1, slice(None))[1], fold)
+    for j in range(layer + 2, L - 1):
         V = torch.matmul(V * ctx.own(j, slice(None))[1][None, :, :], params[j + 1][0].T)
     return V
 
@@ -198,6 +206,14 @@ def smooth_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int
     """The unit blocks ``units`` (default: all) of ``layer`` at the point whose forward pass gave ``pre``,
     ``inputs`` (the neighbouring piece across a boundary with ``flip_boundary``; ``context`` is that point's
     :func:`~multiconvex.nets.batched.piece_context` for that side when the caller keeps it)."""
+    with one_torch_thread(T.device, T.shape[0] * max(arch.sizes)):  # small tensors: see torch_threads
+        return _smooth_batch(arch, params, T, layer, pre, inputs, units, flip_boundary, context)
+
+
+def _smooth_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
+                  inputs: list[torch.Tensor], units: list[int] | None, flip_boundary: bool,
+                  context: PieceContext | None) -> SmoothUnitBatch:
+    """:func:`smooth_batch`, inside its torch thread setting."""
     ctx = context if context is not None else piece_context(arch, T, pre, inputs, flip_boundary)
     idx_list = list(range(arch.sizes[layer + 1])) if units is None else [int(u) for u in units]
     batch = unit_batch(arch, params, T, layer, pre, inputs, idx_list, flip_boundary=flip_boundary, context=ctx,
