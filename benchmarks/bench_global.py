@@ -85,7 +85,7 @@ def bench_mf(m: int, n: int, rank: int, noise: float, *, adam_time: float, adam_
     out: dict = {"shape": [m, n], "true_rank": rank, "noise": noise, "lam": lam, "svt_rank": k_star,
                  "closed_form": {"time": t_svd, "objective": f_star, "method": "full SVD (LAPACK) + soft-threshold"}}
     t0 = time.perf_counter()
-    mf = MatrixFactorization(lam=lam, seed=0).fit(Y, algorithm="grow", n_maximisers=8)
+    mf = MatrixFactorization(lam=lam, algorithm="grow", random_state=0).fit(Y, n_maximisers=8)
     t_grow = time.perf_counter() - t0
     g = mf.result_.certificate.globalopt
     out["grow"] = {"time": t_grow, "objective": mf.objective_, "rel_err": (mf.objective_ - f_star) / f_star,

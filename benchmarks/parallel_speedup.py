@@ -90,7 +90,7 @@ def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
     for name, kw in (("inprocess", {}), ("threads-2", {"executor": "threads", "workers": 2})):
         times, objs = [], []
         for _ in range(3):
-            mf = MatrixFactorization(rank=rank, lam=3.0, seed=0)
+            mf = MatrixFactorization(n_components=rank, lam=3.0, random_state=0)
             model = mf.to_cvxpy(Y)
             model.set_values(mf.initial_point(Y), where="jacobi")
             res = mc.solve(model.problem, model.blocks, algorithm="jacobi", solver="clarabel", max_iters=iters, tol=0.0,
@@ -101,7 +101,7 @@ def jacobi(m: int = 200, n: int = 100, rank: int = 8, iters: int = 15) -> dict:
     out["threads_speedup"] = out["inprocess"]["s_per_iteration"] / out["threads-2"]["s_per_iteration"]
 
     # what a process pool pays per block solve: the block's subproblem value travels as plain data
-    mf = MatrixFactorization(rank=rank, lam=3.0, seed=0)
+    mf = MatrixFactorization(n_components=rank, lam=3.0, random_state=0)
     model = mf.to_cvxpy(Y)
     model.set_values(mf.initial_point(Y), where="jacobi")
     form = CvxpyForm(model.problem, normalise_blocks(model.problem, model.blocks),

@@ -104,10 +104,10 @@ def test_missing_clarabel_is_a_clear_error(monkeypatch):
         backend.problem()
     with pytest.raises(SolverUnavailableError, match="pip install clarabel"):
         resolve("clarabel-native", "QP")
-    net = ReLUNetwork([3, 4, 1], seed=0, device="cpu")
+    net = ReLUNetwork(hidden_layer_sizes=[4], random_state=0, device="cpu", solver="clarabel-native", max_iter=1)
     X = np.random.default_rng(0).standard_normal((20, 3))
     with pytest.raises(SolverUnavailableError, match="clarabel"):
-        net.fit(X, X[:, 0], solver="clarabel-native", max_iters=1)
+        net.fit(X, X[:, 0])
 
 
 # -- the registry ------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _cvxpy_block(form, index, point):
 @pytest.mark.parametrize("block_size", ["layer", 3, "unit"])
 def test_relu_squared_blocks_match_the_unreduced_cvxpy_block(block_size):
     X, y = _regression()
-    net = ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
+    net = ReLUNetwork(hidden_layer_sizes=[6, 5], weight_decay=1e-2, random_state=0, device="cpu")
     for form, i, x0, (native, auto) in _every_block(net, X, y, block_size, ["clarabel-native", "auto"]):
         status, theta, value = _cvxpy_block(form, i, x0)
         assert native.backend == "clarabel-native" and auto.backend in ("daqp", "lstsq", "proxqp")
@@ -181,7 +181,7 @@ def test_relu_exponential_cone_blocks_match_the_cvxpy_path(loss, out):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((60, 3))
     y = np.argmax(X @ rng.standard_normal((3, 3)), 1) if loss == "softmax" else (X[:, 0] * X[:, 1] > 0).astype(int)
-    net = ReLUNetwork([3, 5, 4, out], loss=loss, weight_decay=1e-2, seed=0, device="cpu")
+    net = ReLUNetwork(hidden_layer_sizes=[5, 4], loss=loss, weight_decay=1e-2, random_state=0, device="cpu")
     for _, _, _, (native, via) in _every_block(net, X, y, 2, ["clarabel-native", "clarabel"]):
         assert (native.backend, via.backend) == ("clarabel-native", "clarabel")
         assert native.status == via.status == "optimal"
@@ -192,8 +192,9 @@ def test_relu_exponential_cone_blocks_match_the_cvxpy_path(loss, out):
 
 def test_one_jacobi_sweep_of_layer_blocks_is_the_same_with_every_backend():
     X, y = _regression()
-    kw = dict(algorithm="jacobi", max_iters=1, block_size="layer")
-    runs = {s: ReLUNetwork([4, 6, 5, 1], weight_decay=1e-2, seed=0, device="cpu").fit(X, y, solver=s, **kw).result_
+    kw = dict(hidden_layer_sizes=[6, 5], weight_decay=1e-2, random_state=0, device="cpu", algorithm="jacobi",
+              max_iter=1)
+    runs = {s: ReLUNetwork(solver=s, **kw).fit(X, y, block_size="layer").result_
             for s in ("clarabel-native", "auto", "ecos")}  # ecos: through a small cvxpy problem
     assert set(runs["clarabel-native"].backends_used) == {"clarabel-native"}
     assert set(runs["ecos"].backends_used) == {"ecos"}
@@ -204,8 +205,9 @@ def test_one_jacobi_sweep_of_layer_blocks_is_the_same_with_every_backend():
 @pytest.mark.slow
 def test_native_reaches_a_certified_partial_minimum():
     X, y = _regression(60)
-    net = ReLUNetwork([4, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
-    net.fit(X, y, algorithm="gauss-seidel", solver="clarabel-native", max_iters=300, tol=1e-6)
+    net = ReLUNetwork(hidden_layer_sizes=[5], weight_decay=1e-2, random_state=0, device="cpu",
+                      algorithm="gauss-seidel", solver="clarabel-native", max_iter=300, tol=1e-6)
+    net.fit(X, y)
     res = net.result_
     assert res.status == "converged" and res.certificate.is_partial_minimum
     assert np.all(np.diff(res.objectives) <= 1e-12)
@@ -214,13 +216,13 @@ def test_native_reaches_a_certified_partial_minimum():
 
 def test_a_failed_solve_falls_back_to_the_next_backend_in_the_list():
     X, y = _regression(40)
-    net = ReLUNetwork([4, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
-    net.fit(X, y, algorithm="gauss-seidel", solver=["clarabel-native", "clarabel"], max_iters=1,
-            solver_options={"clarabel-native": {"max_iter": 1}})
+    net = ReLUNetwork(hidden_layer_sizes=[5], weight_decay=1e-2, random_state=0, device="cpu",
+                      algorithm="gauss-seidel", solver=["clarabel-native", "clarabel"], max_iter=1)
+    net.fit(X, y, solver_options={"clarabel-native": {"max_iter": 1}})
     assert net.result_.backends_used.get("clarabel", 0) >= 1  # blocks whose native solve hit the limit
-    alone = ReLUNetwork([4, 5, 1], weight_decay=1e-2, seed=0, device="cpu")
-    alone.fit(X, y, algorithm="gauss-seidel", solver="clarabel-native", max_iters=1,
-              solver_options={"clarabel-native": {"max_iter": 1}})
+    alone = ReLUNetwork(hidden_layer_sizes=[5], weight_decay=1e-2, random_state=0, device="cpu",
+                        algorithm="gauss-seidel", solver="clarabel-native", max_iter=1)
+    alone.fit(X, y, solver_options={"clarabel-native": {"max_iter": 1}})
     assert "clarabel" not in alone.result_.backends_used and alone.result_.info["failed_block_solves"]
 
 
@@ -230,8 +232,9 @@ def test_an_empty_neighbouring_piece_is_an_answer_not_a_failure(solver):
     # emptiness (here a crossed interval) must neither send the block to a backend nor count as a failure.
     X, y = datasets.load("diabetes")
     X, y = X[:100], y[:100]
-    net = ReLUNetwork([10, 8, 8, 1], weight_decay=1e-4, seed=0)
-    net.fit(X, y, algorithm="gauss-seidel", solver="auto", max_iters=3, certify=False)
+    net = ReLUNetwork(hidden_layer_sizes=[8, 8], weight_decay=1e-4, random_state=0, algorithm="gauss-seidel",
+                      solver="auto", max_iter=3)
+    net.fit(X, y, certify=False)
     assert net.result_.info["failed_block_solves"] == 0
     arch, Xt, Tt = net._tensors(X, y, "test", fit=True)
     form = net._form(arch, Xt, Tt, solver, "auto", None, None)

@@ -28,7 +28,7 @@ def lam_for_rank(Y, k):
 def test_grow_reaches_the_soft_thresholding_optimum_with_a_certificate(shape, target_rank):
     Y = low_rank(*shape, 5, 0.5, seed=sum(shape) + target_rank)
     lam = lam_for_rank(Y, target_rank)
-    mf = MatrixFactorization(rank=2, lam=lam, seed=1).fit(Y, algorithm="grow", solver="clarabel")
+    mf = MatrixFactorization(n_components=2, lam=lam, random_state=1, algorithm="grow", solver="clarabel").fit(Y)
     _, value = svt_optimum(Y, lam)
     cert = mf.result_.certificate
     assert cert.global_optimal is True
@@ -48,7 +48,7 @@ def test_grow_reaches_the_soft_thresholding_optimum_with_a_certificate(shape, ta
 
 def test_grow_objective_is_the_documented_convention():
     Y = low_rank(15, 10, 3, 0.3, seed=0)
-    mf = MatrixFactorization(lam=1.0, seed=0).fit(Y, algorithm="grow")
+    mf = MatrixFactorization(lam=1.0, random_state=0, algorithm="grow").fit(Y)
     U, V = mf.U_, mf.V_
     by_columns = 0.5 * np.sum((Y - U @ V.T) ** 2) + 1.0 * sum(
         0.5 * (U[:, j] @ U[:, j] + V[:, j] @ V[:, j]) for j in range(U.shape[1]))
@@ -59,7 +59,7 @@ def test_grow_objective_is_the_documented_convention():
 def test_a_stopped_run_is_not_certified():
     Y = low_rank(30, 20, 5, 0.5, seed=3)
     lam = lam_for_rank(Y, 4)
-    mf = MatrixFactorization(rank=1, lam=lam, seed=0).fit(Y, algorithm="grow", max_rounds=1, max_iters=2)
+    mf = MatrixFactorization(n_components=1, lam=lam, random_state=0, algorithm="grow", max_iter=2).fit(Y, max_rounds=1)
     cert = mf.result_.certificate
     assert cert.global_optimal is False
     assert mf.result_.status == "iteration_limit"
@@ -123,8 +123,8 @@ def test_warm_start_from_any_factorization_is_certified_or_improved():
     Y = low_rank(25, 15, 4, 0.3, seed=7)
     lam = lam_for_rank(Y, 3)
     # a poor warm start: 6 columns from alternating minimization with a few iterations
-    start = MatrixFactorization(rank=6, lam=lam, seed=2).fit(Y, solver="clarabel", max_iters=3)
-    mf = MatrixFactorization(lam=lam).fit(Y, algorithm="grow", init={"U": start.U_, "V": start.V_})
+    start = MatrixFactorization(n_components=6, lam=lam, random_state=2, solver="clarabel", max_iter=3).fit(Y)
+    mf = MatrixFactorization(lam=lam, algorithm="grow").fit(Y, init={"U": start.U_, "V": start.V_})
     assert mf.result_.certificate.global_optimal is True
     assert mf.objective_ <= start.objective_
     assert mf.objective_ == pytest.approx(svt_optimum(Y, lam)[1], rel=1e-6)
@@ -133,7 +133,7 @@ def test_warm_start_from_any_factorization_is_certified_or_improved():
 def test_large_matrices_use_a_block_iteration_not_a_full_svd():
     Y = low_rank(700, 450, 6, 0.05, seed=8)
     lam = lam_for_rank(Y, 6)
-    mf = MatrixFactorization(lam=lam, seed=0).fit(Y, algorithm="grow", n_maximisers=8)
+    mf = MatrixFactorization(lam=lam, random_state=0, algorithm="grow").fit(Y, n_maximisers=8)
     g = mf.result_.certificate.globalopt
     # the certifying round: the span of the factor V is proven the top of the residual's spectrum by deflation
     # (its values stand clear of the noise), no block iteration and no full Gram matrix
@@ -158,15 +158,15 @@ def test_rank_is_required_except_for_grow():
     with pytest.raises(InvalidInputError, match="n_components.*grow"):
         MatrixFactorization(lam=0.1).fit(np.ones((4, 3)))
     with pytest.raises(InvalidInputError, match="does not take"):
-        MatrixFactorization(lam=0.1).fit(np.ones((4, 3)), algorithm="grow", bogus=1)
+        MatrixFactorization(lam=0.1, algorithm="grow").fit(np.ones((4, 3)), bogus=1)
 
 
 def test_certificate_reads_well_and_is_absent_unless_computed():
     Y = low_rank(10, 8, 2, 0.1, seed=10)
-    plain = MatrixFactorization(rank=2, lam=0.5, seed=0).fit(Y, solver="clarabel")
+    plain = MatrixFactorization(n_components=2, lam=0.5, random_state=0, solver="clarabel").fit(Y)
     assert plain.result_.certificate.polar is None and plain.result_.certificate.globalopt is None
     assert plain.result_.certificate.global_optimal is None and plain.result_.subnetworks is None
-    grown = MatrixFactorization(lam=0.5, seed=0).fit(Y, algorithm="grow")
+    grown = MatrixFactorization(lam=0.5, random_state=0, algorithm="grow").fit(Y)
     text = str(grown.result_.certificate)
     assert "globally optimal (proven)" in text and "polar" in text and "lam 0.5" in text
     assert "global optimality: True" in grown.result_.summary()
@@ -183,11 +183,11 @@ def test_small_scale_data_gets_no_absolute_tolerance(eps):
     X, value = svt_optimum(Y, lam)
     L, S, Rt = np.linalg.svd(X)
     U0, V0 = L[:, :2] * np.sqrt(2 * S[:2]), Rt[:2].T * np.sqrt(2 * S[:2])
-    stopped = MatrixFactorization(lam=lam, seed=0).fit(Y, init={"U": U0, "V": V0}, algorithm="grow",
-                                                        max_rounds=1, max_iters=1)
+    stopped = MatrixFactorization(lam=lam, random_state=0, algorithm="grow", max_iter=1).fit(
+        Y, init={"U": U0, "V": V0}, max_rounds=1)
     assert stopped.objective_ > value * (1 + 1e-4)
     assert stopped.result_.certificate.global_optimal is False
-    full = MatrixFactorization(rank=3, lam=lam, seed=1).fit(Y, algorithm="grow")
+    full = MatrixFactorization(n_components=3, lam=lam, random_state=1, algorithm="grow").fit(Y)
     assert full.result_.certificate.global_optimal is True
     assert full.objective_ == pytest.approx(value, rel=1e-6, abs=0)
     assert full.result_.certificate.globalopt.relative_gap <= 1e-6

@@ -31,8 +31,8 @@ def with_bias(X):
 @pytest.mark.parametrize("n, d, lam", [(24, 2, 0.5), (40, 1, 0.2), (16, 2, 2.0)])
 def test_exact_patterns_certify_the_convex_reformulation_optimum(n, d, lam):
     X, y = toy(n, d, seed=n + d)
-    net = ParallelReLUNetwork(subnetwork=[d, 1, 1], lam=lam, seed=0)
-    net.fit(X, y, algorithm="grow", solver="clarabel", patterns="exact")
+    net = ParallelReLUNetwork(lam=lam, random_state=0, algorithm="grow", solver="clarabel", patterns="exact")
+    net.fit(X, y)
     cert = net.result_.certificate
     assert cert.global_optimal is True, str(cert)
     g = cert.globalopt
@@ -50,8 +50,8 @@ def test_exact_patterns_certify_the_convex_reformulation_optimum(n, d, lam):
 
 def test_sampled_patterns_are_reported_as_unproven():
     X, y = toy(40, 2, seed=3)
-    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.3, seed=0)
-    net.fit(X, y, patterns=6, max_rounds=3)
+    net = ParallelReLUNetwork(lam=0.3, random_state=0, patterns=6)
+    net.fit(X, y, max_rounds=3)
     g = net.result_.certificate.globalopt
     assert not g.polar_exact
     assert g.patterns_total is None or g.patterns_checked < g.patterns_total
@@ -62,7 +62,7 @@ def test_sampled_patterns_are_reported_as_unproven():
 
 def test_a_sample_that_covers_every_pattern_is_exact():
     X, y = toy(6, 1, seed=4)  # 6 samples on a line with a bias column: 12 patterns
-    net = ParallelReLUNetwork(subnetwork=[1, 1, 1], lam=0.1, seed=0).fit(X, y, patterns=400)
+    net = ParallelReLUNetwork(lam=0.1, random_state=0, patterns=400).fit(X, y)
     g = net.result_.certificate.globalopt
     assert g.polar_exact
     assert net.result_.certificate.global_optimal is True
@@ -91,7 +91,7 @@ def test_rescaling_keeps_the_output_and_does_not_increase_the_objective():
 
 def test_a_deliberately_stopped_run_is_not_certified():
     X, y = toy(30, 2, seed=6)
-    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.2, seed=0).fit(X, y, max_rounds=1, max_iters=1)
+    net = ParallelReLUNetwork(lam=0.2, random_state=0, max_iter=1).fit(X, y, max_rounds=1)
     cert = net.result_.certificate
     assert cert.global_optimal is False
     assert net.result_.status == "iteration_limit" and "max_rounds" in net.result_.message
@@ -100,33 +100,35 @@ def test_a_deliberately_stopped_run_is_not_certified():
 
 def test_an_adam_network_is_certified_or_improved_by_a_warm_start():
     X, y = toy(20, 2, seed=7)
-    adam = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=1, n_subnetworks=6)
-    adam.fit(X, y, algorithm="adam", epochs=400, lr=0.02)
+    adam = ParallelReLUNetwork(lam=0.5, random_state=1, n_subnetworks=6, algorithm="adam")
+    adam.fit(X, y, epochs=400, lr=0.02)
     before = adam.certificate(X, y, patterns="exact")
     assert before.polar_exact and before.lower_bound <= adam.objective_
-    warm = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5).fit(X, y, init=adam)
+    warm = ParallelReLUNetwork(lam=0.5).fit(X, y, init=adam)
     assert warm.objective_ <= adam.objective_
     assert warm.result_.certificate.global_optimal is True
 
 
 def test_mismatched_regulariser_is_refused_with_the_explanation():
     X, y = toy(10, 2, seed=8)
-    deep = ParallelReLUNetwork(subnetwork=[2, 3, 3, 1], lam=0.1, regulariser="weight_decay")
+    deep = ParallelReLUNetwork(hidden_layer_sizes=(3, 3), lam=0.1, regulariser="weight_decay")
     with pytest.raises(InvalidInputError, match=r"degree 3.*degree 2.*Haeffele & Vidal \(§6\).*certify=False"):
         deep.fit(X, y)
-    net = ParallelReLUNetwork(subnetwork=[2, 3, 3, 1], lam=0.1, regulariser="weight_decay", certify=False, seed=0)
-    net.fit(X, y, max_rounds=2, max_iters=20, polar_options={"n_starts": 16, "ascent_steps": 60})
+    net = ParallelReLUNetwork(hidden_layer_sizes=(3, 3), lam=0.1, regulariser="weight_decay", certify=False,
+                              random_state=0, max_iter=20)
+    net.fit(X, y, max_rounds=2, polar_options={"n_starts": 16, "ascent_steps": 60})
     assert net.result_.certificate.global_optimal is None and net.result_.certificate.globalopt is None
     assert np.isfinite(net.objective_)
 
 
-@pytest.mark.parametrize("subnetwork, regulariser", [([2, 3, 1], "weight_decay"), ([2, 1, 2], "weight_decay"),
-                                                     ([2, 2, 2, 1], "power")])
-def test_other_architectures_fit_but_are_never_proven(subnetwork, regulariser):
+@pytest.mark.parametrize("hidden, outputs, regulariser", [((3,), 1, "weight_decay"), ((1,), 2, "weight_decay"),
+                                                          ((2, 2), 1, "power")])
+def test_other_architectures_fit_but_are_never_proven(hidden, outputs, regulariser):
     X, y = toy(15, 2, seed=9)
-    Y = np.column_stack([y, -y]) if subnetwork[-1] == 2 else y
-    net = ParallelReLUNetwork(subnetwork=subnetwork, lam=0.3, regulariser=regulariser, seed=0)
-    net.fit(X, Y, max_rounds=2, max_iters=20, polar_options={"n_starts": 16, "ascent_steps": 60})
+    Y = np.column_stack([y, -y]) if outputs == 2 else y
+    net = ParallelReLUNetwork(hidden_layer_sizes=hidden, lam=0.3, regulariser=regulariser, random_state=0,
+                              max_iter=20)
+    net.fit(X, Y, max_rounds=2, polar_options={"n_starts": 16, "ascent_steps": 60})
     g = net.result_.certificate.globalopt
     assert net.result_.certificate.global_optimal is False
     assert not g.polar_exact and g.polar_upper == np.inf and g.gap_bound == np.inf
@@ -136,22 +138,23 @@ def test_other_architectures_fit_but_are_never_proven(subnetwork, regulariser):
 
 def test_bad_input_is_refused_before_any_solve():
     X, y = toy(10, 2, seed=10)
-    with pytest.raises(InvalidInputError, match="subnetwork"):
+    # the deprecated full subnetwork=[d, n_1, ..., n_out] is still checked (with its FutureWarning)
+    with pytest.raises(InvalidInputError, match="subnetwork"), pytest.warns(FutureWarning, match="subnetwork"):
         ParallelReLUNetwork(subnetwork=[2, 1], lam=0.1).fit(X, y)
-    with pytest.raises(InvalidInputError, match="features"):
+    with pytest.raises(InvalidInputError, match="features"), pytest.warns(FutureWarning, match="subnetwork"):
         ParallelReLUNetwork(subnetwork=[5, 1, 1], lam=0.1).fit(X, y)
     with pytest.raises(InvalidInputError, match="lam"):
-        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.0).fit(X, y)
+        ParallelReLUNetwork(lam=0.0).fit(X, y)
     with pytest.raises(InvalidInputError, match="NaN"):
-        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1).fit(np.full((10, 2), np.nan), y)
+        ParallelReLUNetwork(lam=0.1).fit(np.full((10, 2), np.nan), y)
     with pytest.raises(InvalidInputError, match="solver"):
-        ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1).fit(X, y, solver="no-such-solver")
+        ParallelReLUNetwork(lam=0.1, solver="no-such-solver").fit(X, y)
 
 
 def _diabetes_interval(max_rounds):
     X, y = datasets.load("diabetes")
-    net = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=1.0, seed=0)
-    net.fit(X, y, patterns=200, max_rounds=max_rounds, max_iters=10, n_maximisers=10)
+    net = ParallelReLUNetwork(lam=1.0, random_state=0, patterns=200, max_iter=10)
+    net.fit(X, y, max_rounds=max_rounds, n_maximisers=10)
     return X, y, net
 
 
@@ -167,8 +170,8 @@ def test_input_dimension_ten_reports_a_polar_interval_and_a_proven_gap():
 def test_input_dimension_ten_lower_bound_is_below_a_long_adam_run():
     X, y, net = _diabetes_interval(max_rounds=6)
     g = net.result_.certificate.globalopt
-    adam = ParallelReLUNetwork(subnetwork=[10, 1, 1], lam=1.0, seed=0, n_subnetworks=64)
-    adam.fit(X, y, algorithm="adam", epochs=20000, lr=5e-3)
+    adam = ParallelReLUNetwork(lam=1.0, random_state=0, n_subnetworks=64, algorithm="adam")
+    adam.fit(X, y, epochs=20000, lr=5e-3)
     best = min(net.objective_, adam.objective_)
     assert g.lower_bound <= best
     assert g.relative_gap < np.inf
@@ -178,8 +181,8 @@ def test_units_hand_back_the_same_objective_to_cvxpy_and_pyomo():
     rng = np.random.default_rng(1)
     X = rng.uniform(-1, 1, (12, 2))
     y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.05 * rng.standard_normal(12)
-    net = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.1, n_subnetworks=3, seed=0)
-    net.fit(X, y, algorithm="adam", epochs=50)
+    net = ParallelReLUNetwork(lam=0.1, n_subnetworks=3, random_state=0, algorithm="adam")
+    net.fit(X, y, epochs=50)
     f = net.objective(X, y)
     cm = net.to_cvxpy(X, y)
     assert cm.problem.objective.value == pytest.approx(f, rel=1e-10)
@@ -188,7 +191,7 @@ def test_units_hand_back_the_same_objective_to_cvxpy_and_pyomo():
     res = mc.solve(cm.problem, cm.blocks, solver="clarabel", max_iters=20)
     assert res.objective <= f + 1e-9
     with pytest.raises(mc.InvalidInputError, match="two-layer units"):
-        ParallelReLUNetwork(subnetwork=[2, 2, 1], lam=0.1, certify=False).to_cvxpy(X, y)
+        ParallelReLUNetwork(hidden_layer_sizes=(2,), lam=0.1, certify=False).to_cvxpy(X, y)
 
 
 def test_small_scale_targets_neither_fool_nor_block_the_certificate():
@@ -199,16 +202,16 @@ def test_small_scale_targets_neither_fool_nor_block_the_certificate():
     scale (the problem is scale-equivariant)."""
     X, y = toy(16, 2, seed=11)
     lam, eps = 0.4, 1e-8
-    unit = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=lam, seed=0).fit(X, y)
+    unit = ParallelReLUNetwork(lam=lam, random_state=0).fit(X, y)
     assert unit.result_.certificate.global_optimal is True
-    small = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=eps * lam, seed=0).fit(X, eps * y)
+    small = ParallelReLUNetwork(lam=eps * lam, random_state=0).fit(X, eps * y)
     assert small.result_.certificate.global_optimal is True, str(small.result_.certificate)
     assert small.objective_ == pytest.approx(eps**2 * unit.objective_, rel=1e-5, abs=0)
     # the unit-scale optimum mapped to the small scale, every unit's output × 1.05
     c = np.sqrt(1.05)
-    bad = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=eps * lam)
+    bad = ParallelReLUNetwork(lam=eps * lam, max_iter=0)
     bad.fit(X, eps * y, init={"U": c * np.sqrt(eps) * unit.U_, "alpha": c * np.sqrt(eps) * unit.alpha_},
-            max_rounds=1, max_iters=0)
+            max_rounds=1)
     assert bad.objective(X, eps * y) > 1.02 * small.objective_
     cert = bad.certificate(X, eps * y)
     assert cert.global_optimal is False

@@ -755,7 +755,7 @@ def test_matrix_factorization_estimator_checks_option_names_before_any_solve():
 
     Y = np.random.default_rng(0).standard_normal((8, 6))
     Y0 = Y.copy()
-    mf = MatrixFactorization(rank=2, max_iter=3)
+    mf = MatrixFactorization(n_components=2, max_iter=3, solver="clarabel")
     with pytest.raises(InvalidInputError, match="max_iters"):
-        mf.fit(Y, solver="clarabel", solver_options={"max_iters": 3})
+        mf.fit(Y, solver_options={"max_iters": 3})
     assert not hasattr(mf, "result_") and np.array_equal(Y, Y0)

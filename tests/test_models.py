@@ -76,7 +76,9 @@ def test_matrix_factorization_cvxpy_objective_matches_numpy():
 
 def test_nmf_cvxpy_objective_matches_numpy_and_variables_are_nonneg():
     Y = nonneg_low_rank(8, 6, 2, seed=5)
-    nmf = NonnegativeMatrixFactorization(rank=2, alpha=0.3, seed=1)
+    # the l2 penalty 0.3 on both factors: alpha_W = 0.3 / n_features, alpha_H = 0.3 / n_samples
+    nmf = NonnegativeMatrixFactorization(n_components=2, init="random", alpha_W=0.3 / 6, alpha_H=0.3 / 8,
+                                         random_state=1)
     cm = nmf.to_cvxpy(Y)
     assert all(v.is_nonneg() for v in cm.variables.values())
     start = nmf.initial_point(Y)
@@ -89,7 +91,7 @@ def test_nmf_cvxpy_objective_matches_numpy_and_variables_are_nonneg():
 
 def test_nmf_initial_point_is_scikit_learns_random_init():
     Y = nonneg_low_rank(8, 6, 2, seed=6)
-    start = NonnegativeMatrixFactorization(rank=3, seed=7).initial_point(Y)
+    start = NonnegativeMatrixFactorization(n_components=3, init="random", random_state=7).initial_point(Y)
     W, H = _initialize_nmf(Y, 3, init="random", random_state=7)
     np.testing.assert_allclose(start["W"], W)
     np.testing.assert_allclose(start["H"], H)
@@ -151,10 +153,11 @@ def test_matrix_factorization_rejects_bad_data(Y, match):
 
 @pytest.mark.parametrize("rank", [0, -1, 2.5, True, None])
 def test_factorizations_reject_bad_rank(rank):
+    # the deprecated rank= is still checked (with its FutureWarning)
     Y = np.ones((3, 3))
-    with pytest.raises(InvalidInputError, match="rank"):
+    with pytest.raises(InvalidInputError, match="rank"), pytest.warns(FutureWarning, match="rank"):
         MatrixFactorization(rank=rank).fit(Y)
-    with pytest.raises(InvalidInputError, match="rank"):
+    with pytest.raises(InvalidInputError, match="rank"), pytest.warns(FutureWarning, match="rank"):
         NonnegativeMatrixFactorization(rank=rank).fit(Y)
 
 
@@ -162,15 +165,15 @@ def test_factorizations_reject_negative_penalty():
     Y = np.ones((3, 3))
     with pytest.raises(InvalidInputError, match="lam must be >= 0"):
         MatrixFactorization(n_components=1, lam=-0.1).fit(Y)
-    with pytest.raises(InvalidInputError, match="alpha must be >= 0"):
-        NonnegativeMatrixFactorization(rank=1, alpha=-1.0).fit(Y)
+    with pytest.raises(InvalidInputError, match="alpha must be >= 0"), pytest.warns(FutureWarning, match="alpha"):
+        NonnegativeMatrixFactorization(n_components=1, alpha=-1.0).fit(Y)  # the deprecated alpha= is still checked
 
 
 def test_nmf_rejects_negative_entries_and_says_where():
     Y = np.ones((3, 4))
     Y[1, 2] = -0.5
     with pytest.raises(InvalidInputError, match=r"negative.*\(1, 2\)"):
-        NonnegativeMatrixFactorization(rank=1).fit(Y)
+        NonnegativeMatrixFactorization(n_components=1).fit(Y)
 
 
 def test_init_with_wrong_shape_is_rejected():
@@ -235,12 +238,13 @@ def test_nmf_decreases_objective_keeps_factors_nonneg_and_matches_sklearn():
     Y = nonneg_low_rank(25, 15, 3, seed=11)
     m, n = Y.shape
     alpha = 0.5
-    nmf = NonnegativeMatrixFactorization(rank=3, alpha=alpha, seed=0)
+    nmf = NonnegativeMatrixFactorization(n_components=3, init="random", alpha_W=alpha / n, alpha_H=alpha / m,
+                                         random_state=0, solver="clarabel", max_iter=200, tol=1e-9)
     start = nmf.initial_point(Y)
-    nmf.fit(Y, solver="clarabel", max_iters=200, tol=1e-9)
-    assert nmf.W_.min() >= 0 and nmf.H_.min() >= 0
+    W, H = nmf.fit_transform(Y), nmf.components_
+    assert W.min() >= 0 and H.min() >= 0
     assert nmf.objective_ < nmf.objective_at(Y, start["W"], start["H"])
-    assert nmf.reconstruction_err_ == pytest.approx(np.linalg.norm(Y - nmf.W_ @ nmf.H_))
+    assert nmf.reconstruction_err_ == pytest.approx(np.linalg.norm(Y - W @ H))
     history = nmf.result_.objectives
     assert all(b <= a + 1e-9 * abs(a) for a, b in zip(history, history[1:]))
 
@@ -248,8 +252,8 @@ def test_nmf_decreases_objective_keeps_factors_nonneg_and_matches_sklearn():
         n_components=3, solver="cd", init="random", random_state=0,
         alpha_W=alpha / n, alpha_H=alpha / m, l1_ratio=0.0, max_iter=2000, tol=1e-8,
     )
-    W = sk.fit_transform(Y)
-    sk_value = nmf.objective_at(Y, W, sk.components_)
+    W_sk = sk.fit_transform(Y)
+    sk_value = nmf.objective_at(Y, W_sk, sk.components_)
     assert nmf.objective_ <= sk_value * 1.03
 
 

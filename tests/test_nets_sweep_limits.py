@@ -95,8 +95,8 @@ CHILD = textwrap.dedent("""
     ready = pathlib.Path(sys.argv[1])
     X, y = datasets.load("diabetes")
     X = np.vstack([X, X + 0.01]); y = np.concatenate([y, y])  # ~1-2 s per sweep of [10, 64, 64, 1] here
-    net = ReLUNetwork([10, 64, 64, 1], weight_decay=1e-4, seed=0, algorithm="gauss-seidel", max_iter=10_000,
-                      time_limit=300)
+    net = ReLUNetwork(hidden_layer_sizes=[64, 64], weight_decay=1e-4, random_state=0, algorithm="gauss-seidel",
+                      max_iter=10_000, time_limit=300)
 
     def callback(entry):
         if entry.iteration == 1:

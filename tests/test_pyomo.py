@@ -235,7 +235,7 @@ def test_model_without_blocks_asks_for_them(mf_data):
 def test_matrix_factorization_to_pyomo_reaches_the_svt_optimum():
     r = np.random.default_rng(4)
     Y = r.standard_normal((7, 2)) @ r.standard_normal((2, 5)) + 0.05 * r.standard_normal((7, 5))
-    pm = MatrixFactorization(rank=3, lam=0.8, seed=0).to_pyomo(Y)
+    pm = MatrixFactorization(n_components=3, lam=0.8, random_state=0).to_pyomo(Y)
     opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=pm.blocks, seed=0, max_iters=500, tol=1e-10)
     opt.solve(pm.model)
     assert pyo.value(pm.model.obj) == pytest.approx(svt_value(Y, 0.8), rel=1e-6)
@@ -244,7 +244,9 @@ def test_matrix_factorization_to_pyomo_reaches_the_svt_optimum():
 def test_other_models_emit_equivalent_pyomo_models():
     r = np.random.default_rng(5)
     Y = np.abs(r.standard_normal((5, 4)))
-    nmf = NonnegativeMatrixFactorization(rank=2, alpha=0.1, seed=0)
+    # the l2 penalty 0.1 on both factors: alpha_W = 0.1 / n_features, alpha_H = 0.1 / n_samples
+    nmf = NonnegativeMatrixFactorization(n_components=2, init="random", alpha_W=0.1 / 4, alpha_H=0.1 / 5,
+                                         random_state=0)
     pm = nmf.to_pyomo(Y)
     W, H = np.abs(r.standard_normal((5, 2))), np.abs(r.standard_normal((2, 4)))
     for (i, a), v in pm.variables["W"].items():
@@ -393,7 +395,7 @@ def test_relu_network_to_pyomo_has_the_networks_objective_and_trains():
     r = np.random.default_rng(2)
     X = r.standard_normal((10, 2))
     y = np.maximum(X[:, 0] - X[:, 1], 0) + 0.1 * r.standard_normal(10)
-    net = ReLUNetwork([2, 3, 1], weight_decay=1e-2, seed=0)
+    net = ReLUNetwork(hidden_layer_sizes=[3], weight_decay=1e-2, random_state=0)
     pm = net.to_pyomo(X, y)
     start = net.initial_params()
     F0 = float(net_objective(net._arch("t"), start, torch.as_tensor(X), torch.as_tensor(y).reshape(-1, 1),
@@ -403,7 +405,7 @@ def test_relu_network_to_pyomo_has_the_networks_objective_and_trains():
     opt.solve(pm.model)
     assert opt.result.objective < F0
     with pytest.raises(mc.InvalidInputError, match="squared loss with plain ReLU"):
-        ReLUNetwork([2, 3, 2], loss="softmax").to_pyomo(X, (X[:, 0] > 0).astype(int))  # two classes
+        ReLUNetwork(hidden_layer_sizes=[3], loss="softmax").to_pyomo(X, (X[:, 0] > 0).astype(int))  # two classes
 
 
 # -- blocks compiled once into matrices (BlockSubproblem values through the dispatcher) ---------------------------

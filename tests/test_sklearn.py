@@ -194,7 +194,8 @@ def test_an_old_and_a_new_spelling_together_are_refused():
 def test_old_parallel_relu_spellings_warn_and_give_the_same_fit():
     X, y = regression(16, d=2)
     new = ParallelReLUNetwork(lam=0.5, max_iter=3, random_state=0).fit(X, y, max_rounds=1)
-    with pytest.warns(FutureWarning, match="hidden_layer_sizes"):
+    with pytest.warns(FutureWarning, match="hidden_layer_sizes"), pytest.warns(FutureWarning, match="random_state"), \
+            pytest.warns(FutureWarning, match=r"fit\(max_iters"):
         old = ParallelReLUNetwork(subnetwork=[2, 1, 1], lam=0.5, seed=0).fit(X, y, max_iters=3, max_rounds=1)
     assert old.subnetwork_ == new.subnetwork_ == (3, 1, 1)
     np.testing.assert_array_equal(old.predict(X), new.predict(X))
