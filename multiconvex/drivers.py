@@ -13,7 +13,9 @@ increase, so the best point so far is always the current point. The
 certificate (block gaps, R&R Def 5.8) is computed at the returned point. A block
 whose piece has units on a boundary is solved on the neighbouring piece too; when
 that solve fails without proving the piece empty, the block's gap is ``nan`` (the
-neighbouring piece might hold a lower optimum).
+neighbouring piece might hold a lower optimum). Where the point lies in more pieces of a block
+than those two, the gap is ``max(gap, bound)`` with the form's bound over all of them
+(:meth:`StandardForm.adjacent_gap_bound`, measured without prox only).
 
 ``DriverOptions.callback`` is called as ``callback(entry)`` after each outer iteration's
 :class:`~multiconvex.result.HistoryEntry` is appended, with the best point so far loaded into the
@@ -53,7 +55,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .executor import Executor, InProcessExecutor
 from .result import Callback, Certificate, HistoryEntry, Result
-from .standard_form import BlockSolution, Point, StandardForm, replace
+from .standard_form import BlockSolution, Point, StandardForm, replace, with_adjacent_bound
 from .tolerance import gap_tolerance
 
 logger = logging.getLogger("multiconvex")
@@ -127,6 +129,7 @@ class _Pass:
     n_ok: int
     failed: tuple[str, ...] = ()
     failed_status: tuple[str, ...] = ()  # the normalised status of each failed block solve, as ``failed``
+    bound_nan: tuple[str, ...] = ()  # blocks whose gap is nan because the adjacent-piece bound could not be computed
 
 
 def _run_task(task: tuple) -> object:
@@ -223,6 +226,9 @@ class _Driver:
         sols = self.solve_blocks(st, prox, list(range(len(form.blocks))))
         gaps: dict[str, float] = {}
         best: tuple[tuple[float, float], Point, str] | None = None
+        prove = prox == 0 and math.isfinite(f)
+        steps: list[tuple[int, float]] = []  # blocks whose gap is above tol through their adjacent bound only
+        bound_nan: list[str] = []
         for sol in sols:
             name = self.names[sol.block]
             if not sol.ok:
@@ -241,6 +247,15 @@ class _Driver:
                 logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
                                "feasible for it: the solve is inaccurate and certifies nothing", name,
                                sol.value, f)
+            if prove:  # every piece containing the point, not only the two solved (None: those are all)
+                solved = gaps[name]
+                enough = tol if solved <= tol else math.inf  # above tol already: any valid bound will do
+                bound = form.adjacent_gap_bound(sol.block, x, enough)
+                gaps[name] = with_adjacent_bound(solved, bound, tol)
+                if bound is not None and math.isnan(bound) and not math.isnan(solved):
+                    bound_nan.append(name)
+                if solved <= tol < gaps[name]:  # a minimum on the solved pieces, not along the block: a way on
+                    steps.append((sol.block, enough))
         if prox == 0 and _all_within(gaps, tol):
             accept = False  # the start point is certified: stay on it
         for sol in sols if accept else ():
@@ -249,13 +264,20 @@ class _Driver:
                 merit = form.merit(sol.block, sol) or form.evaluate(cand)
                 if best is None or not _no_worse(best[0], merit):
                     best = (merit, cand, self.names[sol.block])
+        for i, enough in steps if accept else ():  # a step along the block where an unsolved adjacent piece descends
+            values = form.adjacent_step(i, x, enough)
+            if values is not None:
+                cand = replace(x, values)
+                merit = form.evaluate(cand)
+                if best is None or not _no_worse(best[0], merit):
+                    best = (merit, cand, self.names[i])
         accepted = None
         if best is not None and _strictly_better(best[0], (f, st.violation)) and st.offer(best[1], best[0]):
             accepted = best[2]
         n_ok = sum(s.ok for s in sols)
         failed = tuple(self.names[s.block] for s in sols if not s.ok)
         return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed,
-                     failed_status=tuple(s.status for s in sols if not s.ok))
+                     failed_status=tuple(s.status for s in sols if not s.ok), bound_nan=tuple(bound_nan))
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
@@ -376,9 +398,13 @@ class _Driver:
                 if step.accepted is None and step.gaps is not None:
                     status = "stalled"
                     message = "no block step lowers the objective, but some block gap exceeds the tolerance"
-                    if any(math.isnan(g) for g in step.gaps.values()):
+                    nan_gaps = {n for n, g in step.gaps.items() if math.isnan(g)}
+                    if nan_gaps - set(step.bound_nan):
                         message += (" or was not computed (a solve on a neighbouring piece across a boundary "
                                     "failed)")
+                    if step.bound_nan:
+                        message += (f"; the bound over every piece adjacent to the point could not be computed "
+                                    f"for block(s) {', '.join(step.bound_nan)} (gap nan)")
                     self._record(history, it, t0, st, step, bar)
                     break
                 if self._record(history, it, t0, st, step, bar):

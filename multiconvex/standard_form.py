@@ -10,6 +10,7 @@ certificates only ever talk to this interface.
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,28 @@ class StandardForm(ABC):
         proof that the problem is. ``False`` (the safe answer) unless a form knows better."""
         return False
 
+    def adjacent_gap_bound(self, index: int, point: Point, tol: float | None = None) -> float | None:
+        """An upper bound of block ``index``'s gap over *every* piece that contains ``point``, or ``None`` when the
+        pieces its solves cover (its own piece and the neighbouring piece across a boundary) are all of them.
+        With ``tol`` the caller only asks whether the gap is ``≤ tol``: a form may stop refining as soon as that is
+        decided and return a looser valid bound (``tol=inf``: any valid bound will do, the block is not certified
+        anyway); ``None`` asks for the tightest bound the form computes.
+
+        A point with ``k ≥ 2`` pre-activations on a boundary that a block depends on lies in up to ``2^k`` pieces of
+        that block; the drivers and certificates report ``max(gap, bound)`` (``nan`` when either is ``nan``), so a
+        certified block is a local minimum along the block, not only on its piece. ``nan``: the bound could not be
+        computed. The default (``None``) keeps the two-piece claim; a form that knows its kinks overrides it
+        (:meth:`multiconvex.nets.form.NetForm.adjacent_gap_bound`)."""
+        return None
+
+    def adjacent_step(self, index: int, point: Point, tol: float | None = None) -> dict[Hashable, np.ndarray] | None:
+        """Block ``index``'s new values along a direction where the objective falls, when its
+        :meth:`adjacent_gap_bound` (asked with the same ``tol``) is positive because of a piece that its solves do
+        not cover; ``None`` otherwise. The driver offers it as one more candidate (accepted only if strictly
+        better), so that a run moves on from a point that is a minimum on its solved pieces but not along the
+        block. The default has none."""
+        return None
+
     def set_deadline(self, deadline: float | None) -> None:
         """The run's deadline (``time.time()`` seconds; ``None``: no limit), set by the driver before its
         first solve and cleared after its last. A form whose block solves go through the dispatcher
@@ -151,3 +174,13 @@ def replace(point: Point, values: Mapping[Hashable, np.ndarray]) -> Point:
     new = dict(point)
     new.update(values)
     return new
+
+
+def with_adjacent_bound(gap: float, bound: float | None, floor: float = 0.0) -> float:
+    """A block's gap over every piece containing the point: ``max(gap, bound)`` (``gap`` alone when ``bound`` is
+    ``None``; ``nan`` when either is ``nan``: the block's optimum over those pieces is not known). A gap below
+    ``−floor`` (an inaccurate solve: its optimum above the objective at a point feasible for it) is kept as it is,
+    so that the error stays visible rather than hidden under the bound."""
+    if bound is None or math.isnan(gap) or gap < -floor:
+        return gap
+    return math.nan if math.isnan(bound) else max(gap, bound)

@@ -26,23 +26,27 @@ from torch.func import jacrev, vmap
 
 from ..result import Certificate
 from ..solvers import dispatch, problem_class, resolve, solve_cvxpy
-from ..standard_form import Point
+from ..standard_form import Point, with_adjacent_bound
 from ..tolerance import gap_tolerance
 from .form import NetForm
 from .network import Architecture, Params, data_loss, flatten, forward, unflatten
 
 
-def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
+def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str, float]:
     """``F(point) − optimum`` of every block subproblem of ``form`` (``nan`` where a solve failed, the
     neighbouring piece's included unless it was proven empty).
 
     A block whose piece has boundary units is solved on the neighbouring piece too and the
     better optimum is used (the point belongs to both pieces; THEORY §2). That neighbour flips *every*
-    boundary unit: with ``k ≥ 2`` boundary entries the point lies in ``2^k`` pieces of the block and the
-    others are not checked, so a certified point is a partial minimum on its own piece (R&R Def 5.8), not
-    necessarily a local minimum along each block (README, "What partial minimum says for a network").
+    boundary unit: with ``k ≥ 2`` boundary entries the point lies in up to ``2^k`` pieces of the block, so the
+    gap is ``max(gap, bound)`` with the form's bound over every piece containing the point
+    (:meth:`~multiconvex.standard_form.StandardForm.adjacent_gap_bound`; squared-loss unit blocks:
+    :mod:`multiconvex.nets.adjacent`, boundary entries taken as exactly on their kink). Where the form has no
+    bound (layer blocks, logistic/softmax blocks) the claim stays a partial minimum on the point's own piece and
+    its neighbour (R&R Def 5.8; README, "What partial minimum says for a network").
     """
     f, _ = form.evaluate(point)
+    floor = gap_tolerance(tol, f)  # the certificate's tolerance: a gap below −floor is an inaccurate solve, kept
     indices = list(range(len(form.blocks)))
     run = executor.map if executor is not None else (lambda fn, xs: [fn(x) for x in xs])
     boundary = {i: form.prepare(i, point) for i in indices}
@@ -60,7 +64,9 @@ def block_gaps(form, point: Point, executor=None) -> dict[str, float]:
     for i in indices:
         s = best[i]
         known = s.ok and s.status == "optimal" and i not in unsolved
-        gaps[form.blocks[i].name] = f - s.value if known else math.nan
+        gap = f - s.value if known else math.nan
+        enough = floor if gap <= floor else math.inf  # above the tolerance already: any valid bound will do
+        gaps[form.blocks[i].name] = with_adjacent_bound(gap, form.adjacent_gap_bound(i, point, enough), floor)
     return gaps
 
 
@@ -117,7 +123,7 @@ def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=
         Relative tolerance.
     """
     f, _ = form.evaluate(point)
-    return Certificate.from_gaps(block_gaps(form, point, executor), gap_tolerance(tol, f))
+    return Certificate.from_gaps(block_gaps(form, point, executor, tol), gap_tolerance(tol, f))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ row ``u`` of ``W_{k+1}`` with its bias appended. ``prepare`` runs one forward pa
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -47,6 +48,7 @@ from ..solvers.cvxpy_adapter import options_for
 from ..solvers.registry import get_backend
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
+from .adjacent import layer_kinks
 from .batched import boundary_units, piece_context, unit_batch
 from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
 from .incremental import ForwardCache
@@ -127,6 +129,9 @@ class NetForm(StandardForm):
         self._prepared: dict[int, tuple[Point, float, bool]] = {}
         self._shipped: dict[int, tuple[BlockSubproblem, np.ndarray, float]] = {}
         self._fwd = ForwardCache(arch, X, T, self.weight_decay)
+        # the adjacent-piece lower models of the last point asked (outside the size-3 forward cache, which a step's
+        # halvings cycle through): (point, F, {layer: (kinks, {(unit, tol): AdjacentBound})})
+        self._adjacent_kept: tuple[Point, float, dict] | None = None
         # squared loss in unit blocks: every unit block of a layer prepared at one point is built and
         # solved as one batch (multiconvex.nets.batched, .unit_blocks) when the first of them is solved
         units = all(len(b.units) == 1 for b in self.layer_blocks)
@@ -318,6 +323,63 @@ class NetForm(StandardForm):
             if b is not None:
                 out[f"b{k + 1}"] = b.cpu().numpy().copy()
         return out
+
+    def adjacent_gap_bound(self, index: int, point: Point, tol: float | None = None) -> float | None:
+        """Squared loss, a unit block: an upper bound of unit block ``index``'s gap over every piece containing
+        ``point`` (:mod:`multiconvex.nets.adjacent`: the layer's lower models built at once and kept with the point's
+        forward pass; with ``tol``, no bounded least squares once a bound is ``≤ tol``), at most ``F`` (``F ≥ 0``);
+        ``None`` where the own and neighbouring pieces are all of them, and for layer blocks and logistic/softmax
+        blocks (their claim stays the two-piece one)."""
+        found = self._adjacent(index, point, tol)
+        if found is None or found.bound is None or math.isnan(found.bound):
+            return None if found is None else found.bound
+        return min(found.bound, self._adjacent_state(point)[1])  # no block lowers F ≥ 0 by more than F
+
+    def adjacent_step(self, index: int, point: Point, tol: float | None = None) -> dict[Hashable, np.ndarray] | None:
+        """Unit block ``index`` moved along its bound's worst direction (:attr:`AdjacentBound.direction`, where the
+        one-sided derivative is ``−2·bound``), halving the step from the lower model's minimiser until ``F`` falls;
+        ``None`` without a positive bound or when 40 halvings find no lower ``F``. The point's lower models are kept
+        outside the forward cache (:meth:`_adjacent`), so the halvings' passes do not make the next block's step
+        rebuild them."""
+        found = self._adjacent(index, point, tol)
+        if found is None or found.direction is None or not (found.bound or 0.0) > 0:
+            return None
+        key = self.blocks[index].keys[0]
+        f0 = self._adjacent_state(point)[1]
+        theta0, d = point[key], found.direction
+        for halving in range(40):
+            values = {key: theta0 + 0.5 ** halving * d}
+            if self.evaluate({**point, **values})[0] < f0:
+                return values
+        return None
+
+    def _adjacent_state(self, point: Point) -> tuple[Point, float, dict]:
+        """``(point, F, lower models per layer)`` of ``point``: kept for the last point asked, replaced by a new one
+        (the driver asks every block at one point, then moves on). Compared by identity, as the forward cache."""
+        kept = self._adjacent_kept
+        if kept is None or kept[0] is not point:
+            kept = (point, self._fwd.get(point).f, {})
+            self._adjacent_kept = kept
+        return kept
+
+    def _adjacent(self, index: int, point: Point, tol: float | None):
+        """The :class:`~multiconvex.nets.adjacent.AdjacentBound` of unit block ``index`` (``None``: no bound), the
+        layer's :class:`~multiconvex.nets.adjacent.UnitKinks` built once per point (:meth:`_adjacent_state`)."""
+        block = self.layer_blocks[index]
+        if self.arch.loss != "squared" or len(block.units) != 1:
+            return None
+        layers = self._adjacent_state(point)[2]
+        if block.layer not in layers:
+            entry = self._fwd.get(point)
+            layers[block.layer] = (layer_kinks(self.arch, entry.params, self.T, block.layer, entry.pre, entry.inputs,
+                                               self.weight_decay), {})
+        kinks, found = layers[block.layer]
+        unit = block.units[0]
+        if kinks[unit] is None:
+            return None
+        if (unit, tol) not in found:
+            found[(unit, tol)] = kinks[unit].bound(tol)
+        return found[(unit, tol)]
 
 
 def _forward_uncached(form: NetForm, point: Point):

@@ -1,0 +1,565 @@
+"""A unit block's gap over *every* piece adjacent to a point: one-sided slopes at the kinks and a proven bound.
+
+A unit block ``θ ∈ R^c`` (unit ``u`` of hidden layer ``k``: its weight row with its bias) moves each sample's data
+loss only through the scalar ``t_i = ã_iᵀd`` (``ã_i`` the unit's inputs with a 1, ``d = θ − θ⁰``). When ``k ≥ 2``
+samples sit on a kink that depends on the block (the unit's own ``z_iu ≈ 0``, or a later hidden unit's ``z_ij ≈ 0``
+that the block moves), the point lies in up to ``2^k`` pieces of the block, and the certificate's two exact solves
+(the own piece and the neighbouring piece with every boundary unit flipped) check two of them. This module bounds
+the gap over all of them.
+
+**The bound.** Forward-mode through the layers after ``k`` on each side of ``t_i = 0`` (on the side ``t > 0`` a
+boundary entry's side is the sign of its own ``δz``, nested entries included) gives each sample's one-sided slopes
+``c_i⁺``, ``c_i⁻`` (with its ``1/N``) and curvatures ``m_i⁺``, ``m_i⁻ ≥ 0`` (squared loss: ``‖δf‖²/N``). On a
+piece ``σ`` containing the point, every boundary sample keeps one side (``σ_i t_i ≥ 0``), so for any ``α`` with
+``α_i ≤ c_i⁺`` where ``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
+
+    F_σ(θ⁰ + d) ≥ F(θ⁰) + rᵀd + ½ dᵀP d ≥ F(θ⁰) − ½ rᵀP⁻¹r,    r = g + Σ_{i∈B} α_i ã_i,
+
+with ``g = λθ⁰ + Σ_{i∉B} c_i ã_i`` and ``P = λI + Σ_{i∉B} m_i ã_iã_iᵀ + Σ_{i∈B} min(m_i⁺, m_i⁻) ã_iã_iᵀ``. A convex
+kink (``c_i⁻ ≤ c_i⁺``) takes ``α_i ∈ [c_i⁻, c_i⁺]``, which serves both sides; the ``K`` concave kinks
+(``c_i⁻ > c_i⁺``) are enumerated side by side (``2^K`` bounded least-squares problems on ``L⁻¹[ã_i]``, ``L`` the
+Cholesky factor of ``P``) up to :data:`MAX_CONCAVE`; above it one ``α`` with each concave ``α_i`` at its interval's
+midpoint, plus the triangle-inequality term ``Σ_i ½(c_i⁻ − c_i⁺) ‖L⁻¹ã_i‖``. Any ``α`` in the box gives a valid
+bound (the bounded least squares only make it tight), so the value is evaluated at the ``α`` found, clipped to its
+box. Then ``max_σ (F(θ⁰) − min F_σ) ≤ bound``. A first, cheap bound takes one ``α`` (least squares clipped to the
+box, concave kinks at their midpoints, plus the triangle term); a caller that only asks whether the gap is ``≤ tol``
+gets it when it is (:meth:`UnitKinks.bound`). The bounded least squares run BVLS, and the trust-region method as
+well when BVLS ends above ``tol`` (BVLS can stop far from the optimum when there are more kinks than weights).
+
+**What a positive bound means.** With the sides enumerated and each bounded least squares at its optimum, the bound
+is ``−min`` of the lower model ``gᵀd + Σ_i ψ_i(t_i) + ½dᵀPd`` over the worst side's cone (its dual; ``ψ_i(t)`` is
+``max(c_i⁺t, c_i⁻t)`` at a convex kink, ``c_i^{σ_i} t`` at a concave one), whose piecewise-linear part is the
+one-sided derivative ``F'(θ⁰; d)``. So the bound is 0 exactly when no step along the block has a negative one-sided
+derivative (a first-order local minimum along the block over every adjacent piece), and a positive bound comes with
+the direction ``d* = −P⁻¹r*`` (:attr:`AdjacentBound.direction`) along which ``F'(θ⁰; d*) = −2·bound``: ``F`` falls
+along the block (``tests/test_nets_adjacent.py`` checks both).
+
+**Singular P.** With weight decay 0 (a dead unit, say) ``P`` can be singular; then a side's lower model is bounded
+below only where ``Nᵀr = 0`` (``N`` the null space of ``P``), its minimum ``−½ rᵀP⁺r``. The bounded least squares
+then weigh the null rows heavily; a side where ``Nᵀr`` stays above rounding has the bound ``inf`` (the model falls
+without bound; the form reports ``F`` instead, as no block lowers ``F ≥ 0`` by more), never ``nan``.
+
+**Entries off their kink.** Boundary entries are those within the boundary tolerance (``|z| ≤ BOUNDARY_TOL ·
+max(1, max|z|)`` per layer, as :meth:`multiconvex.nets.piece_context.PieceContext.tol`). The model is built as if
+they were exactly on their kink; a piece that flips an entry at ``0 < |z| ≤ tol`` is that piece's affine map
+extended to the point, whose output differs from ``f`` by at most ``D_i`` (:func:`_off_kink_terms`). So each such
+sample adds ``E_i = ‖f_i − y_i‖D_i/N`` to the bound (:attr:`UnitKinks.slack`) and narrows its slopes by
+``κ_i = G D_i/N`` (``G`` bounds ``‖∂f/∂t‖``): the bound alone is a proof over the pieces defined by the true ``z``.
+(The certificate's neighbouring-piece solve flips the entries within the tolerance as if on their kink and does
+not pay this term; where this module answers ``None`` the two-piece claim, with that approximation, stands.)
+
+Leaky ReLU: the dead side has the negative slope. Squared loss and unit blocks only; layer blocks and the
+logistic/softmax blocks keep the two-piece claim.
+
+Examples
+--------
+>>> import torch
+>>> from multiconvex.nets import Architecture, forward, init_params
+>>> arch = Architecture((2, 3, 1))
+>>> params = init_params(arch, 0, torch.device("cpu"))
+>>> X = torch.randn(20, 2, dtype=torch.float64); T = torch.randn(20, 1, dtype=torch.float64)
+>>> _, pre, inputs = forward(arch, params, X)
+>>> [b.bound for b in adjacent_bounds(arch, params, T, 0, pre, inputs, 1e-3)]  # no sample on a kink
+[None, None, None]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+from scipy.optimize import lsq_linear
+
+from ..errors import InvalidInputError
+from ..solvers.dispatch import on_one_blas_thread
+from .network import Architecture, Params
+from .piece_context import abs_stats, with_ones
+from .torch_threads import one_torch_thread
+
+#: Up to this many concave kinks in one block the bound enumerates their ``2^K`` sides (each a small bounded least
+#: squares); above it, the midpoint-plus-triangle bound.
+MAX_CONCAVE = 6
+
+#: Largest number of entries of one chunk's Jacobians (samples × later units × units).
+CHUNK_ENTRIES = 262_144
+
+
+@dataclass
+class AdjacentBound:
+    """What :func:`adjacent_bounds` found for one unit block.
+
+    Attributes
+    ----------
+    bound : float or None
+        An upper bound of the block's gap ``F(θ⁰) − min F_σ`` over every piece ``σ`` containing the point; ``inf``
+        when a piece's lower model is unbounded below (``P`` singular and ``Nᵀr ≠ 0``); ``nan`` when it could not be
+        computed (no finite bounded least squares); ``None`` when the adjacent pieces are exactly the
+        two the certificate solves (no sample on a kink that depends on the block, or one such sample whose two
+        sides are the own piece and the neighbouring piece).
+    n_kinks : int
+        Samples where the block's loss has a kink (``c⁺ ≠ c⁻`` or ``m⁺ ≠ m⁻``).
+    n_concave : int
+        Of those, the samples with ``c⁻ > c⁺`` (each doubles the pieces the bound enumerates).
+    exact : bool
+        Whether the concave sides were enumerated (``n_concave ≤ MAX_CONCAVE``) rather than bounded by the triangle
+        inequality.
+    direction : numpy array (c,) or None
+        ``−P⁻¹r`` of the worst enumerated piece: the step that attains the bound on that piece's lower model.
+    """
+
+    bound: float | None
+    n_kinks: int = 0
+    n_concave: int = 0
+    exact: bool = True
+    direction: np.ndarray | None = None
+
+
+def _sign(z: torch.Tensor) -> torch.Tensor:
+    """``+1`` where ``z ≥ 0`` (signed zeros included), ``−1`` elsewhere: the piece convention."""
+    return torch.sign(torch.sign(z) + 0.5)
+
+
+def _tol(z: torch.Tensor) -> float:
+    """The boundary tolerance of a layer (as :meth:`PieceContext.tol`)."""
+    return abs_stats(z).tol()
+
+
+def _jacobians(arch: Architecture, params: Params, pre: list[torch.Tensor], k: int, units: torch.Tensor,
+               rows: torch.Tensor | slice, side: int, tols: list[float], checks: bool = False):
+    """Forward-mode ``δf`` (n, n_out, g) of the units ``units`` of layer ``k`` at the samples ``rows``, per unit step
+    ``δτ = 1`` on the side ``side`` (``+1``: ``t > 0``, ``−1``: ``t < 0``, ``0``: the point's own piece, ``δz = 1``).
+
+    On a side, a boundary entry (``|z| ≤ tol``) takes the side of its own ``δz`` (the unit's own entry the side
+    itself); an entry with ``δz = 0`` keeps the point's side (it does not move, so its slope multiplies 0). With
+    ``checks``, also returns per (sample, unit): whether a later boundary entry moves (``δz ≠ 0``), whether every
+    moving boundary entry's side agrees with the point's own piece, and whether it agrees with the flipped piece.
+    """
+    z0 = pre[k][rows][:, units]  # (n, g)
+    own = _sign(z0)
+    on_kink = z0.abs() <= tols[k]
+    s = own if side == 0 else torch.where(on_kink, torch.full_like(own, float(side)), own)
+    step = 1.0 if side == 0 else float(side)
+    V = params[k + 1][0][:, units][None, :, :] * (arch.slope(0.5 * (s + 1)) * step)[:, None, :]
+    moves = torch.zeros_like(on_kink)
+    agree_own = ~on_kink | (own == step)  # the own entry moves by `step`
+    agree_flip = ~on_kink | (-own == step)
+    for j in range(k + 1, arch.n_layers - 1):
+        zj = pre[j][rows]  # (n, n_j)
+        sj = _sign(zj)[:, :, None]
+        bj = (zj.abs() <= tols[j])[:, :, None]
+        if side == 0:
+            slope = arch.slope(0.5 * (sj + 1))
+        else:
+            sv = torch.where(bj & (V != 0), torch.sign(V), sj)
+            slope = arch.slope(0.5 * (sv + 1))
+            if checks:
+                moving = bj & (V != 0)
+                moves |= moving.any(dim=1)
+                agree_own &= ~(moving & (torch.sign(V) != sj)).any(dim=1)
+                agree_flip &= ~(moving & (torch.sign(V) != -sj)).any(dim=1)
+        V = torch.matmul(params[j + 1][0], slope * V)
+    if checks:
+        return V, moves, agree_own, agree_flip
+    return V
+
+
+@dataclass
+class UnitKinks:
+    """One unit block's lower model at a point: ``F(θ⁰ + d) ≥ F(θ⁰) + (g + Σ_i α_i a_i)ᵀd + ½ dᵀP d`` on every
+    piece containing the point, for the ``α`` its sides allow (module docstring).
+
+    Attributes
+    ----------
+    P : (c, c)
+        ``λI`` plus the curvature of every sample (the smaller side's at a kink).
+    g : (c,)
+        ``λθ⁰`` plus the slopes of the samples that have one slope on both sides.
+    a : (K, c)
+        The inputs ``ã_i`` of the samples whose slopes differ (``cplus ≠ cminus``).
+    cplus, cminus : (K,)
+        Their one-sided slopes ``dφ_i/dt`` at ``0+`` and ``0−``.
+    n_kinks : int
+        Samples where the slopes or the curvatures differ.
+    slack : float
+        ``Σ_i E_i``: what boundary entries off their kink (``0 < |z| ≤ tol``) can lower the loss below the
+        exact-kink model (``cplus``/``cminus`` already narrowed by their ``κ_i``; :func:`_off_kink_terms`).
+    """
+
+    P: np.ndarray
+    g: np.ndarray
+    a: np.ndarray
+    cplus: np.ndarray
+    cminus: np.ndarray
+    n_kinks: int
+    slack: float = 0.0
+
+    @on_one_blas_thread  # small dense algebra: BLAS threads only spin on it
+    def bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
+        """The bound of the lower model (:meth:`_model_bound`) plus :attr:`slack` (boundary entries off their
+        kink by ``|z| ≤ tol``); the arguments as :meth:`_model_bound`."""
+        if not self.slack:
+            return self._model_bound(tol, max_concave)
+        found = self._model_bound(None if tol is None else tol - self.slack, max_concave)
+        if found.bound is not None:
+            found.bound += self.slack
+        return found
+
+    def _model_bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
+        """The bound: first one ``α`` (least squares clipped to the sides' boxes, each concave ``α_i`` at its
+        midpoint, plus the triangle term), then, unless that is already ``≤ tol``, the bounded least squares over
+        the ``2^K`` concave sides (``K ≤ max_concave``; the midpoint bound with a bounded least squares above). Both
+        are valid; the smaller is returned.
+
+        With ``tol`` the work stops as soon as the answer to ``gap ≤ tol`` is known: a side above ``tol`` ends the
+        enumeration with the first bound and that side's direction (where ``F`` falls), and a triangle term above
+        ``tol`` skips the bounded least squares. ``tol=None``: the tightest bound (every side)."""
+        try:
+            Lc = scipy.linalg.cholesky(self.P, lower=True)
+        except np.linalg.LinAlgError:  # P singular (weight decay 0 and a dead unit, say): its range and null space
+            return self._singular_bound(tol, max_concave)
+        b = -scipy.linalg.solve_triangular(Lc, self.g, lower=True)
+        M = (scipy.linalg.solve_triangular(Lc, self.a.T, lower=True) if self.a.shape[0]
+             else np.zeros((self.g.shape[0], 0)))
+        cp, cm = self.cplus, self.cminus
+        concave = cm > cp
+        K = int(concave.sum())
+        if M.shape[1] == 0:
+            return AdjacentBound(0.5 * float(b @ b), self.n_kinks, 0, True, _direction(Lc, -b))
+        lo = np.where(concave, 0.5 * (cp + cm), cm)
+        hi = np.where(concave, 0.5 * (cp + cm), cp)
+        spread = float(np.sum(0.5 * (cm - cp)[concave] * np.linalg.norm(M[:, concave], axis=0)))
+        alpha = np.clip(_least_squares(M, b), lo, hi)
+        r = M @ alpha - b
+        cheap = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
+        best = AdjacentBound(cheap, self.n_kinks, K, K == 0, _direction(Lc, r))
+        if tol is not None and cheap <= tol:
+            return best
+        if K > max_concave:  # the midpoint bound, its convex part by bounded least squares
+            if tol is not None and 0.5 * spread ** 2 > tol:
+                return best  # its triangle term alone is above tol: no α makes it ≤ tol
+            r = _box_residual(M, b, lo, hi, tol or 0.0)
+            val = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
+            return best if not val < cheap else AdjacentBound(val, self.n_kinks, K, False, _direction(Lc, r))
+        worst, worst_r = -math.inf, b
+        cidx = np.nonzero(concave)[0]
+        lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
+        for sides in itertools.product((1, -1), repeat=K):
+            lo_s, hi_s = lo.copy(), hi.copy()
+            up = np.asarray(sides) > 0
+            hi_s[cidx[up]] = cp[cidx[up]]  # t ≥ 0: α ≤ c⁺
+            lo_s[cidx[~up]] = cm[cidx[~up]]  # t ≤ 0: α ≥ c⁻
+            r = _box_residual(M, b, lo_s, hi_s, tol or 0.0)
+            val = _finite(0.5 * float(r @ r))
+            if math.isnan(val) or val > worst:
+                worst, worst_r = val, r
+            if math.isnan(val) or val >= cheap:
+                return best  # the enumeration cannot end below the first bound
+            if tol is not None and val > tol:  # above tol whatever the other sides give: the first bound, and this
+                # side's direction (the one-sided derivative there is −2·val < 0: a way on for the driver)
+                return AdjacentBound(cheap, self.n_kinks, K, False, _direction(Lc, r))
+        return AdjacentBound(worst, self.n_kinks, K, True, _direction(Lc, worst_r))
+
+    def _singular_bound(self, tol: float | None, max_concave: int) -> AdjacentBound:
+        """The bound when ``P`` is singular (positive semidefinite): ``P = U_R diag(μ) U_Rᵀ`` on its range (the
+        eigenvalues below ``1e-12·max μ`` dropped: less curvature, a lower model, still valid) and ``N`` its null
+        space. A side's lower model is bounded below only where ``Nᵀr = 0`` (``r = g + Aᵀα``), and then its minimum
+        is ``−½ rᵀP⁺r``. So each side's ``α`` is a bounded least squares on ``[μ^{-1/2}U_Rᵀ; w·Nᵀ]`` with a large
+        weight ``w`` on the null rows; where ``‖Nᵀr‖`` stays above rounding (``1e-9`` of the problem's scale) that
+        side's model falls without bound and the bound is ``inf`` (its direction ``−NNᵀr``, where the lower model
+        falls linearly). Above ``max_concave`` concave kinks: each concave ``α_i`` at its midpoint, the triangle
+        term on the range, ``inf`` when a concave ``ã_i`` has a component in the null space."""
+        mu, U = np.linalg.eigh(0.5 * (self.P + self.P.T))
+        keep = mu > 1e-12 * max(float(mu.max()), 0.0) if mu.max() > 0 else np.zeros(mu.shape, dtype=bool)
+        UR, UN, scale_r = U[:, keep], U[:, ~keep], 1.0 / np.sqrt(mu[keep])
+        Q = scale_r[:, None] * UR.T  # P⁺ = QᵀQ on the range
+        M, b = Q @ self.a.T, -(Q @ self.g)
+        Mn, bn = UN.T @ self.a.T, -(UN.T @ self.g)
+        size = max(float(np.linalg.norm(self.g)),
+                   float(np.linalg.norm(self.a, axis=1) @ np.maximum(np.abs(self.cplus), np.abs(self.cminus))), 1e-300)
+        null_tol = 1e-9 * size
+        w = 1e6 * max(1.0, float(np.linalg.norm(M))) / max(float(np.linalg.norm(Mn)), null_tol)
+        stacked, rhs = np.vstack([M, w * Mn]), np.concatenate([b, w * bn])
+        cp, cm = self.cplus, self.cminus
+        concave = cm > cp
+        K, nr = int(concave.sum()), M.shape[0]
+
+        def side_value(lo_s: np.ndarray, hi_s: np.ndarray, spread: float = 0.0) -> tuple[float, np.ndarray]:
+            res = _box_residual(stacked, rhs, lo_s, hi_s)
+            r_R, r_N = res[:nr], res[nr:] / w
+            if not np.all(np.isfinite(res)):
+                return math.nan, np.zeros(self.g.shape)
+            if float(np.linalg.norm(r_N)) > null_tol or not math.isfinite(spread):
+                return math.inf, -(UN @ r_N)
+            return 0.5 * (float(np.linalg.norm(r_R)) + spread) ** 2, -(Q.T @ r_R)
+
+        if K > max_concave:
+            mid = 0.5 * (cp + cm)
+            lo, hi = np.where(concave, mid, cm), np.where(concave, mid, cp)
+            null_part = np.linalg.norm(Mn[:, concave], axis=0) if Mn.shape[0] else np.zeros(K)
+            spread = (math.inf if np.any(null_part > null_tol)
+                      else float(np.sum(0.5 * (cm - cp)[concave] * np.linalg.norm(M[:, concave], axis=0))))
+            val, d = side_value(lo, hi, spread)
+            return AdjacentBound(val, self.n_kinks, K, False, d)
+        worst, worst_d = -math.inf, np.zeros(self.g.shape)
+        cidx = np.nonzero(concave)[0]
+        lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
+        for sides in itertools.product((1, -1), repeat=K):
+            lo_s, hi_s = lo.copy(), hi.copy()
+            up = np.asarray(sides) > 0
+            hi_s[cidx[up]] = cp[cidx[up]]
+            lo_s[cidx[~up]] = cm[cidx[~up]]
+            val, d = side_value(lo_s, hi_s)
+            if math.isnan(val) or val > worst:
+                worst, worst_d = val, d
+            if math.isnan(val) or tol is not None and val > tol:
+                break  # decided: not ≤ tol (or not computed)
+        return AdjacentBound(worst, self.n_kinks, K, True, worst_d)
+
+
+def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A least-squares ``α`` of ``Mα ≈ b``: the minimum-norm one through ``MMᵀ`` (c × c) when ``M`` has more columns
+    than rows (then ``M`` has full row rank generically), ``lstsq`` otherwise."""
+    c, K = M.shape
+    if K > c:
+        G = M @ M.T
+        if np.linalg.cond(G) < 1e12:  # well conditioned: the c × c solve; else lstsq (no LinAlgWarning flood)
+            try:
+                return M.T @ scipy.linalg.solve(G, b, assume_a="pos")
+            except (np.linalg.LinAlgError, ValueError):
+                pass
+    return np.linalg.lstsq(M, b, rcond=None)[0]
+
+
+def _finite(val: float) -> float:
+    return val if math.isfinite(val) else math.nan
+
+
+def adjacent_bounds(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
+                    inputs: list[torch.Tensor], weight_decay: float, units: list[int] | None = None, *,
+                    tol: float | None = None, max_concave: int = MAX_CONCAVE) -> list[AdjacentBound]:
+    """The adjacent-piece gap bound of the unit blocks ``units`` (default: all) of ``layer`` at a point.
+
+    Parameters
+    ----------
+    arch : Architecture
+        Squared loss (the curvature terms are ``‖δf‖²``).
+    params : Params
+        The point's weights (torch).
+    T : torch.Tensor
+        Targets ``(N, n_out)``.
+    layer : int
+        The layer ``k`` (0-based) of the units; the output layer has no kinks (every bound ``None``).
+    pre, inputs : list of torch.Tensor
+        The point's forward pass (:func:`multiconvex.nets.network.forward`).
+    weight_decay : float
+        ``λ``.
+    units : list of int, optional
+    tol : float, optional
+        A bound ``≤ tol`` is returned without the bounded least squares (it decides a certificate already).
+    max_concave : int
+        Up to this many concave kinks the sides are enumerated exactly (``2^K`` bounded least squares).
+
+    Returns
+    -------
+    list of AdjacentBound
+        One per unit, in the order of ``units``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from multiconvex.nets import Architecture, forward, init_params
+    >>> arch = Architecture((2, 3, 1))
+    >>> params = init_params(arch, 0, torch.device("cpu"))
+    >>> X = torch.randn(20, 2, dtype=torch.float64); T = torch.randn(20, 1, dtype=torch.float64)
+    >>> a = torch.cat([X[:2], torch.ones(2, 1, dtype=X.dtype)], dim=1)
+    >>> th = torch.linalg.cross(a[0], a[1])  # samples 0 and 1 exactly on unit 0's kink
+    >>> params[0][0][0], params[0][1][0] = th[:2], th[2]
+    >>> _, pre, inputs = forward(arch, params, X)
+    >>> b = adjacent_bounds(arch, params, T, 0, pre, inputs, 1e-3)[0]
+    >>> b.n_kinks, b.bound >= 0
+    (2, True)
+    """
+    kinks = layer_kinks(arch, params, T, layer, pre, inputs, weight_decay, units)
+    return [AdjacentBound(None) if kk is None else kk.bound(tol, max_concave) for kk in kinks]
+
+
+def layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
+                inputs: list[torch.Tensor], weight_decay: float, units: list[int] | None = None
+                ) -> list[UnitKinks | None]:
+    """Each unit block's :class:`UnitKinks` (``None`` where the own and the neighbouring piece are every piece
+    containing the point); the arguments as :func:`adjacent_bounds`."""
+    if arch.loss != "squared":
+        raise InvalidInputError(f"adjacent_bounds: arch.loss={arch.loss!r}; the bound is built for squared loss "
+                                "only (logistic/softmax unit blocks keep the two-piece certificate)")
+    n_k = arch.sizes[layer + 1]
+    sel = list(range(n_k)) if units is None else [int(u) for u in units]
+    if layer >= arch.n_layers - 1 or not sel or pre[layer].shape[0] == 0:
+        return [None for _ in sel]
+    with torch.no_grad(), one_torch_thread(T.device, T.shape[0] * max(arch.sizes)):  # small tensors: torch_threads
+        return _layer_kinks(arch, params, T, layer, pre, inputs, float(weight_decay), sel)
+
+
+def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pre: list[torch.Tensor],
+                 inputs: list[torch.Tensor], lam: float, sel: list[int]) -> list[UnitKinks | None]:
+    """:func:`layer_kinks` for a hidden layer with samples."""
+    N = pre[k].shape[0]
+    dev = pre[k].device
+    tols = [_tol(pre[j]) for j in range(arch.n_layers - 1)]
+    idx = torch.as_tensor(sel, device=dev, dtype=torch.long)
+    own_kink = pre[k][:, idx].abs() <= tols[k]  # (N, g)
+    later = torch.zeros(N, dtype=torch.bool, device=dev)
+    for j in range(k + 1, arch.n_layers - 1):
+        later |= abs_stats(pre[j]).row_min <= tols[j]
+    cand = own_kink | later[:, None]  # (N, g): samples where a boundary entry may depend on the unit
+    rows = torch.nonzero(cand.any(dim=1)).squeeze(1)
+    out: list[UnitKinks | None] = [None for _ in sel]
+    if rows.numel() == 0:
+        return out
+    resid = pre[-1] - T  # f − t
+    width = max(arch.sizes[k + 2:])  # the Jacobians' middle axis: the layers after k (their output included)
+    step = max(1, CHUNK_ENTRIES // max(1, width * len(sel)))
+    sides = {}
+    for side in (1, -1):
+        parts = []
+        for s in range(0, int(rows.numel()), step):  # chunks of samples: memory stays at CHUNK_ENTRIES per pass
+            sl = rows[s:s + step]
+            V, moves, agree_own, agree_flip = _jacobians(arch, params, pre, k, idx, sl, side, tols, checks=True)
+            c = side * (V * resid[sl][:, :, None]).sum(dim=1) / N  # dφ/dt on that side, (n, g)
+            parts.append((c, (V * V).sum(dim=1) / N, moves, agree_own, agree_flip))
+        sides[side] = tuple(torch.cat(t) for t in zip(*parts))
+    (cp, mp, mv_p, own_p, flip_p), (cm, mm, mv_m, own_m, flip_m) = sides[1], sides[-1]
+    cand_s = cand[rows]
+    depends = cand_s & (own_kink[rows] | mv_p | mv_m)  # a boundary entry that the unit moves
+    kink = cand_s & ((cp != cm) | (mp != mm))
+    two_sides = (own_p & flip_m) | (own_m & flip_p)  # the own and the neighbouring piece are its two sides
+    n_dep = depends.sum(dim=0)
+    need = [n for n in range(len(sel)) if int(n_dep[n]) > 1
+            or int(n_dep[n]) == 1 and not bool(two_sides[depends[:, n], n].all())]
+    if not need:
+        return out
+    at = with_ones(inputs[k]) if arch.bias else inputs[k]
+    need_t = torch.as_tensor(need, device=dev, dtype=torch.long)
+    g_idx = idx[need_t]
+    cols = at.shape[1]
+    P = torch.zeros(len(need), cols, cols, dtype=at.dtype, device=dev)
+    g = torch.zeros(len(need), cols, dtype=at.dtype, device=dev)
+    # the samples with a candidate: a candidate's curvature is the smaller side's and its slope goes to g only where
+    # both sides agree; elsewhere the side t > 0 is the own piece (no boundary entry: the same numbers)
+    here = cand_s[:, need_t]
+    cp_n, cm_n, mp_n, mm_n = (t[:, need_t] for t in (cp, cm, mp, mm))
+    slack, kappa = _off_kink_terms(arch, params, pre, resid, k, g_idx, rows, tols, N)
+    slack, kappa = (torch.where(depends[:, need_t], t, torch.zeros_like(t)) for t in (slack, kappa))
+    boxed = here & ((cp_n != cm_n) | (kappa > 0))  # α in a box (its slopes differ, or an entry is off its kink)
+    m = torch.where(here, torch.minimum(mp_n, mm_n), mp_n)
+    c = torch.where(boxed, torch.zeros_like(cp_n), cp_n)
+    A = at[rows]
+    P += (A.T[None, :, :] * m.T[:, None, :]) @ A
+    g += c.T @ A
+    # every other sample on the point's own piece: its slopes and curvatures per chunk of Jacobians (samples ×
+    # `need` are small), then P and g at once (one GEMM per unit, not one per chunk into every unit's P)
+    others = torch.nonzero(~cand.any(dim=1)).squeeze(1)
+    step = max(1, CHUNK_ENTRIES // max(1, width * len(need)))
+    c_parts, m_parts = [], []
+    for s in range(0, int(others.numel()), step):
+        sl = others[s:s + step]
+        V = _jacobians(arch, params, pre, k, g_idx, sl, 0, tols)
+        c_parts.append((V * resid[sl][:, :, None]).sum(dim=1) / N)  # (n, g')
+        m_parts.append((V * V).sum(dim=1) / N)
+    if c_parts:
+        c, m = torch.cat(c_parts), torch.cat(m_parts)
+        A = at[others]
+        g += c.T @ A
+        for n_pos in range(len(need)):
+            P[n_pos] += (A.T * m[:, n_pos]) @ A
+    W, bias = params[k]
+    theta0 = torch.cat([W[g_idx]] + ([bias[g_idx, None]] if bias is not None else []), dim=1)
+    g += lam * theta0
+    P_np = P.cpu().numpy()
+    P_np = 0.5 * (P_np + P_np.transpose(0, 2, 1))
+    P_np[:, np.arange(cols), np.arange(cols)] += lam
+    g_np = g.cpu().numpy()
+    at_np = at.cpu().numpy()
+    rows_np = rows.cpu().numpy()
+    kink_np = kink.cpu().numpy()
+    cp_np, cm_np = cp_n.cpu().numpy(), cm_n.cpu().numpy()
+    boxed_np, kappa_np, slack_np = boxed.cpu().numpy(), kappa.cpu().numpy(), slack.cpu().numpy()
+    for n_pos, n in enumerate(need):
+        ks = np.nonzero(boxed_np[:, n_pos])[0]  # α in a box, shrunk by κ where an entry is off its kink
+        kp = kappa_np[ks, n_pos]
+        out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
+                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()))
+    return out
+
+
+def _off_kink_terms(arch: Architecture, params: Params, pre: list[torch.Tensor], resid: torch.Tensor, k: int,
+                    units: torch.Tensor, rows: torch.Tensor, tols: list[float], N: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (sample of ``rows``, unit of ``units``): the constant ``E`` and the slope shrink ``κ`` that make the
+    lower model valid when boundary entries are within the tolerance but not exactly on their kink (``z ≠ 0``).
+
+    On a piece ``σ`` the sample's loss is ``½‖e + δ_σ + v_σ t‖²/N``, where ``e = f − y`` and ``δ_σ`` is the output
+    of the piece's affine map at the point minus ``f``: each boundary entry that ``σ`` puts on its other side changes
+    its activation by at most ``|1 − a|·|z|`` (``a`` the negative slope), carried to the output by at most
+    ``‖W_{l+1}[:, j]‖ · Π_{m>l+1} s‖W_m‖₂`` (``s = max(1, |a|)``): ``‖δ_σ‖ ≤ D``, the sum over the sample's boundary
+    entries with ``z ≠ 0`` (the unit's own and every later one, moved or not: an over-count is safe). With
+    ``‖a + δ‖² ≥ ‖a‖² − 2‖a‖‖δ‖`` and ``‖e + v_σ t‖ ≤ ‖e‖ + G|t|`` (``G = ‖W_{k+1}[:, u]‖ · Π_{m>k+1} s‖W_m‖₂ ≥
+    ‖v_σ‖``, ``t`` the unit's own ``δz``), the exact-kink model less ``E + κ|t|``, ``E = ‖e‖D/N``, ``κ = GD/N``, is
+    below the loss on every such piece: ``E`` adds to the bound and ``κ`` narrows each side's slope
+    (``c⁺ − κ``, ``c⁻ + κ``). Both are 0 where every boundary entry is exactly on its kink."""
+    s = max(1.0, abs(arch.negative_slope))
+    jump = abs(1.0 - arch.negative_slope)
+    L = arch.n_layers
+    spec = [s * float(torch.linalg.matrix_norm(params[m][0], ord=2)) for m in range(L)]
+    tail = [math.prod(spec[m:]) for m in range(L + 1)]  # tail[m] = Π_{m' ≥ m} s‖W_{m'}‖₂ (tail[L] = 1)
+    out_w = [params[l + 1][0].norm(dim=0) * tail[l + 2] for l in range(L - 1)]  # per entry j of layer l: its gain
+    D_later = torch.zeros(rows.numel(), dtype=resid.dtype, device=resid.device)
+    for l in range(k + 1, L - 1):
+        z = pre[l][rows].abs()
+        off = (z <= tols[l]) & (z > 0)
+        D_later += jump * (torch.where(off, z, torch.zeros_like(z)) * out_w[l][None, :]).sum(dim=1)
+    z_own = pre[k][rows][:, units].abs()
+    off_own = (z_own <= tols[k]) & (z_own > 0)
+    D = jump * torch.where(off_own, z_own, torch.zeros_like(z_own)) * out_w[k][units][None, :] + D_later[:, None]
+    G = params[k + 1][0][:, units].norm(dim=0) * tail[k + 2]
+    E = resid[rows].norm(dim=1)[:, None] * D / N
+    return E, G[None, :] * D / N
+
+
+def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:
+    """``Mα − b`` at a bounded least-squares ``α`` in ``[lo, hi]`` (clipped to the box: any α there is valid).
+
+    BVLS first; when its ``½‖Mα − b‖²`` is above ``enough`` and it stopped on a stalled cost rather than its
+    optimality test (it can stop far from the optimum so when ``M`` has more columns than rows), the trust-region
+    method as well, and the better of the two."""
+    fixed = lo == hi
+    alpha = np.where(fixed, lo, 0.0)
+    free = ~fixed
+    if not free.any():
+        return M @ alpha - b
+    rhs = b - M[:, fixed] @ alpha[fixed]
+    Mf, lo_f, hi_f = M[:, free], lo[free], hi[free]
+    best = None
+    for method in ("bvls", "trf"):
+        with np.errstate(invalid="ignore", over="ignore"):  # trf's scaling at an infinite side: a nan x is dropped
+            res = lsq_linear(Mf, rhs, bounds=(lo_f, hi_f), method=method, tol=1e-13,
+                             max_iter=max(100, 20 * Mf.shape[1]))
+        r = Mf @ np.clip(res.x, lo_f, hi_f) - rhs
+        if not np.all(np.isfinite(r)):
+            continue
+        if best is None or r @ r < best @ best:
+            best = r
+        if 0.5 * float(best @ best) <= enough or method == "bvls" and res.status == 1:
+            break  # decided, or BVLS stopped at its first-order optimality test (not on a stalled cost)
+    return best if best is not None else np.full(M.shape[0], np.nan)
+
+
+def _direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``−P⁻¹(g + Aᵀα) = −L⁻ᵀ(Mα − b)``: the minimiser of the lower model whose residual is ``r``."""
+    return -scipy.linalg.solve_triangular(Lc.T, r, lower=False)
+
+
+__all__ = ["AdjacentBound", "MAX_CONCAVE", "UnitKinks", "adjacent_bounds", "layer_kinks"]
