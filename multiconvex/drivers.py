@@ -265,6 +265,8 @@ class _Driver:
                 if best is None or not _no_worse(best[0], merit):
                     best = (merit, cand, self.names[sol.block])
         for i, enough in steps if accept else ():  # a step along the block where an unsolved adjacent piece descends
+            if _past(self._deadline):  # each step costs up to 40 forward passes: none starts after the deadline
+                break
             values = form.adjacent_step(i, x, enough)
             if values is not None:
                 cand = replace(x, values)
