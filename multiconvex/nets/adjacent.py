@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,7 @@ from scipy.optimize import lsq_linear
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
 from .network import Architecture, Params
-from .piece_context import abs_stats, with_ones
+from .piece_context import abs_stats, piece_sign, with_ones
 from .torch_threads import one_torch_thread
 
 #: Up to this many concave kinks in one block the bound enumerates their ``2^K`` sides (each a small bounded least
@@ -118,16 +119,6 @@ class AdjacentBound:
     direction: np.ndarray | None = None
 
 
-def _sign(z: torch.Tensor) -> torch.Tensor:
-    """``+1`` where ``z ≥ 0`` (signed zeros included), ``−1`` elsewhere: the piece convention."""
-    return torch.sign(torch.sign(z) + 0.5)
-
-
-def _tol(z: torch.Tensor) -> float:
-    """The boundary tolerance of a layer (as :meth:`PieceContext.tol`)."""
-    return abs_stats(z).tol()
-
-
 def _jacobians(arch: Architecture, params: Params, pre: list[torch.Tensor], k: int, units: torch.Tensor,
                rows: torch.Tensor | slice, side: int, tols: list[float], checks: bool = False):
     """Forward-mode ``δf`` (n, n_out, g) of the units ``units`` of layer ``k`` at the samples ``rows``, per unit step
@@ -139,7 +130,7 @@ def _jacobians(arch: Architecture, params: Params, pre: list[torch.Tensor], k: i
     moving boundary entry's side agrees with the point's own piece, and whether it agrees with the flipped piece.
     """
     z0 = pre[k][rows][:, units]  # (n, g)
-    own = _sign(z0)
+    own = piece_sign(z0)
     on_kink = z0.abs() <= tols[k]
     s = own if side == 0 else torch.where(on_kink, torch.full_like(own, float(side)), own)
     step = 1.0 if side == 0 else float(side)
@@ -149,7 +140,7 @@ def _jacobians(arch: Architecture, params: Params, pre: list[torch.Tensor], k: i
     agree_flip = ~on_kink | (-own == step)
     for j in range(k + 1, arch.n_layers - 1):
         zj = pre[j][rows]  # (n, n_j)
-        sj = _sign(zj)[:, :, None]
+        sj = piece_sign(zj)[:, :, None]
         bj = (zj.abs() <= tols[j])[:, :, None]
         if side == 0:
             slope = arch.slope(0.5 * (sj + 1))
@@ -245,13 +236,7 @@ class UnitKinks:
             val = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
             return best if not val < cheap else AdjacentBound(val, self.n_kinks, K, False, _direction(Lc, r))
         worst, worst_r = -math.inf, b
-        cidx = np.nonzero(concave)[0]
-        lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
-        for sides in itertools.product((1, -1), repeat=K):
-            lo_s, hi_s = lo.copy(), hi.copy()
-            up = np.asarray(sides) > 0
-            hi_s[cidx[up]] = cp[cidx[up]]  # t ≥ 0: α ≤ c⁺
-            lo_s[cidx[~up]] = cm[cidx[~up]]  # t ≤ 0: α ≥ c⁻
+        for lo_s, hi_s in _side_boxes(cp, cm, concave):
             r = _box_residual(M, b, lo_s, hi_s, tol or 0.0)
             val = _finite(0.5 * float(r @ r))
             if math.isnan(val) or val > worst:
@@ -305,19 +290,26 @@ class UnitKinks:
             val, d = side_value(lo, hi, spread)
             return AdjacentBound(val, self.n_kinks, K, False, d)
         worst, worst_d = -math.inf, np.zeros(self.g.shape)
-        cidx = np.nonzero(concave)[0]
-        lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
-        for sides in itertools.product((1, -1), repeat=K):
-            lo_s, hi_s = lo.copy(), hi.copy()
-            up = np.asarray(sides) > 0
-            hi_s[cidx[up]] = cp[cidx[up]]
-            lo_s[cidx[~up]] = cm[cidx[~up]]
+        for lo_s, hi_s in _side_boxes(cp, cm, concave):
             val, d = side_value(lo_s, hi_s)
             if math.isnan(val) or val > worst:
                 worst, worst_d = val, d
             if math.isnan(val) or tol is not None and val > tol:
                 break  # decided: not ≤ tol (or not computed)
         return AdjacentBound(worst, self.n_kinks, K, True, worst_d)
+
+
+def _side_boxes(cp: np.ndarray, cm: np.ndarray, concave: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The boxes ``[lo, hi]`` of ``α`` for each of the ``2^K`` sides of the ``K`` concave kinks: a convex kink
+    ``[c⁻, c⁺]`` (both sides), a concave one ``α ≤ c⁺`` on the side ``t ≥ 0`` and ``α ≥ c⁻`` on ``t ≤ 0``."""
+    cidx = np.nonzero(concave)[0]
+    lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
+    for sides in itertools.product((1, -1), repeat=cidx.size):
+        lo_s, hi_s = lo.copy(), hi.copy()
+        up = np.asarray(sides, dtype=int) > 0
+        hi_s[cidx[up]] = cp[cidx[up]]  # t ≥ 0: α ≤ c⁺
+        lo_s[cidx[~up]] = cm[cidx[~up]]  # t ≤ 0: α ≥ c⁻
+        yield lo_s, hi_s
 
 
 def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -408,7 +400,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     """:func:`layer_kinks` for a hidden layer with samples."""
     N = pre[k].shape[0]
     dev = pre[k].device
-    tols = [_tol(pre[j]) for j in range(arch.n_layers - 1)]
+    tols = [abs_stats(pre[j]).tol() for j in range(arch.n_layers - 1)]  # as PieceContext.tol
     idx = torch.as_tensor(sel, device=dev, dtype=torch.long)
     own_kink = pre[k][:, idx].abs() <= tols[k]  # (N, g)
     later = torch.zeros(N, dtype=torch.bool, device=dev)

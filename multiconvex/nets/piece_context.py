@@ -151,6 +151,14 @@ def abs_stats(z: torch.Tensor) -> AbsStats:
     return out
 
 
+def piece_sign(z: torch.Tensor) -> torch.Tensor:
+    """``+1`` where ``z ≥ 0`` (signed zeros included), ``−1`` elsewhere: a pre-activation's side on the point's own
+    piece. ``sign(sign(z) + 1/2)``, each step in place on one new tensor: a layer's tensors are a few hundred kB, and
+    a fresh one per step costs more than the arithmetic (memory out of cache); the same numbers."""
+    sign = torch.sign(z)
+    return sign.add_(0.5).sign_()
+
+
 class PieceContext:
     """What every unit block at one point and one side of its boundaries shares, computed once per layer
     when first asked for (a Gauss–Seidel step on layer ``k`` needs layers ``k..L-1`` only).
@@ -261,10 +269,7 @@ class PieceContext:
         """Each unit's sign ``s = ±1`` on the piece for the pre-activations ``z`` (columns of layer ``j``):
         ``+1`` where ``z ≥ 0`` (signed zeros included), boundary units flipped on the neighbouring piece.
         Float arithmetic only (torch's boolean kernels cost ~10× more per element on a CPU)."""
-        # sign(sign(z) + 1/2), each step in place: a layer's tensors are a few hundred kB, and a fresh one per step
-        # costs more than the arithmetic (memory out of cache); the same numbers
-        sign = torch.sign(z)
-        sign.add_(0.5).sign_()
+        sign = piece_sign(z)
         if self.flip and z.numel():
             tol = self.tol(j)
             a = z.abs()
@@ -358,4 +363,4 @@ def _boundary_units(arch: Architecture, layer: int, pre: list[torch.Tensor]) -> 
     return own | (z.index_select(0, at).amax(dim=0) >= 0) if at.numel() else own
 
 
-__all__ = ["AbsStats", "PieceContext", "abs_stats", "boundary_units", "piece_context", "with_ones"]
+__all__ = ["AbsStats", "PieceContext", "abs_stats", "boundary_units", "piece_context", "piece_sign", "with_ones"]
