@@ -8,6 +8,7 @@ machinery behind it, usable on its own with any weights:
 - :mod:`.form` — :class:`NetForm`, the standard form the Jacobi / Gauss–Seidel drivers run on
 - :mod:`.baselines` — ``gd`` / ``sgd`` / ``adam`` with the same Result format
 - :mod:`.certificates` — partial-minimum certificate for any weights; K&K gradient-basis gap
+- :mod:`.adjacent` — a unit block's gap bound over every piece adjacent to a point (the certificates use it)
 - :mod:`.diagnostics` — Milne: region test, λ threshold, normalised curvature, loss change fraction
 - :mod:`.batched` — every unit block of a layer built in one torch pass (layer-parallel Jacobi, gaps)
 - :mod:`.piece_context` — what every unit block at one point shares (signs, slopes, |z| statistics, boundary flags)
@@ -19,6 +20,7 @@ machinery behind it, usable on its own with any weights:
 - :mod:`.layer_step` — joint steps of a whole layer on its fixed pieces (they move the point; gaps certify)
 """
 
+from .adjacent import AdjacentBound, adjacent_bounds
 from .baselines import GRADIENT_ALGORITHMS, GradientOptions, run_gradient
 from .batched import unit_batch
 from .blocks import ENTRY_BUDGET, LayerBlock, block_data, make_blocks
@@ -62,5 +64,5 @@ __all__ = [
     "GradientBasisGap", "gradient_basis_gap", "parameter_jacobian", "RegionTest", "region_test", "region_theta",
     "spectral_norm", "LambdaThreshold", "lambda_threshold", "normalised_curvature", "loss_change_fraction",
     "certificate", "unit_batch", "ForwardCache", "HYBRID_ALGORITHMS", "parse_hybrid", "run_hybrid", "LayerSteps",
-    "run_rounds",
+    "run_rounds", "AdjacentBound", "adjacent_bounds",
 ]
