@@ -57,6 +57,7 @@ import scipy.linalg
 from . import status as st
 from .daqp_qp import STATUS_MAP
 from .matrix import finite_or_big
+from .whitened import MIN_VARS, Whitened
 
 #: ``loss(z) -> (φ(z), φ'(z), φ''(z))``, each ``(m,)``: the rows' scalar functions and derivatives.
 ScalarLoss = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -136,14 +137,21 @@ def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndar
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
     status, y, lam, spent = st.SOLVER_ERROR, None, np.zeros(C.shape[0]), 0.0
+    t0 = time.perf_counter()
+    white = Whitened.of(H, q, C) if C.shape[1] >= MIN_VARS else None  # DAQP's own C L⁻ᵀ is slower (.whitened)
+    Hd, qd, Cd = (H, q, C) if white is None else (white.eye(), white.lin, white.rows)
+    if white is not None and options.get("primal_start") is not None:
+        options = {**options, "primal_start": white.to_u(np.asarray(options["primal_start"], dtype=float))}
+    spent += time.perf_counter() - t0
     for start in ([sense, None] if sense is not None else [None]):
         s0 = np.zeros(C.shape[0], dtype=np.int32) if start is None else start.copy()
         t0 = time.perf_counter()
-        x, _f, flag, info = daqp.solve(H, q, C, up, lo, s0, **options)
+        x, _f, flag, info = daqp.solve(Hd, qd, Cd, up, lo, s0, **options)
         spent += time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         if status == st.OPTIMAL:
-            y, lam = np.asarray(x, dtype=float), np.asarray(info.get("lam", np.zeros(C.shape[0])), dtype=float)
+            y = np.asarray(x, dtype=float) if white is None else white.to_x(np.asarray(x, dtype=float))
+            lam = np.asarray(info.get("lam", np.zeros(C.shape[0])), dtype=float)
             break
     return status, y, lam, spent
 

@@ -23,7 +23,7 @@ from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.hybrid import parse_hybrid, run_hybrid
 from multiconvex.nets.incremental import ForwardCache
 from multiconvex.nets.subproblems import piece_rows
-from multiconvex.solvers import dispatch
+from multiconvex.solvers import batched_qp, dispatch
 from multiconvex.solvers.batched_qp import solve_interval_qps
 from multiconvex.subproblem import BlockSubproblem
 
@@ -163,6 +163,42 @@ def test_interval_qps_match_the_dispatcher_and_the_warm_working_set():
     active = (np.abs(z - upper) < 1e-9).astype(int) - (np.abs(z - lower) < 1e-9).astype(int)
     warm = solve_interval_qps(P, q, C, lower, upper, active=active)
     assert np.allclose(warm.x, cold.x, atol=1e-10) and warm.iterations.sum() < cold.iterations.sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interval_qps_in_whitened_coordinates_are_daqps_answer_on_p(monkeypatch, seed):
+    """From TRANSFORM_MIN_VARS variables on, DAQP gets the QP in ``u = Lᵀx`` (identity Hessian, rows ``C L⁻ᵀ``): the
+    same optimum, working set and status as DAQP on ``P`` itself, from a cold start, a warm working set, a primal
+    start given as a DAQP option, and with a crossed interval (no solve)."""
+    B, n, m = 4, batched_qp.TRANSFORM_MIN_VARS + 8, 300
+    P, q, C, lower, upper = random_interval_qps(seed, B, n, m)
+    lower[1, 7], upper[1, 7] = 1.0, 0.5  # crossed: infeasible without a solve on either path
+    runs = {}
+    for name, smallest in (("whitened", batched_qp.TRANSFORM_MIN_VARS), ("on P", 10**9)):
+        monkeypatch.setattr(batched_qp, "TRANSFORM_MIN_VARS", smallest)
+        cold = solve_interval_qps(P, q, C, lower, upper)
+        warm = solve_interval_qps(P, q, C, lower, upper, active=cold.active, warm=cold.x + 0.01)
+        start = solve_interval_qps(P, q, C, lower, upper, options={"primal_start": np.zeros(n)})
+        runs[name] = (cold, warm, start)
+    for got, want in zip(runs["whitened"], runs["on P"]):
+        assert got.status == want.status and got.status[1] == "infeasible"
+        ok = [b for b in range(B) if b != 1]
+        assert np.allclose(got.x[ok], want.x[ok], rtol=0, atol=1e-9 * (1 + np.abs(want.x[ok]).max()))
+        assert np.array_equal(got.active[ok], want.active[ok])
+    cold, warm, _ = runs["whitened"]
+    assert warm.iterations.sum() < cold.iterations.sum()  # the working set carries over to the whitened rows
+
+
+def test_interval_qps_with_a_singular_p_are_left_to_daqps_own_regularisation():
+    """``P`` without a Cholesky factor (a unit with no data and no weight decay) is not whitened: DAQP regularises it
+    (``eps_prox < 0``) and the bounded QP is still solved."""
+    n, m = batched_qp.TRANSFORM_MIN_VARS + 2, 2 * (batched_qp.TRANSFORM_MIN_VARS + 2)
+    rng = np.random.default_rng(4)
+    R = rng.standard_normal((n - 3, n))
+    P = (R.T @ R)[None]  # rank n - 3
+    C = np.vstack([np.eye(n), -np.eye(n)])
+    out = solve_interval_qps(P, rng.standard_normal((1, n)), C, np.full((1, m), -np.inf), np.ones((1, m)))
+    assert out.status == ["optimal"] and np.all(np.abs(out.x) <= 1 + 1e-9)
 
 
 def test_interval_qps_read_strided_bounds_as_their_values():

@@ -14,6 +14,7 @@ from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.network import encode_targets
 from multiconvex.nets.piece_context import PieceContext
 from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
+from multiconvex.solvers import newton_qp
 from multiconvex.solvers.matrix import finite_or_big
 from multiconvex.solvers.newton_qp import (
     _on_working_set,
@@ -316,6 +317,25 @@ def test_a_warm_working_set_changes_the_work_not_the_answer():
         assert warm.status == "optimal"
         assert warm.value == pytest.approx(cold.value, abs=1e-10)
         assert warm.bound <= cold.value + 1e-10 and cold.bound <= warm.value + 1e-10
+
+
+@pytest.mark.parametrize("screen", [True, False])
+def test_whitened_newton_qps_end_where_daqp_on_the_hessian_ends(monkeypatch, screen):
+    """From ``MIN_VARS`` variables on, each Newton QP reaches DAQP whitened (``u = Lᵀy``, rows ``C L⁻ᵀ``): the solve
+    ends at the same point, value and bound as with DAQP given the Hessian itself, screened rows or all rows."""
+    C, lower, upper, mu, b, a, v, w = _large_instance(3, m=500, n=newton_qp.MIN_VARS + 4)
+    phi = _logistic_rows(a, v, w)
+    x0 = np.zeros(C.shape[1])
+    lower, upper = np.minimum(lower, 0.0), np.maximum(upper, 0.0)  # x0 = 0 inside every interval
+    outs = []
+    for smallest in (newton_qp.MIN_VARS, 10**9):
+        monkeypatch.setattr(newton_qp, "MIN_VARS", smallest)
+        outs.append(solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, screen=screen))
+    white, plain = outs
+    assert white.status == plain.status == "optimal"
+    assert white.value == pytest.approx(plain.value, abs=1e-10)
+    np.testing.assert_allclose(white.x, plain.x, atol=1e-7)
+    assert white.bound <= plain.value + 1e-10 and plain.bound <= white.value + 1e-10
 
 
 def test_the_same_fit_twice_in_one_process_takes_the_same_path():

@@ -34,7 +34,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
@@ -44,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.special import expit, log_expit
-from threadpoolctl import ThreadpoolController
 
 from ..errors import InvalidInputError
 from ..solvers import dispatch
@@ -154,13 +152,6 @@ class WarmStarts:
         sense = np.zeros(key[2], dtype=np.int32)
         sense[entry[1]] = entry[2]
         return sense
-
-
-@functools.cache
-def _blas_threads() -> ThreadpoolController:
-    """One controller of the process's thread pools, built once: building one scans the loaded libraries, which
-    costs more than a unit's whole solve on small data."""
-    return ThreadpoolController()
 
 
 def _row_max(f: np.ndarray) -> np.ndarray:
@@ -311,8 +302,9 @@ def solve_smooth_units(arch: Architecture, batch: SmoothUnitBatch, f0: float, n_
                                 "bound needs it > 0 (solve such blocks as cone programs: multiconvex.nets.smooth_conic)"
                                 )
     # the products are small (c × c from N × c): one BLAS thread; several spin against each other on a busy
-    # machine (measured: 50 ms against 0.4 ms for one Hessian, N = 300, c = 65, two loaded cores)
-    with _blas_threads().limit(limits=1, user_api="blas"):
+    # machine (measured: 50 ms against 0.4 ms for one Hessian, N = 300, c = 65, two loaded cores). The dispatcher's
+    # context sets the count directly (threadpoolctl's own ``limit`` re-inspects the libraries: ~40 µs a call)
+    with dispatch.one_blas_thread():
         return [_solve_one(arch, batch, i, f0, n_samples, weight_decay, prox, options, warm)
                 for i in range(batch.size)]
 
