@@ -182,7 +182,8 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
             raise InvalidInputError(f"{where}: n_components must be an integer >= 1, got None; pass "
                                     "n_components=k, or use algorithm='grow', which chooses the number of "
                                     "factors (rank) itself.")
-        return 1 if k is None else check_rank(k, where=where)
+        passed = "n_components" if isinstance(self.rank, str) and self.rank == DEPRECATED else "rank"
+        return 1 if k is None else check_rank(k, where=where, name=passed)  # named as the user passed it
 
     def _random_state(self, where: str) -> int | None:
         return check_seed(self._renamed("seed", "random_state"), "random_state", where=where)

@@ -161,6 +161,14 @@ def test_rank_is_required_except_for_grow():
         MatrixFactorization(lam=0.1, algorithm="grow").fit(np.ones((4, 3)), bogus=1)
 
 
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "3", True])
+def test_a_bad_n_components_is_named_in_the_error(bad):
+    """The error names the argument the user passed (``n_components``), not the internal "rank"."""
+    want = r"MatrixFactorization\.fit: n_components must be .*>= 1.*n_components=3"
+    with pytest.raises(InvalidInputError, match=want):
+        MatrixFactorization(n_components=bad).fit(np.ones((5, 4)))
+
+
 def test_certificate_reads_well_and_is_absent_unless_computed():
     Y = low_rank(10, 8, 2, 0.1, seed=10)
     plain = MatrixFactorization(n_components=2, lam=0.5, random_state=0, solver="clarabel").fit(Y)

@@ -72,8 +72,14 @@ def test_relu_grow_stops_inside_its_polar_check_and_claims_nothing():
     limit = 0.8
     res, state = grow(problem, start, GrowOptions(max_iters=3, time_limit=limit))
     assert res.status == "time_limit" and f"time_limit={limit}" in res.message
-    # measured here: 0.81 s. The 0.3 s: sampling the 20 000 patterns (~0.28 s), which checks no deadline
-    assert res.total_time <= limit + max(0.05 * limit, 0.3, one_iteration), (res.total_time, one_iteration)
+    # the block solve's time again, after the run: on a shared machine the load (and so every wall time) drifts
+    # between the two measurements, and the run overran by the iteration it was in (1.49 s against 0.8 + 0.3 once)
+    t = time.perf_counter()
+    problem.local_descent(start, max_iters=1, tol=0.0, deadline=None)
+    one_iteration = max(one_iteration, time.perf_counter() - t)
+    # measured here: 0.81 s. The 0.3 s: sampling the 20 000 patterns (~0.28 s), which checks no deadline. Without the
+    # deadline checks inside a round the run takes a whole round more (~2.7 s): far above this
+    assert res.total_time <= limit + max(0.05 * limit, 0.3, 1.5 * one_iteration), (res.total_time, one_iteration)
     assert res.certificate.globalopt is None and res.certificate.global_optimal is None
     assert not res.certificate.is_partial_minimum and "certificate not computed" in res.message
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values())

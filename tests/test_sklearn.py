@@ -159,7 +159,7 @@ def test_unfitted_estimators_raise_not_fitted_error():
     (MatrixFactorization(2, tol=-1.0), "tol"),
     (MatrixFactorization(2, algorithm="als"), "algorithm='als'"),
     (MatrixFactorization(2, random_state=-3), "random_state"),
-    (MatrixFactorization(0), "rank"),
+    (MatrixFactorization(0), "n_components must be >= 1"),
     (ReLURegressor([3], time_limit=0), "time_limit"),
     (ReLURegressor("wide"), "hidden_layer_sizes"),
     (ReLURegressor([3], weight_decay=-1.0), "weight_decay"),

@@ -59,12 +59,12 @@ def check_array(
     return arr
 
 
-def check_rank(rank: Any, *, where: str) -> int:
-    """A rank must be an integer >= 1."""
+def check_rank(rank: Any, *, where: str, name: str = "rank") -> int:
+    """A rank (the argument ``name``) must be an integer >= 1."""
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
-        raise InvalidInputError(f"{where}: rank must be an integer >= 1, got {rank!r}.")
+        raise InvalidInputError(f"{where}: {name} must be an integer >= 1, got {rank!r}; e.g. {name}=3.")
     if rank < 1:
-        raise InvalidInputError(f"{where}: rank must be >= 1, got {rank}.")
+        raise InvalidInputError(f"{where}: {name} must be >= 1, got {rank}; e.g. {name}=3.")
     return int(rank)
 
 
