@@ -63,14 +63,30 @@ def _finite(v: np.ndarray) -> np.ndarray:
 def _solve_one(daqp: Any, P: np.ndarray, q: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray,
                start: np.ndarray | None, guess: np.ndarray | None, run: dict, whiten: bool,
                times: np.ndarray, iters: np.ndarray, b: int) -> tuple[str, np.ndarray | None, np.ndarray | None]:
-    """One QP of the batch by DAQP (whitened when ``whiten`` and ``P`` has a Cholesky factor), from the working set
-    ``guess`` first and from scratch should that fail: ``(status, x or None, multipliers or None)``; its time (DAQP's
-    and the whitening's) and iterations are added to ``times[b]``, ``iters[b]``."""
+    """One QP of the batch by DAQP (whitened when ``whiten`` and ``P`` is fit for it, :meth:`Whitened.of`; on ``P``
+    itself again should the whitened solve end neither optimal nor out of time), from the working set ``guess`` first
+    and from scratch should that fail: ``(status, x or None, multipliers or None)``; its time (DAQP's and the
+    whitening's) and iterations are added to ``times[b]``, ``iters[b]``."""
     t0 = time.perf_counter()
     white = Whitened.of(P, q, A) if whiten else None
     times[b] += time.perf_counter() - t0
+    s, xb, info = _daqp_runs(daqp, P, q, A, lb, ub, start, guess, run, white, times, iters, b)
+    if white is not None and s not in (st.OPTIMAL, st.TIME_LIMIT):  # whitened, DAQP failed: as without whitening
+        white = None
+        s, xb, info = _daqp_runs(daqp, P, q, A, lb, ub, start, guess, run, white, times, iters, b)
+    if not st.has_solution(s):
+        return s, None, None
+    return s, (xb if white is None else white.to_x(np.asarray(xb))), info.get("lam")
+
+
+def _daqp_runs(daqp: Any, P: np.ndarray, q: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+               start: np.ndarray | None, guess: np.ndarray | None, run: dict, white: Whitened | None,
+               times: np.ndarray, iters: np.ndarray, b: int) -> tuple[str, Any, dict]:
+    """DAQP on one QP (whitened when ``white`` is given) from the working set ``guess``, then from scratch should that
+    fail: ``(status, DAQP's x, info)``."""
     if white is not None:
         P, q, A = white.eye(), white.lin, white.rows
+    run = dict(run)
     if start is not None:
         run["primal_start"] = start if white is None else white.to_u(np.asarray(start, dtype=float))
     s, xb, info = st.SOLVER_ERROR, None, {}
@@ -87,9 +103,7 @@ def _solve_one(daqp: Any, P: np.ndarray, q: np.ndarray, A: np.ndarray, lb: np.nd
         s = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         if s in (st.OPTIMAL, st.TIME_LIMIT):
             break
-    if not st.has_solution(s):
-        return s, None, None
-    return s, (xb if white is None else white.to_x(np.asarray(xb))), info.get("lam")
+    return s, xb, info
 
 
 def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.ndarray], lower: np.ndarray,

@@ -133,20 +133,37 @@ def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndar
         options: dict[str, Any]) -> tuple[str, np.ndarray | None, np.ndarray, float]:
     """``min ½yᵀHy + qᵀy, lo ≤ Cy ≤ up`` (finite bounds: ±BIG for a free side) by DAQP (from the working set
     ``sense`` when given, else from scratch): status, ``y``, the signed multipliers (``> 0`` upper side, ``< 0``
-    lower), seconds."""
+    lower), seconds. Whitened (:mod:`.whitened`) from ``MIN_VARS`` variables on, and on ``H`` itself again should
+    that solve fail."""
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
-    status, y, lam, spent = st.SOLVER_ERROR, None, np.zeros(C.shape[0]), 0.0
     t0 = time.perf_counter()
     white = Whitened.of(H, q, C) if C.shape[1] >= MIN_VARS else None  # DAQP's own C L⁻ᵀ is slower (.whitened)
-    Hd, qd, Cd = (H, q, C) if white is None else (white.eye(), white.lin, white.rows)
-    if white is not None and options.get("primal_start") is not None:
-        options = {**options, "primal_start": white.to_u(np.asarray(options["primal_start"], dtype=float))}
-    spent += time.perf_counter() - t0
+    spent = time.perf_counter() - t0
+    status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, white)
+    spent += t
+    if white is not None and status != st.OPTIMAL:  # whitened, DAQP failed: as without whitening
+        status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, None)
+        spent += t
+    return status, y, lam, spent
+
+
+def _daqp_runs(daqp: Any, H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray,
+               sense: np.ndarray | None, options: dict[str, Any], white: Whitened | None
+               ) -> tuple[str, np.ndarray | None, np.ndarray, float]:
+    """:func:`_qp`'s DAQP runs (whitened when ``white`` is given): from ``sense``, then from scratch should that
+    fail."""
+    if white is not None:
+        H, q, Cd = white.eye(), white.lin, white.rows
+        if options.get("primal_start") is not None:
+            options = {**options, "primal_start": white.to_u(np.asarray(options["primal_start"], dtype=float))}
+    else:
+        Cd = C
+    status, y, lam, spent = st.SOLVER_ERROR, None, np.zeros(C.shape[0]), 0.0
     for start in ([sense, None] if sense is not None else [None]):
         s0 = np.zeros(C.shape[0], dtype=np.int32) if start is None else start.copy()
         t0 = time.perf_counter()
-        x, _f, flag, info = daqp.solve(Hd, qd, Cd, up, lo, s0, **options)
+        x, _f, flag, info = daqp.solve(H, q, Cd, up, lo, s0, **options)
         spent += time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         if status == st.OPTIMAL:

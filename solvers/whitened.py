@@ -5,7 +5,9 @@ rows (their values ``Cx``, their sides, their multipliers), an identity Hessian.
 anyway; given ``P`` it forms ``C L⁻ᵀ`` itself, one row at a time in plain loops, which on a unit block of a ReLU
 network (65 variables, 442 rows, diabetes) is about 60% of the solve. One BLAS triangular solve forms it in a fifth
 of the time, and DAQP, given the identity, skips its own. Below :data:`MIN_VARS` variables the few extra calls cost
-more than they save.
+more than they save. A nearly singular ``P`` is not whitened (:data:`MIN_PIVOT`), and the callers solve a QP again on
+``P`` itself when its whitened solve ends neither optimal nor out of time: whitening changes the work, never the
+answer DAQP would give.
 
 Examples
 --------
@@ -27,6 +29,10 @@ from scipy.linalg.lapack import dpotrf, dtrtrs
 #: From this many variables on, the unit blocks' QPs reach DAQP whitened (measured on 442 rows: 11 variables slower,
 #: 24 even, 48 and up faster).
 MIN_VARS = 32
+#: A factor whose smallest pivot² is below this times ``P``'s largest diagonal entry is not used: on a nearly singular
+#: ``P`` the whitened rows have norms ~1/pivot and DAQP, which recognises such a ``P`` itself and regularises it,
+#: cycles or calls a feasible piece empty there (a review found both at condition numbers ≳ 1e11).
+MIN_PIVOT = 1e-10
 
 _EYE: dict[int, np.ndarray] = {}
 
@@ -40,10 +46,13 @@ class Whitened:
 
     @classmethod
     def of(cls, P: np.ndarray, q: np.ndarray, C: np.ndarray) -> Whitened | None:
-        """The QP ``(P, q, C)`` whitened; ``None`` when ``P`` has no Cholesky factor (not positive definite: DAQP then
-        gets ``P`` itself, and regularises it)."""
+        """The QP ``(P, q, C)`` whitened; ``None`` when ``P`` or ``q`` is not finite or ``P`` has no Cholesky factor
+        with pivots above :data:`MIN_PIVOT` (relative): DAQP then gets ``P`` itself (and decides, regularises or
+        fails as it always did)."""
+        if not (np.isfinite(P).all() and np.isfinite(q).all()):
+            return None
         L, info = dpotrf(P, lower=1, clean=1)
-        if info != 0:
+        if info != 0 or np.diagonal(L).min() ** 2 < MIN_PIVOT * np.diagonal(P).max():
             return None
         rows = np.ascontiguousarray(dtrsm(1.0, L, C, side=1, lower=1, trans_a=1))
         return cls(L, rows, dtrtrs(L, q, lower=1)[0])
@@ -64,4 +73,4 @@ class Whitened:
         return dtrtrs(self.L, u, lower=1, trans=1)[0]
 
 
-__all__ = ["MIN_VARS", "Whitened"]
+__all__ = ["MIN_PIVOT", "MIN_VARS", "Whitened"]

@@ -23,7 +23,7 @@ from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.hybrid import parse_hybrid, run_hybrid
 from multiconvex.nets.incremental import ForwardCache
 from multiconvex.nets.subproblems import piece_rows
-from multiconvex.solvers import batched_qp, dispatch
+from multiconvex.solvers import batched_qp, dispatch, whitened
 from multiconvex.solvers.batched_qp import solve_interval_qps
 from multiconvex.subproblem import BlockSubproblem
 
@@ -199,6 +199,33 @@ def test_interval_qps_with_a_singular_p_are_left_to_daqps_own_regularisation():
     C = np.vstack([np.eye(n), -np.eye(n)])
     out = solve_interval_qps(P, rng.standard_normal((1, n)), C, np.full((1, m), -np.inf), np.ones((1, m)))
     assert out.status == ["optimal"] and np.all(np.abs(out.x) <= 1 + 1e-9)
+
+
+def test_a_nearly_singular_p_is_not_whitened_and_a_failed_whitened_solve_is_redone_on_p(monkeypatch):
+    """A rank-deficient ``P`` whose Cholesky factor LAPACK finishes on rounding-level pivots is refused (whitened rows
+    of norm ~1/pivot made DAQP cycle or call a feasible piece empty: a review's reproducer), non-finite data too; and
+    where a whitened solve fails anyway (the guard off here), the QP is solved again on ``P`` itself: the answer is
+    DAQP's on ``P``, never a failure or an "infeasible" without proof."""
+    rng = np.random.default_rng(1)
+    n, N = 40, 200
+    C = np.vstack([np.eye(n), -np.eye(n), rng.standard_normal((N, n))])
+    lo, up = np.full((1, C.shape[0]), -np.inf), np.ones((1, C.shape[0]))  # x = 0 satisfies every row
+    cases = []
+    for _ in range(25):
+        X = rng.standard_normal((int(rng.integers(n - 6, n)), n))
+        cases.append((X.T @ X / N, rng.standard_normal(n)))  # rank < n, no weight decay
+    assert all(whitened.Whitened.of(P, q, C) is None for P, q in cases)
+    assert whitened.Whitened.of(np.diag([1.0, np.inf]), np.zeros(2), np.eye(2)) is None
+    monkeypatch.setattr(whitened, "MIN_PIVOT", 0.0)  # whiten whatever LAPACK factors
+    tried = [whitened.Whitened.of(P, q, C) is not None for P, q in cases]
+    assert any(tried)
+    for P, q in cases:
+        got = solve_interval_qps(P[None], q[None], C, lo, up)
+        monkeypatch.setattr(batched_qp, "TRANSFORM_MIN_VARS", 10**9)
+        want = solve_interval_qps(P[None], q[None], C, lo, up)
+        monkeypatch.setattr(batched_qp, "TRANSFORM_MIN_VARS", whitened.MIN_VARS)
+        assert got.status == want.status == ["optimal"]
+        np.testing.assert_allclose(got.x, want.x, atol=1e-9 * (1 + np.abs(want.x).max()))
 
 
 def test_interval_qps_read_strided_bounds_as_their_values():

@@ -14,7 +14,7 @@ from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.network import encode_targets
 from multiconvex.nets.piece_context import PieceContext
 from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smooth_units
-from multiconvex.solvers import newton_qp
+from multiconvex.solvers import newton_qp, whitened
 from multiconvex.solvers.matrix import finite_or_big
 from multiconvex.solvers.newton_qp import (
     _on_working_set,
@@ -336,6 +336,26 @@ def test_whitened_newton_qps_end_where_daqp_on_the_hessian_ends(monkeypatch, scr
     assert white.value == pytest.approx(plain.value, abs=1e-10)
     np.testing.assert_allclose(white.x, plain.x, atol=1e-7)
     assert white.bound <= plain.value + 1e-10 and plain.bound <= white.value + 1e-10
+
+
+def test_a_failed_whitened_newton_qp_is_redone_on_the_hessian(monkeypatch):
+    """Newton QPs with a nearly singular Hessian (few rows with curvature, weight decay 1e-14) and ``x = 0`` inside
+    every interval: with the pivot guard off, some whitened DAQP solves fail; each is solved again on ``H`` itself,
+    so every status is DAQP's on ``H`` (never a failure or an "infeasible" that whitening made)."""
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(whitened, "MIN_PIVOT", 0.0)
+    for _ in range(12):
+        n, m, mu = 40, 200, 1e-14
+        Ca = rng.standard_normal((int(rng.integers(2, n)), n))
+        H = Ca.T @ (Ca * rng.uniform(0, 0.25, Ca.shape[0])[:, None]) / m + mu * np.eye(n)
+        C, q = rng.standard_normal((m, n)), rng.standard_normal(n)
+        lo = np.where(rng.random(m) < 0.5, -rng.uniform(0.1, 1, m), -1e30)
+        up = np.where(lo < -1e29, rng.uniform(0.1, 1, m), 1e30)
+        got = _qp(H, q, C, lo, up, None, {"eps_prox": -1e-6})
+        monkeypatch.setattr(newton_qp, "MIN_VARS", 10**9)
+        want = _qp(H, q, C, lo, up, None, {"eps_prox": -1e-6})
+        monkeypatch.setattr(newton_qp, "MIN_VARS", whitened.MIN_VARS)
+        assert got[0] == want[0] != "infeasible"
 
 
 def test_the_same_fit_twice_in_one_process_takes_the_same_path():
