@@ -8,10 +8,16 @@ that the block moves), the point lies in up to ``2^k`` pieces of the block, and 
 the gap over all of them.
 
 **The bound.** Forward-mode through the layers after ``k`` on each side of ``t_i = 0`` (on the side ``t > 0`` a
-boundary entry's side is the sign of its own ``δz``, nested entries included) gives each sample's one-sided slopes
-``c_i⁺``, ``c_i⁻`` (with its ``1/N``) and curvatures ``m_i⁺``, ``m_i⁻ ≥ 0`` (squared loss: ``‖δf‖²/N``). On a
-piece ``σ`` containing the point, every boundary sample keeps one side (``σ_i t_i ≥ 0``), so for any ``α`` with
-``α_i ≤ c_i⁺`` where ``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
+boundary entry's side is the sign of its own ``δz``, nested entries included) gives each sample's output slopes
+``v_i⁺``, ``v_i⁻``, hence its one-sided slopes ``c_i^± = ∇ℓ(f_i)ᵀv_i^±/N`` and curvatures ``m_i⁺``, ``m_i⁻ ≥ 0``
+(:mod:`multiconvex.nets.adjacent_terms`). On a piece ``σ`` containing the point, every boundary sample keeps one
+side (``σ_i t_i ≥ 0``) and its loss is ``ℓ(f_i + v_i^{σ_i} t_i)/N``, convex in ``t_i`` (a convex loss of an affine
+map). Squared loss is exactly quadratic there: ``ℓ(f_i) + c_i^{σ_i}t_i + ½m_i^{σ_i}t_i²`` with ``m = ‖v‖²/N``
+(``∇ℓ(f) = f − y``). For a logistic or softmax loss the gradient inequality gives ``ℓ(f_i + v t) ≥ ℓ(f_i) +
+∇ℓ(f_i)ᵀv t``: the same model with ``m_i = 0``, the only curvature valid for every step of a general convex loss
+(its second derivative along a ray falls to 0 far out), so ``P = λI`` (the proven gap is then at most
+``½‖r‖²/λ``: the smaller the weight decay, the looser). Either way, for any ``α`` with ``α_i ≤ c_i⁺`` where
+``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
 
     F_σ(θ⁰ + d) ≥ F(θ⁰) + rᵀd + ½ dᵀP d ≥ F(θ⁰) − ½ rᵀP⁻¹r,    r = g + Σ_{i∈B} α_i ã_i,
 
@@ -32,7 +38,8 @@ is ``−min`` of the lower model ``gᵀd + Σ_i ψ_i(t_i) + ½dᵀPd`` over the 
 one-sided derivative ``F'(θ⁰; d)``. So the bound is 0 exactly when no step along the block has a negative one-sided
 derivative (a first-order local minimum along the block over every adjacent piece), and a positive bound comes with
 the direction ``d* = −P⁻¹r*`` (:attr:`AdjacentBound.direction`) along which ``F'(θ⁰; d*) = −2·bound``: ``F`` falls
-along the block (``tests/test_nets_adjacent.py`` checks both).
+along the block (``tests/test_nets_adjacent.py`` and ``tests/test_nets_adjacent_smooth.py`` check both; with a
+smooth loss the piecewise-linear part is the same one-sided derivative, ``∇ℓ`` being continuous).
 
 **Singular P.** With weight decay 0 (a dead unit, say) ``P`` can be singular; then a side's lower model is bounded
 below only where ``Nᵀr = 0`` (``N`` the null space of ``P``), its minimum ``−½ rᵀP⁺r``. The bounded least squares
@@ -42,14 +49,17 @@ without bound; the form reports ``F`` instead, as no block lowers ``F ≥ 0`` by
 **Entries off their kink.** Boundary entries are those within the boundary tolerance (``|z| ≤ BOUNDARY_TOL ·
 max(1, max|z|)`` per layer, as :meth:`multiconvex.nets.piece_context.PieceContext.tol`). The model is built as if
 they were exactly on their kink; a piece that flips an entry at ``0 < |z| ≤ tol`` is that piece's affine map
-extended to the point, whose output differs from ``f`` by at most ``D_i`` (:func:`_off_kink_terms`). So each such
-sample adds ``E_i = ‖f_i − y_i‖D_i/N`` to the bound (:attr:`UnitKinks.slack`) and narrows its slopes by
-``κ_i = G D_i/N`` (``G`` bounds ``‖∂f/∂t‖``): the bound alone is a proof over the pieces defined by the true ``z``.
+extended to the point, whose output differs from ``f`` by at most ``D_i``
+(:func:`~multiconvex.nets.adjacent_terms.off_kink_terms`). So each such sample of a squared loss adds
+``E_i = ‖f_i − y_i‖D_i/N`` to the bound (:attr:`UnitKinks.slack`) and narrows its slopes by ``κ_i = G D_i/N`` (``G``
+bounds ``‖∂f/∂t‖``): the bound alone is a proof over the pieces defined by the true ``z``.
 (The certificate's neighbouring-piece solve flips the entries within the tolerance as if on their kink and does
 not pay this term; where this module answers ``None`` the two-piece claim, with that approximation, stands.)
+For a logistic or softmax loss the gradient inequality at ``f_i`` pays the offset alone: ``E_i = ‖∇ℓ(f_i)‖D_i/N``
+and ``κ_i = 0`` (:func:`multiconvex.nets.adjacent_terms.off_kink_terms`).
 
-Leaky ReLU: the dead side has the negative slope. Squared loss and unit blocks only; layer blocks and the
-logistic/softmax blocks keep the two-piece claim.
+Leaky ReLU: the dead side has the negative slope. Unit blocks of every loss (squared, logistic, softmax); layer
+blocks keep the two-piece claim (no bound).
 
 Examples
 --------
@@ -77,7 +87,8 @@ from scipy.optimize import lsq_linear
 
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
-from .network import Architecture, Params
+from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
+from .network import LOSSES, Architecture, Params
 from .piece_context import abs_stats, piece_sign, with_ones
 from .torch_threads import one_torch_thread
 
@@ -177,7 +188,8 @@ class UnitKinks:
         Samples where the slopes or the curvatures differ.
     slack : float
         ``Σ_i E_i``: what boundary entries off their kink (``0 < |z| ≤ tol``) can lower the loss below the
-        exact-kink model (``cplus``/``cminus`` already narrowed by their ``κ_i``; :func:`_off_kink_terms`).
+        exact-kink model (``cplus``/``cminus`` already narrowed by their ``κ_i``;
+        :func:`~multiconvex.nets.adjacent_terms.off_kink_terms`).
     """
 
     P: np.ndarray
@@ -338,11 +350,12 @@ def adjacent_bounds(arch: Architecture, params: Params, T: torch.Tensor, layer: 
     Parameters
     ----------
     arch : Architecture
-        Squared loss (the curvature terms are ``‖δf‖²``).
+        Any loss: squared (the model keeps the curvature ``‖δf‖²/N``), logistic or softmax (a linear model per
+        sample, ``P = λI``).
     params : Params
         The point's weights (torch).
     T : torch.Tensor
-        Targets ``(N, n_out)``.
+        Targets ``(N, n_out)``, encoded as :func:`multiconvex.nets.network.encode_targets` does.
     layer : int
         The layer ``k`` (0-based) of the units; the output layer has no kinks (every bound ``None``).
     pre, inputs : list of torch.Tensor
@@ -384,9 +397,8 @@ def layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, layer: int,
                 ) -> list[UnitKinks | None]:
     """Each unit block's :class:`UnitKinks` (``None`` where the own and the neighbouring piece are every piece
     containing the point); the arguments as :func:`adjacent_bounds`."""
-    if arch.loss != "squared":
-        raise InvalidInputError(f"adjacent_bounds: arch.loss={arch.loss!r}; the bound is built for squared loss "
-                                "only (logistic/softmax unit blocks keep the two-piece certificate)")
+    if arch.loss not in LOSSES:
+        raise InvalidInputError(f"adjacent_bounds: arch.loss={arch.loss!r}; use one of {LOSSES}")
     n_k = arch.sizes[layer + 1]
     sel = list(range(n_k)) if units is None else [int(u) for u in units]
     if layer >= arch.n_layers - 1 or not sel or pre[layer].shape[0] == 0:
@@ -411,7 +423,8 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     out: list[UnitKinks | None] = [None for _ in sel]
     if rows.numel() == 0:
         return out
-    resid = pre[-1] - T  # f − t
+    resid = loss_gradient(arch, pre[-1], T)  # ∇ℓ(f) per sample (squared: f − t)
+    curved = keeps_curvature(arch)  # squared loss: each sample's exact curvature ‖δf‖²/N; else 0 (a linear model)
     width = max(arch.sizes[k + 2:])  # the Jacobians' middle axis: the layers after k (their output included)
     step = max(1, CHUNK_ENTRIES // max(1, width * len(sel)))
     sides = {}
@@ -421,7 +434,8 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
             sl = rows[s:s + step]
             V, moves, agree_own, agree_flip = _jacobians(arch, params, pre, k, idx, sl, side, tols, checks=True)
             c = side * (V * resid[sl][:, :, None]).sum(dim=1) / N  # dφ/dt on that side, (n, g)
-            parts.append((c, (V * V).sum(dim=1) / N, moves, agree_own, agree_flip))
+            parts.append((c, (V * V).sum(dim=1) / N if curved else torch.zeros_like(c), moves, agree_own,
+                          agree_flip))
         sides[side] = tuple(torch.cat(t) for t in zip(*parts))
     (cp, mp, mv_p, own_p, flip_p), (cm, mm, mv_m, own_m, flip_m) = sides[1], sides[-1]
     cand_s = cand[rows]
@@ -443,7 +457,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     # both sides agree; elsewhere the side t > 0 is the own piece (no boundary entry: the same numbers)
     here = cand_s[:, need_t]
     cp_n, cm_n, mp_n, mm_n = (t[:, need_t] for t in (cp, cm, mp, mm))
-    slack, kappa = _off_kink_terms(arch, params, pre, resid, k, g_idx, rows, tols, N)
+    slack, kappa = off_kink_terms(arch, params, pre, resid, k, g_idx, rows, tols, N)
     slack, kappa = (torch.where(depends[:, need_t], t, torch.zeros_like(t)) for t in (slack, kappa))
     boxed = here & ((cp_n != cm_n) | (kappa > 0))  # α in a box (its slopes differ, or an entry is off its kink)
     m = torch.where(here, torch.minimum(mp_n, mm_n), mp_n)
@@ -460,7 +474,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
         sl = others[s:s + step]
         V = _jacobians(arch, params, pre, k, g_idx, sl, 0, tols)
         c_parts.append((V * resid[sl][:, :, None]).sum(dim=1) / N)  # (n, g')
-        m_parts.append((V * V).sum(dim=1) / N)
+        m_parts.append((V * V).sum(dim=1) / N if curved else torch.zeros_like(c_parts[-1]))
     if c_parts:
         c, m = torch.cat(c_parts), torch.cat(m_parts)
         A = at[others]
@@ -485,40 +499,6 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
                            cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()))
     return out
-
-
-def _off_kink_terms(arch: Architecture, params: Params, pre: list[torch.Tensor], resid: torch.Tensor, k: int,
-                    units: torch.Tensor, rows: torch.Tensor, tols: list[float], N: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (sample of ``rows``, unit of ``units``): the constant ``E`` and the slope shrink ``κ`` that make the
-    lower model valid when boundary entries are within the tolerance but not exactly on their kink (``z ≠ 0``).
-
-    On a piece ``σ`` the sample's loss is ``½‖e + δ_σ + v_σ t‖²/N``, where ``e = f − y`` and ``δ_σ`` is the output
-    of the piece's affine map at the point minus ``f``: each boundary entry that ``σ`` puts on its other side changes
-    its activation by at most ``|1 − a|·|z|`` (``a`` the negative slope), carried to the output by at most
-    ``‖W_{l+1}[:, j]‖ · Π_{m>l+1} s‖W_m‖₂`` (``s = max(1, |a|)``): ``‖δ_σ‖ ≤ D``, the sum over the sample's boundary
-    entries with ``z ≠ 0`` (the unit's own and every later one, moved or not: an over-count is safe). With
-    ``‖a + δ‖² ≥ ‖a‖² − 2‖a‖‖δ‖`` and ``‖e + v_σ t‖ ≤ ‖e‖ + G|t|`` (``G = ‖W_{k+1}[:, u]‖ · Π_{m>k+1} s‖W_m‖₂ ≥
-    ‖v_σ‖``, ``t`` the unit's own ``δz``), the exact-kink model less ``E + κ|t|``, ``E = ‖e‖D/N``, ``κ = GD/N``, is
-    below the loss on every such piece: ``E`` adds to the bound and ``κ`` narrows each side's slope
-    (``c⁺ − κ``, ``c⁻ + κ``). Both are 0 where every boundary entry is exactly on its kink."""
-    s = max(1.0, abs(arch.negative_slope))
-    jump = abs(1.0 - arch.negative_slope)
-    L = arch.n_layers
-    spec = [s * float(torch.linalg.matrix_norm(params[m][0], ord=2)) for m in range(L)]
-    tail = [math.prod(spec[m:]) for m in range(L + 1)]  # tail[m] = Π_{m' ≥ m} s‖W_{m'}‖₂ (tail[L] = 1)
-    out_w = [params[l + 1][0].norm(dim=0) * tail[l + 2] for l in range(L - 1)]  # per entry j of layer l: its gain
-    D_later = torch.zeros(rows.numel(), dtype=resid.dtype, device=resid.device)
-    for l in range(k + 1, L - 1):
-        z = pre[l][rows].abs()
-        off = (z <= tols[l]) & (z > 0)
-        D_later += jump * (torch.where(off, z, torch.zeros_like(z)) * out_w[l][None, :]).sum(dim=1)
-    z_own = pre[k][rows][:, units].abs()
-    off_own = (z_own <= tols[k]) & (z_own > 0)
-    D = jump * torch.where(off_own, z_own, torch.zeros_like(z_own)) * out_w[k][units][None, :] + D_later[:, None]
-    G = params[k + 1][0][:, units].norm(dim=0) * tail[k + 2]
-    E = resid[rows].norm(dim=1)[:, None] * D / N
-    return E, G[None, :] * D / N
 
 
 def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:

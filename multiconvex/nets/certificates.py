@@ -40,9 +40,9 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
     better optimum is used (the point belongs to both pieces; THEORY §2). That neighbour flips *every*
     boundary unit: with ``k ≥ 2`` boundary entries the point lies in up to ``2^k`` pieces of the block, so the
     gap is ``max(gap, bound)`` with the form's bound over every piece containing the point
-    (:meth:`~multiconvex.standard_form.StandardForm.adjacent_gap_bound`; squared-loss unit blocks:
-    :mod:`multiconvex.nets.adjacent`, boundary entries taken as exactly on their kink). Where the form has no
-    bound (layer blocks, logistic/softmax blocks) the claim stays a partial minimum on the point's own piece and
+    (:meth:`~multiconvex.standard_form.StandardForm.adjacent_gap_bound`; unit blocks of every loss:
+    :mod:`multiconvex.nets.adjacent`, boundary entries taken as exactly on their kink and paid for where they are
+    not). Where the form has no bound (layer blocks) the claim stays a partial minimum on the point's own piece and
     its neighbour (R&R Def 5.8; README, "What partial minimum says for a network").
     """
     f, _ = form.evaluate(point)

@@ -325,11 +325,12 @@ class NetForm(StandardForm):
         return out
 
     def adjacent_gap_bound(self, index: int, point: Point, tol: float | None = None) -> float | None:
-        """Squared loss, a unit block: an upper bound of unit block ``index``'s gap over every piece containing
+        """A unit block (any loss): an upper bound of unit block ``index``'s gap over every piece containing
         ``point`` (:mod:`multiconvex.nets.adjacent`: the layer's lower models built at once and kept with the point's
         forward pass; with ``tol``, no bounded least squares once a bound is ``≤ tol``), at most ``F`` (``F ≥ 0``);
-        ``None`` where the own and neighbouring pieces are all of them, and for layer blocks and logistic/softmax
-        blocks (their claim stays the two-piece one)."""
+        ``None`` where the own and neighbouring pieces are all of them, and for layer blocks (their claim stays the
+        two-piece one). Logistic/softmax blocks get the linear lower model (``P = λI``): a proof, looser the
+        smaller the weight decay."""
         found = self._adjacent(index, point, tol)
         if found is None or found.bound is None or math.isnan(found.bound):
             return None if found is None else found.bound
@@ -364,9 +365,10 @@ class NetForm(StandardForm):
 
     def _adjacent(self, index: int, point: Point, tol: float | None):
         """The :class:`~multiconvex.nets.adjacent.AdjacentBound` of unit block ``index`` (``None``: no bound), the
-        layer's :class:`~multiconvex.nets.adjacent.UnitKinks` built once per point (:meth:`_adjacent_state`)."""
+        layer's :class:`~multiconvex.nets.adjacent.UnitKinks` built once per point (:meth:`_adjacent_state`); every
+        loss, unit blocks only (a layer block keeps the two-piece claim)."""
         block = self.layer_blocks[index]
-        if self.arch.loss != "squared" or len(block.units) != 1:
+        if len(block.units) != 1:
             return None
         layers = self._adjacent_state(point)[2]
         if block.layer not in layers:
