@@ -55,7 +55,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .executor import Executor, InProcessExecutor
 from .result import Callback, Certificate, HistoryEntry, Result
-from .standard_form import BlockSolution, Point, StandardForm, replace, with_adjacent_bound
+from .standard_form import BlockSolution, Point, StandardForm, gap_over_adjacent_pieces, replace
 from .tolerance import gap_tolerance
 
 logger = logging.getLogger("multiconvex")
@@ -249,13 +249,11 @@ class _Driver:
                                sol.value, f)
             if prove:  # every piece containing the point, not only the two solved (None: those are all)
                 solved = gaps[name]
-                enough = tol if solved <= tol else math.inf  # above tol already: any valid bound will do
-                bound = form.adjacent_gap_bound(sol.block, x, enough)
-                gaps[name] = with_adjacent_bound(solved, bound, tol)
-                if bound is not None and math.isnan(bound) and not math.isnan(solved):
+                gaps[name], bound = gap_over_adjacent_pieces(form, sol.block, x, solved, tol)
+                if bound is not None and math.isnan(bound):
                     bound_nan.append(name)
                 if solved <= tol < gaps[name]:  # a minimum on the solved pieces, not along the block: a way on
-                    steps.append((sol.block, enough))
+                    steps.append((sol.block, tol))
         if prox == 0 and _all_within(gaps, tol):
             accept = False  # the start point is certified: stay on it
         for sol in sols if accept else ():

@@ -79,7 +79,10 @@ class Certificate:
         convex subproblem on the cross-section through the point, restricted to its
         piece (R&R Def 5.8). Nonnegative up to solver accuracy (a gap below
         ``-tolerance`` means the backend's optimum is wrong and certifies nothing);
-        ``nan`` where the block solve failed or was only ``optimal_inaccurate``.
+        ``nan`` where the block solve failed or was only ``optimal_inaccurate``. Where a
+        form bounds the gap over every piece containing the point (a network's unit
+        blocks), a gap within the tolerance is the larger of the two; a gap above it is
+        the solved pieces' own (the block is not certified either way).
     tolerance : float
         Absolute tolerance the gaps were compared with.
     is_partial_minimum : bool

@@ -26,7 +26,7 @@ from torch.func import jacrev, vmap
 
 from ..result import Certificate
 from ..solvers import dispatch, problem_class, resolve, solve_cvxpy
-from ..standard_form import Point, with_adjacent_bound
+from ..standard_form import Point, gap_over_adjacent_pieces
 from ..tolerance import gap_tolerance
 from .form import NetForm
 from .network import Architecture, Params, data_loss, flatten, forward, unflatten
@@ -65,8 +65,7 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
         s = best[i]
         known = s.ok and s.status == "optimal" and i not in unsolved
         gap = f - s.value if known else math.nan
-        enough = floor if gap <= floor else math.inf  # above the tolerance already: any valid bound will do
-        gaps[form.blocks[i].name] = with_adjacent_bound(gap, form.adjacent_gap_bound(i, point, enough), floor)
+        gaps[form.blocks[i].name] = gap_over_adjacent_pieces(form, i, point, gap, floor)[0]
     return gaps
 
 
