@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 import warnings
 
 import cvxpy as cp
@@ -453,6 +454,9 @@ def test_weight_decay_zero_and_a_dead_unit_whose_activation_lowers_the_loss_is_n
     assert form.adjacent_gap_bound(0, x) == pytest.approx(F, rel=1e-12)
     assert 0.1 * F < block_gaps(form, x)["layer1[0:1]"] <= true * (1 + 1e-9)
     assert _slope_along(arch, params, X, T, 0.0, 0, 0, b.direction / np.linalg.norm(b.direction)) < 0
+    form.set_deadline(time.time() - 1.0)  # the run's time is up: no halving's forward pass starts
+    assert form.adjacent_step(0, x, math.inf) is None
+    form.set_deadline(None)
     step = form.adjacent_step(0, x, math.inf)
     assert step is not None and form.evaluate({**x, **step})[0] < F
 

@@ -339,8 +339,9 @@ class NetForm(StandardForm):
     def adjacent_step(self, index: int, point: Point, tol: float | None = None) -> dict[Hashable, np.ndarray] | None:
         """Unit block ``index`` moved along its bound's worst direction (:attr:`AdjacentBound.direction`, where the
         one-sided derivative is ``−2·bound``), halving the step from the lower model's minimiser until ``F`` falls;
-        ``None`` without a positive bound or when 40 halvings find no lower ``F``. The point's lower models are kept
-        outside the forward cache (:meth:`_adjacent`), so the halvings' passes do not make the next block's step
+        ``None`` without a positive bound, when 40 halvings find no lower ``F``, or once the run's deadline
+        (:meth:`set_deadline`) has passed (checked before each halving's forward pass). The point's lower models are
+        kept outside the forward cache (:meth:`_adjacent`), so the halvings' passes do not make the next block's step
         rebuild them."""
         found = self._adjacent(index, point, tol)
         if found is None or found.direction is None or not (found.bound or 0.0) > 0:
@@ -349,6 +350,9 @@ class NetForm(StandardForm):
         f0 = self._adjacent_state(point)[1]
         theta0, d = point[key], found.direction
         for halving in range(40):
+            left = self.plan.remaining()
+            if left is not None and left <= 0:  # the run's time is up: no more forward passes
+                return None
             values = {key: theta0 + 0.5 ** halving * d}
             if self.evaluate({**point, **values})[0] < f0:
                 return values
