@@ -1,3 +1,4 @@
+import itertools
 import logging
 import os
 import signal
@@ -88,3 +89,33 @@ def small_relu_net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "
     T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
     params = [(W.clone(), b.clone()) for W, b in init_params(arch, seed, X.device)]
     return arch, params, X, T
+
+
+def adjacent_sign_patterns(arch, pre, k: int, u: int, max_entries: int, moving=None):
+    """The sign patterns (±1 per hidden entry, a list of tensors like ``pre[:-1]``) of every piece of unit block
+    ``(k, u)`` containing the point whose forward pass gave ``pre``: every sign of every boundary entry (``|z|`` within
+    the boundary tolerance) that the block may move — unit ``u``'s own and every later hidden unit's, the latter only
+    at the samples ``moving`` (a bool mask over samples) when given. ``None`` when there are more than
+    ``max_entries`` such entries."""
+    import torch  # lazy: most test modules do not need torch
+
+    from multiconvex.nets.network import BOUNDARY_TOL
+
+    base = [torch.where(z >= 0, 1.0, -1.0).to(z.dtype) for z in pre[:-1]]
+    entries = []
+    for j in range(k, arch.n_layers - 1):
+        near = pre[j].abs() <= BOUNDARY_TOL * max(1.0, float(pre[j].abs().amax()))
+        if j == k:
+            near = near & (torch.arange(pre[j].shape[1]) == u)[None, :]
+        elif moving is not None:
+            near = near & moving[:, None]
+        entries += [(j, int(i), int(v)) for i, v in torch.nonzero(near).tolist()]
+    if len(entries) > max_entries:
+        return None
+    patterns = []
+    for flips in itertools.product((1.0, -1.0), repeat=len(entries)):
+        signs = [x.clone() for x in base]
+        for (j, i, v), fl in zip(entries, flips):
+            signs[j][i, v] = fl
+        patterns.append(signs)
+    return patterns

@@ -17,6 +17,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
+from conftest import adjacent_sign_patterns
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
@@ -83,22 +84,11 @@ def brute_force_gap(arch, params, X, T, lam, k, u, max_entries=7):
     ``None`` when there are more than ``max_entries`` boundary entries."""
     F = float(objective(arch, params, X, T, lam))
     _, pre, _ = forward(arch, params, X)
-    base = [torch.where(z >= 0, 1.0, -1.0).to(z.dtype) for z in pre[:-1]]
-    entries = []
-    for j in range(k, arch.n_layers - 1):
-        z = pre[j]
-        tol = BOUNDARY_TOL * max(1.0, float(z.abs().amax()))
-        near = z.abs() <= tol
-        if j == k:
-            near = near & (torch.arange(z.shape[1]) == u)[None, :]
-        entries += [(j, int(i), int(v)) for i, v in torch.nonzero(near).tolist()]
-    if len(entries) > max_entries:
+    patterns = adjacent_sign_patterns(arch, pre, k, u, max_entries)
+    if patterns is None:
         return None
     best = math.inf
-    for flips in itertools.product((1.0, -1.0), repeat=len(entries)):
-        signs = [s.clone() for s in base]
-        for (j, i, v), f in zip(entries, flips):
-            signs[j][i, v] = f
+    for signs in patterns:
         built = _piece_qp(arch, params, X, T, lam, k, u, signs)
         if built is None:
             continue

@@ -8,7 +8,6 @@ solved pieces certify while an adjacent piece descends is no longer certified an
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 
@@ -16,6 +15,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
+from conftest import adjacent_sign_patterns
 from scipy.special import expit, logsumexp, softmax
 
 from multiconvex.drivers import DriverOptions, run
@@ -98,26 +98,15 @@ def true_gap_above(arch, params, X, T, lam, k, u, max_entries=6) -> float | None
     sign of every boundary entry the block may move): at least the true gap. ``None`` above ``max_entries``."""
     F = float(objective(arch, params, X, T, lam))
     _, pre, _ = forward(arch, params, X)
-    base = [torch.where(z >= 0, 1.0, -1.0).to(z.dtype) for z in pre[:-1]]
-    entries = []
     own_near = pre[k][:, u].abs() <= BOUNDARY_TOL * max(1.0, float(pre[k].abs().amax()))
     # samples where the unit's activation can move (ReLU: not strictly dead): a later entry elsewhere keeps its value
     # on every piece, and flipping it gives the same problem again
     moving = (pre[k][:, u] > 0) | own_near | (arch.negative_slope != 0)
-    for j in range(k, arch.n_layers - 1):
-        near = pre[j].abs() <= BOUNDARY_TOL * max(1.0, float(pre[j].abs().amax()))
-        if j == k:
-            near = near & (torch.arange(pre[j].shape[1]) == u)[None, :]
-        else:
-            near = near & moving[:, None]
-        entries += [(j, int(i), int(v)) for i, v in torch.nonzero(near).tolist()]
-    if len(entries) > max_entries:
+    patterns = adjacent_sign_patterns(arch, pre, k, u, max_entries, moving)
+    if patterns is None:
         return None
     lowest = math.inf
-    for flips in itertools.product((1.0, -1.0), repeat=len(entries)):
-        signs = [x.clone() for x in base]
-        for (j, i, v), fl in zip(entries, flips):
-            signs[j][i, v] = fl
+    for signs in patterns:
         lb = _piece_lower_bound(arch, params, X, T, lam, k, u, signs)
         if lb is not None:
             lowest = min(lowest, lb)
