@@ -119,3 +119,42 @@ def adjacent_sign_patterns(arch, pre, k: int, u: int, max_entries: int, moving=N
             signs[j][i, v] = fl
         patterns.append(signs)
     return patterns
+
+
+def unit_theta(params, k: int, u: int):
+    """Unit ``u`` of layer ``k`` as its block's variables: its weight row, then its bias (torch)."""
+    import torch  # lazy: most test modules do not need torch
+
+    W, b = params[k]
+    return torch.cat([W[u]] + ([b[u:u + 1]] if b is not None else []))
+
+
+def with_unit_row(params, k: int, u: int, theta):
+    """``params`` (copied) with unit ``u`` of layer ``k`` set to ``theta`` (its weight row, then its bias)."""
+    out = [(W.clone(), None if b is None else b.clone()) for W, b in params]
+    W, b = out[k]
+    W[u] = theta[:W.shape[1]]
+    if b is not None:
+        b[u] = theta[W.shape[1]]
+    return out
+
+
+def piece_linearization(arch, params, X, k: int, u: int, signs):
+    """Block ``(k, u)`` on the piece ``signs`` (±1 per hidden entry) at the point, by forward passes with that piece's
+    activation pattern: ``(θ⁰, f⁰, z⁰, J_f, J_z, s)`` in numpy — the block's variables, the outputs and hidden
+    pre-activations (flattened) and their Jacobians in ``θ`` (exact: affine on the piece), and the signs flattened."""
+    import torch  # lazy: most test modules do not need torch
+
+    from multiconvex.nets import forward
+
+    th0 = unit_theta(params, k, u)
+    patterns = [0.5 * (s + 1) for s in signs]
+
+    def pass_(th):
+        out, pre, _ = forward(arch, with_unit_row(params, k, u, th), X, patterns=patterns)
+        return out.reshape(-1), torch.cat([z.reshape(-1) for z in pre[:-1]])
+
+    f0, z0 = pass_(th0)
+    Jf, Jz = torch.func.jacrev(pass_)(th0)
+    s = torch.cat([x.reshape(-1) for x in signs])
+    return tuple(t.detach().numpy() for t in (th0, f0, z0, Jf, Jz, s))

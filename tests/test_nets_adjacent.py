@@ -17,7 +17,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
-from conftest import adjacent_sign_patterns
+from conftest import adjacent_sign_patterns, piece_linearization, unit_theta, with_unit_row
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
@@ -31,45 +31,22 @@ from multiconvex.subproblem import BlockSubproblem
 DAQP = dispatch.make_plan("daqp")
 
 
-def _with_row(params, k: int, u: int, theta: torch.Tensor):
-    """``params`` with unit ``u`` of layer ``k`` set to ``theta`` (its weight row, then its bias)."""
-    out = [(W.clone(), None if b is None else b.clone()) for W, b in params]
-    W, b = out[k]
-    W[u] = theta[:W.shape[1]]
-    if b is not None:
-        b[u] = theta[W.shape[1]]
-    return out
-
-
-def _theta(params, k: int, u: int) -> torch.Tensor:
-    W, b = params[k]
-    return torch.cat([W[u]] + ([b[u:u + 1]] if b is not None else []))
 
 
 def _piece_qp(arch, params, X, T, lam, k, u, signs):
     """Block ``(k, u)``'s subproblem on the piece ``signs`` (±1 per hidden entry) at the point: the QP in the step
     ``δ`` (DAQP-ready) and the constant that makes its value ``F`` on the piece. ``None`` when the piece is empty
     around the point (a constraint that the block cannot move is violated)."""
-    th0 = _theta(params, k, u)
-    patterns = [0.5 * (s + 1) for s in signs]
-
-    def pass_(th):
-        out, pre, _ = forward(arch, _with_row(params, k, u, th), X, patterns=patterns)
-        return out.reshape(-1), torch.cat([z.reshape(-1) for z in pre[:-1]])
-
-    f0, z0 = pass_(th0)
-    Jf, Jz = torch.func.jacrev(pass_)(th0)
-    Jf, Jz, f0, z0 = (t.detach().numpy() for t in (Jf, Jz, f0, z0))
-    s = torch.cat([x.reshape(-1) for x in signs]).numpy()
+    t0, f0, z0, Jf, Jz, s = piece_linearization(arch, params, X, k, u, signs)
+    th0 = torch.as_tensor(t0)
     N = X.shape[0]
     r = f0 - T.reshape(-1).numpy()
-    t0 = th0.numpy()
     P = Jf.T @ Jf / N + lam * np.eye(t0.size)
     q = Jf.T @ r / N + lam * t0
     moves = np.abs(Jz).sum(axis=1) > 0
     if np.any(s[~moves] * z0[~moves] < -1e-12):
         return None
-    params_on_piece = _with_row(params, k, u, th0)
+    params_on_piece = with_unit_row(params, k, u, th0)
     F_piece = 0.5 / N * float(r @ r) + 0.5 * lam * sum(
         float((W ** 2).sum()) + (float((b ** 2).sum()) if b is not None else 0.0) for W, b in params_on_piece)
     A = s[moves, None] * Jz[moves]
@@ -109,10 +86,10 @@ def _on_kinks(arch, params, X, k, u, samples):
     M = at[samples].numpy()
     _, _, Vt = np.linalg.svd(M)
     null = Vt[len(samples):]
-    th0 = _theta(params, k, u).numpy()
+    th0 = unit_theta(params, k, u).numpy()
     th = null.T @ (null @ th0)  # the row's projection on the samples' null space
     th *= np.linalg.norm(th0) / max(np.linalg.norm(th), 1e-300)
-    return _with_row(params, k, u, torch.as_tensor(th))
+    return with_unit_row(params, k, u, torch.as_tensor(th))
 
 
 def _block_optimum(arch, params, X, T, lam, k, u):
@@ -122,7 +99,7 @@ def _block_optimum(arch, params, X, T, lam, k, u):
     sub, _ = _piece_qp(arch, params, X, T, lam, k, u, signs)
     sol = dispatch.solve(sub, DAQP)
     assert sol.status == "optimal"
-    return _with_row(params, k, u, _theta(params, k, u) + torch.as_tensor(sol.x))
+    return with_unit_row(params, k, u, unit_theta(params, k, u) + torch.as_tensor(sol.x))
 
 
 def _case(seed: int):
@@ -142,7 +119,7 @@ def _case(seed: int):
 def _slope_along(arch, params, X, T, lam, k, u, d, step=1e-7):
     """``(F(θ + step·d) − F(θ)) / step`` along block ``(k, u)``."""
     F = float(objective(arch, params, X, T, lam))
-    moved = _with_row(params, k, u, _theta(params, k, u) + step * torch.as_tensor(d))
+    moved = with_unit_row(params, k, u, unit_theta(params, k, u) + step * torch.as_tensor(d))
     return (float(objective(arch, moved, X, T, lam)) - F) / step
 
 

@@ -15,7 +15,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
-from conftest import adjacent_sign_patterns
+from conftest import adjacent_sign_patterns, piece_linearization, unit_theta, with_unit_row
 from scipy.special import expit, logsumexp, softmax
 
 from multiconvex.drivers import DriverOptions, run
@@ -24,20 +24,6 @@ from multiconvex.nets.adjacent import adjacent_bounds
 from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.form import NetForm
 from multiconvex.nets.network import BOUNDARY_TOL, objective
-
-
-def _theta(params, k: int, u: int) -> torch.Tensor:
-    W, b = params[k]
-    return torch.cat([W[u]] + ([b[u:u + 1]] if b is not None else []))
-
-
-def _with_row(params, k: int, u: int, theta: torch.Tensor):
-    out = [(W.clone(), None if b is None else b.clone()) for W, b in params]
-    W, b = out[k]
-    W[u] = theta[:W.shape[1]]
-    if b is not None:
-        b[u] = theta[W.shape[1]]
-    return out
 
 
 def _loss_and_grad(loss: str, f: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
@@ -52,25 +38,15 @@ def _piece_lower_bound(arch, params, X, T, lam, k, u, signs) -> float | None:
     Clarabel solves the piece's convex program, and at its step ``d̂`` and multipliers ``μ ≥ 0`` the Lagrangian
     ``L(d) = F_σ(θ⁰ + d) − μᵀ(A d − lo)`` is ``λ``-strongly convex, so ``min F_σ ≥ min L ≥ L(d̂) − ‖∇L(d̂)‖²/(2λ)``.
     ``None`` when the piece is empty."""
-    th0 = _theta(params, k, u)
-    patterns = [0.5 * (s + 1) for s in signs]
-
-    def pass_(th):
-        out, pre, _ = forward(arch, _with_row(params, k, u, th), X, patterns=patterns)
-        return out.reshape(-1), torch.cat([z.reshape(-1) for z in pre[:-1]])
-
-    f0, z0 = pass_(th0)
-    Jf, Jz = (t.detach().numpy() for t in torch.func.jacrev(pass_)(th0))
-    f0, z0 = f0.detach().numpy(), z0.detach().numpy()
-    s = torch.cat([x.reshape(-1) for x in signs]).numpy()
+    t0, f0, z0, Jf, Jz, s = piece_linearization(arch, params, X, k, u, signs)
     N, K = T.shape
-    Tn, t0 = T.numpy(), th0.numpy()
+    Tn = T.numpy()
     moves = np.abs(Jz).sum(axis=1) > 0
     if np.any(s[~moves] * z0[~moves] < -1e-12):
         return None
     A, lo = s[moves, None] * Jz[moves], -s[moves] * z0[moves]
     rest = sum(float((W ** 2).sum()) + (float((b ** 2).sum()) if b is not None else 0.0)
-               for W, b in params) - float(th0 @ th0)
+               for W, b in params) - float(t0 @ t0)
     d = cp.Variable(t0.size)
     f = cp.reshape(f0 + Jf @ d, (N, K), order="C")
     if arch.loss == "logistic":
@@ -120,10 +96,10 @@ def _on_kinks(arch, params, X, k, u, samples):
     at = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1) if arch.bias else a
     _, _, Vt = np.linalg.svd(at[samples].numpy())
     null = Vt[len(samples):]
-    th0 = _theta(params, k, u).numpy()
+    th0 = unit_theta(params, k, u).numpy()
     th = null.T @ (null @ th0)
     th *= np.linalg.norm(th0) / max(np.linalg.norm(th), 1e-300)
-    return _with_row(params, k, u, torch.as_tensor(th))
+    return with_unit_row(params, k, u, torch.as_tensor(th))
 
 
 def _case(seed: int):
@@ -153,7 +129,7 @@ def _slope_along(arch, params, X, T, lam, k, u, d, h=1e-6):
     F = float(objective(arch, params, X, T, lam))
 
     def q(step):
-        moved = _with_row(params, k, u, _theta(params, k, u) + step * torch.as_tensor(d))
+        moved = with_unit_row(params, k, u, unit_theta(params, k, u) + step * torch.as_tensor(d))
         return (float(objective(arch, moved, X, T, lam)) - F) / step
 
     return 2 * q(h / 2) - q(h)
