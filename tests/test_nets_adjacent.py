@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import adjacent_sign_patterns, piece_linearization, unit_theta, with_unit_row
+from scipy.optimize import lsq_linear
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
-from multiconvex.nets.adjacent import UnitKinks, adjacent_bounds
+from multiconvex.nets.adjacent import UnitKinks, _box_residual, adjacent_bounds
 from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.form import NetForm
 from multiconvex.nets.network import BOUNDARY_TOL, objective
@@ -505,3 +506,18 @@ def test_the_driver_names_a_nan_adjacent_bound_when_it_stalls():
     assert stalled.status == "stalled", stalled.message
     assert "bound over every piece adjacent to the point could not be computed" in stalled.message
     assert "neighbouring piece" not in stalled.message
+
+
+def test_the_box_least_squares_end_on_identical_columns():
+    """Two identical kink samples give identical columns; BVLS stops on a stalled cost there (status 2) although at
+    its optimum. The second solver must end too (scipy's trust-region method looped for ever on exactly this 4 × 2
+    problem, bit for bit from a review's case) and give the optimum's residual."""
+    h = float.fromhex
+    A = np.array([[0.0, 0.0], [h("0x1.f181de6e4c76dp+4")] * 2, [h("-0x1.a7ad4a31f0819p+6")] * 2,
+                  [h("0x1.3c3a4edfa9758p+8")] * 2])
+    b = np.array([h("-0x1.6028b9ba10205p+3"), h("-0x1.74cf8d599c6e6p+3"), h("-0x1.9c4e17ca49c2ep+1"),
+                  h("-0x1.72f5507495a63p+4")])
+    lo, hi = np.array([-np.inf, h("-0x1.949b548db76b3p-7")]), np.array([h("-0x1.949b548db76b3p-6"), np.inf])
+    r = _box_residual(A, b, lo, hi)
+    merged = lsq_linear(A[:, :1], b, bounds=([lo.sum()], [hi.sum()]), method="bvls", tol=1e-13)  # the same problem
+    assert 0.5 * float(r @ r) == pytest.approx(merged.cost, rel=1e-9)

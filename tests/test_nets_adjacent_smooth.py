@@ -233,3 +233,36 @@ def test_the_driver_moves_on_from_the_falsely_certified_point():
     res = run(form, x0, DriverOptions(algorithm="jacobi", max_iters=1))
     assert res.history[1].accepted_block == "layer1"
     assert F - res.objective > 1e-5
+
+
+def _t(v):
+    return torch.tensor(v, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax"])
+def test_weight_decay_zero_with_kink_rows_of_zero_and_no_gradient_gives_a_zero_bound(loss):
+    """Weight decay 0 (``P = 0`` for a smooth loss): a unit that reaches the output through dead units only, or whose
+    inputs are exactly 0 at its kink samples, has ``g = 0`` and kink rows of 0. Its bound is 0 and the point is
+    certified (a review found a crash in the least squares and a ``nan`` bound: ``w = 1e6/1e-309 = inf``, ``inf·0``)."""
+    # (a) two samples on unit 1's kink, unit 2 dead on every sample: nothing after unit 1 moves F
+    K = 2 if loss == "softmax" else 1
+    arch = Architecture((1, 1, 1, K), loss)
+    out_W = [[1.0], [-1.0]] if K == 2 else [[1.0]]
+    out_b = [0.2, 0.0] if K == 2 else [math.log(1.5)]
+    params = [(_t([[1.0]]), _t([0.0])), (_t([[1.0]]), _t([-10.0])), (_t(out_W), _t(out_b))]
+    X = _t([[0.0], [0.0], [1.0], [-1.0], [2.0]])
+    y = [0, 1, 0, 1, 0]
+    rows = [[1.0, 0.0] if c == 0 else [0.0, 1.0] for c in y] if K == 2 else [[1.0] if c == 0 else [-1.0] for c in y]
+    T = _t(rows)
+    _, pre, inputs = forward(arch, params, X)
+    assert adjacent_bounds(arch, params, T, 0, pre, inputs, 0.0)[0].bound == 0.0
+    # (b) no biases: layer 2's unit gets input exactly 0 at two samples (on its kink), is dead everywhere else
+    arch = Architecture((1, 1, 1, K), loss, bias=False)
+    params = [(_t([[1.0]]), None), (_t([[-1.0]]), None), (_t(out_W), None)]
+    X = _t([[-1.0], [-2.0], [1.0], [2.0]])
+    T = T[:4]
+    _, pre, inputs = forward(arch, params, X)
+    bounds = adjacent_bounds(arch, params, T, 1, pre, inputs, 0.0)
+    assert bounds[0].n_kinks == 2 and bounds[0].bound == 0.0
+    cert = certificate(arch, params, X, T, 0.0)
+    assert all(math.isfinite(g) for g in cert.block_gaps.values())

@@ -83,7 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import torch
-from scipy.optimize import lsq_linear
+from scipy.optimize import lsq_linear, minimize
 
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
@@ -275,8 +275,10 @@ class UnitKinks:
         Q = scale_r[:, None] * UR.T  # P⁺ = QᵀQ on the range
         M, b = Q @ self.a.T, -(Q @ self.g)
         Mn, bn = UN.T @ self.a.T, -(UN.T @ self.g)
+        # the problem's scale, floored at a normal number (with g = 0 and every kink row 0 — a unit without inputs,
+        # weight decay 0 — a subnormal floor made w infinite and w·0 nan: a review's crash)
         size = max(float(np.linalg.norm(self.g)),
-                   float(np.linalg.norm(self.a, axis=1) @ np.maximum(np.abs(self.cplus), np.abs(self.cminus))), 1e-300)
+                   float(np.linalg.norm(self.a, axis=1) @ np.maximum(np.abs(self.cplus), np.abs(self.cminus))), 1e-150)
         null_tol = 1e-9 * size
         w = 1e6 * max(1.0, float(np.linalg.norm(M))) / max(float(np.linalg.norm(Mn)), null_tol)
         stacked, rhs = np.vstack([M, w * Mn]), np.concatenate([b, w * bn])
@@ -504,9 +506,11 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
 def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:
     """``Mα − b`` at a bounded least-squares ``α`` in ``[lo, hi]`` (clipped to the box: any α there is valid).
 
-    BVLS first; when its ``½‖Mα − b‖²`` is above ``enough`` and it stopped on a stalled cost rather than its
-    optimality test (it can stop far from the optimum so when ``M`` has more columns than rows), the trust-region
-    method as well, and the better of the two."""
+    BVLS first; when its ``½‖Mα − b‖²`` is above ``enough`` and it stopped on a stalled cost with its gradient not
+    yet at rounding (it can stop far from the optimum when ``M`` has more columns than rows), L-BFGS-B from BVLS's
+    point as well, and the better of the two. (scipy's trust-region method was the second solver until a review
+    found its backtracking loop never returning on two identical columns, duplicated kink samples: L-BFGS-B stops
+    after its iteration limit whatever the data.) ``nan`` entries when neither gives a finite residual."""
     fixed = lo == hi
     alpha = np.where(fixed, lo, 0.0)
     free = ~fixed
@@ -514,18 +518,32 @@ def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, 
         return M @ alpha - b
     rhs = b - M[:, fixed] @ alpha[fixed]
     Mf, lo_f, hi_f = M[:, free], lo[free], hi[free]
+    if not (np.all(np.isfinite(Mf)) and np.all(np.isfinite(rhs))):
+        return np.full(M.shape[0], np.nan)
+    try:
+        res = lsq_linear(Mf, rhs, bounds=(lo_f, hi_f), method="bvls", tol=1e-13, max_iter=max(100, 20 * Mf.shape[1]))
+    except (np.linalg.LinAlgError, ValueError):
+        res = None
     best = None
-    for method in ("bvls", "trf"):
-        with np.errstate(invalid="ignore", over="ignore"):  # trf's scaling at an infinite side: a nan x is dropped
-            res = lsq_linear(Mf, rhs, bounds=(lo_f, hi_f), method=method, tol=1e-13,
-                             max_iter=max(100, 20 * Mf.shape[1]))
+    if res is not None:
         r = Mf @ np.clip(res.x, lo_f, hi_f) - rhs
-        if not np.all(np.isfinite(r)):
-            continue
-        if best is None or r @ r < best @ best:
+        if np.all(np.isfinite(r)):
             best = r
-        if 0.5 * float(best @ best) <= enough or method == "bvls" and res.status == 1:
-            break  # decided, or BVLS stopped at its first-order optimality test (not on a stalled cost)
+            scale = max(1.0, float(np.linalg.norm(Mf.T @ rhs)))
+            if 0.5 * float(r @ r) <= enough or res.status == 1 or float(res.optimality) <= 1e-12 * scale:
+                return r  # decided, or BVLS at its first-order optimality test (or its gradient at rounding)
+    start = np.clip(res.x if res is not None and np.all(np.isfinite(res.x)) else np.zeros(Mf.shape[1]), lo_f, hi_f)
+
+    def cost(a: np.ndarray) -> tuple[float, np.ndarray]:
+        r = Mf @ a - rhs
+        return 0.5 * float(r @ r), Mf.T @ r
+
+    bounds = [(None if math.isinf(a) else float(a), None if math.isinf(c) else float(c)) for a, c in zip(lo_f, hi_f)]
+    out = minimize(cost, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                  options={"maxiter": max(200, 20 * Mf.shape[1]), "ftol": 1e-15, "gtol": 1e-14})
+    r = Mf @ np.clip(out.x, lo_f, hi_f) - rhs
+    if np.all(np.isfinite(r)) and (best is None or r @ r < best @ best):
+        best = r
     return best if best is not None else np.full(M.shape[0], np.nan)
 
 
