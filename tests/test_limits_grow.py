@@ -80,10 +80,14 @@ def test_relu_grow_stops_inside_its_polar_check_and_claims_nothing():
     # measured here: 0.81 s. The 0.3 s: sampling the 20 000 patterns (~0.28 s), which checks no deadline. Without the
     # deadline checks inside a round the run takes a whole round more (~2.7 s): far above this
     assert res.total_time <= limit + max(0.05 * limit, 0.3, 1.5 * one_iteration), (res.total_time, one_iteration)
-    assert res.certificate.globalopt is None and res.certificate.global_optimal is None
-    assert not res.certificate.is_partial_minimum and "certificate not computed" in res.message
-    assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
     assert res.objective == pytest.approx(problem.objective(state), rel=1e-12) and res.objective <= f0
+    assert not res.certificate.is_partial_minimum and not res.certificate.global_optimal
+    if "certificate not computed" in res.message:  # cut inside a round's polar check (as a rule): nothing claimed
+        assert res.certificate.globalopt is None and res.certificate.global_optimal is None
+        assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
+    else:  # a fast machine finished a round first: its point and certificate are returned, which claim no optimum
+        assert "the best point is the last certified one" in res.message, res.message
+        assert res.certificate.globalopt is not None and res.certificate.globalopt.global_optimal is False
 
 
 # -- a Jacobi round ---------------------------------------------------------------------------------------------
