@@ -142,7 +142,7 @@ def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndar
     spent = time.perf_counter() - t0
     status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, white)
     spent += t
-    if white is not None and status != st.OPTIMAL:  # whitened, DAQP failed: as without whitening
+    if white is not None and status not in (st.OPTIMAL, st.TIME_LIMIT):  # whitened, DAQP failed: as without it
         status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, None)
         spent += t
     return status, y, lam, spent
