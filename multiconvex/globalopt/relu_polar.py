@@ -511,8 +511,10 @@ def relu_polar(
     )
 
 
-#: Patterns per row block of the bounds and closed forms (the deadline is checked between blocks).
-_BOUND_ROWS = 16384
+#: Patterns per row block of the bounds and closed forms (the deadline is checked between blocks). 16384 made a
+#: block ~0.3 s on 200 samples, and a run with ``time_limit=0.8`` end ~0.5 s late; 4096 checks 4× as often and is
+#: faster too (100,000 sampled patterns on 200 × 6: 1.7 s against 2.1–2.6 s; the same polar).
+_BOUND_ROWS = 4096
 
 
 def _threshold(found: list, n: int, d: int) -> float:
