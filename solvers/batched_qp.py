@@ -5,7 +5,8 @@ with a dense, positive definite ``P`` and one interval per sample on one linear 
 ``lower ≤ C x ≤ upper``. Every unit of a layer shares ``C`` (the layer's inputs), so the batch
 hands DAQP the same contiguous matrix each time: no sparse matrices, no copies, no dispatcher
 bookkeeping per unit. DAQP's answer is a vertex of the active set (exact to rounding), so the
-block gaps measured with it reach rounding level.
+block gaps measured with it reach rounding level. A QP of :data:`TRANSFORM_MIN_VARS` or more variables reaches DAQP
+whitened (:mod:`.whitened`: the same rows, values and multipliers, DAQP's own row transform done by one BLAS call).
 
 Examples
 --------
