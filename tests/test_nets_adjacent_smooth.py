@@ -157,11 +157,12 @@ def _check_case(seed: int) -> int:
                 continue
             assert math.isfinite(b.bound)
             assert b.bound >= true - 1e-9 * max(1.0, abs(true)), (seed, k, u, b.bound, true)
+            assert b.bound <= b.first_order
             checked += 1
-            if b.exact and b.bound > 1e-8:  # a positive bound's direction: F falls at slope −2·bound
+            if b.exact and b.first_order > 1e-8:  # the first-order bound's direction: F falls at slope −2·that
                 scale = float(np.linalg.norm(b.direction))
                 slope = _slope_along(arch, params, X, T, lam, k, u, b.direction / scale)
-                assert slope == pytest.approx(-2 * b.bound / scale, rel=1e-3, abs=1e-9)
+                assert slope == pytest.approx(-2 * b.first_order / scale, rel=1e-3, abs=1e-9)
     return checked
 
 
@@ -201,9 +202,10 @@ def _colinear_point():
 
 
 def test_a_point_the_two_solved_pieces_certify_while_an_adjacent_piece_descends_is_not_certified():
-    """The two solved pieces give gaps at rounding level (the old claim: partial minimum); the bound is 2.3e-3 and
-    ``F`` really falls along its direction (at slope ``−2·bound``; by 3.9e-5 at the first step that lowers it, far
-    above any tolerance), so that claim was false; the certificate now says so."""
+    """The two solved pieces give gaps at rounding level (the old claim: partial minimum); the first-order bound is
+    2.3e-3 and ``F`` really falls along its direction (at slope ``−2·first_order``; by 3.9e-5 at the first step that
+    lowers it, far above any tolerance), so that claim was false; the certificate now says so. The conjugate
+    refinement brings the bound to 3.6e-4, above the brute-force 2.4e-4 over every adjacent piece."""
     arch, params, X, T, lam = _colinear_point()
     F = float(objective(arch, params, X, T, lam))
     two = TwoPieceForm(arch, X, T, lam)
@@ -212,10 +214,10 @@ def test_a_point_the_two_solved_pieces_certify_while_an_adjacent_piece_descends_
     assert not cert.is_partial_minimum and cert.block_gaps["layer1"] > 1e-3
     _, pre, inputs = forward(arch, params, X)
     b = adjacent_bounds(arch, params, T, 0, pre, inputs, lam)[0]
-    assert b.exact and b.n_kinks == 3 and b.bound > 1e-3
+    assert b.exact and b.n_kinks == 3 and b.first_order > 1e-3 and 3e-4 < b.bound < 5e-4
     scale = float(np.linalg.norm(b.direction))
-    assert _slope_along(arch, params, X, T, lam, 0, 0, b.direction / scale) == pytest.approx(-2 * b.bound / scale,
-                                                                                               rel=1e-3)
+    assert _slope_along(arch, params, X, T, lam, 0, 0, b.direction / scale) == pytest.approx(
+        -2 * b.first_order / scale, rel=1e-3)
     form = NetForm(arch, X, T, lam)
     x = form.point_from_params(params)
     step = form.adjacent_step(0, x, math.inf)

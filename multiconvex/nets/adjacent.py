@@ -15,8 +15,10 @@ side (``σ_i t_i ≥ 0``) and its loss is ``ℓ(f_i + v_i^{σ_i} t_i)/N``, conve
 map). Squared loss is exactly quadratic there: ``ℓ(f_i) + c_i^{σ_i}t_i + ½m_i^{σ_i}t_i²`` with ``m = ‖v‖²/N``
 (``∇ℓ(f) = f − y``). For a logistic or softmax loss the gradient inequality gives ``ℓ(f_i + v t) ≥ ℓ(f_i) +
 ∇ℓ(f_i)ᵀv t``: the same model with ``m_i = 0``, the only curvature valid for every step of a general convex loss
-(its second derivative along a ray falls to 0 far out), so ``P = λI`` (the proven gap is then at most
-``½‖r‖²/λ``: the smaller the weight decay, the looser). Either way, for any ``α`` with ``α_i ≤ c_i⁺`` where
+(its second derivative along a ray falls to 0 far out), so ``P = λI`` (this first-order bound is ``½‖r‖²/λ``:
+the smaller the weight decay, the looser; where it is above the tolerance, :mod:`~multiconvex.nets.adjacent_smooth`
+takes each one-piece sample's tangent at a trial step instead of at the point, which makes the bound exact at a
+one-piece minimum whatever ``λ``). Either way, for any ``α`` with ``α_i ≤ c_i⁺`` where
 ``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
 
     F_σ(θ⁰ + d) ≥ F(θ⁰) + rᵀd + ½ dᵀP d ≥ F(θ⁰) − ½ rᵀP⁻¹r,    r = g + Σ_{i∈B} α_i ã_i,
@@ -29,7 +31,7 @@ midpoint, plus the triangle-inequality term ``Σ_i ½(c_i⁻ − c_i⁺) ‖L⁻
 bound (the bounded least squares only make it tight), so the value is evaluated at the ``α`` found, clipped to its
 box. Then ``max_σ (F(θ⁰) − min F_σ) ≤ bound``. A first, cheap bound takes one ``α`` (least squares clipped to the
 box, concave kinks at their midpoints, plus the triangle term); a caller that only asks whether the gap is ``≤ tol``
-gets it when it is (:meth:`UnitKinks.bound`). The bounded least squares run BVLS, and the trust-region method as
+gets it when it is (:meth:`UnitKinks.bound`). The bounded least squares run BVLS, and L-BFGS-B from its point as
 well when BVLS ends above ``tol`` (BVLS can stop far from the optimum when there are more kinks than weights).
 
 **What a positive bound means.** With the sides enumerated and each bounded least squares at its optimum, the bound
@@ -39,7 +41,8 @@ one-sided derivative ``F'(θ⁰; d)``. So the bound is 0 exactly when no step al
 derivative (a first-order local minimum along the block over every adjacent piece), and a positive bound comes with
 the direction ``d* = −P⁻¹r*`` (:attr:`AdjacentBound.direction`) along which ``F'(θ⁰; d*) = −2·bound``: ``F`` falls
 along the block (``tests/test_nets_adjacent.py`` and ``tests/test_nets_adjacent_smooth.py`` check both; with a
-smooth loss the piecewise-linear part is the same one-sided derivative, ``∇ℓ`` being continuous).
+smooth loss the piecewise-linear part is the same one-sided derivative, ``∇ℓ`` being continuous, and the statement is
+about the first-order bound, :attr:`AdjacentBound.first_order`, which the refinement may lower).
 
 **Singular P.** With weight decay 0 (a dead unit, say) ``P`` can be singular; then a side's lower model is bounded
 below only where ``Nᵀr = 0`` (``N`` the null space of ``P``), its minimum ``−½ rᵀP⁺r``. The bounded least squares
@@ -75,9 +78,11 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +92,7 @@ from scipy.optimize import lsq_linear, minimize
 
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
+from .adjacent_smooth import SmoothSamples, refined_bound
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
 from .network import LOSSES, Architecture, Params
 from .piece_context import abs_stats, piece_sign, with_ones
@@ -120,7 +126,12 @@ class AdjacentBound:
         Whether the concave sides were enumerated (``n_concave ≤ MAX_CONCAVE``) rather than bounded by the triangle
         inequality.
     direction : numpy array (c,) or None
-        ``−P⁻¹r`` of the worst enumerated piece: the step that attains the bound on that piece's lower model.
+        ``−P⁻¹r`` of the worst enumerated piece: the step that attains the first-order bound on that piece's lower
+        model (along it ``F'(θ⁰; d) = −2·first_order`` when ``exact``).
+    first_order : float or None
+        The bound of the lower model with every smooth sample taken by its tangent at the point (the module
+        docstring's model). ``bound`` is that value, or below it where the conjugate refinement of a logistic or
+        softmax block (:mod:`multiconvex.nets.adjacent_smooth`) found a smaller valid bound.
     """
 
     bound: float | None
@@ -128,6 +139,7 @@ class AdjacentBound:
     n_concave: int = 0
     exact: bool = True
     direction: np.ndarray | None = None
+    first_order: float | None = None
 
 
 def _jacobians(arch: Architecture, params: Params, pre: list[torch.Tensor], k: int, units: torch.Tensor,
@@ -190,6 +202,10 @@ class UnitKinks:
         ``Σ_i E_i``: what boundary entries off their kink (``0 < |z| ≤ tol``) can lower the loss below the
         exact-kink model (``cplus``/``cminus`` already narrowed by their ``κ_i``;
         :func:`~multiconvex.nets.adjacent_terms.off_kink_terms`).
+    smooth : callable or None
+        A logistic or softmax block with ``λ > 0``: builds its one-piece samples as
+        :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` (only when the first bound is above ``tol``), for
+        the conjugate refinement.
     """
 
     P: np.ndarray
@@ -199,14 +215,34 @@ class UnitKinks:
     cminus: np.ndarray
     n_kinks: int
     slack: float = 0.0
+    smooth: Callable[[], SmoothSamples] | None = None
 
     @on_one_blas_thread  # small dense algebra: BLAS threads only spin on it
     def bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
         """The bound of the lower model (:meth:`_model_bound`) plus :attr:`slack` (boundary entries off their
-        kink by ``|z| ≤ tol``); the arguments as :meth:`_model_bound`."""
+        kink by ``|z| ≤ tol``), then, for a smooth loss whose bound is above ``tol`` (above 0 without ``tol``), the
+        conjugate refinement (:func:`~multiconvex.nets.adjacent_smooth.refined_bound`); the arguments as
+        :meth:`_model_bound`."""
+        found = self._slack_bound(self.g, tol, max_concave)
+        found.first_order = found.bound
+        first = found.bound
+        if (self.smooth is None or first is None or not math.isfinite(first) or found.direction is None
+                or not first > (tol if tol is not None else 0.0)):
+            return found
+
+        def model_bound(g: np.ndarray, t: float | None) -> tuple[float | None, np.ndarray | None]:
+            b = self._slack_bound(g, t, max_concave)
+            return b.bound, b.direction
+
+        found.bound = refined_bound(self.P, self.g, first, found.direction, self.smooth(), model_bound, tol)
+        return found
+
+    def _slack_bound(self, g: np.ndarray, tol: float | None, max_concave: int) -> AdjacentBound:
+        """:meth:`_model_bound` with the linear part ``g`` plus :attr:`slack`."""
+        model = self if g is self.g else dataclasses.replace(self, g=g)
         if not self.slack:
-            return self._model_bound(tol, max_concave)
-        found = self._model_bound(None if tol is None else tol - self.slack, max_concave)
+            return model._model_bound(tol, max_concave)
+        found = model._model_bound(None if tol is None else tol - self.slack, max_concave)
         if found.bound is not None:
             found.bound += self.slack
         return found
@@ -495,12 +531,26 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     kink_np = kink.cpu().numpy()
     cp_np, cm_np = cp_n.cpu().numpy(), cm_n.cpu().numpy()
     boxed_np, kappa_np, slack_np = boxed.cpu().numpy(), kappa.cpu().numpy(), slack.cpu().numpy()
+    refine = not curved and lam > 0  # a smooth loss: the conjugate refinement (P = λI must be positive definite)
     for n_pos, n in enumerate(need):
         ks = np.nonzero(boxed_np[:, n_pos])[0]  # α in a box, shrunk by κ where an entry is off its kink
         kp = kappa_np[ks, n_pos]
+        smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1],
+                                    torch.nonzero(~cand[:, n]).squeeze(1), tols, N, P_np[n_pos]) if refine else None)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
-                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()))
+                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth)
     return out
+
+
+def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor], T: torch.Tensor, at: torch.Tensor,
+                    k: int, unit: torch.Tensor, rows: torch.Tensor, tols: list[float], N: int,
+                    P: np.ndarray) -> SmoothSamples:
+    """The :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` of one unit block of a smooth loss: the samples
+    ``rows`` that have no boundary entry the unit may move (one piece along the block), their output slopes on the
+    point's own piece (built when the refinement is first asked for: most bounds decide without it)."""
+    with torch.no_grad(), one_torch_thread(T.device, rows.numel() * max(arch.sizes)):
+        V = _jacobians(arch, params, pre, k, unit, rows, 0, tols)[:, :, 0]  # (n, n_out)
+        return SmoothSamples.build(arch.loss, pre[-1][rows], T[rows], V, at[rows].cpu().numpy(), N, P)
 
 
 def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:
