@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 
 from . import status as st
-from .daqp_qp import STATUS_MAP
 from .dispatch import one_blas_thread
 from .matrix import BIG
-from .whitened import MIN_VARS, Whitened
+from .whitened import MIN_VARS, solve_daqp
 
 #: DAQP's constraint sense bits: in the working set, at its lower side.
 _ACTIVE, _LOWER = 1, 2
@@ -64,47 +63,19 @@ def _finite(v: np.ndarray) -> np.ndarray:
 def _solve_one(daqp: Any, P: np.ndarray, q: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray,
                start: np.ndarray | None, guess: np.ndarray | None, run: dict, whiten: bool,
                times: np.ndarray, iters: np.ndarray, b: int) -> tuple[str, np.ndarray | None, np.ndarray | None]:
-    """One QP of the batch by DAQP (whitened when ``whiten`` and ``P`` is fit for it, :meth:`Whitened.of`; on ``P``
-    itself again should the whitened solve end neither optimal nor out of time), from the working set ``guess`` first
-    and from scratch should that fail: ``(status, x or None, multipliers or None)``; its time (DAQP's and the
-    whitening's) and iterations are added to ``times[b]``, ``iters[b]``."""
-    t0 = time.perf_counter()
-    white = Whitened.of(P, q, A) if whiten else None
-    times[b] += time.perf_counter() - t0
-    s, xb, info = _daqp_runs(daqp, P, q, A, lb, ub, start, guess, run, white, times, iters, b)
-    if white is not None and s not in (st.OPTIMAL, st.TIME_LIMIT):  # whitened, DAQP failed: as without whitening
-        white = None
-        s, xb, info = _daqp_runs(daqp, P, q, A, lb, ub, start, guess, run, white, times, iters, b)
-    if not st.has_solution(s):
-        return s, None, None
-    return s, (xb if white is None else white.to_x(np.asarray(xb))), info.get("lam")
-
-
-def _daqp_runs(daqp: Any, P: np.ndarray, q: np.ndarray, A: np.ndarray, lb: np.ndarray, ub: np.ndarray,
-               start: np.ndarray | None, guess: np.ndarray | None, run: dict, white: Whitened | None,
-               times: np.ndarray, iters: np.ndarray, b: int) -> tuple[str, Any, dict]:
-    """DAQP on one QP (whitened when ``white`` is given) from the working set ``guess``, then from scratch should that
-    fail: ``(status, DAQP's x, info)``."""
-    if white is not None:
-        P, q, A = white.eye(), white.lin, white.rows
-    run = dict(run)
+    """One QP of the batch by DAQP (:func:`~.whitened.solve_daqp`: whitened when ``whiten`` and ``P`` is fit for it,
+    on ``P`` itself again should the whitened solve end neither optimal nor out of time), from the working set
+    ``guess`` first and from scratch should that fail: ``(status, x or None, multipliers or None)``; its time (DAQP's
+    and the whitening's) and iterations are added to ``times[b]``, ``iters[b]``."""
     if start is not None:
-        run["primal_start"] = start if white is None else white.to_u(np.asarray(start, dtype=float))
-    s, xb, info = st.SOLVER_ERROR, None, {}
-    for working in ([guess, None] if guess is not None else [None]):
-        if working is not None:
-            sense = _SENSE[np.sign(working).astype(np.intp) + 1]  # a new array: DAQP may write into it
-        else:
-            sense = np.zeros(lb.size, dtype=np.int32)
-        t0 = time.perf_counter()
-        xb, _fval, flag, info = daqp.solve(P, q, A, ub, lb, sense, **run)
-        wall = time.perf_counter() - t0
-        times[b] += min(wall, float(info.get("solve_time", wall)) + float(info.get("setup_time", 0.0)))
-        iters[b] += int(info.get("iterations", 0))
-        s = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
-        if s in (st.OPTIMAL, st.TIME_LIMIT):
-            break
-    return s, xb, info
+        run = {**run, "primal_start": start}
+    senses = [None] if guess is None else [_SENSE[np.sign(guess).astype(np.intp) + 1], None]
+    out = solve_daqp(daqp, P, q, A, lb, ub, senses, run, whiten, (st.OPTIMAL, st.TIME_LIMIT))
+    times[b] += out.daqp_time
+    iters[b] += out.iterations
+    if out.x is None:
+        return out.status, None, None
+    return out.status, out.x, out.info.get("lam")
 
 
 def solve_interval_qps(P: np.ndarray, q: np.ndarray, C: np.ndarray | list[np.ndarray], lower: np.ndarray,

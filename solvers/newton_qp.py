@@ -55,9 +55,8 @@ import numpy as np
 import scipy.linalg
 
 from . import status as st
-from .daqp_qp import STATUS_MAP
 from .matrix import finite_or_big
-from .whitened import MIN_VARS, Whitened
+from .whitened import MIN_VARS, solve_daqp
 
 #: ``loss(z) -> (φ(z), φ'(z), φ''(z))``, each ``(m,)``: the rows' scalar functions and derivatives.
 ScalarLoss = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -132,45 +131,16 @@ def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
 def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray | None,
         options: dict[str, Any]) -> tuple[str, np.ndarray | None, np.ndarray, float]:
     """``min ½yᵀHy + qᵀy, lo ≤ Cy ≤ up`` (finite bounds: ±BIG for a free side) by DAQP (from the working set
-    ``sense`` when given, else from scratch): status, ``y``, the signed multipliers (``> 0`` upper side, ``< 0``
-    lower), seconds. Whitened (:mod:`.whitened`) from ``MIN_VARS`` variables on, and on ``H`` itself again should
-    that solve fail."""
+    ``sense`` when given, then from scratch): status, ``y`` (optimal only), the signed multipliers (``> 0`` upper
+    side, ``< 0`` lower), seconds. Whitened (:func:`~.whitened.solve_daqp`) from ``MIN_VARS`` variables on, and on
+    ``H`` itself again should that solve fail."""
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
-    t0 = time.perf_counter()
-    white = Whitened.of(H, q, C) if C.shape[1] >= MIN_VARS else None  # DAQP's own C L⁻ᵀ is slower (.whitened)
-    spent = time.perf_counter() - t0
-    status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, white)
-    spent += t
-    if white is not None and status not in (st.OPTIMAL, st.TIME_LIMIT):  # whitened, DAQP failed: as without it
-        status, y, lam, t = _daqp_runs(daqp, H, q, C, lo, up, sense, options, None)
-        spent += t
-    return status, y, lam, spent
-
-
-def _daqp_runs(daqp: Any, H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray,
-               sense: np.ndarray | None, options: dict[str, Any], white: Whitened | None
-               ) -> tuple[str, np.ndarray | None, np.ndarray, float]:
-    """:func:`_qp`'s DAQP runs (whitened when ``white`` is given): from ``sense``, then from scratch should that
-    fail."""
-    if white is not None:
-        H, q, Cd = white.eye(), white.lin, white.rows
-        if options.get("primal_start") is not None:
-            options = {**options, "primal_start": white.to_u(np.asarray(options["primal_start"], dtype=float))}
-    else:
-        Cd = C
-    status, y, lam, spent = st.SOLVER_ERROR, None, np.zeros(C.shape[0]), 0.0
-    for start in ([sense, None] if sense is not None else [None]):
-        s0 = np.zeros(C.shape[0], dtype=np.int32) if start is None else start.copy()
-        t0 = time.perf_counter()
-        x, _f, flag, info = daqp.solve(H, q, Cd, up, lo, s0, **options)
-        spent += time.perf_counter() - t0
-        status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
-        if status == st.OPTIMAL:
-            y = np.asarray(x, dtype=float) if white is None else white.to_x(np.asarray(x, dtype=float))
-            lam = np.asarray(info.get("lam", np.zeros(C.shape[0])), dtype=float)
-            break
-    return status, y, lam, spent
+    out = solve_daqp(daqp, H, q, C, lo, up, [None] if sense is None else [sense, None], options,
+                     C.shape[1] >= MIN_VARS, (st.OPTIMAL,))
+    if out.status != st.OPTIMAL or out.x is None:
+        return out.status, None, np.zeros(C.shape[0]), out.wall
+    return out.status, out.x, np.asarray(out.info.get("lam", np.zeros(C.shape[0])), dtype=float), out.wall
 
 
 def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray,

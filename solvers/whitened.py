@@ -22,9 +22,17 @@ True
 
 from __future__ import annotations
 
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 from scipy.linalg.blas import dtrsm
 from scipy.linalg.lapack import dpotrf, dtrtrs
+
+from . import status as st
+from .daqp_qp import STATUS_MAP
 
 #: From this many variables on, the unit blocks' QPs reach DAQP whitened (measured on 442 rows: 11 variables slower,
 #: 24 even, 48 and up faster).
@@ -73,4 +81,65 @@ class Whitened:
         return dtrtrs(self.L, u, lower=1, trans=1)[0]
 
 
-__all__ = ["MIN_PIVOT", "MIN_VARS", "Whitened"]
+@dataclass
+class DaqpRun:
+    """What :func:`solve_daqp` found: the last run's status, ``x`` in the QP's coordinates (``None`` without a
+    solution), DAQP's ``info`` of that run (its ``"lam"``: the rows' multipliers, the same whitened or not), the
+    seconds (``wall``: every run and the whitening; ``daqp_time``: DAQP's own setup and solve times, each capped by
+    its run's wall, plus the whitening) and DAQP's iterations over every run."""
+
+    status: str
+    x: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+    wall: float = 0.0
+    daqp_time: float = 0.0
+    iterations: int = 0
+
+
+def solve_daqp(daqp: Any, P: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+               senses: Sequence[np.ndarray | None], options: dict[str, Any], whiten: bool,
+               stop: Collection[str]) -> DaqpRun:
+    """``min ½xᵀPx + qᵀx  s.t.  lower ≤ Cx ≤ upper`` (finite bounds) by DAQP, from each working set of ``senses`` in
+    turn (DAQP's ``sense`` arrays, copied: DAQP writes into them; ``None``: from scratch) until a run ends in ``stop``.
+    Whitened when ``whiten`` and :meth:`Whitened.of` takes ``P``; a whitened solve that ends neither optimal nor out of
+    time is done again, every start, on ``P`` itself. A ``primal_start`` in ``options`` is in ``x``'s coordinates.
+    The one DAQP loop of the unit blocks' batches (:mod:`.batched_qp`) and the Newton steps (:mod:`.newton_qp`)."""
+    t0 = time.perf_counter()
+    white = Whitened.of(P, q, C) if whiten else None
+    out = DaqpRun(st.SOLVER_ERROR)
+    out.wall = out.daqp_time = time.perf_counter() - t0
+    _runs(daqp, P, q, C, lower, upper, senses, options, white, stop, out)
+    if white is not None and out.status not in (st.OPTIMAL, st.TIME_LIMIT):
+        white = None
+        _runs(daqp, P, q, C, lower, upper, senses, options, None, stop, out)
+    if st.has_solution(out.status) and out.x is not None:
+        out.x = np.asarray(out.x, dtype=float)
+        if white is not None:
+            out.x = white.to_x(out.x)
+    else:
+        out.x = None
+    return out
+
+
+def _runs(daqp: Any, P: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+          senses: Sequence[np.ndarray | None], options: dict[str, Any], white: Whitened | None,
+          stop: Collection[str], out: DaqpRun) -> None:
+    """:func:`solve_daqp`'s runs on one form of the QP (whitened or not), into ``out``."""
+    if white is not None:
+        P, q, C = white.eye(), white.lin, white.rows
+        if options.get("primal_start") is not None:
+            options = {**options, "primal_start": white.to_u(np.asarray(options["primal_start"], dtype=float))}
+    for sense in senses:
+        s0 = np.zeros(C.shape[0], dtype=np.int32) if sense is None else np.array(sense, dtype=np.int32)
+        t0 = time.perf_counter()
+        x, _f, flag, info = daqp.solve(P, q, C, upper, lower, s0, **options)
+        wall = time.perf_counter() - t0
+        out.wall += wall
+        out.daqp_time += min(wall, float(info.get("solve_time", wall)) + float(info.get("setup_time", 0.0)))
+        out.iterations += int(info.get("iterations", 0))
+        out.status, out.x, out.info = STATUS_MAP.get(int(flag), st.SOLVER_ERROR), x, info
+        if out.status in stop:
+            break
+
+
+__all__ = ["MIN_PIVOT", "MIN_VARS", "DaqpRun", "Whitened", "solve_daqp"]
