@@ -72,7 +72,7 @@ def test_on_a_one_piece_block_the_refined_bound_is_the_true_gap(loss, lam):
     first, direction = model_bound(g, None)
     true = _true_gap(loss, A, f, V, T, theta0, lam)
     refined = refined_bound(P, g, first, direction, s, model_bound, None)
-    assert true <= refined <= true * (1 + 1e-6) + 1e-13
+    assert true * (1 - 1e-12) <= refined <= true * (1 + 1e-9)  # measured: 5e-14–1.1e-13 above
     assert first > 1.5 * true  # the first-order bound is looser (by far at small λ)
     if lam <= 1e-3:
         assert first > 100 * true
