@@ -32,9 +32,14 @@ def _quiet_logs():
 def interrupt_child(tmp_path):
     """Run ``python -c code <ready file> *args``, wait until the child creates the ready file, let it work
     ``after`` seconds more, send it a real SIGINT and return ``(returncode, stdout, stderr, sent, exited)``
-    (``sent``/``exited``: ``time.time()`` when the signal went and when the child had exited)."""
+    (``sent``/``exited``: ``time.time()`` when the signal went and when the child had exited).
+
+    The child first sets Python's own SIGINT handler: started from a process that ignores SIGINT (pytest run as a
+    background job of a non-interactive shell), it would inherit ``SIG_IGN``, Python would keep it, and the child
+    would never hear the signal (both Ctrl-C tests of ``test_limits.py`` hung so until their 60 s timeout)."""
     def run(code: str, *args: str, after: float, start_timeout: float = 120.0):
         ready = tmp_path / "ready"
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + code
         child = subprocess.Popen([sys.executable, "-c", code, str(ready), *args], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         try:

@@ -18,6 +18,7 @@ import torch
 from conftest import adjacent_sign_patterns, piece_linearization, unit_theta, with_unit_row
 from scipy.special import expit, logsumexp, softmax
 
+import multiconvex.nets.adjacent as adjacent_module
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.adjacent import adjacent_bounds
@@ -268,3 +269,14 @@ def test_weight_decay_zero_with_kink_rows_of_zero_and_no_gradient_gives_a_zero_b
     assert bounds[0].n_kinks == 2 and bounds[0].bound == 0.0
     cert = certificate(arch, params, X, T, 0.0)
     assert all(math.isfinite(g) for g in cert.block_gaps.values())
+
+
+def test_a_block_above_the_work_limit_keeps_its_first_order_bound(monkeypatch):
+    """The refinement builds each one-piece sample's Hessian term (``n·c²``): above ``MAX_WORK`` it is not run and the
+    first-order bound stands (valid, looser); below it the collinear point's bound is refined."""
+    arch, params, X, T, lam = _colinear_point()
+    _, pre, inputs = forward(arch, params, X)
+    refined = adjacent_bounds(arch, params, T, 0, pre, inputs, lam)[0]
+    monkeypatch.setattr(adjacent_module, "MAX_WORK", 0)
+    kept = adjacent_bounds(arch, params, T, 0, pre, inputs, lam)[0]
+    assert kept.bound == kept.first_order == refined.first_order > 5 * refined.bound

@@ -17,9 +17,9 @@ map). Squared loss is exactly quadratic there: ``ℓ(f_i) + c_i^{σ_i}t_i + ½m_
 ∇ℓ(f_i)ᵀv t``: the same model with ``m_i = 0``, the only curvature valid for every step of a general convex loss
 (its second derivative along a ray falls to 0 far out), so ``P = λI`` (this first-order bound is ``½‖r‖²/λ``:
 the smaller the weight decay, the looser; where it is above the tolerance, :mod:`~multiconvex.nets.adjacent_smooth`
-takes each one-piece sample's tangent at a trial step instead of at the point, which makes the bound exact at a
-one-piece minimum whatever ``λ``). Either way, for any ``α`` with ``α_i ≤ c_i⁺`` where
-``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
+takes each one-piece sample's tangent at a trial step instead of at the point, which makes the bound exact at the
+minimum of a block without kinks whatever ``λ``, and tighter with them). Either way, for any ``α`` with
+``α_i ≤ c_i⁺`` where ``σ_i = +`` and ``α_i ≥ c_i⁻`` where ``σ_i = −``::
 
     F_σ(θ⁰ + d) ≥ F(θ⁰) + rᵀd + ½ dᵀP d ≥ F(θ⁰) − ½ rᵀP⁻¹r,    r = g + Σ_{i∈B} α_i ã_i,
 
@@ -83,7 +83,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -92,7 +92,7 @@ from scipy.optimize import lsq_linear, minimize
 
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
-from .adjacent_smooth import SmoothSamples, refined_bound
+from .adjacent_smooth import MAX_WORK, SmoothSamples, refined_bound
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
 from .network import LOSSES, Architecture, Params
 from .piece_context import abs_stats, piece_sign, with_ones
@@ -204,8 +204,9 @@ class UnitKinks:
         :func:`~multiconvex.nets.adjacent_terms.off_kink_terms`).
     smooth : callable or None
         A logistic or softmax block with ``λ > 0``: builds its one-piece samples as
-        :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` (only when the first bound is above ``tol``), for
-        the conjugate refinement.
+        :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` for the conjugate refinement (once, the first time
+        a bound is above its ``tol``), or ``None`` where their Hessian would cost more than
+        :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK`.
     """
 
     P: np.ndarray
@@ -215,7 +216,9 @@ class UnitKinks:
     cminus: np.ndarray
     n_kinks: int
     slack: float = 0.0
-    smooth: Callable[[], SmoothSamples] | None = None
+    smooth: Callable[[], SmoothSamples | None] | None = None
+    _built: tuple[SmoothSamples | None] | None = field(default=None, init=False, repr=False, compare=False)
+    _kept: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @on_one_blas_thread  # small dense algebra: BLAS threads only spin on it
     def bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
@@ -229,25 +232,30 @@ class UnitKinks:
         if (self.smooth is None or first is None or not math.isfinite(first) or found.direction is None
                 or not first > (tol if tol is not None else 0.0)):
             return found
+        if self._built is None:
+            self._built = (self.smooth(),)
+        samples = self._built[0]
+        if samples is None:
+            return found
 
         def model_bound(g: np.ndarray, t: float | None) -> tuple[float | None, np.ndarray | None]:
             b = self._slack_bound(g, t, max_concave)
             return b.bound, b.direction
 
-        found.bound = refined_bound(self.P, self.g, first, found.direction, self.smooth(), model_bound, tol)
+        found.bound = refined_bound(self.P, self.g, first, found.direction, samples, model_bound, tol)
         return found
 
     def _slack_bound(self, g: np.ndarray, tol: float | None, max_concave: int) -> AdjacentBound:
         """:meth:`_model_bound` with the linear part ``g`` plus :attr:`slack`."""
-        model = self if g is self.g else dataclasses.replace(self, g=g)
         if not self.slack:
-            return model._model_bound(tol, max_concave)
-        found = model._model_bound(None if tol is None else tol - self.slack, max_concave)
+            return self._model_bound(tol, max_concave, g)
+        found = self._model_bound(None if tol is None else tol - self.slack, max_concave, g)
         if found.bound is not None:
             found.bound += self.slack
         return found
 
-    def _model_bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
+    def _model_bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE,
+                     g: np.ndarray | None = None) -> AdjacentBound:
         """The bound: first one ``α`` (least squares clipped to the sides' boxes, each concave ``α_i`` at its
         midpoint, plus the triangle term), then, unless that is already ``≤ tol``, the bounded least squares over
         the ``2^K`` concave sides (``K ≤ max_concave``; the midpoint bound with a bounded least squares above). Both
@@ -255,14 +263,15 @@ class UnitKinks:
 
         With ``tol`` the work stops as soon as the answer to ``gap ≤ tol`` is known: a side above ``tol`` ends the
         enumeration with the first bound and that side's direction (where ``F`` falls), and a triangle term above
-        ``tol`` skips the bounded least squares. ``tol=None``: the tightest bound (every side)."""
-        try:
-            Lc = scipy.linalg.cholesky(self.P, lower=True)
-        except np.linalg.LinAlgError:  # P singular (weight decay 0 and a dead unit, say): its range and null space
-            return self._singular_bound(tol, max_concave)
-        b = -scipy.linalg.solve_triangular(Lc, self.g, lower=True)
-        M = (scipy.linalg.solve_triangular(Lc, self.a.T, lower=True) if self.a.shape[0]
-             else np.zeros((self.g.shape[0], 0)))
+        ``tol`` skips the bounded least squares. ``tol=None``: the tightest bound (every side). ``g``: another linear
+        part (default :attr:`g`, the refinement's trial steps move it); what does not depend on it is computed once
+        (:meth:`_factors`)."""
+        g = self.g if g is None else g
+        factors = self._factors()
+        if factors is None:  # P singular (weight decay 0 and a dead unit, say): its range and null space
+            return (self if g is self.g else dataclasses.replace(self, g=g))._singular_bound(tol, max_concave)
+        Lc, M, solve_ls, spread = factors
+        b = -scipy.linalg.solve_triangular(Lc, g, lower=True)
         cp, cm = self.cplus, self.cminus
         concave = cm > cp
         K = int(concave.sum())
@@ -270,8 +279,7 @@ class UnitKinks:
             return AdjacentBound(0.5 * float(b @ b), self.n_kinks, 0, True, _direction(Lc, -b))
         lo = np.where(concave, 0.5 * (cp + cm), cm)
         hi = np.where(concave, 0.5 * (cp + cm), cp)
-        spread = float(np.sum(0.5 * (cm - cp)[concave] * np.linalg.norm(M[:, concave], axis=0)))
-        alpha = np.clip(_least_squares(M, b), lo, hi)
+        alpha = np.clip(solve_ls(b), lo, hi)
         r = M @ alpha - b
         cheap = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
         best = AdjacentBound(cheap, self.n_kinks, K, K == 0, _direction(Lc, r))
@@ -295,6 +303,23 @@ class UnitKinks:
                 # side's direction (the one-sided derivative there is −2·val < 0: a way on for the driver)
                 return AdjacentBound(cheap, self.n_kinks, K, False, _direction(Lc, r))
         return AdjacentBound(worst, self.n_kinks, K, True, _direction(Lc, worst_r))
+
+    def _factors(self) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray], float] | None:
+        """``(L, M, least squares, triangle term)`` of :meth:`_model_bound`, computed once: the Cholesky factor of
+        ``P``, ``M = L⁻¹[ã_i]``, a solver of ``Mα ≈ b`` (:func:`_least_squares_solver`) and the concave kinks'
+        triangle term ``Σ ½(c⁻ − c⁺)‖M_i‖``; ``None`` when ``P`` is singular."""
+        if self._kept is None:
+            try:
+                Lc = scipy.linalg.cholesky(self.P, lower=True)
+            except np.linalg.LinAlgError:
+                self._kept = (None,)
+                return None
+            M = (scipy.linalg.solve_triangular(Lc, self.a.T, lower=True) if self.a.shape[0]
+                 else np.zeros((self.g.shape[0], 0)))
+            concave = self.cminus > self.cplus
+            spread = float(np.sum(0.5 * (self.cminus - self.cplus)[concave] * np.linalg.norm(M[:, concave], axis=0)))
+            self._kept = ((Lc, M, _least_squares_solver(M), spread),)
+        return self._kept[0]
 
     def _singular_bound(self, tol: float | None, max_concave: int) -> AdjacentBound:
         """The bound when ``P`` is singular (positive semidefinite): ``P = U_R diag(μ) U_Rᵀ`` on its range (the
@@ -362,18 +387,23 @@ def _side_boxes(cp: np.ndarray, cm: np.ndarray, concave: np.ndarray) -> Iterator
         yield lo_s, hi_s
 
 
-def _least_squares(M: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A least-squares ``α`` of ``Mα ≈ b``: the minimum-norm one through ``MMᵀ`` (c × c) when ``M`` has more columns
-    than rows (then ``M`` has full row rank generically), ``lstsq`` otherwise."""
+def _least_squares_solver(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``b ↦`` a least-squares ``α`` of ``Mα ≈ b``, factored once: the minimum-norm one through ``MMᵀ`` (c × c) when
+    ``M`` has more columns than rows and ``MMᵀ`` is well conditioned, else through ``M``'s SVD (singular values below
+    ``ε·max(c, K)`` times the largest dropped, as ``lstsq`` does)."""
     c, K = M.shape
     if K > c:
         G = M @ M.T
-        if np.linalg.cond(G) < 1e12:  # well conditioned: the c × c solve; else lstsq (no LinAlgWarning flood)
+        if np.linalg.cond(G) < 1e12:  # well conditioned: the c × c factor; else the SVD (no LinAlgWarning flood)
             try:
-                return M.T @ scipy.linalg.solve(G, b, assume_a="pos")
+                factor = scipy.linalg.cho_factor(G, lower=True)
+                return lambda b: M.T @ scipy.linalg.cho_solve(factor, b)
             except (np.linalg.LinAlgError, ValueError):
                 pass
-    return np.linalg.lstsq(M, b, rcond=None)[0]
+    U, sv, Vt = np.linalg.svd(M, full_matrices=False)
+    keep = sv > np.finfo(float).eps * max(c, K) * (sv[0] if sv.size else 0.0)
+    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
+    return lambda b: Vt.T @ (inv * (U.T @ b))
 
 
 def _finite(val: float) -> float:
@@ -535,22 +565,30 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     for n_pos, n in enumerate(need):
         ks = np.nonzero(boxed_np[:, n_pos])[0]  # α in a box, shrunk by κ where an entry is off its kink
         kp = kappa_np[ks, n_pos]
-        smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1],
-                                    torch.nonzero(~cand[:, n]).squeeze(1), tols, N, P_np[n_pos]) if refine else None)
+        smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1], cand[:, n],
+                                    rows, depends[:, n], boxed[:, n_pos], tols, N, P_np[n_pos]) if refine else None)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
                            cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth)
     return out
 
 
 def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor], T: torch.Tensor, at: torch.Tensor,
-                    k: int, unit: torch.Tensor, rows: torch.Tensor, tols: list[float], N: int,
-                    P: np.ndarray) -> SmoothSamples:
+                    k: int, unit: torch.Tensor, cand: torch.Tensor, rows: torch.Tensor, depends: torch.Tensor,
+                    boxed: torch.Tensor, tols: list[float], N: int, P: np.ndarray) -> SmoothSamples | None:
     """The :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` of one unit block of a smooth loss: the samples
-    ``rows`` that have no boundary entry the unit may move (one piece along the block), their output slopes on the
-    point's own piece (built when the refinement is first asked for: most bounds decide without it)."""
-    with torch.no_grad(), one_torch_thread(T.device, rows.numel() * max(arch.sizes)):
-        V = _jacobians(arch, params, pre, k, unit, rows, 0, tols)[:, :, 0]  # (n, n_out)
-        return SmoothSamples.build(arch.loss, pre[-1][rows], T[rows], V, at[rows].cpu().numpy(), N, P)
+    with one piece along the block — not a candidate (``cand``: no boundary entry the unit may move), or a
+    candidate among ``rows`` whose boundary entries the unit does not move (``depends`` false: its slopes on both
+    sides are its own piece's) and whose slope is not boxed — with their output slopes on the point's own piece.
+    Built when the refinement is first asked for (most bounds decide without it); ``None`` above
+    :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK`."""
+    one = ~cand
+    one[rows] |= ~depends & ~boxed
+    idx = torch.nonzero(one).squeeze(1)
+    if idx.numel() * at.shape[1] ** 2 > MAX_WORK:
+        return None
+    with torch.no_grad(), one_torch_thread(T.device, idx.numel() * max(arch.sizes)):
+        V = _jacobians(arch, params, pre, k, unit, idx, 0, tols)[:, :, 0]  # (n, n_out)
+        return SmoothSamples.build(arch.loss, pre[-1][idx], T[idx], V, at[idx].cpu().numpy(), N, P)
 
 
 def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:

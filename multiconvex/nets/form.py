@@ -329,8 +329,9 @@ class NetForm(StandardForm):
         ``point`` (:mod:`multiconvex.nets.adjacent`: the layer's lower models built at once and kept with the point's
         forward pass; with ``tol``, no bounded least squares once a bound is ``≤ tol``), at most ``F`` (``F ≥ 0``);
         ``None`` where the own and neighbouring pieces are all of them, and for layer blocks (their claim stays the
-        two-piece one). Logistic/softmax blocks get the linear lower model (``P = λI``): a proof, looser the
-        smaller the weight decay."""
+        two-piece one). Logistic/softmax blocks get the linear lower model (``P = λI``: a proof, looser the
+        smaller the weight decay), refined with tangents at trial steps where it is above ``tol``
+        (:mod:`multiconvex.nets.adjacent_smooth`)."""
         found = self._adjacent(index, point, tol)
         if found is None or found.bound is None or math.isnan(found.bound):
             return None if found is None else found.bound
@@ -338,8 +339,8 @@ class NetForm(StandardForm):
 
     def adjacent_step(self, index: int, point: Point, tol: float | None = None) -> dict[Hashable, np.ndarray] | None:
         """Unit block ``index`` moved along its bound's worst direction (:attr:`AdjacentBound.direction`, where the
-        one-sided derivative is ``−2·bound``), halving the step from the lower model's minimiser until ``F`` falls;
-        ``None`` without a positive bound, when 40 halvings find no lower ``F``, or once the run's deadline
+        one-sided derivative is ``−2·first_order``), halving the step from the lower model's minimiser until ``F``
+        falls; ``None`` without a positive bound, when 40 halvings find no lower ``F``, or once the run's deadline
         (:meth:`set_deadline`) has passed (checked before each halving's forward pass). The point's lower models are
         kept outside the forward cache (:meth:`_adjacent`), so the halvings' passes do not make the next block's step
         rebuild them."""
