@@ -22,7 +22,8 @@ from scipy.optimize import lsq_linear
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
-from multiconvex.nets.adjacent import UnitKinks, _box_residual, adjacent_bounds
+from multiconvex.nets.adjacent import UnitKinks, adjacent_bounds
+from multiconvex.nets.adjacent_lsq import box_residual
 from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.form import NetForm
 from multiconvex.nets.network import BOUNDARY_TOL, objective
@@ -518,6 +519,6 @@ def test_the_box_least_squares_end_on_identical_columns():
     b = np.array([h("-0x1.6028b9ba10205p+3"), h("-0x1.74cf8d599c6e6p+3"), h("-0x1.9c4e17ca49c2ep+1"),
                   h("-0x1.72f5507495a63p+4")])
     lo, hi = np.array([-np.inf, h("-0x1.949b548db76b3p-7")]), np.array([h("-0x1.949b548db76b3p-6"), np.inf])
-    r = _box_residual(A, b, lo, hi)
+    r = box_residual(A, b, lo, hi)
     merged = lsq_linear(A[:, :1], b, bounds=([lo.sum()], [hi.sum()]), method="bvls", tol=1e-13)  # the same problem
     assert 0.5 * float(r @ r) == pytest.approx(merged.cost, rel=1e-9)

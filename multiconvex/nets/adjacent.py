@@ -82,16 +82,16 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
 import torch
-from scipy.optimize import lsq_linear, minimize
 
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
+from .adjacent_lsq import box_residual, finite_or_nan, least_squares_solver, model_direction, side_boxes
 from .adjacent_smooth import MAX_WORK, SmoothSamples, refined_bound
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
 from .network import LOSSES, Architecture, Params
@@ -316,38 +316,39 @@ class UnitKinks:
         concave = cm > cp
         K = int(concave.sum())
         if M.shape[1] == 0:
-            return AdjacentBound(0.5 * float(b @ b), self.n_kinks, 0, True, _direction(Lc, -b))
+            return AdjacentBound(0.5 * float(b @ b), self.n_kinks, 0, True, model_direction(Lc, -b))
         lo = np.where(concave, 0.5 * (cp + cm), cm)
         hi = np.where(concave, 0.5 * (cp + cm), cp)
         alpha = np.clip(solve_ls(b), lo, hi)
         r = M @ alpha - b
-        cheap = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
-        best = AdjacentBound(cheap, self.n_kinks, K, K == 0, _direction(Lc, r))
+        cheap = finite_or_nan(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
+        best = AdjacentBound(cheap, self.n_kinks, K, K == 0, model_direction(Lc, r))
         if tol is not None and cheap <= tol:
             return best
         if K > max_concave:  # the midpoint bound, its convex part by bounded least squares
             if tol is not None and 0.5 * spread ** 2 > tol:
                 return best  # its triangle term alone is above tol: no α makes it ≤ tol
-            r = _box_residual(M, b, lo, hi, tol or 0.0)
-            val = _finite(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
-            return best if not val < cheap else AdjacentBound(val, self.n_kinks, K, False, _direction(Lc, r))
+            r = box_residual(M, b, lo, hi, tol or 0.0)
+            val = finite_or_nan(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
+            return best if not val < cheap else AdjacentBound(val, self.n_kinks, K, False, model_direction(Lc, r))
         worst, worst_r = -math.inf, b
-        for lo_s, hi_s in _side_boxes(cp, cm, concave):
-            r = _box_residual(M, b, lo_s, hi_s, tol or 0.0)
-            val = _finite(0.5 * float(r @ r))
+        for lo_s, hi_s in side_boxes(cp, cm, concave):
+            r = box_residual(M, b, lo_s, hi_s, tol or 0.0)
+            val = finite_or_nan(0.5 * float(r @ r))
             if math.isnan(val) or val > worst:
                 worst, worst_r = val, r
             if math.isnan(val) or val >= cheap:
                 return best  # the enumeration cannot end below the first bound
             if tol is not None and val > tol:  # above tol whatever the other sides give: the first bound, and this
                 # side's direction (the one-sided derivative there is −2·val < 0: a way on for the driver)
-                return AdjacentBound(cheap, self.n_kinks, K, False, _direction(Lc, r))
-        return AdjacentBound(worst, self.n_kinks, K, True, _direction(Lc, worst_r))
+                return AdjacentBound(cheap, self.n_kinks, K, False, model_direction(Lc, r))
+        return AdjacentBound(worst, self.n_kinks, K, True, model_direction(Lc, worst_r))
 
     def _factors(self) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray], float] | None:
         """``(L, M, least squares, triangle term)`` of :meth:`_model_bound`, computed once: the Cholesky factor of
-        ``P``, ``M = L⁻¹[ã_i]``, a solver of ``Mα ≈ b`` (:func:`_least_squares_solver`) and the concave kinks'
-        triangle term ``Σ ½(c⁻ − c⁺)‖M_i‖``; ``None`` when ``P`` is singular."""
+        ``P``, ``M = L⁻¹[ã_i]``, a solver of ``Mα ≈ b``
+        (:func:`~multiconvex.nets.adjacent_lsq.least_squares_solver`) and the concave kinks' triangle term
+        ``Σ ½(c⁻ − c⁺)‖M_i‖``; ``None`` when ``P`` is singular."""
         if self._kept is None:
             try:
                 Lc = scipy.linalg.cholesky(self.P, lower=True)
@@ -358,7 +359,7 @@ class UnitKinks:
                  else np.zeros((self.g.shape[0], 0)))
             concave = self.cminus > self.cplus
             spread = float(np.sum(0.5 * (self.cminus - self.cplus)[concave] * np.linalg.norm(M[:, concave], axis=0)))
-            self._kept = ((Lc, M, _least_squares_solver(M), spread),)
+            self._kept = ((Lc, M, least_squares_solver(M), spread),)
         return self._kept[0]
 
     def _singular_bound(self, tol: float | None, max_concave: int) -> AdjacentBound:
@@ -388,7 +389,7 @@ class UnitKinks:
         K, nr = int(concave.sum()), M.shape[0]
 
         def side_value(lo_s: np.ndarray, hi_s: np.ndarray, spread: float = 0.0) -> tuple[float, np.ndarray]:
-            res = _box_residual(stacked, rhs, lo_s, hi_s)
+            res = box_residual(stacked, rhs, lo_s, hi_s)
             r_R, r_N = res[:nr], res[nr:] / w
             if not np.all(np.isfinite(res)):
                 return math.nan, np.zeros(self.g.shape)
@@ -405,49 +406,13 @@ class UnitKinks:
             val, d = side_value(lo, hi, spread)
             return AdjacentBound(val, self.n_kinks, K, False, d)
         worst, worst_d = -math.inf, np.zeros(self.g.shape)
-        for lo_s, hi_s in _side_boxes(cp, cm, concave):
+        for lo_s, hi_s in side_boxes(cp, cm, concave):
             val, d = side_value(lo_s, hi_s)
             if math.isnan(val) or val > worst:
                 worst, worst_d = val, d
             if math.isnan(val) or tol is not None and val > tol:
                 break  # decided: not ≤ tol (or not computed)
         return AdjacentBound(worst, self.n_kinks, K, True, worst_d)
-
-
-def _side_boxes(cp: np.ndarray, cm: np.ndarray, concave: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The boxes ``[lo, hi]`` of ``α`` for each of the ``2^K`` sides of the ``K`` concave kinks: a convex kink
-    ``[c⁻, c⁺]`` (both sides), a concave one ``α ≤ c⁺`` on the side ``t ≥ 0`` and ``α ≥ c⁻`` on ``t ≤ 0``."""
-    cidx = np.nonzero(concave)[0]
-    lo, hi = np.where(concave, -np.inf, cm), np.where(concave, np.inf, cp)
-    for sides in itertools.product((1, -1), repeat=cidx.size):
-        lo_s, hi_s = lo.copy(), hi.copy()
-        up = np.asarray(sides, dtype=int) > 0
-        hi_s[cidx[up]] = cp[cidx[up]]  # t ≥ 0: α ≤ c⁺
-        lo_s[cidx[~up]] = cm[cidx[~up]]  # t ≤ 0: α ≥ c⁻
-        yield lo_s, hi_s
-
-
-def _least_squares_solver(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``b ↦`` a least-squares ``α`` of ``Mα ≈ b``, factored once: the minimum-norm one through ``MMᵀ`` (c × c) when
-    ``M`` has more columns than rows and ``MMᵀ`` is well conditioned, else through ``M``'s SVD (singular values below
-    ``ε·max(c, K)`` times the largest dropped, as ``lstsq`` does)."""
-    c, K = M.shape
-    if K > c:
-        G = M @ M.T
-        if np.linalg.cond(G) < 1e12:  # well conditioned: the c × c factor; else the SVD (no LinAlgWarning flood)
-            try:
-                factor = scipy.linalg.cho_factor(G, lower=True)
-                return lambda b: M.T @ scipy.linalg.cho_solve(factor, b)
-            except (np.linalg.LinAlgError, ValueError):
-                pass
-    U, sv, Vt = np.linalg.svd(M, full_matrices=False)
-    keep = sv > np.finfo(float).eps * max(c, K) * (sv[0] if sv.size else 0.0)
-    inv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
-    return lambda b: Vt.T @ (inv * (U.T @ b))
-
-
-def _finite(val: float) -> float:
-    return val if math.isfinite(val) else math.nan
 
 
 def adjacent_bounds(arch: Architecture, params: Params, T: torch.Tensor, layer: int, pre: list[torch.Tensor],
@@ -629,55 +594,6 @@ def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor],
     with torch.no_grad(), one_torch_thread(T.device, idx.numel() * max(arch.sizes)):
         V = _jacobians(arch, params, pre, k, unit, idx, 0, tols)[:, :, 0]  # (n, n_out)
         return SmoothSamples.build(arch.loss, pre[-1][idx], T[idx], V, at[idx].cpu().numpy(), N, P)
-
-
-def _box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:
-    """``Mα − b`` at a bounded least-squares ``α`` in ``[lo, hi]`` (clipped to the box: any α there is valid).
-
-    BVLS first; when its ``½‖Mα − b‖²`` is above ``enough`` and it stopped on a stalled cost with its gradient not
-    yet at rounding (it can stop far from the optimum when ``M`` has more columns than rows), L-BFGS-B from BVLS's
-    point as well, and the better of the two. (scipy's trust-region method was the second solver until a review
-    found its backtracking loop never returning on two identical columns, duplicated kink samples: L-BFGS-B stops
-    after its iteration limit whatever the data.) ``nan`` entries when neither gives a finite residual."""
-    fixed = lo == hi
-    alpha = np.where(fixed, lo, 0.0)
-    free = ~fixed
-    if not free.any():
-        return M @ alpha - b
-    rhs = b - M[:, fixed] @ alpha[fixed]
-    Mf, lo_f, hi_f = M[:, free], lo[free], hi[free]
-    if not (np.all(np.isfinite(Mf)) and np.all(np.isfinite(rhs))):
-        return np.full(M.shape[0], np.nan)
-    try:
-        res = lsq_linear(Mf, rhs, bounds=(lo_f, hi_f), method="bvls", tol=1e-13, max_iter=max(100, 20 * Mf.shape[1]))
-    except (np.linalg.LinAlgError, ValueError):
-        res = None
-    best = None
-    if res is not None:
-        r = Mf @ np.clip(res.x, lo_f, hi_f) - rhs
-        if np.all(np.isfinite(r)):
-            best = r
-            scale = max(1.0, float(np.linalg.norm(Mf.T @ rhs)))
-            if 0.5 * float(r @ r) <= enough or res.status == 1 or float(res.optimality) <= 1e-12 * scale:
-                return r  # decided, or BVLS at its first-order optimality test (or its gradient at rounding)
-    start = np.clip(res.x if res is not None and np.all(np.isfinite(res.x)) else np.zeros(Mf.shape[1]), lo_f, hi_f)
-
-    def cost(a: np.ndarray) -> tuple[float, np.ndarray]:
-        r = Mf @ a - rhs
-        return 0.5 * float(r @ r), Mf.T @ r
-
-    bounds = [(None if math.isinf(a) else float(a), None if math.isinf(c) else float(c)) for a, c in zip(lo_f, hi_f)]
-    out = minimize(cost, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options={"maxiter": max(200, 20 * Mf.shape[1]), "ftol": 1e-15, "gtol": 1e-14})
-    r = Mf @ np.clip(out.x, lo_f, hi_f) - rhs
-    if np.all(np.isfinite(r)) and (best is None or r @ r < best @ best):
-        best = r
-    return best if best is not None else np.full(M.shape[0], np.nan)
-
-
-def _direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``−P⁻¹(g + Aᵀα) = −L⁻ᵀ(Mα − b)``: the minimiser of the lower model whose residual is ``r``."""
-    return -scipy.linalg.solve_triangular(Lc.T, r, lower=False)
 
 
 __all__ = ["AdjacentBound", "MAX_CONCAVE", "PER_SIDE_CONCAVE", "UnitKinks", "adjacent_bounds", "layer_kinks"]

@@ -55,7 +55,7 @@ MAX_STEPS = 20
 
 #: Steps that do not lower the bound are halved this many times in a row at most: where the kinks' boxes decide the
 #: bound no tangent lowers it (the certifying pass after one digits sweep, 54 such blocks: 14 s instead of 4 s with
-#: up to 20 halvings and a least squares factored anew each time; 3.9-4.1 s against 3.3-3.9 s without it now).
+#: up to 20 halvings and a least squares factored anew each time; 3.8-4.5 s against 3.3-3.6 s without it now).
 MAX_HALVINGS = 2
 
 #: No refinement for a block whose Hessian ``AᵀDA`` (``n`` samples × ``c²``) costs more multiply-adds than this (~0.1 s
