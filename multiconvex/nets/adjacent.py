@@ -585,7 +585,7 @@ def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor],
     candidate among ``rows`` whose boundary entries the unit does not move (``depends`` false: its slopes on both
     sides are its own piece's) and whose slope is not boxed — with their output slopes on the point's own piece.
     Built when the refinement is first asked for (most bounds decide without it); ``None`` above
-    :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK`."""
+    :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK` or where the Hessian at the point has no Cholesky factor."""
     one = ~cand
     one[rows] |= ~depends & ~boxed
     idx = torch.nonzero(one).squeeze(1)
@@ -593,7 +593,10 @@ def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor],
         return None
     with torch.no_grad(), one_torch_thread(T.device, idx.numel() * max(arch.sizes)):
         V = _jacobians(arch, params, pre, k, unit, idx, 0, tols)[:, :, 0]  # (n, n_out)
-        return SmoothSamples.build(arch.loss, pre[-1][idx], T[idx], V, at[idx].cpu().numpy(), N, P)
+        try:
+            return SmoothSamples.build(arch.loss, pre[-1][idx], T[idx], V, at[idx].cpu().numpy(), N, P)
+        except (np.linalg.LinAlgError, ValueError):  # no Cholesky factor (λ at rounding, data not finite)
+            return None
 
 
 __all__ = ["AdjacentBound", "MAX_CONCAVE", "PER_SIDE_CONCAVE", "UnitKinks", "adjacent_bounds", "layer_kinks"]
