@@ -176,27 +176,20 @@ def replace(point: Point, values: Mapping[Hashable, np.ndarray]) -> Point:
     return new
 
 
-def with_adjacent_bound(gap: float, bound: float | None, floor: float = 0.0) -> float:
-    """A block's gap over every piece containing the point: ``max(gap, bound)`` (``gap`` alone when ``bound`` is
-    ``None``; ``nan`` when either is ``nan``: the block's optimum over those pieces is not known). A gap below
-    ``−floor`` (an inaccurate solve: its optimum above the objective at a point feasible for it) is kept as it is,
-    so that the error stays visible rather than hidden under the bound."""
-    if bound is None or math.isnan(gap) or gap < -floor:
-        return gap
-    return math.nan if math.isnan(bound) else max(gap, bound)
-
-
 def gap_over_adjacent_pieces(form: StandardForm, index: int, point: Point, solved: float,
                              tol: float) -> tuple[float, float | None]:
     """Block ``index``'s gap for the certificate, from its gap ``solved`` on the pieces its solves covered, and the
     form's bound it took (``None``: none asked for, or the form has none).
 
-    Within ``±tol`` the gap is :func:`with_adjacent_bound` with the form's bound over every piece containing the point
-    (:meth:`StandardForm.adjacent_gap_bound`, asked to decide ``≤ tol`` only): a certificate needs it. Outside, or
+    Within ``±tol`` the gap is ``max(solved, bound)`` with the form's bound over every piece containing the point
+    (:meth:`StandardForm.adjacent_gap_bound`, asked to decide ``≤ tol`` only; ``nan`` when the bound is ``nan``: the
+    block's optimum over those pieces is not known): a certificate needs it. Outside, or
     ``nan``, ``solved`` decides already (the block is not certified; the true gap is at least ``solved``) and is
     reported as it is: no bound is computed, and the number stays the solved pieces' gap rather than an upper bound
     that can be as loose as ``F``."""
     if math.isnan(solved) or not -tol <= solved <= tol:
         return solved, None
     bound = form.adjacent_gap_bound(index, point, tol)
-    return with_adjacent_bound(solved, bound, tol), bound
+    if bound is None:
+        return solved, None
+    return (math.nan if math.isnan(bound) else max(solved, bound)), bound
