@@ -241,12 +241,8 @@ class UnitKinks:
         samples = self._built[0]
         if samples is None:
             return found
-
-        def model_bound(g: np.ndarray, t: float | None) -> tuple[float | None, np.ndarray | None]:
-            b = self._slack_bound(g, t, max_concave)
-            return b.bound, b.direction
-
-        found.bound = refined_bound(self.P, self.g, first, found.direction, samples, model_bound, tol)
+        found.bound = refined_bound(self.P, self.g, first, found.direction, samples,
+                                    functools.partial(self._value, max_concave=max_concave), tol)
         n_concave = int(np.count_nonzero(self.cminus > self.cplus))
         if 0 < n_concave <= PER_SIDE_CONCAVE and found.bound > (tol if tol is not None else 0.0):
             per_side = self._per_side_bound(samples, tol, max_concave, found.bound)
@@ -269,12 +265,7 @@ class UnitKinks:
             cm[concave[up]] = -np.inf  # t ≥ 0: α ≤ c⁺ only
             cp[concave[~up]] = np.inf  # t ≤ 0: α ≥ c⁻ only
             side = dataclasses.replace(self, cplus=cp, cminus=cm, smooth=None)
-
-            def model_bound(g: np.ndarray, t: float | None,
-                            side: UnitKinks = side) -> tuple[float | None, np.ndarray | None]:
-                b = side._slack_bound(g, t, max_concave)
-                return b.bound, b.direction
-
+            model_bound = functools.partial(side._value, max_concave=max_concave)
             val, direction = model_bound(side.g, tol)
             if val is None or not math.isfinite(val):
                 return None
@@ -284,6 +275,11 @@ class UnitKinks:
             if worst >= best or tol is not None and worst > tol:
                 return None
         return worst
+
+    def _value(self, g: np.ndarray, tol: float | None, max_concave: int) -> tuple[float | None, np.ndarray | None]:
+        """``(bound, direction)`` of :meth:`_slack_bound`: what the refinement's ``model_bound`` gives."""
+        found = self._slack_bound(g, tol, max_concave)
+        return found.bound, found.direction
 
     def _slack_bound(self, g: np.ndarray, tol: float | None, max_concave: int) -> AdjacentBound:
         """:meth:`_model_bound` with the linear part ``g`` plus :attr:`slack`."""
