@@ -48,7 +48,7 @@ import scipy.linalg
 import torch
 
 from .adjacent_terms import loss_gradient
-from .network import Architecture, softplus
+from .network import Architecture, sample_losses
 
 #: Trial steps at most (each one a pass over the samples, one bound of the model and a c × c Cholesky).
 MAX_STEPS = 20
@@ -67,15 +67,6 @@ MAX_WORK = 2e8
 REBUILD_WORK = 2e7
 
 _EPS = float(np.finfo(float).eps)
-
-
-def sample_losses(loss: str, out: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """``ℓ(f_i, t_i)`` per sample, ``(n,)``: the terms of :func:`multiconvex.nets.network.data_loss`."""
-    if loss == "squared":
-        return 0.5 * ((out - T) ** 2).sum(dim=1)
-    if loss == "logistic":
-        return softplus(-T * out).sum(dim=1)
-    return torch.logsumexp(out, dim=1) - (T * out).sum(dim=1)
 
 
 def curvature_along(loss: str, out: torch.Tensor, T: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -201,5 +192,5 @@ def _hessian_at(samples: SmoothSamples, P: np.ndarray, t: np.ndarray, rebuild: b
         return samples.H
 
 
-__all__ = ["MAX_HALVINGS", "MAX_STEPS", "MAX_WORK", "REBUILD_WORK", "SmoothSamples", "curvature_along", "refined_bound",
-           "sample_losses"]
+__all__ = ["MAX_HALVINGS", "MAX_STEPS", "MAX_WORK", "REBUILD_WORK", "SmoothSamples", "curvature_along",
+           "refined_bound"]

@@ -125,13 +125,19 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(x, threshold=SOFTPLUS_THRESHOLD)
 
 
+def sample_losses(loss: str, out: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    """``ℓ(f_i, t_i)`` per sample, ``(N,)`` (targets ``T`` encoded as in :func:`encode_targets`): ``½‖f − t‖²``,
+    ``Σ_o log(1 + e^{−t_o f_o})`` or ``logsumexp(f) − tᵀf``."""
+    if loss == "squared":
+        return 0.5 * ((out - T) ** 2).sum(dim=1)
+    if loss == "logistic":
+        return softplus(-T * out).sum(dim=1)
+    return torch.logsumexp(out, dim=1) - (T * out).sum(dim=1)
+
+
 def data_loss(arch: Architecture, out: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """Mean loss ``(1/N) Σ ℓ(f_i, t_i)`` (targets ``T`` encoded as in :func:`encode_targets`)."""
-    if arch.loss == "squared":
-        return 0.5 * ((out - T) ** 2).sum(dim=1).mean()
-    if arch.loss == "logistic":
-        return softplus(-T * out).sum(dim=1).mean()
-    return (torch.logsumexp(out, dim=1) - (T * out).sum(dim=1)).mean()
+    """Mean loss ``(1/N) Σ ℓ(f_i, t_i)`` (:func:`sample_losses`)."""
+    return sample_losses(arch.loss, out, T).mean()
 
 
 def sq_norm(params: Params) -> torch.Tensor:
@@ -191,5 +197,5 @@ def encode_targets(arch: Architecture, y: np.ndarray, classes: np.ndarray | None
 
 
 __all__ = ["Architecture", "Params", "LOSSES", "ACTIVATIONS", "DTYPE", "BOUNDARY_TOL", "resolve_device",
-           "init_params", "forward", "data_loss", "objective", "sq_norm", "patterns_at", "boundary_mask",
-           "flatten", "unflatten", "encode_targets"]
+           "init_params", "forward", "sample_losses", "data_loss", "objective", "sq_norm", "patterns_at",
+           "boundary_mask", "flatten", "unflatten", "encode_targets", "softplus"]
