@@ -13,15 +13,15 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
-from conftest import adjacent_sign_patterns, piece_linearization
 from scipy.optimize import minimize
 from scipy.special import expit, logsumexp
+from test_nets_adjacent_smooth import largest_decrease_found
 
 from multiconvex.models import ReLUClassifier
 from multiconvex.nets import Architecture, forward
 from multiconvex.nets.adjacent import UnitKinks, adjacent_bounds
 from multiconvex.nets.adjacent_smooth import SmoothSamples, refined_bound
-from multiconvex.nets.network import BOUNDARY_TOL, encode_targets
+from multiconvex.nets.network import encode_targets
 
 
 def _block(loss: str, lam: float, seed: int):
@@ -96,46 +96,6 @@ def test_any_trial_step_gives_a_bound_above_the_true_gap():
             assert delta + rounding + 0.5 * float(g2 @ g2) / lam >= true * (1 - 1e-9)
 
 
-def _primal_gap(arch, params, X, T, lam, pre, k, u) -> float:
-    """The largest decrease of ``F`` that Clarabel finds over the softmax block ``(k, u)``'s adjacent pieces: each
-    piece's convex program solved, ``F`` evaluated exactly at the answer pulled back into the piece (a feasible
-    point): a lower estimate of the true gap."""
-    own_near = pre[k][:, u].abs() <= BOUNDARY_TOL * max(1.0, float(pre[k].abs().amax()))
-    moving = (pre[k][:, u] > 0) | own_near | (arch.negative_slope != 0)
-    patterns = adjacent_sign_patterns(arch, pre, k, u, 8, moving)
-    assert patterns is not None
-    N, K = T.shape
-    Tn = T.numpy()
-    best = 0.0
-    for signs in patterns:
-        t0, f0, z0, Jf, Jz, s = piece_linearization(arch, params, X, k, u, signs)
-        mv = np.abs(Jz).sum(axis=1) > 0
-        if np.any(s[~mv] * z0[~mv] < -1e-12):
-            continue  # an empty piece
-        A, lo = s[mv, None] * Jz[mv], -s[mv] * z0[mv]
-        d = cp.Variable(t0.size)
-        f = cp.reshape(f0 + Jf @ d, (N, K), order="C")
-        data = cp.sum(cp.log_sum_exp(f, axis=1)) - cp.sum(cp.multiply(Tn, f))
-        prob = cp.Problem(cp.Minimize(data / N + lam / 2 * cp.sum_squares(t0 + d)), [A @ d >= lo])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, max_iter=400)
-        if d.value is None:
-            continue
-        dh = d.value
-        for scale in (1.0, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.0):  # back into the piece (0: the point itself)
-            if np.all(A @ (scale * dh) >= lo):
-                break
-
-        values = []
-        for step in (np.zeros_like(t0), scale * dh):
-            out = (f0 + Jf @ step).reshape(N, K)
-            values.append(float((logsumexp(out, axis=1) - (Tn * out).sum(axis=1)).sum()) / N
-                          + lam / 2 * float((t0 + step) @ (t0 + step)))
-        best = max(best, values[0] - values[1])
-    return best
-
-
 def test_samples_with_margins_above_twenty_keep_their_loss():
     """Logistic samples whose margin ``−t·f`` is near 20: torch's ``softplus`` returns ``x`` itself above 20, which
     drops up to 2.1e-9 of each such sample's loss; ``Δ`` then fell below the true gap (a review: 117 of 200 blocks).
@@ -182,7 +142,7 @@ def test_a_fit_the_first_order_bound_left_uncertified_ends_certified_and_every_b
     bounds = adjacent_bounds(arch, params, Tt, 0, pre, inputs, 1e-3)
     assert max(b.first_order for b in bounds) > res.certificate.tolerance  # the first-order bound did not certify
     for u, b in enumerate(bounds):
-        lower = _primal_gap(arch, params, Xt, Tt, 1e-3, pre, 0, u)
+        lower = largest_decrease_found(arch, params, Xt, Tt, 1e-3, 0, u)
         assert lower <= b.bound <= max(2.5 * lower, 1e-9), (u, lower, b.bound, b.first_order)
 
 

@@ -34,11 +34,10 @@ def _loss_and_grad(loss: str, f: np.ndarray, T: np.ndarray) -> tuple[float, np.n
     return float((logsumexp(f, axis=1) - (T * f).sum(axis=1)).sum()), softmax(f, axis=1) - T
 
 
-def _piece_lower_bound(arch, params, X, T, lam, k, u, signs) -> float | None:
-    """A proven lower bound of ``min F_σ`` over the piece ``signs`` (±1 per hidden entry) of block ``(k, u)``:
-    Clarabel solves the piece's convex program, and at its step ``d̂`` and multipliers ``μ ≥ 0`` the Lagrangian
-    ``L(d) = F_σ(θ⁰ + d) − μᵀ(A d − lo)`` is ``λ``-strongly convex, so ``min F_σ ≥ min L ≥ L(d̂) − ‖∇L(d̂)‖²/(2λ)``.
-    ``None`` when the piece is empty."""
+def _solve_piece(arch, params, X, T, lam, k, u, signs, tol=1e-11):
+    """Block ``(k, u)``'s convex program on the piece ``signs`` (±1 per hidden entry), solved by Clarabel:
+    ``(θ⁰, f⁰, J_f, A, lo, d̂, μ)`` — the piece's outputs ``f⁰ + J_f d`` and rows ``A d ≥ lo``, Clarabel's step and
+    multipliers (``μ ≥ 0``). ``None`` when the piece is empty."""
     t0, f0, z0, Jf, Jz, s = piece_linearization(arch, params, X, k, u, signs)
     N, K = T.shape
     Tn = T.numpy()
@@ -46,8 +45,6 @@ def _piece_lower_bound(arch, params, X, T, lam, k, u, signs) -> float | None:
     if np.any(s[~moves] * z0[~moves] < -1e-12):
         return None
     A, lo = s[moves, None] * Jz[moves], -s[moves] * z0[moves]
-    rest = sum(float((W ** 2).sum()) + (float((b ** 2).sum()) if b is not None else 0.0)
-               for W, b in params) - float(t0 @ t0)
     d = cp.Variable(t0.size)
     f = cp.reshape(f0 + Jf @ d, (N, K), order="C")
     if arch.loss == "logistic":
@@ -56,30 +53,50 @@ def _piece_lower_bound(arch, params, X, T, lam, k, u, signs) -> float | None:
         data = cp.sum(cp.log_sum_exp(f, axis=1)) - cp.sum(cp.multiply(Tn, f))
     cons = [A @ d >= lo]
     prob = cp.Problem(cp.Minimize(data / N + lam / 2 * cp.sum_squares(t0 + d)), cons)
-    with warnings.catch_warnings():  # "solution may be inaccurate": see below
+    with warnings.catch_warnings():  # "solution may be inaccurate": see the callers
         warnings.simplefilter("ignore", UserWarning)
-        prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, max_iter=400)
+        prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, max_iter=400)
     if prob.status in ("infeasible", "infeasible_inaccurate"):
         return None
-    # any step and any μ ≥ 0 give a valid bound: an inaccurate solve only makes it looser (the check stays a proof)
     assert prob.status in ("optimal", "optimal_inaccurate"), prob.status
-    dh, mu = d.value, np.maximum(cons[0].dual_value, 0.0)
-    val, grad = _loss_and_grad(arch.loss, (f0 + Jf @ dh).reshape(N, K), Tn)
+    return t0, f0, Jf, A, lo, d.value, np.maximum(cons[0].dual_value, 0.0)
+
+
+def _piece_lower_bound(arch, params, X, T, lam, k, u, signs) -> float | None:
+    """A proven lower bound of ``min F_σ`` over the piece ``signs`` (±1 per hidden entry) of block ``(k, u)``:
+    Clarabel solves the piece's convex program, and at its step ``d̂`` and multipliers ``μ ≥ 0`` the Lagrangian
+    ``L(d) = F_σ(θ⁰ + d) − μᵀ(A d − lo)`` is ``λ``-strongly convex, so ``min F_σ ≥ min L ≥ L(d̂) − ‖∇L(d̂)‖²/(2λ)``.
+    ``None`` when the piece is empty."""
+    solved = _solve_piece(arch, params, X, T, lam, k, u, signs)
+    if solved is None:
+        return None
+    # any step and any μ ≥ 0 give a valid bound: an inaccurate solve only makes it looser (the check stays a proof)
+    t0, f0, Jf, A, lo, dh, mu = solved
+    N, K = T.shape
+    rest = sum(float((W ** 2).sum()) + (float((b ** 2).sum()) if b is not None else 0.0)
+               for W, b in params) - float(t0 @ t0)
+    val, grad = _loss_and_grad(arch.loss, (f0 + Jf @ dh).reshape(N, K), T.numpy())
     L = val / N + lam / 2 * (float((t0 + dh) @ (t0 + dh)) + rest) - float(mu @ (A @ dh - lo))
     gL = Jf.T @ grad.reshape(-1) / N + lam * (t0 + dh) - A.T @ mu
     return L - float(gL @ gL) / (2 * lam)
+
+
+def _adjacent_patterns(arch, params, X, k, u, max_entries):
+    """The sign patterns of every piece of block ``(k, u)`` containing the point (every sign of every boundary entry
+    the block may move), ``None`` above ``max_entries`` such entries."""
+    _, pre, _ = forward(arch, params, X)
+    own_near = pre[k][:, u].abs() <= BOUNDARY_TOL * max(1.0, float(pre[k].abs().amax()))
+    # samples where the unit's activation can move (ReLU: not strictly dead): a later entry elsewhere keeps its value
+    # on every piece, and flipping it gives the same problem again
+    moving = (pre[k][:, u] > 0) | own_near | (arch.negative_slope != 0)
+    return adjacent_sign_patterns(arch, pre, k, u, max_entries, moving)
 
 
 def true_gap_above(arch, params, X, T, lam, k, u, max_entries=6) -> float | None:
     """``F − (a proven lower bound of min F_σ)`` over every piece ``σ`` of block ``(k, u)`` containing the point (every
     sign of every boundary entry the block may move): at least the true gap. ``None`` above ``max_entries``."""
     F = float(objective(arch, params, X, T, lam))
-    _, pre, _ = forward(arch, params, X)
-    own_near = pre[k][:, u].abs() <= BOUNDARY_TOL * max(1.0, float(pre[k].abs().amax()))
-    # samples where the unit's activation can move (ReLU: not strictly dead): a later entry elsewhere keeps its value
-    # on every piece, and flipping it gives the same problem again
-    moving = (pre[k][:, u] > 0) | own_near | (arch.negative_slope != 0)
-    patterns = adjacent_sign_patterns(arch, pre, k, u, max_entries, moving)
+    patterns = _adjacent_patterns(arch, params, X, k, u, max_entries)
     if patterns is None:
         return None
     lowest = math.inf
@@ -88,6 +105,31 @@ def true_gap_above(arch, params, X, T, lam, k, u, max_entries=6) -> float | None
         if lb is not None:
             lowest = min(lowest, lb)
     return F - lowest
+
+
+def largest_decrease_found(arch, params, X, T, lam, k, u, max_entries=8) -> float | None:
+    """The largest decrease of ``F`` that Clarabel finds over every piece of block ``(k, u)`` containing the point:
+    each piece's program solved, ``F`` evaluated exactly at the answer pulled back into the piece (a feasible
+    point): a lower estimate of the true gap. ``None`` above ``max_entries`` boundary entries."""
+    patterns = _adjacent_patterns(arch, params, X, k, u, max_entries)
+    if patterns is None:
+        return None
+    N, K = T.shape
+    best = 0.0
+    for signs in patterns:
+        solved = _solve_piece(arch, params, X, T, lam, k, u, signs, tol=1e-12)
+        if solved is None:
+            continue
+        t0, f0, Jf, A, lo, dh, _ = solved
+        for scale in (1.0, 1 - 1e-9, 1 - 1e-6, 1 - 1e-3, 0.0):  # back into the piece (0: the point itself)
+            if np.all(A @ (scale * dh) >= lo):
+                break
+        values = []
+        for step in (np.zeros_like(t0), scale * dh):
+            val, _ = _loss_and_grad(arch.loss, (f0 + Jf @ step).reshape(N, K), T.numpy())
+            values.append(val / N + lam / 2 * float((t0 + step) @ (t0 + step)))
+        best = max(best, values[0] - values[1])
+    return best
 
 
 def _on_kinks(arch, params, X, k, u, samples):
