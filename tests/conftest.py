@@ -96,11 +96,12 @@ def small_relu_net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "
     return arch, params, X, T
 
 
-def adjacent_sign_patterns(arch, pre, k: int, u: int, max_entries: int, moving=None):
+def adjacent_sign_patterns(arch, pre, k: int, u: int, max_entries: int, moving=None, reached=None):
     """The sign patterns (±1 per hidden entry, a list of tensors like ``pre[:-1]``) of every piece of unit block
     ``(k, u)`` containing the point whose forward pass gave ``pre``: every sign of every boundary entry (``|z|`` within
     the boundary tolerance) that the block may move — unit ``u``'s own and every later hidden unit's, the latter only
-    at the samples ``moving`` (a bool mask over samples) when given. ``None`` when there are more than
+    at the samples ``moving`` (a bool mask over samples) and of the units ``reached[j]`` (a bool mask per later layer
+    ``j``: the units with a path of nonzero weights from unit ``u``) when given. ``None`` when there are more than
     ``max_entries`` such entries."""
     import torch  # lazy: most test modules do not need torch
 
@@ -112,8 +113,11 @@ def adjacent_sign_patterns(arch, pre, k: int, u: int, max_entries: int, moving=N
         near = pre[j].abs() <= BOUNDARY_TOL * max(1.0, float(pre[j].abs().amax()))
         if j == k:
             near = near & (torch.arange(pre[j].shape[1]) == u)[None, :]
-        elif moving is not None:
-            near = near & moving[:, None]
+        else:
+            if moving is not None:
+                near = near & moving[:, None]
+            if reached is not None:
+                near = near & reached[j][None, :]
         entries += [(j, int(i), int(v)) for i, v in torch.nonzero(near).tolist()]
     if len(entries) > max_entries:
         return None

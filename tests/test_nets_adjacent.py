@@ -127,14 +127,15 @@ def _slope_along(arch, params, X, T, lam, k, u, d, step=1e-7):
 
 def _check(arch, params, X, T, lam, k, u):
     """The bound of block ``(k, u)`` against the brute force (``None``: the two solved pieces are all); a positive
-    bound from the enumerated sides comes with a direction along which ``F`` falls at slope ``−2·bound``."""
+    first-order bound from the enumerated sides comes with a direction along which ``F`` falls at slope
+    ``−2·first_order`` (the walls of the adjacent pieces may lower ``bound`` itself below it)."""
     _, pre, inputs = forward(arch, params, X)
     b = adjacent_bounds(arch, params, T, k, pre, inputs, lam)[u]
-    if b.bound is not None and b.exact and b.bound > 1e-9:
-        assert b.direction is not None
+    if b.first_order is not None and b.exact and b.first_order > 1e-9:
+        assert b.direction is not None and b.bound <= b.first_order
         d = b.direction / np.linalg.norm(b.direction)
         scale = float(np.linalg.norm(b.direction))
-        assert _slope_along(arch, params, X, T, lam, k, u, d) == pytest.approx(-2 * b.bound / scale, rel=1e-3)
+        assert _slope_along(arch, params, X, T, lam, k, u, d) == pytest.approx(-2 * b.first_order / scale, rel=1e-3)
     true = brute_force_gap(arch, params, X, T, lam, k, u, max_entries=9)
     if true is None:
         return None
@@ -282,7 +283,7 @@ def _review_point():
 
 def test_the_reviews_point_is_not_certified_and_its_worst_direction_descends():
     """Block (layer 1, unit 2) is no longer certified, and ``F`` falls along its bound's worst direction at the
-    slope the bound predicts (``−2·bound``)."""
+    slope the first-order bound predicts (``−2·first_order``)."""
     arch, params, X, T = _review_point()
     cert = certificate(arch, params, X, T, 1e-2)
     F = float(objective(arch, params, X, T, 1e-2))
@@ -293,7 +294,7 @@ def test_the_reviews_point_is_not_certified_and_its_worst_direction_descends():
     assert b.bound is not None and b.direction is not None  # 10 concave kinks, their slopes ~1e-49: the midpoint bound
     scale = float(np.linalg.norm(b.direction))
     slope = _slope_along(arch, params, X, T, 1e-2, 0, 2, b.direction / scale)
-    assert slope == pytest.approx(-2 * b.bound / scale, rel=1e-3)
+    assert slope == pytest.approx(-2 * b.first_order / scale, rel=1e-3)
 
 
 def test_the_driver_moves_on_along_an_adjacent_piece():

@@ -89,7 +89,15 @@ def _adjacent_patterns(arch, params, X, k, u, max_entries):
     # samples where the unit's activation can move (ReLU: not strictly dead): a later entry elsewhere keeps its value
     # on every piece, and flipping it gives the same problem again
     moving = (pre[k][:, u] > 0) | own_near | (arch.negative_slope != 0)
-    return adjacent_sign_patterns(arch, pre, k, u, max_entries, moving)
+    # the later units that a path of nonzero weights reaches from unit u: the others' entries do not move with the
+    # block (a collapsed unit with all-zero weights, say), and flipping them gives the same program again
+    reached = {}
+    dep = torch.zeros(arch.sizes[k + 1], dtype=torch.bool)
+    dep[u] = True
+    for j in range(k + 1, arch.n_layers - 1):
+        dep = (params[j][0].abs() @ dep.to(params[j][0].dtype)) > 0
+        reached[j] = dep
+    return adjacent_sign_patterns(arch, pre, k, u, max_entries, moving, reached)
 
 
 def true_gap_above(arch, params, X, T, lam, k, u, max_entries=6) -> float | None:

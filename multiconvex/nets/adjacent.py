@@ -61,6 +61,11 @@ not pay this term; where this module answers ``None`` the two-piece claim, with 
 For a logistic or softmax loss the gradient inequality at ``f_i`` pays the offset alone: ``E_i = ‖∇ℓ(f_i)‖D_i/N``
 and ``κ_i = 0`` (:func:`multiconvex.nets.adjacent_terms.off_kink_terms`).
 
+**Walls.** The model's minimum is over every step of the block; the pieces end at walls, and those of the samples
+whose boundary entries the block does not move are the same on every adjacent piece. Where the bound is still above
+the tolerance and such a wall is near the model's minimiser, :mod:`multiconvex.nets.adjacent_walls` takes them in by
+their Lagrange multipliers (``gap ≤ eᵀν + bound(g + Wᵀν)`` for every ``ν ≥ 0``), which lowers ``bound`` only.
+
 Leaky ReLU: the dead side has the negative slope. Unit blocks of every loss (squared, logistic, softmax); layer
 blocks keep the two-piece claim (no bound).
 
@@ -92,8 +97,9 @@ import torch
 from ..errors import InvalidInputError
 from ..solvers.dispatch import on_one_blas_thread
 from .adjacent_lsq import box_residual, finite_or_nan, least_squares_solver, model_direction, side_boxes
-from .adjacent_smooth import MAX_WORK, SmoothSamples, refined_bound
+from .adjacent_smooth import MAX_WORK, SmoothSamples, refine, refined_bound
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
+from .adjacent_walls import MAX_KINKS, Walls, own_piece_walls, walled_bound
 from .network import LOSSES, Architecture, Params
 from .piece_context import abs_stats, piece_sign, with_ones
 from .torch_threads import one_torch_thread
@@ -108,6 +114,11 @@ PER_SIDE_CONCAVE = 3
 
 #: Largest number of entries of one chunk's Jacobians (samples × later units × units).
 CHUNK_ENTRIES = 262_144
+
+
+def _above(value: float, tol: float | None) -> bool:
+    """Whether a bound ``value`` leaves the gap undecided: above ``tol``, or above 0 without one."""
+    return value > (tol if tol is not None else 0.0)
 
 
 @dataclass
@@ -135,7 +146,8 @@ class AdjacentBound:
     first_order : float or None
         The bound of the lower model with every smooth sample taken by its tangent at the point (the module
         docstring's model). ``bound`` is that value, or below it where the conjugate refinement of a logistic or
-        softmax block (:mod:`multiconvex.nets.adjacent_smooth`) found a smaller valid bound.
+        softmax block (:mod:`multiconvex.nets.adjacent_smooth`) or the walls that every adjacent piece shares
+        (:mod:`multiconvex.nets.adjacent_walls`) found a smaller valid bound.
     """
 
     bound: float | None
@@ -211,6 +223,10 @@ class UnitKinks:
         :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` for the conjugate refinement (once, the first time
         a bound is above its ``tol``), or ``None`` where their Hessian would cost more than
         :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK`.
+    walls : callable or None
+        Builds the walls that every piece containing the point shares
+        (:func:`~multiconvex.nets.adjacent_walls.own_piece_walls`: the piece rows of the samples on no kink of the
+        block), once, the first time a bound is still above its ``tol`` after the refinement.
     """
 
     P: np.ndarray
@@ -221,60 +237,113 @@ class UnitKinks:
     n_kinks: int
     slack: float = 0.0
     smooth: Callable[[], SmoothSamples | None] | None = None
+    walls: Callable[[], Walls | None] | None = None
     _built: tuple[SmoothSamples | None] | None = field(default=None, init=False, repr=False, compare=False)
     _kept: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    _walls_built: tuple[Walls | None] | None = field(default=None, init=False, repr=False, compare=False)
+    _sides: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @on_one_blas_thread  # small dense algebra: BLAS threads only spin on it
     def bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE) -> AdjacentBound:
         """The bound of the lower model (:meth:`_model_bound`) plus :attr:`slack` (boundary entries off their
         kink by ``|z| ≤ tol``), then, for a smooth loss whose bound is above ``tol`` (above 0 without ``tol``), the
-        conjugate refinement (:func:`~multiconvex.nets.adjacent_smooth.refined_bound`); the arguments as
+        conjugate refinement (:func:`~multiconvex.nets.adjacent_smooth.refined_bound`), then, still above, the walls
+        that every adjacent piece shares (:func:`~multiconvex.nets.adjacent_walls.walled_bound`); the arguments as
         :meth:`_model_bound`."""
         found = self._slack_bound(self.g, tol, max_concave)
         found.first_order = found.bound
         first = found.bound
-        if (self.smooth is None or first is None or not math.isfinite(first) or found.direction is None
-                or not first > (tol if tol is not None else 0.0)):
+        if first is None or not math.isfinite(first) or found.direction is None or not _above(first, tol):
             return found
+        found.bound, step = self._refined(self.g, first, found.direction, tol, max_concave)
+        if self.walls is not None and step is not None and self.a.shape[0] <= MAX_KINKS and _above(found.bound, tol):
+            if self._walls_built is None:
+                self._walls_built = (self.walls(),)
+            walls = self._walls_built[0]
+            curvature = self._curvature()
+            if walls is not None and curvature is not None:
+                value_at = functools.partial(self._tight_value, tol=tol, max_concave=max_concave)
+                found.bound = walled_bound(value_at, walls, curvature, self.g, found.bound, step, tol)
+        return found
+
+    def _curvature(self) -> tuple | None:
+        """The Cholesky factor (``scipy.linalg.cho_factor``) of the model's Hessian at the point: the refinement's
+        (``P`` plus the one-piece samples' curvature) where it was built, else ``P``; ``None`` when ``P`` is singular
+        (weight decay 0: no walls)."""
+        samples = self._built[0] if self._built is not None else None
+        if samples is not None:
+            return samples.H
+        try:
+            return scipy.linalg.cho_factor(self.P, lower=True)
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+
+    def _refined(self, g: np.ndarray, first: float, direction: np.ndarray, tol: float | None,
+                 max_concave: int) -> tuple[float, np.ndarray | None]:
+        """The conjugate refinement of a smooth loss's bound ``first`` (its direction ``direction``) at the linear
+        part ``g``, per side of up to :data:`PER_SIDE_CONCAVE` concave kinks too, and the step where the refined
+        model puts the block (:func:`~multiconvex.nets.adjacent_smooth.refine`); ``first`` and ``direction``
+        themselves for a squared loss (its model is exact) or where the one-piece samples are not built."""
+        if self.smooth is None:
+            return first, direction
         if self._built is None:
             self._built = (self.smooth(),)
         samples = self._built[0]
         if samples is None:
-            return found
-        found.bound = refined_bound(self.P, self.g, first, found.direction, samples,
-                                    functools.partial(self._value, max_concave=max_concave), tol)
+            return first, direction
+        best, step = refine(self.P, g, first, direction, samples,
+                            functools.partial(self._value, max_concave=max_concave), tol)
         n_concave = int(np.count_nonzero(self.cminus > self.cplus))
-        if 0 < n_concave <= PER_SIDE_CONCAVE and found.bound > (tol if tol is not None else 0.0):
-            per_side = self._per_side_bound(samples, tol, max_concave, found.bound)
-            if per_side is not None and per_side < found.bound:
-                found.bound = per_side
-        return found
+        if 0 < n_concave <= PER_SIDE_CONCAVE and _above(best, tol):
+            per_side = self._per_side_bound(samples, tol, max_concave, best, g)
+            if per_side is not None and per_side < best:
+                best = per_side
+        return best, step
+
+    def _tight_value(self, g: np.ndarray, tol: float | None, max_concave: int
+                     ) -> tuple[float | None, np.ndarray | None]:
+        """The bound at the linear part ``g`` (every side enumerated, then refined) and where its model puts the
+        block's step: what the walls' search (:func:`~multiconvex.nets.adjacent_walls.walled_bound`) evaluates."""
+        found = self._slack_bound(g, None, max_concave)
+        if found.bound is None or not math.isfinite(found.bound) or found.direction is None:
+            return found.bound, found.direction
+        if not _above(found.bound, tol):
+            return found.bound, found.direction
+        return self._refined(g, found.bound, found.direction, tol, max_concave)
 
     def _per_side_bound(self, samples: SmoothSamples, tol: float | None, max_concave: int,
-                        best: float) -> float | None:
-        """The refinement per side of the concave kinks: each side's model (every concave kink's box made one-sided,
-        ``α_i ≤ c⁺`` on ``t ≥ 0``, ``α_i ≥ c⁻`` on ``t ≤ 0``: a convex kink with an infinite end) refined with its own
-        trial steps, the largest of them the bound (every piece containing the point is on one side). One trial step
-        for every side (:meth:`bound`) can sit far above (a review: 7.45–98 against 0.013–0.45 per side, two concave
-        kinks). ``None`` once that cannot end below ``best`` or, with ``tol``, is decided above it."""
+                        best: float, g: np.ndarray) -> float | None:
+        """The refinement per side of the concave kinks at the linear part ``g``: each side's model (every concave
+        kink's box made one-sided, ``α_i ≤ c⁺`` on ``t ≥ 0``, ``α_i ≥ c⁻`` on ``t ≤ 0``: a convex kink with an
+        infinite end) refined with its own trial steps, the largest of them the bound (every piece containing the
+        point is on one side). One trial step for every side (:meth:`bound`) can sit far above (a review: 7.45–98
+        against 0.013–0.45 per side, two concave kinks). ``None`` once that cannot end below ``best`` or, with
+        ``tol``, is decided above it."""
         concave = np.flatnonzero(self.cminus > self.cplus)
         worst = -math.inf
         for sides in itertools.product((True, False), repeat=concave.size):
-            up = np.asarray(sides)
-            cp, cm = self.cplus.copy(), self.cminus.copy()
-            cm[concave[up]] = -np.inf  # t ≥ 0: α ≤ c⁺ only
-            cp[concave[~up]] = np.inf  # t ≤ 0: α ≥ c⁻ only
-            side = dataclasses.replace(self, cplus=cp, cminus=cm, smooth=None)
+            side = self._side(concave, sides)
             model_bound = functools.partial(side._value, max_concave=max_concave)
-            val, direction = model_bound(side.g, tol)
+            val, direction = model_bound(g, tol)
             if val is None or not math.isfinite(val):
                 return None
-            if direction is not None and val > (tol if tol is not None else 0.0):
-                val = refined_bound(side.P, side.g, val, direction, samples, model_bound, tol)
+            if direction is not None and _above(val, tol):
+                val = refined_bound(side.P, g, val, direction, samples, model_bound, tol)
             worst = max(worst, val)
             if worst >= best or tol is not None and worst > tol:
                 return None
         return worst
+
+    def _side(self, concave: np.ndarray, sides: tuple[bool, ...]) -> UnitKinks:
+        """The model on one side of the concave kinks ``concave`` (``True``: ``t ≥ 0``), kept: its factors are
+        computed once however many linear parts it is asked about."""
+        if sides not in self._sides:
+            up = np.asarray(sides)
+            cp, cm = self.cplus.copy(), self.cminus.copy()
+            cm[concave[up]] = -np.inf  # t ≥ 0: α ≤ c⁺ only
+            cp[concave[~up]] = np.inf  # t ≤ 0: α ≥ c⁻ only
+            self._sides[sides] = dataclasses.replace(self, cplus=cp, cminus=cm, smooth=None, walls=None)
+        return self._sides[sides]
 
     def _value(self, g: np.ndarray, tol: float | None, max_concave: int) -> tuple[float | None, np.ndarray | None]:
         """``(bound, direction)`` of :meth:`_slack_bound`: what the refinement's ``model_bound`` gives."""
@@ -568,8 +637,12 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
         kp = kappa_np[ks, n_pos]
         smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1], cand[:, n],
                                     rows, depends[:, n], boxed[:, n_pos], tols, N, P_np[n_pos]) if refine else None)
+        shared = ~cand[:, n]  # the samples whose piece rows every adjacent piece shares: no boundary entry it moves
+        shared[rows] |= ~depends[:, n]
+        walls = functools.partial(own_piece_walls, arch, params, T, pre, inputs, k, int(g_idx[n_pos]), shared)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
-                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth)
+                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth,
+                           walls)
     return out
 
 

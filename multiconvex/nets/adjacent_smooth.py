@@ -142,6 +142,13 @@ class SmoothSamples:
 def refined_bound(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, samples: SmoothSamples,
                   model_bound: Callable[[np.ndarray, float | None], tuple[float | None, np.ndarray | None]],
                   tol: float | None) -> float:
+    """:func:`refine`'s bound alone."""
+    return refine(P, g, first, direction, samples, model_bound, tol)[0]
+
+
+def refine(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, samples: SmoothSamples,
+           model_bound: Callable[[np.ndarray, float | None], tuple[float | None, np.ndarray | None]],
+           tol: float | None) -> tuple[float, np.ndarray | None]:
     """The smallest of ``first`` and the refined bounds ``Δ(d̂) + model_bound(g + Aᵀ(α(d̂) − φ'(0)))`` over the trial
     steps ``d̂`` (module docstring): the first ``−H⁻¹r`` with ``r = −P·direction`` the first model's residual, then
     Newton steps on ``Σ φ_i(ã_iᵀd) + (the kinks' linear terms) + ½λ‖θ⁰ + d‖²``, whose gradient at ``d̂`` is the new
@@ -150,10 +157,13 @@ def refined_bound(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndar
 
     ``model_bound(g, tol)`` is the first model's bound with another ``g`` (the same ``P`` and kink boxes): its value
     and direction. A step that does not lower the bound is halved, :data:`MAX_HALVINGS` times in a row at most; the
-    steps stop at ``≤ tol``, when one gains less than ``1e-12`` of the bound, or after :data:`MAX_STEPS`."""
+    steps stop at ``≤ tol``, when one gains less than ``1e-12`` of the bound, or after :data:`MAX_STEPS`.
+
+    Returns the bound and the trial step ``d̂`` it was found at (where the refined model puts the block's step; the
+    first model's ``direction`` when no step lowered ``first``)."""
     best = first
     if samples.A.shape[0] == 0 or direction is None:
-        return best
+        return best, direction
     at_best = np.zeros_like(direction)
     rebuild = samples.A.shape[0] * samples.A.shape[1] ** 2 <= REBUILD_WORK
     step = scipy.linalg.cho_solve(samples.H, P @ direction)  # −H⁻¹r, r = −P·direction
@@ -177,7 +187,7 @@ def refined_bound(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndar
         if tol is not None and best <= tol or gain <= 1e-12 * best:
             break
         step = -scipy.linalg.cho_solve(_hessian_at(samples, P, t, rebuild), P @ (d - dirn))  # gradient P(d − dirn)
-    return best
+    return best, (at_best if best < first else direction)
 
 
 def _hessian_at(samples: SmoothSamples, P: np.ndarray, t: np.ndarray, rebuild: bool) -> tuple:
@@ -192,5 +202,5 @@ def _hessian_at(samples: SmoothSamples, P: np.ndarray, t: np.ndarray, rebuild: b
         return samples.H
 
 
-__all__ = ["MAX_HALVINGS", "MAX_STEPS", "MAX_WORK", "REBUILD_WORK", "SmoothSamples", "curvature_along",
+__all__ = ["MAX_HALVINGS", "MAX_STEPS", "MAX_WORK", "REBUILD_WORK", "SmoothSamples", "curvature_along", "refine",
            "refined_bound"]
