@@ -267,16 +267,14 @@ class UnitKinks:
         return found
 
     def _curvature(self) -> tuple | None:
-        """The Cholesky factor (``scipy.linalg.cho_factor``) of the model's Hessian at the point: the refinement's
-        (``P`` plus the one-piece samples' curvature) where it was built, else ``P``; ``None`` when ``P`` is singular
-        (weight decay 0: no walls)."""
+        """The Cholesky factor (as ``scipy.linalg.cho_factor`` gives it) of the model's Hessian at the point: the
+        refinement's (``P`` plus the one-piece samples' curvature) where it was built, else ``P``'s (:meth:`_factors`);
+        ``None`` when ``P`` is singular (weight decay 0: no walls)."""
         samples = self._built[0] if self._built is not None else None
         if samples is not None:
             return samples.H
-        try:
-            return scipy.linalg.cho_factor(self.P, lower=True)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
+        factors = self._factors()
+        return None if factors is None else (factors[0], True)
 
     def _refined(self, g: np.ndarray, first: float, direction: np.ndarray, tol: float | None,
                  max_concave: int) -> tuple[float, np.ndarray | None]:
@@ -305,9 +303,8 @@ class UnitKinks:
         """The bound at the linear part ``g`` (every side enumerated, then refined) and where its model puts the
         block's step: what the walls' search (:func:`~multiconvex.nets.adjacent_walls.walled_bound`) evaluates."""
         found = self._slack_bound(g, None, max_concave)
-        if found.bound is None or not math.isfinite(found.bound) or found.direction is None:
-            return found.bound, found.direction
-        if not _above(found.bound, tol):
+        if (found.bound is None or not math.isfinite(found.bound) or found.direction is None
+                or not _above(found.bound, tol)):
             return found.bound, found.direction
         return self._refined(g, found.bound, found.direction, tol, max_concave)
 
@@ -635,11 +632,14 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     for n_pos, n in enumerate(need):
         ks = np.nonzero(boxed_np[:, n_pos])[0]  # α in a box, shrunk by κ where an entry is off its kink
         kp = kappa_np[ks, n_pos]
-        smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1], cand[:, n],
-                                    rows, depends[:, n], boxed[:, n_pos], tols, N, P_np[n_pos]) if refine else None)
-        shared = ~cand[:, n]  # the samples whose piece rows every adjacent piece shares: no boundary entry it moves
-        shared[rows] |= ~depends[:, n]
-        walls = functools.partial(own_piece_walls, arch, params, T, pre, inputs, k, int(g_idx[n_pos]), shared)
+        # the samples with one piece along the block: not a candidate (no boundary entry the unit may move), or a
+        # candidate among `rows` whose boundary entries the unit does not move (its slopes on both sides are its own
+        # piece's) and whose slope is not boxed; every adjacent piece shares their piece rows
+        one = ~cand[:, n]
+        one[rows] |= ~depends[:, n] & ~boxed[:, n_pos]
+        smooth = (functools.partial(_smooth_samples, arch, params, pre, T, at, k, g_idx[n_pos:n_pos + 1], one, tols, N,
+                                    P_np[n_pos]) if refine else None)
+        walls = functools.partial(own_piece_walls, arch, params, T, pre, inputs, k, int(g_idx[n_pos]), one)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
                            cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth,
                            walls)
@@ -647,16 +647,12 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
 
 
 def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor], T: torch.Tensor, at: torch.Tensor,
-                    k: int, unit: torch.Tensor, cand: torch.Tensor, rows: torch.Tensor, depends: torch.Tensor,
-                    boxed: torch.Tensor, tols: list[float], N: int, P: np.ndarray) -> SmoothSamples | None:
+                    k: int, unit: torch.Tensor, one: torch.Tensor, tols: list[float], N: int,
+                    P: np.ndarray) -> SmoothSamples | None:
     """The :class:`~multiconvex.nets.adjacent_smooth.SmoothSamples` of one unit block of a smooth loss: the samples
-    with one piece along the block — not a candidate (``cand``: no boundary entry the unit may move), or a
-    candidate among ``rows`` whose boundary entries the unit does not move (``depends`` false: its slopes on both
-    sides are its own piece's) and whose slope is not boxed — with their output slopes on the point's own piece.
+    ``one`` (``(N,)`` bool) with one piece along the block, with their output slopes on the point's own piece.
     Built when the refinement is first asked for (most bounds decide without it); ``None`` above
     :data:`~multiconvex.nets.adjacent_smooth.MAX_WORK` or where the Hessian at the point has no Cholesky factor."""
-    one = ~cand
-    one[rows] |= ~depends & ~boxed
     idx = torch.nonzero(one).squeeze(1)
     if idx.numel() * at.shape[1] ** 2 > MAX_WORK:
         return None

@@ -120,7 +120,8 @@ def walled_bound(value_at: Callable[[np.ndarray], tuple[float | None, np.ndarray
     ``direction`` crosses is too far to decide (:data:`GATE`). ``curvature`` (a ``scipy.linalg.cho_factor`` of the
     model's Hessian: ``P``, or the refinement's at the point) scales each wall's first estimate of ``ν_i``."""
     W, e = walls.rows, walls.e
-    crossed = e - W @ direction < 0
+    slack = e - W @ direction  # the derivative in ν: below 0 where the direction crosses the wall
+    crossed = slack < 0
     if not crossed.any():
         return best
     reach = float(np.min(e[crossed] / (W[crossed] @ direction)))  # the step's fraction up to the nearest wall
@@ -137,10 +138,9 @@ def walled_bound(value_at: Callable[[np.ndarray], tuple[float | None, np.ndarray
         return float(e @ v) + val, d
 
     for _ in range(ROUNDS):
-        slack = e - W @ direction  # the derivative in ν: below 0 where the direction crosses the wall
-        crossed = np.flatnonzero(slack < 0)
+        order = np.flatnonzero(slack < 0)
         moved = False
-        for i in crossed[np.argsort(slack[crossed])][:MAX_WALLS]:
+        for i in order[np.argsort(slack[order])][:MAX_WALLS]:
             if evals[0] >= MAX_EVALS or tol is not None and best <= tol:
                 return best
             found, gave_up = _along_wall(at, nu, i, -slack[i] / float(W[i] @ scipy.linalg.cho_solve(curvature, W[i])),
@@ -152,6 +152,7 @@ def walled_bound(value_at: Callable[[np.ndarray], tuple[float | None, np.ndarray
                 return best  # too little progress along the wall the step crosses farthest: the walls do not decide
         if not moved or tol is not None and best <= tol:
             break
+        slack = e - W @ direction
     return best
 
 
