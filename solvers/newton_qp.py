@@ -321,9 +321,10 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         Solve each Newton QP on a growing subset of the rows (:class:`_ScreenedRows`; the same answer).
         Default: when there are more than ``SCREEN_MIN_ROWS`` rows and ``SCREEN_START`` rows per variable.
     working : int array (m,), optional
-        The first step's working set (DAQP's ``sense``: an earlier solve's :attr:`NewtonOutcome.working` of a
-        problem with the same rows) when the start lies on none of the rows; only where to start: the answer
-        does not depend on it.
+        Rows for the first step's working set (DAQP's ``sense``: an earlier solve's :attr:`NewtonOutcome.working`
+        of a problem with the same rows), besides the rows the start lies on (those keep their side); used whether
+        the start is feasible or not, unless the union has more rows than variables. Only where to start: the
+        answer does not depend on it.
     """
     t_start = time.perf_counter()
     C = np.ascontiguousarray(C, dtype=float)
@@ -343,14 +344,19 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
     rows = _ScreenedRows(scaled, z / scaled.scale, opts, tol) if scaled is not None and screen else None
     best = -np.inf
     # the first step's working set: the rows the start lies on (at a point that an earlier solve of this block
-    # moved to, as a rule its active set)
+    # moved to, as a rule its active set), and the given working set's rows besides (a neighbouring-piece solve
+    # starts on its flipped samples' rows, or by rounding just off them: the own-piece solve's rows are the rest)
     sense: np.ndarray | None = None
-    if scaled is not None and feasible:
-        zn = z / scaled.scale
-        sense = _working_set(np.where(scaled.upper - zn <= tol, 1.0, np.where(zn - scaled.lower <= tol, -1.0, 0.0)))
-        if not sense.any() and working is not None and working.shape == (m,):
-            sense = np.asarray(working, dtype=np.int32) & (_ACTIVE | _LOWER)
-        if np.count_nonzero(sense) > n or not sense.any():
+    if scaled is not None:
+        if feasible:
+            zn = z / scaled.scale
+            sense = _working_set(np.where(scaled.upper - zn <= tol, 1.0,
+                                          np.where(zn - scaled.lower <= tol, -1.0, 0.0)))
+        if working is not None and working.shape == (m,):
+            given = np.asarray(working, dtype=np.int32)
+            given = np.where(given & _ACTIVE, given & (_ACTIVE | _LOWER), 0).astype(np.int32)
+            sense = given if sense is None else np.where(sense != 0, sense, given).astype(np.int32)
+        if sense is not None and (np.count_nonzero(sense) > n or not sense.any()):
             sense = None
     qp_time, it, prev_gap = 0.0, 0, np.inf
     for it in range(1, max_iter + 1):

@@ -319,6 +319,38 @@ def test_a_warm_working_set_changes_the_work_not_the_answer():
         assert warm.bound <= cold.value + 1e-10 and cold.bound <= warm.value + 1e-10
 
 
+def test_a_given_working_set_joins_the_rows_the_start_lies_on(monkeypatch):
+    """A neighbouring-piece solve starts on a few rows (its flipped samples'): the given working set's rows join
+    them in the first step's working set (those rows keep their own side), and the answer is the cold solve's."""
+    C, lower, upper, mu, b, a, v, w = _large_instance(6)
+    phi = _logistic_rows(a, v, w)
+    x0 = np.zeros(C.shape[1])
+    lower, upper = np.minimum(lower, -0.5), np.maximum(upper, 0.5)  # x0 = 0 inside every interval
+    lower[0], upper[1] = 0.0, 0.0  # but on row 0 (at its lower side) and row 1 (at its upper)
+    cold = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11)
+    assert cold.working is not None
+    given = np.zeros_like(cold.working)
+    keep = [i for i in np.flatnonzero(cold.working) if i > 2][:4]  # some of the cold solve's active rows
+    given[keep] = cold.working[keep]
+    given[0] = 1  # the other side of row 0: the start's side wins
+    given[2] = 2  # a side bit without the active bit: not a working row
+    firsts = []
+    real = newton_qp._on_working_set
+
+    def spy(H, q, C_, lo, up, sense, tol, dual_tol):
+        firsts.append(sense.copy())
+        return real(H, q, C_, lo, up, sense, tol, dual_tol)
+
+    monkeypatch.setattr(newton_qp, "_on_working_set", spy)
+    warm = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, working=given)
+    rows = set(np.flatnonzero(given & 1)) | {0, 1}
+    assert len(rows) <= C.shape[1]  # the instance's union fits (else the first step would start from scratch)
+    assert set(np.flatnonzero(firsts[0])) == rows
+    assert firsts[0][0] == 3 and firsts[0][1] == 1  # the start's sides: lower for row 0, upper for row 1
+    assert warm.status == cold.status == "optimal"
+    assert warm.value == pytest.approx(cold.value, abs=1e-10)
+
+
 @pytest.mark.parametrize("screen", [True, False])
 def test_whitened_newton_qps_end_where_daqp_on_the_hessian_ends(monkeypatch, screen):
     """From ``MIN_VARS`` variables on, each Newton QP reaches DAQP whitened (``u = Lᵀy``, rows ``C L⁻ᵀ``): the solve
