@@ -19,8 +19,8 @@ still gives a valid bound. :func:`refined_bound` takes ``d̂`` by Newton steps o
 residual, halving a step that does not lower the bound; it keeps the smallest bound and stops as soon as it is
 ``≤ tol``. Samples on a kink the block moves keep their linear boxes (the first model's): their curvature is not
 used, and one trial step serves every side of the concave kinks (above
-:data:`~multiconvex.nets.adjacent.PER_SIDE_CONCAVE` of them; up to it each side is also refined on its own by
-:meth:`~multiconvex.nets.adjacent.UnitKinks.bound`), so with kinks the bound stays above the gap —
+:data:`~multiconvex.nets.adjacent_unit.PER_SIDE_CONCAVE` of them; up to it each side is also refined on its own by
+:meth:`~multiconvex.nets.adjacent_unit.UnitKinks.bound`), so with kinks the bound stays above the gap —
 1.0–1.9× the gap that exact solves of every adjacent piece find at the fit's end point in
 ``tests/test_nets_adjacent_refine.py``, 1–3·10⁵× (median ~100) at near-minimum points a review built with several
 kinks at λ = 1e-4…1e-6. Blocks whose Hessian costs more than :data:`MAX_WORK` are not refined. The rounding of

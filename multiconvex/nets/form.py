@@ -369,8 +369,8 @@ class NetForm(StandardForm):
         return kept
 
     def _adjacent(self, index: int, point: Point, tol: float | None):
-        """The :class:`~multiconvex.nets.adjacent.AdjacentBound` of unit block ``index`` (``None``: no bound), the
-        layer's :class:`~multiconvex.nets.adjacent.UnitKinks` built once per point (:meth:`_adjacent_state`); every
+        """The :class:`~multiconvex.nets.adjacent_unit.AdjacentBound` of unit block ``index`` (``None``: no bound), the
+        layer's :class:`~multiconvex.nets.adjacent_unit.UnitKinks` built once per point (:meth:`_adjacent_state`); every
         loss, unit blocks only (a layer block keeps the two-piece claim)."""
         block = self.layer_blocks[index]
         if len(block.units) != 1:
