@@ -104,10 +104,10 @@ class WarmStarts:
 
     Each unit block's last own-piece solve is kept by ``(layer, unit, samples)``: its point (bytes) and the rows of
     its last Newton step's working set with their DAQP senses. The solve of the same unit from the same point on
-    the neighbouring piece (the driver's next solve) starts DAQP there, with the rows its point lies on (the flipped
-    samples' rows; by rounding the point may lie just off them, and then on none): without these the first Newton
-    step's QP starts from those few rows or from scratch. Measured on a digits ``[64, 64, 64, 10]`` sweep: 10 % fewer
-    DAQP iterations. Only a start: a wrong one costs active-set steps, never the answer.
+    the neighbouring piece (the driver's next solve) starts DAQP there, with the rows its point lies on: that point is
+    as a rule just off the flipped samples' rows by rounding (infeasible there), and without these rows the first
+    Newton step's QP starts from scratch. Measured on a digits ``[64, 64, 64, 10]`` sweep: 10 % fewer DAQP
+    iterations. Only a start: a wrong one costs active-set steps, never the answer.
 
     One per problem (the form that owns the problem keeps its own), so that two problems of the same
     shape at the same point never read each other's entries and a run's path does not depend on what else ran in
