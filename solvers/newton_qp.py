@@ -354,8 +354,8 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
     rows = _ScreenedRows(scaled, z / scaled.scale, opts, tol) if scaled is not None and screen else None
     best = -np.inf
     # the first step's working set: the rows the start lies on (at a point that an earlier solve of this block
-    # moved to, as a rule its active set), and the given working set's rows besides (a neighbouring-piece solve
-    # starts on its flipped samples' rows, or by rounding just off them: the own-piece solve's rows are the rest)
+    # moved to, as a rule its active set), and the given working set's rows besides (a neighbouring-piece solve's
+    # start is as a rule just off its flipped samples' rows by rounding, infeasible: the given rows are all it has)
     sense: np.ndarray | None = None
     # whether the first step tries its working set as the QP's active set (:func:`_on_working_set`): only when the
     # start lies on rows. The given rows alone are the active set of another piece's optimum, which the first step's
