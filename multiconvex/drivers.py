@@ -31,12 +31,14 @@ best point, likewise without a certificate pass: the gaps are ``nan``, never a c
 However a run ends, the last history entry holds the returned point's objective: an iteration cut
 short by Ctrl-C gets its entry too (``accepted_block``: the blocks it had accepted by then).
 
-A backend's proof ends a run with a status of its own: a block subproblem proven unbounded makes
-the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are feasible for the
-problem and the objectives agree on them); a block subproblem proven infeasible while no feasible
-point has been found, and no block step helps, ends as ``"infeasible"`` (that cross-section has no
-feasible point). A block proven infeasible at a *feasible* incumbent contradicts itself and is a
-``"solver_failure"``.
+A backend's proof ends a run with a status of its own: a block subproblem proven unbounded at a feasible
+incumbent makes the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are
+feasible for the problem and the objectives agree on them; the result's objective is the feasible
+returned point's, cvxpy's ``problem.value`` is ``-inf``; at an infeasible incumbent it is a failed block
+solve and the run goes on);
+a block subproblem proven infeasible while no feasible point has been found, and no block step helps,
+ends as ``"infeasible"`` (that cross-section has no feasible point). A block proven infeasible at a
+*feasible* incumbent contradicts itself and is a ``"solver_failure"``.
 """
 
 from __future__ import annotations
@@ -130,6 +132,9 @@ class _Pass:
     failed: tuple[str, ...] = ()
     failed_status: tuple[str, ...] = ()  # the normalised status of each failed block solve, as ``failed``
     bound_nan: tuple[str, ...] = ()  # blocks whose gap is nan because the adjacent-piece bound could not be computed
+    # blocks whose subproblem a backend proved unbounded while the incumbent it was built at was feasible (a proof
+    # that the problem is unbounded; at an infeasible incumbent the claim says nothing)
+    unbounded: tuple[str, ...] = ()
 
 
 def _run_task(task: tuple) -> object:
@@ -222,6 +227,7 @@ class _Driver:
     # -- one pass: every block solved from the same point ---------------------------------------
     def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:
         form, x, f = self.form, st.x, st.f
+        feasible = st.violation == 0  # the incumbent every block of the pass is solved at
         tol = gap_tolerance(self.opts.tol, f)
         sols = self.solve_blocks(st, prox, list(range(len(form.blocks))))
         gaps: dict[str, float] = {}
@@ -277,7 +283,9 @@ class _Driver:
         n_ok = sum(s.ok for s in sols)
         failed = tuple(self.names[s.block] for s in sols if not s.ok)
         return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed,
-                     failed_status=tuple(s.status for s in sols if not s.ok), bound_nan=tuple(bound_nan))
+                     failed_status=tuple(s.status for s in sols if not s.ok), bound_nan=tuple(bound_nan),
+                     unbounded=tuple(self.names[s.block] for s in sols if s.status == "unbounded") if feasible
+                     else ())
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
@@ -285,6 +293,7 @@ class _Driver:
         accepted: list[str] = []
         failed: list[str] = []
         failed_status: list[str] = []
+        unbounded: list[str] = []
         n_ok = 0
         self._accepted_now = accepted
         for i, name in enumerate(self.names):
@@ -296,8 +305,9 @@ class _Driver:
                     logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 failed.append(name)
                 failed_status.append(sol.status)
-                if sol.status == "unbounded":
-                    break  # a proof that the problem is unbounded: the run ends here
+                if sol.status == "unbounded" and st.violation == 0:
+                    unbounded.append(name)
+                    break  # at a feasible incumbent, a proof that the problem is unbounded: the run ends here
                 continue
             n_ok += 1
             assert sol.values is not None  # ok means values
@@ -305,7 +315,7 @@ class _Driver:
             if st.offer(cand, form.merit(i, sol) or form.evaluate(cand)):
                 accepted.append(name)
         return _Pass(gaps=None, start_f=start_f, accepted=",".join(accepted) or None, n_ok=n_ok,
-                     failed=tuple(failed), failed_status=tuple(failed_status))
+                     failed=tuple(failed), failed_status=tuple(failed_status), unbounded=tuple(unbounded))
 
     # -- the shared loop ------------------------------------------------------------------------
     def run(self, x0: Point) -> Result:
@@ -373,8 +383,9 @@ class _Driver:
                 if step.gaps is None and progress <= tol and not _past(deadline):
                     # the step could not measure gaps at the incumbent: check with one pass, no prox
                     check = self.jacobi_pass(st, 0.0)
-                    if check.accepted is None and _all_within(check.gaps or {}, tol):
-                        certificate = Certificate.from_gaps(check.gaps or {}, tol)
+                    ctol = gap_tolerance(opts.tol, check.start_f)  # the point the gaps are measured at
+                    if check.accepted is None and _all_within(check.gaps or {}, ctol):
+                        certificate = Certificate.from_gaps(check.gaps or {}, ctol)
                         status, message = "converged", "every block gap is within tolerance"
                         self._record(history, it, t0, st, check, bar)
                         break
@@ -507,9 +518,12 @@ class _Driver:
 def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | None:
     """``(status, message)`` when a failed block solve of ``step`` is a proof that ends the run, else None.
 
-    Unbounded: always (the subproblem's feasible points are feasible for the problem, on the piece the
-    objectives agree). Infeasible: only for a block whose feasible set involves no other block and no
-    piece (:meth:`StandardForm.isolated`), while the incumbent is infeasible and the step accepted
+    Unbounded: at a feasible incumbent (the other blocks' values then satisfy every constraint, so the
+    subproblem's feasible points are feasible for the problem, and on the piece the objectives agree); at an
+    infeasible one the other blocks may break constraints that the subproblem holds fixed, and its
+    unboundedness says nothing (``min x·z`` with ``z ≥ 0, z ≤ 0`` from a start ``z ≠ 0``: the run goes on, the
+    ``z`` block restores feasibility). Infeasible: only for a block whose feasible set involves no other block
+    and no piece (:meth:`StandardForm.isolated`), while the incumbent is infeasible and the step accepted
     nothing; a coupled block's empty cross-section says nothing about the problem (another start may be
     feasible), and at a feasible incumbent the backend's claim is wrong — both go on to a solver failure.
     """
@@ -518,8 +532,8 @@ def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | Non
     by_status: dict[str, list[str]] = {}
     for name, status in zip(step.failed, step.failed_status):
         by_status.setdefault(status, []).append(name)
-    if "unbounded" in by_status:
-        blocks = ", ".join(by_status["unbounded"])
+    if step.unbounded:
+        blocks = ", ".join(step.unbounded)
         return "unbounded", (f"the subproblem of block(s) {blocks} is unbounded below (proof from the backend): "
                              "its feasible points are feasible for the problem, so the problem is unbounded")
     if "infeasible" not in by_status or math.isfinite(st.f) or step.accepted is not None:

@@ -191,6 +191,10 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
         passed ends the call with status ``time_limit`` (no fallback after the time is up), unless its
         status is a proof (``infeasible``, ``unbounded``), which is kept.
 
+    A backend's proof (an exact ``infeasible`` or ``unbounded``) ends the call at once, raised as its
+    :class:`SolverFailure`: no other backend can say more about the problem (a fallback that then
+    failed for a reason of its own used to bury it).
+
     Returns
     -------
     SolveReport
@@ -227,9 +231,14 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
             logger.info("backend %s failed: %s", backend.name, exc)
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             errors.append(exc)
+            if isinstance(exc, SolverFailure) and exc.status in _PROOFS:
+                # a proof about the problem (exact: inaccurate claims map to numerical_error): no fallback
+                if len(attempts) == 1:
+                    raise
+                tried = "; ".join(f"{name}: {msg}" for name, msg in attempts)
+                raise SolverFailure(f"{backend.name} proved the problem {exc.status} (attempts: {tried})",
+                                    solver=backend.name, status=exc.status) from exc
             if isinstance(exc, SolverFailure) and _time_is_up(deadline):
-                if exc.status in _PROOFS:
-                    raise  # a proof stays what it is; still no fallback starts after the time limit
                 raise SolverFailure(f"{backend.name} stopped at the time limit ({exc}); no fallback starts after "
                                     "it", solver=backend.name, status=st.TIME_LIMIT) from exc
             continue

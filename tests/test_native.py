@@ -175,6 +175,33 @@ def test_a_block_proven_unbounded_makes_the_cvxpy_problem_unbounded():
     assert maximised.status == cp.UNBOUNDED and maximised.value == math.inf
 
 
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+def test_a_block_unbounded_at_an_infeasible_point_proves_nothing(algorithm):
+    """``min x·z`` with ``z ≥ 0, z ≤ 0``: bounded, optimum 0. From a start with ``z ≠ 0`` the ``x`` block is unbounded,
+    but ``z`` breaks constraints that this subproblem holds fixed: not a proof; the ``z`` block restores
+    feasibility and the run ends at the optimum (it used to end "unbounded")."""
+    x, z = cp.Variable(2, name="x"), cp.Variable(2, name="z")
+    prob = cp.Problem(cp.Minimize(x @ z), [z >= 0, z <= 0])
+    res = mc.solve(prob, [[x], [z]], solver="highs", algorithm=algorithm, init={x: [1.0, -1.0], z: [0.5, 0.7]})
+    assert res.status == "converged" and res.objective == 0.0
+    assert np.all(z.value == 0.0)
+
+
+@pytest.mark.parametrize("solver", ["auto", "clarabel", "highs"])
+def test_an_unbounded_proof_survives_the_fallback_chain_and_gives_minus_inf(solver):
+    """``min x·z`` with ``1 ≤ z ≤ 2`` is unbounded: with ``auto`` the first backend's proof used to go on to a fallback
+    (SCS) whose own failure buried it ("solver_failure"). The result's objective is the returned point's (feasible:
+    a proof needs a feasible incumbent), the problem's value ``∓inf``."""
+    x, z = cp.Variable(2, name="x"), cp.Variable(2, name="z")
+    prob = cp.Problem(cp.Minimize(x @ z), [z >= 1, z <= 2])
+    res = mc.solve(prob, [[x], [z]], solver=solver, init={x: [1.0, -1.0], z: [1.5, 1.5]})
+    assert res.status == "unbounded" and math.isfinite(res.objective)
+    assert prob.status == cp.UNBOUNDED and prob.value == -math.inf
+    maximised = cp.Problem(cp.Maximize(x @ z), [z >= 1, z <= 2])
+    res = mc.solve(maximised, [[x], [z]], solver=solver, init={x: [1.0, -1.0], z: [1.5, 1.5]})
+    assert res.status == "unbounded" and maximised.value == math.inf
+
+
 def test_a_block_proven_infeasible_without_a_feasible_point_makes_the_cvxpy_problem_infeasible(rng):
     U, V = cp.Variable((3, 2), name="U"), cp.Variable((2, 3), name="V")
     prob = cp.Problem(cp.Minimize(cp.sum_squares(np.ones((3, 3)) - U @ V)), [V >= 1, cp.sum(V) <= 0])

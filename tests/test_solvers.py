@@ -229,13 +229,19 @@ def test_per_backend_options_reach_only_that_backend():
     assert report.attempts[0][0] == "osqp" and "iteration_limit" in report.attempts[0][1]
 
 
-def test_failure_of_every_backend_lists_every_attempt():
+def test_a_proof_ends_the_fallback_list_and_names_the_attempts_before_it():
+    """An exact infeasible (or unbounded) is a proof about the problem: no fallback runs after it (one that failed for a
+    reason of its own used to bury it); the attempts before it are listed."""
     x = cp.Variable(2)
     prob = cp.Problem(cp.Minimize(cp.sum(x)), [x >= 1, cp.sum(x) <= 0])
     with pytest.raises(SolverFailure) as info:
         solve_cvxpy(prob, resolve(["highs", "clarabel"], "LP"))
-    assert "highs" in str(info.value) and "clarabel" in str(info.value)
+    assert "highs" in str(info.value) and "clarabel" not in str(info.value)
     assert info.value.status == "infeasible"
+    with pytest.raises(SolverFailure) as info:
+        solve_cvxpy(prob, resolve(["highs", "clarabel"], "LP"), options={"highs": {"no_such_option": 1}})
+    assert info.value.status == "infeasible" and "proved" in str(info.value)
+    assert "highs" in str(info.value) and "clarabel" in str(info.value)
 
 
 # --- MOSEK without a licence ---------------------------------------------------------------
