@@ -419,9 +419,17 @@ class ReLUNetwork(ReLUData):
             return float(objective(arch, self._params(), Xt, Tt, float(self.weight_decay)))
 
     # -- certificates and diagnostics ----------------------------------------------------------
-    def certificate(self, X, y, *, solver="auto", tol: float = 1e-6, block_size="auto", budget=None,
+    def certificate(self, X, y, *, solver=None, tol: float | None = None, block_size="auto", budget=None,
                     solver_options=None):
-        """The partial-minimum certificate of the current weights on ``(X, y)`` (any origin)."""
+        """The partial-minimum certificate of the current weights on ``(X, y)`` (any origin).
+
+        ``solver`` and ``tol`` default to the estimator's (a fit's ``result_.certificate`` used them). A block above
+        the tolerance reports its gap over the two pieces solved (its own and the neighbouring one); at a sample on a
+        kink which two those are depends on the rounding of its pre-activation, so this and ``result_.certificate``
+        can report different gaps there, never a different decision (the README's "What partial minimum says").
+        """
+        solver = self.solver if solver is None else solver
+        tol = float(self.tol) if tol is None else tol
         check_solver_options(solver_options, solver, where=f"{type(self).__name__}.certificate")
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=False)
         form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)

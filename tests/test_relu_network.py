@@ -162,6 +162,20 @@ def test_gd_limit_certified_by_block_solves():
     assert net.result_.certificate.is_partial_minimum  # R&R Thm 6.3: a stationary limit is a partial minimum
 
 
+def test_certificate_takes_the_estimators_tolerance_and_agrees_with_the_fits():
+    """``net.certificate(X, y)`` used tol=1e-6 and "auto" whatever the estimator's: a fit with tol=1e-3 ended a
+    certified partial minimum and its certificate() said it was not. Both now measure at the returned point with the
+    estimator's tolerance (the fit's was also taken at the sweep's start objective, not the returned point's)."""
+    X, y = teacher_data(40, sizes=(2, 4, 1), seed=1)
+    net = ReLURegressor([4], weight_decay=1e-3, random_state=0, tol=1e-3, max_iter=400).fit(X, y)
+    fit = net.result_.certificate
+    again = net.certificate(X, y)
+    assert net.result_.status == "converged" and fit.is_partial_minimum and again.is_partial_minimum
+    assert again.tolerance == pytest.approx(1e-3 * net.result_.objective, rel=1e-12)
+    assert fit.tolerance == pytest.approx(again.tolerance, rel=1e-12)
+    assert net.certificate(X, y, tol=0.0).tolerance == 0.0
+
+
 # -- torch round trip --------------------------------------------------------------------------
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("activation,bias", [("relu", True), ("leaky_relu", False)])
