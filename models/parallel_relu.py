@@ -27,7 +27,7 @@ import torch
 from sklearn.base import RegressorMixin
 
 import multiconvex as mc
-from multiconvex.errors import InvalidInputError
+from multiconvex.errors import InvalidInputError, SolverUnavailableError
 from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.certificate import make_certificate
 from multiconvex.globalopt.checks import check_array, check_scalar
@@ -54,6 +54,27 @@ from ._base import DEPRECATED, CvxpyModel, Estimator
 from ._relu_network_data import check_hidden_sizes
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
+
+
+def _check_usable(solver: Any) -> None:
+    """Before any solve: an unknown name fails (``get_backend``), and so does a spec none of whose named backends
+    can run (not installed, or its licence missing: the piece programs would each fail and log it, and the fit
+    would end at its iteration limit). ``"auto"`` picks usable backends itself."""
+    if solver is None:
+        return
+    names = [solver] if isinstance(solver, str) else list(solver)
+    if any(isinstance(n, str) and n.strip().lower() == "auto" for n in names):
+        for name in names:
+            if not (isinstance(name, str) and name.strip().lower() == "auto"):
+                get_backend(name)
+        return
+    backends = [get_backend(n) if isinstance(n, str) else n for n in names]
+    if any(b.installed() and b.licence().state != "missing" for b in backends):
+        return
+    first = backends[0]
+    if first.installed():
+        raise first.licence_error()
+    raise SolverUnavailableError(f"solver {first.name!r} is not installed; `{first.install_hint()}`")
 
 logger = logging.getLogger("multiconvex")
 
@@ -344,10 +365,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
         self.subnetwork_ = sizes
         solver, patterns = opts["solver"], opts["patterns"]
-        if solver is not None:
-            for name in [solver] if isinstance(solver, str) else list(solver):
-                if name != "auto":
-                    get_backend(name)  # unknown names fail here, before any solve
+        _check_usable(solver)
         check_solver_options(solver_options, solver, where=where)
         Ws = self._init_from(init, sizes, where) if init is not None else self._start(sizes, where)
         if opts["algorithm"] == "adam":
@@ -425,6 +443,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         self._check_fitted("weights_")
         Xa, Y, sizes, lam = self._data(X, y, where)
         solver = self.solver if solver is None else solver
+        _check_usable(solver)
         patterns = self.patterns if patterns is None else patterns
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, None, polar_options)
         if hasattr(problem, "screen"):

@@ -281,6 +281,27 @@ def test_unlicensed_mosek_gives_a_clear_error_and_falls_back(rng):
     assert set(res.backends_used) == {"clarabel"}
 
 
+def test_unlicensed_mosek_fails_a_parallel_relu_fit_before_any_solve():
+    """The grow fit's piece programs each caught the missing licence and logged it (288 lines), and the fit ended at its
+    iteration limit; now it fails at once, as mc.solve and the other estimators do, and a fallback list still fits."""
+    info = {s.name: s for s in mc.available_solvers()}
+    if info["mosek"].licence == "ok":
+        pytest.skip("a MOSEK licence is installed here: the missing-licence error cannot be shown")
+    from multiconvex.models import ParallelReLUNetwork  # noqa: PLC0415 - torch loads with the ReLU models only
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 2))
+    y = np.maximum(X @ np.array([1.0, -1.0]), 0.0)
+    with pytest.raises(mc.LicenceError, match="(?i)mosek.*licen"):
+        ParallelReLUNetwork(lam=0.1, solver="mosek", random_state=0).fit(X, y)
+    net = ParallelReLUNetwork(lam=0.1, solver=["mosek", "clarabel"], random_state=0).fit(X, y)
+    assert net.result_.status == "converged"
+    with pytest.raises(mc.LicenceError, match="(?i)mosek.*licen"):
+        net.certificate(X, y, solver="mosek")
+    with pytest.raises(mc.UnknownSolverError):
+        ParallelReLUNetwork(lam=0.1, solver=["clarabel", "no-such-solver"]).fit(X, y)
+
+
 def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
     pytest.importorskip("gurobipy")
     info = {s.name: s for s in mc.available_solvers()}

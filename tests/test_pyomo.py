@@ -222,6 +222,8 @@ def test_missing_licence_is_a_clear_error_before_any_solve():
     with pytest.raises(mc.LicenceError, match="(?i)mosek"):
         pyo.SolverFactory("multiconvex", subsolver="mosek_persistent").solve(m)
     assert pyo.value(m.obj) == before
+    with pytest.raises(mc.LicenceError, match=r"pass subsolver=\['mosek', 'clarabel'\]"):  # this front end's option
+        pyo.SolverFactory("multiconvex", subsolver="mosek").solve(m)
 
 
 def test_model_without_blocks_asks_for_them(mf_data):

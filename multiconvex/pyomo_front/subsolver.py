@@ -75,6 +75,12 @@ LEGACY_TIME_LIMIT_OPTION: dict[str, str] = {
 }
 
 
+
+def _licence_error(backend) -> LicenceError:
+    """The backend's :class:`LicenceError`, worded for this front end: its option is ``subsolver``, not ``solver``."""
+    exc = backend.licence_error()
+    return LicenceError(str(exc).replace("pass solver=", "pass subsolver="), solver=exc.solver, limit=exc.limit)
+
 def legacy_time_limit(name: str, options: Mapping[str, Any], remaining: float | None) -> dict[str, Any]:
     """``options`` with ``remaining`` seconds as the legacy solver ``name``'s own time limit, when it has one
     (:data:`LEGACY_TIME_LIMIT_OPTION`) and the user did not set it (any case)."""
@@ -131,7 +137,7 @@ def matrix_plan(specs: list[str], options: Mapping[str, Any] | None) -> dispatch
         if not b.installed():
             errors.append(SolverUnavailableError(f"solver {b.name!r} is not installed; `{b.install_hint()}`"))
         elif b.licence().state == "missing":
-            errors.append(b.licence_error())
+            errors.append(_licence_error(b))
     if len(errors) == len(plan.backends):
         if len(errors) == 1:
             raise errors[0]
@@ -242,7 +248,7 @@ class SubSolver:
                 f"{', '.join(available_pyomo_solvers()) or 'none'} (any Pyomo solver name is accepted).")
         self.backend = _registry_backend(self.name)
         if self.backend is not None and self.backend.licence().state == "missing":
-            raise self.backend.licence_error()
+            raise _licence_error(self.backend)
         if self.kind == "legacy" and isinstance(self.opt, PersistentSolver):
             self.kind = "persistent"
         # APPSI solvers (appsi_highs, appsi_gurobi...) behind the legacy factory take the model at every
