@@ -238,14 +238,27 @@ def test_a_nonoptimal_new_interface_solve_raises_by_default_and_leaves_the_model
     m = bilinear_pyomo()
     before = model_values(m)
     opt = SolverFactoryV2("multiconvex")
+    # one Jacobi pass moves one block: the other's gap is left (one Gauss-Seidel sweep of these LP blocks already
+    # ends at a partial minimum, and a run whose last certificate pass finds that ends "converged")
     with pytest.raises(NoOptimalSolutionError, match="iteration_limit"):
-        opt.solve(m, subsolver="highs", max_iters=1, tol=0.0)
+        opt.solve(m, subsolver="highs", max_iters=1, tol=0.0, algorithm="jacobi")
     assert model_values(m) == before
     assert opt.result.status == "iteration_limit"  # the run is still there to read
-    results = opt.solve(m, subsolver="highs", max_iters=1, tol=0.0, raise_exception_on_nonoptimal_result=False)
+    results = opt.solve(m, subsolver="highs", max_iters=1, tol=0.0, algorithm="jacobi",
+                        raise_exception_on_nonoptimal_result=False)
     assert results.termination_condition == TerminationCondition.iterationLimit
     assert results.solution_status == SolutionStatus.feasible
     assert pyo.value(m.obj) == pytest.approx(results.incumbent_objective)
+
+
+def test_a_run_whose_last_certificate_pass_certifies_it_ends_converged():
+    """"converged" means every block gap within the tolerance at the returned point: a run stopped by max_iters whose
+    certificate pass finds that says so (it said "iteration_limit" with is_partial_minimum True)."""
+    opt = SolverFactoryV2("multiconvex")
+    results = opt.solve(bilinear_pyomo(), subsolver="highs", max_iters=1, tol=0.0)
+    assert opt.result.status == "converged" and opt.result.certificate.is_partial_minimum
+    assert "certificate pass after the last iteration" in opt.result.message
+    assert results.termination_condition == TerminationCondition.convergenceCriteriaSatisfied
 
 
 def test_load_solutions_false_leaves_the_model_and_the_loader_has_the_best_point():
