@@ -18,6 +18,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -28,6 +29,16 @@ __all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_mod
 
 #: Default of a renamed constructor parameter: tells "not given" from any value the user may pass.
 DEPRECATED = "deprecated"
+
+
+def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
+    """scikit-learn's ``ConvergenceWarning`` when a fit stopped at ``max_iter`` or ``time_limit`` (as ``MLP*`` and
+    ``NMF`` warn at their ``max_iter``): the returned point is the best so far, its certificate in
+    ``result_.certificate``."""
+    if result.status in ("iteration_limit", "time_limit"):
+        warnings.warn(f"{type(estimator).__name__}: the fit ended {result.status} ({result.message}) without a "
+                      "certified end point; increase max_iter or time_limit (result_.certificate has the block gaps "
+                      "at the returned point).", ConvergenceWarning, stacklevel=stacklevel)
 
 
 class NotFittedError(SklearnNotFittedError, InvalidInputError):
@@ -142,12 +153,16 @@ class Estimator(BaseEstimator):
                 params[new] = kwargs.pop(old)
         return params
 
+    def _warn_unconverged(self, result: Any) -> None:
+        warn_unconverged(self, result, stacklevel=4)  # this method, fit, its caller
+
     # -- fitting through mc.solve ----------------------------------------------------------------
     def _fit_model(self, model: CvxpyModel, *, default_init: Mapping[str, np.ndarray], init: Any,
                    solve_kwargs: dict[str, Any], where: str) -> CvxpyModel:
         """Solve ``model`` (see :func:`solve_model`) and store the state every model learns."""
         result = solve_model(model, default_init=default_init, init=init, solve_kwargs=solve_kwargs, where=where)
         self.result_ = result
+        self._warn_unconverged(result)
         self.cvxpy_model_ = model
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)

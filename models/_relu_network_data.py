@@ -22,7 +22,7 @@ from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt.checks import check_scalar
 from multiconvex.nets import ACTIVATIONS, LOSSES, Architecture, resolve_device
 from multiconvex.nets.network import DTYPE
-from multiconvex.validation import check_seed
+from multiconvex.validation import check_random_state
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
@@ -82,7 +82,7 @@ class ReLUData(Estimator):
         seed = getattr(self, "seed", DEPRECATED)
         value = self.random_state if isinstance(seed, str) and seed == DEPRECATED else self._renamed(
             "seed", "random_state")
-        return check_seed(value, "random_state", where=where)
+        return check_random_state(value, "random_state", where=where)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

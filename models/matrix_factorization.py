@@ -21,7 +21,7 @@ from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.checks import check_array, check_rank, check_scalar
 from multiconvex.globalopt.mf_problem import MFForm, MFGrowProblem, MFState
 from multiconvex.solvers import get_backend
-from multiconvex.validation import check_int, check_number, check_seed
+from multiconvex.validation import check_int, check_number, check_random_state
 
 from ._base import DEPRECATED, CvxpyModel, Estimator
 from ._pyomo import factorization, set_values
@@ -186,7 +186,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         return 1 if k is None else check_rank(k, where=where, name=passed)  # named as the user passed it
 
     def _random_state(self, where: str) -> int | None:
-        return check_seed(self._renamed("seed", "random_state"), "random_state", where=where)
+        return check_random_state(self._renamed("seed", "random_state"), "random_state", where=where)
 
     def _validate(self, Y: Any, where: str, grow: bool = False) -> tuple[np.ndarray, int, float]:
         rank = self._k(where, grow)
@@ -325,6 +325,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         result, state = grow(problem, MFState(U0.copy(), V0.copy()), grow_opts)
         result.backends_used = {"closed-form": result.iterations}
         self.result_ = result
+        self._warn_unconverged(result)
         self.cvxpy_model_ = None
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)

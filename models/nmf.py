@@ -37,7 +37,7 @@ from multiconvex.result import Result
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.dispatch import Plan, one_blas_thread
 
-from ._base import CvxpyModel
+from ._base import CvxpyModel, warn_unconverged
 from ._pyomo import factorization, set_values
 
 __all__ = ["NonnegativeMatrixFactorization"]
@@ -331,6 +331,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         self.n_iter_ = int(max(res.iterations, 1))
         self.objective_ = float(res.objective)
         self.result_ = res
+        warn_unconverged(self, res)
         return Wf
 
     def transform(self, X: Any) -> np.ndarray:

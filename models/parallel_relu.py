@@ -48,7 +48,7 @@ from multiconvex.pyomo_front import relu_network_model, set_consistent_activatio
 from multiconvex.result import Certificate, HistoryEntry, Result
 from multiconvex.solvers import get_backend
 from multiconvex.solvers.options import check_solver_options
-from multiconvex.validation import check_int, check_number, check_seed
+from multiconvex.validation import check_int, check_number, check_random_state
 
 from ._base import DEPRECATED, CvxpyModel, Estimator
 from ._relu_network_data import check_hidden_sizes
@@ -228,7 +228,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
     def _random_state(self, where: str) -> int | None:
         value = self.random_state if isinstance(self.seed, str) and self.seed == DEPRECATED else self._renamed(
             "seed", "random_state")
-        return check_seed(value, "random_state", where=where)
+        return check_random_state(value, "random_state", where=where)
 
     def _hidden(self, where: str) -> tuple[int, ...]:
         return check_hidden_sizes(self.hidden_layer_sizes, where, allow_empty=False,
@@ -425,6 +425,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
 
     def _store(self, result, Ws: list[np.ndarray]) -> None:
         self.result_ = result
+        self._warn_unconverged(result)
         self.weights_ = Ws
         self.objective_ = float(result.objective)
         self.n_iter_ = int(result.iterations)

@@ -21,7 +21,8 @@ class _FixedLossReLU(ReLUNetwork):
                  activation: str = "relu", negative_slope: float = 0.01, bias: bool = True,
                  algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
                  tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
-                 warm_start: bool = False, device: str = "auto"):
+                 warm_start: bool = False, device: str = "auto", lr: float | None = None,
+                 batch_size: int | str | None = "auto", block_iters: int = 1000):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.weight_decay = weight_decay
         self.activation = activation
@@ -35,6 +36,9 @@ class _FixedLossReLU(ReLUNetwork):
         self.random_state = random_state
         self.warm_start = warm_start
         self.device = device
+        self.lr = lr
+        self.batch_size = batch_size
+        self.block_iters = block_iters
 
 
 class ReLURegressor(RegressorMixin, _FixedLossReLU):

@@ -118,7 +118,7 @@ class ReLUNetwork(ReLUData):
         every hidden unit (or group of units) is a convex block solve per sweep.
     algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam", "adam+gauss-seidel", ...}
         A block driver, a gradient baseline, or ``"<gradient>+<block driver>"``: the gradient method for
-        ``max_iter`` epochs, then block sweeps from its end point (at most ``fit(block_iters=...)``) until
+        ``max_iter`` epochs, then block sweeps from its end point (at most ``block_iters``) until
         the partial-minimum certificate holds (:mod:`multiconvex.nets.hybrid`).
     solver : str or list of str, default "auto"
         Backend for the block subproblems, any registry name or a fallback list. ``"auto"``:
@@ -138,6 +138,15 @@ class ReLUNetwork(ReLUData):
         Seeds the initial weights (torch's ``nn.Linear`` scale) and the minibatch order.
     warm_start : bool, default False
         Start ``fit`` from the current weights (when fitted) instead of the seeded start.
+    lr : float or None, default None
+        Step size of the gradient methods (alone or a hybrid's first phase); ``None``: the method's own default
+        (:class:`multiconvex.nets.GradientOptions`).
+    batch_size : int, "auto" or None, default "auto"
+        Minibatch size of ``sgd`` and ``adam``: ``"auto"`` is ``min(200, N)`` as in ``MLPRegressor``; ``None`` the
+        full batch; ``gd`` always takes the full batch.
+    block_iters : int, default 1000
+        Hybrids (``"adam+gauss-seidel"`` ...): sweeps of the block phase at most (``max_iter`` counts the gradient
+        phase's epochs, ``time_limit`` the whole run).
 
     Attributes
     ----------
@@ -177,7 +186,8 @@ class ReLUNetwork(ReLUData):
                  device: str = "auto", seed: Any = DEPRECATED, *, hidden_layer_sizes: Sequence[int] = (16,),
                  algorithm: str = "gauss-seidel", solver: str | Sequence[str] = "auto", max_iter: int = 100,
                  tol: float = 1e-6, time_limit: float | None = None, random_state: int | None = None,
-                 warm_start: bool = False):
+                 warm_start: bool = False, lr: float | None = None, batch_size: int | str | None = "auto",
+                 block_iters: int = 1000):
         self.sizes = sizes
         self.loss = loss
         self.weight_decay = weight_decay
@@ -194,6 +204,9 @@ class ReLUNetwork(ReLUData):
         self.time_limit = time_limit
         self.random_state = random_state
         self.warm_start = warm_start
+        self.lr = lr
+        self.batch_size = batch_size
+        self.block_iters = block_iters
 
     # -- what the subclasses fix ---------------------------------------------------------------
     def _params(self):
@@ -247,10 +260,10 @@ class ReLUNetwork(ReLUData):
     def fit(self, X, y, *, init: Any = None, solver_options: dict | None = None,
             block_size: int | str | None = "auto", budget: int | None = None, prox: float = 0.0,
             executor: Any = None, workers: int | None = None, certify: bool = True,
-            lr: float | None = None, lr_schedule: str = "constant", batch_size: int | None = None,
+            lr: float | None = None, lr_schedule: str = "constant", batch_size: int | str | None = None,
             grad_tol: float = 0.0, log_every: int = 1, record_diagnostics: bool = False,
             torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None,
-            block_iters: int = 1000, callback: Any = None, layer_steps: Any = None, **deprecated: Any):
+            block_iters: int | None = None, callback: Any = None, layer_steps: Any = None, **deprecated: Any):
         """Train the network; returns self.
 
         Parameters
@@ -270,12 +283,12 @@ class ReLUNetwork(ReLUData):
             Compute the partial-minimum certificate of a gradient run's end point (block drivers
             always certify).
         lr, lr_schedule, batch_size, grad_tol, log_every, record_diagnostics
-            Gradient baselines only (see :class:`multiconvex.nets.GradientOptions`).
+            Gradient baselines only (see :class:`multiconvex.nets.GradientOptions`); ``lr`` and ``batch_size``
+            given here override the constructor's for this fit (``None``: the constructor's).
         torch_threads : int or None
             torch intra-op threads while the block drivers run (see :func:`_torch_threads`).
-        block_iters : int
-            Hybrid algorithms (``"adam+gauss-seidel"`` ...): sweeps of the block phase at most; ``max_iter``
-            counts the gradient phase's epochs, ``time_limit`` the whole run.
+        block_iters : int, optional
+            Overrides the constructor's ``block_iters`` for this fit.
         callback : callable, optional
             ``callback(entry)`` after every outer iteration (sweep or epoch) with its
             :class:`~multiconvex.HistoryEntry`; a truthy return stops the run (status ``"interrupted"``).
@@ -293,12 +306,20 @@ class ReLUNetwork(ReLUData):
         check_solver_options(solver_options, opts["solver"], where=where)  # misspelt names fail before any work
         check_number(prox, "prox", minimum=0.0, where=where)
         seed = self._random_state(where)
-        block_iters = check_int(block_iters, "block_iters", minimum=1, where=where)
+        lr = self.lr if lr is None else lr
+        batch_size = self.batch_size if batch_size is None else batch_size
+        block_iters = check_int(self.block_iters if block_iters is None else block_iters, "block_iters", minimum=1,
+                                where=where)
         steps = as_layer_steps(layer_steps, where)
         was_fitted = hasattr(self, "coefs_")
         if opts["warm_start"] and was_fitted:
             old_arch, old_params = self._arch(where), self._params()
         arch, Xt, Tt = self._tensors(X, y, where, fit=True)
+        if isinstance(batch_size, str):  # "auto": MLPRegressor's min(200, N) (gd takes the full batch anyway)
+            if batch_size != "auto":
+                raise InvalidInputError(f"{where}: batch_size={batch_size!r}; give an integer >= 1, 'auto' "
+                                        "(min(200, N)) or None (the full batch).")
+            batch_size = min(200, int(Xt.shape[0]))
         if init is not None:
             params0 = params_from_named(arch, init, Xt.device)
         elif opts["warm_start"] and was_fitted:
@@ -359,6 +380,7 @@ class ReLUNetwork(ReLUData):
         res.info["block_build_time"] = form.build_seconds
         self._store(params)
         self.result_ = res
+        self._warn_unconverged(res)
         self.objective_ = float(res.objective)
         self.n_iter_ = int(res.iterations)
         return self
@@ -391,6 +413,18 @@ class ReLUNetwork(ReLUData):
         out = out[:, :len(self.classes_)]
         e = np.exp(out - out.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+
+    @available_if(is_classification)
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logs of :meth:`predict_proba`, computed from the outputs directly (finite where a probability underflows
+        to 0), as scikit-learn's ``MLPClassifier`` gives them."""
+        out = self._outputs(X)
+        if self.loss_ == "logistic":
+            o = out[:, 0]
+            return np.stack([-np.logaddexp(0.0, o), -np.logaddexp(0.0, -o)], axis=1)
+        out = out[:, :len(self.classes_)]
+        top = out.max(axis=1, keepdims=True)
+        return out - top - np.log(np.exp(out - top).sum(axis=1, keepdims=True))
 
     def predict(self, X) -> np.ndarray:
         """Regression outputs (``(N,)`` for one output), or class labels."""

@@ -32,9 +32,9 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["check_number", "check_int", "check_seed", "check_choice", "check_flag", "check_mapping",
-           "check_solver_spec", "parse_number", "parse_int", "parse_int_list", "check_options", "check_finite_data",
-           "check_variables"]
+__all__ = ["check_number", "check_int", "check_seed", "check_random_state", "check_choice", "check_flag",
+           "check_mapping", "check_solver_spec", "parse_number", "parse_int", "parse_int_list", "check_options",
+           "check_finite_data", "check_variables"]
 
 
 def _prefix(where: str | None) -> str:
@@ -122,6 +122,17 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
 def check_seed(value: Any, name: str = "seed", *, where: str | None = None) -> int | None:
     """``None`` or an integer ``>= 0`` (what :func:`numpy.random.default_rng` accepts, named)."""
     return check_int(value, name, minimum=0, allow_none=True, where=where)
+
+
+def check_random_state(value: Any, name: str = "random_state", *, where: str | None = None) -> int | None:
+    """What scikit-learn's estimators take as ``random_state``: ``None``, an integer ``>= 0``, or a numpy
+    ``RandomState`` / ``Generator``, which gives a seed drawn from it (so it advances, as a scikit-learn estimator
+    advances it: two fits from one generator differ, a fixed integer repeats)."""
+    if isinstance(value, np.random.RandomState):
+        return int(value.randint(0, 2**31 - 1))
+    if isinstance(value, np.random.Generator):
+        return int(value.integers(0, 2**31 - 1))
+    return check_seed(value, name, where=where)
 
 
 def check_choice(value: Any, name: str, choices: Iterable[str], *, where: str | None = None) -> str:

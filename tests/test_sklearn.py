@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -19,6 +20,7 @@ from sklearn.utils.estimator_checks import check_estimator
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import (
     MatrixFactorization,
+    NonnegativeMatrixFactorization,
     ParallelReLUNetwork,
     ReLUClassifier,
     ReLUNetwork,
@@ -98,7 +100,61 @@ def test_classifier_chooses_softmax_for_three_classes_and_gives_probabilities():
     P = clf.predict_proba(X)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
     np.testing.assert_array_equal(clf.classes_[P.argmax(axis=1)], clf.predict(X))
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(P), rtol=1e-8)  # log(P) rounds where P ~ 1e-6
     assert clf.score(X, y) > 0.9
+    binary = ReLUClassifier([3], weight_decay=1e-3, max_iter=3, random_state=0).fit(X, y == "a")
+    np.testing.assert_allclose(binary.predict_log_proba(X), np.log(binary.predict_proba(X)), rtol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_gradient_options_are_constructor_parameters_and_sgd_takes_minibatches():
+    """``lr``, ``batch_size`` and ``block_iters`` were fit() keywords only, so GridSearchCV could not tune them, and
+    ``sgd`` took the full batch by default (the same predictions as ``gd``); ``batch_size="auto"`` is MLP's
+    ``min(200, N)``."""
+    X, y = regression(n=300)
+    kw = dict(hidden_layer_sizes=[3], max_iter=3, random_state=0, lr=0.05)
+    gd, sgd = (ReLURegressor(algorithm=a, **kw).fit(X, y) for a in ("gd", "sgd"))
+    assert sgd.result_.info["batch_size"] == 200 and gd.result_.info["batch_size"] is None
+    assert not np.array_equal(gd.predict(X), sgd.predict(X))
+    full = ReLURegressor(algorithm="sgd", batch_size=None, **kw).fit(X, y)
+    np.testing.assert_array_equal(full.predict(X), gd.predict(X))  # the full batch: gd's steps
+    assert ReLURegressor(algorithm="sgd", **kw).fit(X, y, lr=0.05).result_.info["lr"] == 0.05
+    search = GridSearchCV(ReLURegressor(hidden_layer_sizes=[3], algorithm="adam", max_iter=2, random_state=0),
+                          {"lr": [1e-3, 1e-2], "batch_size": [32, "auto"]}, cv=2).fit(X, y)
+    assert set(search.best_params_) == {"lr", "batch_size"}
+    hybrid = ReLURegressor(hidden_layer_sizes=[3], algorithm="adam+gauss-seidel", max_iter=2, block_iters=2,
+                           random_state=0).fit(X, y)
+    assert hybrid.result_.info["phases"][-1]["iterations"] <= 2
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        ReLURegressor(algorithm="sgd", batch_size="big", **kw).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_random_state_takes_scikit_learns_kinds():
+    """An int, None, or a numpy RandomState / Generator (a seed drawn from it): "not an integer" before."""
+    X, y = regression()
+    fits = [ReLURegressor([3], max_iter=2, random_state=np.random.RandomState(5)).fit(X, y) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])  # equal generators, equal seeds
+    rs = np.random.RandomState(5)
+    first, second = (ReLURegressor([3], max_iter=2, random_state=rs).fit(X, y) for _ in range(2))
+    assert not np.array_equal(first.coefs_[0], second.coefs_[0])  # one generator advances between fits
+    MatrixFactorization(n_components=2, max_iter=2, random_state=np.random.default_rng(1)).fit(X)
+    with pytest.raises(InvalidInputError, match="random_state"):
+        ReLURegressor([3], random_state="seven").fit(X, y)
+
+
+def test_a_fit_stopped_at_max_iter_warns_like_scikit_learn_and_a_converged_one_does_not():
+    X, y = regression()
+    for est, data in [(ReLURegressor([4], max_iter=2, random_state=0, device="cpu"), (X, y)),
+                      (MatrixFactorization(n_components=2, max_iter=2, random_state=0), (X,)),
+                      (NonnegativeMatrixFactorization(n_components=2, max_iter=2, random_state=0), (np.abs(X),))]:
+        with pytest.warns(ConvergenceWarning, match="iteration_limit"):
+            est.fit(*data)
+        assert est.result_.status == "iteration_limit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        done = MatrixFactorization(n_components=2, max_iter=500, random_state=0).fit(X)
+    assert done.result_.status == "converged"
 
 
 def test_matrix_factorization_is_a_transformer_like_truncated_svd():
