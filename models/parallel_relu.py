@@ -56,10 +56,10 @@ from ._relu_network_data import check_hidden_sizes
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 
 
-def _check_usable(solver: Any) -> None:
-    """Before any solve: an unknown name fails (``get_backend``), and so does a spec none of whose named backends
-    can run (not installed, or its licence missing: the piece programs would each fail and log it, and the fit
-    would end at its iteration limit). ``"auto"`` picks usable backends itself."""
+def _check_usable(solver: Any, runs: bool = True) -> None:
+    """Before any solve: an unknown name fails (``get_backend``), and, when the call will ``run`` the solver, so does
+    a spec none of whose named backends can run (not installed, or its licence missing: the piece programs would
+    each fail and log it, and the fit would end at its iteration limit). ``"auto"`` picks usable backends itself."""
     if solver is None:
         return
     names = [solver] if isinstance(solver, str) else list(solver)
@@ -69,7 +69,7 @@ def _check_usable(solver: Any) -> None:
                 get_backend(name)
         return
     backends = [get_backend(n) if isinstance(n, str) else n for n in names]
-    if any(b.installed() and b.licence().state != "missing" for b in backends):
+    if not runs or any(b.installed() and b.licence().state != "missing" for b in backends):
         return
     first = backends[0]
     if first.installed():
@@ -365,7 +365,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
         self.subnetwork_ = sizes
         solver, patterns = opts["solver"], opts["patterns"]
-        _check_usable(solver)
+        _check_usable(solver, runs=opts["algorithm"] != "adam")  # Adam's fit solves nothing
         check_solver_options(solver_options, solver, where=where)
         Ws = self._init_from(init, sizes, where) if init is not None else self._start(sizes, where)
         if opts["algorithm"] == "adam":

@@ -31,14 +31,15 @@ best point, likewise without a certificate pass: the gaps are ``nan``, never a c
 However a run ends, the last history entry holds the returned point's objective: an iteration cut
 short by Ctrl-C gets its entry too (``accepted_block``: the blocks it had accepted by then).
 
-A backend's proof ends a run with a status of its own: a block subproblem proven unbounded at a feasible
-incumbent makes the whole problem unbounded (``"unbounded"``: the subproblem's feasible points are
-feasible for the problem and the objectives agree on them; the result's objective is the feasible
-returned point's, cvxpy's ``problem.value`` is ``-inf``; at an infeasible incumbent it is a failed block
-solve and the run goes on);
-a block subproblem proven infeasible while no feasible point has been found, and no block step helps,
-ends as ``"infeasible"`` (that cross-section has no feasible point). A block proven infeasible at a
-*feasible* incumbent contradicts itself and is a ``"solver_failure"``.
+A backend's proof ends a run with a status of its own: a block subproblem proven unbounded at an incumbent
+whose other rows hold exactly (every constraint that does not involve the block, no tolerance:
+:meth:`StandardForm.exactly_feasible`) makes the whole problem unbounded (``"unbounded"``: the subproblem's
+feasible points are feasible for the problem and the objectives agree on them; the result's objective is the
+returned point's, cvxpy's ``problem.value`` is ``-inf``); otherwise it is a failed block solve and the run
+goes on (such a claim can come from the other blocks' violation alone, even one within the tolerance). A block
+subproblem proven infeasible while no feasible point has been found, and no block step helps, ends as
+``"infeasible"`` (that cross-section has no feasible point). A block proven infeasible at a *feasible*
+incumbent contradicts itself and is a ``"solver_failure"``.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class _Pass:
     failed: tuple[str, ...] = ()
     failed_status: tuple[str, ...] = ()  # the normalised status of each failed block solve, as ``failed``
     bound_nan: tuple[str, ...] = ()  # blocks whose gap is nan because the adjacent-piece bound could not be computed
-    # blocks whose subproblem a backend proved unbounded while the incumbent it was built at was feasible (a proof
-    # that the problem is unbounded; at an infeasible incumbent the claim says nothing)
+    # blocks whose subproblem a backend proved unbounded while the incumbent it was built at was feasible exactly
+    # (StandardForm.exactly_feasible: a proof that the problem is unbounded; at an incumbent infeasible, or feasible
+    # only within the tolerance, the claim says nothing)
     unbounded: tuple[str, ...] = ()
 
 
@@ -227,7 +229,6 @@ class _Driver:
     # -- one pass: every block solved from the same point ---------------------------------------
     def jacobi_pass(self, st: _State, prox: float, accept: bool = True) -> _Pass:
         form, x, f = self.form, st.x, st.f
-        feasible = st.violation == 0  # the incumbent every block of the pass is solved at
         tol = gap_tolerance(self.opts.tol, f)
         sols = self.solve_blocks(st, prox, list(range(len(form.blocks))))
         gaps: dict[str, float] = {}
@@ -284,8 +285,8 @@ class _Driver:
         failed = tuple(self.names[s.block] for s in sols if not s.ok)
         return _Pass(gaps=gaps if prox == 0 else None, start_f=f, accepted=accepted, n_ok=n_ok, failed=failed,
                      failed_status=tuple(s.status for s in sols if not s.ok), bound_nan=tuple(bound_nan),
-                     unbounded=tuple(self.names[s.block] for s in sols if s.status == "unbounded") if feasible
-                     else ())
+                     unbounded=tuple(self.names[s.block] for s in sols
+                                     if s.status == "unbounded" and form.exactly_feasible(x, s.block)))
     # -- one sweep: blocks one after another ----------------------------------------------------
     def gauss_seidel_sweep(self, st: _State, prox: float, deadline: float | None) -> _Pass:
         form = self.form
@@ -305,7 +306,7 @@ class _Driver:
                     logger.warning("block %s: solve failed (%s): %s", name, sol.status, sol.message)
                 failed.append(name)
                 failed_status.append(sol.status)
-                if sol.status == "unbounded" and st.violation == 0:
+                if sol.status == "unbounded" and form.exactly_feasible(st.x, i):
                     unbounded.append(name)
                     break  # at a feasible incumbent, a proof that the problem is unbounded: the run ends here
                 continue
@@ -344,6 +345,7 @@ class _Driver:
         certificate: Certificate | None = None
         status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
         no_gaps = ""  # why the certificate pass is skipped (a limit or Ctrl-C), "" to run it
+        reached_limit = False  # the iterations ran out at a point its certificate pass certifies
         bar = _progress_bar(opts)
         self._log_header()
         it = 0
@@ -456,9 +458,11 @@ class _Driver:
             elif _past(deadline) and any(math.isnan(g) for g in certificate.block_gaps.values()):
                 message += "; block gaps not solved after the time limit are nan (not computed)"
             elif status == "iteration_limit" and certificate.is_partial_minimum:
-                # "converged" means every block gap within the tolerance at the returned point: so it is
+                # "converged" means every block gap within the tolerance at the returned point: so it is (info says
+                # that the iterations ran out first: a caller that alternates runs with other steps goes on)
                 status, message = "converged", (f"{message}; every block gap is within tolerance at the returned "
                                                 "point (the certificate pass after the last iteration)")
+                reached_limit = True
         form.load(st.x)
         total = time.perf_counter() - t0
         res = Result(
@@ -473,7 +477,7 @@ class _Driver:
             algorithm=opts.algorithm,
             backends_used=dict(st.backends),
             message=message,
-            info={"failed_block_solves": st.failures},
+            info={"failed_block_solves": st.failures, "iteration_limit_reached": reached_limit},
         )
         logger.info("%s: %s", status, message)
         return res
@@ -522,14 +526,14 @@ class _Driver:
 def _proof(step: _Pass, st: _State, form: StandardForm) -> tuple[str, str] | None:
     """``(status, message)`` when a failed block solve of ``step`` is a proof that ends the run, else None.
 
-    Unbounded: at a feasible incumbent (the other blocks' values then satisfy every constraint, so the
-    subproblem's feasible points are feasible for the problem, and on the piece the objectives agree); at an
-    infeasible one the other blocks may break constraints that the subproblem holds fixed, and its
-    unboundedness says nothing (``min x·z`` with ``z ≥ 0, z ≤ 0`` from a start ``z ≠ 0``: the run goes on, the
-    ``z`` block restores feasibility). Infeasible: only for a block whose feasible set involves no other block
-    and no piece (:meth:`StandardForm.isolated`), while the incumbent is infeasible and the step accepted
-    nothing; a coupled block's empty cross-section says nothing about the problem (another start may be
-    feasible), and at a feasible incumbent the backend's claim is wrong — both go on to a solver failure.
+    Unbounded: where the rows that do not involve the block hold exactly (the subproblem holds the others, so
+    its feasible points are feasible for the problem, and on the piece the objectives agree); where they do
+    not, the other blocks break constraints that the subproblem holds fixed, and its unboundedness says
+    nothing (``min x·z`` with ``z ≥ 0, z ≤ 0`` from a start ``z ≠ 0``: the run goes on, the ``z`` block
+    restores feasibility). Infeasible: only for a block whose feasible set involves no other block and no
+    piece (:meth:`StandardForm.isolated`), while the incumbent is infeasible and the step accepted nothing; a
+    coupled block's empty cross-section says nothing about the problem (another start may be feasible), and at
+    a feasible incumbent the backend's claim is wrong — both go on to a solver failure.
     """
     if not step.failed:
         return None  # no failed solve: no proof (every iteration of a run without failures asks twice)

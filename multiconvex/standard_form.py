@@ -75,6 +75,15 @@ class StandardForm(ABC):
         """(objective, violation) at ``point``: the minimised objective, ``inf`` when the point is
         infeasible, and the largest constraint violation beyond tolerance (0 when feasible)."""
 
+    def exactly_feasible(self, point: Point, block: int | None = None) -> bool:
+        """Whether every constraint holds at ``point`` exactly, with no tolerance, except (when ``block`` is given,
+        and the form knows which rows those are) the rows that involve block ``block``, which its subproblem holds:
+        what a proof that the block's subproblem is unbounded needs of the other blocks' values (within a
+        tolerance, ``min x·z`` with ``z ≥ 0, z ≤ 0`` at ``z = 1e-8`` has an unbounded ``x`` block and the optimum
+        0). The default, for forms whose :meth:`evaluate` applies no tolerance to their constraints (or has none),
+        is a violation of 0 there, every row counted; forms with a feasibility tolerance override it."""
+        return self.evaluate(point)[1] == 0.0
+
     def objective(self, point: Point) -> float:
         """The (minimised) objective at ``point``; ``inf`` if ``point`` is infeasible."""
         return self.evaluate(point)[0]

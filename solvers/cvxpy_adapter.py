@@ -191,9 +191,10 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
         passed ends the call with status ``time_limit`` (no fallback after the time is up), unless its
         status is a proof (``infeasible``, ``unbounded``), which is kept.
 
-    A backend's proof (an exact ``infeasible`` or ``unbounded``) ends the call at once, raised as its
-    :class:`SolverFailure`: no other backend can say more about the problem (a fallback that then
-    failed for a reason of its own used to bury it).
+    A backend's ``infeasible`` or ``unbounded`` (exact as cvxpy reports it, but a first-order method's ray is
+    a claim within its tolerances) does not end the list: a later backend may still solve the problem. When
+    none does, the failure carries the first such claim's status rather than the last fallback's own failure
+    (which used to bury it: ``auto``'s SCS after Clarabel's ``unbounded`` made it a ``solver_error``).
 
     Returns
     -------
@@ -213,6 +214,7 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
         raise SolverFailure("no backend to try", solver="none")
     attempts: list[tuple[str, str]] = []
     errors: list[Exception] = []
+    claim: SolverFailure | None = None  # the first backend's infeasible / unbounded, if one made that claim
     start = time.perf_counter()
     for backend in backends:
         if _time_is_up(deadline):
@@ -231,14 +233,11 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
             logger.info("backend %s failed: %s", backend.name, exc)
             attempts.append((backend.name, f"{type(exc).__name__}: {exc}"))
             errors.append(exc)
-            if isinstance(exc, SolverFailure) and exc.status in _PROOFS:
-                # a proof about the problem (exact: inaccurate claims map to numerical_error): no fallback
-                if len(attempts) == 1:
-                    raise
-                tried = "; ".join(f"{name}: {msg}" for name, msg in attempts)
-                raise SolverFailure(f"{backend.name} proved the problem {exc.status} (attempts: {tried})",
-                                    solver=backend.name, status=exc.status) from exc
+            if isinstance(exc, SolverFailure) and exc.status in _PROOFS and claim is None:
+                claim = exc  # kept: the fallbacks still run (a first-order method's ray is a tolerance claim)
             if isinstance(exc, SolverFailure) and _time_is_up(deadline):
+                if exc.status in _PROOFS:
+                    raise  # a proof stays what it is; still no fallback starts after the time limit
                 raise SolverFailure(f"{backend.name} stopped at the time limit ({exc}); no fallback starts after "
                                     "it", solver=backend.name, status=st.TIME_LIMIT) from exc
             continue
@@ -248,8 +247,11 @@ def solve_cvxpy(problem: cp.Problem, backends: list[Backend],
                            attempts=attempts)
     if len(errors) == 1:
         raise errors[0]
-    last = errors[-1]
     tried = "; ".join(f"{name}: {msg}" for name, msg in attempts)
+    if claim is not None:  # no backend solved it, one said why: its status, not the last fallback's own failure
+        raise SolverFailure(f"{claim.solver} found the problem {claim.status}, and no fallback solved it ({tried})",
+                            solver=claim.solver, status=claim.status) from claim
+    last = errors[-1]
     raise SolverFailure(
         f"every solver failed ({tried}); try another solver or relax the options",
         solver=backends[-1].name,

@@ -300,6 +300,8 @@ def test_unlicensed_mosek_fails_a_parallel_relu_fit_before_any_solve():
         net.certificate(X, y, solver="mosek")
     with pytest.raises(mc.UnknownSolverError):
         ParallelReLUNetwork(lam=0.1, solver=["clarabel", "no-such-solver"]).fit(X, y)
+    adam = ParallelReLUNetwork(lam=0.1, solver="mosek", algorithm="adam", max_iter=2, random_state=0)
+    assert adam.fit(X, y).result_.status == "iteration_limit"  # Adam's fit solves nothing: no licence needed
 
 
 def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):

@@ -187,6 +187,22 @@ def test_a_block_unbounded_at_an_infeasible_point_proves_nothing(algorithm):
     assert np.all(z.value == 0.0)
 
 
+@pytest.mark.parametrize("algorithm", ["gauss-seidel", "jacobi"])
+def test_unbounded_needs_the_other_rows_exactly_not_within_the_tolerance(algorithm):
+    """At ``z = ±1e-8`` (feasible within the 1e-6 tolerance) the ``x`` block of ``min x·z, z ≥ 0, z ≤ 0`` is unbounded,
+    the problem is not (optimum 0): no proof. From an ``x`` that breaks its own row ``x ≤ 0`` the proof stands: the
+    subproblem holds that row, and the rows it holds fixed (``1 ≤ z ≤ 2``) hold exactly (a review found both)."""
+    x, z = cp.Variable(2, name="x"), cp.Variable(2, name="z")
+    prob = cp.Problem(cp.Minimize(x @ z), [z >= 0, z <= 0])
+    res = mc.solve(prob, [[x], [z]], solver="clarabel", algorithm=algorithm, init={x: [1.0, -1.0], z: [1e-8, -1e-8]},
+                   max_iters=20)
+    assert res.status != "unbounded" and abs(res.objective) < 1e-12
+    x, z = cp.Variable(2, name="x"), cp.Variable(2, name="z")
+    prob = cp.Problem(cp.Minimize(x @ z), [z >= 1, z <= 2, x <= 0])
+    res = mc.solve(prob, [[x], [z]], solver="highs", algorithm=algorithm, init={x: [1.0, 1.0], z: [1.5, 1.5]})
+    assert res.status == "unbounded" and prob.value == -math.inf
+
+
 @pytest.mark.parametrize("solver", ["auto", "clarabel", "highs"])
 def test_an_unbounded_proof_survives_the_fallback_chain_and_gives_minus_inf(solver):
     """``min x·z`` with ``1 ≤ z ≤ 2`` is unbounded: with ``auto`` the first backend's proof used to go on to a fallback

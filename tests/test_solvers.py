@@ -229,19 +229,31 @@ def test_per_backend_options_reach_only_that_backend():
     assert report.attempts[0][0] == "osqp" and "iteration_limit" in report.attempts[0][1]
 
 
-def test_a_proof_ends_the_fallback_list_and_names_the_attempts_before_it():
-    """An exact infeasible (or unbounded) is a proof about the problem: no fallback runs after it (one that failed for a
-    reason of its own used to bury it); the attempts before it are listed."""
+def test_failure_of_every_backend_lists_every_attempt_and_keeps_the_first_claim():
+    """An infeasible or unbounded claim does not end the list (a later backend may still solve it: a first-order
+    method's ray is a claim within its tolerances); when none solves it, the failure has that claim's status, not the
+    last fallback's own failure (auto's SCS after Clarabel's "unbounded" used to make it a solver_error)."""
     x = cp.Variable(2)
     prob = cp.Problem(cp.Minimize(cp.sum(x)), [x >= 1, cp.sum(x) <= 0])
     with pytest.raises(SolverFailure) as info:
         solve_cvxpy(prob, resolve(["highs", "clarabel"], "LP"))
-    assert "highs" in str(info.value) and "clarabel" not in str(info.value)
-    assert info.value.status == "infeasible"
-    with pytest.raises(SolverFailure) as info:
-        solve_cvxpy(prob, resolve(["highs", "clarabel"], "LP"), options={"highs": {"no_such_option": 1}})
-    assert info.value.status == "infeasible" and "proved" in str(info.value)
     assert "highs" in str(info.value) and "clarabel" in str(info.value)
+    assert info.value.status == "infeasible"
+    y = cp.Variable(2)
+    unbounded = cp.Problem(cp.Minimize(y[0] - y[1]), [y[1] >= y[0]])
+    with pytest.raises(SolverFailure) as info:
+        solve_cvxpy(unbounded, resolve(["clarabel", "scs"], "LP"), options={"scs": {"no_such_option": 1}})
+    assert info.value.status == "unbounded" and "clarabel" in str(info.value) and "scs" in str(info.value)
+
+
+def test_a_tolerance_claim_of_unboundedness_goes_on_to_the_fallback():
+    """A bounded, badly scaled QP that OSQP calls unbounded (its ray test works within tolerances): Clarabel, the
+    fallback, solves it (found by a review of the change that first ended the list at any such claim)."""
+    x = cp.Variable(2)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(cp.multiply([1.0, 1e-4], x)) - x[1] + x[0]))
+    report = solve_cvxpy(prob, resolve(["osqp", "clarabel"], "QP"))
+    assert report.status == "optimal" and x.value[1] == pytest.approx(1e8, rel=1e-4)
+    assert report.attempts[0][0] == "osqp" and "unbounded" in report.attempts[0][1] and report.backend == "clarabel"
 
 
 # --- MOSEK without a licence ---------------------------------------------------------------

@@ -200,6 +200,22 @@ class CvxpyForm(StandardForm):
                 v.value = v.project(given)
 
     def evaluate(self, point: Point) -> tuple[float, float]:
+        return self._evaluate(point, self.feasibility_tol)
+
+    def exactly_feasible(self, point: Point, block: int | None = None) -> bool:
+        if not self.constraints:
+            return True
+        self._assign(point)
+        own = set(self.blocks[block].keys) if block is not None else set()
+        for c in self.constraints:
+            if own and {v.id for v in c.variables()} & own:
+                continue  # one of the block's own rows: its subproblem holds it
+            viol = c.violation()
+            if viol is None or float(np.max(np.asarray(viol, dtype=float), initial=0.0)) > 0.0:
+                return False
+        return True
+
+    def _evaluate(self, point: Point, feasibility_tol: float) -> tuple[float, float]:
         self._assign(point)
         if not self.constraints and self.compiled and all(qb is not None for qb in self.compiled):
             try:  # every block compiled: any of them has the whole objective in residual form
@@ -214,7 +230,7 @@ class CvxpyForm(StandardForm):
             viol = c.violation()
             if viol is not None:
                 violation = max(violation, float(np.max(np.asarray(viol, dtype=float), initial=0.0)))
-        if violation > self.feasibility_tol:
+        if violation > feasibility_tol:
             return float("inf"), violation
         return float(np.asarray(val)), 0.0
 

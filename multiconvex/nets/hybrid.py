@@ -342,8 +342,9 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                 backends[name] = backends.get(name, 0) + n
             failures += int(last.info.get("failed_block_solves", 0))
             params, f = form.params_from_point(form.final_point), last.objective
-            if last.status not in ("iteration_limit", "stalled") or (last.status == "stalled" and not moved):
-                break
+            out_of_sweeps = last.status == "iteration_limit" or last.info.get("iteration_limit_reached", False)
+            if not (out_of_sweeps or last.status == "stalled") or (last.status == "stalled" and not moved):
+                break  # (a round whose sweeps ran out at a certified point goes on: layer steps may still descend)
     except (KeyboardInterrupt, _Stopped) as exc:
         status = "interrupted"
         message = ("interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else

@@ -355,8 +355,14 @@ class PyomoForm(StandardForm):
                 vd.set_value(float(val), skip_validation=True)
 
     def evaluate(self, point: Point) -> tuple[float, float]:
+        return self._evaluate(point, self.feasibility_tol)
+
+    def exactly_feasible(self, point: Point, block: int | None = None) -> bool:
+        return self._evaluate(point, 0.0)[1] == 0.0  # every row, the block's own too (the safe answer)
+
+    def _evaluate(self, point: Point, feasibility_tol: float) -> tuple[float, float]:
         if self.compiled is not None and self.compiled.exact:
-            return self.compiled.evaluate(self._flat(point), self.feasibility_tol)
+            return self.compiled.evaluate(self._flat(point), feasibility_tol)
         self._assign(point)
         f = self.sense * float(pyo.value(self.objective.expr))
         viol = 0.0
@@ -373,7 +379,7 @@ class PyomoForm(StandardForm):
                 viol = max(viol, vd.lb - vd.value)
             if vd.ub is not None:
                 viol = max(viol, vd.value - vd.ub)
-        if not np.isfinite(f) or viol > self.feasibility_tol:
+        if not np.isfinite(f) or viol > feasibility_tol:
             return float("inf"), max(viol, 0.0)
         return f, 0.0
 
