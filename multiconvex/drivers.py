@@ -133,9 +133,9 @@ class _Pass:
     failed: tuple[str, ...] = ()
     failed_status: tuple[str, ...] = ()  # the normalised status of each failed block solve, as ``failed``
     bound_nan: tuple[str, ...] = ()  # blocks whose gap is nan because the adjacent-piece bound could not be computed
-    # blocks whose subproblem a backend proved unbounded while the incumbent it was built at was feasible exactly
-    # (StandardForm.exactly_feasible: a proof that the problem is unbounded; at an incumbent infeasible, or feasible
-    # only within the tolerance, the claim says nothing)
+    # blocks whose subproblem a backend proved unbounded where the incumbent it was built at holds every row that
+    # does not involve the block exactly (StandardForm.exactly_feasible): a proof that the problem is unbounded;
+    # where such a row is broken, even within the tolerance, the claim says nothing
     unbounded: tuple[str, ...] = ()
 
 
@@ -308,7 +308,7 @@ class _Driver:
                 failed_status.append(sol.status)
                 if sol.status == "unbounded" and form.exactly_feasible(st.x, i):
                     unbounded.append(name)
-                    break  # at a feasible incumbent, a proof that the problem is unbounded: the run ends here
+                    break  # the other rows hold exactly: a proof that the problem is unbounded, the run ends here
                 continue
             n_ok += 1
             assert sol.values is not None  # ok means values
