@@ -44,8 +44,9 @@ STATUSES: tuple[str, ...] = (
     # no feasible point had been found: infeasibility of that cross-section, not of the whole problem unless
     # the block's constraints involve no other block
     "infeasible",
-    # a block subproblem's backend proved it unbounded below at a feasible incumbent: its feasible points are
-    # feasible for the whole problem and the objective agrees there, so the whole problem is unbounded
+    # a block subproblem's backend proved it unbounded below where every row not involving the block holds exactly:
+    # its feasible points are feasible for the whole problem and the objective agrees there, so the whole problem
+    # is unbounded
     "unbounded",
 )
 
