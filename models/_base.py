@@ -153,6 +153,22 @@ class Estimator(BaseEstimator):
                 params[new] = kwargs.pop(old)
         return params
 
+    # -- one seed per fit ---------------------------------------------------------------------------
+    def _pin_seed(self, where: str) -> None:
+        """Resolve ``random_state`` once for this fit (a ``RandomState``/``Generator`` is drawn from once, as a
+        scikit-learn estimator draws once per fit): every :meth:`_random_state` call of the fit, and of the fitted
+        model's later calls (its certificate), gives that seed, until the next fit or ``set_params``."""
+        self.__dict__.pop("_pinned_seed", None)
+        self._pinned_seed = (self._random_state(where),)
+
+    def _pinned(self) -> tuple[int | None] | None:
+        """The seed :meth:`_pin_seed` resolved, as a 1-tuple; ``None`` before a fit."""
+        return self.__dict__.get("_pinned_seed")
+
+    def set_params(self, **params: Any):
+        self.__dict__.pop("_pinned_seed", None)  # a new random_state is read afresh
+        return super().set_params(**params)
+
     def _warn_unconverged(self, result: Any) -> None:
         warn_unconverged(self, result, stacklevel=4)  # this method, fit, its caller
 

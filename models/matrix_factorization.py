@@ -186,6 +186,9 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         return 1 if k is None else check_rank(k, where=where, name=passed)  # named as the user passed it
 
     def _random_state(self, where: str) -> int | None:
+        pinned = self._pinned()
+        if pinned is not None:
+            return pinned[0]
         return check_random_state(self._renamed("seed", "random_state"), "random_state", where=where)
 
     def _validate(self, Y: Any, where: str, grow: bool = False) -> tuple[np.ndarray, int, float]:
@@ -282,6 +285,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         where = f"{type(self).__name__}.fit"
         opts = self._options(solve_kwargs, where)
         Y = self._validate_data(Y, reset=True, where=where)
+        self._pin_seed(where)
         if opts["algorithm"] == "grow":
             return self._fit_grow(Y, init, opts, solve_kwargs, where)
         Y, _, lam = self._validate(Y, where)

@@ -226,6 +226,9 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         return sizes
 
     def _random_state(self, where: str) -> int | None:
+        pinned = self._pinned()
+        if pinned is not None:
+            return pinned[0]
         value = self.random_state if isinstance(self.seed, str) and self.seed == DEPRECATED else self._renamed(
             "seed", "random_state")
         return check_random_state(value, "random_state", where=where)
@@ -363,6 +366,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
             raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)} (and "
                                     "the constructor's max_iter, tol, time_limit).")
         Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
+        self._pin_seed(where)
         self.subnetwork_ = sizes
         solver, patterns = opts["solver"], opts["patterns"]
         _check_usable(solver, runs=opts["algorithm"] != "adam")  # Adam's fit solves nothing

@@ -143,6 +143,25 @@ def test_random_state_takes_scikit_learns_kinds():
         ReLURegressor([3], random_state="seven").fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_generator_is_drawn_once_per_fit_and_not_by_the_fitted_models_certificate():
+    """The start and the grow problem of one fit took a seed each from the generator (a review found it), and
+    ``certificate()`` drew another; now a fit draws once, like scikit-learn's estimators, and keeps that seed."""
+    X, y = regression(n=30, d=2)
+    once = np.random.RandomState(3)
+    once.randint(0, 2**31 - 1)
+    for est, data in [(ParallelReLUNetwork(lam=0.5, max_iter=3, random_state=np.random.RandomState(3)), (X, y)),
+                      (MatrixFactorization(n_components=2, algorithm="grow", max_iter=3,
+                                           random_state=np.random.RandomState(3)), (X,))]:
+        rs = est.random_state
+        est.fit(*data)
+        assert rs.get_state()[2] == once.get_state()[2]  # one draw
+        np.testing.assert_array_equal(rs.get_state()[1], once.get_state()[1])
+        if isinstance(est, ParallelReLUNetwork):
+            est.certificate(*data)
+            np.testing.assert_array_equal(rs.get_state()[1], once.get_state()[1])  # no draw
+
+
 def test_a_fit_stopped_at_max_iter_warns_like_scikit_learn_and_a_converged_one_does_not():
     X, y = regression()
     for est, data in [(ReLURegressor([4], max_iter=2, random_state=0, device="cpu"), (X, y)),
