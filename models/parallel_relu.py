@@ -27,7 +27,7 @@ import torch
 from sklearn.base import RegressorMixin
 
 import multiconvex as mc
-from multiconvex.errors import InvalidInputError, SolverUnavailableError
+from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.certificate import make_certificate
 from multiconvex.globalopt.checks import check_array, check_scalar
@@ -46,7 +46,7 @@ from multiconvex.globalopt.torch_problem import (
 )
 from multiconvex.pyomo_front import relu_network_model, set_consistent_activations
 from multiconvex.result import Certificate, HistoryEntry, Result
-from multiconvex.solvers import get_backend
+from multiconvex.solvers import get_backend, require_usable
 from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number, check_random_state
 
@@ -69,12 +69,8 @@ def _check_usable(solver: Any, runs: bool = True) -> None:
                 get_backend(name)
         return
     backends = [get_backend(n) if isinstance(n, str) else n for n in names]
-    if not runs or any(b.installed() and b.licence().state != "missing" for b in backends):
-        return
-    first = backends[0]
-    if first.installed():
-        raise first.licence_error()
-    raise SolverUnavailableError(f"solver {first.name!r} is not installed; `{first.install_hint()}`")
+    if runs:
+        require_usable(backends)
 
 logger = logging.getLogger("multiconvex")
 

@@ -23,6 +23,7 @@ from .registry import (
     get_backend,
     known_names,
     problem_class,
+    require_usable,
     resolve,
 )
 from .status import STATUSES, from_cvxpy, has_solution
@@ -46,6 +47,7 @@ __all__ = [
     "known_names",
     "make_plan",
     "problem_class",
+    "require_usable",
     "resolve",
     "solve_cvxpy",
     "solve_eqp",

@@ -167,9 +167,11 @@ def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray,
     if info != 0:
         return None
     sol, info = dpotrs(L, np.column_stack([A.T, q]), lower=1)
+    if info != 0:
+        return None
     HiA, Hiq = sol[:, :-1], sol[:, -1]
-    S, info_s = dpotrf(A @ HiA, lower=1, clean=0)
-    if info != 0 or info_s != 0:
+    S, info = dpotrf(A @ HiA, lower=1, clean=0)
+    if info != 0:
         return None
     lam, info = dpotrs(S, -(rhs + A @ Hiq), lower=1)
     if info != 0:

@@ -12,11 +12,11 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import cvxpy as cp
 
-from multiconvex.errors import InvalidInputError, SolverUnavailableError, UnknownSolverError
+from multiconvex.errors import InvalidInputError, LicenceError, SolverUnavailableError, UnknownSolverError
 
 from .base import PROBLEM_CLASSES, Backend, SolverInfo
 from .clarabel_backend import ClarabelBackend
@@ -206,6 +206,28 @@ def _check_class(backend: Backend, problem_class: str | None) -> None:
             f"solver {backend.name!r} cannot solve {problem_class} problems "
             f"(it solves {', '.join(sorted(backend.classes))}); use one of: {', '.join(able)}"
         )
+
+
+def require_usable(backends: Sequence[Backend], *, what: str = "solver",
+                   licence_error: Callable[[Backend], LicenceError] | None = None) -> None:
+    """Before any solve: raise when none of ``backends`` can run here (not installed, or its licence missing). One
+    backend raises its own error; a list raises one error naming every entry's reason (a :class:`LicenceError` when
+    every entry lacks a licence). A list with a usable entry passes: the others are skipped as they come.
+    ``licence_error`` words a backend's licence error for the caller's front end (default: the backend's own)."""
+    errors: list[Exception] = []
+    for b in backends:
+        if not b.installed():
+            errors.append(SolverUnavailableError(f"solver {b.name!r} is not installed; `{b.install_hint()}`"))
+        elif b.licence().state == "missing":
+            errors.append(licence_error(b) if licence_error is not None else b.licence_error())
+    if not backends or len(errors) < len(backends):
+        return
+    if len(errors) == 1:
+        raise errors[0]
+    text = f"no {what} in the list is usable here: " + "; ".join(str(e) for e in errors)
+    if all(isinstance(e, LicenceError) for e in errors):
+        raise LicenceError(text, solver=str([b.name for b in backends]))
+    raise SolverUnavailableError(text)
 
 
 def resolve(spec: str | Backend | Sequence[str | Backend] | None,

@@ -34,7 +34,7 @@ from pyomo.opt import TerminationCondition as TC
 from pyomo.solvers.plugins.solvers.persistent_solver import PersistentSolver
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
-from ..solvers import dispatch, get_backend, known_names
+from ..solvers import dispatch, get_backend, known_names, require_usable
 from ..solvers.backends import silence_highs_banner
 from ..solvers.options import check_solver_options
 from ..subproblem import BlockSubproblem
@@ -132,19 +132,7 @@ def matrix_plan(specs: list[str], options: Mapping[str, Any] | None) -> dispatch
     plan = dispatch.make_plan(specs[0] if len(specs) == 1 else list(specs), options=dict(options or {}))
     if plan.auto:
         return plan
-    errors: list[Exception] = []
-    for b in plan.backends:
-        if not b.installed():
-            errors.append(SolverUnavailableError(f"solver {b.name!r} is not installed; `{b.install_hint()}`"))
-        elif b.licence().state == "missing":
-            errors.append(_licence_error(b))
-    if len(errors) == len(plan.backends):
-        if len(errors) == 1:
-            raise errors[0]
-        text = "no sub-solver in the list is usable here: " + "; ".join(str(e) for e in errors)
-        if all(isinstance(e, LicenceError) for e in errors):
-            raise LicenceError(text, solver=str(specs))
-        raise SolverUnavailableError(text)
+    require_usable(plan.backends, what="sub-solver", licence_error=_licence_error)
     return plan
 
 
