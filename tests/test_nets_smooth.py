@@ -17,6 +17,7 @@ from multiconvex.nets.smooth_units import scalar_loss, smooth_batch, solve_smoot
 from multiconvex.solvers import newton_qp, whitened
 from multiconvex.solvers.matrix import finite_or_big
 from multiconvex.solvers.newton_qp import (
+    _bound_at,
     _on_working_set,
     _qp,
     _ScaledRows,
@@ -89,6 +90,9 @@ def test_dual_bound_holds_for_arbitrary_multipliers():
         for _ in range(5):  # any z, any signed ν: still below the optimum
             z, nu = rng.standard_normal(C.shape[0]) * 3, rng.standard_normal(C.shape[0])
             assert dual_bound(phi, C, lower, upper, mu, b, z, nu) <= best + 1e-12
+            # at z̄ = z itself, off the intervals (a Newton step's z̄): the tangent bound holds at any z̄
+            val, d1, _ = phi(z)
+            assert _bound_at(C, lower, upper, mu, b, z, val, d1, nu) <= best + 1e-12
 
 
 def test_an_infeasible_start_is_moved_onto_the_intervals():
@@ -334,19 +338,26 @@ def test_a_given_working_set_joins_the_rows_the_start_lies_on(monkeypatch):
     given[keep] = cold.working[keep]
     given[0] = 1  # the other side of row 0: the start's side wins
     given[2] = 2  # a side bit without the active bit: not a working row
-    firsts = []
-    real = newton_qp._on_working_set
+    calls = []  # ("shortcut" | "daqp", sense) in order
+    real_short, real_solve = newton_qp._on_working_set, newton_qp._ScreenedRows.solve
 
-    def spy(H, q, C_, lo, up, sense, tol, dual_tol):
-        firsts.append(sense.copy())
-        return real(H, q, C_, lo, up, sense, tol, dual_tol)
+    def spy_short(H, q, C_, lo, up, sense, tol, dual_tol):
+        calls.append(("shortcut", sense.copy()))
+        return real_short(H, q, C_, lo, up, sense, tol, dual_tol)
 
-    monkeypatch.setattr(newton_qp, "_on_working_set", spy)
+    def spy_solve(self, H, q, sense):
+        calls.append(("daqp", None if sense is None else sense.copy()))
+        return real_solve(self, H, q, sense)
+
+    monkeypatch.setattr(newton_qp, "_on_working_set", spy_short)
+    monkeypatch.setattr(newton_qp._ScreenedRows, "solve", spy_solve)
     warm = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, working=given)
     rows = set(np.flatnonzero(given & 1)) | {0, 1}
     assert len(rows) <= C.shape[1]  # the instance's union fits (else the first step would start from scratch)
-    assert set(np.flatnonzero(firsts[0])) == rows
-    assert firsts[0][0] == 3 and firsts[0][1] == 1  # the start's sides: lower for row 0, upper for row 1
+    kind, first = calls[0]
+    assert kind == "daqp"  # the first step's working set only starts DAQP: no shortcut try
+    assert set(np.flatnonzero(first)) == rows
+    assert first[0] == 3 and first[1] == 1  # the start's sides: lower for row 0, upper for row 1
     assert warm.status == cold.status == "optimal"
     assert warm.value == pytest.approx(cold.value, abs=1e-10)
 
