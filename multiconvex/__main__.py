@@ -144,8 +144,9 @@ def _solvers(args: argparse.Namespace) -> int:
             note = r.detail or "size-limited licence"
         elif not r.installed:
             note = "not installed"
+        note = "; ".join(n for n in (r.scope, note) if n)
         print(f"{r.name:<10} {str(r.installed):<10} {r.licence:<14} {str(r.available):<10} "
-              f"{(r.version or '-'):<12} {','.join(sorted(r.classes)):<24} {note}")
+              f"{(r.version or '-'):<12} {','.join(sorted(r.classes)) or '-':<24} {note}")
     return EXIT_OK
 
 

@@ -54,6 +54,7 @@ class SolverInfo:
     version: str | None
     classes: frozenset[str]
     detail: str = ""
+    scope: str = ""
 
 
 class Backend:
@@ -73,6 +74,9 @@ class Backend:
         PyPI distribution (for versions and the install hint).
     classes : frozenset of str
         Problem classes (see :data:`PROBLEM_CLASSES`) it solves.
+    scope : str
+        What it solves when that is not whole problems of some classes (a backend for block subproblems only,
+        which declares no classes); shown by the listings.
     defaults : dict
         Default solver options, overridden by user options.
     time_limit_option : str or None
@@ -85,6 +89,7 @@ class Backend:
     modules: ClassVar[tuple[str, ...]] = ()
     distribution: ClassVar[str] = ""
     classes: ClassVar[frozenset[str]] = frozenset()
+    scope: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     #: The backend's own time-limit option (seconds) as cvxpy passes it through, or None without one.
     time_limit_option: ClassVar[str | None] = None
@@ -139,6 +144,7 @@ class Backend:
             version=self.version(),
             classes=self.classes,
             detail=lic.detail,
+            scope=self.scope,
         )
 
     # -- solving -----------------------------------------------------------

@@ -323,11 +323,17 @@ def _why(problem_class: str) -> str:
     return ""
 
 
-def able_for(problem_class: str) -> list[str]:
-    """Registry names whose matrix module or cvxpy route takes ``problem_class`` subproblems."""
-    return sorted(name for name in known_names() if name != "auto" and (
-        problem_class in getattr(MATRIX_SOLVERS.get(name), "classes", ())
-        or (get_backend(name).cvxpy_name is not None and get_backend(name).can_solve(problem_class))))
+def able_for(problem_class: str, sub: BlockSubproblem | None = None, but: str | None = None) -> list[str]:
+    """Registry names (``but`` left out) whose matrix module or cvxpy route takes ``problem_class`` subproblems;
+    with ``sub``, that subproblem (a matrix module: as its ``accepts`` answers for a named solver)."""
+    def takes(name: str) -> bool:
+        solver = MATRIX_SOLVERS.get(name)
+        if solver is not None and problem_class in solver.classes and (sub is None or solver.accepts(sub, auto=False)):
+            return True
+        backend = get_backend(name)
+        return backend.cvxpy_name is not None and backend.can_solve(problem_class)
+
+    return sorted(name for name in known_names() if name not in ("auto", but) and takes(name))
 
 
 _CVXPY_ONLY = CVXPY_KEYWORDS - {"verbose"}
@@ -353,9 +359,12 @@ def _solve_one(backend: Backend, sub: BlockSubproblem, options: dict[str, Any], 
         with _one_blas_thread(solver, sub):
             return solver.solve(sub, options, _warm_for(solver, warm), state)
     if backend.cvxpy_name is None or not backend.can_solve(sub.problem_class):
-        raise ClassMismatch(f"solver {backend.name!r} cannot take a {sub.problem_class} block subproblem"
-                            f"{_why(sub.problem_class)}; use one of: {', '.join(able_for(sub.problem_class))}, "
-                            "or 'auto'")
+        if solver is not None and sub.problem_class in solver.classes and solver.takes:
+            what = f"this {sub.problem_class} block subproblem: it takes {solver.takes}"
+        else:
+            what = f"a {sub.problem_class} block subproblem{_why(sub.problem_class)}"
+        raise ClassMismatch(f"solver {backend.name!r} cannot take {what}; use one of: "
+                            f"{', '.join(able_for(sub.problem_class, sub, but=backend.name))}, or 'auto'")
     return solve_via_cvxpy(sub, backend, options, _warm_for(None, warm))
 
 

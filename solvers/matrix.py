@@ -63,6 +63,9 @@ class MatrixSolver:
         factorisation took 4 ms.
     uses_warm : bool
         Whether :meth:`solve` reads its ``warm`` start (a front end may then skip building one).
+    takes : str
+        What a subproblem of its classes needs besides for :meth:`accepts` to take it (a message fragment,
+        for the error when it is named and refuses one); empty when it takes every subproblem of its classes.
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +74,7 @@ class MatrixSolver:
     max_auto_size: ClassVar[int | None] = None
     max_auto_rows: ClassVar[int | None] = None
     min_auto_density: ClassVar[float] = 0.0
+    takes: ClassVar[str] = ""
 
     def accepts(self, sub: BlockSubproblem, *, auto: bool) -> bool:
         if sub.problem_class not in self.classes:

@@ -356,6 +356,7 @@ class NnlsBackend(Backend):
     modules = ("scipy",)
     distribution = "scipy"
     classes: ClassVar[frozenset[str]] = frozenset()
+    scope = "block subproblems only: QPs with a shared Gram matrix and finite lower bounds (NMF factor blocks)"
 
 
 class NnlsQP(MatrixSolver):
@@ -364,6 +365,8 @@ class NnlsQP(MatrixSolver):
     name = "nnls"
     classes = frozenset({"QP"})
     max_auto_size: ClassVar[int | None] = None
+    takes: ClassVar[str] = ("one slot whose Hessian is a Gram matrix shared by its rows or columns, finite lower "
+                            "bounds and no other constraint (a nonnegative factorization's factor block)")
 
     def accepts(self, sub: BlockSubproblem, *, auto: bool) -> bool:
         if sub.problem_class != "QP" or sub.m or sub.lb is None or sub.shared_gram() is None:

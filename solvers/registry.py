@@ -202,9 +202,10 @@ def problem_class(problem: cp.Problem) -> str:
 def _check_class(backend: Backend, problem_class: str | None) -> None:
     if problem_class is not None and not backend.can_solve(problem_class):
         able = [b.name for b in _BACKENDS.values() if b.can_solve(problem_class)]
+        solves = ", ".join(sorted(backend.classes)) or backend.scope or "nothing here"
         raise InvalidInputError(
             f"solver {backend.name!r} cannot solve {problem_class} problems "
-            f"(it solves {', '.join(sorted(backend.classes))}); use one of: {', '.join(able)}"
+            f"(it solves {solves}); use one of: {', '.join(able)}"
         )
 
 

@@ -23,6 +23,14 @@ def test_solvers_command_lists_every_backend(capsys):
         assert name in out
 
 
+def test_solvers_row_of_a_block_only_backend_says_what_it_solves(capsys):
+    """nnls declares no whole-problem classes (no cvxpy or Pyomo route): its row says what it does solve."""
+    assert main(["solvers"]) == EXIT_OK
+    row = _row(capsys.readouterr().out, "nnls")
+    assert row.split()[5] == "-"  # the classes column
+    assert "block subproblems only" in row and "lower bounds" in row
+
+
 def test_solvers_reports_unlicensed_mosek_as_installed_not_available(capsys, monkeypatch):
     mosek = get_backend("mosek")
     monkeypatch.setattr(mosek, "installed", lambda: True)

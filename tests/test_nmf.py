@@ -99,6 +99,20 @@ def test_nnls_on_a_large_ill_conditioned_gram_passes_its_kkt_check(seed):
         assert ours <= 0.5 * np.sum((A @ ref - B[:, i]) ** 2) * (1 + 1e-9)
 
 
+def test_a_named_backend_that_refuses_a_qp_of_its_class_says_what_it_takes_and_not_itself():
+    """nnls solves QPs of one shape only (a shared Gram matrix, finite lower bounds): given another QP (here with
+    upper bounds) its refusal says what it takes, and its list of who can does not name nnls itself."""
+    G = np.array([[2.0, 0.5], [0.5, 1.0]])
+    sub = BlockSubproblem(make_slots([("W", (2, 2))]), [KronTerm(0, 0, None, G)], np.array([-1.0, 1.0, -2.0, -1.0]),
+                          lb=np.zeros(4), ub=np.ones(4))
+    assert sub.problem_class == "QP"
+    with pytest.raises(InvalidInputError, match=r"'nnls' cannot take this QP block subproblem: it takes .*Gram .*"
+                                                r"lower bounds.*use one of: .*daqp") as err:
+        solve_subproblem(sub, make_plan("nnls"))
+    assert "nnls," not in str(err.value).split("use one of:")[1]
+    assert solve_subproblem(sub, make_plan("daqp")).status == "optimal"  # one of those it names does take it
+
+
 def test_nnls_zero_rows_and_an_all_active_answer_are_exact_zeros():
     A, B, G, Q = nnls_problem(1, k=5, n_obs=12, rows=10)
     Q[3] = 0.0
