@@ -20,6 +20,7 @@ when the sub-solver is named by registry names (``"auto"``, ``"clarabel"``, ``"h
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyomo.environ as pyo
+from pyomo.common.log import LoggingIntercept
 from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 from pyomo.contrib.solver.common.results import SolutionStatus
 from pyomo.contrib.solver.common.results import TerminationCondition as TCv2
@@ -186,17 +188,20 @@ def check_plan(plan: dispatch.Plan, sub: BlockSubproblem, block: str) -> None:
 
 
 def available_pyomo_solvers() -> list[str]:
+    """The names of :data:`COMMON_NAMES` that are available here (a probe: what the plugins log meanwhile, such as
+    Gurobi's licence counter when a probe's instance is dropped, is not shown)."""
     out = []
-    for n in COMMON_NAMES:
-        try:
-            if n in SolverFactoryV2._cls:
-                ok = bool(SolverFactoryV2(n).available())
-            else:
-                ok = bool(pyo.SolverFactory(n).available(exception_flag=False))
-        except Exception:  # noqa: BLE001 - a broken plugin is simply not available
-            ok = False
-        if ok:
-            out.append(n)
+    with LoggingIntercept(io.StringIO(), "pyomo"):
+        for n in COMMON_NAMES:
+            try:
+                if n in SolverFactoryV2._cls:
+                    ok = bool(SolverFactoryV2(n).available())
+                else:
+                    ok = bool(pyo.SolverFactory(n).available(exception_flag=False))
+            except Exception:  # noqa: BLE001 - a broken plugin is simply not available
+                ok = False
+            if ok:
+                out.append(n)
     return out
 
 
@@ -228,12 +233,21 @@ class SubSolver:
             self.options.setdefault("output_flag", False)  # HiGHS warns on stdout at every coefficient update
         self.reuse = reuse
         self.kind = "v2" if self.name in SolverFactoryV2._cls else "legacy"
-        self.opt = self._new()
-        ok = bool(self.opt.available()) if self.kind == "v2" else bool(self.opt.available(exception_flag=False))
+        # a name Pyomo has no plugin for goes to its AMPL interface as an executable's name: Pyomo logs a
+        # traceback when there is none and returns a stub that is not available; the error below says it instead
+        log = io.StringIO()
+        with LoggingIntercept(log, "pyomo"):
+            self.opt = self._new()
+            ok = bool(self.opt.available()) if self.kind == "v2" else bool(self.opt.available(exception_flag=False))
         if not ok:
+            known = self.kind == "v2" or self.name in pyo.SolverFactory
+            why = "" if known else (f" (Pyomo has no solver plugin named {self.name!r}, and no executable of that "
+                                    "name for its AMPL interface was found)")
             raise SolverUnavailableError(
-                f"Pyomo sub-solver {self.name!r} is not available here; available: "
+                f"Pyomo sub-solver {self.name!r} is not available here{why}; available: "
                 f"{', '.join(available_pyomo_solvers()) or 'none'} (any Pyomo solver name is accepted).")
+        if log.getvalue().strip():  # an available solver's own warnings are the user's to see
+            logger.warning("%s", log.getvalue().strip())
         self.backend = _registry_backend(self.name)
         if self.backend is not None and self.backend.licence().state == "missing":
             raise _licence_error(self.backend)
