@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import cvxpy as cp
 import numpy as np
 import pyomo.environ as pyo
@@ -112,6 +114,29 @@ def test_user_bilinear_model_is_certified(sub):
     assert set(results.solver.block_gaps) == {"left", "right"}  # blocks named by their Blocks
     assert pyo.value(m.obj) <= start
     assert sum(m.left.x[i].value for i in range(4)) <= 1.5 + 1e-7
+
+
+def test_an_unbounded_block_is_a_proof_on_the_matrix_path_and_a_claim_through_a_pyomo_sub_model(caplog):
+    """``min x·y`` with ``x`` free and ``y ∈ [1, 2]``: block ``a``'s subproblem is unbounded, and every other row
+    holds. Through the registry name the block compiles to matrices and the verdict is checked exactly: the run
+    ends ``unbounded``. A Pyomo-only name (HiGHS through APPSI) solves Pyomo sub-models, whose verdict comes without
+    a ray to check: a failed solve, and the warning says why and what to name instead."""
+    def model():
+        m = pyo.ConcreteModel()
+        m.a, m.b = pyo.Block(), pyo.Block()
+        m.a.x = pyo.Var(initialize=1.0)
+        m.b.y = pyo.Var(bounds=(1, 2), initialize=1.0)
+        m.obj = pyo.Objective(expr=m.a.x * m.b.y)
+        return m
+
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", max_iters=5)
+    assert opt.solve(model()).solver.termination_condition == TerminationCondition.unbounded
+    assert opt.result.status == "unbounded" and "block(s) a" in opt.result.message
+    opt = pyo.SolverFactory("multiconvex", subsolver="appsi_highs", max_iters=5)
+    with caplog.at_level(logging.WARNING, logger="multiconvex"):
+        opt.solve(model())
+    assert opt.result.status == "solver_failure"
+    assert "appsi_highs: unbounded" in caplog.text and "proves nothing" in caplog.text and "'highs'" in caplog.text
 
 
 def test_new_style_interface_reports_the_certificate():

@@ -216,8 +216,12 @@ class PyomoCrossSection:
 
         ``deadline`` (``time.time()`` seconds): none starts after it, each gets the time left as its own
         time limit, and one stopped there ends the block ``time_limit`` (no fallback after the time is up).
+
+        A sub-solver's ``infeasible`` or ``unbounded`` here is a claim, not a proof: it comes without the ray that
+        the matrix path checks exactly (README, "Every proof is exact"). When no sub-solver solves the sub-model,
+        the block ends ``solver_error`` and the message says so.
         """
-        total, messages = 0.0, []
+        total, messages, claimed = 0.0, [], False
         for ss in self.subsolvers:
             if deadline is not None and time.time() >= deadline:
                 messages.append("the time limit had passed: no solve started")
@@ -233,8 +237,13 @@ class PyomoCrossSection:
             if r.has_solution:
                 return r.status, True, total, r.message, ss.name
             messages.append(f"{ss.name}: {r.status} {r.message}")
+            claimed = claimed or r.status in ("infeasible", "unbounded")
             if deadline is not None and time.time() >= deadline:
                 return "time_limit", False, total, "; ".join(messages), None
+        if claimed:
+            messages.append("a Pyomo sub-solver's infeasible/unbounded is not checked exactly here, so it proves "
+                            "nothing; a registry name ('highs', 'gurobi', ...) on a block that compiles to "
+                            "matrices gets its verdict checked")
         return "solver_error", False, total, "; ".join(messages), None
 
     def objective_value(self) -> float:
