@@ -60,7 +60,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 
 from . import status as st
 from .matrix import finite_or_big
-from .whitened import MIN_VARS, solve_daqp
+from .whitened import MIN_VARS, Whitened, WhitenedRows, solve_daqp
 
 #: ``loss(z) -> (φ(z), φ'(z), φ''(z))``, each ``(m,)``: the rows' scalar functions and derivatives.
 ScalarLoss = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -110,13 +110,21 @@ def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b:
               val: np.ndarray, d1: np.ndarray, nu: np.ndarray) -> float:
     """:func:`dual_bound` at ``z̄ = zb`` (anywhere: off the intervals too) with ``φ(z̄)``, ``φ'(z̄)`` given."""
     m = zb.size
-    nu = np.where((nu > 0) & np.isfinite(upper) | (nu < 0) & np.isfinite(lower), nu, 0.0)
-    alpha = d1 + nu
-    s = alpha - d1  # the slope of z ↦ αz − φ(z) at z̄, as computed (0 exactly where ν = 0)
+    # the rows with a multiplier (as a rule about as many as variables) on their own: elsewhere α = φ'(z̄) and the
+    # conjugate's bound is αz̄ − φ(z̄) (the slope below is 0 there); the same numbers as over every row
+    act = np.flatnonzero(nu)
+    nu_a, up_a, lo_a = nu[act], upper[act], lower[act]
+    keep = (nu_a > 0) & np.isfinite(up_a) | (nu_a < 0) & np.isfinite(lo_a)
+    act, nu_a, up_a, lo_a = act[keep], nu_a[keep], up_a[keep], lo_a[keep]
+    alpha = d1.copy()
+    alpha[act] += nu_a
+    s = alpha[act] - d1[act]  # the slope of z ↦ αz − φ(z) at z̄, as computed
     # max over the interval of s·(z − z̄): at the side s points to (negative for a z̄ beyond that side)
-    with np.errstate(invalid="ignore"):
-        extra = np.where(s > 0, s * (upper - zb), np.where(s < 0, s * (lower - zb), 0.0))
-    conj = alpha * zb - val + extra
+    zb_a = zb[act]
+    with np.errstate(invalid="ignore"):  # 0·inf where s = 0 on a free side: not taken
+        extra = np.where(s > 0, s * (up_a - zb_a), np.where(s < 0, s * (lo_a - zb_a), 0.0))
+    conj = alpha * zb - val
+    conj[act] += extra
     r = C.T @ alpha - b
     quad = (r @ r) / (2.0 * mu)
     # the sums' rounding (relative 1e-16 per term, summed over m terms at most): taken off, so the bound stays one
@@ -135,22 +143,22 @@ def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
 
 
 def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray | None,
-        options: dict[str, Any]) -> tuple[str, np.ndarray | None, np.ndarray, float]:
+        options: dict[str, Any], white: Whitened | None = None) -> tuple[str, np.ndarray | None, np.ndarray, float]:
     """``min ½yᵀHy + qᵀy, lo ≤ Cy ≤ up`` (finite bounds: ±BIG for a free side) by DAQP (from the working set
     ``sense`` when given, then from scratch): status, ``y`` (optimal only), the signed multipliers (``> 0`` upper
-    side, ``< 0`` lower), seconds. Whitened (:func:`~.whitened.solve_daqp`) from ``MIN_VARS`` variables on, and on
-    ``H`` itself again should that solve fail."""
+    side, ``< 0`` lower), seconds. Whitened (:func:`~.whitened.solve_daqp`; ``white``: as the caller whitened it)
+    from ``MIN_VARS`` variables on, and on ``H`` itself again should that solve fail."""
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
     out = solve_daqp(daqp, H, q, C, lo, up, [None] if sense is None else [sense, None], options,
-                     C.shape[1] >= MIN_VARS, (st.OPTIMAL,))
+                     white if white is not None else C.shape[1] >= MIN_VARS, (st.OPTIMAL,))
     if out.status != st.OPTIMAL or out.x is None:
         return out.status, None, np.zeros(C.shape[0]), out.wall
     return out.status, out.x, np.asarray(out.info.get("lam", np.zeros(C.shape[0])), dtype=float), out.wall
 
 
 def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray,
-                    tol: float, dual_tol: float) -> tuple[np.ndarray, np.ndarray] | None:
+                    tol: float, dual_tol: float, L: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The QP's answer ``(y, ν)`` (as :func:`_qp`) if the working set ``sense`` is its active set, else ``None``.
 
     Solves ``Hy + q + C_Wᵀλ = 0``, ``C_W y = b_W`` on the working set's rows ``W`` at their sides (Schur
@@ -159,7 +167,7 @@ def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray,
     (up to ``dual_tol``). Those together are the conditions DAQP stops on (on the same rows, scaled:
     :class:`_ScaledRows`), so the answer is the same to its tolerances (the QP is strictly convex: one minimiser).
     A Newton step's active set is most often the last step's: this replaces an active-set run that re-adds every
-    row of it one by one.
+    row of it one by one. ``L``: ``H``'s Cholesky factor when the caller has it.
     """
     w = np.flatnonzero(sense)
     if not w.size:
@@ -169,9 +177,10 @@ def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray,
     # LAPACK directly (scipy.linalg's wrappers check and copy every array: about a third of this call's time); a
     # factorisation that fails (W's rows dependent, H not positive definite) declines, and a non-finite H or q
     # gives a non-finite y, declined below
-    L, info = dpotrf(H, lower=1, clean=0)
-    if info != 0:
-        return None
+    if L is None:
+        L, info = dpotrf(H, lower=1, clean=0)
+        if info != 0:
+            return None
     sol, info = dpotrs(L, np.column_stack([A.T, q]), lower=1)
     if info != 0:
         return None
@@ -276,9 +285,10 @@ class _ScreenedRows:
         near = np.argpartition(dist, k - 1)[:k] if k < m else np.arange(m)
         self.rows[near[np.isfinite(dist[near])]] = True
 
-    def solve(self, H: np.ndarray, q: np.ndarray, sense: np.ndarray | None
+    def solve(self, H: np.ndarray, q: np.ndarray, sense: np.ndarray | None, white: WhitenedRows | None = None
               ) -> tuple[str, np.ndarray | None, np.ndarray, float]:
-        """As :func:`_qp` on every row (``sense`` over every row)."""
+        """As :func:`_qp` on every row (``sense`` over every row); ``white``: the step's rows whitened as the subsets
+        ask for them (each row once over the rounds)."""
         C, m = self.C, self.C.shape[0]
         if sense is not None:
             self.rows |= sense != 0
@@ -286,10 +296,12 @@ class _ScreenedRows:
         while True:
             idx = np.flatnonzero(self.rows)
             status, y, lam, t = _qp(H, q, C[idx], self.lo[idx], self.up[idx],
-                                    sense[idx] if sense is not None else None, self.options)
+                                    sense[idx] if sense is not None else None, self.options,
+                                    white.on(idx) if white is not None else None)
             spent += t
             if y is None:  # not settled on the subset: all rows, from scratch, as without screening
-                status, y, nu, t = _qp(H, q, C, self.lo, self.up, None, self.options)
+                status, y, nu, t = _qp(H, q, C, self.lo, self.up, None, self.options,
+                                       white.on(np.arange(m)) if white is not None else None)
                 return status, y, nu, spent + t
             r = C @ y
             bad = (np.maximum(r - self.up, self.lo - r) > self.tol) & ~self.rows
@@ -387,13 +399,18 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         if scaled is not None:
             q = g - H @ x
             t_qp = time.perf_counter()
-            known = (_on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol)
+            # the step's factor of H, for the shortcut and for DAQP's whitened rows (each row whitened once over
+            # the screening rounds)
+            white = WhitenedRows(H, q, scaled.C) if n >= MIN_VARS else None
+            known = (_on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol,
+                                     white.L if white is not None else None)
                      if sense is not None and it > 1 else None)
             if known is not None:
                 status, (y, lam), spent = st.OPTIMAL, known, time.perf_counter() - t_qp
             else:
-                status, y, lam, spent = (rows.solve(H, q, sense) if rows is not None
-                                         else _qp(H, q, scaled.C, scaled.lo, scaled.up, sense, opts))
+                status, y, lam, spent = (rows.solve(H, q, sense, white) if rows is not None
+                                         else _qp(H, q, scaled.C, scaled.lo, scaled.up, sense, opts,
+                                                  white.on(np.arange(m)) if white is not None else None))
             qp_time += spent
             if y is None:
                 if feasible:

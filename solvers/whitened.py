@@ -57,13 +57,20 @@ class Whitened:
         """The QP ``(P, q, C)`` whitened; ``None`` when ``P`` or ``q`` is not finite or ``P`` has no Cholesky factor
         with pivots above :data:`MIN_PIVOT` (relative): DAQP then gets ``P`` itself (and decides, regularises or
         fails as it always did)."""
+        factor = cls.factor(P, q)
+        if factor is None:
+            return None
+        return cls(factor[0], whiten_rows(factor[0], C), factor[1])
+
+    @staticmethod
+    def factor(P: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(L, L⁻¹q)`` as :meth:`of` makes them (``None`` where it returns ``None``), for rows whitened later."""
         if not (np.isfinite(P).all() and np.isfinite(q).all()):
             return None
         L, info = dpotrf(P, lower=1, clean=1)
         if info != 0 or np.diagonal(L).min() ** 2 < MIN_PIVOT * np.diagonal(P).max():
             return None
-        rows = np.ascontiguousarray(dtrsm(1.0, L, C, side=1, lower=1, trans_a=1))
-        return cls(L, rows, dtrtrs(L, q, lower=1)[0])
+        return L, dtrtrs(L, q, lower=1)[0]
 
     def eye(self) -> np.ndarray:
         """The identity Hessian (one array per size, shared: DAQP only reads it)."""
@@ -79,6 +86,37 @@ class Whitened:
     def to_x(self, u: np.ndarray) -> np.ndarray:
         """A whitened solution back in the QP's coordinates."""
         return dtrtrs(self.L, u, lower=1, trans=1)[0]
+
+
+def whiten_rows(L: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """The rows ``C L⁻ᵀ`` (C order), one BLAS triangular solve; each row's own (a row's numbers do not depend
+    on which other rows are solved with it)."""
+    return np.ascontiguousarray(dtrsm(1.0, L, C, side=1, lower=1, trans_a=1))
+
+
+class WhitenedRows:
+    """One QP's factor and its rows whitened as QPs on subsets of them ask for them (constraint generation: a
+    growing subset, solved again after each growth), each row once.
+
+    ``None`` from :meth:`on` when :meth:`Whitened.factor` refuses ``P`` (DAQP then gets ``P`` itself). ``L`` is the
+    factor (``None`` then), for the caller's own solves with ``P``."""
+
+    def __init__(self, P: np.ndarray, q: np.ndarray, C: np.ndarray):
+        factor = Whitened.factor(P, q)
+        self.L, self._lin = (None, None) if factor is None else factor
+        self._C = C
+        self._rows = np.empty_like(C) if factor is not None else None
+        self._done = np.zeros(C.shape[0], dtype=bool)
+
+    def on(self, idx: np.ndarray) -> Whitened | None:
+        """The QP on the rows ``idx`` (ascending indices into ``C``) whitened."""
+        if self.L is None or self._rows is None or self._lin is None:
+            return None
+        new = idx[~self._done[idx]]
+        if new.size:
+            self._rows[new] = whiten_rows(self.L, self._C[new])
+            self._done[new] = True
+        return Whitened(self.L, np.ascontiguousarray(self._rows[idx]), self._lin)
 
 
 @dataclass
@@ -97,15 +135,16 @@ class DaqpRun:
 
 
 def solve_daqp(daqp: Any, P: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-               senses: Sequence[np.ndarray | None], options: dict[str, Any], whiten: bool,
+               senses: Sequence[np.ndarray | None], options: dict[str, Any], whiten: bool | Whitened | None,
                stop: Collection[str]) -> DaqpRun:
     """``min ½xᵀPx + qᵀx  s.t.  lower ≤ Cx ≤ upper`` (finite bounds) by DAQP, from each working set of ``senses`` in
     turn (DAQP's ``sense`` arrays, copied: DAQP writes into them; ``None``: from scratch) until a run ends in ``stop``.
-    Whitened when ``whiten`` and :meth:`Whitened.of` takes ``P``; a whitened solve that ends neither optimal nor out of
-    time is done again, every start, on ``P`` itself. A ``primal_start`` in ``options`` is in ``x``'s coordinates.
-    The one DAQP loop of the unit blocks' batches (:mod:`.batched_qp`) and the Newton steps (:mod:`.newton_qp`)."""
+    Whitened when ``whiten`` is true and :meth:`Whitened.of` takes ``P``, or as given (a :class:`Whitened` of this QP,
+    from :class:`WhitenedRows`); a whitened solve that ends neither optimal nor out of time is done again, every start,
+    on ``P`` itself. A ``primal_start`` in ``options`` is in ``x``'s coordinates. The one DAQP loop of the unit
+    blocks' batches (:mod:`.batched_qp`) and the Newton steps (:mod:`.newton_qp`)."""
     t0 = time.perf_counter()
-    white = Whitened.of(P, q, C) if whiten else None
+    white = whiten if isinstance(whiten, Whitened) else Whitened.of(P, q, C) if whiten else None
     out = DaqpRun(st.SOLVER_ERROR)
     out.wall = out.daqp_time = time.perf_counter() - t0
     _runs(daqp, P, q, C, lower, upper, senses, options, white, stop, out)
@@ -142,4 +181,4 @@ def _runs(daqp: Any, P: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndar
             break
 
 
-__all__ = ["MIN_PIVOT", "MIN_VARS", "DaqpRun", "Whitened", "solve_daqp"]
+__all__ = ["MIN_PIVOT", "MIN_VARS", "DaqpRun", "Whitened", "WhitenedRows", "solve_daqp", "whiten_rows"]

@@ -341,13 +341,13 @@ def test_a_given_working_set_joins_the_rows_the_start_lies_on(monkeypatch):
     calls = []  # ("shortcut" | "daqp", sense) in order
     real_short, real_solve = newton_qp._on_working_set, newton_qp._ScreenedRows.solve
 
-    def spy_short(H, q, C_, lo, up, sense, tol, dual_tol):
+    def spy_short(H, q, C_, lo, up, sense, *rest):
         calls.append(("shortcut", sense.copy()))
-        return real_short(H, q, C_, lo, up, sense, tol, dual_tol)
+        return real_short(H, q, C_, lo, up, sense, *rest)
 
-    def spy_solve(self, H, q, sense):
+    def spy_solve(self, H, q, sense, *rest):
         calls.append(("daqp", None if sense is None else sense.copy()))
-        return real_solve(self, H, q, sense)
+        return real_solve(self, H, q, sense, *rest)
 
     monkeypatch.setattr(newton_qp, "_on_working_set", spy_short)
     monkeypatch.setattr(newton_qp._ScreenedRows, "solve", spy_solve)
@@ -379,6 +379,29 @@ def test_whitened_newton_qps_end_where_daqp_on_the_hessian_ends(monkeypatch, scr
     assert white.value == pytest.approx(plain.value, abs=1e-10)
     np.testing.assert_allclose(white.x, plain.x, atol=1e-7)
     assert white.bound <= plain.value + 1e-10 and plain.bound <= white.value + 1e-10
+
+
+def test_whitened_rows_whiten_each_row_once_and_agree_with_a_whole_whitening(monkeypatch):
+    """The screening rounds of one Newton step solve QPs on growing subsets of the same rows: each row is whitened
+    the first time a subset holds it (one triangular solve for the new rows), and the subset's whitened QP is the
+    one :meth:`Whitened.of` makes of it."""
+    rng = np.random.default_rng(3)
+    n, m = 40, 120
+    R = rng.standard_normal((200, n))
+    P, q, C = R.T @ R + 1e-3 * np.eye(n), rng.standard_normal(n), rng.standard_normal((m, n))
+    subsets = [np.arange(0, m, 3), np.arange(0, m, 2), np.arange(m)]  # overlapping, growing
+    wants = [whitened.Whitened.of(P, q, C[idx]) for idx in subsets]
+    whitened_now = []
+    real = whitened.whiten_rows
+    monkeypatch.setattr(whitened, "whiten_rows", lambda L, rows: whitened_now.append(len(rows)) or real(L, rows))
+    rows = whitened.WhitenedRows(P, q, C)
+    for idx, want in zip(subsets, wants):
+        got = rows.on(idx)
+        np.testing.assert_allclose(got.rows, want.rows, rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(got.L, want.L)
+        np.testing.assert_array_equal(got.lin, want.lin)
+    assert whitened_now == [40, 40, 40]  # rows 0, 3, ...; then the even ones not yet whitened; then the rest
+    assert whitened.WhitenedRows(np.zeros((n, n)), q, C).on(subsets[0]) is None  # no factor: DAQP gets P itself
 
 
 def test_a_failed_whitened_newton_qp_is_redone_on_the_hessian(monkeypatch):
