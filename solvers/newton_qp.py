@@ -71,6 +71,12 @@ _ARMIJO = 1e-4
 #: Screening (:class:`_ScreenedRows`): the rows nearest the start per variable, and the fewest rows worth it.
 SCREEN_START = 4
 SCREEN_MIN_ROWS = 200
+#: A given start Hessian (``solve_separable``'s ``curvature``) is corrected on the rows whose ``φ''`` differs when they
+#: are at most this share of the rows with curvature (the correction costs ``2·rows·n²``, forming it ``nz·n²``).
+HESSIAN_UPDATE = 0.25
+
+#: ``(H, φ'')`` at a solve's start: its first step's Hessian and the rows' second derivatives it was formed from.
+Curvature = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -79,7 +85,9 @@ class NewtonOutcome:
 
     ``value`` is ``Φ(x)``, ``bound`` a proven lower bound of ``min Φ`` (``-inf`` when none was found),
     ``start_value`` is ``Φ(x0)`` (feasible or not), ``working`` the last step's working set (DAQP's ``sense`` per
-    row; ``None`` when it had no active row), a warm start for a later solve with the same rows,
+    row; ``None`` when it had no active row), a warm start for a later solve with the same rows, and
+    ``start_curvature`` the first step's Hessian with the ``φ''`` it came from (``None`` without a step), for a
+    later solve from the same point (:func:`solve_separable`'s ``curvature``);
     ``status`` ``"optimal"`` when ``value − bound`` reached the target, ``"optimal_inaccurate"`` when the
     iterations ran out first (``x`` is still feasible and ``bound`` still valid), or DAQP's status when a
     step failed before a feasible point was reached (``x`` is then ``None``).
@@ -94,6 +102,7 @@ class NewtonOutcome:
     wall_time: float
     start_value: float = float("nan")
     working: np.ndarray | None = None
+    start_curvature: Curvature | None = None
 
 
 def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray,
@@ -140,6 +149,21 @@ def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
     H = R.T @ R
     H[np.diag_indices(C.shape[1])] += mu
     return H
+
+
+def _corrected_hessian(C: np.ndarray, d2: np.ndarray, mu: float, given: Curvature) -> np.ndarray:
+    """:func:`_hessian` from a given one (same rows, same ``μ``, formed from ``φ''`` = ``given[1]``), corrected by
+    ``Σ (φ''_i − φ''⁰_i) c_i c_iᵀ`` over the rows where the two differ, when those are few (else formed anew)."""
+    H0, d0 = given
+    n = C.shape[1]
+    if H0.shape != (n, n) or d0.shape != d2.shape:
+        return _hessian(C, d2, mu)
+    diff = d2 - d0
+    rows = np.flatnonzero(diff)
+    if rows.size > HESSIAN_UPDATE * np.count_nonzero(d2):
+        return _hessian(C, d2, mu)
+    Cr = C[rows]
+    return H0 + Cr.T @ (Cr * diff[rows, None])
 
 
 def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray | None,
@@ -324,7 +348,7 @@ def _evaluate(loss: ScalarLoss, C: np.ndarray, mu: float, b: np.ndarray, x: np.n
 def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray, loss: ScalarLoss,
                     x0: np.ndarray, *, target: float = 0.0, max_iter: int = 50,
                     options: dict[str, Any] | None = None, screen: bool | None = None,
-                    working: np.ndarray | None = None) -> NewtonOutcome:
+                    working: np.ndarray | None = None, curvature: Curvature | None = None) -> NewtonOutcome:
     """Minimise ``Σ φ_i(c_iᵀx) + (μ/2)‖x‖² − bᵀx`` on ``lower ≤ Cx ≤ upper`` (module docstring).
 
     Parameters
@@ -355,6 +379,12 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         of a problem with the same rows), besides the rows the start lies on (those keep their side); used whether
         the start is feasible or not, unless the union has more rows than variables. Only where to start: the
         answer does not depend on it.
+    curvature : (H, φ'') at ``x0``, optional
+        The first step's Hessian and the ``φ''`` it came from of a problem with the same rows and ``μ`` at the same
+        start whose loss differs on some rows (an earlier solve's :attr:`NewtonOutcome.start_curvature`: the own
+        piece's, for a solve on the neighbouring piece): the first step corrects it on the rows whose ``φ''``
+        differs, when they are few (:data:`HESSIAN_UPDATE`), instead of forming it again. A Hessian only shapes
+        the steps: the bound does not depend on it.
     """
     t_start = time.perf_counter()
     C = np.ascontiguousarray(C, dtype=float)
@@ -393,9 +423,12 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         if sense is not None and (np.count_nonzero(sense) > n or not sense.any()):
             sense = None
     qp_time, it, prev_gap = 0.0, 0, np.inf
+    start_curvature: Curvature | None = None
     for it in range(1, max_iter + 1):
         g = C.T @ d1 + mu * x - b
-        H = _hessian(C, d2, mu)
+        H = _corrected_hessian(C, d2, mu, curvature) if it == 1 and curvature is not None else _hessian(C, d2, mu)
+        if it == 1:
+            start_curvature = (H, d2)
         if scaled is not None:
             q = g - H @ x
             t_qp = time.perf_counter()
@@ -448,7 +481,8 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         prev_gap = min(prev_gap, gap)
     best = min(best, value)  # Φ at a feasible point bounds the optimum from above: a bound above it is rounding
     status = st.OPTIMAL if value - best <= target else st.OPTIMAL_INACCURATE
-    return NewtonOutcome(status, x, value, best, it, qp_time, time.perf_counter() - t_start, start_value, sense)
+    return NewtonOutcome(status, x, value, best, it, qp_time, time.perf_counter() - t_start, start_value, sense,
+                         start_curvature)
 
 
-__all__ = ["NewtonOutcome", "ScalarLoss", "dual_bound", "solve_separable"]
+__all__ = ["Curvature", "NewtonOutcome", "ScalarLoss", "dual_bound", "solve_separable"]

@@ -404,6 +404,32 @@ def test_whitened_rows_whiten_each_row_once_and_agree_with_a_whole_whitening(mon
     assert whitened.WhitenedRows(np.zeros((n, n)), q, C).on(subsets[0]) is None  # no factor: DAQP gets P itself
 
 
+def test_a_given_start_hessian_is_corrected_on_the_rows_whose_curvature_differs():
+    """``_corrected_hessian`` is ``_hessian`` (to rounding) from a Hessian of the same rows whose ``φ''`` differs on
+    a few rows, and forms it anew when many differ; a solve given such a start Hessian ends where a cold one does."""
+    C, lower, upper, mu, b, a, v, w = _large_instance(5)
+    rng = np.random.default_rng(8)
+    d0 = rng.uniform(0, 1, C.shape[0]) * (rng.random(C.shape[0]) < 0.8)
+    given = (newton_qp._hessian(C, d0, mu), d0)
+    for share in (0.02, 0.9):
+        d2 = d0.copy()
+        flip = rng.random(C.shape[0]) < share
+        d2[flip] = rng.uniform(0, 1, flip.sum())
+        got, want = newton_qp._corrected_hessian(C, d2, mu, given), newton_qp._hessian(C, d2, mu)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    phi = _logistic_rows(a, v, w)
+    x0 = np.zeros(C.shape[1])
+    lower, upper = np.minimum(lower, 0.0), np.maximum(upper, 0.0)
+    cold = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11)
+    assert cold.start_curvature is not None
+    other = _logistic_rows(a, v * np.where(np.arange(C.shape[0]) < 5, 2.0, 1.0), w)  # 5 rows' loss differs
+    moved = solve_separable(C, lower, upper, mu, b, other, x0, target=1e-11)
+    warmed = solve_separable(C, lower, upper, mu, b, other, x0, target=1e-11, curvature=cold.start_curvature)
+    assert warmed.status == moved.status == "optimal"
+    assert warmed.value == pytest.approx(moved.value, abs=1e-10)
+    assert warmed.bound <= moved.value + 1e-10 and moved.bound <= warmed.value + 1e-10
+
+
 def test_a_failed_whitened_newton_qp_is_redone_on_the_hessian(monkeypatch):
     """Newton QPs with a nearly singular Hessian (few rows with curvature, weight decay 1e-14) and ``x = 0`` inside
     every interval: with the pivot guard off, some whitened DAQP solves fail; each is solved again on ``H`` itself,

@@ -56,6 +56,42 @@ def test_own_piece_solves_leave_one_warm_start_per_unit_for_the_neighbouring_one
             assert b.value == pytest.approx(a.value, rel=1e-9)
 
 
+def test_a_neighbouring_piece_solve_starts_from_its_own_piece_solves_hessian(monkeypatch):
+    """Unit by unit (as a Gauss–Seidel step: own piece, then across its boundary, from the same point): the
+    neighbouring piece's first Hessian is the own piece's corrected on the rows whose ``φ''`` differs, and the
+    answers are those of a cold solve. One Hessian is kept: the last own-piece solve's, for its unit and point."""
+    from multiconvex.solvers import newton_qp
+
+    X = np.random.default_rng(0).standard_normal((N, 3))
+    y = np.argmax(X @ np.random.default_rng(1).standard_normal((3, 3)), 1)
+    Xt, Tt = torch.as_tensor(X), torch.as_tensor(encode_targets(ARCH, y))
+    params = init_params(ARCH, 0, Xt.device)
+    W, bias = params[0]
+    bias.copy_(-(Xt[0] @ W.T))  # sample 0 on every first-layer unit's kink: the neighbouring piece flips it
+    _, pre, inputs = forward(ARCH, params, Xt)
+    corrected = []
+    real = newton_qp._corrected_hessian
+    monkeypatch.setattr(newton_qp, "_corrected_hessian",
+                        lambda C, d2, mu, given: corrected.append(np.count_nonzero(d2 - given[1])) or
+                        real(C, d2, mu, given))
+    warm = WarmStarts()
+    for u in range(ARCH.sizes[1]):
+        own = smooth_batch(ARCH, params, Tt, 0, pre, inputs, units=[u])
+        across = smooth_batch(ARCH, params, Tt, 0, pre, inputs, units=[u], flip_boundary=True)
+        solve_smooth_units(ARCH, own, 1.0, N, 1e-2, 0.0, warm=warm)
+        key, point = (0, u, N), own.theta0[0].tobytes()
+        assert warm.curvature(key, point) is not None and warm.curvature((0, u + 1, N), point) is None
+        assert warm.curvature(key, b"another point") is None
+        before = len(corrected)
+        warmed = solve_smooth_units(ARCH, across, 1.0, N, 1e-2, 0.0, warm=warm)[0]
+        cold = solve_smooth_units(ARCH, across, 1.0, N, 1e-2, 0.0)[0]
+        assert len(corrected) == before + 1  # the warm solve's first step, not the cold one's
+        assert warmed.status == cold.status
+        if cold.x is not None:
+            assert warmed.value == pytest.approx(cold.value, rel=1e-9)
+    assert 0 < min(corrected) and max(corrected) < N // 10  # a few rows differ: the flipped sample's
+
+
 def test_problems_of_the_same_shape_solved_in_threads_take_their_serial_paths():
     """Two problems of the same shape at the same point, each solved three times at once in worker threads, each
     run with its problem's own warm starts: every run repeats that problem's serial run exactly."""

@@ -47,7 +47,7 @@ from scipy.special import expit, log_expit
 from ..errors import InvalidInputError
 from ..solvers import dispatch
 from ..solvers import status as st
-from ..solvers.newton_qp import ScalarLoss, solve_separable
+from ..solvers.newton_qp import Curvature, ScalarLoss, solve_separable
 from .batched import PieceContext, piece_context, unit_batch
 from .network import Architecture, Params
 from .torch_threads import one_torch_thread
@@ -109,6 +109,11 @@ class WarmStarts:
     Newton step's QP starts from scratch. Measured on a digits ``[64, 64, 64, 10]`` sweep: 10 % fewer DAQP
     iterations. Only a start: a wrong one costs active-set steps, never the answer.
 
+    The last own-piece solve's first Hessian is kept too, with the ``φ''`` it came from (one: a Gauss–Seidel step
+    solves the neighbouring piece right after the own one; each holds ``n² + N`` floats): the neighbouring piece's
+    loss differs on its flipped samples' rows only, so its first Hessian is that one corrected on those rows
+    (:func:`~multiconvex.solvers.newton_qp.solve_separable`'s ``curvature``).
+
     One per problem (the form that owns the problem keeps its own), so that two problems of the same
     shape at the same point never read each other's entries and a run's path does not depend on what else ran in
     the process. Safe to share between threads: every access holds a lock. The least recently written entry goes
@@ -127,15 +132,17 @@ class WarmStarts:
             raise InvalidInputError(f"WarmStarts: size={size!r}; give a positive number of entries")
         self.size = size
         self._entries: OrderedDict[tuple[int, int, int], tuple[bytes, np.ndarray, np.ndarray]] = OrderedDict()
+        self._curvature: tuple[tuple[int, int, int], bytes, Curvature] | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def put(self, key: tuple[int, int, int], point: bytes, working: np.ndarray | None) -> None:
+    def put(self, key: tuple[int, int, int], point: bytes, working: np.ndarray | None,
+            curvature: Curvature | None = None) -> None:
         """Keep ``working`` (DAQP's ``sense`` per row, ``None`` for none active) of the own-piece solve of ``key``
-        at ``point``, as its most recent entry."""
+        at ``point``, as its most recent entry, and its first step's ``curvature`` as the one kept."""
         rows = np.flatnonzero(working) if working is not None else np.zeros(0, dtype=np.int64)
         senses = working[rows] if working is not None else np.zeros(0, dtype=np.int32)
         with self._lock:
@@ -143,6 +150,14 @@ class WarmStarts:
             self._entries[key] = (point, rows, senses)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+            self._curvature = (key, point, curvature) if curvature is not None else None
+
+    def curvature(self, key: tuple[int, int, int], point: bytes) -> Curvature | None:
+        """The first Hessian (with its ``φ''``) of the own-piece solve of ``key`` at ``point``, if that was the
+        last own-piece solve kept, else ``None``."""
+        with self._lock:
+            kept = self._curvature
+        return kept[2] if kept is not None and kept[0] == key and kept[1] == point else None
 
     def get(self, key: tuple[int, int, int], point: bytes) -> np.ndarray | None:
         """The working set (DAQP's ``sense`` per row, over ``key``'s ``samples`` rows) of the own-piece solve of
@@ -333,10 +348,11 @@ def _solve_one(arch: Architecture, batch: SmoothUnitBatch, i: int, f0: float, n_
 
     key, point = (batch.layer, batch.units[i], N), theta0.tobytes()
     start = warm.get(key, point) if warm is not None and batch.neighbour else None
+    curvature = warm.curvature(key, point) if warm is not None and batch.neighbour else None
     res = solve_separable(C, lo, hi, mu, b, phi, theta0, target=GAP_RTOL * abs(f0), max_iter=MAX_NEWTON,
-                          options=options, working=start)
+                          options=options, working=start, curvature=curvature)
     if warm is not None and not batch.neighbour:
-        warm.put(key, point, res.working)
+        warm.put(key, point, res.working, res.start_curvature)
     # Φ = main + (ρ/2)‖x‖² − ρθ⁰·x: at θ⁰ main is Φ + (ρ/2)‖θ⁰‖² (the solve evaluated Φ there)
     const = f0 - (res.start_value + 0.5 * prox * float(theta0 @ theta0))
     wall = time.perf_counter() - t0
