@@ -109,7 +109,8 @@ def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.nda
                z: np.ndarray, nu: np.ndarray) -> float:
     """``D(α)`` (module docstring) at ``α = φ'(z̄) + ν``, ``z̄ = clip(z)``: a lower bound of ``min Φ`` for any
     ``z`` and ``ν`` (``ν_i > 0`` is kept only where ``upper_i`` is finite, ``ν_i < 0`` where ``lower_i`` is). The
-    clip only tightens it: :func:`_bound_at` holds at any ``z̄``."""
+    clipped ``z̄`` is one choice: :func:`_bound_at` holds at any ``z̄`` (at ``z`` itself a different, equally valid
+    bound, as a rule within rounding of this one when ``z`` lies a rounding error off its interval)."""
     zb = np.clip(z, lower, upper)
     val, d1, _ = loss(zb)
     return _bound_at(C, lower, upper, mu, b, zb, val, d1, nu)

@@ -404,19 +404,26 @@ def test_whitened_rows_whiten_each_row_once_and_agree_with_a_whole_whitening(mon
     assert whitened.WhitenedRows(np.zeros((n, n)), q, C).on(subsets[0]) is None  # no factor: DAQP gets P itself
 
 
-def test_a_given_start_hessian_is_corrected_on_the_rows_whose_curvature_differs():
+def test_a_given_start_hessian_is_corrected_on_the_rows_whose_curvature_differs(monkeypatch):
     """``_corrected_hessian`` is ``_hessian`` (to rounding) from a Hessian of the same rows whose ``φ''`` differs on
-    a few rows, and forms it anew when many differ; a solve given such a start Hessian ends where a cold one does."""
+    a few rows, without forming it, and forms it anew when many differ; a solve given such a start Hessian ends where
+    a cold one does."""
     C, lower, upper, mu, b, a, v, w = _large_instance(5)
     rng = np.random.default_rng(8)
     d0 = rng.uniform(0, 1, C.shape[0]) * (rng.random(C.shape[0]) < 0.8)
     given = (newton_qp._hessian(C, d0, mu), d0)
-    for share in (0.02, 0.9):
+    real, formed = newton_qp._hessian, []
+    monkeypatch.setattr(newton_qp, "_hessian", lambda *args: formed.append(1) or real(*args))
+    for share, forms in ((0.02, False), (0.9, True)):
         d2 = d0.copy()
         flip = rng.random(C.shape[0]) < share
         d2[flip] = rng.uniform(0, 1, flip.sum())
-        got, want = newton_qp._corrected_hessian(C, d2, mu, given), newton_qp._hessian(C, d2, mu)
+        formed.clear()
+        got = newton_qp._corrected_hessian(C, d2, mu, given)
+        assert bool(formed) == forms  # corrected from the given one, or formed anew
+        want = real(C, d2, mu)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    monkeypatch.setattr(newton_qp, "_hessian", real)
     phi = _logistic_rows(a, v, w)
     x0 = np.zeros(C.shape[1])
     lower, upper = np.minimum(lower, 0.0), np.maximum(upper, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 import cvxpy as cp
 import numpy as np
@@ -238,6 +239,17 @@ def test_unknown_subsolver_lists_what_is_available(capfd):
     # and nothing else: not Pyomo's traceback for the missing executable, nor the probes' licence-counter warnings
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err and "release_license" not in out + err and "asl" not in out + err
+
+
+def test_a_known_sub_solver_that_cannot_run_here_says_pyomos_reason():
+    """A name Pyomo knows (a plugin, or ``interface:solver``) whose executable is missing: the error quotes Pyomo's
+    reason, which its log would have shown (``asl:…`` is not "no plugin of that name")."""
+    with pytest.raises(mc.SolverUnavailableError,
+                       match=r"'asl:no_such_solver' is not available here \(Pyomo: .*'no_such_solver' executable"):
+        pyo.SolverFactory("multiconvex", subsolver="asl:no_such_solver").solve(user_bilinear())
+    if shutil.which("glpsol") is None:
+        with pytest.raises(mc.SolverUnavailableError, match=r"'glpk' is not available here \(Pyomo: .*'glpsol'"):
+            pyo.SolverFactory("multiconvex", subsolver="glpk").solve(user_bilinear())
 
 
 def test_missing_licence_is_a_clear_error_before_any_solve():

@@ -239,12 +239,8 @@ class PyomoCrossSection:
             messages.append(f"{ss.name}: {r.status} {r.message}")
             claimed = claimed or r.status in ("infeasible", "unbounded")
             if deadline is not None and time.time() >= deadline:
-                return "time_limit", False, total, "; ".join(messages), None
-        if claimed:
-            messages.append("a Pyomo sub-solver's infeasible/unbounded is not checked exactly here, so it proves "
-                            "nothing; a registry name ('highs', 'gurobi', ...) on a block that compiles to "
-                            "matrices gets its verdict checked")
-        return "solver_error", False, total, "; ".join(messages), None
+                return "time_limit", False, total, "; ".join(messages + _unchecked(claimed)), None
+        return "solver_error", False, total, "; ".join(messages + _unchecked(claimed)), None
 
     def objective_value(self) -> float:
         """The sub-model's objective at its solution, without any proximal term."""
@@ -343,3 +339,11 @@ def _nonnegative_number(e) -> bool:
 def _short(obj: Any, n: int = 160) -> str:
     s = str(obj)
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _unchecked(claimed: bool) -> list[str]:
+    """The note for a failed block whose sub-solvers said infeasible or unbounded (none, otherwise)."""
+    if not claimed:
+        return []
+    return ["a Pyomo sub-solver's infeasible/unbounded is not checked exactly here, so it proves nothing; a registry "
+            "name ('highs', 'gurobi', ...) on a block that compiles to matrices gets its verdict checked"]

@@ -238,11 +238,19 @@ class SubSolver:
         log = io.StringIO()
         with LoggingIntercept(log, "pyomo"):
             self.opt = self._new()
-            ok = bool(self.opt.available()) if self.kind == "v2" else bool(self.opt.available(exception_flag=False))
+            avail = self.opt.available() if self.kind == "v2" else self.opt.available(exception_flag=False)
+            ok = bool(avail)
         if not ok:
-            known = self.kind == "v2" or self.name in pyo.SolverFactory
-            why = "" if known else (f" (Pyomo has no solver plugin named {self.name!r}, and no executable of that "
-                                    "name for its AMPL interface was found)")
+            # "asl:ipopt", "gams:cplex": an interface and its solver; Pyomo knows the name by its interface
+            known = self.kind == "v2" or self.name.split(":", 1)[0] in pyo.SolverFactory
+            said = next((line.strip() for line in log.getvalue().splitlines() if line.strip()), "")
+            if not said and self.kind == "v2":  # the new interface logs nothing: its availability says why
+                said = f"its availability is {getattr(avail, 'name', avail)}"
+            if not known:
+                why = (f" (Pyomo has no solver plugin named {self.name!r}, and no executable of that name for its AMPL "
+                       "interface was found)")
+            else:  # Pyomo's own reason (a missing executable, a library it could not load), first line
+                why = f" (Pyomo: {said})" if said else ""
             raise SolverUnavailableError(
                 f"Pyomo sub-solver {self.name!r} is not available here{why}; available: "
                 f"{', '.join(available_pyomo_solvers()) or 'none'} (any Pyomo solver name is accepted).")
