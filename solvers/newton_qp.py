@@ -154,10 +154,13 @@ def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
 
 def _corrected_hessian(C: np.ndarray, d2: np.ndarray, mu: float, given: Curvature) -> np.ndarray:
     """:func:`_hessian` from a given one (same rows, same ``μ``, formed from ``φ''`` = ``given[1]``), corrected by
-    ``Σ (φ''_i − φ''⁰_i) c_i c_iᵀ`` over the rows where the two differ, when those are few (else formed anew)."""
+    ``Σ (φ''_i − φ''⁰_i) c_i c_iᵀ`` over the rows where the two differ, when those are few and ``μ`` is not tiny
+    against ``H`` (else formed anew)."""
     H0, d0 = given
     n = C.shape[1]
-    if H0.shape != (n, n) or d0.shape != d2.shape:
+    # the correction subtracts terms of H0: its rounding (~n·eps·max H0) must stay far below μ, the least eigenvalue
+    # of H, or the corrected matrix need not be positive definite
+    if H0.shape != (n, n) or d0.shape != d2.shape or not mu >= 1e-10 * float(np.diagonal(H0).max()):
         return _hessian(C, d2, mu)
     diff = d2 - d0
     rows = np.flatnonzero(diff)

@@ -423,6 +423,9 @@ def test_a_given_start_hessian_is_corrected_on_the_rows_whose_curvature_differs(
         assert bool(formed) == forms  # corrected from the given one, or formed anew
         want = real(C, d2, mu)
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    formed.clear()  # a μ tiny against H: subtracting terms could leave it indefinite by rounding, so formed anew
+    newton_qp._corrected_hessian(C, d0, 1e-14, (real(C, d0, 1e-14), d0))
+    assert formed
     monkeypatch.setattr(newton_qp, "_hessian", real)
     phi = _logistic_rows(a, v, w)
     x0 = np.zeros(C.shape[1])
