@@ -10,6 +10,7 @@ path of renamed parameters (``seed`` → ``random_state``, fit-time ``solver=`` 
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,9 +37,14 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     ``NMF`` warn at their ``max_iter``): the returned point is the best so far, its certificate in
     ``result_.certificate``."""
     if result.status in ("iteration_limit", "time_limit"):
-        warnings.warn(f"{type(estimator).__name__}: the fit ended {result.status} ({result.message}) without a "
-                      "certified end point; increase max_iter or time_limit (result_.certificate has the block gaps "
-                      "at the returned point).", ConvergenceWarning, stacklevel=stacklevel)
+        # the drivers' words name their own option (max_iters=); the estimator's are max_iter (a hybrid's block phase:
+        # block_iters), so the count alone is said
+        said = re.sub(r"max_iters=(\d+) iterations", r"\1 iterations", str(result.message))
+        hybrid = "+" in str(getattr(estimator, "algorithm", ""))
+        limits = "max_iter, block_iters or time_limit" if hybrid else "max_iter or time_limit"
+        warnings.warn(f"{type(estimator).__name__}: the fit ended {result.status} ({said}) without a certified end "
+                      f"point; increase {limits} (result_.certificate has the block gaps at the returned point).",
+                      ConvergenceWarning, stacklevel=stacklevel)
 
 
 class NotFittedError(SklearnNotFittedError, InvalidInputError):

@@ -374,7 +374,7 @@ class _Driver:
                     # before judging failed solves: after the deadline solves end time_limit or do not start;
                     # a backend handed the time left may stop a moment before the deadline itself (a user's own
                     # per-solve time limit far from the run's deadline is a solver failure, not the run's limit)
-                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
                     no_gaps = "the time limit had passed"
                     self._record(history, it, t0, st, step, bar)
                     break
@@ -393,7 +393,7 @@ class _Driver:
                         break
                     step = check
                     if _past(deadline):  # the check pass was cut short: its blocks not solved did not fail
-                        status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                        status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
                         no_gaps = "the time limit had passed"
                         self._record(history, it, t0, st, step, bar)
                         break
@@ -426,7 +426,7 @@ class _Driver:
                     logger.info(message)
                     break
                 if _past(deadline):
-                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
                     no_gaps = "the time limit had passed"
                     break
         except KeyboardInterrupt:

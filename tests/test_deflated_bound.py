@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from models import svt_optimum
 from multiconvex.globalopt.deflated_bound import deflated_spectral_bound
 from multiconvex.globalopt.grow import GrowOptions, grow
 from multiconvex.globalopt.mf_polar import mf_polar
 from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
 from multiconvex.globalopt.spectral_bound import UNIT_ROUNDOFF
+from multiconvex.models import svt_optimum
 
 
 def spectrum_matrix(m, n, s, seed):

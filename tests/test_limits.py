@@ -121,6 +121,16 @@ def test_a_time_limit_keeps_the_best_point_and_claims_no_gaps(algorithm):
     assert set(res.certificate.block_gaps) == {"U", "V"}
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
     assert not res.certificate.is_partial_minimum and "not computed" in res.message
+    assert "stopped at time_limit=0.3s (building the blocks took" in res.message  # the caller's limit
+
+
+def test_a_time_limit_shorter_than_building_the_blocks_says_the_callers_limit():
+    """The driver gets what is left of the limit after the blocks are built (here nothing): the message says the
+    caller's limit (it read ``time_limit=0.0s``)."""
+    prob, U, V = nonnegative_factorization(60, 40, 4)
+    res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, time_limit=1e-4)
+    assert res.status == "time_limit"
+    assert "stopped at time_limit=0.0001s (building the blocks took" in res.message and "=0.0s" not in res.message
 
 
 @pytest.mark.slow

@@ -11,13 +11,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from models import svt_optimum
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.globalopt import mf_problem
 from multiconvex.globalopt.grow import GrowOptions, grow
 from multiconvex.globalopt.mf_expanded import CHUNK, FactorizationValues, chunked_product, tree_sum
 from multiconvex.globalopt.mf_problem import MFForm, MFGrowProblem, MFState
 from multiconvex.globalopt.spectral_bound import gamma
+from multiconvex.models import svt_optimum
 
 
 def exact_objective(Y, U, V, lam) -> Fraction:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from models import MatrixFactorization, svt_optimum
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt import patterns as pm
 from multiconvex.globalopt.certificate import dual_lower_bound
@@ -27,6 +26,7 @@ from multiconvex.globalopt.pattern_proof import (
 )
 from multiconvex.globalopt.patterns import count_patterns_upper_bound, enumerate_patterns
 from multiconvex.globalopt.spectral_bound import UNIT_ROUNDOFF, prove_spectral_bound
+from multiconvex.models import MatrixFactorization, svt_optimum
 
 KINDS = ("noise", "low_rank", "repeated", "spiked", "tiny_rank_one")
 

@@ -167,9 +167,14 @@ def test_a_fit_stopped_at_max_iter_warns_like_scikit_learn_and_a_converged_one_d
     for est, data in [(ReLURegressor([4], max_iter=2, random_state=0, device="cpu"), (X, y)),
                       (MatrixFactorization(n_components=2, max_iter=2, random_state=0), (X,)),
                       (NonnegativeMatrixFactorization(n_components=2, max_iter=2, random_state=0), (np.abs(X),))]:
-        with pytest.warns(ConvergenceWarning, match="iteration_limit"):
+        with pytest.warns(ConvergenceWarning, match="iteration_limit") as caught:
             est.fit(*data)
         assert est.result_.status == "iteration_limit"
+        text = str(caught[0].message)  # the estimator's own parameter names, not the drivers' (max_iters)
+        assert "max_iters" not in text and "increase max_iter or time_limit" in text
+    hybrid = ReLURegressor([4], max_iter=2, algorithm="adam+gauss-seidel", block_iters=2, random_state=0, device="cpu")
+    with pytest.warns(ConvergenceWarning, match="increase max_iter, block_iters or time_limit"):
+        hybrid.fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         done = MatrixFactorization(n_components=2, max_iter=500, random_state=0).fit(X)

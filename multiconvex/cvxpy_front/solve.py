@@ -159,15 +159,17 @@ def solve(
     x0 = form.initial_point(seed, init)
     ex = make_executor(executor, workers)
     _configure_logging(verbose)
+    # the limit covers the whole call: building the blocks counts
+    left = None if time_limit is None else max(0.0, float(time_limit) - form.build_time)
     try:
         res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
-                                          # the limit covers the whole call: building the blocks counts
-                                          time_limit=None if time_limit is None else
-                                          max(0.0, float(time_limit) - form.build_time),
-                                          prox=float(prox), executor=ex,
+                                          time_limit=left, prox=float(prox), executor=ex,
                                           verbose=verbose, progress=progress, callback=callback))
     finally:
         ex.close()
+    if left is not None and res.status == "time_limit":  # the caller's limit, not what the driver had left of it
+        res.message = res.message.replace(f"time_limit={left:g}s", f"time_limit={float(time_limit):g}s (building "
+                                          f"the blocks took {form.build_time:.2g}s)")
     res.build_time = form.build_time
     res.total_time += form.build_time
     res.info["blocks"] = [b.name for b in form.blocks]

@@ -253,7 +253,7 @@ def grow(problem: SubnetworkProblem, state: Any, opts: GrowOptions) -> tuple[Res
     gaps: dict[str, float] = {}
     status, message = "iteration_limit", f"stopped after max_rounds={opts.max_rounds} rounds"
     cut = ""  # why no polar or certificate pass may run any more (the time limit, Ctrl-C); "" while they may
-    timed_out = f"stopped at time_limit={opts.time_limit}s"
+    timed_out = f"stopped at time_limit={opts.time_limit:g}s" if opts.time_limit is not None else ""
     total_iters = 0
     rnd = 0
     snapshot = None

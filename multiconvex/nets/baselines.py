@@ -192,7 +192,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     status, message = "interrupted", "stopped by the callback"
                     break
             if deadline is not None and time.perf_counter() > deadline:
-                status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s"
+                status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
                 break
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user (Ctrl-C)"

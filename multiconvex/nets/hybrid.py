@@ -367,7 +367,7 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                                                        "layer step") + "; block gaps not computed", info=info)
     status, message = last.status, last.message
     if out_of_time:  # no step since the last round's certifying pass: its gaps are this point's
-        status, message = "time_limit", f"stopped at time_limit={opts.time_limit}s (the gaps are the last round's)"
+        status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s (the gaps are the last round's)"
     return Result(objective=last.objective, status=status, iterations=history[-1].iteration, history=history,
                   solver_time=solver_time, total_time=time.perf_counter() - t0, certificate=last.certificate,
                   values=last.values, algorithm=opts.algorithm, backends_used=backends,
