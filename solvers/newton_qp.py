@@ -34,7 +34,8 @@ correction where the step lies beyond a side by DAQP's tolerance, and the bound 
 a ``z̄`` clipped to the intervals would need a second one at nearly every step (a step on its active rows lies a
 rounding error beyond about half of them).
 It holds for **any** ``α``: an inaccurate multiplier only loosens it. The gap ``Φ(x) − D`` reported is
-therefore never smaller than the true one (up to floating-point rounding of the sums).
+therefore never smaller than the true one: the bound takes off a margin for the rounding of its sums, of the
+conjugates' terms before they cancel and of ``Cᵀα − b``.
 
 Examples
 --------
@@ -117,8 +118,9 @@ def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.nda
 
 
 def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray, zb: np.ndarray,
-              val: np.ndarray, d1: np.ndarray, nu: np.ndarray) -> float:
-    """:func:`dual_bound` at ``z̄ = zb`` (anywhere: off the intervals too) with ``φ(z̄)``, ``φ'(z̄)`` given."""
+              val: np.ndarray, d1: np.ndarray, nu: np.ndarray, col_norms: np.ndarray | None = None) -> float:
+    """:func:`dual_bound` at ``z̄ = zb`` (anywhere: off the intervals too) with ``φ(z̄)``, ``φ'(z̄)`` given
+    (``col_norms``: ``C``'s column norms, when the caller keeps them)."""
     m = zb.size
     # the rows with a multiplier (as a rule about as many as variables) on their own: elsewhere α = φ'(z̄) and the
     # conjugate's bound is αz̄ − φ(z̄) (the slope below is 0 there); the same numbers as over every row
@@ -133,12 +135,19 @@ def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b:
     zb_a = zb[act]
     with np.errstate(invalid="ignore"):  # 0·inf where s = 0 on a free side: not taken
         extra = np.where(s > 0, s * (up_a - zb_a), np.where(s < 0, s * (lo_a - zb_a), 0.0))
-    conj = alpha * zb - val
+    az = alpha * zb
+    conj = az - val
     conj[act] += extra
     r = C.T @ alpha - b
     quad = (r @ r) / (2.0 * mu)
-    # the sums' rounding (relative 1e-16 per term, summed over m terms at most): taken off, so the bound stays one
-    rounding = 4 * np.finfo(float).eps * (np.abs(conj).sum() + quad) * max(1.0, np.log2(max(m, 2)))
+    # the rounding (relative 1e-16 per term, summed over m terms at most) taken off, so that the bound stays one: of
+    # the conjugates' terms before they cancel (αz̄ and φ(z̄) may be far larger than their difference), of the sums,
+    # and of r = Cᵀα − b (each entry off by up to ~eps·(‖C_j‖‖α‖ + |b_j|), moving ‖r‖²/2μ by |r_j| times that / μ)
+    if col_norms is None:
+        col_norms = np.sqrt(np.einsum("ij,ij->j", C, C))
+    r_err = (np.abs(r) @ (col_norms * np.linalg.norm(alpha) + np.abs(b))) / mu
+    terms = np.abs(az).sum() + np.abs(val).sum() + np.abs(extra).sum() + quad + r_err
+    rounding = 4 * np.finfo(float).eps * terms * max(1.0, np.log2(max(m, 2)))
     return float(-conj.sum() - quad - rounding)
 
 
@@ -428,6 +437,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
             sense = None
     qp_time, it, prev_gap = 0.0, 0, np.inf
     start_curvature: Curvature | None = None
+    col_norms = np.sqrt(np.einsum("ij,ij->j", C, C))  # the bound's rounding margin (:func:`_bound_at`)
     for it in range(1, max_iter + 1):
         g = C.T @ d1 + mu * x - b
         H = _corrected_hessian(C, d2, mu, curvature) if it == 1 and curvature is not None else _hessian(C, d2, mu)
@@ -464,7 +474,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         # first trial
         zy = C @ y
         at_y = loss(zy)
-        best = max(best, _bound_at(C, lower, upper, mu, b, zy, at_y[0], at_y[1], nu))
+        best = max(best, _bound_at(C, lower, upper, mu, b, zy, at_y[0], at_y[1], nu, col_norms))
         trial = (float(at_y[0].sum() + 0.5 * mu * (y @ y) - b @ y), zy, at_y[1], at_y[2])
         if not feasible:
             x, feasible = y, True
