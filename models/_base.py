@@ -10,7 +10,6 @@ path of renamed parameters (``seed`` → ``random_state``, fit-time ``solver=`` 
 from __future__ import annotations
 
 import inspect
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import multiconvex as mc  # at call time: the core may import the model zoo
 from multiconvex.errors import InvalidInputError
+from multiconvex.result import LimitWords
 
 __all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_model"]
 
@@ -37,13 +37,15 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     ``NMF`` warn at their ``max_iter``): the returned point is the best so far, its certificate in
     ``result_.certificate``."""
     if result.status in ("iteration_limit", "time_limit"):
-        # the drivers' words name their own option (max_iters=); the estimator's are max_iter (a hybrid's block phase:
-        # block_iters), so the count alone is said
-        said = re.sub(r"max_iters=(\d+) iterations", r"\1 iterations", str(result.message))
+        # the message names the estimator's own parameters (the fit hands its words to the run: LimitWords)
         hybrid = "+" in str(getattr(estimator, "algorithm", ""))
-        limits = "max_iter, block_iters or time_limit" if hybrid else "max_iter or time_limit"
-        warnings.warn(f"{type(estimator).__name__}: the fit ended {result.status} ({said}) without a certified end "
-                      f"point; increase {limits} (result_.certificate has the block gaps at the returned point).",
+        if "max_iter" not in estimator.get_params(deep=False):  # fit's keywords go to mc.solve (BilinearProgram)
+            limits = "fit's max_iters or time_limit"
+        else:
+            limits = "max_iter, block_iters or time_limit" if hybrid else "max_iter or time_limit"
+        warnings.warn(f"{type(estimator).__name__}: the fit ended {result.status} ({result.message}) without a "
+                      f"certified end point; increase {limits} (result_.certificate has the block gaps at the returned "
+                      "point).",
                       ConvergenceWarning, stacklevel=stacklevel)
 
 
@@ -182,7 +184,10 @@ class Estimator(BaseEstimator):
     def _fit_model(self, model: CvxpyModel, *, default_init: Mapping[str, np.ndarray], init: Any,
                    solve_kwargs: dict[str, Any], where: str) -> CvxpyModel:
         """Solve ``model`` (see :func:`solve_model`) and store the state every model learns."""
-        result = solve_model(model, default_init=default_init, init=init, solve_kwargs=solve_kwargs, where=where)
+        # an estimator with a max_iter parameter hands it to mc.solve as max_iters: the messages say its name
+        words = LimitWords("max_iter") if "max_iter" in self.get_params(deep=False) else None
+        result = solve_model(model, default_init=default_init, init=init, solve_kwargs=solve_kwargs, where=where,
+                             words=words)
         self.result_ = result
         self._warn_unconverged(result)
         self.cvxpy_model_ = model
@@ -198,8 +203,10 @@ def solve_model(
     init: Any,
     solve_kwargs: dict[str, Any],
     where: str,
+    words: LimitWords | None = None,
 ):
-    """Set starting values and call :func:`multiconvex.solve` on ``model``.
+    """Set starting values and call :func:`multiconvex.solve` on ``model`` (its messages name the limits by
+    ``words``: an estimator's own parameter names; ``None``: ``mc.solve``'s).
 
     ``init=None`` starts from ``default_init`` (the model's seeded start). A
     mapping from variable names to arrays overrides those names and keeps the
@@ -217,4 +224,4 @@ def solve_model(
             model.set_values(init, where=where)
         else:
             solve_kwargs = {**solve_kwargs, "init": init}
-    return mc.solve(model.problem, model.blocks, **solve_kwargs)
+    return mc.solve(model.problem, model.blocks, **solve_kwargs, _words=words)

@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from multiconvex.drivers import ALGORITHMS, DriverOptions, run
 from multiconvex.errors import InvalidInputError
 from multiconvex.nmf_form import NMFForm, nmf_objective
-from multiconvex.result import Result
+from multiconvex.result import LimitWords, Result
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.dispatch import Plan, one_blas_thread
 
@@ -520,7 +520,7 @@ def _run(X: np.ndarray, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple
                    coordinate_rtol=coordinate_rtol, on_deadline=_deadline_setter(plan))
     opts = DriverOptions(algorithm=p["algorithm"], max_iters=int(p["max_iter"]), tol=float(p["tol"]),
                          time_limit=p["time_limit"], verbose=p["verbose"], prox=float(extra.get("prox", 0.0)),
-                         progress=extra.get("progress", False))
+                         progress=extra.get("progress", False), words=LimitWords("max_iter"))
     if extra.get("executor") is not None:
         opts.executor = extra["executor"]
     with _blas_threads(X.shape, k):

@@ -45,6 +45,7 @@ from multiconvex.nets import (
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.nets.hybrid import as_layer_steps, run_rounds
+from multiconvex.result import LimitWords
 from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number
@@ -344,23 +345,27 @@ class ReLUNetwork(ReLUData):
                 if algorithm in BLOCK_ALGORITHMS:
                     dopts = DriverOptions(algorithm=algorithm, max_iters=opts["max_iter"], tol=tol,
                                           time_limit=opts["time_limit"], prox=float(prox), executor=ex,
-                                          verbose=verbose, progress=progress, callback=callback)
+                                          verbose=verbose, progress=progress, callback=callback,
+                                          words=LimitWords("max_iter"))
                     res = run(form, x0, dopts) if steps is None else run_rounds(form, params0, dopts, steps)
                     params = form.params_from_point(form.final_point)
                 elif algorithm in HYBRID_ALGORITHMS:
                     grad_alg, block_alg = parse_hybrid(algorithm)
                     gopts = GradientOptions(algorithm=grad_alg, lr=lr, lr_schedule=lr_schedule,
                                             batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
-                                            seed=seed, log_every=log_every, callback=callback)
+                                            seed=seed, log_every=log_every, callback=callback,
+                                            words=LimitWords("max_iter"))
                     dopts = DriverOptions(algorithm=block_alg, max_iters=block_iters, tol=tol,
                                           time_limit=opts["time_limit"], prox=float(prox), executor=ex,
-                                          verbose=verbose, progress=progress, callback=callback)
+                                          verbose=verbose, progress=progress, callback=callback,
+                                          words=LimitWords("block_iters"))
                     res, params = run_hybrid(form, params0, gopts, dopts, steps)
                 else:
                     gopts = GradientOptions(algorithm=algorithm, lr=lr, lr_schedule=lr_schedule,
                                             batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
                                             time_limit=opts["time_limit"], seed=seed, log_every=log_every,
-                                            record_diagnostics=record_diagnostics, callback=callback)
+                                            record_diagnostics=record_diagnostics, callback=callback,
+                                            words=LimitWords("max_iter"))
                     with _torch_threads(None):
                         res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), gopts)
                     res.values = form.named_values(form.point_from_params(params))

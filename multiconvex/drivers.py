@@ -57,7 +57,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .executor import Executor, InProcessExecutor
-from .result import Callback, Certificate, HistoryEntry, Result
+from .result import Callback, Certificate, HistoryEntry, LimitWords, Result
 from .standard_form import BlockSolution, Point, StandardForm, gap_over_adjacent_pieces, replace
 from .tolerance import gap_tolerance
 
@@ -79,6 +79,8 @@ class DriverOptions:
     verbose: bool = False
     progress: bool | None = None
     callback: Callback | None = None
+    #: how the messages name the limits (the caller's option names, the time limit as the caller gave it)
+    words: LimitWords = field(default_factory=LimitWords)
 
 
 def check_callback(callback: Any) -> Callable[[HistoryEntry], Any] | None:
@@ -343,7 +345,7 @@ class _Driver:
                            "first reduce the violation", v0)
         history = [HistoryEntry(0, 0.0, st.f * form.sense, None, math.nan, 0.0)]
         certificate: Certificate | None = None
-        status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
+        status, message = "iteration_limit", opts.words.iterations(opts.max_iters)
         no_gaps = ""  # why the certificate pass is skipped (a limit or Ctrl-C), "" to run it
         reached_limit = False  # the iterations ran out at a point its certificate pass certifies
         bar = _progress_bar(opts)
@@ -374,7 +376,7 @@ class _Driver:
                     # before judging failed solves: after the deadline solves end time_limit or do not start;
                     # a backend handed the time left may stop a moment before the deadline itself (a user's own
                     # per-solve time limit far from the run's deadline is a solver failure, not the run's limit)
-                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
+                    status, message = "time_limit", opts.words.time(opts.time_limit)
                     no_gaps = "the time limit had passed"
                     self._record(history, it, t0, st, step, bar)
                     break
@@ -393,7 +395,7 @@ class _Driver:
                         break
                     step = check
                     if _past(deadline):  # the check pass was cut short: its blocks not solved did not fail
-                        status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
+                        status, message = "time_limit", opts.words.time(opts.time_limit)
                         no_gaps = "the time limit had passed"
                         self._record(history, it, t0, st, step, bar)
                         break
@@ -426,7 +428,7 @@ class _Driver:
                     logger.info(message)
                     break
                 if _past(deadline):
-                    status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
+                    status, message = "time_limit", opts.words.time(opts.time_limit)
                     no_gaps = "the time limit had passed"
                     break
         except KeyboardInterrupt:

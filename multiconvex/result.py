@@ -58,6 +58,51 @@ DICT_FORMAT = "multiconvex.Result/1"
 
 
 @dataclass(frozen=True)
+class LimitWords:
+    """How a run's messages name its limits: in the words of whoever set them.
+
+    ``max_iters`` is the iteration limit's name as the caller knows it (an estimator's ``max_iter``, a hybrid's
+    block phase ``block_iters``), ``iterations_given`` the limit itself where the run got a share of it (a round of
+    :func:`~multiconvex.nets.hybrid.run_rounds`; ``None``: the run's own). ``time_limit`` is the time limit as the
+    caller gave it, in seconds, where the run itself got less of it (``None``: what the run got), with ``spent``
+    saying where the rest went ("building the blocks took 0.02s"). The front ends set them; a driver only says
+    them, so that no one rewrites its messages afterwards.
+
+    >>> LimitWords("max_iter").iterations(300)
+    'stopped after max_iter=300 iterations'
+    >>> LimitWords().less(5.0, "the gradient phase took 1.2s").time(3.8)
+    'stopped at time_limit=5s (the gradient phase took 1.2s)'
+    """
+
+    max_iters: str = "max_iters"
+    time_limit: float | None = None
+    spent: str = ""
+    iterations_given: int | None = None
+
+    def iterations(self, n: int) -> str:
+        """The message of a run stopped after ``n`` iterations, its limit."""
+        limit = self.iterations_given if self.iterations_given is not None else n
+        return f"stopped after {self.max_iters}={limit} iterations"
+
+    def time(self, limit: float | None) -> str:
+        """The message of a run stopped at its time limit ``limit`` (seconds, as the run got it)."""
+        said = self.time_limit if self.time_limit is not None else limit
+        return f"stopped at time_limit={said:g}s" + (f" ({self.spent})" if self.spent else "")
+
+    def less(self, given: float | None, spent: str = "") -> LimitWords:
+        """These words for a run that gets less than its caller's limit ``given``: its messages still say ``given``
+        (or the limit these words already say, from a caller further out)."""
+        if given is None or self.time_limit is not None:
+            return self
+        return dataclasses.replace(self, time_limit=float(given), spent=spent)
+
+    def fewer(self, given: int) -> LimitWords:
+        """These words for a run that gets a share of its caller's iteration limit ``given``: its messages say
+        ``given`` (or the limit these words already say)."""
+        return self if self.iterations_given is not None else dataclasses.replace(self, iterations_given=int(given))
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One outer iteration: when it ended, the objective reached, what was accepted."""
 

@@ -162,6 +162,11 @@ def test_the_hybrids_gradient_phase_stops_at_the_runs_time_limit():
     assert res.total_time <= limit + max(0.05 * limit, 2 * step), (res.total_time, step)
     assert res.objective <= grad["objective"]
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
+    # both phases say the run's limit: the block phase got only what the gradient phase left of it (it said
+    # 'time_limit=0s', or whatever was left, before the limits' words were the caller's: LimitWords)
+    grad_said, block_said = res.message.split("; then gauss-seidel: ")
+    assert "stopped at time_limit=0.5s" in grad_said, res.message
+    assert block_said.startswith("stopped at time_limit=0.5s (the gradient phase took "), res.message
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import small_relu_net
+from sklearn.exceptions import ConvergenceWarning
 
 from multiconvex.drivers import DriverOptions
 from multiconvex.errors import InvalidInputError
@@ -197,6 +198,19 @@ def test_fit_takes_layer_steps_for_a_hybrid_and_a_block_driver():
     gs = ReLURegressor(hidden_layer_sizes=(6,), weight_decay=WD, random_state=0, algorithm="gauss-seidel",
                        max_iter=4).fit(X, y, layer_steps=True)
     assert gs.result_.info["rounds"] >= 1 and gs.result_.iterations >= 4
+
+
+def test_a_fit_in_rounds_says_its_own_iteration_limit_not_the_last_rounds_share():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0] - X[:, 1] ** 2
+    with pytest.warns(ConvergenceWarning):
+        net = ReLURegressor([4], max_iter=5, weight_decay=1e-2, random_state=0, device="cpu").fit(
+            X, y, layer_steps=True)
+    res = net.result_
+    assert res.status == "iteration_limit" and res.info["rounds"] > 1
+    # it said 'stopped after max_iters=1 iterations': the last round's driver run's share of the five
+    assert res.message.startswith("stopped after max_iter=5 iterations ("), res.message
 
 
 def test_fit_refuses_layer_steps_where_they_do_not_apply():

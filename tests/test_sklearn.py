@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import (
+    BilinearProgram,
     MatrixFactorization,
     NonnegativeMatrixFactorization,
     ParallelReLUNetwork,
@@ -179,6 +180,18 @@ def test_a_fit_stopped_at_max_iter_warns_like_scikit_learn_and_a_converged_one_d
         warnings.simplefilter("error", ConvergenceWarning)
         done = MatrixFactorization(n_components=2, max_iter=500, random_state=0).fit(X)
     assert done.result_.status == "converged"
+
+
+def test_a_model_whose_fit_takes_mc_solves_keywords_names_them_when_it_warns():
+    # BilinearProgram has no max_iter: fit(**kw) goes to mc.solve, so its words are mc.solve's (the hint said
+    # 'increase max_iter or time_limit', parameters it does not have)
+    rng = np.random.default_rng(0)
+    bp = BilinearProgram(rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=3), x_bounds=(-1, 1),
+                         y_bounds=(-1, 1), seed=0)
+    with pytest.warns(ConvergenceWarning, match="increase fit's max_iters or time_limit") as caught:
+        bp.fit(solver="highs", time_limit=1e-9)
+    assert bp.result_.status == "time_limit"
+    assert "(stopped at time_limit=1e-09s (building the blocks took " in str(caught[0].message)
 
 
 def test_matrix_factorization_is_a_transformer_like_truncated_svd():

@@ -13,7 +13,7 @@ from cvxpy.problems.problem import SolverStats
 from ..drivers import ALGORITHMS, DriverOptions, check_callback, run
 from ..errors import InvalidInputError
 from ..executor import make_executor
-from ..result import Callback, Result
+from ..result import Callback, LimitWords, Result
 from ..solvers import dispatch, problem_class, resolve
 from ..solvers.options import check_solver_options
 from ..validation import (
@@ -51,6 +51,7 @@ def solve(
     verbose: bool = False,
     progress: bool | None = None,
     callback: Callback | None = None,
+    _words: LimitWords | None = None,
 ) -> Result:
     """Minimise (or maximise) a multi-convex cvxpy problem by iterated convex optimization.
 
@@ -101,6 +102,9 @@ def solve(
         the problem's variables holding the best point so far; a truthy return stops the run
         (status ``"interrupted"``, best point kept). An exception raised in it propagates, with the
         best point loaded into the variables (contract: :mod:`multiconvex.result`).
+    _words : LimitWords, optional
+        Private, for the estimators that fit through this function: how the messages name the limits (their
+        ``max_iter``).
 
     Raises
     ------
@@ -161,15 +165,14 @@ def solve(
     _configure_logging(verbose)
     # the limit covers the whole call: building the blocks counts
     left = None if time_limit is None else max(0.0, float(time_limit) - form.build_time)
+    # the messages say the caller's limit, not what the driver had left of it
+    words = (_words or LimitWords()).less(time_limit, f"building the blocks took {form.build_time:.2g}s")
     try:
         res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
                                           time_limit=left, prox=float(prox), executor=ex,
-                                          verbose=verbose, progress=progress, callback=callback))
+                                          verbose=verbose, progress=progress, callback=callback, words=words))
     finally:
         ex.close()
-    if left is not None and res.status == "time_limit":  # the caller's limit, not what the driver had left of it
-        res.message = res.message.replace(f"time_limit={left:g}s", f"time_limit={float(time_limit):g}s (building "
-                                          f"the blocks took {form.build_time:.2g}s)")
     res.build_time = form.build_time
     res.total_time += form.build_time
     res.info["blocks"] = [b.name for b in form.blocks]

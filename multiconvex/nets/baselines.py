@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..drivers import check_callback
-from ..result import Callback, Certificate, HistoryEntry, Result
+from ..result import Callback, Certificate, HistoryEntry, LimitWords, Result
 from ..validation import check_choice, check_int, check_number
 from .diagnostics import normalised_curvature, region_test
 from .network import Architecture, Params, objective
@@ -59,6 +59,7 @@ class GradientOptions:
     callback: Callback | None = None  # callback(entry) per recorded iteration; truthy return: stop
     momentum: float = 0.0
     extra: dict = field(default_factory=dict)
+    words: LimitWords = field(default_factory=LimitWords)  # how the messages name the limits
 
 
 def check_gradient_options(opts: GradientOptions, where: str = "fit") -> None:
@@ -147,7 +148,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     history = [HistoryEntry(0, 0.0, f0, None, math.nan, 0.0)]
     best = _Best(f0, 0, leaves)
     diag: dict[str, list[float]] = {"iteration": [], "objective": [], "curvature": [], "theta": []}
-    status, message = "iteration_limit", f"stopped after max_iters={opts.max_iters} iterations"
+    status, message = "iteration_limit", opts.words.iterations(opts.max_iters)
     grad_norm = math.nan
     it = 0
     try:
@@ -192,7 +193,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     status, message = "interrupted", "stopped by the callback"
                     break
             if deadline is not None and time.perf_counter() > deadline:
-                status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s"
+                status, message = "time_limit", opts.words.time(opts.time_limit)
                 break
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user (Ctrl-C)"

@@ -174,8 +174,10 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions, block:
                             h.max_block_gap, h.solver_time)
 
     opts = block
-    if block.time_limit is not None:
-        opts = dataclasses.replace(opts, time_limit=max(0.0, block.time_limit - t_grad))
+    if block.time_limit is not None:  # the messages say the whole run's limit, not what the block phase got of it
+        opts = dataclasses.replace(opts, time_limit=max(0.0, block.time_limit - t_grad),
+                                   words=block.words.less(block.time_limit,
+                                                          f"the gradient phase took {t_grad:.2g}s"))
     if block.callback is not None:
         user_callback = block.callback
         opts = dataclasses.replace(opts, callback=lambda h: user_callback(shifted(h)))
@@ -330,7 +332,9 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
                 out_of_time = True
                 break
             shift_it, shift_t, shift_s = history[-1].iteration, time.perf_counter() - t0, solver_time
-            r_opts = dataclasses.replace(opts, max_iters=min(steps.sweeps, opts.max_iters - sweeps), time_limit=left)
+            # a round's driver run says the phase's limits, not the share of them it got
+            r_opts = dataclasses.replace(opts, max_iters=min(steps.sweeps, opts.max_iters - sweeps), time_limit=left,
+                                         words=opts.words.less(opts.time_limit).fewer(opts.max_iters))
             if opts.callback is not None:
                 r_opts = dataclasses.replace(r_opts, callback=_shifted_callback(opts.callback, shift_it, shift_t,
                                                                                 shift_s))
@@ -363,11 +367,12 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
         return Result(objective=f, status=status or "time_limit", iterations=history[-1].iteration, history=history,
                       solver_time=solver_time, total_time=time.perf_counter() - t0, certificate=cert,
                       values=form.named_values(form.point_from_params(params)), algorithm=opts.algorithm,
-                      backends_used=backends, message=(message if status else "stopped at the time limit during a "
-                                                       "layer step") + "; block gaps not computed", info=info)
+                      backends_used=backends, info=info,
+                      message=(message if status else f"{opts.words.time(opts.time_limit)} during a layer step")
+                      + "; block gaps not computed")
     status, message = last.status, last.message
     if out_of_time:  # no step since the last round's certifying pass: its gaps are this point's
-        status, message = "time_limit", f"stopped at time_limit={opts.time_limit:g}s (the gaps are the last round's)"
+        status, message = "time_limit", f"{opts.words.time(opts.time_limit)}; the gaps are the last round's"
     return Result(objective=last.objective, status=status, iterations=history[-1].iteration, history=history,
                   solver_time=solver_time, total_time=time.perf_counter() - t0, certificate=last.certificate,
                   values=last.values, algorithm=opts.algorithm, backends_used=backends,
