@@ -39,7 +39,10 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     if result.status in ("iteration_limit", "time_limit"):
         # the message names the estimator's own parameters (the fit hands its words to the run: LimitWords)
         hybrid = "+" in str(getattr(estimator, "algorithm", ""))
-        if "max_iter" not in estimator.get_params(deep=False):  # fit's keywords go to mc.solve (BilinearProgram)
+        params = estimator.get_params(deep=False)
+        if getattr(result, "algorithm", None) == "grow":  # grow's iteration limit is its rounds of growing
+            limits = ("max_rounds" if "max_rounds" in params else "fit's max_rounds") + " or time_limit"
+        elif "max_iter" not in params:  # fit's keywords go to mc.solve (BilinearProgram)
             limits = "fit's max_iters or time_limit"
         else:
             limits = "max_iter, block_iters or time_limit" if hybrid else "max_iter or time_limit"

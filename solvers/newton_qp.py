@@ -35,7 +35,8 @@ a ``z̄`` clipped to the intervals would need a second one at nearly every step 
 rounding error beyond about half of them).
 It holds for **any** ``α``: an inaccurate multiplier only loosens it. The gap ``Φ(x) − D`` reported is
 therefore never smaller than the true one: the bound takes off a margin for the rounding of its sums, of the
-conjugates' terms before they cancel and of ``Cᵀα − b``.
+conjugates' terms before they cancel and of ``Cᵀα − b`` (a worst-case bound, linear in the rows: BLAS adds them one
+after another).
 
 Examples
 --------
@@ -118,10 +119,10 @@ def dual_bound(loss: ScalarLoss, C: np.ndarray, lower: np.ndarray, upper: np.nda
 
 
 def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b: np.ndarray, zb: np.ndarray,
-              val: np.ndarray, d1: np.ndarray, nu: np.ndarray, col_norms: np.ndarray | None = None) -> float:
+              val: np.ndarray, d1: np.ndarray, nu: np.ndarray, abs_C: np.ndarray | None = None) -> float:
     """:func:`dual_bound` at ``z̄ = zb`` (anywhere: off the intervals too) with ``φ(z̄)``, ``φ'(z̄)`` given
-    (``col_norms``: ``C``'s column norms, when the caller keeps them)."""
-    m = zb.size
+    (``abs_C``: ``|C|``, when the caller keeps it; ``C`` itself when it has no negative entry)."""
+    m, n = C.shape
     # the rows with a multiplier (as a rule about as many as variables) on their own: elsewhere α = φ'(z̄) and the
     # conjugate's bound is αz̄ − φ(z̄) (the slope below is 0 there); the same numbers as over every row
     act = np.flatnonzero(nu)
@@ -138,17 +139,29 @@ def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b:
     az = alpha * zb
     conj = az - val
     conj[act] += extra
-    r = C.T @ alpha - b
-    quad = (r @ r) / (2.0 * mu)
-    # the rounding (relative 1e-16 per term, summed over m terms at most) taken off, so that the bound stays one: of
-    # the conjugates' terms before they cancel (αz̄ and φ(z̄) may be far larger than their difference), of the sums,
-    # and of r = Cᵀα − b (each entry off by up to ~eps·(‖C_j‖‖α‖ + |b_j|), moving ‖r‖²/2μ by |r_j| times that / μ)
-    if col_norms is None:
-        col_norms = np.sqrt(np.einsum("ij,ij->j", C, C))
-    r_err = (np.abs(r) @ (col_norms * np.linalg.norm(alpha) + np.abs(b))) / mu
-    terms = np.abs(az).sum() + np.abs(val).sum() + np.abs(extra).sum() + quad + r_err
+    # the bound must hold for the numbers as computed, so the rounding is taken off:
+    # - r = Cᵀα − b is a BLAS product, which adds its m terms one after another (in a few lanes): each entry is off
+    #   by at most γ_{m+1}·((|C|ᵀ|α|)_j + |b_j|), however much they cancel; ‖r‖²/2μ is bounded above from |r̂| + that
+    #   (a computed r̂ of 0 may be an exact r far from it);
+    # - the conjugates' terms before they cancel (αz̄ and φ(z̄) may be far larger than their difference), summed by
+    #   numpy's pairwise sums (error ~ log2(m)·eps relative to the sum of magnitudes)
+    if abs_C is C:  # C ≥ 0 (a ReLU layer's inputs): both products in one pass over C
+        both = C.T @ np.column_stack((alpha, np.abs(alpha)))
+        r, mag = both[:, 0] - b, both[:, 1]
+    else:
+        r, mag = C.T @ alpha - b, (np.abs(C) if abs_C is None else abs_C).T @ np.abs(alpha)
+    r_hi = np.abs(r) + _gamma(m + 1) * (mag + np.abs(b))
+    quad = (r_hi @ r_hi) / (2.0 * mu) * (1.0 + _gamma(n + 3))
+    terms = np.abs(az).sum() + np.abs(val).sum() + np.abs(extra).sum()
     rounding = 4 * np.finfo(float).eps * terms * max(1.0, np.log2(max(m, 2)))
     return float(-conj.sum() - quad - rounding)
+
+
+def _gamma(k: int) -> float:
+    """``γ_k = k·u / (1 − k·u)`` (``u`` the unit roundoff): the relative error bound of ``k`` floating-point
+    operations in a row (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1)."""
+    ku = k * np.finfo(float).eps / 2
+    return ku / (1.0 - ku) if ku < 1.0 else np.inf
 
 
 def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:
@@ -437,7 +450,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
             sense = None
     qp_time, it, prev_gap = 0.0, 0, np.inf
     start_curvature: Curvature | None = None
-    col_norms = np.sqrt(np.einsum("ij,ij->j", C, C))  # the bound's rounding margin (:func:`_bound_at`)
+    abs_C = C if not (C < 0).any() else np.abs(C)  # the bound's rounding margin (:func:`_bound_at`)
     for it in range(1, max_iter + 1):
         g = C.T @ d1 + mu * x - b
         H = _corrected_hessian(C, d2, mu, curvature) if it == 1 and curvature is not None else _hessian(C, d2, mu)
@@ -474,7 +487,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
         # first trial
         zy = C @ y
         at_y = loss(zy)
-        best = max(best, _bound_at(C, lower, upper, mu, b, zy, at_y[0], at_y[1], nu, col_norms))
+        best = max(best, _bound_at(C, lower, upper, mu, b, zy, at_y[0], at_y[1], nu, abs_C))
         trial = (float(at_y[0].sum() + 0.5 * mu * (y @ y) - b @ y), zy, at_y[1], at_y[2])
         if not feasible:
             x, feasible = y, True

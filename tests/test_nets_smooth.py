@@ -123,6 +123,43 @@ def test_the_bounds_rounding_margin_covers_terms_that_cancel():
         assert Fraction(bound) <= exact, (bound, float(exact))
 
 
+def _exact_free_optimum(a, c, b, mu):
+    """min over x ∈ R of Σ (a_i c_i x + (c_i x)²/2) + μx²/2 − bx, in rational arithmetic."""
+    r = sum((Fraction(float(ai)) * Fraction(float(ci)) for ai, ci in zip(a, c)), Fraction(0)) - Fraction(float(b))
+    k = sum((Fraction(float(ci)) ** 2 for ci in c), Fraction(0)) + Fraction(mu)
+    return -r * r / (2 * k), float(-r / k)
+
+
+def test_the_bound_allows_for_the_rounding_of_c_transpose_alpha():
+    # (found by a review) a computed r = Cᵀα − b of 0 while the exact one is 1: fl(1e16 + 1) = 1e16
+    a, c, b = np.array([1e16, 1.0]), np.array([1.0, 1.0]), np.array([1e16])
+    free = np.full(2, np.inf)
+    exact, _ = _exact_free_optimum(a, c, b[0], 1.0)  # −1/6; the bound was −0.0
+
+    def phi(z, a=a):
+        return a * z + 0.5 * z * z, a + z, np.ones_like(z)
+
+    assert Fraction(dual_bound(phi, c[:, None], -free, free, 1.0, b, np.zeros(2), np.zeros(2))) <= exact
+    # a BLAS product adds its terms one after another: 30,000 terms just under half an ulp of 2^53 each are lost
+    # one by one (computed r off by ~470 in 1.08e6, far beyond a pairwise sum's error); the solver returned a bound
+    # above the exact optimum, and a gap of 0
+    m = 30_000
+    c = np.full(m, m ** -0.6)
+    c[0] = 1.0
+    a = np.full(m, 0.99 / c[1])
+    a[0] = 2.0 ** 53
+    b = np.array([2.0 ** 53 - 2.0 ** 20])
+    exact, x = _exact_free_optimum(a, c, b[0], 1e6)
+
+    def phi_m(z, a=a):
+        return a * z + 0.5 * z * z, a + z, np.ones_like(z)
+
+    free = np.full(m, np.inf)
+    assert Fraction(dual_bound(phi_m, c[:, None], -free, free, 1e6, b, c * x, np.zeros(m))) <= exact
+    out = solve_separable(c[:, None], -free, free, 1e6, b, phi_m, np.zeros(1), target=0.0, max_iter=30)
+    assert Fraction(out.bound) <= exact
+
+
 def test_an_infeasible_start_is_moved_onto_the_intervals():
     C = np.eye(2)
     phi = _logistic_rows(np.zeros(2), np.ones(2), 0.5)

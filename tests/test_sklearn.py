@@ -194,6 +194,14 @@ def test_a_model_whose_fit_takes_mc_solves_keywords_names_them_when_it_warns():
     assert "(stopped at time_limit=1e-09s (building the blocks took " in str(caught[0].message)
 
 
+def test_a_grow_fit_stopped_at_max_rounds_says_to_increase_max_rounds():
+    # (found by a review) it said "increase max_iter or time_limit" after "stopped after max_rounds=1 rounds"
+    Y = np.random.default_rng(0).standard_normal((12, 6))
+    with pytest.warns(ConvergenceWarning, match="increase fit's max_rounds or time_limit"):
+        mf = MatrixFactorization(3, lam=0.5, algorithm="grow").fit(Y, max_rounds=1)
+    assert mf.result_.status == "iteration_limit" and "max_rounds=1" in mf.result_.message
+
+
 def test_matrix_factorization_is_a_transformer_like_truncated_svd():
     rng = np.random.default_rng(1)
     Y = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 8)) + 0.01 * rng.standard_normal((30, 8))
