@@ -523,3 +523,24 @@ def test_the_box_least_squares_end_on_identical_columns():
     r = box_residual(A, b, lo, hi)
     merged = lsq_linear(A[:, :1], b, bounds=([lo.sum()], [hi.sum()]), method="bvls", tol=1e-13)  # the same problem
     assert 0.5 * float(r @ r) == pytest.approx(merged.cost, rel=1e-9)
+
+
+def test_a_weight_decay_lost_in_the_models_rounding_gives_no_bound_not_a_false_one():
+    # (found by an audit) one hidden unit, squared loss, λ = 1e-3 against data curvature 2.5e13 along (1, 1): λ was
+    # lost in P's diagonal, P came out singular, its null-space residual (1e-3) was taken for 0, and the block's gap
+    # was reported 1.2e-21 while F falls by 5.6e-4 (exact arithmetic) on an adjacent piece. Now not proven.
+    arch = Architecture((2, 1, 1), "squared", bias=False)
+    big = 4.5e6
+    X = torch.tensor([[big, big], [2 * big, 2 * big], [-0.5e8, -1e8], [0.5e-3, 1e-3]], dtype=torch.float64)
+    T = torch.tensor([[0.5 * big], [big], [-1.0], [0.0]], dtype=torch.float64)
+    params = [(torch.tensor([[1.0, -0.5]], dtype=torch.float64), None), (torch.tensor([[1.0]], dtype=torch.float64),
+                                                                         None)]
+    _, pre, inputs = forward(arch, params, X)
+    assert pre[0][2:].abs().max() == 0  # two samples exactly on the unit's kink
+    assert adjacent_bounds(arch, params, T, 0, pre, inputs, 1e-3)[0].bound == math.inf
+    form = NetForm(arch, X, T, 1e-3)
+    w = np.array([1.0, -0.5]) + 0.75 * np.array([-1.0, 1.0])  # a step onto a mixed adjacent piece
+    f0, f1 = (float(objective(arch, [(torch.tensor([v], dtype=torch.float64), None), params[1]], X, T, 1e-3))
+              for v in ([1.0, -0.5], w))
+    assert f0 - f1 > 5e-4  # the block can fall that much (5.6e-4 exactly)
+    assert block_gaps(form, form.point_from_params(params))["layer1"] >= f0 - f1

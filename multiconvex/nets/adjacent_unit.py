@@ -104,6 +104,9 @@ class UnitKinks:
         Builds the walls that every piece containing the point shares
         (:func:`~multiconvex.nets.adjacent_walls.own_piece_walls`: the piece rows of the samples on no kink of the
         block), once, the first time a bound is still above its ``tol`` after the refinement.
+    curvature_lost : bool
+        ``λ > 0`` lost against the rounding of ``P``'s sums (:func:`~multiconvex.nets.adjacent.adjacent_bounds`):
+        the bound is ``inf`` (not proven).
     """
 
     P: np.ndarray
@@ -115,6 +118,7 @@ class UnitKinks:
     slack: float = 0.0
     smooth: Callable[[], SmoothSamples | None] | None = None
     walls: Callable[[], Walls | None] | None = None
+    curvature_lost: bool = False
     _built: tuple[SmoothSamples | None] | None = field(default=None, init=False, repr=False, compare=False)
     _kept: tuple | None = field(default=None, init=False, repr=False, compare=False)
     _walls_built: tuple[Walls | None] | None = field(default=None, init=False, repr=False, compare=False)
@@ -127,6 +131,8 @@ class UnitKinks:
         conjugate refinement (:func:`~multiconvex.nets.adjacent_smooth.refined_bound`), then, still above, the walls
         that every adjacent piece shares (:func:`~multiconvex.nets.adjacent_walls.walled_bound`); the arguments as
         :meth:`_model_bound`."""
+        if self.curvature_lost:  # λ below P's rounding: the computed model is not a proven lower model
+            return AdjacentBound(math.inf, self.n_kinks, 0, False, None, math.inf)
         found = self._slack_bound(self.g, tol, max_concave)
         found.first_order = found.bound
         first = found.bound
