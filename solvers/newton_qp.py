@@ -60,6 +60,8 @@ from typing import Any
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 
+from multiconvex.rounding import gamma
+
 from . import status as st
 from .matrix import finite_or_big
 from .whitened import MIN_VARS, Whitened, WhitenedRows, solve_daqp
@@ -150,18 +152,11 @@ def _bound_at(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: float, b:
         r, mag = both[:, 0] - b, both[:, 1]
     else:
         r, mag = C.T @ alpha - b, (np.abs(C) if abs_C is None else abs_C).T @ np.abs(alpha)
-    r_hi = np.abs(r) + _gamma(m + 1) * (mag + np.abs(b))
-    quad = (r_hi @ r_hi) / (2.0 * mu) * (1.0 + _gamma(n + 3))
+    r_hi = np.abs(r) + gamma(m + 1) * (mag + np.abs(b))
+    quad = (r_hi @ r_hi) / (2.0 * mu) * (1.0 + gamma(n + 3))
     terms = np.abs(az).sum() + np.abs(val).sum() + np.abs(extra).sum()
     rounding = 4 * np.finfo(float).eps * terms * max(1.0, np.log2(max(m, 2)))
     return float(-conj.sum() - quad - rounding)
-
-
-def _gamma(k: int) -> float:
-    """``γ_k = k·u / (1 − k·u)`` (``u`` the unit roundoff): the relative error bound of ``k`` floating-point
-    operations in a row (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1)."""
-    ku = k * np.finfo(float).eps / 2
-    return ku / (1.0 - ku) if ku < 1.0 else np.inf
 
 
 def _hessian(C: np.ndarray, d2: np.ndarray, mu: float) -> np.ndarray:

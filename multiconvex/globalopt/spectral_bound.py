@@ -38,22 +38,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
+from ..rounding import UNIT_ROUNDOFF, gamma  # re-exported: the certificates import them from here
+
 __all__ = ["SpectralBound", "prove_spectral_bound", "UNIT_ROUNDOFF", "SUBNORMAL_SPACING", "BOUND_SAFETY", "gamma",
            "round_up"]
 
-#: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
-UNIT_ROUNDOFF = 2.0**-53
 #: ``2⁻¹⁰⁷⁴``, the subnormal spacing: what one product may lose absolutely to underflow.
 SUBNORMAL_SPACING = 2.0**-1074
 #: The factor on a rounding-error bound that covers the bound's own arithmetic and its second-order terms.
 BOUND_SAFETY = 1.01
 _TINY = 2.0**-1022  # smallest normal number: each product below it may lose this much absolutely
-
-
-def gamma(k: int) -> float:
-    """``γ_k = k u / (1 − k u)`` (Higham §3.4); ``inf`` when ``k u ≥ 1``."""
-    ku = k * UNIT_ROUNDOFF
-    return ku / (1.0 - ku) if ku < 1.0 else math.inf
 
 
 def round_up(x: float, ulps: int = 4) -> float:

@@ -93,6 +93,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from ..rounding import gamma
 from .adjacent_smooth import MAX_WORK, SmoothSamples
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
 from .adjacent_unit import MAX_CONCAVE, PER_SIDE_CONCAVE, AdjacentBound, UnitKinks
@@ -291,7 +292,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     # P's sums carry rounding: each entry within γ_{N+c+1}·(largest diagonal entry), so ‖ΔP‖₂ is within c times that.
     # The model takes that much less curvature (a lower model still), and a unit whose λ that would use up gets no
     # bound (inf: not proven): an audit's instance (λ 1e-3 lost against data curvature 2.5e13) had a false certificate
-    lost = _rounding_gamma(N + cols + 1) * cols * np.abs(np.diagonal(P_np, axis1=1, axis2=2)).max(axis=1, initial=0.0)
+    lost = gamma(N + cols + 1) * cols * np.abs(np.diagonal(P_np, axis1=1, axis2=2)).max(axis=1, initial=0.0)
     P_np[:, np.arange(cols), np.arange(cols)] += (lam - lost)[:, None]
     g_np = g.cpu().numpy()
     at_np = at.cpu().numpy()
@@ -333,13 +334,6 @@ def _smooth_samples(arch: Architecture, params: Params, pre: list[torch.Tensor],
             return SmoothSamples.build(arch.loss, pre[-1][idx], T[idx], V, at[idx].cpu().numpy(), N, P)
         except (np.linalg.LinAlgError, ValueError):  # no Cholesky factor (λ at rounding, data not finite)
             return None
-
-
-def _rounding_gamma(k: int) -> float:
-    """``γ_k = k·u / (1 − k·u)`` (``u`` the unit roundoff): the relative error bound of ``k`` floating-point
-    operations in a row (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1)."""
-    ku = k * np.finfo(float).eps / 2
-    return ku / (1.0 - ku) if ku < 1.0 else float("inf")
 
 
 __all__ = ["AdjacentBound", "MAX_CONCAVE", "PER_SIDE_CONCAVE", "UnitKinks", "adjacent_bounds", "layer_kinks"]
