@@ -3,9 +3,13 @@
 ``u = 2⁻⁵³`` is the unit roundoff of IEEE double precision and ``γ_k = k·u / (1 − k·u)`` the relative error bound of
 ``k`` floating-point operations in a row (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1, §3.4): a
 dot product of ``k`` terms summed one after another, as BLAS does, is within ``γ_k`` of the exact one relative to the
-sum of the terms' magnitudes. Used by the global certificates (:mod:`multiconvex.globalopt.spectral_bound` and its
-users), the Newton blocks' dual bound (:mod:`multiconvex.solvers.newton_qp`) and the bound over every adjacent piece
-(:mod:`multiconvex.nets.adjacent`).
+sum of the terms' magnitudes. Also the pieces such proofs share: a vector with the radius of its rounding
+(:class:`MidpointRadius`), an upper bound of ``vᵀP⁻¹v`` that does not trust the computed factor
+(:func:`inverse_quadratic_upper`) and a proven lower bound of ``λ_min(P)`` (:func:`min_eigenvalue_floor`).
+
+Used by the global certificates (:mod:`multiconvex.globalopt.spectral_bound` and its users), the Newton blocks' dual
+bound (:mod:`multiconvex.solvers.newton_qp`) and the bound over every adjacent piece (:mod:`multiconvex.nets.adjacent`
+and the modules it draws on).
 
 >>> gamma(2) == 2 * UNIT_ROUNDOFF / (1 - 2 * UNIT_ROUNDOFF)
 True
@@ -14,8 +18,12 @@ True
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-__all__ = ["UNIT_ROUNDOFF", "gamma"]
+import numpy as np
+import scipy.linalg
+
+__all__ = ["UNIT_ROUNDOFF", "MidpointRadius", "gamma", "inverse_quadratic_upper", "min_eigenvalue_floor"]
 
 #: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
 UNIT_ROUNDOFF = 2.0**-53
@@ -25,3 +33,96 @@ def gamma(k: int) -> float:
     """``γ_k = k u / (1 − k u)`` (Higham §3.4); ``inf`` when ``k u ≥ 1``."""
     ku = k * UNIT_ROUNDOFF
     return ku / (1.0 - ku) if ku < 1.0 else math.inf
+
+
+@dataclass(frozen=True)
+class MidpointRadius:
+    """A vector known up to its rounding: the exact vector lies within ``radius`` of ``value``, entry by entry (the
+    midpoint-radius form of interval arithmetic).
+
+    >>> import numpy as np
+    >>> g = MidpointRadius.exact(np.array([1e16, 1.0]))
+    >>> moved = g.plus(np.array([[1.0, 0.0]]), np.array([1.0]))  # 1e16 + 1 rounds to 1e16
+    >>> bool(moved.value[0] == 1e16 and moved.radius[0] >= 1.0)
+    True
+    """
+
+    value: np.ndarray
+    radius: np.ndarray
+
+    @classmethod
+    def exact(cls, value: np.ndarray) -> MidpointRadius:
+        """A vector held exactly (radius 0)."""
+        return cls(value, np.zeros_like(value))
+
+    def plus(self, A: np.ndarray, x: np.ndarray) -> MidpointRadius:
+        """``value + Aᵀx`` (``A`` (m, c), ``x`` (m,)) with the radius grown by that sum's rounding,
+        ``γ_{m+2}·(|value| + |A|ᵀ|x|)`` (a dot product of ``m`` terms plus one addition, in any order), the margins'
+        own rounding included."""
+        m = A.shape[0]
+        bump = gamma(m + 2) * (np.abs(self.value) + np.abs(A).T @ np.abs(x))
+        return MidpointRadius(self.value + A.T @ x, (self.radius + bump) * (1.0 + gamma(m + 4)))
+
+
+def inverse_quadratic_upper(P: np.ndarray, factor: tuple, v: np.ndarray, floor: float) -> float:
+    """An upper bound of ``vᵀP⁻¹v`` for a symmetric ``P`` whose smallest eigenvalue is at least ``floor > 0``, valid
+    in floating point.
+
+    For any ``y`` and ``e = v − Py``, ``vᵀP⁻¹v = vᵀy + yᵀe + eᵀP⁻¹e ≤ vᵀy + |y|ᵀ|e| + ‖e‖²/floor``; ``y`` is the
+    solve with ``factor`` (a ``scipy.linalg.cho_factor`` of ``P``), which only chooses it: nothing here takes the
+    computed factor for exact. Each term is evaluated with its rounding: ``|e|`` within ``|ê| + γ_{c+1}(|P||y| +
+    |v|)``, ``vᵀy`` within ``γ_c|v|ᵀ|y|``. ``inf`` when ``floor ≤ 0`` and ``v ≠ 0``.
+
+    >>> import numpy as np, scipy.linalg
+    >>> P = np.array([[2.0, 1.0], [1.0, 2.0]]); v = np.array([1.0, 0.0])
+    >>> exact = 2.0 / 3.0
+    >>> exact <= inverse_quadratic_upper(P, scipy.linalg.cho_factor(P), v, 1.0) <= exact * (1 + 1e-14)
+    True
+    """
+    if not np.any(v):
+        return 0.0
+    if not floor > 0:
+        return math.inf
+    c = v.shape[0]
+    y = scipy.linalg.cho_solve(factor, v)
+    abs_y = np.abs(y)
+    e_hi = (np.abs(v - P @ y) + gamma(c + 1) * (np.abs(P) @ abs_y + np.abs(v))) * (1.0 + gamma(c + 4))
+    vy = float(v @ y)
+    margins = (gamma(c) * float(np.abs(v) @ abs_y) + float(abs_y @ e_hi) + float(e_hi @ e_hi) / floor) \
+        * (1.0 + gamma(c + 2))
+    return (vy + margins) + gamma(4) * (abs(vy) + margins)
+
+
+def min_eigenvalue_floor(P: np.ndarray) -> float:
+    """A proven lower bound of the smallest eigenvalue of a symmetric ``P``; ``0.0`` where none above 0 is proven.
+
+    Rump's verification of positive definiteness (*BIT* 46, 2006): where the floating-point Cholesky factorisation
+    of ``A = fl(P − σI)`` runs to completion, ``R̂ᵀR̂ = A + ΔA`` with ``|ΔA_ij| ≤ γ_{c+1}/(1 − γ_{c+1})·√(a_ii a_jj)``
+    (Demmel; Higham, *Accuracy and Stability*, Thm 10.5, for any order of the inner products, underflow aside), so
+    ``‖ΔA‖₂ ≤ γ_{c+1}/(1 − γ_{c+1})·tr A`` and ``λ_min(P) ≥ σ − ‖ΔA‖₂ − u·max a_ii`` (the shift's own rounding).
+    ``σ`` is a fraction of the computed smallest eigenvalue (0.9, then 0.5).
+
+    >>> import numpy as np
+    >>> 0.85 < min_eigenvalue_floor(np.diag([1.0, 3.0])) <= 1.0
+    True
+    """
+    if P.shape[0] == 0 or not np.all(np.isfinite(P)):
+        return 0.0
+    estimate = float(np.linalg.eigvalsh(P)[0])
+    if not estimate > 0:
+        return 0.0
+    c = P.shape[0]
+    g = gamma(c + 1)
+    for share in (0.9, 0.5):
+        sigma = share * estimate
+        A = P - sigma * np.eye(c)
+        try:
+            scipy.linalg.cholesky(A, lower=True)
+        except np.linalg.LinAlgError:
+            continue
+        diag = np.diagonal(A)
+        spread = g / (1.0 - g) * float(np.sum(diag)) * (1.0 + gamma(c + 2)) + UNIT_ROUNDOFF * float(diag.max())
+        floor = sigma * (1.0 - UNIT_ROUNDOFF) - spread * (1.0 + UNIT_ROUNDOFF)
+        if floor > 0:
+            return floor
+    return 0.0

@@ -12,6 +12,7 @@ import itertools
 import math
 import time
 import warnings
+from fractions import Fraction
 
 import cvxpy as cp
 import numpy as np
@@ -23,7 +24,7 @@ from scipy.optimize import lsq_linear
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.nets import Architecture, forward, init_params
 from multiconvex.nets.adjacent import UnitKinks, adjacent_bounds
-from multiconvex.nets.adjacent_lsq import box_residual
+from multiconvex.nets.adjacent_lsq import box_solution
 from multiconvex.nets.certificates import block_gaps, certificate
 from multiconvex.nets.form import NetForm
 from multiconvex.nets.network import BOUNDARY_TOL, objective
@@ -520,7 +521,7 @@ def test_the_box_least_squares_end_on_identical_columns():
     b = np.array([h("-0x1.6028b9ba10205p+3"), h("-0x1.74cf8d599c6e6p+3"), h("-0x1.9c4e17ca49c2ep+1"),
                   h("-0x1.72f5507495a63p+4")])
     lo, hi = np.array([-np.inf, h("-0x1.949b548db76b3p-7")]), np.array([h("-0x1.949b548db76b3p-6"), np.inf])
-    r = box_residual(A, b, lo, hi)
+    _, r = box_solution(A, b, lo, hi)
     merged = lsq_linear(A[:, :1], b, bounds=([lo.sum()], [hi.sum()]), method="bvls", tol=1e-13)  # the same problem
     assert 0.5 * float(r @ r) == pytest.approx(merged.cost, rel=1e-9)
 
@@ -540,7 +541,44 @@ def test_a_weight_decay_lost_in_the_models_rounding_gives_no_bound_not_a_false_o
     assert adjacent_bounds(arch, params, T, 0, pre, inputs, 1e-3)[0].bound == math.inf
     form = NetForm(arch, X, T, 1e-3)
     w = np.array([1.0, -0.5]) + 0.75 * np.array([-1.0, 1.0])  # a step onto a mixed adjacent piece
-    f0, f1 = (float(objective(arch, [(torch.tensor([v], dtype=torch.float64), None), params[1]], X, T, 1e-3))
+    f0, f1 = (float(objective(arch, [(torch.tensor(np.array([v])), None), params[1]], X, T, 1e-3))
               for v in ([1.0, -0.5], w))
     assert f0 - f1 > 5e-4  # the block can fall that much (5.6e-4 exactly)
     assert block_gaps(form, form.point_from_params(params))["layer1"] >= f0 - f1
+
+
+def _exact_box_bound(lam: float, g: np.ndarray, a: np.ndarray, lo: float, hi: float) -> Fraction:
+    """``min over α ∈ [lo, hi]`` of ``½‖g + αa‖²/λ`` in rationals (one kink, ``P = λI``)."""
+    gq, aq = [Fraction(float(v)) for v in g], [Fraction(float(v)) for v in a]
+    alpha = -sum(x * y for x, y in zip(gq, aq)) / sum(y * y for y in aq)
+    alpha = min(max(alpha, Fraction(lo)), Fraction(hi))
+    return sum((x + alpha * y) ** 2 for x, y in zip(gq, aq)) / (2 * Fraction(lam))
+
+
+def test_the_models_bound_is_evaluated_with_its_rounding():
+    """(an audit's instance) ``P = λI``, ``λ = 1.86e-8``, ``g`` two entries an ulp apart near 4e7 and one kink along
+    (1, 1): the computed residual at the least-squares ``α`` is 0 and the bound was 0 in about half of the instances,
+    against an exact 7.5e-10. The bound is evaluated at the ``α`` found with the rounding of ``r = g + Aᵀα`` and of
+    the solve: above the exact optimum in every instance, and not far above it."""
+    rng = np.random.default_rng(0)
+    lam = 1.86e-8
+    for _ in range(200):
+        G = float(rng.uniform(1e7, 8e7))
+        g = np.array([G, np.nextafter(G, np.inf)])
+        a = np.array([1.0, 1.0]) * float(rng.choice([1.0, 3.0, 0.7]))
+        lo, hi = -float(rng.uniform(1e8, 1e9)), float(rng.uniform(0, 1e3))
+        kinks = UnitKinks(lam * np.eye(2), g, a[None, :], np.array([hi]), np.array([lo]), 1)
+        got = kinks.bound().bound
+        exact = _exact_box_bound(lam, g, a, lo, hi)
+        assert exact <= Fraction(got) <= 1e3 * exact + 1e-6
+
+
+def test_a_singular_model_whose_linear_part_leaves_its_range_by_rounding_is_not_proven():
+    """``P = diag(1, 0)`` (weight decay 0) and ``g = (1, 1e-12)``: the model falls without bound along the second
+    axis. A null-space residual below ``1e-9`` of the scale was taken for 0 and the bound was ½; it is ``inf`` now,
+    and 0 only where ``g`` is exactly 0."""
+    no_kinks = np.zeros((0, 2)), np.zeros(0), np.zeros(0), 0
+    assert UnitKinks(np.diag([1.0, 0.0]), np.array([1.0, 1e-12]), *no_kinks).bound().bound == math.inf
+    assert UnitKinks(np.diag([1.0, 0.0]), np.zeros(2), *no_kinks).bound().bound == 0.0
+    radius = np.array([0.0, 1e-300])  # g exactly 0 as computed, but not proven so
+    assert UnitKinks(np.diag([1.0, 0.0]), np.zeros(2), *no_kinks, g_radius=radius).bound().bound == math.inf

@@ -22,6 +22,7 @@ from multiconvex.nets import Architecture, forward
 from multiconvex.nets.adjacent import UnitKinks, adjacent_bounds
 from multiconvex.nets.adjacent_smooth import SmoothSamples, refined_bound
 from multiconvex.nets.network import encode_targets, objective
+from multiconvex.rounding import MidpointRadius
 from multiconvex.tolerance import gap_tolerance
 
 
@@ -69,11 +70,11 @@ def test_on_a_one_piece_block_the_refined_bound_is_the_true_gap(loss, lam):
     g = lam * theta0 + A.T @ s.c0
 
     def model_bound(g2, tol):  # no kinks: min of g2ᵀd + ½λ‖d‖² is −½‖g2‖²/λ at d = −g2/λ
-        return 0.5 * float(g2 @ g2) / lam, -g2 / lam
+        return 0.5 * float(g2.value @ g2.value) / lam, -g2.value / lam
 
-    first, direction = model_bound(g, None)
+    first, direction = model_bound(MidpointRadius.exact(g), None)
     true = _true_gap(loss, A, f, V, T, theta0, lam)
-    refined = refined_bound(P, g, first, direction, s, model_bound, None)
+    refined = refined_bound(P, MidpointRadius.exact(g), first, direction, s, model_bound, None)
     assert true * (1 - 1e-12) <= refined <= true * (1 + 1e-9)  # measured: 5e-14–1.1e-13 above
     assert first > 1.5 * true  # the first-order bound is looser (by far at small λ)
     if lam <= 1e-3:
@@ -114,8 +115,9 @@ def test_samples_with_margins_above_twenty_keep_their_loss():
         g = lam * theta0 + A.T @ s.c0
 
         def model_bound(g2, tol, lam=lam):
-            return 0.5 * float(g2 @ g2) / lam, -g2 / lam
+            return 0.5 * float(g2.value @ g2.value) / lam, -g2.value / lam
 
+        g = MidpointRadius.exact(g)
         first, direction = model_bound(g, None)
         true = _true_gap("logistic", A, f, V, T, theta0, lam)
         below += refined_bound(lam * np.eye(c), g, first, direction, s, model_bound, None) < true * (1 - 1e-12)

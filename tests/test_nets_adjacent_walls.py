@@ -18,6 +18,7 @@ from multiconvex.nets.adjacent import adjacent_bounds
 from multiconvex.nets.adjacent_walls import Walls, walled_bound
 from multiconvex.nets.certificates import certificate
 from multiconvex.nets.network import encode_targets, objective
+from multiconvex.rounding import MidpointRadius
 
 # The end point of ReLUClassifier([6, 5], weight_decay=1e-3, random_state=1, max_iter=1500) on the data below, fitted
 # with the first-order bound only (the refinement switched off): it stopped at its iteration limit, uncertified. Weights
@@ -81,11 +82,11 @@ def test_one_wall_gives_the_walled_models_minimum():
         walled.solve(solver="CLARABEL")
 
         def value_at(g2, P=P):
-            return 0.5 * float(g2 @ np.linalg.solve(P, g2)), -np.linalg.solve(P, g2)
+            return 0.5 * float(g2.value @ np.linalg.solve(P, g2.value)), -np.linalg.solve(P, g2.value)
 
-        first = value_at(g)[0]
-        got = walled_bound(value_at, Walls(w[None, :], np.array([e])), scipy.linalg.cho_factor(P), g, first, d_star,
-                           None)
+        first = value_at(MidpointRadius.exact(g))[0]
+        got = walled_bound(value_at, Walls(w[None, :], np.array([e])), scipy.linalg.cho_factor(P),
+                           MidpointRadius.exact(g), first, d_star, None)
         assert -walled.value * (1 - 1e-9) - 1e-12 <= got <= -walled.value * (1 + 1e-6), (got, -walled.value)
         assert got < first
 

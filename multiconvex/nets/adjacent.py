@@ -268,6 +268,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     A = at[rows]
     P += (A.T[None, :, :] * m.T[:, None, :]) @ A
     g += c.T @ A
+    g_abs = c.abs().T @ A.abs()  # the terms' magnitudes, for g's rounding
     # every other sample on the point's own piece: its slopes and curvatures per chunk of Jacobians (samples ×
     # `need` are small), then P and g at once (one GEMM per unit, not one per chunk into every unit's P)
     others = torch.nonzero(~cand.any(dim=1)).squeeze(1)
@@ -282,18 +283,24 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
         c, m = torch.cat(c_parts), torch.cat(m_parts)
         A = at[others]
         g += c.T @ A
+        g_abs += c.abs().T @ A.abs()
         for n_pos in range(len(need)):
             P[n_pos] += (A.T * m[:, n_pos]) @ A
     W, bias = params[k]
     theta0 = torch.cat([W[g_idx]] + ([bias[g_idx, None]] if bias is not None else []), dim=1)
     g += lam * theta0
+    g_abs += lam * theta0.abs()
     P_np = P.cpu().numpy()
     P_np = 0.5 * (P_np + P_np.transpose(0, 2, 1))
     # P's sums carry rounding: each entry within γ_{N+c+1}·(largest diagonal entry), so ‖ΔP‖₂ is within c times that.
-    # The model takes that much less curvature (a lower model still), and a unit whose λ that would use up gets no
-    # bound (inf: not proven): an audit's instance (λ 1e-3 lost against data curvature 2.5e13) had a false certificate
+    # The model takes that much less curvature (a lower model still), and λ_min(P) ≥ λ − 2·lost is proven (its floor);
+    # where that is not above 0 the bound proves its own floor or is not proven (an audit's instance, λ 1e-3 lost
+    # against data curvature 2.5e13, had a false certificate)
     lost = gamma(N + cols + 1) * cols * np.abs(np.diagonal(P_np, axis1=1, axis2=2)).max(axis=1, initial=0.0)
     P_np[:, np.arange(cols), np.arange(cols)] += (lam - lost)[:, None]
+    floors = np.maximum(lam - 2.0 * lost, 0.0) * (1.0 - gamma(2))
+    # g's sums: at most N products and three additions per entry
+    g_radius = (gamma(N + 3) * (1.0 + gamma(N + 5)) * g_abs).cpu().numpy()
     g_np = g.cpu().numpy()
     at_np = at.cpu().numpy()
     rows_np = rows.cpu().numpy()
@@ -314,7 +321,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
         walls = functools.partial(own_piece_walls, arch, params, T, pre, inputs, k, int(g_idx[n_pos]), one)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
                            cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth,
-                           walls, curvature_lost=bool(lam > 0 and lost[n_pos] >= lam))
+                           walls, g_radius=g_radius[n_pos], floor=float(floors[n_pos]))
     return out
 
 

@@ -6,8 +6,9 @@ Examples
 --------
 >>> import numpy as np
 >>> M, b = np.eye(2), np.array([1.0, -1.0])
->>> box_residual(M, b, np.zeros(2), np.full(2, np.inf)).tolist()  # α ≥ 0: the second entry cannot reach −1
-[0.0, 1.0]
+>>> alpha, r = box_solution(M, b, np.zeros(2), np.full(2, np.inf))  # α ≥ 0: the second entry cannot reach −1
+>>> alpha.tolist(), r.tolist()
+([1.0, 0.0], [0.0, 1.0])
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def finite_or_nan(val: float) -> float:
     return val if math.isfinite(val) else math.nan
 
 
-def box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0) -> np.ndarray:
-    """``Mα − b`` at a bounded least-squares ``α`` in ``[lo, hi]`` (clipped to the box: any α there is valid).
+def box_solution(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, enough: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A bounded least-squares ``α`` in ``[lo, hi]`` (clipped to the box: any α there is valid) and its ``Mα − b``.
 
     BVLS first; when its ``½‖Mα − b‖²`` is above ``enough`` and it stopped on a stalled cost with its gradient not
     yet at rounding (it can stop far from the optimum when ``M`` has more columns than rows), L-BFGS-B from BVLS's
@@ -69,23 +71,31 @@ def box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, e
     alpha = np.where(fixed, lo, 0.0)
     free = ~fixed
     if not free.any():
-        return M @ alpha - b
+        return alpha, M @ alpha - b
     rhs = b - M[:, fixed] @ alpha[fixed]
     Mf, lo_f, hi_f = M[:, free], lo[free], hi[free]
+    failed = np.full(M.shape[1], np.nan), np.full(M.shape[0], np.nan)
     if not (np.all(np.isfinite(Mf)) and np.all(np.isfinite(rhs))):
-        return np.full(M.shape[0], np.nan)
+        return failed
     try:
         res = lsq_linear(Mf, rhs, bounds=(lo_f, hi_f), method="bvls", tol=1e-13, max_iter=max(100, 20 * Mf.shape[1]))
     except (np.linalg.LinAlgError, ValueError):
         res = None
+
+    def solution(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        full = alpha.copy()
+        full[free] = np.clip(x, lo_f, hi_f)
+        return full, Mf @ full[free] - rhs
+
     best = None
     if res is not None:
-        r = Mf @ np.clip(res.x, lo_f, hi_f) - rhs
+        found = solution(res.x)
+        r = found[1]
         if np.all(np.isfinite(r)):
-            best = r
+            best = found
             scale = max(1.0, float(np.linalg.norm(Mf.T @ rhs)))
             if 0.5 * float(r @ r) <= enough or res.status == 1 or float(res.optimality) <= 1e-12 * scale:
-                return r  # decided, or BVLS at its first-order optimality test (or its gradient at rounding)
+                return found  # decided, or BVLS at its first-order optimality test (or its gradient at rounding)
     start = np.clip(res.x if res is not None and np.all(np.isfinite(res.x)) else np.zeros(Mf.shape[1]), lo_f, hi_f)
 
     def cost(a: np.ndarray) -> tuple[float, np.ndarray]:
@@ -95,10 +105,11 @@ def box_residual(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, e
     bounds = [(None if math.isinf(a) else float(a), None if math.isinf(c) else float(c)) for a, c in zip(lo_f, hi_f)]
     out = minimize(cost, start, jac=True, method="L-BFGS-B", bounds=bounds,
                                   options={"maxiter": max(200, 20 * Mf.shape[1]), "ftol": 1e-15, "gtol": 1e-14})
-    r = Mf @ np.clip(out.x, lo_f, hi_f) - rhs
-    if np.all(np.isfinite(r)) and (best is None or r @ r < best @ best):
-        best = r
-    return best if best is not None else np.full(M.shape[0], np.nan)
+    found = solution(out.x)
+    r = found[1]
+    if np.all(np.isfinite(r)) and (best is None or r @ r < best[1] @ best[1]):
+        best = found
+    return best if best is not None else failed
 
 
 def model_direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -106,4 +117,4 @@ def model_direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray:
     return -scipy.linalg.solve_triangular(Lc.T, r, lower=False)
 
 
-__all__ = ["box_residual", "finite_or_nan", "least_squares_solver", "model_direction", "side_boxes"]
+__all__ = ["box_solution", "finite_or_nan", "least_squares_solver", "model_direction", "side_boxes"]

@@ -47,6 +47,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from ..rounding import MidpointRadius, gamma
 from .adjacent_terms import loss_gradient
 from .network import Architecture, sample_losses
 
@@ -139,15 +140,15 @@ class SmoothSamples:
         return alpha.cpu().numpy(), float(delta.sum()), rounding
 
 
-def refined_bound(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, samples: SmoothSamples,
-                  model_bound: Callable[[np.ndarray, float | None], tuple[float | None, np.ndarray | None]],
+def refined_bound(P: np.ndarray, g: MidpointRadius, first: float, direction: np.ndarray, samples: SmoothSamples,
+                  model_bound: Callable[[MidpointRadius, float | None], tuple[float | None, np.ndarray | None]],
                   tol: float | None) -> float:
     """:func:`refine`'s bound alone."""
     return refine(P, g, first, direction, samples, model_bound, tol)[0]
 
 
-def refine(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, samples: SmoothSamples,
-           model_bound: Callable[[np.ndarray, float | None], tuple[float | None, np.ndarray | None]],
+def refine(P: np.ndarray, g: MidpointRadius, first: float, direction: np.ndarray, samples: SmoothSamples,
+           model_bound: Callable[[MidpointRadius, float | None], tuple[float | None, np.ndarray | None]],
            tol: float | None) -> tuple[float, np.ndarray | None]:
     """The smallest of ``first`` and the refined bounds ``Δ(d̂) + model_bound(g + Aᵀ(α(d̂) − φ'(0)))`` over the trial
     steps ``d̂`` (module docstring): the first ``−H⁻¹r`` with ``r = −P·direction`` the first model's residual, then
@@ -156,8 +157,10 @@ def refine(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, sa
     at the point above :data:`REBUILD_WORK` multiply-adds).
 
     ``model_bound(g, tol)`` is the first model's bound with another ``g`` (the same ``P`` and kink boxes): its value
-    and direction. A step that does not lower the bound is halved, :data:`MAX_HALVINGS` times in a row at most; the
-    steps stop at ``≤ tol``, when one gains less than ``1e-12`` of the bound, or after :data:`MAX_STEPS`.
+    and direction. ``g`` carries its rounding's radius, and each moved ``g`` the rounding of its sum
+    (:meth:`~multiconvex.rounding.MidpointRadius.plus`); ``Δ + bound`` is rounded up. A step that does not lower the
+    bound is halved, :data:`MAX_HALVINGS` times in a row at most; the steps stop at ``≤ tol``, when one gains less
+    than ``1e-12`` of the bound, or after :data:`MAX_STEPS`.
 
     Returns the bound and the trial step ``d̂`` it was found at (where the refined model puts the block's step; the
     first model's ``direction`` when no step lowered ``first``)."""
@@ -175,15 +178,16 @@ def refine(P: np.ndarray, g: np.ndarray, first: float, direction: np.ndarray, sa
         extra = delta + rounding
         val, dirn = None, None
         if math.isfinite(extra) and (tol is None or extra <= tol):  # else this tangent's constant alone is above tol
-            val, dirn = model_bound(g + samples.A.T @ (alpha - samples.c0), None if tol is None else tol - extra)
-        if val is None or dirn is None or not extra + val < best:
+            val, dirn = model_bound(g.plus(samples.A, alpha - samples.c0), None if tol is None else tol - extra)
+        total = math.inf if val is None else (extra + val) * (1.0 + gamma(2))
+        if val is None or dirn is None or not total < best:
             halvings += 1
             if halvings > MAX_HALVINGS:
                 break
             step = 0.5 * step  # no lower: half the step
             continue
         halvings = 0
-        gain, best, at_best = best - (extra + val), extra + val, d
+        gain, best, at_best = best - total, total, d
         if tol is not None and best <= tol or gain <= 1e-12 * best:
             break
         step = -scipy.linalg.cho_solve(_hessian_at(samples, P, t, rebuild), P @ (d - dirn))  # gradient P(d − dirn)

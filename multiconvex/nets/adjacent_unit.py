@@ -14,12 +14,14 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
 
+from ..rounding import MidpointRadius, gamma, inverse_quadratic_upper, min_eigenvalue_floor
 from ..solvers.dispatch import on_one_blas_thread
-from .adjacent_lsq import box_residual, finite_or_nan, least_squares_solver, model_direction, side_boxes
+from .adjacent_lsq import box_solution, finite_or_nan, least_squares_solver, model_direction, side_boxes
 from .adjacent_smooth import SmoothSamples, refine, refined_bound
 from .adjacent_walls import MAX_KINKS, Walls, walled_bound
 
@@ -30,6 +32,16 @@ MAX_CONCAVE = 6
 #: Up to this many concave kinks a smooth block's refinement is also run per side (``2^K`` refinements), where one
 #: trial step for every side stays above the tolerance.
 PER_SIDE_CONCAVE = 3
+
+
+class _Factors(NamedTuple):
+    """What :meth:`UnitKinks._model_bound` computes once per model (:meth:`UnitKinks._factors`)."""
+
+    L: np.ndarray  # the Cholesky factor of P (lower)
+    M: np.ndarray  # L⁻¹[ã_i]
+    solve: Callable[[np.ndarray], np.ndarray]  # a least-squares α of Mα ≈ b
+    triangle: float  # Σ ½(c⁻ − c⁺)·‖ã_i‖_{P⁻¹} over the concave kinks, an upper bound
+    floor: float  # a proven lower bound (> 0) of λ_min(P)
 
 
 def _above(value: float, tol: float | None) -> bool:
@@ -104,9 +116,17 @@ class UnitKinks:
         Builds the walls that every piece containing the point shares
         (:func:`~multiconvex.nets.adjacent_walls.own_piece_walls`: the piece rows of the samples on no kink of the
         block), once, the first time a bound is still above its ``tol`` after the refinement.
-    curvature_lost : bool
-        ``λ > 0`` lost against the rounding of ``P``'s sums (:func:`~multiconvex.nets.adjacent.adjacent_bounds`):
-        the bound is ``inf`` (not proven).
+    g_radius : (c,) or None
+        How far the exact ``g`` may lie from :attr:`g`, entry by entry (the rounding of its sums; ``None``: exact).
+    floor : float
+        A proven lower bound of ``λ_min(P)`` from how ``P`` was built (``λ`` less twice its sums' rounding,
+        :func:`~multiconvex.nets.adjacent.layer_kinks`); ``0``: proven here, by
+        :func:`~multiconvex.rounding.min_eigenvalue_floor`, or not at all (then the bound is ``inf`` unless the
+        linear part is exactly 0: :meth:`_singular_bound`).
+
+    Every bound is evaluated with its rounding (:meth:`_proven`): the computed factors and least squares only choose
+    ``α``, and the value at that ``α`` is an upper bound in exact arithmetic of the model whose data are ``P``,
+    ``g ± g_radius``, ``a`` and the slopes as given.
     """
 
     P: np.ndarray
@@ -118,7 +138,8 @@ class UnitKinks:
     slack: float = 0.0
     smooth: Callable[[], SmoothSamples | None] | None = None
     walls: Callable[[], Walls | None] | None = None
-    curvature_lost: bool = False
+    g_radius: np.ndarray | None = None
+    floor: float = 0.0
     _built: tuple[SmoothSamples | None] | None = field(default=None, init=False, repr=False, compare=False)
     _kept: tuple | None = field(default=None, init=False, repr=False, compare=False)
     _walls_built: tuple[Walls | None] | None = field(default=None, init=False, repr=False, compare=False)
@@ -131,14 +152,12 @@ class UnitKinks:
         conjugate refinement (:func:`~multiconvex.nets.adjacent_smooth.refined_bound`), then, still above, the walls
         that every adjacent piece shares (:func:`~multiconvex.nets.adjacent_walls.walled_bound`); the arguments as
         :meth:`_model_bound`."""
-        if self.curvature_lost:  # λ below P's rounding: the computed model is not a proven lower model
-            return AdjacentBound(math.inf, self.n_kinks, 0, False, None, math.inf)
-        found = self._slack_bound(self.g, tol, max_concave)
+        found = self._slack_bound(self.linear, tol, max_concave)
         found.first_order = found.bound
         first = found.bound
         if first is None or not math.isfinite(first) or found.direction is None or not _above(first, tol):
             return found
-        found.bound, step = self._refined(self.g, first, found.direction, tol, max_concave)
+        found.bound, step = self._refined(self.linear, first, found.direction, tol, max_concave)
         if self.walls is not None and step is not None and self.a.shape[0] <= MAX_KINKS and _above(found.bound, tol):
             if self._walls_built is None:
                 self._walls_built = (self.walls(),)
@@ -146,8 +165,13 @@ class UnitKinks:
             curvature = self._curvature()
             if walls is not None and curvature is not None:
                 value_at = functools.partial(self._tight_value, tol=tol, max_concave=max_concave)
-                found.bound = walled_bound(value_at, walls, curvature, self.g, found.bound, step, tol)
+                found.bound = walled_bound(value_at, walls, curvature, self.linear, found.bound, step, tol)
         return found
+
+    @property
+    def linear(self) -> MidpointRadius:
+        """The linear part :attr:`g` with its radius."""
+        return MidpointRadius(self.g, np.zeros_like(self.g) if self.g_radius is None else self.g_radius)
 
     def _curvature(self) -> tuple | None:
         """The Cholesky factor (as ``scipy.linalg.cho_factor`` gives it) of the model's Hessian at the point: the
@@ -157,9 +181,9 @@ class UnitKinks:
         if samples is not None:
             return samples.H
         factors = self._factors()
-        return None if factors is None else (factors[0], True)
+        return None if factors is None else (factors.L, True)
 
-    def _refined(self, g: np.ndarray, first: float, direction: np.ndarray, tol: float | None,
+    def _refined(self, g: MidpointRadius, first: float, direction: np.ndarray, tol: float | None,
                  max_concave: int) -> tuple[float, np.ndarray | None]:
         """The conjugate refinement of a smooth loss's bound ``first`` (its direction ``direction``) at the linear
         part ``g``, per side of up to :data:`PER_SIDE_CONCAVE` concave kinks too, and the step where the refined
@@ -181,7 +205,7 @@ class UnitKinks:
                 best = per_side
         return best, step
 
-    def _tight_value(self, g: np.ndarray, tol: float | None, max_concave: int
+    def _tight_value(self, g: MidpointRadius, tol: float | None, max_concave: int
                      ) -> tuple[float | None, np.ndarray | None]:
         """The bound at the linear part ``g`` (every side enumerated, then refined) and where its model puts the
         block's step: what the walls' search (:func:`~multiconvex.nets.adjacent_walls.walled_bound`) evaluates."""
@@ -192,7 +216,7 @@ class UnitKinks:
         return self._refined(g, found.bound, found.direction, tol, max_concave)
 
     def _per_side_bound(self, samples: SmoothSamples, tol: float | None, max_concave: int,
-                        best: float, g: np.ndarray) -> float | None:
+                        best: float, g: MidpointRadius) -> float | None:
         """The refinement per side of the concave kinks at the linear part ``g``: each side's model (every concave
         kink's box made one-sided, ``α_i ≤ c⁺`` on ``t ≥ 0``, ``α_i ≥ c⁻`` on ``t ≤ 0``: a convex kink with an
         infinite end) refined with its own trial steps, the largest of them the bound (every piece containing the
@@ -225,61 +249,60 @@ class UnitKinks:
             self._sides[sides] = dataclasses.replace(self, cplus=cp, cminus=cm, smooth=None, walls=None)
         return self._sides[sides]
 
-    def _value(self, g: np.ndarray, tol: float | None, max_concave: int) -> tuple[float | None, np.ndarray | None]:
+    def _value(self, g: MidpointRadius, tol: float | None, max_concave: int) -> tuple[float | None, np.ndarray | None]:
         """``(bound, direction)`` of :meth:`_slack_bound`: what the refinement's ``model_bound`` gives."""
         found = self._slack_bound(g, tol, max_concave)
         return found.bound, found.direction
 
-    def _slack_bound(self, g: np.ndarray, tol: float | None, max_concave: int) -> AdjacentBound:
-        """:meth:`_model_bound` with the linear part ``g`` plus :attr:`slack`."""
+    def _slack_bound(self, g: MidpointRadius, tol: float | None, max_concave: int) -> AdjacentBound:
+        """:meth:`_model_bound` with the linear part ``g`` plus :attr:`slack` (the sum rounded up)."""
         if not self.slack:
             return self._model_bound(tol, max_concave, g)
         found = self._model_bound(None if tol is None else tol - self.slack, max_concave, g)
         if found.bound is not None:
-            found.bound += self.slack
+            found.bound = (found.bound + self.slack) * (1.0 + gamma(2))
         return found
 
     def _model_bound(self, tol: float | None = None, max_concave: int = MAX_CONCAVE,
-                     g: np.ndarray | None = None) -> AdjacentBound:
+                     g: MidpointRadius | None = None) -> AdjacentBound:
         """The bound: first one ``α`` (least squares clipped to the sides' boxes, each concave ``α_i`` at its
         midpoint, plus the triangle term), then, unless that is already ``≤ tol``, the bounded least squares over
         the ``2^K`` concave sides (``K ≤ max_concave``; the midpoint bound with a bounded least squares above). Both
-        are valid; the smaller is returned.
+        are valid; the smaller is returned. Each value is :meth:`_proven` at the ``α`` found.
 
         With ``tol`` the work stops as soon as the answer to ``gap ≤ tol`` is known: a side above ``tol`` ends the
         enumeration with the first bound and that side's direction (where ``F`` falls), and a triangle term above
         ``tol`` skips the bounded least squares. ``tol=None``: the tightest bound (every side). ``g``: another linear
-        part (default :attr:`g`, the refinement's trial steps move it); what does not depend on it is computed once
-        (:meth:`_factors`)."""
-        g = self.g if g is None else g
+        part (default :attr:`linear`, the refinement's trial steps and the walls move it); what does not depend on
+        it is computed once (:meth:`_factors`)."""
+        g = self.linear if g is None else g
         factors = self._factors()
-        if factors is None:  # P singular (weight decay 0 and a dead unit, say): its range and null space
-            return (self if g is self.g else dataclasses.replace(self, g=g))._singular_bound(tol, max_concave)
-        Lc, M, solve_ls, spread = factors
-        b = -scipy.linalg.solve_triangular(Lc, g, lower=True)
+        if factors is None:  # P not proven positive definite (weight decay 0 and a dead unit, say)
+            return self._singular_bound(g, max_concave)
+        Lc, M, solve_ls = factors.L, factors.M, factors.solve
+        b = -scipy.linalg.solve_triangular(Lc, g.value, lower=True)
         cp, cm = self.cplus, self.cminus
         concave = cm > cp
         K = int(concave.sum())
         if M.shape[1] == 0:
-            return AdjacentBound(0.5 * float(b @ b), self.n_kinks, 0, True, model_direction(Lc, -b))
+            return AdjacentBound(self._proven(g, np.zeros(0)), self.n_kinks, 0, True, model_direction(Lc, -b))
         lo = np.where(concave, 0.5 * (cp + cm), cm)
         hi = np.where(concave, 0.5 * (cp + cm), cp)
         alpha = np.clip(solve_ls(b), lo, hi)
-        r = M @ alpha - b
-        cheap = finite_or_nan(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
-        best = AdjacentBound(cheap, self.n_kinks, K, K == 0, model_direction(Lc, r))
+        cheap = self._proven(g, alpha, factors.triangle)
+        best = AdjacentBound(cheap, self.n_kinks, K, K == 0, model_direction(Lc, M @ alpha - b))
         if tol is not None and cheap <= tol:
             return best
         if K > max_concave:  # the midpoint bound, its convex part by bounded least squares
-            if tol is not None and 0.5 * spread ** 2 > tol:
+            if tol is not None and 0.5 * factors.triangle ** 2 > tol:
                 return best  # its triangle term alone is above tol: no α makes it ≤ tol
-            r = box_residual(M, b, lo, hi, tol or 0.0)
-            val = finite_or_nan(0.5 * (float(np.linalg.norm(r)) + spread) ** 2)
+            alpha, r = box_solution(M, b, lo, hi, tol or 0.0)
+            val = self._proven(g, alpha, factors.triangle)
             return best if not val < cheap else AdjacentBound(val, self.n_kinks, K, False, model_direction(Lc, r))
         worst, worst_r = -math.inf, b
         for lo_s, hi_s in side_boxes(cp, cm, concave):
-            r = box_residual(M, b, lo_s, hi_s, tol or 0.0)
-            val = finite_or_nan(0.5 * float(r @ r))
+            alpha, r = box_solution(M, b, lo_s, hi_s, tol or 0.0)
+            val = self._proven(g, alpha)
             if math.isnan(val) or val > worst:
                 worst, worst_r = val, r
             if math.isnan(val) or val >= cheap:
@@ -289,75 +312,114 @@ class UnitKinks:
                 return AdjacentBound(cheap, self.n_kinks, K, False, model_direction(Lc, r))
         return AdjacentBound(worst, self.n_kinks, K, True, model_direction(Lc, worst_r))
 
-    def _factors(self) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray], float] | None:
-        """``(L, M, least squares, triangle term)`` of :meth:`_model_bound`, computed once: the Cholesky factor of
-        ``P``, ``M = L⁻¹[ã_i]``, a solver of ``Mα ≈ b``
-        (:func:`~multiconvex.nets.adjacent_lsq.least_squares_solver`) and the concave kinks' triangle term
-        ``Σ ½(c⁻ − c⁺)‖M_i‖``; ``None`` when ``P`` is singular."""
+    def _proven(self, g: MidpointRadius, alpha: np.ndarray, triangle: float = 0.0) -> float:
+        """``½(‖r‖_{P⁻¹} + triangle)²`` at the multipliers ``alpha``, ``r = g + Aᵀα``, as an upper bound in exact
+        arithmetic: ``r`` is computed with its radius ``ρ`` (``g``'s and the sum's,
+        :meth:`~multiconvex.rounding.MidpointRadius.plus`), and ``‖r‖_{P⁻¹} ≤ √(upper bound of r̂ᵀP⁻¹r̂) +
+        ‖ρ‖/√floor`` (:func:`~multiconvex.rounding.inverse_quadratic_upper`, which does not take the Cholesky factor
+        for exact); ``nan`` where ``alpha`` is not finite. An audit's instance (``P = λI``, ``λ = 1.86e-8``,
+        ``g`` two entries an ulp apart near 4e7) had the computed residual 0 and the bound 0 against an exact
+        7.5e-10."""
+        if not np.all(np.isfinite(alpha)):
+            return math.nan
+        factors = self._factors()
+        assert factors is not None
+        r = g.plus(self.a, alpha)
+        c = r.value.shape[0]
+        quad = inverse_quadratic_upper(self.P, (factors.L, True), r.value, factors.floor)
+        rho = float(np.linalg.norm(r.radius)) * (1.0 + gamma(c + 2)) / math.sqrt(factors.floor)
+        total = math.sqrt(quad) + rho + triangle
+        return finite_or_nan(0.5 * total * total * (1.0 + gamma(8)))
+
+    def _factors(self) -> _Factors | None:
+        """The :class:`_Factors` of :meth:`_model_bound`, computed once: the Cholesky factor ``L`` of ``P``,
+        ``M = L⁻¹[ã_i]``, a solver of ``Mα ≈ b`` (:func:`~multiconvex.nets.adjacent_lsq.least_squares_solver`), the
+        concave kinks' triangle term ``Σ ½(c⁻ − c⁺)‖ã_i‖_{P⁻¹}`` (each norm by
+        :func:`~multiconvex.rounding.inverse_quadratic_upper`) and the proven floor of ``λ_min(P)`` (:attr:`floor`,
+        else :func:`~multiconvex.rounding.min_eigenvalue_floor`); ``None`` when ``P`` has no Cholesky factor or no
+        floor above 0 is proven."""
         if self._kept is None:
-            try:
-                Lc = scipy.linalg.cholesky(self.P, lower=True)
-            except np.linalg.LinAlgError:
-                self._kept = (None,)
-                return None
-            M = (scipy.linalg.solve_triangular(Lc, self.a.T, lower=True) if self.a.shape[0]
-                 else np.zeros((self.g.shape[0], 0)))
-            concave = self.cminus > self.cplus
-            spread = float(np.sum(0.5 * (self.cminus - self.cplus)[concave] * np.linalg.norm(M[:, concave], axis=0)))
-            self._kept = ((Lc, M, least_squares_solver(M), spread),)
+            self._kept = (self._factorise(),)
         return self._kept[0]
 
-    def _singular_bound(self, tol: float | None, max_concave: int) -> AdjacentBound:
-        """The bound when ``P`` is singular (positive semidefinite): ``P = U_R diag(μ) U_Rᵀ`` on its range (the
-        eigenvalues below ``1e-12·max μ`` dropped: less curvature, a lower model, still valid) and ``N`` its null
-        space. A side's lower model is bounded below only where ``Nᵀr = 0`` (``r = g + Aᵀα``), and then its minimum
-        is ``−½ rᵀP⁺r``. So each side's ``α`` is a bounded least squares on ``[μ^{-1/2}U_Rᵀ; w·Nᵀ]`` with a large
-        weight ``w`` on the null rows; where ``‖Nᵀr‖`` stays above rounding (``1e-9`` of the problem's scale) that
-        side's model falls without bound and the bound is ``inf`` (its direction ``−NNᵀr``, where the lower model
-        falls linearly). Above ``max_concave`` concave kinks: each concave ``α_i`` at its midpoint, the triangle
-        term on the range, ``inf`` when a concave ``ã_i`` has a component in the null space."""
+    def _factorise(self) -> _Factors | None:
+        try:
+            Lc = scipy.linalg.cholesky(self.P, lower=True)
+        except np.linalg.LinAlgError:
+            return None
+        floor = self.floor if self.floor > 0 else min_eigenvalue_floor(self.P)
+        if not floor > 0:
+            return None
+        M = (scipy.linalg.solve_triangular(Lc, self.a.T, lower=True) if self.a.shape[0]
+             else np.zeros((self.g.shape[0], 0)))
+        half = 0.5 * (self.cminus - self.cplus)
+        concave = np.flatnonzero(half > 0)
+        triangle = sum(float(half[i]) * (1.0 + gamma(3))
+                       * math.sqrt(inverse_quadratic_upper(self.P, (Lc, True), self.a[i], floor)) for i in concave)
+        return _Factors(Lc, M, least_squares_solver(M), triangle * (1.0 + gamma(concave.size + 2)), floor)
+
+    def _singular_bound(self, g: MidpointRadius, max_concave: int) -> AdjacentBound:
+        """The bound when ``P`` is not proven positive definite (no Cholesky factor, or no floor of ``λ_min`` above
+        0: weight decay 0 and a dead unit, say). Then a side's lower model is bounded below only where ``r = g +
+        Aᵀα`` lies in ``P``'s range exactly, which floating point cannot show unless ``r`` is 0 itself: the bound is 0
+        where ``g`` is exactly 0 (radius 0) and ``α = 0`` is in every side's box of each kink whose row is not 0
+        (``c⁻ ≤ 0 ≤ c⁺``, so none of them concave: the exact lower model ``F(θ⁰) + ½dᵀPd``, ``P ⪰ 0``, stays above
+        ``F(θ⁰)``), else ``inf`` (not proven; the
+        form then reports ``F``, as no block lowers ``F ≥ 0`` by more), never ``nan``. (An audit: a null-space
+        residual below ``1e-9`` of the problem's scale had been taken for 0, which is a claim, not a proof; with
+        weight decay lost in ``P``'s rounding it certified a block that falls by 5.6e-4.) The direction is
+        :meth:`_falling_direction`'s."""
+        cp, cm = self.cplus, self.cminus
+        K = int(np.count_nonzero(cm > cp))
+        moves = self.a.any(axis=1)  # a kink row of 0 adds 0 to r whatever its α
+        if (not g.value.any() and not g.radius.any() and np.all(cm[moves] <= 0) and np.all(cp[moves] >= 0)):
+            return AdjacentBound(0.0, self.n_kinks, K, True, np.zeros(g.value.shape))
+        return AdjacentBound(math.inf, self.n_kinks, K, K <= max_concave, self._falling_direction(g.value, max_concave))
+
+    def _falling_direction(self, g: np.ndarray, max_concave: int) -> np.ndarray:
+        """Where the lower model falls when ``P`` is not proven positive definite: ``P = U_R diag(μ) U_Rᵀ`` on its
+        range (eigenvalues below ``1e-12·max μ`` dropped) and ``N`` its null space; each side's ``α`` is a bounded
+        least squares on ``[μ^{-1/2}U_Rᵀ; w·Nᵀ]`` with a large weight ``w`` on the null rows. Of the worst side:
+        ``−NNᵀr`` where ``‖Nᵀr‖`` stays above ``1e-9`` of the problem's scale (the model falls linearly there), else
+        the model's minimiser on the range, ``−P⁺r``. Above ``max_concave`` concave kinks each concave ``α_i`` is at
+        its midpoint."""
         mu, U = np.linalg.eigh(0.5 * (self.P + self.P.T))
         keep = mu > 1e-12 * max(float(mu.max()), 0.0) if mu.max() > 0 else np.zeros(mu.shape, dtype=bool)
         UR, UN, scale_r = U[:, keep], U[:, ~keep], 1.0 / np.sqrt(mu[keep])
         Q = scale_r[:, None] * UR.T  # P⁺ = QᵀQ on the range
-        M, b = Q @ self.a.T, -(Q @ self.g)
-        Mn, bn = UN.T @ self.a.T, -(UN.T @ self.g)
+        M, b = Q @ self.a.T, -(Q @ g)
+        Mn, bn = UN.T @ self.a.T, -(UN.T @ g)
         # the problem's scale, floored at a normal number (with g = 0 and every kink row 0 — a unit without inputs,
         # weight decay 0 — a subnormal floor made w infinite and w·0 nan: a review's crash)
-        size = max(float(np.linalg.norm(self.g)),
+        size = max(float(np.linalg.norm(g)),
                    float(np.linalg.norm(self.a, axis=1) @ np.maximum(np.abs(self.cplus), np.abs(self.cminus))), 1e-150)
         null_tol = 1e-9 * size
         w = 1e6 * max(1.0, float(np.linalg.norm(M))) / max(float(np.linalg.norm(Mn)), null_tol)
         stacked, rhs = np.vstack([M, w * Mn]), np.concatenate([b, w * bn])
         cp, cm = self.cplus, self.cminus
         concave = cm > cp
-        K, nr = int(concave.sum()), M.shape[0]
+        nr = M.shape[0]
 
-        def side_value(lo_s: np.ndarray, hi_s: np.ndarray, spread: float = 0.0) -> tuple[float, np.ndarray]:
-            res = box_residual(stacked, rhs, lo_s, hi_s)
+        def side_value(lo_s: np.ndarray, hi_s: np.ndarray) -> tuple[float, np.ndarray]:
+            res = box_solution(stacked, rhs, lo_s, hi_s)[1]
             r_R, r_N = res[:nr], res[nr:] / w
             if not np.all(np.isfinite(res)):
-                return math.nan, np.zeros(self.g.shape)
-            if float(np.linalg.norm(r_N)) > null_tol or not math.isfinite(spread):
+                return math.nan, np.zeros(g.shape)
+            if float(np.linalg.norm(r_N)) > null_tol:
                 return math.inf, -(UN @ r_N)
-            return 0.5 * (float(np.linalg.norm(r_R)) + spread) ** 2, -(Q.T @ r_R)
+            return 0.5 * float(r_R @ r_R), -(Q.T @ r_R)
 
-        if K > max_concave:
+        if int(concave.sum()) > max_concave:
             mid = 0.5 * (cp + cm)
-            lo, hi = np.where(concave, mid, cm), np.where(concave, mid, cp)
-            null_part = np.linalg.norm(Mn[:, concave], axis=0) if Mn.shape[0] else np.zeros(K)
-            spread = (math.inf if np.any(null_part > null_tol)
-                      else float(np.sum(0.5 * (cm - cp)[concave] * np.linalg.norm(M[:, concave], axis=0))))
-            val, d = side_value(lo, hi, spread)
-            return AdjacentBound(val, self.n_kinks, K, False, d)
-        worst, worst_d = -math.inf, np.zeros(self.g.shape)
+            return side_value(np.where(concave, mid, cm), np.where(concave, mid, cp))[1]
+        worst, worst_d = -math.inf, np.zeros(g.shape)
         for lo_s, hi_s in side_boxes(cp, cm, concave):
             val, d = side_value(lo_s, hi_s)
             if math.isnan(val) or val > worst:
                 worst, worst_d = val, d
-            if math.isnan(val) or tol is not None and val > tol:
-                break  # decided: not ≤ tol (or not computed)
-        return AdjacentBound(worst, self.n_kinks, K, True, worst_d)
+            if not val < math.inf:
+                break  # no side is worse
+        return worst_d
 
 
 __all__ = ["AdjacentBound", "MAX_CONCAVE", "PER_SIDE_CONCAVE", "UnitKinks"]

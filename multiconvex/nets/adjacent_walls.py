@@ -22,9 +22,10 @@ keeping the smallest value it evaluated. Any ``ν ≥ 0`` gives a valid bound: t
 Examples
 --------
 >>> import numpy as np
->>> P, g = np.eye(1), np.array([-1.0])  # the model −d + ½d²: bound ½ at d = 1
+>>> from multiconvex.rounding import MidpointRadius
+>>> P, g = np.eye(1), MidpointRadius.exact(np.array([-1.0]))  # the model −d + ½d²: bound ½ at d = 1
 >>> def value_at(g2):
-...     return 0.5 * float(g2 @ g2), -g2  # ½‖g‖²/1 and the model's minimiser
+...     return 0.5 * float(g2.value @ g2.value), -g2.value  # ½‖g‖²/1 and the model's minimiser
 >>> walls = Walls(np.array([[1.0]]), np.array([0.1]))  # d ≤ 0.1: the model's least value −0.1 + 0.005
 >>> import scipy.linalg
 >>> round(walled_bound(value_at, walls, scipy.linalg.cho_factor(P), g, 0.5, np.array([1.0]), None), 6)
@@ -42,6 +43,7 @@ import scipy.linalg
 import torch
 from scipy.optimize import minimize_scalar
 
+from ..rounding import MidpointRadius, gamma
 from .batched import unit_batch
 from .network import Architecture, Params
 from .piece_context import PieceContext, with_ones
@@ -111,8 +113,8 @@ def own_piece_walls(arch: Architecture, params: Params, T: torch.Tensor, pre: li
     return Walls(rows.cpu().numpy(), e.cpu().numpy())
 
 
-def walled_bound(value_at: Callable[[np.ndarray], tuple[float | None, np.ndarray | None]], walls: Walls,
-                 curvature: tuple, g: np.ndarray, best: float, direction: np.ndarray, tol: float | None) -> float:
+def walled_bound(value_at: Callable[[MidpointRadius], tuple[float | None, np.ndarray | None]], walls: Walls,
+                 curvature: tuple, g: MidpointRadius, best: float, direction: np.ndarray, tol: float | None) -> float:
     """The smallest of ``best`` and ``eᵀν + value_at(g + Wᵀν)`` over the multipliers ``ν ≥ 0`` it tries (module
     docstring); ``value_at(g)`` is the bound at another linear part and where its model puts the block's step
     (``None`` when not computed); ``direction`` is that step at ``g`` itself. Stops at ``≤ tol``, after
@@ -132,10 +134,10 @@ def walled_bound(value_at: Callable[[np.ndarray], tuple[float | None, np.ndarray
 
     def at(v: np.ndarray) -> tuple[float, np.ndarray | None]:
         evals[0] += 1
-        val, d = value_at(g + W.T @ v)
+        val, d = value_at(g.plus(W, v))  # g + Wᵀν, with the radius of its rounding
         if val is None or not math.isfinite(val):
             return math.inf, None
-        return float(e @ v) + val, d
+        return (float(e @ v) + val) * (1.0 + gamma(e.size + 1)), d  # e ≥ 0, ν ≥ 0: rounded up
 
     for _ in range(ROUNDS):
         order = np.flatnonzero(slack < 0)
