@@ -23,10 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["UNIT_ROUNDOFF", "MidpointRadius", "gamma", "inverse_quadratic_upper", "min_eigenvalue_floor"]
+__all__ = ["UNDERFLOW", "UNIT_ROUNDOFF", "MidpointRadius", "gamma", "inverse_quadratic_upper", "min_eigenvalue_floor",
+           "norm_upper"]
 
 #: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
 UNIT_ROUNDOFF = 2.0**-53
+
+#: ``η = 2⁻¹⁰⁷⁴``, the smallest subnormal: a product's absolute error where it underflows (Higham §2.1).
+UNDERFLOW = 2.0**-1074
+
+#: Below this scale (``2⁻⁹⁶²``, 2⁶⁰ above the smallest normal number) :func:`min_eigenvalue_floor` proves nothing: a
+#: review found its floor above ``λ_min`` for matrices of scale 1e-310.
+_TINY = 2.0**-962
 
 
 def gamma(k: int) -> float:
@@ -58,9 +66,12 @@ class MidpointRadius:
     def plus(self, A: np.ndarray, x: np.ndarray) -> MidpointRadius:
         """``value + Aᵀx`` (``A`` (m, c), ``x`` (m,)) with the radius grown by that sum's rounding,
         ``γ_{m+2}·(|value| + |A|ᵀ|x|)`` (a dot product of ``m`` terms plus one addition, in any order), the margins'
-        own rounding included."""
+        own rounding included, and ``m·η`` where a product is not exactly 0 (it may underflow)."""
         m = A.shape[0]
-        bump = gamma(m + 2) * (np.abs(self.value) + np.abs(A).T @ np.abs(x))
+        abs_x = np.abs(x)
+        products = np.abs(A).T @ abs_x
+        moved = (np.abs(A).T @ (abs_x > 0)) > 0  # some product a_ij·x_i is not exactly 0
+        bump = gamma(m + 2) * (np.abs(self.value) + products) + np.where(moved, (m + 2) * UNDERFLOW, 0.0)
         return MidpointRadius(self.value + A.T @ x, (self.radius + bump) * (1.0 + gamma(m + 4)))
 
 
@@ -71,7 +82,9 @@ def inverse_quadratic_upper(P: np.ndarray, factor: tuple, v: np.ndarray, floor: 
     For any ``y`` and ``e = v − Py``, ``vᵀP⁻¹v = vᵀy + yᵀe + eᵀP⁻¹e ≤ vᵀy + |y|ᵀ|e| + ‖e‖²/floor``; ``y`` is the
     solve with ``factor`` (a ``scipy.linalg.cho_factor`` of ``P``), which only chooses it: nothing here takes the
     computed factor for exact. Each term is evaluated with its rounding: ``|e|`` within ``|ê| + γ_{c+1}(|P||y| +
-    |v|)``, ``vᵀy`` within ``γ_c|v|ᵀ|y|``. ``inf`` when ``floor ≤ 0`` and ``v ≠ 0``.
+    |v|)``, ``vᵀy`` within ``γ_c|v|ᵀ|y|``, each product with an absolute :data:`UNDERFLOW` besides (a review's
+    ``v = 1e-170`` had ``vᵀy`` underflow to 0), and ``‖e‖²/floor`` as ``‖e/√floor‖²`` (``e²`` underflowed where
+    ``P`` was subnormal). ``inf`` when ``floor ≤ 0`` and ``v ≠ 0``.
 
     >>> import numpy as np, scipy.linalg
     >>> P = np.array([[2.0, 1.0], [1.0, 2.0]]); v = np.array([1.0, 0.0])
@@ -84,13 +97,15 @@ def inverse_quadratic_upper(P: np.ndarray, factor: tuple, v: np.ndarray, floor: 
     if not floor > 0:
         return math.inf
     c = v.shape[0]
+    eta = (c + 4) * UNDERFLOW
     y = scipy.linalg.cho_solve(factor, v)
     abs_y = np.abs(y)
-    e_hi = (np.abs(v - P @ y) + gamma(c + 1) * (np.abs(P) @ abs_y + np.abs(v))) * (1.0 + gamma(c + 4))
+    e_hi = (np.abs(v - P @ y) + gamma(c + 1) * (np.abs(P) @ abs_y + np.abs(v)) + 2 * eta) * (1.0 + gamma(c + 4))
+    scaled = e_hi / math.sqrt(floor) * (1.0 + gamma(3))
     vy = float(v @ y)
-    margins = (gamma(c) * float(np.abs(v) @ abs_y) + float(abs_y @ e_hi) + float(e_hi @ e_hi) / floor) \
+    margins = (gamma(c) * float(np.abs(v) @ abs_y) + float(abs_y @ e_hi) + float(scaled @ scaled) + 3 * eta) \
         * (1.0 + gamma(c + 2))
-    return (vy + margins) + gamma(4) * (abs(vy) + margins)
+    return (vy + margins) + gamma(4) * (abs(vy) + margins) + 4 * UNDERFLOW
 
 
 def min_eigenvalue_floor(P: np.ndarray) -> float:
@@ -99,8 +114,9 @@ def min_eigenvalue_floor(P: np.ndarray) -> float:
     Rump's verification of positive definiteness (*BIT* 46, 2006): where the floating-point Cholesky factorisation
     of ``A = fl(P − σI)`` runs to completion, ``R̂ᵀR̂ = A + ΔA`` with ``|ΔA_ij| ≤ γ_{c+1}/(1 − γ_{c+1})·√(a_ii a_jj)``
     (Demmel; Higham, *Accuracy and Stability*, Thm 10.5, for any order of the inner products, underflow aside), so
-    ``‖ΔA‖₂ ≤ γ_{c+1}/(1 − γ_{c+1})·tr A`` and ``λ_min(P) ≥ σ − ‖ΔA‖₂ − u·max a_ii`` (the shift's own rounding).
-    ``σ`` is a fraction of the computed smallest eigenvalue (0.9, then 0.5).
+    ``‖ΔA‖₂ ≤ γ_{c+1}/(1 − γ_{c+1})·tr A`` and ``λ_min(P) ≥ σ − ‖ΔA‖₂ − u·max a_ii`` (the shift's own rounding),
+    less Rump's underflow term ``4c(2(c + 2) + max a_ii)·η``. ``σ`` is a fraction of the computed smallest
+    eigenvalue (0.9, then 0.5); nothing is proven for a ``σ`` within 2⁶⁰ of the underflow threshold.
 
     >>> import numpy as np
     >>> 0.85 < min_eigenvalue_floor(np.diag([1.0, 3.0])) <= 1.0
@@ -115,14 +131,32 @@ def min_eigenvalue_floor(P: np.ndarray) -> float:
     g = gamma(c + 1)
     for share in (0.9, 0.5):
         sigma = share * estimate
+        if sigma < _TINY:
+            break
         A = P - sigma * np.eye(c)
         try:
             scipy.linalg.cholesky(A, lower=True)
         except np.linalg.LinAlgError:
             continue
         diag = np.diagonal(A)
-        spread = g / (1.0 - g) * float(np.sum(diag)) * (1.0 + gamma(c + 2)) + UNIT_ROUNDOFF * float(diag.max())
+        spread = (g / (1.0 - g) * float(np.sum(diag)) * (1.0 + gamma(c + 2)) + UNIT_ROUNDOFF * float(diag.max())
+                  + 4 * c * (2 * (c + 2) + float(diag.max())) * UNDERFLOW)
         floor = sigma * (1.0 - UNIT_ROUNDOFF) - spread * (1.0 + UNIT_ROUNDOFF)
         if floor > 0:
             return floor
     return 0.0
+
+
+def norm_upper(x: np.ndarray) -> float:
+    """An upper bound of the Euclidean norm of ``x``, scaled by its largest entry so that no square underflows
+    (``‖x‖ = s·‖x/s‖``, ``s = max|x|``), with the rounding of the sum and the square root.
+
+    >>> norm_upper(np.array([3e-170, 4e-170])) >= 5e-170
+    True
+    """
+    s = float(np.max(np.abs(x))) if x.size else 0.0
+    if s == 0.0:
+        return 0.0
+    scaled = x / s
+    n = x.shape[0]
+    return s * math.sqrt(float(scaled @ scaled) * (1.0 + gamma(n + 2)) + n * UNDERFLOW) * (1.0 + gamma(4))

@@ -582,3 +582,19 @@ def test_a_singular_model_whose_linear_part_leaves_its_range_by_rounding_is_not_
     assert UnitKinks(np.diag([1.0, 0.0]), np.zeros(2), *no_kinks).bound().bound == 0.0
     radius = np.array([0.0, 1e-300])  # g exactly 0 as computed, but not proven so
     assert UnitKinks(np.diag([1.0, 0.0]), np.zeros(2), *no_kinks, g_radius=radius).bound().bound == math.inf
+
+
+def test_a_bound_in_the_underflow_range_is_not_rounded_to_zero():
+    """(a review's cases) ``½ rᵀP⁻¹r`` below the smallest subnormal came out 0 (``g = 1e-170``, also through a kink's
+    box), which reads as "no descent along the block"; it is a tiny positive bound now. A kink with an infinite box
+    end, or a residual that overflows, gives ``nan``/``inf``, not a ``ValueError``."""
+    exact = Fraction(1e-170) ** 2 / 2
+    got = UnitKinks(np.eye(1), np.array([1e-170]), np.zeros((0, 1)), np.zeros(0), np.zeros(0), 0).bound().bound
+    assert 0 < got and exact <= Fraction(got)
+    got = UnitKinks(np.eye(1), np.zeros(1), np.ones((1, 1)), np.array([3e-170]), np.array([1e-170]), 1).bound().bound
+    assert 0 < got and Fraction(1e-170) ** 2 / 2 <= Fraction(got)
+    kinks = UnitKinks(np.eye(1), np.ones(1), np.ones((1, 1)), np.array([0.0]), np.array([np.inf]), 1)
+    assert math.isnan(kinks.bound().bound)
+    huge = UnitKinks(1e-300 * np.eye(2), np.array([1e200, 1.0]), np.zeros((0, 2)), np.zeros(0), np.zeros(0), 0)
+    with np.errstate(over="ignore"):  # r/√P overflows on purpose
+        assert huge.bound().bound == math.inf

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import scipy.linalg
 
-from multiconvex.rounding import MidpointRadius, inverse_quadratic_upper, min_eigenvalue_floor
+from multiconvex.rounding import MidpointRadius, inverse_quadratic_upper, min_eigenvalue_floor, norm_upper
 
 
 def _exact_solve(P: np.ndarray, v: np.ndarray) -> list[Fraction]:
@@ -115,3 +115,21 @@ def test_the_eigenvalue_floor_is_proven_in_exact_arithmetic():
     assert min_eigenvalue_floor(np.diag([1.0, -1e-3])) == 0.0
     P = _ill_conditioned(rng, 4, 10.0)
     assert 0.85 * np.linalg.eigvalsh(P)[0] < min_eigenvalue_floor(P)
+
+
+def test_underflow_is_paid_for():
+    """(a review's cases) ``vᵀy`` underflowing to 0 (``v = 1e-170``), a result in the subnormal range, and ``e²``
+    underflowing where ``P`` is tiny: every bound is above the exact value, never 0 for ``v ≠ 0``; and no floor is
+    claimed for a matrix near the underflow threshold (one of scale 1e-310 had a floor above its ``λ_min``)."""
+    one = np.eye(1)
+    for v in (1e-170, 2.2066314761798312e-156, 3e-148):
+        upper = inverse_quadratic_upper(one, scipy.linalg.cho_factor(one), np.array([v]), 1.0)
+        assert upper > 0 and Fraction(v) ** 2 <= Fraction(upper)
+    P = np.array([[1e13]])
+    upper = inverse_quadratic_upper(P, scipy.linalg.cho_factor(P), np.array([3e-148]), min_eigenvalue_floor(P))
+    assert Fraction(3e-148) ** 2 / Fraction(1e13) <= Fraction(upper)
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        assert min_eigenvalue_floor(_ill_conditioned(rng, 3, 10.0) * 1e-310) == 0.0
+    assert norm_upper(np.array([3e-170, 4e-170])) >= 5e-170
+    assert norm_upper(np.zeros(3)) == 0.0

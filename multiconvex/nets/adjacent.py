@@ -306,7 +306,8 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
     rows_np = rows.cpu().numpy()
     kink_np = kink.cpu().numpy()
     cp_np, cm_np = cp_n.cpu().numpy(), cm_n.cpu().numpy()
-    boxed_np, kappa_np, slack_np = boxed.cpu().numpy(), kappa.cpu().numpy(), slack.cpu().numpy()
+    boxed_np, kappa_np = boxed.cpu().numpy(), kappa.cpu().numpy()
+    slack_sum = slack.cpu().numpy().sum(axis=0) * (1.0 + gamma(N + 2))  # rounded up (each term is: off_kink_terms)
     refine = not curved and lam > 0  # a smooth loss: the conjugate refinement (P = λI must be positive definite)
     for n_pos, n in enumerate(need):
         ks = np.nonzero(boxed_np[:, n_pos])[0]  # α in a box, shrunk by κ where an entry is off its kink
@@ -320,7 +321,7 @@ def _layer_kinks(arch: Architecture, params: Params, T: torch.Tensor, k: int, pr
                                     P_np[n_pos]) if refine else None)
         walls = functools.partial(own_piece_walls, arch, params, T, pre, inputs, k, int(g_idx[n_pos]), one)
         out[n] = UnitKinks(P_np[n_pos], g_np[n_pos], at_np[rows_np[ks]], cp_np[ks, n_pos] - kp,
-                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_np[:, n_pos].sum()), smooth,
+                           cm_np[ks, n_pos] + kp, int(kink_np[:, n].sum()), float(slack_sum[n_pos]), smooth,
                            walls, g_radius=g_radius[n_pos], floor=float(floors[n_pos]))
     return out
 

@@ -112,8 +112,11 @@ def box_solution(M: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, e
     return best if best is not None else failed
 
 
-def model_direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``−P⁻¹(g + Aᵀα) = −L⁻ᵀ(Mα − b)``: the minimiser of the lower model whose residual is ``r``."""
+def model_direction(Lc: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+    """``−P⁻¹(g + Aᵀα) = −L⁻ᵀ(Mα − b)``: the minimiser of the lower model whose residual is ``r``; ``None`` where
+    ``r`` is not finite (a review: data near overflow, or a kink's box with an infinite end, raised here)."""
+    if not np.all(np.isfinite(r)):
+        return None
     return -scipy.linalg.solve_triangular(Lc.T, r, lower=False)
 
 

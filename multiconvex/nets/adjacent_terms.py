@@ -24,6 +24,7 @@ import math
 import torch
 
 from ..errors import InvalidInputError
+from ..rounding import gamma
 from .network import LOSSES, Architecture, Params
 
 
@@ -72,7 +73,9 @@ def off_kink_terms(arch: Architecture, params: Params, pre: list[torch.Tensor], 
       model's slope ``∇ℓ(f)ᵀv_σ/N`` needs no narrowing (no Lipschitz constant of ``∇ℓ`` enters).
 
     ``grad`` is :func:`loss_gradient` at the point (squared: ``e``). ``E`` adds to the bound and ``κ`` narrows each
-    side's slope (``c⁺ − κ``, ``c⁻ + κ``). Both are 0 where every boundary entry is exactly on its kink."""
+    side's slope (``c⁺ − κ``, ``c⁻ + κ``). Both are 0 where every boundary entry is exactly on its kink. Both are
+    rounded up by a relative ``γ_{8·Σ(n_in + n_out) + 32}``: the spectral norms' backward error (an SVD's, a small
+    multiple of ``(n_in + n_out)·u``), the column norms' and the products' rounding."""
     s = max(1.0, abs(arch.negative_slope))
     jump = abs(1.0 - arch.negative_slope)
     L = arch.n_layers
@@ -87,11 +90,12 @@ def off_kink_terms(arch: Architecture, params: Params, pre: list[torch.Tensor], 
     z_own = pre[k][rows][:, units].abs()
     off_own = (z_own <= tols[k]) & (z_own > 0)
     D = jump * torch.where(off_own, z_own, torch.zeros_like(z_own)) * out_w[k][units][None, :] + D_later[:, None]
-    E = grad[rows].norm(dim=1)[:, None] * D / N
+    up = 1.0 + gamma(8 * sum(sum(params[m][0].shape) for m in range(L)) + 32)
+    E = grad[rows].norm(dim=1)[:, None] * D / N * up
     if not keeps_curvature(arch):
         return E, torch.zeros_like(E)
     G = params[k + 1][0][:, units].norm(dim=0) * tail[k + 2]
-    return E, G[None, :] * D / N
+    return E, G[None, :] * D / N * up
 
 
 __all__ = ["keeps_curvature", "loss_gradient", "off_kink_terms"]

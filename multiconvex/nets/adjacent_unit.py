@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-from ..rounding import MidpointRadius, gamma, inverse_quadratic_upper, min_eigenvalue_floor
+from ..rounding import UNDERFLOW, MidpointRadius, gamma, inverse_quadratic_upper, min_eigenvalue_floor, norm_upper
 from ..solvers.dispatch import on_one_blas_thread
 from .adjacent_lsq import box_solution, finite_or_nan, least_squares_solver, model_direction, side_boxes
 from .adjacent_smooth import SmoothSamples, refine, refined_bound
@@ -325,11 +325,12 @@ class UnitKinks:
         factors = self._factors()
         assert factors is not None
         r = g.plus(self.a, alpha)
-        c = r.value.shape[0]
         quad = inverse_quadratic_upper(self.P, (factors.L, True), r.value, factors.floor)
-        rho = float(np.linalg.norm(r.radius)) * (1.0 + gamma(c + 2)) / math.sqrt(factors.floor)
+        rho = norm_upper(r.radius) / math.sqrt(factors.floor) * (1.0 + gamma(2))
         total = math.sqrt(quad) + rho + triangle
-        return finite_or_nan(0.5 * total * total * (1.0 + gamma(8)))
+        if total == 0.0:  # r is exactly 0 and so is its radius (quad carries an underflow term otherwise)
+            return 0.0
+        return finite_or_nan(0.5 * total * total * (1.0 + gamma(8)) + 2 * UNDERFLOW)
 
     def _factors(self) -> _Factors | None:
         """The :class:`_Factors` of :meth:`_model_bound`, computed once: the Cholesky factor ``L`` of ``P``,
@@ -363,12 +364,16 @@ class UnitKinks:
         0: weight decay 0 and a dead unit, say). Then a side's lower model is bounded below only where ``r = g +
         Aᵀα`` lies in ``P``'s range exactly, which floating point cannot show unless ``r`` is 0 itself: the bound is 0
         where ``g`` is exactly 0 (radius 0) and ``α = 0`` is in every side's box of each kink whose row is not 0
-        (``c⁻ ≤ 0 ≤ c⁺``, so none of them concave: the exact lower model ``F(θ⁰) + ½dᵀPd``, ``P ⪰ 0``, stays above
-        ``F(θ⁰)``), else ``inf`` (not proven; the
+        (``c⁻ ≤ 0 ≤ c⁺``, so none of them concave), else ``inf`` (not proven; the
         form then reports ``F``, as no block lowers ``F ≥ 0`` by more), never ``nan``. (An audit: a null-space
         residual below ``1e-9`` of the problem's scale had been taken for 0, which is a claim, not a proof; with
         weight decay lost in ``P``'s rounding it certified a block that falls by 5.6e-4.) The direction is
-        :meth:`_falling_direction`'s."""
+        :meth:`_falling_direction`'s.
+
+        The 0 rests on the exact curvature the model stands for being positive semidefinite, not on ``P`` itself
+        (which may be indefinite by its rounding margin): with ``r = 0`` the lower model ``F(θ⁰) + ½dᵀP_exact d``
+        stays above ``F(θ⁰)``. Every model :func:`~multiconvex.nets.adjacent.layer_kinks` builds has one (``λI``
+        plus the samples' ``m_i ã_iã_iᵀ``, ``m_i ≥ 0``); a model given by hand must too."""
         cp, cm = self.cplus, self.cminus
         K = int(np.count_nonzero(cm > cp))
         moves = self.a.any(axis=1)  # a kink row of 0 adds 0 to r whatever its α
