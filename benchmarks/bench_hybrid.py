@@ -38,13 +38,17 @@ from .bench_relu import _adam, _diabetes, _time_to  # the README rows' setup (da
 
 OUT = pathlib.Path(os.environ.get("MULTICONVEX_RESULTS", pathlib.Path(__file__).parent / "results"))
 
-#: the block phases compared: label -> layer steps (None: the driver alone)
-VARIANTS: dict[str, LayerSteps | None] = {
-    "sweeps only": None,
-    "layer steps (5 passes / 2 sweeps), no balance": LayerSteps(passes=5, sweeps=2, balance=False),
-    "layer steps (5 passes / 2 sweeps) + balance": LayerSteps(passes=5, sweeps=2),
-    "layer steps (2 passes / 4 sweeps) + balance": LayerSteps(passes=2, sweeps=4),
-    "network + layer steps (3 Gauss–Newton, 2 passes / 4 sweeps) + balance": LayerSteps(passes=2, sweeps=4, network=3),
+#: the block phases compared: label -> (layer steps (None: the driver alone), extrapolation between the driver's
+#: sweeps: ``DriverOptions.extrapolate``, :mod:`multiconvex.extrapolation`)
+VARIANTS: dict[str, tuple[LayerSteps | None, bool]] = {
+    "sweeps only": (None, False),
+    "sweeps only + extrapolation": (None, True),
+    "layer steps (5 passes / 2 sweeps), no balance": (LayerSteps(passes=5, sweeps=2, balance=False), False),
+    "layer steps (5 passes / 2 sweeps) + balance": (LayerSteps(passes=5, sweeps=2), False),
+    "layer steps (5 passes / 2 sweeps) + balance + extrapolation": (LayerSteps(passes=5, sweeps=2), True),
+    "layer steps (2 passes / 4 sweeps) + balance": (LayerSteps(passes=2, sweeps=4), False),
+    "network + layer steps (3 Gauss–Newton, 2 passes / 4 sweeps) + balance": (
+        LayerSteps(passes=2, sweeps=4, network=3), False),
 }
 
 #: the layer steps of the one end-to-end :func:`run_hybrid` run
@@ -82,9 +86,10 @@ def _summary(res, params, arch, Xt, Tt, t_adam: float, f_adam: float) -> dict:
             "layer_step_seconds": sum(s["seconds"] for s in layer_steps), "iterations": res.iterations}
 
 
-def _block_phase(arch, Xt, Tt, params0, steps: LayerSteps | None, seconds: float):
+def _block_phase(arch, Xt, Tt, params0, variant: tuple[LayerSteps | None, bool], seconds: float):
+    steps, extrapolate = variant
     form = NetForm(arch, Xt, Tt, 1e-4)
-    opts = DriverOptions("gauss-seidel", max_iters=100_000, time_limit=seconds)
+    opts = DriverOptions("gauss-seidel", max_iters=100_000, time_limit=seconds, extrapolate=extrapolate)
     res = run(form, form.point_from_params(params0), opts) if steps is None else run_rounds(form, params0, opts, steps)
     return res, form.params_from_point(form.final_point)
 
@@ -101,8 +106,8 @@ def hybrid(arch, Xt, Tt, adam_params, t_adam: float, f_adam: float, factor: floa
     point with ``(factor - 1)`` × Adam's time, so the ratios do not move with the load during a re-run of Adam
     (:func:`run_hybrid` runs exactly this; ``hybrid_end_to_end`` below times it once)."""
     out = {}
-    for label, steps in VARIANTS.items():
-        res, params = _block_phase(arch, Xt, Tt, adam_params, steps, (factor - 1) * t_adam)
+    for label, variant in VARIANTS.items():
+        res, params = _block_phase(arch, Xt, Tt, adam_params, variant, (factor - 1) * t_adam)
         out[label] = _summary(_shifted(res, t_adam), params, arch, Xt, Tt, t_adam, f_adam)
         print("adam+gauss-seidel,", label, out[label], flush=True)
     return out
@@ -124,8 +129,8 @@ def hybrid_end_to_end(arch, Xt, Tt, dev, t_adam: float, f_adam: float, factor: f
 def pure(arch, Xt, Tt, dev, t_adam: float, f_adam: float, factor: float) -> dict:
     """The Gauss–Seidel driver from the seeded start with each block phase of :data:`VARIANTS`."""
     out = {}
-    for label, steps in VARIANTS.items():
-        res, params = _block_phase(arch, Xt, Tt, init_params(arch, 0, dev), steps, factor * t_adam)
+    for label, variant in VARIANTS.items():
+        res, params = _block_phase(arch, Xt, Tt, init_params(arch, 0, dev), variant, factor * t_adam)
         out[label] = _summary(res, params, arch, Xt, Tt, t_adam, f_adam)
         print("gauss-seidel,", label, out[label], flush=True)
     return out
@@ -133,7 +138,7 @@ def pure(arch, Xt, Tt, dev, t_adam: float, f_adam: float, factor: float) -> dict
 
 def long_run(arch, Xt, Tt, adam_params, t_adam: float, seconds: float) -> dict:
     """Rounds with the default :class:`LayerSteps` from Adam's end point for ``seconds``: how far the gaps get."""
-    res, params = _block_phase(arch, Xt, Tt, adam_params, LayerSteps(), seconds)
+    res, params = _block_phase(arch, Xt, Tt, adam_params, (LayerSteps(), False), seconds)
     cert = certificate(arch, params, Xt, Tt, 1e-4)
     by_layer: dict[str, list[float]] = {}
     for name, gap in cert.block_gaps.items():

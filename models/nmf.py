@@ -36,6 +36,7 @@ from multiconvex.nmf_form import NMFForm, nmf_objective
 from multiconvex.result import LimitWords, Result
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.dispatch import Plan, one_blas_thread
+from multiconvex.validation import check_flag
 
 from ._base import CvxpyModel, warn_unconverged
 from ._pyomo import factorization, set_values
@@ -96,6 +97,10 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         one pass of coordinate descent over a block (HALS, scikit-learn's ``cd`` step) lowers the objective
         by more than ``tol / 10`` of it, take that cheap step; from the first that does not, exact solves
         to the end. Either way the certificate comes from exact solves only.
+    extrapolate : bool, default False
+        After each iteration that moved the factors, try ``(W, H) + β((W, H) − (W, H)_prev)`` and keep it only when
+        it is nonnegative and lowers the objective: Ang & Gillis's extrapolation for NMF, ``β`` adapted as they do
+        (:mod:`multiconvex.extrapolation`). One objective evaluation per iteration.
     time_limit : float or None, default None
         Seconds; the best point so far is returned when it runs out.
     verbose : int, default 0
@@ -135,8 +140,8 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
                  init: str | None = None, beta_loss: str = "frobenius",
                  tol: float = 1e-6, max_iter: int = 1000, random_state: Any = None, alpha_W: float = 0.0,
                  alpha_H: Any = "same", l1_ratio: float = 0.0, solver: Any = "auto",
-                 algorithm: str = "gauss-seidel", block_steps: str = "auto", time_limit: float | None = None,
-                 verbose: int = 0, rank: Any = DEPRECATED):
+                 algorithm: str = "gauss-seidel", block_steps: str = "auto", extrapolate: bool = False,
+                 time_limit: float | None = None, verbose: int = 0, rank: Any = DEPRECATED):
         # ``alpha`` and ``seed`` stay positional: the old ``NonnegativeMatrixFactorization(rank, alpha, seed)``
         # keeps working (with a FutureWarning) for one release
         self.n_components = n_components
@@ -151,6 +156,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         self.solver = solver
         self.algorithm = algorithm
         self.block_steps = block_steps
+        self.extrapolate = extrapolate
         self.time_limit = time_limit
         self.verbose = verbose
         self.rank = rank
@@ -225,6 +231,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
             raise InvalidInputError(f"{where}: block_steps={self.block_steps!r} is not one of "
                                     f"{', '.join(map(repr, BLOCK_STEPS))}")
         p["block_steps"] = self.block_steps
+        p["extrapolate"] = check_flag(self.extrapolate, "extrapolate", where=where)
         p["time_limit"] = None if self.time_limit is None else _real(self.time_limit, "time_limit", where,
                                                                       positive=True)
         p["solver"] = self.solver
@@ -520,7 +527,8 @@ def _run(X: np.ndarray, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple
                    coordinate_rtol=coordinate_rtol, on_deadline=_deadline_setter(plan))
     opts = DriverOptions(algorithm=p["algorithm"], max_iters=int(p["max_iter"]), tol=float(p["tol"]),
                          time_limit=p["time_limit"], verbose=p["verbose"], prox=float(extra.get("prox", 0.0)),
-                         progress=extra.get("progress", False), words=LimitWords("max_iter"))
+                         progress=extra.get("progress", False), extrapolate=p["extrapolate"],
+                         words=LimitWords("max_iter"))
     if extra.get("executor") is not None:
         opts.executor = extra["executor"]
     with _blas_threads(X.shape, k):

@@ -48,7 +48,7 @@ from multiconvex.nets.hybrid import as_layer_steps, run_rounds
 from multiconvex.result import LimitWords
 from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.solvers.options import check_solver_options
-from multiconvex.validation import check_int, check_number
+from multiconvex.validation import check_flag, check_int, check_number
 
 from ._base import DEPRECATED, CvxpyModel
 from ._relu_network_data import ReLUData, is_classification
@@ -260,7 +260,7 @@ class ReLUNetwork(ReLUData):
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, y, *, init: Any = None, solver_options: dict | None = None,
             block_size: int | str | None = "auto", budget: int | None = None, prox: float = 0.0,
-            executor: Any = None, workers: int | None = None, certify: bool = True,
+            extrapolate: bool = False, executor: Any = None, workers: int | None = None, certify: bool = True,
             lr: float | None = None, lr_schedule: str = "constant", batch_size: int | str | None = None,
             grad_tol: float = 0.0, log_every: int = 1, record_diagnostics: bool = False,
             torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None,
@@ -278,8 +278,9 @@ class ReLUNetwork(ReLUData):
         block_size : "auto", "layer", "unit" or int
             Blocks: whole layers, single units, or groups of units (``"auto"``: the largest groups
             whose matrices fit in ``budget`` entries; see :mod:`multiconvex.nets.blocks`).
-        prox, executor, workers, verbose, progress, solver_options
-            As in :func:`multiconvex.solve`.
+        prox, extrapolate, executor, workers, verbose, progress, solver_options
+            As in :func:`multiconvex.solve` (the block drivers and the hybrids' block phase; ``extrapolate``: try
+            ``x + β(x − x_prev)`` after each sweep, kept only when the objective is lower).
         certify : bool
             Compute the partial-minimum certificate of a gradient run's end point (block drivers
             always certify).
@@ -306,6 +307,7 @@ class ReLUNetwork(ReLUData):
         opts = self._options(deprecated, where)
         check_solver_options(solver_options, opts["solver"], where=where)  # misspelt names fail before any work
         check_number(prox, "prox", minimum=0.0, where=where)
+        check_flag(extrapolate, "extrapolate", where=where)
         seed = self._random_state(where)
         lr = self.lr if lr is None else lr
         batch_size = self.batch_size if batch_size is None else batch_size
@@ -336,6 +338,10 @@ class ReLUNetwork(ReLUData):
             raise InvalidInputError(f"{where}: layer_steps={layer_steps!r} applies to the block drivers and the "
                                     f"hybrids, not to algorithm={algorithm!r}: drop layer_steps or use e.g. "
                                     f"'{algorithm}+gauss-seidel'.")
+        if extrapolate and algorithm not in BLOCK_ALGORITHMS and algorithm not in HYBRID_ALGORITHMS:
+            raise InvalidInputError(f"{where}: extrapolate=True applies to the block drivers and the hybrids' block "
+                                    f"phase, not to algorithm={algorithm!r}: drop it or use e.g. "
+                                    f"'{algorithm}+gauss-seidel'.")
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
             form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
@@ -344,7 +350,8 @@ class ReLUNetwork(ReLUData):
             try:
                 if algorithm in BLOCK_ALGORITHMS:
                     dopts = DriverOptions(algorithm=algorithm, max_iters=opts["max_iter"], tol=tol,
-                                          time_limit=opts["time_limit"], prox=float(prox), executor=ex,
+                                          time_limit=opts["time_limit"], prox=float(prox),
+                                          extrapolate=bool(extrapolate), executor=ex,
                                           verbose=verbose, progress=progress, callback=callback,
                                           words=LimitWords("max_iter"))
                     res = run(form, x0, dopts) if steps is None else run_rounds(form, params0, dopts, steps)
@@ -356,7 +363,8 @@ class ReLUNetwork(ReLUData):
                                             seed=seed, log_every=log_every, callback=callback,
                                             words=LimitWords("max_iter"))
                     dopts = DriverOptions(algorithm=block_alg, max_iters=block_iters, tol=tol,
-                                          time_limit=opts["time_limit"], prox=float(prox), executor=ex,
+                                          time_limit=opts["time_limit"], prox=float(prox),
+                                          extrapolate=bool(extrapolate), executor=ex,
                                           verbose=verbose, progress=progress, callback=callback,
                                           words=LimitWords("block_iters"))
                     res, params = run_hybrid(form, params0, gopts, dopts, steps)

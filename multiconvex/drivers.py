@@ -57,6 +57,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .executor import Executor, InProcessExecutor
+from .extrapolation import Extrapolation
 from .result import Callback, Certificate, HistoryEntry, LimitWords, Result
 from .standard_form import BlockSolution, Point, StandardForm, gap_over_adjacent_pieces, replace
 from .tolerance import gap_tolerance
@@ -79,6 +80,9 @@ class DriverOptions:
     verbose: bool = False
     progress: bool | None = None
     callback: Callback | None = None
+    #: try ``x + β(x − x_prev)`` after each step that moved the point, kept only when strictly better
+    #: (:mod:`multiconvex.extrapolation`)
+    extrapolate: bool = False
     #: how the messages name the limits (the caller's option names, the time limit as the caller gave it)
     words: LimitWords = field(default_factory=LimitWords)
 
@@ -167,6 +171,7 @@ class _Driver:
         # blocks of the last solve_blocks call whose solve on the neighbouring piece failed (not a proof that it is
         # empty): their optimum over the pieces containing the point is not known, so neither is their gap
         self._neighbour_unsolved: dict[int, str] = {}
+        self._extrapolation = Extrapolation() if opts.extrapolate else None
 
     # -- block solves on the piece at the incumbent (and its neighbour across a boundary) -------
     def solve_blocks(self, st: _State, prox: float, indices: list[int]) -> list[BlockSolution]:
@@ -354,6 +359,7 @@ class _Driver:
         try:
             for it in range(1, opts.max_iters + 1):
                 self._accepted_now = []
+                x_prev = st.x
                 if opts.algorithm == "jacobi":
                     step = self.jacobi_pass(st, opts.prox)
                 else:
@@ -364,6 +370,8 @@ class _Driver:
                     status, message = proof
                     self._record(history, it, t0, st, step, bar)
                     break
+                if step.accepted is not None and self._extrapolation is not None and not _past(deadline):
+                    self._extrapolate(st, x_prev, step)
                 progress = step.start_f - st.f
                 if step.gaps is not None and step.accepted is None and _all_within(step.gaps, tol):
                     # gaps measured at the incumbent (Jacobi without prox stays put when certified)
@@ -479,10 +487,26 @@ class _Driver:
             algorithm=opts.algorithm,
             backends_used=dict(st.backends),
             message=message,
-            info={"failed_block_solves": st.failures, "iteration_limit_reached": reached_limit},
+            info={"failed_block_solves": st.failures, "iteration_limit_reached": reached_limit,
+                  **({"extrapolation": self._extrapolation.summary()} if self._extrapolation is not None else {})},
         )
         logger.info("%s: %s", status, message)
         return res
+
+    def _extrapolate(self, st: _State, x_prev: Point, step: _Pass) -> None:
+        """Try the extrapolated point after ``step`` moved the incumbent from ``x_prev``; keep it only when its merit
+        is strictly better (the history's ``accepted_block`` then ends in ``extrapolation``)."""
+        assert self._extrapolation is not None
+        y = self.form.extrapolated(self._extrapolation.propose(st.x, x_prev))
+        try:
+            merit = self.form.evaluate(y)
+        except (ArithmeticError, ValueError):  # a point the objective cannot be evaluated at: refused
+            merit = (math.inf, math.inf)
+        kept = _strictly_better(merit, (st.f, st.violation)) and st.offer(y, merit)
+        self._extrapolation.update(kept)
+        if kept:
+            self._accepted_now.append("extrapolation")
+            step.accepted = f"{step.accepted},extrapolation"
 
     def _certify(self, st: _State) -> Certificate | None:
         """Block gaps at the incumbent, by one pass that does not move (``None`` when Ctrl-C stops it)."""

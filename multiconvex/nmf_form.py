@@ -149,6 +149,10 @@ class NMFForm(StandardForm):
             return math.inf, violation
         return self._objective(W, H)[0], 0.0
 
+    def extrapolated(self, point: Point) -> Point:
+        """``point`` clipped at 0: the nonnegative factors nearest to it."""
+        return {name: np.maximum(value, 0.0) for name, value in point.items()}
+
     def piece(self, point: Point) -> tuple[np.ndarray, ...]:
         return ()  # no piecewise-affine atoms
 

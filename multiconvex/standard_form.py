@@ -111,6 +111,12 @@ class StandardForm(ABC):
         exactly (then the driver need not :meth:`evaluate` it), else ``None``."""
         return None
 
+    def extrapolated(self, point: Point) -> Point:
+        """The point the driver's extrapolation (:mod:`multiconvex.extrapolation`) evaluates for ``point``: a form
+        whose feasible set has simple bounds returns it projected onto them (NMF: clipped at 0, as Ang & Gillis
+        do); the default is ``point`` itself (an infeasible one is refused by its merit)."""
+        return point
+
     def isolated(self, index: int) -> bool:
         """Whether block ``index``'s feasible set does not depend on the other blocks or the piece (its
         constraints involve its own variables only): then a proof that its subproblem is infeasible is a

@@ -202,6 +202,11 @@ class CvxpyForm(StandardForm):
     def evaluate(self, point: Point) -> tuple[float, float]:
         return self._evaluate(point, self.feasibility_tol)
 
+    def extrapolated(self, point: Point) -> Point:
+        """``point`` projected onto each variable's attributes (``nonneg``, ``symmetric``, ...: cvxpy's
+        ``Variable.project``)."""
+        return {vid: np.asarray(self.variables[vid].project(val), dtype=float) for vid, val in point.items()}
+
     def exactly_feasible(self, point: Point, block: int | None = None) -> bool:
         if not self.constraints:
             return True

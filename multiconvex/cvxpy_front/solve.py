@@ -46,6 +46,7 @@ def solve(
     init: Mapping[Any, Any] | None = None,
     reg: float = 0.0,
     prox: float = 0.0,
+    extrapolate: bool = False,
     executor: Any = None,
     workers: int | None = None,
     verbose: bool = False,
@@ -88,6 +89,11 @@ def solve(
     prox : float
         Proximal weight ρ: each block step minimises ``f + (ρ/2)‖x_b − x_b^k‖²``.
         Certificates are always computed without it.
+    extrapolate : bool
+        After each iteration that moved the point, try ``x + β(x − x_prev)`` and keep it only when its objective
+        is lower (an extrapolated block-coordinate descent, ``β`` adapted as Ang & Gillis do for NMF:
+        :mod:`multiconvex.extrapolation`). One objective evaluation per iteration; where the blocks are coupled
+        it lowers the objective faster. ``res.info["extrapolation"]`` counts the tries and those kept.
     executor : {"inprocess", "threads", "processes", "dask"} or an object with ``map``
         Where the independent block solves of a Jacobi iteration run. Blocks compiled to subproblem
         values (``res.info["forms"]`` says ``"matrix"``) are plain data and ship to a process pool or
@@ -146,6 +152,7 @@ def solve(
     check_mapping(solver_options, "solver_options", what="backend options by name")
     check_mapping(init, "init", what="start values by variable or variable name")
     check_flag(verbose, "verbose")
+    check_flag(extrapolate, "extrapolate")
     check_variables(problem)
     check_finite_data(problem)
     block_list = find_blocks(problem) if blocks is None else normalise_blocks(problem, blocks)
@@ -169,7 +176,8 @@ def solve(
     words = (_words or LimitWords()).less(time_limit, f"building the blocks took {form.build_time:.2g}s")
     try:
         res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
-                                          time_limit=left, prox=float(prox), executor=ex,
+                                          time_limit=left, prox=float(prox), extrapolate=bool(extrapolate),
+                                          executor=ex,
                                           verbose=verbose, progress=progress, callback=callback, words=words))
     finally:
         ex.close()

@@ -317,6 +317,16 @@ class PyomoForm(StandardForm):
     def keys(self) -> list[Hashable]:
         return list(self._comp)
 
+    def extrapolated(self, point: Point) -> Point:
+        """``point`` clipped to the variables' bounds (``lb``, ``ub``; a fixed variable does not move)."""
+        out: Point = {}
+        for key, val in point.items():
+            values = list(self._comp[key].values())
+            lo = np.array([-np.inf if vd.lb is None else vd.lb for vd in values], dtype=float)
+            hi = np.array([np.inf if vd.ub is None else vd.ub for vd in values], dtype=float)
+            out[key] = np.clip(np.asarray(val, dtype=float), lo, hi)
+        return out
+
     def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
         rng = np.random.default_rng(seed)
         given = {}

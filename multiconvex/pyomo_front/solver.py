@@ -124,6 +124,10 @@ class MulticonvexConfig(SolverConfig):
         self.init = self.declare("init", ConfigValue(default=None, description="Start values by variable."))
         self.prox = self.declare("prox", ConfigValue(default=0.0, domain=_domain(check_number, "prox", minimum=0),
                                                      description="Proximal weight in every block step."))
+        self.extrapolate = self.declare("extrapolate", ConfigValue(
+            default=False, domain=_domain(check_flag, "extrapolate"),
+            description="After each iteration that moved the point, try x + β(x − x_prev) and keep it only when "
+                        "it is feasible and better (multiconvex.extrapolation)."))
         self.reuse_subsolver = self.declare("reuse_subsolver", ConfigValue(
             default=True, domain=_domain(check_flag, "reuse_subsolver"),
             description="Keep one (persistent) sub-solver per block; False builds a fresh one at every solve "
@@ -235,8 +239,8 @@ class MulticonvexSolver(SolverBase):
         try:  # the driver loads the best point on any exit: an error midway leaves it in the model
             res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
                                               tol=config.tol, time_limit=config.time_limit, prox=config.prox,
-                                              executor=ex, verbose=bool(config.tee), progress=False,
-                                              callback=config.callback))
+                                              extrapolate=config.extrapolate, executor=ex,
+                                              verbose=bool(config.tee), progress=False, callback=config.callback))
         finally:
             ex.close()
             if handler is not None:
