@@ -497,10 +497,11 @@ class _Driver:
         """Try the extrapolated point after ``step`` moved the incumbent from ``x_prev``; keep it only when its merit
         is strictly better (the history's ``accepted_block`` then ends in ``extrapolation``)."""
         assert self._extrapolation is not None
-        y = self.form.extrapolated(self._extrapolation.propose(st.x, x_prev))
+        y = self._extrapolation.propose(st.x, x_prev)
         try:
+            y = self.form.extrapolated(y)
             merit = self.form.evaluate(y)
-        except (ArithmeticError, ValueError):  # a point the objective cannot be evaluated at: refused
+        except (ArithmeticError, ValueError):  # a point that cannot be projected or evaluated: refused
             merit = (math.inf, math.inf)
         kept = _strictly_better(merit, (st.f, st.violation)) and st.offer(y, merit)
         self._extrapolation.update(kept)

@@ -85,6 +85,11 @@ def test_a_relu_network_keeps_only_better_points_and_is_certified_at_the_returne
     net = ReLURegressor([6], max_iter=20, random_state=0).fit(X, y, extrapolate=True)
     assert net.result_.info["extrapolation"]["tried"] > 0
     assert _never_rises(net.result_)
+    rounds = ReLURegressor([6], max_iter=20, random_state=0).fit(X, y, extrapolate=True, layer_steps=True)
+    info = rounds.result_.info
+    shown = sum("extrapolation" in (h.accepted_block or "") for h in rounds.result_.history)
+    assert info["rounds"] > 1 and shown > 0
+    assert info["extrapolation"]["kept"] >= shown  # every round's count (a review: the last round's alone)
     with pytest.raises(InvalidInputError, match="extrapolate"):
         ReLURegressor([6], algorithm="adam", max_iter=2).fit(X, y, extrapolate=True)
     with pytest.raises(InvalidInputError, match="extrapolate"):

@@ -286,6 +286,7 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
     solver_time, sweeps, rounds = 0.0, 0, 0
     backends: dict[str, int] = {}
     failures = 0  # failed block solves of every round's driver run
+    extrapolation: dict[str, float] = {}  # every round's tries and those kept (DriverOptions.extrapolate)
     last: Result | None = None
     out_of_time = False  # the time limit came between a round's driver run and the next one
     now: list[dict] = []  # the steps kept in the current layer pass
@@ -345,6 +346,9 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
             for name, n in last.backends_used.items():
                 backends[name] = backends.get(name, 0) + n
             failures += int(last.info.get("failed_block_solves", 0))
+            if "extrapolation" in last.info:  # each round's run starts its β afresh; the counts add up
+                tried, kept = (extrapolation.get(k, 0) + last.info["extrapolation"][k] for k in ("tried", "kept"))
+                extrapolation = {**last.info["extrapolation"], "tried": tried, "kept": kept}
             params, f = form.params_from_point(form.final_point), last.objective
             out_of_sweeps = last.status == "iteration_limit" or last.info.get("iteration_limit_reached", False)
             if not (out_of_sweeps or last.status == "stalled") or (last.status == "stalled" and not moved):
@@ -360,7 +364,8 @@ def run_rounds(form: NetForm, params: Params, opts: DriverOptions, steps: LayerS
     else:
         status = ""
     form.load(form.point_from_params(params))
-    info = {"layer_steps": taken, "rounds": rounds, "failed_block_solves": failures}
+    info = {"layer_steps": taken, "rounds": rounds, "failed_block_solves": failures,
+            **({"extrapolation": extrapolation} if extrapolation else {})}
     if last is None:  # stopped before or during a round's driver run could certify: no gaps
         gaps = {b.name: math.nan for b in form.blocks}
         cert = Certificate.from_gaps(gaps, gap_tolerance(opts.tol, f))
