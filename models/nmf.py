@@ -98,8 +98,8 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         by more than ``tol / 10`` of it, take that cheap step; from the first that does not, exact solves
         to the end. Either way the certificate comes from exact solves only.
     extrapolate : bool, default False
-        After each iteration that moved the factors, try ``(W, H) + β((W, H) − (W, H)_prev)`` and keep it only when
-        it is nonnegative and lowers the objective: Ang & Gillis's extrapolation for NMF, ``β`` adapted as they do
+        After each iteration that moved the factors, try ``(W, H) + β((W, H) − (W, H)_prev)`` clipped at 0, and keep
+        it only when it lowers the objective: Ang & Gillis's extrapolation for NMF, ``β`` adapted in their manner
         (:mod:`multiconvex.extrapolation`). One objective evaluation per iteration.
     time_limit : float or None, default None
         Seconds; the best point so far is returned when it runs out.

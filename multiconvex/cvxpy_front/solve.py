@@ -91,7 +91,7 @@ def solve(
         Certificates are always computed without it.
     extrapolate : bool
         After each iteration that moved the point, try ``x + β(x − x_prev)`` and keep it only when its objective
-        is lower (an extrapolated block-coordinate descent, ``β`` adapted as Ang & Gillis do for NMF:
+        is lower (an extrapolated block-coordinate descent, ``β`` adapted in the manner of Ang & Gillis for NMF:
         :mod:`multiconvex.extrapolation`). One objective evaluation per iteration; where the blocks are coupled
         it lowers the objective faster. ``res.info["extrapolation"]`` counts the tries and those kept.
     executor : {"inprocess", "threads", "processes", "dask"} or an object with ``map``
