@@ -259,6 +259,9 @@ def check_variables(problem: cp.Problem) -> None:
                 "Use a mixed-integer solver directly (e.g. prob.solve(solver='SCIP')).")
         if v.is_complex():
             raise InvalidInputError(f"variable '{v.name()}' is complex: multiconvex supports real variables only.")
+        if v.attributes.get("diag"):  # its value is a sparse matrix, which the block paths do not read (a review)
+            raise InvalidInputError(f"variable '{v.name()}' is declared diag=True, which multiconvex does not take: "
+                                    f"declare its diagonal, d = cp.Variable({v.shape[0]}), and use cp.diag(d).")
         if v.size == 0:
             raise InvalidInputError(f"variable '{v.name()}' has shape {v.shape} with no entries: give every "
                                     "variable at least one entry, or remove it from the problem.")

@@ -432,6 +432,14 @@ def test_integer_variables_are_refused(kind):
         mc.solve(cp.Problem(cp.Minimize(cp.sum_squares(y) + cp.sum(x))), [[x], [y]])
 
 
+def test_a_diag_variable_is_refused_with_the_way_round():
+    # (a review) its value is a sparse matrix: the block paths raised a TypeError from float() of a dia_array
+    A, B = cp.Variable((4, 4), diag=True, name="A"), cp.Variable((4, 5), name="B")
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(A @ B - np.ones((4, 5))) + cp.sum_squares(B)))
+    with pytest.raises(InvalidInputError, match=r"'A' is declared diag=True.*cp\.Variable\(4\).*cp\.diag\(d\)"):
+        mc.solve(prob, [[A], [B]])
+
+
 def _xy():
     return cp.Variable(3, name="x"), cp.Variable(3, name="y")
 
