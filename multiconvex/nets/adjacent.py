@@ -44,10 +44,16 @@ along the block (``tests/test_nets_adjacent.py`` and ``tests/test_nets_adjacent_
 smooth loss the piecewise-linear part is the same one-sided derivative, ``∇ℓ`` being continuous, and the statement is
 about the first-order bound, :attr:`AdjacentBound.first_order`, which the refinement may lower).
 
-**Singular P.** With weight decay 0 (a dead unit, say) ``P`` can be singular; then a side's lower model is bounded
-below only where ``Nᵀr = 0`` (``N`` the null space of ``P``), its minimum ``−½ rᵀP⁺r``. The bounded least squares
-then weigh the null rows heavily; a side where ``Nᵀr`` stays above rounding has the bound ``inf`` (the model falls
-without bound; the form reports ``F`` instead, as no block lowers ``F ≥ 0`` by more), never ``nan``.
+**Rounding.** Every value is an upper bound in exact arithmetic of the model whose data are the computed ``P``,
+``g``, ``ã_i`` and slopes: ``g`` carries the radius of its sums, ``λ_min(P)`` has a proven floor (``λ − 2·lost``, or
+Rump's shifted-Cholesky test), and the value at the ``α`` found is evaluated without taking the Cholesky factor
+for exact (:meth:`~multiconvex.nets.adjacent_unit.UnitKinks._proven`, :mod:`multiconvex.rounding`).
+
+**Singular P.** With weight decay 0 (a dead unit, say) ``P`` can be singular, or not provably positive definite;
+then a side's lower model is bounded below only where ``r`` lies in ``P``'s range exactly, which floating point
+cannot show unless ``r`` is 0 itself. The bound is then 0 where ``g`` is exactly 0 and ``α = 0`` is in every side's
+box, else ``inf`` (not proven; the form reports ``F`` instead, as no block lowers ``F ≥ 0`` by more), never
+``nan``.
 
 **Entries off their kink.** Boundary entries are those within the boundary tolerance (``|z| ≤ BOUNDARY_TOL ·
 max(1, max|z|)`` per layer, as :meth:`multiconvex.nets.piece_context.PieceContext.tol`). The model is built as if

@@ -57,7 +57,8 @@ class AdjacentBound:
     ----------
     bound : float or None
         An upper bound of the block's gap ``F(θ⁰) − min F_σ`` over every piece ``σ`` containing the point; ``inf``
-        when a piece's lower model is unbounded below (``P`` singular and ``Nᵀr ≠ 0``); ``nan`` when it could not be
+        when a piece's lower model is not proven bounded below (``P`` not proven positive definite and ``r`` not
+        exactly 0: :meth:`UnitKinks._singular_bound`); ``nan`` when it could not be
         computed (no finite bounded least squares); ``None`` when the adjacent pieces are exactly the
         two the certificate solves (no sample on a kink that depends on the block, or one such sample whose two
         sides are the own piece and the neighbouring piece).
