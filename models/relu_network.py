@@ -334,14 +334,13 @@ class ReLUNetwork(ReLUData):
             params0 = init_params(arch, seed, Xt.device)
 
         algorithm, solver, tol = opts["algorithm"], opts["solver"], opts["tol"]
-        if steps is not None and algorithm not in BLOCK_ALGORITHMS and algorithm not in HYBRID_ALGORITHMS:
-            raise InvalidInputError(f"{where}: layer_steps={layer_steps!r} applies to the block drivers and the "
-                                    f"hybrids, not to algorithm={algorithm!r}: drop layer_steps or use e.g. "
-                                    f"'{algorithm}+gauss-seidel'.")
-        if extrapolate and algorithm not in BLOCK_ALGORITHMS and algorithm not in HYBRID_ALGORITHMS:
-            raise InvalidInputError(f"{where}: extrapolate=True applies to the block drivers and the hybrids' block "
-                                    f"phase, not to algorithm={algorithm!r}: drop it or use e.g. "
-                                    f"'{algorithm}+gauss-seidel'.")
+        if algorithm not in BLOCK_ALGORITHMS and algorithm not in HYBRID_ALGORITHMS:  # a gradient baseline
+            for name, value, given in (("layer_steps", layer_steps, steps is not None),
+                                       ("extrapolate", extrapolate, bool(extrapolate))):
+                if given:
+                    raise InvalidInputError(f"{where}: {name}={value!r} applies to the block drivers and the "
+                                            f"hybrids, not to algorithm={algorithm!r}: drop {name} or use e.g. "
+                                            f"'{algorithm}+gauss-seidel'.")
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
             form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)

@@ -68,9 +68,9 @@ class MidpointRadius:
         ``γ_{m+2}·(|value| + |A|ᵀ|x|)`` (a dot product of ``m`` terms plus one addition, in any order), the margins'
         own rounding included, and ``m·η`` where a product is not exactly 0 (it may underflow)."""
         m = A.shape[0]
-        abs_x = np.abs(x)
-        products = np.abs(A).T @ abs_x
-        moved = (np.abs(A).T @ (abs_x > 0)) > 0  # some product a_ij·x_i is not exactly 0
+        abs_A, abs_x = np.abs(A), np.abs(x)
+        products = abs_A.T @ abs_x
+        moved = (abs_A.T @ (abs_x > 0)) > 0  # some product a_ij·x_i is not exactly 0 (it may underflow to 0)
         bump = gamma(m + 2) * (np.abs(self.value) + products) + np.where(moved, (m + 2) * UNDERFLOW, 0.0)
         return MidpointRadius(self.value + A.T @ x, (self.radius + bump) * (1.0 + gamma(m + 4)))
 
