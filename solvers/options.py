@@ -10,7 +10,7 @@ The accepted names come from the backend libraries themselves, read once per pro
 - Clarabel (``clarabel``, ``clarabel-native``): the attributes of ``clarabel.DefaultSettings()``;
 - OSQP: the fields of ``osqp``'s settings object (``ext_builtin.OSQPSettings``, OSQP >= 1);
 - DAQP: the keyword arguments of ``daqp.solve``;
-- ProxQP: the keyword arguments of ``proxsuite.proxqp.dense.solve`` (from its signature text);
+- ProxQP: the keyword arguments of ``proxsuite.proxqp.dense.solve`` (from its signature text), and ``time_limit``;
 - HiGHS: the attributes of ``highspy.HighsOptions()`` (plus cvxpy's ``highs_options`` / ``write_model_file``),
   and any further name one kept ``highspy.Highs()`` knows (``getOptionType``: HiGHS's full option list);
 - Gurobi: ``gurobipy.GRB.Param`` (case-insensitive, as Gurobi reads them; plus cvxpy's ``env``,
@@ -115,7 +115,8 @@ def _proxqp() -> frozenset[str] | None:
     first = (proxqp.dense.solve.__doc__ or "").splitlines()[0] if proxqp.dense.solve.__doc__ else ""
     names = re.findall(r"[(,]\s*(\w+):", first)
     data = {"H", "g", "A", "b", "C", "l", "u", "x", "y", "z"}
-    return frozenset(names) - data or None
+    found = frozenset(names) - data
+    return found | {"time_limit"} if found else None  # time_limit: ours (solvers.proxqp_qp runs in chunks under it)
 
 
 def _highs() -> frozenset[str]:

@@ -83,7 +83,9 @@ def test_the_remaining_time_goes_to_the_backends_own_option_and_a_users_option_i
     assert with_time_limit(get_backend("clarabel"), {"time_limit": 7.0}, 2.5) == {"time_limit": 7.0}
     assert with_time_limit(get_backend("gurobi"), {"timelimit": 9}, 2.5) == {"timelimit": 9}  # Gurobi: any case
     assert with_time_limit(get_backend("gurobi"), {}, 2.5) == {get_backend("gurobi").time_limit_option: 2.5}
-    assert with_time_limit(get_backend("proxqp"), {}, 2.5) == {}  # ProxQP has no time limit
+    # ProxQP has none of its own: solvers.proxqp_qp runs it in chunks under this one
+    assert with_time_limit(get_backend("proxqp"), {}, 2.5) == {"time_limit": 2.5}
+    assert with_time_limit(get_backend("lstsq"), {}, 2.5) == {}  # the closed form has none
     assert with_time_limit(get_backend("clarabel"), {}, None) == {}  # no deadline
     assert with_time_limit(get_backend("osqp"), {}, 0.0)["time_limit"] > 0  # OSQP reads 0 as "no limit"
 
