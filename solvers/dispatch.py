@@ -40,6 +40,7 @@ from . import status as st
 from .base import Backend
 from .clarabel_qp import ClarabelQP
 from .closed_form import ClosedForm
+from .cutoff import lower_bound
 from .cvxpy_adapter import options_for, with_time_limit
 from .cvxpy_bridge import solve_via_cvxpy
 from .daqp_qp import DaqpQP
@@ -172,11 +173,11 @@ class Plan:
                 yield backend
 
 
-def solve_task(task: tuple[BlockSubproblem, Plan, np.ndarray | None, Any]) -> SubSolution:
-    """:func:`solve` on one ``(subproblem, plan, warm, key)`` tuple: a picklable task for process pools
+def solve_task(task: tuple) -> SubSolution:
+    """:func:`solve` on one ``(subproblem, plan, warm, key[, cutoff])`` tuple: a picklable task for process pools
     and Dask workers (the subproblem is plain data; the plan travels without its workspaces)."""
-    sub, plan, warm, key = task
-    return solve(sub, plan, warm=warm, key=key)
+    sub, plan, warm, key, *cutoff = task
+    return solve(sub, plan, warm=warm, key=key, cutoff=cutoff[0] if cutoff else None)
 
 
 def make_plan(spec: str | Backend | Sequence[str | Backend] | None = "auto", problem_class: str | None = None,
@@ -451,7 +452,23 @@ def _failed(last: MatrixOutcome, solve_time: float, t0: float, attempts: list[tu
                        how=last.native_status)
 
 
-def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = None) -> SubSolution:
+def _cut_off(sub: BlockSubproblem, cutoff: float, t0: float, solve_time: float,
+             attempts: list[tuple[str, str]]) -> SubSolution | None:
+    """Status ``cutoff`` (no point) when :func:`~multiconvex.solvers.cutoff.lower_bound` proves that no point of
+    ``sub``'s feasible set has a value below ``cutoff``; ``None`` when it does not."""
+    t_bound = time.perf_counter()
+    bound = lower_bound(sub)
+    if not bound > cutoff:
+        return None
+    seconds = time.perf_counter() - t_bound
+    why = (f"no point below the cutoff {cutoff!r}: the minimum over the feasible set is at least {bound!r} "
+           f"(a row's distance from the unconstrained minimum)")
+    return SubSolution(st.CUTOFF, None, float("nan"), None, solve_time + seconds, time.perf_counter() - t0,
+                       [*attempts, ("cutoff", st.CUTOFF)], message=why, how="proven: a lower bound above the cutoff")
+
+
+def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = None,
+          cutoff: float | None = None) -> SubSolution:
     """Solve ``sub`` with the first backend of ``plan`` that returns a solution.
 
     A backend that is not installed, unlicensed or too small is skipped (recorded in
@@ -462,17 +479,27 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
     gets the remaining time as its own time limit (:func:`with_time_limit`), and one that stops there
     ends the call (status ``time_limit``: no fallback after the time is up).
     ``warm`` may be a function that builds the start: it is called only for a backend that reads one.
+
+    ``cutoff``: the caller wants only points whose value is below it (Gurobi's ``Cutoff``). Once a backend
+    has failed, and before any fallback starts, :func:`multiconvex.solvers.cutoff.lower_bound` is computed; when
+    it is above ``cutoff`` the call ends with status ``cutoff`` and no point, a proof that none exists.
     """
     t0 = time.perf_counter()
     workspace = plan.workspaces.get(key)
     if workspace is None:
         workspace = plan.workspaces[key] = {}
     sticky = workspace.get(_STICKY)
+    failed_once = False
     if sticky is not None:
         fast = _solve_sticky(sticky, sub, plan, warm, workspace, t0)
         if fast is not None:
             return fast
         del workspace[_STICKY]  # it failed here, or no longer fits: the full search below, from the start
+        failed_once = True
+    if failed_once and cutoff is not None:
+        cut = _cut_off(sub, cutoff, t0, 0.0, [])
+        if cut is not None:
+            return cut
     attempts: list[tuple[str, str]] = []
     config_errors: list[Exception] = []
     last: MatrixOutcome | None = None
@@ -521,6 +548,11 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
             break
         if last is None or last.status not in (st.INFEASIBLE, st.UNBOUNDED):
             last = out
+        if cutoff is not None and not failed_once:
+            failed_once = True
+            cut = _cut_off(sub, cutoff, t0, solve_time, attempts)
+            if cut is not None:
+                return cut
     if last is None:
         if len(config_errors) == 1:
             raise config_errors[0]

@@ -23,6 +23,8 @@ TIME_LIMIT = "time_limit"
 NUMERICAL_ERROR = "numerical_error"
 SOLVER_ERROR = "solver_error"
 LICENCE_ERROR = "licence_error"
+#: no point returned because none can beat the caller's cutoff (a proven lower bound is above it: Gurobi's ``CUTOFF``)
+CUTOFF = "cutoff"
 
 STATUSES: frozenset[str] = frozenset(
     {
@@ -35,6 +37,7 @@ STATUSES: frozenset[str] = frozenset(
         NUMERICAL_ERROR,
         SOLVER_ERROR,
         LICENCE_ERROR,
+        CUTOFF,
     }
 )
 

@@ -56,7 +56,9 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
         form.prepare(i, point, flip_boundary=True)
     unsolved: set[int] = set()  # a neighbouring piece neither solved nor proven empty: its block's gap is unknown
     for s in run(form.solve_prepared, flips) if flips else ():
-        if not s.ok and s.status != "infeasible":  # "infeasible" is a proof (unproven claims are numerical errors)
+        # "infeasible" (the piece is empty) and "cutoff" (nothing in it below the point) are proofs; unproven
+        # claims are numerical errors
+        if not s.ok and s.status not in ("infeasible", "cutoff"):
             unsolved.add(s.block)
         if s.ok and (not best[s.block].ok or s.value < best[s.block].value):
             best[s.block] = s

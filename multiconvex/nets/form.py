@@ -273,7 +273,8 @@ class NetForm(StandardForm):
             sub = self.subproblem(index, point, prox=prox, flip_boundary=flip)
             theta0 = np.concatenate([point[key] for key in self.blocks[index].keys])
             self.build_seconds += time.perf_counter() - t0
-            sol = dispatch.solve(sub, self.plan, warm=theta0, key=self.blocks[index].name)
+            sol = dispatch.solve(sub, self.plan, warm=theta0, key=self.blocks[index].name,
+                                 cutoff=self._cutoff(point, prox, flip))
             out = self._block_solution(index, sub, theta0, prox, sol)
             out.wall_time = time.perf_counter() - t0
             return out
@@ -294,7 +295,16 @@ class NetForm(StandardForm):
         theta0 = np.concatenate([point[key] for key in self.blocks[index].keys])
         self.build_seconds += time.perf_counter() - t0
         self._shipped[index] = (sub, theta0, prox)
-        return dispatch.solve_task, (sub, self.plan.portable(), theta0, self.blocks[index].name)
+        return dispatch.solve_task, (sub, self.plan.portable(), theta0, self.blocks[index].name,
+                                     self._cutoff(point, prox, flip))
+
+    def _cutoff(self, point: Point, prox: float, flip: bool) -> float | None:
+        """The objective at ``point`` for a solve on the neighbouring piece without prox, else ``None``.
+
+        Such a piece matters to the driver only if it holds a lower value than the point, which the own piece
+        already offers. So a lower bound above the point's value ends its solve (status ``"cutoff"``). With
+        prox, the driver compares the solutions' values without it, so nothing is cut off there."""
+        return self._fwd.get(point).f if flip and prox == 0 else None
 
     def receive(self, index: int, result: dispatch.SubSolution) -> BlockSolution:
         sub, theta0, prox = self._shipped.pop(index)

@@ -188,11 +188,14 @@ def solve_units(arch: Architecture, batch: UnitBatch, f0: float, n_samples: int,
                                               [("lstsq", st.OPTIMAL)])
     rows = batch.inputs.shape[0]
     cut = batch.neighbour and plan.auto and rows > NEIGHBOUR_FALLBACK_ROWS and plan.installed(daqp)
+    # a neighbouring piece without prox matters only below the point's value f0 (NetForm._cutoff)
+    cutoff = f0 if batch.neighbour and prox == 0 else None
     for i in range(g):
         if out[i] is None:  # a named solver, or what the fast path could not solve: the dispatcher
             sub = unit_subproblem(batch, i, qps, f0)
-            sol = dispatch.solve(sub, _neighbour_plan(plan) if cut else plan, warm=qps.theta0[i], key=names[i])
-            if cut and sol.x is None and sol.status not in (st.INFEASIBLE, st.TIME_LIMIT):
+            sol = dispatch.solve(sub, _neighbour_plan(plan) if cut else plan, warm=qps.theta0[i], key=names[i],
+                                 cutoff=cutoff)
+            if cut and sol.x is None and sol.status not in (st.INFEASIBLE, st.CUTOFF, st.TIME_LIMIT):
                 sol = _undecided(sol, rows)
             if sol.x is not None:
                 sol.value = qps.value(i, sol.x, f0)
