@@ -4,6 +4,13 @@ DAQP's answer is a vertex of the active set, not an interior-point approximation
 block gaps measured with it reach rounding level. It takes the dense ``P`` and the
 bounds as its "simple bounds" (no rows for them); equality rows get sense 5.
 
+DAQP's feasibility tolerance is absolute on each row's value, so a row of small norm means little to it: on
+``min ½‖x‖²`` with the row ``1e-6·x₁ ≥ 1e-3`` it said "infeasible", and on rows of norm ~1e-12 it returned points
+two units (in distance) outside them. Each row whose largest entry is below 1 is therefore scaled, with its sides,
+by the power of two that brings that entry to ``[1, 2)`` (:func:`~.matrix.row_scales`): exact, so the scaled problem
+is the same set bit for bit (a row whose side would overflow keeps its scale; larger rows are not scaled down, which
+would loosen them). The proofs of infeasibility and unboundedness are checked on the rows as given.
+
 Examples
 --------
 >>> import numpy as np
@@ -26,7 +33,7 @@ from . import status as st
 from .base import Backend
 from .closed_form import inconsistent_exactly
 from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, settle_unbounded_claim
-from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big
+from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big, row_scales
 
 #: DAQP's exit flags -> normalised status.
 STATUS_MAP: dict[int, str] = {
@@ -184,9 +191,16 @@ class DaqpQP(MatrixSolver):
         opts = {"eps_prox": -1e-6, **options}  # negative: regularise only when P is singular
         if warm is not None:
             opts.setdefault("primal_start", np.asarray(warm, dtype=float))
+        n_box = sub.n
+        scales = row_scales(A, lower[n_box:], upper[n_box:])
+        A_in, lower_in, upper_in = A, lower, upper
+        if scales is not None:  # exact: the same rows, each at a scale DAQP's absolute tolerance means something at
+            A_in = np.ascontiguousarray(A * scales[:, None])
+            lower_in = np.concatenate([lower[:n_box], lower[n_box:] * scales])
+            upper_in = np.concatenate([upper[:n_box], upper[n_box:] * scales])
         t0 = time.perf_counter()
-        x, _fval, flag, info = daqp.solve(H, np.asarray(sub.q, dtype=float), A, finite_or_big(upper),
-                                          finite_or_big(lower), sense, **opts)
+        x, _fval, flag, info = daqp.solve(H, np.asarray(sub.q, dtype=float), A_in, finite_or_big(upper_in),
+                                          finite_or_big(lower_in), sense, **opts)
         solved = time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         proof, native = True, f"exitflag {flag}"

@@ -101,3 +101,26 @@ class MatrixSolver:
 def finite_or_big(v: np.ndarray) -> np.ndarray:
     """±inf replaced by ±:data:`BIG` (for solvers that take no infinities)."""
     return np.clip(np.asarray(v, dtype=float), -BIG, BIG)
+
+
+def row_scales(A: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """Per row of ``A`` (with its sides ``lower``, ``upper``), the power of two that brings a row whose largest entry
+    is below 1 up to ``[1, 2)``; 1 for a larger row (scaled down, its sides would loosen against an absolute
+    tolerance) and where the product would not be exact (a side that would overflow); ``None`` when every row keeps 1.
+
+    >>> row_scales(np.array([[1e-6, 0.0], [3.0, 1.0]]), np.array([1e-3, 0.0]), np.array([np.inf, 1.0])).tolist()
+    [1048576.0, 1.0]
+    """
+    if A.shape[0] == 0:
+        return None
+    top = np.max(np.abs(A), axis=1)
+    _, exponent = np.frexp(np.where(top > 0, top, 1.0))  # top = f·2^e with f in [0.5, 1)
+    d = np.ldexp(1.0, 1 - exponent)
+    d = np.where((top > 0) & np.isfinite(d) & (d > 1.0), d, 1.0)  # only up: a larger row keeps its tolerance
+    if np.all(d == 1.0):
+        return None
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        exact = (np.all((A * d[:, None]) / d[:, None] == A, axis=1)
+                 & ((lower * d) / d == lower) & ((upper * d) / d == upper))
+    d = np.where(exact, d, 1.0)
+    return None if np.all(d == 1.0) else d
