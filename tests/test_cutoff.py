@@ -49,6 +49,19 @@ def test_the_bound_proves_nothing_without_curvature_and_everything_for_an_empty_
     assert -1.0 - 1e-12 < lower_bound(free) <= -1.0  # no rows: the unconstrained minimum, 1 − ½·4
 
 
+def test_a_nearly_crossed_pair_of_tiny_rows_is_bounded_by_its_dual_ray():
+    """``a·x ≥ 1e-11`` and ``−(1 + 2⁻⁵⁰)a·x ≥ 1e-11`` with ``‖a‖ ≈ 3e-13``: empty, but the rows are not exactly
+    opposite, so no exact pair proves it, and each row alone is only ~30 away. The nonnegative least squares' ray
+    ``y ≈ (1, 1)`` makes the dual bound enormous."""
+    a = np.array([1e-13, 3e-13])
+    A = np.vstack([a, -a * (1 + 2.0**-50)])
+    sub = BlockSubproblem.from_dense(np.eye(2) * 1e-3, np.zeros(2), A=A, l=[1e-11, 1e-11], u=[np.inf, np.inf])
+    assert lower_bound(sub) > 1e20
+    daqp = dispatch.solve(sub, dispatch.make_plan("daqp"))
+    assert not daqp.ok  # DAQP finds no point, and proves nothing
+    assert dispatch.solve(sub, dispatch.make_plan("daqp"), cutoff=1e6).status == "cutoff"
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(seed=hst.integers(0, 2**31 - 1), n=hst.integers(1, 6), m=hst.integers(0, 6), tiny=hst.integers(0, 14),
        decay=hst.sampled_from([1e-6, 1e-3, 1.0]), boxed=hst.booleans())
@@ -131,7 +144,7 @@ def test_a_layer_block_run_reaches_no_neighbour_that_fails():
     assert net.evaluate(point)[0] == pytest.approx(value, rel=1e-12)
     assert net.prepare(0, point)  # a unit the first layer feeds is on its boundary
     sub = net.subproblem(0, point, flip_boundary=True)
-    assert lower_bound(sub) > 1e6 * value  # rows of norm ~1e-13 that ask for a move of ~2,000
+    assert lower_bound(sub) > 1e6 * value  # rows of norm ~1e-13 that ask for moves of hundreds, nearly crossed
     sol = dispatch.solve(sub, net.plan, cutoff=value)
     assert sol.status in ("cutoff", "infeasible") and sol.backend is None
     res = run(f := form(), f.initial_point(0, None), DriverOptions(max_iters=25, extrapolate=True, time_limit=120))
