@@ -41,8 +41,15 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse as sp
 
-from multiconvex.rounding import (UNDERFLOW, UNIT_ROUNDOFF, MidpointRadius, gamma, inverse_quadratic_upper,
-                                  min_eigenvalue_floor, norm_upper)
+from multiconvex.rounding import (
+    UNDERFLOW,
+    UNIT_ROUNDOFF,
+    MidpointRadius,
+    gamma,
+    inverse_quadratic_upper,
+    min_eigenvalue_floor,
+    norm_upper,
+)
 from multiconvex.subproblem import BlockSubproblem
 
 from .matrix import row_scales
@@ -95,7 +102,7 @@ def lower_bound(sub: BlockSubproblem) -> float:
     zero row proves the set empty, ``-inf`` when nothing is proven (``P`` not proven positive definite). The larger of
     the one-row bound (:func:`_row_bound`) and the dual bound along a ray (:func:`_ray_bound`)."""
     n = sub.n
-    if n == 0:
+    if n == 0 or sub.quad:  # Kron terms: P_dense's assembly rounds, and cancelling terms can hide an indefinite sum
         return -math.inf
     P = sub.P_dense()
     if not (np.all(np.isfinite(P)) and np.all(np.isfinite(sub.q)) and math.isfinite(sub.c)):
@@ -111,10 +118,17 @@ def lower_bound(sub: BlockSubproblem) -> float:
     M, b = _sides(sub)
     if M.shape[0] and not np.all(np.isfinite(M.data)):
         return -math.inf
-    rows = _row_bound(P, factor, mu, sub.q, sub.c, M, b)
+    rows = _finite_or_none(_row_bound(P, factor, mu, sub.q, sub.c, M, b))
     if rows == math.inf or M.shape[0] == 0 or M.shape[0] * n > RAY_ENTRIES:
         return rows
-    return max(rows, _ray_bound(P, factor, mu, sub.q, sub.c, M, b))
+    with np.errstate(all="ignore"):
+        ray = _finite_or_none(_ray_bound(P, factor, mu, sub.q, sub.c, M, b))
+    return max(rows, ray)
+
+
+def _finite_or_none(bound: float) -> float:
+    """``bound``, or ``-inf`` (nothing proven) where an overflow made it ``nan``."""
+    return -math.inf if math.isnan(bound) else bound
 
 
 def _row_bound(P: np.ndarray, factor: tuple, mu: float, q: np.ndarray, c: float, M: sp.csr_matrix,
@@ -138,7 +152,7 @@ def _row_bound(P: np.ndarray, factor: tuple, mu: float, q: np.ndarray, c: float,
     norms = _row_norms_upper(M)
     if np.any((norms == 0) & (low > 0)):
         return math.inf  # a zero row asks 0 ≥ b > 0: the set is empty, so its minimum is +inf
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         distance = np.where((norms > 0) & (low > 0), low / norms, 0.0) * (1.0 - gamma(2))
     reach = float(np.max(distance, initial=0.0)) * (1.0 - gamma(1)) - moved * (1.0 + gamma(1))
     if not reach > 0:
@@ -174,10 +188,11 @@ def _ray_bound(P: np.ndarray, factor: tuple, mu: float, q: np.ndarray, c: float,
     # t (it grows with t): its maximiser, estimated here (the bound below is evaluated with its rounding at any t)
     a = math.sqrt(max(float(q @ scipy.linalg.cho_solve(factor, q)), 0.0))
     spread = gamma(m + 2) * (np.abs(D).T @ y0)
-    e = math.sqrt(max(float(v @ scipy.linalg.cho_solve(factor, v)), 0.0)) + float(np.linalg.norm(spread)) / math.sqrt(mu)
+    along = math.sqrt(max(float(v @ scipy.linalg.cho_solve(factor, v)), 0.0))
+    e = along + float(np.linalg.norm(spread)) / math.sqrt(mu)
     if not pull > a * e:
         return -math.inf
-    t = (pull - a * e) / (e * e) if e > 0 else 1.0 / UNIT_ROUNDOFF
+    t = (pull - a * e) / e / e if e > 0 else 1.0 / UNIT_ROUNDOFF  # (e·e may underflow; t then overflows: refused)
     if not (t > 0 and math.isfinite(t)):
         return -math.inf
     y = t * y0  # any y ≥ 0 gives a valid bound: t only chooses it

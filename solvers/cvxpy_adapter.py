@@ -77,8 +77,9 @@ def options_for(backend: Backend, options: dict[str, Any] | None) -> dict[str, A
 
 def with_time_limit(backend: Backend, options: dict[str, Any], remaining: float | None) -> dict[str, Any]:
     """``options`` with ``remaining`` seconds as ``backend``'s own time limit (:attr:`Backend.time_limit_option`),
-    unless the user set that option (any case) or the backend has none (ProxQP; the closed form and NNLS are one
-    factorisation: the driver still starts no solve after the deadline)."""
+    unless the user set that option (any case) or the backend has none (the closed form and NNLS are one
+    factorisation: the driver still starts no solve after the deadline; ProxQP's is ours, see
+    :mod:`.proxqp_qp`)."""
     key = backend.time_limit_option
     if remaining is None or key is None or any(k.lower() == key.lower() for k in options):
         return options

@@ -489,17 +489,12 @@ def solve(sub: BlockSubproblem, plan: Plan, *, warm: Warm = None, key: Any = Non
     if workspace is None:
         workspace = plan.workspaces[key] = {}
     sticky = workspace.get(_STICKY)
-    failed_once = False
     if sticky is not None:
         fast = _solve_sticky(sticky, sub, plan, warm, workspace, t0)
         if fast is not None:
             return fast
         del workspace[_STICKY]  # it failed here, or no longer fits: the full search below, from the start
-        failed_once = True
-    if failed_once and cutoff is not None:
-        cut = _cut_off(sub, cutoff, t0, 0.0, [])
-        if cut is not None:
-            return cut
+    failed_once = False
     attempts: list[tuple[str, str]] = []
     config_errors: list[Exception] = []
     last: MatrixOutcome | None = None

@@ -8,9 +8,11 @@ Before, a layer block's neighbouring piece with rows of norm ~1e-13 asking for a
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hst
@@ -21,7 +23,7 @@ from multiconvex.nets.form import params_from_named
 from multiconvex.solvers import dispatch
 from multiconvex.solvers.cutoff import lower_bound
 from multiconvex.solvers.proxqp_qp import ProxqpQP
-from multiconvex.subproblem import BlockSubproblem
+from multiconvex.subproblem import BlockSubproblem, KronTerm, make_slots
 
 #: DAQP stopped after one iteration: it leaves a subproblem whose optimum needs an active row unsolved.
 ONE_DAQP_STEP = {"daqp": {"iter_limit": 1}}
@@ -60,6 +62,26 @@ def test_a_nearly_crossed_pair_of_tiny_rows_is_bounded_by_its_dual_ray():
     daqp = dispatch.solve(sub, dispatch.make_plan("daqp"))
     assert not daqp.ok  # DAQP finds no point, and proves nothing
     assert dispatch.solve(sub, dispatch.make_plan("daqp"), cutoff=1e6).status == "cutoff"
+
+
+def test_the_bound_is_safe_where_its_arithmetic_is_not():
+    """A review's cases: ``P`` from Kron terms (their rounded sum can hide an indefinite exact sum), an overflowing
+    gain (``inf − inf``), and a ray whose curvature underflows (it divided by zero inside the dispatcher)."""
+    kron = BlockSubproblem(make_slots([("x", (2, 1))]), [KronTerm(0, 0, np.eye(2), None)], np.zeros(2),
+                           A=sp.csr_matrix(np.array([[1.0, 0.0]])), l=np.array([5.0]), u=np.array([np.inf]))
+    assert lower_bound(kron) == -math.inf
+    huge = BlockSubproblem.from_dense(np.eye(1), np.zeros(1), -1.7e308, A=np.array([[1.0]]), l=[2.1e154],
+                                      u=[np.inf])
+    assert lower_bound(huge) <= float(Fraction(-1.7e308) + Fraction(2.1e154) ** 2 / 2)  # not nan, not inf
+    P = np.array([[1.406511913749642e290, -2.2532626744532527e289], [-2.2532626744532527e289, 1.1702386990337397e290]])
+    tiny = BlockSubproblem.from_dense(P, np.array([1.5913290237894906e-13, -6.842518117047181e-13]), 14200488626.72609,
+                                      A=np.array([[-1.2938032739199927e-200, -8.369538055808802e-201],
+                                                  [-6.13106475135559e99, 1.2360979681315638e100]]),
+                                      l=[8.153812846052037e-196, 1.054185864271946e101],
+                                      u=[np.inf, 1.0541858642719463e101], lb=np.array([-51.84197509, -17.18533708]),
+                                      ub=np.array([np.inf, 28.23632984]))
+    assert not math.isnan(lower_bound(tiny))
+    assert dispatch.solve(tiny, dispatch.make_plan("auto", options=ONE_DAQP_STEP), cutoff=0.0).status == "cutoff"
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -112,6 +134,9 @@ def test_proxqp_stops_at_its_time_limit_between_chunks_and_agrees_without_one():
                                      u=[np.inf, np.inf])
     out = ProxqpQP().solve(sub, {"time_limit": 1e-9}, None)
     assert out.status == "time_limit" and out.x is None
+    # a chunk warm-started 2e-11 outside both rows (140 units in distance) called the empty set optimal before the
+    # rows were scaled
+    assert ProxqpQP().solve(sub, {"time_limit": 0.5}, None).x is None
     capped = ProxqpQP().solve(sub, {"max_iter": 5}, None)
     assert capped.status in ("iteration_limit", "infeasible")
     rng = np.random.default_rng(1)
