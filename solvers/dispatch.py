@@ -462,7 +462,7 @@ def _cut_off(sub: BlockSubproblem, cutoff: float, t0: float, solve_time: float,
         return None
     seconds = time.perf_counter() - t_bound
     why = (f"no point below the cutoff {cutoff!r}: the minimum over the feasible set is at least {bound!r} "
-           f"(a row's distance from the unconstrained minimum)")
+           f"(solvers.cutoff: a row's distance from the unconstrained minimum, or the dual along a ray)")
     return SubSolution(st.CUTOFF, None, float("nan"), None, solve_time + seconds, time.perf_counter() - t0,
                        [*attempts, ("cutoff", st.CUTOFF)], message=why, how="proven: a lower bound above the cutoff")
 
