@@ -304,10 +304,12 @@ FIT_N10000 = textwrap.dedent("""
 @pytest.mark.slow
 def test_a_time_limited_fit_with_layer_steps_on_10000_samples_keeps_its_limit_and_memory():
     """Before the normal equations: 16.8 s and 2.0 GB (a 10,000 × 10,000 Woodbury matrix per step). Measured
-    here with them: 1.0 s and ~65 MiB grown (~60 MiB without layer steps)."""
+    here with them: 1.0 s and ~65 MiB grown (~60 MiB without layer steps). The bound on the wall time is loose
+    (2.5 s): a layer step is not interrupted, and on the shared machine one fresh-process fit took 1.54 s in a CI
+    run where six quiet runs took 1.01–1.08 s."""
     out = subprocess.run([sys.executable, "-c", FIT_N10000], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["status"] == "time_limit" and report["steps"] > 0
-    assert report["wall"] < 1.5, report
+    assert report["wall"] < 2.5, report
     assert report["grown_mib"] < 400, report
