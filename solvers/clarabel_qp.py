@@ -27,7 +27,7 @@ from multiconvex.subproblem import BlockSubproblem
 from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg, second_order
 from .exact_rays import infeasible_exactly, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver
+from .matrix import MatrixOutcome, MatrixSolver, row_scales
 
 
 def zero(m: int):
@@ -62,11 +62,17 @@ def soc_cone_rows(sub: BlockSubproblem) -> tuple[sp.csc_matrix, np.ndarray, int,
 
 def _linear_rows(sub: BlockSubproblem) -> tuple[list[sp.csr_matrix], list[np.ndarray], int, int]:
     """The zero-cone then nonnegative-cone row blocks (CSR) and right-hand sides of ``l ≤ Ax ≤ u`` and the
-    bounds, with the two counts."""
+    bounds, with the two counts. Rows of ``A`` whose largest entry is below 1 are scaled, with their sides, by a
+    power of two (:func:`~.matrix.row_scales`: exactly the same set; an exact ray of these rows proves it empty):
+    on rows of norm ~1e-16 Clarabel had returned "optimal" points 4.8 units (in distance) outside them."""
     rows, rhs, eq_rows, eq_rhs = [], [], [], []
     mats = []
     if sub.m:
-        mats.append((sub.A, sub.l, sub.u))
+        A, low, up = sp.csr_matrix(sub.A), sub.l, sub.u
+        scales = row_scales(A, low, up)
+        if scales is not None:  # exact: Clarabel's feasibility tolerance is absolute on a row's value
+            A, low, up = sp.diags(scales) @ A, low * scales, up * scales
+        mats.append((A, low, up))
     if sub.has_bounds:
         lb, ub = sub.box()
         mats.append((sp.identity(sub.n, format="csr"), lb, ub))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from multiconvex.subproblem import BlockSubproblem
 
@@ -103,7 +104,7 @@ def finite_or_big(v: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(v, dtype=float), -BIG, BIG)
 
 
-def row_scales(A: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+def row_scales(A: np.ndarray | sp.spmatrix, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
     """Per row of ``A`` (with its sides ``lower``, ``upper``), the power of two that brings a row whose largest entry
     is below 1 up to ``[1, 2)``; 1 for a larger row (scaled down, its sides would loosen against an absolute
     tolerance) and where the product would not be exact (a side that would overflow); ``None`` when every row keeps 1.
@@ -113,14 +114,20 @@ def row_scales(A: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarra
     """
     if A.shape[0] == 0:
         return None
-    top = np.max(np.abs(A), axis=1)
+    csr = sp.csr_matrix(A) if sp.issparse(A) else None
+    top = np.asarray(abs(csr).max(axis=1).todense()).ravel() if csr is not None else np.max(np.abs(A), axis=1)
     _, exponent = np.frexp(np.where(top > 0, top, 1.0))  # top = f·2^e with f in [0.5, 1)
     d = np.ldexp(1.0, 1 - exponent)
     d = np.where((top > 0) & np.isfinite(d) & (d > 1.0), d, 1.0)  # only up: a larger row keeps its tolerance
     if np.all(d == 1.0):
         return None
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        exact = (np.all((A * d[:, None]) / d[:, None] == A, axis=1)
-                 & ((lower * d) / d == lower) & ((upper * d) / d == upper))
+        if csr is not None:
+            row_of = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+            wrong = (csr.data * d[row_of]) / d[row_of] != csr.data
+            entries = np.bincount(row_of[wrong], minlength=csr.shape[0]) == 0
+        else:
+            entries = np.all((A * d[:, None]) / d[:, None] == A, axis=1)
+        exact = entries & ((lower * d) / d == lower) & ((upper * d) / d == upper)
     d = np.where(exact, d, 1.0)
     return None if np.all(d == 1.0) else d

@@ -1,5 +1,8 @@
 """OSQP on block subproblems (``l ≤ Ax ≤ u`` is OSQP's own form; bounds become identity rows).
 
+Rows whose largest entry is below 1 are scaled, with their sides, by a power of two (:func:`~.matrix.row_scales`,
+exact; the rays are checked on the scaled rows, the same set): OSQP's ``eps_abs`` is absolute on each row's value.
+
 Examples
 --------
 >>> import numpy as np
@@ -23,7 +26,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver
+from .matrix import MatrixOutcome, MatrixSolver, row_scales
 
 #: OSQP's status strings -> normalised status.
 STATUS_MAP: dict[str, str] = {
@@ -54,9 +57,13 @@ class OsqpQP(MatrixSolver):
 
         rows, low, up = [], [], []
         if sub.m:
-            rows.append(sub.A)
-            low.append(sub.l)
-            up.append(sub.u)
+            A, lo_rows, hi_rows = sp.csr_matrix(sub.A), sub.l, sub.u
+            scales = row_scales(A, lo_rows, hi_rows)
+            if scales is not None:  # exact, as for the other QP backends: OSQP's eps_abs is absolute on a row's value
+                A, lo_rows, hi_rows = sp.diags(scales) @ A, lo_rows * scales, hi_rows * scales
+            rows.append(A)
+            low.append(lo_rows)
+            up.append(hi_rows)
         if sub.has_bounds:
             lb, ub = sub.box()
             rows.append(sp.identity(sub.n, format="csr"))
