@@ -27,7 +27,7 @@ from multiconvex.subproblem import BlockSubproblem
 from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg, second_order
 from .exact_rays import infeasible_exactly, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver, row_scales
+from .matrix import MatrixOutcome, MatrixSolver, row_scales, scale_rows
 
 
 def zero(m: int):
@@ -71,7 +71,7 @@ def _linear_rows(sub: BlockSubproblem) -> tuple[list[sp.csr_matrix], list[np.nda
         A, low, up = sp.csr_matrix(sub.A), sub.l, sub.u
         scales = row_scales(A, low, up)
         if scales is not None:  # exact: Clarabel's feasibility tolerance is absolute on a row's value
-            A, low, up = sp.diags(scales) @ A, low * scales, up * scales
+            A, low, up = scale_rows(A, scales), low * scales, up * scales
         mats.append((A, low, up))
     if sub.has_bounds:
         lb, ub = sub.box()

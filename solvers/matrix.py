@@ -107,7 +107,8 @@ def finite_or_big(v: np.ndarray) -> np.ndarray:
 def row_scales(A: np.ndarray | sp.spmatrix, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
     """Per row of ``A`` (with its sides ``lower``, ``upper``), the power of two that brings a row whose largest entry
     is below 1 up to ``[1, 2)``; 1 for a larger row (scaled down, its sides would loosen against an absolute
-    tolerance) and where the product would not be exact (a side that would overflow); ``None`` when every row keeps 1.
+    tolerance), where the product would not be exact (a side that would overflow) and where a finite side would reach
+    :data:`BIG` (read as no side by the solvers that clip there); ``None`` when every row keeps 1.
 
     >>> row_scales(np.array([[1e-6, 0.0], [3.0, 1.0]]), np.array([1e-3, 0.0]), np.array([np.inf, 1.0])).tolist()
     [1048576.0, 1.0]
@@ -128,6 +129,17 @@ def row_scales(A: np.ndarray | sp.spmatrix, lower: np.ndarray, upper: np.ndarray
             entries = np.bincount(row_of[wrong], minlength=csr.shape[0]) == 0
         else:
             entries = np.all((A * d[:, None]) / d[:, None] == A, axis=1)
-        exact = entries & ((lower * d) / d == lower) & ((upper * d) / d == upper)
+        sides = ((lower * d) / d == lower) & ((upper * d) / d == upper)
+        # a finite side pushed to BIG or beyond would read as "no side" to the solvers that clip at BIG
+        within = ~(np.isfinite(lower) & (np.abs(lower * d) >= BIG)) & ~(np.isfinite(upper) & (np.abs(upper * d) >= BIG))
+        exact = entries & sides & within
     d = np.where(exact, d, 1.0)
     return None if np.all(d == 1.0) else d
+
+
+def scale_rows(A: sp.spmatrix, scales: np.ndarray) -> sp.csr_matrix:
+    """``diag(scales) @ A`` as CSR with every stored entry kept (explicit zeros too: a sparse product would drop
+    them, and a backend that updates its data in place while the pattern stays would rebuild)."""
+    out = sp.csr_matrix(A, copy=True)
+    out.data = out.data * np.repeat(scales, np.diff(out.indptr))
+    return out

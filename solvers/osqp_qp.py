@@ -26,7 +26,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver, row_scales
+from .matrix import MatrixOutcome, MatrixSolver, row_scales, scale_rows
 
 #: OSQP's status strings -> normalised status.
 STATUS_MAP: dict[str, str] = {
@@ -60,7 +60,7 @@ class OsqpQP(MatrixSolver):
             A, lo_rows, hi_rows = sp.csr_matrix(sub.A), sub.l, sub.u
             scales = row_scales(A, lo_rows, hi_rows)
             if scales is not None:  # exact, as for the other QP backends: OSQP's eps_abs is absolute on a row's value
-                A, lo_rows, hi_rows = sp.diags(scales) @ A, lo_rows * scales, hi_rows * scales
+                A, lo_rows, hi_rows = scale_rows(A, scales), lo_rows * scales, hi_rows * scales
             rows.append(A)
             low.append(lo_rows)
             up.append(hi_rows)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from multiconvex.solvers import dispatch
-from multiconvex.solvers.matrix import row_scales
+from multiconvex.solvers.matrix import row_scales, scale_rows
 from multiconvex.subproblem import BlockSubproblem
 
 BACKENDS = ["daqp", "proxqp", "clarabel", "osqp"]
@@ -59,3 +60,18 @@ def test_the_scales_are_powers_of_two_and_only_where_exact():
     assert d is not None and d.tolist() == [2.0**20, 1.0, 1.0, 1.0]  # 1e308 · 1024 would overflow; zero rows stay
     assert np.all(np.frexp(np.abs(A[0] * d[0]).max())[1] == 1)  # the largest entry now in [1, 2)
     assert row_scales(np.array([[2.0, 1.0]]), np.zeros(1), np.ones(1)) is None  # never scaled down
+
+
+def test_a_side_scaled_to_the_solvers_infinity_keeps_its_scale_and_a_pattern_keeps_its_zeros():
+    """A review's cases: ``1e-20·x₁ ≥ 1e12`` scaled by 2⁶⁷ puts the side at 1.5e32, past the 1e30 at which DAQP, ProxQP
+    and OSQP read "no side" (ProxQP had solved it before and then no longer did); and a sparse product dropped the
+    explicit zeros of a fixed pattern, so Clarabel's kept solver rebuilt on every such solve."""
+    A = np.array([[1e-20, 0.0]])
+    assert row_scales(A, np.array([1e12]), np.array([np.inf])) is None
+    far = BlockSubproblem.from_dense(np.eye(2), np.zeros(2), A=A, l=[1e12], u=[np.inf])
+    sol = dispatch.solve(far, dispatch.make_plan("proxqp"))
+    assert sol.ok and sol.x[0] == pytest.approx(1e32, rel=1e-9)
+    pattern = sp.csr_matrix((np.array([1e-3, 0.0, 2e-3]), np.array([0, 1, 1]), np.array([0, 2, 3])), shape=(2, 2))
+    scaled = scale_rows(pattern, np.array([1024.0, 256.0]))
+    assert scaled.nnz == 3 and np.array_equal(scaled.indices, pattern.indices)
+    assert np.array_equal(scaled.data, pattern.data * np.array([1024.0, 1024.0, 256.0]))  # exact, zero kept
