@@ -68,7 +68,7 @@ ALGORITHMS = ("gauss-seidel", "jacobi")
 
 #: Statuses of a solve on a neighbouring piece that prove it holds no point below the incumbent: the piece is
 #: empty, or a lower bound is above the incumbent's value (the dispatcher's ``cutoff``).
-_NOTHING_BELOW = frozenset({"infeasible", "cutoff"})
+NOTHING_BELOW = frozenset({"infeasible", "cutoff"})
 
 
 @dataclass
@@ -122,7 +122,7 @@ class _State:
             self.backends[sol.backend] = self.backends.get(sol.backend, 0) + 1
         # a neighbouring piece across a boundary may be empty, or proven to hold nothing below the point: an
         # answer, not a failure
-        if not sol.ok and not (neighbour and sol.status in _NOTHING_BELOW):
+        if not sol.ok and not (neighbour and sol.status in NOTHING_BELOW):
             self.failures += 1
 
     def offer(self, candidate: Point, merit: tuple[float, float]) -> bool:
@@ -222,7 +222,7 @@ class _Driver:
             form.prepare(i, x, prox=prox, flip_boundary=True)
         for s in self._map_solves(flips) if flips else ():
             st.record(s, neighbour=True)
-            if not s.ok and s.status not in _NOTHING_BELOW:  # failed, and no proof that the piece holds nothing
+            if not s.ok and s.status not in NOTHING_BELOW:  # failed, and no proof that the piece holds nothing
                 self._neighbour_unsolved[s.block] = s.status
             if s.ok and (not sols[s.block].ok or s.value < sols[s.block].value):
                 sols[s.block] = s

@@ -27,7 +27,7 @@ from multiconvex.subproblem import BlockSubproblem
 from . import status as st
 from .clarabel_native import ClarabelProblem, nonneg, second_order
 from .exact_rays import infeasible_exactly, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver, row_scales, scale_rows
+from .matrix import MatrixOutcome, MatrixSolver, scaled_rows
 
 
 def zero(m: int):
@@ -68,11 +68,7 @@ def _linear_rows(sub: BlockSubproblem) -> tuple[list[sp.csr_matrix], list[np.nda
     rows, rhs, eq_rows, eq_rhs = [], [], [], []
     mats = []
     if sub.m:
-        A, low, up = sp.csr_matrix(sub.A), sub.l, sub.u
-        scales = row_scales(A, low, up)
-        if scales is not None:  # exact: Clarabel's feasibility tolerance is absolute on a row's value
-            A, low, up = scale_rows(A, scales), low * scales, up * scales
-        mats.append((A, low, up))
+        mats.append(scaled_rows(sp.csr_matrix(sub.A), sub.l, sub.u))  # Clarabel's tolerance is absolute on a row
     if sub.has_bounds:
         lb, ub = sub.box()
         mats.append((sp.identity(sub.n, format="csr"), lb, ub))

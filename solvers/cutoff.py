@@ -52,7 +52,7 @@ from multiconvex.rounding import (
 )
 from multiconvex.subproblem import BlockSubproblem
 
-from .matrix import row_scales
+from .matrix import scaled_rows
 
 __all__ = ["lower_bound"]
 
@@ -170,10 +170,7 @@ def _ray_bound(P: np.ndarray, factor: tuple, mu: float, q: np.ndarray, c: float,
     ``g`` along it. Where the backends could not prove a piece empty (their rays fail the exact check) this bound
     grows with the ray's quality instead of needing it exact. ``-inf`` when no ray is found."""
     n, m = q.size, M.shape[0]
-    D = M.toarray()
-    scales = row_scales(D, b, b)
-    if scales is not None:  # the same rows and sides, bit for bit
-        D, b = D * scales[:, None], b * scales
+    D, b, _ = scaled_rows(M.toarray(), b, b)  # the same rows and sides, bit for bit
     weight = 1.0 / max(float(np.max(np.abs(b), initial=0.0)), 1.0)
     K = np.vstack([D.T, weight * b[None, :]])
     try:

@@ -33,7 +33,7 @@ from . import status as st
 from .base import Backend
 from .closed_form import inconsistent_exactly
 from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, settle_unbounded_claim
-from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big, row_scales
+from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big, scaled_rows
 
 #: DAQP's exit flags -> normalised status.
 STATUS_MAP: dict[int, str] = {
@@ -191,13 +191,9 @@ class DaqpQP(MatrixSolver):
         opts = {"eps_prox": -1e-6, **options}  # negative: regularise only when P is singular
         if warm is not None:
             opts.setdefault("primal_start", np.asarray(warm, dtype=float))
-        n_box = sub.n
-        scales = row_scales(A, lower[n_box:], upper[n_box:])
-        A_in, lower_in, upper_in = A, lower, upper
-        if scales is not None:  # exact: the same rows, each at a scale DAQP's absolute tolerance means something at
-            A_in = np.ascontiguousarray(A * scales[:, None])
-            lower_in = np.concatenate([lower[:n_box], lower[n_box:] * scales])
-            upper_in = np.concatenate([upper[:n_box], upper[n_box:] * scales])
+        A_in, low_rows, up_rows = scaled_rows(A, lower[sub.n:], upper[sub.n:])  # the bounds are not rows
+        A_in = np.ascontiguousarray(A_in)
+        lower_in, upper_in = np.concatenate([lower[:sub.n], low_rows]), np.concatenate([upper[:sub.n], up_rows])
         t0 = time.perf_counter()
         x, _fval, flag, info = daqp.solve(H, np.asarray(sub.q, dtype=float), A_in, finite_or_big(upper_in),
                                           finite_or_big(lower_in), sense, **opts)

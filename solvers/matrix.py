@@ -137,6 +137,18 @@ def row_scales(A: np.ndarray | sp.spmatrix, lower: np.ndarray, upper: np.ndarray
     return None if np.all(d == 1.0) else d
 
 
+def scaled_rows(A: np.ndarray | sp.spmatrix, lower: np.ndarray,
+                upper: np.ndarray) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``A``, ``lower``, ``upper`` with :func:`row_scales` applied (the same objects where no row is scaled): the
+    same set bit for bit, at a scale an absolute feasibility tolerance means something at. A dense ``A`` stays
+    dense, a sparse one becomes CSR with its pattern (:func:`scale_rows`)."""
+    scales = row_scales(A, lower, upper)
+    if scales is None:
+        return A, lower, upper
+    rows = scale_rows(A, scales) if sp.issparse(A) else np.asarray(A) * scales[:, None]
+    return rows, lower * scales, upper * scales
+
+
 def scale_rows(A: sp.spmatrix, scales: np.ndarray) -> sp.csr_matrix:
     """``diag(scales) @ A`` as CSR with every stored entry kept (explicit zeros too: a sparse product would drop
     them, and a backend that updates its data in place while the pattern stays would rebuild)."""

@@ -26,7 +26,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .exact_rays import crossed_pair, infeasible_exactly, interval_ray, interval_rows, settle_unbounded_claim
-from .matrix import MatrixOutcome, MatrixSolver, row_scales, scale_rows
+from .matrix import MatrixOutcome, MatrixSolver, scaled_rows
 
 #: OSQP's status strings -> normalised status.
 STATUS_MAP: dict[str, str] = {
@@ -57,10 +57,7 @@ class OsqpQP(MatrixSolver):
 
         rows, low, up = [], [], []
         if sub.m:
-            A, lo_rows, hi_rows = sp.csr_matrix(sub.A), sub.l, sub.u
-            scales = row_scales(A, lo_rows, hi_rows)
-            if scales is not None:  # exact, as for the other QP backends: OSQP's eps_abs is absolute on a row's value
-                A, lo_rows, hi_rows = scale_rows(A, scales), lo_rows * scales, hi_rows * scales
+            A, lo_rows, hi_rows = scaled_rows(sp.csr_matrix(sub.A), sub.l, sub.u)  # eps_abs is absolute on a row
             rows.append(A)
             low.append(lo_rows)
             up.append(hi_rows)

@@ -44,7 +44,7 @@ from multiconvex.subproblem import BlockSubproblem
 
 from . import status as st
 from .base import Backend
-from .matrix import MatrixOutcome, MatrixSolver, finite_or_big, row_scales
+from .matrix import MatrixOutcome, MatrixSolver, finite_or_big, scaled_rows
 
 #: ProxQP's outer (proximal) iterations unless ``max_iter`` is given: solved block QPs took 7–12 here
 #: (10–300 variables, up to 900 rows, condition numbers up to 1e8); ProxQP's own default is 10,000.
@@ -116,11 +116,8 @@ class ProxqpQP(MatrixSolver):
         M = sp.vstack(rows, format="csr").toarray() if rows else np.zeros((0, sub.n))
         low = np.concatenate(lows) if lows else np.zeros(0)
         up = np.concatenate(ups) if ups else np.zeros(0)
-        scales = row_scales(M[:sub.m], low[:sub.m], up[:sub.m]) if sub.m else None
-        if scales is not None:  # exact, as for DAQP: ProxQP's tolerances are absolute on each row's value too
-            M[:sub.m] *= scales[:, None]
-            low[:sub.m] *= scales
-            up[:sub.m] *= scales
+        # exact, as for DAQP: ProxQP's tolerances are absolute on each row's value too (the bounds are not scaled)
+        M[:sub.m], low[:sub.m], up[:sub.m] = scaled_rows(M[:sub.m], low[:sub.m], up[:sub.m])
         A_eq, b_eq = M[eq], low[eq]
         C, cl, cu = M[~eq], finite_or_big(low[~eq]), finite_or_big(up[~eq])
         limit = opts.pop("time_limit", None)
@@ -147,8 +144,8 @@ def _solve_in_chunks(data: tuple, x0: np.ndarray | None, opts: dict[str, Any],
     results, the normalised status and the inner iterations of every chunk."""
     from proxsuite import proxqp
 
-    left = int(opts.get("max_iter", DEFAULT_MAX_ITER))
-    chunk = min(left, FIRST_CHUNK)
+    budget = int(opts.get("max_iter", DEFAULT_MAX_ITER))
+    chunk = min(budget, FIRST_CHUNK)
     start: dict[str, Any] = {"x": x0}
     spent = 0.0
     outer = inner = 0
@@ -158,7 +155,7 @@ def _solve_in_chunks(data: tuple, x0: np.ndarray | None, opts: dict[str, Any],
         spent += time.perf_counter() - t
         outer += max(1, int(res.info.iter_ext))
         inner += int(res.info.iter)
-        left = int(opts.get("max_iter", DEFAULT_MAX_ITER)) - outer
+        left = budget - outer
         if res.info.status != proxqp.PROXQP_MAX_ITER_REACHED or left <= 0:
             return res, _status_map().get(res.info.status, st.SOLVER_ERROR), inner
         remaining = deadline - time.perf_counter()

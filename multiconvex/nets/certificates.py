@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.func import jacrev, vmap
 
+from ..drivers import NOTHING_BELOW
 from ..result import Certificate
 from ..solvers import dispatch, problem_class, resolve, solve_cvxpy
 from ..standard_form import Point, gap_over_adjacent_pieces
@@ -56,9 +57,7 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
         form.prepare(i, point, flip_boundary=True)
     unsolved: set[int] = set()  # a neighbouring piece neither solved nor proven empty: its block's gap is unknown
     for s in run(form.solve_prepared, flips) if flips else ():
-        # "infeasible" (the piece is empty) and "cutoff" (nothing in it below the point) are proofs; unproven
-        # claims are numerical errors
-        if not s.ok and s.status not in ("infeasible", "cutoff"):
+        if not s.ok and s.status not in NOTHING_BELOW:  # proofs (unproven claims are numerical errors)
             unsolved.add(s.block)
         if s.ok and (not best[s.block].ok or s.value < best[s.block].value):
             best[s.block] = s
