@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["UNDERFLOW", "UNIT_ROUNDOFF", "MidpointRadius", "gamma", "inverse_quadratic_upper", "min_eigenvalue_floor",
-           "norm_upper"]
+__all__ = ["UNDERFLOW", "UNIT_ROUNDOFF", "MidpointRadius", "gamma", "inverse_quadratic_upper",
+           "inverse_quadratic_upper_rows", "min_eigenvalue_floor", "norm_upper"]
 
 #: ``u = 2⁻⁵³``, the unit roundoff of IEEE double precision.
 UNIT_ROUNDOFF = 2.0**-53
@@ -92,20 +92,41 @@ def inverse_quadratic_upper(P: np.ndarray, factor: tuple, v: np.ndarray, floor: 
     >>> exact <= inverse_quadratic_upper(P, scipy.linalg.cho_factor(P), v, 1.0) <= exact * (1 + 1e-14)
     True
     """
-    if not np.any(v):
-        return 0.0
+    return float(inverse_quadratic_upper_rows(P, factor, np.asarray(v)[None, :], floor)[0])
+
+
+def inverse_quadratic_upper_rows(P: np.ndarray, factor: tuple, V: np.ndarray, floor: float) -> np.ndarray:
+    """:func:`inverse_quadratic_upper` of each row ``v`` of ``V`` (``k × c``), one triangular solve and one product
+    with ``P`` for all of them: the same terms and margins per row (each inner product's ``γ`` holds for any order of
+    its sums, so for BLAS's matrix products as for one vector's). A row of zeros gives 0, ``inf`` a nonzero row
+    when ``floor ≤ 0``.
+
+    >>> import numpy as np, scipy.linalg
+    >>> P = np.array([[2.0, 1.0], [1.0, 2.0]])
+    >>> bounds = inverse_quadratic_upper_rows(P, scipy.linalg.cho_factor(P), np.array([[1.0, 0.0], [0.0, 0.0]]), 1.0)
+    >>> bool(2.0 / 3.0 <= bounds[0] <= 2.0 / 3.0 * (1 + 1e-14)), float(bounds[1])
+    (True, 0.0)
+    """
+    V = np.asarray(V, dtype=float)
+    nonzero = np.any(V != 0, axis=1)
+    out = np.zeros(V.shape[0])
+    if not nonzero.any():
+        return out
     if not floor > 0:
-        return math.inf
-    c = v.shape[0]
+        out[nonzero] = math.inf
+        return out
+    c = V.shape[1]
     eta = (c + 4) * UNDERFLOW
-    y = scipy.linalg.cho_solve(factor, v)
-    abs_y = np.abs(y)
-    e_hi = (np.abs(v - P @ y) + gamma(c + 1) * (np.abs(P) @ abs_y + np.abs(v)) + 2 * eta) * (1.0 + gamma(c + 4))
-    scaled = e_hi / math.sqrt(floor) * (1.0 + gamma(3))
-    vy = float(v @ y)
-    margins = (gamma(c) * float(np.abs(v) @ abs_y) + float(abs_y @ e_hi) + float(scaled @ scaled) + 3 * eta) \
-        * (1.0 + gamma(c + 2))
-    return (vy + margins) + gamma(4) * (abs(vy) + margins) + 4 * UNDERFLOW
+    Vt = V[nonzero].T  # c × k': one column per row to bound
+    Y = scipy.linalg.cho_solve(factor, Vt)
+    abs_Y, abs_V = np.abs(Y), np.abs(Vt)
+    E_hi = (np.abs(Vt - P @ Y) + gamma(c + 1) * (np.abs(P) @ abs_Y + abs_V) + 2 * eta) * (1.0 + gamma(c + 4))
+    scaled = E_hi / math.sqrt(floor) * (1.0 + gamma(3))
+    vy = np.sum(Vt * Y, axis=0)
+    margins = (gamma(c) * np.sum(abs_V * abs_Y, axis=0) + np.sum(abs_Y * E_hi, axis=0) + np.sum(scaled * scaled, axis=0)
+               + 3 * eta) * (1.0 + gamma(c + 2))
+    out[nonzero] = (vy + margins) + gamma(4) * (np.abs(vy) + margins) + 4 * UNDERFLOW
+    return out
 
 
 def min_eigenvalue_floor(P: np.ndarray) -> float:

@@ -19,7 +19,15 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-from ..rounding import UNDERFLOW, MidpointRadius, gamma, inverse_quadratic_upper, min_eigenvalue_floor, norm_upper
+from ..rounding import (
+    UNDERFLOW,
+    MidpointRadius,
+    gamma,
+    inverse_quadratic_upper,
+    inverse_quadratic_upper_rows,
+    min_eigenvalue_floor,
+    norm_upper,
+)
 from ..solvers.dispatch import on_one_blas_thread
 from .adjacent_lsq import box_solution, finite_or_nan, least_squares_solver, model_direction, side_boxes
 from .adjacent_smooth import SmoothSamples, refine, refined_bound
@@ -356,8 +364,8 @@ class UnitKinks:
              else np.zeros((self.g.shape[0], 0)))
         half = 0.5 * (self.cminus - self.cplus)
         concave = np.flatnonzero(half > 0)
-        triangle = sum(float(half[i]) * (1.0 + gamma(3))
-                       * math.sqrt(inverse_quadratic_upper(self.P, (Lc, True), self.a[i], floor)) for i in concave)
+        norms = np.sqrt(inverse_quadratic_upper_rows(self.P, (Lc, True), self.a[concave], floor))
+        triangle = float(np.sum(half[concave] * (1.0 + gamma(3)) * norms))
         return _Factors(Lc, M, least_squares_solver(M), triangle * (1.0 + gamma(concave.size + 2)), floor)
 
     def _singular_bound(self, g: MidpointRadius, max_concave: int) -> AdjacentBound:
