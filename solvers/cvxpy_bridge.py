@@ -24,6 +24,7 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from multiconvex.errors import SolverFailure
 from multiconvex.subproblem import BlockSubproblem
@@ -31,7 +32,7 @@ from multiconvex.subproblem import BlockSubproblem
 from . import status as st
 from .base import Backend
 from .cvxpy_adapter import solve_cvxpy
-from .matrix import MatrixOutcome
+from .matrix import MatrixOutcome, scaled_rows
 
 
 def as_cvxpy(sub: BlockSubproblem) -> tuple[cp.Problem, cp.Variable]:
@@ -42,15 +43,20 @@ def as_cvxpy(sub: BlockSubproblem) -> tuple[cp.Problem, cp.Variable]:
         objective = objective + 0.5 * cp.quad_form(x, cp.psd_wrap(sub.P_sparse()))
     constraints = []
     if sub.m:
-        eq = sub.l == sub.u
+        # rows whose largest entry is below 1 scaled up by powers of two (exact, the same set): the backends'
+        # feasibility tolerances are absolute on a row's value (ECOS, SCS, HiGHS and SCIP returned "optimal" points
+        # up to 1.9 units outside rows of norm 1e-9 … 1e-12)
+        A, lower, upper = scaled_rows(sub.A, sub.l, sub.u)
+        A = sp.csr_matrix(A)
+        eq = lower == upper
         if eq.any():
-            constraints.append(sub.A[eq] @ x == sub.l[eq])
-        up = ~eq & np.isfinite(sub.u)
-        low = ~eq & np.isfinite(sub.l)
+            constraints.append(A[eq] @ x == lower[eq])
+        up = ~eq & np.isfinite(upper)
+        low = ~eq & np.isfinite(lower)
         if up.any():
-            constraints.append(sub.A[up] @ x <= sub.u[up])
+            constraints.append(A[up] @ x <= upper[up])
         if low.any():
-            constraints.append(sub.A[low] @ x >= sub.l[low])
+            constraints.append(A[low] @ x >= lower[low])
     lb, ub = sub.box()
     if np.isfinite(lb).any():
         fin = np.flatnonzero(np.isfinite(lb))

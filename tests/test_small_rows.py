@@ -1,7 +1,8 @@
-"""Rows of small norm are the sets they say for every QP backend: DAQP, ProxQP, Clarabel and OSQP get rows whose
-largest entry is below 1 scaled by powers of two (exact), because their feasibility tolerances are absolute on a
-row's value. Before, on rows of norm 1e-10 to 1e-12, DAQP and OSQP returned "optimal" points two units (in distance)
-outside them (value -0.505 against the true -0.353), Clarabel -0.435; DAQP called ``1e-6·x₁ ≥ 1e-3`` infeasible.
+"""Rows of small norm are the sets they say for every QP backend: DAQP, ProxQP, Clarabel, OSQP and the backends
+through cvxpy get rows whose largest entry is below 1 scaled by powers of two (exact), because their feasibility
+tolerances are absolute on a row's value. Before, on rows of norm 1e-10 to 1e-12, DAQP and OSQP returned "optimal"
+points two units (in distance) outside them (value -0.505 against the true -0.353), Clarabel -0.435; DAQP called
+``1e-6·x₁ ≥ 1e-3`` infeasible.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def test_every_qp_backend_keeps_to_rows_of_small_norm(backend):
     assert sol.ok and sol.value == pytest.approx(reference.value, abs=1e-6)
     distance = (tiny.l - tiny.A @ sol.x) / np.linalg.norm(tiny.A.toarray(), axis=1)
     assert distance.max() < 1e-5  # inside every row, in distance (before: up to 1.9 outside)
+
+
+@pytest.mark.parametrize("backend", ["ecos", "scs", "highs", "scip"])
+def test_backends_through_cvxpy_keep_to_rows_of_small_norm(backend):
+    """The cvxpy bridge scales the rows as the matrix modules do: ECOS, SCS, HiGHS and SCIP had returned "optimal"
+    at -0.505, 1.9 units outside the rows."""
+    tiny, _ = _tiny_rows()
+    sol = dispatch.solve(tiny, dispatch.make_plan(backend))
+    assert sol.ok and sol.value == pytest.approx(-0.3525536972, abs=1e-6)
+    distance = (tiny.l - tiny.A @ sol.x) / np.linalg.norm(tiny.A.toarray(), axis=1)
+    assert distance.max() < 1e-5
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
