@@ -233,6 +233,10 @@ class SubSolver:
             self.options.setdefault("output_flag", False)  # HiGHS warns on stdout at every coefficient update
         self.reuse = reuse
         self.kind = "v2" if self.name in SolverFactoryV2._cls else "legacy"
+        if self.kind == "v2" and self.name.startswith("scip"):
+            # Pyomo's scip_direct captures SCIP's log through a pipe that a Python thread empties, while SCIP writes
+            # holding the GIL: a log beyond the pipe's buffer (a 6 × 5 factorisation's block) deadlocked the run
+            self.options.setdefault("display/verblevel", 0)
         # a name Pyomo has no plugin for goes to its AMPL interface as an executable's name: Pyomo logs a
         # traceback when there is none and returns a stub that is not available; the error below says it instead
         log = io.StringIO()
