@@ -264,8 +264,9 @@ class _Driver:
                 gaps[name] = math.nan
             if gaps[name] < -tol:
                 logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
-                               "feasible for it: the solve is inaccurate and certifies nothing", name,
-                               sol.value, f)
+                               "feasible for it: the solve is inaccurate and certifies nothing (gap not computed)",
+                               name, sol.value, f)
+                gaps[name] = math.nan  # a number from a wrong optimum is no gap
             if prove:  # every piece containing the point, not only the two solved (None: those are all)
                 solved = gaps[name]
                 gaps[name], bound = gap_over_adjacent_pieces(form, sol.block, x, solved, tol)

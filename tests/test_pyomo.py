@@ -677,3 +677,20 @@ def test_scip_direct_blocks_do_not_deadlock_on_scips_log():
     done = subprocess.run([sys.executable, "-c", _SCIP_FACTORISATION], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "maxIterations" in done.stdout
+
+
+def test_a_sub_solver_that_cannot_take_a_quadratic_block_reports_failure_not_numbers():
+    """(an audit's case) appsi_highs takes linear models only: it raised on the quadratic block, and its instance,
+    reused, then answered "optimal" with a value from nowhere, published as a gap of -1.575 (the true gap 0.425) with
+    status ``stalled``. A solver instance that raised is replaced, and a gap below -tol is not computed (nan)."""
+    m = pyo.ConcreteModel()
+    m.a, m.b = pyo.Block(), pyo.Block()
+    m.a.x = pyo.Var(bounds=(-1, 1), initialize=0.5)
+    m.b.y = pyo.Var(bounds=(-1, 1), initialize=-0.5)
+    m.obj = pyo.Objective(expr=m.a.x * m.b.y + 0.1 * m.a.x ** 2)
+    opt = pyo.SolverFactory("multiconvex", subsolver="appsi_highs")
+    opt.solve(m)
+    res = opt.result
+    assert res.status == "solver_failure" and not res.certificate.is_partial_minimum
+    assert np.isnan(res.certificate.block_gaps["a"])  # never solved: no number
+    assert res.certificate.block_gaps["b"] == pytest.approx(0.0, abs=1e-9)  # the LP block, solved

@@ -269,6 +269,7 @@ class SubSolver:
         # solve and update what changed themselves: they run through the plain legacy path, kept per block.
         self._attached = None
         self._param_constraints: list = []
+        self._broken = False  # the last solve raised: the next one starts from a fresh instance
 
     def _new(self):
         return SolverFactoryV2(self.name) if self.kind == "v2" else pyo.SolverFactory(self.name)
@@ -292,10 +293,11 @@ class SubSolver:
         remaining = None if deadline is None else deadline - time.time()
         if remaining is not None and remaining <= 0:
             return SubResult("time_limit", False, 0.0, "the time limit had passed: no solve started")
-        if not self.reuse:  # a fresh instance per solve: the naive baseline (everything rebuilt)
+        if not self.reuse or self._broken:  # a fresh instance: the naive baseline, or after a solve that raised
             self.opt = self._new()
             if self.kind == "persistent":
                 self.opt.set_instance(sub)
+            self._broken = False
         try:
             if self.kind == "v2":
                 limit = {} if remaining is None else {"time_limit": max(remaining, 1e-3)}
@@ -331,6 +333,10 @@ class SubSolver:
             err = self.backend.translate(exc) if self.backend is not None else exc
             if isinstance(err, LicenceError):
                 raise err from exc
+            # an instance that raised half-way is not reused: appsi_highs, having refused a quadratic objective,
+            # answered the next solve "optimal" with a value from nowhere, and HiGHS's own interface then raised
+            # AttributeErrors at every solve
+            self._broken = True
             return SubResult("solver_error", False, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
         return SubResult(status, has, time.perf_counter() - t0,
                          "" if status == "optimal" else f"{self.name} ended with {status}")
