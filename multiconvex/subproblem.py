@@ -164,12 +164,18 @@ class BlockSubproblem:
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
     def from_dense(cls, P: np.ndarray | sp.spmatrix | None, q: np.ndarray, c: float = 0.0, *, A=None, l=None,
-                   u=None, lb=None, ub=None, soc_A=None, soc_b=None, soc_dims: Sequence[int] = ()
-                   ) -> BlockSubproblem:
+                   u=None, lb=None, ub=None, soc_A=None, soc_b=None, soc_dims: Sequence[int] = (),
+                   check: bool = True) -> BlockSubproblem:
         """A single vector slot with an explicit ``P`` (``None``: linear objective) — tests, canned problems,
-        matrix-level models. The cones, when given, are checked (:func:`check_soc`)."""
+        matrix-level models. The cones, when given, are checked (:func:`check_soc`); so are, unless
+        ``check=False`` (a caller whose data are convex and finite by construction), the shapes, that every entry
+        is finite (sides and bounds may be ``±inf``, not ``nan``) and that ``P`` is positive semidefinite (up to
+        rounding, for ``n ≤`` :data:`PSD_CHECK_MAX`): an :class:`~multiconvex.errors.InvalidInputError` before any
+        solve, where the backends had answered "optimal" at a saddle point of an indefinite ``P`` or at ``nan``."""
         q = np.asarray(q, dtype=float).ravel()
         A = None if A is None else sp.csr_matrix(A, dtype=float)
+        if check:
+            _check_dense(P, q, c, A, l, u, lb, ub)
         cones = check_soc(q.size, soc_A, soc_b, soc_dims) if soc_dims else (None, None, ())
         return cls(make_slots([("x", (q.size,))]), [], q, float(c), P_extra=P, A=A,
                    l=None if l is None else np.asarray(l, dtype=float),
@@ -359,6 +365,54 @@ def soc_gaps(v: np.ndarray, dims: Sequence[int]) -> np.ndarray:
         out[k] = float(np.linalg.norm(v[start + 1:start + d])) - float(v[start])
         start += d
     return out
+
+
+#: :meth:`BlockSubproblem.from_dense` checks ``P`` for positive semidefiniteness up to this size (a dense
+#: eigenvalue computation, O(n³)); a larger ``P`` is the caller's to vouch for.
+PSD_CHECK_MAX = 2000
+
+
+def _check_dense(P, q: np.ndarray, c: float, A: sp.csr_matrix | None, l, u, lb, ub) -> None:
+    """The checks of :meth:`BlockSubproblem.from_dense`: shapes, finite data, ``P ⪰ 0`` (see there)."""
+    n = q.size
+
+    def fail(what: str) -> None:
+        raise InvalidInputError(f"BlockSubproblem.from_dense: {what}")
+
+    if not np.all(np.isfinite(q)):
+        fail(f"q has a non-finite entry at index {int(np.flatnonzero(~np.isfinite(q))[0])}")
+    if not math.isfinite(float(c)):
+        fail(f"c = {c!r} is not finite")
+    if P is not None:
+        if P.shape != (n, n):
+            fail(f"P has shape {P.shape}, q has {n} entries: P must be {n} × {n}")
+        data = P.data if sp.issparse(P) else np.asarray(P, dtype=float)
+        if not np.all(np.isfinite(data)):
+            fail("P has a non-finite entry")
+        if 0 < n <= PSD_CHECK_MAX:
+            dense = P.toarray() if sp.issparse(P) else np.asarray(P, dtype=float)
+            sym = 0.5 * (dense + dense.T)
+            low = float(np.linalg.eigvalsh(sym)[0])
+            scale = max(float(np.abs(sym).max()), 1.0) if sym.size else 1.0
+            if low < -1e-10 * scale * n:
+                fail(f"P (its symmetric part) has the eigenvalue {low:.6g} < 0: the objective ½xᵀPx + qᵀx is not "
+                     "convex. Give a positive semidefinite P (a block subproblem must be convex).")
+    if A is not None:
+        if A.shape[1] != n:
+            fail(f"A has {A.shape[1]} columns, q has {n} entries")
+        if not np.all(np.isfinite(A.data)):
+            fail("A has a non-finite entry")
+    for name, side, size in (("l", l, None if A is None else A.shape[0]), ("u", u, None if A is None else A.shape[0]),
+                             ("lb", lb, n), ("ub", ub, n)):
+        if side is None:
+            continue
+        side = np.asarray(side, dtype=float)
+        if size is None:
+            fail(f"{name} is given without A")
+        if side.shape != (size,):
+            fail(f"{name} has shape {side.shape}, expected ({size},)")
+        if np.isnan(side).any():
+            fail(f"{name}[{int(np.flatnonzero(np.isnan(side))[0])}] is nan (use ±inf for a free side)")
 
 
 def check_soc(n: int, soc_A, soc_b, soc_dims: Sequence[int]) -> tuple[sp.csr_matrix, np.ndarray, tuple[int, ...]]:

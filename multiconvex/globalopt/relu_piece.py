@@ -318,7 +318,7 @@ class PiecePrograms:
                 return out.objective, "optimal", time.perf_counter() - t0
         P = A.T @ A + lam * np.eye(r * d)
         sub = BlockSubproblem.from_dense(P, -(A.T @ y), 0.5 * float(y @ y), A=_cones(X, D),
-                                         l=np.zeros(r * N), u=np.full(r * N, np.inf))
+                                         l=np.zeros(r * N), u=np.full(r * N, np.inf), check=False)  # AᵀA + λI
         sol = solve_subproblem(sub, self.plan, warm=warm, key=("hidden", r))
         if sol.x is None or sol.status != "optimal":
             return float("nan"), sol.status, time.perf_counter() - t0
