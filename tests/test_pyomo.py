@@ -679,18 +679,44 @@ def test_scip_direct_blocks_do_not_deadlock_on_scips_log():
     assert "maxIterations" in done.stdout
 
 
-def test_a_sub_solver_that_cannot_take_a_quadratic_block_reports_failure_not_numbers():
-    """(an audit's case) appsi_highs takes linear models only: it raised on the quadratic block, and its instance,
-    reused, then answered "optimal" with a value from nowhere, published as a gap of -1.575 (the true gap 0.425) with
-    status ``stalled``. A solver instance that raised is replaced, and a gap below -tol is not computed (nan)."""
+def _one_quadratic_block_model(constraint: bool = False) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel()
     m.a, m.b = pyo.Block(), pyo.Block()
-    m.a.x = pyo.Var(bounds=(-1, 1), initialize=0.5)
-    m.b.y = pyo.Var(bounds=(-1, 1), initialize=-0.5)
+    m.a.x = pyo.Var(bounds=(-1, 1), initialize=0.3)
+    m.b.y = pyo.Var(bounds=(-1, 1), initialize=-0.2)
     m.obj = pyo.Objective(expr=m.a.x * m.b.y + 0.1 * m.a.x ** 2)
-    opt = pyo.SolverFactory("multiconvex", subsolver="appsi_highs")
+    if constraint:
+        m.c = pyo.Constraint(expr=m.a.x ** 2 <= 0.5)
+    return m
+
+
+@pytest.mark.parametrize("subsolver, constraint, what", [("appsi_highs", False, "a quadratic objective"),
+                                                         ("highs", True, "a quadratic constraint")])
+def test_a_sub_solver_that_cannot_take_a_block_is_refused_before_any_solve(subsolver, constraint, what):
+    """(an audit's cases) appsi_highs takes linear models only and HiGHS no quadratic constraint: each raised at its
+    first solve, and appsi_highs's instance, reused, answered the next solve "optimal" with a value from nowhere,
+    published as a gap of -1.575 (true 0.425). Now refused before any solve (and an instance that raised is
+    replaced; a gap below -tol is not computed)."""
+    m = _one_quadratic_block_model(constraint)
+    with pytest.raises(mc.InvalidInputError, match=f"block 'a' has {what}.*subsolver='auto'"):
+        pyo.SolverFactory("multiconvex", subsolver=subsolver).solve(m)
+    assert m.a.x.value == 0.3 and m.b.y.value == -0.2  # nothing was solved
+
+
+def test_auto_solves_a_block_with_a_quadratic_constraint_through_a_pyomo_solver():
+    """``subsolver="auto"`` on a block kept as a Pyomo sub-model: Pyomo has no solver of that name (the error was
+    "unknown solver 'auto'"); the first usable of scip_direct, gurobi_persistent solves it."""
+    pytest.importorskip("pyscipopt")
+    m = _one_quadratic_block_model(constraint=True)
+    opt = pyo.SolverFactory("multiconvex", subsolver="auto")
     opt.solve(m)
     res = opt.result
-    assert res.status == "solver_failure" and not res.certificate.is_partial_minimum
-    assert np.isnan(res.certificate.block_gaps["a"])  # never solved: no number
-    assert res.certificate.block_gaps["b"] == pytest.approx(0.0, abs=1e-9)  # the LP block, solved
+    assert res.info["forms"]["a"] == "pyomo" and res.certificate.is_partial_minimum
+    assert m.a.x.value ** 2 <= 0.5 + 1e-7
+
+
+def test_a_term_beyond_degree_two_is_refused_as_such_not_as_non_convex():
+    m = _one_quadratic_block_model()
+    m.c = pyo.Constraint(expr=pyo.exp(m.a.x) <= 2)
+    with pytest.raises(mc.NotMulticonvexError, match="not a polynomial of degree ≤ 2 in the block's own variables"):
+        pyo.SolverFactory("multiconvex", subsolver="auto").solve(m)

@@ -125,13 +125,17 @@ class PyomoCrossSection:
             for orig, term in self._objective_terms:
                 q = self._quadratic(term, index, n)
                 if q is None or not self._psd(self.sense * q):
-                    raise not_convex_term(self.name, orig)
+                    raise not_convex_term(self.name, orig, beyond_quadratic=q is None)
             raise not_convex_objective(self.name)
         for orig, c in self._constraints:
             q = self._quadratic(c.body, index, n)
             ok = q is not None and (not np.any(q) or (
                 not c.equality and ((c.has_ub() and not c.has_lb() and self._psd(q))
                                     or (c.has_lb() and not c.has_ub() and self._psd(-q)))))
+            if q is None:
+                raise NotMulticonvexError(
+                    f"block '{self.name}': the constraint {orig.name} `{_short(orig.expr)}` {BEYOND_QUADRATIC}",
+                    block=self.name, term=orig.name)
             if not ok:
                 raise NotMulticonvexError(
                     f"block '{self.name}' is not convex when the other blocks are fixed: the constraint "
@@ -179,6 +183,15 @@ class PyomoCrossSection:
                 return
         if self._recheck_constraints:
             self.check_convex()
+
+    def quadratic_parts(self) -> tuple[bool, bool]:
+        """Whether the sub-model's objective, and whether one of its constraints, has a quadratic term (what a
+        sub-solver must take)."""
+        def quadratic(expr) -> bool:
+            return bool(generate_standard_repn(expr, quadratic=True, compute_values=False).quadratic_vars)
+
+        return (quadratic(self.sub.obj.expr),
+                any(quadratic(c.body) for c in self.sub.component_data_objects(pyo.Constraint, active=True)))
 
     def n_quadratic(self) -> int:
         """Variables in quadratic terms of the objective or the constraints (for licence size limits)."""
@@ -260,7 +273,17 @@ def objective_terms(objective) -> list:
     return _terms(objective.expr)
 
 
-def not_convex_term(block: str, term) -> NotMulticonvexError:
+#: What the Pyomo front says of a term or constraint beyond degree 2 in the block's own variables.
+BEYOND_QUADRATIC = ("is not a polynomial of degree ≤ 2 in the block's own variables, and the Pyomo front proves "
+                    "convexity for such expressions only (any function of the other blocks' variables is fine). "
+                    "Reformulate it (an epigraph variable with quadratic rows, say), or give the model to a convex "
+                    "NLP solver directly.")
+
+
+def not_convex_term(block: str, term, beyond_quadratic: bool = False) -> NotMulticonvexError:
+    if beyond_quadratic:
+        return NotMulticonvexError(f"block '{block}': the objective term `{_short(term)}` {BEYOND_QUADRATIC}",
+                                   block=block, term=_short(term))
     return NotMulticonvexError(
         f"block '{block}' is not convex when the other blocks are fixed: the objective term `{_short(term)}` is not "
         "a convex quadratic in the block. Split its variables into other blocks, or reformulate the term.",

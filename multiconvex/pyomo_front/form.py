@@ -49,6 +49,32 @@ from .subsolver import SubSolver, check_plan, matrix_plan
 logger = logging.getLogger("multiconvex")
 
 
+
+#: What ``subsolver="auto"`` means for a block kept as a Pyomo sub-model (a quadratic constraint): free SCIP first,
+#: then Gurobi (its pip licence is size-limited).
+AUTO_SUBMODEL = ("scip_direct", "gurobi_persistent")
+
+#: Pyomo solvers that refuse what a sub-model may hold: a quadratic objective (APPSI's HiGHS takes linear models
+#: only) and quadratic constraints (HiGHS). Each raised at its first solve, and the run ended ``solver_failure``.
+NO_QUADRATIC_OBJECTIVE = frozenset({"appsi_highs"})
+NO_QUADRATIC_CONSTRAINTS = frozenset({"highs", "appsi_highs"})
+
+
+def _check_takes(sec) -> None:
+    """Refuse, before any solve, a block whose sub-model no sub-solver of its list can take (see the sets above)."""
+    objective, constraints = sec.quadratic_parts()
+    need = ("a quadratic objective" if objective and all(ss.name in NO_QUADRATIC_OBJECTIVE for ss in sec.subsolvers)
+            else "a quadratic constraint" if constraints and all(ss.name in NO_QUADRATIC_CONSTRAINTS
+                                                                  for ss in sec.subsolvers)
+            else None)
+    if need is not None:
+        names = ", ".join(ss.name for ss in sec.subsolvers)
+        raise InvalidInputError(
+            f"block '{sec.name}' has {need} in its own variables, which the sub-solver(s) {names} cannot take; pass "
+            f"subsolver='auto' (one of {', '.join(AUTO_SUBMODEL)}, the first usable) or a Pyomo solver that takes "
+            "a convex quadratically constrained program (scip_direct, gurobi_persistent, mosek_persistent, cyipopt).")
+
+
 class PyomoForm(StandardForm):
     """Standard form of a Pyomo ``ConcreteModel``.
 
@@ -238,6 +264,10 @@ class PyomoForm(StandardForm):
                 "them in a block (e.g. blocks=[[m.U], [m.V, m.s]]) or in a block of their own.")
 
     def _subsolvers(self, specs, options, reuse: bool, block: str) -> list[SubSolver]:
+        # "auto" on a block that needs a Pyomo sub-model: the Pyomo solvers here that take a convex quadratically
+        # constrained program, in this order (the first usable one solves; Pyomo has no solver named "auto")
+        specs = [name for s in specs
+                 for name in (AUTO_SUBMODEL if isinstance(s, str) and s.strip().lower() == "auto" else (s,))]
         try:
             return self._pyomo_subsolvers(specs, options, reuse)
         except SolverUnavailableError as exc:
@@ -280,6 +310,7 @@ class PyomoForm(StandardForm):
                 continue
             sec.set_point()
             sec.check_convex()
+            _check_takes(sec)
             nq = sec.n_quadratic()
             for ss in sec.subsolvers:
                 ss.attach(sec.sub, sec.param_constraints, nq)
