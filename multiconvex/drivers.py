@@ -429,8 +429,8 @@ class _Driver:
                     message = "no block step lowers the objective, but some block gap exceeds the tolerance"
                     nan_gaps = {n for n, g in step.gaps.items() if math.isnan(g)}
                     if nan_gaps - set(step.bound_nan):
-                        message += (" or was not computed (a solve on a neighbouring piece across a boundary "
-                                    "failed)")
+                        message += (" or was not computed (a block solve failed or was inaccurate: its optimum "
+                                    "above the objective, or a neighbouring piece's solve failed; see the log)")
                     if step.bound_nan:
                         message += (f"; the bound over every piece adjacent to the point could not be computed "
                                     f"for block(s) {', '.join(step.bound_nan)} (gap nan)")

@@ -123,9 +123,9 @@ class Certificate:
     block_gaps : dict[str, float]
         For each block, objective at the point minus the optimum of that block's
         convex subproblem on the cross-section through the point, restricted to its
-        piece (R&R Def 5.8). Nonnegative up to solver accuracy (a gap below
-        ``-tolerance`` means the backend's optimum is wrong and certifies nothing);
-        ``nan`` where the block solve failed or was only ``optimal_inaccurate``. Where a
+        piece (R&R Def 5.8). Nonnegative up to solver accuracy; ``nan`` where the block
+        solve failed, was only ``optimal_inaccurate``, or returned an optimum above the
+        objective by more than ``tolerance`` (a wrong optimum certifies nothing). Where a
         form bounds the gap over every piece containing the point (a network's unit
         blocks), a gap within the tolerance is the larger of the two; a gap above it is
         the solved pieces' own (the block is not certified either way).

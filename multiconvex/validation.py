@@ -34,7 +34,7 @@ from .errors import InvalidInputError
 
 __all__ = ["check_number", "check_int", "check_seed", "check_random_state", "check_choice", "check_flag",
            "check_mapping", "check_solver_spec", "parse_number", "parse_int", "parse_int_list", "check_options",
-           "check_finite_data", "check_variables"]
+           "check_finite_data", "check_variables", "as_float_array"]
 
 
 def _prefix(where: str | None) -> str:
@@ -215,6 +215,15 @@ def parse_int_list(text: str, name: str, **bounds: Any) -> list[int]:
 
 
 # -- solve options ---------------------------------------------------------------------------------
+def as_float_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float array, or an :class:`InvalidInputError` naming ``what`` (a string, a dict...: numpy's own
+    "could not convert string to float" named neither the argument nor the fix)."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} is {_short(repr(value), 60)}, not a number or an array of numbers.") from exc
+
+
 def check_options(*, max_iters: Any, tol: Any, time_limit: Any, reg: Any, prox: Any,
                   where: str | None = None) -> None:
     """The stopping rules and weights every algorithm takes (``mc.solve``, ``fit``)."""

@@ -794,3 +794,29 @@ def test_a_convex_subproblem_with_free_sides_and_rounding_in_p_passes_the_check(
     sub = mc.BlockSubproblem.from_dense(np.outer(P[0], P[0]), np.zeros(2), A=np.ones((1, 2)), l=[-np.inf],
                                         u=[np.inf], lb=np.full(2, -np.inf), ub=np.full(2, np.inf))
     assert sub.n == 2
+
+
+# -- the audit's unclear messages ------------------------------------------------------------------------------------
+def _xy_problem():
+    x, y = cp.Variable(2, name="x"), cp.Variable(2, name="y")
+    return cp.Problem(cp.Minimize(cp.sum_squares(x - 1) + x @ y + cp.sum_squares(y))), x, y
+
+
+def test_a_variable_passed_as_the_block_list_says_so():
+    prob, x, _ = _xy_problem()
+    with pytest.raises(InvalidInputError, match=r"blocks is the Variable `x` itself.*blocks=\[\[x\], \[y\]\]"):
+        mc.solve(prob, x)
+
+
+def test_an_init_value_that_is_not_numeric_names_the_variable():
+    prob, x, y = _xy_problem()
+    with pytest.raises(InvalidInputError, match="init for variable 'x' is 'abc', not a number"):
+        mc.solve(prob, [[x], [y]], init={"x": "abc"})
+
+
+def test_an_unknown_option_suggests_the_close_name():
+    prob, x, y = _xy_problem()
+    with pytest.raises(InvalidInputError, match=r"unexpected option 'max_iter' \(did you mean 'max_iters'\?\)"):
+        mc.solve(prob, [[x], [y]], max_iter=5)
+    with pytest.raises(InvalidInputError, match="unexpected option 'max_iter'"):
+        prob.solve(method="multiconvex", blocks=[[x], [y]], max_iter=5)

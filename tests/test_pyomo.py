@@ -720,3 +720,19 @@ def test_a_term_beyond_degree_two_is_refused_as_such_not_as_non_convex():
     m.c = pyo.Constraint(expr=pyo.exp(m.a.x) <= 2)
     with pytest.raises(mc.NotMulticonvexError, match="not a polynomial of degree ≤ 2 in the block's own variables"):
         pyo.SolverFactory("multiconvex", subsolver="auto").solve(m)
+
+
+def test_init_takes_single_entries_and_refuses_non_numbers():
+    """(an audit's cases) ``init={"b.y[0]": 0.5}`` named no variable of the model; ``{"a.x": "abc"}`` raised numpy's
+    "could not convert string to float"."""
+    m = pyo.ConcreteModel()
+    m.a, m.b = pyo.Block(), pyo.Block()
+    m.a.x = pyo.Var(bounds=(-1, 1), initialize=0.3)
+    m.b.y = pyo.Var(range(2), bounds=(-1, 1), initialize=-0.2)
+    m.obj = pyo.Objective(expr=(m.a.x * m.b.y[0] - 0.5) ** 2 + m.a.x * m.b.y[1])
+    opt = pyo.SolverFactory("multiconvex", init={"b.y[0]": 0.5}, max_iters=1)
+    opt.solve(m)
+    # the start: x = 0.3 (its value), y = (0.5, -0.2): F = (0.15 - 0.5)² + 0.3·(-0.2)
+    assert opt.result.history[0].objective == pytest.approx((0.3 * 0.5 - 0.5) ** 2 + 0.3 * -0.2)
+    with pytest.raises(mc.InvalidInputError, match="init for a.x is 'abc', not a number"):
+        pyo.SolverFactory("multiconvex", init={"a.x": "abc"}).solve(m)

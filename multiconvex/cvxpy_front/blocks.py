@@ -235,6 +235,9 @@ def _short(obj: object, n: int = 120) -> str:
 
 def normalise_blocks(problem: cp.Problem, blocks: Iterable) -> list[list[Variable]]:
     """Check a user's block list: variables of this problem, non-empty, covering every variable."""
+    if isinstance(blocks, Expression):  # mc.solve(prob, x): iterating a Variable gives its entries
+        raise InvalidInputError(f"blocks is the {type(blocks).__name__} `{_short(blocks)}` itself: pass a list of "
+                                "blocks, each a Variable or a list of Variables, e.g. blocks=[[x], [y]].")
     variables = {v.id: v for v in problem.variables()}
     out: list[list[Variable]] = []
     for i, b in enumerate(blocks):

@@ -19,6 +19,7 @@ from ..solvers import dispatch, has_solution
 from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
+from ..validation import as_float_array
 from .atoms import piece_of, relu
 from .blocks import block_names
 from .cross_section import CrossSection
@@ -152,7 +153,7 @@ class CvxpyForm(StandardForm):
         point: Point = {}
         for vid, v in self.variables.items():
             if vid in given:
-                val = np.asarray(given[vid], dtype=float)
+                val = as_float_array(given[vid], f"init for variable '{v.name()}'")
             elif v.value is not None:
                 val = np.asarray(v.value, dtype=float)
             else:

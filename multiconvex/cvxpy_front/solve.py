@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -53,6 +55,7 @@ def solve(
     progress: bool | None = None,
     callback: Callback | None = None,
     _words: LimitWords | None = None,
+    **unknown: Any,
 ) -> Result:
     """Minimise (or maximise) a multi-convex cvxpy problem by iterated convex optimization.
 
@@ -153,6 +156,14 @@ def solve(
     >>> abs(fast.objective - plain.objective) < 1e-6 * plain.objective, fast.certificate.is_partial_minimum
     (True, True)
     """
+    if unknown:  # a clear error with the close names (the estimators' ``max_iter`` is ``max_iters`` here)
+        known = [n for n in inspect.signature(solve).parameters if not n.startswith("_") and n not in
+                 ("problem", "unknown")]
+        name = sorted(unknown)[0]
+        close = difflib.get_close_matches(name, known, n=2)
+        raise InvalidInputError(f"solve() got an unexpected option {name!r}"
+                                + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else "")
+                                + f"; its options are {', '.join(known)}.")
     if not isinstance(problem, cp.Problem):
         raise InvalidInputError(f"expected a cvxpy.Problem, got {type(problem).__name__}.")
     if algorithm not in ALGORITHMS:

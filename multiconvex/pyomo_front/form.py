@@ -31,6 +31,7 @@ from pyomo.core.expr.visitor import identify_variables
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch
 from ..standard_form import Block, BlockSolution, Point, StandardForm
+from ..validation import as_float_array
 from .blocks import check_finite_data, model_vars, variable_blocks
 from .compiled import CompiledModel
 from .cross_section import (
@@ -360,12 +361,20 @@ class PyomoForm(StandardForm):
 
     def initial_point(self, seed: int | None, init: Mapping[Any, Any] | None) -> Point:
         rng = np.random.default_rng(seed)
-        given = {}
+        given: dict[int, np.ndarray] = {}  # whole components
+        entries: dict[int, dict[int, float]] = {}  # single entries (``"b.y[0]"``, a VarData): position -> value
         for k, val in (init or {}).items():
-            comp = k.parent_component() if hasattr(k, "parent_component") else self.model.find_component(k)
+            obj = k if hasattr(k, "parent_component") else self.model.find_component(k)
+            comp = obj.parent_component() if obj is not None and hasattr(obj, "parent_component") else None
             if comp is None or id(comp) not in self._comp:
                 raise InvalidInputError(f"init names {k!r}, which is not a variable of the model.")
-            arr = np.asarray(val, dtype=float).ravel()
+            arr = as_float_array(val, f"init for {obj.name}").ravel()
+            if obj is not comp and not (getattr(obj, "is_indexed", lambda: True)() or comp.dim() == 0):
+                if arr.size != 1:  # one entry of an indexed variable
+                    raise InvalidInputError(f"init for {obj.name} has {arr.size} values, expected 1.")
+                pos = next(p for p, vd in enumerate(comp.values()) if vd is obj)
+                entries.setdefault(id(comp), {})[pos] = float(arr[0])
+                continue
             if arr.size != len(comp):
                 raise InvalidInputError(f"init for {comp.name} has {arr.size} values, expected {len(comp)}.")
             given[id(comp)] = arr
@@ -375,7 +384,10 @@ class PyomoForm(StandardForm):
                 arr = given[id(c)].copy()
             else:
                 arr = np.array([vd.value if vd.value is not None else np.nan for vd in c.values()], dtype=float)
+                for pos, value in entries.get(id(c), {}).items():
+                    arr[pos] = value
                 missing = np.isnan(arr)
+                missing[list(entries.get(id(c), {}))] = False  # a given entry's nan is refused below
                 arr[missing] = rng.standard_normal(int(missing.sum()))
             for k, vd in enumerate(c.values()):
                 if vd.fixed:
