@@ -94,9 +94,9 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     Parameters
     ----------
     n_components : int or None, default None
-        Number of factors ``k >= 1``; required except for ``algorithm="grow"``, where it is the
-        number of columns of the seeded start (None: start from zero columns; the first round
-        then appends the top singular pairs of Y).
+        Number of factors ``k >= 1``; None: ``min(m, n)`` (every component, as ``PCA``). With
+        ``algorithm="grow"`` it is the number of columns of the seeded start (None: start from zero
+        columns; the first round then appends the top singular pairs of Y).
     lam : float, default 0.0
         Weight decay ``λ >= 0`` (the nuclear-norm weight of the convex problem).
     algorithm : {"gauss-seidel", "jacobi", "grow"}, default "gauss-seidel"
@@ -175,15 +175,14 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         self.seed = seed
 
     # -- parameters ---------------------------------------------------------------------------
-    def _k(self, where: str, grow: bool = False) -> int:
-        """The number of columns of the start (1 for grow's zero start when None)."""
+    def _k(self, where: str, shape: tuple[int, ...]) -> int:
+        """The number of factors: ``n_components``, or ``min(m, n)`` of the data's shape when it is None (as PCA
+        keeps every component; ``algorithm="grow"`` starts from zero columns then, without asking here)."""
         k = self._renamed("rank", "n_components")
-        if k is None and not grow:
-            raise InvalidInputError(f"{where}: n_components must be an integer >= 1, got None; pass "
-                                    "n_components=k, or use algorithm='grow', which chooses the number of "
-                                    "factors (rank) itself.")
+        if k is None:
+            return max(1, min(int(d) for d in shape[:2]))
         passed = "n_components" if isinstance(self.rank, str) and self.rank == DEPRECATED else "rank"
-        return 1 if k is None else check_rank(k, where=where, name=passed)  # named as the user passed it
+        return check_rank(k, where=where, name=passed)  # named as the user passed it
 
     def _random_state(self, where: str) -> int | None:
         pinned = self._pinned()
@@ -191,11 +190,10 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
             return pinned[0]
         return check_random_state(self._renamed("seed", "random_state"), "random_state", where=where)
 
-    def _validate(self, Y: Any, where: str, grow: bool = False) -> tuple[np.ndarray, int, float]:
-        rank = self._k(where, grow)
+    def _validate(self, Y: Any, where: str) -> tuple[np.ndarray, int, float]:
         lam = check_scalar(self.lam, name="lam", where=where)
         Y = check_array(Y, name="Y", where=where, ndim=2)
-        return Y, rank, lam
+        return Y, self._k(where, Y.shape), lam
 
     # -- model ---------------------------------------------------------------
     def to_cvxpy(self, Y: np.ndarray) -> CvxpyModel:
@@ -233,9 +231,9 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
 
     def initial_point(self, Y: np.ndarray) -> dict[str, np.ndarray]:
         """The seeded start: standard normal factors scaled so ``U Vᵀ`` matches Y's size
-        (``n_components`` columns; 1 when it is None)."""
+        (``n_components`` columns; ``min(m, n)`` when it is None)."""
         where = f"{type(self).__name__}.initial_point"
-        Y, k, _ = self._validate(Y, where, grow=True)
+        Y, k, _ = self._validate(Y, where)
         m, n = Y.shape
         rng = np.random.default_rng(self._random_state(where))
         scale = np.sqrt(np.sqrt(np.mean(Y**2)) / k)
@@ -300,7 +298,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         return self
 
     def _fit_grow(self, Y: np.ndarray, init: Any, opts: dict[str, Any], kwargs: dict[str, Any], where: str):
-        Y, _, lam = self._validate(Y, where, grow=True)
+        Y, _, lam = self._validate(Y, where)
         solver = opts["solver"]
         if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
             for name in [solver] if isinstance(solver, str) else list(solver):

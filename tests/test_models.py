@@ -151,7 +151,7 @@ def test_matrix_factorization_rejects_bad_data(Y, match):
         MatrixFactorization(n_components=2, lam=0.1).fit(Y)
 
 
-@pytest.mark.parametrize("rank", [0, -1, 2.5, True, None])
+@pytest.mark.parametrize("rank", [0, -1, 2.5, True])
 def test_factorizations_reject_bad_rank(rank):
     # the deprecated rank= is still checked (with its FutureWarning)
     Y = np.ones((3, 3))

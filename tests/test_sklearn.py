@@ -46,6 +46,7 @@ def regression(n=60, d=3, seed=0):
 # -- scikit-learn's own checks ---------------------------------------------------------------------------
 FAST = [
     MatrixFactorization(n_components=2, max_iter=5),
+    MatrixFactorization(),  # the defaults (n_components=None: min(m, n)) fit too
     ReLURegressor([4], max_iter=3, random_state=0, device="cpu"),
     ReLUNetwork(hidden_layer_sizes=[4], max_iter=3, random_state=0, device="cpu"),
 ]
