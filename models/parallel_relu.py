@@ -129,11 +129,13 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         The grow meta-algorithm, or Adam (a baseline; call `certificate` afterwards).
     solver : str, default "clarabel"
         Backend of the convex programs (piece programs, block gaps, polar SOCPs).
-    patterns : "exact", int or bool array, default "exact"
+    patterns : "auto", "exact", int or bool array, default "auto"
         The polar's activation patterns (two-layer units only): all of them (exact; small ``d``), or a
         sample of that many directions (a lower bound on the polar; the certificate then says
         "not proven" unless the sample provably covered every pattern, and reports the interval
-        with the upper bound of a convex relaxation and the implied gap bound).
+        with the upper bound of a convex relaxation and the implied gap bound). ``"auto"``: exact when the
+        arrangement has at most ``max_patterns`` (50,000) cells, else 200 sampled directions (logged;
+        ``result_.info["patterns_used"]`` says which); ``"exact"`` raises ``PatternLimitError`` there instead.
     max_rounds : int or None
         Grow rounds (each appends subnetworks, then descends); None: 50 (20 for other architectures).
     max_iter : int or None
@@ -179,7 +181,7 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
     def __init__(self, subnetwork: Any = DEPRECATED, lam: float = 0.1, bias: bool = True,
                  regulariser: str = "weight_decay", certify: bool = True, n_subnetworks: int = 1,
                  seed: Any = DEPRECATED, *, hidden_layer_sizes: Sequence[int] = (1,), algorithm: str = "grow",
-                 solver: Any = "clarabel", patterns: Any = "exact", max_rounds: int | None = None,
+                 solver: Any = "clarabel", patterns: Any = "auto", max_rounds: int | None = None,
                  max_iter: int | None = None, tol: float | None = None, time_limit: float | None = None,
                  random_state: int | None = None):
         self.subnetwork = subnetwork
@@ -403,6 +405,9 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
         opts.info = {"patterns": patterns if isinstance(patterns, (str, int)) else "array"}
         result, state = grow(problem, self._state(Ws), opts)
+        used = getattr(problem, "patterns", None)  # "auto" resolved (two-layer units)
+        if isinstance(used, (str, int)):
+            result.info["patterns_used"] = used
         if not self.certify:
             result.certificate = _uncertified(result.certificate)
         self._store(result, self._weights(state))

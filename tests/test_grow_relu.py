@@ -241,11 +241,26 @@ def test_too_many_exact_patterns_fail_before_any_solve_not_after_the_rounds():
     # the review that found it: the rounds ran on the cheap screen, then the final full polar raised
     # PatternLimitError and the whole fit was lost
     X, y = kinked_regression_data(30)
-    net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", max_rounds=1)
+    net = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, solver="clarabel", max_rounds=1,
+                              patterns="exact")
     t0 = time.perf_counter()
     with pytest.raises(PatternLimitError, match="max_patterns=100"):
         net.fit(X, y, polar_options={"max_patterns": 100})
     assert time.perf_counter() - t0 < 5.0 and not hasattr(net, "result_")
+
+
+def test_auto_patterns_sample_beyond_max_patterns_and_say_so():
+    """The default ``patterns="auto"``: exact where the arrangement is small, else sampled directions, with a
+    certificate that does not claim the exact polar (the defaults had raised PatternLimitError on diabetes and in 8
+    of scikit-learn's estimator checks)."""
+    X, y = kinked_regression_data(30)
+    big = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, max_rounds=1).fit(
+        X, y, polar_options={"max_patterns": 100})
+    assert big.result_.info["patterns_used"] == 200
+    g = big.result_.certificate.globalopt
+    assert g is None or not g.polar_exact
+    small = ParallelReLUNetwork(hidden_layer_sizes=(1,), lam=0.1, random_state=0, max_rounds=1).fit(X[:8], y[:8])
+    assert small.result_.info["patterns_used"] == "exact"
 
 
 def _bench_data(n, seed):

@@ -68,7 +68,7 @@ from ..solvers.dispatch import make_plan, on_one_blas_thread
 from .certificate import norm_upper, objective_with_error, sum_of_squares
 from .grow import LocalDescent, PolarInfo
 from .pattern_programs import _projection_program
-from .patterns import DEFAULT_MAX_PATTERNS, check_deadline, enumerate_chambers
+from .patterns import DEFAULT_MAX_PATTERNS, PatternLimitError, check_deadline, enumerate_chambers
 from .polar_search import local_polar_search
 from .relu_piece import PiecePrograms
 from .relu_polar import relu_polar
@@ -77,6 +77,9 @@ from .spectral_bound import SUBNORMAL_SPACING, gamma
 logger = logging.getLogger("multiconvex")
 
 __all__ = ["ReLUState", "ReLUGrowProblem", "unit_outputs"]
+
+#: ``patterns="auto"`` beyond ``max_patterns`` activation patterns: the polar samples this many directions.
+AUTO_SAMPLED_PATTERNS = 200
 
 #: Local-descent iterations per round with exact patterns (:class:`ReLUGrowProblem`'s ``walk``).
 WALK = 3
@@ -111,8 +114,9 @@ class ReLUGrowProblem:
         λ > 0.
     solver : str
         Backend for the piece program, the hidden-block gap QP and the polar programs.
-    patterns : "exact", int or ndarray
-        Passed to ``relu_polar``.
+    patterns : "exact", "auto", int or ndarray
+        Passed to ``relu_polar``; ``"auto"``: exact when the arrangement has at most ``max_patterns`` cells
+        (:meth:`prepare` enumerates them), else :data:`AUTO_SAMPLED_PATTERNS` sampled directions (logged).
     solver_options : dict, optional
     polar_options : dict, optional
         Extra keyword arguments of ``relu_polar`` (``executor``, ``n_workers``, ``upper_bound``, ...).
@@ -155,15 +159,11 @@ class ReLUGrowProblem:
         self.seed = seed
         self.zero_tol = zero_tol
         self.screen = int(screen)
-        if gradient_steps is None:  # small data (exact patterns): torch's per-call overhead outweighs the gain
-            gradient_steps = 0 if isinstance(patterns, str) and patterns == "exact" else 30
-        self.gradient_steps = int(gradient_steps)
-        if walk is None:  # capped with exact patterns (measured there), as gradient_steps
-            walk = WALK if isinstance(patterns, str) and patterns == "exact" else 0
-        if isinstance(walk, bool) or not isinstance(walk, (int, np.integer)) or walk < 0:
+        if walk is not None and (isinstance(walk, bool) or not isinstance(walk, (int, np.integer)) or walk < 0):
             raise InvalidInputError(f"ReLUGrowProblem: walk={walk!r}; pass local-descent iterations per round "
                                     "(an int >= 1), 0 for no cap, or None for the default.")
-        self.walk = int(walk)
+        self._given = (gradient_steps, walk)  # None: the default for the patterns (resolved with "auto")
+        self._pattern_defaults()
         # drop_zero's reference size: ‖y‖ itself (a floor of 1 dropped units carrying 1% of the fit at y ~ 1e-8)
         self._scale = float(np.linalg.norm(self.Y)) or 1.0
         self._x_norm: float | None = None  # ‖X‖_F upper bound (objective_bound), on first need
@@ -495,6 +495,14 @@ class ReLUGrowProblem:
         vw = float(sgn * (G @ np.maximum(self.X @ w, 0.0)))
         return (w, vw) if vw >= v else (u, float(v))
 
+    def _pattern_defaults(self) -> None:
+        """``gradient_steps`` and ``walk`` not given: their defaults for exact or sampled patterns."""
+        exact = isinstance(self.patterns, str) and self.patterns in ("exact", "auto")
+        gradient_steps, walk = self._given
+        # small data (exact patterns): torch's per-call overhead outweighs the gradient steps' gain
+        self.gradient_steps = int((0 if exact else 30) if gradient_steps is None else gradient_steps)
+        self.walk = int((WALK if exact else 0) if walk is None else walk)  # capped with exact patterns (measured)
+
     def prepare(self, deadline: float | None = None) -> None:
         """Called by :func:`.grow.grow` before its first round: enumerate the exact patterns now (cached for the
         polar checks), so that an arrangement beyond ``max_patterns`` fails before any solve instead of at the
@@ -504,17 +512,31 @@ class ReLUGrowProblem:
         a larger ``max_patterns``), or :class:`~.patterns.DeadlinePassed` (grow then ends ``time_limit``; Ctrl-C
         ends ``interrupted``); nothing for sampled or given patterns.
         """
-        if isinstance(self.patterns, str) and self.patterns == "exact":
+        if not (isinstance(self.patterns, str) and self.patterns in ("exact", "auto")) or self._chamber_points:
+            return  # sampled or given patterns, or enumerated already
+        try:
             pats, pts = enumerate_chambers(self.X, max_patterns=int(self.polar_options.get("max_patterns",
                                                                                           DEFAULT_MAX_PATTERNS)),
                                            deadline=deadline)
-            self._chamber_points = {p.tobytes(): u for p, u in zip(pats, pts)}
+        except PatternLimitError as exc:
+            if self.patterns == "exact":
+                raise
+            logger.warning("patterns='auto': %s; the polar takes %d sampled patterns instead (a lower bound: the "
+                           "certificate says 'not proven' unless the sample provably covers every pattern)",
+                           exc, AUTO_SAMPLED_PATTERNS)
+            self.patterns = AUTO_SAMPLED_PATTERNS
+            self._pattern_defaults()
+            return
+        self.patterns = "exact"
+        self._chamber_points = {p.tobytes(): u for p, u in zip(pats, pts)}
 
     @on_one_blas_thread
     def polar(self, s: ReLUState, k: int, full: bool = False, deadline: float | None = None) -> PolarInfo:
         """The screen, else the polar of :func:`.relu_polar.relu_polar` (``deadline``: raise
         :class:`~.patterns.DeadlinePassed` once passed, checked inside the enumeration and between programs)."""
         check_deadline(deadline, "ReLUGrowProblem.polar")
+        if isinstance(self.patterns, str) and self.patterns == "auto":
+            self.prepare(deadline)  # resolved to exact or sampled patterns (grow does it before its first round)
         if self.screen and not full:
             screened = self.screen_polar(s, k)
             if screened is not None:
