@@ -125,7 +125,7 @@ class PyomoCrossSection:
             for orig, term in self._objective_terms:
                 q = self._quadratic(term, index, n)
                 if q is None or not self._psd(self.sense * q):
-                    raise not_convex_term(self.name, orig, beyond_quadratic=q is None)
+                    raise not_convex_term(self.name, orig, beyond_quadratic=q is None, sense=self.sense)
             raise not_convex_objective(self.name)
         for orig, c in self._constraints:
             q = self._quadratic(c.body, index, n)
@@ -280,13 +280,14 @@ BEYOND_QUADRATIC = ("is not a polynomial of degree ≤ 2 in the block's own vari
                     "NLP solver directly.")
 
 
-def not_convex_term(block: str, term, beyond_quadratic: bool = False) -> NotMulticonvexError:
+def not_convex_term(block: str, term, beyond_quadratic: bool = False, sense: int = 1) -> NotMulticonvexError:
     if beyond_quadratic:
         return NotMulticonvexError(f"block '{block}': the objective term `{_short(term)}` {BEYOND_QUADRATIC}",
                                    block=block, term=_short(term))
+    kind = "a convex" if sense > 0 else "a concave (the objective is maximised)"
     return NotMulticonvexError(
         f"block '{block}' is not convex when the other blocks are fixed: the objective term `{_short(term)}` is not "
-        "a convex quadratic in the block. Split its variables into other blocks, or reformulate the term.",
+        f"{kind} quadratic in the block. Split its variables into other blocks, or reformulate the term.",
         block=block, term=_short(term))
 
 

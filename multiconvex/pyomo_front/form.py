@@ -342,7 +342,7 @@ class PyomoForm(StandardForm):
             except NotPolynomial:
                 Q = None
             if Q is None or not psd(self.sense * Q):
-                raise not_convex_term(sec.name, term)
+                raise not_convex_term(sec.name, term, sense=self.sense)
         raise not_convex_objective(sec.name)
 
     # -- points ---------------------------------------------------------------------------------
