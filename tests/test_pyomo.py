@@ -734,5 +734,26 @@ def test_init_takes_single_entries_and_refuses_non_numbers():
     opt.solve(m)
     # the start: x = 0.3 (its value), y = (0.5, -0.2): F = (0.15 - 0.5)² + 0.3·(-0.2)
     assert opt.result.history[0].objective == pytest.approx((0.3 * 0.5 - 0.5) ** 2 + 0.3 * -0.2)
+    m.a.x.value = 0.3  # (the solve above moved it)
+    both = pyo.SolverFactory("multiconvex", init={"b.y": [0.1, 0.1], "b.y[0]": 0.5}, max_iters=1)
+    both.solve(m)  # the entry overrides its variable's whole value (it had been dropped silently)
+    assert both.result.history[0].objective == pytest.approx((0.3 * 0.5 - 0.5) ** 2 + 0.3 * 0.1)
     with pytest.raises(mc.InvalidInputError, match="init for a.x is 'abc', not a number"):
         pyo.SolverFactory("multiconvex", init={"a.x": "abc"}).solve(m)
+
+
+def test_a_fallback_list_skips_a_sub_solver_whose_licence_cannot_take_the_block():
+    """(a review's case) ``auto`` is scip_direct then gurobi_persistent; Gurobi's size-limited pip licence refused a
+    block of 250 variables with quadratic terms at attach and the run raised, though SCIP (first) could solve it."""
+    pytest.importorskip("pyscipopt")
+    n = 250
+    m = pyo.ConcreteModel()
+    m.a, m.b = pyo.Block(), pyo.Block()
+    m.a.x = pyo.Var(range(n), bounds=(-1, 1), initialize=0.01)
+    m.b.y = pyo.Var(range(n), bounds=(-1, 1), initialize=0.1)
+    m.a.ball = pyo.Constraint(expr=sum(m.a.x[i] ** 2 for i in range(n)) <= 1)
+    m.obj = pyo.Objective(expr=sum((i % 7 - 3) * m.a.x[i] * m.b.y[i] for i in range(n)))
+    opt = pyo.SolverFactory("multiconvex", subsolver="auto", max_iters=2)
+    opt.solve(m)
+    assert opt.result.status in ("converged", "iteration_limit")
+    assert sum(m.a.x[i].value ** 2 for i in range(n)) <= 1 + 1e-6

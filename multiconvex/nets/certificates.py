@@ -47,7 +47,7 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
     its neighbour (R&R Def 5.8; README, "What partial minimum says for a network").
     """
     f, _ = form.evaluate(point)
-    floor = gap_tolerance(tol, f)  # the certificate's tolerance: a gap below −floor is an inaccurate solve, kept
+    floor = gap_tolerance(tol, f)  # the certificate's tolerance: a gap below −floor is an inaccurate solve (nan)
     indices = list(range(len(form.blocks)))
     run = executor.map if executor is not None else (lambda fn, xs: [fn(x) for x in xs])
     boundary = {i: form.prepare(i, point) for i in indices}
@@ -66,6 +66,8 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
         s = best[i]
         known = s.ok and s.status == "optimal" and i not in unsolved
         gap = f - s.value if known else math.nan
+        if gap < -floor:  # the optimum above the objective: a wrong solve certifies nothing (as the drivers)
+            gap = math.nan
         gaps[form.blocks[i].name] = gap_over_adjacent_pieces(form, i, point, gap, floor)[0]
     return gaps
 

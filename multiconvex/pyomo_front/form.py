@@ -70,10 +70,14 @@ def _check_takes(sec) -> None:
             else None)
     if need is not None:
         names = ", ".join(ss.name for ss in sec.subsolvers)
-        raise InvalidInputError(
-            f"block '{sec.name}' has {need} in its own variables, which the sub-solver(s) {names} cannot take; pass "
-            f"subsolver='auto' (one of {', '.join(AUTO_SUBMODEL)}, the first usable) or a Pyomo solver that takes "
-            "a convex quadratically constrained program (scip_direct, gurobi_persistent, mosek_persistent, cyipopt).")
+        fix = ("pass subsolver='auto' (a block that is a QP in its own variables then goes to the dispatcher's QP "
+               "backends) or a Pyomo solver that takes quadratic objectives (highs, gurobi_persistent, scip_direct)"
+               if need == "a quadratic objective" else
+               f"pass subsolver='auto' (the first usable of {', '.join(AUTO_SUBMODEL)}) or a Pyomo solver that takes "
+               "a convex quadratically constrained program (scip_direct, gurobi_persistent, mosek_persistent, "
+               "cyipopt)")
+        raise InvalidInputError(f"block '{sec.name}' has {need} in its own variables, which the sub-solver(s) "
+                                f"{names} cannot take; {fix}.")
 
 
 class PyomoForm(StandardForm):
@@ -313,8 +317,20 @@ class PyomoForm(StandardForm):
             sec.check_convex()
             _check_takes(sec)
             nq = sec.n_quadratic()
+            usable, refused = [], []
             for ss in sec.subsolvers:
-                ss.attach(sec.sub, sec.param_constraints, nq)
+                try:
+                    ss.attach(sec.sub, sec.param_constraints, nq)
+                except LicenceError as exc:  # a size-limited licence: the next entry of a fallback list, if any
+                    if len(sec.subsolvers) == 1:
+                        raise
+                    refused.append(f"{ss.name}: {exc}")
+                    continue
+                usable.append(ss)
+            if not usable:
+                raise LicenceError(f"block '{sec.name}': no sub-solver of the list can take it: " + "; ".join(refused),
+                                   solver=", ".join(ss.name for ss in sec.subsolvers))
+            sec.subsolvers = usable
 
     def _model_point(self) -> Point:
         return {id(c): np.array([vd.value for vd in c.values()], dtype=float) for c in self.components}
@@ -384,11 +400,10 @@ class PyomoForm(StandardForm):
                 arr = given[id(c)].copy()
             else:
                 arr = np.array([vd.value if vd.value is not None else np.nan for vd in c.values()], dtype=float)
-                for pos, value in entries.get(id(c), {}).items():
-                    arr[pos] = value
                 missing = np.isnan(arr)
-                missing[list(entries.get(id(c), {}))] = False  # a given entry's nan is refused below
                 arr[missing] = rng.standard_normal(int(missing.sum()))
+            for pos, value in entries.get(id(c), {}).items():  # a single entry overrides its whole variable's
+                arr[pos] = value
             for k, vd in enumerate(c.values()):
                 if vd.fixed:
                     arr[k] = vd.value
