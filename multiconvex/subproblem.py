@@ -169,13 +169,22 @@ class BlockSubproblem:
         """A single vector slot with an explicit ``P`` (``None``: linear objective) — tests, canned problems,
         matrix-level models. The cones, when given, are checked (:func:`check_soc`); so are, unless
         ``check=False`` (a caller whose data are convex and finite by construction), the shapes, that every entry
-        is finite (sides and bounds may be ``±inf``, not ``nan``) and that ``P`` is positive semidefinite (up to
-        rounding, for ``n ≤`` :data:`PSD_CHECK_MAX`): an :class:`~multiconvex.errors.InvalidInputError` before any
-        solve, where the backends had answered "optimal" at a saddle point of an indefinite ``P`` or at ``nan``."""
+        is finite (sides and bounds may be ``±inf``, not ``nan``; the cones' data too), that ``P`` is symmetric (the
+        backends read one triangle) and positive semidefinite (up to rounding, for ``n ≤`` :data:`PSD_CHECK_MAX`):
+        an :class:`~multiconvex.errors.InvalidInputError` before any solve, where the backends had answered
+        "optimal" at a saddle point of an indefinite ``P``, at ``nan``, or at a wrong point of a non-symmetric one."""
         q = np.asarray(q, dtype=float).ravel()
         A = None if A is None else sp.csr_matrix(A, dtype=float)
+        if P is not None and not sp.issparse(P):
+            if check and np.iscomplexobj(P):
+                raise InvalidInputError("BlockSubproblem.from_dense: P is complex; the subproblem is real")
+            P = np.asarray(P, dtype=float)  # a nested list, say
         if check:
             _check_dense(P, q, c, A, l, u, lb, ub)
+            for name, data in (("soc_A", soc_A), ("soc_b", soc_b)):
+                values = data.data if sp.issparse(data) else np.asarray(data if data is not None else [], dtype=float)
+                if not np.all(np.isfinite(values)):
+                    raise InvalidInputError(f"BlockSubproblem.from_dense: {name} has a non-finite entry")
         cones = check_soc(q.size, soc_A, soc_b, soc_dims) if soc_dims else (None, None, ())
         return cls(make_slots([("x", (q.size,))]), [], q, float(c), P_extra=P, A=A,
                    l=None if l is None else np.asarray(l, dtype=float),
@@ -368,7 +377,7 @@ def soc_gaps(v: np.ndarray, dims: Sequence[int]) -> np.ndarray:
 
 
 #: :meth:`BlockSubproblem.from_dense` checks ``P`` for positive semidefiniteness up to this size (a dense
-#: eigenvalue computation, O(n³)); a larger ``P`` is the caller's to vouch for.
+#: eigenvalue computation, O(n³)); above it only its diagonal (≥ 0), the rest is the caller's to vouch for.
 PSD_CHECK_MAX = 2000
 
 
@@ -389,12 +398,24 @@ def _check_dense(P, q: np.ndarray, c: float, A: sp.csr_matrix | None, l, u, lb, 
         data = P.data if sp.issparse(P) else np.asarray(P, dtype=float)
         if not np.all(np.isfinite(data)):
             fail("P has a non-finite entry")
+        # the backends read one triangle of P (OSQP, Clarabel, DAQP's lower one): a P that is not symmetric is a
+        # different objective to each (a review's P = [[1, 0], [2, 1]]: five backends "optimal" at a wrong point)
+        asym = abs(P - P.T)
+        top = float(abs(P).max()) if P.size else 0.0
+        if float(asym.max() if asym.size else 0.0) > 1e-12 * top:
+            fail("P is not symmetric: give the full symmetric matrix (the backends read one triangle of it; for "
+                 "½xᵀMx with any M, pass P = M + Mᵀ).")
+        diagonal = P.diagonal()
+        if np.any(diagonal < 0):  # necessary for P ⪰ 0 at any size
+            i = int(np.flatnonzero(diagonal < 0)[0])
+            fail(f"P[{i}, {i}] = {float(diagonal[i]):.6g} < 0: the objective ½xᵀPx + qᵀx is not convex. Give a "
+                 "positive semidefinite P (a block subproblem must be convex).")
         if 0 < n <= PSD_CHECK_MAX:
             dense = P.toarray() if sp.issparse(P) else np.asarray(P, dtype=float)
-            sym = 0.5 * (dense + dense.T)
+            sym = 0.5 * dense + 0.5 * dense.T  # halved first: no overflow near the largest float
             low = float(np.linalg.eigvalsh(sym)[0])
-            scale = max(float(np.abs(sym).max()), 1.0) if sym.size else 1.0
-            if low < -1e-10 * scale * n:
+            scale = float(np.abs(sym).max())
+            if not math.isfinite(low) or low < -1e-10 * scale * n:
                 fail(f"P (its symmetric part) has the eigenvalue {low:.6g} < 0: the objective ½xᵀPx + qᵀx is not "
                      "convex. Give a positive semidefinite P (a block subproblem must be convex).")
     if A is not None:

@@ -771,7 +771,8 @@ def test_matrix_factorization_estimator_checks_option_names_before_any_solve():
 
 # -- a block subproblem given as matrices (the dispatcher's public input) --------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(P=np.diag([-1.0, 1.0]), q=np.zeros(2)), "eigenvalue -1 < 0"),  # saddle: 'optimal' at x = 0 before
+    (dict(P=np.diag([-1.0, 1.0]), q=np.zeros(2)), r"P\[0, 0\] = -1 < 0.*not convex"),  # saddle: 'optimal' before
+    (dict(P=np.array([[1.0, 2.0], [2.0, 1.0]]), q=np.zeros(2)), "eigenvalue -1 < 0"),
     (dict(P=np.diag([-1.0, 1.0]), q=np.zeros(2), lb=-np.ones(2), ub=np.ones(2)), "not convex"),
     (dict(P=np.array([[np.nan, 0.0], [0.0, 1.0]]), q=np.zeros(2)), "P has a non-finite entry"),
     (dict(P=np.eye(2), q=np.array([np.inf, 0.0])), r"q has a non-finite entry at index 0"),
@@ -780,6 +781,15 @@ def test_matrix_factorization_estimator_checks_option_names_before_any_solve():
     (dict(P=np.eye(2), q=np.zeros(2), A=np.ones((1, 2)), l=[np.nan], u=[1.0]), r"l\[0\] is nan"),
     (dict(P=np.eye(2), q=np.zeros(2), lb=np.zeros(3)), r"lb has shape \(3,\)"),
     (dict(P=np.eye(2), q=np.zeros(2), c=np.inf), "c = inf"),
+    # (a review's cases) a non-symmetric P is a different objective to each backend (five answered "optimal" at
+    # x = [-1, 1] for the true [-10, 10]); overflow in the symmetric part; a tiny indefinite P; cones' data; a large
+    # P's diagonal
+    (dict(P=np.array([[1.0, 0.0], [2.0, 1.0]]), q=np.array([1.0, -1.0])), "P is not symmetric"),
+    (dict(P=np.diag([1e308, -1e308]), q=np.zeros(2)), "not convex"),
+    (dict(P=np.diag([1e-12, -1e-12]), q=np.zeros(2)), "not convex"),
+    (dict(P=-np.eye(2001), q=np.zeros(2001)), r"P\[0, 0\] = -1 < 0"),
+    (dict(P=np.eye(3), q=np.zeros(3), soc_A=np.eye(3), soc_b=np.array([np.nan, 0.0, 0.0]), soc_dims=(3,)),
+     "soc_b has a non-finite entry"),
 ])
 def test_a_subproblem_from_matrices_is_checked_before_any_solve(kwargs, match):
     """(an audit's cases) every backend answered 'optimal' for an indefinite P (at the saddle point) or a nan in P."""
@@ -788,12 +798,12 @@ def test_a_subproblem_from_matrices_is_checked_before_any_solve(kwargs, match):
         mc.BlockSubproblem.from_dense(P, q, **kwargs)
 
 
-def test_a_convex_subproblem_with_free_sides_and_rounding_in_p_passes_the_check():
-    M = np.random.default_rng(0).standard_normal((4, 2))
-    P = M.T @ M  # positive semidefinite, with rounding in its smallest eigenvalue when rank-deficient
-    sub = mc.BlockSubproblem.from_dense(np.outer(P[0], P[0]), np.zeros(2), A=np.ones((1, 2)), l=[-np.inf],
+def test_convex_subproblems_with_free_sides_and_rounding_in_p_pass_the_check():
+    v = np.random.default_rng(0).standard_normal(2)
+    sub = mc.BlockSubproblem.from_dense(np.outer(v, v), np.zeros(2), A=np.ones((1, 2)), l=[-np.inf],  # rank 1
                                         u=[np.inf], lb=np.full(2, -np.inf), ub=np.full(2, np.inf))
     assert sub.n == 2
+    assert mc.BlockSubproblem.from_dense([[2.0, 1.0], [1.0, 2.0]], [0.0, 0.0]).n == 2  # nested lists
 
 
 # -- the audit's unclear messages ------------------------------------------------------------------------------------
