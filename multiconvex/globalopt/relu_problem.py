@@ -153,6 +153,10 @@ class ReLUGrowProblem:
         self.Y = np.asarray(y, dtype=float).reshape(-1)
         self.lam = float(lam)
         self.solver = solver
+        if isinstance(patterns, str) and patterns not in ("exact", "auto"):
+            raise InvalidInputError(f"patterns={patterns!r} is not understood; use 'auto' (the default: exact where "
+                                    "the arrangement is small, else sampled), 'exact', a number of sampled patterns, "
+                                    "or a boolean array (P, N).")
         self.patterns = patterns
         self.solver_options = dict(solver_options or {})
         self.polar_options = dict(polar_options or {})
