@@ -404,7 +404,7 @@ def _check_dense(P, q: np.ndarray, c: float, A: sp.csr_matrix | None, l, u, lb, 
         top = float(abs(P).max()) if P.size else 0.0
         if float(asym.max() if asym.size else 0.0) > 1e-12 * top:
             fail("P is not symmetric: give the full symmetric matrix (the backends read one triangle of it; for "
-                 "½xᵀMx with any M, pass P = M + Mᵀ).")
+                 "½xᵀMx with any M, pass P = (M + Mᵀ)/2).")
         diagonal = P.diagonal()
         if np.any(diagonal < 0):  # necessary for P ⪰ 0 at any size
             i = int(np.flatnonzero(diagonal < 0)[0])

@@ -50,7 +50,6 @@ from .subsolver import SubSolver, check_plan, matrix_plan
 logger = logging.getLogger("multiconvex")
 
 
-
 #: What ``subsolver="auto"`` means for a block kept as a Pyomo sub-model (a quadratic constraint): free SCIP first,
 #: then Gurobi (its pip licence is size-limited).
 AUTO_SUBMODEL = ("scip_direct", "gurobi_persistent")
