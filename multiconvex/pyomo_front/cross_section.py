@@ -25,6 +25,7 @@ from pyomo.repn import generate_standard_repn
 
 from ..errors import LicenceError, NotMulticonvexError
 from ..pieces import on_boundary
+from .matrix_section import psd
 from .subsolver import SubSolver
 
 logger = logging.getLogger("multiconvex")
@@ -121,17 +122,17 @@ class PyomoCrossSection:
         n = len(self.own)
         index = {id(self.sub.x[i]): i for i in range(n)}
         Q = self._quadratic(self.sub.obj.expr, index, n)
-        if Q is None or not self._psd(self.sense * Q):
+        if Q is None or not psd(self.sense * Q):
             for orig, term in self._objective_terms:
                 q = self._quadratic(term, index, n)
-                if q is None or not self._psd(self.sense * q):
+                if q is None or not psd(self.sense * q):
                     raise not_convex_term(self.name, orig, beyond_quadratic=q is None, sense=self.sense)
             raise not_convex_objective(self.name)
         for orig, c in self._constraints:
             q = self._quadratic(c.body, index, n)
             ok = q is not None and (not np.any(q) or (
-                not c.equality and ((c.has_ub() and not c.has_lb() and self._psd(q))
-                                    or (c.has_lb() and not c.has_ub() and self._psd(-q)))))
+                not c.equality and ((c.has_ub() and not c.has_lb() and psd(q))
+                                    or (c.has_lb() and not c.has_ub() and psd(-q)))))
             if q is None:
                 raise NotMulticonvexError(
                     f"block '{self.name}': the constraint {orig.name} `{_short(orig.expr)}` {BEYOND_QUADRATIC}",
@@ -154,13 +155,6 @@ class PyomoCrossSection:
             Q[j, i] += coef / 2
         return Q
 
-    @staticmethod
-    def _psd(Q: np.ndarray) -> bool:
-        if not np.any(Q):
-            return True
-        ev = np.linalg.eigvalsh(Q)
-        return bool(ev.min() >= -1e-9 * max(1.0, np.abs(ev).max()))
-
     def recheck_convex(self) -> None:
         """Raise NotMulticonvexError if the block subproblem at the current point is not convex.
 
@@ -178,7 +172,7 @@ class PyomoCrossSection:
                     Q = None
                     break
                 Q += q
-            if Q is None or not self._psd(self.sense * Q):
+            if Q is None or not psd(self.sense * Q):
                 self.check_convex()
                 return
         if self._recheck_constraints:

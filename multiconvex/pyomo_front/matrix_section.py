@@ -384,7 +384,7 @@ def term_curvature(poly: Poly, slot_of: np.ndarray, x: np.ndarray) -> np.ndarray
 
 
 def psd(Q: np.ndarray) -> bool:
-    """PSD up to a relative tolerance (as the Pyomo sub-model's check)."""
+    """PSD up to a relative tolerance (the matrix blocks' check and the Pyomo sub-models')."""
     if not np.any(Q):
         return True
     ev = np.linalg.eigvalsh(Q)
