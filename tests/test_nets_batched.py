@@ -44,13 +44,18 @@ def _data(n: int, d: int, n_out: int, device, seed: int = 0):
 
 
 def _point_on_boundaries(arch: Architecture, params, X):
-    """``params`` changed so that unit 1 of layer 1 and unit 0 of layer 2 are exactly 0 at sample 0 (a boundary)."""
+    """``params`` changed so that unit 1 of layer 1 and unit 0 of layer 2 are exactly 0 at sample 0 (a boundary).
+
+    Each bias is minus the forward pass's own product at that sample (taken with the bias at 0): ``W[u] @ x``
+    computed alone may differ from it in the last bit (another summation order, e.g. on AMD's BLAS kernels)."""
     params = [(W.clone(), b.clone()) for W, b in params]
-    W1, b1 = params[0]
-    b1[1] = -(W1[1] @ X[0])
-    _, pre, inputs = forward(arch, params, X)
-    W2, b2 = params[1]
-    b2[0] = -(W2[0] @ inputs[1][0])
+    for layer, unit in ((0, 1), (1, 0)):
+        b = params[layer][1]
+        b[unit] = 0.0
+        _, pre, _ = forward(arch, params, X)
+        b[unit] = -pre[layer][0, unit]
+    _, pre, _ = forward(arch, params, X)
+    assert pre[0][0, 1] == 0 and pre[1][0, 0] == 0
     return params
 
 
