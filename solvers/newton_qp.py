@@ -63,6 +63,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 from multiconvex.rounding import gamma
 
 from . import status as st
+from .bulk_active_set import guess_working_set
 from .matrix import finite_or_big
 from .whitened import MIN_VARS, Whitened, WhitenedRows, solve_daqp
 
@@ -78,6 +79,9 @@ SCREEN_MIN_ROWS = 200
 #: A given start Hessian (``solve_separable``'s ``curvature``) is corrected on the rows whose ``φ''`` differs when they
 #: are at most this share of the rows with curvature (the correction costs ``2·rows·n²``, forming it ``nz·n²``).
 HESSIAN_UPDATE = 0.25
+#: From this many variables on, each step finds its QP's working set in bulk (:mod:`.bulk_active_set`) before DAQP
+#: is asked.
+BULK_VARS = 128
 
 #: ``(H, φ'')`` at a solve's start: its first step's Hessian and the rows' second derivatives it was formed from.
 Curvature = tuple[np.ndarray, np.ndarray]
@@ -237,14 +241,24 @@ def _on_working_set(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray,
     if info != 0:
         return None
     y = -(Hiq + HiA @ lam)
-    if not np.all(np.isfinite(y)) or np.any(np.where(lower_side, lam > dual_tol, lam < -dual_tol)):
-        return None
-    r = C @ y
-    if np.any(np.maximum(r - up, lo - r) > tol) or np.any(np.abs(r[w] - rhs) > tol):
-        return None
     nu = np.zeros(C.shape[0])
     nu[w] = lam
-    return y, nu
+    return (y, nu) if _optimal_on(C, lo, up, sense, y, nu, tol, dual_tol) else None
+
+
+def _optimal_on(C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray, y: np.ndarray, nu: np.ndarray,
+                tol: float, dual_tol: float) -> bool:
+    """Whether ``y`` with the multipliers ``nu`` (0 off the working set ``sense``; stationary on it, as computed)
+    meets the conditions DAQP stops on (:func:`_on_working_set`): ``y`` finite, every row within ``tol`` of its
+    interval, the set's rows within ``tol`` of their sides, ``nu`` of the side's sign (up to ``dual_tol``)."""
+    w = np.flatnonzero(sense)
+    lower_side = (sense[w] & _LOWER) != 0
+    lam = nu[w]
+    if not np.all(np.isfinite(y)) or np.any(np.where(lower_side, lam > dual_tol, lam < -dual_tol)):
+        return False
+    r = C @ y
+    rhs = np.where(lower_side, lo[w], up[w])
+    return not (np.any(np.maximum(r - up, lo - r) > tol) or np.any(np.abs(r[w] - rhs) > tol))
 
 
 def _working_set(nu: np.ndarray) -> np.ndarray:
@@ -457,9 +471,20 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
             # the step's factor of H, for the shortcut and for DAQP's whitened rows (each row whitened once over
             # the screening rounds)
             white = WhitenedRows(H, q, scaled.C) if n >= MIN_VARS else None
-            known = (_on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol,
-                                     white.L if white is not None else None)
-                     if sense is not None and it > 1 else None)
+            known = None
+            if white is not None and white.L is not None and n >= BULK_VARS:
+                # many variables: DAQP would add the active rows one at a time, each a pass over every row (and
+                # whiten every row first); the working set is found in bulk from the last step's (a start's rows
+                # at the first step) and DAQP starts from it only when its answer is not the QP's
+                guess = guess_working_set(white, scaled.C, scaled.lo, scaled.up, scaled.norms, tol, start=sense)
+                if guess is not None:
+                    sense = guess.sense
+                    if _optimal_on(scaled.C, scaled.lo, scaled.up, sense, guess.y, guess.nu, tol,
+                                                   dual_tol):
+                        known = guess.y, guess.nu
+            elif sense is not None and it > 1:
+                known = _on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol,
+                                        white.L if white is not None else None)
             if known is not None:
                 status, (y, lam), spent = st.OPTIMAL, known, time.perf_counter() - t_qp
             else:

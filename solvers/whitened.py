@@ -103,20 +103,31 @@ class WhitenedRows:
 
     def __init__(self, P: np.ndarray, q: np.ndarray, C: np.ndarray):
         factor = Whitened.factor(P, q)
-        self.L, self._lin = (None, None) if factor is None else factor
+        self.L: np.ndarray | None = None if factor is None else factor[0]
+        self._lin: np.ndarray | None = None if factor is None else factor[1]
         self._C = C
         self._rows = np.empty_like(C) if factor is not None else None
         self._done = np.zeros(C.shape[0], dtype=bool)
+
+    @property
+    def lin(self) -> np.ndarray | None:
+        """``L⁻¹q`` (``None`` without a factor)."""
+        return self._lin
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """The rows ``idx`` (indices into ``C``) whitened, ``C[idx] L⁻ᵀ`` (a new array); only with a factor."""
+        assert self.L is not None and self._rows is not None
+        new = idx[~self._done[idx]]
+        if new.size:
+            self._rows[new] = whiten_rows(self.L, self._C[new])
+            self._done[new] = True
+        return self._rows[idx]
 
     def on(self, idx: np.ndarray) -> Whitened | None:
         """The QP on the rows ``idx`` (ascending indices into ``C``) whitened."""
         if self.L is None or self._rows is None or self._lin is None:
             return None
-        new = idx[~self._done[idx]]
-        if new.size:
-            self._rows[new] = whiten_rows(self.L, self._C[new])
-            self._done[new] = True
-        return Whitened(self.L, np.ascontiguousarray(self._rows[idx]), self._lin)
+        return Whitened(self.L, np.ascontiguousarray(self.rows(idx)), self._lin)
 
 
 @dataclass
