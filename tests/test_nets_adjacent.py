@@ -353,7 +353,10 @@ def test_the_drivers_certifying_pass_and_certificate_agree_where_bounds_apply():
     per_block = NetForm(arch, X, T, 1e-2)
     per_block.unit_batches = False  # the per-block path (block_data and the dispatcher per unit): the same bounds
     for name, g in block_gaps(per_block, point, tol=1e-9).items():  # (a full forward pass, as certificate()'s)
-        assert g == pytest.approx(cert.block_gaps[name], rel=1e-6, abs=1e-12)
+        assert (g <= tol) == (cert.block_gaps[name] <= tol), name
+        if g <= tol:  # above it, which pieces were solved depends on the rounding at the kinks, as above (the
+            # per-block path's products round differently on some BLAS: OpenBLAS on AMD EPYC)
+            assert g == pytest.approx(cert.block_gaps[name], rel=1e-6, abs=1e-12)
     solved = block_gaps(TwoPieceForm(arch, X, T, 1e-2), point, tol=1e-9)  # the own and neighbouring pieces only
     assert any(cert.block_gaps[name] > solved[name] for name in solved)
     assert all(cert.block_gaps[name] >= solved[name] for name in solved)
