@@ -441,10 +441,11 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
     # the first step's working set: the rows the start lies on (at a point that an earlier solve of this block
     # moved to, as a rule its active set), and the given working set's rows besides (a neighbouring-piece solve's
     # start is as a rule just off its flipped samples' rows by rounding, infeasible: the given rows are all it has)
-    # The first step does not try that working set as its QP's active set (:func:`_on_working_set`, as later steps
-    # do with the last step's): neither the given rows, the active set of another piece's optimum, nor the rows the
-    # start lies on were, but in 2 of 113 tries in a digits sweep and 18 of 215 in three small softmax fits (0 of 176
-    # over three sweeps of digits [64, 64, 64, 10]): they only start DAQP
+    # Below BULK_VARS variables the first step does not try that working set as its QP's active set
+    # (:func:`_on_working_set`, as later steps do with the last step's): neither the given rows, the active set of
+    # another piece's optimum, nor the rows the start lies on were, but in 2 of 113 tries in a digits sweep and 18 of
+    # 215 in three small softmax fits (0 of 176 over three sweeps of digits [64, 64, 64, 10]): they only start DAQP
+    # (from BULK_VARS on, the rounds of :mod:`.bulk_active_set` start from them)
     sense: np.ndarray | None = None
     if scaled is not None:
         if feasible:
@@ -479,8 +480,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
                 guess = guess_working_set(white, scaled.C, scaled.lo, scaled.up, scaled.norms, tol, start=sense)
                 if guess is not None:
                     sense = guess.sense
-                    if _optimal_on(scaled.C, scaled.lo, scaled.up, sense, guess.y, guess.nu, tol,
-                                                   dual_tol):
+                    if _optimal_on(scaled.C, scaled.lo, scaled.up, sense, guess.y, guess.nu, tol, dual_tol):
                         known = guess.y, guess.nu
             elif sense is not None and it > 1:
                 known = _on_working_set(H, q, scaled.C, scaled.lo, scaled.up, sense, tol, dual_tol,
