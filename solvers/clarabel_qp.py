@@ -112,7 +112,7 @@ class ClarabelQP(MatrixSolver):
         if problem is None or state.get("clarabel_options") != settings:
             problem = state["clarabel"] = ClarabelProblem({**defaults_for(sub), **settings})
             state["clarabel_options"] = dict(settings)
-        _set_time_limit(problem, options.get("time_limit"))
+        set_time_limit(problem, options.get("time_limit"))
         A, b, n_zero, n_nonneg = soc_cone_rows(sub) if sub.soc_dims else cone_rows(sub)
         cones = ([zero(n_zero)] if n_zero else []) + ([nonneg(n_nonneg)] if n_nonneg else [])
         if sub.soc_dims:
@@ -138,7 +138,7 @@ def defaults_for(sub: BlockSubproblem) -> dict[str, float]:
     return SOCP_TOLERANCES if sub.soc_dims else QP_TOLERANCES
 
 
-def _set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
+def set_time_limit(problem: ClarabelProblem, seconds: float | None) -> None:
     """Clarabel's ``time_limit`` on ``problem``'s settings (``inf``: none), and on its kept solver, whose
     settings are a copy taken when it was built (``update(settings=...)`` leaves the data update allowed)."""
     limit = float("inf") if seconds is None else float(seconds)
@@ -183,7 +183,7 @@ def _settle_unbounded(sub: BlockSubproblem, A: sp.csc_matrix, b: np.ndarray, n_z
     cones = ([zero(n_zero)] if n_zero else []) + ([nonneg(n_nonneg)] if n_nonneg else [])
     cones += [second_order(d) for d in sub.soc_dims]
     feasibility = ClarabelProblem(settings)
-    _set_time_limit(feasibility, time_limit)
+    set_time_limit(feasibility, time_limit)
     phase = feasibility.solve(sp.csc_matrix((sub.n, sub.n)), np.zeros(sub.n), A, b, cones)
     point = phase.x if phase.status in (st.OPTIMAL, st.OPTIMAL_INACCURATE) else None
     empty = phase.ray if phase.status == st.INFEASIBLE else None

@@ -27,6 +27,7 @@ from scipy.special import logsumexp
 
 from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import has_solution
+from ..solvers.clarabel_qp import set_time_limit
 from ..solvers.cvxpy_adapter import options_for
 from ..solvers.cvxpy_adapter import solve_block as solve_block_cvxpy
 from ..standard_form import BlockSolution
@@ -201,6 +202,9 @@ class ConicBlocks:
             theta0 = data.theta0.detach().cpu().numpy()
             const = f0 - sub.main(theta0, mats)
             f.build_seconds += time.perf_counter() - t0
+            left = f.plan.remaining()
+            if left is not None:  # the run's time left, as the dispatcher's Clarabel QPs get it
+                set_time_limit(sub.problem, max(0.0, left))
             res = sub.problem.solve(P, q, A, b, cones)
         except (LicenceError, SolverUnavailableError):
             raise
@@ -227,7 +231,8 @@ class ConicBlocks:
         # the subproblem's objective drops constants: match it to F at the point (on its piece)
         const = f0 - float(sub.main.value)
         f.build_seconds += time.perf_counter() - t0
-        sol, report = solve_block_cvxpy(index, sub.problem, sub.backends, f.solver_options, t0)
+        sol, report = solve_block_cvxpy(index, sub.problem, sub.backends, f.solver_options, t0,
+                                        deadline=f.plan.deadline)
         if report is None:
             return sol
         if has_solution(report.status) and sub.theta.value is not None:
