@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import logging
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ from .. import __version__
 from ..drivers import ALGORITHMS, DriverOptions, check_callback, run
 from ..errors import InvalidInputError
 from ..executor import make_executor
-from ..result import Result
+from ..result import LimitWords, Result
 from ..validation import check_choice, check_flag, check_int, check_mapping, check_number, check_seed, check_solver_spec
 from .form import PyomoForm
 from .subsolver import check_subsolver_options
@@ -216,6 +217,7 @@ class MulticonvexSolver(SolverBase):
 
         _check_executor(config.executor)
         check_callback(config.callback)
+        built = time.perf_counter()
         try:  # bad input is refused before any solve, with the user's model left as it was
             specs = [config.subsolver] if isinstance(config.subsolver, str) else list(config.subsolver)
             check_subsolver_options(config.subsolver_options, specs, where="SolverFactory('multiconvex')")
@@ -228,6 +230,11 @@ class MulticonvexSolver(SolverBase):
         except BaseException:
             restore()
             raise
+        # the limit covers the whole call, as mc.solve's: building the blocks counts
+        built = time.perf_counter() - built
+        limit = config.time_limit
+        left = None if limit is None else max(0.0, float(limit) - built)
+        words = LimitWords().less(limit, f"building the blocks took {built:.2g}s")
         handler = None
         if config.tee:
             handler = logging.StreamHandler(sys.stdout)
@@ -238,14 +245,17 @@ class MulticonvexSolver(SolverBase):
         ex = make_executor(config.executor)
         try:  # the driver loads the best point on any exit: an error midway leaves it in the model
             res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
-                                              tol=config.tol, time_limit=config.time_limit, prox=config.prox,
+                                              tol=config.tol, time_limit=left, prox=config.prox,
                                               extrapolate=config.extrapolate, executor=ex,
-                                              verbose=bool(config.tee), progress=False, callback=config.callback))
+                                              verbose=bool(config.tee), progress=False, callback=config.callback,
+                                              words=words))
         finally:
             ex.close()
             if handler is not None:
                 logger.removeHandler(handler)
                 logger.setLevel(old_level)
+        res.build_time = built
+        res.total_time += built
         res.info["forms"] = dict(form.forms)  # per block: "matrix" (BlockSubproblem, dispatcher) or "pyomo"
         self.result = res
         best = [(c, np.array([vd.value for vd in c.values()], dtype=float)) for c in form.components]
