@@ -481,3 +481,56 @@ def test_a_users_own_per_solve_time_limit_far_from_the_runs_deadline_is_a_solver
                    time_limit=600, max_iters=5, algorithm="jacobi")
     assert res.status == "solver_failure", res.message
     assert "time_limit=" not in res.message
+
+
+# -- what runs before or around the driver counts too ------------------------------------------------------------
+
+def test_a_pyomo_time_limit_covers_building_the_blocks():
+    """As ``mc.solve``'s: the driver gets what building the blocks left, and the message names the caller's limit
+    and where the rest went."""
+    opt = SolverFactoryV2("multiconvex")
+    opt.solve(bilinear_pyomo(), max_iters=100_000, tol=0.0, time_limit=1e-9,
+              raise_exception_on_nonoptimal_result=False)
+    res = opt.result
+    assert res.status == "time_limit" and res.build_time > 0
+    assert "time_limit=1e-09s (building the blocks took" in res.message
+    assert res.total_time >= res.build_time
+
+
+def test_a_gradient_runs_clock_counts_making_the_optimiser(monkeypatch):
+    """torch imports its compiler stack when the first optimiser of a process is made (seconds): inside the limit."""
+    real = torch.optim.Adam
+
+    class SlowAdam(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.3)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", SlowAdam)
+    arch = Architecture((2, 4, 1))
+    X = torch.as_tensor(np.random.default_rng(0).standard_normal((50, 2)))
+    res, _ = run_gradient(arch, init_params(arch, 0, X.device), X, X[:, :1] ** 2, 1e-3,
+                          GradientOptions("adam", max_iters=10**6, time_limit=0.1))
+    assert res.status == "time_limit" and res.total_time >= 0.3
+    assert res.iterations <= 1  # the limit had passed when the first step was done
+
+
+def test_smooth_conic_blocks_get_the_runs_time_left(monkeypatch):
+    """Softmax layer blocks (native Clarabel): each solve is capped by the time the run has left."""
+    from multiconvex.models import ReLUNetwork
+    from multiconvex.nets import smooth_conic
+
+    given: list[float] = []
+    real = smooth_conic.set_time_limit
+
+    def spy(problem, seconds):
+        given.append(seconds)
+        real(problem, seconds)
+
+    monkeypatch.setattr(smooth_conic, "set_time_limit", spy)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    ReLUNetwork(hidden_layer_sizes=(4,), loss="softmax", max_iter=2, random_state=0,
+                time_limit=30.0).fit(X, y, block_size="layer")
+    assert given and all(0 <= s <= 30.0 for s in given)

@@ -300,3 +300,12 @@ def test_fit_is_reproducible_for_a_seed():
     np.testing.assert_array_equal(fits[0].U_, fits[1].U_)
     np.testing.assert_array_equal(fits[0].V_, fits[1].V_)
 
+
+
+def test_the_polar_after_a_block_fit_is_the_residuals_spectral_norm_without_a_full_svd():
+    """Past ``mf_polar.DENSE_LIMIT`` (100) on the smaller side ``polar_`` comes from the block iteration / Lanczos:
+    LAPACK's 2-norm of the residual to rounding, at a point that is not an optimum (the top values not separated)."""
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((260, 140))
+    mf = MatrixFactorization(n_components=3, lam=1.0, max_iter=3, random_state=0).fit(Y)
+    assert mf.polar_ == pytest.approx(np.linalg.norm(Y - mf.U_ @ mf.V_.T, ord=2), rel=1e-10)
