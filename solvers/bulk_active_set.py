@@ -71,7 +71,8 @@ def guess_working_set(white: WhitenedRows, C: np.ndarray, lo: np.ndarray, up: np
     m, n = C.shape
     add = min(max(n // 8, ADD[0]), ADD[1]) if add is None else add
     rounds = 2 * (n // add) + 10 if max_rounds is None else max_rounds
-    sense = np.zeros(m, dtype=np.int32) if start is None else np.where(start & _ACTIVE, start, 0).astype(np.int32)
+    sense = (np.zeros(m, dtype=np.int32) if start is None
+             else np.where(start & _ACTIVE, start & (_ACTIVE | _LOWER), 0).astype(np.int32))
     for _ in range(rounds):
         w = np.flatnonzero(sense)
         if w.size > n:

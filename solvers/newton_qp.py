@@ -472,12 +472,13 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
             # the step's factor of H, for the shortcut and for DAQP's whitened rows (each row whitened once over
             # the screening rounds)
             white = WhitenedRows(H, q, scaled.C) if n >= MIN_VARS else None
-            known = None
+            known, guessing = None, 0.0
             if white is not None and white.L is not None and n >= BULK_VARS:
                 # many variables: DAQP would add the active rows one at a time, each a pass over every row (and
                 # whiten every row first); the working set is found in bulk from the last step's (a start's rows
                 # at the first step) and DAQP starts from it only when its answer is not the QP's
                 guess = guess_working_set(white, scaled.C, scaled.lo, scaled.up, scaled.norms, tol, start=sense)
+                guessing = time.perf_counter() - t_qp  # counted when DAQP solves the step after all
                 if guess is not None:
                     sense = guess.sense
                     if _optimal_on(scaled.C, scaled.lo, scaled.up, sense, guess.y, guess.nu, tol, dual_tol):
@@ -491,6 +492,7 @@ def solve_separable(C: np.ndarray, lower: np.ndarray, upper: np.ndarray, mu: flo
                 status, y, lam, spent = (rows.solve(H, q, sense, white) if rows is not None
                                          else _qp(H, q, scaled.C, scaled.lo, scaled.up, sense, opts,
                                                   white.on(np.arange(m)) if white is not None else None))
+                spent += guessing
             qp_time += spent
             if y is None:
                 if feasible:

@@ -113,10 +113,60 @@ def test_newton_solves_with_bulk_working_sets_end_where_daqp_alone_ends(monkeypa
     assert used and (any(used) if rounds is None else not all(used))  # 1 round settles only at the answer
     monkeypatch.setattr(newton_qp, "BULK_VARS", 10**9)
     plain = solve_separable(C, lower, upper, mu, b, phi, x0, target=1e-11, screen=screen)
-    assert bulk.status == plain.status == "optimal"
+    assert bulk.status == plain.status == "optimal" and bulk.value - bulk.bound <= 1e-11
     assert np.count_nonzero(bulk.working) >= 10  # rows bind at the optimum
     assert bulk.value == pytest.approx(plain.value, abs=1e-10)
     np.testing.assert_allclose(bulk.x, plain.x, atol=1e-6)
     assert bulk.bound <= plain.value + 1e-10 and plain.bound <= bulk.value + 1e-10
     z = C @ bulk.x
     assert np.all(z >= lower - 1e-9) and np.all(z <= upper + 1e-9)
+
+
+def test_the_check_refuses_each_failed_condition():
+    """``_optimal_on`` on rows that do not interact (``H = I``, unit rows): rows 0 and 1 at their upper sides 1 with
+    multipliers 2 are the answer of ``min ½‖y‖² − 3y₀ − 3y₁``; each condition broken alone is refused."""
+    n = 5
+    C = np.eye(n)
+    lo, up = np.full(n, -1e30), np.array([1.0, 1.0, 1e30, 1e30, 1e30])
+    y, nu = np.array([1.0, 1.0, 0.0, 0.0, 0.0]), np.array([2.0, 2.0, 0.0, 0.0, 0.0])
+    sense = _working_set(nu)
+    assert _optimal_on(C, lo, up, sense, y, nu, TOL, DUAL_TOL)
+    wrong_sign = nu.copy()
+    wrong_sign[0] = -2.0
+    assert not _optimal_on(C, lo, up, sense, y, wrong_sign, TOL, DUAL_TOL)
+    off_side = y.copy()
+    off_side[0] -= 10 * TOL  # inside its interval, off the side the set holds it at
+    assert not _optimal_on(C, lo, up, sense, off_side, nu, TOL, DUAL_TOL)
+    up_violated = up.copy()
+    up_violated[2] = -1e-3  # a row off the set that the point violates
+    assert not _optimal_on(C, lo, up_violated, sense, y, nu, TOL, DUAL_TOL)
+    assert not _optimal_on(C, lo, up, sense, np.where(np.arange(n) == 3, np.nan, y), nu, TOL, DUAL_TOL)
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_a_guess_is_taken_only_where_the_check_accepts_it(monkeypatch, refuse):
+    """Every Newton step (rows not screened) either takes a guess that ``_optimal_on`` accepted or asks DAQP once;
+    refused guesses (all of them with ``refuse``) leave the answer DAQP's."""
+    n = newton_qp.BULK_VARS + 8
+    C, lower, upper, mu, b, phi = _unit_instance(1, n, m=2400)
+    accepted, daqp_calls = [], []
+    real_check, real_qp = newton_qp._optimal_on, newton_qp._qp
+
+    def check(*args):
+        ok = False if refuse else real_check(*args)
+        accepted.append(ok)
+        return ok
+
+    def qp(*args, **kwargs):
+        daqp_calls.append(1)
+        return real_qp(*args, **kwargs)
+
+    monkeypatch.setattr(newton_qp, "_optimal_on", check)
+    monkeypatch.setattr(newton_qp, "_qp", qp)
+    out = solve_separable(C, lower, upper, mu, b, phi, np.zeros(n), target=1e-11, screen=False)
+    assert out.status == "optimal" and out.value - out.bound <= 1e-11
+    assert out.iterations == sum(accepted) + len(daqp_calls)
+    assert (sum(accepted) == 0) if refuse else (sum(accepted) >= 1)
+    monkeypatch.setattr(newton_qp, "BULK_VARS", 10**9)
+    plain = solve_separable(C, lower, upper, mu, b, phi, np.zeros(n), target=1e-11, screen=False)
+    assert out.value == pytest.approx(plain.value, abs=1e-10)
