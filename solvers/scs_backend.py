@@ -5,9 +5,34 @@ At its own defaults SCS stops far from the optimum of the block subproblems of a
 
 from __future__ import annotations
 
+from typing import Any
+
+from cvxpy.reductions.solvers.conic_solvers.scs_conif import SCS as CvxpyScs
+
 from .base import Backend
 
-__all__ = ["ScsBackend"]
+__all__ = ["InterruptibleScs", "ScsBackend"]
+
+#: SCS's ``status_val`` when its own SIGINT handler stopped it.
+SCS_INTERRUPTED = -5
+
+
+class InterruptibleScs(CvxpyScs):
+    """cvxpy's SCS interface, except that a run stopped by Ctrl-C raises ``KeyboardInterrupt``.
+
+    SCS catches SIGINT itself while it runs and returns status ``"interrupted"``; cvxpy reads that as a failed solve
+    (``SolverError``), and a driver took it for a failed block solve and went on with the next one, so Ctrl-C never
+    ended a run on SCS. A custom solver for cvxpy, hence its own name."""
+
+    def name(self) -> str:
+        return "SCS_MULTICONVEX"
+
+    def solve_via_data(self, data: dict, warm_start: bool, verbose: bool, solver_opts: dict,
+                       solver_cache: dict | None = None) -> Any:
+        results = super().solve_via_data(data, warm_start, verbose, solver_opts, solver_cache)
+        if results.get("info", {}).get("status_val") == SCS_INTERRUPTED:
+            raise KeyboardInterrupt("SCS was interrupted (Ctrl-C)")
+        return results
 
 
 class ScsBackend(Backend):
@@ -21,3 +46,7 @@ class ScsBackend(Backend):
     classes = frozenset({"EQP", "LP", "QP", "SOCP", "EXP", "SDP"})
     time_limit_option = "time_limit_secs"
     defaults = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}
+
+    def cvxpy_target(self) -> Any:
+        """An :class:`InterruptibleScs` (cvxpy takes a solver instance as ``solver=``)."""
+        return InterruptibleScs()

@@ -534,3 +534,40 @@ def test_smooth_conic_blocks_get_the_runs_time_left(monkeypatch):
     ReLUNetwork(hidden_layer_sizes=(4,), loss="softmax", max_iter=2, random_state=0,
                 time_limit=30.0).fit(X, y, block_size="layer")
     assert given and all(0 <= s <= 30.0 for s in given)
+
+
+_SCS_CHILD = textwrap.dedent('''
+    import sys, time, warnings
+    warnings.filterwarnings("ignore")
+    import numpy as np, cvxpy as cp, multiconvex as mc
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((300, 5)) @ rng.standard_normal((5, 150)) + rng.laplace(size=(300, 150))
+    U, V = cp.Variable((300, 5)), cp.Variable((5, 150))
+    prob = cp.Problem(cp.Minimize(cp.norm1(Y - U @ V) + 0.1 * (cp.sum_squares(U) + cp.sum_squares(V))))
+    print("READY", flush=True)
+    res = mc.solve(prob, blocks=[[U], [V]], solver="scs", seed=0, max_iters=1000)
+    print("RETURNED", res.status, flush=True)
+''')
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_run_on_scs():
+    """SCS catches SIGINT itself and returns "interrupted", which cvxpy reads as a failed solve: the run went on
+    with the next block (each SCS solve here runs for many seconds at its tight defaults). It ends now."""
+    import signal
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", _SCS_CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    assert p.stdout is not None
+    while not p.stdout.readline().startswith("READY"):
+        assert p.poll() is None
+    time.sleep(4.0)  # inside the first block's SCS solve (cvxpy's compile takes about a second)
+    p.send_signal(signal.SIGINT)
+    try:
+        out, _ = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("still running 30 s after Ctrl-C")
+    assert "RETURNED interrupted" in out, out[-2000:]
