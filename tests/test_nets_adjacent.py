@@ -371,12 +371,13 @@ class TwoPieceForm(NetForm):
 
 @pytest.mark.slow
 def test_a_converged_small_fit_keeps_its_certificate():
-    """``[3, 8, 1]`` run by Gauss–Seidel to tol 1e-9 (~15 s): its certificate, adjacent bounds included, still
-    says partial minimum, and ``certificate()`` at the returned point agrees."""
+    """``[3, 8, 1]`` run by Gauss–Seidel to tol 1e-9 (15–90 s): its certificate, adjacent bounds included, still
+    says partial minimum, and ``certificate()`` at the returned point agrees. The sweeps it takes depend on the
+    rounding at the kinks its path crosses: under 3,000 on one machine, 4,511 on another (AMD EPYC, OpenBLAS)."""
     arch = Architecture((3, 8, 1))
     X, T = _fit_data(60, 1)
     form = NetForm(arch, X, T, 1e-3)
-    res = run(form, form.initial_point(0, None), DriverOptions(algorithm="gauss-seidel", tol=1e-9, max_iters=3000))
+    res = run(form, form.initial_point(0, None), DriverOptions(algorithm="gauss-seidel", tol=1e-9, max_iters=8000))
     assert res.status == "converged" and res.certificate is not None and res.certificate.is_partial_minimum
     cert = certificate(arch, form.params_from_point(form.final_point), X, T, 1e-3, tol=1e-9)
     assert cert.is_partial_minimum
