@@ -313,3 +313,14 @@ def test_a_time_limited_fit_with_layer_steps_on_10000_samples_keeps_its_limit_an
     assert report["status"] == "time_limit" and report["steps"] > 0
     assert report["wall"] < 2.5, report
     assert report["grown_mib"] < 400, report
+
+
+def test_a_hybrid_stopped_in_its_gradient_phase_says_the_block_phase_did_not_run():
+    arch, params, X, T = _net()
+    form = NetForm(arch, X, T, WD)
+    res, _ = run_hybrid(form, params, GradientOptions("gd", lr=0.1, max_iters=20, seed=0, callback=lambda e: True),
+                        DriverOptions(max_iters=5))
+    assert res.status == "interrupted"
+    assert res.message.startswith("stopped by the callback in the gradient phase; the best point so far is returned")
+    assert "block phase did not run (block gaps not computed)" in res.message
+    assert [p["algorithm"] for p in res.info["phases"]] == ["gd"]
