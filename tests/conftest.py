@@ -74,6 +74,16 @@ def random_interval_qps(seed: int, B: int, n: int, m: int):
     return P, q, C, lower, upper
 
 
+def logistic_rows(a: np.ndarray, v: np.ndarray, w: float):
+    """``φ_i(z) = w · log(1 + exp(a_i + v_i z))`` with two derivatives (:data:`~multiconvex.solvers.newton_qp.
+    ScalarLoss`)."""
+    def phi(z):
+        u = a + v * z
+        s = 1 / (1 + np.exp(-u))
+        return w * np.logaddexp(0.0, u), w * v * s, w * v * v * s * (1 - s)
+    return phi
+
+
 def kinked_regression_data(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (n × 3, Gaussian) and ``y = |x₁| − x₂ + 0.1·noise``: a two-layer ReLU target with a kink."""
     rng = np.random.default_rng(seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import logistic_rows
 
 from multiconvex.solvers import bulk_active_set, newton_qp
 from multiconvex.solvers.bulk_active_set import guess_working_set
@@ -74,12 +75,6 @@ def test_the_guess_declines_what_it_cannot_settle():
         guess_working_set(WhitenedRows(-np.eye(n), q2, C2), C2, lo2, up2, np.ones(2), TOL)
 
 
-def _logistic_rows(a: np.ndarray, v: np.ndarray, w: float):
-    def phi(z):
-        u = a + v * z
-        s = 1 / (1 + np.exp(-u))
-        return w * np.logaddexp(0.0, u), w * v * s, w * v * v * s * (1 - s)
-    return phi
 
 
 def _unit_instance(seed: int, n: int, m: int):
@@ -91,7 +86,7 @@ def _unit_instance(seed: int, n: int, m: int):
     lower = np.where(rng.random(m) < 0.6, z - rng.exponential(0.3, m), -np.inf)
     upper = np.where(rng.random(m) < 0.6, z + rng.exponential(0.3, m), np.inf)
     lower, upper = np.minimum(lower, 0.0), np.maximum(upper, 0.0)  # x = 0 inside every interval
-    return C, lower, upper, 1e-3, rng.standard_normal(n) * 0.3, _logistic_rows(a, v, 1.0 / m)
+    return C, lower, upper, 1e-3, rng.standard_normal(n) * 0.3, logistic_rows(a, v, 1.0 / m)
 
 
 @pytest.mark.parametrize("screen", [False, True])

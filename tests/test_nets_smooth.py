@@ -10,6 +10,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
+from conftest import logistic_rows as _logistic_rows
 
 from multiconvex.models import ReLUClassifier
 from multiconvex.nets import Architecture, forward, init_params
@@ -33,13 +34,6 @@ from multiconvex.standard_form import replace
 N_INSTANCES = 25
 
 
-def _logistic_rows(a: np.ndarray, v: np.ndarray, w: float):
-    """``φ_i(z) = w · log(1 + exp(a_i + v_i z))`` with two derivatives."""
-    def phi(z):
-        u = a + v * z
-        s = 1 / (1 + np.exp(-u))
-        return w * np.logaddexp(0.0, u), w * v * s, w * v * v * s * (1 - s)
-    return phi
 
 
 def _random_instance(rng: np.random.Generator):
