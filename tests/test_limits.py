@@ -23,11 +23,14 @@ from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 
 import multiconvex as mc
 from multiconvex.cvxpy_front.sizes import CVXPY_BYTES_PER_NONZERO, available_memory, block_memory, check_block_sizes
+from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import SolverFailure
-from multiconvex.models import NonnegativeMatrixFactorization
-from multiconvex.nets import Architecture, GradientOptions, init_params, run_gradient
+from multiconvex.models import NonnegativeMatrixFactorization, ReLUNetwork
+from multiconvex.nets import Architecture, GradientOptions, NetForm, init_params, run_gradient, smooth_conic
+from multiconvex.nets.network import encode_targets
 from multiconvex.nets.network import objective as net_objective
 from multiconvex.pyomo_front.subsolver import SubSolver, legacy_time_limit
+from multiconvex.solvers import problem_class
 from multiconvex.solvers.cvxpy_adapter import solve_block, solve_cvxpy, with_deadline
 from multiconvex.solvers.dispatch import make_plan, solve, with_time_limit
 from multiconvex.solvers.registry import get_backend, resolve
@@ -517,9 +520,6 @@ def test_a_gradient_runs_clock_counts_making_the_optimiser(monkeypatch):
 
 def test_smooth_conic_blocks_get_the_runs_time_left(monkeypatch):
     """Softmax layer blocks (native Clarabel): each solve is capped by the time the run has left."""
-    from multiconvex.models import ReLUNetwork
-    from multiconvex.nets import smooth_conic
-
     given: list[float] = []
     real = smooth_conic.set_time_limit
 
@@ -533,7 +533,20 @@ def test_smooth_conic_blocks_get_the_runs_time_left(monkeypatch):
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
     ReLUNetwork(hidden_layer_sizes=(4,), loss="softmax", max_iter=2, random_state=0,
                 time_limit=30.0).fit(X, y, block_size="layer")
-    assert given and all(0 <= s <= 30.0 for s in given)
+    # (the certifying pass after the run has no deadline: inf)
+    assert any(0 <= s <= 30.0 for s in given) and all(0 <= s <= 30.0 or s == math.inf for s in given)
+    # a form run again without a limit: its kept solvers get the caller's own option back (none: inf)
+    arch = Architecture((3, 4, 3), "softmax")
+    form = NetForm(arch, torch.as_tensor(X), torch.as_tensor(encode_targets(arch, y), dtype=torch.float64), 1e-4,
+                   plan=make_plan("auto"), block_size="layer",
+                   resolve_class=lambda cls, name: resolve("auto", cls, matrix_level=True),
+                   backends_for=lambda sub, name: resolve("auto", problem_class(sub)))
+    given.clear()
+    run(form, form.initial_point(0, None), DriverOptions(max_iters=1, time_limit=30.0))
+    assert any(0 <= s <= 30.0 for s in given)
+    given.clear()
+    run(form, form.final_point, DriverOptions(max_iters=1))
+    assert given and all(s == math.inf for s in given)
 
 
 _SCS_CHILD = textwrap.dedent('''

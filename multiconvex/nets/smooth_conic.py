@@ -112,6 +112,7 @@ class NativeSmoothBlock:
         self.arch, self.N, self.layer, self.weight_decay = arch, n_samples, layer, float(weight_decay)
         self.backend = backend
         self.problem = backend.problem(options)
+        self.own_time_limit = float(self.problem.settings.time_limit)  # the caller's Clarabel option (inf: none)
         self.lock = threading.Lock()
         self.fallback: list | None = None  # cvxpy backends after the native one
         self.cvxpy: CvxpySmoothBlock | None = None
@@ -210,9 +211,10 @@ class ConicBlocks:
             theta0 = data.theta0.detach().cpu().numpy()
             const = f0 - sub.main(theta0, mats)
             f.build_seconds += time.perf_counter() - t0
+            # the run's time left, as the dispatcher's Clarabel QPs get it (the kept solver keeps its settings: a
+            # solve after the run, or in a run without a limit, gets the caller's own option back)
             left = f.plan.remaining()
-            if left is not None:  # the run's time left, as the dispatcher's Clarabel QPs get it
-                set_time_limit(sub.problem, max(0.0, left))
+            set_time_limit(sub.problem, sub.own_time_limit if left is None else min(sub.own_time_limit, max(0.0, left)))
             res = sub.problem.solve(P, q, A, b, cones)
         except (LicenceError, SolverUnavailableError):
             raise

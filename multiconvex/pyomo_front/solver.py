@@ -217,7 +217,7 @@ class MulticonvexSolver(SolverBase):
 
         _check_executor(config.executor)
         check_callback(config.callback)
-        built = time.perf_counter()
+        t_build = time.perf_counter()
         try:  # bad input is refused before any solve, with the user's model left as it was
             specs = [config.subsolver] if isinstance(config.subsolver, str) else list(config.subsolver)
             check_subsolver_options(config.subsolver_options, specs, where="SolverFactory('multiconvex')")
@@ -231,7 +231,7 @@ class MulticonvexSolver(SolverBase):
             restore()
             raise
         # the limit covers the whole call, as mc.solve's: building the blocks counts
-        built = time.perf_counter() - built
+        built = time.perf_counter() - t_build
         limit = config.time_limit
         left = None if limit is None else max(0.0, float(limit) - built)
         words = LimitWords().less(limit, f"building the blocks took {built:.2g}s")
