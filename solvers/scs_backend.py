@@ -11,7 +11,7 @@ from cvxpy.reductions.solvers.conic_solvers.scs_conif import SCS as CvxpyScs
 
 from .base import Backend
 
-__all__ = ["InterruptibleScs", "ScsBackend"]
+__all__ = ["INTERRUPTIBLE_SCS", "InterruptibleScs", "ScsBackend"]
 
 #: SCS's ``status_val`` when its own SIGINT handler stopped it.
 SCS_INTERRUPTED = -5
@@ -35,6 +35,12 @@ class InterruptibleScs(CvxpyScs):
         return results
 
 
+#: One instance for every solve: cvxpy keys its compile cache (and with it SCS's warm starts) on the solver object, so
+#: a new instance per solve recompiled every kept problem and never warm-started (a review: 150–175 SCS iterations
+#: a re-solve instead of 125, compiles 0.013 s instead of 0.002 s). It holds no state of its own.
+INTERRUPTIBLE_SCS = InterruptibleScs()
+
+
 class ScsBackend(Backend):
     """SCS: first-order conic solver; tight tolerances by default."""
 
@@ -48,5 +54,5 @@ class ScsBackend(Backend):
     defaults = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}
 
     def cvxpy_target(self) -> Any:
-        """An :class:`InterruptibleScs` (cvxpy takes a solver instance as ``solver=``)."""
-        return InterruptibleScs()
+        """:data:`INTERRUPTIBLE_SCS` (cvxpy takes a solver instance as ``solver=``)."""
+        return INTERRUPTIBLE_SCS

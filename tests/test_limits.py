@@ -584,3 +584,28 @@ def test_ctrl_c_ends_a_run_on_scs():
         p.kill()
         pytest.fail("still running 30 s after Ctrl-C")
     assert "RETURNED interrupted" in out, out[-2000:]
+
+
+def test_scs_through_cvxpy_keeps_its_compile_and_warm_starts():
+    """cvxpy keys its compile cache on the solver object: one interruptible SCS for every solve, so a kept problem
+    re-solved with new parameter values reuses its compile and starts from the last answer."""
+    assert get_backend("scs").cvxpy_target() is get_backend("scs").cvxpy_target()
+    rng = np.random.default_rng(0)
+    A, b, x = cp.Parameter((300, 60)), cp.Parameter(300), cp.Variable(60)
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(A @ x - b) + cp.norm1(x)), [x >= -1, x <= 1])
+    A0, b.value, iters = rng.standard_normal((300, 60)), rng.standard_normal(300), []
+    for k in range(4):
+        A.value = A0 + 1e-3 * k
+        solve_cvxpy(prob, [get_backend("scs")], {}, warm_start=True)
+        iters.append(prob.solver_stats.num_iters)
+    assert prob.status == "optimal" and max(iters[1:]) < iters[0], iters  # (a new solver each time: 150, 150, 175, …)
+
+
+def test_pyomo_timing_counts_the_build_once():
+    opt = SolverFactoryV2("multiconvex")
+    t = time.perf_counter()
+    results = opt.solve(bilinear_pyomo(), max_iters=3, tol=0.0, raise_exception_on_nonoptimal_result=False)
+    wall = time.perf_counter() - t
+    res = opt.result
+    assert results.timing_info.wall_time == pytest.approx(res.total_time) and res.total_time <= wall
+    assert results.timing_info.build_time == res.build_time > 0
