@@ -321,6 +321,6 @@ def test_a_hybrid_stopped_in_its_gradient_phase_says_the_block_phase_did_not_run
     res, _ = run_hybrid(form, params, GradientOptions("gd", lr=0.1, max_iters=20, seed=0, callback=lambda e: True),
                         DriverOptions(max_iters=5))
     assert res.status == "interrupted"
-    assert res.message.startswith("stopped by the callback in the gradient phase; the best point so far is returned")
+    assert res.message.startswith("in the gradient phase: stopped by the callback; the best point so far is returned")
     assert "block phase did not run (block gaps not computed)" in res.message
     assert [p["algorithm"] for p in res.info["phases"]] == ["gd"]

@@ -184,8 +184,8 @@ def run_hybrid(form: NetForm, params0: Params, gradient: GradientOptions, block:
     if g_res.status == "interrupted":  # Ctrl-C or the callback stopped the run in the gradient phase
         g_res.info["phases"] = [_phase(g_res, gradient.algorithm, 0.0)]
         g_res.algorithm = f"{gradient.algorithm}+{block.algorithm}"
-        g_res.message = (f"{g_res.message} in the gradient phase; the best point so far is returned; the block "
-                         "phase did not run (block gaps not computed)")
+        said = g_res.message if "returned" in g_res.message else f"{g_res.message}; the best point so far is returned"
+        g_res.message = f"in the gradient phase: {said}; the block phase did not run (block gaps not computed)"
         return g_res, params
     if layer_steps is None:
         b_res = run(form, form.point_from_params(params), opts)
