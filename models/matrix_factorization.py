@@ -131,7 +131,10 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
     polar_ : float
         ``σ_max(Y − X_)``, the polar of the negative gradient (H&V Cor. 1). At a
         partial minimum, ``polar_ <= lam`` (to tolerance) certifies global optimality. ``nan`` when a
-        ``time_limit`` or Ctrl-C stopped grow before a polar was computed at the returned point.
+        ``time_limit`` or Ctrl-C stopped grow before a polar was computed at the returned point. Computed by
+        :func:`~multiconvex.globalopt.mf_polar` (no full SVD past 100 on the smaller side): a Rayleigh quotient,
+        so never above ``σ_max``; proven (to rounding) whenever it is ``<= lam``, otherwise as accurate as the
+        block iteration or Lanczos converged (two top values within ~1e-7 of each other can be read as the lower).
     n_iter_ : int
         Outer iterations run.
     n_features_in_ : int
