@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -567,10 +570,6 @@ _SCS_CHILD = textwrap.dedent('''
 def test_ctrl_c_ends_a_run_on_scs():
     """SCS catches SIGINT itself and returns "interrupted", which cvxpy reads as a failed solve: the run went on
     with the next block (each SCS solve here runs for many seconds at its tight defaults). It ends now."""
-    import signal
-    import subprocess
-    import sys
-
     p = subprocess.Popen([sys.executable, "-c", _SCS_CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True)
     assert p.stdout is not None
