@@ -194,9 +194,8 @@ def solve(
     ex = make_executor(executor, workers)
     _configure_logging(verbose)
     # the limit covers the whole call: building the blocks counts
-    left = None if time_limit is None else max(0.0, float(time_limit) - form.build_time)
     # the messages say the caller's limit, not what the driver had left of it
-    words = (_words or LimitWords()).less(time_limit, f"building the blocks took {form.build_time:.2g}s")
+    left, words = (_words or LimitWords()).after_building(time_limit, form.build_time)
     try:
         res = run(form, x0, DriverOptions(algorithm=algorithm, max_iters=int(max_iters), tol=float(tol),
                                           time_limit=left, prox=float(prox), extrapolate=bool(extrapolate),

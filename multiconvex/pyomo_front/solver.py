@@ -232,9 +232,7 @@ class MulticonvexSolver(SolverBase):
             raise
         # the limit covers the whole call, as mc.solve's: building the blocks counts
         built = time.perf_counter() - t_build
-        limit = config.time_limit
-        left = None if limit is None else max(0.0, float(limit) - built)
-        words = LimitWords().less(limit, f"building the blocks took {built:.2g}s")
+        left, words = LimitWords().after_building(config.time_limit, built)
         handler = None
         if config.tee:
             handler = logging.StreamHandler(sys.stdout)
