@@ -19,13 +19,16 @@ minimum*: no block can lower the objective by more than ``tol · objective`` (``
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.decomposition._nmf import _initialize_nmf  # private: no public API gives scikit-learn's start
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -166,6 +169,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True  # CSR, CSC and COO data, as scikit-learn's NMF
         tags.transformer_tags.preserves_dtype = ["float64"]  # computed in float64
         return tags
 
@@ -247,14 +251,21 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         a_W, a_H, r = p["alpha_W"], p["alpha_H"], p["l1_ratio"]
         return n * a_W * r, n * a_W * (1 - r), m * a_H * r, m * a_H * (1 - r)
 
-    def _check_X(self, X: Any, where: str, *, reset: bool) -> np.ndarray:
+    def _check_X(self, X: Any, where: str, *, reset: bool) -> np.ndarray | sp.csr_array:
         try:
-            X = validate_data(self, X, dtype=np.float64, reset=reset)
+            X = validate_data(self, X, dtype=np.float64, reset=reset, accept_sparse=("csr", "csc", "coo"))
         except ValueError as exc:
             if isinstance(exc, InvalidInputError):
                 raise
             raise InvalidInputError(f"{where}: {exc}") from exc
-        neg = np.argwhere(X < 0)
+        if sp.issparse(X):
+            X = sp.csr_array(X)
+            X.sum_duplicates()
+            coo = X.tocoo()
+            neg = np.column_stack((coo.row, coo.col))[coo.data < 0]
+            neg = neg[np.lexsort((neg[:, 1], neg[:, 0]))]
+        else:
+            neg = np.argwhere(X < 0)
         if neg.size:
             i, j = (int(v) for v in neg[0])
             raise InvalidInputError(f"{where}: Negative values in data passed to {type(self).__name__}: X[{i}, {j}] "
@@ -263,14 +274,14 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         return X
 
     @staticmethod
-    def _resolve_k(p: dict[str, Any], X: np.ndarray, H: np.ndarray | None) -> int:
+    def _resolve_k(p: dict[str, Any], X: np.ndarray | sp.csr_array, H: np.ndarray | None) -> int:
         if isinstance(p["k"], int):
             return p["k"]
         if p["k"] == "auto" and H is not None:
             return int(np.shape(H)[0])
         return int(X.shape[1])
 
-    def _start(self, X: np.ndarray, k: int, p: dict[str, Any], W: Any, H: Any,
+    def _start(self, X: np.ndarray | sp.csr_array, k: int, p: dict[str, Any], W: Any, H: Any,
                where: str) -> tuple[np.ndarray, np.ndarray]:
         init = p["init"]
         if init is None:
@@ -304,8 +315,9 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Nonnegative, finite data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Nonnegative, finite data. Sparse data stays sparse in the block products (as scikit-learn's); the
+            objective's residual ``X − W H`` is formed a block of rows at a time.
         y : None
             Ignored.
         W, H : array-like, optional
@@ -323,18 +335,20 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         p, driver_extra, W, H, custom = _old_fit_kwargs(p, params, W, H, where)
         plan = make_plan(p["solver"])  # an unknown or missing backend fails here, before any data work
         plan.check_class("QP", where="an NMF factor block")
+        t0 = time.perf_counter()  # the time limit covers the whole fit: the data check and the start count
         X = self._check_X(X, where, reset=True)
         k = self._resolve_k(p, X, H)
         if custom:
             p["init"] = "custom"
         W0, H0 = self._start(X, k, p, W, H, where)
         penalties = self._penalties(p, X.shape)
-        res = _run(X, k, W0, H0, penalties, plan, p, driver_extra)
+        res = _run(X, k, W0, H0, penalties, plan, p, driver_extra, time.perf_counter() - t0)
         Wf, Hf = res.values["W"], res.values["H"]
         self.components_ = Hf
         self.n_components_ = k
         self._W_fit = Wf
-        self.reconstruction_err_ = float(np.linalg.norm(X - Wf @ Hf, "fro"))
+        self.reconstruction_err_ = (math.sqrt(2.0 * nmf_objective(X, Wf, Hf)) if sp.issparse(X)
+                                    else float(np.linalg.norm(X - Wf @ Hf, "fro")))
         self.n_iter_ = int(max(res.iterations, 1))
         self.objective_ = float(res.objective)
         self.result_ = res
@@ -390,6 +404,8 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
     # -- the same problem elsewhere ----------------------------------------------------------------
     def _problem_data(self, Y: Any, where: str) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
         p = self._params(where)
+        if sp.issparse(Y):  # the same problem: the models and the objective take the values as given
+            Y = Y.toarray()
         Y = np.asarray(Y, dtype=float) if not isinstance(Y, np.ndarray) else Y
         if Y.ndim != 2 or not np.all(np.isfinite(Y)):
             raise InvalidInputError(f"{where}: Y must be a finite 2-D matrix, got shape {Y.shape}")
@@ -519,17 +535,23 @@ def _blas_threads(shape: tuple[int, int], k: int) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
-def _run(X: np.ndarray, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple[float, float, float, float],
-         plan: Plan, p: dict[str, Any], extra: dict[str, Any]) -> Result:
+def _run(X: np.ndarray | sp.csr_array, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple[float, float, float, float],
+         plan: Plan, p: dict[str, Any], extra: dict[str, Any], start_seconds: float = 0.0) -> Result:
+    """The fit from ``(W0, H0)``; ``start_seconds``: what checking the data and finding the start took, counted in
+    the time limit and in the result's ``total_time`` (as ``build_time``)."""
     l1_W, l2_W, l1_H, l2_H = penalties
+    left, words = LimitWords("max_iter").after_building(p["time_limit"], start_seconds,
+                                                        "checking X and the initialisation")
     coordinate_rtol = COORDINATE_FACTOR * float(p["tol"]) if p["block_steps"] == "auto" else 0.0
     form = NMFForm(X, k, solve=_bind(plan), l1_W=l1_W, l2_W=l2_W, l1_H=l1_H, l2_H=l2_H,
                    coordinate_rtol=coordinate_rtol, on_deadline=_deadline_setter(plan))
     opts = DriverOptions(algorithm=p["algorithm"], max_iters=int(p["max_iter"]), tol=float(p["tol"]),
-                         time_limit=p["time_limit"], verbose=p["verbose"], prox=float(extra.get("prox", 0.0)),
-                         progress=extra.get("progress", False), extrapolate=p["extrapolate"],
-                         words=LimitWords("max_iter"))
+                         time_limit=left, verbose=p["verbose"], prox=float(extra.get("prox", 0.0)),
+                         progress=extra.get("progress", False), extrapolate=p["extrapolate"], words=words)
     if extra.get("executor") is not None:
         opts.executor = extra["executor"]
     with _blas_threads(X.shape, k):
-        return run(form, {"W": W0, "H": H0}, opts)
+        res = run(form, {"W": W0, "H": H0}, opts)
+    res.build_time = start_seconds
+    res.total_time += start_seconds
+    return res

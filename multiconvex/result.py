@@ -96,15 +96,16 @@ class LimitWords:
             return self
         return dataclasses.replace(self, time_limit=float(given), spent=spent)
 
-    def after_building(self, given: float | None, seconds: float) -> tuple[float | None, LimitWords]:
-        """What a front end's driver gets of its caller's limit ``given`` once building the blocks took ``seconds``
-        (the limit covers the whole call), and these words saying so.
+    def after_building(self, given: float | None, seconds: float, what: str = "building the blocks"
+                       ) -> tuple[float | None, LimitWords]:
+        """What a front end's driver gets of its caller's limit ``given`` once ``what`` (building the blocks, an
+        estimator's start) took ``seconds`` (the limit covers the whole call), and these words saying so.
 
         >>> LimitWords().after_building(5.0, 1.5)[1].time(3.5)
         'stopped at time_limit=5s (building the blocks took 1.5s)'
         """
         left = None if given is None else max(0.0, float(given) - seconds)
-        return left, self.less(given, f"building the blocks took {seconds:.2g}s")
+        return left, self.less(given, f"{what} took {seconds:.2g}s")
 
     def fewer(self, given: int) -> LimitWords:
         """These words for a run that gets a share of its caller's iteration limit ``given``: its messages say

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.optimize import nnls
 from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf
@@ -14,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError, UnknownSolverError
 from multiconvex.models import NonnegativeMatrixFactorization
+from multiconvex import nmf_form
 from multiconvex.nmf_form import NMFForm, nmf_objective
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.nnls import NnlsQP, nnls_shared_gram
@@ -395,3 +397,52 @@ def test_a_nearly_flat_coordinate_is_curvature_not_a_proof_of_unboundedness():
     res = run(form, {"W": W, "H": H},
               DriverOptions("gauss-seidel", max_iters=200, tol=1e-8))
     assert res.status in ("converged", "iteration_limit") and 0 <= res.objective < nmf_objective(Y, W, H)
+
+
+# -- sparse data (scikit-learn's NMF takes it) ----------------------------------------------------------------------
+def sparse_data(seed: int = 0) -> sp.csr_array:
+    rng = np.random.default_rng(seed)
+    X = sp.random_array((120, 80), density=0.08, random_state=seed, format="csr")
+    X.data = rng.uniform(0.5, 2.0, X.nnz)
+    return X
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_data_fits_as_its_dense_form(fmt):
+    X = sparse_data()
+    dense = NonnegativeMatrixFactorization(4, init="nndsvda", random_state=0, tol=1e-8)
+    W_dense = dense.fit_transform(X.toarray())
+    ours = NonnegativeMatrixFactorization(4, init="nndsvda", random_state=0, tol=1e-8)
+    W = ours.fit_transform(X.asformat(fmt))
+    assert ours.result_.status == dense.result_.status == "converged"
+    assert ours.result_.certificate.is_partial_minimum
+    assert ours.objective_ == pytest.approx(dense.objective_, rel=1e-9)
+    assert ours.reconstruction_err_ == pytest.approx(dense.reconstruction_err_, rel=1e-9)
+    np.testing.assert_allclose(W, W_dense, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.transform(X.asformat(fmt)), ours.transform(X.toarray()), rtol=1e-9, atol=1e-12)
+    assert ours.objective_at(X, W, ours.components_) == pytest.approx(ours.objective_, rel=1e-12)
+
+
+def test_a_sparse_residual_is_formed_in_blocks_of_rows_with_the_dense_values(monkeypatch):
+    X = sparse_data(1)
+    rng = np.random.default_rng(1)
+    W, H = rng.uniform(size=(120, 3)), rng.uniform(size=(3, 80))
+    whole = nmf_objective(X.toarray(), W, H, 0.1, 0.2, 0.3, 0.4)
+    monkeypatch.setattr(nmf_form, "RESIDUAL_CHUNK", 7 * 80 + 5)  # blocks of 7 rows, the last one short
+    assert nmf_objective(X, W, H, 0.1, 0.2, 0.3, 0.4) == pytest.approx(whole, rel=1e-13)
+    assert nmf_objective(sp.coo_matrix(X), W, H, 0.1, 0.2, 0.3, 0.4) == pytest.approx(whole, rel=1e-13)
+    # duplicate stored entries count once, summed (scipy's meaning)
+    D = sp.coo_array((np.array([1.0, 2.0]), (np.array([0, 0]), np.array([1, 1]))), shape=(2, 2))
+    form = NMFForm(D, 1, solve=lambda sub, warm, key: None)
+    assert form._half_norm_Y == 0.5 * 9.0
+
+
+def test_bad_sparse_input_says_what_and_where():
+    X = sparse_data()
+    X.data[5] = -1.0
+    i, j = (int(v) for v in np.argwhere(X.toarray() < 0)[0])
+    with pytest.raises(InvalidInputError, match=rf"X\[{i}, {j}\] = -1 is negative \(1 negative entries"):
+        NonnegativeMatrixFactorization(2).fit(X)
+    X.data[5] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        NonnegativeMatrixFactorization(2).fit(X)
