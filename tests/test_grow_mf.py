@@ -1,6 +1,7 @@
 """Matrix factorization grown to a certified global optimum (THEORY.md §4; issue 5)."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -269,3 +270,6 @@ def test_time_limit_reaches_the_block_iterations_of_grow():
     assert not res.certificate.is_partial_minimum and "certificate not computed" in res.message
     assert res.objective == pytest.approx(problem.objective(state), rel=1e-12)
     assert res.objective <= problem.objective(start)   # the best point: the descent is monotone
+    # the history ends at the returned point (it ended at the start: the cut round had no entry)
+    assert res.history[-1].objective == res.objective and math.isnan(res.history[-1].max_block_gap)
+    assert len(res.history) >= 2 and res.history[0].objective == problem.objective(start)

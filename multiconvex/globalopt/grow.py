@@ -370,7 +370,13 @@ def _result(problem: SubnetworkProblem, state: Any, f: float, cert: GlobalCertif
             gaps: dict[str, float], status: str, message: str, total_iters: int, history: list[HistoryEntry],
             solver_time: float, t0: float, rnd: int, polar_checks: list[dict[str, Any]],
             opts: GrowOptions) -> tuple[Result, Any]:
-    """The Result at ``state`` (objective ``f``): the block gaps' certificate, with the global one when computed."""
+    """The Result at ``state`` (objective ``f``): the block gaps' certificate, with the global one when computed.
+
+    A run cut short returns the point it reached, as a rule past the last round's entry (or the start's): the history
+    then ends with an entry for it (no block gap), so that its last objective is the one returned, as the drivers'."""
+    if f != history[-1].objective:
+        history = [*history, HistoryEntry(rnd, time.perf_counter() - t0, f, f"r={problem.n_subnetworks(state)}",
+                                          math.nan, solver_time)]
     block_cert = Certificate.from_gaps(gaps, opts.tol * abs(f))
     if cert is not None:
         block_cert = dataclasses.replace(block_cert, global_optimal=cert.global_optimal, globalopt=cert)
