@@ -535,8 +535,9 @@ def _blas_threads(shape: tuple[int, int], k: int) -> contextlib.AbstractContextM
     return contextlib.nullcontext()
 
 
-def _run(X: np.ndarray | sp.csr_array, k: int, W0: np.ndarray, H0: np.ndarray, penalties: tuple[float, float, float, float],
-         plan: Plan, p: dict[str, Any], extra: dict[str, Any], start_seconds: float = 0.0) -> Result:
+def _run(X: np.ndarray | sp.csr_array, k: int, W0: np.ndarray, H0: np.ndarray,
+         penalties: tuple[float, float, float, float], plan: Plan, p: dict[str, Any], extra: dict[str, Any],
+         start_seconds: float = 0.0) -> Result:
     """The fit from ``(W0, H0)``; ``start_seconds``: what checking the data and finding the start took, counted in
     the time limit and in the result's ``total_time`` (as ``build_time``)."""
     l1_W, l2_W, l1_H, l2_H = penalties

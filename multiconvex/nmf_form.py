@@ -139,9 +139,10 @@ class NMFForm(StandardForm):
         self._known: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         m, n = self.Y.shape
         self._zeros = {"W": np.zeros(m * self.k), "H": np.zeros(self.k * n)}
-        if sp.issparse(self.Y):
+        values: np.ndarray = self.Y
+        if isinstance(self.Y, sp.csr_array):
             self.Y.sum_duplicates()  # ‖Y‖² from its stored values: one per entry
-        values = self.Y.data if sp.issparse(self.Y) else self.Y
+            values = self.Y.data
         self._half_norm_Y = 0.5 * float(np.vdot(values, values))
 
     # -- the protocol ------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from multiconvex import nmf_form
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.errors import InvalidInputError, UnknownSolverError
 from multiconvex.models import NonnegativeMatrixFactorization
-from multiconvex import nmf_form
 from multiconvex.nmf_form import NMFForm, nmf_objective
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.nnls import NnlsQP, nnls_shared_gram
