@@ -29,6 +29,7 @@ import numpy as np
 
 from multiconvex.subproblem import BlockSubproblem
 
+from . import interruptible
 from . import status as st
 from .base import Backend
 from .closed_form import inconsistent_exactly
@@ -36,6 +37,9 @@ from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, settle_
 from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big, scaled_rows
 
 #: DAQP's exit flags -> normalised status.
+#: DAQP's exit flag for its time limit; :func:`solve_interruptibly` also returns it for a call it stopped waiting for.
+TIME_LIMIT_FLAG = -7
+
 STATUS_MAP: dict[int, str] = {
     1: st.OPTIMAL,
     2: st.OPTIMAL,  # soft constraints relaxed (we pass none)
@@ -49,6 +53,21 @@ STATUS_MAP: dict[int, str] = {
 }
 
 _EQUALITY = 5
+
+
+def solve_interruptibly(daqp: Any, H: np.ndarray, q: np.ndarray, A: np.ndarray, upper: np.ndarray,
+                        lower: np.ndarray, sense: np.ndarray, options: dict[str, Any]) -> tuple:
+    """``daqp.solve(H, q, A, upper, lower, sense, **options)``, large ones in a worker thread
+    (:mod:`.interruptible`): a Ctrl-C is not kept waiting for the solve, and with a ``time_limit`` option the wait
+    ends a little after it (DAQP's own limit leaves out its set-up) with exit flag :data:`TIME_LIMIT_FLAG`, no ``x``
+    and empty ``info``."""
+    limit = options.get("time_limit")
+    wait = None if limit is None else 1.05 * float(limit) + interruptible.POLL
+    out = interruptible.call(daqp.solve, (H, q, A, upper, lower, sense), options, work=A.shape[0] * H.shape[0],
+                             wait_limit=wait)
+    if out is interruptible.ABANDONED:
+        return None, float("nan"), TIME_LIMIT_FLAG, {}
+    return out
 
 #: The weight ``w`` of ``½w‖x‖²`` in the phase-1 problem (:func:`_phase_one`): small, so that its multipliers
 #: are a Farkas ray up to ``w x`` (the exact check moves them onto one on the same active set), and nonzero, so
@@ -195,8 +214,8 @@ class DaqpQP(MatrixSolver):
         A_in = np.ascontiguousarray(A_in)
         lower_in, upper_in = np.concatenate([lower[:sub.n], low_rows]), np.concatenate([upper[:sub.n], up_rows])
         t0 = time.perf_counter()
-        x, _fval, flag, info = daqp.solve(H, np.asarray(sub.q, dtype=float), A_in, finite_or_big(upper_in),
-                                          finite_or_big(lower_in), sense, **opts)
+        x, _fval, flag, info = solve_interruptibly(daqp, H, np.asarray(sub.q, dtype=float), A_in,
+                                                   finite_or_big(upper_in), finite_or_big(lower_in), sense, opts)
         solved = time.perf_counter() - t0
         status = STATUS_MAP.get(int(flag), st.SOLVER_ERROR)
         proof, native = True, f"exitflag {flag}"

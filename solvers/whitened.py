@@ -32,7 +32,7 @@ from scipy.linalg.blas import dtrsm
 from scipy.linalg.lapack import dpotrf, dtrtrs
 
 from . import status as st
-from .daqp_qp import STATUS_MAP
+from .daqp_qp import STATUS_MAP, solve_interruptibly
 
 #: From this many variables on, the unit blocks' QPs reach DAQP whitened (measured on 442 rows: 11 variables slower,
 #: 24 even, 48 and up faster).
@@ -182,7 +182,7 @@ def _runs(daqp: Any, P: np.ndarray, q: np.ndarray, C: np.ndarray, lower: np.ndar
     for sense in senses:
         s0 = np.zeros(C.shape[0], dtype=np.int32) if sense is None else np.array(sense, dtype=np.int32)
         t0 = time.perf_counter()
-        x, _f, flag, info = daqp.solve(P, q, C, upper, lower, s0, **options)
+        x, _f, flag, info = solve_interruptibly(daqp, P, q, C, upper, lower, s0, options)
         wall = time.perf_counter() - t0
         out.wall += wall
         out.daqp_time += min(wall, float(info.get("solve_time", wall)) + float(info.get("setup_time", 0.0)))
