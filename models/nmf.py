@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from multiconvex.drivers import ALGORITHMS, DriverOptions, run
 from multiconvex.errors import InvalidInputError
-from multiconvex.nmf_form import NMFForm, nmf_objective
+from multiconvex.nmf_form import NMFForm, canonical_csr, nmf_objective
 from multiconvex.result import LimitWords, Result
 from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.dispatch import Plan, one_blas_thread
@@ -259,13 +259,8 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
                 raise
             raise InvalidInputError(f"{where}: {exc}") from exc
         if sp.issparse(X):
-            X = sp.csr_array(X)
-            X.sum_duplicates()
-            coo = X.tocoo()
-            neg = np.column_stack((coo.row, coo.col))[coo.data < 0]
-            neg = neg[np.lexsort((neg[:, 1], neg[:, 0]))]
-        else:
-            neg = np.argwhere(X < 0)
+            X = canonical_csr(X)
+        neg = _negative_entries(X)
         if neg.size:
             i, j = (int(v) for v in neg[0])
             raise InvalidInputError(f"{where}: Negative values in data passed to {type(self).__name__}: X[{i}, {j}] "
@@ -347,8 +342,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         self.components_ = Hf
         self.n_components_ = k
         self._W_fit = Wf
-        self.reconstruction_err_ = (math.sqrt(2.0 * nmf_objective(X, Wf, Hf)) if sp.issparse(X)
-                                    else float(np.linalg.norm(X - Wf @ Hf, "fro")))
+        self.reconstruction_err_ = _reconstruction_error(X, res, penalties)
         self.n_iter_ = int(max(res.iterations, 1))
         self.objective_ = float(res.objective)
         self.result_ = res
@@ -402,15 +396,21 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         return self.components_
 
     # -- the same problem elsewhere ----------------------------------------------------------------
-    def _problem_data(self, Y: Any, where: str) -> tuple[np.ndarray, int, tuple[float, float, float, float]]:
+    def _problem_data(self, Y: Any, where: str, *, dense: bool = False
+                      ) -> tuple[np.ndarray | sp.csr_array, int, tuple[float, float, float, float]]:
+        """``Y`` checked (finite, 2-D, nonnegative), ``k`` and the penalties; sparse ``Y`` stays sparse (canonical
+        CSR) unless ``dense`` (the cvxpy and Pyomo models take the values as a dense matrix)."""
         p = self._params(where)
-        if sp.issparse(Y):  # the same problem: the models and the objective take the values as given
-            Y = Y.toarray()
-        Y = np.asarray(Y, dtype=float) if not isinstance(Y, np.ndarray) else Y
-        if Y.ndim != 2 or not np.all(np.isfinite(Y)):
+        if sp.issparse(Y):
+            Y = Y.toarray() if dense else canonical_csr(Y)
+        elif not isinstance(Y, np.ndarray):
+            Y = np.asarray(Y, dtype=float)
+        values = Y.data if isinstance(Y, sp.csr_array) else Y
+        if Y.ndim != 2 or not np.all(np.isfinite(values)):
             raise InvalidInputError(f"{where}: Y must be a finite 2-D matrix, got shape {Y.shape}")
-        if (Y < 0).any():
-            i, j = (int(v) for v in np.argwhere(Y < 0)[0])
+        neg = _negative_entries(Y)
+        if neg.size:
+            i, j = (int(v) for v in neg[0])
             raise InvalidInputError(f"{where}: Y has negative entries, first at ({i}, {j}); NMF needs Y >= 0")
         return Y, self._resolve_k(p, Y, None), self._penalties(p, Y.shape)
 
@@ -429,7 +429,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
 
     def to_cvxpy(self, Y: Any) -> CvxpyModel:
         """The same problem in cvxpy, ``W`` and ``H`` declared ``nonneg=True``; blocks ``[[W], [H]]``."""
-        Y, k, (l1_W, l2_W, l1_H, l2_H) = self._problem_data(Y, f"{type(self).__name__}.to_cvxpy")
+        Y, k, (l1_W, l2_W, l1_H, l2_H) = self._problem_data(Y, f"{type(self).__name__}.to_cvxpy", dense=True)
         m, n = Y.shape
         W = cp.Variable((m, k), nonneg=True, name="W")
         H = cp.Variable((k, n), nonneg=True, name="H")
@@ -447,7 +447,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         Only an equal l2 penalty on both factors and no l1 term (what the previous release's ``alpha`` was).
         """
         where = f"{type(self).__name__}.to_pyomo"
-        Y, k, (l1_W, l2_W, l1_H, l2_H) = self._problem_data(Y, where)
+        Y, k, (l1_W, l2_W, l1_H, l2_H) = self._problem_data(Y, where, dense=True)
         if l1_W or l1_H or l2_W != l2_H:
             raise InvalidInputError(f"{where}: the Pyomo model takes one l2 penalty on both factors and no l1 term; "
                                     f"got l1=({l1_W:g}, {l1_H:g}), l2=({l2_W:g}, {l2_H:g}); use to_cvxpy")
@@ -456,6 +456,30 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def _reconstruction_error(X: np.ndarray | sp.csr_array, res: Result,
+                          penalties: tuple[float, float, float, float]) -> float:
+    """``‖X − W H‖_F`` at the fit's point. Sparse ``X``: without penalties ``√(2·objective)`` (the run's value, from
+    the residual and exact decreases); with them one pass over the residual in blocks of rows, its seconds counted
+    in ``res.total_time`` (the time limit does not cover it)."""
+    W, H = res.values["W"], res.values["H"]
+    if not sp.issparse(X):
+        return float(np.linalg.norm(X - W @ H, "fro"))
+    if not any(penalties):
+        return math.sqrt(max(0.0, 2.0 * float(res.objective)))
+    t0 = time.perf_counter()
+    value = math.sqrt(2.0 * nmf_objective(X, W, H))
+    res.total_time += time.perf_counter() - t0
+    return value
+
+
+def _negative_entries(X: np.ndarray | sp.csr_array) -> np.ndarray:
+    """The ``(i, j)`` of ``X``'s negative entries in row-major order (a canonical CSR array: its stored values)."""
+    if isinstance(X, sp.csr_array):
+        coo = X.tocoo()
+        return np.column_stack((coo.row, coo.col))[coo.data < 0]
+    return np.argwhere(X < 0)
+
+
 def _is_deprecated(value: Any) -> bool:
     return isinstance(value, str) and value == DEPRECATED
 

@@ -48,7 +48,7 @@ from .errors import InvalidInputError
 from .standard_form import Block, BlockSolution, Point, StandardForm
 from .subproblem import BlockSubproblem, KronTerm, make_slots
 
-__all__ = ["NMFForm", "nmf_objective"]
+__all__ = ["NMFForm", "canonical_csr", "nmf_objective"]
 
 EPS = float(np.finfo(float).eps)
 
@@ -57,12 +57,28 @@ EPS = float(np.finfo(float).eps)
 #: is far below where it started.
 VALUE_RTOL = 1e-10
 
-#: Entries of a sparse ``Y``'s dense residual formed at once (:func:`nmf_objective`): 16 MiB.
-RESIDUAL_CHUNK = 1 << 21
+#: Entries of a sparse ``Y``'s dense residual formed at once (:func:`nmf_objective`): 8 MiB.
+RESIDUAL_CHUNK = 1 << 20
 
 #: ``solve(sub, warm, key)`` -> an object with ``status``, ``x``, ``backend``, ``solve_time``, ``wall_time``,
 #: ``attempts`` and ``message`` (:class:`multiconvex.solvers.SubSolution`).
 SolveFn = Callable[[BlockSubproblem, "np.ndarray | None", Hashable], Any]
+
+
+def canonical_csr(Y: sp.spmatrix | sp.sparray) -> sp.csr_array:
+    """``Y`` as a float CSR array with sorted indices and one stored value per entry (duplicates summed, scipy's
+    meaning), never by changing the caller's arrays (``sum_duplicates`` sorts and compacts them in place: a CSR input
+    shares them).
+
+    >>> A = sp.csr_matrix((np.array([1.0, 2.0]), np.array([1, 1]), np.array([0, 2])), shape=(1, 2))
+    >>> canonical_csr(A).toarray().tolist(), A.data.tolist()
+    ([[0.0, 3.0]], [1.0, 2.0])
+    """
+    out = sp.csr_array(Y, dtype=float)
+    if not out.has_canonical_format:
+        out = out.copy()
+        out.sum_duplicates()
+    return out
 
 
 def nmf_objective(Y: np.ndarray | sp.spmatrix | sp.sparray, W: np.ndarray, H: np.ndarray, l1_W: float = 0.0,
@@ -80,11 +96,13 @@ def nmf_objective(Y: np.ndarray | sp.spmatrix | sp.sparray, W: np.ndarray, H: np
     1.0
     """
     if sp.issparse(Y):
-        Y = sp.csr_array(Y)
+        Y = canonical_csr(Y)
         rows = max(1, RESIDUAL_CHUNK // max(1, Y.shape[1]))
         value = 0.0
         for i in range(0, Y.shape[0], rows):
-            R = Y[i:i + rows].toarray() - W[i:i + rows] @ H
+            block = Y[i:i + rows]
+            R = W[i:i + rows] @ H  # then minus the block's nonzeros: −(Y − W H) entry for entry, the same squares
+            R[np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)), block.indices] -= block.data
             value += 0.5 * float(np.vdot(R, R))
     else:
         R = Y - W @ H
@@ -124,8 +142,7 @@ class NMFForm(StandardForm):
     def __init__(self, Y: np.ndarray | sp.spmatrix | sp.sparray, k: int, *, solve: SolveFn, l1_W: float = 0.0,
                  l2_W: float = 0.0, l1_H: float = 0.0, l2_H: float = 0.0, coordinate_rtol: float = 0.0,
                  on_deadline: Callable[[float | None], None] | None = None):
-        self.Y: np.ndarray | sp.csr_array = (sp.csr_array(Y, dtype=float) if sp.issparse(Y)
-                                             else np.asarray(Y, dtype=float))
+        self.Y: np.ndarray | sp.csr_array = canonical_csr(Y) if sp.issparse(Y) else np.asarray(Y, dtype=float)
         self.coordinate_rtol = float(coordinate_rtol)
         self.coordinate_steps = self.coordinate_rtol > 0  # still taking coordinate (HALS) block steps
         self.k = int(k)
@@ -139,10 +156,7 @@ class NMFForm(StandardForm):
         self._known: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         m, n = self.Y.shape
         self._zeros = {"W": np.zeros(m * self.k), "H": np.zeros(self.k * n)}
-        values: np.ndarray = self.Y
-        if isinstance(self.Y, sp.csr_array):
-            self.Y.sum_duplicates()  # ‖Y‖² from its stored values: one per entry
-            values = self.Y.data
+        values: np.ndarray = self.Y.data if isinstance(self.Y, sp.csr_array) else self.Y  # one value per entry
         self._half_norm_Y = 0.5 * float(np.vdot(values, values))
 
     # -- the protocol ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -446,3 +447,35 @@ def test_bad_sparse_input_says_what_and_where():
     X.data[5] = np.nan
     with pytest.raises(InvalidInputError, match="NaN"):
         NonnegativeMatrixFactorization(2).fit(X)
+
+
+def test_a_sparse_fit_leaves_the_callers_arrays_as_they_were():
+    # unsorted indices and a duplicate: scipy's sum_duplicates sorts and compacts in place, and a CSR input shares
+    # its arrays with the CSR array made from it
+    data, ind, ptr = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2, 0, 2, 1], dtype=np.int32), np.array([0, 3, 4])
+    A = sp.csr_matrix((data, ind, ptr.astype(np.int32)), shape=(2, 3))
+    nmf = NonnegativeMatrixFactorization(1, init="random", random_state=0).fit(A)
+    nmf.transform(A)
+    NMFForm(sp.csr_array(A), 1, solve=lambda sub, warm, key: None)
+    assert data.tolist() == [1.0, 2.0, 3.0, 4.0] and ind.tolist() == [2, 0, 2, 1]
+    # and the fit is the dense form's: [[2, 0, 4], [0, 4, 0]] (the duplicate summed)
+    assert nmf.objective_ == pytest.approx(nmf.objective_at(np.array([[2.0, 0, 4], [0, 4, 0]]), nmf._W_fit,
+                                                            nmf.components_), rel=1e-12)
+
+
+def test_sparse_data_is_not_made_dense_outside_the_models():
+    rng = np.random.default_rng(2)
+    X = sp.random_array((3000, 2000), density=0.002, random_state=2, format="csr")  # dense: 45.8 MiB
+    X.data = rng.uniform(0.5, 2.0, X.nnz)
+    nmf = NonnegativeMatrixFactorization(3, init="nndsvda", random_state=0, alpha_W=1e-3, tol=1e-4)
+    tracemalloc.start()
+    W = nmf.fit_transform(X)
+    value = nmf.objective_at(sp.csr_matrix(X), W, nmf.components_)
+    got = nmf.initial_point(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 24 * 2**20, peak / 2**20  # 2 MiB residual blocks, the factors, the SVD's sketch
+    assert value == pytest.approx(nmf.objective_, rel=1e-9)
+    assert np.all(np.isfinite(got["W"])) and got["H"].shape == (3, 2000)
+    # with penalties reconstruction_err_ is the residual's norm (one pass, counted in total_time)
+    assert nmf.reconstruction_err_ == pytest.approx(np.linalg.norm(X.toarray() - W @ nmf.components_), rel=1e-12)
