@@ -111,7 +111,7 @@ def test_pyomo_clips_each_try_to_the_variables_bounds():
     m.V = pyo.Var(range(2), range(5), bounds=(0, None), initialize=lambda m, a, j: rng.random())
     fit = sum((Y[i, j] - sum(m.U[i, a] * m.V[a, j] for a in range(2))) ** 2 for i in range(6) for j in range(5))
     m.obj = pyo.Objective(expr=fit + 0.01 * (sum(v ** 2 for v in m.U.values()) + sum(v ** 2 for v in m.V.values())))
-    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.U], [m.V]], max_iters=300, tol=1e-9,
+    opt = pyo.SolverFactory("multiconvex", subsolver="highs", blocks=[[m.U], [m.V]], max_iters=40, tol=1e-9,
                             extrapolate=True)
     opt.solve(m)
     assert opt.result.info["extrapolation"]["kept"] > 0

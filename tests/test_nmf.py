@@ -222,7 +222,7 @@ def test_form_coordinate_steps_are_never_taken_for_block_optima():
     assert sol.backend == "hals" and sol.status == "optimal_inaccurate"  # never enters a block gap
     assert sol.value == pytest.approx(nmf_objective(Y, sol.values["W"], x["H"], 0.0, 0.1), rel=1e-12)
     assert sol.value < form.objective(x)
-    res = run(form, x, DriverOptions(max_iters=5000, tol=1e-4))
+    res = run(form, x, DriverOptions(max_iters=5000, tol=1e-3))
     assert res.status == "converged" and res.certificate.is_partial_minimum
     assert set(res.backends_used) == {"hals", "nnls"} and not form.coordinate_steps
 
