@@ -572,19 +572,26 @@ _SCS_CHILD = textwrap.dedent('''
 def test_ctrl_c_ends_a_run_on_scs():
     """SCS catches SIGINT itself and returns "interrupted", which cvxpy reads as a failed solve: the run went on
     with the next block (each SCS solve here runs for many seconds at its tight defaults). It ends now."""
-    p = subprocess.Popen([sys.executable, "-c", _SCS_CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
+    out, _ = sigint_after_ready(_SCS_CHILD, 4.0, 30)  # inside the first block's SCS solve (cvxpy's compile: ~1 s)
+    assert "RETURNED interrupted" in out, out[-2000:]
+
+
+def sigint_after_ready(source: str, after: float, timeout: float) -> tuple[str, float]:
+    """Run ``source`` in a child Python, send it SIGINT ``after`` seconds after it printed ``READY``: its output and
+    when the signal was sent (``time.time()``); fails when it runs ``timeout`` seconds past the signal."""
+    p = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert p.stdout is not None
     while not p.stdout.readline().startswith("READY"):
         assert p.poll() is None
-    time.sleep(4.0)  # inside the first block's SCS solve (cvxpy's compile takes about a second)
+    time.sleep(after)
+    sent = time.time()
     p.send_signal(signal.SIGINT)
     try:
-        out, _ = p.communicate(timeout=30)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
-        pytest.fail("still running 30 s after Ctrl-C")
-    assert "RETURNED interrupted" in out, out[-2000:]
+        pytest.fail(f"still running {timeout} s after Ctrl-C")
+    return out, sent
 
 
 _DAQP_CHILD = textwrap.dedent('''
@@ -610,19 +617,7 @@ _DAQP_CHILD = textwrap.dedent('''
 def test_ctrl_c_does_not_wait_for_a_long_daqp_solve():
     """DAQP's C code runs to its end before Python sees a SIGINT (10 s on one MNIST unit QP); a large solve now runs
     in a worker thread (:mod:`multiconvex.solvers.interruptible`) and the Ctrl-C is raised at once."""
-    p = subprocess.Popen([sys.executable, "-c", _DAQP_CHILD], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-    assert p.stdout is not None
-    while not p.stdout.readline().startswith("READY"):
-        assert p.poll() is None
-    time.sleep(1.5)  # inside DAQP's iterations (the solve's own set-up before them: ~0.1 s)
-    sent = time.time()
-    p.send_signal(signal.SIGINT)
-    try:
-        out, _ = p.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail("still running 60 s after Ctrl-C")
+    out, sent = sigint_after_ready(_DAQP_CHILD, 1.5, 60)  # inside DAQP's iterations (its set-up before: ~0.1 s)
     line = [ln for ln in out.splitlines() if ln.startswith(("INTERRUPTED", "SOLVED"))]
     assert line and line[-1].startswith("INTERRUPTED"), out[-2000:]
     # measured here: 0.003 s (before, DAQP called directly: 7.4 s, the solve's remaining time)
