@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, ClassVar
 
@@ -62,7 +63,8 @@ def solve_interruptibly(daqp: Any, H: np.ndarray, q: np.ndarray, A: np.ndarray, 
     ends a little after it (DAQP's own limit leaves out its set-up) with exit flag :data:`TIME_LIMIT_FLAG`, no ``x``
     and empty ``info``."""
     limit = options.get("time_limit")
-    wait = None if limit is None else 1.05 * float(limit) + interruptible.POLL
+    # DAQP reads a limit <= 0 as none (its default is 0)
+    wait = 1.05 * float(limit) + interruptible.POLL if limit is not None and 0 < float(limit) < math.inf else None
     out = interruptible.call(daqp.solve, (H, q, A, upper, lower, sense), options, work=A.shape[0] * H.shape[0],
                              wait_limit=wait)
     if out is interruptible.ABANDONED:
@@ -126,8 +128,8 @@ def _descent_direction(H: np.ndarray, q: np.ndarray, M: np.ndarray, n_zero: int,
     sense[:n_zero] = _EQUALITY
     low = np.where(np.arange(R.shape[0]) < n_zero, 0.0, -BIG)
     opts = {k: v for k, v in options.items() if k not in ("primal_start", "eps_prox")}
-    c, _f, flag, _info = daqp.solve(np.eye(N.shape[1]), N.T @ q, np.ascontiguousarray(R), np.zeros(R.shape[0]),
-                                    low, sense, **opts)
+    c, _f, flag, _info = solve_interruptibly(daqp, np.eye(N.shape[1]), N.T @ q, np.ascontiguousarray(R),
+                                             np.zeros(R.shape[0]), low, sense, opts)
     if int(flag) not in (1, 2) or not np.any(c):
         return None
     return N @ np.asarray(c, dtype=float)
@@ -166,8 +168,9 @@ def _phase_one(M: np.ndarray, b: np.ndarray, n_zero: int,
     rhs = np.concatenate([b[:n_zero], -b[:n_zero], b[n_zero:]])
     opts = {k: v for k, v in options.items() if k not in ("primal_start", "eps_prox")}
     opts["primal_tol"] = min(float(opts.get("primal_tol", PHASE_ONE_TOL)), PHASE_ONE_TOL)  # DAQP's 1e-6 hid a gap
-    z, _f, flag, info = daqp.solve(H, np.zeros(n + 1), np.ascontiguousarray(C), np.ascontiguousarray(rhs),
-                                   np.full(m + n_zero, -BIG), np.zeros(m + n_zero, dtype=np.int32), **opts)
+    z, _f, flag, info = solve_interruptibly(daqp, H, np.zeros(n + 1), np.ascontiguousarray(C),
+                                            np.ascontiguousarray(rhs), np.full(m + n_zero, -BIG),
+                                            np.zeros(m + n_zero, dtype=np.int32), opts)
     lam = np.asarray(info.get("lam", ()), dtype=float)
     if int(flag) not in (1, 2) or lam.shape != (m + n_zero,) or not np.all(np.isfinite(lam)):
         return None

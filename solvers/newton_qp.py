@@ -194,13 +194,13 @@ def _corrected_hessian(C: np.ndarray, d2: np.ndarray, mu: float, given: Curvatur
 def _qp(H: np.ndarray, q: np.ndarray, C: np.ndarray, lo: np.ndarray, up: np.ndarray, sense: np.ndarray | None,
         options: dict[str, Any], white: Whitened | None = None) -> tuple[str, np.ndarray | None, np.ndarray, float]:
     """``min ½yᵀHy + qᵀy, lo ≤ Cy ≤ up`` (finite bounds: ±BIG for a free side) by DAQP (from the working set
-    ``sense`` when given, then from scratch): status, ``y`` (optimal only), the signed multipliers (``> 0`` upper
-    side, ``< 0`` lower), seconds. Whitened (:func:`~.whitened.solve_daqp`; ``white``: as the caller whitened it)
-    from ``MIN_VARS`` variables on, and on ``H`` itself again should that solve fail."""
+    ``sense`` when given, then from scratch unless out of time): status, ``y`` (optimal only), the signed
+    multipliers (``> 0`` upper side, ``< 0`` lower), seconds. Whitened (:func:`~.whitened.solve_daqp`; ``white``: as
+    the caller whitened it) from ``MIN_VARS`` variables on, and on ``H`` itself again should that solve fail."""
     import daqp  # the solver's module is imported where it is used: checking availability must not load it
 
     out = solve_daqp(daqp, H, q, C, lo, up, [None] if sense is None else [sense, None], options,
-                     white if white is not None else C.shape[1] >= MIN_VARS, (st.OPTIMAL,))
+                     white if white is not None else C.shape[1] >= MIN_VARS, (st.OPTIMAL, st.TIME_LIMIT))
     if out.status != st.OPTIMAL or out.x is None:
         return out.status, None, np.zeros(C.shape[0]), out.wall
     return out.status, out.x, np.asarray(out.info.get("lam", np.zeros(C.shape[0])), dtype=float), out.wall
@@ -358,6 +358,8 @@ class _ScreenedRows:
                                     sense[idx] if sense is not None else None, self.options,
                                     white.on(idx) if white is not None else None)
             spent += t
+            if status == st.TIME_LIMIT:  # out of time (a user's DAQP time_limit): no second try
+                return status, None, np.zeros(m), spent
             if y is None:  # not settled on the subset: all rows, from scratch, as without screening
                 status, y, nu, t = _qp(H, q, C, self.lo, self.up, None, self.options,
                                        white.on(np.arange(m)) if white is not None else None)

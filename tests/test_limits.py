@@ -36,6 +36,7 @@ from multiconvex.nets.network import objective as net_objective
 from multiconvex.pyomo_front.subsolver import SubSolver, legacy_time_limit
 from multiconvex.solvers import interruptible, problem_class
 from multiconvex.solvers.cvxpy_adapter import solve_block, solve_cvxpy, with_deadline
+from multiconvex.solvers.daqp_qp import solve_interruptibly
 from multiconvex.solvers.dispatch import make_plan, solve, with_time_limit
 from multiconvex.solvers.registry import get_backend, resolve
 from multiconvex.subproblem import BlockSubproblem
@@ -637,6 +638,18 @@ def test_a_large_daqp_call_that_outlives_its_wait_is_given_up():
     assert flag == 1 and np.array_equal(x, daqp.solve(*args)[0])
     with pytest.raises(ValueError):  # an exception in the worker is raised in the caller
         interruptible.call(np.linalg.cholesky, (np.array([[1.0, 2.0]]),), work=interruptible.THREAD_WORK)
+
+
+@pytest.mark.parametrize("limit", [0, -1.0])
+def test_a_daqp_time_limit_of_zero_or_less_is_none_as_daqp_reads_it(limit):
+    # DAQP's own default is time_limit=0 (no limit): the wait for a large call was 0.05 s then (or none at all for
+    # a negative one), and every large QP ended time_limit with no point (a review)
+    rng = np.random.default_rng(1)
+    n, m = 300, 3400  # just above THREAD_WORK: a worker thread
+    C, x0 = rng.standard_normal((m, n)), 10 * rng.standard_normal(n)
+    x, _, flag, _ = solve_interruptibly(daqp, np.eye(n), -x0, C, np.ones(m), np.full(m, -1e30),
+                                        np.zeros(m, dtype=np.int32), {"time_limit": limit})
+    assert flag == 1 and x is not None
 
 
 def test_scs_through_cvxpy_keeps_its_compile_and_warm_starts():
