@@ -17,8 +17,13 @@ every method. For each case and repeat, in one process and interleaved:
 The ratio that matters, ours' time to ``cd``'s objective over ``cd``'s time, is taken within one repeat;
 the report gives its median and range over repeats.
 
-Run: ``python benchmarks/bench_nmf.py [--quick] [--repeats R] [--threads T]``. Writes
-``benchmarks/results/nmf.json`` (``nmf_quick.json`` with ``--quick``) and a PNG of the curves.
+With ``--sparse`` the data is a scipy CSR matrix (uniform values at random positions, no structure), as both
+estimators take it: the same comparison, plus the peak memory each fit allocates (``tracemalloc``, one run after the
+timed ones) against the dense matrix's size.
+
+Run: ``python benchmarks/bench_nmf.py [--quick] [--sparse] [--repeats R] [--threads T]``. Writes
+``benchmarks/results/nmf.json`` (``nmf_quick.json`` with ``--quick``, ``nmf_sparse*.json`` with ``--sparse``) and a
+PNG of the curves.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.datasets import load_digits
 from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf  # scikit-learn's own start, shared by every method
@@ -37,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from multiconvex.models import NonnegativeMatrixFactorization
+from multiconvex.nmf_form import nmf_objective
 
 try:
     from multiconvex.benchmarks.environment import environment
@@ -52,7 +60,19 @@ def synthetic(m: int, n: int, k: int, seed: int = 0) -> np.ndarray:
     return rng.uniform(size=(m, k)) @ rng.uniform(size=(k, n)) + 0.1 * rng.uniform(size=(m, n))
 
 
-def cases(quick: bool) -> list[tuple[str, np.ndarray, int]]:
+def sparse_synthetic(m: int, n: int, density: float, seed: int = 0) -> sp.csr_array:
+    """Uniform values in [0.1, 1] at ``density·m·n`` random positions."""
+    X = sp.random_array((m, n), density=density, random_state=seed, format="csr")
+    X.data = np.random.default_rng(seed).uniform(0.1, 1.0, X.nnz)
+    return X
+
+
+def cases(quick: bool, sparse: bool = False) -> list[tuple[str, np.ndarray | sp.csr_array, int]]:
+    if sparse:
+        if quick:
+            return [("sparse 5000x2000 0.5% k=10", sparse_synthetic(5000, 2000, 0.005), 10)]
+        return [("sparse 20000x5000 0.2% k=10", sparse_synthetic(20000, 5000, 0.002), 10),
+                ("sparse 20000x5000 0.2% k=30", sparse_synthetic(20000, 5000, 0.002), 30)]
     digits = load_digits().data.astype(float)
     if quick:
         return [("digits[:600] k=10", digits[:600], 10), ("synthetic 2000x200 k=15", synthetic(2000, 200, 15), 15)]
@@ -60,9 +80,18 @@ def cases(quick: bool) -> list[tuple[str, np.ndarray, int]]:
             ("synthetic 20000x500 k=30", synthetic(20000, 500, 30), 30)]
 
 
-def objective(X: np.ndarray, W: np.ndarray, H: np.ndarray) -> float:
-    R = X - W @ H
-    return 0.5 * float(np.vdot(R, R))
+def objective(X: np.ndarray | sp.csr_array, W: np.ndarray, H: np.ndarray) -> float:
+    return nmf_objective(X, W, H)  # from the residual (a sparse X's in blocks of rows)
+
+
+def peak_mib(fit) -> float:
+    """The peak memory ``fit()`` allocates through Python's allocators (numpy and scipy included), MiB."""
+    tracemalloc.start()
+    try:
+        fit()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
 
 def sklearn_run(X, W0, H0, k, solver, max_iter):
@@ -133,7 +162,17 @@ def one_case(name, X, k, repeats, max_iter, curves, time_factor, extrapolate=Fal
               f"{ours['status']} pm={ours['partial_minimum']} | ratio {rep['ratio_time_to_cd_objective']}",
               flush=True)
     ratios = [r["ratio_time_to_cd_objective"] for r in reps if r["ratio_time_to_cd_objective"] is not None]
-    more = {}
+    more: dict = {}
+    if sp.issparse(X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            more["peak_mib"] = {
+                "ours": peak_mib(lambda: NonnegativeMatrixFactorization(k, init="custom", max_iter=max_iter).fit(
+                    X, W=W0.copy(), H=H0.copy())),
+                "cd": peak_mib(lambda: NMF(k, init="custom", solver="cd", max_iter=max_iter, tol=1e-4).fit(
+                    X, W=W0.copy(), H=H0.copy())),
+                "dense_matrix": X.shape[0] * X.shape[1] * 8 / 2**20}
+        print(f"  peak memory, MiB: {more['peak_mib']}", flush=True)
     if extrapolate:
         fast = [r["ratio_time_to_cd_objective_extrapolated"] for r in reps
                 if r["ratio_time_to_cd_objective_extrapolated"] is not None]
@@ -193,16 +232,19 @@ def main() -> None:
                     help="also fit with extrapolate=True in each repeat (results in nmf*_extrapolate.json)")
     ap.add_argument("--time-factor", type=float, default=20.0,
                     help="our time limit: this many times scikit-learn cd's time (at least 5 s)")
+    ap.add_argument("--sparse", action="store_true", help="sparse (CSR) data instead of digits and the dense case")
     args = ap.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     stem = ("nmf_quick" if args.quick else "nmf" if not args.only else "nmf_partial") + (
         "_extrapolate" if args.extrapolate else "")
+    if args.sparse:
+        stem = stem.replace("nmf", "nmf_sparse", 1)
     if args.plot_only:
         plot(json.loads((RESULTS / f"{stem}.json").read_text())["cases"], RESULTS / f"{stem}.png")
         return
     summary = []
     with threadpool_limits(args.threads):
-        for name, X, k in cases(args.quick):
+        for name, X, k in cases(args.quick, args.sparse):
             if args.only and args.only not in name:
                 continue
             reps = args.big_repeats if X.shape[0] >= 10000 else repeats
