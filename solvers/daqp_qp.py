@@ -37,10 +37,10 @@ from .closed_form import inconsistent_exactly
 from .exact_rays import crossed_pair, infeasible_exactly, interval_rows, settle_unbounded_claim
 from .matrix import BIG, MatrixOutcome, MatrixSolver, finite_or_big, scaled_rows
 
-#: DAQP's exit flags -> normalised status.
 #: DAQP's exit flag for its time limit; :func:`solve_interruptibly` also returns it for a call it stopped waiting for.
 TIME_LIMIT_FLAG = -7
 
+#: DAQP's exit flags -> normalised status.
 STATUS_MAP: dict[int, str] = {
     1: st.OPTIMAL,
     2: st.OPTIMAL,  # soft constraints relaxed (we pass none)

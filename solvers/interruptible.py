@@ -1,8 +1,9 @@
 """Long native solves that a Ctrl-C or a deadline does not wait for: the call runs in a worker thread.
 
-A backend's C code runs without returning to Python: a SIGINT is only seen when it returns (DAQP: 10 s on one
-5,000-row MNIST unit QP), and a solver whose own time limit leaves out its set-up overruns it (DAQP's ``A R⁻¹``
-on a 400,000-row layer QP: 2–2.9 s past a 4.35 s limit). DAQP releases the GIL while it solves, so
+A backend's C code runs without returning to Python: a SIGINT is only seen when it returns (DAQP: 5–10 s on one
+5,000-row MNIST unit QP), and a solver's own time limit need not cover all of its work (a DAQP layer QP of 400,000
+rows ran 2–2.9 s past a 4.35 s limit; where that time went was not pinned down). DAQP releases the GIL while it
+solves, so
 :func:`call` runs such a call in a daemon thread and waits for it in short steps: a Ctrl-C raises
 ``KeyboardInterrupt`` in the waiting thread at once, and past ``wait_limit`` seconds the caller gets
 :data:`ABANDONED` instead of an answer. The abandoned call runs on in its thread until it ends (its own time limit,
