@@ -39,6 +39,7 @@ def _records(out):
     return {r["id"]: r for r in runner.read_records(out)}
 
 
+@pytest.mark.slow
 def test_quick_suite_runs_every_case_and_stores_raw_results(quick_run):
     code, out = quick_run
     assert code == EXIT_OK
@@ -56,6 +57,7 @@ def test_quick_suite_runs_every_case_and_stores_raw_results(quick_run):
         assert r["env"]["versions"]["cvxpy"] and r["env"]["cpu"]
 
 
+@pytest.mark.slow
 def test_quick_suite_covers_every_family_and_peer(quick_run):
     _, out = quick_run
     records = _records(out)
@@ -65,6 +67,7 @@ def test_quick_suite_covers_every_family_and_peer(quick_run):
                                                         "sklearn-mu", "torch-gd", "torch-adam"}
 
 
+@pytest.mark.slow
 def test_counterexample_reaches_both_local_minima_with_certificates(quick_run):
     _, out = quick_run
     records = _records(out)
@@ -74,6 +77,7 @@ def test_counterexample_reaches_both_local_minima_with_certificates(quick_run):
     assert bad["gap"] == pytest.approx(3.0, rel=1e-6)  # a certified partial minimum 4x the global optimum
 
 
+@pytest.mark.slow
 def test_factorization_reaches_the_svt_optimum(quick_run):
     _, out = quick_run
     r = _records(out)["mf-synth-60x40/gauss-seidel/clarabel/seed0"]
@@ -86,6 +90,7 @@ def _table_rows(section: str) -> list[list[str]]:
     return [[c.strip() for c in row] for row in rows[1:]]  # drop the header
 
 
+@pytest.mark.slow
 def test_report_numbers_match_the_raw_results(quick_run):
     _, out = quick_run
     records = _records(out)
@@ -108,6 +113,7 @@ def test_report_numbers_match_the_raw_results(quick_run):
     assert seen == set(records)
 
 
+@pytest.mark.slow
 def test_report_summary_matches_a_recount_of_the_raw_results(quick_run):
     _, out = quick_run
     records = list(_records(out).values())
@@ -127,6 +133,7 @@ def test_report_summary_matches_a_recount_of_the_raw_results(quick_run):
     assert len(rows) == len({(r["method"], r["backend"]) for r in records})
 
 
+@pytest.mark.slow
 def test_report_writes_plots_and_environment(quick_run):
     _, out = quick_run
     text = (out / "report.md").read_text()
@@ -139,12 +146,14 @@ def test_report_writes_plots_and_environment(quick_run):
     assert "## Environment" in text and "cvxpy" in text
 
 
+@pytest.mark.slow
 def test_report_compares_runs(quick_run, tmp_path):
     _, out = quick_run
     assert main(["report", str(out), str(out), "--out", str(tmp_path), "--no-plots", "--quiet"]) == EXIT_OK
     assert "## Runs compared" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_bench_refuses_to_overwrite_a_run_without_resume(quick_run, capsys):
     _, out = quick_run
     assert main([*QUICK, "--out", str(out)]) == EXIT_RUN_DIR

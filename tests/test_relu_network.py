@@ -448,6 +448,7 @@ def test_block_gaps_reach_rounding_level_with_daqp():
     assert abs(cert.max_gap) <= 1e-12 * max(1.0, net.objective_)  # Clarabel: ±4e-11, never certified at 1e-12
 
 
+@pytest.mark.slow
 def test_squared_blocks_ship_to_a_process_pool_and_agree_with_in_process():
     X, y = _small_regression()
     kw = dict(weight_decay=1e-2, random_state=0, device="cpu", algorithm="jacobi", max_iter=2)

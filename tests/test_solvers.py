@@ -345,6 +345,7 @@ def test_gurobi_solves_a_small_qp():
     assert _close(report.value, _reference(box_qp))
 
 
+@pytest.mark.slow
 def test_highs_prints_no_banner_on_stdout():
     # HiGHS writes a copyright banner from C++ when a process makes its first solver object; it would
     # break `--quiet` and any stdout a user parses. Needs a fresh process to see the first object.
