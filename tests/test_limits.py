@@ -299,7 +299,8 @@ def test_a_time_limit_on_cvxpy_path_blocks_keeps_the_best_point_and_claims_nothi
     res = mc.solve(prob, [[U], [V]], solver="clarabel", seed=0, max_iters=100_000, tol=0.0, time_limit=limit)
     assert res.status == "time_limit"
     one_sweep = max(one_sweep, longest_sweep(res))
-    assert res.total_time <= limit + max(0.05 * limit, one_sweep), (res.total_time, one_sweep)
+    # building the blocks counts in the limit and is not interrupted: a build past it ends the run right after
+    assert res.total_time <= max(limit, res.build_time) + max(0.05 * limit, one_sweep), (res.total_time, one_sweep)
     assert res.objective <= min(h.objective for h in res.history)
     assert prob.objective.value == pytest.approx(res.objective, rel=1e-9)
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values())
@@ -351,7 +352,10 @@ def test_a_time_limit_on_pyomo_sub_models_holds_keeps_the_best_point_and_claims_
     res = opt.result
     assert res.status == "time_limit"
     one_sweep = max(one_sweep, longest_sweep(res))  # this loaded 2-core machine: a sweep here can take longer
-    assert res.total_time <= limit + max(0.05 * limit, one_sweep), (res.total_time, one_sweep)
+    # the limit covers building the sub-models, which nothing interrupts: a build past the limit (0.39 s in a fresh
+    # process here, 0.65 s in total once under CI's load) ends the run right after it
+    assert res.total_time <= max(limit, res.build_time) + max(0.05 * limit, one_sweep), (res.total_time, one_sweep,
+                                                                                           res.build_time)
     assert res.objective <= min(h.objective for h in res.history)
     assert pyo.value(m.o) == pytest.approx(res.objective, rel=1e-9)
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values()) and not res.certificate.is_partial_minimum
@@ -372,7 +376,7 @@ def test_an_nmf_time_limit_reaches_the_backend_through_the_bound_plan():
     # the W block (72 000 nonnegative variables) takes seconds in Clarabel here: it was stopped at the limit
     # (Clarabel ends at its MaxTime), so it failed and the start was kept
     assert res.info["failed_block_solves"] >= 1
-    assert res.total_time <= limit + max(0.05 * limit, longest_sweep(res)), res.total_time
+    assert res.total_time <= max(limit, res.build_time) + max(0.05 * limit, longest_sweep(res)), res.total_time
     assert res.objective == pytest.approx(res.history[0].objective)
     assert nmf.objective_ == pytest.approx(res.objective)
     assert all(math.isnan(g) for g in res.certificate.block_gaps.values()) and not res.certificate.is_partial_minimum
