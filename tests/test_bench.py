@@ -249,6 +249,7 @@ def test_summary_counts_failures_with_the_penalty_time():
     assert row["sgm_time"] == pytest.approx(math.sqrt(3.0 * 11.0) - 1.0)
 
 
+@pytest.mark.slow
 def test_global_miqp_finds_the_optimum_a_local_method_misses():
     if not get_backend("gurobi").available():
         pytest.skip("the fast global test uses Gurobi's pip licence (SCIP takes ~6 s); -m slow runs SCIP")

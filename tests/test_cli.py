@@ -128,6 +128,7 @@ def test_version_prints_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"multiconvex {importlib.metadata.version('multiconvex')}"
 
 
+@pytest.mark.slow
 def test_console_script_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "multiconvex", "solvers", "--quiet"], capture_output=True,
                           text=True, timeout=120)

@@ -305,6 +305,7 @@ def test_unlicensed_mosek_fails_a_parallel_relu_fit_before_any_solve():
     assert adam.fit(X, y).result_.status == "iteration_limit"  # Adam's fit solves nothing: no licence needed
 
 
+@pytest.mark.slow
 def test_oversize_gurobi_model_gives_a_clear_error_and_falls_back(rng):
     pytest.importorskip("gurobipy")
     info = {s.name: s for s in mc.available_solvers()}

@@ -386,6 +386,7 @@ def test_second_order_cone_rows_never_form_a_crossed_pair():
     assert crossed_pair(M, b, 0)   # the same rows read as nonnegative rows do cross
 
 
+@pytest.mark.slow
 def test_exponent_spread_is_charged_and_every_call_stays_near_a_second():
     rng = np.random.default_rng(1)
     for spread in (0, 300, 1000):
@@ -406,6 +407,7 @@ def test_duplicated_rows_cost_no_more_than_distinct_ones():
     assert crossed_pair(M2, b2, n2)   # one crossed copy among the duplicates is still found
 
 
+@pytest.mark.slow
 def test_a_large_sparse_system_is_never_densified():
     M = sp.random(8000, 2000, density=2e-3, random_state=1, format="lil")
     M[:, 0] = -1.0

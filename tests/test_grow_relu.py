@@ -48,6 +48,7 @@ def test_exact_patterns_certify_the_convex_reformulation_optimum(n, d, lam):
     assert net.objective(X, y) == pytest.approx(net.objective_, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_sampled_patterns_are_reported_as_unproven():
     X, y = toy(40, 2, seed=3)
     net = ParallelReLUNetwork(lam=0.3, random_state=0, patterns=6)

@@ -632,6 +632,7 @@ def test_ctrl_c_does_not_wait_for_a_long_daqp_solve():
     assert float(line[-1].split()[-1]) - sent < 1.0, out
 
 
+@pytest.mark.slow
 def test_a_large_daqp_call_that_outlives_its_wait_is_given_up():
     rng = np.random.default_rng(0)
     n, m = 300, 3400  # just above THREAD_WORK, ~0.4 s of DAQP here

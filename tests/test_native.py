@@ -332,6 +332,7 @@ def run_python(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_import_multiconvex_loads_neither_pyomo_nor_torch():
     run_python("import multiconvex, sys; assert 'pyomo' not in sys.modules and 'torch' not in sys.modules, "
                "sorted(m for m in sys.modules if m.startswith(('pyomo', 'torch')))[:5]")

@@ -217,6 +217,7 @@ def _check_case(seed: int) -> int:
     return checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_the_bound_is_above_the_proven_gap_of_every_adjacent_piece(seed):
     """Logistic and softmax, ReLU and leaky, with and without biases: ``bound ≥ F − lower bound of each piece``."""

@@ -89,6 +89,7 @@ def test_layer_steps_name_a_bad_balance():
         LayerSteps(balance=1)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_deadline_right_after_a_small_balance_returns_the_balanced_point_without_an_older_certificate(monkeypatch):
     import time
 

@@ -244,8 +244,16 @@ def test_form_run_near_a_perfect_fit_is_certified_without_cancellation():
 
 
 # -- the estimator ---------------------------------------------------------------------------------
-@parametrize_with_checks([NonnegativeMatrixFactorization(), NonnegativeMatrixFactorization(n_components=2)])
+@parametrize_with_checks([NonnegativeMatrixFactorization(n_components=2)])
 def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# the default n_components (n_features) on the checks' full-rank data heads for an exact factorization that the
+# relative tolerance never certifies: each fit runs to max_iter (12 s for the checks)
+@pytest.mark.slow
+@parametrize_with_checks([NonnegativeMatrixFactorization()])
+def test_scikit_learn_estimator_checks_at_the_defaults(estimator, check):
     check(estimator)
 
 

@@ -169,6 +169,7 @@ def test_relaxation_upper_bound_contains_the_exact_polar(seed):
         assert sampled.value <= exact + 1e-8 <= sampled.upper + 2e-8
 
 
+@pytest.mark.slow
 def test_branch_and_bound_tightens_the_bound_and_still_contains_the_polar():
     X, y = _data(30, 4, seed=1)
     G = _linear_residual(X, y)
@@ -347,6 +348,7 @@ def test_a_missed_chamber_that_sampling_does_not_find_is_caught_by_the_exact_cou
     assert not relu_polar(X, _linear_residual(X, y), patterns=pats, upper_bound=False).exact
 
 
+@pytest.mark.slow
 def test_cache_is_not_fooled_by_in_place_mutation_or_a_key_collision(monkeypatch):
     X = np.random.default_rng(12).standard_normal((9, 3))
     first = enumerate_patterns(X)
