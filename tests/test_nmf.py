@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import nnls
+from sklearn.datasets import load_digits
 from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -100,6 +101,37 @@ def test_nnls_on_a_large_ill_conditioned_gram_passes_its_kkt_check(seed):
         ref = nnls(A, B[:, i], maxiter=2000)[0]
         ours = 0.5 * np.sum((A @ rep.X[i] - B[:, i]) ** 2)
         assert ours <= 0.5 * np.sum((A @ ref - B[:, i]) ** 2) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nnls_rows_left_by_pivoting_are_solved_by_lawson_hanson(seed):
+    # a Gram matrix H Hᵀ of 24 components of rank 14 (NMF with n_components above the data's rank), a warm start
+    # far from the answer, one round of pivoting: every row still infeasible goes to scipy's Lawson-Hanson
+    rng = np.random.default_rng(seed)
+    k, n, r, rank = 24, 20, 200, 14
+    H = rng.uniform(size=(rank, n))
+    H = np.vstack([H, rng.uniform(size=(k - rank, rank)) @ H]) * 1e3
+    B = rng.uniform(size=(r, n)) * 10
+    G, Q = H @ H.T, -(B @ H.T)
+    warm = rng.uniform(size=(r, k)) * (rng.uniform(size=(r, k)) < 0.5)
+    rep = nnls_shared_gram(G, Q, warm, max_iter=1)
+    assert rep.status == "optimal" and rep.kkt <= 1e-9, rep.how
+    assert "by Lawson-Hanson" in rep.how
+    for i in range(0, r, 20):  # minimisers are not unique: compare the values
+        ref = nnls(H.T, B[i], maxiter=2000)[0]
+        ours = 0.5 * np.sum((H.T @ rep.X[i] - B[i]) ** 2)
+        assert ours <= 0.5 * np.sum((H.T @ ref - B[i]) ** 2) + 1e-9 * float(B[i] @ B[i])
+    assert nnls_shared_gram(G, Q, warm).status == "optimal"  # the default rounds, then whatever is left
+
+
+def test_nmf_above_the_datas_rank_certifies_its_blocks_by_nnls_without_a_fallback():
+    # digits at the default n_components (64 > the data's rank 61): after 100 sweeps G = H Hᵀ is singular and block
+    # principal pivoting from the warm start cycled on some rows; the certificate's W block then went to Clarabel
+    # (a 19,200-variable QP, 4x this fit's time; 40 s on all of digits)
+    X = load_digits().data[:300]
+    res = NonnegativeMatrixFactorization(max_iter=100, random_state=0).fit(X).result_
+    assert res.backends_used.get("nnls") == 2 and "clarabel" not in res.backends_used, res.backends_used
+    assert all(np.isfinite(g) and g >= 0 for g in res.certificate.block_gaps.values())
 
 
 def test_a_named_backend_that_refuses_a_qp_of_its_class_says_what_it_takes_and_not_itself():
