@@ -271,6 +271,12 @@ def check_variables(problem: cp.Problem) -> None:
         if v.attributes.get("diag"):  # its value is a sparse matrix, which the block paths do not read (a review)
             raise InvalidInputError(f"variable '{v.name()}' is declared diag=True, which multiconvex does not take: "
                                     f"declare its diagonal, d = cp.Variable({v.shape[0]}), and use cp.diag(d).")
+        pattern = v.attributes.get("sparsity")  # False when not declared
+        if pattern is not None and pattern is not False:  # the block copies drop it: a dense solve, never converging
+            raise InvalidInputError(f"variable '{v.name()}' is declared with sparsity=..., which multiconvex does not "
+                                    "take: declare its nonzero entries as a vector variable and build the matrix from "
+                                    "it (a constant 0/1 matrix that places them), or fix the other entries at zero "
+                                    "with constraints.")
         if v.size == 0:
             raise InvalidInputError(f"variable '{v.name()}' has shape {v.shape} with no entries: give every "
                                     "variable at least one entry, or remove it from the problem.")

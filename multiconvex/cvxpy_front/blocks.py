@@ -21,8 +21,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
 from cvxpy.atoms.elementwise.power import Power
 from cvxpy.constraints.nonpos import Inequality
+from cvxpy.expressions.constants.parameter import Parameter
 from cvxpy.expressions.expression import Expression
 from cvxpy.expressions.leaf import Leaf
 from cvxpy.expressions.variable import Variable
@@ -183,7 +186,7 @@ def check_domains(problem: cp.Problem) -> None:
     NotMulticonvexError
         Naming the atom, its domain and the fix.
     """
-    explicit = {str(c.args[1]) for c in problem.constraints if isinstance(c, Inequality)
+    explicit = {_identity(c.args[1]) for c in problem.constraints if isinstance(c, Inequality)
                 and not c.args[0].variables() and c.args[0].is_nonneg()}
     roots: list[Expression] = [problem.objective.expr] + [a for c in problem.constraints for a in c.args]
     stack, seen = list(roots), set()
@@ -197,7 +200,7 @@ def check_domains(problem: cp.Problem) -> None:
             p = float(e.p.value)
             arg = e.args[0]
             odd_or_negative = p.is_integer() and ((p >= 3 and p % 2 == 1) or p < 0)
-            if odd_or_negative and not arg.is_nonneg() and str(arg) not in explicit:
+            if odd_or_negative and not arg.is_nonneg() and _identity(arg) not in explicit:
                 shown = f"power({_short(arg)}, {p:g})"
                 raise NotMulticonvexError(
                     f"`{shown}` is convex only where `{_short(arg)}` {'>' if p < 0 else '>='} 0 (cvxpy's implicit "
@@ -207,6 +210,23 @@ def check_domains(problem: cp.Problem) -> None:
                     "nonneg=True) if that domain is meant; otherwise reformulate the term.",
                     block=None, term=shown)
         stack.extend(a for a in getattr(e, "args", []) if _has_variable(a, involves))
+
+
+def _identity(e: Expression) -> tuple:
+    """``e`` as a key that two expressions share only when they are the same function: its text and its leaves in
+    order — variables and parameters by id, constants by value (two variables of one name print alike)."""
+    leaves: list = []
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (Variable, Parameter)):
+            leaves.append((type(node).__name__, node.id))
+        elif isinstance(node, Leaf):
+            value = node.value.toarray() if sp.issparse(node.value) else np.asarray(node.value)
+            leaves.append((value.shape, value.tobytes()))
+        else:
+            stack.extend(reversed(node.args))
+    return str(e), tuple(leaves)
 
 
 def _has_variable(e, memo: dict[int, bool]) -> bool:

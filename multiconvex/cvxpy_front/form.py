@@ -21,7 +21,7 @@ from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..subproblem import BlockSubproblem
 from ..validation import as_float_array
 from .atoms import piece_of, relu
-from .blocks import block_names
+from .blocks import _short, block_names
 from .cross_section import CrossSection
 from .quadratic import BlockWalk, QuadraticBlock, Unsupported, compile_block, walk_block, zero_filled
 
@@ -64,6 +64,21 @@ def walk_form(problem: cp.Problem, blocks: Sequence[Sequence[Variable]], reg: fl
     return FormWalk(problem, float(reg), expr, walks, time.perf_counter() - t0)
 
 
+def check_constant_rows(constraints: Sequence[cp.Constraint], tol: float) -> None:
+    """Refuse a constraint without variables that does not hold (``cp.Constant(0) >= 1``, ``p >= 0`` with a
+    parameter ``p < 0``): no point is feasible, so no solve can do anything (it used to run to the iteration
+    limit and end with ``inf``). Violations up to ``tol`` pass, as in the form's evaluation of a point."""
+    for i, c in enumerate(constraints):
+        if c.variables():
+            continue
+        viol = c.violation()
+        worst = float(np.max(np.asarray(viol, dtype=float), initial=0.0)) if viol is not None else 0.0
+        if worst > tol:
+            raise InvalidInputError(
+                f"constraint {i} `{_short(c)}` involves no variable and does not hold (violated by {worst:.3g}): "
+                "no point is feasible. Correct its data or parameter values, or remove it.")
+
+
 class CvxpyForm(StandardForm):
     """Standard form of a cvxpy ``Problem`` split into ``blocks``.
 
@@ -95,6 +110,7 @@ class CvxpyForm(StandardForm):
         self.objective_expr = expr
         self.constraints = list(problem.constraints)
         self.feasibility_tol = feasibility_tol
+        check_constant_rows(self.constraints, feasibility_tol)
         names = block_names(blocks)
         self.blocks = [Block(n, tuple(v.id for v in b)) for n, b in zip(names, blocks)]
         self.plan = plan if plan is not None else dispatch.make_plan("auto", options=dict(solver_options or {}))

@@ -84,6 +84,24 @@ def check_finite_data(objective, constraints: list, relations: list) -> None:
                 raise InvalidInputError(f"constraint {c.name} has a NaN {side} bound: fix the data before solving.")
 
 
+def check_constant_rows(constraints: list, tol: float) -> None:
+    """Refuse a constraint whose variables are all fixed (or that has none) and that does not hold: no point is
+    feasible (a run used to go to its iteration limit and end with ``inf``). Violations up to ``tol`` pass, as in
+    the form's evaluation of a point."""
+    for c in constraints:
+        if any(True for _ in identify_variables(c.body, include_fixed=False)):
+            continue
+        body = pyo.value(c.body)
+        lo = pyo.value(c.lower) if c.has_lb() else -math.inf
+        hi = pyo.value(c.upper) if c.has_ub() else math.inf
+        worst = max(lo - body, body - hi)
+        if worst > tol:
+            raise InvalidInputError(
+                f"constraint {c.name} involves no free variable (its variables are fixed) and does not hold: body "
+                f"{body:.6g} outside [{lo:.6g}, {hi:.6g}]; no point is feasible. Unfix a variable, correct the data, "
+                "or deactivate the constraint.")
+
+
 def variable_blocks(model, blocks) -> tuple[list[list[VarData]], list[str]]:
     """The variables of each block and the block's name (see :class:`PyomoForm`'s ``blocks``)."""
     if blocks is None:

@@ -32,7 +32,7 @@ from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..validation import as_float_array
-from .blocks import check_finite_data, model_vars, variable_blocks
+from .blocks import check_constant_rows, check_finite_data, model_vars, variable_blocks
 from .compiled import CompiledModel
 from .cross_section import (
     PyomoCrossSection,
@@ -125,6 +125,7 @@ class PyomoForm(StandardForm):
             if not r.is_set():
                 raise InvalidInputError(f"ReLURelation {r.name} was never set: call .set(output, input).")
         check_finite_data(self.objective, self.constraints, self.relations)
+        check_constant_rows(self.constraints, feasibility_tol)
         block_lists, names = variable_blocks(model, blocks)
         used = model_vars(self.objective, self.constraints, self.relations)
         for name, b in zip(names, block_lists):

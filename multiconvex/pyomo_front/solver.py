@@ -207,6 +207,20 @@ class MulticonvexSolver(SolverBase):
         if self._config_error is not None:
             raise self._config_error
         config = self.config(value=kwds, preserve_implicit=True)
+        given = dict(config.solver_options.value()) if config.solver_options is not None else {}
+        if given:  # legacy solve(m, options={...}) or opt.options[...]: the driver's options by name
+            unknown = sorted(str(k) for k in given if k not in config or k == "solver_options")
+            if unknown:
+                names = ", ".join(sorted(str(k) for k in config.keys() if k != "solver_options"))
+                raise InvalidInputError(
+                    f"SolverFactory('multiconvex').solve: solver option(s) {', '.join(unknown)} not known; "
+                    f"multiconvex's options are: {names}. A backend's options go in subsolver_options={{...}}.")
+            rest = {k: v for k, v in kwds.items() if k != "solver_options"}
+            try:  # a keyword wins over options
+                config = self.config(value={**given, **rest}, preserve_implicit=True)
+            except ValueError as exc:  # Pyomo's wrapping of our check: its message names the option and the fix
+                cause = exc.__cause__ or exc.__context__
+                raise (InvalidInputError(str(cause)) if isinstance(cause, InvalidInputError) else exc) from exc
         start = datetime.datetime.now(datetime.UTC)
         original = {id(vd): vd.value for vd in model.component_data_objects(pyo.Var)}
         all_vars = list(model.component_data_objects(pyo.Var))
