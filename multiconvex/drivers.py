@@ -264,9 +264,8 @@ class _Driver:
                 gaps[name] = math.nan
             if gaps[name] < -tol:
                 logger.warning("block %s: the backend's optimum %.10g is above the objective %.10g at a point "
-                               "feasible for it: the solve is inaccurate, or the point is feasible only to the "
-                               "feasibility tolerance (an absolute violation per row: a row with tiny coefficients, "
-                               "e.g. 1e-7*x >= 5e-7, passes it far from its set; scale such rows); it certifies "
+                               "feasible for it: the solve is inaccurate (or the point meets a badly scaled row, "
+                               "e.g. 1e-7*x >= 5e-7, only to the absolute feasibility tolerance); it certifies "
                                "nothing (gap not computed)", name, sol.value, f)
                 gaps[name] = math.nan  # a number from a wrong optimum is no gap
             if prove:  # every piece containing the point, not only the two solved (None: those are all)

@@ -366,4 +366,8 @@ class NMFForm(StandardForm):
         norm_d = float(np.linalg.norm(D))
         err = err_point + 8 * EPS * (abs(f_point) + math.sqrt(D.size) * norm_d * (
             float(np.linalg.norm(grad)) + float(np.linalg.norm(DG))))
-        return f_point - decrease, err
+        value = f_point - decrease
+        if value <= err:  # a (near-)perfect fit: the difference is all rounding, even below 0; the residual's
+            # value is accurate there (its error shrinks with ‖R‖)
+            return self._residual_value(X, H) if name == "W" else self._residual_value(W, X)
+        return value, err

@@ -519,3 +519,12 @@ def test_sparse_data_is_not_made_dense_outside_the_models():
     assert np.all(np.isfinite(got["W"])) and got["H"].shape == (3, 2000)
     # with penalties reconstruction_err_ is the residual's norm (one pass, counted in total_time)
     assert nmf.reconstruction_err_ == pytest.approx(np.linalg.norm(X.toarray() - W @ nmf.components_), rel=1e-12)
+
+
+def test_an_exact_fit_reports_a_nonnegative_objective_from_its_residual():
+    # ½‖X − WH‖² of a rank-1 matrix fitted exactly: the running value (the start's minus exact decreases) ended
+    # at -7e-15, a sum of squares below zero; at its rounding level the candidate's residual gives the value
+    res = NonnegativeMatrixFactorization(n_components=2).fit(np.ones((10, 4))).result_
+    assert res.objective >= 0.0 and res.objective <= 1e-20
+    assert all(v >= 0.0 for _, v in ((h.iteration, h.objective) for h in res.history))
+    assert res.status == "converged" and res.certificate.is_partial_minimum  # every block gap exactly 0
