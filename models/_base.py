@@ -34,8 +34,13 @@ DEPRECATED = "deprecated"
 
 def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     """scikit-learn's ``ConvergenceWarning`` when a fit stopped at ``max_iter`` or ``time_limit`` (as ``MLP*`` and
-    ``NMF`` warn at their ``max_iter``): the returned point is the best so far, its certificate in
-    ``result_.certificate``."""
+    ``NMF`` warn at their ``max_iter``), or stalled without a certificate: the returned point is the best so far,
+    its certificate in ``result_.certificate``."""
+    if result.status == "stalled":  # no limit to raise: say what holds and what does not
+        warnings.warn(f"{type(estimator).__name__}: the fit ended stalled ({result.message}): no block step lowers "
+                      "the objective, but the end point is not certified (result_.certificate has the block gaps; a "
+                      "gap that is nan was not computed).", ConvergenceWarning, stacklevel=stacklevel)
+        return
     if result.status in ("iteration_limit", "time_limit"):
         # the message names the estimator's own parameters (the fit hands its words to the run: LimitWords)
         hybrid = "+" in str(getattr(estimator, "algorithm", ""))

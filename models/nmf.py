@@ -206,7 +206,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
                 f"nonnegative least-squares problems, solved exactly (a Kullback-Leibler block is convex but "
                 f"needs an exact exponential-cone solve per row, not implemented). Use beta_loss='frobenius', "
                 f"or sklearn.decomposition.NMF(beta_loss='kullback-leibler', solver='mu') without a certificate")
-        p["tol"] = _real(self.tol, "tol", where, positive=True)
+        p["tol"] = _real(self.tol, "tol", where)  # 0 as scikit-learn's NMF takes it: stop at max_iter
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise InvalidInputError(f"{where}: max_iter must be an integer >= 1, got {self.max_iter!r}")
         p["max_iter"] = int(self.max_iter)
@@ -376,6 +376,9 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         if W.ndim != 2 or W.shape[1] != self.components_.shape[0]:
             raise InvalidInputError(f"{type(self).__name__}.inverse_transform: W must have shape (n, "
                                     f"{self.components_.shape[0]}), got {W.shape}")
+        if not np.all(np.isfinite(W)):
+            raise InvalidInputError(f"{type(self).__name__}.inverse_transform: W contains NaN or inf "
+                                    f"({int(np.size(W) - np.count_nonzero(np.isfinite(W)))} entries)")
         return W @ self.components_
 
     # -- the previous release's attributes ---------------------------------------------------------

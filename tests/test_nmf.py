@@ -12,6 +12,7 @@ from scipy.optimize import nnls
 from sklearn.datasets import load_digits
 from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from multiconvex import nmf_form
@@ -528,3 +529,23 @@ def test_an_exact_fit_reports_a_nonnegative_objective_from_its_residual():
     assert res.objective >= 0.0 and res.objective <= 1e-20
     assert all(v >= 0.0 for _, v in ((h.iteration, h.objective) for h in res.history))
     assert res.status == "converged" and res.certificate.is_partial_minimum  # every block gap exactly 0
+
+
+def test_a_stalled_fit_warns_that_its_end_point_is_not_certified():
+    # an exact rank-2 fit of data whose entries are not representable: F ≈ 1e-29, no relative certificate there
+    rng = np.random.default_rng(0)
+    X = rng.random((12, 2)) @ rng.random((2, 6))
+    with pytest.warns(ConvergenceWarning, match="ended stalled.*not certified"):
+        res = NonnegativeMatrixFactorization(n_components=2, random_state=0).fit(X).result_
+    assert res.status == "stalled" and not res.certificate.is_partial_minimum
+
+
+def test_tol_zero_is_taken_as_scikit_learn_takes_it_and_inverse_transform_refuses_nan():
+    X = nonneg_low_rank(20, 8, 2, seed=1)
+    with pytest.warns(ConvergenceWarning):
+        nmf = NonnegativeMatrixFactorization(2, tol=0.0, max_iter=5, random_state=0).fit(X)
+    assert nmf.result_.status == "iteration_limit"
+    W = nmf.transform(X)
+    W[0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="inverse_transform: W contains NaN"):
+        nmf.inverse_transform(W)
