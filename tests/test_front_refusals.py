@@ -55,6 +55,16 @@ def test_a_variable_with_a_sparsity_pattern_is_refused():
         mc.solve(prob, [[X], [y]], seed=0)
 
 
+@pytest.mark.parametrize("blocks", ["given", "found"])
+def test_a_maximised_term_that_is_not_concave_is_named_as_the_user_wrote_it(blocks):
+    x, y = cp.Variable(name="x"), cp.Variable(name="y")
+    prob = cp.Problem(cp.Maximize(cp.square(x) + x * y), [x <= 1, x >= -1, y <= 1, y >= -1])
+    # it said `-(square(x) + x*y)` "is concave (minimising needs a convex term)"
+    with pytest.raises(NotMulticonvexError, match=r"term `[^`-]*\(x, 2(\.0)?\)` is convex in the block "
+                                                  r"\(maximising needs a concave term\)"):
+        mc.solve(prob, [[x], [y]] if blocks == "given" else None)
+
+
 # -- Pyomo -----------------------------------------------------------------------------------------
 def _bilinear() -> pyo.ConcreteModel:
     m = pyo.ConcreteModel()

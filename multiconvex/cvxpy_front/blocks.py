@@ -152,7 +152,8 @@ def check_block(problem: cp.Problem, name: str, group: list[Variable], objective
     convex set (:class:`~multiconvex.cvxpy_front.cross_section.CrossSection` checks those).
     """
     objective = _minimised(problem) if objective is None else objective
-    section = CrossSection(name, objective, problem.constraints, group)
+    section = CrossSection(name, objective, problem.constraints, group,
+                           maximise=isinstance(problem.objective, cp.Maximize))
     if section.problem.objective.expr.is_convex():
         return
     sense = "maximising needs a concave term" if isinstance(problem.objective, cp.Maximize) else \

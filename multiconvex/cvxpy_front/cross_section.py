@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+from cvxpy.atoms.affine.add_expr import AddExpression
+from cvxpy.atoms.affine.unary_operators import NegExpression
 from cvxpy.constraints.constraint import Constraint
 from cvxpy.expressions.expression import Expression
 from cvxpy.expressions.variable import Variable
@@ -66,10 +68,10 @@ def clone_variable(v: Variable) -> Variable:
 
 def objective_terms(expr: Expression) -> list[Expression]:
     """Top-level summands of ``expr`` (for naming the term that breaks convexity)."""
-    from cvxpy.atoms.affine.add_expr import AddExpression
-
     if isinstance(expr, AddExpression):
         return [t for a in expr.args for t in objective_terms(a)]
+    if isinstance(expr, NegExpression):  # −(a + b): the terms −a, −b (a maximised objective, minimised)
+        return [-t for t in objective_terms(expr.args[0])]
     return [expr]
 
 
@@ -88,10 +90,12 @@ class CrossSection:
         The block's variables.
     prox : bool
         Whether to include a proximal term ``(ρ/2)‖x − x_k‖²`` (ρ set per solve).
+    maximise : bool
+        The user maximises (``objective`` is the negated one): messages show the user's terms.
     """
 
     def __init__(self, name: str, objective: Expression, constraints: list[Constraint],
-                 block_vars: list[Variable], *, prox: bool = False):
+                 block_vars: list[Variable], *, prox: bool = False, maximise: bool = False):
         self.name = name
         self.block_vars = list(block_vars)
         self._ids = {v.id for v in block_vars}
@@ -107,11 +111,17 @@ class CrossSection:
         built_terms = [self._lift(t) for t in built_terms]
         for term, built in zip(terms, built_terms):
             if not built.is_convex():
+                curvature = built.curvature.lower()
+                if maximise:  # the user's term is the negated one: its curvature flips
+                    term = term.args[0] if isinstance(term, NegExpression) else -term
+                    curvature = {"convex": "concave", "concave": "convex"}.get(curvature, curvature)
+                if curvature == "unknown":
+                    curvature = "neither convex nor concave (by cvxpy's rules)"
                 raise NotMulticonvexError(
                     f"block '{name}' is not convex when the other blocks are fixed: the objective term "
-                    f"`{_short(term)}` is {built.curvature.lower()} in the block "
-                    f"(minimising needs a convex term). Split its variables into other blocks, or "
-                    f"reformulate the term.", block=name, term=_short(term))
+                    f"`{_short(term)}` is {curvature} in the block "
+                    f"({'maximising needs a concave' if maximise else 'minimising needs a convex'} term). Split its "
+                    f"variables into other blocks, or reformulate the term.", block=name, term=_short(term))
         built_cons = []
         for c in constraints:
             if not ({v.id for v in c.variables()} & self._ids):

@@ -130,7 +130,8 @@ class CvxpyForm(StandardForm):
             if why:
                 self.compile_notes[n] = why
                 logger.info("block '%s' stays on the cvxpy path: %s", n, why)
-        self.sections = [None if qb is not None else CrossSection(n, expr, self.constraints, list(b), prox=prox)
+        self.sections = [None if qb is not None else CrossSection(n, expr, self.constraints, list(b), prox=prox,
+                                                                  maximise=self.sense == -1)
                          for n, b, qb in zip(names, blocks, self.compiled)]
         self.backends = [None if s is None else backends_for(s.problem, s.name) for s in self.sections]
         self.forms = {n: "matrix" if qb is not None else "cvxpy" for n, qb in zip(names, self.compiled)}
