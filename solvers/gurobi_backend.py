@@ -63,7 +63,7 @@ class GurobiBackend(Backend):
     )
     _fix = (
         "install a full Gurobi licence (GRB_LICENSE_FILE) or pass "
-        "solver=['gurobi', 'clarabel'] to fall back"
+        "solver=['gurobi', 'clarabel'] (Pyomo: subsolver=[...]) to fall back"
     )
 
     def licence(self) -> LicenceStatus:

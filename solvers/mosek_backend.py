@@ -62,7 +62,7 @@ class MosekBackend(Backend):
         return LicenceError(
             "MOSEK needs a licence file and none was found "
             f"({self.licence().detail}); put one at ~/mosek/mosek.lic or point "
-            "MOSEKLM_LICENSE_FILE at it, or pass solver=['mosek', 'clarabel'] to fall back",
+            "MOSEKLM_LICENSE_FILE at it, or pass solver=['mosek', 'clarabel'] (Pyomo: subsolver=[...]) to fall back",
             solver=self.name,
             limit=limit,
         )

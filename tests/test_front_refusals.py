@@ -65,6 +65,14 @@ def test_a_maximised_term_that_is_not_concave_is_named_as_the_user_wrote_it(bloc
         mc.solve(prob, [[x], [y]] if blocks == "given" else None)
 
 
+def test_init_by_a_name_that_two_variables_share_is_refused():
+    w, other = cp.Variable(name="w"), cp.Variable(name="w")
+    prob = cp.Problem(cp.Minimize(cp.square(w * other - 1) + cp.square(w) + cp.square(other)))
+    with pytest.raises(InvalidInputError, match="2 variables of the problem have that name"):
+        mc.solve(prob, [[w], [other]], init={"w": 1.0})
+    assert mc.solve(prob, [[w], [other]], init={w: 1.0, other: 0.5}, max_iters=2).objective < np.inf
+
+
 # -- Pyomo -----------------------------------------------------------------------------------------
 def _bilinear() -> pyo.ConcreteModel:
     m = pyo.ConcreteModel()

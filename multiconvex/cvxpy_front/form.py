@@ -192,10 +192,13 @@ class CvxpyForm(StandardForm):
         return point
 
     def _by_name(self, name: str) -> Variable:
-        for v in self.variables.values():
-            if v.name() == name:
-                return v
-        raise InvalidInputError(f"init names variable '{name}', which is not in the problem.")
+        hits = [v for v in self.variables.values() if v.name() == name]
+        if len(hits) > 1:
+            raise InvalidInputError(f"init names variable '{name}', but {len(hits)} variables of the problem have "
+                                    "that name: key init by the variable objects themselves.")
+        if not hits:
+            raise InvalidInputError(f"init names variable '{name}', which is not in the problem.")
+        return hits[0]
 
     def _assign(self, point: Point) -> None:
         loaded = self._loaded
