@@ -8,6 +8,7 @@ data call for, or the deprecated full ``sizes``), ``classes_`` and the one-hot /
 
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from multiconvex.validation import check_random_state
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
-__all__ = ["ReLUData", "check_hidden_sizes", "is_classification"]
+__all__ = ["ReLUData", "check_hidden_sizes", "is_classification", "unchanged_on_error"]
 
 
 def check_hidden_sizes(value, where: str, *, allow_empty: bool = True,
@@ -43,6 +44,23 @@ def check_hidden_sizes(value, where: str, *, allow_empty: bool = True,
         raise InvalidInputError(f"{where}: hidden_layer_sizes must be {kind} of positive ints ({example}), got "
                                 f"{value!r}.")
     return tuple(int(s) for s in hidden)
+
+
+def unchanged_on_error(fit):
+    """``fit`` that leaves the estimator as it was when it raises: a refused refit (parameters, solver, device,
+    warm start) changes no attribute, as scikit-learn's MLP keeps its state when a warm start is refused."""
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        saved = dict(vars(self))
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    return guarded
 
 
 def is_classification(est) -> bool:
@@ -138,6 +156,9 @@ class ReLUData(Estimator):
                                         "least 2 classes.")
             if loss == "auto":
                 loss = "logistic" if len(self.classes_) == 2 else "softmax"
+            if loss == "logistic" and len(self.classes_) != 2:
+                raise InvalidInputError(f"{where}: y has {len(self.classes_)} classes; logistic loss takes exactly 2: "
+                                        "use loss='softmax'.")
             n_out = 1 if loss == "logistic" else len(self.classes_)
         given = self._given_sizes()
         if given is None:
@@ -150,9 +171,9 @@ class ReLUData(Estimator):
             if loss == "squared" and n_out != sizes[-1]:
                 raise InvalidInputError(f"{where}: y has {n_out} columns, the network has sizes[-1]={sizes[-1]} "
                                         "outputs.")
-            if loss == "logistic" and len(self.classes_) != 2 or loss == "softmax" and n_out > sizes[-1]:
-                raise InvalidInputError(f"{where}: y has {len(self.classes_)} classes; {loss} loss with "
-                                        f"sizes[-1]={sizes[-1]} takes {2 if loss == 'logistic' else sizes[-1]}.")
+            if loss == "softmax" and n_out > sizes[-1]:
+                raise InvalidInputError(f"{where}: y has {len(self.classes_)} classes; softmax loss with "
+                                        f"sizes[-1]={sizes[-1]} takes {sizes[-1]}.")
         self._arch(where, sizes, loss)  # validate before storing
         self.sizes_, self.loss_ = tuple(int(s) for s in sizes), loss
         return self.sizes_, loss

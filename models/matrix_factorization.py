@@ -257,6 +257,10 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
         opts["tol"] = check_number(tol if opts["tol"] is None else opts["tol"], "tol", minimum=0.0, where=where)
         opts["time_limit"] = check_number(opts["time_limit"], "time_limit", minimum=0.0, strict=True,
                                           allow_none=True, where=where)
+        solver = opts["solver"]
+        if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
+            for name in [solver] if isinstance(solver, str) else list(solver):
+                get_backend(name)  # an unknown name is a clear error before any work (and before Y is read)
         return opts
 
     def fit(self, Y: np.ndarray, y: None = None, *, init: Any = None, **solve_kwargs: Any):
@@ -304,10 +308,6 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
 
     def _fit_grow(self, Y: np.ndarray, init: Any, opts: dict[str, Any], kwargs: dict[str, Any], where: str):
         Y, _, lam = self._validate(Y, where)
-        solver = opts["solver"]
-        if solver is not None and not (isinstance(solver, str) and solver.lower() == "auto"):
-            for name in [solver] if isinstance(solver, str) else list(solver):
-                get_backend(name)  # an unknown name is a clear error before any work
         known = {f.name for f in GrowOptions.__dataclass_fields__.values()} - {"info", "max_iters", "tol",
                                                                                "time_limit"}
         unknown = sorted(set(kwargs) - known)

@@ -51,7 +51,7 @@ from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number, check_random_state
 
 from ._base import DEPRECATED, CvxpyModel, Estimator
-from ._relu_network_data import check_hidden_sizes
+from ._relu_network_data import check_hidden_sizes, unchanged_on_error
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 
@@ -325,9 +325,11 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         return Ws
 
     # -- fitting ------------------------------------------------------------------------------------
+    @unchanged_on_error
     def fit(self, X: Any, y: Any, *, init: Any = None, solver_options: dict | None = None,
             polar_options: dict | None = None, epochs: int = 5000, lr: float = 1e-2, **grow_options: Any):
-        """Fit by the grow meta-algorithm (default) or by Adam (a baseline; certified afterwards when possible).
+        """Fit by the grow meta-algorithm (default) or by Adam (a baseline; certified afterwards when possible). A fit
+        that raises (a refused parameter, solver or ``init``) leaves the estimator as it was.
 
         Parameters
         ----------
@@ -339,7 +341,8 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         solver_options, polar_options : dict, optional
             Passed to the backend, and to :func:`multiconvex.globalopt.relu_polar.relu_polar`
             (other architectures: ``{"n_starts": ..., "ascent_steps": ...}`` of the multi-start ascent).
-        epochs, lr : Adam's settings (``algorithm="adam"``).
+        epochs, lr : Adam's settings (``algorithm="adam"``): epochs at most (an int ``>= 0``; ``time_limit`` may end the
+            run sooner) and the step size (``> 0``).
         **grow_options
             :class:`multiconvex.globalopt.GrowOptions` (``max_subnetworks``, ``max_rounds``, ``polar_tol``,
             ``gap_tol``, ``n_maximisers``; ``max_rounds`` overrides the constructor's). Defaults for two-layer
@@ -363,13 +366,15 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
         if unknown:
             raise InvalidInputError(f"{where}: unknown option(s) {unknown}; grow options are {sorted(known)} (and "
                                     "the constructor's max_iter, tol, time_limit).")
-        Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
-        self._pin_seed(where)
-        self.subnetwork_ = sizes
+        epochs = check_int(epochs, "epochs", minimum=0, where=where)
+        lr = check_number(lr, "lr", minimum=0.0, strict=True, where=where)
         solver, patterns = opts["solver"], opts["patterns"]
         _check_usable(solver, runs=opts["algorithm"] != "adam")  # Adam's fit solves nothing
         check_solver_options(solver_options, solver, where=where)
+        Xa, Y, sizes, lam = self._data(X, y, where, fit=True)
+        self._pin_seed(where)
         Ws = self._init_from(init, sizes, where) if init is not None else self._start(sizes, where)
+        self.subnetwork_ = sizes
         if opts["algorithm"] == "adam":
             return self._fit_adam(Xa, Y, Ws, sizes, lam, epochs, lr, opts["time_limit"], solver, patterns,
                                   solver_options, polar_options)
@@ -416,14 +421,17 @@ class ParallelReLUNetwork(RegressorMixin, Estimator):
     def _fit_adam(self, Xa, Y, Ws, sizes, lam, epochs, lr, time_limit, solver, patterns, solver_options,
                   polar_options):
         t0 = time.perf_counter()
-        Ws, hist = adam(Xa, Y, Ws, lam, self.regulariser, epochs=epochs, lr=lr, time_limit=time_limit)
+        Ws, hist, ran, timed_out = adam(Xa, Y, Ws, lam, self.regulariser, epochs=epochs, lr=lr, time_limit=time_limit)
         history = [HistoryEntry(i, t, f, None, math.nan, 0.0) for i, (t, f) in enumerate(hist)]
         problem = self._problem(Xa, Y, sizes, lam, solver, patterns, solver_options, polar_options)
         f = problem.objective(self._state(Ws))
-        result = Result(objective=f, status="iteration_limit", iterations=epochs, history=history, solver_time=0.0,
-                        total_time=time.perf_counter() - t0, certificate=Certificate({}, 0.0, False),
-                        values={f"W{k + 1}": W for k, W in enumerate(Ws)}, algorithm="adam",
-                        message=f"Adam: {epochs} epochs at lr={lr}; call certificate(X, y) for the global certificate",
+        stop = f", stopped at time_limit={time_limit} s" if timed_out else ""
+        result = Result(objective=f, status="time_limit" if timed_out else "iteration_limit", iterations=ran,
+                        history=history, solver_time=0.0, total_time=time.perf_counter() - t0,
+                        certificate=Certificate({}, 0.0, False), values={f"W{k + 1}": W for k, W in enumerate(Ws)},
+                        algorithm="adam",
+                        message=f"Adam: {ran} epochs at lr={lr}{stop}; call certificate(X, y) for the global "
+                                "certificate",
                         subnetworks=Ws[0].shape[0])
         self._store(result, Ws)
         return self

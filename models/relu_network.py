@@ -51,7 +51,7 @@ from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_flag, check_int, check_number
 
 from ._base import DEPRECATED, CvxpyModel
-from ._relu_network_data import ReLUData, is_classification
+from ._relu_network_data import ReLUData, is_classification, unchanged_on_error
 from ._relu_network_forms import cvxpy_form, pyomo_form, read_sequential, sequential
 
 __all__ = ["ReLUNetwork"]
@@ -214,7 +214,8 @@ class ReLUNetwork(ReLUData):
         self._check_fitted("coefs_")
         vals = {f"W{k + 1}": W for k, W in enumerate(self.coefs_)}
         vals.update({f"b{k + 1}": b for k, b in enumerate(self.intercepts_ or [])})
-        return params_from_named(self._arch(type(self).__name__), vals, self._device())
+        return params_from_named(self._arch(type(self).__name__), vals, self._device(), where=type(self).__name__,
+                                 name="the fitted weights", finite=False)
 
     def _store(self, params) -> None:
         self.coefs_ = [W.detach().cpu().numpy().copy() for W, _ in params]
@@ -226,10 +227,10 @@ class ReLUNetwork(ReLUData):
         where = f"{type(self).__name__}.initial_params"
         return init_params(self._arch(where), self._random_state(where), self._device())
 
-    def _form(self, arch, X, T, solver, block_size, solver_options, budget):
+    def _form(self, arch, X, T, solver, block_size, solver_options, budget, plan=None):
         # the user's choice resolved once (unknown names and a missing named backend fail here):
         # squared-loss blocks are BlockSubproblem values for the dispatcher's plan
-        plan = dispatch.make_plan(solver, options=dict(solver_options or {}))
+        plan = dispatch.make_plan(solver, options=dict(solver_options or {})) if plan is None else plan
 
         def backends_for(subproblem, name):
             return resolve(solver, problem_class(subproblem))
@@ -258,6 +259,7 @@ class ReLUNetwork(ReLUData):
         return opts
 
     # -- training ------------------------------------------------------------------------------
+    @unchanged_on_error
     def fit(self, X, y, *, init: Any = None, solver_options: dict | None = None,
             block_size: int | str | None = "auto", budget: int | None = None, prox: float = 0.0,
             extrapolate: bool = False, executor: Any = None, workers: int | None = None, certify: bool = True,
@@ -265,7 +267,8 @@ class ReLUNetwork(ReLUData):
             grad_tol: float = 0.0, log_every: int = 1, record_diagnostics: bool = False,
             torch_threads: int | None = 1, verbose: bool = False, progress: bool | None = None,
             block_iters: int | None = None, callback: Any = None, layer_steps: Any = None, **deprecated: Any):
-        """Train the network; returns self.
+        """Train the network; returns self. A fit that raises (a refused parameter, solver, device or warm start)
+        leaves the estimator as it was.
 
         Parameters
         ----------
@@ -273,8 +276,8 @@ class ReLUNetwork(ReLUData):
         y : array-like (N,) or (N, n_out)
             Targets (regression) or labels (classification).
         init : dict, optional
-            ``{"W1": ..., "b1": ...}`` start (the architecture read from the data); default: the
-            seeded start, or the current weights with ``warm_start=True``.
+            ``{"W1": ..., "b1": ...}`` start (exactly the keys of the architecture read from the data, finite);
+            default: the seeded start, or the current weights with ``warm_start=True``.
         block_size : "auto", "layer", "unit" or int
             Blocks: whole layers, single units, or groups of units (``"auto"``: the largest groups
             whose matrices fit in ``budget`` entries; see :mod:`multiconvex.nets.blocks`).
@@ -306,6 +309,8 @@ class ReLUNetwork(ReLUData):
         where = f"{type(self).__name__}.fit"
         opts = self._options(deprecated, where)
         check_solver_options(solver_options, opts["solver"], where=where)  # misspelt names fail before any work
+        plan = dispatch.make_plan(opts["solver"], options=dict(solver_options or {}))  # so do unknown solvers
+        self._device()  # and a device this machine lacks
         check_number(prox, "prox", minimum=0.0, where=where)
         check_flag(extrapolate, "extrapolate", where=where)
         seed = self._random_state(where)
@@ -316,7 +321,7 @@ class ReLUNetwork(ReLUData):
         steps = as_layer_steps(layer_steps, where)
         was_fitted = hasattr(self, "coefs_")
         if opts["warm_start"] and was_fitted:
-            old_arch, old_params = self._arch(where), self._params()
+            old_arch, old_params, old_classes = self._arch(where), self._params(), getattr(self, "classes_", None)
         arch, Xt, Tt = self._tensors(X, y, where, fit=True)
         if isinstance(batch_size, str):  # "auto": MLPRegressor's min(200, N) (gd takes the full batch anyway)
             if batch_size != "auto":
@@ -324,8 +329,12 @@ class ReLUNetwork(ReLUData):
                                         "(min(200, N)) or None (the full batch).")
             batch_size = min(200, int(Xt.shape[0]))
         if init is not None:
-            params0 = params_from_named(arch, init, Xt.device)
+            params0 = params_from_named(arch, init, Xt.device, where=where, name="init")
         elif opts["warm_start"] and was_fitted:
+            if arch.loss != "squared" and not np.array_equal(old_classes, self.classes_):
+                raise InvalidInputError(f"{where}: warm_start=True but y has the classes {self.classes_}, the fitted "
+                                        f"network {old_classes}; give y with the same classes or refit with "
+                                        "warm_start=False.")
             if old_arch.sizes != arch.sizes:
                 raise InvalidInputError(f"{where}: warm_start=True but the data call for sizes {arch.sizes}, the "
                                         f"fitted network has {old_arch.sizes}; refit with warm_start=False.")
@@ -343,7 +352,7 @@ class ReLUNetwork(ReLUData):
                                             f"'{algorithm}+gauss-seidel'.")
         _configure_logging(verbose)
         with _torch_threads(torch_threads if Xt.device.type == "cpu" else None):
-            form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
+            form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget, plan)
             x0 = form.point_from_params(params0)
             ex = make_executor(executor, workers)
             try:

@@ -73,14 +73,16 @@ def objective(Ws: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, lam: flo
 
 
 def adam(X: np.ndarray, Y: np.ndarray, Ws0: list[np.ndarray], lam: float, regulariser: str, *, epochs: int = 5000,
-         lr: float = 1e-2, time_limit: float | None = None, record_every: int = 50) -> tuple[list[np.ndarray], list]:
-    """Full-batch Adam on :func:`objective`; returns the best weights and ``[(time, objective)]``."""
+         lr: float = 1e-2, time_limit: float | None = None,
+         record_every: int = 50) -> tuple[list[np.ndarray], list, int, bool]:
+    """Full-batch Adam on :func:`objective`; returns the best weights, ``[(time, objective)]``, the number of epochs
+    run and whether ``time_limit`` ended the run before ``epochs``."""
     Xt, Yt = torch.as_tensor(X, dtype=DTYPE), torch.as_tensor(Y, dtype=DTYPE)
     Ws = [torch.tensor(W, dtype=DTYPE, requires_grad=True) for W in Ws0]
     opt = torch.optim.Adam(Ws, lr=lr)
     t0 = time.perf_counter()
     best = (math.inf, [W.detach().clone() for W in Ws])
-    hist = []
+    hist, ran = [], 0
     for ep in range(epochs):
         opt.zero_grad()
         f = objective(Ws, Xt, Yt, lam, regulariser)
@@ -91,6 +93,7 @@ def adam(X: np.ndarray, Y: np.ndarray, Ws0: list[np.ndarray], lam: float, regula
             hist.append((time.perf_counter() - t0, best[0]))
         f.backward()
         opt.step()
+        ran = ep + 1
         if time_limit is not None and time.perf_counter() - t0 > time_limit:
             break
     with torch.no_grad():
@@ -98,7 +101,7 @@ def adam(X: np.ndarray, Y: np.ndarray, Ws0: list[np.ndarray], lam: float, regula
     if fv < best[0]:
         best = (fv, [W.detach().clone() for W in Ws])
     hist.append((time.perf_counter() - t0, best[0]))
-    return [W.numpy().copy() for W in best[1]], hist
+    return [W.numpy().copy() for W in best[1]], hist, ran, ran < epochs
 
 
 @dataclass(frozen=True)

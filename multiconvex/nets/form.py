@@ -404,20 +404,38 @@ def _forward_uncached(form: NetForm, point: Point):
     return form._forward(point)
 
 
-def params_from_named(arch: Architecture, values: Mapping[str, Any], device: torch.device) -> Params:
-    """``{"W1": ..., "b1": ...}`` -> torch parameters (checked shapes)."""
+def params_from_named(arch: Architecture, values: Mapping[str, Any], device: torch.device, *,
+                      where: str = "params_from_named", name: str = "values", finite: bool = True) -> Params:
+    """``{"W1": ..., "b1": ...}`` -> torch parameters: exactly the architecture's keys (no ``b`` without bias), of its
+    shapes, finite unless ``finite=False`` (checked; ``where`` and ``name`` for the messages, e.g. ``"ReLUNetwork.fit"``
+    and ``"init"``)."""
+    keys = [f"{p}{k + 1}" for k in range(len(arch.sizes) - 1) for p in (("W", "b") if arch.bias else ("W",))]
+    if not isinstance(values, Mapping):
+        raise InvalidInputError(f"{where}: {name} must be a dict {{'W1': ..., 'b1': ...}}, got "
+                                f"{type(values).__name__}.")
+    missing, unknown = [k for k in keys if k not in values], sorted(map(str, set(values) - set(keys)))
+    if missing or unknown:
+        what = " and ".join(f"{label} {ks}" for label, ks in (("lacks", missing), ("has unknown keys", unknown)) if ks)
+        raise InvalidInputError(f"{where}: {name} {what}; give exactly {keys} for sizes {arch.sizes}.")
+
+    def array(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            a = np.asarray(values[key], dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{where}: {name}[{key!r}] is not an array of numbers ({exc}).") from exc
+        a = a.reshape(-1) if key.startswith("b") and a.size == shape[0] else a
+        if a.shape != shape:
+            raise InvalidInputError(f"{where}: {name}[{key!r}] has shape {a.shape}, expected {shape}.")
+        if finite and not np.isfinite(a).all():
+            raise InvalidInputError(f"{where}: {name}[{key!r}] has non-finite entries (NaN or inf); give finite "
+                                    "weights.")
+        return a
+
     params: Params = []
     for k, (m, n) in enumerate(zip(arch.sizes[:-1], arch.sizes[1:])):
-        W = np.asarray(values[f"W{k + 1}"], dtype=float)
-        if W.shape != (n, m):
-            raise InvalidInputError(f"W{k + 1} has shape {W.shape}, expected {(n, m)}.")
-        b = None
-        if arch.bias:
-            b = np.asarray(values[f"b{k + 1}"], dtype=float).reshape(-1)
-            if b.shape != (n,):
-                raise InvalidInputError(f"b{k + 1} has shape {b.shape}, expected {(n,)}.")
-            b = torch.as_tensor(b, dtype=DTYPE, device=device)
-        params.append((torch.as_tensor(W, dtype=DTYPE, device=device), b))
+        W = torch.as_tensor(array(f"W{k + 1}", (n, m)), dtype=DTYPE, device=device)
+        b = torch.as_tensor(array(f"b{k + 1}", (n,)), dtype=DTYPE, device=device) if arch.bias else None
+        params.append((W, b))
     return params
 
 
