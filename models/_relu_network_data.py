@@ -141,8 +141,13 @@ class ReLUData(Estimator):
             if self.activation == "leaky_relu" else 0.0
         return Architecture(tuple(sizes), loss, self.activation, slope, bool(self.bias))
 
-    def _device(self) -> torch.device:
-        return resolve_device(self.device)
+    def _device(self, where: str | None = None) -> torch.device:
+        try:
+            return resolve_device(self.device)
+        except InvalidInputError as exc:  # the message names the estimator's call when it is known
+            if where is None:
+                raise
+            raise InvalidInputError(f"{where}: {exc}") from exc
 
     def _fit_shape(self, X: np.ndarray, y: np.ndarray, where: str) -> tuple[tuple[int, ...], str]:
         """Resolve (and store) the architecture and, for classification, ``classes_``, from the data."""

@@ -310,7 +310,7 @@ class ReLUNetwork(ReLUData):
         opts = self._options(deprecated, where)
         check_solver_options(solver_options, opts["solver"], where=where)  # misspelt names fail before any work
         plan = dispatch.make_plan(opts["solver"], options=dict(solver_options or {}))  # so do unknown solvers
-        self._device()  # and a device this machine lacks
+        self._device(where)  # and a device this machine lacks
         check_number(prox, "prox", minimum=0.0, where=where)
         check_flag(extrapolate, "extrapolate", where=where)
         seed = self._random_state(where)
@@ -369,7 +369,7 @@ class ReLUNetwork(ReLUData):
                     gopts = GradientOptions(algorithm=grad_alg, lr=lr, lr_schedule=lr_schedule,
                                             batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
                                             seed=seed, log_every=log_every, callback=callback,
-                                            words=LimitWords("max_iter"))
+                                            words=LimitWords("max_iter"), where=where)
                     dopts = DriverOptions(algorithm=block_alg, max_iters=block_iters, tol=tol,
                                           time_limit=opts["time_limit"], prox=float(prox),
                                           extrapolate=bool(extrapolate), executor=ex,
@@ -381,7 +381,7 @@ class ReLUNetwork(ReLUData):
                                             batch_size=batch_size, max_iters=opts["max_iter"], grad_tol=grad_tol,
                                             time_limit=opts["time_limit"], seed=seed, log_every=log_every,
                                             record_diagnostics=record_diagnostics, callback=callback,
-                                            words=LimitWords("max_iter"))
+                                            words=LimitWords("max_iter"), where=where)
                     with _torch_threads(None):
                         res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), gopts)
                     res.values = form.named_values(form.point_from_params(params))

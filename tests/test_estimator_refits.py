@@ -106,3 +106,13 @@ def test_adam_reports_the_time_limit_and_the_epochs_run():
 def test_adam_settings_are_checked(kw, match):
     with pytest.raises(InvalidInputError, match=f"ParallelReLUNetwork.fit: {match}"):
         ParallelReLUNetwork(lam=0.1, algorithm="adam").fit(X2, y, **{"epochs": 3, **kw})
+
+
+@pytest.mark.parametrize("kw, what", [({"algorithm": "adam", "batch_size": 0}, "batch_size=0"),
+                                      ({"algorithm": "adam+gauss-seidel", "lr": -1.0}, "lr=-1.0"),
+                                      ({"device": "cuda"}, "device='cuda'")])
+def test_a_refused_option_names_the_estimators_fit(kw, what):
+    if kw.get("device") == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    with pytest.raises(InvalidInputError, match=rf"^ReLURegressor\.fit: {what}"):
+        ReLURegressor([3], max_iter=2, **kw).fit(X3, y)

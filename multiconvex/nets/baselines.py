@@ -60,6 +60,7 @@ class GradientOptions:
     momentum: float = 0.0
     extra: dict = field(default_factory=dict)
     words: LimitWords = field(default_factory=LimitWords)  # how the messages name the limits
+    where: str = "fit"  # what the messages of a refused option name (e.g. "ReLURegressor.fit")
 
 
 def check_gradient_options(opts: GradientOptions, where: str = "fit") -> None:
@@ -118,7 +119,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     docstring), whatever ended the run; the history records the full-batch objective every
     ``log_every`` iterations.
     """
-    check_gradient_options(opts)
+    check_gradient_options(opts, opts.where)
     # the clock starts before the optimiser is made: torch imports its compiler stack on the first one (about 2 s,
     # once a process), time the caller's limit covers
     t0 = time.perf_counter()
