@@ -36,10 +36,10 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     """scikit-learn's ``ConvergenceWarning`` when a fit stopped at ``max_iter`` or ``time_limit`` (as ``MLP*`` and
     ``NMF`` warn at their ``max_iter``), or stalled without a certificate: the returned point is the best so far,
     its certificate in ``result_.certificate``."""
-    if result.status == "stalled":  # no limit to raise: say what holds and what does not
-        warnings.warn(f"{type(estimator).__name__}: the fit ended stalled ({result.message}): no block step lowers "
-                      "the objective, but the end point is not certified (result_.certificate has the block gaps; a "
-                      "gap that is nan was not computed).", ConvergenceWarning, stacklevel=stacklevel)
+    if result.status == "stalled":  # the run's message says why; a gradient run's own stop (grad_tol) is no warning
+        if getattr(result, "algorithm", None) not in ("gd", "sgd", "adam"):
+            warnings.warn(f"{type(estimator).__name__}: the fit ended stalled ({result.message}); its end point is "
+                          "not certified (result_.certificate).", ConvergenceWarning, stacklevel=stacklevel)
         return
     if result.status in ("iteration_limit", "time_limit"):
         # the message names the estimator's own parameters (the fit hands its words to the run: LimitWords)

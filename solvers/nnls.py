@@ -234,12 +234,13 @@ def _lawson_hanson(G: np.ndarray, Q: np.ndarray, X: np.ndarray, rows: np.ndarray
     if not keep.any():
         return 0
     root = np.sqrt(s[keep])
-    A = root[:, None] * V[:, keep].T
+    scale = 1.0 / float(root.max())  # A and b scaled alike (the same x): SciPy 1.12-1.14's nnls has an absolute
+    A = (scale * root)[:, None] * V[:, keep].T  # tolerance, which failed on small-magnitude data
     done = 0
     for i in rows.tolist():
         q = Q[i, idx]
         try:
-            x, _ = optimize.nnls(A, -(V[:, keep].T @ q) / root, maxiter=50 * idx.size)
+            x, _ = optimize.nnls(A, -scale * (V[:, keep].T @ q) / root, maxiter=50 * idx.size)
         except RuntimeError:  # its iteration limit (older SciPy raises): the row stays as it was
             continue
         X[i] = 0.0

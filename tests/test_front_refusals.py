@@ -111,3 +111,12 @@ def test_pyomo_unknown_or_bad_solver_options_are_refused_by_name():
         pyo.SolverFactory("multiconvex").solve(_bilinear(), options={"bogus": 1})
     with pytest.raises(InvalidInputError, match="tol=nan"):
         pyo.SolverFactory("multiconvex").solve(_bilinear(), options={"tol": float("nan")})
+
+
+def test_pyomo_a_fixed_variable_without_a_value_is_still_refused_by_name():
+    m = _bilinear()
+    m.f = pyo.Var()
+    m.f.fix()
+    m.c = pyo.Constraint(expr=m.f >= -10)
+    with pytest.raises(InvalidInputError, match="variable f is fixed but has no value"):
+        pyo.SolverFactory("multiconvex").solve(m)

@@ -187,8 +187,7 @@ def check_domains(problem: cp.Problem) -> None:
     NotMulticonvexError
         Naming the atom, its domain and the fix.
     """
-    explicit = {_identity(c.args[1]) for c in problem.constraints if isinstance(c, Inequality)
-                and not c.args[0].variables() and c.args[0].is_nonneg()}
+    explicit: set | None = None  # the constraints' keys, built when a power needs them (they copy constants)
     roots: list[Expression] = [problem.objective.expr] + [a for c in problem.constraints for a in c.args]
     stack, seen = list(roots), set()
     involves: dict[int, bool] = {}  # whether a node's subtree holds a variable, each node once
@@ -201,7 +200,10 @@ def check_domains(problem: cp.Problem) -> None:
             p = float(e.p.value)
             arg = e.args[0]
             odd_or_negative = p.is_integer() and ((p >= 3 and p % 2 == 1) or p < 0)
-            if odd_or_negative and not arg.is_nonneg() and _identity(arg) not in explicit:
+            if odd_or_negative and not arg.is_nonneg() and explicit is None:
+                explicit = {_identity(c.args[1]) for c in problem.constraints if isinstance(c, Inequality)
+                            and not c.args[0].variables() and c.args[0].is_nonneg()}
+            if odd_or_negative and not arg.is_nonneg() and _identity(arg) not in (explicit or set()):
                 shown = f"power({_short(arg)}, {p:g})"
                 raise NotMulticonvexError(
                     f"`{shown}` is convex only where `{_short(arg)}` {'>' if p < 0 else '>='} 0 (cvxpy's implicit "
