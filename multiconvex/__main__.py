@@ -117,7 +117,7 @@ def _demo_run(args: argparse.Namespace) -> int:
                    max_iters=args.max_iters, verbose=args.verbose, progress=False if args.quiet else None)
     print(textwrap.indent(res.summary(), "  "))
     print(f"  block solves per backend: {res.backends_used}")
-    print(f"  closed-form check: relative gap {(res.objective - exact) / abs(exact):.2e}")
+    print(f"  closed-form check: relative gap {(res.objective - exact) / max(1.0, abs(exact)):.2e}")
     print()
     ok = certified and confirmed and res.status == "converged"
     if not certified:

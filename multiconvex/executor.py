@@ -264,6 +264,9 @@ def _dask(workers: int | None, threads_per_worker: int, address: str | None) -> 
             client = Client(address, timeout="20s")
         except OSError as exc:
             raise SolverUnavailableError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from exc
+        except ValueError as exc:  # not an address at all (e.g. no port): a usage error, not an internal one
+            raise InvalidInputError(f"scheduler address {address!r} is not valid ({exc}): give one like "
+                                    "'tcp://host:8786'.") from exc
         client.register_plugin(plugin_cls(threads_per_worker))
         return DaskExecutor(client)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):

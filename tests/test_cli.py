@@ -146,3 +146,16 @@ def test_readme_demo_end_to_end():
     assert abs(grow_gap) < 1e-9 and abs(block_gap) < 1e-6
     seconds = float(proc.stdout.rsplit("s after imports", 1)[0].rsplit(" ", 1)[1])
     assert seconds < 6.0  # the target is 3 s of compute; slack for a shared machine
+
+
+def test_demo_at_lam_zero_reports_instead_of_dividing_by_zero(capsys):
+    # the closed-form optimum is 0 at λ = 0 with enough factors: the relative gap divided by it (internal error)
+    rc = main(["demo", "--lam", "0", "--samples", "50", "--quiet"])
+    assert rc in (0, 1)
+    assert "closed-form check: relative gap" in capsys.readouterr().out
+
+
+def test_a_scheduler_that_is_not_an_address_is_a_usage_error(tmp_path, capsys):
+    rc = main(["bench", "--scheduler", "garbage", "--out", str(tmp_path / "run")])
+    assert rc == EXIT_USAGE and "scheduler address 'garbage' is not valid" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
