@@ -9,6 +9,7 @@ path of renamed parameters (``seed`` → ``random_state``, fit-time ``solver=`` 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Mapping
@@ -26,10 +27,27 @@ import multiconvex as mc  # at call time: the core may import the model zoo
 from multiconvex.errors import InvalidInputError
 from multiconvex.result import LimitWords
 
-__all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_model"]
+__all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_model", "unchanged_on_error"]
 
 #: Default of a renamed constructor parameter: tells "not given" from any value the user may pass.
 DEPRECATED = "deprecated"
+
+
+def unchanged_on_error(fit):
+    """``fit`` that leaves the estimator as it was when it raises: a refused refit (parameters, solver, device,
+    warm start) changes no attribute, as scikit-learn's MLP keeps its state when a warm start is refused."""
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        saved = dict(vars(self))
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    return guarded
 
 
 def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:

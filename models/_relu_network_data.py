@@ -8,7 +8,6 @@ data call for, or the deprecated full ``sizes``), ``classes_`` and the one-hot /
 
 from __future__ import annotations
 
-import functools
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from multiconvex.validation import check_random_state
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
-__all__ = ["ReLUData", "check_hidden_sizes", "is_classification", "unchanged_on_error"]
+__all__ = ["ReLUData", "check_hidden_sizes", "is_classification"]
 
 
 def check_hidden_sizes(value, where: str, *, allow_empty: bool = True,
@@ -44,23 +43,6 @@ def check_hidden_sizes(value, where: str, *, allow_empty: bool = True,
         raise InvalidInputError(f"{where}: hidden_layer_sizes must be {kind} of positive ints ({example}), got "
                                 f"{value!r}.")
     return tuple(int(s) for s in hidden)
-
-
-def unchanged_on_error(fit):
-    """``fit`` that leaves the estimator as it was when it raises: a refused refit (parameters, solver, device,
-    warm start) changes no attribute, as scikit-learn's MLP keeps its state when a warm start is refused."""
-
-    @functools.wraps(fit)
-    def guarded(self, *args, **kwargs):
-        saved = dict(vars(self))
-        try:
-            return fit(self, *args, **kwargs)
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(saved)
-            raise
-
-    return guarded
 
 
 def is_classification(est) -> bool:

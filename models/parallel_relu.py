@@ -50,8 +50,8 @@ from multiconvex.solvers import get_backend, require_usable
 from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_int, check_number, check_random_state
 
-from ._base import DEPRECATED, CvxpyModel, Estimator
-from ._relu_network_data import check_hidden_sizes, unchanged_on_error
+from ._base import DEPRECATED, CvxpyModel, Estimator, unchanged_on_error
+from ._relu_network_data import check_hidden_sizes
 
 __all__ = ["ParallelReLUNetwork", "MISMATCH_EXPLANATION"]
 

@@ -50,8 +50,8 @@ from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.solvers.options import check_solver_options
 from multiconvex.validation import check_flag, check_int, check_number
 
-from ._base import DEPRECATED, CvxpyModel
-from ._relu_network_data import ReLUData, is_classification, unchanged_on_error
+from ._base import DEPRECATED, CvxpyModel, unchanged_on_error
+from ._relu_network_data import ReLUData, is_classification
 from ._relu_network_forms import cvxpy_form, pyomo_form, read_sequential, sequential
 
 __all__ = ["ReLUNetwork"]

@@ -64,6 +64,12 @@ def walk_form(problem: cp.Problem, blocks: Sequence[Sequence[Variable]], reg: fl
     return FormWalk(problem, float(reg), expr, walks, time.perf_counter() - t0)
 
 
+def worst_violation(c: cp.Constraint) -> float | None:
+    """The largest violation of ``c`` at its variables' values (``None``: cvxpy cannot evaluate it)."""
+    viol = c.violation()
+    return None if viol is None else float(np.max(np.asarray(viol, dtype=float), initial=0.0))
+
+
 def check_constant_rows(constraints: Sequence[cp.Constraint], tol: float) -> None:
     """Refuse a constraint without variables that does not hold (``cp.Constant(0) >= 1``, ``p >= 0`` with a
     parameter ``p < 0``): no point is feasible, so no solve can do anything (it used to run to the iteration
@@ -71,9 +77,8 @@ def check_constant_rows(constraints: Sequence[cp.Constraint], tol: float) -> Non
     for i, c in enumerate(constraints):
         if c.variables():
             continue
-        viol = c.violation()
-        worst = float(np.max(np.asarray(viol, dtype=float), initial=0.0)) if viol is not None else 0.0
-        if worst > tol:
+        worst = worst_violation(c)
+        if worst is not None and worst > tol:
             raise InvalidInputError(
                 f"constraint {i} `{_short(c)}` involves no variable and does not hold (violated by {worst:.3g}): "
                 "no point is feasible. Correct its data or parameter values, or remove it.")
@@ -236,8 +241,8 @@ class CvxpyForm(StandardForm):
         for c in self.constraints:
             if own and {v.id for v in c.variables()} & own:
                 continue  # one of the block's own rows: its subproblem holds it
-            viol = c.violation()
-            if viol is None or float(np.max(np.asarray(viol, dtype=float), initial=0.0)) > 0.0:
+            worst = worst_violation(c)
+            if worst is None or worst > 0.0:
                 return False
         return True
 
@@ -253,9 +258,9 @@ class CvxpyForm(StandardForm):
             return float("inf"), float("inf")
         violation = 0.0
         for c in self.constraints:
-            viol = c.violation()
-            if viol is not None:
-                violation = max(violation, float(np.max(np.asarray(viol, dtype=float), initial=0.0)))
+            worst = worst_violation(c)
+            if worst is not None:
+                violation = max(violation, worst)
         if violation > feasibility_tol:
             return float("inf"), violation
         return float(np.asarray(val)), 0.0

@@ -63,9 +63,10 @@ class GradientOptions:
     where: str = "fit"  # what the messages of a refused option name (e.g. "ReLURegressor.fit")
 
 
-def check_gradient_options(opts: GradientOptions, where: str = "fit") -> None:
+def check_gradient_options(opts: GradientOptions) -> None:
     """Refuse bad gradient options before any step, naming the option (``batch_size=0`` used to fail
-    seconds later inside ``range()``, ``lr=-1`` inside torch)."""
+    seconds later inside ``range()``, ``lr=-1`` inside torch); the messages name ``opts.where``."""
+    where = opts.where
     check_choice(opts.algorithm, "algorithm", GRADIENT_ALGORITHMS, where=where)
     check_number(opts.lr, "lr", minimum=0.0, strict=True, allow_none=True, where=where)
     check_choice(opts.lr_schedule, "lr_schedule", ("constant", "sqrt", "harmonic"), where=where)
@@ -119,7 +120,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     docstring), whatever ended the run; the history records the full-batch objective every
     ``log_every`` iterations.
     """
-    check_gradient_options(opts, opts.where)
+    check_gradient_options(opts)
     # the clock starts before the optimiser is made: torch imports its compiler stack on the first one (about 2 s,
     # once a process), time the caller's limit covers
     t0 = time.perf_counter()
