@@ -11,23 +11,29 @@ A run directory holds
 
 ``run.json`` and ``results.csv`` are replaced atomically. A new run only goes into a new or
 empty directory; a directory that holds files but no run is refused (:class:`RunDirError`),
-so a user's files are never overwritten. What the options and cases of a run mean is
+so a user's files are never overwritten. One process at a time writes a run directory: :func:`run_lock`
+holds ``.multiconvex.lock`` (:mod:`filelock`) while a run goes on, and a second ``bench`` into it
+(a second ``--resume``, say) is refused instead of running every case again. What the options and cases of a run mean is
 :mod:`.runner`'s business (:func:`.runner.read_run`); this module checks ``run.json``'s shape only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 
-__all__ = ["CSV_FIELDS", "RECORD_ID_FIELDS", "RunDirError", "read_records", "read_run_json", "prepare_new_run_dir",
-           "write_json_atomic", "repair_torn_tail", "append_record", "write_csv"]
+__all__ = ["CSV_FIELDS", "RECORD_ID_FIELDS", "LOCK_NAME", "RunDirError", "read_records", "read_run_json",
+           "prepare_new_run_dir", "run_lock", "write_json_atomic", "repair_torn_tail", "append_record", "write_csv"]
 
 logger = logging.getLogger("multiconvex.bench")
 
@@ -36,8 +42,14 @@ CSV_FIELDS = ("id", "suite", "problem", "method", "backend", "seed", "status", "
               "build_time", "case_memory_mb", "worker", "error")
 #: Fields every record has; a line of results.jsonl without them is not a record of a run.
 RECORD_ID_FIELDS = ("id", "problem", "method", "backend", "seed", "status")
-#: The temporary file behind the atomic replacement of run.json (ignored when a directory is checked for emptiness).
+#: Fields a record may leave out or set to null, and otherwise holds as a number (the report computes with them).
+NUMBER_FIELDS = ("objective", "reference", "gap", "max_block_gap", "iterations", "wall_time", "cpu_time", "run_time",
+                 "solver_time", "build_time", "setup_time", "case_memory_mb", "certificate_tolerance")
+#: The temporary files behind the atomic replacements of run.json and results.csv (ignored when a directory is
+#: checked for emptiness).
 _TMP_SUFFIX = ".tmp-multiconvex"
+#: The lock file of a run directory (:func:`run_lock`); it stays behind, empty, and is not a user's file.
+LOCK_NAME = ".multiconvex.lock"
 
 
 class RunDirError(Exception):
@@ -77,8 +89,34 @@ def read_records(run_dir: str | Path) -> list[dict]:
         if missing or not isinstance(record["id"], str):
             raise RunDirError(f"{path} line {lineno} is not a benchmark record (no {', '.join(missing) or 'id'}): "
                               "delete or fix that line (its case then runs again on --resume).")
+        bad = _bad_field(record)
+        if bad:
+            raise RunDirError(f"{path} line {lineno} is not a benchmark record as this program writes it ({bad}): "
+                              "delete or fix that line (its case then runs again on --resume).")
         records.append(record)
     return records
+
+
+def _bad_field(record: dict) -> str | None:
+    """What makes ``record`` unusable to the report (a field of the wrong type), or None."""
+    for key in ("id", "problem", "method", "backend", "status"):
+        if not isinstance(record[key], str):
+            return f"{key} is a {type(record[key]).__name__}, not a string"
+    if isinstance(record["seed"], bool) or not isinstance(record["seed"], int):
+        return f"seed is {record['seed']!r}, not an integer"
+    for key in NUMBER_FIELDS:
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{key} is {value!r}, not a number or null"
+    trajectory = record.get("trajectory")
+    if trajectory is not None and not (isinstance(trajectory, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        for v in p) for p in trajectory)):
+        return "trajectory is not a list of [time, objective] pairs"
+    for key in ("error", "worker", "message", "reference_note"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"{key} is a {type(record[key]).__name__}, not a string or null"
+    return None
 
 
 
@@ -100,9 +138,14 @@ def read_run_json(run_dir: str | Path) -> dict:
         raise RunDirError(f"{path} is damaged (not JSON: {exc}): restore it, or start a new run with another "
                           "--out.") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("options"), dict) \
-            or not isinstance(meta.get("cases"), list) or not isinstance(meta.get("sessions", []), list):
+            or not isinstance(meta.get("cases"), list) or not isinstance(meta.get("sessions", []), list) \
+            or not all(isinstance(s, dict) for s in meta.get("sessions", [])):
         raise RunDirError(f"{path} is not the run.json of a multiconvex bench run (it needs 'options' and "
                           "'cases'): restore it, or start a new run with another --out.")
+    odd = next((c for c in meta["cases"] if not isinstance(c, str)), None)
+    if odd is not None or len(set(meta["cases"])) < len(meta["cases"]):
+        what = f"a case that is not an id ({odd!r})" if odd is not None else "a case twice"
+        raise RunDirError(f"{path} lists {what}: restore it, or start a new run with another --out.")
     return meta
 
 
@@ -114,7 +157,7 @@ def prepare_new_run_dir(run_dir: Path) -> None:
         if (run_dir / "run.json").exists() or (run_dir / "results.jsonl").exists():
             raise RunDirError(f"{run_dir} already holds results: pass --resume to finish that run, "
                               "or choose another --out.")
-        others = sorted(p.name for p in run_dir.iterdir() if not p.name.endswith(_TMP_SUFFIX))
+        others = sorted(p.name for p in run_dir.iterdir() if not p.name.endswith(_TMP_SUFFIX) and p.name != LOCK_NAME)
         if others:
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             raise RunDirError(f"{run_dir} is not empty ({shown}) and holds no multiconvex run: choose a new or "
@@ -122,14 +165,40 @@ def prepare_new_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while a run writes it; :class:`RunDirError` at once when another process holds it."""
+    path = run_dir / LOCK_NAME
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise RunDirError(f"{run_dir} is in use: another `multiconvex bench` is writing it (it holds {path}). Wait "
+                          "for that run to end (or stop it), then --resume; two runs in one directory would run "
+                          "and record every case twice.") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _temporary(path: Path, mode: str, **kwargs: Any):
+    """A new file beside ``path`` (a unique name: two writers never share it), for an atomic replacement."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    return Path(name), os.fdopen(fd, mode, **kwargs)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``: never half-written."""
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with tmp.open("w") as fh:
-        fh.write(json.dumps(obj, indent=2, default=str))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp, fh = _temporary(path, "w")
+    try:
+        with fh:
+            fh.write(json.dumps(obj, indent=2, default=str))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def repair_torn_tail(path: Path) -> bool:
@@ -161,13 +230,16 @@ def append_record(fh: Any, record: dict) -> None:
 
 def write_csv(run_dir: str | Path, records: list[dict]) -> Path:
     path = Path(run_dir) / "results.csv"
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in records:
-            w.writerow({k: r.get(k) for k in CSV_FIELDS})
-    os.replace(tmp, path)
+    tmp, fh = _temporary(path, "w", newline="")
+    try:
+        with fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in records:
+                w.writerow({k: r.get(k) for k in CSV_FIELDS})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 def _json_default(o: Any) -> Any:

@@ -2,8 +2,9 @@
 
 The run directory's files (``run.json``, ``results.jsonl`` appended and fsynced per record,
 ``results.csv``) and the rules that keep them whole are :mod:`.rundir`'s; its names are
-re-exported here. ``resume=True`` re-reads ``run.json`` and runs only the cases that have no
-record. Ctrl-C (SIGINT) stops the run after writing what finished.
+re-exported here. ``resume=True`` re-reads ``run.json`` and runs only the cases of the run that have no
+record (a case that ended in an error has its record: it is counted, not run again). Ctrl-C (SIGINT) stops
+the run after writing what finished.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import multiconvex as mc
-from multiconvex.errors import LicenceError
+from multiconvex.errors import InvalidInputError, LicenceError
 from multiconvex.executor import InProcessExecutor, iter_completed
 from multiconvex.globalopt.relu_convex import convex_relu_regression
 from multiconvex.solvers import get_backend
+from multiconvex.validation import check_int, check_number, check_seed
 
 from . import peers
 from .environment import environment
-from .problems import build
+from .problems import PROBLEMS, build
 from .rundir import (
     CSV_FIELDS,
     RECORD_ID_FIELDS,
@@ -41,14 +43,15 @@ from .rundir import (
     read_records,
     read_run_json,
     repair_torn_tail,
+    run_lock,
     write_csv,
     write_json_atomic,
 )
-from .suites import GLOBAL_METHODS, OURS, Case, expand
+from .suites import GLOBAL_METHODS, OURS, SUITES, Case, expand
 
-__all__ = ["OK_STATUSES", "CSV_FIELDS", "RECORD_ID_FIELDS", "RunDirError", "BenchOptions", "BenchSummary", "run_case",
-           "run_bench", "read_run", "read_records", "options_of", "list_cases", "prepare_new_run_dir",
-           "write_json_atomic", "repair_torn_tail", "append_record", "write_csv"]
+__all__ = ["OK_STATUSES", "CSV_FIELDS", "RECORD_ID_FIELDS", "MAX_SEEDS", "RunDirError", "BenchOptions", "BenchSummary",
+           "run_case", "run_bench", "read_run", "read_records", "options_of", "cases_of", "case_states", "list_cases",
+           "prepare_new_run_dir", "write_json_atomic", "repair_torn_tail", "append_record", "write_csv"]
 
 logger = logging.getLogger("multiconvex.bench")
 
@@ -226,15 +229,15 @@ def read_run(run_dir: str | Path) -> dict:
     return meta
 
 
-
 def options_of(meta: dict, run_dir: str | Path) -> BenchOptions:
-    """The :class:`BenchOptions` stored in a run's ``run.json`` (checked: unknown or bad values refused)."""
+    """The :class:`BenchOptions` stored in a run's ``run.json`` (checked: unknown, missing or bad values refused)."""
     path = Path(run_dir) / "run.json"
     known = set(BenchOptions.__dataclass_fields__)
     unknown = sorted(set(meta["options"]) - known)
-    if unknown:
-        raise RunDirError(f"{path}: unknown options {unknown}: restore the file, or start a new run with another "
-                          "--out.")
+    missing = sorted(known - set(meta["options"]))
+    if unknown or missing:
+        what = f"unknown options {unknown}" if unknown else f"options {missing} missing"
+        raise RunDirError(f"{path}: {what}: restore the file, or start a new run with another --out.")
     try:
         options = BenchOptions(**meta["options"])
         expand(options.suite, options.solvers, options.seeds, methods=options.methods, problems=options.problems)
@@ -243,6 +246,29 @@ def options_of(meta: dict, run_dir: str | Path) -> BenchOptions:
                           "restore the file, or start a new run with another --out.") from None
     return options
 
+
+def cases_of(meta: dict, run_dir: str | Path) -> list[Case]:
+    """The cases of a stored run, in its order: the ids ``run.json`` lists, rebuilt from its options.
+
+    An id its options no longer give (a backend the run used is not installed or licensed here any more, or the
+    file was edited) is refused by name: the run cannot be finished as it was started.
+    """
+    options = BenchOptions(**meta["options"])
+    rebuilt = {c.id: c for c in list_cases(options)}
+    lost = [i for i in meta["cases"] if i not in rebuilt]
+    if lost:
+        shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+        raise RunDirError(f"{Path(run_dir) / 'run.json'}: {len(lost)} of its cases ({shown}) do not follow from its "
+                          "options here (a backend they use is not installed or licensed on this machine, or the "
+                          "file was edited): finish the run where it started, or start a new run with another --out.")
+    return [rebuilt[i] for i in meta["cases"]]
+
+
+def case_states(run_dir: str | Path) -> list[tuple[str, str | None]]:
+    """Each case of the run in ``run_dir`` with the status of its record (None: not run yet)."""
+    meta = read_run(run_dir)
+    status = {r["id"]: r["status"] for r in read_records(run_dir)}
+    return [(c.id, status.get(c.id)) for c in cases_of(meta, run_dir)]
 
 
 class _SigintGuard:
@@ -271,8 +297,14 @@ class _SigintGuard:
             signal.signal(signal.SIGINT, self._previous)
 
 
+#: The most seeds one run takes (each is a case per problem, method and backend).
+MAX_SEEDS = 10_000
+
+
 @dataclass
 class BenchOptions:
+    """What a run runs; checked when made (a value of the wrong type or out of range is refused by name)."""
+
     suite: str = "quick"
     solvers: list[str] = field(default_factory=lambda: ["clarabel"])
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -282,6 +314,37 @@ class BenchOptions:
     time_limit: float | None = None
     tol: float = 1e-6
 
+    def __post_init__(self) -> None:
+        where = "bench options"
+        if not isinstance(self.suite, str) or self.suite not in SUITES:
+            raise InvalidInputError(f"{where}: unknown suite {self.suite!r}; known suites: {', '.join(SUITES)}")
+        for name in ("solvers", "methods", "problems"):
+            names = getattr(self, name)
+            if names is None and name != "solvers":
+                continue
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                raise InvalidInputError(f"{where}: {name}={names!r}: give a non-empty list of names.")
+        for name in self.solvers:
+            if name != "auto":
+                get_backend(name)  # UnknownSolverError names the known ones
+        unknown = [p for p in self.problems or () if p not in PROBLEMS]
+        if unknown:
+            raise InvalidInputError(f"{where}: unknown problem(s) {', '.join(unknown)}; known: {', '.join(PROBLEMS)}")
+        if not isinstance(self.seeds, list) or not 1 <= len(self.seeds) <= MAX_SEEDS:
+            raise InvalidInputError(f"{where}: seeds={_short(self.seeds)}: give a list of 1 to {MAX_SEEDS} seeds.")
+        for seed in self.seeds:
+            check_seed(seed, "seed", where=where)
+        if len(set(self.seeds)) < len(self.seeds):
+            raise InvalidInputError(f"{where}: seeds={_short(self.seeds)} repeats a seed: give each seed once.")
+        check_int(self.max_iters, "max_iters", minimum=1, allow_none=True, where=where)
+        check_number(self.time_limit, "time_limit", minimum=0.0, strict=True, allow_none=True, where=where)
+        check_number(self.tol, "tol", minimum=0.0, where=where)
+
+
+def _short(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
 
 @dataclass
 class BenchSummary:
@@ -289,8 +352,9 @@ class BenchSummary:
     total: int
     skipped: int  # finished before (resume)
     ran: int
-    failed: list[str]  # ids with status error
+    failed: list[str]  # ids with status error, run in this session
     records: list[dict]
+    failed_before: list[str] = field(default_factory=list)  # ids with status error recorded by earlier sessions
 
 
 def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: bool = False, executor: Any = None,
@@ -310,24 +374,35 @@ def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: b
         Called with each record as it is written (the CLI logs it).
     """
     run_dir = Path(out)
-    if resume:
-        meta = read_run(run_dir)
-        options = BenchOptions(**meta["options"])
+    fresh = None if resume else (options or BenchOptions())
+    if fresh is None:
+        read_run(run_dir)  # refused before anything is written: no lock file in what is not a run
     else:
-        options = options or BenchOptions()
-    cases = expand(options.suite, options.solvers, options.seeds, methods=options.methods,
-                   problems=options.problems, max_iters=options.max_iters, time_limit=options.time_limit,
-                   tol=options.tol)
-    if not resume:
         prepare_new_run_dir(run_dir)
-        meta = {"command": command or [], "cwd": os.getcwd(), "options": vars(options), "seeds": options.seeds,
-                "cases": [c.id for c in cases], "environment": environment(),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "sessions": []}
+    with run_lock(run_dir):
+        if fresh is None:
+            meta = read_run(run_dir)  # again, under the lock: as the last session left it
+            cases = cases_of(meta, run_dir)
+        else:
+            prepare_new_run_dir(run_dir)  # again, under the lock: no other run started here meanwhile
+            cases = list_cases(fresh)
+            meta = {"command": command or [], "cwd": os.getcwd(), "options": vars(fresh), "seeds": fresh.seeds,
+                    "cases": [c.id for c in cases], "environment": environment(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"), "sessions": []}
+        return _run_locked(run_dir, meta, cases, resume, executor or InProcessExecutor(), command, on_record,
+                           progress)
+
+
+def _run_locked(run_dir: Path, meta: dict, cases: list[Case], resume: bool, executor: Any,
+                command: list[str] | None, on_record: Callable[[dict], None] | None, progress: bool) -> BenchSummary:
+    """:func:`run_bench` once the run directory is locked and the cases are known."""
     results = run_dir / "results.jsonl"
     repair_torn_tail(results)
-    done = {r["id"] for r in read_records(run_dir)}
+    ids = {c.id for c in cases}
+    earlier = [r for r in read_records(run_dir) if r["id"] in ids]  # a record of another run's case is not ours
+    done = {r["id"] for r in earlier}
+    failed_before = sorted({r["id"] for r in earlier if r["status"] == "error"})
     todo = [c for c in cases if c.id not in done]
-    executor = executor or InProcessExecutor()
     meta.setdefault("sessions", []).append({"command": command or [], "executor": _describe(executor),
                                             "resume": resume, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                             "todo": len(todo)})
@@ -355,9 +430,9 @@ def run_bench(out: str | Path, options: BenchOptions | None = None, *, resume: b
         records = read_records(run_dir)
         write_csv(run_dir, records)
         meta["sessions"][-1]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        meta["sessions"][-1]["complete"] = {c.id for c in cases} <= {r["id"] for r in records}
+        meta["sessions"][-1]["complete"] = ids <= {r["id"] for r in records}
         write_json_atomic(meta_path, meta)
-    return BenchSummary(run_dir, len(cases), len(done), ran, failed, records)
+    return BenchSummary(run_dir, len(cases), len(done), ran, failed, records, failed_before)
 
 
 def _describe(executor: Any) -> str:

@@ -24,13 +24,21 @@ from threadpoolctl import threadpool_limits
 import multiconvex as mc
 from multiconvex.benchmarks.problems import PROBLEMS
 from multiconvex.benchmarks.report import render
-from multiconvex.benchmarks.runner import BenchOptions, RunDirError, run_bench
-from multiconvex.benchmarks.suites import SUITES, expand
+from multiconvex.benchmarks.runner import (
+    MAX_SEEDS,
+    BenchOptions,
+    RunDirError,
+    case_states,
+    list_cases,
+    read_run,
+    run_bench,
+)
+from multiconvex.benchmarks.suites import OURS, SUITES
 from multiconvex.errors import InvalidInputError, LicenceError, SolverUnavailableError, UnknownSolverError
 from multiconvex.executor import make_executor
 from multiconvex.globalopt import GrowOptions, grow
 from multiconvex.globalopt.mf_problem import MFGrowProblem, MFState
-from multiconvex.solvers import available_solvers, get_backend
+from multiconvex.solvers import available_solvers, get_backend, require_usable, resolve
 from multiconvex.validation import parse_int, parse_int_list, parse_number
 
 #: Exit codes scripts can rely on.
@@ -67,6 +75,8 @@ logger = logging.getLogger("multiconvex.cli")
 
 
 # -- demo ------------------------------------------------------------------------------------------------
+#: ``bench``'s defaults (the options default to None, so that ``--resume`` can tell which ones a user gave)
+DEFAULT_SUITE, DEFAULT_SOLVERS, DEFAULT_TOL = "quick", "clarabel", 1e-6
 #: Rows of scikit-learn's bundled digits data (the demo's --samples is at most this).
 DIGITS_ROWS = 1797
 #: The demo's closed-form check: a certified objective within this relative distance of the SVT optimum.
@@ -76,6 +86,9 @@ CLOSED_FORM_RTOL = 1e-6
 def _demo(args: argparse.Namespace) -> int:
     """The product in one run: a factorization proven globally optimal by ``grow``, checked against its closed
     form, then the same model by the block method chosen (Gauss–Seidel by default) for comparison."""
+    # the comparison run's backend, before the minutes of grow: an unknown name is a usage error (2), a backend
+    # not installed or without its licence exit 3; the blocks are least-squares problems (class EQP)
+    require_usable(resolve(args.solver, "EQP", matrix_level=True))
     # BLAS threads: on these small matrices extra threads only contend for cores (measured on the 2-core
     # reference machine under load: 0.13-0.16 s with one thread, 0.9-9 s with the default)
     with threadpool_limits(limits=args.threads):
@@ -173,31 +186,45 @@ class _Unavailable(Exception):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if args.suite not in SUITES:
-        return _usage(f"unknown suite {args.suite!r}; known suites: {', '.join(SUITES)}")
+    for option, value in (("--out", args.out), ("--scheduler", args.scheduler)):
+        if value is not None and not value.strip():
+            return _usage(f"{option} {value!r} names nothing: give a {'directory' if option == '--out' else 'address'}"
+                          ", or leave the option out")
+    if args.resume and not args.out:
+        return _usage("--resume needs --out RUN_DIR: the run directory to finish")
+    suite = DEFAULT_SUITE if args.suite is None else args.suite
+    if suite not in SUITES:
+        return _usage(f"unknown suite {suite!r}; known suites: {', '.join(SUITES)}")
     problems = _csv(args.problems, "--problems")
     unknown = [p for p in problems or () if p not in PROBLEMS]
     if unknown:
         return _usage(f"unknown problem(s) {', '.join(unknown)}; known: {', '.join(PROBLEMS)}")
     try:
-        solvers = _solver_list(args.solvers)
+        solvers = _solver_list(DEFAULT_SOLVERS if args.solvers is None else args.solvers)
     except UnknownSolverError as exc:
         return _usage(str(exc))
     except _Unavailable as exc:
         return _fail(EXIT_UNAVAILABLE, str(exc))
-    if args.resume and not args.out:
-        return _usage("--resume needs --out RUN_DIR: the run directory to finish")
-    seeds = list(range(args.seeds)) if args.seed_list is None else args.seed_list
-    options = BenchOptions(suite=args.suite, solvers=solvers, seeds=seeds, methods=_csv(args.methods, "--methods"),
-                           problems=problems, max_iters=args.max_iters, time_limit=args.time_limit, tol=args.tol)
-    out = args.out or f"runs/{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    seeds = list(range(1 if args.seeds is None else args.seeds)) if args.seed_list is None else args.seed_list
+    options = BenchOptions(suite=suite, solvers=solvers, seeds=seeds, methods=_csv(args.methods, "--methods"),
+                           problems=problems, max_iters=args.max_iters, time_limit=args.time_limit,
+                           tol=DEFAULT_TOL if args.tol is None else args.tol)
+    if args.resume:
+        conflicts = _resume_conflicts(args, options, read_run(args.out)["options"])
+        if conflicts:
+            return _usage(f"--resume finishes the run in {args.out} with the options it was started with; "
+                          f"{'; '.join(conflicts)}: drop those options, or start a new run with another --out")
     if args.list:
-        for case in expand(options.suite, solvers, seeds, methods=options.methods, problems=problems,
-                           max_iters=options.max_iters, time_limit=options.time_limit, tol=options.tol):
-            print(case.id)
+        if args.resume:  # the run's own cases, each with the status of its record
+            for case_id, status in case_states(args.out):
+                print(f"{case_id}\t{status or 'to run'}")
+        else:
+            for case in list_cases(options):
+                print(case.id)
         return EXIT_OK
-    if not args.resume and not expand(options.suite, solvers, seeds, methods=options.methods, problems=problems):
-        return _usage("no case matches this suite / --solvers / --methods / --problems combination")
+    if not args.resume and not list_cases(options):
+        return _usage(f"no case matches: {_why_no_case(options)}")
+    out = args.out or f"runs/{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
     kind = "dask" if (args.dask or args.scheduler) else ("processes" if args.workers else None)
     try:
         executor = make_executor(kind, args.workers, address=args.scheduler, threads_per_worker=args.threads_per_worker)
@@ -224,20 +251,74 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"multiconvex: interrupted: finished cases are saved in {out}; "
               f"`multiconvex bench --resume --out {out}` runs the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
+    errors = len(summary.failed) + len(summary.failed_before)
     if not args.quiet:
+        before = f" ({len(summary.failed_before)} recorded by earlier sessions)" if summary.failed_before else ""
         print(f"{summary.ran} cases run, {summary.skipped} already done, {summary.total} in the suite; "
-              f"{len(summary.failed)} errors; {time.perf_counter() - started:.1f}s; results in {summary.run_dir}")
+              f"{errors} errors{before}; {time.perf_counter() - started:.1f}s; results in {summary.run_dir}")
+        for case_id in summary.failed_before:
+            print(f"  error (earlier session): {case_id}")
         for case_id in summary.failed:
             print(f"  error: {case_id}")
+        if summary.failed_before:
+            print("  a case with an error record is not run again by --resume: delete its line from "
+                  f"{summary.run_dir / 'results.jsonl'} to run it again")
     if args.report:
         path = render([summary.run_dir], tol=args.success_tol)
         if not args.quiet:
             print(f"report: {path}")
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def _resume_conflicts(args: argparse.Namespace, given: BenchOptions, stored: dict) -> list[str]:
+    """The options on a ``--resume`` command line that differ from the run's own (those left out never do)."""
+    conflicts = []
+    checks: list[tuple[str, Any, Any, Any]] = [
+        ("--suite", args.suite, given.suite, stored["suite"]),
+        ("--solvers", args.solvers, set(given.solvers), set(stored["solvers"])),
+        ("--seeds" if args.seed_list is None else "--seed-list", args.seeds if args.seed_list is None
+         else args.seed_list, sorted(given.seeds), sorted(stored["seeds"])),
+        ("--methods", args.methods, set(given.methods or ()), set(stored["methods"] or ())),
+        ("--problems", args.problems, set(given.problems or ()), set(stored["problems"] or ())),
+        ("--max-iters", args.max_iters, given.max_iters, stored["max_iters"]),
+        ("--time-limit", args.time_limit, given.time_limit, stored["time_limit"]),
+        ("--tol", args.tol, given.tol, stored["tol"]),
+    ]
+    for option, typed, mine, theirs in checks:
+        if typed is not None and mine != theirs:
+            shown = ",".join(map(str, sorted(theirs))) if isinstance(theirs, set) else _short_list(theirs)
+            conflicts.append(f"{option} differs from the run's ({shown or 'all'})")
+    return conflicts
+
+
+def _short_list(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 6:
+        return ",".join(map(str, value[:5])) + f",... ({len(value)})"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _why_no_case(options: BenchOptions) -> str:
+    """Which filter leaves ``options`` without a case: the first of --problems, --methods, --solvers that does."""
+    entries = SUITES[options.suite]
+    in_suite = [name for name, _ in entries]
+    if options.problems:
+        outside = [p for p in options.problems if p not in in_suite]
+        if len(outside) == len(options.problems):
+            return f"suite {options.suite!r} has no problem {', '.join(outside)} (its problems: {', '.join(in_suite)})"
+    chosen = [(name, methods) for name, methods in entries if not options.problems or name in options.problems]
+    offered = {m for name, methods in chosen
+               for m in (methods if methods is not None else (*OURS, *PROBLEMS[name].peers))}
+    if options.methods and not offered & set(options.methods):
+        return (f"no problem chosen from suite {options.suite!r} is run with --methods {','.join(options.methods)} "
+                f"(their methods: {', '.join(sorted(offered))})")
+    return (f"none of --solvers {','.join(options.solvers)} can solve the blocks of the methods chosen "
+            "(`multiconvex solvers` lists what each backend solves; 'auto' picks one for our methods)")
 
 
 # -- report ----------------------------------------------------------------------------------------------
 def _report(args: argparse.Namespace) -> int:
+    if args.out is not None and not args.out.strip():
+        return _usage(f"--out {args.out!r} names nothing: give a directory, or leave the option out")
     try:
         path = render(args.run_dirs, out=args.out, tol=args.tol, shift=args.shift, plots=not args.no_plots)
     except RunDirError as exc:
@@ -354,12 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
             textwrap.fill(f"{name}: " + "; ".join(f"{p} ({'*' if m is None else ','.join(m)})" for p, m in entries),
                           100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
             for name, entries in SUITES.items() if name != "all") + "\n  all: every suite above\n\n" + EPILOG)
-    bench.add_argument("--suite", default="quick", help="suite to run (default: quick)")
-    bench.add_argument("--solvers", default="clarabel",
+    bench.add_argument("--suite", help=f"suite to run (default: {DEFAULT_SUITE})")
+    bench.add_argument("--solvers",
                        help="comma-separated backends for our methods and the DMCP-style loop, or 'all' "
                             "(every available backend); each case uses only backends that can solve its blocks "
-                            "(default: clarabel)")
-    bench.add_argument("--seeds", type=_count("--seeds"), default=1, help="run seeds 0..N-1 (default: 1)")
+                            f"(default: {DEFAULT_SOLVERS})")
+    bench.add_argument("--seeds", type=_count("--seeds", 1, MAX_SEEDS),
+                       help=f"run seeds 0..N-1, N <= {MAX_SEEDS} (default: 1)")
     bench.add_argument("--seed-list", type=_typed(parse_int_list, "--seed-list", minimum=0),
                        help="explicit comma-separated seeds (overrides --seeds)")
     bench.add_argument("--methods", help="only these methods (e.g. gauss-seidel,jacobi,dmcp-loop,sklearn-cd,"
@@ -369,11 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds per case (ours and the iterative peers)")
     bench.add_argument("--max-iters", type=_count("--max-iters"),
                        help="outer iterations per case (default: the problem's own)")
-    bench.add_argument("--tol", type=_nonneg("--tol"), default=1e-6,
-                       help="stopping tolerance of every method (default 1e-6)")
+    bench.add_argument("--tol", type=_nonneg("--tol"),
+                       help=f"stopping tolerance of our block methods, the DMCP-style loop and scikit-learn's NMF "
+                            f"(default {DEFAULT_TOL:g}); the torch peers stop when a step gains at most 1e-12 relative "
+                            "(or at --time-limit), grow and the convex reformulation use their own defaults")
     bench.add_argument("--out", help="run directory (default: runs/SUITE-TIMESTAMP)")
     bench.add_argument("--resume", action="store_true",
-                       help="finish the run in --out: re-read its options, skip finished cases")
+                       help="finish the run in --out: re-read its options, skip finished cases (with --list: its "
+                            "cases and their status)")
     bench.add_argument("--workers", type=_count("--workers"), help="run cases on a local process pool of N workers")
     bench.add_argument("--dask", action="store_true", help="run cases on a Dask LocalCluster (--workers processes)")
     bench.add_argument("--scheduler", metavar="ADDRESS",

@@ -97,7 +97,9 @@ USAGE_CASES = [
     ["bench", "--suite", ""], ["bench", "--suite", "QUICK"], ["bench", "--solvers", "gurobi;clarabel"],
     ["bench", "--solvers", "clarabel,nope"], ["bench", "--problems", ","], ["bench", "--problems", "mf-synth-60x40x"],
     ["bench", "--methods", "adam"], ["bench", "--resume"], ["bench", "--no-such-flag"], ["nonsense"], [],
-    ["demo", "--solver", "no-such-solver"], ["report"],
+    ["demo", "--solver", "no-such-solver"], ["report"], ["bench", "--out", ""], ["bench", "--out", " "],
+    ["bench", "--scheduler", ""], ["report", ".", "--out", ""], ["bench", "--seeds", "100000000", "--list"],
+    ["bench", "--seed-list", "1,1"],
 ]
 
 
@@ -113,6 +115,7 @@ def test_cli_usage_errors_exit_2_with_one_line(argv, tmp_path, capsys, monkeypat
 # -- the command line: run directories ----------------------------------------------------------------
 ONE_CASE = ["bench", "--suite", "counterexample", "--problems", "neuron-bad", "--methods", "gauss-seidel",
             "--solvers", "clarabel", "--max-iters", "5", "--quiet"]
+ONE_CASE_ID = "neuron-bad/gauss-seidel/clarabel/seed0"
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +194,13 @@ CORRUPT_LINES = {"a list": "[1, 2]", "a number": "3", "a string": '"x"', "null":
                  "an id that is not a string": '{"id": 3, "problem": "p", "method": "m", "backend": "b", '
                                                '"seed": 0, "status": "converged"}',
                  "a record without status": '{"id": "a/b/c/seed0", "problem": "a", "method": "b", '
-                                            '"backend": "c", "seed": 0}'}
+                                            '"backend": "c", "seed": 0}',
+                 "a time that is not a number": '{"id": "a/b/c/seed0", "problem": "a", "method": "b", '
+                                                '"backend": "c", "seed": 0, "status": "converged", "wall_time": "1s"}',
+                 "a seed that is not an integer": '{"id": "a/b/c/seed0", "problem": "a", "method": "b", '
+                                                  '"backend": "c", "seed": "0", "status": "converged"}',
+                 "a trajectory of strings": '{"id": "a/b/c/seed0", "problem": "a", "method": "b", '
+                                            '"backend": "c", "seed": 0, "status": "converged", "trajectory": ["x"]}'}
 
 
 @pytest.mark.parametrize("command", ["resume", "report"])
@@ -277,6 +286,165 @@ def test_resume_closes_a_torn_last_line_and_loses_nothing(run_copy):
     assert results.read_text().startswith(first)  # the finished record is untouched
     rows = (run_copy / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2
+
+
+def _edit_run_json(run_dir: Path, edit) -> None:
+    meta = json.loads((run_dir / "run.json").read_text())
+    edit(meta)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def _drop(key):
+    return lambda o: o.pop(key)
+
+
+DAMAGED_OPTIONS = {
+    "seeds not a list": lambda o: o.update(seeds="abc"),
+    "a negative seed": lambda o: o.update(seeds=[-1]),
+    "a seed that is a float": lambda o: o.update(seeds=[0.5]),
+    "no seeds": lambda o: o.update(seeds=[]),
+    "a negative max_iters": lambda o: o.update(max_iters=-3),
+    "max_iters a string": lambda o: o.update(max_iters="5"),
+    "a zero time_limit": lambda o: o.update(time_limit=0),
+    "tol not a number": lambda o: o.update(tol="small"),
+    "solvers a string": lambda o: o.update(solvers="clarabel"),
+    "an unknown solver": lambda o: o.update(solvers=["nope"]),
+    "an unknown problem": lambda o: o.update(problems=["nope"]),
+    "methods empty": lambda o: o.update(methods=[]),
+    "seeds missing": _drop("seeds"),
+    "tol missing": _drop("tol"),
+}
+
+
+@pytest.mark.parametrize("command", ["resume", "report"])
+@pytest.mark.parametrize("edit", DAMAGED_OPTIONS.values(), ids=DAMAGED_OPTIONS.keys())
+def test_a_run_json_with_bad_options_exits_4_and_runs_nothing(command, edit, run_copy, capsys):
+    _edit_run_json(run_copy, lambda meta: edit(meta["options"]))
+    (run_copy / "results.jsonl").write_text("")  # its one case has no record: a resume would run it
+    before = _snapshot(run_copy)
+    argv = ["bench", "--resume", "--out", str(run_copy), "--quiet"] if command == "resume" else \
+        ["report", str(run_copy), "--quiet"]
+    code, err = _cli(argv, capsys)
+    assert code == EXIT_RUN_DIR
+    _one_clear_line(err, "run.json")
+    assert _snapshot(run_copy) == before
+
+
+DAMAGED_CASES = {
+    "a case that is not an id": lambda meta: meta.update(cases=[ONE_CASE_ID, 3]),
+    "a case twice": lambda meta: meta.update(cases=[ONE_CASE_ID, ONE_CASE_ID]),
+    "a case its options do not give": lambda meta: meta.update(cases=[ONE_CASE_ID, "neuron-bad/jacobi/osqp/seed7"]),
+    "a session that is not an object": lambda meta: meta.update(sessions=[1]),
+}
+
+
+@pytest.mark.parametrize("edit", DAMAGED_CASES.values(), ids=DAMAGED_CASES.keys())
+def test_resume_of_a_run_json_with_bad_cases_exits_4_and_runs_nothing(edit, run_copy, capsys):
+    _edit_run_json(run_copy, edit)
+    before = _snapshot(run_copy)
+    code, err = _cli(["bench", "--resume", "--out", str(run_copy), "--quiet"], capsys)
+    assert code == EXIT_RUN_DIR
+    _one_clear_line(err, "run.json")
+    assert _snapshot(run_copy) == before
+
+
+def test_a_record_of_another_runs_case_does_not_count_as_done(run_copy):
+    (line,) = (run_copy / "results.jsonl").read_text().splitlines()
+    foreign = {**json.loads(line), "id": "bilinear-10/gauss-seidel/clarabel/seed0", "problem": "bilinear-10"}
+    (run_copy / "results.jsonl").write_text(json.dumps(foreign) + "\n")  # the run's own case has no record
+    summary = runner.run_bench(run_copy, resume=True)
+    assert (summary.total, summary.skipped, summary.ran) == (1, 0, 1)
+    assert sorted(r["id"] for r in runner.read_records(run_copy)) == sorted([foreign["id"], ONE_CASE_ID])
+
+
+def test_resume_counts_the_errors_of_earlier_sessions_and_exits_1(run_copy, capsys):
+    record = json.loads((run_copy / "results.jsonl").read_text())
+    (run_copy / "results.jsonl").write_text(json.dumps({**record, "status": "error", "error": "boom"}) + "\n")
+    code = main(["bench", "--resume", "--out", str(run_copy)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "0 cases run, 1 already done, 1 in the suite; 1 errors (1 recorded by earlier sessions)" in out
+    assert f"error (earlier session): {ONE_CASE_ID}" in out and "delete its line" in out
+
+
+def test_a_second_bench_into_a_run_directory_in_use_exits_4_and_writes_nothing(run_copy, capsys):
+    (run_copy / "results.jsonl").write_text("")  # a case left to run
+    with runner.run_lock(run_copy):  # another process's run holds the directory
+        before = _snapshot(run_copy)
+        code, err = _cli(["bench", "--resume", "--out", str(run_copy), "--quiet"], capsys)
+        assert code == EXIT_RUN_DIR
+        _one_clear_line(err, "in use")
+        assert _snapshot(run_copy) == before
+    assert main(["bench", "--resume", "--out", str(run_copy), "--quiet"]) == EXIT_OK  # once it is free
+    assert [r["id"] for r in runner.read_records(run_copy)] == [ONE_CASE_ID]
+
+
+def test_a_new_run_into_a_directory_in_use_exits_4(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with runner.run_lock(out):
+        code, err = _cli([*ONE_CASE, "--out", str(out)], capsys)
+    assert code == EXIT_RUN_DIR
+    _one_clear_line(err, "in use")
+    assert not (out / "run.json").exists()
+    assert main([*ONE_CASE, "--out", str(out)]) == EXIT_OK  # the lock file left behind is not a user's file
+
+
+def test_resume_with_the_runs_own_options_goes_on_and_with_others_exits_2(run_copy, capsys):
+    (run_copy / "results.jsonl").write_text("")
+    before = _snapshot(run_copy)
+    for other in (["--solvers", "osqp"], ["--seeds", "2"], ["--max-iters", "6"], ["--tol", "1e-3"],
+                  ["--methods", "jacobi"], ["--suite", "quick"]):
+        code, err = _cli([*ONE_CASE, *other, "--resume", "--out", str(run_copy)], capsys)
+        assert code == EXIT_USAGE, other
+        _one_clear_line(err, other[0], "differs")
+        assert _snapshot(run_copy) == before
+    assert main([*ONE_CASE, "--resume", "--out", str(run_copy)]) == EXIT_OK  # the command that started it, again
+    assert [r["id"] for r in runner.read_records(run_copy)] == [ONE_CASE_ID]
+
+
+def test_list_with_resume_lists_the_runs_cases_and_their_status(run_copy, capsys):
+    _edit_run_json(run_copy, lambda meta: (meta["options"].update(problems=["neuron-bad", "neuron-good"]),
+                                           meta.update(cases=[ONE_CASE_ID, "neuron-good/gauss-seidel/clarabel/seed0"])))
+    capsys.readouterr()
+    assert main(["bench", "--resume", "--list", "--out", str(run_copy)]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    status = json.loads((run_copy / "results.jsonl").read_text())["status"]
+    assert lines == [f"{ONE_CASE_ID}\t{status}", "neuron-good/gauss-seidel/clarabel/seed0\tto run"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--suite", "global", "--problems", "neuron-bad"], ["suite 'global' has no problem neuron-bad"]),
+    (["--suite", "quick", "--problems", "neuron-bad", "--methods", "jacobi"], ["--methods jacobi", "gauss-seidel"]),
+    (["--suite", "quick", "--problems", "neuron-bad", "--methods", "gauss-seidel", "--solvers", "lstsq"],
+     ["none of --solvers lstsq"]),
+])
+def test_no_case_matches_names_the_filter_that_leaves_none(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(["bench", *argv, "--quiet"], capsys)
+    assert code == EXIT_USAGE
+    _one_clear_line(err, "no case matches", *words)
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_refuses_an_unknown_solver_before_grow_runs(capsys, monkeypatch):
+    import multiconvex.__main__ as cli
+
+    monkeypatch.setattr(cli, "grow", lambda *a, **k: pytest.fail("grow ran before the solver was checked"))
+    code, err = _cli(["demo", "--solver", "nope", "--quiet"], capsys)
+    assert code == EXIT_USAGE
+    _one_clear_line(err, "nope")
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"seeds": [-1]}, "seed"), ({"seeds": [True]}, "seed"), ({"seeds": list(range(runner.MAX_SEEDS + 1))}, "seeds"),
+    ({"seeds": [0, 0]}, "repeats"), ({"max_iters": 0}, "max_iters"), ({"time_limit": -1.0}, "time_limit"),
+    ({"tol": float("nan")}, "tol"), ({"suite": "nope"}, "suite"), ({"solvers": []}, "solvers"),
+    ({"methods": "gauss-seidel"}, "methods"), ({"problems": ["nope"]}, "nope"),
+])
+def test_bench_options_refuse_bad_values_by_name(options, name):
+    with pytest.raises(InvalidInputError, match=name):
+        runner.BenchOptions(**options)
 
 
 # -- the validation layer -----------------------------------------------------------------------------
