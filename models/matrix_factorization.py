@@ -23,7 +23,7 @@ from multiconvex.globalopt.mf_problem import MFForm, MFGrowProblem, MFState
 from multiconvex.solvers import get_backend
 from multiconvex.validation import check_int, check_number, check_random_state
 
-from ._base import DEPRECATED, CvxpyModel, Estimator
+from ._base import DEPRECATED, CvxpyModel, Estimator, unchanged_on_error
 from ._pyomo import factorization, set_values
 
 __all__ = ["MatrixFactorization", "svt_optimum"]
@@ -263,6 +263,7 @@ class MatrixFactorization(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Est
                 get_backend(name)  # an unknown name is a clear error before any work (and before Y is read)
         return opts
 
+    @unchanged_on_error
     def fit(self, Y: np.ndarray, y: None = None, *, init: Any = None, **solve_kwargs: Any):
         """Fit ``U_``, ``V_`` by :func:`multiconvex.solve` (or by the grow meta-algorithm).
 

@@ -41,7 +41,7 @@ from multiconvex.solvers import make_plan, solve_subproblem
 from multiconvex.solvers.dispatch import Plan, one_blas_thread
 from multiconvex.validation import check_flag
 
-from ._base import CvxpyModel, warn_unconverged
+from ._base import CvxpyModel, unchanged_on_error, warn_unconverged
 from ._pyomo import factorization, set_values
 
 __all__ = ["NonnegativeMatrixFactorization"]
@@ -305,6 +305,7 @@ class NonnegativeMatrixFactorization(ClassNamePrefixFeaturesOutMixin, Transforme
         self.fit_transform(X, y, **params)
         return self
 
+    @unchanged_on_error
     def fit_transform(self, X: Any, y: Any = None, W: Any = None, H: Any = None, **params: Any) -> np.ndarray:
         """Fit and return ``W``.
 

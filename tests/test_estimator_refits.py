@@ -11,6 +11,7 @@ import torch
 from multiconvex.errors import InvalidInputError
 from multiconvex.models import (
     MatrixFactorization,
+    NonnegativeMatrixFactorization,
     ParallelReLUNetwork,
     ReLUClassifier,
     ReLUNetwork,
@@ -70,6 +71,21 @@ def test_refused_factorization_refit_keeps_the_fitted_factors():
     with pytest.raises(InvalidInputError, match="nosuch"):
         mf.set_params(solver="nosuch").fit(rng.standard_normal((6, 5)))
     assert mf.n_features_in_ == 4 and mf.transform(Y).shape == (6, 2)
+
+
+def test_a_refit_refused_after_reading_the_data_keeps_the_fitted_factors():
+    """The data is read (``n_features_in_`` set) before the start is checked: a refused start changes nothing."""
+    Y = rng.standard_normal((6, 4))
+    mf = MatrixFactorization(n_components=2, random_state=0).fit(Y)
+    with pytest.raises(InvalidInputError, match=r"init\['V'\] has shape"):
+        mf.fit(rng.standard_normal((6, 5)), init={"V": np.ones((3, 3))})
+    assert mf.n_features_in_ == 4 and mf.V_.shape == (4, 2) and mf.transform(Y).shape == (6, 2)
+    nmf = NonnegativeMatrixFactorization(n_components=2, random_state=0, max_iter=20).fit(abs(Y))
+    components = nmf.components_.copy()
+    with pytest.raises(InvalidInputError, match="H has shape"):
+        nmf.set_params(init="custom").fit(abs(rng.standard_normal((6, 5))), W=np.ones((6, 2)), H=np.ones((3, 5)))
+    assert nmf.n_features_in_ == 4
+    np.testing.assert_array_equal(nmf.components_, components)
 
 
 @pytest.mark.parametrize("init, match", [
