@@ -14,6 +14,7 @@ import pytest
 from conftest import svt_value
 from pyomo.contrib.solver.common.factory import SolverFactory as SolverFactoryV2
 from pyomo.opt import TerminationCondition
+from threadpoolctl import threadpool_info
 
 import multiconvex as mc
 from multiconvex.models import BilinearProgram, MatrixFactorization, NonnegativeMatrixFactorization, SingleReLUNeuron
@@ -149,6 +150,21 @@ def test_new_style_interface_reports_the_certificate():
     assert results.extra_info.is_partial_minimum
     assert results.incumbent_objective == pytest.approx(pyo.value(m.obj))
     assert results.timing_info.solver_time <= results.timing_info.wall_time
+
+
+def test_threads_limits_the_blas_threads_of_the_run():
+    """Pyomo's ``threads`` option: the BLAS/OpenMP threads of the whole run, given back afterwards."""
+    seen: list[set[int]] = []
+
+    def note_threads(entry):
+        seen.append({pool["num_threads"] for pool in threadpool_info()})
+
+    before = {pool["num_threads"] for pool in threadpool_info()}
+    results = SolverFactoryV2("multiconvex").solve(user_bilinear(), subsolver="highs", threads=1,
+                                                   callback=note_threads)
+    assert results.extra_info.is_partial_minimum
+    assert seen and all(threads == {1} for threads in seen)
+    assert {pool["num_threads"] for pool in threadpool_info()} == before
 
 
 def test_tee_prints_one_row_per_iteration(capsys):

@@ -49,6 +49,7 @@ from pyomo.contrib.solver.common.results import Results, SolutionStatus, Termina
 from pyomo.contrib.solver.common.solution_loader import SolutionLoader
 from pyomo.contrib.solver.common.util import NoOptimalSolutionError, NoSolutionError
 from pyomo.opt import TerminationCondition as LegacyTC
+from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..drivers import ALGORITHMS, DriverOptions, check_callback, run
@@ -256,11 +257,13 @@ class MulticonvexSolver(SolverBase):
             logger.setLevel(logging.INFO)
         ex = make_executor(config.executor)
         try:  # the driver loads the best point on any exit: an error midway leaves it in the model
-            res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
-                                              tol=config.tol, time_limit=left, prox=config.prox,
-                                              extrapolate=config.extrapolate, executor=ex,
-                                              verbose=bool(config.tee), progress=False, callback=config.callback,
-                                              words=words))
+            # Pyomo's `threads`: the BLAS/OpenMP threads of the whole run (block solves and the numpy around them)
+            with threadpool_limits(limits=config.threads or None):  # 0: as many as there are (Gurobi's 0)
+                res = run(form, x0, DriverOptions(algorithm=config.algorithm, max_iters=config.max_iters,
+                                                  tol=config.tol, time_limit=left, prox=config.prox,
+                                                  extrapolate=config.extrapolate, executor=ex,
+                                                  verbose=bool(config.tee), progress=False,
+                                                  callback=config.callback, words=words))
         finally:
             ex.close()
             if handler is not None:
