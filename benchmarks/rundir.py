@@ -110,8 +110,9 @@ def _bad_field(record: dict) -> str | None:
             return f"{key} is {value!r}, not a number or null"
     trajectory = record.get("trajectory")
     if trajectory is not None and not (isinstance(trajectory, list) and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                        for v in p) for p in trajectory)):
+            isinstance(p, list) and len(p) == 2 and all(v is None or (isinstance(v, (int, float)) and
+                                                                      not isinstance(v, bool)) for v in p)
+            for p in trajectory)):
         return "trajectory is not a list of [time, objective] pairs"
     for key in ("error", "worker", "message", "reference_note"):
         if record.get(key) is not None and not isinstance(record[key], str):
