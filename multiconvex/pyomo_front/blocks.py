@@ -84,6 +84,16 @@ def check_finite_data(objective, constraints: list, relations: list) -> None:
                 raise InvalidInputError(f"constraint {c.name} has a NaN {side} bound: fix the data before solving.")
 
 
+def row_violation(c, body: float) -> float:
+    """How far ``body`` (the value of constraint ``c``'s body) lies outside its bounds; ≤ 0 when it holds."""
+    worst = -math.inf
+    if c.has_lb():
+        worst = pyo.value(c.lower) - body
+    if c.has_ub():
+        worst = max(worst, body - pyo.value(c.upper))
+    return worst
+
+
 def check_constant_rows(constraints: list, tol: float) -> None:
     """Refuse a constraint whose variables are all fixed (or that has none) and that does not hold: no point is
     feasible (a run used to go to its iteration limit and end with ``inf``). Violations up to ``tol`` pass, as in
@@ -94,10 +104,9 @@ def check_constant_rows(constraints: list, tol: float) -> None:
         body = pyo.value(c.body, exception=False)
         if body is None:  # a fixed variable without a value: refused by name where the start point is read
             continue
-        lo = pyo.value(c.lower) if c.has_lb() else -math.inf
-        hi = pyo.value(c.upper) if c.has_ub() else math.inf
-        worst = max(lo - body, body - hi)
-        if worst > tol:
+        if row_violation(c, body) > tol:
+            lo = pyo.value(c.lower) if c.has_lb() else -math.inf
+            hi = pyo.value(c.upper) if c.has_ub() else math.inf
             raise InvalidInputError(
                 f"constraint {c.name} involves no free variable (its variables are fixed) and does not hold: body "
                 f"{body:.6g} outside [{lo:.6g}, {hi:.6g}]; no point is feasible. Unfix a variable, correct the data, "

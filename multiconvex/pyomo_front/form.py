@@ -32,7 +32,7 @@ from ..errors import InvalidInputError, LicenceError, SolverUnavailableError
 from ..solvers import dispatch
 from ..standard_form import Block, BlockSolution, Point, StandardForm
 from ..validation import as_float_array
-from .blocks import check_constant_rows, check_finite_data, model_vars, variable_blocks
+from .blocks import check_constant_rows, check_finite_data, model_vars, row_violation, variable_blocks
 from .compiled import CompiledModel
 from .cross_section import (
     PyomoCrossSection,
@@ -435,11 +435,7 @@ class PyomoForm(StandardForm):
         f = self.sense * float(pyo.value(self.objective.expr))
         viol = 0.0
         for c in self.constraints:
-            b = pyo.value(c.body)
-            if c.has_lb():
-                viol = max(viol, pyo.value(c.lower) - b)
-            if c.has_ub():
-                viol = max(viol, b - pyo.value(c.upper))
+            viol = max(viol, row_violation(c, pyo.value(c.body)))
         for r in self.relations:
             viol = max(viol, abs(r.output.value - max(pyo.value(r.input), 0.0)))
         for vd in self.vars:
