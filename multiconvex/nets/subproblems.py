@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from ..solvers.clarabel_native import exponential, nonneg
 from ..subproblem import BlockSubproblem, make_slots
 from .blocks import BlockData, LayerBlock
-from .network import Architecture
+from .network import BOUNDARY_TOL, Architecture
 
 
 @dataclass
@@ -76,15 +76,21 @@ def piece_rows(arch: Architecture, layer: int, data: BlockData) -> PieceRows | N
     * a larger block drops the later rows that do not involve it (exactly zero: the path from
       the block to that unit is dead at that sample).
 
-    A row that does not involve the block but that the piece violates (``h < 0``: possible on a
-    neighbouring piece across a boundary) makes the piece empty; it is kept as the constant row
-    ``0 ≥ 1``, so the backend's answer is "infeasible" — an answer, not a failure.
+    A row that does not involve the block has ``h ≥ 0`` on the point's own piece. On the neighbouring piece a flipped
+    boundary unit's row has ``h = −|z| ≈ 0``; the block cannot move it, and it is left out (as the batched path
+    does, :func:`multiconvex.nets.batched._later_intervals`): the piece taken keeps the units that do not depend on
+    the block on their side, and contains the point too. Only a row violated by more than the boundary tolerance
+    makes the piece empty; it is kept as the constant row ``0 ≥ 1``, so the backend's answer is "infeasible" — an
+    answer, not a failure. (An exact ``h < 0`` test proved neighbouring pieces empty that were not: a unit at
+    ``z = 2.2e-16``.)
     """
     own, G, h = _numpy(data.own), _numpy(data.G), _numpy(data.h)
     if own is None:
         return None
     g, N, c = own.shape
     p = g * c
+    # a row the block cannot move is violated only beyond this (a flipped boundary unit's h is −|z|, within it)
+    h_tol = BOUNDARY_TOL * max(1.0, float(np.abs(h).max())) if h is not None and h.size else 0.0
     if g == 1:
         W = own[0]
         lower = np.zeros(N)  # own: w_i ≥ 0
@@ -104,7 +110,7 @@ def piece_rows(arch: Architecture, layer: int, data: BlockData) -> PieceRows | N
                     ratio = -hj / alpha
                 lower = np.maximum(lower, np.where(alpha > 0, ratio, -np.inf).max(axis=1))
                 upper = np.minimum(upper, np.where(alpha < 0, ratio, np.inf).min(axis=1))
-                empty = empty or bool(np.any(hj[alpha == 0] < 0))
+                empty = empty or bool(np.any(hj[alpha == 0] < -h_tol))
         crossed = np.flatnonzero(lower > upper)
         C = dense_rows(np.vstack([W, W[crossed]]), p)
         lo = np.concatenate([lower, np.full(crossed.size, -np.inf)])
@@ -120,7 +126,7 @@ def piece_rows(arch: Architecture, layer: int, data: BlockData) -> PieceRows | N
             keep = np.flatnonzero(moves)
             parts.append(dense_rows(G[keep], p))
             lo.append(-h[keep]), up.append(np.full(keep.size, np.inf))
-            empty = bool(np.any(h[~moves] < 0))
+            empty = bool(np.any(h[~moves] < -h_tol))
         C = sp.vstack(parts, format="csr")
         lo, up = np.concatenate(lo), np.concatenate(up)
     if empty:
