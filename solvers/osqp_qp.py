@@ -43,6 +43,9 @@ STATUS_MAP: dict[str, str] = {
     "unsolved": st.SOLVER_ERROR,
 }
 
+#: OSQP's infinity (``OSQP_INFTY``): a side beyond it on the wrong side makes its setup refuse the data.
+OSQP_INFINITY = 1e30
+
 #: Tight defaults: block gaps are measured on the solution.
 DEFAULTS = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 100000, "polishing": True, "verbose": False}
 
@@ -77,6 +80,11 @@ class OsqpQP(MatrixSolver):
         legacy = _osqp_major() == 0
         if legacy and "polishing" in settings:  # OSQP < 1 calls it polish
             settings["polish"] = settings.pop("polishing")
+        if np.any(lo >= OSQP_INFINITY) or np.any(hi <= -OSQP_INFINITY):
+            # a side beyond OSQP's infinity (a row of a nearly flat unit, z >= 3e186): OSQP's setup refuses the
+            # data and prints an error; nothing to solve here, the next backend is tried
+            return MatrixOutcome(st.NUMERICAL_ERROR, None, 0.0, f"a finite bound beyond ±{OSQP_INFINITY:g}, OSQP's "
+                                 "infinity (not set up)", 0)
         t0 = time.perf_counter()
         solver = osqp.OSQP()
         solver.setup(sp.triu(sub.P_sparse(), format="csc"), sub.q, A, lo, hi, **settings)

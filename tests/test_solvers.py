@@ -360,3 +360,16 @@ def test_highs_prints_no_banner_on_stdout():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
+
+
+def test_osqp_does_not_set_up_a_bound_beyond_its_infinity(capfd):
+    """A side beyond ±1e30 (a nearly flat unit's row asks z >= 3e186) makes OSQP's setup print an error and refuse:
+    the backend says so without calling it, and the dispatcher's next backend takes the block."""
+    from multiconvex.solvers.osqp_qp import OsqpQP
+    from multiconvex.subproblem import BlockSubproblem
+
+    sub = BlockSubproblem.from_dense(np.eye(2), np.zeros(2), A=np.ones((1, 2)), l=np.array([3e186]),
+                                     u=np.array([7e202]))
+    out = OsqpQP().solve(sub, {}, None)
+    assert out.status == "numerical_error" and out.x is None and "infinity" in out.native_status
+    assert "ERROR" not in capfd.readouterr().err
