@@ -22,7 +22,7 @@ from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt.checks import check_scalar
 from multiconvex.nets import ACTIVATIONS, LOSSES, Architecture, resolve_device
 from multiconvex.nets.network import DTYPE
-from multiconvex.validation import check_random_state
+from multiconvex.validation import check_flag, check_random_state
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
@@ -121,7 +121,7 @@ class ReLUData(Estimator):
         check_scalar(self.weight_decay, name="weight_decay", where=where)
         slope = check_scalar(self.negative_slope, name="negative_slope", where=where) \
             if self.activation == "leaky_relu" else 0.0
-        return Architecture(tuple(sizes), loss, self.activation, slope, bool(self.bias))
+        return Architecture(tuple(sizes), loss, self.activation, slope, check_flag(self.bias, "bias", where=where))
 
     def _device(self, where: str | None = None) -> torch.device:
         try:
@@ -192,6 +192,9 @@ class ReLUData(Estimator):
         dev = self._device()
         Xt = torch.tensor(X, dtype=DTYPE, device=dev)  # a copy: X may be read-only (memmap)
         if arch.loss == "squared":
+            if np.asarray(y).dtype.kind not in "biuf":
+                raise InvalidInputError(f"{where}: y holds {np.asarray(y).dtype} values, not numbers: squared loss "
+                                        "regresses numbers (for class labels use ReLUClassifier, or loss='softmax').")
             T = y.reshape(len(y), -1).astype(float)
             if T.shape[1] != arch.sizes[-1]:
                 raise InvalidInputError(f"{where}: y has {T.shape[1]} columns, the network has "

@@ -52,8 +52,8 @@ def read_sequential(module: torch.nn.Module) -> tuple[dict[str, Any], list[np.nd
     mods = list(module.children()) if isinstance(module, torch.nn.Sequential) else [module]
     linears = [m for m in mods if isinstance(m, torch.nn.Linear)]
     acts = [m for m in mods if not isinstance(m, torch.nn.Linear)]
-    pattern_ok = all(isinstance(m, torch.nn.Linear) == (i % 2 == 0) for i, m in enumerate(mods)) and \
-        isinstance(mods[-1], torch.nn.Linear)
+    pattern_ok = bool(mods) and all(isinstance(m, torch.nn.Linear) == (i % 2 == 0) for i, m in enumerate(mods)) \
+        and isinstance(mods[-1], torch.nn.Linear)
     if not linears or not pattern_ok or not all(isinstance(a, (torch.nn.ReLU, torch.nn.LeakyReLU)) for a in acts):
         raise InvalidInputError("from_torch: expected nn.Sequential(Linear, ReLU, Linear, ..., Linear) "
                                 "with ReLU or LeakyReLU between the Linear layers.")
@@ -62,6 +62,10 @@ def read_sequential(module: torch.nn.Module) -> tuple[dict[str, Any], list[np.nd
     bias = {lin.bias is not None for lin in linears}
     if len(bias) > 1:
         raise InvalidInputError("from_torch: either every Linear layer has a bias or none does.")
+    for k, (a, b) in enumerate(zip(linears, linears[1:]), 1):
+        if b.in_features != a.out_features:
+            raise InvalidInputError(f"from_torch: Linear layer {k} has {a.out_features} outputs but layer {k + 1} "
+                                    f"takes {b.in_features} inputs: the layers do not chain.")
     sizes = [linears[0].in_features] + [lin.out_features for lin in linears]
     leaky = bool(acts) and isinstance(acts[0], torch.nn.LeakyReLU)
     has_bias = bias.pop()

@@ -48,7 +48,7 @@ from multiconvex.nets.hybrid import as_layer_steps, run_rounds
 from multiconvex.result import LimitWords
 from multiconvex.solvers import dispatch, problem_class, resolve
 from multiconvex.solvers.options import check_solver_options
-from multiconvex.validation import check_flag, check_int, check_number
+from multiconvex.validation import check_choice, check_flag, check_int, check_number, check_solver_spec
 
 from ._base import DEPRECATED, CvxpyModel, unchanged_on_error
 from ._relu_network_data import ReLUData, is_classification
@@ -256,6 +256,7 @@ class ReLUNetwork(ReLUData):
         opts["tol"] = check_number(opts["tol"], "tol", minimum=0.0, where=where)
         opts["time_limit"] = check_number(opts["time_limit"], "time_limit", minimum=0.0, strict=True,
                                           allow_none=True, where=where)
+        opts["solver"] = check_solver_spec(opts["solver"], "solver", where=where)
         return opts
 
     # -- training ------------------------------------------------------------------------------
@@ -313,6 +314,9 @@ class ReLUNetwork(ReLUData):
         self._device(where)  # and a device this machine lacks
         check_number(prox, "prox", minimum=0.0, where=where)
         check_flag(extrapolate, "extrapolate", where=where)
+        check_int(torch_threads, "torch_threads", minimum=1, allow_none=True, where=where)
+        check_int(budget, "budget", minimum=1, allow_none=True, where=where)
+        check_choice(lr_schedule, "lr_schedule", ("constant", "sqrt", "harmonic"), where=where)  # any algorithm
         seed = self._random_state(where)
         lr = self.lr if lr is None else lr
         batch_size = self.batch_size if batch_size is None else batch_size
@@ -385,15 +389,22 @@ class ReLUNetwork(ReLUData):
                     with _torch_threads(None):
                         res, params = run_gradient(arch, params0, Xt, Tt, float(self.weight_decay), gopts)
                     res.values = form.named_values(form.point_from_params(params))
-                    if certify and res.status not in ("time_limit", "interrupted"):
-                        t0 = _time.perf_counter()
-                        res.certificate = partial_minimum_certificate(form, form.point_from_params(params), tol, ex)
-                        res.info["certificate_time"] = _time.perf_counter() - t0
+                    left = None if opts["time_limit"] is None else opts["time_limit"] - res.total_time
+                    if certify and res.status not in ("time_limit", "interrupted") and (left is None or left > 0):
+                        t0 = _time.perf_counter()  # the certificate gets what is left of time_limit (a deadline)
+                        res.certificate = partial_minimum_certificate(form, form.point_from_params(params), tol, ex,
+                                                                      deadline=None if left is None else t0 + left)
+                        res.info["certificate_time"] = seconds = _time.perf_counter() - t0
+                        res.total_time += seconds  # the whole fit, as the time limit counts it
                         if res.certificate.is_partial_minimum:
                             res.status, res.message = "converged", res.message + "; the end point is a partial minimum"
+                        elif left is not None and seconds >= left:
+                            res.message += ("; time_limit cut the partial-minimum certificate short (the gaps not "
+                                            "computed are nan; .certificate(X, y) computes them)")
                     elif certify:  # a limit or Ctrl-C: return now, claim nothing (certify later with .certificate)
-                        res.message += ("; the partial-minimum certificate was not computed "
-                                        f"(the run ended {res.status})")
+                        ended = f"the run ended {res.status}" if res.status in ("time_limit", "interrupted") else \
+                            "no time left of time_limit"
+                        res.message += f"; the partial-minimum certificate was not computed ({ended})"
             finally:
                 ex.close()
         res.build_time = form.build_time
@@ -483,9 +494,11 @@ class ReLUNetwork(ReLUData):
         kink which two those are depends on the rounding of its pre-activation, so this and ``result_.certificate``
         can report different gaps there, never a different decision (the README's "What partial minimum says").
         """
-        solver = self.solver if solver is None else solver
-        tol = float(self.tol) if tol is None else tol
-        check_solver_options(solver_options, solver, where=f"{type(self).__name__}.certificate")
+        where = f"{type(self).__name__}.certificate"
+        solver = check_solver_spec(self.solver if solver is None else solver, "solver", where=where)
+        tol = check_number(self.tol if tol is None else tol, "tol", minimum=0.0, where=where)
+        check_int(budget, "budget", minimum=1, allow_none=True, where=where)
+        check_solver_options(solver_options, solver, where=where)
         arch, Xt, Tt = self._tensors(X, y, f"{type(self).__name__}.certificate", fit=False)
         form = self._form(arch, Xt, Tt, solver, block_size, solver_options, budget)
         return partial_minimum_certificate(form, form.point_from_params(self._params()), tol)

@@ -179,7 +179,16 @@ class Certificate:
 
     def __str__(self) -> str:
         gaps = ", ".join(f"{k}: {v:.3g}" for k, v in self.block_gaps.items())
-        verdict = "partial minimum" if self.is_partial_minimum else "NOT a partial minimum"
+        unknown = sum(math.isnan(g) for g in self.block_gaps.values())
+        above = sum(not math.isnan(g) and abs(g) > self.tolerance for g in self.block_gaps.values())
+        if self.is_partial_minimum:
+            verdict = "partial minimum"
+        elif not self.block_gaps:
+            verdict = "partial minimum not computed"
+        elif above:
+            verdict = "NOT a partial minimum"
+        else:  # every computed gap within the tolerance, some not computed: no claim either way
+            verdict = f"partial minimum not proven ({unknown} of {len(self.block_gaps)} block gaps not computed)"
         glob = "not computed" if self.global_optimal is None else str(self.global_optimal)
         text = f"{verdict} (block gaps {{{gaps}}} vs tol {self.tolerance:.3g}); global optimality: {glob}"
         if self.globalopt is not None:

@@ -93,7 +93,7 @@ def kinked_regression_data(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarra
 
 def small_relu_net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "squared"):
     """A small ReLU network on smooth synthetic targets: ``(arch, params, X, T)``, float64, CPU; ``params`` are
-    fresh copies (tests may change them in place); one target column (broadcast over several outputs)."""
+    fresh copies (tests may change them in place); one target column, repeated for each output."""
     import torch  # lazy: most test modules do not need torch
 
     from multiconvex.nets import Architecture, init_params
@@ -101,7 +101,7 @@ def small_relu_net(sizes=(2, 6, 6, 1), n: int = 40, seed: int = 0, loss: str = "
     arch = Architecture(sizes, loss=loss)
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
-    T = torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]
+    T = (torch.sin(X[:, :1]) + X[:, -1:] * X[:, :1]).repeat(1, sizes[-1])
     params = [(W.clone(), b.clone()) for W, b in init_params(arch, seed, X.device)]
     return arch, params, X, T
 

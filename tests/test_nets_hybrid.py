@@ -229,7 +229,7 @@ def test_fit_refuses_layer_steps_where_they_do_not_apply():
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_the_normal_equations_and_woodbury_give_the_same_layer_step(n, layer):
     arch, params, X, T = _net(sizes=(2, 6, 6, 2), n=n)
-    T = torch.cat([T, X[:, :1] - X[:, 1:]], dim=1)
+    T = torch.cat([T[:, :1], X[:, :1] - X[:, 1:]], dim=1)
     _, pre, _ = forward(arch, params, X)
     if layer < 2:  # a sample on a boundary: the step keeps it there on both paths
         params[layer][1][0] -= pre[layer][1, 0]

@@ -32,9 +32,9 @@ import torch
 
 from ..drivers import check_callback
 from ..result import Callback, Certificate, HistoryEntry, LimitWords, Result
-from ..validation import check_choice, check_int, check_number
+from ..validation import check_choice, check_int, check_number, check_seed
 from .diagnostics import normalised_curvature, region_test
-from .network import Architecture, Params, objective
+from .network import Architecture, Params, check_data, objective
 
 logger = logging.getLogger("multiconvex")
 
@@ -76,6 +76,7 @@ def check_gradient_options(opts: GradientOptions) -> None:
     check_number(opts.time_limit, "time_limit", minimum=0.0, allow_none=True, where=where)
     check_int(opts.log_every, "log_every", minimum=1, where=where)
     check_number(opts.momentum, "momentum", minimum=0.0, where=where)
+    check_seed(opts.seed, "seed", where=where)
     check_callback(opts.callback)
 
 
@@ -121,6 +122,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     ``log_every`` iterations.
     """
     check_gradient_options(opts)
+    check_data(arch, X, T, where="run_gradient", params=params0, weight_decay=weight_decay)
     # the clock starts before the optimiser is made: torch imports its compiler stack on the first one (about 2 s,
     # once a process), time the caller's limit covers
     t0 = time.perf_counter()

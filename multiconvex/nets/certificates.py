@@ -17,6 +17,7 @@ gradient-basis gap (K&K Thm 1).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -25,15 +26,17 @@ import torch
 from torch.func import jacrev, vmap
 
 from ..drivers import NOTHING_BELOW
+from ..errors import InvalidInputError
 from ..result import Certificate
 from ..solvers import dispatch, problem_class, resolve, solve_cvxpy
 from ..standard_form import Point, gap_over_adjacent_pieces
 from ..tolerance import gap_tolerance
+from ..validation import check_int, check_number
 from .form import NetForm
-from .network import Architecture, Params, data_loss, flatten, forward, unflatten
+from .network import Architecture, Params, check_data, data_loss, flatten, forward, unflatten
 
 
-def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str, float]:
+def block_gaps(form, point: Point, executor=None, tol: float = 1e-6, deadline: float | None = None) -> dict[str, float]:
     """``F(point) − optimum`` of every block subproblem of ``form`` (``nan`` where a solve failed, the
     neighbouring piece's included unless it was proven empty).
 
@@ -45,28 +48,62 @@ def block_gaps(form, point: Point, executor=None, tol: float = 1e-6) -> dict[str
     :mod:`multiconvex.nets.adjacent`, boundary entries taken as exactly on their kink and paid for where they are
     not). Where the form has no bound (layer blocks) the claim stays a partial minimum on the point's own piece and
     its neighbour (R&R Def 5.8; README, "What partial minimum says for a network").
+
+    ``deadline`` (``time.perf_counter()`` seconds): no block is prepared or solved after it (solved here one after
+    another; with an ``executor`` the backends get the time left), and the gaps not computed are ``nan``.
     """
     f, _ = form.evaluate(point)
     floor = gap_tolerance(tol, f)  # the certificate's tolerance: a gap below −floor is an inaccurate solve (nan)
-    indices = list(range(len(form.blocks)))
-    run = executor.map if executor is not None else (lambda fn, xs: [fn(x) for x in xs])
-    boundary = {i: form.prepare(i, point) for i in indices}
-    best = {s.block: s for s in run(form.solve_prepared, indices)}
-    flips = [i for i in indices if boundary[i]]
-    for i in flips:
-        form.prepare(i, point, flip_boundary=True)
-    unsolved: set[int] = set()  # a neighbouring piece neither solved nor proven empty: its block's gap is unknown
-    for s in run(form.solve_prepared, flips) if flips else ():
-        if not s.ok and s.status not in NOTHING_BELOW:  # proofs (unproven claims are numerical errors)
-            unsolved.add(s.block)
-        if s.ok and (not best[s.block].ok or s.value < best[s.block].value):
-            best[s.block] = s
+
+    def past() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
+    def in_time(i: int):  # solve one prepared block, unless the deadline has passed
+        return None if past() else form.solve_prepared(i)
+
+    if deadline is not None:  # the backends' own limit: what is left (wall clock, as the drivers hand it)
+        form.set_deadline(time.time() + max(0.0, deadline - time.perf_counter()))
+    try:
+        indices = list(range(len(form.blocks)))
+        boundary: dict[int, bool] = {}
+        for i in indices:
+            if past():
+                break
+            boundary[i] = form.prepare(i, point)
+        prepared = list(boundary)
+        if executor is not None:
+            best = {s.block: s for s in executor.map(form.solve_prepared, prepared)}
+        else:
+            best = {s.block: s for s in map(in_time, prepared) if s is not None}
+        flips = []
+        for i in prepared:
+            if boundary[i] and i in best and not past():
+                form.prepare(i, point, flip_boundary=True)
+                flips.append(i)
+        unsolved = {i for i in prepared if boundary[i] and i in best and i not in flips}  # neighbour not solved
+        if executor is not None:
+            flipped = list(executor.map(form.solve_prepared, flips)) if flips else []
+        else:
+            flipped = [in_time(i) for i in flips]
+        for i, s in zip(flips, flipped):
+            if s is None or (not s.ok and s.status not in NOTHING_BELOW):  # proofs (unproven claims: errors)
+                unsolved.add(i)
+            elif s.ok and (not best[i].ok or s.value < best[i].value):
+                best[i] = s
+    finally:
+        if deadline is not None:
+            form.set_deadline(None)
     gaps: dict[str, float] = {}
     for i in indices:
+        if i not in best:  # not solved before the deadline
+            gaps[form.blocks[i].name] = math.nan
+            continue
         s = best[i]
         known = s.ok and s.status == "optimal" and i not in unsolved
         gap = f - s.value if known else math.nan
         if gap < -floor:  # the optimum above the objective: a wrong solve certifies nothing (as the drivers)
+            gap = math.nan
+        if past() and -floor <= gap <= floor:  # certifying it needs the bound over the adjacent pieces: no time
             gap = math.nan
         gaps[form.blocks[i].name] = gap_over_adjacent_pieces(form, i, point, gap, floor)[0]
     return gaps
@@ -104,6 +141,8 @@ def certificate(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Te
     >>> certificate(arch, init_params(arch, 0, X.device), X, T, 1e-3).is_partial_minimum
     False
     """
+    check_data(arch, X, T, where="certificate", params=params, weight_decay=weight_decay)
+    check_number(tol, "tol", minimum=0.0, where="certificate")
     plan = dispatch.make_plan(solver)
     form = NetForm(arch, X, T, weight_decay, plan=plan, block_size=block_size,
                    resolve_class=lambda cls, name: resolve(solver, cls, matrix_level=True),
@@ -111,7 +150,8 @@ def certificate(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Te
     return partial_minimum_certificate(form, form.point_from_params(params), tol, executor)
 
 
-def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=None) -> Certificate:
+def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=None,
+                                deadline: float | None = None) -> Certificate:
     """Block gaps at ``point`` compared with ``tol · |F|`` (the drivers' relative tolerance,
     :func:`multiconvex.tolerance.gap_tolerance`).
 
@@ -123,9 +163,12 @@ def partial_minimum_certificate(form, point: Point, tol: float = 1e-6, executor=
         The weights, as a point of ``form``.
     tol : float
         Relative tolerance.
+    deadline : float, optional
+        ``time.perf_counter()`` seconds after which no block is solved (its gap ``nan``: not computed).
     """
+    check_number(tol, "tol", minimum=0.0, where="partial_minimum_certificate")
     f, _ = form.evaluate(point)
-    return Certificate.from_gaps(block_gaps(form, point, executor, tol), gap_tolerance(tol, f))
+    return Certificate.from_gaps(block_gaps(form, point, executor, tol, deadline), gap_tolerance(tol, f))
 
 
 @dataclass(frozen=True)
@@ -163,6 +206,12 @@ def parameter_jacobian(arch: Architecture, params: Params, X: torch.Tensor, *, t
     ``chunk · n_out · n_params`` entries. ``trainable`` (layer indices, 0-based) restricts the
     columns to those layers' parameters (e.g. only the last layer for a fixed-feature model).
     """
+    check_int(chunk, "chunk", minimum=1, where="parameter_jacobian")
+    if trainable is not None and (isinstance(trainable, (str, bytes)) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < arch.n_layers for k in trainable)):
+        raise InvalidInputError(f"parameter_jacobian: trainable={trainable!r}: give layer indices "
+                                f"0..{arch.n_layers - 1}"
+                                " (0-based).")
     theta = flatten(params).detach()
     sizes = [W.numel() + (b.numel() if b is not None else 0) for W, b in params]
     starts = np.cumsum([0] + sizes)
@@ -198,6 +247,7 @@ def gradient_basis_gap(arch: Architecture, params: Params, X: torch.Tensor, T: t
     >>> gradient_basis_gap(arch, init_params(arch, 0, X.device), X, T).gap > 0
     True
     """
+    check_data(arch, X, T, where="gradient_basis_gap", params=params)
     with torch.no_grad():
         out = forward(arch, params, X)[0]
         loss = float(data_loss(arch, out, T))

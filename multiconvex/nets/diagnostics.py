@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .network import Architecture, Params, data_loss, forward, objective
+from ..errors import InvalidInputError
+from .network import Architecture, Params, check_data, data_loss, forward, objective
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,14 @@ def region_test(arch: Architecture, params: Params, X: torch.Tensor, T: torch.Te
     >>> rt.theta_max, rt.in_region
     (0.4, True)
     """
+    check_data(arch, X, T, where="region_test", params=params, weight_decay=weight_decay)
     H = arch.hidden
     with torch.no_grad():
         loss = float(data_loss(arch, forward(arch, params, X)[0], T)) if arch.loss == "squared" else \
             float(0.5 * ((forward(arch, params, X)[0] - T) ** 2).sum(1).mean())
     r = float(X.norm(dim=1).max())
     wn = spectral_norm(params)
-    lhs = math.sqrt(max(loss, 0.0)) * wn ** (H - 1)
+    lhs = math.sqrt(max(loss, 0.0)) * wn ** (H - 1) if H > 0 else 0.0  # no hidden layer: convex, nothing to test
     denom = math.sqrt(2.0) * H * (H + 1) * r if H > 0 else math.inf
     theta = region_theta(max(loss, 0.0), wn, H, r, weight_decay) if H > 0 else weight_decay
     return RegionTest(theta_max=float(theta), in_region=bool(theta > 0), loss=loss, r=r, H=H, w_norm=wn,
@@ -127,6 +129,9 @@ def lambda_threshold(X, T, H: int) -> LambdaThreshold:
     >>> round(t.threshold, 6)  # ℓ(0) = 1/8, r = 1: (2 · 2² · 1/8)^{1/2} = 1
     1.0
     """
+    if isinstance(H, bool) or not isinstance(H, int) or H < 1:
+        raise InvalidInputError(f"lambda_threshold: H={H!r}: give the number of hidden layers, an integer >= 1 (with "
+                                "none the problem is convex and every λ >= 0 will do).")
     X = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X, dtype=float)
     T = np.asarray(T.detach().cpu() if torch.is_tensor(T) else T, dtype=float).reshape(len(X), -1)
     r = float(np.linalg.norm(X, axis=1).max())
@@ -143,6 +148,7 @@ def normalised_curvature(arch: Architecture, params: Params, X: torch.Tensor, T:
     through the graph of the first), so ``gᵀ∇‖g‖² / ‖g‖²`` needs no Hessian. Returns ``nan``
     where ``g = 0``.
     """
+    check_data(arch, X, T, where="normalised_curvature", params=params, weight_decay=weight_decay)
     leaves = [t.detach().clone().requires_grad_(True) for W, b in params for t in ((W, b) if b is not None else (W,))]
     it = iter(leaves)
     p = [(next(it), next(it) if b is not None else None) for _, b in params]

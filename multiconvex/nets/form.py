@@ -52,7 +52,7 @@ from .adjacent import layer_kinks
 from .batched import boundary_units, piece_context, unit_batch
 from .blocks import ENTRY_BUDGET, BlockData, block_boundary, block_data, make_blocks
 from .incremental import ForwardCache
-from .network import DTYPE, Architecture, Params, init_params
+from .network import DTYPE, Architecture, Params, check_data, init_params
 from .smooth_conic import ConicBlocks
 from .smooth_units import WarmStarts, smooth_batch, solve_smooth_units
 from .subproblems import block_problem_class, block_values, squared_subproblem
@@ -105,6 +105,7 @@ class NetForm(StandardForm):
                  backends_for=None, block_size: int | str | None = "auto", budget: int = ENTRY_BUDGET,
                  solver_options: Mapping[str, Any] | None = None, resolve_class=None,
                  plan: dispatch.Plan | None = None):
+        check_data(arch, X, T, where="NetForm", weight_decay=weight_decay)
         self.arch, self.X, self.T = arch, X, T
         self.weight_decay = float(weight_decay)
         self.device = X.device

@@ -20,12 +20,14 @@ argument: the same code runs on CPU and CUDA.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import InvalidInputError
 from ..pieces import BOUNDARY_TOL  # one tolerance for every front end; the test itself stays in torch below
+from ..validation import check_flag, check_number, check_seed
 
 LOSSES = ("squared", "logistic", "softmax")
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -60,6 +62,25 @@ class Architecture:
             return alive
         return alive + (1.0 - alive) * self.negative_slope
 
+    def __post_init__(self) -> None:
+        where = "Architecture"
+        sizes = self.sizes
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2 or any(
+                isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
+            raise InvalidInputError(f"{where}: sizes={sizes!r}: give the layer sizes (d, n_1, ..., n_L) as at least "
+                                    "two positive integers.")
+        object.__setattr__(self, "sizes", tuple(int(n) for n in sizes))
+        if self.loss not in LOSSES:
+            raise InvalidInputError(f"{where}: loss={self.loss!r}; use one of {', '.join(LOSSES)}.")
+        if self.activation not in ACTIVATIONS:
+            raise InvalidInputError(f"{where}: activation={self.activation!r}; use one of {', '.join(ACTIVATIONS)} "
+                                    "(the network must be piecewise linear in its pre-activations).")
+        # the slope below 0 is ``negative_slope`` whatever the activation's name (the estimators pass 0 for "relu")
+        object.__setattr__(self, "negative_slope", check_number(self.negative_slope, "negative_slope", where=where))
+        object.__setattr__(self, "bias", check_flag(self.bias, "bias", where=where))
+        if self.loss == "logistic" and self.sizes[-1] != 1:
+            raise InvalidInputError(f"{where}: logistic loss needs one output, got sizes[-1]={self.sizes[-1]}.")
+
     def n_params(self) -> int:
         return sum(n * (m + int(self.bias)) for m, n in zip(self.sizes[:-1], self.sizes[1:]))
 
@@ -78,9 +99,62 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return out
 
 
+def check_data(arch: Architecture, X: Any, T: Any, *, where: str, params: Params | None = None,
+               weight_decay: Any = None) -> None:
+    """Refuse, before any work, data the network functions would misread: ``X`` ``(N, d)`` and ``T`` ``(N, n_out)``
+    float64 torch tensors on one device, finite, ``N >= 1`` (a ``T`` of shape ``(N,)`` would broadcast against the
+    ``(N, 1)`` output into an ``(N, N)`` loss); ``params`` of the architecture's shapes on that device;
+    ``weight_decay`` a finite number ``>= 0``."""
+    d, n_out = arch.sizes[0], arch.sizes[-1]
+    for name, t, cols in (("X", X, d), ("T", T, n_out)):
+        if not isinstance(t, torch.Tensor):
+            raise InvalidInputError(f"{where}: {name} is a {type(t).__name__}: give a torch tensor "
+                                    f"(torch.as_tensor({name}, dtype=torch.float64)).")
+        if t.dtype != DTYPE:
+            raise InvalidInputError(f"{where}: {name} has dtype {t.dtype}: give float64 ({name}.double()); the "
+                                    "certificates' rounding bounds are for float64.")
+        if t.ndim != 2 or t.shape[1] != cols or t.shape[0] < 1:
+            what = "encoded targets (encode_targets(arch, y))" if name == "T" else "inputs"
+            raise InvalidInputError(f"{where}: {name} has shape {tuple(t.shape)}; expected (N, {cols}) {what}, "
+                                    f"N >= 1, for sizes {arch.sizes}.")
+        if t.device != X.device:
+            raise InvalidInputError(f"{where}: T is on {t.device}, X on {X.device}: put both on one device.")
+        if not bool(torch.isfinite(t).all()):
+            raise InvalidInputError(f"{where}: {name} has NaN or infinite entries.")
+    if T.shape[0] != X.shape[0]:
+        raise InvalidInputError(f"{where}: X has {X.shape[0]} rows, T {T.shape[0]}: give one target row per sample.")
+    if weight_decay is not None:
+        check_number(weight_decay, "weight_decay", minimum=0.0, where=where)
+    if params is not None:
+        check_params(arch, params, X.device, where=where)
+
+
+def check_params(arch: Architecture, params: Params, device: torch.device, *, where: str) -> None:
+    """``params`` as the architecture has them: ``(W_k, b_k)`` per layer, shapes ``(n_k, n_{k-1})`` and ``(n_k,)`` (or
+    ``None`` without biases), float64 on ``device``, finite."""
+    if not isinstance(params, (list, tuple)) or len(params) != arch.n_layers:
+        got = f"{type(params).__name__} of length {len(params)}" if hasattr(params, "__len__") else \
+            type(params).__name__
+        raise InvalidInputError(f"{where}: params must be a list of {arch.n_layers} (W, b) pairs for sizes "
+                                f"{arch.sizes}, got a {got}.")
+    for k, (pair, m, n) in enumerate(zip(params, arch.sizes[:-1], arch.sizes[1:]), 1):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InvalidInputError(f"{where}: layer {k} of params is not a (W, b) pair (b None without biases).")
+        W, b = pair
+        shapes = (("W", W, (n, m)), ("b", b, (n,))) if arch.bias else (("W", W, (n, m)),)
+        if not arch.bias and b is not None:
+            raise InvalidInputError(f"{where}: layer {k} has a bias but the architecture has bias=False.")
+        for name, t, shape in shapes:
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != DTYPE or t.device != device:
+                got = f"{tuple(t.shape)} {t.dtype} on {t.device}" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise InvalidInputError(f"{where}: layer {k}'s {name} is {got}; expected {shape} float64 on {device}.")
+            if not bool(torch.isfinite(t).all()):
+                raise InvalidInputError(f"{where}: layer {k}'s {name} has NaN or infinite entries.")
+
+
 def init_params(arch: Architecture, seed: int | None, device: torch.device) -> Params:
     """torch's ``nn.Linear`` default scale: ``U(−1/√fan_in, 1/√fan_in)``, seeded with numpy (device-independent)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, where="init_params"))
     params: Params = []
     for m, n in zip(arch.sizes[:-1], arch.sizes[1:]):
         bound = 1.0 / np.sqrt(m)
@@ -128,6 +202,9 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 def sample_losses(loss: str, out: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
     """``ℓ(f_i, t_i)`` per sample, ``(N,)`` (targets ``T`` encoded as in :func:`encode_targets`): ``½‖f − t‖²``,
     ``Σ_o log(1 + e^{−t_o f_o})`` or ``logsumexp(f) − tᵀf``."""
+    if out.shape != T.shape:  # (N, 1) against (N,) would broadcast to an (N, N) loss: a wrong number, no error
+        raise InvalidInputError(f"the targets have shape {tuple(T.shape)} and the outputs {tuple(out.shape)}: give "
+                                "targets of the outputs' shape (N, n_out), e.g. encode_targets(arch, y).")
     if loss == "squared":
         return 0.5 * ((out - T) ** 2).sum(dim=1)
     if loss == "logistic":
@@ -197,5 +274,5 @@ def encode_targets(arch: Architecture, y: np.ndarray, classes: np.ndarray | None
 
 
 __all__ = ["Architecture", "Params", "LOSSES", "ACTIVATIONS", "DTYPE", "BOUNDARY_TOL", "resolve_device",
-           "init_params", "forward", "sample_losses", "data_loss", "objective", "sq_norm", "patterns_at",
-           "boundary_mask", "flatten", "unflatten", "encode_targets", "softplus"]
+           "check_data", "check_params", "init_params", "forward", "sample_losses", "data_loss", "objective",
+           "sq_norm", "patterns_at", "boundary_mask", "flatten", "unflatten", "encode_targets", "softplus"]
