@@ -19,7 +19,9 @@ from multiconvex.nets import (
     Architecture,
     GradientOptions,
     NetForm,
+    adjacent_bounds,
     certificate,
+    forward,
     gradient_basis_gap,
     init_params,
     lambda_threshold,
@@ -27,6 +29,7 @@ from multiconvex.nets import (
     parameter_jacobian,
     region_test,
     run_gradient,
+    unit_batch,
 )
 from multiconvex.nets.certificates import partial_minimum_certificate
 from multiconvex.result import Certificate
@@ -98,6 +101,8 @@ def test_an_architecture_the_network_cannot_be_is_refused(kwargs, match):
     (lambda: certificate(ARCH, P, X, T, -1.0), "weight_decay=-1"),
     (lambda: list(parameter_jacobian(ARCH, P, X, trainable=[5])), "trainable"),
     (lambda: list(parameter_jacobian(ARCH, P, X, chunk=0)), "chunk"),
+    (lambda: unit_batch(ARCH, P, T, 0, *forward(ARCH, P, X)[1:], units=[9]), r"units \[9\]"),
+    (lambda: adjacent_bounds(ARCH, P, T, 5, *forward(ARCH, P, X)[1:], 1e-2), "layer=5"),
 ])
 def test_bad_arguments_of_the_network_functions_are_refused_by_name(call, match):
     with pytest.raises(InvalidInputError, match=match):

@@ -104,7 +104,7 @@ from .adjacent_smooth import MAX_WORK, SmoothSamples
 from .adjacent_terms import keeps_curvature, loss_gradient, off_kink_terms
 from .adjacent_unit import MAX_CONCAVE, PER_SIDE_CONCAVE, AdjacentBound, UnitKinks
 from .adjacent_walls import own_piece_walls
-from .network import LOSSES, Architecture, Params
+from .network import LOSSES, Architecture, Params, check_layer_units
 from .piece_context import abs_stats, piece_sign, with_ones
 from .torch_threads import one_torch_thread
 
@@ -197,6 +197,7 @@ def adjacent_bounds(arch: Architecture, params: Params, T: torch.Tensor, layer: 
     >>> b.n_kinks, b.bound >= 0
     (2, True)
     """
+    check_layer_units(arch, layer, units, where="adjacent_bounds")
     kinks = layer_kinks(arch, params, T, layer, pre, inputs, weight_decay, units)
     return [AdjacentBound(None) if kk is None else kk.bound(tol, max_concave) for kk in kinks]
 

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from .network import Architecture, Params
+from .network import Architecture, Params, check_layer_units
 from .piece_context import AbsStats, PieceContext, _own_side, abs_stats, boundary_units, piece_context, with_ones
 from .torch_threads import one_torch_thread
 
@@ -322,6 +322,7 @@ def unit_batch(arch: Architecture, params: Params, T: torch.Tensor, layer: int, 
     What :mod:`~multiconvex.nets.piece_context` keeps for every caller (``[a, 1]``, ``|z|`` statistics) is made as
     normal tensors.
     """
+    check_layer_units(arch, layer, units, where="unit_batch")
     # one torch thread for small tensors: see torch_threads
     with one_torch_thread(T.device, T.shape[0] * max(arch.sizes)), torch.inference_mode():
         return _unit_batch(arch, params, T, layer, pre, inputs, units, flip_boundary, chunk_entries, context, gram)

@@ -152,6 +152,18 @@ def check_params(arch: Architecture, params: Params, device: torch.device, *, wh
                 raise InvalidInputError(f"{where}: layer {k}'s {name} has NaN or infinite entries.")
 
 
+def check_layer_units(arch: Architecture, layer: Any, units: Any, *, where: str) -> None:
+    """``layer`` a layer index ``0..L-1`` and ``units`` (a list of unit indices; tensors are not read, they stay on
+    their device) within it: an index outside used to give an empty batch or an ``IndexError``."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < arch.n_layers:
+        raise InvalidInputError(f"{where}: layer={layer!r}: give a layer index 0..{arch.n_layers - 1} (0-based).")
+    if isinstance(units, (list, tuple)):
+        n = arch.sizes[int(layer) + 1]
+        bad = [u for u in units if isinstance(u, bool) or not isinstance(u, (int, np.integer)) or not 0 <= u < n]
+        if bad:
+            raise InvalidInputError(f"{where}: units {bad} are not units of layer {layer} (0..{n - 1}).")
+
+
 def init_params(arch: Architecture, seed: int | None, device: torch.device) -> Params:
     """torch's ``nn.Linear`` default scale: ``U(−1/√fan_in, 1/√fan_in)``, seeded with numpy (device-independent)."""
     rng = np.random.default_rng(check_seed(seed, where="init_params"))
@@ -274,5 +286,6 @@ def encode_targets(arch: Architecture, y: np.ndarray, classes: np.ndarray | None
 
 
 __all__ = ["Architecture", "Params", "LOSSES", "ACTIVATIONS", "DTYPE", "BOUNDARY_TOL", "resolve_device",
-           "check_data", "check_params", "init_params", "forward", "sample_losses", "data_loss", "objective",
-           "sq_norm", "patterns_at", "boundary_mask", "flatten", "unflatten", "encode_targets", "softplus"]
+           "check_data", "check_params", "check_layer_units", "init_params", "forward", "sample_losses", "data_loss",
+           "objective", "sq_norm", "patterns_at", "boundary_mask", "flatten", "unflatten", "encode_targets",
+           "softplus"]
