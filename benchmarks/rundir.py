@@ -184,8 +184,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def _temporary(path: Path, mode: str, **kwargs: Any):
-    """A new file beside ``path`` (a unique name: two writers never share it), for an atomic replacement."""
+    """A new file beside ``path`` (a unique name: two writers never share it), for an atomic replacement, with the
+    permissions an ``open`` would give it (``mkstemp`` makes it 0600, which ``os.replace`` would keep)."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    umask = os.umask(0)
+    os.umask(umask)
+    if hasattr(os, "fchmod"):  # POSIX; elsewhere mkstemp's mode is the platform's default
+        os.fchmod(fd, 0o666 & ~umask)
     return Path(name), os.fdopen(fd, mode, **kwargs)
 
 

@@ -21,8 +21,8 @@ from sklearn.utils.validation import column_or_1d
 from multiconvex.errors import InvalidInputError
 from multiconvex.globalopt.checks import check_scalar
 from multiconvex.nets import ACTIVATIONS, LOSSES, Architecture, resolve_device
-from multiconvex.nets.network import DTYPE
-from multiconvex.validation import check_flag, check_random_state
+from multiconvex.nets.network import DTYPE, as_flag
+from multiconvex.validation import check_random_state
 
 from ._base import DEPRECATED, Estimator, NotFittedError
 
@@ -121,7 +121,7 @@ class ReLUData(Estimator):
         check_scalar(self.weight_decay, name="weight_decay", where=where)
         slope = check_scalar(self.negative_slope, name="negative_slope", where=where) \
             if self.activation == "leaky_relu" else 0.0
-        return Architecture(tuple(sizes), loss, self.activation, slope, check_flag(self.bias, "bias", where=where))
+        return Architecture(tuple(sizes), loss, self.activation, slope, as_flag(self.bias, "bias", where=where))
 
     def _device(self, where: str | None = None) -> torch.device:
         try:

@@ -453,8 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="outer iterations per case (default: the problem's own)")
     bench.add_argument("--tol", type=_nonneg("--tol"),
                        help=f"stopping tolerance of our block methods, the DMCP-style loop and scikit-learn's NMF "
-                            f"(default {DEFAULT_TOL:g}); the torch peers stop when a step gains at most 1e-12 relative "
-                            "(or at --time-limit), grow and the convex reformulation use their own defaults")
+                            f"(default {DEFAULT_TOL:g}); the torch peers run their own rule (GD: a step that "
+                            "gains at most 1e-12 relative; Adam: none) for at most 3,000 steps or --time-limit; grow "
+                            "and the convex reformulation use their own defaults")
     bench.add_argument("--out", help="run directory (default: runs/SUITE-TIMESTAMP)")
     bench.add_argument("--resume", action="store_true",
                        help="finish the run in --out: re-read its options, skip finished cases (with --list: its "

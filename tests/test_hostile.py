@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import cvxpy as cp
@@ -365,6 +367,17 @@ def test_resume_counts_the_errors_of_earlier_sessions_and_exits_1(run_copy, caps
     assert code == 1
     assert "0 cases run, 1 already done, 1 in the suite; 1 errors (1 recorded by earlier sessions)" in out
     assert f"error (earlier session): {ONE_CASE_ID}" in out and "delete its line" in out
+
+
+def test_run_files_get_the_permissions_the_umask_gives(tmp_path):
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert main([*ONE_CASE, "--out", str(out)]) == EXIT_OK
+    finally:
+        os.umask(old)
+    for name in ("run.json", "results.csv", "results.jsonl"):  # mkstemp's 0600 made the first two unreadable to others
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 
 def test_a_second_bench_into_a_run_directory_in_use_exits_4_and_writes_nothing(run_copy, capsys):

@@ -132,6 +132,12 @@ def test_estimator_options_are_checked_before_any_solve(make, fit_kwargs, match)
         make().fit(Xn, yn, **fit_kwargs)
 
 
+def test_bias_takes_bools_and_the_integers_0_and_1():
+    assert ReLURegressor([2], max_iter=2, bias=1, random_state=0).fit(Xn, yn).intercepts_ is not None
+    assert ReLURegressor([2], max_iter=2, bias=0, random_state=0).fit(Xn, yn).intercepts_ is None
+    assert Architecture((3, 4, 1), bias=np.int64(0)).bias is False
+
+
 def test_a_regressor_refuses_labels_that_are_not_numbers():
     with pytest.raises(InvalidInputError, match="not numbers"):
         ReLURegressor([2], max_iter=2).fit(Xn, np.array(list("ab" * 15)))

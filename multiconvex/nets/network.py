@@ -77,7 +77,7 @@ class Architecture:
                                     "(the network must be piecewise linear in its pre-activations).")
         # the slope below 0 is ``negative_slope`` whatever the activation's name (the estimators pass 0 for "relu")
         object.__setattr__(self, "negative_slope", check_number(self.negative_slope, "negative_slope", where=where))
-        object.__setattr__(self, "bias", check_flag(self.bias, "bias", where=where))
+        object.__setattr__(self, "bias", as_flag(self.bias, "bias", where=where))
         if self.loss == "logistic" and self.sizes[-1] != 1:
             raise InvalidInputError(f"{where}: logistic loss needs one output, got sizes[-1]={self.sizes[-1]}.")
 
@@ -97,6 +97,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise InvalidInputError(f"device={device!r}: this torch has no CUDA device (torch {torch.__version__}, "
                                 "CUDA available: False); use device='auto' (CUDA when present, else CPU) or 'cpu'.")
     return out
+
+
+def as_flag(value: Any, name: str, *, where: str) -> bool:
+    """A bool, or the integers 0 / 1 (what a config file or ``nn.Linear(bias=1)``-style code passes), as a bool;
+    anything else (``"no"`` was taken as True) refused by name."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value in (0, 1):
+        return bool(value)
+    return check_flag(value, name, where=where)
 
 
 def check_data(arch: Architecture, X: Any, T: Any, *, where: str, params: Params | None = None,
@@ -286,6 +294,6 @@ def encode_targets(arch: Architecture, y: np.ndarray, classes: np.ndarray | None
 
 
 __all__ = ["Architecture", "Params", "LOSSES", "ACTIVATIONS", "DTYPE", "BOUNDARY_TOL", "resolve_device",
-           "check_data", "check_params", "check_layer_units", "init_params", "forward", "sample_losses", "data_loss",
-           "objective", "sq_norm", "patterns_at", "boundary_mask", "flatten", "unflatten", "encode_targets",
-           "softplus"]
+           "as_flag", "check_data", "check_params", "check_layer_units", "init_params", "forward", "sample_losses",
+           "data_loss", "objective", "sq_norm", "patterns_at", "boundary_mask", "flatten", "unflatten",
+           "encode_targets", "softplus"]
