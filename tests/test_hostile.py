@@ -182,13 +182,18 @@ CORRUPT_RUN_JSON = {
 @pytest.mark.parametrize("text", CORRUPT_RUN_JSON.values(), ids=CORRUPT_RUN_JSON.keys())
 def test_a_damaged_run_json_exits_4_and_changes_nothing(command, text, run_copy, capsys):
     (run_copy / "run.json").write_text(text)
-    before = _snapshot(run_copy)
-    argv = ["bench", "--resume", "--out", str(run_copy), "--quiet"] if command == "resume" else \
-        ["report", str(run_copy), "--quiet"]
+    _refused_unchanged(command, run_copy, capsys, "run.json")
+
+
+def _refused_unchanged(command: str, run_dir: Path, capsys, *names: str) -> None:
+    """``bench --resume`` or ``report`` on ``run_dir`` exits 4 with one line naming ``names``, and changes nothing."""
+    before = _snapshot(run_dir)
+    argv = ["bench", "--resume", "--out", str(run_dir), "--quiet"] if command == "resume" else \
+        ["report", str(run_dir), "--quiet"]
     code, err = _cli(argv, capsys)
     assert code == EXIT_RUN_DIR
-    _one_clear_line(err, "run.json")
-    assert _snapshot(run_copy) == before
+    _one_clear_line(err, *names)
+    assert _snapshot(run_dir) == before
 
 
 CORRUPT_LINES = {"a list": "[1, 2]", "a number": "3", "a string": '"x"', "null": "null",
@@ -210,13 +215,7 @@ CORRUPT_LINES = {"a list": "[1, 2]", "a number": "3", "a string": '"x"', "null":
 def test_a_results_line_that_is_not_a_record_exits_4_naming_the_line(command, line, run_copy, capsys):
     with (run_copy / "results.jsonl").open("a") as fh:
         fh.write(line + "\n")
-    before = _snapshot(run_copy)
-    argv = ["bench", "--resume", "--out", str(run_copy), "--quiet"] if command == "resume" else \
-        ["report", str(run_copy), "--quiet"]
-    code, err = _cli(argv, capsys)
-    assert code == EXIT_RUN_DIR
-    _one_clear_line(err, "results.jsonl line 2")
-    assert _snapshot(run_copy) == before
+    _refused_unchanged(command, run_copy, capsys, "results.jsonl line 2")
 
 
 def test_report_on_a_missing_directory_exits_4_and_creates_nothing(tmp_path, capsys):
@@ -323,13 +322,7 @@ DAMAGED_OPTIONS = {
 def test_a_run_json_with_bad_options_exits_4_and_runs_nothing(command, edit, run_copy, capsys):
     _edit_run_json(run_copy, lambda meta: edit(meta["options"]))
     (run_copy / "results.jsonl").write_text("")  # its one case has no record: a resume would run it
-    before = _snapshot(run_copy)
-    argv = ["bench", "--resume", "--out", str(run_copy), "--quiet"] if command == "resume" else \
-        ["report", str(run_copy), "--quiet"]
-    code, err = _cli(argv, capsys)
-    assert code == EXIT_RUN_DIR
-    _one_clear_line(err, "run.json")
-    assert _snapshot(run_copy) == before
+    _refused_unchanged(command, run_copy, capsys, "run.json")
 
 
 DAMAGED_CASES = {
