@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import multiconvex as mc  # at call time: the core may import the model zoo
 from multiconvex.errors import InvalidInputError
+from multiconvex.nets.baselines import GRADIENT_ALGORITHMS
 from multiconvex.result import LimitWords
 
 __all__ = ["CvxpyModel", "DEPRECATED", "Estimator", "NotFittedError", "solve_model", "unchanged_on_error"]
@@ -55,7 +56,7 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     ``NMF`` warn at their ``max_iter``), or stalled without a certificate: the returned point is the best so far,
     its certificate in ``result_.certificate``."""
     if result.status == "stalled":  # the run's message says why; a gradient run's own stop (grad_tol) is no warning
-        if getattr(result, "algorithm", None) not in ("gd", "sgd", "adam"):
+        if getattr(result, "algorithm", None) not in GRADIENT_ALGORITHMS:
             warnings.warn(f"{type(estimator).__name__}: the fit ended stalled ({result.message}); its end point is "
                           "not certified (result_.certificate).", ConvergenceWarning, stacklevel=stacklevel)
         return

@@ -91,7 +91,7 @@ class ReLUNetwork(ReLUData):
     Minimises ``F(θ) = (1/N) Σ ℓ(f(x_i; θ), y_i) + (λ/2)‖θ‖²`` (``λ = weight_decay``, on every
     parameter, biases included). ``algorithm`` picks iterated convex optimization over layer blocks
     (``"jacobi"``: R&R Def 7.1, best of all block solves; ``"gauss-seidel"``: blocks in turn) or a
-    torch baseline (``"gd"``, ``"sgd"``, ``"adam"``); every algorithm returns the same
+    torch baseline (``"gd"``, ``"sgd"``, ``"adam"``, ``"lbfgs"``); every algorithm returns the same
     :class:`multiconvex.Result` in ``result_`` with the partial-minimum certificate of its end point.
     A regressor for ``loss="squared"``, a classifier otherwise (scikit-learn's tags follow ``loss``);
     `ReLURegressor` and `ReLUClassifier` fix the loss.
@@ -117,7 +117,7 @@ class ReLUNetwork(ReLUData):
     hidden_layer_sizes : sequence of int, default (16,)
         Widths of the hidden layers (``()``: a linear model). Smaller than ``MLPRegressor``'s (100,):
         every hidden unit (or group of units) is a convex block solve per sweep.
-    algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam", "adam+gauss-seidel", ...}
+    algorithm : {"gauss-seidel", "jacobi", "gd", "sgd", "adam", "lbfgs", "adam+gauss-seidel", "lbfgs+gauss-seidel", ...}
         A block driver, a gradient baseline, or ``"<gradient>+<block driver>"``: the gradient method for
         ``max_iter`` epochs, then block sweeps from its end point (at most ``block_iters``) until
         the partial-minimum certificate holds (:mod:`multiconvex.nets.hybrid`).
@@ -130,7 +130,8 @@ class ReLUNetwork(ReLUData):
         ``weight_decay > 0`` or ``prox > 0``), else ``clarabel-native`` on the exponential-cone
         program. Also used for the certificate of a gradient run.
     max_iter : int, default 100
-        Outer iterations (block drivers), steps (``gd``) or epochs (``sgd``, ``adam``).
+        Outer iterations (block drivers), steps (``gd``), quasi-Newton iterations (``lbfgs``: torch's ``LBFGS``,
+        strong-Wolfe line search) or epochs (``sgd``, ``adam``).
     tol : float, default 1e-6
         Relative tolerance of the block gaps (``tol · |F|``, no absolute floor).
     time_limit : float or None
@@ -144,7 +145,7 @@ class ReLUNetwork(ReLUData):
         (:class:`multiconvex.nets.GradientOptions`).
     batch_size : int, "auto" or None, default "auto"
         Minibatch size of ``sgd`` and ``adam``: ``"auto"`` is ``min(200, N)`` as in ``MLPRegressor``; ``None`` the
-        full batch; ``gd`` always takes the full batch.
+        full batch; ``gd`` and ``lbfgs`` always take the full batch (as ``MLPRegressor``'s ``lbfgs``).
     block_iters : int, default 1000
         Hybrids (``"adam+gauss-seidel"`` ...): sweeps of the block phase at most (``max_iter`` counts the gradient
         phase's epochs, ``time_limit`` the whole run).

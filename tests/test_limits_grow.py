@@ -135,7 +135,7 @@ def net_problem(N: int = 2000):
     return arch, init_params(arch, 0, torch.device("cpu")), X, T
 
 
-@pytest.mark.parametrize("algorithm", ["gd", "sgd", "adam"])
+@pytest.mark.parametrize("algorithm", ["gd", "sgd", "adam", "lbfgs"])
 def test_a_gradient_run_returns_within_five_percent_or_one_step_of_its_limit(algorithm):
     arch, params0, X, T = net_problem()
     limit = 0.5

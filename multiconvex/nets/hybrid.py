@@ -1,4 +1,4 @@
-"""Gradient phase, then block phase: ``algorithm="adam+gauss-seidel"`` (any of gd/sgd/adam, then any block driver).
+"""Gradient phase, then block phase: ``algorithm="adam+gauss-seidel"`` (gd, sgd, adam or lbfgs, then a block driver).
 
 A gradient method gets close to a good point cheaply but never says where it stopped; the block
 drivers certify a point (every block gap at rounding level, R&R Def 5.8) but crawl from a random
