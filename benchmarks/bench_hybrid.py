@@ -14,7 +14,8 @@ not computed (a neighbouring piece neither solved nor proven empty).
 Run (from the repository root): ``python -m benchmarks.bench_hybrid [--quick] [--factor 5] [--only hybrid|pure]``
 -> ``benchmarks/results/hybrid_layer_steps.json``; ``--only long [--long-seconds 240]`` (not in ``all``): rounds with
 the default layer steps from Adam's end point for minutes, and the end point's gaps per layer
-(``hybrid_layer_steps_long.json``).
+(``hybrid_layer_steps_long.json``); ``--only lbfgs [--long-seconds 60]`` (not in ``all``): torch's L-BFGS as a
+peer and as the first phase (:func:`lbfgs_runs`, ``hybrid_lbfgs.json``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import platform
 import torch
 
 from multiconvex.drivers import DriverOptions, run
-from multiconvex.nets import GradientOptions, NetForm, init_params
+from multiconvex.nets import GradientOptions, NetForm, init_params, objective, run_gradient
 from multiconvex.nets.certificates import certificate
 from multiconvex.nets.hybrid import LayerSteps, run_hybrid, run_rounds
+from multiconvex.nets.network import flatten, unflatten
 
 from .bench_relu import _adam, _diabetes, _time_to  # the README rows' setup (data, Adam), reused
 
@@ -72,8 +74,9 @@ def _largest(cert) -> float:
 def _summary(res, params, arch, Xt, Tt, t_adam: float, f_adam: float) -> dict:
     hist = [(h.time, h.objective) for h in res.history]
     cert = res.certificate
-    if cert is None or any(math.isnan(g) for g in cert.block_gaps.values()):
-        cert = certificate(arch, params, Xt, Tt, 1e-4)  # the run's time limit came before its certifying pass
+    if cert is None or not cert.block_gaps or any(math.isnan(g) for g in cert.block_gaps.values()):
+        # the run's time limit came before its certifying pass, or a gradient run (which certifies nothing itself)
+        cert = certificate(arch, params, Xt, Tt, 1e-4)
     layer_steps = res.info.get("layer_steps", [])
     return {"seconds": res.total_time, "ratio_to_adam": res.total_time / t_adam, "objective": res.objective,
             "objective_at_2x_adam": _objective_at(hist, 2 * t_adam), "status": res.status,
@@ -156,12 +159,59 @@ def long_run(arch, Xt, Tt, adam_params, t_adam: float, seconds: float) -> dict:
     return out
 
 
+def _grad_norm(arch, params, Xt, Tt) -> float:
+    theta = flatten(params).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(objective(arch, unflatten(arch, theta), Xt, Tt, 1e-4), theta)
+    return float(g.norm())
+
+
+def lbfgs_runs(arch, Xt, Tt, dev, adam_params, t_adam: float, f_adam: float, factor: float,
+               long_seconds: float) -> dict:
+    """torch's L-BFGS (``algorithm="lbfgs"``, full batch, strong Wolfe) as a peer and as a first phase: from the
+    seeded start and from Adam's end point with ``factor`` × Adam's time in all; ``lbfgs+gauss-seidel`` (L-BFGS for
+    Adam's time, then the Gauss–Seidel driver); and L-BFGS alone for ``long_seconds`` from the seeded start with
+    the end point's gradient norm and certificate: how far from a partial minimum the best full-space
+    quasi-Newton method still is."""
+    out: dict = {}
+
+    def lbfgs(params0, seconds: float):
+        return run_gradient(arch, params0, Xt, Tt, 1e-4, GradientOptions("lbfgs", max_iters=10**7, time_limit=seconds))
+
+    for label, params0, shift in (("lbfgs from the seeded start", init_params(arch, 0, dev), 0.0),
+                                  ("adam, then lbfgs", adam_params, t_adam)):
+        res, params = lbfgs(params0, factor * t_adam - shift)
+        out[label] = {**_summary(_shifted(res, shift), params, arch, Xt, Tt, t_adam, f_adam),
+                      "objective_at_1x_adam": _objective_at([(h.time, h.objective) for h in res.history], t_adam),
+                      "grad_norm": res.info["grad_norm"], "restarts": res.info["restarts"]}
+        print(label, out[label], flush=True)
+    form = NetForm(arch, Xt, Tt, 1e-4)
+    res, params = run_hybrid(form, init_params(arch, 0, dev), GradientOptions("lbfgs", max_iters=10**7,
+                                                                               time_limit=t_adam),
+                             DriverOptions("gauss-seidel", max_iters=100_000, time_limit=factor * t_adam))
+    out["lbfgs+gauss-seidel (lbfgs for Adam's time)"] = {**_summary(res, params, arch, Xt, Tt, t_adam, f_adam),
+                                                         "gradient_phase_seconds": res.info["phases"][0]["time"]}
+    print("lbfgs+gauss-seidel", out["lbfgs+gauss-seidel (lbfgs for Adam's time)"], flush=True)
+    res, params = lbfgs(init_params(arch, 0, dev), long_seconds)
+    cert = certificate(arch, params, Xt, Tt, 1e-4)
+    hist = [(h.time, h.objective) for h in res.history]
+    out["long"] = {"seconds": long_seconds, "ratio_to_adam": long_seconds / t_adam, "status": res.status,
+                   "objective": res.objective, "iterations": res.iterations, "restarts": res.info["restarts"],
+                   "grad_norm": _grad_norm(arch, params, Xt, Tt),
+                   "objective_every_tenth": hist[::max(1, len(hist) // 10)] + [hist[-1]],
+                   "partial_minimum": bool(cert.is_partial_minimum), "max_block_gap": _largest(cert),
+                   "tolerance": float(cert.tolerance),
+                   "blocks_above_tolerance": sum(g > cert.tolerance for g in cert.block_gaps.values())}
+    print("lbfgs long", out["long"], flush=True)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="2× Adam's time per run instead of --factor")
     ap.add_argument("--factor", type=float, default=5.0, help="each run's time limit as a multiple of Adam's time")
-    ap.add_argument("--only", default="all", choices=["all", "hybrid", "pure", "long"])
-    ap.add_argument("--long-seconds", type=float, default=240.0, help="'long': seconds of rounds after Adam")
+    ap.add_argument("--only", default="all", choices=["all", "hybrid", "pure", "long", "lbfgs"])
+    ap.add_argument("--long-seconds", type=float, default=None,
+                    help="'long': seconds of rounds after Adam (240); 'lbfgs': seconds of its long L-BFGS run (60)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -183,11 +233,13 @@ def main(argv=None) -> dict:
     if a.only in ("all", "pure"):
         report["gauss-seidel"] = pure(arch, Xt, Tt, dev, t_adam, f_adam, factor)
     if a.only == "long":  # not part of "all": minutes of rounds
-        report["long"] = long_run(arch, Xt, Tt, adam_params, t_adam, a.long_seconds)
+        report["long"] = long_run(arch, Xt, Tt, adam_params, t_adam, a.long_seconds or 240.0)
+    if a.only == "lbfgs":  # not part of "all" either
+        report["lbfgs"] = lbfgs_runs(arch, Xt, Tt, dev, adam_params, t_adam, f_adam, factor, a.long_seconds or 60.0)
     report["load_average_end"] = os.getloadavg()
     OUT.mkdir(exist_ok=True)
-    path = pathlib.Path(a.out) if a.out else OUT / ("hybrid_layer_steps_long.json" if a.only == "long"
-                                                    else "hybrid_layer_steps.json")
+    name = {"long": "hybrid_layer_steps_long.json", "lbfgs": "hybrid_lbfgs.json"}.get(a.only, "hybrid_layer_steps.json")
+    path = pathlib.Path(a.out) if a.out else OUT / name
     path.write_text(json.dumps(report, indent=1, default=float))
     return report
 
