@@ -234,9 +234,11 @@ def main(argv=None) -> dict:
     if a.only in ("all", "pure"):
         report["gauss-seidel"] = pure(arch, Xt, Tt, dev, t_adam, f_adam, factor)
     if a.only == "long":  # not part of "all": minutes of rounds
-        report["long"] = long_run(arch, Xt, Tt, adam_params, t_adam, a.long_seconds or 240.0)
+        seconds = 240.0 if a.long_seconds is None else a.long_seconds
+        report["long"] = long_run(arch, Xt, Tt, adam_params, t_adam, seconds)
     if a.only == "lbfgs":  # not part of "all" either
-        report["lbfgs"] = lbfgs_runs(arch, Xt, Tt, dev, adam_params, t_adam, f_adam, factor, a.long_seconds or 60.0)
+        seconds = 60.0 if a.long_seconds is None else a.long_seconds
+        report["lbfgs"] = lbfgs_runs(arch, Xt, Tt, dev, adam_params, t_adam, f_adam, factor, seconds)
     report["load_average_end"] = os.getloadavg()
     OUT.mkdir(exist_ok=True)
     name = {"long": "hybrid_layer_steps_long.json", "lbfgs": "hybrid_lbfgs.json"}.get(a.only, "hybrid_layer_steps.json")

@@ -55,8 +55,11 @@ def warn_unconverged(estimator: Any, result: Any, stacklevel: int = 3) -> None:
     """scikit-learn's ``ConvergenceWarning`` when a fit stopped at ``max_iter`` or ``time_limit`` (as ``MLP*`` and
     ``NMF`` warn at their ``max_iter``), or stalled without a certificate: the returned point is the best so far,
     its certificate in ``result_.certificate``."""
-    if result.status == "stalled":  # the run's message says why; a gradient run's own stop (grad_tol) is no warning
-        if getattr(result, "algorithm", None) not in GRADIENT_ALGORITHMS:
+    if result.status == "stalled":  # the run's message says why; a gradient run's own stop (grad_tol, or no descent
+        # left at a gradient of rounding size: info["stop"]) is no warning; an L-BFGS run stopped at a kink is one
+        own_stop = (getattr(result, "algorithm", None) in GRADIENT_ALGORITHMS
+                    and (getattr(result, "info", None) or {}).get("stop") in ("grad_tol", "rounding"))
+        if not own_stop:
             warnings.warn(f"{type(estimator).__name__}: the fit ended stalled ({result.message}); its end point is "
                           "not certified (result_.certificate).", ConvergenceWarning, stacklevel=stacklevel)
         return

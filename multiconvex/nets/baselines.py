@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..drivers import check_callback
+from ..errors import InvalidInputError
 from ..result import Callback, Certificate, HistoryEntry, LimitWords, Result
 from ..validation import check_choice, check_int, check_number, check_seed
 from .diagnostics import normalised_curvature, region_test
@@ -58,7 +59,7 @@ class GradientOptions:
     algorithm: str = "adam"
     lr: float | None = None  # default: 0.1 for gd/sgd, 1e-3 for adam, 1 for lbfgs (the line search's first trial step)
     lr_schedule: str = "constant"
-    batch_size: int | None = None  # None: full batch (always for gd)
+    batch_size: int | None = None  # None: full batch (always for gd and lbfgs)
     max_iters: int = 1000  # gd: steps; lbfgs: quasi-Newton iterations; sgd/adam: epochs
     grad_tol: float = 0.0
     time_limit: float | None = None
@@ -87,6 +88,12 @@ def check_gradient_options(opts: GradientOptions) -> None:
     check_number(opts.momentum, "momentum", minimum=0.0, where=where)
     check_seed(opts.seed, "seed", where=where)
     check_callback(opts.callback)
+    if opts.algorithm == "lbfgs" and opts.lr_schedule != "constant":
+        raise InvalidInputError(f"{where}: lr_schedule={opts.lr_schedule!r} with algorithm='lbfgs': its line search "
+                                "chooses every step (lr is only the first trial step); use lr_schedule='constant'.")
+    if opts.algorithm == "lbfgs" and opts.momentum:
+        raise InvalidInputError(f"{where}: momentum={opts.momentum!r} with algorithm='lbfgs': momentum applies to "
+                                "gd and sgd only; drop it.")
 
 
 def _lr(opts: GradientOptions) -> float:
@@ -142,13 +149,17 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
         it = iter(leaves)
         return [(next(it), next(it) if arch.bias else None) for _ in params0]
 
+    def evaluate() -> torch.Tensor:  # the full-batch objective at the current point
+        return objective(arch, as_params(), X, T, weight_decay)
+
     lr = _lr(opts)
     optim: torch.optim.Optimizer
     if opts.algorithm == "adam":
         optim = torch.optim.Adam(leaves, lr=lr)
     elif opts.algorithm == "lbfgs":
-        # one iteration a step, its line search up to 25 evaluations (torch limits it to max_eval, which defaults
-        # to 1.25 × max_iter: 1 here, no line search at all); torch's own stopping rules off (grad_tol is ours)
+        # one iteration a step, its line search up to 25 evaluations: torch (2.5 on) passes the line search
+        # max_ls = max_eval - evaluations so far, and max_eval defaults to 1.25 × max_iter, 1 here: no line search
+        # at all; torch's own stopping rules off (grad_tol is ours)
         optim = torch.optim.LBFGS(leaves, lr=lr, max_iter=1, max_eval=26, tolerance_grad=0.0, tolerance_change=0.0,
                                   line_search_fn="strong_wolfe")
     else:
@@ -172,7 +183,8 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
     status, message = "iteration_limit", opts.words.iterations(opts.max_iters)
     grad_norm = math.nan
     carried: torch.Tensor | None = None  # the objective at the current point, its gradient in .grad (full batch)
-    closure: _LBFGSClosure | None = None  # lbfgs: the last step's closure
+    grad_here = False  # grad_norm is the current point's (full batch)
+    stop = None  # why a run ended "stalled": "grad_tol", "rounding" (no descent left, ‖∇F‖ at rounding) or "kink"
     restarted, restarts = False, 0  # lbfgs: memory just cleared after a failed line search; how often
     it = 0
     try:
@@ -180,38 +192,31 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
             if full:
                 if carried is None:
                     optim.zero_grad()
-                    F = objective(arch, as_params(), X, T, weight_decay)
+                    F = evaluate()
                     F.backward()
-                else:  # evaluated, with its gradient, when the previous iteration was logged
+                else:  # evaluated, with its gradient, by the logging or the line search of the iteration before
                     F, carried = carried, None
                 best.offer(float(F.detach()), it - 1, leaves)  # the objective of the iterate before this step
-                grad_norm = float(torch.sqrt(sum((p.grad ** 2).sum() for p in leaves)))
+                grad_norm, grad_here = _norm_of_grads(leaves), True
                 if grad_norm <= opts.grad_tol:
-                    status, message = "stalled", f"‖∇F‖ = {grad_norm:.3g} <= grad_tol={opts.grad_tol}"
+                    status, message, stop = "stalled", f"‖∇F‖ = {grad_norm:.3g} <= grad_tol={opts.grad_tol}", "grad_tol"
                     history.append(HistoryEntry(it, time.perf_counter() - t0, float(F.detach()), None, math.nan, 0.0))
                     break
                 if opts.algorithm == "lbfgs":
-                    before = [t.detach().clone() for t in leaves]
-                    closure = _LBFGSClosure(F, lambda: objective(arch, as_params(), X, T, weight_decay), optim,
-                                            leaves)
-                    optim.step(closure)
-                    if all(torch.equal(a, t) for a, t in zip(before, leaves)):
-                        if not restarted:  # a kink of the piecewise objective: forget the curvature pairs, once
-                            optim.state.clear()
-                            restarted, restarts = True, restarts + 1
-                        else:
-                            status, message = "stalled", (
-                                f"L-BFGS's line search found no lower point along its direction nor, after a "
-                                f"restart, along -∇F (‖∇F‖ = {grad_norm:.3g}: not a stationary point but a kink of "
-                                "the network's piecewise objective next to it; a block driver or a hybrid goes on "
-                                "from it)")
-                            history.append(HistoryEntry(it, time.perf_counter() - t0, float(F.detach()), None,
-                                                        math.nan, 0.0))
-                            break
-                    else:
-                        restarted = False
+                    moved, carried = _lbfgs_step(optim, F, evaluate, leaves)
+                    if not moved and restarted:  # no step with sufficient decrease, even along -∇F
+                        stop = "rounding" if grad_norm <= _ROUNDING * max(1.0, abs(float(F.detach()))) else "kink"
+                        status, message = "stalled", _no_descent_message(stop, grad_norm)
+                        history.append(HistoryEntry(it, time.perf_counter() - t0, float(F.detach()), None,
+                                                    math.nan, 0.0))
+                        break
+                    if not moved:  # forget the curvature pairs: steepest descent next, once
+                        optim.state.clear()
+                        restarts += 1
+                    restarted = not moved
                 else:
                     optim.step()
+                grad_here = False
             else:
                 perm = torch.randperm(N, generator=gen).to(X.device)
                 for s in range(0, N, opts.batch_size):
@@ -225,10 +230,9 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 sched.step()
             if it % opts.log_every == 0 or it == opts.max_iters:
                 if full:  # the next iteration starts from this evaluation (its gradient kept in .grad)
-                    carried = closure.at() if closure is not None else None
                     if carried is None:
                         optim.zero_grad()
-                        carried = objective(arch, as_params(), X, T, weight_decay)
+                        carried = evaluate()
                         carried.backward()
                     f = float(carried.detach())
                 else:
@@ -237,7 +241,8 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 history.append(HistoryEntry(it, time.perf_counter() - t0, f, None, math.nan, 0.0))
                 best.offer(f, it, leaves)
                 if not math.isfinite(f):
-                    status, message = "solver_failure", "the objective diverged (lower lr)"
+                    status, message = "solver_failure", ("the objective is not finite" if opts.algorithm == "lbfgs"
+                                                         else "the objective diverged (lower lr)")
                     break
                 if opts.record_diagnostics:
                     p = [(W.detach(), b.detach() if b is not None else None) for W, b in as_params()]
@@ -253,6 +258,10 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                 break
     except KeyboardInterrupt:
         status, message = "interrupted", "interrupted by the user (Ctrl-C)"
+        carried = None  # an evaluation the interrupt cut short leaves no gradient to trust
+    if full and not grad_here:  # the gradient at the last iterate (the loop's is at the point before its last step)
+        grad_norm = (_norm_of_grads(leaves) if carried is not None
+                     else _grad_norm_at(arch, leaves, len(params0), X, T, weight_decay))
     params = [(W.detach(), b.detach() if b is not None else None) for W, b in as_params()]
     with torch.no_grad():
         f = float(objective(arch, params, X, T, weight_decay))
@@ -273,10 +282,48 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                  certificate=Certificate({}, 0.0, False), algorithm=opts.algorithm, message=message,
                  info={"lr": lr, "lr_schedule": opts.lr_schedule, "batch_size": None if full else opts.batch_size,
                        "grad_norm": grad_norm, "last_grad_norm": last_grad_norm, "best_iteration": best_iteration,
-                       **({"restarts": restarts} if opts.algorithm == "lbfgs" else {})})
+                       "stop": stop, **({"restarts": restarts} if opts.algorithm == "lbfgs" else {})})
     if opts.record_diagnostics:
         res.info["milne"] = {k: np.asarray(v) for k, v in diag.items()}
     return res, params
+
+
+#: ‖∇F‖ at or below this times ``max(1, |F|)`` is rounding: a line search that finds no descent there has converged
+_ROUNDING = math.sqrt(np.finfo(np.float64).eps)
+
+
+def _norm_of_grads(leaves: list[torch.Tensor]) -> float:
+    """‖∇F‖ from the leaves' ``.grad`` (those of the last backward)."""
+    return float(torch.sqrt(sum((t.grad ** 2).sum() for t in leaves if t.grad is not None)))
+
+
+def _lbfgs_step(optim: torch.optim.Optimizer, F: torch.Tensor, evaluate, leaves: list[torch.Tensor]
+                ) -> tuple[bool, torch.Tensor | None]:
+    """One L-BFGS iteration from the point of ``F`` (its gradient in ``.grad``): whether the point moved, and the
+    objective at the new point when the line search's last evaluation was there (gradient in ``.grad``), else
+    ``None``. Ctrl-C inside the line search puts the point back where the iteration started (torch leaves it at
+    the trial point being evaluated) and propagates."""
+    before = [t.detach().clone() for t in leaves]
+    closure = _LBFGSClosure(F, evaluate, optim, leaves)
+    try:
+        optim.step(closure)
+    except KeyboardInterrupt:
+        with torch.no_grad():
+            for t, b in zip(leaves, before):
+                t.copy_(b)
+        raise
+    if all(torch.equal(a, t) for a, t in zip(before, leaves)):
+        return False, None
+    return True, closure.at()
+
+
+def _no_descent_message(stop: str, grad_norm: float) -> str:
+    said = ("L-BFGS's line search found no step with sufficient decrease along its direction nor, after a restart, "
+            f"along -∇F (‖∇F‖ = {grad_norm:.3g}")
+    if stop == "rounding":
+        return f"{said}: stationary to rounding)"
+    return (f"{said}: not a stationary point but a kink of the network's piecewise objective next to it; a block "
+            "driver or a hybrid goes on from it)")
 
 
 class _LBFGSClosure:
