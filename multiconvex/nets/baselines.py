@@ -8,7 +8,7 @@ comparison is honest. ``gd`` is full batch with a fixed step or a non-summable d
 quasi-Newton iteration per step, the objective and gradient of each iterate reused by its line search (one
 function evaluation an iteration when the unit step is accepted). On small data sets it is the stronger
 peer (as scikit-learn's MLP documentation says of its ``lbfgs`` solver): diabetes ``[10, 64, 64, 1]`` reaches
-Adam's 300-epoch objective in 0.14× Adam's (warm) time (``benchmarks/bench_hybrid.py --only lbfgs``). At a kink
+Adam's 300-epoch objective in 0.13× Adam's (warm) time (``benchmarks/bench_hybrid.py --only lbfgs``). At a kink
 of the piecewise objective its line search can fail; the memory is then cleared once (steepest descent), and a
 second failure ends the run ``"stalled"``, saying so (``info["restarts"]`` counts the restarts).
 The run stops early when ``‖∇F‖ ≤ grad_tol``. Milne's diagnostics (normalised second derivative
