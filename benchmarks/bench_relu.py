@@ -42,6 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from multiconvex.drivers import DriverOptions, run
 from multiconvex.models import ReLUNetwork, datasets
@@ -220,9 +221,9 @@ def backend_paths_markdown(out: dict) -> str:
 # -- ours against Adam and GD ----------------------------------------------------------------------
 def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs: int, gd_steps: int,
             gd_lr: float, device: str, solver: str = "auto") -> dict:
-    """Ours (Gauss–Seidel over unit blocks, and ``adam+gauss-seidel``) against Adam and full-batch GD, every end
-    point certified with the same unit blocks and ``solver`` (default ``auto``: DAQP / closed form for squared
-    loss)."""
+    """Ours (Gauss–Seidel over unit blocks, and ``adam+gauss-seidel``) against Adam, full-batch GD and torch's
+    L-BFGS (full batch, for Adam's time), every end point certified with the same unit blocks and ``solver``
+    (default ``auto``: DAQP / closed form for squared loss)."""
     # the solver and blocks of the certificates, and of our runs
     common = dict(hidden_layer_sizes=list(sizes[1:-1]), loss=loss, weight_decay=1e-4, device=device, solver=solver,
                   random_state=0)
@@ -231,6 +232,10 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
         X, y, lr=1e-3, batch_size=64, block_size="unit")
     nets["gd"] = ReLUNetwork(algorithm="gd", max_iter=gd_steps, **common).fit(
         X, y, lr=gd_lr, log_every=10, block_size="unit")
+    with warnings.catch_warnings():  # its time limit is the point here, not a failure to converge
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nets["lbfgs"] = ReLUNetwork(algorithm="lbfgs", max_iter=10**7, time_limit=nets["adam"].result_.history[-1].time,
+                                    **common).fit(X, y, block_size="unit")
     nets["ours (gauss-seidel)"] = ReLUNetwork(algorithm="gauss-seidel", max_iter=10_000, time_limit=ours_time,
                                               **common).fit(X, y, block_size="unit")
     # Adam's epochs, then unit-block sweeps until certified or the same time limit
@@ -254,7 +259,7 @@ def compare(name: str, sizes, loss: str, X, y, *, ours_time: float, adam_epochs:
             "time_to_adam_objective": _time_to(hist, target), "history": hist,
         }
     t_adam = runs["adam"]["time"]
-    for label in ("gd", "ours (gauss-seidel)", "ours (adam+gauss-seidel)"):
+    for label in ("gd", "lbfgs", "ours (gauss-seidel)", "ours (adam+gauss-seidel)"):
         runs[label]["ratio_to_adam"] = runs[label]["time_to_adam_objective"] / t_adam
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, entry in runs.items():
