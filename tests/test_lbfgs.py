@@ -126,9 +126,9 @@ def _grad_norm(arch, params, X, T, weight_decay: float) -> float:
 def test_the_gradient_norm_reported_is_the_returned_points(algorithm, log_every):
     """``info["grad_norm"]`` was the norm at the point before the last step (badly off for an L-BFGS step)."""
     arch, params0, X, T = _problem()
-    res, params = run_gradient(arch, params0, X, T, 1e-3, GradientOptions(algorithm, max_iters=60, lr=None if
-                                                                           algorithm == "lbfgs" else 0.01,
-                                                                           log_every=log_every))
+    lr = None if algorithm == "lbfgs" else 0.01  # adam without batch_size: the full batch
+    opts = GradientOptions(algorithm, max_iters=60, lr=lr, log_every=log_every)
+    res, params = run_gradient(arch, params0, X, T, 1e-3, opts)
     assert res.info["best_iteration"] == res.iterations  # the last iterate is the point returned here
     assert res.info["grad_norm"] == pytest.approx(_grad_norm(arch, params, X, T, 1e-3), rel=1e-9)
 
