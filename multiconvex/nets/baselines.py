@@ -237,7 +237,7 @@ def run_gradient(arch: Architecture, params0: Params, X: torch.Tensor, T: torch.
                     f = float(carried.detach())
                 else:
                     with torch.no_grad():
-                        f = float(objective(arch, as_params(), X, T, weight_decay))
+                        f = float(evaluate())
                 history.append(HistoryEntry(it, time.perf_counter() - t0, f, None, math.nan, 0.0))
                 best.offer(f, it, leaves)
                 if not math.isfinite(f):
